@@ -1,0 +1,49 @@
+/**
+ * Options every CLI command shares, and the wrapper that turns a thrown error into a clear
+ * message (or JSON) and an exit code.
+ */
+import type { Command } from 'commander';
+import { CliConfigSchema, loadConfig, type CliConfig } from '../../shared/config.js';
+import { CliClient } from '../client.js';
+import { printError } from '../output.js';
+
+export interface GlobalFlags {
+  broker?: string;
+  prefix?: string;
+  config?: string;
+  json?: boolean;
+  timeout?: string;
+}
+
+/** Adds --broker, --json, --config, --prefix and --timeout to a command. */
+export function withClientOptions(cmd: Command): Command {
+  return cmd
+    .option('--broker <url>', 'broker URL (env CUTTER_BROKER, default mqtt://127.0.0.1:1883)')
+    .option('--json', 'print JSON for scripts')
+    .option('--config <path>', 'config file (env CUTTER_CONFIG)')
+    .option('--prefix <prefix>', 'topic prefix (default cutter)')
+    .option('--timeout <ms>', 'how long to wait for the broker and controller, ms (default 5000)');
+}
+
+export function cliConfig(flags: GlobalFlags): CliConfig {
+  return loadConfig(CliConfigSchema, 'cli', { broker: flags.broker, prefix: flags.prefix, timeoutMs: flags.timeout }, process.env, flags.config);
+}
+
+/**
+ * Runs a command body with a connected client; errors print and exit 1 (or `errorExitCode`).
+ * The body returns the process exit code.
+ */
+export async function withClient(flags: GlobalFlags, body: (client: CliClient, cfg: CliConfig) => Promise<number>, errorExitCode = 1): Promise<never> {
+  let client: CliClient | undefined;
+  let code: number;
+  try {
+    const cfg = cliConfig(flags);
+    client = await CliClient.connect(cfg);
+    code = await body(client, cfg);
+  } catch (err) {
+    printError(err, Boolean(flags.json));
+    code = errorExitCode;
+  }
+  await client?.close().catch(() => undefined);
+  process.exit(code);
+}

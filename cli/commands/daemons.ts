@@ -1,0 +1,120 @@
+/** `cutter server` and `cutter agent`: the two long-running processes. */
+import type { Command } from 'commander';
+import { Agent } from '../../agent/agent.js';
+import { startBroker, type RunningBroker } from '../../broker/broker.js';
+import { Controller } from '../../controller/controller.js';
+import { AgentConfigSchema, ServerConfigSchema, loadConfig } from '../../shared/config.js';
+import { errorMessage } from '../../shared/errors.js';
+import { createLogger, type Logger } from '../../shared/logger.js';
+
+/** Stops cleanly on SIGINT/SIGTERM; a second signal exits at once. */
+function onShutdown(log: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    stop()
+      .then(() => process.exit(0))
+      .catch((err) => {
+        log.error({ err: errorMessage(err) }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+function fatal(err: unknown): never {
+  process.stderr.write(`error: ${errorMessage(err)}\n`);
+  process.exit(1);
+}
+
+export function registerDaemons(program: Command): void {
+  program
+    .command('server')
+    .description('run the embedded MQTT broker and the controller')
+    .option('--port <port>', 'broker TCP port (default 1883)')
+    .option('--host <host>', 'broker listen address (default 0.0.0.0)')
+    .option('--broker <url>', 'use this external broker instead of the embedded one')
+    .option('--lease <ms>', 'ms an agent has to accept an assignment (default 10000)')
+    .option('--policy <policy>', 'spread (most headroom, default) or binpack')
+    .option('--prefix <prefix>', 'topic prefix (default cutter)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace')
+    .option('--config <path>', 'config file (env CUTTER_CONFIG)')
+    .action(async (flags) => {
+      let cfg;
+      try {
+        cfg = loadConfig(ServerConfigSchema, 'server', { port: flags.port, host: flags.host, externalBroker: flags.broker, leaseMs: flags.lease, policy: flags.policy, prefix: flags.prefix, logLevel: flags.logLevel }, process.env, flags.config);
+      } catch (err) {
+        fatal(err);
+      }
+      const log = createLogger(cfg.logLevel);
+      let broker: RunningBroker | undefined;
+      try {
+        let url = cfg.externalBroker;
+        if (!url) {
+          broker = await startBroker({ host: cfg.host, port: cfg.port, log });
+          url = `mqtt://127.0.0.1:${broker.port}`;
+        }
+        const controller = new Controller({ brokerUrl: url, prefix: cfg.prefix, leaseMs: cfg.leaseMs, policy: cfg.policy, keepFinished: cfg.keepFinished, username: cfg.username, password: cfg.password, log });
+        await controller.start();
+        onShutdown(log, async () => {
+          await controller.stop();
+          await broker?.close();
+        });
+      } catch (err) {
+        log.fatal({ err: errorMessage(err) }, 'server failed to start');
+        fatal(err);
+      }
+    });
+
+  program
+    .command('agent')
+    .description('join the mesh as a node: announce capacity, run tasks')
+    .option('--broker <url>', 'broker URL (env CUTTER_BROKER, default mqtt://127.0.0.1:1883)')
+    .option('--node-id <id>', 'node id (default: the hostname)')
+    .option('--max-memory <size>', 'memory cutter may commit to tasks here, e.g. 12g (default: all)')
+    .option('--max-tasks <n>', 'concurrent tasks (default 4)')
+    .option('--allow-exec', 'run exec tasks (shell jobs): off by default')
+    .option('--labels <k=v,…>', 'labels for placement')
+    .option('--heartbeat <ms>', 'heartbeat interval, ms (default 2000)')
+    .option('--keepalive <s>', 'MQTT keepalive, seconds (default 5)')
+    .option('--prefix <prefix>', 'topic prefix (default cutter)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace')
+    .option('--config <path>', 'config file (env CUTTER_CONFIG)')
+    .action(async (flags) => {
+      let cfg;
+      try {
+        cfg = loadConfig(
+          AgentConfigSchema,
+          'agent',
+          {
+            broker: flags.broker,
+            nodeId: flags.nodeId,
+            maxMemory: flags.maxMemory,
+            maxTasks: flags.maxTasks,
+            allowExec: flags.allowExec,
+            labels: flags.labels,
+            heartbeatMs: flags.heartbeat,
+            keepaliveSec: flags.keepalive,
+            prefix: flags.prefix,
+            logLevel: flags.logLevel,
+          },
+          process.env,
+          flags.config,
+        );
+      } catch (err) {
+        fatal(err);
+      }
+      const log = createLogger(cfg.logLevel);
+      const agent = new Agent(cfg, log);
+      onShutdown(log, () => agent.stop('agent stopped'));
+      try {
+        await agent.start();
+      } catch (err) {
+        log.fatal({ err: errorMessage(err) }, 'agent failed to start');
+        fatal(err);
+      }
+    });
+}

@@ -1,0 +1,30 @@
+/** `cutter nodes list`: the mesh's nodes and their live capacity, as the controller sees them. */
+import type { Command } from 'commander';
+import { NodeListResultSchema, type NodeView } from '../../shared/schemas/index.js';
+import { formatBytes } from '../../shared/units.js';
+import { ago, printJson, table } from '../output.js';
+import { withClient, withClientOptions, type GlobalFlags } from './common.js';
+
+function row(n: NodeView): string[] {
+  const cap = n.status.capacity;
+  const offer = n.status.offer;
+  const mem = cap ? `${formatBytes(cap.memory.available)} / ${formatBytes(cap.memory.total)}` : '-';
+  const offered = offer ? (offer.maxMemory === null ? 'all' : formatBytes(offer.maxMemory)) : '-';
+  const cpu = cap ? `${cap.cpu.cores} cores, ${cap.cpu.loadPercent.toFixed(0)}%` : '-';
+  const tasks = offer ? `${n.status.running.length}/${offer.maxTasks}` : String(n.status.running.length);
+  return [n.node, n.state, mem, offered, cpu, tasks, offer ? offer.executors.join(',') || '-' : '-', ago(n.lastSeenAgoMs)];
+}
+
+export function registerNodes(program: Command): void {
+  const nodes = program.command('nodes').description('nodes of the mesh');
+  withClientOptions(nodes.command('list').alias('ls').description('list nodes: state, memory available/total, CPU, running tasks, heartbeat age')).action(
+    (flags: GlobalFlags) =>
+      withClient(flags, async (client) => {
+        const { nodes: list } = await client.request({ op: 'node.list' }, NodeListResultSchema);
+        if (flags.json) printJson(list);
+        else if (list.length === 0) process.stdout.write('no nodes have joined: start `cutter agent --broker URL` on a machine\n');
+        else process.stdout.write(`${table(['NODE', 'STATE', 'MEMORY AVAIL/TOTAL', 'OFFERED', 'CPU', 'TASKS', 'EXECUTORS', 'HEARTBEAT'], list.map(row))}\n`);
+        return 0;
+      }),
+  );
+}

@@ -1,0 +1,96 @@
+/** `cutter tasks list|show` and `cutter cancel`. */
+import type { Command } from 'commander';
+import { CutterError } from '../../shared/errors.js';
+import { TaskListResultSchema, TaskStateSchema, TaskStatusSchema, isTerminal, type TaskState } from '../../shared/schemas/index.js';
+import { formatBytes, formatDuration } from '../../shared/units.js';
+import { ago, printJson, table } from '../output.js';
+import { withClient, withClientOptions, type GlobalFlags } from './common.js';
+
+function duration(t: TaskState): string {
+  if (!t.startedAt) return '-';
+  return formatDuration((t.finishedAt ?? Date.now()) - t.startedAt);
+}
+
+/** `key: value` lines for one task. */
+export function describeTask(t: TaskState): string {
+  const time = (ms: number | null) => (ms ? new Date(ms).toISOString() : '-');
+  const lines: [string, string][] = [
+    ['Task', t.taskId],
+    ['State', t.state],
+    ['Kind', t.kind],
+    ['Run', t.summary],
+    ['Node', t.node ?? '-'],
+    ['Attempt', String(t.attempt)],
+    ['Memory', t.requirements.memory ? formatBytes(t.requirements.memory) : '-'],
+    ['Placement', t.placement ?? '-'],
+    ['Created', time(t.createdAt)],
+    ['Started', time(t.startedAt)],
+    ['Finished', time(t.finishedAt)],
+    ['Duration', duration(t)],
+    ['Exit code', t.exitCode === null ? '-' : String(t.exitCode)],
+    ['OOM killed', t.oomKilled ? 'yes' : 'no'],
+    ['Error', t.error ? `${t.error.code}: ${t.error.message}` : '-'],
+  ];
+  return lines.map(([k, v]) => `${`${k}:`.padEnd(12)}${v}`).join('\n');
+}
+
+export function registerTasks(program: Command): void {
+  const tasks = program.command('tasks').description('tasks of the mesh');
+  withClientOptions(tasks.command('list').alias('ls').description('list tasks, newest first'))
+    .option('--state <states>', 'only these states, comma separated (queued,assigned,running,succeeded,failed,cancelled,lost)')
+    .option('-n, --limit <n>', 'at most this many', '100')
+    .action((flags: GlobalFlags & { state?: string; limit: string }) =>
+      withClient(flags, async (client) => {
+        const states = flags.state ? flags.state.split(',').map((s) => TaskStatusSchema.parse(s.trim())) : undefined;
+        const limit = Number(flags.limit);
+        if (!Number.isInteger(limit) || limit < 1) throw new CutterError('INVALID_ARGUMENT', `--limit ${flags.limit}: expected a positive whole number`);
+        const { tasks: list } = await client.request({ op: 'task.list', states, limit }, TaskListResultSchema);
+        if (flags.json) printJson(list);
+        else if (list.length === 0) process.stdout.write('no tasks\n');
+        else
+          process.stdout.write(
+            `${table(
+              ['TASK', 'STATE', 'NODE', 'KIND', 'RUN', 'CREATED', 'DURATION', 'EXIT'],
+              list.map((t) => [t.taskId, t.state, t.node ?? '-', t.kind, t.summary.slice(0, 40), ago(Date.now() - t.createdAt), duration(t), t.exitCode === null ? '-' : String(t.exitCode)]),
+            )}\n`,
+          );
+        return 0;
+      }),
+    );
+  withClientOptions(tasks.command('show').argument('<task>', 'task id').description('state, node, attempt, times, exit code of one task')).action((taskId: string, flags: GlobalFlags) =>
+    withClient(flags, async (client) => {
+      const t = await client.request({ op: 'task.get', taskId }, TaskStateSchema);
+      if (flags.json) printJson(t);
+      else process.stdout.write(`${describeTask(t)}\n`);
+      return 0;
+    }),
+  );
+
+  withClientOptions(program.command('cancel').argument('<task>', 'task id').description('stop a task: SIGTERM, then SIGKILL after the grace period'))
+    .option('--grace <ms>', 'ms between SIGTERM and SIGKILL', '3000')
+    .option('--no-wait', 'return once the cancel is sent')
+    .action((taskId: string, flags: GlobalFlags & { grace: string; wait: boolean }) =>
+      withClient(flags, async (client, cfg) => {
+        const graceMs = Number(flags.grace);
+        if (!Number.isInteger(graceMs) || graceMs < 0) throw new CutterError('INVALID_ARGUMENT', `--grace ${flags.grace}: expected ms`);
+        let final: TaskState | undefined;
+        const done = new Promise<void>((resolve) => {
+          void client.follow(taskId, () => undefined, (s) => {
+            if (isTerminal(s.state)) {
+              final = s;
+              resolve();
+            }
+          });
+        });
+        const state = await client.request({ op: 'cancel', taskId, graceMs }, TaskStateSchema);
+        if (flags.wait) {
+          const limit = graceMs + cfg.timeoutMs + 10_000;
+          await Promise.race([done, new Promise((r) => setTimeout(r, limit))]);
+        }
+        const shown = final ?? state;
+        if (flags.json) printJson(shown);
+        else process.stdout.write(final ? `${taskId} ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}\n` : `cancelling ${taskId} on ${state.node}\n`);
+        return flags.wait && !final ? 1 : 0;
+      }),
+    );
+}

@@ -1,0 +1,125 @@
+/**
+ * Parses the `docker run …` part of `cutter run … docker run [FLAGS] IMAGE [CMD…]` into a
+ * DockerSpec, accepting the docker flags a user types for the work cutter does. Flags that would
+ * change the node itself (volumes, host network, privileged, ports) are refused with a clear
+ * message rather than silently ignored.
+ */
+import { CutterError } from '../shared/errors.js';
+import type { DockerSpec } from '../shared/schemas/index.js';
+import { parseBytes } from '../shared/units.js';
+
+export interface ParsedDockerRun {
+  spec: DockerSpec;
+  /** `-d`/`--detach` was given. */
+  detach: boolean;
+}
+
+/** Flags that take a value, by every spelling. */
+const VALUE_FLAGS: Record<string, string> = {
+  '-m': 'memory', '--memory': 'memory',
+  '--cpus': 'cpus',
+  '-e': 'env', '--env': 'env',
+  '-w': 'workdir', '--workdir': 'workdir',
+  '-u': 'user', '--user': 'user',
+  '--entrypoint': 'entrypoint',
+  '-l': 'label', '--label': 'label',
+  '--name': 'name',
+};
+/** Flags without a value that are accepted. `--rm` is what cutter always does; `-i`/`-t` have no terminal to attach to. */
+const BOOL_FLAGS: Record<string, string> = { '--rm': 'rm', '-d': 'detach', '--detach': 'detach', '-i': 'ignore', '--interactive': 'ignore' };
+const REFUSED: Record<string, string> = {
+  '-v': 'volumes (host mounts) are not supported: a node\'s files are not the server\'s',
+  '--volume': 'volumes (host mounts) are not supported: a node\'s files are not the server\'s',
+  '--mount': 'mounts are not supported',
+  '-p': 'port publishing is not supported yet',
+  '--publish': 'port publishing is not supported yet',
+  '--privileged': 'privileged containers are not allowed',
+  '--network': 'choosing the network is not supported',
+  '--net': 'choosing the network is not supported',
+  '--pid': 'sharing the host PID namespace is not allowed',
+  '-t': 'no terminal is attached (-t): output is streamed as logs',
+  '--tty': 'no terminal is attached (-t): output is streamed as logs',
+};
+
+/**
+ * @param args everything after `docker`, starting with `run`.
+ * @throws CutterError INVALID_ARGUMENT naming the flag or value at fault.
+ */
+export function parseDockerRun(args: string[]): ParsedDockerRun {
+  if (args[0] !== 'run') throw new CutterError('INVALID_ARGUMENT', `expected "docker run …", got "docker ${args[0] ?? ''}"`);
+  const env: Record<string, string> = {};
+  const labels: Record<string, string> = {};
+  const spec: Partial<DockerSpec> = {};
+  let detach = false;
+  let i = 1;
+  for (; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--') {
+      i++;
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') break;
+    // --flag=value and -mVALUE forms
+    let flag = arg;
+    let inline: string | undefined;
+    const eq = arg.indexOf('=');
+    if (arg.startsWith('--') && eq > 0) {
+      flag = arg.slice(0, eq);
+      inline = arg.slice(eq + 1);
+    } else if (!arg.startsWith('--') && arg.length > 2 && VALUE_FLAGS[arg.slice(0, 2)]) {
+      flag = arg.slice(0, 2);
+      inline = arg.slice(2);
+    }
+    if (REFUSED[flag]) throw new CutterError('INVALID_ARGUMENT', `docker run ${flag}: ${REFUSED[flag]}`);
+    if (BOOL_FLAGS[flag]) {
+      if (BOOL_FLAGS[flag] === 'detach') detach = true;
+      continue;
+    }
+    const name = VALUE_FLAGS[flag];
+    if (!name) throw new CutterError('INVALID_ARGUMENT', `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, --rm, -d)`);
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new CutterError('INVALID_ARGUMENT', `docker run ${flag} needs a value`);
+    switch (name) {
+      case 'memory':
+        spec.memoryLimit = parseBytes(value);
+        break;
+      case 'cpus': {
+        const n = Number(value);
+        if (!Number.isFinite(n) || n <= 0) throw new CutterError('INVALID_ARGUMENT', `docker run --cpus ${value}: expected a positive number of CPUs`);
+        spec.cpus = n;
+        break;
+      }
+      case 'env': {
+        const k = value.indexOf('=');
+        if (k === 0) throw new CutterError('INVALID_ARGUMENT', `docker run -e ${value}: missing variable name`);
+        if (k < 0) {
+          // like docker: `-e NAME` passes the caller's value, or nothing when unset
+          if (process.env[value] !== undefined) env[value] = process.env[value]!;
+        } else env[value.slice(0, k)] = value.slice(k + 1);
+        break;
+      }
+      case 'label': {
+        const k = value.indexOf('=');
+        labels[k < 0 ? value : value.slice(0, k)] = k < 0 ? '' : value.slice(k + 1);
+        break;
+      }
+      case 'workdir':
+        spec.workdir = value;
+        break;
+      case 'user':
+        spec.user = value;
+        break;
+      case 'entrypoint':
+        spec.entrypoint = [value];
+        break;
+      case 'name':
+        break; // containers are named cutter-<task>-<attempt> so an agent can find its own
+    }
+  }
+  const image = args[i];
+  if (!image) throw new CutterError('INVALID_ARGUMENT', 'docker run needs an IMAGE');
+  return {
+    detach,
+    spec: { kind: 'docker', image, cmd: args.slice(i + 1), env, labels, ...spec } as DockerSpec,
+  };
+}

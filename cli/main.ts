@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+/** The `cutter` command. */
+import { Command } from 'commander';
+import { VERSION } from '../shared/version.js';
+import { registerDaemons } from './commands/daemons.js';
+import { registerNodes } from './commands/nodes.js';
+import { registerRun } from './commands/run.js';
+import { registerTasks } from './commands/tasks.js';
+
+const program = new Command('cutter')
+  .description('A compute mesh for home labs: run containers and jobs on the node that has room.')
+  .version(VERSION)
+  .enablePositionalOptions()
+  .showHelpAfterError();
+
+registerDaemons(program);
+registerNodes(program);
+registerRun(program);
+registerTasks(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,39 @@
+/**
+ * Human-readable output for the CLI (tables, errors) and the `--json` alternative.
+ */
+import { CutterError, errorMessage } from '../shared/errors.js';
+
+/** Renders rows as a left-aligned table with a header, two spaces between columns. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+/** Prints JSON on stdout (one document). */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * Reports an error: `error: message` plus one indented line per rejected node on stderr, or with
+ * `--json` `{"error": {"code", "message", "rejections"?}}` on stdout.
+ */
+export function printError(err: unknown, json: boolean): void {
+  const code = err instanceof CutterError ? err.code : 'INTERNAL';
+  const rejections = err instanceof CutterError && Array.isArray(err.details) ? (err.details as { node: string; reason: string }[]) : undefined;
+  if (json) {
+    printJson({ error: { code, message: errorMessage(err), ...(rejections ? { rejections } : {}) } });
+    return;
+  }
+  process.stderr.write(`error: ${errorMessage(err)}\n`);
+  for (const r of rejections ?? []) process.stderr.write(`  ${r.node}: ${r.reason}\n`);
+}
+
+/** "3.2 s ago"-style age from ms. */
+export function ago(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms ago`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s ago`;
+  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m ago`;
+  return `${Math.floor(ms / 3_600_000)}h ago`;
+}

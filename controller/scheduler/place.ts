@@ -1,0 +1,53 @@
+/**
+ * `place(request, snapshot)`: the scheduler. A pure function — same snapshot, same answer — with
+ * Nomad's shape (feasibility checkers, then a ranker):
+ *   1. an explicit node (`--node`) is the only candidate;
+ *   2. every candidate is checked (feasibility.ts); rejected ones keep their reason;
+ *   3. the feasible ones are ranked by the headroom they would have left: most for `spread`
+ *      (default), least for `binpack`; ties go to the lexically first node id.
+ */
+import { formatBytes } from '../../shared/units.js';
+import { freeMemory, rejectReason } from './feasibility.js';
+import type { ClusterSnapshot, Placement, PlacementRequest, Rejection } from './snapshot.js';
+
+export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placement {
+  const wanted = req.requirements.node;
+  const candidates = wanted ? snapshot.nodes.filter((n) => n.node === wanted) : [...snapshot.nodes];
+  if (wanted && candidates.length === 0) {
+    const known = snapshot.nodes.map((n) => n.node).sort();
+    return {
+      ok: false,
+      rejections: [{ node: wanted, reason: 'unknown node' }],
+      message: `node "${wanted}" is not known to the controller${known.length ? ` (known: ${known.join(', ')})` : ' (no nodes have joined)'}`,
+    };
+  }
+  if (candidates.length === 0) {
+    return { ok: false, rejections: [], message: 'no nodes have joined the mesh: start `cutter agent` on a machine' };
+  }
+
+  const rejections: Rejection[] = [];
+  const feasible: { node: string; freeAfter: number }[] = [];
+  for (const n of candidates) {
+    const reason = rejectReason(n, req, snapshot.now);
+    if (reason) rejections.push({ node: n.node, reason });
+    else feasible.push({ node: n.node, freeAfter: freeMemory(n) - req.requirements.memory });
+  }
+  rejections.sort((a, b) => a.node.localeCompare(b.node));
+
+  if (feasible.length === 0) {
+    const need = req.requirements.memory ? ` needing ${formatBytes(req.requirements.memory)}` : '';
+    return { ok: false, rejections, message: `no node can take this ${req.kind} task${need} now` };
+  }
+  const sign = snapshot.policy === 'binpack' ? 1 : -1;
+  feasible.sort((a, b) => sign * (a.freeAfter - b.freeAfter) || a.node.localeCompare(b.node));
+  const best = feasible[0];
+  const how = wanted
+    ? 'requested with --node'
+    : `${snapshot.policy === 'binpack' ? 'least' : 'most'} headroom of ${feasible.length} feasible node${feasible.length > 1 ? 's' : ''}, ${snapshot.policy}`;
+  return {
+    ok: true,
+    node: best.node,
+    freeAfter: best.freeAfter,
+    reason: `${best.node}: ${formatBytes(best.freeAfter)} left for tasks after placement (${how})${rejections.length ? `; rejected ${rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')}` : ''}`,
+  };
+}

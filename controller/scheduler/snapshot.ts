@@ -1,0 +1,47 @@
+/**
+ * The scheduler's input: a frozen picture of the cluster. Built by the controller's registry,
+ * consumed by `place()`; nothing in here talks to the network.
+ */
+import type { NodeStatus, Requirements, TaskKind } from '../../shared/schemas/index.js';
+
+/** One node as the scheduler sees it. */
+export interface NodeSnapshot {
+  node: string;
+  /** The node's last NodeStatus. */
+  status: NodeStatus;
+  /** When the controller last heard from the node, ms epoch on the controller's clock. */
+  lastSeenMs: number;
+  /** Memory held for tasks placed here that the node's heartbeat does not list yet, bytes. */
+  reservedMemory: number;
+  /** Number of such tasks. */
+  reservedTasks: number;
+}
+
+/** The whole cluster at one instant. */
+export interface ClusterSnapshot {
+  /** ms epoch, controller clock. */
+  now: number;
+  nodes: readonly NodeSnapshot[];
+  /** spread = most headroom left (default); binpack = least headroom left. */
+  policy: 'spread' | 'binpack';
+}
+
+/** What a task needs. */
+export interface PlacementRequest {
+  kind: TaskKind;
+  requirements: Requirements;
+}
+
+/** A node ruled out, with the reason the user sees (one line per node). */
+export interface Rejection {
+  node: string;
+  reason: string;
+}
+
+/** The scheduler's answer. */
+export type Placement =
+  | { ok: true; node: string; /** one line for the user */ reason: string; /** bytes the node has left for tasks after this one */ freeAfter: number }
+  | { ok: false; rejections: Rejection[]; /** summary for the user */ message: string };
+
+/** A node is stale after this many heartbeat intervals without word from it. */
+export const STALE_AFTER_HEARTBEATS = 2.5;

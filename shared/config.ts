@@ -1,0 +1,178 @@
+/**
+ * Configuration: command-line flags > `CUTTER_*` environment variables > config file > defaults,
+ * validated with zod. A bad value is reported with its key and where it came from, e.g.
+ * `invalid config: maxMemory = "lots" (from env CUTTER_MAX_MEMORY): "lots" is not a size …`.
+ *
+ * The config file is JSON (`--config PATH`, `CUTTER_CONFIG`, or `~/.config/cutter/config.json`
+ * when present): top-level keys apply to every command, and a section named after the command
+ * (`server`, `agent`, `cli`) overrides them. Keys are camelCase; env names are `CUTTER_` + the key
+ * in UPPER_SNAKE (`maxMemory` → `CUTTER_MAX_MEMORY`).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { CutterError } from './errors.js';
+import { ID_RE } from './topics.js';
+import { parseBytes } from './units.js';
+
+/** A size in bytes given as a number or text like `12g` (Docker's units). */
+export const SizeSchema = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  try {
+    return parseBytes(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const Bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+const Int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Keys every command shares. */
+export const CommonConfigSchema = z.object({
+  /** Broker URL the agent and CLI dial, and the controller uses with `--broker`. */
+  broker: z.string().url().default('mqtt://127.0.0.1:1883'),
+  /** Topic prefix (`{prefix}/v1/…`). */
+  prefix: z.string().min(1).max(64).regex(/^[^+#]+$/).default('cutter'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  username: z.string().optional(),
+  password: z.string().optional(),
+});
+
+/** `cutter server`: embedded broker + controller. */
+export const ServerConfigSchema = CommonConfigSchema.extend({
+  /** Interface the embedded broker listens on. */
+  host: z.string().default('0.0.0.0'),
+  /** TCP port of the embedded broker. */
+  port: Int(0, 65535).default(1883),
+  /** Use this external broker instead of embedding one (scale-out path). */
+  externalBroker: z.string().url().optional(),
+  /** How long an agent has to accept an assignment, ms. */
+  leaseMs: Int(100, 3_600_000).default(10_000),
+  /** Placement policy among feasible nodes. */
+  policy: z.enum(['spread', 'binpack']).default('spread'),
+  /** How many finished tasks the controller keeps in memory and retained. */
+  keepFinished: Int(1, 1_000_000).default(1_000),
+});
+
+/** `cutter agent`: one node. */
+export const AgentConfigSchema = CommonConfigSchema.extend({
+  /** Node id; defaults to the hostname, reduced to the allowed characters. */
+  nodeId: z.string().regex(ID_RE, 'node ids are 1-64 characters of A-Z a-z 0-9 _ . -').default(defaultNodeId()),
+  /** Heartbeat interval, ms. */
+  heartbeatMs: Int(100, 600_000).default(2_000),
+  /** Memory cutter may commit to tasks here (e.g. `12g`); default: all of it. */
+  maxMemory: SizeSchema.optional(),
+  /** Concurrent tasks. */
+  maxTasks: Int(1, 10_000).default(4),
+  /** Run `exec` tasks (shell jobs) — off by default: it is remote code execution. */
+  allowExec: Bool.default(false),
+  /** Key=value labels for placement, comma separated in env/flags (`gpu=rtx4090,site=home`). */
+  labels: z.union([z.record(z.string(), z.string()), z.string()]).transform(parseLabels).default({}),
+  /** Keepalive in seconds: the broker declares the node dead after 1.5× this without traffic. */
+  keepaliveSec: Int(1, 3600).default(5),
+});
+
+/** Short-lived CLI commands. */
+export const CliConfigSchema = CommonConfigSchema.extend({
+  /** How long to wait for the broker and the controller's reply, ms. */
+  timeoutMs: Int(100, 600_000).default(5_000),
+});
+
+export type CommonConfig = z.infer<typeof CommonConfigSchema>;
+export type ServerConfig = z.infer<typeof ServerConfigSchema>;
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+export type CliConfig = z.infer<typeof CliConfigSchema>;
+
+/** The hostname reduced to id characters (`My Laptop.local` → `My-Laptop.local`). */
+export function defaultNodeId(): string {
+  const id = hostname().replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[.-]+/, '').slice(0, 64);
+  return id || 'node';
+}
+
+function parseLabels(v: Record<string, string> | string): Record<string, string> {
+  if (typeof v !== 'string') return v;
+  const out: Record<string, string> = {};
+  for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new CutterError('INVALID_CONFIG', `label "${part}" must be key=value`);
+    out[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+const toEnvName = (key: string) => `CUTTER_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
+
+/** Path of the config file in effect, or null. */
+export function configFilePath(explicit: string | undefined, env: NodeJS.ProcessEnv): string | null {
+  const path = explicit ?? env.CUTTER_CONFIG;
+  if (path) return path;
+  const fallback = join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'cutter', 'config.json');
+  return existsSync(fallback) ? fallback : null;
+}
+
+/**
+ * Resolves a command's configuration.
+ * @param schema one of the `*ConfigSchema` objects above.
+ * @param section config-file section for this command (`server`, `agent`, `cli`).
+ * @param flags values given on the command line (undefined = not given).
+ * @throws CutterError `INVALID_CONFIG` naming the key, the bad value and its source.
+ */
+export function loadConfig<S extends z.ZodObject>(
+  schema: S,
+  section: string,
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+  configPath?: string,
+): z.infer<S> {
+  const merged: Record<string, unknown> = {};
+  const source: Record<string, string> = {};
+  const keys = Object.keys(schema.shape);
+
+  const path = configFilePath(configPath, env);
+  if (path) {
+    let file: Record<string, unknown>;
+    try {
+      file = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new CutterError('INVALID_CONFIG', `cannot read config file ${path}: ${(err as Error).message}`);
+    }
+    const sectionValues = (file[section] ?? {}) as Record<string, unknown>;
+    for (const key of keys) {
+      for (const [value, where] of [[file[key], `config file ${path}`], [sectionValues[key], `config file ${path} (${section}.${key})`]] as const) {
+        if (value !== undefined) {
+          merged[key] = value;
+          source[key] = where;
+        }
+      }
+    }
+  }
+  for (const key of keys) {
+    const name = toEnvName(key);
+    if (env[name] !== undefined && env[name] !== '') {
+      merged[key] = env[name];
+      source[key] = `env ${name}`;
+    }
+  }
+  for (const key of keys) {
+    if (flags[key] !== undefined) {
+      merged[key] = flags[key];
+      source[key] = `flag --${key.replace(/([A-Z])/g, '-$1').toLowerCase()}`;
+    }
+  }
+  let parsed: ReturnType<S['safeParse']>;
+  try {
+    parsed = schema.safeParse(merged) as ReturnType<S['safeParse']>;
+  } catch (err) {
+    throw new CutterError('INVALID_CONFIG', `invalid config: ${(err as Error).message}`);
+  }
+  if (!parsed.success) {
+    const issue = parsed.error!.issues[0];
+    const key = String(issue.path[0] ?? '');
+    const shown = key in merged ? ` = ${JSON.stringify(merged[key])}` : '';
+    throw new CutterError('INVALID_CONFIG', `invalid config: ${key}${shown}${source[key] ? ` (from ${source[key]})` : ''}: ${issue.message}`);
+  }
+  return parsed.data as z.infer<S>;
+}

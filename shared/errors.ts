@@ -1,0 +1,42 @@
+/**
+ * Typed errors. Every error cutter shows a user has a stable `code` (for scripts and `--json`)
+ * and a message that says what to do.
+ */
+
+/** Stable error codes; documented in docs/protocol.md (reply errors use the same codes). */
+export type ErrorCode =
+  | 'INVALID_SIZE'
+  | 'INVALID_CONFIG'
+  | 'INVALID_ARGUMENT'
+  | 'INVALID_REQUEST'
+  | 'NO_FIT'
+  | 'NOT_FOUND'
+  | 'ALREADY_FINISHED'
+  | 'NO_CONTROLLER'
+  | 'BROKER_UNREACHABLE'
+  | 'EXECUTOR_UNAVAILABLE'
+  | 'EXECUTOR_DISABLED'
+  | 'IMAGE_PULL_FAILED'
+  | 'START_FAILED'
+  | 'LEASE_EXPIRED'
+  | 'NODE_LOST'
+  | 'AGENT_SHUTDOWN'
+  | 'CANCELLED'
+  | 'INTERNAL';
+
+/** An error with a stable code and optional structured details (e.g. per-node rejections). */
+export class CutterError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'CutterError';
+  }
+}
+
+/** Returns a readable message for any thrown value. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

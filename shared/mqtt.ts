@@ -1,0 +1,156 @@
+/**
+ * The one MQTT client wrapper every cutter process uses (agent, controller, CLI).
+ *
+ * - Connects with MQTT.js `connect()` (not `connectAsync`, which gives up on the first refused
+ *   connection — protocol-facts §5.2), so a daemon started before its broker keeps retrying.
+ * - Speaks MQTT 3.1.1 by default (Aedes 1.2 speaks only 3.1.1); with protocolVersion 5 it sets a
+ *   session expiry so `clean: false` keeps the session (protocol-facts §5.4).
+ * - Routes messages by topic filter to handlers that receive zod-validated payloads; a payload that
+ *   fails validation is logged and dropped, and a handler that throws is logged, never fatal.
+ */
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { z } from 'zod';
+import { decode } from './codec.js';
+import { CutterError, errorMessage } from './errors.js';
+import type { Logger } from './logger.js';
+
+export type { MqttClient };
+
+export interface ConnectOptions {
+  /** Broker URL: mqtt://host:port, mqtts://, ws://, wss://. */
+  url: string;
+  clientId: string;
+  /** false = persistent session (queued QoS 1 messages survive a disconnect). */
+  clean: boolean;
+  /** Keepalive, seconds; the broker fires the last will after 1.5× this without traffic. */
+  keepaliveSec?: number;
+  will?: { topic: string; payload: string; qos: 0 | 1; retain: boolean };
+  username?: string;
+  password?: string;
+  /** 4 = MQTT 3.1.1 (default), 5 = MQTT 5. */
+  protocolVersion?: 4 | 5;
+  /** Give up after this many ms without a first connection (CLI); undefined = retry forever (daemons). */
+  timeoutMs?: number;
+  /** Delay between reconnect attempts, ms. */
+  reconnectPeriodMs?: number;
+  log?: Logger;
+}
+
+/**
+ * Connects and resolves once the first CONNACK arrives.
+ * @throws CutterError `BROKER_UNREACHABLE` after `timeoutMs` without a connection, or at once
+ *   when the broker refuses the credentials (CONNACK error).
+ */
+export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
+  const v5 = opts.protocolVersion === 5;
+  const options: IClientOptions = {
+    clientId: opts.clientId,
+    clean: opts.clean,
+    keepalive: opts.keepaliveSec ?? 30,
+    reconnectPeriod: opts.reconnectPeriodMs ?? 1000,
+    connectTimeout: 10_000,
+    protocolVersion: opts.protocolVersion ?? 4,
+    username: opts.username,
+    password: opts.password,
+    will: opts.will,
+    resubscribe: true,
+    ...(v5 && !opts.clean ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
+  };
+  const client = mqtt.connect(opts.url, options);
+  return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    let lastError = '';
+    const fail = (err: CutterError) => {
+      clearTimeout(timer);
+      client.removeListener('connect', onConnect);
+      client.end(true);
+      reject(err);
+    };
+    const onConnect = () => {
+      clearTimeout(timer);
+      client.removeListener('error', onError);
+      client.on('error', (err) => opts.log?.warn({ err: errorMessage(err) }, 'mqtt error'));
+      resolve(client);
+    };
+    const onError = (err: Error & { code?: string | number }) => {
+      lastError = errorMessage(err);
+      // A CONNACK refusal (numeric code) will not get better by retrying.
+      if (typeof err.code === 'number') fail(new CutterError('BROKER_UNREACHABLE', `broker ${opts.url} refused the connection: ${lastError}`));
+      else opts.log?.warn({ url: opts.url, err: lastError }, 'broker not reachable yet, retrying');
+    };
+    client.once('connect', onConnect);
+    client.on('error', onError);
+    if (opts.timeoutMs !== undefined) {
+      timer = setTimeout(
+        () => fail(new CutterError('BROKER_UNREACHABLE', `cannot reach the broker at ${opts.url} within ${opts.timeoutMs} ms${lastError ? ` (${lastError})` : ''}: is \`cutter server\` running there? Set --broker or CUTTER_BROKER.`)),
+        opts.timeoutMs,
+      );
+    }
+  });
+}
+
+/**
+ * True when an MQTT topic filter (with `+` and `#`) matches a topic name (MQTT 3.1.1 §4.7).
+ */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+type Route = { filter: string; handle: (topic: string, payload: Buffer, retained: boolean) => void | Promise<void> };
+
+/**
+ * Dispatches incoming messages to validated handlers. One router per client.
+ */
+export class MessageRouter {
+  private readonly routes: Route[] = [];
+
+  constructor(
+    private readonly client: MqttClient,
+    private readonly log: Logger,
+  ) {
+    client.on('message', (topic, payload, packet) => {
+      for (const route of this.routes) {
+        if (!topicMatches(route.filter, topic)) continue;
+        Promise.resolve()
+          .then(() => route.handle(topic, payload, packet.retain))
+          .catch((err: unknown) => this.log.error({ topic, err: errorMessage(err), stack: (err as Error)?.stack }, 'message handler failed'));
+      }
+    });
+  }
+
+  /**
+   * Subscribes to `filter` (QoS 1) and calls `handler` with each payload that passes `schema`.
+   * Invalid payloads are logged at warn with the topic and the first bad field, then dropped.
+   * An empty payload (a cleared retained message) is passed to `onEmpty` when given, else ignored.
+   */
+  async on<S extends z.ZodType>(
+    filter: string,
+    schema: S,
+    handler: (value: z.infer<S>, topic: string, retained: boolean) => void | Promise<void>,
+    onEmpty?: (topic: string) => void,
+  ): Promise<void> {
+    this.routes.push({
+      filter,
+      handle: (topic, payload, retained) => {
+        if (payload.length === 0) {
+          onEmpty?.(topic);
+          return;
+        }
+        const decoded = decode(schema, payload);
+        if (!decoded.ok) {
+          this.log.warn({ topic, bytes: payload.length, error: decoded.error }, 'dropped invalid message');
+          return;
+        }
+        return handler(decoded.value, topic, retained);
+      },
+    });
+    await this.client.subscribeAsync(filter, { qos: 1 });
+  }
+}

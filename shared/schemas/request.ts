@@ -1,0 +1,77 @@
+/**
+ * Request/reply between a client (CLI, scripts) and the controller:
+ * requests on `requests/{client}`, replies on `replies/{client}`, matched by `id`.
+ */
+import { z } from 'zod';
+import { IdSchema } from '../topics.js';
+import { NodeStatusSchema } from './node.js';
+import { RequirementsSchema, TaskSpecSchema, TaskStateSchema, TaskStatusSchema } from './task.js';
+
+const RequestBase = { v: z.literal(1), id: z.string().min(1).max(64) };
+
+export const RequestSchema = z.discriminatedUnion('op', [
+  z.object({
+    ...RequestBase,
+    op: z.literal('submit'),
+    /** Optional client-chosen task id: lets the client subscribe to events before submitting; a retry with the same id is idempotent. */
+    taskId: IdSchema.optional(),
+    spec: TaskSpecSchema,
+    requirements: RequirementsSchema,
+  }),
+  z.object({ ...RequestBase, op: z.literal('cancel'), taskId: IdSchema, graceMs: z.number().int().nonnegative().max(600_000).optional() }),
+  z.object({ ...RequestBase, op: z.literal('task.get'), taskId: IdSchema }),
+  z.object({
+    ...RequestBase,
+    op: z.literal('task.list'),
+    states: z.array(TaskStatusSchema).max(10).optional(),
+    limit: z.number().int().positive().max(10_000).default(100),
+  }),
+  z.object({ ...RequestBase, op: z.literal('node.list') }),
+]);
+
+/** A node as the controller sees it: its last status plus freshness on the controller's clock. */
+export const NodeViewSchema = z.object({
+  node: IdSchema,
+  /** `stale` = online by its own word but no heartbeat for longer than the freshness window. */
+  state: z.enum(['online', 'draining', 'offline', 'stale']),
+  /** ms since the controller last heard from the node. */
+  lastSeenAgoMs: z.number().int().nonnegative(),
+  /** Memory the scheduler holds for tasks placed there that the node has not yet reported, bytes. */
+  reservedMemory: z.number().int().nonnegative(),
+  status: NodeStatusSchema,
+});
+
+/** A per-node reason the scheduler rejected a node, shown to the user one per line. */
+export const RejectionSchema = z.object({ node: IdSchema, reason: z.string().max(1_000) });
+
+export const ReplyErrorSchema = z.object({
+  code: z.string().max(64),
+  message: z.string().max(8_000),
+  rejections: z.array(RejectionSchema).optional(),
+});
+
+export const ReplySchema = z.discriminatedUnion('ok', [
+  z.object({ v: z.literal(1), id: z.string().max(64), ok: z.literal(true), result: z.unknown() }),
+  z.object({ v: z.literal(1), id: z.string().max(64), ok: z.literal(false), error: ReplyErrorSchema }),
+]);
+
+/** Results per op, for clients to validate what they get. */
+export const SubmitResultSchema = TaskStateSchema;
+export const TaskListResultSchema = z.object({ tasks: z.array(TaskStateSchema) });
+export const NodeListResultSchema = z.object({ nodes: z.array(NodeViewSchema) });
+
+/** Retained controller heartbeat on `controller/status`; the last will says `offline`. */
+export const ControllerStatusSchema = z.object({
+  v: z.literal(1),
+  state: z.enum(['online', 'offline']),
+  version: z.string().max(50),
+  ts: z.number().int().nonnegative(),
+});
+
+export type Request = z.infer<typeof RequestSchema>;
+export type RequestOp = Request['op'];
+export type NodeView = z.infer<typeof NodeViewSchema>;
+export type Rejection = z.infer<typeof RejectionSchema>;
+export type ReplyError = z.infer<typeof ReplyErrorSchema>;
+export type Reply = z.infer<typeof ReplySchema>;
+export type ControllerStatus = z.infer<typeof ControllerStatusSchema>;

@@ -1,0 +1,157 @@
+/**
+ * Tasks: what to run (TaskSpec), where it may run (Requirements), the assignment sent to a
+ * node, the events a node streams back and the retained TaskState the controller keeps.
+ * Memory is in bytes, CPU in cores (fractions allowed), times in ms since the Unix epoch.
+ */
+import { z } from 'zod';
+import { IdSchema } from '../topics.js';
+
+const Bytes = z.number().int().nonnegative();
+const EnvSchema = z.record(z.string().min(1).max(256).regex(/^[^=\0]+$/, 'env names have no = or NUL'), z.string().max(32_768)).default({});
+
+/** A Docker container to run; mirrors the `docker run` flags cutter accepts. */
+export const DockerSpecSchema = z.object({
+  kind: z.literal('docker'),
+  image: z.string().min(1).max(512),
+  /** Command and arguments (the image's CMD when empty). */
+  cmd: z.array(z.string().max(32_768)).max(1_000).default([]),
+  entrypoint: z.array(z.string().max(32_768)).max(100).optional(),
+  env: EnvSchema,
+  /** Container memory limit, bytes (HostConfig.Memory); none when absent. */
+  memoryLimit: Bytes.optional(),
+  /** CPU limit in cores (HostConfig.NanoCpus = cpus × 1e9). */
+  cpus: z.number().positive().max(1024).optional(),
+  workdir: z.string().max(4096).optional(),
+  user: z.string().max(256).optional(),
+  labels: z.record(z.string().max(256), z.string().max(4096)).default({}),
+});
+
+/** A command run without a shell on the node (only on agents started with --allow-exec). */
+export const ExecSpecSchema = z.object({
+  kind: z.literal('exec'),
+  argv: z.array(z.string().max(32_768)).min(1).max(1_000),
+  env: EnvSchema,
+  cwd: z.string().max(4096).optional(),
+});
+
+export const TaskSpecSchema = z.discriminatedUnion('kind', [DockerSpecSchema, ExecSpecSchema]);
+export const TaskKindSchema = z.enum(['docker', 'exec']);
+
+/** What the scheduler needs: explicit node (wins), memory to reserve (bytes), CPU cores. */
+export const RequirementsSchema = z.object({
+  node: IdSchema.optional(),
+  memory: Bytes.default(0),
+  cpus: z.number().nonnegative().max(1024).default(0),
+});
+
+/** Assignment published by the controller on `nodes/{node}/assign`. */
+export const AssignmentSchema = z.object({
+  v: z.literal(1),
+  taskId: IdSchema,
+  attempt: z.number().int().positive(),
+  /** The agent must accept before this time (ms epoch, controller clock) or the task is reassigned. */
+  leaseExpiresAt: z.number().int().nonnegative(),
+  spec: TaskSpecSchema,
+  requirements: RequirementsSchema,
+});
+
+/** Cancellation published by the controller on `nodes/{node}/cancel`. */
+export const CancelSchema = z.object({
+  v: z.literal(1),
+  taskId: IdSchema,
+  attempt: z.number().int().positive(),
+  /** How long to wait after SIGTERM before SIGKILL, ms. */
+  graceMs: z.number().int().nonnegative().max(600_000).default(3_000),
+});
+
+const EventBase = {
+  v: z.literal(1),
+  taskId: IdSchema,
+  attempt: z.number().int().positive(),
+  node: IdSchema,
+  /** Per-attempt sequence number, from 0, so followers can order and de-duplicate. */
+  seq: z.number().int().nonnegative(),
+  ts: z.number().int().nonnegative(),
+};
+
+/** Events an agent streams on `tasks/{task}/events`. */
+export const TaskEventSchema = z.discriminatedUnion('type', [
+  z.object({ ...EventBase, type: z.literal('accepted') }),
+  z.object({
+    ...EventBase,
+    type: z.literal('progress'),
+    phase: z.enum(['pull', 'create', 'start']),
+    message: z.string().max(1_000),
+    /** Bytes done and total (pulls), when known. */
+    current: Bytes.optional(),
+    total: Bytes.optional(),
+  }),
+  z.object({ ...EventBase, type: z.literal('started'), ref: z.string().max(200).optional() }),
+  z.object({
+    ...EventBase,
+    type: z.literal('log'),
+    stream: z.enum(['stdout', 'stderr']),
+    /** A batch of output (UTF-8 text, not necessarily whole lines). */
+    data: z.string().max(1_048_576),
+  }),
+  z.object({
+    ...EventBase,
+    type: z.literal('result'),
+    exitCode: z.number().int(),
+    oomKilled: z.boolean(),
+    /** True when the run ended because cutter stopped it (cancel). */
+    cancelled: z.boolean(),
+    startedAt: z.number().int().nonnegative(),
+    finishedAt: z.number().int().nonnegative(),
+  }),
+  z.object({
+    ...EventBase,
+    type: z.literal('failed'),
+    code: z.string().max(64),
+    message: z.string().max(4_000),
+  }),
+]);
+
+export const TaskStatusSchema = z.enum(['queued', 'assigned', 'running', 'succeeded', 'failed', 'cancelled', 'lost']);
+export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled', 'lost'] as const;
+
+/** Retained TaskState published by the controller on `tasks/{task}/state`. */
+export const TaskStateSchema = z.object({
+  v: z.literal(1),
+  taskId: IdSchema,
+  state: TaskStatusSchema,
+  kind: TaskKindSchema,
+  /** Image (docker) or argv[0] (exec), for listings. */
+  summary: z.string().max(512),
+  node: IdSchema.nullable(),
+  attempt: z.number().int().nonnegative(),
+  requirements: RequirementsSchema,
+  /** One line on why the scheduler chose the node. */
+  placement: z.string().max(1_000).nullable(),
+  createdAt: z.number().int().nonnegative(),
+  updatedAt: z.number().int().nonnegative(),
+  assignedAt: z.number().int().nonnegative().nullable(),
+  startedAt: z.number().int().nonnegative().nullable(),
+  finishedAt: z.number().int().nonnegative().nullable(),
+  exitCode: z.number().int().nullable(),
+  oomKilled: z.boolean(),
+  error: z.object({ code: z.string().max(64), message: z.string().max(4_000) }).nullable(),
+  submittedBy: z.string().max(128),
+});
+
+export type DockerSpec = z.infer<typeof DockerSpecSchema>;
+export type ExecSpec = z.infer<typeof ExecSpecSchema>;
+export type TaskSpec = z.infer<typeof TaskSpecSchema>;
+export type TaskKind = z.infer<typeof TaskKindSchema>;
+export type Requirements = z.infer<typeof RequirementsSchema>;
+export type Assignment = z.infer<typeof AssignmentSchema>;
+export type Cancel = z.infer<typeof CancelSchema>;
+export type TaskEvent = z.infer<typeof TaskEventSchema>;
+export type TaskEventType = TaskEvent['type'];
+export type TaskStatus = z.infer<typeof TaskStatusSchema>;
+export type TaskState = z.infer<typeof TaskStateSchema>;
+
+/** True for succeeded, failed, cancelled and lost. */
+export function isTerminal(status: TaskStatus): boolean {
+  return (TERMINAL_STATUSES as readonly string[]).includes(status);
+}

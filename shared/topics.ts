@@ -1,0 +1,70 @@
+/**
+ * Every MQTT topic cutter uses, built and parsed in one place (docs/protocol.md lists them).
+ *
+ * Layout: `{prefix}/v1/…`, prefix default `cutter`. Ids (node, task, client) are restricted to
+ * `[A-Za-z0-9_.-]` so they never contain the MQTT separators `/`, `+` or `#`.
+ */
+import { z } from 'zod';
+
+/** Id of a node, task or client: 1-64 characters of `[A-Za-z0-9_.-]`, no leading dot or dash. */
+export const ID_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+export const IdSchema = z.string().regex(ID_RE, 'must be 1-64 characters of A-Z a-z 0-9 _ . - (not starting with . or -)');
+
+/** Topic builders for one prefix. */
+export interface Topics {
+  readonly prefix: string;
+  /** Retained NodeStatus of one node; its last will is a retained `offline` status. */
+  nodeStatus(node: string): string;
+  /** Wildcard over every node's status. */
+  allNodeStatus(): string;
+  /** Assignments for one node (controller → agent, QoS 1, persistent session). */
+  nodeAssign(node: string): string;
+  /** Cancellations for one node (controller → agent, QoS 1). */
+  nodeCancel(node: string): string;
+  /** Event stream of one task (agent → controller and followers). */
+  taskEvents(task: string): string;
+  /** Wildcard over every task's events. */
+  allTaskEvents(): string;
+  /** Retained TaskState of one task (controller → all). */
+  taskState(task: string): string;
+  /** Wildcard over every task's state. */
+  allTaskState(): string;
+  /** Requests from one client (CLI → controller). */
+  requests(client: string): string;
+  /** Wildcard over every client's requests. */
+  allRequests(): string;
+  /** Replies to one client (controller → CLI). */
+  replies(client: string): string;
+  /** Retained controller status; its last will is `offline`. */
+  controllerStatus(): string;
+  /** Parses `{prefix}/v1/{kind}/{id}/{leaf}` into its id, or null when it is not that shape. */
+  idFrom(topic: string, kind: 'nodes' | 'tasks' | 'requests' | 'replies'): string | null;
+}
+
+/** Builds the topic set for a prefix (default `cutter`). @throws Error when the prefix has wildcards. */
+export function topics(prefix = 'cutter'): Topics {
+  if (!prefix || /[+#]/.test(prefix) || prefix.startsWith('/') || prefix.endsWith('/')) {
+    throw new Error(`topic prefix "${prefix}" must be non-empty, without + or #, and not start or end with /`);
+  }
+  const base = `${prefix}/v1`;
+  return {
+    prefix,
+    nodeStatus: (node) => `${base}/nodes/${node}/status`,
+    allNodeStatus: () => `${base}/nodes/+/status`,
+    nodeAssign: (node) => `${base}/nodes/${node}/assign`,
+    nodeCancel: (node) => `${base}/nodes/${node}/cancel`,
+    taskEvents: (task) => `${base}/tasks/${task}/events`,
+    allTaskEvents: () => `${base}/tasks/+/events`,
+    taskState: (task) => `${base}/tasks/${task}/state`,
+    allTaskState: () => `${base}/tasks/+/state`,
+    requests: (client) => `${base}/requests/${client}`,
+    allRequests: () => `${base}/requests/+`,
+    replies: (client) => `${base}/replies/${client}`,
+    controllerStatus: () => `${base}/controller/status`,
+    idFrom(topic, kind) {
+      if (!topic.startsWith(`${base}/${kind}/`)) return null;
+      const id = topic.slice(base.length + kind.length + 2).split('/')[0];
+      return ID_RE.test(id) ? id : null;
+    },
+  };
+}
