@@ -88,7 +88,7 @@ export function registerRun(program: Command): void {
         const onEvent = (e: TaskEvent) => {
           if (flags.json) process.stdout.write(`${JSON.stringify(e)}\n`);
           else if (e.type === 'log') (e.stream === 'stdout' ? process.stdout : process.stderr).write(e.data);
-          else if (e.type === 'progress') {
+          else if (e.type === 'progress' && e.phase === 'pull') {
             const pct = e.total ? ` ${formatBytes(e.current ?? 0)} / ${formatBytes(e.total)}` : '';
             const line = `${e.phase}: ${e.message}${pct}`;
             if (line !== lastProgress) process.stderr.write(`cutter: ${line}\n`);

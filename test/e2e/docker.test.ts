@@ -1,0 +1,102 @@
+/**
+ * Docker tasks end to end: real server, real agents, the real `cutter` CLI and a real Docker
+ * engine running the busybox test image. Skipped when no engine answers, except in CI
+ * (CUTTER_REQUIRE_DOCKER=1), where a missing engine fails the suite.
+ */
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_IMAGE, cli, dockerAvailable, ensureTestImage, eventually, startAgent, startServer, type Daemon } from '../harness.js';
+
+const haveDocker = dockerAvailable();
+
+function docker(...args: string[]): string {
+  const r = spawnSync('docker', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+describe.skipIf(!haveDocker)('docker tasks', () => {
+  let server: Daemon;
+  let url: string;
+  let big: Daemon;
+  let small: Daemon;
+
+  beforeAll(async () => {
+    ensureTestImage();
+    ({ daemon: server, url } = await startServer());
+    [big, small] = await Promise.all([startAgent(url, 'dbig', ['--max-memory', '2g']), startAgent(url, 'dsmall', ['--max-memory', '64m'])]);
+  });
+  afterAll(async () => {
+    await Promise.all([big?.stop(), small?.stop()]);
+    await server?.stop();
+  });
+
+  it('announces the Docker engine in the node table', async () => {
+    const r = await cli(['nodes', 'list', '--json'], { broker: url });
+    const nodes = JSON.parse(r.stdout) as { node: string; status: { capacity: { docker: { available: boolean; version?: string } }; offer: { executors: string[] } } }[];
+    const n = nodes.find((x) => x.node === 'dbig')!;
+    expect(n.status.capacity.docker.available).toBe(true);
+    expect(n.status.capacity.docker.version).toBe(docker('version', '--format', '{{.Server.Version}}'));
+    expect(n.status.offer.executors).toContain('docker');
+  });
+
+  it('cutter run --node X docker run prints both streams and exits with the container\'s code', async () => {
+    const r = await cli(['run', '--node', 'dsmall', 'docker', 'run', TEST_IMAGE, 'sh', '-c', 'echo out; echo err >&2; exit 3'], { broker: url });
+    expect(r.code).toBe(3);
+    expect(r.stdout).toBe('out\n');
+    expect(r.stderr).toContain('err\n');
+    expect(r.stderr).toContain('placed on dsmall');
+  });
+
+  it('passes env, and removes the container afterwards', async () => {
+    const r = await cli(['run', '-d', '--node', 'dbig', 'docker', 'run', '-e', 'GREETING=hello mesh', TEST_IMAGE, 'sh', '-c', 'echo "$GREETING"'], { broker: url });
+    const id = r.stdout.trim();
+    await eventually(async () => JSON.parse((await cli(['tasks', 'show', id, '--json'], { broker: url })).stdout).state === 'succeeded');
+    expect(docker('ps', '-a', '--filter', `label=io.cutter.task=${id}`, '--format', '{{.ID}}')).toBe('');
+    const f = await cli(['run', '--node', 'dbig', 'docker', 'run', '-e', 'GREETING=hello mesh', TEST_IMAGE, 'sh', '-c', 'echo "$GREETING"'], { broker: url });
+    expect(f.stdout).toBe('hello mesh\n');
+  });
+
+  it('--auto-select picks the node that fits, sets the memory limit on the real container, and cancel stops it within 5 s', async () => {
+    const r = await cli(['run', '-d', '--auto-select', 'docker', 'run', '-m', '256m', '--cpus', '0.5', TEST_IMAGE, 'sleep', '60'], { broker: url });
+    expect(r.code, r.stderr).toBe(0);
+    const id = r.stdout.trim();
+    const containerId = await eventually(() => docker('ps', '--filter', `label=io.cutter.task=${id}`, '--format', '{{.ID}}'));
+    const inspect = JSON.parse(docker('inspect', containerId))[0];
+    expect(inspect.HostConfig.Memory).toBe(256 * 1024 * 1024);
+    expect(inspect.HostConfig.NanoCpus).toBe(500_000_000);
+    expect(inspect.Config.Labels['io.cutter.node']).toBe('dbig');
+    const shown = JSON.parse((await cli(['tasks', 'show', id, '--json'], { broker: url })).stdout);
+    expect(shown.node).toBe('dbig');
+    expect(shown.placement).toContain('dsmall: needs 256.0 MiB memory, has 64.0 MiB free');
+
+    const c = await cli(['cancel', id], { broker: url });
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stdout).toContain(`${id} cancelled`);
+    expect(c.ms).toBeLessThan(5_000);
+    expect(docker('ps', '-a', '--filter', `label=io.cutter.task=${id}`, '--format', '{{.ID}}')).toBe('');
+  });
+
+  it('reports a container killed for exceeding its memory limit as OOM killed', async () => {
+    const r = await cli(
+      ['run', '--node', 'dbig', 'docker', 'run', '-m', '16m', TEST_IMAGE, 'sh', '-c', 'x=$(head -c 200m /dev/zero | tr "\\0" a); echo survived'],
+      { broker: url },
+    );
+    const t = JSON.parse((await cli(['tasks', 'list', '--json', '-n', '1'], { broker: url })).stdout)[0];
+    expect(r.code).toBe(137);
+    expect(t).toMatchObject({ state: 'failed', exitCode: 137, oomKilled: true, error: { code: 'OOM_KILLED' } });
+    expect(r.stderr).toContain('killed for running out of memory');
+  });
+
+  it('fails with the registry\'s reason when the image is not on the node and cannot be pulled', async () => {
+    const r = await cli(['run', '--node', 'dbig', 'docker', 'run', 'cutter-test/not-here:1.0', 'true'], { broker: url });
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain('image cutter-test/not-here:1.0 is not on node dbig and cannot be pulled');
+  });
+
+  it('rejects docker flags that would touch the node itself', async () => {
+    const r = await cli(['run', 'docker', 'run', '-v', '/:/host', TEST_IMAGE, 'true'], { broker: url });
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain('docker run -v: volumes (host mounts) are not supported');
+  });
+});

@@ -1,0 +1,178 @@
+/**
+ * Test harness: starts real cutter processes (server, agents, CLI) from dist/ on loopback ports
+ * and reads their pino JSON logs.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const CUTTER = `${ROOT}dist/cli/main.js`;
+/** The busybox image the Docker tests build with scripts/build-test-image.sh. */
+export const TEST_IMAGE = 'cutter-test/busybox:latest';
+
+/** A port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Environment for spawned processes: no config file from the developer's home, no inherited CUTTER_* settings. */
+const ISOLATED_ENV: NodeJS.ProcessEnv = (() => {
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), 'cutter-test-config-')) };
+  for (const k of Object.keys(env)) if (k.startsWith('CUTTER_') && k !== 'CUTTER_REQUIRE_DOCKER') delete env[k];
+  return env;
+})();
+
+export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
+
+/** A running daemon with its output collected. */
+export class Daemon {
+  readonly lines: LogLine[] = [];
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<number | null>;
+  private waiters: { test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+
+  constructor(readonly child: ChildProcess, readonly name: string) {
+    let partial = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      this.stdout += c.toString();
+      partial += c.toString();
+      let nl: number;
+      while ((nl = partial.indexOf('\n')) >= 0) {
+        const raw = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        let line: LogLine;
+        try {
+          line = JSON.parse(raw) as LogLine;
+        } catch {
+          line = { msg: raw, raw: true };
+        }
+        this.lines.push(line);
+        this.waiters = this.waiters.filter((w) => (w.test(line) ? (w.resolve(line), false) : true));
+      }
+    });
+    child.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString()));
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  /** Resolves with the first log line (past or future) that passes `test`. */
+  waitForLog(test: (l: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> {
+    const seen = this.lines.find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no matching log line within ${timeoutMs} ms\nstdout:\n${this.stdout.slice(-4000)}\nstderr:\n${this.stderr.slice(-2000)}`)), timeoutMs);
+      this.waiters.push({ test, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+    });
+  }
+
+  waitForMsg(msg: string, timeoutMs?: number): Promise<LogLine> {
+    return this.waitForLog((l) => l.msg === msg, timeoutMs);
+  }
+
+  /** Sends a signal and waits for the exit. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+function spawnCutter(args: string[], name: string, env: NodeJS.ProcessEnv = {}): Daemon {
+  const child = spawn(process.execPath, [CUTTER, ...args], { env: { ...ISOLATED_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Daemon(child, name);
+}
+
+/** Starts `cutter server` on a free loopback port and waits until the controller is up. */
+export async function startServer(extra: string[] = []): Promise<{ daemon: Daemon; url: string; port: number }> {
+  const port = await freePort();
+  const daemon = spawnCutter(['server', '--host', '127.0.0.1', '--port', String(port), ...extra], 'server');
+  await daemon.waitForMsg('controller started');
+  return { daemon, url: `mqtt://127.0.0.1:${port}`, port };
+}
+
+/** Starts `cutter agent` and waits for its first heartbeat to be out. */
+export async function startAgent(url: string, nodeId: string, extra: string[] = []): Promise<Daemon> {
+  const daemon = spawnCutter(['agent', '--broker', url, '--node-id', nodeId, '--heartbeat', '500', ...extra], `agent ${nodeId}`);
+  await daemon.waitForMsg('agent started');
+  return daemon;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs one `cutter …` command to completion, as a user would. */
+export function cli(args: string[], opts: { broker?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  const started = Date.now();
+  const child = spawn(process.execPath, [CUTTER, ...args], {
+    env: { ...ISOLATED_ENV, ...(opts.broker ? { CUTTER_BROKER: opts.broker } : {}), ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`cutter ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 30_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, opts.timeoutMs ?? 30_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+/** Starts a CLI command in the background (for cancel and Ctrl-C tests). */
+export function cliBackground(args: string[], broker: string): Daemon {
+  return spawnCutter(args, `cli ${args[0]}`, { CUTTER_BROKER: broker });
+}
+
+/**
+ * Whether a Docker engine answers. With CUTTER_REQUIRE_DOCKER=1 (CI) a missing engine is an
+ * error, so Docker tests fail instead of being skipped.
+ */
+export function dockerAvailable(): boolean {
+  const ok = spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { encoding: 'utf8' }).status === 0;
+  if (!ok && process.env.CUTTER_REQUIRE_DOCKER === '1') {
+    throw new Error('CUTTER_REQUIRE_DOCKER=1 but no Docker engine answers `docker version`: start dockerd (see .ci/run)');
+  }
+  return ok;
+}
+
+/** Builds the busybox test image when missing. */
+export function ensureTestImage(): void {
+  const r = spawnSync('bash', [`${ROOT}scripts/build-test-image.sh`, TEST_IMAGE], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`building ${TEST_IMAGE} failed: ${r.stderr}`);
+}
+
+/** Polls `fn` until it returns a truthy value. */
+export async function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 10_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
