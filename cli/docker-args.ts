@@ -81,7 +81,11 @@ export function parseDockerRun(args: string[]): ParsedDockerRun {
     if (value === undefined) throw new CutterError('INVALID_ARGUMENT', `docker run ${flag} needs a value`);
     switch (name) {
       case 'memory':
-        spec.memoryLimit = parseBytes(value);
+        try {
+          spec.memoryLimit = parseBytes(value);
+        } catch (err) {
+          throw new CutterError('INVALID_ARGUMENT', `docker run ${flag} ${value}: ${(err as Error).message}`);
+        }
         break;
       case 'cpus': {
         const n = Number(value);

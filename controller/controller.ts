@@ -76,7 +76,10 @@ export class Controller {
     const router = new MessageRouter(client, this.log);
     await router.on(this.t.allNodeStatus(), NodeStatusSchema, (s, topic) => this.onNodeStatus(s, topic));
     await router.on(this.t.allTaskEvents(), TaskEventSchema, (e, topic) => this.onTaskEvent(e, topic));
-    await router.on(this.t.allRequests(), RequestSchema, (r, topic) => this.onRequest(r, topic), (topic) => this.log.warn({ topic }, 'dropped empty request'));
+    await router.on(this.t.allRequests(), RequestSchema, (r, topic) => this.onRequest(r, topic), {
+      onEmpty: (topic) => this.log.warn({ topic }, 'dropped empty request'),
+      onInvalid: (topic, payload, error) => this.rejectInvalidRequest(topic, payload, error),
+    });
     await this.publishStatus('online');
     client.on('connect', () => void this.publishStatus('online').catch(() => undefined));
     this.sweepTimer = setInterval(() => this.sweep(), 500);
@@ -196,6 +199,20 @@ export class Controller {
       if (!(err instanceof CutterError)) this.log.error({ err: errorMessage(err), op: req.op }, 'request failed');
       reply = { v: 1, id: req.id, ok: false, error: { code: e.code, message: e.message, ...(e.details ? { rejections: e.details as { node: string; reason: string }[] } : {}) } };
     }
+    await this.client!.publishAsync(this.t.replies(clientId), encode(reply), { qos: 1 });
+  }
+
+  /** Answers a request that failed validation with INVALID_REQUEST, when it has an id to answer to. */
+  private async rejectInvalidRequest(topic: string, payload: Buffer, error: string): Promise<void> {
+    const clientId = this.t.idFrom(topic, 'requests');
+    let id: unknown;
+    try {
+      id = (JSON.parse(payload.toString('utf8')) as { id?: unknown } | null)?.id;
+    } catch {
+      return;
+    }
+    if (!clientId || typeof id !== 'string' || id.length < 1 || id.length > 64) return;
+    const reply: Reply = { v: 1, id, ok: false, error: { code: 'INVALID_REQUEST', message: `invalid request: ${error}` } };
     await this.client!.publishAsync(this.t.replies(clientId), encode(reply), { qos: 1 });
   }
 

@@ -7,6 +7,7 @@
  * stale, and two tasks must not be sent to the same last free gigabytes.
  */
 import type { NodeStatus, NodeView } from '../shared/schemas/index.js';
+import { compareIds } from '../shared/topics.js';
 import { STALE_AFTER_HEARTBEATS, type ClusterSnapshot, type NodeSnapshot } from './scheduler/snapshot.js';
 
 interface Entry {
@@ -20,7 +21,7 @@ export class NodeRegistry {
   private readonly nodes = new Map<string, Entry>();
 
   /**
-   * Records a status. Stale statuses (lower seq from the same agent run) are ignored.
+   * Records a status (MQTT keeps one publisher's messages on a topic in order, so the newest wins).
    * @returns the node's previous state, or null when it was unknown.
    */
   update(status: NodeStatus, now: number): NodeStatus['state'] | null {
@@ -64,7 +65,7 @@ export class NodeRegistry {
   /** Nodes for `cutter nodes list`, sorted by id; `stale` when online but silent too long. */
   views(now: number): NodeView[] {
     return [...this.nodes.entries()]
-      .sort(([a], [b]) => a.localeCompare(b))
+      .sort(([a], [b]) => compareIds(a, b))
       .map(([node, e]) => {
         const silent = now - e.lastSeenMs;
         const stale = e.status.state !== 'offline' && silent > e.status.heartbeatMs * STALE_AFTER_HEARTBEATS;

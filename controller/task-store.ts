@@ -5,6 +5,7 @@
  */
 import type { Requirements, TaskSpec, TaskState, TaskStatus } from '../shared/schemas/index.js';
 import { isTerminal } from '../shared/schemas/index.js';
+import { compareIds } from '../shared/topics.js';
 
 export interface TaskRecord {
   state: TaskState;
@@ -86,7 +87,7 @@ export class TaskStore {
   list(states?: TaskStatus[], limit = 100): TaskState[] {
     const out: TaskState[] = [];
     for (const r of this.tasks.values()) if (!states || states.includes(r.state.state)) out.push(r.state);
-    return out.sort((a, b) => b.createdAt - a.createdAt || a.taskId.localeCompare(b.taskId)).slice(0, limit);
+    return out.sort((a, b) => b.createdAt - a.createdAt || compareIds(a.taskId, b.taskId)).slice(0, limit);
   }
 
   /** Non-terminal tasks on one node. */

@@ -70,7 +70,15 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
   /** Run `exec` tasks (shell jobs) — off by default: it is remote code execution. */
   allowExec: Bool.default(false),
   /** Key=value labels for placement, comma separated in env/flags (`gpu=rtx4090,site=home`). */
-  labels: z.union([z.record(z.string(), z.string()), z.string()]).transform(parseLabels).default({}),
+  labels: z.union([z.record(z.string(), z.string()), z.string()]).transform((v, ctx) => {
+    if (typeof v !== 'string') return v;
+    const labels = parseLabels(v);
+    if (typeof labels === 'string') {
+      ctx.addIssue({ code: 'custom', message: labels });
+      return z.NEVER;
+    }
+    return labels;
+  }).default({}),
   /** Keepalive in seconds: the broker declares the node dead after 1.5× this without traffic. */
   keepaliveSec: Int(1, 3600).default(5),
 });
@@ -92,12 +100,12 @@ export function defaultNodeId(): string {
   return id || 'node';
 }
 
-function parseLabels(v: Record<string, string> | string): Record<string, string> {
-  if (typeof v !== 'string') return v;
+/** Parses `k=v,k2=v2`; returns an error message instead of throwing, for zod to report with the key. */
+function parseLabels(v: string): Record<string, string> | string {
   const out: Record<string, string> = {};
   for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
     const eq = part.indexOf('=');
-    if (eq <= 0) throw new CutterError('INVALID_CONFIG', `label "${part}" must be key=value`);
+    if (eq <= 0) return `label "${part}" must be key=value`;
     out[part.slice(0, eq)] = part.slice(eq + 1);
   }
   return out;
@@ -139,7 +147,13 @@ export function loadConfig<S extends z.ZodObject>(
     } catch (err) {
       throw new CutterError('INVALID_CONFIG', `cannot read config file ${path}: ${(err as Error).message}`);
     }
+    if (typeof file !== 'object' || file === null || Array.isArray(file)) {
+      throw new CutterError('INVALID_CONFIG', `config file ${path} must hold a JSON object of settings`);
+    }
     const sectionValues = (file[section] ?? {}) as Record<string, unknown>;
+    if (typeof sectionValues !== 'object' || sectionValues === null || Array.isArray(sectionValues)) {
+      throw new CutterError('INVALID_CONFIG', `config file ${path}: "${section}" must be an object of settings`);
+    }
     for (const key of keys) {
       for (const [value, where] of [[file[key], `config file ${path}`], [sectionValues[key], `config file ${path} (${section}.${key})`]] as const) {
         if (value !== undefined) {

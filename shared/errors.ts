@@ -22,6 +22,9 @@ export type ErrorCode =
   | 'NODE_LOST'
   | 'AGENT_SHUTDOWN'
   | 'CANCELLED'
+  | 'EXIT_CODE'
+  | 'OOM_KILLED'
+  | 'NODE_BUSY'
   | 'INTERNAL';
 
 /** An error with a stable code and optional structured details (e.g. per-node rejections). */

@@ -57,6 +57,8 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
     ...(v5 && !opts.clean ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
   };
   const client = mqtt.connect(opts.url, options);
+  // Small messages must not wait for Nagle's algorithm (each request/reply would cost ~40 ms).
+  client.on('connect', () => (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true));
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     let lastError = '';
@@ -127,26 +129,27 @@ export class MessageRouter {
 
   /**
    * Subscribes to `filter` (QoS 1) and calls `handler` with each payload that passes `schema`.
-   * Invalid payloads are logged at warn with the topic and the first bad field, then dropped.
-   * An empty payload (a cleared retained message) is passed to `onEmpty` when given, else ignored.
+   * Invalid payloads are logged at warn with the topic and the first bad field, then dropped (and
+   * passed to `opts.onInvalid`, e.g. to answer the sender). An empty payload (a cleared retained
+   * message) is passed to `opts.onEmpty` when given, else ignored.
    */
   async on<S extends z.ZodType>(
     filter: string,
     schema: S,
     handler: (value: z.infer<S>, topic: string, retained: boolean) => void | Promise<void>,
-    onEmpty?: (topic: string) => void,
+    opts: { onEmpty?: (topic: string) => void; onInvalid?: (topic: string, payload: Buffer, error: string) => void | Promise<void> } = {},
   ): Promise<void> {
     this.routes.push({
       filter,
       handle: (topic, payload, retained) => {
         if (payload.length === 0) {
-          onEmpty?.(topic);
+          opts.onEmpty?.(topic);
           return;
         }
         const decoded = decode(schema, payload);
         if (!decoded.ok) {
           this.log.warn({ topic, bytes: payload.length, error: decoded.error }, 'dropped invalid message');
-          return;
+          return opts.onInvalid?.(topic, payload, decoded.error);
         }
         return handler(decoded.value, topic, retained);
       },

@@ -68,3 +68,8 @@ export function topics(prefix = 'cutter'): Topics {
     },
   };
 }
+
+/** Orders ids by code point: deterministic, independent of the machine's locale. */
+export function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

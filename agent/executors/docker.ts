@@ -118,15 +118,19 @@ export class DockerExecutor implements Executor<DockerSpec> {
         // The attach stream ends right after the exit; bound the wait in case the engine keeps it open.
         await Promise.race([outputEnded, new Promise((r) => setTimeout(r, 2_000))]);
         const info = await container.inspect();
-        return {
+        const outcome = {
           exitCode: info.State.ExitCode ?? waited.StatusCode,
           oomKilled: info.State.OOMKilled === true,
           cancelled: stopRequested,
           startedAt,
           finishedAt: Date.now(),
         };
-      } finally {
+        // Removal is off the critical path: the result is reported while the engine cleans up.
+        void container.remove({ force: true, v: true }).catch(() => undefined);
+        return outcome;
+      } catch (err) {
         await container.remove({ force: true, v: true }).catch(() => undefined);
+        throw err;
       }
     };
 

@@ -1,8 +1,6 @@
 /** `cutter server` and `cutter agent`: the two long-running processes. */
 import type { Command } from 'commander';
-import { Agent } from '../../agent/agent.js';
-import { startBroker, type RunningBroker } from '../../broker/broker.js';
-import { Controller } from '../../controller/controller.js';
+import type { RunningBroker } from '../../broker/broker.js';
 import { AgentConfigSchema, ServerConfigSchema, loadConfig } from '../../shared/config.js';
 import { errorMessage } from '../../shared/errors.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
@@ -50,6 +48,8 @@ export function registerDaemons(program: Command): void {
         fatal(err);
       }
       const log = createLogger(cfg.logLevel);
+      // Loaded here, not at the top: short CLI commands should not pay for Aedes and dockerode.
+      const [{ startBroker }, { Controller }] = await Promise.all([import('../../broker/broker.js'), import('../../controller/controller.js')]);
       let broker: RunningBroker | undefined;
       try {
         let url = cfg.externalBroker;
@@ -108,6 +108,7 @@ export function registerDaemons(program: Command): void {
         fatal(err);
       }
       const log = createLogger(cfg.logLevel);
+      const { Agent } = await import('../../agent/agent.js');
       const agent = new Agent(cfg, log);
       onShutdown(log, () => agent.stop('agent stopped'));
       try {

@@ -6,6 +6,7 @@
  *   3. the feasible ones are ranked by the headroom they would have left: most for `spread`
  *      (default), least for `binpack`; ties go to the lexically first node id.
  */
+import { compareIds } from '../../shared/topics.js';
 import { formatBytes } from '../../shared/units.js';
 import { freeMemory, rejectReason } from './feasibility.js';
 import type { ClusterSnapshot, Placement, PlacementRequest, Rejection } from './snapshot.js';
@@ -14,7 +15,7 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
   const wanted = req.requirements.node;
   const candidates = wanted ? snapshot.nodes.filter((n) => n.node === wanted) : [...snapshot.nodes];
   if (wanted && candidates.length === 0) {
-    const known = snapshot.nodes.map((n) => n.node).sort();
+    const known = snapshot.nodes.map((n) => n.node).sort(compareIds);
     return {
       ok: false,
       rejections: [{ node: wanted, reason: 'unknown node' }],
@@ -32,14 +33,14 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
     if (reason) rejections.push({ node: n.node, reason });
     else feasible.push({ node: n.node, freeAfter: freeMemory(n) - req.requirements.memory });
   }
-  rejections.sort((a, b) => a.node.localeCompare(b.node));
+  rejections.sort((a, b) => compareIds(a.node, b.node));
 
   if (feasible.length === 0) {
     const need = req.requirements.memory ? ` needing ${formatBytes(req.requirements.memory)}` : '';
     return { ok: false, rejections, message: `no node can take this ${req.kind} task${need} now` };
   }
   const sign = snapshot.policy === 'binpack' ? 1 : -1;
-  feasible.sort((a, b) => sign * (a.freeAfter - b.freeAfter) || a.node.localeCompare(b.node));
+  feasible.sort((a, b) => sign * (a.freeAfter - b.freeAfter) || compareIds(a.node, b.node));
   const best = feasible[0];
   const how = wanted
     ? 'requested with --node'

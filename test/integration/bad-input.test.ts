@@ -70,6 +70,16 @@ describe('malformed messages are logged and dropped; nothing crashes', () => {
     await server.waitForMsg('dropped event for unknown task');
   });
 
+  it('answers an invalid request that has an id with INVALID_REQUEST naming the bad field', async () => {
+    await raw.subscribeAsync(t.replies('hostile2'), { qos: 1 });
+    const reply = new Promise<Record<string, unknown>>((resolve) =>
+      raw.on('message', (topic, payload) => topic === t.replies('hostile2') && resolve(JSON.parse(payload.toString()))),
+    );
+    await raw.publishAsync(t.requests('hostile2'), JSON.stringify({ v: 1, id: 'r1', op: 'submit', spec: { kind: 'docker' } }), { qos: 1 });
+    expect(await reply).toMatchObject({ v: 1, id: 'r1', ok: false, error: { code: 'INVALID_REQUEST' } });
+    expect(String(((await reply).error as { message: string }).message)).toMatch(/^invalid request: spec\.image/);
+  });
+
   it('both processes are still up and a task still runs end to end', async () => {
     expect(server.child.exitCode).toBeNull();
     expect(agent.child.exitCode).toBeNull();
