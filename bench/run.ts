@@ -8,44 +8,25 @@
  *    another; p50/p99 in ms (target: submit→assigned under 5 ms p50).
  * Skips (1) with a note when no Docker engine answers.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
-import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { encode } from '../shared/codec.js';
 import { topics } from '../shared/topics.js';
 import { formatBytes } from '../shared/units.js';
+import { CUTTER, ROOT, freePort, startDaemon } from '../scripts/procs.js';
+import { FAILOVER_CONFIG, measureFailover } from './failover.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CUTTER = `${ROOT}dist/cli/main.js`;
 const IMAGE = 'cutter-test/busybox:latest';
 const RUNS = Number(process.env.BENCH_RUNS ?? 9);
 const SUBMITS = Number(process.env.BENCH_SUBMITS ?? 300);
 const children: ChildProcess[] = [];
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function daemon(args: string[], ready: string): Promise<void> {
-  const child = spawn(process.execPath, [CUTTER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      if (out.includes(`"msg":"${ready}"`)) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}`)));
-  });
+async function daemon(args: string[], ready: string): Promise<void> {
+  children.push(await startDaemon(args, ready));
 }
 
 function timeCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
@@ -100,7 +81,8 @@ async function submitLatency(broker: string): Promise<{ assigned: number[]; resu
 async function main(): Promise<void> {
   const port = await freePort();
   const broker = `mqtt://127.0.0.1:${port}`;
-  await daemon(['server', '--host', '127.0.0.1', '--port', String(port)], 'controller started');
+  const dataDir = mkdtempSync(join(tmpdir(), 'cutter-bench-'));
+  await daemon(['server', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], 'broker listening');
   await daemon(['agent', '--broker', broker, '--node-id', 'bench', '--allow-exec', '--max-tasks', '64', '--log-level', 'info'], 'agent started');
   const rows: { name: string; baseline: string; measured: string; ratio: string; target: string; met: string }[] = [];
   const json: Record<string, unknown> = { machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memory: totalmem(), node: process.version }, runs: RUNS, submits: SUBMITS };
@@ -151,6 +133,29 @@ async function main(): Promise<void> {
     target: '-',
     met: '-',
   });
+
+  const trials = Number(process.env.BENCH_FAILOVER_TRIALS ?? 5);
+  for (const f of await measureFailover(trials)) {
+    json[`failover${f.mode}`] = f;
+    const how = f.mode === 'SIGKILL' ? 'agent SIGKILLed (last will)' : 'agent SIGSTOPped (silence only)';
+    const cfg = `heartbeat ${FAILOVER_CONFIG.heartbeatMs} ms, keepalive ${FAILOVER_CONFIG.keepaliveSec} s, lost-after 0`;
+    rows.push({
+      name: `${how}: signal → node offline, ${trials} trials (${cfg})`,
+      baseline: 'Nomad: 10 s+ heartbeat grace',
+      measured: `p50 ${median(f.offlineMs)} ms, p95 ${quantile(f.offlineMs, 0.95)} ms`,
+      ratio: `${(median(f.offlineMs) / 10_000).toFixed(2)}× of 10 s`,
+      target: '< 3 s',
+      met: quantile(f.offlineMs, 0.95) < 3_000 ? 'met' : 'not met',
+    });
+    rows.push({
+      name: `${how}: signal → task running on another node`,
+      baseline: '-',
+      measured: `p50 ${median(f.rescheduledMs)} ms, p95 ${quantile(f.rescheduledMs, 0.95)} ms`,
+      ratio: '-',
+      target: '< 3 s',
+      met: quantile(f.rescheduledMs, 0.95) < 3_000 ? 'met' : 'not met',
+    });
+  }
 
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${formatBytes(totalmem())}, Node ${process.version}`;
   const md = [

@@ -6,7 +6,7 @@
  * `drainTimeout` is set so one frozen subscriber cannot stall delivery to everyone (Aedes docs:
  * "Without a timeout, one slow client can block message delivery to all other clients").
  */
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes } from 'aedes';
 import type { Logger } from '../shared/logger.js';
 
@@ -20,44 +20,61 @@ export interface BrokerOptions {
 
 export interface RunningBroker {
   aedes: Aedes;
-  /** The port actually bound. */
-  port: number;
+  /** Port of the loopback-only listener the controller uses before the public one opens. */
+  internalPort: number;
+  /**
+   * Opens the public listener. Called once the controller is subscribed, so that no event an
+   * agent re-sends after a restart reaches a broker with nobody listening for it.
+   * @returns the port actually bound.
+   * @throws the listen error (e.g. EADDRINUSE) with the address in the message.
+   */
+  listen(): Promise<number>;
   /** Stops accepting, disconnects every client and closes Aedes. */
   close(): Promise<void>;
 }
 
-/**
- * Starts the broker and resolves once it listens.
- * @throws the listen error (e.g. EADDRINUSE) with the address in the message.
- */
+function listenOn(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (err) => reject(new Error(`broker cannot listen on ${host}:${port}: ${err.message}`)));
+    server.listen(port, host, () => {
+      const address = server.address();
+      resolve(typeof address === 'object' && address ? address.port : port);
+    });
+  });
+}
+
+/** Creates the broker with its internal loopback listener; the public one opens with `listen()`. */
 export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const log = opts.log.child({ component: 'broker' });
   const aedes = await Aedes.createBroker({ drainTimeout: 10_000, heartbeatInterval: 60_000 });
   // Nagle's algorithm with delayed ACKs adds ~40 ms to each small request/reply round trip.
-  const server: Server = createServer((socket) => {
+  const handle = (socket: Socket) => {
     socket.setNoDelay(true);
     aedes.handle(socket);
-  });
+  };
+  const internal = createServer(handle);
+  const server = createServer(handle);
 
   aedes.on('client', (client) => log.debug({ clientId: client.id }, 'client connected'));
   aedes.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'client disconnected'));
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new Error(`broker cannot listen on ${opts.host}:${opts.port}: ${err.message}`)));
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : opts.port;
-  log.info({ host: opts.host, port }, 'broker listening');
-
+  const internalPort = await listenOn(internal, '127.0.0.1', 0);
   return {
     aedes,
-    port,
+    internalPort,
+    async listen() {
+      const port = await listenOn(server, opts.host, opts.port);
+      log.info({ host: opts.host, port }, 'broker listening');
+      return port;
+    },
     async close() {
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        let open = 2;
+        const done = () => --open === 0 && resolve();
+        server.listening ? server.close(done) : done();
+        internal.close(done);
         // server.close waits for open sockets; aedes.close ends them.
         aedes.close(() => undefined);
       });

@@ -93,6 +93,11 @@ export class CliClient {
     return parsed.data;
   }
 
+  /** Calls `fn` after every reconnect to the broker (not the first connect). */
+  onReconnect(fn: () => void): void {
+    this.client.on('connect', fn);
+  }
+
   /** Subscribes to one task's events and retained state (call before submitting to miss nothing). */
   async follow(taskId: string, onEvent: (e: TaskEvent) => void, onState: (s: TaskState) => void): Promise<void> {
     await this.router.on(this.t.taskEvents(taskId), TaskEventSchema, onEvent);

@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { VERSION } from '../shared/version.js';
 import { registerDaemons } from './commands/daemons.js';
+import { registerLogs } from './commands/logs.js';
 import { registerNodes } from './commands/nodes.js';
 import { registerRun } from './commands/run.js';
 import { registerTasks } from './commands/tasks.js';
@@ -17,5 +18,6 @@ registerDaemons(program);
 registerNodes(program);
 registerRun(program);
 registerTasks(program);
+registerLogs(program);
 
 await program.parseAsync(process.argv);

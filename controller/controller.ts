@@ -1,19 +1,25 @@
 /**
  * The controller: keeps the node registry from retained heartbeats, places tasks with the pure
- * scheduler, drives each task's lifecycle from its agent's events, publishes retained task state,
- * and answers CLI requests. It is an ordinary MQTT client, so it runs the same against the
- * embedded Aedes or an external broker.
+ * scheduler (queueing what does not fit), drives each task's lifecycle from its agent's events,
+ * detects dead nodes, reschedules lost attempts by the task's restart policy, fences stale
+ * attempts, stores everything in the StateStore before acting on it, publishes retained task
+ * state and answers client requests. It is an ordinary MQTT client of its broker.
+ *
+ * Lifecycle: queued → assigned (lease) → running → succeeded | failed | cancelled;
+ *            assigned/running → unknown (node disconnected, inside its lost-after window) → running;
+ *            an attempt that is lost (node lost, lease expired, agent shut down) → queued again
+ *            (attempt + 1, after a backoff) or `lost` when the restart policy says no.
  */
 import { randomBytes } from 'node:crypto';
-import type { MqttClient } from '../shared/mqtt.js';
-import { MessageRouter, connectMqtt } from '../shared/mqtt.js';
 import { encode } from '../shared/codec.js';
 import { CutterError, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { MessageRouter, connectMqtt, type MqttClient } from '../shared/mqtt.js';
 import {
   NodeStatusSchema,
   RequestSchema,
   TaskEventSchema,
+  isTerminal,
   type Assignment,
   type Cancel,
   type ControllerStatus,
@@ -24,10 +30,14 @@ import {
   type TaskState,
 } from '../shared/schemas/index.js';
 import { topics, type Topics } from '../shared/topics.js';
+import { formatDuration } from '../shared/units.js';
 import { VERSION } from '../shared/version.js';
 import { NodeRegistry } from './registry.js';
 import { place } from './scheduler/place.js';
-import { TaskStore, type TaskRecord } from './task-store.js';
+import { STALE_AFTER_HEARTBEATS } from './scheduler/snapshot.js';
+import { StateStore } from './state-store.js';
+import { NODE_FAULT_CODES, backoffMs, wantsRetry, type AttemptEnd, type TaskRecord } from './task-record.js';
+import { TaskStore } from './task-store.js';
 
 export interface ControllerOptions {
   brokerUrl: string;
@@ -36,6 +46,12 @@ export interface ControllerOptions {
   leaseMs: number;
   policy: 'spread' | 'binpack';
   keepFinished: number;
+  /** Directory of the state database. */
+  dataDir: string;
+  /** Log bytes kept per task. */
+  maxLogBytes: number;
+  /** After start, how long nodes have to report back before their tasks count as disconnected, ms. */
+  startupGraceMs: number;
   username?: string;
   password?: string;
   log: Logger;
@@ -43,25 +59,40 @@ export interface ControllerOptions {
   now?: () => number;
 }
 
+/** How often timers are checked (staleness, leases, lost-after windows, timeouts), ms. */
+const SWEEP_MS = 200;
+/** A stale attempt still reported by a node is told to stop at most this often, ms. */
+const FENCE_REPEAT_MS = 5_000;
+/** Heartbeats that may miss a running attempt before it counts as lost. */
+const MISSING_HEARTBEATS = 2;
+
 export class Controller {
-  readonly registry = new NodeRegistry();
+  readonly registry: NodeRegistry;
   readonly tasks: TaskStore;
+  private readonly store: StateStore;
   private readonly t: Topics;
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly startedAt: number;
+  private readonly fenced = new Map<string, number>();
   private client?: MqttClient;
   private sweepTimer?: NodeJS.Timeout;
+  private schedulePending = false;
 
   constructor(private readonly opts: ControllerOptions) {
     this.t = topics(opts.prefix);
     this.log = opts.log.child({ component: 'controller' });
     this.now = opts.now ?? Date.now;
-    this.tasks = new TaskStore(opts.keepFinished);
+    this.startedAt = this.now();
+    this.store = new StateStore(opts.dataDir);
+    this.registry = new NodeRegistry(this.store.drainedNodes());
+    this.tasks = new TaskStore(this.store, opts.keepFinished);
   }
 
-  /** Connects (retrying until the broker answers), subscribes, and announces itself. */
+  /** Connects (retrying until the broker answers), subscribes, republishes task state, announces itself. */
   async start(): Promise<void> {
     const offline: ControllerStatus = { v: 1, state: 'offline', version: VERSION, ts: this.now() };
+    let router!: MessageRouter;
     const client = await connectMqtt({
       url: this.opts.brokerUrl,
       clientId: `cutter-controller-${this.opts.prefix}`,
@@ -71,27 +102,46 @@ export class Controller {
       password: this.opts.password,
       will: { topic: this.t.controllerStatus(), payload: encode(offline), qos: 1, retain: true },
       log: this.log,
+      onClient: (c) => {
+        // Routes before the CONNACK: a persistent session's queued events arrive right after it.
+        this.client = c;
+        router = new MessageRouter(c, this.log);
+        router.route(this.t.allNodeStatus(), NodeStatusSchema, (s, topic) => this.onNodeStatus(s, topic));
+        router.route(this.t.allTaskEvents(), TaskEventSchema, (e, topic) => this.onTaskEvent(e, topic));
+        router.route(this.t.allRequests(), RequestSchema, (r, topic) => this.onRequest(r, topic), {
+          onEmpty: (topic) => this.log.warn({ topic }, 'dropped empty request'),
+          onInvalid: (topic, payload, error) => this.rejectInvalidRequest(topic, payload, error),
+        });
+      },
     });
-    this.client = client;
-    const router = new MessageRouter(client, this.log);
-    await router.on(this.t.allNodeStatus(), NodeStatusSchema, (s, topic) => this.onNodeStatus(s, topic));
-    await router.on(this.t.allTaskEvents(), TaskEventSchema, (e, topic) => this.onTaskEvent(e, topic));
-    await router.on(this.t.allRequests(), RequestSchema, (r, topic) => this.onRequest(r, topic), {
-      onEmpty: (topic) => this.log.warn({ topic }, 'dropped empty request'),
-      onInvalid: (topic, payload, error) => this.rejectInvalidRequest(topic, payload, error),
-    });
+    await router.subscribeAll();
+    // The broker may have lost its retained messages (an embedded broker restarts with us).
+    let live = 0;
+    for (const r of this.tasks.all()) {
+      if (!isTerminal(r.state.state)) live++;
+      await this.publishState(r);
+    }
     await this.publishStatus('online');
     client.on('connect', () => void this.publishStatus('online').catch(() => undefined));
-    this.sweepTimer = setInterval(() => this.sweep(), 500);
-    this.log.info({ broker: this.opts.brokerUrl, prefix: this.opts.prefix }, 'controller started');
+    this.sweepTimer = setInterval(() => this.guard('sweep', () => this.sweep()), SWEEP_MS);
+    this.requestSchedule();
+    this.log.info({ broker: this.opts.brokerUrl, prefix: this.opts.prefix, dataDir: this.opts.dataDir, recoveredTasks: live }, 'controller started');
   }
 
-  /** Announces `offline` (retained) and disconnects. */
+  /** Announces `offline` (retained), disconnects and closes the store. */
   async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
-    if (!this.client) return;
-    await this.publishStatus('offline').catch(() => undefined);
-    await this.client.endAsync();
+    if (this.client) {
+      await this.publishStatus('offline').catch(() => undefined);
+      await this.client.endAsync();
+    }
+    this.store.close();
+  }
+
+  private guard(what: string, fn: () => Promise<void> | void): void {
+    Promise.resolve()
+      .then(fn)
+      .catch((err: unknown) => this.log.error({ err: errorMessage(err), stack: (err as Error)?.stack }, `${what} failed`));
   }
 
   private async publishStatus(state: 'online' | 'offline'): Promise<void> {
@@ -103,24 +153,217 @@ export class Controller {
     await this.client!.publishAsync(this.t.taskState(record.state.taskId), encode(record.state), { qos: 1, retain: true });
   }
 
-  // ---- nodes ---------------------------------------------------------------------------------
+  /** Tells a node to stop an attempt the mesh no longer wants there (fencing). */
+  private async fence(node: string, taskId: string, attempt: number, why: string): Promise<void> {
+    const key = `${node}/${taskId}/${attempt}`;
+    const now = this.now();
+    if ((this.fenced.get(key) ?? 0) > now) return;
+    this.fenced.set(key, now + FENCE_REPEAT_MS);
+    if (this.fenced.size > 10_000) for (const [k, until] of this.fenced) if (until < now) this.fenced.delete(k);
+    this.log.warn({ node, taskId, attempt, why }, 'fencing a stale attempt');
+    const cancel: Cancel = { v: 1, taskId, attempt, graceMs: 3_000 };
+    await this.client!.publishAsync(this.t.nodeCancel(node), encode(cancel), { qos: 1 });
+  }
+
+  // ---- nodes -------------------------------------------------------------------------------------
 
   private async onNodeStatus(status: NodeStatus, topic: string): Promise<void> {
-    const fromTopic = this.t.idFrom(topic, 'nodes');
-    if (fromTopic !== status.node) {
+    if (this.t.idFrom(topic, 'nodes') !== status.node) {
       this.log.warn({ topic, node: status.node }, 'dropped node status: node id does not match its topic');
       return;
     }
-    const previous = this.registry.update(status, this.now());
-    if (previous !== status.state) this.log.info({ node: status.node, from: previous, to: status.state }, 'node state changed');
+    const now = this.now();
+    const change = this.registry.update(status, now);
+    if (change.isNew || change.cameBack || change.wentDown) this.log.info({ node: status.node, state: status.state, cameBack: change.cameBack, reason: status.reason }, 'node state changed');
     if (status.state === 'offline') {
-      for (const record of this.tasks.activeOn(status.node)) {
-        await this.finish(record, { state: 'lost', error: { code: 'NODE_LOST', message: `node ${status.node} went offline${status.reason ? ` (${status.reason})` : ''} while the task was ${record.state.state}` } });
+      await this.nodeDown(status.node, status.reason ?? 'offline');
+      this.requestSchedule();
+      return;
+    }
+
+    // Reconcile what the node runs with what the controller expects there.
+    const listed = new Map(status.running.map((r) => [r.taskId, r.attempt]));
+    for (const [taskId, attempt] of listed) {
+      const record = this.tasks.get(taskId);
+      if (!record || isTerminal(record.state.state) || record.state.attempt !== attempt || record.state.node !== status.node) {
+        await this.fence(status.node, taskId, attempt, !record ? 'unknown task' : isTerminal(record.state.state) ? `task already ${record.state.state}` : 'not the current attempt');
+      }
+    }
+    for (const record of this.tasks.activeOn(status.node)) {
+      const here = listed.get(record.state.taskId) === record.state.attempt;
+      if (record.state.state === 'unknown') {
+        // The node is back inside the window: carry on where it was, or find out it is gone.
+        await this.updateAndPublish(record, { state: record.state.startedAt ? 'running' : 'assigned', reason: null }, { lostAt: null, missing: here ? 0 : 1 });
+        if (here) this.log.info({ taskId: record.state.taskId, node: status.node }, 'node came back; task carries on');
+        continue;
+      }
+      if (here) record.missing = 0;
+      else if (record.accepted && ++record.missing >= MISSING_HEARTBEATS) {
+        await this.attemptEnded(record, 'lost', { error: { code: 'NODE_LOST', message: `node ${status.node} no longer runs attempt ${record.state.attempt}` } });
+      }
+    }
+    this.requestSchedule();
+  }
+
+  /** A node is gone: its live tasks become `unknown`, lost at once when their window is 0. */
+  private async nodeDown(node: string, reason: string): Promise<void> {
+    const now = this.now();
+    const window = this.registry.lostAfterMs(node);
+    for (const record of this.tasks.activeOn(node)) {
+      if (record.state.state === 'unknown') continue;
+      const lostAfter = record.state.options.lostAfterMs ?? window;
+      const message = `node ${node} went offline (${reason}) while the task was ${record.state.state}`;
+      if (lostAfter === 0) {
+        await this.attemptEnded(record, 'lost', { error: { code: 'NODE_LOST', message } });
+      } else {
+        await this.updateAndPublish(record, { state: 'unknown', reason: `${message}; lost unless it is back within ${formatDuration(lostAfter)}` }, { lostAt: now + lostAfter });
       }
     }
   }
 
-  // ---- task events ---------------------------------------------------------------------------
+  // ---- timers ------------------------------------------------------------------------------------
+
+  private async sweep(): Promise<void> {
+    const now = this.now();
+    for (const { node, silentMs } of this.registry.silentNodes(now, (s) => s.heartbeatMs * STALE_AFTER_HEARTBEATS)) {
+      if (this.registry.markDown(node, `no heartbeat for ${formatDuration(silentMs)}`, now)) {
+        this.log.warn({ node, silentMs }, 'node missed its heartbeats: offline');
+        await this.nodeDown(node, `no heartbeat for ${formatDuration(silentMs)}`);
+        this.requestSchedule();
+      }
+    }
+    const graceOver = now - this.startedAt > this.opts.startupGraceMs;
+    for (const record of [...this.tasks.all()]) {
+      const s = record.state;
+      if (isTerminal(s.state)) continue;
+      if (s.state === 'unknown' && record.lostAt !== null && record.lostAt <= now) {
+        await this.attemptEnded(record, 'lost', { error: { code: 'NODE_LOST', message: `node ${s.node} did not come back within the task's lost-after window` } });
+        continue;
+      }
+      if (s.node && s.state !== 'queued' && s.state !== 'unknown' && graceOver && this.registry.get(s.node) === undefined) {
+        // Placed before a restart on a node that has not reported since.
+        await this.nodeDown(s.node, 'not heard from since the controller restarted');
+        continue;
+      }
+      if (s.state === 'assigned' && !record.accepted && record.leaseExpiresAt !== null && record.leaseExpiresAt <= now && (graceOver || record.leaseExpiresAt > this.startedAt)) {
+        const node = s.node!;
+        await this.attemptEnded(record, 'lost', { error: { code: 'LEASE_EXPIRED', message: `node ${node} did not accept attempt ${s.attempt} within ${this.opts.leaseMs} ms` } });
+        await this.fence(node, s.taskId, s.attempt, 'lease expired');
+        continue;
+      }
+      const deadline = s.options.timeoutMs === null ? null : s.createdAt + s.options.timeoutMs;
+      if (deadline !== null && deadline <= now && !record.timedOut) {
+        if (s.state === 'queued') {
+          await this.finish(record, { state: 'failed', error: { code: 'TIMEOUT', message: `timed out after ${formatDuration(s.options.timeoutMs!)} waiting in the queue${s.reason ? `: ${s.reason}` : ''}` } });
+        } else {
+          record.timedOut = true;
+          this.tasks.save(record);
+          await this.sendCancel(record, 3_000);
+        }
+      }
+    }
+    if (this.tasks.queued().length > 0) this.requestSchedule();
+  }
+
+  // ---- scheduling --------------------------------------------------------------------------------
+
+  /** Runs a placement pass soon, once, however often it is asked for. */
+  private requestSchedule(): void {
+    if (this.schedulePending) return;
+    this.schedulePending = true;
+    setImmediate(() => {
+      this.schedulePending = false;
+      this.guard('scheduling', () => this.schedule());
+    });
+  }
+
+  /** Places queued tasks in order (priority, then age); a task that does not fit does not block smaller ones. */
+  private async schedule(): Promise<void> {
+    const now = this.now();
+    for (const record of this.tasks.queued()) {
+      if (record.notBefore > now) continue;
+      await this.tryPlace(record);
+    }
+  }
+
+  /** @returns the rejections when nothing fits now (the task stays queued), null when placed. */
+  private async tryPlace(record: TaskRecord, publishWaiting = true): Promise<{ message: string; rejections: { node: string; reason: string }[] } | null> {
+    const now = this.now();
+    const s = record.state;
+    const placement = place({ kind: s.kind, requirements: s.requirements }, this.registry.snapshot(now, this.opts.policy));
+    if (!placement.ok) {
+      const reason = `waiting: ${placement.message}${placement.rejections.length ? ` (${placement.rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')})` : ''}`;
+      if (reason !== s.reason) {
+        if (publishWaiting) await this.updateAndPublish(record, { reason });
+        else this.tasks.update(record, { reason }, {}, now);
+      }
+      return placement;
+    }
+    const attempt = s.attempt + 1;
+    const leaseExpiresAt = now + this.opts.leaseMs;
+    this.registry.reserve(placement.node, s.taskId, s.requirements.memory);
+    this.tasks.update(
+      record,
+      { state: 'assigned', node: placement.node, attempt, placement: placement.reason, reason: null, assignedAt: now, startedAt: null, exitCode: null, oomKilled: false },
+      { accepted: false, leaseExpiresAt, lostAt: null, missing: 0 },
+      now,
+    );
+    this.log.info({ taskId: s.taskId, attempt, node: placement.node, kind: s.kind, placement: placement.reason }, 'task placed');
+    await this.publishState(record);
+    const nodeRunId = this.registry.get(placement.node)?.runId ?? null;
+    const assignment: Assignment = { v: 1, taskId: s.taskId, attempt, leaseExpiresAt, spec: record.spec, requirements: s.requirements, nodeRunId };
+    await this.client!.publishAsync(this.t.nodeAssign(placement.node), encode(assignment), { qos: 1 });
+    return null;
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------------
+
+  private async updateAndPublish(record: TaskRecord, patch: Partial<TaskState>, extra: Partial<Omit<TaskRecord, 'state'>> = {}): Promise<void> {
+    if (this.tasks.update(record, patch, extra, this.now())) await this.publishState(record);
+  }
+
+  /**
+   * The current attempt ended. Cancel and timeout win; otherwise the restart policy decides
+   * between another attempt (queued after a backoff) and the end of the task.
+   */
+  private async attemptEnded(record: TaskRecord, end: AttemptEnd, patch: Partial<TaskState>): Promise<void> {
+    const s = record.state;
+    if (s.node) this.registry.release(s.node, s.taskId);
+    if (record.cancelRequested) {
+      await this.finish(record, { ...patch, state: 'cancelled', error: null });
+      return;
+    }
+    if (record.timedOut) {
+      await this.finish(record, { ...patch, state: 'failed', error: { code: 'TIMEOUT', message: `timed out after ${formatDuration(s.options.timeoutMs ?? 0)}` } });
+      return;
+    }
+    if (wantsRetry(s.options.restart, end) && s.attempt < s.options.maxAttempts) {
+      const delay = backoffMs(s.attempt, end);
+      const why = patch.error?.message ?? `attempt ${s.attempt} ${end}`;
+      this.log.info({ taskId: s.taskId, attempt: s.attempt, end, delayMs: delay, why }, 'rescheduling');
+      await this.updateAndPublish(
+        record,
+        { state: 'queued', node: null, reason: `attempt ${s.attempt} ${end}: ${why}; attempt ${s.attempt + 1} of ${s.options.maxAttempts} in ${formatDuration(delay)}`, exitCode: patch.exitCode ?? null },
+        { notBefore: this.now() + delay, accepted: false, leaseExpiresAt: null, lostAt: null, missing: 0 },
+      );
+      setTimeout(() => this.requestSchedule(), delay + 5).unref();
+      return;
+    }
+    const state = end === 'succeeded' ? 'succeeded' : end === 'lost' ? 'lost' : 'failed';
+    await this.finish(record, { ...patch, state, ...(state === 'succeeded' ? { error: null } : {}) });
+  }
+
+  private async finish(record: TaskRecord, patch: Partial<TaskState>): Promise<void> {
+    const now = this.now();
+    if (record.state.node) this.registry.release(record.state.node, record.state.taskId);
+    if (!this.tasks.update(record, { reason: null, ...patch, finishedAt: now }, { leaseExpiresAt: null, lostAt: null }, now)) return;
+    this.log.info({ taskId: record.state.taskId, state: record.state.state, node: record.state.node, attempt: record.state.attempt, exitCode: record.state.exitCode, error: record.state.error?.message }, 'task finished');
+    await this.publishState(record);
+    for (const id of this.tasks.evictFinished()) await this.client!.publishAsync(this.t.taskState(id), '', { qos: 1, retain: true });
+    this.requestSchedule();
+  }
+
+  // ---- task events -------------------------------------------------------------------------------
 
   private async onTaskEvent(event: TaskEvent, topic: string): Promise<void> {
     if (this.t.idFrom(topic, 'tasks') !== event.taskId) {
@@ -132,58 +375,48 @@ export class Controller {
       this.log.warn({ taskId: event.taskId, type: event.type }, 'dropped event for unknown task');
       return;
     }
-    if (event.attempt !== record.state.attempt || event.node !== record.state.node) {
-      this.log.warn({ taskId: event.taskId, attempt: event.attempt, node: event.node, current: record.state.attempt }, 'ignored event from a stale attempt');
+    const s = record.state;
+    if (event.attempt !== s.attempt || event.node !== s.node || isTerminal(s.state) || s.state === 'queued') {
+      this.log.warn({ taskId: event.taskId, attempt: event.attempt, node: event.node, current: s.attempt, state: s.state, type: event.type }, 'ignored event from a stale attempt');
+      if (event.type !== 'result' && event.type !== 'failed') await this.fence(event.node, event.taskId, event.attempt, 'event from a stale attempt');
       return;
     }
-    const now = this.now();
+    this.store.appendEvent(event, this.opts.maxLogBytes);
     switch (event.type) {
       case 'accepted':
         record.accepted = true;
+        this.tasks.save(record);
         return;
       case 'started':
-        record.accepted = true;
-        if (this.tasks.transition(record, { state: 'running', startedAt: event.ts }, now)) await this.publishState(record);
+        await this.updateAndPublish(record, { state: 'running', startedAt: event.ts, reason: null }, { accepted: true, lostAt: null });
         return;
       case 'result': {
-        const state = record.cancelRequested || event.cancelled ? 'cancelled' : event.exitCode === 0 ? 'succeeded' : 'failed';
+        const end: AttemptEnd = event.exitCode === 0 && !event.oomKilled ? 'succeeded' : 'failed';
         const error =
-          state !== 'failed' ? null
+          end === 'succeeded' ? null
           : event.oomKilled ? { code: 'OOM_KILLED', message: `killed for running out of memory (exit code ${event.exitCode})` }
           : { code: 'EXIT_CODE', message: `exited with code ${event.exitCode}` };
-        await this.finish(record, { state, exitCode: event.exitCode, oomKilled: event.oomKilled, startedAt: record.state.startedAt ?? event.startedAt, error });
+        const patch = { exitCode: event.exitCode, oomKilled: event.oomKilled, startedAt: s.startedAt ?? event.startedAt, error };
+        if (event.cancelled && !record.cancelRequested && !record.timedOut) {
+          // Stopped on the node without our asking (fenced, or its agent shut down): the attempt is lost.
+          await this.attemptEnded(record, 'lost', { ...patch, error: { code: 'NODE_LOST', message: `attempt ${s.attempt} was stopped on node ${s.node} (exit code ${event.exitCode})` } });
+        } else {
+          await this.attemptEnded(record, end, patch);
+        }
         return;
       }
-      case 'failed':
-        await this.finish(record, { state: record.cancelRequested ? 'cancelled' : 'failed', error: { code: event.code, message: event.message } });
+      case 'failed': {
+        // The node could not run it, or it was shut down under it: those are the node's doing.
+        const nodeFault = NODE_FAULT_CODES.includes(event.code);
+        await this.attemptEnded(record, nodeFault ? 'lost' : 'failed', { error: { code: event.code, message: event.message } });
         return;
+      }
       default:
-        return; // progress and log events are for followers
+        return; // progress and log events are kept for followers
     }
   }
 
-  private async finish(record: TaskRecord, patch: Partial<TaskState>): Promise<void> {
-    const now = this.now();
-    if (!this.tasks.transition(record, { ...patch, finishedAt: now }, now)) return;
-    if (record.state.node) this.registry.release(record.state.node, record.state.taskId);
-    this.log.info({ taskId: record.state.taskId, state: record.state.state, node: record.state.node, exitCode: record.state.exitCode, error: record.state.error?.message }, 'task finished');
-    await this.publishState(record);
-    for (const id of this.tasks.evictFinished()) {
-      await this.client!.publishAsync(this.t.taskState(id), '', { qos: 1, retain: true });
-    }
-  }
-
-  /** Fails assignments whose lease ran out unaccepted (requeueing them is the durable-tasks work). */
-  private sweep(): void {
-    const now = this.now();
-    for (const record of this.tasks.expiredLeases(now)) {
-      void this.finish(record, { state: 'failed', error: { code: 'LEASE_EXPIRED', message: `node ${record.state.node} did not accept the task within ${this.opts.leaseMs} ms` } }).catch((err) =>
-        this.log.error({ err: errorMessage(err) }, 'lease sweep failed'),
-      );
-    }
-  }
-
-  // ---- requests ------------------------------------------------------------------------------
+  // ---- requests ----------------------------------------------------------------------------------
 
   private async onRequest(req: Request, topic: string): Promise<void> {
     const clientId = this.t.idFrom(topic, 'requests');
@@ -216,22 +449,35 @@ export class Controller {
     await this.client!.publishAsync(this.t.replies(clientId), encode(reply), { qos: 1 });
   }
 
+  private getTask(taskId: string): TaskRecord {
+    const record = this.tasks.get(taskId);
+    if (!record) throw new CutterError('NOT_FOUND', `no task ${taskId}`);
+    return record;
+  }
+
   private async handle(req: Request, clientId: string): Promise<unknown> {
-    const now = this.now();
     switch (req.op) {
       case 'submit':
         return this.submit(req, clientId);
       case 'cancel':
         return this.cancel(req.taskId, req.graceMs);
-      case 'task.get': {
-        const record = this.tasks.get(req.taskId);
-        if (!record) throw new CutterError('NOT_FOUND', `no task ${req.taskId}`);
-        return record.state;
-      }
+      case 'task.get':
+        return this.getTask(req.taskId).state;
       case 'task.list':
         return { tasks: this.tasks.list(req.states, req.limit) };
+      case 'task.logs':
+        this.getTask(req.taskId);
+        return this.store.events(req.taskId, req.after);
       case 'node.list':
-        return { nodes: this.registry.views(now) };
+        return { nodes: this.registry.views(this.now()) };
+      case 'node.drain': {
+        if (!this.registry.get(req.node)) throw new CutterError('NOT_FOUND', `no node ${req.node}`);
+        this.store.setDrained(req.node, req.drain);
+        this.registry.setDrained(req.node, req.drain);
+        this.log.info({ node: req.node, drained: req.drain }, req.drain ? 'node drained' : 'node resumed');
+        this.requestSchedule();
+        return { nodes: this.registry.views(this.now()).filter((n) => n.node === req.node) };
+      }
     }
   }
 
@@ -242,45 +488,46 @@ export class Controller {
     const requirements = { ...req.requirements };
     if (!requirements.memory && req.spec.kind === 'docker' && req.spec.memoryLimit) requirements.memory = req.spec.memoryLimit;
 
-    const now = this.now();
-    const placement = place({ kind: req.spec.kind, requirements }, this.registry.snapshot(now, this.opts.policy));
-    if (!placement.ok) {
-      this.log.info({ taskId, rejections: placement.rejections }, 'no node fits');
-      throw new CutterError('NO_FIT', placement.message, placement.rejections);
+    // Pinned to a node the controller has never heard of: a typo far more often than a node to come.
+    if (requirements.node && !this.registry.get(requirements.node)) {
+      const known = this.registry.views(this.now()).map((n) => n.node);
+      throw new CutterError('NO_FIT', `node "${requirements.node}" is not known to the controller${known.length ? ` (known: ${known.join(', ')})` : ' (no nodes have joined)'}`, [{ node: requirements.node, reason: 'unknown node' }]);
     }
-    const record = this.tasks.createAssigned({
-      taskId,
-      spec: req.spec,
-      requirements,
-      node: placement.node,
-      placement: placement.reason,
-      submittedBy: clientId,
-      now,
-      leaseMs: this.opts.leaseMs,
-    });
-    this.registry.reserve(placement.node, taskId, requirements.memory);
-    this.log.info({ taskId, node: placement.node, kind: req.spec.kind, placement: placement.reason }, 'task placed');
-    await this.publishState(record);
-    const assignment: Assignment = { v: 1, taskId, attempt: 1, leaseExpiresAt: record.leaseExpiresAt, spec: req.spec, requirements };
-    await this.client!.publishAsync(this.t.nodeAssign(placement.node), encode(assignment), { qos: 1 });
+    const record = this.tasks.create({ taskId, spec: req.spec, requirements, options: req.options, submittedBy: clientId, now: this.now() });
+    const noFit = await this.tryPlace(record, false);
+    if (noFit && !req.options.queue) {
+      this.tasks.discard(taskId);
+      this.log.info({ taskId, rejections: noFit.rejections }, 'no node fits; not queued');
+      throw new CutterError('NO_FIT', noFit.message, noFit.rejections);
+    }
+    if (noFit) {
+      this.log.info({ taskId, reason: record.state.reason }, 'task queued');
+      await this.publishState(record);
+    }
     return record.state;
   }
 
+  private async sendCancel(record: TaskRecord, graceMs: number): Promise<void> {
+    const cancel: Cancel = { v: 1, taskId: record.state.taskId, attempt: record.state.attempt, graceMs };
+    await this.client!.publishAsync(this.t.nodeCancel(record.state.node!), encode(cancel), { qos: 1 });
+  }
+
   private async cancel(taskId: string, graceMs?: number): Promise<TaskState> {
-    const record = this.tasks.get(taskId);
-    if (!record) throw new CutterError('NOT_FOUND', `no task ${taskId}`);
-    if (record.state.state === 'succeeded' || record.state.state === 'failed' || record.state.state === 'cancelled' || record.state.state === 'lost') {
-      throw new CutterError('ALREADY_FINISHED', `task ${taskId} already ${record.state.state}`);
-    }
+    const record = this.getTask(taskId);
+    const s = record.state;
+    if (isTerminal(s.state)) throw new CutterError('ALREADY_FINISHED', `task ${taskId} already ${s.state}`);
     record.cancelRequested = true;
-    const node = record.state.node!;
-    if (this.registry.get(node)?.state === 'offline') {
-      await this.finish(record, { state: 'cancelled', error: { code: 'CANCELLED', message: `cancelled while node ${node} was offline` } });
+    this.tasks.save(record);
+    if (s.state === 'queued') {
+      await this.finish(record, { state: 'cancelled', error: null });
       return record.state;
     }
-    const cancel: Cancel = { v: 1, taskId, attempt: record.state.attempt, graceMs: graceMs ?? 3_000 };
-    await this.client!.publishAsync(this.t.nodeCancel(node), encode(cancel), { qos: 1 });
-    this.log.info({ taskId, node }, 'cancel sent');
+    // Sent even to a node that is away: its persistent session delivers it when it is back.
+    await this.sendCancel(record, graceMs ?? 3_000);
+    if (s.state === 'unknown' || this.registry.isDown(s.node!)) {
+      await this.finish(record, { state: 'cancelled', error: { code: 'CANCELLED', message: `cancelled while node ${s.node} was offline; it is told to stop when it is back` } });
+    }
+    this.log.info({ taskId, node: s.node }, 'cancel sent');
     return record.state;
   }
 }

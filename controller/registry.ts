@@ -1,40 +1,98 @@
 /**
- * The node registry: every node's last retained NodeStatus, when the controller last heard from
- * it (its own clock), and the memory reservations it holds for tasks placed there.
+ * The node registry: every node's last NodeStatus, when the controller last heard from it (its
+ * own clock), whether the controller considers it down (and since when, and why), whether it was
+ * drained with `cutter nodes drain`, and the memory reservations held for tasks placed there.
  *
- * A reservation lives from placement until the node's heartbeat lists the task as running (its
- * memory is then counted from the heartbeat) or the task ends — live capacity is always a little
+ * A reservation lives from placement until the node's heartbeat lists the task (its memory is
+ * then counted from the heartbeat) or the task's attempt ends — live capacity is always a little
  * stale, and two tasks must not be sent to the same last free gigabytes.
  */
 import type { NodeStatus, NodeView } from '../shared/schemas/index.js';
 import { compareIds } from '../shared/topics.js';
-import { STALE_AFTER_HEARTBEATS, type ClusterSnapshot, type NodeSnapshot } from './scheduler/snapshot.js';
+import type { ClusterSnapshot, NodeSnapshot } from './scheduler/snapshot.js';
 
 interface Entry {
   status: NodeStatus;
   lastSeenMs: number;
+  /** Set while the controller considers the node down: since when (ms epoch) and why. */
+  down: { since: number; reason: string } | null;
   /** taskId → bytes */
   reservations: Map<string, number>;
+  /** The node's lost-after window from its last status that carried an offer (a last will does not), ms. */
+  lostAfterMs: number;
+}
+
+/** What an incoming status changed. */
+export interface StatusChange {
+  /** The node was unknown before. */
+  isNew: boolean;
+  /** The node was down and is up again. */
+  cameBack: boolean;
+  /** The node says it is offline now (clean stop or last will) and was not down before. */
+  wentDown: boolean;
 }
 
 export class NodeRegistry {
   private readonly nodes = new Map<string, Entry>();
 
-  /**
-   * Records a status (MQTT keeps one publisher's messages on a topic in order, so the newest wins).
-   * @returns the node's previous state, or null when it was unknown.
-   */
-  update(status: NodeStatus, now: number): NodeStatus['state'] | null {
-    const entry = this.nodes.get(status.node);
+  constructor(private readonly drained: Set<string> = new Set()) {}
+
+  /** Records a status (MQTT keeps one publisher's messages on a topic in order, so the newest wins). */
+  update(status: NodeStatus, now: number): StatusChange {
+    let entry = this.nodes.get(status.node);
+    const isNew = !entry;
     if (!entry) {
-      this.nodes.set(status.node, { status, lastSeenMs: now, reservations: new Map() });
-      return null;
+      entry = { status, lastSeenMs: now, down: null, reservations: new Map(), lostAfterMs: status.offer?.lostAfterMs ?? 0 };
+      this.nodes.set(status.node, entry);
     }
-    const previous = entry.status.state;
+    const wasDown = !isNew && entry.down !== null;
     entry.status = status;
     entry.lastSeenMs = now;
+    if (status.offer) entry.lostAfterMs = status.offer.lostAfterMs;
     for (const t of status.running) entry.reservations.delete(t.taskId);
-    return previous;
+    if (status.state === 'offline') {
+      const wentDown = !wasDown;
+      entry.down ??= { since: now, reason: status.reason ?? 'offline' };
+      return { isNew, cameBack: false, wentDown };
+    }
+    entry.down = null;
+    return { isNew, cameBack: wasDown, wentDown: false };
+  }
+
+  /**
+   * Marks a node down (heartbeats stopped) if it is not already.
+   * @returns true when this changed it.
+   */
+  markDown(node: string, reason: string, now: number): boolean {
+    const entry = this.nodes.get(node);
+    if (!entry || entry.down) return false;
+    entry.down = { since: now, reason };
+    return true;
+  }
+
+  /** Nodes the controller considers up whose last word is older than `silentFor(status)` ms. */
+  silentNodes(now: number, silentFor: (s: NodeStatus) => number): { node: string; silentMs: number }[] {
+    const out: { node: string; silentMs: number }[] = [];
+    for (const [node, e] of this.nodes) {
+      const silentMs = now - e.lastSeenMs;
+      if (!e.down && silentMs > silentFor(e.status)) out.push({ node, silentMs });
+    }
+    return out;
+  }
+
+  /** The node's lost-after window, ms (0 for a node never heard from). */
+  lostAfterMs(node: string): number {
+    return this.nodes.get(node)?.lostAfterMs ?? 0;
+  }
+
+  isDown(node: string): boolean {
+    const e = this.nodes.get(node);
+    return !e || e.down !== null;
+  }
+
+  setDrained(node: string, drained: boolean): void {
+    if (drained) this.drained.add(node);
+    else this.drained.delete(node);
   }
 
   /** Holds `memory` bytes on `node` for `taskId` until its heartbeat lists the task or release(). */
@@ -42,7 +100,7 @@ export class NodeRegistry {
     this.nodes.get(node)?.reservations.set(taskId, memory);
   }
 
-  /** Drops a task's reservation (task ended, failed, lost). */
+  /** Drops a task's reservation (attempt ended or lost). */
   release(node: string, taskId: string): void {
     this.nodes.get(node)?.reservations.delete(taskId);
   }
@@ -51,27 +109,28 @@ export class NodeRegistry {
     return this.nodes.get(node)?.status;
   }
 
-  /** Freezes the registry for the scheduler. */
+  /** Freezes the registry for the scheduler. A node that is down is passed as offline. */
   snapshot(now: number, policy: ClusterSnapshot['policy']): ClusterSnapshot {
     const nodes: NodeSnapshot[] = [];
     for (const [node, e] of this.nodes) {
       let reservedMemory = 0;
       for (const m of e.reservations.values()) reservedMemory += m;
-      nodes.push({ node, status: e.status, lastSeenMs: e.lastSeenMs, reservedMemory, reservedTasks: e.reservations.size });
+      const status = e.down && e.status.state !== 'offline' ? { ...e.status, state: 'offline' as const, reason: e.down.reason } : e.status;
+      nodes.push({ node, status, lastSeenMs: e.lastSeenMs, reservedMemory, reservedTasks: e.reservations.size, drained: this.drained.has(node) });
     }
     return { now, nodes, policy };
   }
 
-  /** Nodes for `cutter nodes list`, sorted by id; `stale` when online but silent too long. */
+  /** Nodes for `cutter nodes list`, sorted by id. */
   views(now: number): NodeView[] {
     return [...this.nodes.entries()]
       .sort(([a], [b]) => compareIds(a, b))
       .map(([node, e]) => {
-        const silent = now - e.lastSeenMs;
-        const stale = e.status.state !== 'offline' && silent > e.status.heartbeatMs * STALE_AFTER_HEARTBEATS;
         let reservedMemory = 0;
         for (const m of e.reservations.values()) reservedMemory += m;
-        return { node, state: stale ? 'stale' : e.status.state, lastSeenAgoMs: Math.max(0, silent), reservedMemory, status: e.status };
+        const drained = this.drained.has(node);
+        const state = e.down ? 'offline' : drained || e.status.state === 'draining' ? 'draining' : 'online';
+        return { node, state, drained, offlineReason: e.down?.reason ?? null, lastSeenAgoMs: Math.max(0, now - e.lastSeenMs), reservedMemory, status: e.status };
       });
   }
 }

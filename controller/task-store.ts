@@ -1,66 +1,58 @@
 /**
- * The controller's tasks, in memory, with the lifecycle rules:
- *   assigned (lease) → running → succeeded | failed | cancelled;  assigned/running → lost.
+ * The controller's tasks: an in-memory index over the durable StateStore. Every change goes
+ * through `save()`, which writes it before the controller publishes or acts on it.
  * Terminal states are final. Finished tasks beyond `keepFinished` are evicted oldest first.
  */
-import type { Requirements, TaskSpec, TaskState, TaskStatus } from '../shared/schemas/index.js';
+import type { Requirements, TaskOptions, TaskSpec, TaskState, TaskStatus } from '../shared/schemas/index.js';
 import { isTerminal } from '../shared/schemas/index.js';
 import { compareIds } from '../shared/topics.js';
-
-export interface TaskRecord {
-  state: TaskState;
-  spec: TaskSpec;
-  /** The agent accepted the current attempt. */
-  accepted: boolean;
-  /** A cancel was asked for; the final state is `cancelled` whatever the exit code. */
-  cancelRequested: boolean;
-  /** ms epoch after which an unaccepted assignment has expired. */
-  leaseExpiresAt: number;
-}
-
-/** Image (docker) or argv[0] (exec): the short name listings show. */
-export function summarize(spec: TaskSpec): string {
-  return spec.kind === 'docker' ? spec.image : spec.argv.join(' ').slice(0, 512);
-}
+import type { StateStore } from './state-store.js';
+import { summarize, type TaskRecord } from './task-record.js';
 
 export class TaskStore {
   private readonly tasks = new Map<string, TaskRecord>();
 
-  constructor(private readonly keepFinished: number) {}
+  constructor(
+    private readonly store: StateStore,
+    private readonly keepFinished: number,
+  ) {
+    for (const r of store.loadTasks()) this.tasks.set(r.state.taskId, r);
+  }
 
   get(taskId: string): TaskRecord | undefined {
     return this.tasks.get(taskId);
   }
 
-  /** Creates a task in `assigned` state on `node`, attempt 1. */
-  createAssigned(args: {
-    taskId: string;
-    spec: TaskSpec;
-    requirements: Requirements;
-    node: string;
-    placement: string;
-    submittedBy: string;
-    now: number;
-    leaseMs: number;
-  }): TaskRecord {
+  all(): IterableIterator<TaskRecord> {
+    return this.tasks.values();
+  }
+
+  /** Creates a task in `queued` state, attempt 0, and stores it. */
+  create(args: { taskId: string; spec: TaskSpec; requirements: Requirements; options: TaskOptions; submittedBy: string; now: number }): TaskRecord {
     const record: TaskRecord = {
       spec: args.spec,
       accepted: false,
       cancelRequested: false,
-      leaseExpiresAt: args.now + args.leaseMs,
+      timedOut: false,
+      leaseExpiresAt: null,
+      notBefore: 0,
+      lostAt: null,
+      missing: 0,
       state: {
         v: 1,
         taskId: args.taskId,
-        state: 'assigned',
+        state: 'queued',
         kind: args.spec.kind,
         summary: summarize(args.spec),
-        node: args.node,
-        attempt: 1,
+        node: null,
+        attempt: 0,
         requirements: args.requirements,
-        placement: args.placement,
+        options: args.options,
+        placement: null,
+        reason: null,
         createdAt: args.now,
         updatedAt: args.now,
-        assignedAt: args.now,
+        assignedAt: null,
         startedAt: null,
         finishedAt: null,
         exitCode: null,
@@ -70,17 +62,31 @@ export class TaskStore {
       },
     };
     this.tasks.set(args.taskId, record);
+    this.save(record);
     return record;
   }
 
+  /** Forgets a task that was never accepted (a submit that failed fast). */
+  discard(taskId: string): void {
+    this.tasks.delete(taskId);
+    this.store.deleteTasks([taskId]);
+  }
+
   /**
-   * Applies a change. Terminal states are final: changing a finished task returns false.
-   * @returns true when the state changed.
+   * Applies a change to a live task and stores it. Terminal states are final.
+   * @returns false (and changes nothing) when the task has already ended.
    */
-  transition(record: TaskRecord, patch: Partial<Omit<TaskState, 'v' | 'taskId'>> & { state?: TaskStatus }, now: number): boolean {
+  update(record: TaskRecord, patch: Partial<Omit<TaskState, 'v' | 'taskId'>>, extra: Partial<Omit<TaskRecord, 'state'>> = {}, now = Date.now()): boolean {
     if (isTerminal(record.state.state)) return false;
     Object.assign(record.state, patch, { updatedAt: now });
+    Object.assign(record, extra);
+    this.save(record);
     return true;
+  }
+
+  /** Writes the record as it is now. */
+  save(record: TaskRecord): void {
+    this.store.saveTask(record, isTerminal(record.state.state));
   }
 
   /** Tasks newest first, optionally only in some states. */
@@ -90,23 +96,29 @@ export class TaskStore {
     return out.sort((a, b) => b.createdAt - a.createdAt || compareIds(a.taskId, b.taskId)).slice(0, limit);
   }
 
-  /** Non-terminal tasks on one node. */
+  /** Live tasks placed on one node (assigned, running, unknown). */
   activeOn(node: string): TaskRecord[] {
-    return [...this.tasks.values()].filter((r) => r.state.node === node && !isTerminal(r.state.state));
+    const out: TaskRecord[] = [];
+    for (const r of this.tasks.values()) if (r.state.node === node && !isTerminal(r.state.state) && r.state.state !== 'queued') out.push(r);
+    return out;
   }
 
-  /** Non-terminal tasks whose assignment lease has run out unaccepted. */
-  expiredLeases(now: number): TaskRecord[] {
-    return [...this.tasks.values()].filter((r) => r.state.state === 'assigned' && !r.accepted && r.leaseExpiresAt <= now);
+  /** Queued tasks in placement order: priority high to low, then oldest first. */
+  queued(): TaskRecord[] {
+    const out: TaskRecord[] = [];
+    for (const r of this.tasks.values()) if (r.state.state === 'queued') out.push(r);
+    return out.sort((a, b) => b.state.options.priority - a.state.options.priority || a.state.createdAt - b.state.createdAt || compareIds(a.state.taskId, b.state.taskId));
   }
 
   /** Evicts the oldest finished tasks beyond the limit. @returns their ids (to clear retained state). */
   evictFinished(): string[] {
-    const finished = [...this.tasks.values()].filter((r) => isTerminal(r.state.state));
+    const finished: TaskRecord[] = [];
+    for (const r of this.tasks.values()) if (isTerminal(r.state.state)) finished.push(r);
     const excess = finished.length - this.keepFinished;
     if (excess <= 0) return [];
-    const evicted = finished.sort((a, b) => (a.state.finishedAt ?? 0) - (b.state.finishedAt ?? 0)).slice(0, excess);
-    for (const r of evicted) this.tasks.delete(r.state.taskId);
-    return evicted.map((r) => r.state.taskId);
+    const evicted = finished.sort((a, b) => (a.state.finishedAt ?? 0) - (b.state.finishedAt ?? 0)).slice(0, excess).map((r) => r.state.taskId);
+    for (const id of evicted) this.tasks.delete(id);
+    this.store.deleteTasks(evicted);
+    return evicted;
   }
 }

@@ -9,39 +9,21 @@
  * the same way. Exits 0 when the task succeeded.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DockerExecutor } from '../agent/executors/docker.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CUTTER = `${ROOT}dist/cli/main.js`;
+import { CUTTER, ROOT, freePort, startDaemon } from './procs.js';
 const IMAGE = 'cutter-test/busybox:latest';
 const children: ChildProcess[] = [];
 
 const say = (text: string) => process.stdout.write(`\n\x1b[1m${text}\x1b[0m\n`);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts a daemon and resolves once it logs `ready` (pino JSON on stdout). */
-function daemon(args: string[], ready: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CUTTER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts a daemon for the demo and remembers it for the clean-up. */
+async function daemon(args: string[], ready: string): Promise<ChildProcess> {
+  const child = await startDaemon(args, ready);
   children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      if (out.includes(`"msg":"${ready}"`)) resolve(child);
-    });
-    child.stderr!.on('data', (c: Buffer) => process.stderr.write(c));
-    child.once('exit', (code) => reject(new Error(`cutter ${args[0]} exited with ${code}:\n${out.slice(-2000)}`)));
-  });
+  return child;
 }
 
 /** Runs `cutter …` in the foreground with its output on this terminal, printing the command first. */
@@ -69,7 +51,8 @@ async function main(): Promise<number> {
   const port = await freePort();
   const broker = `mqtt://127.0.0.1:${port}`;
   say(`Starting cutter server (embedded MQTT broker on ${broker} + controller) and two agents`);
-  await daemon(['server', '--host', '127.0.0.1', '--port', String(port)], 'controller started');
+  const dataDir = mkdtempSync(join(tmpdir(), 'cutter-demo-'));
+  await daemon(['server', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], 'broker listening');
   await Promise.all([
     daemon(['agent', '--broker', broker, '--node-id', 'pi', '--max-memory', '256m', '--allow-exec', '--heartbeat', '1000'], 'agent started'),
     daemon(['agent', '--broker', broker, '--node-id', 'notebook', '--max-memory', '2g', '--allow-exec', '--heartbeat', '1000'], 'agent started'),

@@ -41,6 +41,22 @@ export const CommonConfigSchema = z.object({
   password: z.string().optional(),
 });
 
+/** A duration in ms given as a number or text like `500ms`, `30s`, `10m`, `2h`. */
+export const DurationSchema = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration: use a number with ms, s, m or h (e.g. 30s, 10m)` });
+    return z.NEVER;
+  }
+  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 'ms']!);
+});
+
+/** The default data directory: `$XDG_DATA_HOME/cutter` or `~/.local/share/cutter`. */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'cutter');
+}
+
 /** `cutter server`: embedded broker + controller. */
 export const ServerConfigSchema = CommonConfigSchema.extend({
   /** Interface the embedded broker listens on. */
@@ -53,16 +69,22 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   leaseMs: Int(100, 3_600_000).default(10_000),
   /** Placement policy among feasible nodes. */
   policy: z.enum(['spread', 'binpack']).default('spread'),
-  /** How many finished tasks the controller keeps in memory and retained. */
+  /** How many finished tasks the controller keeps (on disk, in memory and retained). */
   keepFinished: Int(1, 1_000_000).default(1_000),
+  /** Where the controller keeps its state (tasks, logs, drained nodes). */
+  dataDir: z.string().min(1).default(defaultDataDir()),
+  /** Log output kept per task, bytes. */
+  maxLogBytes: SizeSchema.default(4 * 1024 * 1024),
+  /** After a restart, how long nodes have to report back before their tasks count as disconnected, ms. */
+  startupGraceMs: DurationSchema.default(10_000),
 });
 
 /** `cutter agent`: one node. */
 export const AgentConfigSchema = CommonConfigSchema.extend({
   /** Node id; defaults to the hostname, reduced to the allowed characters. */
   nodeId: z.string().regex(ID_RE, 'node ids are 1-64 characters of A-Z a-z 0-9 _ . -').default(defaultNodeId()),
-  /** Heartbeat interval, ms. */
-  heartbeatMs: Int(100, 600_000).default(2_000),
+  /** Heartbeat interval, ms. The controller marks the node offline after 2.5 intervals of silence. */
+  heartbeatMs: Int(100, 600_000).default(1_000),
   /** Memory cutter may commit to tasks here (e.g. `12g`); default: all of it. */
   maxMemory: SizeSchema.optional(),
   /** Concurrent tasks. */
@@ -79,8 +101,12 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
     }
     return labels;
   }).default({}),
-  /** Keepalive in seconds: the broker declares the node dead after 1.5× this without traffic. */
-  keepaliveSec: Int(1, 3600).default(5),
+  /** Keepalive in seconds: the broker fires the last will after 1.5× this without traffic. */
+  keepaliveSec: Int(1, 3600).default(2),
+  /** How long this node may be disconnected (asleep, roaming) before its tasks are lost and rescheduled (`10m`; 0 = at once). */
+  lostAfterMs: DurationSchema.default(0),
+  /** On SIGTERM the agent drains: it takes no new tasks and waits this long for running ones before stopping them. */
+  drainTimeoutMs: DurationSchema.default(300_000),
 });
 
 /** Short-lived CLI commands. */

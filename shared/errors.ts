@@ -25,6 +25,8 @@ export type ErrorCode =
   | 'EXIT_CODE'
   | 'OOM_KILLED'
   | 'NODE_BUSY'
+  | 'TIMEOUT'
+  | 'NODE_RESTARTED'
   | 'INTERNAL';
 
 /** An error with a stable code and optional structured details (e.g. per-node rejections). */

@@ -29,6 +29,12 @@ export interface ConnectOptions {
   password?: string;
   /** 4 = MQTT 3.1.1 (default), 5 = MQTT 5. */
   protocolVersion?: 4 | 5;
+  /**
+   * Called with the client before it connects: register message routes here, because a broker
+   * delivers a persistent session's queued messages right after CONNACK, before `connectMqtt`
+   * resolves, and a message with no route then is acknowledged and lost.
+   */
+  onClient?: (client: MqttClient) => void;
   /** Give up after this many ms without a first connection (CLI); undefined = retry forever (daemons). */
   timeoutMs?: number;
   /** Delay between reconnect attempts, ms. */
@@ -57,6 +63,7 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
     ...(v5 && !opts.clean ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
   };
   const client = mqtt.connect(opts.url, options);
+  opts.onClient?.(client);
   // Small messages must not wait for Nagle's algorithm (each request/reply would cost ~40 ms).
   client.on('connect', () => (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true));
   return new Promise((resolve, reject) => {
@@ -107,6 +114,8 @@ export function topicMatches(filter: string, topic: string): boolean {
 
 type Route = { filter: string; handle: (topic: string, payload: Buffer, retained: boolean) => void | Promise<void> };
 
+type RouteOptions = { onEmpty?: (topic: string) => void; onInvalid?: (topic: string, payload: Buffer, error: string) => void | Promise<void> };
+
 /**
  * Dispatches incoming messages to validated handlers. One router per client.
  */
@@ -128,17 +137,36 @@ export class MessageRouter {
   }
 
   /**
-   * Subscribes to `filter` (QoS 1) and calls `handler` with each payload that passes `schema`.
-   * Invalid payloads are logged at warn with the topic and the first bad field, then dropped (and
-   * passed to `opts.onInvalid`, e.g. to answer the sender). An empty payload (a cleared retained
-   * message) is passed to `opts.onEmpty` when given, else ignored.
+   * Subscribes to `filter` (QoS 1) and calls `handler` with each payload that passes `schema`
+   * (`route()` then a SUBSCRIBE).
    */
   async on<S extends z.ZodType>(
     filter: string,
     schema: S,
     handler: (value: z.infer<S>, topic: string, retained: boolean) => void | Promise<void>,
-    opts: { onEmpty?: (topic: string) => void; onInvalid?: (topic: string, payload: Buffer, error: string) => void | Promise<void> } = {},
+    opts: RouteOptions = {},
   ): Promise<void> {
+    this.route(filter, schema, handler, opts);
+    await this.client.subscribeAsync(filter, { qos: 1 });
+  }
+
+  /** Subscribes (QoS 1) to every routed filter: for routes added with `route()` before connecting. */
+  async subscribeAll(): Promise<void> {
+    await this.client.subscribeAsync(this.routes.map((r) => r.filter), { qos: 1 });
+  }
+
+  /**
+   * Routes messages on `filter` to `handler`, without subscribing. Invalid payloads are logged at
+   * warn with the topic and the first bad field, then dropped (and passed to `opts.onInvalid`,
+   * e.g. to answer the sender). An empty payload (a cleared retained message) is passed to
+   * `opts.onEmpty` when given, else ignored.
+   */
+  route<S extends z.ZodType>(
+    filter: string,
+    schema: S,
+    handler: (value: z.infer<S>, topic: string, retained: boolean) => void | Promise<void>,
+    opts: RouteOptions = {},
+  ): void {
     this.routes.push({
       filter,
       handle: (topic, payload, retained) => {
@@ -154,6 +182,5 @@ export class MessageRouter {
         return handler(decoded.value, topic, retained);
       },
     });
-    await this.client.subscribeAsync(filter, { qos: 1 });
   }
 }

@@ -28,7 +28,11 @@ export function freePort(): Promise<number> {
 
 /** Environment for spawned processes: no config file from the developer's home, no inherited CUTTER_* settings. */
 const ISOLATED_ENV: NodeJS.ProcessEnv = (() => {
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), 'cutter-test-config-')) };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), 'cutter-test-config-')),
+    XDG_DATA_HOME: mkdtempSync(join(tmpdir(), 'cutter-test-data-')),
+  };
   for (const k of Object.keys(env)) if (k.startsWith('CUTTER_') && k !== 'CUTTER_REQUIRE_DOCKER') delete env[k];
   return env;
 })();
@@ -92,12 +96,21 @@ function spawnCutter(args: string[], name: string, env: NodeJS.ProcessEnv = {}):
   return new Daemon(child, name);
 }
 
-/** Starts `cutter server` on a free loopback port and waits until the controller is up. */
-export async function startServer(extra: string[] = []): Promise<{ daemon: Daemon; url: string; port: number }> {
-  const port = await freePort();
-  const daemon = spawnCutter(['server', '--host', '127.0.0.1', '--port', String(port), ...extra], 'server');
-  await daemon.waitForMsg('controller started');
-  return { daemon, url: `mqtt://127.0.0.1:${port}`, port };
+/** A fresh, empty directory. */
+export function tempDir(prefix = 'cutter-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * Starts `cutter server` on a loopback port (a free one unless given) with its own data dir
+ * (fresh unless given), and waits until the broker listens.
+ */
+export async function startServer(extra: string[] = [], opts: { port?: number; dataDir?: string } = {}): Promise<{ daemon: Daemon; url: string; port: number; dataDir: string }> {
+  const port = opts.port ?? (await freePort());
+  const dataDir = opts.dataDir ?? tempDir('cutter-test-data-');
+  const daemon = spawnCutter(['server', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...extra], 'server');
+  await daemon.waitForMsg('broker listening');
+  return { daemon, url: `mqtt://127.0.0.1:${port}`, port, dataDir };
 }
 
 /** Starts `cutter agent` and waits for its first heartbeat to be out. */

@@ -11,6 +11,15 @@ import type { Executor, ExecutorContext, ExecutorProbe, Outcome, TaskHandle } fr
 /** Agent environment variables a job inherits; everything else (tokens, …) stays with the agent. */
 const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'];
 
+/**
+ * Runs exec tasks as child processes of the agent.
+ *
+ * No `recover()`: an exec task cannot be re-adopted after an agent restart. Its stdout/stderr are
+ * pipes to the agent process and die with it, and nothing outside the agent records which process
+ * group belongs to which (task, attempt). Its process group is detached, so a job whose agent was
+ * SIGKILLed may run on (and get SIGPIPE on its next write); it is left alone, and the controller
+ * counts the attempt lost when the restarted agent does not list it as running.
+ */
 export class ExecExecutor implements Executor<ExecSpec> {
   readonly kind = 'exec' as const;
 

@@ -12,7 +12,7 @@ export interface GlobalFlags {
   prefix?: string;
   config?: string;
   json?: boolean;
-  timeout?: string;
+  connectTimeout?: string;
 }
 
 /** Adds --broker, --json, --config, --prefix and --timeout to a command. */
@@ -22,11 +22,11 @@ export function withClientOptions(cmd: Command): Command {
     .option('--json', 'print JSON for scripts')
     .option('--config <path>', 'config file (env CUTTER_CONFIG)')
     .option('--prefix <prefix>', 'topic prefix (default cutter)')
-    .option('--timeout <ms>', 'how long to wait for the broker and controller, ms (default 5000)');
+    .option('--connect-timeout <ms>', 'how long to wait for the broker and the controller, ms (default 5000)');
 }
 
 export function cliConfig(flags: GlobalFlags): CliConfig {
-  return loadConfig(CliConfigSchema, 'cli', { broker: flags.broker, prefix: flags.prefix, timeoutMs: flags.timeout }, process.env, flags.config);
+  return loadConfig(CliConfigSchema, 'cli', { broker: flags.broker, prefix: flags.prefix, timeoutMs: flags.connectTimeout }, process.env, flags.config);
 }
 
 /**

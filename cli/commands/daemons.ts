@@ -36,6 +36,7 @@ export function registerDaemons(program: Command): void {
     .option('--host <host>', 'broker listen address (default 0.0.0.0)')
     .option('--broker <url>', 'use this external broker instead of the embedded one')
     .option('--lease <ms>', 'ms an agent has to accept an assignment (default 10000)')
+    .option('--data-dir <dir>', 'where the controller keeps tasks and logs (default ~/.local/share/cutter)')
     .option('--policy <policy>', 'spread (most headroom, default) or binpack')
     .option('--prefix <prefix>', 'topic prefix (default cutter)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace')
@@ -43,7 +44,13 @@ export function registerDaemons(program: Command): void {
     .action(async (flags) => {
       let cfg;
       try {
-        cfg = loadConfig(ServerConfigSchema, 'server', { port: flags.port, host: flags.host, externalBroker: flags.broker, leaseMs: flags.lease, policy: flags.policy, prefix: flags.prefix, logLevel: flags.logLevel }, process.env, flags.config);
+        cfg = loadConfig(
+          ServerConfigSchema,
+          'server',
+          { port: flags.port, host: flags.host, externalBroker: flags.broker, leaseMs: flags.lease, policy: flags.policy, prefix: flags.prefix, logLevel: flags.logLevel, dataDir: flags.dataDir },
+          process.env,
+          flags.config,
+        );
       } catch (err) {
         fatal(err);
       }
@@ -55,10 +62,23 @@ export function registerDaemons(program: Command): void {
         let url = cfg.externalBroker;
         if (!url) {
           broker = await startBroker({ host: cfg.host, port: cfg.port, log });
-          url = `mqtt://127.0.0.1:${broker.port}`;
+          url = `mqtt://127.0.0.1:${broker.internalPort}`;
         }
-        const controller = new Controller({ brokerUrl: url, prefix: cfg.prefix, leaseMs: cfg.leaseMs, policy: cfg.policy, keepFinished: cfg.keepFinished, username: cfg.username, password: cfg.password, log });
+        const controller = new Controller({
+          brokerUrl: url,
+          prefix: cfg.prefix,
+          leaseMs: cfg.leaseMs,
+          policy: cfg.policy,
+          keepFinished: cfg.keepFinished,
+          dataDir: cfg.dataDir,
+          maxLogBytes: cfg.maxLogBytes,
+          startupGraceMs: cfg.startupGraceMs,
+          username: cfg.username,
+          password: cfg.password,
+          log,
+        });
         await controller.start();
+        await broker?.listen();
         onShutdown(log, async () => {
           await controller.stop();
           await broker?.close();
@@ -78,8 +98,10 @@ export function registerDaemons(program: Command): void {
     .option('--max-tasks <n>', 'concurrent tasks (default 4)')
     .option('--allow-exec', 'run exec tasks (shell jobs): off by default')
     .option('--labels <k=v,…>', 'labels for placement')
-    .option('--heartbeat <ms>', 'heartbeat interval, ms (default 2000)')
-    .option('--keepalive <s>', 'MQTT keepalive, seconds (default 5)')
+    .option('--heartbeat <ms>', 'heartbeat interval, ms (default 1000)')
+    .option('--keepalive <s>', 'MQTT keepalive, seconds (default 2)')
+    .option('--lost-after <duration>', 'how long this node may be disconnected before its tasks are rescheduled, e.g. 10m (default 0)')
+    .option('--drain-timeout <duration>', 'on SIGTERM, how long to wait for running tasks (default 5m)')
     .option('--prefix <prefix>', 'topic prefix (default cutter)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace')
     .option('--config <path>', 'config file (env CUTTER_CONFIG)')
@@ -98,6 +120,8 @@ export function registerDaemons(program: Command): void {
             labels: flags.labels,
             heartbeatMs: flags.heartbeat,
             keepaliveSec: flags.keepalive,
+            lostAfterMs: flags.lostAfter,
+            drainTimeoutMs: flags.drainTimeout,
             prefix: flags.prefix,
             logLevel: flags.logLevel,
           },

@@ -1,6 +1,7 @@
 /** `cutter nodes list`: the mesh's nodes and their live capacity, as the controller sees them. */
 import type { Command } from 'commander';
 import { NodeListResultSchema, type NodeView } from '../../shared/schemas/index.js';
+import { CutterError } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/units.js';
 import { ago, printJson, table } from '../output.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
@@ -12,7 +13,7 @@ function row(n: NodeView): string[] {
   const offered = offer ? (offer.maxMemory === null ? 'all' : formatBytes(offer.maxMemory)) : '-';
   const cpu = cap ? `${cap.cpu.cores} cores, ${cap.cpu.loadPercent.toFixed(0)}%` : '-';
   const tasks = offer ? `${n.status.running.length}/${offer.maxTasks}` : String(n.status.running.length);
-  return [n.node, n.state, mem, offered, cpu, tasks, offer ? offer.executors.join(',') || '-' : '-', ago(n.lastSeenAgoMs)];
+  return [n.node, n.state, mem, offered, cpu, tasks, offer ? offer.executors.join(',') || '-' : '-', ago(n.lastSeenAgoMs), n.offlineReason ?? (n.drained ? 'drained' : '')];
 }
 
 export function registerNodes(program: Command): void {
@@ -23,8 +24,23 @@ export function registerNodes(program: Command): void {
         const { nodes: list } = await client.request({ op: 'node.list' }, NodeListResultSchema);
         if (flags.json) printJson(list);
         else if (list.length === 0) process.stdout.write('no nodes have joined: start `cutter agent --broker URL` on a machine\n');
-        else process.stdout.write(`${table(['NODE', 'STATE', 'MEMORY AVAIL/TOTAL', 'OFFERED', 'CPU', 'TASKS', 'EXECUTORS', 'HEARTBEAT'], list.map(row))}\n`);
+        else process.stdout.write(`${table(['NODE', 'STATE', 'MEMORY AVAIL/TOTAL', 'OFFERED', 'CPU', 'TASKS', 'EXECUTORS', 'HEARTBEAT', 'NOTE'], list.map(row))}\n`);
         return 0;
       }),
   );
+  for (const [name, drain, what] of [
+    ['drain', true, 'stop placing new tasks on a node; running tasks finish'],
+    ['resume', false, 'place tasks on a drained node again'],
+  ] as const) {
+    withClientOptions(nodes.command(name).argument('<node>', 'node id').description(what)).action((node: string, flags: GlobalFlags) =>
+      withClient(flags, async (client) => {
+        const { nodes: list } = await client.request({ op: 'node.drain', node, drain }, NodeListResultSchema);
+        const n = list[0];
+        if (!n) throw new CutterError('NOT_FOUND', `no node ${node}`);
+        if (flags.json) printJson(n);
+        else process.stdout.write(`${node} ${drain ? 'drained: no new tasks; ' : 'resumed; '}${n.status.running.length} running\n`);
+        return 0;
+      }),
+    );
+  }
 }

@@ -3,18 +3,21 @@
  * `cutter run … exec -- CMD [ARGS…]`
  *
  * Submits the task, streams its stdout and stderr to this terminal's stdout and stderr, and exits
- * with its exit code — like `docker run`. Exit codes of its own, like docker's: 125 when the task
+ * with its exit code — like `docker run`. A task no node can take now waits in the queue
+ * (`--no-queue` fails at once with the reason per node); `--timeout` bounds waiting and running. Exit codes of its own, like docker's: 125 when the task
  * could not be placed or started, 130 when it was cancelled without an exit code.
  * Ctrl-C cancels the task (a second Ctrl-C leaves it running and exits).
  */
 import type { Command } from 'commander';
+import { DurationSchema } from '../../shared/config.js';
 import { CutterError } from '../../shared/errors.js';
-import { SubmitResultSchema, isTerminal, type Requirements, type TaskEvent, type TaskSpec, type TaskState } from '../../shared/schemas/index.js';
-import { formatBytes, parseBytes } from '../../shared/units.js';
+import { RestartPolicySchema, SubmitResultSchema, TaskOptionsSchema, type Requirements, type TaskOptions, type TaskSpec, type TaskState } from '../../shared/schemas/index.js';
+import { parseBytes } from '../../shared/units.js';
 import { newTaskId } from '../client.js';
 import { parseDockerRun } from '../docker-args.js';
 import { printJson } from '../output.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
+import { TaskFollower } from './follow.js';
 
 /** Exit code when cutter itself could not run the task (docker uses 125 the same way). */
 export const EXIT_NOT_RUN = 125;
@@ -25,6 +28,12 @@ interface RunFlags extends GlobalFlags {
   memory?: string;
   cpus?: string;
   detach?: boolean;
+  queue: boolean;
+  timeout?: string;
+  restart?: string;
+  maxAttempts?: string;
+  lostAfter?: string;
+  priority?: string;
 }
 
 function buildSpec(executor: string, args: string[]): { spec: TaskSpec; detach: boolean } {
@@ -37,9 +46,33 @@ function buildSpec(executor: string, args: string[]): { spec: TaskSpec; detach: 
   throw new CutterError('INVALID_ARGUMENT', `unknown executor "${executor}": use "docker run …" or "exec -- CMD"`);
 }
 
+/** Turns the scheduling flags into TaskOptions. @throws CutterError INVALID_ARGUMENT naming the flag. */
+function buildOptions(flags: RunFlags): TaskOptions {
+  const duration = (flag: string, v: string | undefined) => {
+    if (v === undefined) return null;
+    const r = DurationSchema.safeParse(v);
+    if (!r.success) throw new CutterError('INVALID_ARGUMENT', `${flag} ${v}: ${r.error.issues[0]?.message}`);
+    return r.data;
+  };
+  const parsed = TaskOptionsSchema.safeParse({
+    queue: flags.queue,
+    timeoutMs: duration('--timeout', flags.timeout),
+    lostAfterMs: duration('--lost-after', flags.lostAfter),
+    ...(flags.restart !== undefined ? { restart: flags.restart } : {}),
+    ...(flags.maxAttempts !== undefined ? { maxAttempts: Number(flags.maxAttempts) } : {}),
+    ...(flags.priority !== undefined ? { priority: Number(flags.priority) } : {}),
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const flag = { restart: '--restart', maxAttempts: '--max-attempts', priority: '--priority', timeoutMs: '--timeout' }[String(issue.path[0])] ?? String(issue.path[0]);
+    throw new CutterError('INVALID_ARGUMENT', `${flag}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
 function exitCodeOf(s: TaskState): number {
   if (s.state === 'succeeded') return 0;
-  if (s.exitCode !== null) return s.exitCode;
+  if (s.exitCode !== null && s.state !== 'lost') return s.exitCode;
   return s.state === 'cancelled' ? 130 : EXIT_NOT_RUN;
 }
 
@@ -52,9 +85,15 @@ export function registerRun(program: Command): void {
       .argument('[args...]', 'the docker run command line, or the command to exec')
       .option('--node <node>', 'run on this node')
       .option('--auto-select', 'let the scheduler choose the node (the default without --node)')
-      .option('--memory <size>', 'memory to reserve for placement (e.g. 24g); default: the container\'s -m')
+      .option('--memory <size>', "memory to reserve for placement (e.g. 24g); default: the container's -m")
       .option('--cpus <n>', 'CPUs the node must have')
       .option('-d, --detach', 'print the task id and return at once')
+      .option('--no-queue', 'fail at once when no node fits now, instead of waiting in the queue')
+      .option('--timeout <duration>', 'bound waiting and running together, e.g. 30s, 2h')
+      .option('--restart <policy>', `after an attempt ends: ${RestartPolicySchema.options.join(' | ')} (default on-lost)`)
+      .option('--max-attempts <n>', 'attempts in all (default 3)')
+      .option('--lost-after <duration>', "how long the task may stay on a disconnected node before it is rescheduled (default: the node's)")
+      .option('--priority <n>', 'queue priority, higher first (default 0)')
       .passThroughOptions(),
   ).action((executor: string, args: string[], flags: RunFlags) =>
     withClient(
@@ -62,6 +101,7 @@ export function registerRun(program: Command): void {
       async (client) => {
         if (flags.node && flags.autoSelect) throw new CutterError('INVALID_ARGUMENT', '--node and --auto-select exclude each other');
         const { spec, detach: dockerDetach } = buildSpec(executor, args);
+        const options = buildOptions(flags);
         const detach = Boolean(flags.detach) || dockerDetach;
         const cpus = flags.cpus === undefined ? (spec.kind === 'docker' ? (spec.cpus ?? 0) : 0) : Number(flags.cpus);
         if (!Number.isFinite(cpus) || cpus < 0) throw new CutterError('INVALID_ARGUMENT', `--cpus ${flags.cpus}: expected a number`);
@@ -73,52 +113,23 @@ export function registerRun(program: Command): void {
         const taskId = newTaskId();
 
         if (detach) {
-          const state = await client.request({ op: 'submit', taskId, spec, requirements }, SubmitResultSchema);
+          const state = await client.request({ op: 'submit', taskId, spec, requirements, options }, SubmitResultSchema);
           if (flags.json) printJson(state);
           else process.stdout.write(`${state.taskId}\n`);
           return 0;
         }
 
         // Follow before submitting, so no event is missed.
-        let final: TaskState | undefined;
-        let resultSeen = false;
-        let resolveDone!: () => void;
-        const done = new Promise<void>((r) => (resolveDone = r));
-        let lastProgress = '';
-        const onEvent = (e: TaskEvent) => {
-          if (flags.json) process.stdout.write(`${JSON.stringify(e)}\n`);
-          else if (e.type === 'log') (e.stream === 'stdout' ? process.stdout : process.stderr).write(e.data);
-          else if (e.type === 'progress' && e.phase === 'pull') {
-            const pct = e.total ? ` ${formatBytes(e.current ?? 0)} / ${formatBytes(e.total)}` : '';
-            const line = `${e.phase}: ${e.message}${pct}`;
-            if (line !== lastProgress) process.stderr.write(`cutter: ${line}\n`);
-            lastProgress = line;
-          }
-          if (e.type === 'result' || e.type === 'failed') {
-            resultSeen = true;
-            if (final) resolveDone();
-          }
-        };
-        const onState = (s: TaskState) => {
-          if (!isTerminal(s.state)) return;
-          final = s;
-          // The result event carries the last output in order; wait briefly for it if it is still in flight.
-          if (resultSeen || s.exitCode === null) resolveDone();
-          else setTimeout(resolveDone, 1_000);
-        };
-        await client.follow(taskId, onEvent, onState);
-
+        const follower = new TaskFollower(client, taskId, { json: Boolean(flags.json), history: false, narrate: true });
+        await follower.start();
         let interrupts = 0;
         process.on('SIGINT', () => {
           if (++interrupts > 1) process.exit(130);
           process.stderr.write(`\ncutter: cancelling task ${taskId} (Ctrl-C again to leave it running)\n`);
           void client.request({ op: 'cancel', taskId }, SubmitResultSchema).catch(() => undefined);
         });
-
-        const placed = await client.request({ op: 'submit', taskId, spec, requirements }, SubmitResultSchema);
-        if (!flags.json) process.stderr.write(`cutter: task ${taskId} placed on ${placed.placement ?? placed.node}\n`);
-        await done;
-        const f = final!;
+        await client.request({ op: 'submit', taskId, spec, requirements, options }, SubmitResultSchema);
+        const f = await follower.done;
         if (flags.json) printJson(f);
         else if (f.state !== 'succeeded' && f.error && f.error.code !== 'EXIT_CODE') process.stderr.write(`cutter: task ${taskId} ${f.state}: ${f.error.message}\n`);
         return exitCodeOf(f);

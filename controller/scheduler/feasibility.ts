@@ -21,6 +21,7 @@ export function rejectReason(n: NodeSnapshot, req: PlacementRequest, now: number
   const s = n.status;
   if (s.state === 'offline') return `offline${s.reason ? ` (${s.reason})` : ''}`;
   if (s.state === 'draining') return 'draining: takes no new tasks';
+  if (n.drained) return 'drained (cutter nodes resume to undo)';
   const silentFor = now - n.lastSeenMs;
   if (silentFor > s.heartbeatMs * STALE_AFTER_HEARTBEATS) return `stale: no heartbeat for ${formatDuration(silentFor)}`;
   if (!s.capacity || !s.offer) return 'has not announced its capacity yet';

@@ -15,6 +15,8 @@ export interface NodeSnapshot {
   reservedMemory: number;
   /** Number of such tasks. */
   reservedTasks: number;
+  /** Drained with `cutter nodes drain`: takes no new tasks. */
+  drained?: boolean;
 }
 
 /** The whole cluster at one instant. */

@@ -45,6 +45,8 @@ export const OfferSchema = z.object({
   /** Executors this node runs: `docker` when an engine answers, `exec` only with --allow-exec. */
   executors: z.array(z.enum(['docker', 'exec'])).max(8),
   labels: z.record(z.string().max(64), z.string().max(256)).default({}),
+  /** How long this node may be disconnected before its tasks are lost and rescheduled, ms (0 = at once). */
+  lostAfterMs: z.number().int().nonnegative().default(0),
 });
 
 /** A task the node is running (or starting) now, with the memory committed to it in bytes. */
@@ -68,9 +70,11 @@ export const NodeStatusSchema = z.object({
   /** Increases with every status the agent publishes during one run. */
   seq: z.number().int().nonnegative(),
   ts: z.number().int().nonnegative(),
-  /** The agent's heartbeat interval, ms: the controller marks it stale after a few missed. */
+  /** The agent's heartbeat interval, ms: the controller marks the node offline after 2.5 intervals of silence. */
   heartbeatMs: z.number().int().positive(),
   hostname: z.string().max(255).optional(),
+  /** Random id of this agent process (new at every start): assignments meant for an earlier run are refused. */
+  runId: z.string().max(64).optional(),
   capacity: CapacitySchema.optional(),
   offer: OfferSchema.optional(),
   running: z.array(RunningTaskSchema).max(10_000).default([]),

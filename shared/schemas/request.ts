@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { IdSchema } from '../topics.js';
 import { NodeStatusSchema } from './node.js';
-import { RequirementsSchema, TaskSpecSchema, TaskStateSchema, TaskStatusSchema } from './task.js';
+import { RequirementsSchema, TaskEventSchema, TaskOptionsSchema, TaskSpecSchema, TaskStateSchema, TaskStatusSchema } from './task.js';
 
 const RequestBase = { v: z.literal(1), id: z.string().min(1).max(64) };
 
@@ -17,6 +17,7 @@ export const RequestSchema = z.discriminatedUnion('op', [
     taskId: IdSchema.optional(),
     spec: TaskSpecSchema,
     requirements: RequirementsSchema,
+    options: TaskOptionsSchema.default(TaskOptionsSchema.parse({})),
   }),
   z.object({ ...RequestBase, op: z.literal('cancel'), taskId: IdSchema, graceMs: z.number().int().nonnegative().max(600_000).optional() }),
   z.object({ ...RequestBase, op: z.literal('task.get'), taskId: IdSchema }),
@@ -27,13 +28,31 @@ export const RequestSchema = z.discriminatedUnion('op', [
     limit: z.number().int().positive().max(10_000).default(100),
   }),
   z.object({ ...RequestBase, op: z.literal('node.list') }),
+  /** Stop (drain: true) or resume (drain: false) placing new tasks on a node; running tasks finish. */
+  z.object({ ...RequestBase, op: z.literal('node.drain'), node: IdSchema, drain: z.boolean() }),
+  /** The events the controller kept for a task (logs bounded per task), oldest first. */
+  z.object({
+    ...RequestBase,
+    op: z.literal('task.logs'),
+    taskId: IdSchema,
+    /** Only events after this one (the last of the previous page). */
+    after: z.object({ attempt: z.number().int().nonnegative(), seq: z.number().int().nonnegative() }).optional(),
+  }),
 ]);
 
 /** A node as the controller sees it: its last status plus freshness on the controller's clock. */
 export const NodeViewSchema = z.object({
   node: IdSchema,
-  /** `stale` = online by its own word but no heartbeat for longer than the freshness window. */
-  state: z.enum(['online', 'draining', 'offline', 'stale']),
+  /**
+   * `offline` covers a node that said so, whose last will fired, or that has been silent for longer
+   * than its freshness window (then `status.state` may still say online). `draining`: by its own
+   * word or by `cutter nodes drain`.
+   */
+  state: z.enum(['online', 'draining', 'offline']),
+  /** Drained by `cutter nodes drain` (kept by the controller across restarts). */
+  drained: z.boolean(),
+  /** Why the controller considers it offline, when it does. */
+  offlineReason: z.string().max(500).nullable(),
   /** ms since the controller last heard from the node. */
   lastSeenAgoMs: z.number().int().nonnegative(),
   /** Memory the scheduler holds for tasks placed there that the node has not yet reported, bytes. */
@@ -59,6 +78,13 @@ export const ReplySchema = z.discriminatedUnion('ok', [
 export const SubmitResultSchema = TaskStateSchema;
 export const TaskListResultSchema = z.object({ tasks: z.array(TaskStateSchema) });
 export const NodeListResultSchema = z.object({ nodes: z.array(NodeViewSchema) });
+export const TaskLogsResultSchema = z.object({
+  events: z.array(TaskEventSchema),
+  /** Log output beyond the per-task limit was not kept. */
+  truncated: z.boolean(),
+  /** More events follow: ask again with `after` = the last event of this page (a reply stays under 1 MiB). */
+  more: z.boolean(),
+});
 
 /** Retained controller heartbeat on `controller/status`; the last will says `offline`. */
 export const ControllerStatusSchema = z.object({

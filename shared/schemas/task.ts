@@ -44,6 +44,33 @@ export const RequirementsSchema = z.object({
   cpus: z.number().nonnegative().max(1024).default(0),
 });
 
+/**
+ * What happens to a task after an attempt ends without success:
+ * - `never`: nothing; a lost attempt ends the task as `lost`.
+ * - `on-lost` (default): a new attempt when the node was lost (died, partitioned, lease expired,
+ *   agent shut down), never after the task's own failure.
+ * - `on-failure`: also after a non-zero exit code, an OOM kill or a start failure.
+ * - `always`: also after success (run again until `maxAttempts`).
+ * Never after a cancel. Attempts are spaced by an exponential backoff (1 s, 2 s, 4 s … 60 s);
+ * the first retry after a lost attempt (a node failure) is immediate.
+ */
+export const RestartPolicySchema = z.enum(['never', 'on-lost', 'on-failure', 'always']);
+
+/** Scheduling options of one task; all optional on submit. Durations in ms. */
+export const TaskOptionsSchema = z.object({
+  restart: RestartPolicySchema.default('on-lost'),
+  /** Attempts in all, the first included. */
+  maxAttempts: z.number().int().min(1).max(100).default(3),
+  /** Wait in the queue when no node fits now; false = fail at once with the reason per node. */
+  queue: z.boolean().default(true),
+  /** Bounds queueing and running together, from submission; null = no limit. */
+  timeoutMs: z.number().int().positive().max(365 * 24 * 3600 * 1000).nullable().default(null),
+  /** How long a disconnected node may keep the task before it is lost; null = the node's own window. */
+  lostAfterMs: z.number().int().nonnegative().max(30 * 24 * 3600 * 1000).nullable().default(null),
+  /** Higher runs first; equal priorities run in submission order. */
+  priority: z.number().int().min(-1000).max(1000).default(0),
+});
+
 /** Assignment published by the controller on `nodes/{node}/assign`. */
 export const AssignmentSchema = z.object({
   v: z.literal(1),
@@ -53,6 +80,11 @@ export const AssignmentSchema = z.object({
   leaseExpiresAt: z.number().int().nonnegative(),
   spec: TaskSpecSchema,
   requirements: RequirementsSchema,
+  /**
+   * The node's runId when the controller placed the task: an agent started since (a persistent
+   * session redelivers what was queued for the previous run) refuses it with NODE_RESTARTED.
+   */
+  nodeRunId: z.string().max(64).nullable().default(null),
 });
 
 /** Cancellation published by the controller on `nodes/{node}/cancel`. */
@@ -69,7 +101,10 @@ const EventBase = {
   taskId: IdSchema,
   attempt: z.number().int().positive(),
   node: IdSchema,
-  /** Per-attempt sequence number, from 0, so followers can order and de-duplicate. */
+  /**
+   * Increases with every event of one attempt, so followers can order and de-duplicate; not dense:
+   * an attempt re-adopted by a restarted agent continues from that agent's clock (ms epoch).
+   */
   seq: z.number().int().nonnegative(),
   ts: z.number().int().nonnegative(),
 };
@@ -112,7 +147,11 @@ export const TaskEventSchema = z.discriminatedUnion('type', [
   }),
 ]);
 
-export const TaskStatusSchema = z.enum(['queued', 'assigned', 'running', 'succeeded', 'failed', 'cancelled', 'lost']);
+/**
+ * `unknown`: its node disconnected; the task may still be running there. It returns to `running`
+ * if the node comes back within its lost-after window, else the attempt is lost.
+ */
+export const TaskStatusSchema = z.enum(['queued', 'assigned', 'running', 'unknown', 'succeeded', 'failed', 'cancelled', 'lost']);
 export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled', 'lost'] as const;
 
 /** Retained TaskState published by the controller on `tasks/{task}/state`. */
@@ -126,8 +165,11 @@ export const TaskStateSchema = z.object({
   node: IdSchema.nullable(),
   attempt: z.number().int().nonnegative(),
   requirements: RequirementsSchema,
+  options: TaskOptionsSchema,
   /** One line on why the scheduler chose the node. */
-  placement: z.string().max(1_000).nullable(),
+  placement: z.string().max(2_000).nullable(),
+  /** Why the task is in its state now: what it waits for when queued, its node when unknown. */
+  reason: z.string().max(4_000).nullable(),
   createdAt: z.number().int().nonnegative(),
   updatedAt: z.number().int().nonnegative(),
   assignedAt: z.number().int().nonnegative().nullable(),
@@ -144,6 +186,8 @@ export type ExecSpec = z.infer<typeof ExecSpecSchema>;
 export type TaskSpec = z.infer<typeof TaskSpecSchema>;
 export type TaskKind = z.infer<typeof TaskKindSchema>;
 export type Requirements = z.infer<typeof RequirementsSchema>;
+export type RestartPolicy = z.infer<typeof RestartPolicySchema>;
+export type TaskOptions = z.infer<typeof TaskOptionsSchema>;
 export type Assignment = z.infer<typeof AssignmentSchema>;
 export type Cancel = z.infer<typeof CancelSchema>;
 export type TaskEvent = z.infer<typeof TaskEventSchema>;

@@ -89,7 +89,7 @@ describe.skipIf(!haveDocker)('docker tasks', () => {
   });
 
   it('fails with the registry\'s reason when the image is not on the node and cannot be pulled', async () => {
-    const r = await cli(['run', '--node', 'dbig', 'docker', 'run', 'cutter-test/not-here:1.0', 'true'], { broker: url });
+    const r = await cli(['run', '--restart', 'never', '--node', 'dbig', 'docker', 'run', 'cutter-test/not-here:1.0', 'true'], { broker: url });
     expect(r.code).toBe(125);
     expect(r.stderr).toContain('image cutter-test/not-here:1.0 is not on node dbig and cannot be pulled');
   });

@@ -27,7 +27,7 @@ describe('mesh with two agents (exec tasks)', () => {
     const r = await cli(['nodes', 'list'], { broker: url });
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^NODE\s+STATE\s+MEMORY AVAIL\/TOTAL\s+OFFERED\s+CPU\s+TASKS\s+EXECUTORS\s+HEARTBEAT$/);
+    expect(lines[0]).toMatch(/^NODE\s+STATE\s+MEMORY AVAIL\/TOTAL\s+OFFERED\s+CPU\s+TASKS\s+EXECUTORS\s+HEARTBEAT\s+NOTE$/);
     expect(lines.find((l) => l.startsWith('big '))).toMatch(/online .* 2\.0 GiB .* 0\/4 .*exec/);
     expect(lines.find((l) => l.startsWith('small '))).toMatch(/online .* 64\.0 MiB /);
 
@@ -56,14 +56,14 @@ describe('mesh with two agents (exec tasks)', () => {
     expect(last.placement).toContain('small: needs 512.0 MiB memory, has 64.0 MiB free');
   });
 
-  it('fails a task that fits no node with a reason per node, and exit code 125', async () => {
-    const r = await cli(['run', '--memory', '100g', 'exec', '--', 'true'], { broker: url });
+  it('with --no-queue, fails a task that fits no node with a reason per node, and exit code 125', async () => {
+    const r = await cli(['run', '--no-queue', '--memory', '100g', 'exec', '--', 'true'], { broker: url });
     expect(r.code).toBe(125);
     expect(r.stderr).toMatch(/no node can take this exec task needing 100\.0 GiB/);
     expect(r.stderr).toMatch(/^\s+big: needs 100\.0 GiB memory, has .* free/m);
     expect(r.stderr).toMatch(/^\s+small: needs 100\.0 GiB memory, has .* free/m);
 
-    const j = await cli(['run', '--memory', '100g', '--json', 'exec', '--', 'true'], { broker: url });
+    const j = await cli(['run', '--no-queue', '--memory', '100g', '--json', 'exec', '--', 'true'], { broker: url });
     expect(JSON.parse(j.stdout).error).toMatchObject({ code: 'NO_FIT', rejections: [{ node: 'big' }, { node: 'small' }] });
   });
 
@@ -111,7 +111,7 @@ describe('mesh with two agents (exec tasks)', () => {
     const s = await cli(['tasks', 'show', 'nope'], { broker: url });
     expect(s.code).toBe(1);
     expect(s.stderr).toBe('error: no task nope\n');
-    const n = await cli(['run', '--node', 'ghost', 'exec', '--', 'true'], { broker: url });
+    const n = await cli(['run', '--no-queue', '--node', 'ghost', 'exec', '--', 'true'], { broker: url });
     expect(n.code).toBe(125);
     expect(n.stderr).toContain('node "ghost" is not known to the controller (known: big, small)');
   });
@@ -119,7 +119,7 @@ describe('mesh with two agents (exec tasks)', () => {
   it('refuses exec on a node whose agent was not started with --allow-exec', async () => {
     const strict = await startAgent(url, 'strict', ['--max-memory', '8g']);
     try {
-      const r = await cli(['run', '--node', 'strict', 'exec', '--', 'true'], { broker: url });
+      const r = await cli(['run', '--no-queue', '--node', 'strict', 'exec', '--', 'true'], { broker: url });
       expect(r.code).toBe(125);
       expect(r.stderr).toContain('strict: does not run exec tasks (start its agent with --allow-exec)');
     } finally {
@@ -129,7 +129,7 @@ describe('mesh with two agents (exec tasks)', () => {
 
   it('marks a killed agent offline through its last will, and its running task lost', async () => {
     const doomed = await startAgent(url, 'doomed', ['--allow-exec']);
-    const r = await cli(['run', '-d', '--node', 'doomed', 'exec', '--', 'sleep', '60'], { broker: url });
+    const r = await cli(['run', '-d', '--restart', 'never', '--node', 'doomed', 'exec', '--', 'sleep', '60'], { broker: url });
     const id = r.stdout.trim();
     await eventually(async () => JSON.parse((await cli(['tasks', 'show', id, '--json'], { broker: url })).stdout).state === 'running');
     await doomed.stop('SIGKILL');
@@ -156,10 +156,10 @@ describe('mesh with two agents (exec tasks)', () => {
 describe('CLI without a mesh', () => {
   it('says the broker is unreachable, naming the URL', async () => {
     const port = await freePort();
-    const r = await cli(['nodes', 'list', '--timeout', '800'], { broker: `mqtt://127.0.0.1:${port}` });
+    const r = await cli(['nodes', 'list', '--connect-timeout', '800'], { broker: `mqtt://127.0.0.1:${port}` });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`cannot reach the broker at mqtt://127.0.0.1:${port}`);
-    const j = await cli(['nodes', 'list', '--timeout', '800', '--json'], { broker: `mqtt://127.0.0.1:${port}` });
+    const j = await cli(['nodes', 'list', '--connect-timeout', '800', '--json'], { broker: `mqtt://127.0.0.1:${port}` });
     expect(JSON.parse(j.stdout).error.code).toBe('BROKER_UNREACHABLE');
   });
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { renderProtocolDoc, topicBuilderNames } from '../../scripts/protocol-doc.js';
+import { RequestSchema, RestartPolicySchema, TaskStatusSchema } from '../../shared/schemas/index.js';
 import { topics, type Topics } from '../../shared/topics.js';
 
 const docPath = new URL('../../docs/protocol.md', import.meta.url);
@@ -35,5 +36,14 @@ describe('docs/protocol.md', () => {
         expect(s, `topic table lacks ${topic} (${name})`).toContain(`\`${topic}\``);
       }
     }
+  });
+
+  it('documents every request op, task state and restart policy, and the flows of a failing mesh', () => {
+    const doc = renderProtocolDoc();
+    for (const op of RequestSchema.options.map((o) => o.shape.op.value)) expect(doc, `op ${op}`).toContain(`Example (${op}):`);
+    for (const state of TaskStatusSchema.options) expect(doc, `task state ${state}`).toContain(`- \`${state}\`: `);
+    for (const policy of RestartPolicySchema.options) expect(doc, `restart policy ${policy}`).toContain(`| \`${policy}\` |`);
+    for (const section of ['TaskOptions', 'RestartPolicy', 'TaskLogsResult', 'NodeView']) expect(doc).toContain(`\n### ${section}\n`);
+    for (const flow of ['Submit and queueing', 'Leases', 'Node failure', 'Fencing', 'Cancel', 'Draining', 'Task logs', 'Controller restart']) expect(doc).toContain(`\n### ${flow}\n`);
   });
 });

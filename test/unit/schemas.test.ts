@@ -9,8 +9,13 @@ import {
   NodeViewSchema,
   ReplySchema,
   RequestSchema,
+  RestartPolicySchema,
   TaskEventSchema,
+  TaskLogsResultSchema,
+  TaskOptionsSchema,
   TaskStateSchema,
+  TaskStatusSchema,
+  TERMINAL_STATUSES,
   isTerminal,
 } from '../../shared/schemas/index.js';
 
@@ -87,6 +92,16 @@ describe('NodeStatusSchema', () => {
     expect(parsed.offer?.labels).toEqual({});
   });
 
+  it('defaults offer.lostAfterMs to 0 (tasks lost at once) and keeps an explicit window', () => {
+    expect(NodeStatusSchema.parse(nodeStatus).offer?.lostAfterMs).toBe(0);
+    expect(NodeStatusSchema.parse(patch(nodeStatus, 'offer.lostAfterMs', 600_000)).offer?.lostAfterMs).toBe(600_000);
+    expect(NodeStatusSchema.parse(patch(nodeStatus, 'offer.lostAfterMs', 0)).offer?.lostAfterMs).toBe(0);
+  });
+
+  it('accepts the draining state', () => {
+    accepts(NodeStatusSchema, { ...nodeStatus, state: 'draining' });
+  });
+
   it('accepts maxMemory null (offer all memory) and an offline reason', () => {
     accepts(NodeStatusSchema, patch(nodeStatus, 'offer.maxMemory', null));
     accepts(NodeStatusSchema, { ...lastWill, reason: 'keepalive timeout' });
@@ -104,6 +119,7 @@ describe('NodeStatusSchema', () => {
     ['v: 2', 'v', 2],
     ['v as string', 'v', '1'],
     ['unknown state', 'state', 'sleeping'],
+    ['the task state unknown', 'state', 'unknown'],
     ['missing version', 'version', DELETE],
     ['missing state', 'state', DELETE],
     ['missing heartbeatMs', 'heartbeatMs', DELETE],
@@ -123,6 +139,10 @@ describe('NodeStatusSchema', () => {
     ['unknown executor', 'offer.executors', ['podman']],
     ['zero maxTasks', 'offer.maxTasks', 0],
     ['negative maxMemory', 'offer.maxMemory', -1],
+    ['negative lostAfterMs', 'offer.lostAfterMs', -1],
+    ['fractional lostAfterMs', 'offer.lostAfterMs', 1.5],
+    ['lostAfterMs as text', 'offer.lostAfterMs', '10m'],
+    ['lostAfterMs null', 'offer.lostAfterMs', null],
     ['running task with negative memory', 'running.0.memory', -1],
     ['running task with attempt 0', 'running.0.attempt', 0],
     ['running task id with /', 'running.0.taskId', 'a/b'],
@@ -229,6 +249,73 @@ describe('CancelSchema', () => {
   });
 });
 
+const DEFAULT_OPTIONS = { restart: 'on-lost', maxAttempts: 3, queue: true, timeoutMs: null, lostAfterMs: null, priority: 0 };
+const DAY = 24 * 3600 * 1000;
+
+describe('RestartPolicySchema', () => {
+  it('is never, on-lost, on-failure or always', () => {
+    expect(RestartPolicySchema.options).toEqual(['never', 'on-lost', 'on-failure', 'always']);
+    for (const p of RestartPolicySchema.options) accepts(RestartPolicySchema, p);
+  });
+
+  it.each(['unless-stopped', 'ON-LOST', 'on_lost', 'onLost', '', null, 1])('rejects %j', (value) => {
+    rejects(RestartPolicySchema, value);
+  });
+});
+
+describe('TaskOptionsSchema', () => {
+  it('fills every default from {}', () => {
+    expect(TaskOptionsSchema.parse({})).toEqual(DEFAULT_OPTIONS);
+  });
+
+  it('keeps given values and defaults the rest', () => {
+    expect(TaskOptionsSchema.parse({ restart: 'always', priority: -5, timeoutMs: 60_000 })).toEqual({
+      ...DEFAULT_OPTIONS,
+      restart: 'always',
+      priority: -5,
+      timeoutMs: 60_000,
+    });
+    expect(TaskOptionsSchema.parse({ queue: false, lostAfterMs: 0, maxAttempts: 1 })).toEqual({ ...DEFAULT_OPTIONS, queue: false, lostAfterMs: 0, maxAttempts: 1 });
+  });
+
+  it.each([
+    ['maxAttempts 1', { maxAttempts: 1 }],
+    ['maxAttempts 100', { maxAttempts: 100 }],
+    ['priority -1000', { priority: -1000 }],
+    ['priority 1000', { priority: 1000 }],
+    ['timeoutMs 1', { timeoutMs: 1 }],
+    ['timeoutMs one year', { timeoutMs: 365 * DAY }],
+    ['timeoutMs null', { timeoutMs: null }],
+    ['lostAfterMs 0', { lostAfterMs: 0 }],
+    ['lostAfterMs 30 days', { lostAfterMs: 30 * DAY }],
+    ['lostAfterMs null', { lostAfterMs: null }],
+  ])('accepts %s (a bound)', (_name, value) => {
+    accepts(TaskOptionsSchema, value);
+  });
+
+  it.each([
+    ['maxAttempts 0', { maxAttempts: 0 }],
+    ['maxAttempts 101', { maxAttempts: 101 }],
+    ['fractional maxAttempts', { maxAttempts: 1.5 }],
+    ['maxAttempts as string', { maxAttempts: '3' }],
+    ['priority -1001', { priority: -1001 }],
+    ['priority 1001', { priority: 1001 }],
+    ['fractional priority', { priority: 0.5 }],
+    ['timeoutMs 0', { timeoutMs: 0 }],
+    ['negative timeoutMs', { timeoutMs: -1 }],
+    ['timeoutMs over a year', { timeoutMs: 365 * DAY + 1 }],
+    ['timeoutMs as text', { timeoutMs: '10m' }],
+    ['negative lostAfterMs', { lostAfterMs: -1 }],
+    ['lostAfterMs over 30 days', { lostAfterMs: 30 * DAY + 1 }],
+    ['fractional lostAfterMs', { lostAfterMs: 1.5 }],
+    ['queue as string', { queue: 'false' }],
+    ['queue null', { queue: null }],
+    ['unknown restart policy', { restart: 'sometimes' }],
+  ])('rejects %s', (_name, value) => {
+    rejects(TaskOptionsSchema, value);
+  });
+});
+
 const eventBase = { v: 1, taskId: 'task-1', attempt: 1, node: 'gpu-box', seq: 0, ts: TS };
 const events: Record<string, Json> = {
   accepted: { ...eventBase, type: 'accepted' },
@@ -283,7 +370,9 @@ const taskState: Json = {
   node: 'gpu-box',
   attempt: 1,
   requirements: { memory: 8 * GiB, cpus: 0 },
+  options: DEFAULT_OPTIONS,
   placement: 'gpu-box: 24.0 GiB left',
+  reason: null,
   createdAt: TS,
   updatedAt: TS + 3,
   assignedAt: TS + 1,
@@ -298,8 +387,25 @@ const taskState: Json = {
 describe('TaskStateSchema', () => {
   it('accepts a running task and a queued one with nulls', () => {
     accepts(TaskStateSchema, taskState);
-    accepts(TaskStateSchema, { ...taskState, state: 'queued', node: null, attempt: 0, placement: null, assignedAt: null, startedAt: null });
-    accepts(TaskStateSchema, { ...taskState, state: 'failed', error: { code: 'NO_FIT', message: 'no room' }, exitCode: 1, finishedAt: TS + 9 });
+    accepts(TaskStateSchema, { ...taskState, state: 'queued', node: null, attempt: 0, placement: null, assignedAt: null, startedAt: null, reason: 'waiting: no node can take this docker task now' });
+    accepts(TaskStateSchema, { ...taskState, state: 'failed', error: { code: 'EXIT_CODE', message: 'exited with code 1' }, exitCode: 1, finishedAt: TS + 9 });
+    accepts(TaskStateSchema, { ...taskState, state: 'failed', error: { code: 'TIMEOUT', message: 'timed out after 1m 00s' }, finishedAt: TS + 9 });
+  });
+
+  it('accepts the unknown state with its reason', () => {
+    const parsed = TaskStateSchema.parse({ ...taskState, state: 'unknown', reason: 'node gpu-box went offline (connection lost) while the task was running' });
+    expect(parsed.state).toBe('unknown');
+    expect(parsed.reason).toMatch(/went offline/);
+  });
+
+  it('accepts a retry waiting in the queue with non-default options', () => {
+    const options = { ...DEFAULT_OPTIONS, restart: 'on-failure', maxAttempts: 5, timeoutMs: 60_000, lostAfterMs: 0, priority: 7 };
+    const parsed = TaskStateSchema.parse({ ...taskState, state: 'queued', node: null, options, reason: 'attempt 1 lost: …; attempt 2 of 5 in 1.0 s' });
+    expect(parsed.options).toEqual(options);
+  });
+
+  it('has the task states in lifecycle order, unknown included', () => {
+    expect(TaskStatusSchema.options).toEqual(['queued', 'assigned', 'running', 'unknown', 'succeeded', 'failed', 'cancelled', 'lost']);
   });
 
   it.each([
@@ -314,13 +420,23 @@ describe('TaskStateSchema', () => {
     ['negative attempt', 'attempt', -1],
     ['startedAt undefined instead of null', 'startedAt', DELETE],
     ['summary too long', 'summary', 's'.repeat(513)],
+    ['node state stale', 'state', 'stale'],
+    ['missing options', 'options', DELETE],
+    ['missing reason (null, not absent)', 'reason', DELETE],
+    ['reason too long', 'reason', 'r'.repeat(4_001)],
+    ['reason as number', 'reason', 1],
+    ['options with an unknown restart policy', 'options.restart', 'sometimes'],
+    ['options with maxAttempts 0', 'options.maxAttempts', 0],
+    ['options with priority 1001', 'options.priority', 1_001],
   ])('rejects %s', (_name, path, value) => {
     rejects(TaskStateSchema, patch(taskState, path, value));
   });
 
-  it('isTerminal is true exactly for succeeded, failed, cancelled and lost', () => {
-    const terminal = (['queued', 'assigned', 'running', 'succeeded', 'failed', 'cancelled', 'lost'] as const).filter(isTerminal);
+  it('isTerminal is true exactly for succeeded, failed, cancelled and lost (not unknown)', () => {
+    const terminal = TaskStatusSchema.options.filter(isTerminal);
     expect(terminal).toEqual(['succeeded', 'failed', 'cancelled', 'lost']);
+    expect([...TERMINAL_STATUSES]).toEqual(terminal);
+    expect(isTerminal('unknown')).toBe(false);
   });
 });
 
@@ -330,6 +446,8 @@ const requests: Record<string, Json> = {
   'task.get': { v: 1, id: 'req-3', op: 'task.get', taskId: 'task-1' },
   'task.list': { v: 1, id: 'req-4', op: 'task.list', states: ['running', 'queued'], limit: 10 },
   'node.list': { v: 1, id: 'req-5', op: 'node.list' },
+  'node.drain': { v: 1, id: 'req-6', op: 'node.drain', node: 'gpu-box', drain: true },
+  'task.logs': { v: 1, id: 'req-7', op: 'task.logs', taskId: 'task-1' },
 };
 
 describe('RequestSchema', () => {
@@ -342,6 +460,20 @@ describe('RequestSchema', () => {
     expect(list.op === 'task.list' && list.limit).toBe(100);
     const submit = RequestSchema.parse({ v: 1, id: 'r', op: 'submit', spec: execSpec, requirements: {} });
     expect(submit.op === 'submit' && submit.requirements).toEqual({ memory: 0, cpus: 0 });
+  });
+
+  it('defaults submit options when absent or partial, with a fresh object per request', () => {
+    const a = RequestSchema.parse(requests.submit);
+    const b = RequestSchema.parse(requests.submit);
+    expect(a.op === 'submit' && a.options).toEqual(DEFAULT_OPTIONS);
+    expect(a.op === 'submit' && b.op === 'submit' && a.options !== b.options).toBe(true);
+    const partial = RequestSchema.parse({ ...requests.submit, options: { queue: false, priority: 3 } });
+    expect(partial.op === 'submit' && partial.options).toEqual({ ...DEFAULT_OPTIONS, queue: false, priority: 3 });
+  });
+
+  it('accepts node.drain with drain false (resume)', () => {
+    const parsed = RequestSchema.parse({ ...requests['node.drain'], drain: false });
+    expect(parsed.op === 'node.drain' && parsed.drain).toBe(false);
   });
 
   it.each([
@@ -361,6 +493,15 @@ describe('RequestSchema', () => {
     ['task.list with limit 0', { ...requests['task.list'], limit: 0 }],
     ['task.list with limit over 10000', { ...requests['task.list'], limit: 10_001 }],
     ['task.list with an unknown state', { ...requests['task.list'], states: ['bogus'] }],
+    ['submit with an unknown restart policy', { ...requests.submit, options: { restart: 'sometimes' } }],
+    ['submit with maxAttempts 0', { ...requests.submit, options: { maxAttempts: 0 } }],
+    ['submit with options null', { ...requests.submit, options: null }],
+    ['node.drain without drain', patch(requests['node.drain'], 'drain', DELETE)],
+    ['node.drain with drain as string', { ...requests['node.drain'], drain: 'true' }],
+    ['node.drain without node', patch(requests['node.drain'], 'node', DELETE)],
+    ['node.drain with node id containing /', { ...requests['node.drain'], node: 'a/b' }],
+    ['task.logs without taskId', patch(requests['task.logs'], 'taskId', DELETE)],
+    ['task.logs with task id containing #', { ...requests['task.logs'], taskId: 'a#' }],
   ])('rejects %s', (_name, value) => {
     rejects(RequestSchema, value);
   });
@@ -417,13 +558,51 @@ describe('ControllerStatusSchema', () => {
 });
 
 describe('NodeViewSchema', () => {
-  it('accepts a stale view wrapping a node status', () => {
-    accepts(NodeViewSchema, { node: 'gpu-box', state: 'stale', lastSeenAgoMs: 9000, reservedMemory: 0, status: nodeStatus });
+  const view: Json = { node: 'gpu-box', state: 'online', drained: false, offlineReason: null, lastSeenAgoMs: 800, reservedMemory: 0, status: nodeStatus };
+
+  it('accepts online, drained and offline views wrapping a node status', () => {
+    accepts(NodeViewSchema, view);
+    const drained = NodeViewSchema.parse({ ...view, state: 'draining', drained: true });
+    expect(drained.drained).toBe(true);
+    // silent for too long: offline to the controller although its last status says online
+    const silent = NodeViewSchema.parse({ ...view, state: 'offline', offlineReason: 'no heartbeat for 5.1 s', lastSeenAgoMs: 5_100 });
+    expect(silent.offlineReason).toBe('no heartbeat for 5.1 s');
+    expect(silent.status.state).toBe('online');
+    accepts(NodeViewSchema, { ...view, state: 'offline', offlineReason: 'connection lost', status: lastWill });
   });
 
-  it('rejects a negative reservation and an unknown state', () => {
-    rejects(NodeViewSchema, { node: 'gpu-box', state: 'online', lastSeenAgoMs: 0, reservedMemory: -1, status: nodeStatus });
-    rejects(NodeViewSchema, { node: 'gpu-box', state: 'zombie', lastSeenAgoMs: 0, reservedMemory: 0, status: nodeStatus });
+  it.each([
+    ['negative reservation', 'reservedMemory', -1],
+    ['unknown state', 'state', 'zombie'],
+    ['the old stale state', 'state', 'stale'],
+    ['missing drained', 'drained', DELETE],
+    ['drained as string', 'drained', 'yes'],
+    ['missing offlineReason (null, not absent)', 'offlineReason', DELETE],
+    ['offlineReason too long', 'offlineReason', 'r'.repeat(501)],
+    ['negative lastSeenAgoMs', 'lastSeenAgoMs', -1],
+    ['invalid status', 'status.node', 'a/b'],
+  ])('rejects %s', (_name, path, value) => {
+    rejects(NodeViewSchema, patch(view, path, value));
+  });
+});
+
+describe('TaskLogsResultSchema', () => {
+  it('accepts kept events of several attempts, and an empty result', () => {
+    const parsed = TaskLogsResultSchema.parse({ events: [events.accepted, events.started, events.log, { ...events.accepted, attempt: 2 }], truncated: true, more: false });
+    expect(parsed.events.map((e) => e.type)).toEqual(['accepted', 'started', 'log', 'accepted']);
+    expect(parsed.truncated).toBe(true);
+    accepts(TaskLogsResultSchema, { events: [], truncated: false, more: true });
+  });
+
+  it.each([
+    ['missing truncated', { events: [] }],
+    ['truncated as string', { events: [], truncated: 'no' }],
+    ['missing events', { truncated: false, more: false }],
+    ['missing more', { events: [], truncated: false }],
+    ['events as object', { events: {}, truncated: false, more: false }],
+    ['an invalid event', { events: [{ ...events.log, stream: 'stdin' }], truncated: false, more: false }],
+  ])('rejects %s', (_name, value) => {
+    rejects(TaskLogsResultSchema, value);
   });
 });
 

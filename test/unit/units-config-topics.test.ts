@@ -9,6 +9,7 @@ import {
   loadConfig,
   ServerConfigSchema,
   SizeSchema,
+  DurationSchema,
 } from '../../shared/config.js';
 import { CutterError } from '../../shared/errors.js';
 import { topicMatches } from '../../shared/mqtt.js';
@@ -263,12 +264,14 @@ describe('loadConfig', () => {
     expect(c.broker).toBe('mqtt://127.0.0.1:1883');
     expect(c.prefix).toBe('cutter');
     expect(c.logLevel).toBe('info');
-    expect(c.heartbeatMs).toBe(2_000);
+    expect(c.heartbeatMs).toBe(1_000);
     expect(c.maxTasks).toBe(4);
     expect(c.maxMemory).toBeUndefined();
     expect(c.allowExec).toBe(false);
     expect(c.labels).toEqual({});
-    expect(c.keepaliveSec).toBe(5);
+    expect(c.keepaliveSec).toBe(2);
+    expect(c.lostAfterMs).toBe(0);
+    expect(c.drainTimeoutMs).toBe(300_000);
     expect(c.nodeId).toMatch(ID_RE);
     const s = loadConfig(ServerConfigSchema, 'server', {}, env());
     expect(s.port).toBe(1883);
@@ -475,5 +478,24 @@ describe('loadConfig', () => {
     const path = file('null');
     const err = thrown(() => loadConfig(AgentConfigSchema, 'agent', {}, env(), path));
     expect(err.code).toBe('INVALID_CONFIG');
+  });
+});
+
+describe('DurationSchema', () => {
+  it.each([
+    ['250', 250],
+    ['250ms', 250],
+    ['30s', 30_000],
+    ['1.5s', 1_500],
+    ['10m', 600_000],
+    ['2h', 7_200_000],
+    [0, 0],
+  ] as const)('reads %j as %d ms', (text, ms) => {
+    expect(DurationSchema.parse(text)).toBe(ms);
+  });
+  it.each(['soon', '10 minutes', '-5s', '5d'])('rejects %j naming the value', (text) => {
+    const r = DurationSchema.safeParse(text);
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.message).toContain(`"${text}" is not a duration`);
   });
 });
