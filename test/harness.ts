@@ -3,28 +3,18 @@
  * and reads their pino JSON logs.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../scripts/procs.js';
+
+export { freePort };
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const CUTTER = `${ROOT}dist/cli/main.js`;
 /** The busybox image the Docker tests build with scripts/build-test-image.sh. */
 export const TEST_IMAGE = 'cutter-test/busybox:latest';
-
-/** A port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Environment for spawned processes: no config file from the developer's home, no inherited CUTTER_* settings. */
 const ISOLATED_ENV: NodeJS.ProcessEnv = (() => {

@@ -28,9 +28,16 @@ function fatal(err: unknown): never {
   process.exit(1);
 }
 
+/** Options both daemons take. */
+function withDaemonOptions(cmd: Command): Command {
+  return cmd
+    .option('--prefix <prefix>', 'topic prefix (default cutter)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace')
+    .option('--config <path>', 'config file (env CUTTER_CONFIG)');
+}
+
 export function registerDaemons(program: Command): void {
-  program
-    .command('server')
+  withDaemonOptions(program.command('server'))
     .description('run the embedded MQTT broker and the controller')
     .option('--port <port>', 'broker TCP port (default 1883)')
     .option('--host <host>', 'broker listen address (default 0.0.0.0)')
@@ -38,9 +45,6 @@ export function registerDaemons(program: Command): void {
     .option('--lease <ms>', 'ms an agent has to accept an assignment (default 10000)')
     .option('--data-dir <dir>', 'where the controller keeps tasks and logs (default ~/.local/share/cutter)')
     .option('--policy <policy>', 'spread (most headroom, default) or binpack')
-    .option('--prefix <prefix>', 'topic prefix (default cutter)')
-    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace')
-    .option('--config <path>', 'config file (env CUTTER_CONFIG)')
     .action(async (flags) => {
       let cfg;
       try {
@@ -89,8 +93,7 @@ export function registerDaemons(program: Command): void {
       }
     });
 
-  program
-    .command('agent')
+  withDaemonOptions(program.command('agent'))
     .description('join the mesh as a node: announce capacity, run tasks')
     .option('--broker <url>', 'broker URL (env CUTTER_BROKER, default mqtt://127.0.0.1:1883)')
     .option('--node-id <id>', 'node id (default: the hostname)')
@@ -102,9 +105,6 @@ export function registerDaemons(program: Command): void {
     .option('--keepalive <s>', 'MQTT keepalive, seconds (default 2)')
     .option('--lost-after <duration>', 'how long this node may be disconnected before its tasks are rescheduled, e.g. 10m (default 0)')
     .option('--drain-timeout <duration>', 'on SIGTERM, how long to wait for running tasks (default 5m)')
-    .option('--prefix <prefix>', 'topic prefix (default cutter)')
-    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace')
-    .option('--config <path>', 'config file (env CUTTER_CONFIG)')
     .action(async (flags) => {
       let cfg;
       try {
