@@ -78,6 +78,9 @@ export class Controller {
   private client?: MqttClient;
   private sweepTimer?: NodeJS.Timeout;
   private schedulePending = false;
+  private sweeping = false;
+  /** Tail of the queue of controller work (see `serial`). */
+  private chain: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: ControllerOptions) {
     this.t = topics(opts.prefix);
@@ -106,11 +109,11 @@ export class Controller {
         // Routes before the CONNACK: a persistent session's queued events arrive right after it.
         this.client = c;
         router = new MessageRouter(c, this.log);
-        router.route(this.t.allNodeStatus(), NodeStatusSchema, (s, topic) => this.onNodeStatus(s, topic));
-        router.route(this.t.allTaskEvents(), TaskEventSchema, (e, topic) => this.onTaskEvent(e, topic));
-        router.route(this.t.allRequests(), RequestSchema, (r, topic) => this.onRequest(r, topic), {
+        router.route(this.t.allNodeStatus(), NodeStatusSchema, (s, topic) => this.serial('node status', () => this.onNodeStatus(s, topic)));
+        router.route(this.t.allTaskEvents(), TaskEventSchema, (e, topic) => this.serial('task event', () => this.onTaskEvent(e, topic)));
+        router.route(this.t.allRequests(), RequestSchema, (r, topic) => this.serial('request', () => this.onRequest(r, topic)), {
           onEmpty: (topic) => this.log.warn({ topic }, 'dropped empty request'),
-          onInvalid: (topic, payload, error) => this.rejectInvalidRequest(topic, payload, error),
+          onInvalid: (topic, payload, error) => this.serial('invalid request', () => this.rejectInvalidRequest(topic, payload, error)),
         });
       },
     });
@@ -123,7 +126,11 @@ export class Controller {
     }
     await this.publishStatus('online');
     client.on('connect', () => void this.publishStatus('online').catch(() => undefined));
-    this.sweepTimer = setInterval(() => this.guard('sweep', () => this.sweep()), SWEEP_MS);
+    this.sweepTimer = setInterval(() => {
+      if (this.sweeping) return;
+      this.sweeping = true;
+      void this.serial('sweep', () => this.sweep()).finally(() => (this.sweeping = false));
+    }, SWEEP_MS);
     this.requestSchedule();
     this.log.info({ broker: this.opts.brokerUrl, prefix: this.opts.prefix, dataDir: this.opts.dataDir, recoveredTasks: live }, 'controller started');
   }
@@ -138,10 +145,26 @@ export class Controller {
     this.store.close();
   }
 
-  private guard(what: string, fn: () => Promise<void> | void): void {
-    Promise.resolve()
-      .then(fn)
-      .catch((err: unknown) => this.log.error({ err: errorMessage(err), stack: (err as Error)?.stack }, `${what} failed`));
+  /**
+   * Publishes without waiting for the PUBACK: MQTT.js sends one client's messages in order and
+   * keeps QoS 1 messages until acknowledged (resending after a reconnect), so handlers need not
+   * wait, and they stay short enough to run one at a time (see `serial`).
+   */
+  private publish(topic: string, payload: string, opts: { qos: 1; retain?: boolean }): void {
+    this.client!.publish(topic, payload, opts, (err) => {
+      if (err) this.log.warn({ topic, err: errorMessage(err) }, 'publish failed');
+    });
+  }
+
+  /**
+   * Runs controller work one piece at a time, in arrival order: message handlers, timers and
+   * placement passes never interleave, so no decision is taken on a picture another handler is
+   * changing halfway.
+   */
+  private serial(what: string, fn: () => Promise<void> | void): Promise<void> {
+    const run = this.chain.then(fn).catch((err: unknown) => this.log.error({ err: errorMessage(err), stack: (err as Error)?.stack }, `${what} failed`));
+    this.chain = run;
+    return run;
   }
 
   private async publishStatus(state: 'online' | 'offline'): Promise<void> {
@@ -150,7 +173,7 @@ export class Controller {
   }
 
   private async publishState(record: TaskRecord): Promise<void> {
-    await this.client!.publishAsync(this.t.taskState(record.state.taskId), encode(record.state), { qos: 1, retain: true });
+    this.publish(this.t.taskState(record.state.taskId), encode(record.state), { qos: 1, retain: true });
   }
 
   /** Tells a node to stop an attempt the mesh no longer wants there (fencing). */
@@ -162,7 +185,7 @@ export class Controller {
     if (this.fenced.size > 10_000) for (const [k, until] of this.fenced) if (until < now) this.fenced.delete(k);
     this.log.warn({ node, taskId, attempt, why }, 'fencing a stale attempt');
     const cancel: Cancel = { v: 1, taskId, attempt, graceMs: 3_000 };
-    await this.client!.publishAsync(this.t.nodeCancel(node), encode(cancel), { qos: 1 });
+    this.publish(this.t.nodeCancel(node), encode(cancel), { qos: 1 });
   }
 
   // ---- nodes -------------------------------------------------------------------------------------
@@ -185,7 +208,9 @@ export class Controller {
     const listed = new Map(status.running.map((r) => [r.taskId, r.attempt]));
     for (const [taskId, attempt] of listed) {
       const record = this.tasks.get(taskId);
-      if (!record || isTerminal(record.state.state) || record.state.attempt !== attempt || record.state.node !== status.node) {
+      // A finished current attempt may stay listed until the agent's result is acknowledged.
+      const finishing = record && isTerminal(record.state.state) && record.state.attempt === attempt && record.state.node === status.node;
+      if (!finishing && (!record || isTerminal(record.state.state) || record.state.attempt !== attempt || record.state.node !== status.node)) {
         await this.fence(status.node, taskId, attempt, !record ? 'unknown task' : isTerminal(record.state.state) ? `task already ${record.state.state}` : 'not the current attempt');
       }
     }
@@ -271,10 +296,12 @@ export class Controller {
   private requestSchedule(): void {
     if (this.schedulePending) return;
     this.schedulePending = true;
-    setImmediate(() => {
-      this.schedulePending = false;
-      this.guard('scheduling', () => this.schedule());
-    });
+    setImmediate(() =>
+      void this.serial('scheduling', () => {
+        this.schedulePending = false;
+        return this.schedule();
+      }),
+    );
   }
 
   /** Places queued tasks in order (priority, then age); a task that does not fit does not block smaller ones. */
@@ -290,6 +317,7 @@ export class Controller {
   private async tryPlace(record: TaskRecord, publishWaiting = true): Promise<{ message: string; rejections: { node: string; reason: string }[] } | null> {
     const now = this.now();
     const s = record.state;
+    if (s.state !== 'queued') return null;
     const placement = place({ kind: s.kind, requirements: s.requirements }, this.registry.snapshot(now, this.opts.policy));
     if (!placement.ok) {
       const reason = `waiting: ${placement.message}${placement.rejections.length ? ` (${placement.rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')})` : ''}`;
@@ -312,7 +340,7 @@ export class Controller {
     await this.publishState(record);
     const nodeRunId = this.registry.get(placement.node)?.runId ?? null;
     const assignment: Assignment = { v: 1, taskId: s.taskId, attempt, leaseExpiresAt, spec: record.spec, requirements: s.requirements, nodeRunId };
-    await this.client!.publishAsync(this.t.nodeAssign(placement.node), encode(assignment), { qos: 1 });
+    this.publish(this.t.nodeAssign(placement.node), encode(assignment), { qos: 1 });
     return null;
   }
 
@@ -329,6 +357,8 @@ export class Controller {
   private async attemptEnded(record: TaskRecord, end: AttemptEnd, patch: Partial<TaskState>): Promise<void> {
     const s = record.state;
     if (s.node) this.registry.release(s.node, s.taskId);
+    // A lost attempt may still run, or still wait in the node's session: tell the node to stop it.
+    if (end === 'lost' && s.node) await this.fence(s.node, s.taskId, s.attempt, 'attempt lost');
     if (record.cancelRequested) {
       await this.finish(record, { ...patch, state: 'cancelled', error: null });
       return;
@@ -359,7 +389,7 @@ export class Controller {
     if (!this.tasks.update(record, { reason: null, ...patch, finishedAt: now }, { leaseExpiresAt: null, lostAt: null }, now)) return;
     this.log.info({ taskId: record.state.taskId, state: record.state.state, node: record.state.node, attempt: record.state.attempt, exitCode: record.state.exitCode, error: record.state.error?.message }, 'task finished');
     await this.publishState(record);
-    for (const id of this.tasks.evictFinished()) await this.client!.publishAsync(this.t.taskState(id), '', { qos: 1, retain: true });
+    for (const id of this.tasks.evictFinished()) this.publish(this.t.taskState(id), '', { qos: 1, retain: true });
     this.requestSchedule();
   }
 
@@ -432,7 +462,7 @@ export class Controller {
       if (!(err instanceof CutterError)) this.log.error({ err: errorMessage(err), op: req.op }, 'request failed');
       reply = { v: 1, id: req.id, ok: false, error: { code: e.code, message: e.message, ...(e.details ? { rejections: e.details as { node: string; reason: string }[] } : {}) } };
     }
-    await this.client!.publishAsync(this.t.replies(clientId), encode(reply), { qos: 1 });
+    this.publish(this.t.replies(clientId), encode(reply), { qos: 1 });
   }
 
   /** Answers a request that failed validation with INVALID_REQUEST, when it has an id to answer to. */
@@ -446,7 +476,7 @@ export class Controller {
     }
     if (!clientId || typeof id !== 'string' || id.length < 1 || id.length > 64) return;
     const reply: Reply = { v: 1, id, ok: false, error: { code: 'INVALID_REQUEST', message: `invalid request: ${error}` } };
-    await this.client!.publishAsync(this.t.replies(clientId), encode(reply), { qos: 1 });
+    this.publish(this.t.replies(clientId), encode(reply), { qos: 1 });
   }
 
   private getTask(taskId: string): TaskRecord {
@@ -509,7 +539,7 @@ export class Controller {
 
   private async sendCancel(record: TaskRecord, graceMs: number): Promise<void> {
     const cancel: Cancel = { v: 1, taskId: record.state.taskId, attempt: record.state.attempt, graceMs };
-    await this.client!.publishAsync(this.t.nodeCancel(record.state.node!), encode(cancel), { qos: 1 });
+    this.publish(this.t.nodeCancel(record.state.node!), encode(cancel), { qos: 1 });
   }
 
   private async cancel(taskId: string, graceMs?: number): Promise<TaskState> {

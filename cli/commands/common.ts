@@ -45,5 +45,12 @@ export async function withClient(flags: GlobalFlags, body: (client: CliClient, c
     code = errorExitCode;
   }
   await client?.close().catch(() => undefined);
+  await flushed();
   process.exit(code);
+}
+
+/** Resolves once everything written to stdout and stderr is handed to the OS (a pipe may be full). */
+function flushed(): Promise<void> {
+  const drain = (stream: NodeJS.WriteStream) => new Promise<void>((resolve) => stream.write('', () => resolve()));
+  return Promise.all([drain(process.stdout), drain(process.stderr)]).then(() => undefined);
 }
