@@ -9,6 +9,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes } from 'aedes';
 import type { Logger } from '../shared/logger.js';
+import { guardSocket } from './packet-guard.js';
 
 export interface BrokerOptions {
   /** Interface to listen on, e.g. `0.0.0.0` or `127.0.0.1`. */
@@ -16,7 +17,18 @@ export interface BrokerOptions {
   /** TCP port; 0 picks a free one. */
   port: number;
   log: Logger;
+  /** Largest packet accepted, bytes (checked before it is buffered). */
+  maxPacketBytes: number;
+  /** Largest first packet (CONNECT), bytes. */
+  maxConnectBytes: number;
+  /** Most concurrent connections on the public listener. */
+  maxConnections: number;
+  /** How long delivery waits for a subscriber's socket to drain before that subscriber is cut, ms. */
+  drainTimeoutMs: number;
 }
+
+/** Deepest topic accepted: cutter's own are 5 levels, Home Assistant discovery's 5. */
+export const MAX_TOPIC_LEVELS = 32;
 
 export interface RunningBroker {
   aedes: Aedes;
@@ -46,14 +58,18 @@ function listenOn(server: Server, host: string, port: number): Promise<number> {
 /** Creates the broker with its internal loopback listener; the public one opens with `listen()`. */
 export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const log = opts.log.child({ component: 'broker' });
-  const aedes = await Aedes.createBroker({ drainTimeout: 10_000, heartbeatInterval: 60_000 });
-  // Nagle's algorithm with delayed ACKs adds ~40 ms to each small request/reply round trip.
+  const aedes = await Aedes.createBroker({ drainTimeout: opts.drainTimeoutMs, heartbeatInterval: 60_000, maxTopicLevels: MAX_TOPIC_LEVELS, connectTimeout: 10_000 });
+  const limits = { maxPacketBytes: opts.maxPacketBytes, maxConnectBytes: opts.maxConnectBytes };
   const handle = (socket: Socket) => {
+    // Nagle's algorithm with delayed ACKs adds ~40 ms to each small request/reply round trip.
     socket.setNoDelay(true);
-    aedes.handle(socket);
+    aedes.handle(
+      guardSocket(socket, limits, (reason) => log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason }, 'connection cut: packet too large')) as unknown as Socket,
+    );
   };
   const internal = createServer(handle);
   const server = createServer(handle);
+  server.maxConnections = opts.maxConnections;
 
   aedes.on('client', (client) => log.debug({ clientId: client.id }, 'client connected'));
   aedes.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'client disconnected'));

@@ -63,6 +63,18 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   host: z.string().default('0.0.0.0'),
   /** TCP port of the embedded broker. */
   port: Int(0, 65535).default(1883),
+  /** Largest MQTT packet the embedded broker accepts, bytes (checked before it is buffered). */
+  maxPacketBytes: SizeSchema.default(4 * 1024 * 1024),
+  /** Largest first packet (CONNECT), bytes. */
+  maxConnectBytes: SizeSchema.default(64 * 1024),
+  /**
+   * How long the broker waits for a subscriber's socket to drain before cutting that subscriber:
+   * Aedes delivers each message to its subscribers in turn, so this bounds how long one frozen
+   * client can stall everyone else.
+   */
+  brokerDrainTimeoutMs: DurationSchema.default(2_000),
+  /** Most concurrent connections on the embedded broker. */
+  maxConnections: Int(1, 1_000_000).default(10_000),
   /** Use this external broker instead of embedding one (scale-out path). */
   externalBroker: z.string().url().optional(),
   /** How long an agent has to accept an assignment, ms. */

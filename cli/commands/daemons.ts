@@ -65,7 +65,7 @@ export function registerDaemons(program: Command): void {
       try {
         let url = cfg.externalBroker;
         if (!url) {
-          broker = await startBroker({ host: cfg.host, port: cfg.port, log });
+          broker = await startBroker({ host: cfg.host, port: cfg.port, log, maxPacketBytes: cfg.maxPacketBytes, maxConnectBytes: cfg.maxConnectBytes, maxConnections: cfg.maxConnections, drainTimeoutMs: cfg.brokerDrainTimeoutMs });
           url = `mqtt://127.0.0.1:${broker.internalPort}`;
         }
         const controller = new Controller({
