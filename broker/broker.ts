@@ -9,7 +9,16 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes } from 'aedes';
 import type { Logger } from '../shared/logger.js';
+import { denyPublish, denySubscribe, checkClientId, type AclContext } from './acl.js';
+import type { Identity, IdentityStore } from './identities.js';
 import { guardSocket } from './packet-guard.js';
+
+/** MQTT 3.1.1 CONNACK return codes (§3.2.2.3). */
+const CONNACK = { identifierRejected: 2, badCredentials: 4, notAuthorized: 5 } as const;
+
+function refusal(message: string, returnCode: number): Error {
+  return Object.assign(new Error(message), { returnCode });
+}
 
 export interface BrokerOptions {
   /** Interface to listen on, e.g. `0.0.0.0` or `127.0.0.1`. */
@@ -25,6 +34,13 @@ export interface BrokerOptions {
   maxConnections: number;
   /** How long delivery waits for a subscriber's socket to drain before that subscriber is cut, ms. */
   drainTimeoutMs: number;
+  /** Authentication and authorization; absent = no checks at all (tests of the broker alone). */
+  auth?: {
+    store: IdentityStore;
+    acl: AclContext;
+    /** Anonymous connections are let in, with full rights. */
+    insecure: boolean;
+  };
 }
 
 /** Deepest topic accepted: cutter's own are 5 levels, Home Assistant discovery's 5. */
@@ -70,6 +86,54 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const internal = createServer(handle);
   const server = createServer(handle);
   server.maxConnections = opts.maxConnections;
+
+  if (opts.auth) {
+    const { store, acl, insecure } = opts.auth;
+    const who = new WeakMap<object, Identity>();
+    aedes.authenticate = (client, username, password, done) => {
+      if (!username) {
+        if (insecure) {
+          who.set(client, { username: 'anonymous', role: 'controller', name: 'anonymous' });
+          return done(null, true);
+        }
+        log.warn({ clientId: client.id }, 'connection refused: no credentials');
+        return done(refusal('credentials required', CONNACK.notAuthorized) as never, false);
+      }
+      const identity = store.verify(username, password?.toString('utf8') ?? '');
+      if (!identity) {
+        log.warn({ clientId: client.id, username }, 'connection refused: bad credentials');
+        return done(refusal('bad username or password', CONNACK.badCredentials) as never, false);
+      }
+      const badId = checkClientId(identity, client.id);
+      if (badId) {
+        log.warn({ clientId: client.id, username }, `connection refused: ${badId}`);
+        return done(refusal(badId, CONNACK.identifierRejected) as never, false);
+      }
+      who.set(client, identity);
+      done(null, true);
+    };
+    aedes.authorizePublish = (client, packet, done) => {
+      if (packet.topic.startsWith('$SYS/')) return done(new Error('$SYS topics are the broker\'s'));
+      const identity = client && who.get(client);
+      if (!client || !identity) return done(null);
+      const why = denyPublish(identity, client.id, packet.topic, packet.payload as Buffer, acl);
+      if (why) {
+        log.warn({ username: identity.username, clientId: client.id, topic: packet.topic, why }, 'publish denied');
+        return done(new Error(why));
+      }
+      done(null);
+    };
+    aedes.authorizeSubscribe = (client, sub, done) => {
+      const identity = client && who.get(client);
+      if (!identity) return done(null, sub);
+      const why = denySubscribe(identity, client.id, sub.topic, acl);
+      if (why) {
+        log.warn({ username: identity.username, clientId: client.id, topic: sub.topic, why }, 'subscribe denied');
+        return done(null, null as never);
+      }
+      done(null, sub);
+    };
+  }
 
   aedes.on('client', (client) => log.debug({ clientId: client.id }, 'client connected'));
   aedes.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'client disconnected'));

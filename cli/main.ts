@@ -7,6 +7,7 @@ import { registerLogs } from './commands/logs.js';
 import { registerNodes } from './commands/nodes.js';
 import { registerRun } from './commands/run.js';
 import { registerTasks } from './commands/tasks.js';
+import { registerToken } from './commands/token.js';
 
 const program = new Command('cutter')
   .description('A compute mesh for home labs: run containers and jobs on the node that has room.')
@@ -19,5 +20,6 @@ registerNodes(program);
 registerRun(program);
 registerTasks(program);
 registerLogs(program);
+registerToken(program);
 
 await program.parseAsync(process.argv);

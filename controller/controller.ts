@@ -32,6 +32,7 @@ import {
 import { topics, type Topics } from '../shared/topics.js';
 import { formatDuration } from '../shared/units.js';
 import { VERSION } from '../shared/version.js';
+import type { IdentityStore } from '../broker/identities.js';
 import { NodeRegistry } from './registry.js';
 import { place } from './scheduler/place.js';
 import { STALE_AFTER_HEARTBEATS } from './scheduler/snapshot.js';
@@ -57,6 +58,8 @@ export interface ControllerOptions {
   log: Logger;
   /** Clock, ms epoch (tests may pass their own). */
   now?: () => number;
+  /** The embedded broker's identities, for token requests; absent with an external broker. */
+  identities?: IdentityStore;
 }
 
 /** How often timers are checked (staleness, leases, lost-after windows, timeouts), ms. */
@@ -133,6 +136,11 @@ export class Controller {
     }, SWEEP_MS);
     this.requestSchedule();
     this.log.info({ broker: this.opts.brokerUrl, prefix: this.opts.prefix, dataDir: this.opts.dataDir, recoveredTasks: live }, 'controller started');
+  }
+
+  /** Whether an attempt of the task was ever placed on the node (for the broker's ACL). */
+  placedOn(taskId: string, node: string): boolean {
+    return this.tasks.get(taskId)?.nodes?.includes(node) ?? false;
   }
 
   /** Announces `offline` (retained), disconnects and closes the store. */
@@ -330,6 +338,7 @@ export class Controller {
     const attempt = s.attempt + 1;
     const leaseExpiresAt = now + this.opts.leaseMs;
     this.registry.reserve(placement.node, s.taskId, s.requirements.memory);
+    if (!record.nodes?.includes(placement.node)) record.nodes = [...(record.nodes ?? []), placement.node];
     this.tasks.update(
       record,
       { state: 'assigned', node: placement.node, attempt, placement: placement.reason, reason: null, assignedAt: now, startedAt: null, exitCode: null, oomKilled: false },
@@ -500,6 +509,17 @@ export class Controller {
         return this.store.events(req.taskId, req.after);
       case 'node.list':
         return { nodes: this.registry.views(this.now()) };
+      case 'token.create':
+      case 'token.list':
+      case 'token.revoke': {
+        const ids = this.opts.identities;
+        if (!ids) throw new CutterError('INVALID_REQUEST', 'tokens are managed by the external broker this server uses, not by cutter');
+        if (req.op === 'token.list') return { tokens: ids.list() };
+        if (req.op === 'token.revoke') return { tokens: [ids.revoke(req.username)] };
+        const created = ids.create(req.role, req.name);
+        this.log.info({ username: created.username, by: clientId }, 'token created');
+        return created;
+      }
       case 'node.drain': {
         if (!this.registry.get(req.node)) throw new CutterError('NOT_FOUND', `no node ${req.node}`);
         this.store.setDrained(req.node, req.drain);

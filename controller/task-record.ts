@@ -21,6 +21,8 @@ export interface TaskRecord {
   lostAt: number | null;
   /** Consecutive heartbeats of its node that did not list the current, accepted attempt. */
   missing: number;
+  /** Every node an attempt was placed on (agents may publish events only for tasks placed on them). */
+  nodes?: string[];
 }
 
 /**

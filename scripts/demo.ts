@@ -9,7 +9,7 @@
  * the same way. Exits 0 when the task succeeded.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DockerExecutor } from '../agent/executors/docker.js';
@@ -27,10 +27,25 @@ async function daemon(args: string[], ready: string): Promise<ChildProcess> {
 }
 
 /** Runs `cutter …` in the foreground with its output on this terminal, printing the command first. */
-function cutter(args: string[], broker: string): Promise<number> {
-  process.stdout.write(`\x1b[36m$ cutter ${args.map((a) => (/[\s$'"]/.test(a) ? `'${a}'` : a)).join(' ')}\x1b[0m\n`);
-  const child = spawn(process.execPath, [CUTTER, ...args], { stdio: 'inherit', env: { ...process.env, CUTTER_BROKER: broker } });
+/** The admin credentials the demo's server wrote on its first start (the CLI's default looks in ~/.local/share/cutter). */
+let adminTokenFile = '';
+
+function cutter(args: string[], broker: string, stdout: 'inherit' | 'pipe' = 'inherit'): Promise<number> {
+  if (stdout === 'inherit') process.stdout.write(`\x1b[36m$ cutter ${args.map((a) => (/[\s$'"]/.test(a) ? `'${a}'` : a)).join(' ')}\x1b[0m\n`);
+  const child = spawn(process.execPath, [CUTTER, ...args], { stdio: ['ignore', stdout, 'inherit'], env: { ...process.env, CUTTER_BROKER: broker, CUTTER_TOKEN_FILE: adminTokenFile } });
   return new Promise((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
+}
+
+/** Creates an agent token with the CLI, as a user would, and writes it where `--token-file` reads it. */
+async function agentToken(broker: string, node: string, dir: string): Promise<string> {
+  const file = join(dir, `${node}.token.json`);
+  const child = spawn(process.execPath, [CUTTER, 'token', 'create', '--role', 'agent', '--node', node, '--json'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CUTTER_BROKER: broker, CUTTER_TOKEN_FILE: adminTokenFile } });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  const code = await new Promise((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`cutter token create for ${node} failed`);
+  writeFileSync(file, out, { mode: 0o600 });
+  return file;
 }
 
 async function main(): Promise<number> {
@@ -53,11 +68,14 @@ async function main(): Promise<number> {
   say(`Starting cutter server (embedded MQTT broker on ${broker} + controller) and two agents`);
   const dataDir = mkdtempSync(join(tmpdir(), 'cutter-demo-'));
   await daemon(['server', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], 'broker listening');
+  adminTokenFile = join(dataDir, 'admin.json');
+  process.stdout.write(`server up; anonymous clients are refused: it wrote its first admin token to ${adminTokenFile} (mode 0600)\n`);
+  const [piToken, nbToken] = await Promise.all([agentToken(broker, 'pi', dataDir), agentToken(broker, 'notebook', dataDir)]);
   await Promise.all([
-    daemon(['agent', '--broker', broker, '--node-id', 'pi', '--max-memory', '256m', '--allow-exec', '--heartbeat', '1000'], 'agent started'),
-    daemon(['agent', '--broker', broker, '--node-id', 'notebook', '--max-memory', '2g', '--allow-exec', '--heartbeat', '1000'], 'agent started'),
+    daemon(['agent', '--broker', broker, '--node-id', 'pi', '--token-file', piToken, '--max-memory', '256m', '--allow-exec', '--heartbeat', '1000'], 'agent started'),
+    daemon(['agent', '--broker', broker, '--node-id', 'notebook', '--token-file', nbToken, '--max-memory', '2g', '--allow-exec', '--heartbeat', '1000'], 'agent started'),
   ]);
-  process.stdout.write('server, agent "pi" (offers 256 MiB) and agent "notebook" (offers 2 GiB) are up\n');
+  process.stdout.write('agent "pi" (offers 256 MiB) and agent "notebook" (offers 2 GiB) joined with their own tokens (cutter token create --role agent)\n');
 
   say('The mesh, from the retained heartbeats');
   await cutter(['nodes', 'list'], broker);
@@ -74,7 +92,7 @@ async function main(): Promise<number> {
   await cutter(['tasks', 'list'], broker);
 
   say('A task no node can take fails at once, with a reason per node');
-  await cutter(['run', '--memory', '64g', useDocker ? 'docker' : 'exec', ...(useDocker ? ['run', IMAGE, 'true'] : ['--', 'true'])], broker);
+  await cutter(['run', '--no-queue', '--memory', '64g', useDocker ? 'docker' : 'exec', ...(useDocker ? ['run', IMAGE, 'true'] : ['--', 'true'])], broker);
   return code;
 }
 

@@ -228,6 +228,9 @@ const exampleRequests: Record<Request['op'], z.input<typeof RequestSchema>> = {
   'task.logs': { v: 1, id: 'r5', op: 'task.logs', taskId: TASK },
   'node.list': { v: 1, id: 'r6', op: 'node.list' },
   'node.drain': { v: 1, id: 'r7', op: 'node.drain', node: NODE, drain: true },
+  'token.create': { v: 1, id: 'r8', op: 'token.create', role: 'agent', name: NODE },
+  'token.list': { v: 1, id: 'r9', op: 'token.list' },
+  'token.revoke': { v: 1, id: 'r10', op: 'token.revoke', username: `agent:${NODE}` },
 };
 
 /** What each op's successful reply carries in `result`. */
@@ -240,6 +243,9 @@ const resultOf: Record<Request['op'], string> = {
   'task.logs': '[TaskLogsResult](#tasklogsresult): a page of the events the controller kept for the task, every attempt, oldest first (after `after` when given)',
   'node.list': '[NodeListResult](#nodelistresult), sorted by node id',
   'node.drain': '[NodeListResult](#nodelistresult) with that one node, as it is after the change (`NOT_FOUND` for a node the controller has never heard from)',
+  'token.create': '`{"username", "password"}`: MQTT credentials for any client (`ROLE:NAME` and a random secret, shown once; the server keeps only its scrypt hash). `INVALID_REQUEST` when the server uses an external broker',
+  'token.list': '`{"tokens": [{"username", "role", "name", "createdAt", "revokedAt"}]}` (never a secret)',
+  'token.revoke': '`{"tokens": [the revoked token]}`; the username is refused from its next connection on (`NOT_FOUND` when it has no live token)',
 };
 
 /** Every task state; the Record makes a new state a compile error until it is described. */

@@ -39,6 +39,8 @@ export const CommonConfigSchema = z.object({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   username: z.string().optional(),
   password: z.string().optional(),
+  /** A JSON file with `{"username", "password"}` (what `cutter token create --json` prints). */
+  tokenFile: z.string().optional(),
 });
 
 /** A duration in ms given as a number or text like `500ms`, `30s`, `10m`, `2h`. */
@@ -75,6 +77,8 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   brokerDrainTimeoutMs: DurationSchema.default(2_000),
   /** Most concurrent connections on the embedded broker. */
   maxConnections: Int(1, 1_000_000).default(10_000),
+  /** Let anonymous clients in with full rights (prints a warning at every start). */
+  insecure: Bool.default(false),
   /** Use this external broker instead of embedding one (scale-out path). */
   externalBroker: z.string().url().optional(),
   /** How long an agent has to accept an assignment, ms. */
@@ -226,5 +230,26 @@ export function loadConfig<S extends z.ZodObject>(
     const shown = key in merged ? ` = ${JSON.stringify(merged[key])}` : '';
     throw new CutterError('INVALID_CONFIG', `invalid config: ${key}${shown}${source[key] ? ` (from ${source[key]})` : ''}: ${issue.message}`);
   }
-  return parsed.data as z.infer<S>;
+  return withCredentials(parsed.data as z.infer<S>, source, section);
+}
+
+/**
+ * Fills `username`/`password` from `tokenFile` when given, else — for commands on the server's
+ * machine — from the admin credentials the server wrote on its first start
+ * (`<data dir>/admin.json`), unless they are set already.
+ * @throws CutterError INVALID_CONFIG when the token file cannot be read.
+ */
+function withCredentials<T>(cfg: T, source: Record<string, string>, section: string): T {
+  const c = cfg as T & { username?: string; password?: string; tokenFile?: string };
+  if (c.username) return cfg;
+  const file = c.tokenFile ?? join(defaultDataDir(), 'admin.json');
+  if (!c.tokenFile && (section !== 'cli' || !existsSync(file))) return cfg;
+  try {
+    const creds = JSON.parse(readFileSync(file, 'utf8')) as { username?: unknown; password?: unknown };
+    if (typeof creds.username !== 'string' || typeof creds.password !== 'string') throw new Error('expected {"username", "password"}');
+    return { ...cfg, username: creds.username, password: creds.password };
+  } catch (err) {
+    if (!c.tokenFile) return cfg;
+    throw new CutterError('INVALID_CONFIG', `invalid config: tokenFile = "${c.tokenFile}"${source.tokenFile ? ` (from ${source.tokenFile})` : ''}: ${(err as Error).message}`);
+  }
 }

@@ -95,17 +95,18 @@ export function tempDir(prefix = 'cutter-test-'): string {
  * Starts `cutter server` on a loopback port (a free one unless given) with its own data dir
  * (fresh unless given), and waits until the broker listens.
  */
-export async function startServer(extra: string[] = [], opts: { port?: number; dataDir?: string } = {}): Promise<{ daemon: Daemon; url: string; port: number; dataDir: string }> {
+export async function startServer(extra: string[] = [], opts: { port?: number; dataDir?: string; secure?: boolean } = {}): Promise<{ daemon: Daemon; url: string; port: number; dataDir: string }> {
   const port = opts.port ?? (await freePort());
   const dataDir = opts.dataDir ?? tempDir('cutter-test-data-');
-  const daemon = spawnCutter(['server', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...extra], 'server');
+  // Tests of other features run the broker open; the security tests pass { secure: true }.
+  const daemon = spawnCutter(['server', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...(opts.secure ? [] : ['--insecure']), ...extra], 'server');
   await daemon.waitForMsg('broker listening');
   return { daemon, url: `mqtt://127.0.0.1:${port}`, port, dataDir };
 }
 
 /** Starts `cutter agent` and waits for its first heartbeat to be out. */
-export async function startAgent(url: string, nodeId: string, extra: string[] = []): Promise<Daemon> {
-  const daemon = spawnCutter(['agent', '--broker', url, '--node-id', nodeId, '--heartbeat', '500', ...extra], `agent ${nodeId}`);
+export async function startAgent(url: string, nodeId: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
+  const daemon = spawnCutter(['agent', '--broker', url, '--node-id', nodeId, '--heartbeat', '500', ...extra], `agent ${nodeId}`, env);
   await daemon.waitForMsg('agent started');
   return daemon;
 }

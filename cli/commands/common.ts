@@ -13,6 +13,7 @@ export interface GlobalFlags {
   config?: string;
   json?: boolean;
   connectTimeout?: string;
+  tokenFile?: string;
 }
 
 /** Adds --broker, --json, --config, --prefix and --timeout to a command. */
@@ -22,11 +23,12 @@ export function withClientOptions(cmd: Command): Command {
     .option('--json', 'print JSON for scripts')
     .option('--config <path>', 'config file (env CUTTER_CONFIG)')
     .option('--prefix <prefix>', 'topic prefix (default cutter)')
-    .option('--connect-timeout <ms>', 'how long to wait for the broker and the controller, ms (default 5000)');
+    .option('--connect-timeout <ms>', 'how long to wait for the broker and the controller, ms (default 5000)')
+    .option('--token-file <path>', 'credentials {"username", "password"} (default: the admin token a local server wrote)');
 }
 
 export function cliConfig(flags: GlobalFlags): CliConfig {
-  return loadConfig(CliConfigSchema, 'cli', { broker: flags.broker, prefix: flags.prefix, timeoutMs: flags.connectTimeout }, process.env, flags.config);
+  return loadConfig(CliConfigSchema, 'cli', { broker: flags.broker, prefix: flags.prefix, timeoutMs: flags.connectTimeout, tokenFile: flags.tokenFile }, process.env, flags.config);
 }
 
 /**

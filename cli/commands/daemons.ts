@@ -45,13 +45,14 @@ export function registerDaemons(program: Command): void {
     .option('--lease <ms>', 'ms an agent has to accept an assignment (default 10000)')
     .option('--data-dir <dir>', 'where the controller keeps tasks and logs (default ~/.local/share/cutter)')
     .option('--policy <policy>', 'spread (most headroom, default) or binpack')
+    .option('--insecure', 'let anonymous clients in with full rights (a warning at every start)')
     .action(async (flags) => {
       let cfg;
       try {
         cfg = loadConfig(
           ServerConfigSchema,
           'server',
-          { port: flags.port, host: flags.host, externalBroker: flags.broker, leaseMs: flags.lease, policy: flags.policy, prefix: flags.prefix, logLevel: flags.logLevel, dataDir: flags.dataDir },
+          { port: flags.port, host: flags.host, externalBroker: flags.broker, leaseMs: flags.lease, policy: flags.policy, prefix: flags.prefix, logLevel: flags.logLevel, dataDir: flags.dataDir, insecure: flags.insecure },
           process.env,
           flags.config,
         );
@@ -60,15 +61,40 @@ export function registerDaemons(program: Command): void {
       }
       const log = createLogger(cfg.logLevel);
       // Loaded here, not at the top: short CLI commands should not pay for Aedes and dockerode.
-      const [{ startBroker }, { Controller }] = await Promise.all([import('../../broker/broker.js'), import('../../controller/controller.js')]);
+      const [{ startBroker }, { Controller }, { IdentityStore, ensureAdmin }, { topics }] = await Promise.all([
+        import('../../broker/broker.js'),
+        import('../../controller/controller.js'),
+        import('../../broker/identities.js'),
+        import('../../shared/topics.js'),
+      ]);
       let broker: RunningBroker | undefined;
       try {
         let url = cfg.externalBroker;
+        let username = cfg.username;
+        let password = cfg.password;
+        let identities: InstanceType<typeof IdentityStore> | undefined;
+        let controllerRef: { placedOn(taskId: string, node: string): boolean } | undefined;
         if (!url) {
-          broker = await startBroker({ host: cfg.host, port: cfg.port, log, maxPacketBytes: cfg.maxPacketBytes, maxConnectBytes: cfg.maxConnectBytes, maxConnections: cfg.maxConnections, drainTimeoutMs: cfg.brokerDrainTimeoutMs });
+          identities = new IdentityStore(cfg.dataDir);
+          const written = ensureAdmin(identities, cfg.dataDir);
+          if (written) log.info({ path: written }, 'created the first admin token; the cutter CLI on this machine reads it from there');
+          if (cfg.insecure) log.warn('--insecure: anonymous clients connect with full rights; anyone who reaches this port can run code on every node');
+          username = 'controller:internal';
+          password = identities.addEphemeral({ username, role: 'controller', name: 'internal' });
+          broker = await startBroker({
+            host: cfg.host,
+            port: cfg.port,
+            log,
+            maxPacketBytes: cfg.maxPacketBytes,
+            maxConnectBytes: cfg.maxConnectBytes,
+            maxConnections: cfg.maxConnections,
+            drainTimeoutMs: cfg.brokerDrainTimeoutMs,
+            auth: { store: identities, insecure: cfg.insecure, acl: { t: topics(cfg.prefix), haPrefix: 'homeassistant', placedOn: (t, n) => controllerRef?.placedOn(t, n) ?? false } },
+          });
           url = `mqtt://127.0.0.1:${broker.internalPort}`;
         }
         const controller = new Controller({
+          identities,
           brokerUrl: url,
           prefix: cfg.prefix,
           leaseMs: cfg.leaseMs,
@@ -77,10 +103,11 @@ export function registerDaemons(program: Command): void {
           dataDir: cfg.dataDir,
           maxLogBytes: cfg.maxLogBytes,
           startupGraceMs: cfg.startupGraceMs,
-          username: cfg.username,
-          password: cfg.password,
+          username,
+          password,
           log,
         });
+        controllerRef = controller;
         await controller.start();
         await broker?.listen();
         onShutdown(log, async () => {
@@ -99,6 +126,7 @@ export function registerDaemons(program: Command): void {
     .option('--node-id <id>', 'node id (default: the hostname)')
     .option('--max-memory <size>', 'memory cutter may commit to tasks here, e.g. 12g (default: all)')
     .option('--max-tasks <n>', 'concurrent tasks (default 4)')
+    .option('--token-file <path>', 'JSON file with this node\'s {"username", "password"} (cutter token create --role agent --node ID --json)')
     .option('--allow-exec', 'run exec tasks (shell jobs): off by default')
     .option('--labels <k=v,…>', 'labels for placement')
     .option('--heartbeat <ms>', 'heartbeat interval, ms (default 1000)')
@@ -122,6 +150,7 @@ export function registerDaemons(program: Command): void {
             keepaliveSec: flags.keepalive,
             lostAfterMs: flags.lostAfter,
             drainTimeoutMs: flags.drainTimeout,
+            tokenFile: flags.tokenFile,
             prefix: flags.prefix,
             logLevel: flags.logLevel,
           },

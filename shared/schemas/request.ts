@@ -30,6 +30,10 @@ export const RequestSchema = z.discriminatedUnion('op', [
   z.object({ ...RequestBase, op: z.literal('node.list') }),
   /** Stop (drain: true) or resume (drain: false) placing new tasks on a node; running tasks finish. */
   z.object({ ...RequestBase, op: z.literal('node.drain'), node: IdSchema, drain: z.boolean() }),
+  /** Creates a token (admin only, like every request): the reply carries the password, once. */
+  z.object({ ...RequestBase, op: z.literal('token.create'), role: z.enum(['admin', 'agent', 'observer']), name: IdSchema }),
+  z.object({ ...RequestBase, op: z.literal('token.list') }),
+  z.object({ ...RequestBase, op: z.literal('token.revoke'), username: z.string().min(1).max(200) }),
   /** The events the controller kept for a task (logs bounded per task), oldest first. */
   z.object({
     ...RequestBase,
@@ -78,6 +82,18 @@ export const ReplySchema = z.discriminatedUnion('ok', [
 export const SubmitResultSchema = TaskStateSchema;
 export const TaskListResultSchema = z.object({ tasks: z.array(TaskStateSchema) });
 export const NodeListResultSchema = z.object({ nodes: z.array(NodeViewSchema) });
+/** A token as listed (never its secret); times in ms epoch. */
+export const TokenInfoSchema = z.object({
+  username: z.string(),
+  role: z.enum(['admin', 'agent', 'observer']),
+  name: z.string(),
+  createdAt: z.number().int(),
+  revokedAt: z.number().int().nullable(),
+});
+export const TokenListResultSchema = z.object({ tokens: z.array(TokenInfoSchema) });
+/** Result of token.create: MQTT credentials for any client (mosquitto_sub -u … -P …). */
+export const TokenCreatedSchema = z.object({ username: z.string(), password: z.string() });
+
 export const TaskLogsResultSchema = z.object({
   events: z.array(TaskEventSchema),
   /** Log output beyond the per-task limit was not kept. */

@@ -28,7 +28,7 @@ describe.skipIf(!netns.ok && !process.env.CI)('network partition (ip netns, veth
     if (!ns) throw new Error(`CI is set but network namespaces are not usable: ${netns.why}`);
     ns.create();
     const port = await freePort();
-    server = spawnCutterDaemon(['server', '--host', '0.0.0.0', '--port', String(port), '--data-dir', tempDir('cutter-test-data-')], 'server');
+    server = spawnCutterDaemon(['server', '--insecure', '--host', '0.0.0.0', '--port', String(port), '--data-dir', tempDir('cutter-test-data-')], 'server');
     daemons.push(server);
     await server.waitForMsg('controller started');
     url = `mqtt://127.0.0.1:${port}`;

@@ -1,0 +1,86 @@
+/**
+ * Authorization rules, as pure functions of an identity, a client id and a topic (and, for task
+ * events, their payload). The broker calls them from Aedes' authorizePublish/authorizeSubscribe.
+ *
+ * - controller: everything.
+ * - agent N: publishes its own status (`nodes/N/status`, also its last will) and events of tasks
+ *   placed on it (any attempt, with `"node": "N"` in the payload); subscribes to its own
+ *   `nodes/N/assign` and `nodes/N/cancel`. Its client id must be `cutter-agent-N`.
+ * - admin: publishes requests on its own `requests/{clientId}`; subscribes to anything under
+ *   the prefix and Home Assistant's discovery prefix.
+ * - observer (Home Assistant, dashboards): subscribes to node status, task state, controller
+ *   status and Home Assistant discovery; publishes nothing.
+ * Only the controller publishes assignments, cancels, task state and replies.
+ */
+import type { Topics } from '../shared/topics.js';
+import { topicMatches } from '../shared/mqtt.js';
+import type { Identity } from './identities.js';
+
+/** Context the rules need from the controller. */
+export interface AclContext {
+  t: Topics;
+  /** Whether the task was ever placed on the node. */
+  placedOn(taskId: string, node: string): boolean;
+  haPrefix: string;
+}
+
+/** Why a client id is not allowed for an identity, or null. */
+export function checkClientId(identity: Identity, clientId: string): string | null {
+  if (identity.role === 'controller') return null;
+  if (identity.role === 'agent') return clientId === `cutter-agent-${identity.name}` ? null : `an agent token for ${identity.name} must connect as client id cutter-agent-${identity.name}`;
+  if (clientId.startsWith('cutter-agent-') || clientId.startsWith('cutter-controller-')) return `client id ${clientId} is reserved`;
+  return null;
+}
+
+/** Why this publish is denied, or null when allowed. */
+export function denyPublish(identity: Identity, clientId: string, topic: string, payload: Buffer, ctx: AclContext): string | null {
+  const { t } = ctx;
+  switch (identity.role) {
+    case 'controller':
+      return null;
+    case 'agent': {
+      const node = identity.name;
+      if (topic === t.nodeStatus(node)) return null;
+      const taskId = t.idFrom(topic, 'tasks');
+      if (taskId && topic === t.taskEvents(taskId)) {
+        if (!ctx.placedOn(taskId, node)) return `task ${taskId} was never placed on node ${node}`;
+        try {
+          if ((JSON.parse(payload.toString('utf8')) as { node?: unknown })?.node !== node) return `event does not carry "node": "${node}"`;
+        } catch {
+          return null; // not JSON: the controller drops and logs it
+        }
+        return null;
+      }
+      return `agent ${node} may publish only its own status and events of its tasks`;
+    }
+    case 'admin':
+      return topic === t.requests(clientId) ? null : `admins publish only requests on ${t.requests(clientId)}`;
+    case 'observer':
+      return 'observers publish nothing';
+  }
+}
+
+/** Why this subscription is denied, or null when allowed. */
+export function denySubscribe(identity: Identity, clientId: string, filter: string, ctx: AclContext): string | null {
+  const { t } = ctx;
+  const under = (prefix: string) => filter === prefix || filter.startsWith(`${prefix}/`);
+  switch (identity.role) {
+    case 'controller':
+      return null;
+    case 'agent':
+      return filter === t.nodeAssign(identity.name) || filter === t.nodeCancel(identity.name) ? null : `agent ${identity.name} may subscribe only to its own assignments and cancels`;
+    case 'admin':
+      return under(t.prefix) || under(ctx.haPrefix) ? null : `admins subscribe under ${t.prefix}/ and ${ctx.haPrefix}/ only`;
+    case 'observer': {
+      const allowed = [t.allNodeStatus(), t.allTaskState(), t.controllerStatus(), `${ctx.haPrefix}/#`];
+      const deny = 'observers may read node status, task state, controller status and Home Assistant discovery only';
+      // A plain topic: allowed when an allowed filter covers it.
+      if (!/[+#]/.test(filter)) return allowed.some((a) => topicMatches(a, filter)) ? null : deny;
+      // A wildcard filter must not reach beyond what observers may read (logs, requests, replies).
+      const probes = [t.nodeStatus('x'), t.taskState('x'), t.controllerStatus(), t.taskEvents('x'), t.requests('x'), t.replies('x'), t.nodeAssign('x')];
+      const reaches = probes.filter((p) => topicMatches(filter, p));
+      const ok = reaches.every((p) => allowed.some((a) => topicMatches(a, p))) && (reaches.length > 0 || under(ctx.haPrefix));
+      return ok ? null : deny;
+    }
+  }
+}

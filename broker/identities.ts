@@ -1,0 +1,139 @@
+/**
+ * Identities and their tokens: who may connect to the embedded broker, in which role.
+ *
+ * A token grants an MQTT username `ROLE:NAME` (`agent:notebook`, `admin:local`, `observer:ha`)
+ * and a random password, shown once. Only an scrypt hash is kept (node:crypto's scrypt — OpenSSL's,
+ * N=16384, r=8, p=1, 32-byte key, 16-byte salt), in `<dataDir>/tokens.json` (mode 0600).
+ */
+import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { CutterError } from '../shared/errors.js';
+import { ID_RE } from '../shared/topics.js';
+
+export const RoleSchema = z.enum(['admin', 'agent', 'observer']);
+export type Role = z.infer<typeof RoleSchema> | 'controller';
+
+/** Who a connection is. For an agent, `name` is its node id. */
+export interface Identity {
+  username: string;
+  role: Role;
+  name: string;
+}
+
+const TokenSchema = z.object({
+  username: z.string(),
+  role: RoleSchema,
+  name: z.string().regex(ID_RE),
+  salt: z.string(),
+  hash: z.string(),
+  createdAt: z.number(),
+  revokedAt: z.number().nullable(),
+});
+type Token = z.infer<typeof TokenSchema>;
+
+/** A token as `cutter token list` shows it (never the secret). */
+export type TokenInfo = Omit<Token, 'salt' | 'hash'>;
+
+const hash = (password: string, salt: Buffer) => scryptSync(password, salt, 32, { N: 16384, r: 8, p: 1 });
+
+export class IdentityStore {
+  private tokens: Token[] = [];
+  private readonly file: string;
+  /** Identities that live only in this process (the controller's own connection). */
+  private readonly ephemeral = new Map<string, { identity: Identity; password: string }>();
+
+  /** @throws CutterError INVALID_CONFIG when tokens.json exists but cannot be read. */
+  constructor(private readonly dataDir: string) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    this.file = join(dataDir, 'tokens.json');
+    if (existsSync(this.file)) {
+      const parsed = z.array(TokenSchema).safeParse(JSON.parse(readFileSync(this.file, 'utf8')));
+      if (!parsed.success) throw new CutterError('INVALID_CONFIG', `${this.file} is not a valid token file`);
+      this.tokens = parsed.data;
+    }
+  }
+
+  /**
+   * Creates a token. For `agent`, `name` is the node id.
+   * @returns the username and the password (shown once; only its hash is kept).
+   * @throws CutterError INVALID_ARGUMENT for a bad name or a username that exists.
+   */
+  create(role: z.infer<typeof RoleSchema>, name: string): { username: string; password: string } {
+    if (!ID_RE.test(name)) throw new CutterError('INVALID_ARGUMENT', `"${name}" is not a valid ${role === 'agent' ? 'node id' : 'name'} (1-64 of A-Z a-z 0-9 _ . -)`);
+    const username = `${role}:${name}`;
+    if (this.tokens.some((t) => t.username === username && t.revokedAt === null)) throw new CutterError('INVALID_ARGUMENT', `a token for ${username} exists: revoke it first`);
+    const password = randomBytes(24).toString('base64url');
+    const salt = randomBytes(16);
+    this.tokens = this.tokens.filter((t) => t.username !== username);
+    this.tokens.push({ username, role, name, salt: salt.toString('base64'), hash: hash(password, salt).toString('base64'), createdAt: Date.now(), revokedAt: null });
+    this.save();
+    return { username, password };
+  }
+
+  /** @throws CutterError NOT_FOUND when there is no live token for the username. */
+  revoke(username: string): TokenInfo {
+    const t = this.tokens.find((x) => x.username === username && x.revokedAt === null);
+    if (!t) throw new CutterError('NOT_FOUND', `no live token for ${username}`);
+    t.revokedAt = Date.now();
+    this.save();
+    return info(t);
+  }
+
+  list(): TokenInfo[] {
+    return this.tokens.map(info);
+  }
+
+  hasAdmin(): boolean {
+    return this.tokens.some((t) => t.role === 'admin' && t.revokedAt === null);
+  }
+
+  /** Adds an identity that exists only in this process, with a fresh password. */
+  addEphemeral(identity: Identity): string {
+    const password = randomBytes(24).toString('base64url');
+    this.ephemeral.set(identity.username, { identity, password });
+    return password;
+  }
+
+  /** Checks credentials. @returns the identity, or null (unknown, revoked, wrong password). */
+  verify(username: string, password: string): Identity | null {
+    const e = this.ephemeral.get(username);
+    if (e) return e.password.length === password.length && timingSafeEqual(Buffer.from(e.password), Buffer.from(password)) ? e.identity : null;
+    const t = this.tokens.find((x) => x.username === username && x.revokedAt === null);
+    if (!t) return null;
+    const expected = Buffer.from(t.hash, 'base64');
+    const actual = hash(password, Buffer.from(t.salt, 'base64'));
+    return timingSafeEqual(expected, actual) ? { username, role: t.role, name: t.name } : null;
+  }
+
+  private save(): void {
+    const tmp = `${this.file}.tmp`;
+    writeFileSync(tmp, JSON.stringify(this.tokens, null, 2), { mode: 0o600 });
+    renameSync(tmp, this.file);
+    chmodSync(this.file, 0o600);
+  }
+}
+
+function info(t: Token): TokenInfo {
+  return { username: t.username, role: t.role, name: t.name, createdAt: t.createdAt, revokedAt: t.revokedAt };
+}
+
+/** Where the server writes the first admin token for the local CLI (mode 0600). */
+export function adminCredentialsPath(dataDir: string): string {
+  return join(dataDir, 'admin.json');
+}
+
+/**
+ * On a first start (no admin token yet), creates `admin:local` and writes its credentials to
+ * `<dataDir>/admin.json` (mode 0600), where the CLI on this machine finds them.
+ * @returns the path written, or null when an admin token already existed.
+ */
+export function ensureAdmin(store: IdentityStore, dataDir: string): string | null {
+  if (store.hasAdmin()) return null;
+  const creds = store.create('admin', 'local');
+  const path = adminCredentialsPath(dataDir);
+  writeFileSync(path, JSON.stringify(creds, null, 2), { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return path;
+}

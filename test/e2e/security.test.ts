@@ -1,0 +1,114 @@
+/**
+ * Secure by default, over real sockets: the server refuses anonymous and wrong credentials,
+ * tokens bind an agent to its node, the ACL keeps each role to its topics (denials logged), and a
+ * revoked token is refused on its next connect.
+ */
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { topics } from '../../shared/topics.js';
+import { cli, eventually, startAgent, startServer, type Daemon } from '../harness.js';
+
+const t = topics();
+type Creds = { username: string; password: string };
+
+describe('authentication and authorization', () => {
+  let server: Daemon;
+  let url: string;
+  let admin: NodeJS.ProcessEnv;
+  let agentA: Daemon;
+  let agentB: Daemon;
+  let credsA: Creds;
+  const as = (args: string[]) => cli(args, { broker: url, env: admin });
+
+  async function token(args: string[]): Promise<Creds> {
+    const r = await as(['token', 'create', ...args, '--json']);
+    if (r.code !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout) as Creds;
+  }
+  const refusal = (opts: mqtt.IClientOptions) =>
+    mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5_000, ...opts }).then(
+      async (c) => (await c.endAsync(), null),
+      (err: Error & { code?: number }) => err.code ?? err.message,
+    );
+
+  beforeAll(async () => {
+    let dataDir: string;
+    ({ daemon: server, url, dataDir } = await startServer([], { secure: true }));
+    admin = { CUTTER_TOKEN_FILE: join(dataDir, 'admin.json') };
+    credsA = await token(['--role', 'agent', '--node', 'node-a']);
+    const credsB = await token(['--role', 'agent', '--node', 'node-b']);
+    [agentA, agentB] = await Promise.all([
+      startAgent(url, 'node-a', ['--allow-exec'], { CUTTER_USERNAME: credsA.username, CUTTER_PASSWORD: credsA.password }),
+      startAgent(url, 'node-b', ['--allow-exec'], { CUTTER_USERNAME: credsB.username, CUTTER_PASSWORD: credsB.password }),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.all([agentA?.stop(), agentB?.stop()]);
+    await server?.stop();
+  });
+
+  it('refuses a client without credentials, and one with a wrong password', async () => {
+    expect(await refusal({ clientId: 'anon' })).toBe(5);
+    expect(await refusal({ clientId: 'guess', username: credsA.username, password: 'wrong' })).toBe(4);
+    const r = await cli(['nodes', 'list', '--connect-timeout', '2000'], { broker: url });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('refused the connection');
+    await server.waitForMsg('connection refused: bad credentials');
+  });
+
+  it('runs tasks end to end with tokens (agents publish their own status and events)', async () => {
+    const r = await as(['run', '--node', 'node-b', 'exec', '--', 'echo', 'authorized']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('authorized\n');
+  });
+
+  it("binds an agent token to its node's client id: no takeover of another node's session", async () => {
+    expect(await refusal({ clientId: 'cutter-agent-node-b', username: credsA.username, password: credsA.password })).toBe(2);
+  });
+
+  it("drops and logs agent A publishing agent B's status; B's retained status is unchanged", async () => {
+    const a = await mqtt.connectAsync(url, { clientId: 'cutter-agent-node-a-x', username: credsA.username, password: credsA.password, reconnectPeriod: 0 }).catch(() => null);
+    expect(a).toBeNull(); // a second client id for the same node is refused too
+    const rogue = await mqtt.connectAsync(url, { clientId: 'cutter-agent-node-a', username: credsA.username, password: credsA.password, reconnectPeriod: 0, clean: false });
+    const closed = new Promise((r) => rogue.once('close', r));
+    rogue.publish(t.nodeStatus('node-b'), JSON.stringify({ v: 1, node: 'node-b', state: 'offline', version: 'x', seq: 1, ts: Date.now(), heartbeatMs: 1000, running: [] }), { qos: 1, retain: true });
+    await closed;
+    rogue.end(true);
+    await server.waitForLog((l) => l.msg === 'publish denied' && l.username === 'agent:node-a' && l.topic === t.nodeStatus('node-b'));
+    const nodes = JSON.parse((await as(['nodes', 'list', '--json'])).stdout) as { node: string; state: string }[];
+    expect(nodes.find((n) => n.node === 'node-b')?.state).toBe('online');
+    // The real agent A reconnects (its session was taken over for a moment) and stays online.
+    await eventually(async () => (JSON.parse((await as(['nodes', 'list', '--json'])).stdout) as { node: string; state: string }[]).find((n) => n.node === 'node-a')?.state === 'online');
+  });
+
+  it('lets an observer read node status but not submit tasks or read logs', async () => {
+    const obs = await token(['--role', 'observer', '--name', 'ha']);
+    const c = await mqtt.connectAsync(url, { clientId: 'home-assistant', username: obs.username, password: obs.password, reconnectPeriod: 0 });
+    const seen: string[] = [];
+    c.on('message', (topic) => seen.push(topic));
+    const granted = await c.subscribeAsync(t.allNodeStatus(), { qos: 1 });
+    expect(granted[0].qos).toBe(1);
+    // SUBACK 128 (failure): MQTT.js rejects the subscribe.
+    await expect(c.subscribeAsync(t.allTaskEvents(), { qos: 1 })).rejects.toThrow(/Subscribe error/);
+    await expect(c.subscribeAsync('cutter/#', { qos: 1 })).rejects.toThrow(/Subscribe error/);
+    await server.waitForLog((l) => l.msg === 'subscribe denied' && l.username === 'observer:ha' && l.topic === 'cutter/#');
+    await eventually(() => seen.includes(t.nodeStatus('node-a')));
+    const closed = new Promise((r) => c.once('close', r));
+    c.publish(t.requests('home-assistant'), JSON.stringify({ v: 1, id: '1', op: 'submit', spec: { kind: 'exec', argv: ['true'] }, requirements: {} }), { qos: 1 });
+    await closed;
+    c.end(true);
+    await server.waitForLog((l) => l.msg === 'publish denied' && l.username === 'observer:ha' && l.why === 'observers publish nothing');
+  });
+
+  it('refuses a revoked token on its next connect', async () => {
+    const extra = await token(['--role', 'admin', '--name', 'laptop']);
+    expect(await refusal({ clientId: 'laptop-cli', ...extra })).toBeNull();
+    const r = await as(['token', 'revoke', 'admin:laptop']);
+    expect(r.stdout).toBe('admin:laptop revoked\n');
+    expect(await refusal({ clientId: 'laptop-cli', ...extra })).toBe(4);
+    const list = await as(['token', 'list']);
+    expect(list.stdout).toMatch(/^admin:laptop\s+admin\s+.*ago\s+\S+ ago$/m);
+    expect(list.stdout).not.toContain(extra.password);
+  });
+});

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { checkClientId, denyPublish, denySubscribe, type AclContext } from '../../broker/acl.js';
+import type { Identity } from '../../broker/identities.js';
+import { topics } from '../../shared/topics.js';
+
+const t = topics();
+const ctx: AclContext = { t, haPrefix: 'homeassistant', placedOn: (task, node) => task === 'abc' && node === 'nb' };
+const agent: Identity = { username: 'agent:nb', role: 'agent', name: 'nb' };
+const admin: Identity = { username: 'admin:local', role: 'admin', name: 'local' };
+const observer: Identity = { username: 'observer:ha', role: 'observer', name: 'ha' };
+const event = (node: string) => Buffer.from(JSON.stringify({ v: 1, taskId: 'abc', node }));
+
+describe('ACL', () => {
+  it('binds agents to their client id and reserves agent and controller ids', () => {
+    expect(checkClientId(agent, 'cutter-agent-nb')).toBeNull();
+    expect(checkClientId(agent, 'cutter-agent-other')).toContain('must connect as client id cutter-agent-nb');
+    expect(checkClientId(admin, 'cutter-agent-nb')).toContain('reserved');
+    expect(checkClientId(admin, 'cutter-controller-cutter')).toContain('reserved');
+    expect(checkClientId(admin, 'cutter-cli-1234')).toBeNull();
+  });
+
+  it('lets an agent publish its own status and events of tasks placed on it, carrying its node', () => {
+    expect(denyPublish(agent, 'cutter-agent-nb', t.nodeStatus('nb'), Buffer.from('{}'), ctx)).toBeNull();
+    expect(denyPublish(agent, 'cutter-agent-nb', t.nodeStatus('other'), Buffer.from('{}'), ctx)).not.toBeNull();
+    expect(denyPublish(agent, 'cutter-agent-nb', t.taskEvents('abc'), event('nb'), ctx)).toBeNull();
+    expect(denyPublish(agent, 'cutter-agent-nb', t.taskEvents('abc'), event('other'), ctx)).toContain('"node": "nb"');
+    expect(denyPublish(agent, 'cutter-agent-nb', t.taskEvents('zzz'), event('nb'), ctx)).toContain('never placed on node nb');
+    for (const topic of [t.nodeAssign('nb'), t.taskState('abc'), t.requests('cutter-agent-nb'), t.replies('x'), t.controllerStatus()]) {
+      expect(denyPublish(agent, 'cutter-agent-nb', topic, Buffer.from('{}'), ctx)).not.toBeNull();
+    }
+  });
+
+  it('lets an admin publish only requests on its own client id; observers publish nothing', () => {
+    expect(denyPublish(admin, 'cli-1', t.requests('cli-1'), Buffer.from('{}'), ctx)).toBeNull();
+    expect(denyPublish(admin, 'cli-1', t.requests('cli-2'), Buffer.from('{}'), ctx)).not.toBeNull();
+    expect(denyPublish(admin, 'cli-1', t.nodeAssign('nb'), Buffer.from('{}'), ctx)).not.toBeNull();
+    expect(denyPublish(observer, 'ha', t.requests('ha'), Buffer.from('{}'), ctx)).toBe('observers publish nothing');
+  });
+
+  it('keeps subscriptions to what each role may read', () => {
+    expect(denySubscribe(agent, 'cutter-agent-nb', t.nodeAssign('nb'), ctx)).toBeNull();
+    expect(denySubscribe(agent, 'cutter-agent-nb', t.nodeCancel('nb'), ctx)).toBeNull();
+    expect(denySubscribe(agent, 'cutter-agent-nb', t.nodeAssign('other'), ctx)).not.toBeNull();
+    expect(denySubscribe(agent, 'cutter-agent-nb', t.allTaskEvents(), ctx)).not.toBeNull();
+    expect(denySubscribe(admin, 'cli', 'cutter/#', ctx)).toBeNull();
+    expect(denySubscribe(admin, 'cli', '#', ctx)).not.toBeNull();
+    for (const ok of [t.allNodeStatus(), t.nodeStatus('nb'), t.allTaskState(), t.controllerStatus(), 'homeassistant/#', 'homeassistant/status']) {
+      expect(denySubscribe(observer, 'ha', ok, ctx), ok).toBeNull();
+    }
+    for (const bad of ['#', 'cutter/#', 'cutter/v1/tasks/#', t.allTaskEvents(), t.allRequests(), 'cutter/v1/+/+/+', '$SYS/#']) {
+      expect(denySubscribe(observer, 'ha', bad, ctx), bad).not.toBeNull();
+    }
+  });
+});
