@@ -45,6 +45,7 @@ import { DockerExecutor } from './executors/docker.js';
 import { ExecExecutor } from './executors/exec.js';
 import type { Executor, ExecutorContext, ExecutorProbe, Outcome, RecoveredTask, TaskHandle } from './executors/executor.js';
 import { OutputBatcher } from './output-batcher.js';
+import { policyViolation, withPolicyDefaults, type ExecutionPolicy } from './policy.js';
 import { probeGpus, probeHost, type HostCapacity } from './probe.js';
 
 /** One attempt this agent runs (or is starting, or is stopping). */
@@ -119,6 +120,11 @@ export class Agent {
   private ready: Promise<void> = Promise.resolve();
   /** Random id of this agent process, in every status: assignments for an earlier run are refused. */
   readonly runId = randomBytes(8).toString('hex');
+  /** What this node's owner lets cutter run here. */
+  private get policy(): ExecutionPolicy {
+    const c = this.config;
+    return { allowedImages: c.allowedImages, execAllowlist: c.execAllowlist, maxTaskMemory: c.maxTaskMemory, defaultTaskMemory: c.defaultTaskMemory };
+  }
   /** The last capacity probe (refreshed after each heartbeat). */
   private host?: HostCapacity;
   private probing = false;
@@ -512,6 +518,9 @@ export class Agent {
         : refuse('EXECUTOR_UNAVAILABLE', `node ${this.config.nodeId} has no ${a.spec.kind} executor`);
     }
     if (a.spec.kind === 'docker' && !this.dockerProbe.available) return refuse('EXECUTOR_UNAVAILABLE', this.dockerProbe.error ?? 'Docker engine not reachable');
+    const spec = withPolicyDefaults(a.spec, this.policy);
+    const violation = policyViolation(spec, this.policy);
+    if (violation) return refuse('POLICY_DENIED', `refused by node ${this.config.nodeId}'s policy: ${violation}`);
     const busy = [...this.running.values()].filter((r) => !r.fenced).length;
     if (busy >= this.config.maxTasks) return refuse('NODE_BUSY', `node ${this.config.nodeId} already runs ${busy} of at most ${this.config.maxTasks} tasks`);
 
@@ -532,7 +541,7 @@ export class Agent {
       this.release(task);
       return;
     }
-    task.handle = executor.start(a.spec as never, ctx);
+    task.handle = executor.start(spec as never, ctx);
     await this.supervise(task, batcher);
   }
 

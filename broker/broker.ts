@@ -1,5 +1,7 @@
 /**
- * The embedded MQTT broker: Aedes 1.2 (MQTT 3.1.1) on a TCP listener.
+ * The embedded MQTT broker: Aedes 1.2 (MQTT 3.1.1) on a TCP listener, plus optional TLS
+ * (`mqtts://`) and WebSocket (`ws://`/`wss://`) listeners (broker/listeners.ts). Every listener
+ * feeds Aedes through the same packet-size guard and the same authentication and ACL.
  *
  * Aedes 1.x has no default export and must be created with `Aedes.createBroker()` (protocol-facts
  * §5.6). Retained messages and last wills work out of the box with the in-memory persistence.
@@ -7,10 +9,13 @@
  * "Without a timeout, one slow client can block message delivery to all other clients").
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
 import type { Logger } from '../shared/logger.js';
 import { denyPublish, denySubscribe, checkClientId, type AclContext } from './acl.js';
+import type { AuditLog } from '../shared/audit.js';
 import type { Identity, IdentityStore } from './identities.js';
+import { tlsListener, wsListener, type Listener, type TlsSettings, type WsSettings } from './listeners.js';
 import { guardSocket } from './packet-guard.js';
 
 /** MQTT 3.1.1 CONNACK return codes (§3.2.2.3). */
@@ -30,8 +35,12 @@ export interface BrokerOptions {
   maxPacketBytes: number;
   /** Largest first packet (CONNECT), bytes. */
   maxConnectBytes: number;
-  /** Most concurrent connections on the public listener. */
+  /** Most concurrent connections on each public listener. */
   maxConnections: number;
+  /** Also listen for `mqtts://` (same host) with this certificate. */
+  tls?: TlsSettings;
+  /** Also listen for MQTT over WebSocket (same host, path `/mqtt`). */
+  ws?: WsSettings;
   /** How long delivery waits for a subscriber's socket to drain before that subscriber is cut, ms. */
   drainTimeoutMs: number;
   /** Authentication and authorization; absent = no checks at all (tests of the broker alone). */
@@ -40,6 +49,8 @@ export interface BrokerOptions {
     acl: AclContext;
     /** Anonymous connections are let in, with full rights. */
     insecure: boolean;
+    /** Where refusals and denials are recorded. */
+    audit?: AuditLog;
   };
 }
 
@@ -47,13 +58,17 @@ export interface BrokerOptions {
 export const MAX_TOPIC_LEVELS = 32;
 
 export interface RunningBroker {
+  /** The username a connected client id authenticated as (undefined: unknown or anonymous). */
+  identityOf(clientId: string): string | undefined;
   aedes: Aedes;
   /** Port of the loopback-only listener the controller uses before the public one opens. */
   internalPort: number;
+  /** Ports bound by `listen()`, by scheme (`mqtt`, and `mqtts`/`ws`/`wss` when configured). */
+  ports: Partial<Record<Listener['scheme'], number>>;
   /**
-   * Opens the public listener. Called once the controller is subscribed, so that no event an
+   * Opens the public listeners (TCP, and TLS/WebSocket when configured). Called once the controller is subscribed, so that no event an
    * agent re-sends after a restart reaches a broker with nobody listening for it.
-   * @returns the port actually bound.
+   * @returns the TCP port actually bound (the others are in `ports`).
    * @throws the listen error (e.g. EADDRINUSE) with the address in the message.
    */
   listen(): Promise<number>;
@@ -83,13 +98,30 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       guardSocket(socket, limits, (reason) => log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason }, 'connection cut: packet too large')) as unknown as Socket,
     );
   };
+  // A WebSocket stream is a Duplex, not a net.Socket, but guardSocket only uses what every Duplex
+  // has (write/pause/resume/end/destroy and the data/end/close/error/drain events).
+  const handleStream = (stream: Duplex, req: Parameters<Aedes['handle']>[1], remote: string | undefined) => {
+    aedes.handle(guardSocket(stream as unknown as Socket, limits, (reason) => log.warn({ remote, reason }, 'connection cut: packet too large')) as unknown as Socket, req);
+  };
   const internal = createServer(handle);
   const server = createServer(handle);
-  server.maxConnections = opts.maxConnections;
+  // Servers are built (and certificate files read) now, so a bad file fails the start at once.
+  const listeners: Listener[] = [{ scheme: 'mqtt', port: opts.port, server }];
+  if (opts.tls) listeners.push(tlsListener(opts.tls, handle, log));
+  if (opts.ws) listeners.push(wsListener(opts.ws, opts.tls, opts.maxPacketBytes, handleStream, log));
+  for (const l of listeners) l.server.maxConnections = opts.maxConnections;
+  const ports: RunningBroker['ports'] = {};
 
+  let identityOf: RunningBroker['identityOf'] = () => undefined;
   if (opts.auth) {
     const { store, acl, insecure } = opts.auth;
     const who = new WeakMap<object, Identity>();
+    identityOf = (clientId) => {
+      const client = (aedes as unknown as { clients: Record<string, object> }).clients[clientId];
+      const id = client && who.get(client);
+      return id && id.username !== 'anonymous' ? id.username : undefined;
+    };
+    const audit = opts.auth.audit;
     aedes.authenticate = (client, username, password, done) => {
       if (!username) {
         if (insecure) {
@@ -97,16 +129,19 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
           return done(null, true);
         }
         log.warn({ clientId: client.id }, 'connection refused: no credentials');
+        audit?.record({ who: client.id, action: 'connect.refused', outcome: 'denied', detail: 'no credentials' });
         return done(refusal('credentials required', CONNACK.notAuthorized) as never, false);
       }
       const identity = store.verify(username, password?.toString('utf8') ?? '');
       if (!identity) {
         log.warn({ clientId: client.id, username }, 'connection refused: bad credentials');
+        audit?.record({ who: username, action: 'connect.refused', outcome: 'denied', detail: `bad credentials (client id ${client.id})` });
         return done(refusal('bad username or password', CONNACK.badCredentials) as never, false);
       }
       const badId = checkClientId(identity, client.id);
       if (badId) {
         log.warn({ clientId: client.id, username }, `connection refused: ${badId}`);
+        audit?.record({ who: username, action: 'connect.refused', outcome: 'denied', detail: badId });
         return done(refusal(badId, CONNACK.identifierRejected) as never, false);
       }
       who.set(client, identity);
@@ -119,6 +154,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       const why = denyPublish(identity, client.id, packet.topic, packet.payload as Buffer, acl);
       if (why) {
         log.warn({ username: identity.username, clientId: client.id, topic: packet.topic, why }, 'publish denied');
+        audit?.record({ who: identity.username, action: 'publish.denied', outcome: 'denied', topic: packet.topic, detail: why });
         return done(new Error(why));
       }
       done(null);
@@ -129,6 +165,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       const why = denySubscribe(identity, client.id, sub.topic, acl);
       if (why) {
         log.warn({ username: identity.username, clientId: client.id, topic: sub.topic, why }, 'subscribe denied');
+        audit?.record({ who: identity.username, action: 'subscribe.denied', outcome: 'denied', topic: sub.topic, detail: why });
         return done(null, null as never);
       }
       done(null, sub);
@@ -144,16 +181,25 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   return {
     aedes,
     internalPort,
+    ports,
+    identityOf: (clientId) => identityOf(clientId),
     async listen() {
-      const port = await listenOn(server, opts.host, opts.port);
-      log.info({ host: opts.host, port }, 'broker listening');
-      return port;
+      const bound = await Promise.all(listeners.map((l) => listenOn(l.server, opts.host, l.port)));
+      // Logged once every listener is bound: whoever waits for the first line can dial any of them.
+      listeners.forEach((l, i) => {
+        ports[l.scheme] = bound[i];
+        log.info({ scheme: l.scheme, host: opts.host, port: bound[i], ...(l.path ? { path: l.path } : {}) }, 'broker listening');
+      });
+      return bound[0];
     },
     async close() {
       await new Promise<void>((resolve) => {
-        let open = 2;
+        let open = listeners.length + 1;
         const done = () => --open === 0 && resolve();
-        server.listening ? server.close(done) : done();
+        for (const l of listeners) {
+          l.server.listening ? l.server.close(done) : done();
+          l.close?.();
+        }
         internal.close(done);
         // server.close waits for open sockets; aedes.close ends them.
         aedes.close(() => undefined);

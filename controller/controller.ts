@@ -33,6 +33,9 @@ import { topics, type Topics } from '../shared/topics.js';
 import { formatDuration } from '../shared/units.js';
 import { VERSION } from '../shared/version.js';
 import type { IdentityStore } from '../broker/identities.js';
+import { AuditLog } from '../shared/audit.js';
+import { RateLimiter } from '../shared/rate-limit.js';
+import { join } from 'node:path';
 import { NodeRegistry } from './registry.js';
 import { place } from './scheduler/place.js';
 import { STALE_AFTER_HEARTBEATS } from './scheduler/snapshot.js';
@@ -60,6 +63,12 @@ export interface ControllerOptions {
   now?: () => number;
   /** The embedded broker's identities, for token requests; absent with an external broker. */
   identities?: IdentityStore;
+  /** Who a client id is (the embedded broker knows); absent: the client id itself. */
+  whoIs?: (clientId: string) => string | undefined;
+  /** Where every submission, placement, cancel, drain and token change is recorded; default `<dataDir>/audit.jsonl`. */
+  audit?: AuditLog;
+  /** Submissions per identity per minute (bursts up to as many). Default 120. */
+  submitsPerMinute?: number;
 }
 
 /** How often timers are checked (staleness, leases, lost-after windows, timeouts), ms. */
@@ -78,6 +87,8 @@ export class Controller {
   private readonly now: () => number;
   private readonly startedAt: number;
   private readonly fenced = new Map<string, number>();
+  readonly audit: AuditLog;
+  private readonly submits: RateLimiter;
   private client?: MqttClient;
   private sweepTimer?: NodeJS.Timeout;
   private schedulePending = false;
@@ -93,6 +104,13 @@ export class Controller {
     this.store = new StateStore(opts.dataDir);
     this.registry = new NodeRegistry(this.store.drainedNodes());
     this.tasks = new TaskStore(this.store, opts.keepFinished);
+    this.audit = opts.audit ?? new AuditLog(join(opts.dataDir, 'audit.jsonl'));
+    this.submits = new RateLimiter(opts.submitsPerMinute ?? 120);
+  }
+
+  /** The identity behind a client id, for the audit log and rate limits. */
+  private who(clientId: string): string {
+    return this.opts.whoIs?.(clientId) ?? clientId;
   }
 
   /** Connects (retrying until the broker answers), subscribes, republishes task state, announces itself. */
@@ -151,6 +169,7 @@ export class Controller {
       await this.client.endAsync();
     }
     this.store.close();
+    await this.audit.close();
   }
 
   /**
@@ -346,6 +365,7 @@ export class Controller {
       now,
     );
     this.log.info({ taskId: s.taskId, attempt, node: placement.node, kind: s.kind, placement: placement.reason }, 'task placed');
+    this.audit.record({ who: 'controller', action: 'placement', outcome: 'ok', taskId: s.taskId, node: placement.node, detail: `attempt ${attempt}: ${placement.reason}` });
     await this.publishState(record);
     const nodeRunId = this.registry.get(placement.node)?.runId ?? null;
     const assignment: Assignment = { v: 1, taskId: s.taskId, attempt, leaseExpiresAt, spec: record.spec, requirements: s.requirements, nodeRunId };
@@ -397,6 +417,14 @@ export class Controller {
     if (record.state.node) this.registry.release(record.state.node, record.state.taskId);
     if (!this.tasks.update(record, { reason: null, ...patch, finishedAt: now }, { leaseExpiresAt: null, lostAt: null }, now)) return;
     this.log.info({ taskId: record.state.taskId, state: record.state.state, node: record.state.node, attempt: record.state.attempt, exitCode: record.state.exitCode, error: record.state.error?.message }, 'task finished');
+    this.audit.record({
+      who: 'controller',
+      action: 'finish',
+      outcome: record.state.state,
+      taskId: record.state.taskId,
+      ...(record.state.node ? { node: record.state.node } : {}),
+      detail: record.state.error ? `${record.state.error.code}: ${record.state.error.message}` : `exit code ${record.state.exitCode}`,
+    });
     await this.publishState(record);
     for (const id of this.tasks.evictFinished()) this.publish(this.t.taskState(id), '', { qos: 1, retain: true });
     this.requestSchedule();
@@ -499,7 +527,7 @@ export class Controller {
       case 'submit':
         return this.submit(req, clientId);
       case 'cancel':
-        return this.cancel(req.taskId, req.graceMs);
+        return this.cancel(req.taskId, req.graceMs, clientId);
       case 'task.get':
         return this.getTask(req.taskId).state;
       case 'task.list':
@@ -515,8 +543,13 @@ export class Controller {
         const ids = this.opts.identities;
         if (!ids) throw new CutterError('INVALID_REQUEST', 'tokens are managed by the external broker this server uses, not by cutter');
         if (req.op === 'token.list') return { tokens: ids.list() };
-        if (req.op === 'token.revoke') return { tokens: [ids.revoke(req.username)] };
+        if (req.op === 'token.revoke') {
+          const revoked = ids.revoke(req.username);
+          this.audit.record({ who: this.who(clientId), action: 'token.revoke', outcome: 'ok', detail: req.username });
+          return { tokens: [revoked] };
+        }
         const created = ids.create(req.role, req.name);
+        this.audit.record({ who: this.who(clientId), action: 'token.create', outcome: 'ok', detail: created.username });
         this.log.info({ username: created.username, by: clientId }, 'token created');
         return created;
       }
@@ -525,6 +558,7 @@ export class Controller {
         this.store.setDrained(req.node, req.drain);
         this.registry.setDrained(req.node, req.drain);
         this.log.info({ node: req.node, drained: req.drain }, req.drain ? 'node drained' : 'node resumed');
+        this.audit.record({ who: this.who(clientId), action: req.drain ? 'drain' : 'resume', outcome: 'ok', node: req.node });
         this.requestSchedule();
         return { nodes: this.registry.views(this.now()).filter((n) => n.node === req.node) };
       }
@@ -535,6 +569,23 @@ export class Controller {
     const taskId = req.taskId ?? randomBytes(6).toString('hex');
     const existing = this.tasks.get(taskId);
     if (existing) return existing.state; // a retried submit is idempotent
+    const who = this.who(clientId);
+    const wait = this.submits.take(who, this.now());
+    if (wait > 0) {
+      this.audit.record({ who, action: 'rate.limited', outcome: 'denied', taskId, detail: `over ${this.submits.perMinute} submissions per minute` });
+      throw new CutterError('RATE_LIMITED', `${who} is over ${this.submits.perMinute} submissions per minute: retry in ${formatDuration(wait)}`);
+    }
+    try {
+      const state = await this.admit(req, clientId, taskId);
+      this.audit.record({ who, action: 'submit', outcome: state.state === 'queued' ? 'queued' : 'ok', taskId, detail: `${state.kind} ${state.summary}` });
+      return state;
+    } catch (err) {
+      this.audit.record({ who, action: 'submit', outcome: 'denied', taskId, detail: errorMessage(err) });
+      throw err;
+    }
+  }
+
+  private async admit(req: Extract<Request, { op: 'submit' }>, clientId: string, taskId: string): Promise<TaskState> {
     const requirements = { ...req.requirements };
     if (!requirements.memory && req.spec.kind === 'docker' && req.spec.memoryLimit) requirements.memory = req.spec.memoryLimit;
 
@@ -562,8 +613,9 @@ export class Controller {
     this.publish(this.t.nodeCancel(record.state.node!), encode(cancel), { qos: 1 });
   }
 
-  private async cancel(taskId: string, graceMs?: number): Promise<TaskState> {
+  private async cancel(taskId: string, graceMs: number | undefined, clientId: string): Promise<TaskState> {
     const record = this.getTask(taskId);
+    this.audit.record({ who: this.who(clientId), action: 'cancel', outcome: isTerminal(record.state.state) ? 'failed' : 'ok', taskId, ...(record.state.node ? { node: record.state.node } : {}) });
     const s = record.state;
     if (isTerminal(s.state)) throw new CutterError('ALREADY_FINISHED', `task ${taskId} already ${s.state}`);
     record.cancelRequested = true;

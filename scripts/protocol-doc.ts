@@ -292,6 +292,8 @@ const errorCodes: Record<ErrorCode, string> = {
   NODE_BUSY: '`failed` event: the node already runs as many tasks as it offers; the attempt counts as lost',
   TIMEOUT: 'TaskState.error: the task\'s `options.timeoutMs` ran out, while it waited in the queue or while it ran (state `failed`; a running task is cancelled on its node)',
   NODE_RESTARTED: '`failed` event: the assignment was placed on an earlier run of the agent (a persistent session redelivered it after the agent restarted); the attempt counts as lost and is placed again',
+  RATE_LIMITED: 'reply to `submit`: the identity is over its submissions per minute (server setting, default 120); the message says when to retry. The task is not kept',
+  POLICY_DENIED: '`failed` event: the node\'s execution policy refuses the task (image allowlist, memory cap, exec command allowlist); the message names the rule. The task fails (not retried elsewhere)',
   INTERNAL: 'reply: an unexpected controller error; locally, a reply that does not validate',
 };
 

@@ -22,10 +22,15 @@ export function decode<S extends z.ZodType>(schema: S, payload: Buffer | string)
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const path = issue.path.length ? issue.path.join('.') : '(root)';
-    return { ok: false, error: `${path}: ${issue.message}` };
+    // Paths carry record keys the sender chose: keep what is logged and echoed short.
+    const path = issue.path.length ? issue.path.map((p) => clip(String(p), 64)).join('.') : '(root)';
+    return { ok: false, error: clip(`${clip(path, 200)}: ${issue.message}`, 500) };
   }
   return { ok: true, value: parsed.data };
+}
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
 /** Serialises a payload for publishing. */

@@ -41,6 +41,15 @@ export const CommonConfigSchema = z.object({
   password: z.string().optional(),
   /** A JSON file with `{"username", "password"}` (what `cutter token create --json` prints). */
   tokenFile: z.string().optional(),
+  /**
+   * PEM file of the CA that signed the broker's certificate, for `mqtts://` and `wss://` URLs with a
+   * private CA (a self-signed server). Without it the system's CAs are trusted.
+   */
+  caFile: z.string().min(1).optional(),
+  /** PEM client certificate, for a broker that requires one (`cutter server --tls-client-cert`). */
+  certFile: z.string().min(1).optional(),
+  /** PEM private key of `certFile`. */
+  keyFile: z.string().min(1).optional(),
 });
 
 /** A duration in ms given as a number or text like `500ms`, `30s`, `10m`, `2h`. */
@@ -77,6 +86,22 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   brokerDrainTimeoutMs: DurationSchema.default(2_000),
   /** Most concurrent connections on the embedded broker. */
   maxConnections: Int(1, 1_000_000).default(10_000),
+  /** TLS (`mqtts://`) listener port; default 8883 when `tlsCert` is given. */
+  tlsPort: Int(0, 65535).optional(),
+  /** PEM certificate (chain) of the broker's TLS and `wss://` listeners; enables the TLS listener. */
+  tlsCert: z.string().min(1).optional(),
+  /** PEM private key of `tlsCert`. */
+  tlsKey: z.string().min(1).optional(),
+  /** PEM CA bundle that client certificates must be signed by (with `tlsClientCert`). */
+  tlsCa: z.string().min(1).optional(),
+  /** Require a client certificate signed by `tlsCa` on the TLS listeners (username/password still apply). */
+  tlsClientCert: Bool.default(false),
+  /** WebSocket listener port (path `/mqtt`), for browsers; off unless given. */
+  wsPort: Int(0, 65535).optional(),
+  /** Serve the WebSocket listener as `wss://` with the TLS certificate. */
+  wsTls: Bool.default(false),
+  /** Submissions per identity per minute (bursts up to as many); more are refused with RATE_LIMITED. */
+  submitsPerMinute: Int(1, 1_000_000).default(120),
   /** Let anonymous clients in with full rights (prints a warning at every start). */
   insecure: Bool.default(false),
   /** Use this external broker instead of embedding one (scale-out path). */
@@ -123,6 +148,14 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
   lostAfterMs: DurationSchema.default(0),
   /** On SIGTERM the agent drains: it takes no new tasks and waits this long for running ones before stopping them. */
   drainTimeoutMs: DurationSchema.default(300_000),
+  /** Execution policy: image patterns allowed here (comma separated in env and flags; `*` wildcards); empty = any. */
+  allowedImages: z.union([z.array(z.string()), z.string()]).transform((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v)).default([]),
+  /** Execution policy: largest container memory limit accepted (`16g`); containers must set one. */
+  maxTaskMemory: SizeSchema.optional(),
+  /** Execution policy: memory limit given to containers that set none (`4g`). */
+  defaultTaskMemory: SizeSchema.optional(),
+  /** Execution policy: commands exec tasks may run (argv[0]; comma separated in env and flags); empty = any. */
+  execAllowlist: z.union([z.array(z.string()), z.string()]).transform((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v)).default([]),
 });
 
 /** Short-lived CLI commands. */

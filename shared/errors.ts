@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'NODE_BUSY'
   | 'TIMEOUT'
   | 'NODE_RESTARTED'
+  | 'RATE_LIMITED'
+  | 'POLICY_DENIED'
   | 'INTERNAL';
 
 /** An error with a stable code and optional structured details (e.g. per-node rejections). */

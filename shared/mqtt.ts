@@ -7,7 +7,11 @@
  *   session expiry so `clean: false` keeps the session (protocol-facts §5.4).
  * - Routes messages by topic filter to handlers that receive zod-validated payloads; a payload that
  *   fails validation is logged and dropped, and a handler that throws is logged, never fatal.
+ * - For `mqtts://` and `wss://` URLs, trusts a private CA (`caFile`) and presents a client
+ *   certificate (`certFile`/`keyFile`) when given, in `opts.tls` or set once per process with
+ *   `setDefaultTls()` (what the CLI and the daemons do after loading their config).
  */
+import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { z } from 'zod';
 import { decode } from './codec.js';
@@ -40,7 +44,56 @@ export interface ConnectOptions {
   /** Delay between reconnect attempts, ms. */
   reconnectPeriodMs?: number;
   log?: Logger;
+  /** TLS files for `mqtts://` and `wss://`; absent = the process default (`setDefaultTls`). */
+  tls?: TlsFiles;
 }
+
+/** PEM files for a TLS connection (the `caFile`, `certFile`, `keyFile` config keys). */
+export interface TlsFiles {
+  /** CA bundle to trust instead of the system's CAs (a private or self-signed CA). */
+  caFile?: string;
+  /** Client certificate, for a broker that requires one. */
+  certFile?: string;
+  /** Private key of `certFile`. */
+  keyFile?: string;
+}
+
+let defaultTls: TlsFiles = {};
+
+/**
+ * Sets the TLS files every later `connectMqtt` call without its own `tls` uses: the CLI and the
+ * daemons call it with their loaded config, so every client of the process dials the same way.
+ */
+export function setDefaultTls(files: TlsFiles): void {
+  defaultTls = { caFile: files.caFile, certFile: files.certFile, keyFile: files.keyFile };
+}
+
+/**
+ * Reads the TLS files into MQTT.js options (`ca`, `cert`, `key`; the server certificate is always
+ * verified: `rejectUnauthorized` stays true).
+ * @throws CutterError `INVALID_CONFIG` naming the key and file that cannot be read, or a
+ *   certificate given without its key (or the reverse).
+ */
+export function tlsOptions(files: TlsFiles): Pick<IClientOptions, 'ca' | 'cert' | 'key'> {
+  if (Boolean(files.certFile) !== Boolean(files.keyFile)) {
+    throw new CutterError('INVALID_CONFIG', `invalid config: ${files.certFile ? 'certFile is set without keyFile' : 'keyFile is set without certFile'}: a client certificate needs both`);
+  }
+  const read = (key: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new CutterError('INVALID_CONFIG', `invalid config: ${key} = "${path}": ${errorMessage(err)}`);
+    }
+  };
+  return {
+    ...(files.caFile ? { ca: read('caFile', files.caFile) } : {}),
+    ...(files.certFile ? { cert: read('certFile', files.certFile) } : {}),
+    ...(files.keyFile ? { key: read('keyFile', files.keyFile) } : {}),
+  };
+}
+
+/** Node's codes for a server certificate that fails verification. */
+const CERT_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)_/;
 
 /**
  * Connects and resolves once the first CONNACK arrives.
@@ -49,7 +102,14 @@ export interface ConnectOptions {
  */
 export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
   const v5 = opts.protocolVersion === 5;
+  let tls: ReturnType<typeof tlsOptions>;
+  try {
+    tls = tlsOptions(opts.tls ?? defaultTls);
+  } catch (err) {
+    return Promise.reject(err);
+  }
   const options: IClientOptions = {
+    ...tls,
     clientId: opts.clientId,
     clean: opts.clean,
     keepalive: opts.keepaliveSec ?? 30,
@@ -83,6 +143,9 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
     };
     const onError = (err: Error & { code?: string | number }) => {
       lastError = errorMessage(err);
+      if (typeof err.code === 'string' && CERT_ERRORS.test(err.code)) {
+        lastError += ` (${err.code}: the broker's TLS certificate is not trusted; set --ca-file or CUTTER_CA_FILE to the CA that signed it)`;
+      }
       // A CONNACK refusal (numeric code) will not get better by retrying.
       if (typeof err.code === 'number') fail(new CutterError('BROKER_UNREACHABLE', `broker ${opts.url} refused the connection: ${lastError}`));
       else opts.log?.warn({ url: opts.url, err: lastError }, 'broker not reachable yet, retrying');

@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { CliConfigSchema, loadConfig, type CliConfig } from '../../shared/config.js';
+import { setDefaultTls } from '../../shared/mqtt.js';
 import { CliClient } from '../client.js';
 import { printError } from '../output.js';
 
@@ -14,9 +15,12 @@ export interface GlobalFlags {
   json?: boolean;
   connectTimeout?: string;
   tokenFile?: string;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
 }
 
-/** Adds --broker, --json, --config, --prefix and --timeout to a command. */
+/** Adds --broker, --json, --config, --prefix, --connect-timeout, --token-file and the TLS files (--ca-file, --cert-file, --key-file) to a command. */
 export function withClientOptions(cmd: Command): Command {
   return cmd
     .option('--broker <url>', 'broker URL (env CUTTER_BROKER, default mqtt://127.0.0.1:1883)')
@@ -24,11 +28,23 @@ export function withClientOptions(cmd: Command): Command {
     .option('--config <path>', 'config file (env CUTTER_CONFIG)')
     .option('--prefix <prefix>', 'topic prefix (default cutter)')
     .option('--connect-timeout <ms>', 'how long to wait for the broker and the controller, ms (default 5000)')
-    .option('--token-file <path>', 'credentials {"username", "password"} (default: the admin token a local server wrote)');
+    .option('--token-file <path>', 'credentials {"username", "password"} (default: the admin token a local server wrote)')
+    .option('--ca-file <path>', 'PEM CA that signed the broker\'s certificate, for mqtts:// and wss:// (env CUTTER_CA_FILE)')
+    .option('--cert-file <path>', 'PEM client certificate, for a broker that requires one (env CUTTER_CERT_FILE)')
+    .option('--key-file <path>', 'PEM private key of --cert-file (env CUTTER_KEY_FILE)');
 }
 
+/** Loads the CLI config and makes its TLS files (`caFile`, `certFile`, `keyFile`) the process's default for `connectMqtt`. */
 export function cliConfig(flags: GlobalFlags): CliConfig {
-  return loadConfig(CliConfigSchema, 'cli', { broker: flags.broker, prefix: flags.prefix, timeoutMs: flags.connectTimeout, tokenFile: flags.tokenFile }, process.env, flags.config);
+  const cfg = loadConfig(
+    CliConfigSchema,
+    'cli',
+    { broker: flags.broker, prefix: flags.prefix, timeoutMs: flags.connectTimeout, tokenFile: flags.tokenFile, caFile: flags.caFile, certFile: flags.certFile, keyFile: flags.keyFile },
+    process.env,
+    flags.config,
+  );
+  setDefaultTls(cfg);
+  return cfg;
 }
 
 /**

@@ -1,9 +1,12 @@
 /** `cutter server` and `cutter agent`: the two long-running processes. */
 import type { Command } from 'commander';
+import { join } from 'node:path';
 import type { RunningBroker } from '../../broker/broker.js';
-import { AgentConfigSchema, ServerConfigSchema, loadConfig } from '../../shared/config.js';
-import { errorMessage } from '../../shared/errors.js';
+import { AuditLog } from '../../shared/audit.js';
+import { AgentConfigSchema, ServerConfigSchema, loadConfig, type ServerConfig } from '../../shared/config.js';
+import { CutterError, errorMessage } from '../../shared/errors.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
+import { setDefaultTls } from '../../shared/mqtt.js';
 
 /** Stops cleanly on SIGINT/SIGTERM; a second signal exits at once. */
 function onShutdown(log: Logger, stop: () => Promise<void>): void {
@@ -33,7 +36,31 @@ function withDaemonOptions(cmd: Command): Command {
   return cmd
     .option('--prefix <prefix>', 'topic prefix (default cutter)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace')
-    .option('--config <path>', 'config file (env CUTTER_CONFIG)');
+    .option('--config <path>', 'config file (env CUTTER_CONFIG)')
+    .option('--ca-file <path>', 'PEM CA that signed the broker\'s certificate, for mqtts:// and wss:// (env CUTTER_CA_FILE)')
+    .option('--cert-file <path>', 'PEM client certificate, for a broker that requires one (env CUTTER_CERT_FILE)')
+    .option('--key-file <path>', 'PEM private key of --cert-file (env CUTTER_KEY_FILE)');
+}
+
+/** The client TLS flags, as config keys. */
+const clientTlsFlags = (flags: Record<string, unknown>) => ({ caFile: flags.caFile, certFile: flags.certFile, keyFile: flags.keyFile });
+
+/**
+ * The embedded broker's TLS and WebSocket settings, checked as a whole.
+ * @throws CutterError INVALID_CONFIG for a half-given pair (cert without key, …).
+ */
+function listenerSettings(cfg: ServerConfig) {
+  const bad = (message: string) => new CutterError('INVALID_CONFIG', `invalid config: ${message}`);
+  if (Boolean(cfg.tlsCert) !== Boolean(cfg.tlsKey)) throw bad(cfg.tlsCert ? 'tlsCert is set without tlsKey (--tls-key)' : 'tlsKey is set without tlsCert (--tls-cert)');
+  if (!cfg.tlsCert && (cfg.tlsPort !== undefined || cfg.tlsCa || cfg.tlsClientCert)) throw bad('tlsPort, tlsCa and tlsClientCert need tlsCert and tlsKey (--tls-cert, --tls-key)');
+  if (cfg.tlsClientCert && !cfg.tlsCa) throw bad('tlsClientCert needs tlsCa (--tls-ca): the CA client certificates must be signed by');
+  if (cfg.wsTls && !cfg.tlsCert) throw bad('wsTls needs tlsCert and tlsKey (--tls-cert, --tls-key)');
+  if (cfg.wsTls && cfg.wsPort === undefined) throw bad('wsTls needs wsPort (--ws-port)');
+  const tls = cfg.tlsCert && cfg.tlsKey
+    ? { port: cfg.tlsPort ?? 8883, certFile: cfg.tlsCert, keyFile: cfg.tlsKey, caFile: cfg.tlsCa, requireClientCert: cfg.tlsClientCert }
+    : undefined;
+  const ws = cfg.wsPort !== undefined ? { port: cfg.wsPort, tls: cfg.wsTls } : undefined;
+  return { tls, ws };
 }
 
 export function registerDaemons(program: Command): void {
@@ -46,20 +73,53 @@ export function registerDaemons(program: Command): void {
     .option('--data-dir <dir>', 'where the controller keeps tasks and logs (default ~/.local/share/cutter)')
     .option('--policy <policy>', 'spread (most headroom, default) or binpack')
     .option('--insecure', 'let anonymous clients in with full rights (a warning at every start)')
+    .option('--submits-per-minute <n>', 'submissions per identity per minute (default 120)')
+    .option('--tls-cert <file>', 'PEM certificate: also listen for mqtts:// (and wss:// with --ws-tls)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--tls-port <port>', 'mqtts:// port (default 8883 with --tls-cert)')
+    .option('--tls-ca <file>', 'PEM CA that client certificates must be signed by (with --tls-client-cert)')
+    .option('--tls-client-cert', 'require a client certificate signed by --tls-ca on TLS listeners (tokens still apply)')
+    .option('--ws-port <port>', 'also listen for MQTT over WebSocket on this port, path /mqtt (off by default)')
+    .option('--ws-tls', 'serve the WebSocket listener as wss:// with --tls-cert')
     .action(async (flags) => {
       let cfg;
+      let listeners;
       try {
         cfg = loadConfig(
           ServerConfigSchema,
           'server',
-          { port: flags.port, host: flags.host, externalBroker: flags.broker, leaseMs: flags.lease, policy: flags.policy, prefix: flags.prefix, logLevel: flags.logLevel, dataDir: flags.dataDir, insecure: flags.insecure },
+          {
+            port: flags.port,
+            host: flags.host,
+            externalBroker: flags.broker,
+            leaseMs: flags.lease,
+            policy: flags.policy,
+            prefix: flags.prefix,
+            logLevel: flags.logLevel,
+            dataDir: flags.dataDir,
+            insecure: flags.insecure,
+            submitsPerMinute: flags.submitsPerMinute,
+            tlsCert: flags.tlsCert,
+            tlsKey: flags.tlsKey,
+            tlsPort: flags.tlsPort,
+            tlsCa: flags.tlsCa,
+            tlsClientCert: flags.tlsClientCert,
+            wsPort: flags.wsPort,
+            wsTls: flags.wsTls,
+            ...clientTlsFlags(flags),
+          },
           process.env,
           flags.config,
         );
+        listeners = listenerSettings(cfg);
       } catch (err) {
         fatal(err);
       }
       const log = createLogger(cfg.logLevel);
+      // The controller dials an external broker like any client (mqtts:// with a private CA, a
+      // client certificate); the embedded broker's loopback listener is plain TCP.
+      if (cfg.externalBroker) setDefaultTls(cfg);
+      else if (cfg.caFile || cfg.certFile || cfg.keyFile) log.warn('caFile/certFile/keyFile apply only with --broker (an external broker); the embedded broker uses --tls-cert/--tls-key/--tls-ca');
       // Loaded here, not at the top: short CLI commands should not pay for Aedes and dockerode.
       const [{ startBroker }, { Controller }, { IdentityStore, ensureAdmin }, { topics }] = await Promise.all([
         import('../../broker/broker.js'),
@@ -73,9 +133,11 @@ export function registerDaemons(program: Command): void {
         let username = cfg.username;
         let password = cfg.password;
         let identities: InstanceType<typeof IdentityStore> | undefined;
+        let audit: AuditLog | undefined;
         let controllerRef: { placedOn(taskId: string, node: string): boolean } | undefined;
         if (!url) {
           identities = new IdentityStore(cfg.dataDir);
+          audit = new AuditLog(join(cfg.dataDir, 'audit.jsonl'));
           const written = ensureAdmin(identities, cfg.dataDir);
           if (written) log.info({ path: written }, 'created the first admin token; the cutter CLI on this machine reads it from there');
           if (cfg.insecure) log.warn('--insecure: anonymous clients connect with full rights; anyone who reaches this port can run code on every node');
@@ -89,12 +151,17 @@ export function registerDaemons(program: Command): void {
             maxConnectBytes: cfg.maxConnectBytes,
             maxConnections: cfg.maxConnections,
             drainTimeoutMs: cfg.brokerDrainTimeoutMs,
-            auth: { store: identities, insecure: cfg.insecure, acl: { t: topics(cfg.prefix), haPrefix: 'homeassistant', placedOn: (t, n) => controllerRef?.placedOn(t, n) ?? false } },
+            tls: listeners.tls,
+            ws: listeners.ws,
+            auth: { store: identities, insecure: cfg.insecure, audit, acl: { t: topics(cfg.prefix), haPrefix: 'homeassistant', placedOn: (t, n) => controllerRef?.placedOn(t, n) ?? false } },
           });
           url = `mqtt://127.0.0.1:${broker.internalPort}`;
         }
         const controller = new Controller({
           identities,
+          audit,
+          submitsPerMinute: cfg.submitsPerMinute,
+          whoIs: (clientId) => broker?.identityOf(clientId),
           brokerUrl: url,
           prefix: cfg.prefix,
           leaseMs: cfg.leaseMs,
@@ -128,6 +195,10 @@ export function registerDaemons(program: Command): void {
     .option('--max-tasks <n>', 'concurrent tasks (default 4)')
     .option('--token-file <path>', 'JSON file with this node\'s {"username", "password"} (cutter token create --role agent --node ID --json)')
     .option('--allow-exec', 'run exec tasks (shell jobs): off by default')
+    .option('--exec-allowlist <cmds>', 'policy: commands exec tasks may run, comma separated (default any)')
+    .option('--allowed-images <patterns>', 'policy: image patterns allowed here, comma separated, * wildcards (default any)')
+    .option('--max-task-memory <size>', 'policy: largest container memory limit accepted; containers must set one')
+    .option('--default-task-memory <size>', 'policy: memory limit for containers that set none')
     .option('--labels <k=v,…>', 'labels for placement')
     .option('--heartbeat <ms>', 'heartbeat interval, ms (default 1000)')
     .option('--keepalive <s>', 'MQTT keepalive, seconds (default 2)')
@@ -151,8 +222,13 @@ export function registerDaemons(program: Command): void {
             lostAfterMs: flags.lostAfter,
             drainTimeoutMs: flags.drainTimeout,
             tokenFile: flags.tokenFile,
+            allowedImages: flags.allowedImages,
+            maxTaskMemory: flags.maxTaskMemory,
+            defaultTaskMemory: flags.defaultTaskMemory,
+            execAllowlist: flags.execAllowlist,
             prefix: flags.prefix,
             logLevel: flags.logLevel,
+            ...clientTlsFlags(flags),
           },
           process.env,
           flags.config,
@@ -160,6 +236,7 @@ export function registerDaemons(program: Command): void {
       } catch (err) {
         fatal(err);
       }
+      setDefaultTls(cfg);
       const log = createLogger(cfg.logLevel);
       const { Agent } = await import('../../agent/agent.js');
       const agent = new Agent(cfg, log);

@@ -3,6 +3,7 @@
  * tokens bind an agent to its node, the ACL keeps each role to its topics (denials logged), and a
  * revoked token is refused on its next connect.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +20,7 @@ describe('authentication and authorization', () => {
   let agentA: Daemon;
   let agentB: Daemon;
   let credsA: Creds;
+  let dataDir: string;
   const as = (args: string[]) => cli(args, { broker: url, env: admin });
 
   async function token(args: string[]): Promise<Creds> {
@@ -33,7 +35,6 @@ describe('authentication and authorization', () => {
     );
 
   beforeAll(async () => {
-    let dataDir: string;
     ({ daemon: server, url, dataDir } = await startServer([], { secure: true }));
     admin = { CUTTER_TOKEN_FILE: join(dataDir, 'admin.json') };
     credsA = await token(['--role', 'agent', '--node', 'node-a']);
@@ -99,6 +100,17 @@ describe('authentication and authorization', () => {
     await closed;
     c.end(true);
     await server.waitForLog((l) => l.msg === 'publish denied' && l.username === 'observer:ha' && l.why === 'observers publish nothing');
+  });
+
+  it('records who did what in the audit log: submissions by identity, refusals and denials', async () => {
+    const lines = await eventually(() => {
+      const all = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      return all.some((l) => l.action === 'subscribe.denied') ? all : null;
+    });
+    expect(lines.find((l) => l.action === 'submit')).toMatchObject({ who: 'admin:local', outcome: 'ok' });
+    expect(lines.find((l) => l.action === 'connect.refused' && l.who === credsA.username)).toMatchObject({ outcome: 'denied', detail: expect.stringContaining('bad credentials') });
+    expect(lines.find((l) => l.action === 'publish.denied' && l.who === 'agent:node-a')).toMatchObject({ topic: t.nodeStatus('node-b') });
+    expect(lines.find((l) => l.action === 'token.create')).toMatchObject({ who: 'admin:local', detail: 'agent:node-a' });
   });
 
   it('refuses a revoked token on its next connect', async () => {
