@@ -82,7 +82,7 @@ export async function measureFailover(trials: number): Promise<FailoverResult[]>
     const port = await freePort();
     const broker = `mqtt://127.0.0.1:${port}`;
     const dataDir = mkdtempSync(join(tmpdir(), 'cutter-bench-'));
-    children.push(await startDaemon(['server', '--insecure', '--submits-per-minute', '1000000', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], 'broker listening'));
+    children.push(await startDaemon(['server', '--insecure', '--submits-per-minute', '1000000', '--broker-requests-per-minute', '100000000', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], 'broker listening'));
     // The backup node that takes the rescheduled tasks (sleep 60 ×, so give it room).
     children.push(await startDaemon(['agent', '--broker', broker, '--node-id', 'backup', '--allow-exec', '--max-tasks', '100', '--heartbeat', String(HEARTBEAT_MS), '--log-level', 'info'], 'agent started'));
     const out: FailoverResult[] = [];

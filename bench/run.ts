@@ -82,7 +82,7 @@ async function main(): Promise<void> {
   const port = await freePort();
   const broker = `mqtt://127.0.0.1:${port}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'cutter-bench-'));
-  await daemon(['server', '--insecure', '--submits-per-minute', '1000000', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], 'broker listening');
+  await daemon(['server', '--insecure', '--submits-per-minute', '1000000', '--broker-requests-per-minute', '100000000', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], 'broker listening');
   await daemon(['agent', '--broker', broker, '--node-id', 'bench', '--allow-exec', '--max-tasks', '64', '--log-level', 'info'], 'agent started');
   const rows: { name: string; baseline: string; measured: string; ratio: string; target: string; met: string }[] = [];
   const json: Record<string, unknown> = { machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memory: totalmem(), node: process.version }, runs: RUNS, submits: SUBMITS };

@@ -14,9 +14,14 @@ import { Aedes } from 'aedes';
 import type { Logger } from '../shared/logger.js';
 import { denyPublish, denySubscribe, checkClientId, type AclContext } from './acl.js';
 import type { AuditLog } from '../shared/audit.js';
+import { RateLimiter } from '../shared/rate-limit.js';
 import type { Identity, IdentityStore } from './identities.js';
 import { tlsListener, wsListener, type Listener, type TlsSettings, type WsSettings } from './listeners.js';
 import { guardSocket } from './packet-guard.js';
+
+/** Failed logins from one address a minute before it is banned, and for how long, ms. */
+const AUTH_FAILURES_PER_MINUTE = 20;
+const AUTH_BAN_MS = 60_000;
 
 /** MQTT 3.1.1 CONNACK return codes (§3.2.2.3). */
 const CONNACK = { identifierRejected: 2, badCredentials: 4, notAuthorized: 5 } as const;
@@ -51,6 +56,8 @@ export interface BrokerOptions {
     insecure: boolean;
     /** Where refusals and denials are recorded. */
     audit?: AuditLog;
+    /** Requests one client may publish a minute (bursts of a 30th of it, at least 10) before it is cut. */
+    requestsPerMinute: number;
   };
 }
 
@@ -122,6 +129,26 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       return id && id.username !== 'anonymous' ? id.username : undefined;
     };
     const audit = opts.auth.audit;
+    const requestRate = new RateLimiter(opts.auth.requestsPerMinute, Math.max(10, Math.ceil(opts.auth.requestsPerMinute / 30)));
+    // Reconnect storms and password guessing: an address with too many failed logins waits.
+    const failures = new RateLimiter(AUTH_FAILURES_PER_MINUTE);
+    const bannedUntil = new Map<string, number>();
+    const addressOf = (client: { conn?: unknown }) => String((client.conn as { remoteAddress?: string } | undefined)?.remoteAddress ?? 'unknown');
+    const failed = (client: { conn?: unknown; id: string }) => {
+      const address = addressOf(client);
+      if (failures.take(address) > 0 && !bannedUntil.has(address)) {
+        bannedUntil.set(address, Date.now() + AUTH_BAN_MS);
+        log.warn({ address, banMs: AUTH_BAN_MS }, 'address banned: too many failed logins');
+        audit?.record({ who: address, action: 'connect.refused', outcome: 'banned', detail: `over ${AUTH_FAILURES_PER_MINUTE} failed logins a minute; banned for ${AUTH_BAN_MS / 1000} s` });
+      }
+    };
+    aedes.preConnect = (client, _packet, done) => {
+      const address = addressOf(client);
+      const until = bannedUntil.get(address);
+      if (until !== undefined && until > Date.now()) return done(refusal('banned for too many failed logins', CONNACK.notAuthorized) as never, false);
+      if (until !== undefined) bannedUntil.delete(address);
+      done(null, true);
+    };
     aedes.authenticate = (client, username, password, done) => {
       if (!username) {
         if (insecure) {
@@ -129,12 +156,14 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
           return done(null, true);
         }
         log.warn({ clientId: client.id }, 'connection refused: no credentials');
+        failed(client);
         audit?.record({ who: client.id, action: 'connect.refused', outcome: 'denied', detail: 'no credentials' });
         return done(refusal('credentials required', CONNACK.notAuthorized) as never, false);
       }
       const identity = store.verify(username, password?.toString('utf8') ?? '');
       if (!identity) {
         log.warn({ clientId: client.id, username }, 'connection refused: bad credentials');
+        failed(client);
         audit?.record({ who: username, action: 'connect.refused', outcome: 'denied', detail: `bad credentials (client id ${client.id})` });
         return done(refusal('bad username or password', CONNACK.badCredentials) as never, false);
       }
@@ -151,6 +180,14 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       if (packet.topic.startsWith('$SYS/')) return done(new Error('$SYS topics are the broker\'s'));
       const identity = client && who.get(client);
       if (!client || !identity) return done(null);
+      // A client flooding the controller with requests is cut, before the controller pays for them.
+      if (identity.role !== 'controller' || identity.name === 'anonymous') {
+        if (acl.t.idFrom(packet.topic, 'requests') !== null && requestRate.take(client.id) > 0) {
+          log.warn({ username: identity.username, clientId: client.id, perMinute: requestRate.perMinute }, 'client cut: too many requests');
+          audit?.record({ who: identity.name === 'anonymous' ? client.id : identity.username, action: 'rate.limited', outcome: 'disconnected', topic: packet.topic, detail: `over ${requestRate.perMinute} requests per minute` });
+          return done(new Error('too many requests'));
+        }
+      }
       const why = denyPublish(identity, client.id, packet.topic, packet.payload as Buffer, acl);
       if (why) {
         log.warn({ username: identity.username, clientId: client.id, topic: packet.topic, why }, 'publish denied');

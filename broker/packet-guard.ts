@@ -110,6 +110,8 @@ export function guardSocket(socket: Socket, limits: PacketLimits, onViolation: (
       callback(err);
     },
   });
+  // Aedes and the auth handlers read the peer's address from the stream they are given.
+  Object.assign(stream, { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
   socket.on('data', (chunk: Buffer) => {
     const violation = guard.feed(chunk);
     if (violation) {

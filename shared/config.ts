@@ -100,6 +100,8 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   wsPort: Int(0, 65535).optional(),
   /** Serve the WebSocket listener as `wss://` with the TLS certificate. */
   wsTls: Bool.default(false),
+  /** Requests (of any kind) one client may publish a minute before the broker cuts it (bursts of a 30th). */
+  brokerRequestsPerMinute: Int(10, 100_000_000).default(6_000),
   /** Submissions per identity per minute (bursts up to as many); more are refused with RATE_LIMITED. */
   submitsPerMinute: Int(1, 1_000_000).default(120),
   /** Let anonymous clients in with full rights (prints a warning at every start). */

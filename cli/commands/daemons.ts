@@ -74,6 +74,7 @@ export function registerDaemons(program: Command): void {
     .option('--policy <policy>', 'spread (most headroom, default) or binpack')
     .option('--insecure', 'let anonymous clients in with full rights (a warning at every start)')
     .option('--submits-per-minute <n>', 'submissions per identity per minute (default 120)')
+    .option('--broker-requests-per-minute <n>', 'requests one client may publish a minute before the broker cuts it (default 6000)')
     .option('--tls-cert <file>', 'PEM certificate: also listen for mqtts:// (and wss:// with --ws-tls)')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--tls-port <port>', 'mqtts:// port (default 8883 with --tls-cert)')
@@ -99,6 +100,7 @@ export function registerDaemons(program: Command): void {
             dataDir: flags.dataDir,
             insecure: flags.insecure,
             submitsPerMinute: flags.submitsPerMinute,
+            brokerRequestsPerMinute: flags.brokerRequestsPerMinute,
             tlsCert: flags.tlsCert,
             tlsKey: flags.tlsKey,
             tlsPort: flags.tlsPort,
@@ -153,7 +155,7 @@ export function registerDaemons(program: Command): void {
             drainTimeoutMs: cfg.brokerDrainTimeoutMs,
             tls: listeners.tls,
             ws: listeners.ws,
-            auth: { store: identities, insecure: cfg.insecure, audit, acl: { t: topics(cfg.prefix), haPrefix: 'homeassistant', placedOn: (t, n) => controllerRef?.placedOn(t, n) ?? false } },
+            auth: { store: identities, insecure: cfg.insecure, audit, requestsPerMinute: cfg.brokerRequestsPerMinute, acl: { t: topics(cfg.prefix), haPrefix: 'homeassistant', placedOn: (t, n) => controllerRef?.placedOn(t, n) ?? false } },
           });
           url = `mqtt://127.0.0.1:${broker.internalPort}`;
         }

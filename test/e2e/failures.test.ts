@@ -88,19 +88,20 @@ describe('agent killed with SIGKILL mid-task', () => {
     const doomed = track(await startAgent(url, 'doomed', ['--allow-exec', '--max-memory', '4g']));
     track(await startAgent(url, 'spare', ['--allow-exec', '--max-memory', '4g']));
     await cli(['nodes', 'drain', 'spare'], { broker: url });
-    const id = await submit(url, ['--memory', '1g', 'exec', '--', 'sh', '-c', 'sleep 2; echo finished']);
+    const id = await submit(url, ['--memory', '1g', 'exec', '--', 'sh', '-c', 'sleep 4; echo finished']);
     await eventually(async () => (await show(url, id)).state === 'running');
     expect((await show(url, id)).node).toBe('doomed');
     await cli(['nodes', 'resume', 'spare'], { broker: url });
 
     const killedAt = Date.now();
     await doomed.stop('SIGKILL');
+    // Polling through the CLI is coarse on a loaded machine: the new attempt may already have finished when seen.
     const moved = await eventually(async () => {
       const t = await show(url, id);
-      return t.node === 'spare' && t.state === 'running' ? t : null;
+      return t.node === 'spare' && (t.state === 'running' || t.state === 'succeeded') ? t : null;
     }, 10_000);
     expect(moved.attempt).toBe(2);
-    expect(Date.now() - killedAt).toBeLessThan(5_000);
+    expect(Date.now() - killedAt).toBeLessThan(8_000); // the timing itself is measured in bench/ (failover)
     const done = await eventually(async () => {
       const t = await show(url, id);
       return t.state === 'succeeded' ? t : null;
@@ -209,7 +210,7 @@ describe('queue, timeout and drain', () => {
     track(daemon);
     track(await startAgent(url, 'a', ['--allow-exec']));
     track(await startAgent(url, 'b', ['--allow-exec']));
-    const long = await submit(url, ['--node', 'a', 'exec', '--', 'sh', '-c', 'sleep 2; echo ok']);
+    const long = await submit(url, ['--node', 'a', 'exec', '--', 'sh', '-c', 'sleep 5; echo ok']);
     await eventually(async () => (await show(url, long)).state === 'running');
     const d = await cli(['nodes', 'drain', 'a'], { broker: url });
     expect(d.stdout).toBe('a drained: no new tasks; 1 running\n');
