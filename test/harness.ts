@@ -17,7 +17,7 @@ export const CUTTER = `${ROOT}dist/cli/main.js`;
 export const TEST_IMAGE = 'cutter-test/busybox:latest';
 
 /** Environment for spawned processes: no config file from the developer's home, no inherited CUTTER_* settings. */
-const ISOLATED_ENV: NodeJS.ProcessEnv = (() => {
+export const ISOLATED_ENV: NodeJS.ProcessEnv = (() => {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), 'cutter-test-config-')),

@@ -13,24 +13,12 @@
  * fast polling and bulk submits.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { topics } from '../shared/topics.js';
-import { CUTTER, Daemon } from './harness.js';
+import { CUTTER, Daemon, ISOLATED_ENV } from './harness.js';
 
-/** Like the harness: no config file from the developer's home, no inherited CUTTER_* settings. */
-export const ISOLATED_ENV: NodeJS.ProcessEnv = (() => {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), 'cutter-test-config-')),
-    XDG_DATA_HOME: mkdtempSync(join(tmpdir(), 'cutter-test-data-')),
-  };
-  for (const k of Object.keys(env)) if (k.startsWith('CUTTER_')) delete env[k];
-  return env;
-})();
+export { ISOLATED_ENV };
 
 /** Spawns `cutter …` (optionally behind a prefix such as `ip netns exec NS`) as a Daemon. */
 export function spawnCutterDaemon(args: string[], name: string, opts: { prefix?: string[]; env?: NodeJS.ProcessEnv } = {}): Daemon {
