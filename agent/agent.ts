@@ -453,7 +453,7 @@ export class Agent {
       batcher.end();
       let code = err instanceof CutterError ? err.code : 'START_FAILED';
       let message = errorMessage(err);
-      if (task.shutdown && code === 'CANCELLED') {
+      if (task.shutdown && (code === 'CANCELLED' || code === 'IMAGE_PULL_FAILED')) {
         code = 'AGENT_SHUTDOWN';
         message = `agent ${this.config.nodeId} shut down before the task started`;
       }

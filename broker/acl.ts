@@ -19,8 +19,11 @@ import type { Identity } from './identities.js';
 /** Context the rules need from the controller. */
 export interface AclContext {
   t: Topics;
-  /** Whether the task was ever placed on the node. */
-  placedOn(taskId: string, node: string): boolean;
+  /**
+   * Whether the task was ever placed on the node; undefined when the controller no longer knows
+   * the task (evicted): its events are then let through and the controller drops them.
+   */
+  placedOn(taskId: string, node: string): boolean | undefined;
   haPrefix: string;
 }
 
@@ -43,7 +46,9 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
       if (topic === t.nodeStatus(node)) return null;
       const taskId = t.idFrom(topic, 'tasks');
       if (taskId && topic === t.taskEvents(taskId)) {
-        if (!ctx.placedOn(taskId, node)) return `task ${taskId} was never placed on node ${node}`;
+        // Denying a QoS 1 publish makes MQTT.js resend it on every reconnect, forever: deny only
+        // what is clearly someone else's, not the late events of a task the controller forgot.
+        if (ctx.placedOn(taskId, node) === false) return `task ${taskId} was never placed on node ${node}`;
         try {
           if ((JSON.parse(payload.toString('utf8')) as { node?: unknown })?.node !== node) return `event does not carry "node": "${node}"`;
         } catch {

@@ -15,10 +15,13 @@ import type { Logger } from '../shared/logger.js';
 import { denyPublish, denySubscribe, checkClientId, type AclContext } from './acl.js';
 import type { AuditLog } from '../shared/audit.js';
 import { RateLimiter } from '../shared/rate-limit.js';
+import { errorMessage } from '../shared/errors.js';
 import type { Identity, IdentityStore } from './identities.js';
 import { tlsListener, wsListener, type Listener, type TlsSettings, type WsSettings } from './listeners.js';
 import { guardSocket } from './packet-guard.js';
 
+/** Largest packet on the controller's internal listener, bytes (MQTT's own ceiling is 256 MiB). */
+const INTERNAL_MAX_PACKET_BYTES = 256 * 1024 * 1024 - 1;
 /** Failed logins from one address a minute before it is banned, and for how long, ms. */
 const AUTH_FAILURES_PER_MINUTE = 20;
 const AUTH_BAN_MS = 60_000;
@@ -98,19 +101,21 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const log = opts.log.child({ component: 'broker' });
   const aedes = await Aedes.createBroker({ drainTimeout: opts.drainTimeoutMs, heartbeatInterval: 60_000, maxTopicLevels: MAX_TOPIC_LEVELS, connectTimeout: 10_000 });
   const limits = { maxPacketBytes: opts.maxPacketBytes, maxConnectBytes: opts.maxConnectBytes };
-  const handle = (socket: Socket) => {
+  const guarded = (packetLimits: typeof limits) => (socket: Socket) => {
     // Nagle's algorithm with delayed ACKs adds ~40 ms to each small request/reply round trip.
     socket.setNoDelay(true);
     aedes.handle(
-      guardSocket(socket, limits, (reason) => log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason }, 'connection cut: packet too large')) as unknown as Socket,
+      guardSocket(socket, packetLimits, (reason) => log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason }, 'connection cut: packet too large')) as unknown as Socket,
     );
   };
+  const handle = guarded(limits);
   // A WebSocket stream is a Duplex, not a net.Socket, but guardSocket only uses what every Duplex
   // has (write/pause/resume/end/destroy and the data/end/close/error/drain events).
   const handleStream = (stream: Duplex, req: Parameters<Aedes['handle']>[1], remote: string | undefined) => {
     aedes.handle(guardSocket(stream as unknown as Socket, limits, (reason) => log.warn({ remote, reason }, 'connection cut: packet too large')) as unknown as Socket, req);
   };
-  const internal = createServer(handle);
+  // The controller's own listener (loopback, controller identity only) takes its larger replies, e.g. a long task list.
+  const internal = createServer(guarded({ ...limits, maxPacketBytes: Math.max(limits.maxPacketBytes, INTERNAL_MAX_PACKET_BYTES) }));
   const server = createServer(handle);
   // Servers are built (and certificate files read) now, so a bad file fails the start at once.
   const listeners: Listener[] = [{ scheme: 'mqtt', port: opts.port, server }];
@@ -149,7 +154,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       if (until !== undefined) bannedUntil.delete(address);
       done(null, true);
     };
-    aedes.authenticate = (client, username, password, done) => {
+    const authenticate = (client: Parameters<NonNullable<typeof aedes.authenticate>>[0], username: string | undefined, password: Buffer | undefined, done: Parameters<NonNullable<typeof aedes.authenticate>>[3]) => {
       if (!username) {
         if (insecure) {
           who.set(client, { username: 'anonymous', role: 'controller', name: 'anonymous' });
@@ -176,6 +181,16 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       who.set(client, identity);
       done(null, true);
     };
+    // Aedes calls this from a setImmediate without a catch: a throw here would end the server.
+    aedes.authenticate = (client, username, password, done) => {
+      try {
+        authenticate(client, username, password, done);
+      } catch (err) {
+        log.error({ clientId: client.id, err: errorMessage(err) }, 'authentication failed');
+        done(refusal('authentication failed', CONNACK.notAuthorized) as never, false);
+      }
+    };
+
     aedes.authorizePublish = (client, packet, done) => {
       if (packet.topic.startsWith('$SYS/')) return done(new Error('$SYS topics are the broker\'s'));
       const identity = client && who.get(client);

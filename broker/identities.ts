@@ -99,7 +99,12 @@ export class IdentityStore {
   /** Checks credentials. @returns the identity, or null (unknown, revoked, wrong password). */
   verify(username: string, password: string): Identity | null {
     const e = this.ephemeral.get(username);
-    if (e) return e.password.length === password.length && timingSafeEqual(Buffer.from(e.password), Buffer.from(password)) ? e.identity : null;
+    if (e) {
+      // Compare bytes, not characters: timingSafeEqual throws on buffers of different lengths.
+      const expected = Buffer.from(e.password);
+      const given = Buffer.from(password);
+      return expected.length === given.length && timingSafeEqual(expected, given) ? e.identity : null;
+    }
     const t = this.tokens.find((x) => x.username === username && x.revokedAt === null);
     if (!t) return null;
     const expected = Buffer.from(t.hash, 'base64');

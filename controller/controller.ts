@@ -11,7 +11,7 @@
  *            (attempt + 1, after a backoff) or `lost` when the restart policy says no.
  */
 import { randomBytes } from 'node:crypto';
-import { encode } from '../shared/codec.js';
+import { clip, encode } from '../shared/codec.js';
 import { CutterError, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { MessageRouter, connectMqtt, type MqttClient } from '../shared/mqtt.js';
@@ -75,6 +75,8 @@ export interface ControllerOptions {
 const SWEEP_MS = 200;
 /** A stale attempt still reported by a node is told to stop at most this often, ms. */
 const FENCE_REPEAT_MS = 5_000;
+/** How long after its result a finished attempt may still be listed by its node without being fenced, ms. */
+const FINISHING_GRACE_MS = 30_000;
 /** Heartbeats that may miss a running attempt before it counts as lost. */
 const MISSING_HEARTBEATS = 2;
 
@@ -156,9 +158,10 @@ export class Controller {
     this.log.info({ broker: this.opts.brokerUrl, prefix: this.opts.prefix, dataDir: this.opts.dataDir, recoveredTasks: live }, 'controller started');
   }
 
-  /** Whether an attempt of the task was ever placed on the node (for the broker's ACL). */
-  placedOn(taskId: string, node: string): boolean {
-    return this.tasks.get(taskId)?.nodes?.includes(node) ?? false;
+  /** Whether an attempt of the task was ever placed on the node (for the broker's ACL); undefined for a task it does not know. */
+  placedOn(taskId: string, node: string): boolean | undefined {
+    const record = this.tasks.get(taskId);
+    return record ? (record.nodes?.includes(node) ?? false) : undefined;
   }
 
   /** Announces `offline` (retained), disconnects and closes the store. */
@@ -235,8 +238,11 @@ export class Controller {
     const listed = new Map(status.running.map((r) => [r.taskId, r.attempt]));
     for (const [taskId, attempt] of listed) {
       const record = this.tasks.get(taskId);
-      // A finished current attempt may stay listed until the agent's result is acknowledged.
-      const finishing = record && isTerminal(record.state.state) && record.state.attempt === attempt && record.state.node === status.node;
+      // A current attempt whose result just came in may stay listed until the agent's result is
+      // acknowledged; one that ended otherwise (cancelled, lost, timed out) is told to stop.
+      const finishing =
+        record && (record.state.state === 'succeeded' || record.state.state === 'failed') && record.state.exitCode !== null &&
+        record.state.attempt === attempt && record.state.node === status.node && this.now() - (record.state.finishedAt ?? 0) < FINISHING_GRACE_MS;
       if (!finishing && (!record || isTerminal(record.state.state) || record.state.attempt !== attempt || record.state.node !== status.node)) {
         await this.fence(status.node, taskId, attempt, !record ? 'unknown task' : isTerminal(record.state.state) ? `task already ${record.state.state}` : 'not the current attempt');
       }
@@ -268,7 +274,7 @@ export class Controller {
       if (lostAfter === 0) {
         await this.attemptEnded(record, 'lost', { error: { code: 'NODE_LOST', message } });
       } else {
-        await this.updateAndPublish(record, { state: 'unknown', reason: `${message}; lost unless it is back within ${formatDuration(lostAfter)}` }, { lostAt: now + lostAfter });
+        await this.updateAndPublish(record, { state: 'unknown', reason: clip(`${message}; lost unless it is back within ${formatDuration(lostAfter)}`, 4_000) }, { lostAt: now + lostAfter });
       }
     }
   }
@@ -347,7 +353,8 @@ export class Controller {
     if (s.state !== 'queued') return null;
     const placement = place({ kind: s.kind, requirements: s.requirements }, this.registry.snapshot(now, this.opts.policy));
     if (!placement.ok) {
-      const reason = `waiting: ${placement.message}${placement.rejections.length ? ` (${placement.rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')})` : ''}`;
+      // TaskState caps reason at 4,000 characters; a large mesh lists many rejected nodes.
+      const reason = clip(`waiting: ${placement.message}${placement.rejections.length ? ` (${placement.rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')})` : ''}`, 4_000);
       if (reason !== s.reason) {
         if (publishWaiting) await this.updateAndPublish(record, { reason });
         else this.tasks.update(record, { reason }, {}, now);
@@ -360,7 +367,7 @@ export class Controller {
     if (!record.nodes?.includes(placement.node)) record.nodes = [...(record.nodes ?? []), placement.node];
     this.tasks.update(
       record,
-      { state: 'assigned', node: placement.node, attempt, placement: placement.reason, reason: null, assignedAt: now, startedAt: null, exitCode: null, oomKilled: false },
+      { state: 'assigned', node: placement.node, attempt, placement: clip(placement.reason, 2_000), reason: null, assignedAt: now, startedAt: null, exitCode: null, oomKilled: false },
       { accepted: false, leaseExpiresAt, lostAt: null, missing: 0 },
       now,
     );
@@ -402,7 +409,7 @@ export class Controller {
       this.log.info({ taskId: s.taskId, attempt: s.attempt, end, delayMs: delay, why }, 'rescheduling');
       await this.updateAndPublish(
         record,
-        { state: 'queued', node: null, reason: `attempt ${s.attempt} ${end}: ${why}; attempt ${s.attempt + 1} of ${s.options.maxAttempts} in ${formatDuration(delay)}`, exitCode: patch.exitCode ?? null },
+        { state: 'queued', node: null, reason: clip(`attempt ${s.attempt} ${end}: ${why}; attempt ${s.attempt + 1} of ${s.options.maxAttempts} in ${formatDuration(delay)}`, 4_000), exitCode: patch.exitCode ?? null },
         { notBefore: this.now() + delay, accepted: false, leaseExpiresAt: null, lostAt: null, missing: 0 },
       );
       setTimeout(() => this.requestSchedule(), delay + 5).unref();

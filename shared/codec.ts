@@ -29,7 +29,8 @@ export function decode<S extends z.ZodType>(schema: S, payload: Buffer | string)
   return { ok: true, value: parsed.data };
 }
 
-function clip(text: string, max: number): string {
+/** Cuts `text` to at most `max` characters, marking the cut with an ellipsis. */
+export function clip(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 

@@ -136,7 +136,7 @@ export function registerDaemons(program: Command): void {
         let password = cfg.password;
         let identities: InstanceType<typeof IdentityStore> | undefined;
         let audit: AuditLog | undefined;
-        let controllerRef: { placedOn(taskId: string, node: string): boolean } | undefined;
+        let controllerRef: { placedOn(taskId: string, node: string): boolean | undefined } | undefined;
         if (!url) {
           identities = new IdentityStore(cfg.dataDir);
           audit = new AuditLog(join(cfg.dataDir, 'audit.jsonl'));

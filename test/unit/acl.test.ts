@@ -4,7 +4,7 @@ import type { Identity } from '../../broker/identities.js';
 import { topics } from '../../shared/topics.js';
 
 const t = topics();
-const ctx: AclContext = { t, haPrefix: 'homeassistant', placedOn: (task, node) => task === 'abc' && node === 'nb' };
+const ctx: AclContext = { t, haPrefix: 'homeassistant', placedOn: (task, node) => (task === 'gone' ? undefined : task === 'abc' && node === 'nb') };
 const agent: Identity = { username: 'agent:nb', role: 'agent', name: 'nb' };
 const admin: Identity = { username: 'admin:local', role: 'admin', name: 'local' };
 const observer: Identity = { username: 'observer:ha', role: 'observer', name: 'ha' };
@@ -25,6 +25,9 @@ describe('ACL', () => {
     expect(denyPublish(agent, 'cutter-agent-nb', t.taskEvents('abc'), event('nb'), ctx)).toBeNull();
     expect(denyPublish(agent, 'cutter-agent-nb', t.taskEvents('abc'), event('other'), ctx)).toContain('"node": "nb"');
     expect(denyPublish(agent, 'cutter-agent-nb', t.taskEvents('zzz'), event('nb'), ctx)).toContain('never placed on node nb');
+    // A task the controller has forgotten: let its late events through (the controller drops them);
+    // denying would make the agent resend them on every reconnect.
+    expect(denyPublish(agent, 'cutter-agent-nb', t.taskEvents('gone'), event('nb'), ctx)).toBeNull();
     for (const topic of [t.nodeAssign('nb'), t.taskState('abc'), t.requests('cutter-agent-nb'), t.replies('x'), t.controllerStatus()]) {
       expect(denyPublish(agent, 'cutter-agent-nb', topic, Buffer.from('{}'), ctx)).not.toBeNull();
     }
