@@ -234,6 +234,8 @@ export class DockerExecutor implements Executor<DockerSpec> {
         }
         startedAt = Date.now();
         ctx.started(container.id.slice(0, 12));
+        // A stop that came while the engine was starting it found nothing running (304): stop it now.
+        if (run.stopRequested) await stopContainer(run);
       } else {
         startedAt = 0; // taken from the engine's StartedAt below
       }
