@@ -644,7 +644,8 @@ describe('fuzzing every topic the controller and the agent read', () => {
   });
 
   afterAll(async () => {
-    await raw?.endAsync();
+    // Forced: after a failed run, QoS 1 publishes may still wait for acknowledgements.
+    raw?.end(true);
     await agent?.stop();
     await server?.stop();
   });
@@ -735,7 +736,8 @@ describe('fuzzing every topic the controller and the agent read', () => {
       expect(total).toBeGreaterThanOrEqual(10_000);
       for (const target of TARGETS) expect(sentBy.get(target.key)!.invalid).toBeGreaterThan(0);
     },
-    150_000,
+    // ~10-20 s alone; a CI machine busy with other test files can be several times slower.
+    400_000,
   );
 
   it('memory comes back to its baseline', async () => {
