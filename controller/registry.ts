@@ -22,6 +22,13 @@ interface Entry {
   lostAfterMs: number;
 }
 
+/** Bytes held by a node's reservations. */
+function reservedBytes(e: Entry): number {
+  let sum = 0;
+  for (const m of e.reservations.values()) sum += m;
+  return sum;
+}
+
 /** What an incoming status changed. */
 export interface StatusChange {
   /** The node was unknown before. */
@@ -113,8 +120,7 @@ export class NodeRegistry {
   snapshot(now: number, policy: ClusterSnapshot['policy']): ClusterSnapshot {
     const nodes: NodeSnapshot[] = [];
     for (const [node, e] of this.nodes) {
-      let reservedMemory = 0;
-      for (const m of e.reservations.values()) reservedMemory += m;
+      const reservedMemory = reservedBytes(e);
       const status = e.down && e.status.state !== 'offline' ? { ...e.status, state: 'offline' as const, reason: e.down.reason } : e.status;
       nodes.push({ node, status, lastSeenMs: e.lastSeenMs, reservedMemory, reservedTasks: e.reservations.size, drained: this.drained.has(node) });
     }
@@ -126,8 +132,7 @@ export class NodeRegistry {
     return [...this.nodes.entries()]
       .sort(([a], [b]) => compareIds(a, b))
       .map(([node, e]) => {
-        let reservedMemory = 0;
-        for (const m of e.reservations.values()) reservedMemory += m;
+        const reservedMemory = reservedBytes(e);
         const drained = this.drained.has(node);
         const state = e.down ? 'offline' : drained || e.status.state === 'draining' ? 'draining' : 'online';
         return { node, state, drained, offlineReason: e.down?.reason ?? null, lastSeenAgoMs: Math.max(0, now - e.lastSeenMs), reservedMemory, status: e.status };

@@ -5,11 +5,16 @@
 import { formatBytes, formatDuration } from '../../shared/units.js';
 import { STALE_AFTER_HEARTBEATS, type NodeSnapshot, type PlacementRequest } from './snapshot.js';
 
+/** Bytes committed to the tasks the node's heartbeat lists as running. */
+function committedMemory(n: NodeSnapshot): number {
+  return n.status.running.reduce((sum, t) => sum + t.memory, 0);
+}
+
 /** Bytes the node can still commit to tasks: the lesser of live MemAvailable and its offer, minus what is held. */
 export function freeMemory(n: NodeSnapshot): number {
   const cap = n.status.capacity;
   if (!cap) return 0;
-  const committed = n.status.running.reduce((sum, t) => sum + t.memory, 0);
+  const committed = committedMemory(n);
   const offered = n.status.offer?.maxMemory ?? cap.memory.total;
   const byOffer = offered - committed - n.reservedMemory;
   const byLive = cap.memory.available - n.reservedMemory;
@@ -40,7 +45,7 @@ export function rejectReason(n: NodeSnapshot, req: PlacementRequest, now: number
   const free = freeMemory(n);
   if (need > free) {
     const offered = s.offer.maxMemory ?? s.capacity.memory.total;
-    const held = s.running.reduce((sum, t) => sum + t.memory, 0) + n.reservedMemory;
+    const held = committedMemory(n) + n.reservedMemory;
     return (
       `needs ${formatBytes(need)} memory, has ${formatBytes(free)} free ` +
       `(offers ${formatBytes(offered)}, ${formatBytes(s.capacity.memory.available)} available, ${formatBytes(held)} held by tasks)`
