@@ -44,6 +44,7 @@ export function policyViolation(spec: TaskSpec, policy: ExecutionPolicy): string
     }
     return null;
   }
+  if (spec.kind === 'ollama') return null;
   const cmd = spec.argv[0];
   const name = cmd.split('/').pop()!;
   if (policy.execAllowlist.length && !policy.execAllowlist.some((a) => a === cmd || (!a.includes('/') && a === name && !cmd.includes('/')))) {

@@ -57,7 +57,9 @@ export function wantsRetry(policy: RestartPolicy, end: AttemptEnd): boolean {
   }
 }
 
-/** Image (docker) or argv (exec): the short name listings show. */
+/** Image (docker), argv (exec) or `op model` (ollama): the short name listings show. */
 export function summarize(spec: TaskSpec): string {
-  return spec.kind === 'docker' ? spec.image : spec.argv.join(' ').slice(0, 512);
+  if (spec.kind === 'docker') return spec.image;
+  if (spec.kind === 'ollama') return `${spec.op} ${spec.model}`.slice(0, 512);
+  return spec.argv.join(' ').slice(0, 512);
 }

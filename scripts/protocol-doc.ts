@@ -111,6 +111,12 @@ const exampleDockerSpec = {
   cpus: 2,
 } satisfies z.input<typeof TaskSpecSchema>;
 const exampleExecSpec = { kind: 'exec', argv: ['make', '-j8'], cwd: '/home/me/src/project' } satisfies z.input<typeof TaskSpecSchema>;
+const exampleOllamaSpec = {
+  kind: 'ollama',
+  op: 'chat',
+  model: 'llama3:70b',
+  request: { messages: [{ role: 'user', content: 'Why is the sky blue?' }], options: { temperature: 0.2 }, keep_alive: '10m' },
+} satisfies z.input<typeof TaskSpecSchema>;
 
 /** Options as a client sends them (the rest defaulted) and as TaskState carries them (all filled in). */
 const exampleOptionsIn = { restart: 'on-failure', maxAttempts: 5, priority: 10, timeoutMs: 3_600_000 } satisfies z.input<typeof TaskOptionsSchema>;
@@ -215,6 +221,16 @@ const exampleEvents: Record<TaskEvent['type'], z.input<typeof TaskEventSchema>> 
   progress: { ...event, seq: 1, ts: TS + 60, type: 'progress', phase: 'pull', message: 'Downloading', current: 12_582_912, total: 29_360_128 },
   started: { ...event, seq: 2, ts: TS + 1_200, type: 'started', ref: '9c1e0a7b55d2' },
   log: { ...event, seq: 3, ts: TS + 9_600, type: 'log', stream: 'stdout', data: '4999999950000000\n' },
+  chunks: {
+    ...event,
+    seq: 3,
+    ts: TS + 1_450,
+    type: 'chunks',
+    chunks: [
+      { model: 'llama3:70b', created_at: '2026-11-26T10:00:01.45Z', message: { role: 'assistant', content: 'The sky' }, done: false },
+      { model: 'llama3:70b', created_at: '2026-11-26T10:00:01.47Z', message: { role: 'assistant', content: ' is blue' }, done: false },
+    ],
+  },
   result: { ...event, seq: 4, ts: TS + 9_640, type: 'result', exitCode: 0, oomKilled: false, cancelled: false, startedAt: TS + 1_200, finishedAt: TS + 9_630 },
   failed: { ...event, seq: 1, ts: TS + 900, type: 'failed', code: 'IMAGE_PULL_FAILED', message: 'pulling python:3.12-slim failed: no space left on device' },
 };
@@ -462,6 +478,7 @@ function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: SchemaDoc[
       examples: [
         { title: 'docker', value: exampleDockerSpec },
         { title: 'exec', value: exampleExecSpec },
+        { title: 'ollama', value: exampleOllamaSpec },
       ],
     }),
     schemaDoc({

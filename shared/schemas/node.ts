@@ -24,6 +24,47 @@ export const DockerInfoSchema = z.object({
   error: z.string().max(500).optional(),
 });
 
+/**
+ * One model an Ollama server has pulled, from `GET /api/tags` (Ollama docs/api.md "List Local
+ * Models": `name`, `size` in bytes, `digest`, `details.family`, `details.parameter_size`,
+ * `details.quantization_level`).
+ */
+export const OllamaModelSchema = z.object({
+  name: z.string().min(1).max(256),
+  /** Size on disk, bytes: a lower bound on the memory the model needs when loaded. */
+  size: Bytes,
+  digest: z.string().max(128).optional(),
+  family: z.string().max(64).optional(),
+  /** e.g. `8.0B`, `70.6B`. */
+  parameterSize: z.string().max(32).optional(),
+  /** e.g. `Q4_0`, `Q4_K_M`. */
+  quantization: z.string().max(32).optional(),
+});
+
+/**
+ * A model loaded in memory now, from `GET /api/ps` (Ollama docs/api.md "List Running Models":
+ * `size` and `size_vram` in bytes, `expires_at` RFC 3339).
+ */
+export const OllamaLoadedModelSchema = z.object({
+  name: z.string().min(1).max(256),
+  /** Memory the loaded model takes (RAM + VRAM), bytes. */
+  size: Bytes,
+  /** Part of `size` held in GPU memory, bytes (less than `size` = partly on the CPU). */
+  sizeVram: Bytes,
+  /** When Ollama unloads it if unused (RFC 3339, Ollama's clock). */
+  expiresAt: z.string().max(64).optional(),
+});
+
+/** The node's Ollama server as the agent last saw it. */
+export const OllamaInfoSchema = z.object({
+  available: z.boolean(),
+  /** `GET /api/version`. */
+  version: z.string().max(50).optional(),
+  error: z.string().max(500).optional(),
+  models: z.array(OllamaModelSchema).max(2_000).default([]),
+  loaded: z.array(OllamaLoadedModelSchema).max(200).default([]),
+});
+
 /** Live capacity. `memory.available` is MemAvailable (not MemFree: it counts reclaimable cache). */
 export const CapacitySchema = z.object({
   cpu: z.object({
@@ -34,6 +75,8 @@ export const CapacitySchema = z.object({
   memory: z.object({ total: Bytes, available: Bytes }),
   gpus: z.array(GpuSchema).max(64),
   docker: DockerInfoSchema,
+  /** Absent when the agent does not look for Ollama (older agents). */
+  ollama: OllamaInfoSchema.optional(),
 });
 
 /** What the node's owner lets cutter use (a notebook is also someone's computer). */
@@ -42,8 +85,8 @@ export const OfferSchema = z.object({
   maxMemory: Bytes.nullable(),
   /** Maximum concurrent tasks. */
   maxTasks: z.number().int().positive(),
-  /** Executors this node runs: `docker` when an engine answers, `exec` only with --allow-exec. */
-  executors: z.array(z.enum(['docker', 'exec'])).max(8),
+  /** Executors this node runs: `docker` when an engine answers, `ollama` when an Ollama server answers, `exec` only with --allow-exec. */
+  executors: z.array(z.enum(['docker', 'exec', 'ollama'])).max(8),
   labels: z.record(z.string().max(64), z.string().max(256)).default({}),
   /** How long this node may be disconnected before its tasks are lost and rescheduled, ms (0 = at once). */
   lostAfterMs: z.number().int().nonnegative().default(0),
@@ -84,6 +127,9 @@ export const NodeStatusSchema = z.object({
 
 export type Gpu = z.infer<typeof GpuSchema>;
 export type DockerInfo = z.infer<typeof DockerInfoSchema>;
+export type OllamaModel = z.infer<typeof OllamaModelSchema>;
+export type OllamaLoadedModel = z.infer<typeof OllamaLoadedModelSchema>;
+export type OllamaInfo = z.infer<typeof OllamaInfoSchema>;
 export type Capacity = z.infer<typeof CapacitySchema>;
 export type Offer = z.infer<typeof OfferSchema>;
 export type RunningTask = z.infer<typeof RunningTaskSchema>;

@@ -34,8 +34,23 @@ export const ExecSpecSchema = z.object({
   cwd: z.string().max(4096).optional(),
 });
 
-export const TaskSpecSchema = z.discriminatedUnion('kind', [DockerSpecSchema, ExecSpecSchema]);
-export const TaskKindSchema = z.enum(['docker', 'exec']);
+/**
+ * A request to the node's Ollama server (Ollama docs/api.md): `generate` (POST /api/generate),
+ * `chat` (POST /api/chat), `embed` (POST /api/embed) or `pull` (POST /api/pull). `request` is that
+ * endpoint's JSON body as the caller gave it (prompt, messages, options, format, keep_alive …);
+ * the agent sets `model` and `stream` itself and streams Ollama's response objects back verbatim
+ * as `chunks` events.
+ */
+export const OllamaSpecSchema = z.object({
+  kind: z.literal('ollama'),
+  op: z.enum(['generate', 'chat', 'embed', 'pull']),
+  model: z.string().min(1).max(256),
+  request: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const TaskSpecSchema = z.discriminatedUnion('kind', [DockerSpecSchema, ExecSpecSchema, OllamaSpecSchema]);
+export const TaskKindSchema = z.enum(['docker', 'exec', 'ollama']);
+export const OllamaOpSchema = OllamaSpecSchema.shape.op;
 
 /** What the scheduler needs: explicit node (wins), memory to reserve (bytes), CPU cores. */
 export const RequirementsSchema = z.object({
@@ -131,6 +146,15 @@ export const TaskEventSchema = z.discriminatedUnion('type', [
   }),
   z.object({
     ...EventBase,
+    type: z.literal('chunks'),
+    /**
+     * Structured output of an ollama task: Ollama's response objects (NDJSON lines of
+     * /api/generate, /api/chat, /api/pull; the one /api/embed object) in order, batched by time.
+     */
+    chunks: z.array(z.record(z.string(), z.unknown())).min(1).max(100_000),
+  }),
+  z.object({
+    ...EventBase,
     type: z.literal('result'),
     exitCode: z.number().int(),
     oomKilled: z.boolean(),
@@ -183,6 +207,8 @@ export const TaskStateSchema = z.object({
 
 export type DockerSpec = z.infer<typeof DockerSpecSchema>;
 export type ExecSpec = z.infer<typeof ExecSpecSchema>;
+export type OllamaSpec = z.infer<typeof OllamaSpecSchema>;
+export type OllamaOp = z.infer<typeof OllamaOpSchema>;
 export type TaskSpec = z.infer<typeof TaskSpecSchema>;
 export type TaskKind = z.infer<typeof TaskKindSchema>;
 export type Requirements = z.infer<typeof RequirementsSchema>;
