@@ -35,6 +35,7 @@ import {
   type Assignment,
   type Cancel,
   type Gpu,
+  type OllamaInfo,
   type NodeStatus,
   type TaskEvent,
   type TaskKind,
@@ -44,6 +45,8 @@ import { VERSION } from '../shared/version.js';
 import { DockerExecutor } from './executors/docker.js';
 import { ExecExecutor } from './executors/exec.js';
 import type { Executor, ExecutorContext, ExecutorProbe, Outcome, RecoveredTask, TaskHandle } from './executors/executor.js';
+import { ChunkBatcher } from './chunk-batcher.js';
+import { OllamaExecutor } from './executors/ollama.js';
 import { OutputBatcher } from './output-batcher.js';
 import { policyViolation, withPolicyDefaults, type ExecutionPolicy } from './policy.js';
 import { probeGpus, probeHost, type HostCapacity } from './probe.js';
@@ -54,6 +57,8 @@ interface RunningTask {
   attempt: number;
   /** Memory committed to the attempt by its placement, bytes. */
   memory: number;
+  /** Its executor (absent for a re-adopted task until known). */
+  kind?: TaskKind;
   handle?: TaskHandle;
   /** Sequence number of the next event. */
   seq: number;
@@ -73,12 +78,19 @@ interface RunningTask {
 /** Distributes an event without its envelope fields; the agent adds v, ids, seq and ts. */
 type EventBody = TaskEvent extends infer E ? (E extends TaskEvent ? Omit<E, 'v' | 'taskId' | 'attempt' | 'node' | 'seq' | 'ts'> : never) : never;
 
+/** What ends a task's output batching (log text and structured chunks) before its result is sent. */
+interface Batcher {
+  end(): void;
+}
+
 /** How many (task, attempt) pairs the agent remembers to drop redelivered assignments. */
 const SEEN_LIMIT = 10_000;
 /** Grace before SIGKILL when a stale attempt is fenced, ms. */
 const FENCE_GRACE_MS = 3_000;
 /** Longest wait for a status publish or the disconnect while shutting down, ms (the broker may be gone). */
 const SHUTDOWN_IO_MS = 2_000;
+/** How often GPUs are probed again (nvidia-smi is slow; its free memory counts other programs too), ms. */
+const GPU_PROBE_MS = 30_000;
 
 const keyOf = (taskId: string, attempt: number) => `${taskId}:${attempt}`;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -116,6 +128,10 @@ export class Agent {
   private seq = 0;
   private gpus: Gpu[] = [];
   private dockerProbe: ExecutorProbe = { available: false, error: 'not probed yet' };
+  /** The node's Ollama server as last probed (absent when the agent runs without one). */
+  private ollama?: OllamaInfo;
+  /** When GPUs were last probed, ms epoch: their free memory moves with every program using them. */
+  private gpusProbedAt = 0;
   /** Resolves when re-adoption is done; assignment and cancel handling waits for it. */
   private ready: Promise<void> = Promise.resolve();
   /** Random id of this agent process, in every status: assignments for an earlier run are refused. */
@@ -137,7 +153,7 @@ export class Agent {
   constructor(
     private readonly config: AgentConfig,
     log: Logger,
-    executors: Executor[] = [new DockerExecutor(), new ExecExecutor()],
+    executors: Executor[] = [new DockerExecutor(), new ExecExecutor(), ...(config.ollamaUrl ? [new OllamaExecutor(config.ollamaUrl)] : [])],
   ) {
     this.t = topics(config.prefix);
     this.log = log.child({ component: 'agent', node: config.nodeId });
@@ -156,7 +172,8 @@ export class Agent {
    * connecting) wait for it.
    */
   async start(): Promise<void> {
-    [this.gpus] = await Promise.all([probeGpus(), this.probeDocker()]);
+    [this.gpus] = await Promise.all([probeGpus(), this.probeDocker(), this.probeOllama()]);
+    this.gpusProbedAt = Date.now();
     const will: NodeStatus = {
       v: 1,
       node: this.config.nodeId,
@@ -267,6 +284,18 @@ export class Agent {
     return this.running.size === 0;
   }
 
+  /** Refreshes the Ollama inventory (version, models, loaded models); logs when it comes or goes. */
+  private async probeOllama(): Promise<void> {
+    const ollama = this.executors.get('ollama');
+    if (!(ollama instanceof OllamaExecutor)) return;
+    const info = await ollama.inventory();
+    if (info.available !== this.ollama?.available) {
+      if (info.available) this.log.info({ url: ollama.url, version: info.version, models: info.models.length }, 'Ollama found');
+      else this.log.info({ url: ollama.url, err: info.error }, 'no Ollama server answers: ollama tasks are not offered');
+    }
+    this.ollama = info;
+  }
+
   private async probeDocker(): Promise<void> {
     const docker = this.executors.get('docker');
     this.dockerProbe = docker ? await docker.probe() : { available: false, error: 'docker executor disabled' };
@@ -292,8 +321,13 @@ export class Agent {
     if (this.probing) return;
     this.probing = true;
     try {
-      const [host] = await Promise.all([probeHost(), this.probeDocker()]);
+      const regpu = Date.now() - this.gpusProbedAt > GPU_PROBE_MS && this.gpus.length > 0;
+      const [host, , , gpus] = await Promise.all([probeHost(), this.probeDocker(), this.probeOllama(), regpu ? probeGpus() : undefined]);
       this.host = host;
+      if (gpus) {
+        this.gpus = gpus;
+        this.gpusProbedAt = Date.now();
+      }
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, 'capacity probe failed');
     } finally {
@@ -308,6 +342,7 @@ export class Agent {
     const executors: TaskKind[] = [];
     if (this.dockerProbe.available && this.executors.has('docker')) executors.push('docker');
     if (this.executors.has('exec')) executors.push('exec');
+    if (this.ollama?.available && this.executors.has('ollama')) executors.push('ollama');
     const status: NodeStatus = {
       v: 1,
       node: this.config.nodeId,
@@ -328,6 +363,7 @@ export class Agent {
           ...(this.dockerProbe.apiVersion ? { apiVersion: this.dockerProbe.apiVersion } : {}),
           ...(this.dockerProbe.error ? { error: this.dockerProbe.error.slice(0, 500) } : {}),
         },
+        ...(this.ollama ? { ollama: this.ollama } : {}),
       },
       offer: {
         maxMemory: this.config.maxMemory === undefined ? null : Math.min(this.config.maxMemory, host.memoryTotal),
@@ -336,7 +372,7 @@ export class Agent {
         labels: this.config.labels,
         lostAfterMs: this.config.lostAfterMs,
       },
-      running: [...this.running.values()].map((r) => ({ taskId: r.taskId, attempt: r.attempt, memory: r.memory })),
+      running: [...this.running.values()].map((r) => ({ taskId: r.taskId, attempt: r.attempt, memory: r.memory, ...(r.kind ? { kind: r.kind } : {}) })),
       ...(reason ? { reason } : {}),
     };
     await this.client!.publishAsync(this.t.nodeStatus(this.config.nodeId), encode(status), { qos: 1, retain: true });
@@ -355,14 +391,22 @@ export class Agent {
   }
 
   /** The context a task's executor streams into, and the batcher behind its output. */
-  private prepare(task: RunningTask): { ctx: ExecutorContext; batcher: OutputBatcher } {
-    const batcher = new OutputBatcher((stream, data) => void this.publishEvent(task, { type: 'log', stream, data }).catch(() => undefined));
+  private prepare(task: RunningTask): { ctx: ExecutorContext; batcher: Batcher } {
+    const output = new OutputBatcher((stream, data) => void this.publishEvent(task, { type: 'log', stream, data }).catch(() => undefined));
+    const chunks = new ChunkBatcher((list) => void this.publishEvent(task, { type: 'chunks', chunks: list }).catch(() => undefined));
+    const batcher: Batcher = {
+      end: () => {
+        chunks.end();
+        output.end();
+      },
+    };
     const ctx: ExecutorContext = {
       taskId: task.taskId,
       attempt: task.attempt,
       node: this.config.nodeId,
       memory: task.memory,
-      output: (stream, chunk) => batcher.write(stream, chunk),
+      output: (stream, chunk) => output.write(stream, chunk),
+      chunk: (obj) => chunks.push(obj),
       progress: (p) => void this.publishEvent(task, { type: 'progress', ...p }).catch(() => undefined),
       started: (ref) => void this.publishEvent(task, { type: 'started', ref }).catch(() => undefined),
     };
@@ -414,7 +458,7 @@ export class Agent {
         this.log.warn({ err: this.dockerProbe.error }, 'not looking for containers to re-adopt: Docker engine not reachable');
         continue;
       }
-      const prepared = new Map<string, { task: RunningTask; batcher: OutputBatcher }>();
+      const prepared = new Map<string, { task: RunningTask; batcher: Batcher }>();
       let found: RecoveredTask[];
       try {
         found = await executor.recover(this.config.nodeId, (taskId, attempt, memory) => {
@@ -444,7 +488,7 @@ export class Agent {
   }
 
   /** Waits for a started (or re-adopted) task to end, reports how it ended, and releases it. */
-  private async supervise(task: RunningTask, batcher: OutputBatcher): Promise<void> {
+  private async supervise(task: RunningTask, batcher: Batcher): Promise<void> {
     const log = { taskId: task.taskId, attempt: task.attempt, ...(task.recovered ? { recovered: true } : {}) };
     let outcome: Outcome;
     try {
@@ -502,6 +546,7 @@ export class Agent {
     for (const r of older) this.fence(r, `attempt ${a.attempt} was assigned`);
 
     const task = this.newTask(a.taskId, a.attempt, a.requirements.memory, false);
+    task.kind = a.spec.kind;
     const executor = this.executors.get(a.spec.kind);
     const refuse = (code: string, message: string) => {
       this.log.warn({ taskId: a.taskId, attempt: a.attempt, code, message }, 'refused assignment');
@@ -518,6 +563,7 @@ export class Agent {
         : refuse('EXECUTOR_UNAVAILABLE', `node ${this.config.nodeId} has no ${a.spec.kind} executor`);
     }
     if (a.spec.kind === 'docker' && !this.dockerProbe.available) return refuse('EXECUTOR_UNAVAILABLE', this.dockerProbe.error ?? 'Docker engine not reachable');
+    if (a.spec.kind === 'ollama' && !this.ollama?.available) return refuse('EXECUTOR_UNAVAILABLE', this.ollama?.error ?? 'no Ollama server answers on this node');
     const spec = withPolicyDefaults(a.spec, this.policy);
     const violation = policyViolation(spec, this.policy);
     if (violation) return refuse('POLICY_DENIED', `refused by node ${this.config.nodeId}'s policy: ${violation}`);

@@ -40,10 +40,13 @@ export class CliClient {
     readonly clientId: string,
   ) {}
 
-  /** @throws CutterError BROKER_UNREACHABLE within `cfg.timeoutMs`. */
-  static async connect(cfg: CliConfig): Promise<CliClient> {
+  /**
+   * @param clientIdPrefix the MQTT client id is this plus random hex (`cutter-cli-…`).
+   * @throws CutterError BROKER_UNREACHABLE within `cfg.timeoutMs`.
+   */
+  static async connect(cfg: CliConfig, clientIdPrefix = 'cutter-cli'): Promise<CliClient> {
     const t = topics(cfg.prefix);
-    const id = `cutter-cli-${randomBytes(5).toString('hex')}`;
+    const id = `${clientIdPrefix}-${randomBytes(5).toString('hex')}`;
     const client = await connectMqtt({ url: cfg.broker, clientId: id, clean: true, timeoutMs: cfg.timeoutMs, username: cfg.username, password: cfg.password, reconnectPeriodMs: 500 });
     const self = new CliClient(client, t, cfg, id);
     self.router = new MessageRouter(client, pino({ level: process.env.CUTTER_CLI_DEBUG ? 'debug' : 'silent' }, process.stderr));
@@ -91,6 +94,11 @@ export class CliClient {
     const parsed = schema.safeParse(value);
     if (!parsed.success) throw new CutterError('INTERNAL', `unexpected reply from the controller: ${parsed.error.issues[0]?.message}`);
     return parsed.data;
+  }
+
+  /** The underlying MQTT client, for callers that subscribe to topics of their own. */
+  get mqtt(): MqttClient {
+    return this.client;
   }
 
   /** Calls `fn` after every reconnect to the broker (not the first connect). */

@@ -5,6 +5,7 @@ import { VERSION } from '../shared/version.js';
 import { registerDaemons } from './commands/daemons.js';
 import { registerLogs } from './commands/logs.js';
 import { registerNodes } from './commands/nodes.js';
+import { registerOllama } from './commands/ollama.js';
 import { registerRun } from './commands/run.js';
 import { registerTasks } from './commands/tasks.js';
 import { registerToken } from './commands/token.js';
@@ -21,5 +22,6 @@ registerRun(program);
 registerTasks(program);
 registerLogs(program);
 registerToken(program);
+registerOllama(program);
 
 await program.parseAsync(process.argv);

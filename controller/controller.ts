@@ -10,6 +10,7 @@
  *            an attempt that is lost (node lost, lease expired, agent shut down) → queued again
  *            (attempt + 1, after a backoff) or `lost` when the restart policy says no.
  */
+import type { PlacementRule } from '../shared/ollama.js';
 import { randomBytes } from 'node:crypto';
 import { clip, encode } from '../shared/codec.js';
 import { CutterError, errorMessage } from '../shared/errors.js';
@@ -49,6 +50,8 @@ export interface ControllerOptions {
   /** How long an agent has to accept an assignment, ms. */
   leaseMs: number;
   policy: 'spread' | 'binpack';
+  /** Rules of the Ollama placement file (`--ollama-placement`); none = any node may serve any model. */
+  modelRules?: readonly PlacementRule[];
   keepFinished: number;
   /** Directory of the state database. */
   dataDir: string;
@@ -69,6 +72,8 @@ export interface ControllerOptions {
   audit?: AuditLog;
   /** Submissions per identity per minute (bursts up to as many). Default 120. */
   submitsPerMinute?: number;
+  /** Identities (or client ids) exempt from the submit rate limit: the server's own extensions. */
+  exemptFromRateLimit?: (who: string) => boolean;
 }
 
 /** How often timers are checked (staleness, leases, lost-after windows, timeouts), ms. */
@@ -351,7 +356,9 @@ export class Controller {
     const now = this.now();
     const s = record.state;
     if (s.state !== 'queued') return null;
-    const placement = place({ kind: s.kind, requirements: s.requirements }, this.registry.snapshot(now, this.opts.policy));
+    const spec = record.spec;
+    const ollama = spec.kind === 'ollama' ? { op: spec.op, model: spec.model, pull: spec.pull } : undefined;
+    const placement = place({ kind: s.kind, requirements: s.requirements, ollama }, { ...this.registry.snapshot(now, this.opts.policy), modelRules: this.opts.modelRules });
     if (!placement.ok) {
       // TaskState caps reason at 4,000 characters; a large mesh lists many rejected nodes.
       const reason = clip(`waiting: ${placement.message}${placement.rejections.length ? ` (${placement.rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')})` : ''}`, 4_000);
@@ -577,7 +584,7 @@ export class Controller {
     const existing = this.tasks.get(taskId);
     if (existing) return existing.state; // a retried submit is idempotent
     const who = this.who(clientId);
-    const wait = this.submits.take(who, this.now());
+    const wait = this.opts.exemptFromRateLimit?.(who) ? 0 : this.submits.take(who, this.now());
     if (wait > 0) {
       this.audit.record({ who, action: 'rate.limited', outcome: 'denied', taskId, detail: `over ${this.submits.perMinute} submissions per minute` });
       throw new CutterError('RATE_LIMITED', `${who} is over ${this.submits.perMinute} submissions per minute: retry in ${formatDuration(wait)}`);

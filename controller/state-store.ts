@@ -86,15 +86,15 @@ export class StateStore {
   }
 
   /**
-   * Keeps an event. Log events count against `maxLogBytes` per task; past it they are dropped and
+   * Keeps an event. Log and chunks events (output) count against `maxLogBytes` per task; past it they are dropped and
    * the task is marked truncated. Other events are always kept.
    * @returns false when the event was dropped for the log limit.
    */
   appendEvent(event: TaskEvent, maxLogBytes: number): boolean {
     return this.db.transaction(() => {
-      if (event.type === 'log') {
+      if (event.type === 'log' || event.type === 'chunks') {
         const usage = (this.stmts.usage.get(event.taskId) as { bytes: number; truncated: number } | undefined) ?? { bytes: 0, truncated: 0 };
-        const bytes = Buffer.byteLength(event.data);
+        const bytes = event.type === 'log' ? Buffer.byteLength(event.data) : JSON.stringify(event.chunks).length;
         if (usage.bytes + bytes > maxLogBytes) {
           if (!usage.truncated) this.stmts.setUsage.run(event.taskId, usage.bytes, 1);
           return false;

@@ -310,6 +310,8 @@ const errorCodes: Record<ErrorCode, string> = {
   NODE_RESTARTED: '`failed` event: the assignment was placed on an earlier run of the agent (a persistent session redelivered it after the agent restarted); the attempt counts as lost and is placed again',
   RATE_LIMITED: 'reply to `submit`: the identity is over its submissions per minute (server setting, default 120); the message says when to retry. The task is not kept',
   POLICY_DENIED: '`failed` event: the node\'s execution policy refuses the task (image allowlist, memory cap, exec command allowlist); the message names the rule. The task fails (not retried elsewhere)',
+  MODEL_NOT_FOUND: '`failed` event of an ollama task: the node\'s Ollama has no such model (its HTTP 404); the server\'s Ollama API answers 404 `{"error"}` as Ollama does',
+  OLLAMA_ERROR: '`failed` event of an ollama task: the node\'s Ollama answered with an error, kept in the message',
   INTERNAL: 'reply: an unexpected controller error; locally, a reply that does not validate',
 };
 

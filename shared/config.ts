@@ -118,6 +118,14 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   dataDir: z.string().min(1).default(defaultDataDir()),
   /** Log output kept per task, bytes. */
   maxLogBytes: SizeSchema.default(4 * 1024 * 1024),
+  /** Serve the Ollama-compatible HTTP API (Ollama's /api/* and OpenAI's /v1/*). */
+  ollamaApi: Bool.default(true),
+  /** Address the Ollama-compatible API binds: loopback by default, like Ollama (it has no authentication). */
+  ollamaHost: z.string().default('127.0.0.1'),
+  /** Port of the Ollama-compatible API (Ollama's own default). */
+  ollamaPort: Int(0, 65535).default(11434),
+  /** YAML or JSON file of model placement rules (see shared/ollama.ts). */
+  ollamaPlacement: z.string().min(1).optional(),
   /** After a restart, how long nodes have to report back before their tasks count as disconnected, ms. */
   startupGraceMs: DurationSchema.default(10_000),
 });
@@ -156,6 +164,21 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
   maxTaskMemory: SizeSchema.optional(),
   /** Execution policy: memory limit given to containers that set none (`4g`). */
   defaultTaskMemory: SizeSchema.optional(),
+  /**
+   * Base URL of this node's Ollama server (the `ollama` client does not read OLLAMA_HOST, so it is
+   * set here); `off` or empty = do not look for one.
+   */
+  ollamaUrl: z.string().default('http://127.0.0.1:11434').transform((v, ctx) => {
+    if (v === '' || v === 'off') return undefined;
+    try {
+      const u = new URL(v);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
+      return v.replace(/\/+$/, '');
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `"${v}" is not an http(s) URL (e.g. http://127.0.0.1:11434), or "off"` });
+      return z.NEVER;
+    }
+  }),
   /** Execution policy: commands exec tasks may run (argv[0]; comma separated in env and flags); empty = any. */
   execAllowlist: z.union([z.array(z.string()), z.string()]).transform((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v)).default([]),
 });

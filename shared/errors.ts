@@ -29,6 +29,10 @@ export type ErrorCode =
   | 'NODE_RESTARTED'
   | 'RATE_LIMITED'
   | 'POLICY_DENIED'
+  /** The Ollama server has no such model (its HTTP 404). */
+  | 'MODEL_NOT_FOUND'
+  /** The Ollama server answered with an error (its message is kept). */
+  | 'OLLAMA_ERROR'
   | 'INTERNAL';
 
 /** An error with a stable code and optional structured details (e.g. per-node rejections). */

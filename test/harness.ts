@@ -24,6 +24,9 @@ export const ISOLATED_ENV: NodeJS.ProcessEnv = (() => {
     XDG_DATA_HOME: mkdtempSync(join(tmpdir(), 'cutter-test-data-')),
   };
   for (const k of Object.keys(env)) if (k.startsWith('CUTTER_') && k !== 'CUTTER_REQUIRE_DOCKER') delete env[k];
+  // No test reaches for a real Ollama or binds Ollama's port unless it asks (--ollama-url, --ollama-port).
+  env.CUTTER_OLLAMA_URL = 'off';
+  env.CUTTER_OLLAMA_API = 'false';
   return env;
 })();
 

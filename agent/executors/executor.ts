@@ -1,5 +1,5 @@
 /**
- * The one interface every executor (docker, exec, later ollama) implements, after Nomad's driver
+ * The one interface every executor (docker, exec, ollama) implements, after Nomad's driver
  * plugin (`plugins/drivers/driver.go`): `probe()` feeds the node's capacity, `start()` returns a
  * handle whose output and progress stream out through the context, `stop(grace)` cancels, and the
  * optional `recover()` (Nomad's RecoverTask) re-adopts what survived an agent restart.
@@ -21,6 +21,11 @@ export interface ExecutorContext {
   output(stream: 'stdout' | 'stderr', chunk: Buffer): void;
   /** Long preparatory work (image pulls): bytes done / total when known. */
   progress(p: { phase: 'pull' | 'create' | 'start'; message: string; current?: number; total?: number }): void;
+  /**
+   * Structured output (ollama: each response object of Ollama's stream, verbatim); the agent
+   * batches them by time into `chunks` events. Absent in contexts that take only raw output.
+   */
+  chunk?(obj: Record<string, unknown>): void;
   /** The workload is running now; `ref` is the container id or pid. */
   started(ref: string): void;
 }

@@ -7,6 +7,7 @@ import { AgentConfigSchema, ServerConfigSchema, loadConfig, type ServerConfig } 
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { setDefaultTls } from '../../shared/mqtt.js';
+import { loadPlacementFile } from '../../shared/ollama.js';
 
 /** Stops cleanly on SIGINT/SIGTERM; a second signal exits at once. */
 function onShutdown(log: Logger, stop: () => Promise<void>): void {
@@ -63,6 +64,32 @@ function listenerSettings(cfg: ServerConfig) {
   return { tls, ws };
 }
 
+/**
+ * Starts the Ollama-compatible API with the controller's own broker credentials. A taken port is
+ * logged, not fatal: the mesh runs without the API (a local Ollama often holds 11434).
+ */
+async function startOllamaApi(cfg: ServerConfig, conn: { broker: string; username?: string; password?: string }, log: Logger) {
+  const { OllamaApi } = await import('../../controller/ollama-api/server.js');
+  const api = new OllamaApi({
+    host: cfg.ollamaHost,
+    port: cfg.ollamaPort,
+    log,
+    mqtt: { ...cfg, broker: conn.broker, username: conn.username, password: conn.password, timeoutMs: 10_000 },
+  });
+  try {
+    await api.start();
+    return api;
+  } catch (err) {
+    const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+    log.error(
+      { err: errorMessage(err), host: cfg.ollamaHost, port: cfg.ollamaPort },
+      inUse ? `Ollama-compatible API not started: ${cfg.ollamaHost}:${cfg.ollamaPort} is taken (an Ollama on this machine? use --ollama-port)` : 'Ollama-compatible API not started',
+    );
+    await api.stop().catch(() => undefined);
+    return undefined;
+  }
+}
+
 export function registerDaemons(program: Command): void {
   withDaemonOptions(program.command('server'))
     .description('run the embedded MQTT broker and the controller')
@@ -82,9 +109,14 @@ export function registerDaemons(program: Command): void {
     .option('--tls-client-cert', 'require a client certificate signed by --tls-ca on TLS listeners (tokens still apply)')
     .option('--ws-port <port>', 'also listen for MQTT over WebSocket on this port, path /mqtt (off by default)')
     .option('--ws-tls', 'serve the WebSocket listener as wss:// with --tls-cert')
+    .option('--no-ollama-api', 'do not serve the Ollama-compatible HTTP API')
+    .option('--ollama-host <addr>', 'address of the Ollama-compatible API (default 127.0.0.1: it has no authentication)')
+    .option('--ollama-port <port>', 'port of the Ollama-compatible API (default 11434)')
+    .option('--ollama-placement <file>', 'YAML or JSON rules pinning models to nodes')
     .action(async (flags) => {
       let cfg;
       let listeners;
+      let modelRules;
       try {
         cfg = loadConfig(
           ServerConfigSchema,
@@ -108,12 +140,17 @@ export function registerDaemons(program: Command): void {
             tlsClientCert: flags.tlsClientCert,
             wsPort: flags.wsPort,
             wsTls: flags.wsTls,
+            ollamaApi: flags.ollamaApi === false ? false : flags.ollamaPort !== undefined ? true : undefined,
+            ollamaHost: flags.ollamaHost,
+            ollamaPort: flags.ollamaPort,
+            ollamaPlacement: flags.ollamaPlacement,
             ...clientTlsFlags(flags),
           },
           process.env,
           flags.config,
         );
         listeners = listenerSettings(cfg);
+        modelRules = cfg.ollamaPlacement ? loadPlacementFile(cfg.ollamaPlacement).rules : undefined;
       } catch (err) {
         fatal(err);
       }
@@ -159,7 +196,10 @@ export function registerDaemons(program: Command): void {
           });
           url = `mqtt://127.0.0.1:${broker.internalPort}`;
         }
+        let apiClientId: string | undefined;
         const controller = new Controller({
+          modelRules,
+          exemptFromRateLimit: (who) => who === 'controller:internal' || (apiClientId !== undefined && who === apiClientId),
           identities,
           audit,
           submitsPerMinute: cfg.submitsPerMinute,
@@ -179,7 +219,10 @@ export function registerDaemons(program: Command): void {
         controllerRef = controller;
         await controller.start();
         await broker?.listen();
+        const ollamaApi = cfg.ollamaApi ? await startOllamaApi(cfg, { broker: url, username, password }, log) : undefined;
+        apiClientId = ollamaApi?.clientId;
         onShutdown(log, async () => {
+          await ollamaApi?.stop();
           await controller.stop();
           await broker?.close();
         });
@@ -202,6 +245,7 @@ export function registerDaemons(program: Command): void {
     .option('--max-task-memory <size>', 'policy: largest container memory limit accepted; containers must set one')
     .option('--default-task-memory <size>', 'policy: memory limit for containers that set none')
     .option('--labels <k=v,…>', 'labels for placement')
+    .option('--ollama-url <url>', 'this node\'s Ollama server, or "off" (default http://127.0.0.1:11434)')
     .option('--heartbeat <ms>', 'heartbeat interval, ms (default 1000)')
     .option('--keepalive <s>', 'MQTT keepalive, seconds (default 2)')
     .option('--lost-after <duration>', 'how long this node may be disconnected before its tasks are rescheduled, e.g. 10m (default 0)')
@@ -228,6 +272,7 @@ export function registerDaemons(program: Command): void {
             maxTaskMemory: flags.maxTaskMemory,
             defaultTaskMemory: flags.defaultTaskMemory,
             execAllowlist: flags.execAllowlist,
+            ollamaUrl: flags.ollamaUrl,
             prefix: flags.prefix,
             logLevel: flags.logLevel,
             ...clientTlsFlags(flags),

@@ -33,6 +33,7 @@ export function rejectReason(n: NodeSnapshot, req: PlacementRequest, now: number
 
   if (!s.offer.executors.includes(req.kind)) {
     if (req.kind === 'docker') return `no Docker engine${s.capacity.docker.error ? ` (${s.capacity.docker.error})` : ''}`;
+    if (req.kind === 'ollama') return `no Ollama server${s.capacity.ollama?.error ? ` (${s.capacity.ollama.error})` : ''}`;
     return 'does not run exec tasks (start its agent with --allow-exec)';
   }
   const busy = s.running.length + n.reservedTasks;

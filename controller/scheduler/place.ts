@@ -5,15 +5,19 @@
  *   2. every candidate is checked (feasibility.ts); rejected ones keep their reason;
  *   3. the feasible ones are ranked by the headroom they would have left: most for `spread`
  *      (default), least for `binpack`; ties go to the lexically first node id.
+ * Ollama tasks (ollama.ts) first pass the placement file's rule for their model (unless a node is
+ * named), then rank by where the model stands (loaded > on disk > must pull), then by fewest
+ * requests in flight, then by headroom as above.
  */
 import { compareIds } from '../../shared/topics.js';
 import { formatBytes } from '../../shared/units.js';
 import { freeMemory, rejectReason } from './feasibility.js';
+import { describeRule, inFlight, modelSize, modelTier, ruleFor, TIER_NAMES, type ModelTier } from './ollama.js';
 import type { ClusterSnapshot, Placement, PlacementRequest, Rejection } from './snapshot.js';
 
 export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placement {
   const wanted = req.requirements.node;
-  const candidates = wanted ? snapshot.nodes.filter((n) => n.node === wanted) : [...snapshot.nodes];
+  let candidates = wanted ? snapshot.nodes.filter((n) => n.node === wanted) : [...snapshot.nodes];
   if (wanted && candidates.length === 0) {
     const known = snapshot.nodes.map((n) => n.node).sort(compareIds);
     return {
@@ -27,24 +31,42 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
   }
 
   const rejections: Rejection[] = [];
-  const feasible: { node: string; freeAfter: number }[] = [];
+  const size = req.ollama ? modelSize(snapshot.nodes, req.ollama.model) : null;
+  const rule = req.ollama && !wanted ? ruleFor(snapshot.modelRules, req.ollama.model, size) : null;
+  if (rule) {
+    const allowed = new Set(rule.rule.nodes);
+    for (const n of candidates) if (!allowed.has(n.node)) rejections.push({ node: n.node, reason: `${describeRule(rule.rule, rule.index)} sends ${req.ollama!.model} elsewhere` });
+    candidates = candidates.filter((n) => allowed.has(n.node));
+  }
+  const feasible: { node: string; freeAfter: number; tier: ModelTier; inFlight: number }[] = [];
   for (const n of candidates) {
-    const reason = rejectReason(n, req, snapshot.now);
+    let reason = rejectReason(n, req, snapshot.now);
+    let tier: ModelTier = 0;
+    if (!reason && req.ollama) {
+      const t = modelTier(n, req.ollama, size);
+      if ('reason' in t) reason = t.reason;
+      else tier = t.tier;
+    }
     if (reason) rejections.push({ node: n.node, reason });
-    else feasible.push({ node: n.node, freeAfter: freeMemory(n) - req.requirements.memory });
+    else feasible.push({ node: n.node, freeAfter: freeMemory(n) - req.requirements.memory, tier, inFlight: req.ollama ? inFlight(n) : 0 });
   }
   rejections.sort((a, b) => compareIds(a.node, b.node));
 
   if (feasible.length === 0) {
     const need = req.requirements.memory ? ` needing ${formatBytes(req.requirements.memory)}` : '';
-    return { ok: false, rejections, message: `no node can take this ${req.kind} task${need} now` };
+    const what = req.ollama ? `ollama ${req.ollama.op} of ${req.ollama.model}` : `${req.kind} task`;
+    return { ok: false, rejections, message: `no node can take this ${what}${need} now` };
   }
   const sign = snapshot.policy === 'binpack' ? 1 : -1;
-  feasible.sort((a, b) => sign * (a.freeAfter - b.freeAfter) || compareIds(a.node, b.node));
+  feasible.sort((a, b) => a.tier - b.tier || a.inFlight - b.inFlight || sign * (a.freeAfter - b.freeAfter) || compareIds(a.node, b.node));
   const best = feasible[0];
-  const how = wanted
+  let how = wanted
     ? 'requested with --node'
     : `${snapshot.policy === 'binpack' ? 'least' : 'most'} headroom of ${feasible.length} feasible node${feasible.length > 1 ? 's' : ''}, ${snapshot.policy}`;
+  if (req.ollama && req.ollama.op !== 'pull') {
+    const same = feasible.filter((f) => f.tier === best.tier).length;
+    how = `model ${TIER_NAMES[best.tier]}${same > 1 ? ` (1 of ${same} such nodes, ${best.inFlight} request${best.inFlight === 1 ? '' : 's'} in flight)` : ''}${rule ? `, ${describeRule(rule.rule, rule.index)}` : ''}; ${how}`;
+  }
   return {
     ok: true,
     node: best.node,

@@ -2,7 +2,8 @@
  * The scheduler's input: a frozen picture of the cluster. Built by the controller's registry,
  * consumed by `place()`; nothing in here talks to the network.
  */
-import type { NodeStatus, Requirements, TaskKind } from '../../shared/schemas/index.js';
+import type { PlacementRule } from '../../shared/ollama.js';
+import type { NodeStatus, OllamaOp, Requirements, TaskKind } from '../../shared/schemas/index.js';
 
 /** One node as the scheduler sees it. */
 export interface NodeSnapshot {
@@ -26,12 +27,16 @@ export interface ClusterSnapshot {
   nodes: readonly NodeSnapshot[];
   /** spread = most headroom left (default); binpack = least headroom left. */
   policy: 'spread' | 'binpack';
+  /** The Ollama placement file's rules (first match applies; an explicit node overrides them). */
+  modelRules?: readonly PlacementRule[];
 }
 
 /** What a task needs. */
 export interface PlacementRequest {
   kind: TaskKind;
   requirements: Requirements;
+  /** For ollama tasks: the operation, the model, and whether the node may pull it first. */
+  ollama?: { op: OllamaOp; model: string; pull: boolean };
 }
 
 /** A node ruled out, with the reason the user sees (one line per node). */

@@ -39,6 +39,10 @@ export const OllamaModelSchema = z.object({
   parameterSize: z.string().max(32).optional(),
   /** e.g. `Q4_0`, `Q4_K_M`. */
   quantization: z.string().max(32).optional(),
+  /** `modified_at` (RFC 3339). */
+  modifiedAt: z.string().max(64).optional(),
+  /** `details.format`, e.g. `gguf`. */
+  format: z.string().max(32).optional(),
 });
 
 /**
@@ -97,6 +101,8 @@ export const RunningTaskSchema = z.object({
   taskId: IdSchema,
   attempt: z.number().int().positive(),
   memory: Bytes,
+  /** The task's kind (the scheduler balances ollama requests by how many each node has in flight). */
+  kind: z.enum(['docker', 'exec', 'ollama']).optional(),
 });
 
 export const NodeStateSchema = z.enum(['online', 'draining', 'offline']);

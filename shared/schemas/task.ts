@@ -36,16 +36,21 @@ export const ExecSpecSchema = z.object({
 
 /**
  * A request to the node's Ollama server (Ollama docs/api.md): `generate` (POST /api/generate),
- * `chat` (POST /api/chat), `embed` (POST /api/embed) or `pull` (POST /api/pull). `request` is that
- * endpoint's JSON body as the caller gave it (prompt, messages, options, format, keep_alive …);
- * the agent sets `model` and `stream` itself and streams Ollama's response objects back verbatim
- * as `chunks` events.
+ * `chat` (POST /api/chat), `embed` (POST /api/embed), `pull` (POST /api/pull) or `show`
+ * (POST /api/show). `request` is that endpoint's JSON body as the caller gave it (prompt,
+ * messages, options, format, keep_alive …); the agent sets `model` and `stream` itself and streams
+ * Ollama's response objects back verbatim as `chunks` events.
  */
 export const OllamaSpecSchema = z.object({
   kind: z.literal('ollama'),
-  op: z.enum(['generate', 'chat', 'embed', 'pull']),
+  op: z.enum(['generate', 'chat', 'embed', 'pull', 'show']),
   model: z.string().min(1).max(256),
   request: z.record(z.string(), z.unknown()).default({}),
+  /**
+   * The node may pull the model first when it does not have it (what `ollama run` does); the
+   * scheduler then also considers nodes without the model whose free memory fits it.
+   */
+  pull: z.boolean().default(false),
 });
 
 export const TaskSpecSchema = z.discriminatedUnion('kind', [DockerSpecSchema, ExecSpecSchema, OllamaSpecSchema]);

@@ -1,0 +1,166 @@
+/**
+ * The ollama executor: runs generate, chat, embed, pull and show requests against the node's
+ * Ollama server through the official `ollama` npm client (ollama-js 0.6), and feeds the node's
+ * heartbeat with what that server has (`inventory()`).
+ *
+ * Facts it relies on (../shared/reference/protocol-facts.md §2.8, from ollama-js `src/browser.ts`,
+ * `src/utils.ts`):
+ * - the client does not read `OLLAMA_HOST`: the URL is always passed in (`--ollama-url`);
+ * - its default is `stream: false`, so streaming is asked for explicitly; a stream ends with a
+ *   `done: true` part (generate/chat) or `status: "success"` (pull);
+ * - HTTP errors throw `ResponseError` with `status_code` (404 = model not found); an `{"error"}`
+ *   line inside a stream throws a plain Error;
+ * - non-streaming calls take no abort signal, so each task gets its own client whose `fetch`
+ *   carries the task's AbortSignal: a cancel aborts any request, streamed or not.
+ */
+import { Ollama } from 'ollama';
+import { CutterError, errorMessage } from '../../shared/errors.js';
+import type { OllamaInfo, OllamaSpec } from '../../shared/schemas/index.js';
+import type { Executor, ExecutorContext, ExecutorProbe, Outcome, TaskHandle } from './executor.js';
+
+/** Longest wait for the small inventory calls (version, tags, ps), ms. */
+const PROBE_TIMEOUT_MS = 2_000;
+
+type Json = Record<string, unknown>;
+
+/** A CutterError for what the Ollama client threw (ResponseError carries the HTTP status). */
+function toCutterError(err: unknown, url: string): CutterError {
+  if (err instanceof CutterError) return err;
+  const e = err as { name?: string; status_code?: number; error?: string; cause?: { code?: string } };
+  if (e?.name === 'ResponseError' && e.status_code === 404) return new CutterError('MODEL_NOT_FOUND', e.error ?? errorMessage(err));
+  if (e?.name === 'ResponseError') return new CutterError('OLLAMA_ERROR', `Ollama answered ${e.status_code}: ${e.error ?? errorMessage(err)}`);
+  if (e?.cause?.code === 'ECONNREFUSED' || /fetch failed/.test(errorMessage(err))) {
+    return new CutterError('EXECUTOR_UNAVAILABLE', `Ollama at ${url} is not reachable (${e?.cause?.code ?? errorMessage(err)})`);
+  }
+  return new CutterError('OLLAMA_ERROR', errorMessage(err));
+}
+
+/** `fetch` bound to an AbortSignal and a timeout, for a client that otherwise cannot be cancelled. */
+function fetchWith(signal: AbortSignal, timeoutMs?: number): typeof fetch {
+  return (input, init) => {
+    const signals = [signal, ...(init?.signal ? [init.signal] : []), ...(timeoutMs ? [AbortSignal.timeout(timeoutMs)] : [])];
+    return fetch(input, { ...init, signal: AbortSignal.any(signals) });
+  };
+}
+
+export class OllamaExecutor implements Executor<OllamaSpec> {
+  readonly kind = 'ollama' as const;
+
+  /** @param url base URL of the node's Ollama server, e.g. `http://127.0.0.1:11434`. */
+  constructor(readonly url: string) {}
+
+  private client(signal: AbortSignal, timeoutMs?: number): Ollama {
+    return new Ollama({ host: this.url, fetch: fetchWith(signal, timeoutMs) });
+  }
+
+  /** Asks `/api/version`. Never throws. */
+  async probe(): Promise<ExecutorProbe> {
+    try {
+      const { version } = await this.client(new AbortController().signal, PROBE_TIMEOUT_MS).version();
+      return { available: true, version };
+    } catch (err) {
+      return { available: false, error: toCutterError(err, this.url).message };
+    }
+  }
+
+  /**
+   * What the node's Ollama has: version, pulled models (`/api/tags`) and loaded ones (`/api/ps`),
+   * sizes in bytes. Never throws: an unreachable server gives `{available: false, error}`.
+   */
+  async inventory(): Promise<OllamaInfo> {
+    const client = this.client(new AbortController().signal, PROBE_TIMEOUT_MS);
+    try {
+      const [{ version }, tags, ps] = await Promise.all([client.version(), client.list(), client.ps()]);
+      return {
+        available: true,
+        version: String(version).slice(0, 50),
+        models: tags.models.slice(0, 2_000).map((m) => ({
+          name: String(m.name).slice(0, 256),
+          size: Math.max(0, Math.round(Number(m.size) || 0)),
+          ...(m.digest ? { digest: String(m.digest).slice(0, 128) } : {}),
+          ...(m.details?.family ? { family: String(m.details.family).slice(0, 64) } : {}),
+          ...(m.details?.parameter_size ? { parameterSize: String(m.details.parameter_size).slice(0, 32) } : {}),
+          ...(m.details?.quantization_level ? { quantization: String(m.details.quantization_level).slice(0, 32) } : {}),
+          ...(m.modified_at ? { modifiedAt: String(m.modified_at).slice(0, 64) } : {}),
+          ...(m.details?.format ? { format: String(m.details.format).slice(0, 32) } : {}),
+        })),
+        loaded: ps.models.slice(0, 200).map((m) => ({
+          name: String(m.name).slice(0, 256),
+          size: Math.max(0, Math.round(Number(m.size) || 0)),
+          sizeVram: Math.max(0, Math.round(Number(m.size_vram) || 0)),
+          ...(m.expires_at ? { expiresAt: String(m.expires_at).slice(0, 64) } : {}),
+        })),
+      };
+    } catch (err) {
+      return { available: false, error: toCutterError(err, this.url).message.slice(0, 500), models: [], loaded: [] };
+    }
+  }
+
+  start(spec: OllamaSpec, ctx: ExecutorContext): TaskHandle {
+    const abort = new AbortController();
+    let cancelled = false;
+    const done = this.run(spec, ctx, abort.signal).catch((err) => {
+      if (cancelled) throw new CutterError('CANCELLED', 'cancelled');
+      throw toCutterError(err, this.url);
+    });
+    return {
+      done: done.then((o) => ({ ...o, cancelled })),
+      stop: async () => {
+        cancelled = true;
+        abort.abort();
+        await done.catch(() => undefined);
+      },
+    };
+  }
+
+  private async run(spec: OllamaSpec, ctx: ExecutorContext, signal: AbortSignal): Promise<Outcome> {
+    const client = this.client(signal);
+    const chunk = (part: unknown) => ctx.chunk?.(part as Json);
+    if ((spec.op === 'generate' || spec.op === 'chat' || spec.op === 'embed') && spec.pull) {
+      const have = await client.list();
+      if (!have.models.some((m) => m.name === spec.model || m.model === spec.model)) await this.pull(client, spec.model, ctx, false);
+    }
+    const startedAt = Date.now();
+    ctx.started(`${spec.op} ${spec.model}`);
+    const body = { ...spec.request, model: spec.model };
+    switch (spec.op) {
+      case 'generate':
+        for await (const part of await client.generate({ ...(body as object), stream: true } as never)) chunk(part);
+        break;
+      case 'chat':
+        for await (const part of await client.chat({ ...(body as object), stream: true } as never)) chunk(part);
+        break;
+      case 'embed':
+        chunk(await client.embed(body as never));
+        break;
+      case 'show':
+        chunk(await client.show(body as never));
+        break;
+      case 'pull':
+        await this.pull(client, spec.model, ctx, true);
+        break;
+    }
+    return { exitCode: 0, oomKilled: false, cancelled: false, startedAt, finishedAt: Date.now() };
+  }
+
+  /** Pulls a model, reporting progress (bytes) and, when `asOutput`, each status record as a chunk. */
+  private async pull(client: Ollama, model: string, ctx: ExecutorContext, asOutput: boolean): Promise<void> {
+    ctx.progress({ phase: 'pull', message: `pulling ${model}` });
+    let lastStatus = '';
+    let lastAt = 0;
+    for await (const part of await client.pull({ model, stream: true })) {
+      if (asOutput) ctx.chunk?.(part as unknown as Json);
+      // Ollama sends many records a second while downloading: progress goes out on a new status or every 250 ms.
+      const now = Date.now();
+      if (part.status === lastStatus && now - lastAt < 250) continue;
+      lastStatus = part.status;
+      lastAt = now;
+      ctx.progress({
+        phase: 'pull',
+        message: String(part.status ?? '').slice(0, 1_000),
+        ...(typeof part.completed === 'number' ? { current: Math.max(0, Math.round(part.completed)) } : {}),
+        ...(typeof part.total === 'number' ? { total: Math.max(0, Math.round(part.total)) } : {}),
+      });
+    }
+  }
+}

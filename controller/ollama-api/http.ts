@@ -1,0 +1,107 @@
+/**
+ * Small HTTP helpers for the Ollama-compatible API: JSON bodies in, JSON / NDJSON / SSE out, and
+ * the error shapes Ollama uses (`{"error": "…"}` with 400/404/500; `docs/api/errors.mdx`).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CutterError } from '../../shared/errors.js';
+
+/** Largest request body accepted, bytes (images travel base64 inside chat requests). */
+export const MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+/** An error with the HTTP status it maps to. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Reads and parses a JSON object body.
+ * @throws HttpError 400 (not JSON, not an object) or 413 (over MAX_BODY_BYTES).
+ */
+export async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`);
+    parts.push(chunk as Buffer);
+  }
+  if (size === 0) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.concat(parts).toString('utf8'));
+  } catch (err) {
+    throw new HttpError(400, (err as Error).message);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HttpError(400, 'request body must be a JSON object');
+  return value as Record<string, unknown>;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** HTTP status for a mesh error: Ollama's 404 for a missing model, 503 when no node can serve, else 500. */
+export function statusOf(err: unknown): number {
+  if (err instanceof HttpError) return err.status;
+  if (err instanceof CutterError) {
+    switch (err.code) {
+      case 'MODEL_NOT_FOUND':
+        return 404;
+      case 'INVALID_REQUEST':
+      case 'INVALID_ARGUMENT':
+        return 400;
+      case 'NO_FIT':
+      case 'NO_CONTROLLER':
+      case 'EXECUTOR_UNAVAILABLE':
+      case 'RATE_LIMITED':
+        return 503;
+      case 'CANCELLED':
+        return 499;
+      default:
+        return 500;
+    }
+  }
+  return 500;
+}
+
+/**
+ * A streamed response whose status is decided by its first write: headers go out with the first
+ * line (200) or, when the run fails before anything was written, as a plain error response.
+ */
+export class LineStream {
+  private started = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly contentType: string,
+  ) {}
+
+  get hasStarted(): boolean {
+    return this.started;
+  }
+
+  /** Writes one chunk of text (a line or an SSE event), sending the headers first. */
+  write(text: string): void {
+    if (this.res.destroyed) return;
+    if (!this.started) {
+      this.started = true;
+      this.res.writeHead(200, { 'content-type': this.contentType, 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+      this.res.flushHeaders();
+    }
+    this.res.write(text);
+  }
+
+  end(text = ''): void {
+    if (this.res.destroyed) return;
+    if (!this.started) this.write(text);
+    else if (text) this.res.write(text);
+    this.res.end();
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * The server's Ollama-compatible HTTP API (default 127.0.0.1:11434, Ollama's own default bind):
+ * any Ollama or OpenAI client pointed at the server reaches the node that holds the model. Every
+ * generation, chat, embedding, pull and show runs as an ollama task (visible in `cutter tasks`);
+ * when the HTTP client disconnects, the task is cancelled on its node.
+ *
+ * Like Ollama, the API has no authentication of its own: bind it to a private address
+ * (`--ollama-host`) or put it behind a proxy that checks callers.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { CliConfig } from '../../shared/config.js';
+import { errorMessage } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import { sendJson, statusOf } from './http.js';
+import { MeshGateway } from './mesh.js';
+import { handleNative } from './native.js';
+import { handleOpenAi } from './openai.js';
+
+export interface OllamaApiOptions {
+  host: string;
+  /** TCP port; 0 = any free port. */
+  port: number;
+  /** How the API's MQTT client reaches the broker (URL, credentials, prefix). */
+  mqtt: CliConfig;
+  log: Logger;
+}
+
+export class OllamaApi {
+  private server?: Server;
+  private mesh?: MeshGateway;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: OllamaApiOptions) {
+    this.log = opts.log.child({ component: 'ollama-api' });
+  }
+
+  /** The port it listens on (after start). */
+  get port(): number {
+    return (this.server?.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  /** The MQTT client id it submits tasks with (after start). */
+  get clientId(): string | undefined {
+    return this.mesh?.clientId;
+  }
+
+  /**
+   * Connects to the mesh, then listens.
+   * @throws Error EADDRINUSE when the port is taken (often by a local Ollama: use --ollama-port).
+   */
+  async start(): Promise<void> {
+    this.mesh = await MeshGateway.connect(this.opts.mqtt, this.log);
+    const mesh = this.mesh;
+    this.server = createServer((req, res) => {
+      const abort = new AbortController();
+      // The client went away before the answer was complete: cancel the task on its node.
+      res.on('close', () => {
+        if (!res.writableFinished) abort.abort();
+      });
+      const path = (req.url ?? '/').split('?')[0];
+      const t0 = performance.now();
+      void (async () => {
+        try {
+          if (await handleOpenAi(req, res, path, mesh, abort.signal)) return;
+          if (await handleNative(req, res, path, { mesh, signal: abort.signal })) return;
+          res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+          res.end('404 page not found');
+        } catch (err) {
+          const status = statusOf(err);
+          if (status >= 500) this.log.warn({ path, err: errorMessage(err) }, 'request failed');
+          if (!res.headersSent && !res.destroyed) sendJson(res, status, { error: errorMessage(err) });
+          else if (!res.destroyed) res.end();
+        } finally {
+          this.log.debug({ method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - t0), aborted: abort.signal.aborted }, 'request');
+        }
+      })();
+    });
+    this.server.keepAliveTimeout = 65_000;
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.opts.port, this.opts.host, () => {
+        this.server!.off('error', reject);
+        resolve();
+      });
+    });
+    this.log.info({ host: this.opts.host, port: this.port }, 'Ollama-compatible API listening');
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await this.mesh?.close();
+  }
+}
