@@ -316,6 +316,15 @@ export class Agent {
     void this.refreshProbes();
   }
 
+  /**
+   * Publishes the status at once (a task came or went) with the last probed capacity; the probes
+   * are left to the heartbeat, so starting a task costs no systeminformation or Ollama round trip.
+   */
+  private announce(): void {
+    if (this.closed) return;
+    this.publishStatus(this.stopping ? 'draining' : 'online').catch((err) => this.log.warn({ err: errorMessage(err) }, 'status update failed'));
+  }
+
   /** Re-probes the host and Docker, one refresh at a time. */
   private async refreshProbes(): Promise<void> {
     if (this.probing) return;
@@ -393,7 +402,7 @@ export class Agent {
   /** The context a task's executor streams into, and the batcher behind its output. */
   private prepare(task: RunningTask): { ctx: ExecutorContext; batcher: Batcher } {
     const output = new OutputBatcher((stream, data) => void this.publishEvent(task, { type: 'log', stream, data }).catch(() => undefined));
-    const chunks = new ChunkBatcher((list) => void this.publishEvent(task, { type: 'chunks', chunks: list }).catch(() => undefined));
+    const chunks = new ChunkBatcher((list) => this.publishEvent(task, { type: 'chunks', chunks: list }).catch(() => undefined));
     const batcher: Batcher = {
       end: () => {
         chunks.end();
@@ -443,7 +452,7 @@ export class Agent {
     const key = keyOf(task.taskId, task.attempt);
     if (this.running.get(key) === task) this.running.delete(key);
     task.markEnded();
-    void this.heartbeat();
+    this.announce();
   }
 
   /**
@@ -572,7 +581,7 @@ export class Agent {
 
     this.running.set(key, task);
     await this.publishEvent(task, { type: 'accepted' });
-    void this.heartbeat();
+    this.announce();
     this.log.info({ taskId: a.taskId, attempt: a.attempt, kind: a.spec.kind }, 'task accepted');
 
     // The new attempt starts once the stale ones have stopped (bounded by their grace), so the two never run together.

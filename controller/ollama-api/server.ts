@@ -52,7 +52,7 @@ export class OllamaApi {
   async start(): Promise<void> {
     this.mesh = await MeshGateway.connect(this.opts.mqtt, this.log);
     const mesh = this.mesh;
-    this.server = createServer((req, res) => {
+    this.server = createServer({ noDelay: true }, (req, res) => {
       const abort = new AbortController();
       // The client went away before the answer was complete: cancel the task on its node.
       res.on('close', () => {

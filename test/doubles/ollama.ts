@@ -48,6 +48,12 @@ export interface OllamaDoubleOptions {
   tokenDelayMs?: number;
   /** Bytes of VRAM a loaded model gets (the double has no GPU: 0). */
   vram?: number;
+  /**
+   * Benchmarks only: add `sent_at_ms` (performance.timeOrigin + performance.now(), fractional ms)
+   * to each streamed chunk when it is written, so a client in the same process can measure each
+   * chunk's latency. Not an Ollama field; clients pass unknown fields through.
+   */
+  stamp?: boolean;
 }
 
 /** One request the double served. */
@@ -236,7 +242,8 @@ export class OllamaDouble {
     for (const tok of tokens) {
       if (this.opts.tokenDelayMs) await sleep(this.opts.tokenDelayMs);
       if (res.destroyed) return;
-      if (!res.write(`${JSON.stringify({ model, created_at: created(), ...piece(tok), done: false })}\n`)) {
+      const stamp = this.opts.stamp ? { sent_at_ms: performance.timeOrigin + performance.now() } : {};
+      if (!res.write(`${JSON.stringify({ model, created_at: created(), ...piece(tok), done: false, ...stamp })}\n`)) {
         await new Promise((r) => res.once('drain', r));
       }
     }
