@@ -67,7 +67,9 @@ export class MeshGateway {
     const t = self.t;
     const raw = client.mqtt;
     raw.on('message', (topic, payload) => self.onMessage(topic, payload));
-    await raw.subscribeAsync([t.nodeStatus('+'), t.taskEvents('+'), t.taskState('+')], { qos: 1 });
+    // Task events at QoS 0: the API sits beside the broker on loopback, and a stream whose client
+    // connection breaks is lost anyway; it saves a PUBACK per chunk batch. States stay QoS 1.
+    await raw.subscribeAsync({ [t.taskEvents('+')]: { qos: 0 }, [t.nodeStatus('+')]: { qos: 1 }, [t.taskState('+')]: { qos: 1 } });
     return self;
   }
 

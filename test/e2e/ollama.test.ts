@@ -13,7 +13,7 @@ import { Ollama } from 'ollama';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OllamaDouble } from '../doubles/ollama.js';
-import { cli, eventually, freePort, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
+import { CUTTER, ISOLATED_ENV, cli, eventually, freePort, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
 
 const GiB = 1024 ** 3;
 
@@ -225,6 +225,39 @@ describe('Ollama across the mesh', () => {
     const missing = await cli(['ollama', 'pull', 'no-such-model', '--node', 'pi'], { broker: url });
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/file does not exist/);
+  });
+
+  it('pulls through the API as Ollama streams a pull (status records, then success)', async () => {
+    const statuses: string[] = [];
+    for await (const part of await ollama().pull({ model: 'tinyllama', stream: true })) statuses.push(part.status);
+    expect(statuses[0]).toBe('pulling manifest');
+    expect(statuses.at(-1)).toBe('success');
+    expect(statuses).toContain('verifying sha256 digest');
+    await expect((async () => {
+      for await (const _ of await ollama().pull({ model: 'no-such-model', stream: true }));
+    })()).rejects.toThrow(/file does not exist/);
+  });
+
+  it('chats interactively on a terminal, keeping the history, until /bye', async () => {
+    // `script` gives the CLI a pseudo-terminal, so it sees a TTY on stdin as a user's shell would.
+    const { spawn } = await import('node:child_process');
+    const child = spawn('script', ['-qfec', `${process.execPath} ${CUTTER} ollama run phi3 --broker ${url}`, '/dev/null'], { env: ISOLATED_ENV });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const waitFor = (re: RegExp) => eventually(() => re.test(out), 15_000);
+    await waitFor(/>>> /);
+    child.stdin.write('first question\n');
+    await waitFor(/echo: first question[\s\S]*>>> /);
+    child.stdin.write('second one\n');
+    await waitFor(/echo: second one[\s\S]*>>> [\s\S]*$/);
+    child.stdin.write('/bye\n');
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    expect(code).toBe(0);
+    // The second turn carried the first question and answer: the node saw the whole conversation.
+    const chats = nbOllama.requests.filter((r) => r.path === '/api/chat' && JSON.stringify(r.body).includes('second one'));
+    expect(chats).toHaveLength(1);
+    expect((chats[0].body!.messages as { role: string; content: string }[]).map((m) => m.role)).toEqual(['user', 'assistant', 'user']);
+    expect((chats[0].body!.messages as { content: string }[])[1].content).toBe('echo: first question');
   });
 
   it('ends a stream with a clean error when the node serving it dies', async () => {
