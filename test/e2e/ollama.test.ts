@@ -25,7 +25,11 @@ describe('Ollama across the mesh', () => {
   let notebook: Daemon;
   const piOllama = new OllamaDouble({
     version: '0.12.6',
-    models: [{ name: 'gemma2:2b', size: 1_600_000_000, family: 'gemma2', parameterSize: '2.6B', quantization: 'Q4_0' }],
+    models: [
+      { name: 'gemma2:2b', size: 1_600_000_000, family: 'gemma2', parameterSize: '2.6B', quantization: 'Q4_0' },
+      { name: 'qwen2:0.5b', size: 352_000_000, family: 'qwen2', parameterSize: '494M', quantization: 'Q4_0' },
+    ],
+    loaded: ['qwen2:0.5b'],
     registry: [{ name: 'tinyllama:latest', size: 637_700_000, family: 'llama', parameterSize: '1.1B' }],
     tokenDelayMs: 2,
   });
@@ -35,8 +39,9 @@ describe('Ollama across the mesh', () => {
       { name: 'gemma2:2b', size: 1_600_000_000, family: 'gemma2', parameterSize: '2.6B', quantization: 'Q4_0' },
       { name: 'phi3:latest', size: 2_200_000_000, family: 'phi3', parameterSize: '3.8B', quantization: 'Q4_0' },
       { name: 'llama3:70b', size: 4 * GiB, family: 'llama', parameterSize: '70.6B', quantization: 'Q4_0' },
+      { name: 'qwen2:0.5b', size: 352_000_000, family: 'qwen2', parameterSize: '494M', quantization: 'Q4_0' },
     ],
-    loaded: ['gemma2:2b', 'phi3:latest'],
+    loaded: ['gemma2:2b', 'phi3:latest', 'qwen2:0.5b'],
     tokenDelayMs: 2,
   });
 
@@ -54,7 +59,7 @@ describe('Ollama across the mesh', () => {
     // Both nodes' heartbeats carry their models once the API lists the union.
     await eventually(async () => {
       const tags = (await (await fetch(`${api}/api/tags`)).json()) as { models: { name: string }[] };
-      expect(tags.models.map((m) => m.name)).toEqual(['gemma2:2b', 'llama3:70b', 'phi3:latest']);
+      expect(tags.models.map((m) => m.name)).toEqual(['gemma2:2b', 'llama3:70b', 'phi3:latest', 'qwen2:0.5b']);
       return true;
     });
   }, 60_000);
@@ -75,7 +80,7 @@ describe('Ollama across the mesh', () => {
     expect(llama.size).toBe(4 * GiB);
     expect(llama.details).toMatchObject({ family: 'llama', parameter_size: '70.6B', quantization_level: 'Q4_0', format: 'gguf' });
     const ps = await client.ps();
-    expect(ps.models.map((m) => m.name).sort()).toEqual(['gemma2:2b', 'phi3:latest']);
+    expect(ps.models.map((m) => m.name).sort()).toEqual(['gemma2:2b', 'phi3:latest', 'qwen2:0.5b', 'qwen2:0.5b']);
     expect((await client.version()).version).toBe('0.12.3');
   });
 
@@ -108,6 +113,18 @@ describe('Ollama across the mesh', () => {
     expect(tasks.find((t) => t.summary === 'chat llama3:70b')!.placement).toMatch(/model on disk/);
   });
 
+  it('spreads concurrent requests for a model loaded on both nodes by requests in flight', async () => {
+    const count = () => ({ pi: generatesOn(piOllama).length, nb: generatesOn(nbOllama).length });
+    const before = count();
+    const client = ollama();
+    const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => client.generate({ model: 'qwen2:0.5b', prompt: `q${i}`, options: { num_predict: 100 } })));
+    expect(answers.every((a) => a.done && a.eval_count === 100)).toBe(true);
+    const after = count();
+    expect(after.pi - before.pi + after.nb - before.nb).toBe(6);
+    expect(after.pi - before.pi).toBeGreaterThanOrEqual(2);
+    expect(after.nb - before.nb).toBeGreaterThanOrEqual(2);
+  });
+
   it('streams chat chunk by chunk as NDJSON, with the final chunk’s metrics', async () => {
     const parts: { message: { content: string }; done: boolean; done_reason?: string; eval_count?: number }[] = [];
     for await (const part of await ollama().chat({ model: 'phi3', messages: [{ role: 'user', content: 'one two three four' }], stream: true })) parts.push(part);
@@ -136,7 +153,7 @@ describe('Ollama across the mesh', () => {
   it('serves OpenAI clients on /v1: models, chat completions streamed and not, and a 404', async () => {
     const openai = new OpenAI({ baseURL: `${api}/v1`, apiKey: 'ollama' });
     const models = await openai.models.list();
-    expect(models.data.map((m) => m.id).sort()).toEqual(['gemma2:2b', 'llama3:70b', 'phi3:latest']);
+    expect(models.data.map((m) => m.id).sort()).toEqual(['gemma2:2b', 'llama3:70b', 'phi3:latest', 'qwen2:0.5b']);
     expect(models.data[0]).toMatchObject({ object: 'model', owned_by: 'library' });
 
     const c = await openai.chat.completions.create({ model: 'phi3', messages: [{ role: 'user', content: 'say hi' }] });
