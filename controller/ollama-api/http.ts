@@ -19,26 +19,36 @@ export class HttpError extends Error {
 }
 
 /**
- * Reads and parses a JSON object body.
+ * Reads and parses a JSON object body (a body over MAX_BODY_BYTES is read to its end and dropped,
+ * so the keep-alive connection stays usable; one over four times that is cut).
  * @throws HttpError 400 (not JSON, not an object) or 413 (over MAX_BODY_BYTES).
  */
-export async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`);
-    parts.push(chunk as Buffer);
-  }
-  if (size === 0) return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.concat(parts).toString('utf8'));
-  } catch (err) {
-    throw new HttpError(400, (err as Error).message);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HttpError(400, 'request body must be a JSON object');
-  return value as Record<string, unknown>;
+export function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  // Read by events, not `for await`: leaving a for-await loop early destroys the request, and the
+  // keep-alive connection under it, before the 413 can be answered.
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) parts.push(chunk);
+      else if (size > 4 * MAX_BODY_BYTES) req.destroy(); // read on no further: answer with the connection closed
+    });
+    req.once('error', (err) => reject(new HttpError(400, err.message)));
+    req.once('close', () => reject(new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`)));
+    req.once('end', () => {
+      if (size > MAX_BODY_BYTES) return reject(new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`));
+      if (size === 0) return resolve({});
+      let value: unknown;
+      try {
+        value = JSON.parse(Buffer.concat(parts).toString('utf8'));
+      } catch (err) {
+        return reject(new HttpError(400, (err as Error).message));
+      }
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) return reject(new HttpError(400, 'request body must be a JSON object'));
+      resolve(value as Record<string, unknown>);
+    });
+  });
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -150,6 +150,26 @@ describe('Ollama across the mesh', () => {
     expect(await raw.json()).toEqual({ error: 'model is required' });
   });
 
+  it('answers malformed requests with Ollama’s and OpenAI’s error shapes and keeps serving', async () => {
+    const post = (path: string, body: string) => fetch(`${api}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    for (const body of ['{not json', '[1,2]', '"text"', 'null']) {
+      const r = await post('/api/chat', body);
+      expect(r.status, body).toBe(400);
+      expect(Object.keys((await r.json()) as object)).toEqual(['error']);
+    }
+    const huge = await post('/api/generate', JSON.stringify({ model: 'phi3', prompt: 'x'.repeat(17 * 1024 * 1024) }));
+    expect(huge.status).toBe(413);
+    const bad = await post('/v1/chat/completions', JSON.stringify({ model: 'phi3', messages: [{ role: 'user', content: [{ type: 'audio' }] }] }));
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ error: { message: 'invalid message format', type: 'invalid_request_error', param: null, code: null } });
+    const missing = await post('/v1/chat/completions', JSON.stringify({ model: 'nope:1b', messages: [] }));
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { type: string } }).error.type).toBe('not_found_error');
+    expect((await fetch(`${api}/api/nothing`)).status).toBe(404);
+    expect(await (await fetch(`${api}/`)).text()).toBe('Ollama is running');
+    expect((await ollama().generate({ model: 'phi3', prompt: 'still here' })).response).toBe('echo: still here');
+  });
+
   it('serves OpenAI clients on /v1: models, chat completions streamed and not, and a 404', async () => {
     const openai = new OpenAI({ baseURL: `${api}/v1`, apiKey: 'ollama' });
     const models = await openai.models.list();
