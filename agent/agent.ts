@@ -580,8 +580,9 @@ export class Agent {
     if (busy >= this.config.maxTasks) return refuse('NODE_BUSY', `node ${this.config.nodeId} already runs ${busy} of at most ${this.config.maxTasks} tasks`);
 
     this.running.set(key, task);
-    await this.publishEvent(task, { type: 'accepted' });
-    this.announce();
+    // Not awaited: MQTT keeps one client's publishes in order, so `accepted` still precedes
+    // whatever the task reports next, and the workload need not wait a broker round trip to start.
+    this.publishEvent(task, { type: 'accepted' }).catch((err) => this.log.warn({ taskId: a.taskId, attempt: a.attempt, err: errorMessage(err) }, 'could not report acceptance'));
     this.log.info({ taskId: a.taskId, attempt: a.attempt, kind: a.spec.kind }, 'task accepted');
 
     // The new attempt starts once the stale ones have stopped (bounded by their grace), so the two never run together.
@@ -597,6 +598,8 @@ export class Agent {
       return;
     }
     task.handle = executor.start(spec as never, ctx);
+    // The status naming the task goes out once the workload is on its way, not before it.
+    this.announce();
     await this.supervise(task, batcher);
   }
 

@@ -18,6 +18,7 @@ import { RateLimiter } from '../shared/rate-limit.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Identity, IdentityStore } from './identities.js';
 import { tlsListener, wsListener, type Listener, type TlsSettings, type WsSettings } from './listeners.js';
+import { duplexPair } from './in-process.js';
 import { guardSocket } from './packet-guard.js';
 
 /** Largest packet on the controller's internal listener, bytes (MQTT's own ceiling is 256 MiB). */
@@ -71,6 +72,11 @@ export interface RunningBroker {
   /** The username a connected client id authenticated as (undefined: unknown or anonymous). */
   identityOf(clientId: string): string | undefined;
   aedes: Aedes;
+  /**
+   * A new in-process connection to the broker (no socket): the stream an MQTT.js client in this
+   * process dials through (`connectMqtt({ streamBuilder })`). Authenticated like any client.
+   */
+  connectInProcess(): Duplex;
   /** Port of the loopback-only listener the controller uses before the public one opens. */
   internalPort: number;
   /** Ports bound by `listen()`, by scheme (`mqtt`, and `mqtts`/`ws`/`wss` when configured). */
@@ -230,9 +236,16 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
 
   const internalPort = await listenOn(internal, '127.0.0.1', 0);
+  const connectInProcess = () => {
+    const [client, server] = duplexPair();
+    Object.assign(server, { remoteAddress: 'in-process', remotePort: 0 });
+    aedes.handle(server as unknown as Socket);
+    return client;
+  };
   return {
     aedes,
     internalPort,
+    connectInProcess,
     ports,
     identityOf: (clientId) => identityOf(clientId),
     async listen() {

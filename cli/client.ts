@@ -3,6 +3,7 @@
  * controller and follows task events and state.
  */
 import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { z } from 'zod';
 import { decode, encode } from '../shared/codec.js';
 import type { CliConfig } from '../shared/config.js';
@@ -42,12 +43,13 @@ export class CliClient {
 
   /**
    * @param clientIdPrefix the MQTT client id is this plus random hex (`cutter-cli-…`).
+   * @param streamBuilder dial through this stream (the embedded broker's in-process link).
    * @throws CutterError BROKER_UNREACHABLE within `cfg.timeoutMs`.
    */
-  static async connect(cfg: CliConfig, clientIdPrefix = 'cutter-cli'): Promise<CliClient> {
+  static async connect(cfg: CliConfig, clientIdPrefix = 'cutter-cli', streamBuilder?: () => Duplex): Promise<CliClient> {
     const t = topics(cfg.prefix);
     const id = `${clientIdPrefix}-${randomBytes(5).toString('hex')}`;
-    const client = await connectMqtt({ url: cfg.broker, clientId: id, clean: true, timeoutMs: cfg.timeoutMs, username: cfg.username, password: cfg.password, reconnectPeriodMs: 500 });
+    const client = await connectMqtt({ url: cfg.broker, streamBuilder, clientId: id, clean: true, timeoutMs: cfg.timeoutMs, username: cfg.username, password: cfg.password, reconnectPeriodMs: 500 });
     const self = new CliClient(client, t, cfg, id);
     self.router = new MessageRouter(client, pino({ level: process.env.CUTTER_CLI_DEBUG ? 'debug' : 'silent' }, process.stderr));
     client.on('message', (topic, payload) => {

@@ -46,6 +46,8 @@ import { TaskStore } from './task-store.js';
 
 export interface ControllerOptions {
   brokerUrl: string;
+  /** Dial the embedded broker in process (no socket) instead of `brokerUrl`. */
+  streamBuilder?: () => import('node:stream').Duplex;
   prefix: string;
   /** How long an agent has to accept an assignment, ms. */
   leaseMs: number;
@@ -126,6 +128,7 @@ export class Controller {
     let router!: MessageRouter;
     const client = await connectMqtt({
       url: this.opts.brokerUrl,
+      streamBuilder: this.opts.streamBuilder,
       clientId: `cutter-controller-${this.opts.prefix}`,
       clean: false,
       keepaliveSec: 10,

@@ -12,6 +12,7 @@
  *   `setDefaultTls()` (what the CLI and the daemons do after loading their config).
  */
 import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { z } from 'zod';
 import { decode } from './codec.js';
@@ -43,6 +44,12 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** Delay between reconnect attempts, ms. */
   reconnectPeriodMs?: number;
+  /**
+   * Dial through this stream instead of `url` (called again at every reconnect): the embedded
+   * broker's in-process link for clients in the server's own process. `url` then only names the
+   * broker in messages.
+   */
+  streamBuilder?: () => Duplex;
   log?: Logger;
   /** TLS files for `mqtts://` and `wss://`; absent = the process default (`setDefaultTls`). */
   tls?: TlsFiles;
@@ -122,7 +129,7 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
     resubscribe: true,
     ...(v5 && !opts.clean ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
   };
-  const client = mqtt.connect(opts.url, options);
+  const client = opts.streamBuilder ? new mqtt.MqttClient(opts.streamBuilder as never, options) : mqtt.connect(opts.url, options);
   opts.onClient?.(client);
   // Small messages must not wait for Nagle's algorithm (each request/reply would cost ~40 ms).
   client.on('connect', () => (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true));

@@ -1,5 +1,6 @@
 /** `cutter server` and `cutter agent`: the two long-running processes. */
 import type { Command } from 'commander';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import type { RunningBroker } from '../../broker/broker.js';
 import { AuditLog } from '../../shared/audit.js';
@@ -68,12 +69,13 @@ function listenerSettings(cfg: ServerConfig) {
  * Starts the Ollama-compatible API with the controller's own broker credentials. A taken port is
  * logged, not fatal: the mesh runs without the API (a local Ollama often holds 11434).
  */
-async function startOllamaApi(cfg: ServerConfig, conn: { broker: string; username?: string; password?: string }, log: Logger) {
+async function startOllamaApi(cfg: ServerConfig, conn: { broker: string; username?: string; password?: string; streamBuilder?: () => Duplex }, log: Logger) {
   const { OllamaApi } = await import('../../controller/ollama-api/server.js');
   const api = new OllamaApi({
     host: cfg.ollamaHost,
     port: cfg.ollamaPort,
     log,
+    streamBuilder: conn.streamBuilder,
     mqtt: { ...cfg, broker: conn.broker, username: conn.username, password: conn.password, timeoutMs: 10_000 },
   });
   try {
@@ -197,7 +199,10 @@ export function registerDaemons(program: Command): void {
           url = `mqtt://127.0.0.1:${broker.internalPort}`;
         }
         let apiClientId: string | undefined;
+        // The controller and the Ollama API dial the embedded broker in process: no socket on their path.
+        const streamBuilder = broker ? () => broker!.connectInProcess() : undefined;
         const controller = new Controller({
+          streamBuilder,
           modelRules,
           exemptFromRateLimit: (who) => who === 'controller:internal' || (apiClientId !== undefined && who === apiClientId),
           identities,
@@ -219,7 +224,7 @@ export function registerDaemons(program: Command): void {
         controllerRef = controller;
         await controller.start();
         await broker?.listen();
-        const ollamaApi = cfg.ollamaApi ? await startOllamaApi(cfg, { broker: url, username, password }, log) : undefined;
+        const ollamaApi = cfg.ollamaApi ? await startOllamaApi(cfg, { broker: url, username, password, streamBuilder }, log) : undefined;
         apiClientId = ollamaApi?.clientId;
         onShutdown(log, async () => {
           await ollamaApi?.stop();

@@ -6,6 +6,7 @@
  * costs no SUBSCRIBE round trip; only topics of tasks in flight here are decoded.
  */
 import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import { CliClient } from '../../cli/client.js';
 import { decode } from '../../shared/codec.js';
 import type { CliConfig } from '../../shared/config.js';
@@ -61,8 +62,8 @@ export class MeshGateway {
    * Connects and subscribes (node statuses, task events and states).
    * @throws CutterError BROKER_UNREACHABLE.
    */
-  static async connect(cfg: CliConfig, log: Logger): Promise<MeshGateway> {
-    const client = await CliClient.connect({ ...cfg, timeoutMs: Math.max(cfg.timeoutMs, 10_000) }, 'cutter-ollama-api');
+  static async connect(cfg: CliConfig, log: Logger, streamBuilder?: () => Duplex): Promise<MeshGateway> {
+    const client = await CliClient.connect({ ...cfg, timeoutMs: Math.max(cfg.timeoutMs, 10_000) }, 'cutter-ollama-api', streamBuilder);
     const self = new MeshGateway(client, log, cfg.prefix);
     const t = self.t;
     const raw = client.mqtt;

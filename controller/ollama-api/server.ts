@@ -9,6 +9,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { CliConfig } from '../../shared/config.js';
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
@@ -23,6 +24,8 @@ export interface OllamaApiOptions {
   port: number;
   /** How the API's MQTT client reaches the broker (URL, credentials, prefix). */
   mqtt: CliConfig;
+  /** Dial the embedded broker in process instead of `mqtt.broker`. */
+  streamBuilder?: () => Duplex;
   log: Logger;
 }
 
@@ -50,7 +53,7 @@ export class OllamaApi {
    * @throws Error EADDRINUSE when the port is taken (often by a local Ollama: use --ollama-port).
    */
   async start(): Promise<void> {
-    this.mesh = await MeshGateway.connect(this.opts.mqtt, this.log);
+    this.mesh = await MeshGateway.connect(this.opts.mqtt, this.log, this.opts.streamBuilder);
     const mesh = this.mesh;
     this.server = createServer({ noDelay: true }, (req, res) => {
       const abort = new AbortController();
