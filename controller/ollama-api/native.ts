@@ -11,15 +11,15 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CutterError, errorMessage } from '../../shared/errors.js';
-import { canonicalModel, sameModel } from '../../shared/ollama.js';
-import type { NodeStatus, OllamaOp } from '../../shared/schemas/index.js';
-import { HttpError, LineStream, readJson, sendJson, statusOf } from './http.js';
+import { sameModel } from '../../shared/ollama.js';
+import type { NodeStatus, OllamaModel, OllamaOp } from '../../shared/schemas/index.js';
+import { HttpError, LineStream, readJson, sendJson } from './http.js';
 import type { MeshGateway } from './mesh.js';
 
 type Json = Record<string, unknown>;
 
 /** The `/api/tags` entry for a model a node announced (fields of Ollama's ListModelResponse). */
-function tagEntry(m: NonNullable<NodeStatus['capacity']>['ollama'] extends infer O ? (O extends { models: (infer M)[] } ? M : never) : never): Json {
+function tagEntry(m: OllamaModel): Json {
   return {
     name: m.name,
     model: m.name,
@@ -210,5 +210,3 @@ export async function handleNative(req: IncomingMessage, res: ServerResponse, pa
       return false;
   }
 }
-
-export { canonicalModel, statusOf };
