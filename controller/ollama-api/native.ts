@@ -10,11 +10,12 @@
  * `{"error": "…"}` in the 200 stream (docs/api/errors.mdx).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CutterError, errorMessage } from '../../shared/errors.js';
+import { CutterError } from '../../shared/errors.js';
 import { sameModel } from '../../shared/ollama.js';
 import type { NodeStatus, OllamaModel, OllamaOp } from '../../shared/schemas/index.js';
 import { HttpError, LineStream, readJson, sendJson } from './http.js';
 import type { MeshGateway } from './mesh.js';
+import { relay } from './relay.js';
 
 type Json = Record<string, unknown>;
 
@@ -127,30 +128,12 @@ async function streamed(op: OllamaOp, body: Json, res: ServerResponse, ctx: Nati
   delete request.name;
   delete request.stream;
   const out = new LineStream(res, 'application/x-ndjson');
-  const kept: Json[] = [];
-  try {
-    await ctx.mesh.run(
-      { kind: 'ollama', op, model, request, pull: op === 'pull' },
-      undefined,
-      {
-        onChunks: (chunks) => {
-          if (!stream) {
-            for (const c of chunks) kept.push(c);
-            return;
-          }
-          let text = '';
-          for (const c of chunks) text += `${JSON.stringify(c)}\n`;
-          out.write(text);
-        },
-      },
-      ctx.signal,
-    );
-  } catch (err) {
-    if (ctx.signal.aborted) return;
-    if (!out.hasStarted) throw err;
-    out.end(`${JSON.stringify({ error: errorMessage(err) })}\n`);
-    return;
-  }
+  const kept = await relay(ctx.mesh, { kind: 'ollama', op, model, request, pull: op === 'pull' }, ctx.signal, out, {
+    stream,
+    line: (c) => `${JSON.stringify(c)}\n`,
+    errorLine: (message) => `${JSON.stringify({ error: message })}\n`,
+  });
+  if (kept === null) return;
   if (stream) return out.end();
   if (op === 'pull') return sendJson(res, 200, { status: 'success' });
   sendJson(res, 200, aggregate(kept, op === 'chat'));

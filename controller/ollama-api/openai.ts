@@ -17,6 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorMessage } from '../../shared/errors.js';
 import { HttpError, LineStream, readJson, sendJson, statusOf } from './http.js';
 import type { MeshGateway } from './mesh.js';
+import { relay } from './relay.js';
 import { aggregate, meshTags, modelOf, notFound } from './native.js';
 
 type Json = Record<string, unknown>;
@@ -123,7 +124,6 @@ async function chatCompletions(body: Json, res: ServerResponse, mesh: MeshGatewa
   const stream = body.stream === true;
   const includeUsage = (body.stream_options as Json | undefined)?.include_usage === true;
   const out = new LineStream(res, 'text/event-stream');
-  const kept: Json[] = [];
   let toolCallSent = false;
   const chunkOf = (c: Json): Json => {
     const message = (c.message ?? {}) as Json;
@@ -135,34 +135,18 @@ async function chatCompletions(body: Json, res: ServerResponse, mesh: MeshGatewa
     if (calls.length) delta.tool_calls = calls;
     return { id, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model: c.model ?? model, system_fingerprint: 'fp_ollama', choices: [{ index: 0, delta, finish_reason: reason }] };
   };
-  try {
-    await mesh.run(
-      { kind: 'ollama', op: 'chat', model, request, pull: false },
-      undefined,
-      {
-        onChunks: (chunks) => {
-          if (!stream) {
-            for (const c of chunks) kept.push(c);
-            return;
-          }
-          let text = '';
-          for (const c of chunks) {
-            text += `data: ${JSON.stringify(chunkOf(c))}\n\n`;
-            if (c.done === true && includeUsage) {
-              text += `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model: c.model ?? model, system_fingerprint: 'fp_ollama', choices: [], usage: usageOf(c) })}\n\n`;
-            }
-          }
-          out.write(text);
-        },
-      },
-      signal,
-    );
-  } catch (err) {
-    if (signal.aborted) return;
-    if (!out.hasStarted) throw err;
-    out.end(`data: ${JSON.stringify(openaiError(500, errorMessage(err)))}\n\n`);
-    return;
-  }
+  const kept = await relay(mesh, { kind: 'ollama', op: 'chat', model, request, pull: false }, signal, out, {
+    stream,
+    line: (c) => {
+      let text = `data: ${JSON.stringify(chunkOf(c))}\n\n`;
+      if (c.done === true && includeUsage) {
+        text += `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model: c.model ?? model, system_fingerprint: 'fp_ollama', choices: [], usage: usageOf(c) })}\n\n`;
+      }
+      return text;
+    },
+    errorLine: (message) => `data: ${JSON.stringify(openaiError(500, message))}\n\n`,
+  });
+  if (kept === null) return;
   if (stream) return out.end('data: [DONE]\n\n');
   const last = aggregate(kept, true);
   const message = (last.message ?? {}) as Json;
