@@ -47,6 +47,8 @@ import type { Executor, ExecutorContext, ExecutorProbe, Outcome, RecoveredTask, 
 import { OutputBatcher } from './output-batcher.js';
 import { policyViolation, withPolicyDefaults, type ExecutionPolicy } from './policy.js';
 import { probeGpus, probeHost, type HostCapacity } from './probe.js';
+import { defaultServices } from './services.js';
+import type { AgentService } from './service.js';
 
 /** One attempt this agent runs (or is starting, or is stopping). */
 interface RunningTask {
@@ -138,6 +140,8 @@ export class Agent {
     private readonly config: AgentConfig,
     log: Logger,
     executors: Executor[] = [new DockerExecutor(), new ExecExecutor()],
+    /** Services hosted next to task execution (file transfer, image sync); see agent/services.ts. */
+    private readonly services: AgentService[] = defaultServices(config, log, executors),
   ) {
     this.t = topics(config.prefix);
     this.log = log.child({ component: 'agent', node: config.nodeId });
@@ -192,9 +196,11 @@ export class Agent {
           await this.ready;
           await this.onCancel(c);
         });
+        for (const s of this.services) s.attach(client, router);
       },
     });
     await router.subscribeAll();
+    for (const s of this.services) await s.start?.();
     this.client.on('connect', () => {
       this.log.info('reconnected to broker');
       void this.heartbeat();
@@ -256,6 +262,7 @@ export class Agent {
     }
     this.closed = true;
     clearInterval(this.heartbeatTimer);
+    for (const s of this.services) await s.stop?.().catch((err) => this.log.warn({ err: errorMessage(err) }, 'stopping a service failed'));
     if (!(await within(this.publishStatus('offline', reason), SHUTDOWN_IO_MS))) this.log.warn('could not publish offline status: broker not answering');
     if (!(await within(client.endAsync(), SHUTDOWN_IO_MS))) client.end(true);
   }

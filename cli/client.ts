@@ -93,6 +93,16 @@ export class CliClient {
     return parsed.data;
   }
 
+  /** The underlying MQTT client, for direct client ↔ agent protocols (file transfer). */
+  get mqtt(): MqttClient {
+    return this.client;
+  }
+
+  /** The topic builders for this client's prefix. */
+  get topics(): Topics {
+    return this.t;
+  }
+
   /** Calls `fn` after every reconnect to the broker (not the first connect). */
   onReconnect(fn: () => void): void {
     this.client.on('connect', fn);

@@ -2,6 +2,7 @@
 /** The `cutter` command. */
 import { Command } from 'commander';
 import { VERSION } from '../shared/version.js';
+import { registerCp } from './commands/cp.js';
 import { registerDaemons } from './commands/daemons.js';
 import { registerLogs } from './commands/logs.js';
 import { registerNodes } from './commands/nodes.js';
@@ -21,5 +22,6 @@ registerRun(program);
 registerTasks(program);
 registerLogs(program);
 registerToken(program);
+registerCp(program);
 
 await program.parseAsync(process.argv);

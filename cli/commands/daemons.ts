@@ -206,6 +206,9 @@ export function registerDaemons(program: Command): void {
     .option('--keepalive <s>', 'MQTT keepalive, seconds (default 2)')
     .option('--lost-after <duration>', 'how long this node may be disconnected before its tasks are rescheduled, e.g. 10m (default 0)')
     .option('--drain-timeout <duration>', 'on SIGTERM, how long to wait for running tasks (default 5m)')
+    .option('--files-allow <dirs>', 'file transfer: directories cutter cp may read and write, comma separated (default: none, transfer off)')
+    .option('--files-deny <dirs>', 'file transfer: directories refused even inside an allowed one (deny wins)')
+    .option('--files-max-size <size>', 'file transfer and image sync: largest file, e.g. 10g (default 4g)')
     .action(async (flags) => {
       let cfg;
       try {
@@ -228,6 +231,9 @@ export function registerDaemons(program: Command): void {
             maxTaskMemory: flags.maxTaskMemory,
             defaultTaskMemory: flags.defaultTaskMemory,
             execAllowlist: flags.execAllowlist,
+            filesAllow: flags.filesAllow,
+            filesDeny: flags.filesDeny,
+            filesMaxSize: flags.filesMaxSize,
             prefix: flags.prefix,
             logLevel: flags.logLevel,
             ...clientTlsFlags(flags),
