@@ -15,6 +15,7 @@ import type { Topics } from '../shared/topics.js';
 import { sha256File } from '../shared/transfer/hash.js';
 import { PART_SUFFIX, PartFile } from '../shared/transfer/part-file.js';
 import { ChunkPump } from '../shared/transfer/pump.js';
+import { publishChunk } from '../shared/transfer/publish-chunk.js';
 
 /** Tunables of one transfer. */
 export interface TransferOptions {
@@ -89,10 +90,8 @@ export class FileLink {
   }
 
   /** Sends a chunk frame (QoS 0). @returns false while disconnected (nothing sent). */
-  async sendChunk(xfer: string, offset: number, data: Buffer): Promise<boolean> {
-    if (!this.mqtt.connected) return false;
-    await this.mqtt.publishAsync(this.t.filesInData(this.node, this.clientId), encodeFrame(xfer, offset, data), { qos: 0 });
-    return true;
+  sendChunk(xfer: string, offset: number, data: Buffer): Promise<boolean> {
+    return publishChunk(this.mqtt, this.t.filesInData(this.node, this.clientId), encodeFrame(xfer, offset, data));
   }
 
   onControl(h: (m: FileOut) => void): () => void {

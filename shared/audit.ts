@@ -18,7 +18,13 @@ export type AuditAction =
   | 'connect.refused'
   | 'publish.denied'
   | 'subscribe.denied'
-  | 'rate.limited';
+  | 'rate.limited'
+  | 'file.put'
+  | 'file.get'
+  | 'image.push'
+  | 'port.forward'
+  | 'pipeline'
+  | 'mcp.call';
 
 export interface AuditRecord {
   who: string;

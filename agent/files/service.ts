@@ -23,6 +23,7 @@ import type { Topics } from '../../shared/topics.js';
 import { sha256File } from '../../shared/transfer/hash.js';
 import { PartFile } from '../../shared/transfer/part-file.js';
 import { ChunkPump } from '../../shared/transfer/pump.js';
+import { publishChunk } from '../../shared/transfer/publish-chunk.js';
 import type { AgentService } from '../service.js';
 import type { ImageStore } from './images.js';
 import { PathPolicy } from './paths.js';
@@ -300,7 +301,7 @@ export class FileService implements AgentService {
       chunkBytes: CHUNK_BYTES,
       windowBytes: WINDOW_BYTES,
       // While disconnected nothing is sent (MQTT.js would queue QoS 0 chunks and replay stale ones).
-      send: async (off, data) => (client.connected ? (await client.publishAsync(topic, encodeFrame(msg.xfer, off, data), { qos: 0 }), true) : false),
+      send: (off, data) => publishChunk(client, topic, encodeFrame(msg.xfer, off, data)),
     });
     this.sessions.set(msg.xfer, { kind: 'get', client: from, pump, size, path, touched: Date.now() });
     this.log.info({ xfer: msg.xfer, path, size, offset, client: from }, offset > 0 ? 'file send resumed' : 'file send started');

@@ -178,8 +178,11 @@ export function registerDaemons(program: Command): void {
         });
         controllerRef = controller;
         await controller.start();
+        // Direct client ↔ agent traffic (file transfer, image sync) is audited by its own client.
+        const stopFileAudit = audit ? await (await import('../../controller/file-audit.js')).startFileAudit({ url, username, password, prefix: cfg.prefix, audit, whoIs: (c) => broker?.identityOf(c), log }) : undefined;
         await broker?.listen();
         onShutdown(log, async () => {
+          await stopFileAudit?.();
           await controller.stop();
           await broker?.close();
         });
