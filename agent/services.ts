@@ -7,6 +7,7 @@ import { DockerExecutor } from './executors/docker.js';
 import type { Executor } from './executors/executor.js';
 import { DockerImageStore } from './files/images.js';
 import { FileService } from './files/service.js';
+import { globToRegExp } from './policy.js';
 import type { AgentService } from './service.js';
 
 /** File transfer and image sync (the Docker client of the docker executor, when there is one). */
@@ -21,6 +22,8 @@ export function defaultServices(config: AgentConfig, log: Logger, executors: Exe
       deny: config.filesDeny,
       maxBytes: config.filesMaxSize,
       images: new DockerImageStore(docker),
+      imagePolicy: (image) =>
+        config.allowedImages.length && !config.allowedImages.some((p) => globToRegExp(p).test(image)) ? `image ${image} is not allowed here (allowedImages: ${config.allowedImages.join(', ')})` : null,
     }),
   ];
 }

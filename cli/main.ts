@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { VERSION } from '../shared/version.js';
 import { registerCp } from './commands/cp.js';
 import { registerDaemons } from './commands/daemons.js';
+import { registerImage } from './commands/image.js';
 import { registerLogs } from './commands/logs.js';
 import { registerNodes } from './commands/nodes.js';
 import { registerRun } from './commands/run.js';
@@ -23,5 +24,6 @@ registerTasks(program);
 registerLogs(program);
 registerToken(program);
 registerCp(program);
+registerImage(program);
 
 await program.parseAsync(process.argv);

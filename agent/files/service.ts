@@ -45,6 +45,8 @@ export interface FileServiceOptions {
   maxBytes: number;
   /** Docker image load/inspect; absent = image sync refused. */
   images?: ImageStore;
+  /** Why the node's policy refuses an image name (its allowedImages), or null. */
+  imagePolicy?(image: string): string | null;
   /** Where image tarballs are received (default: `$TMPDIR/cutter-images-<node>`). */
   spoolDir?: string;
 }
@@ -204,6 +206,8 @@ export class FileService implements AgentService {
     let dest: string;
     if (msg.type === 'image.put') {
       if (!this.opts.images) throw new CutterError('EXECUTOR_UNAVAILABLE', `node ${this.opts.node} has no Docker engine to load images into`);
+      const refused = this.opts.imagePolicy?.(msg.image);
+      if (refused) throw new CutterError('POLICY_DENIED', `refused by node ${this.opts.node}'s policy: ${refused}`);
       const spool = this.opts.spoolDir ?? join(tmpdir(), `cutter-images-${this.opts.node}`);
       mkdirSync(spool, { recursive: true, mode: 0o700 });
       dest = join(spool, `${msg.sha256}.tar`);
