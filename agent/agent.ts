@@ -372,6 +372,7 @@ export class Agent {
       output: (stream, chunk) => batcher.write(stream, chunk),
       progress: (p) => void this.publishEvent(task, { type: 'progress', ...p }).catch(() => undefined),
       started: (ref) => void this.publishEvent(task, { type: 'started', ref }).catch(() => undefined),
+      published: (ports) => this.services.forEach((s) => s.taskPublished?.(task.taskId, task.attempt, ports)),
     };
     return { ctx, batcher };
   }
@@ -405,6 +406,7 @@ export class Agent {
   private release(task: RunningTask): void {
     const key = keyOf(task.taskId, task.attempt);
     if (this.running.get(key) === task) this.running.delete(key);
+    this.services.forEach((s) => s.taskEnded?.(task.taskId, task.attempt));
     task.markEnded();
     void this.heartbeat();
   }

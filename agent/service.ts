@@ -12,4 +12,8 @@ export interface AgentService {
   start?(): Promise<void>;
   /** Closes open files and timers. */
   stop?(): Promise<void>;
+  /** A task's container ports were published on the node (docker tasks with `ports`). */
+  taskPublished?(taskId: string, attempt: number, ports: { container: number; host: number; server: number }[]): void;
+  /** A task attempt ended here (any way). */
+  taskEnded?(taskId: string, attempt: number): void;
 }

@@ -8,12 +8,14 @@ import type { Executor } from './executors/executor.js';
 import { DockerImageStore } from './files/images.js';
 import { FileService } from './files/service.js';
 import { globToRegExp } from './policy.js';
+import { PortAnnouncer } from './ports.js';
 import type { AgentService } from './service.js';
 
 /** File transfer and image sync (the Docker client of the docker executor, when there is one). */
 export function defaultServices(config: AgentConfig, log: Logger, executors: Executor[]): AgentService[] {
   const docker = executors.find((e): e is DockerExecutor => e instanceof DockerExecutor)?.docker ?? new Docker();
   return [
+    new PortAnnouncer({ node: config.nodeId, t: topics(config.prefix), log: log.child({ node: config.nodeId, component: 'ports' }), address: config.advertiseAddress }),
     new FileService({
       node: config.nodeId,
       t: topics(config.prefix),

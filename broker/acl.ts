@@ -13,6 +13,7 @@
  * - file transfer (shared/schemas/files.ts): an admin publishes on `nodes/{any}/files/in/{its own
  *   client id}[/data]`; agent N subscribes to `nodes/N/files/in/+[/data]` and publishes on
  *   `nodes/N/files/out/{client}[/data]` only. Observers reach none of it.
+ * - port forwarding (shared/schemas/ports.ts): agent N publishes only `nodes/N/ports/{task}`.
  * Only the controller publishes assignments, cancels, task state and replies.
  */
 import { ID_RE, type Topics } from '../shared/topics.js';
@@ -61,6 +62,8 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
       const node = identity.name;
       if (topic === t.nodeStatus(node)) return null;
       if (fileTopicOf(t, topic, 'out')?.node === node) return null;
+      const portTask = topic.startsWith(t.nodePorts(node, '')) ? topic.slice(t.nodePorts(node, '').length) : null;
+      if (portTask !== null && ID_RE.test(portTask)) return null;
       const taskId = t.idFrom(topic, 'tasks');
       if (taskId && topic === t.taskEvents(taskId)) {
         // Denying a QoS 1 publish makes MQTT.js resend it on every reconnect, forever: deny only

@@ -5,6 +5,7 @@ import { VERSION } from '../shared/version.js';
 import { registerCp } from './commands/cp.js';
 import { registerDaemons } from './commands/daemons.js';
 import { registerImage } from './commands/image.js';
+import { registerPorts } from './commands/ports.js';
 import { registerLogs } from './commands/logs.js';
 import { registerNodes } from './commands/nodes.js';
 import { registerRun } from './commands/run.js';
@@ -25,5 +26,6 @@ registerLogs(program);
 registerToken(program);
 registerCp(program);
 registerImage(program);
+registerPorts(program);
 
 await program.parseAsync(process.argv);

@@ -645,12 +645,24 @@ function topicRows(t: Topics): { rows: TopicRow[]; filters: FilterRow[]; used: S
     { ...b('replies', 'client'), fromTo: 'controller → client', retained: 'no', qos: 1, payload: link('Reply'), notes: 'Matched to its request by `id`.' },
     { ...b('controllerStatus'), fromTo: 'controller → all', retained: 'yes', qos: 1, payload: link('ControllerStatus'), notes: 'Last will: retained `offline` ControllerStatus.' },
     ...fileRows(t, used),
+    {
+      topic: (used.add('nodePorts'), t.nodePorts('{node}', '{task}')),
+      builder: 'nodePorts(node, task)',
+      fromTo: 'agent → server',
+      retained: 'yes',
+      qos: 1,
+      payload: '`PortAnnouncement` (shared/schemas/ports.ts)',
+      notes: 'A docker task\'s container ports published on the node (`cutter run -p`), with the address the server dials (`--advertise-address`, null behind NAT). Cleared when the attempt ends.',
+    },
+    { ...b('forwardState', 'task'), fromTo: 'server → all', retained: 'yes', qos: 1, payload: '`ForwardState` (shared/schemas/ports.ts)', notes: '`open` (the server proxies its port to the node) or `refused` with the reason; cleared when the forwards close (task ended).' },
   ];
   const filters: FilterRow[] = [
     { ...b('allNodeStatus'), who: 'controller (node registry)' },
     { ...b('allTaskEvents'), who: 'controller (task lifecycle, kept events)' },
     { ...b('allTaskState'), who: 'observers of every task' },
     { ...b('allRequests'), who: 'controller' },
+    { ...b('allNodePorts'), who: 'server (port proxy)' },
+    { ...b('allForwardState'), who: '`cutter ports`' },
   ].map(({ topic, builder, who }) => ({ filter: topic, builder, who }));
   return { rows, filters, used };
 }

@@ -180,8 +180,11 @@ export function registerDaemons(program: Command): void {
         await controller.start();
         // Direct client ↔ agent traffic (file transfer, image sync) is audited by its own client.
         const stopFileAudit = audit ? await (await import('../../controller/file-audit.js')).startFileAudit({ url, username, password, prefix: cfg.prefix, audit, whoIs: (c) => broker?.identityOf(c), log }) : undefined;
+        // Forwarded ports (cutter run -p): a TCP proxy from this server to the nodes.
+        const stopPortProxy = await (await import('../../controller/port-proxy.js')).startPortProxy({ url, username, password, prefix: cfg.prefix, host: cfg.host, audit, log });
         await broker?.listen();
         onShutdown(log, async () => {
+          await stopPortProxy();
           await stopFileAudit?.();
           await controller.stop();
           await broker?.close();
@@ -211,6 +214,7 @@ export function registerDaemons(program: Command): void {
     .option('--drain-timeout <duration>', 'on SIGTERM, how long to wait for running tasks (default 5m)')
     .option('--files-allow <dirs>', 'file transfer: directories cutter cp may read and write, comma separated (default: none, transfer off)')
     .option('--files-deny <dirs>', 'file transfer: directories refused even inside an allowed one (deny wins)')
+    .option('--advertise-address <addr>', 'port forwarding: address the server can reach this node at (unset: forwards to this node are refused)')
     .option('--files-max-size <size>', 'file transfer and image sync: largest file, e.g. 10g (default 4g)')
     .action(async (flags) => {
       let cfg;
@@ -237,6 +241,7 @@ export function registerDaemons(program: Command): void {
             filesAllow: flags.filesAllow,
             filesDeny: flags.filesDeny,
             filesMaxSize: flags.filesMaxSize,
+            advertiseAddress: flags.advertiseAddress,
             prefix: flags.prefix,
             logLevel: flags.logLevel,
             ...clientTlsFlags(flags),

@@ -3,3 +3,4 @@ export * from './node.js';
 export * from './task.js';
 export * from './request.js';
 export * from './files.js';
+export * from './ports.js';

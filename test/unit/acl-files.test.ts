@@ -45,4 +45,13 @@ describe('ACL for file transfer', () => {
       expect(denySubscribe(observer, 'ha', bad, ctx), bad).not.toBeNull();
     }
   });
+
+  it('lets an agent announce ports only for its own node', () => {
+    expect(denyPublish(agent, 'cutter-agent-nb', t.nodePorts('nb', 'abc123'), any, ctx)).toBeNull();
+    expect(denyPublish(agent, 'cutter-agent-nb', t.nodePorts('other', 'abc123'), any, ctx)).not.toBeNull();
+    expect(denyPublish(agent, 'cutter-agent-nb', `${t.nodePorts('nb', 'abc123')}/x`, any, ctx)).not.toBeNull();
+    expect(denyPublish(agent, 'cutter-agent-nb', t.forwardState('abc123'), any, ctx)).not.toBeNull();
+    expect(denyPublish(admin, 'cli-1', t.forwardState('abc123'), any, ctx)).not.toBeNull();
+    expect(denyPublish(admin, 'cli-1', t.nodePorts('nb', 'abc123'), any, ctx)).not.toBeNull();
+  });
 });
