@@ -5,6 +5,7 @@ import { VERSION } from '../shared/version.js';
 import { registerCp } from './commands/cp.js';
 import { registerDaemons } from './commands/daemons.js';
 import { registerImage } from './commands/image.js';
+import { registerPipeline } from './commands/pipeline.js';
 import { registerPorts } from './commands/ports.js';
 import { registerLogs } from './commands/logs.js';
 import { registerNodes } from './commands/nodes.js';
@@ -27,5 +28,6 @@ registerToken(program);
 registerCp(program);
 registerImage(program);
 registerPorts(program);
+registerPipeline(program);
 
 await program.parseAsync(process.argv);

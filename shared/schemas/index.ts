@@ -4,3 +4,4 @@ export * from './task.js';
 export * from './request.js';
 export * from './files.js';
 export * from './ports.js';
+export * from './pipeline.js';
