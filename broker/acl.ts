@@ -14,6 +14,10 @@
  *   client id}[/data]`; agent N subscribes to `nodes/N/files/in/+[/data]` and publishes on
  *   `nodes/N/files/out/{client}[/data]` only. Observers reach none of it.
  * - port forwarding (shared/schemas/ports.ts): agent N publishes only `nodes/N/ports/{task}`.
+ * - mcp (`cutter mcp`, an AI assistant's hands): publishes requests on its own `requests/{clientId}`
+ *   whose `op` is one of MCP_OPS (submit, cancel, task.get, task.list, task.logs, node.list — no
+ *   tokens, no drains, no file transfer); subscribes to its own replies, task events and state,
+ *   node status and controller status.
  * Only the controller publishes assignments, cancels, task state and replies.
  */
 import { ID_RE, type Topics } from '../shared/topics.js';
@@ -43,6 +47,9 @@ export function fileTopicOf(t: Topics, topic: string, dir: 'in' | 'out'): { node
   if (rest[0] !== 'files' || rest[1] !== dir || !(rest.length === 3 || (rest.length === 4 && rest[3] === 'data'))) return null;
   return ID_RE.test(rest[2]) ? { node, client: rest[2] } : null;
 }
+
+/** The request ops an `mcp` identity may send. */
+export const MCP_OPS: readonly string[] = ['submit', 'cancel', 'task.get', 'task.list', 'task.logs', 'node.list'];
 
 /** Why a client id is not allowed for an identity, or null. */
 export function checkClientId(identity: Identity, clientId: string): string | null {
@@ -84,6 +91,16 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
       return `admins publish only requests on ${t.requests(clientId)} and file transfers on ${t.filesIn('NODE', clientId)}[/data]`;
     case 'observer':
       return 'observers publish nothing';
+    case 'mcp': {
+      if (topic !== t.requests(clientId)) return `mcp clients publish only requests on ${t.requests(clientId)}`;
+      let op: unknown;
+      try {
+        op = (JSON.parse(payload.toString('utf8')) as { op?: unknown })?.op;
+      } catch {
+        return null; // not JSON: the controller answers INVALID_REQUEST
+      }
+      return typeof op === 'string' && MCP_OPS.includes(op) ? null : `mcp clients may send only ${MCP_OPS.join(', ')} requests, not ${String(op)}`;
+    }
   }
 }
 
@@ -100,6 +117,12 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
         : `agent ${identity.name} may subscribe only to its own assignments, cancels and file transfers`;
     case 'admin':
       return under(t.prefix) || under(ctx.haPrefix) ? null : `admins subscribe under ${t.prefix}/ and ${ctx.haPrefix}/ only`;
+    case 'mcp': {
+      if (filter === t.replies(clientId) || filter === t.controllerStatus() || filter === t.allNodeStatus()) return null;
+      const task = t.idFrom(filter, 'tasks');
+      if (task && (filter === t.taskEvents(task) || filter === t.taskState(task))) return null;
+      return 'mcp clients may read their replies, task events and state, node status and controller status only';
+    }
     case 'observer': {
       const allowed = [t.allNodeStatus(), t.allTaskState(), t.controllerStatus(), `${ctx.haPrefix}/#`];
       const deny = 'observers may read node status, task state, controller status and Home Assistant discovery only';

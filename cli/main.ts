@@ -5,6 +5,7 @@ import { VERSION } from '../shared/version.js';
 import { registerCp } from './commands/cp.js';
 import { registerDaemons } from './commands/daemons.js';
 import { registerImage } from './commands/image.js';
+import { registerMcp } from './commands/mcp.js';
 import { registerPipeline } from './commands/pipeline.js';
 import { registerPorts } from './commands/ports.js';
 import { registerLogs } from './commands/logs.js';
@@ -29,5 +30,6 @@ registerCp(program);
 registerImage(program);
 registerPorts(program);
 registerPipeline(program);
+registerMcp(program);
 
 await program.parseAsync(process.argv);

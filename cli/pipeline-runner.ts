@@ -60,7 +60,7 @@ export function outputOf(events: TaskEvent[], attempt: number): string {
 }
 
 /** Every kept event of a task (paged `task.logs`). */
-async function allEvents(client: CliClient, taskId: string): Promise<TaskEvent[]> {
+export async function allEvents(client: CliClient, taskId: string): Promise<TaskEvent[]> {
   const events: TaskEvent[] = [];
   let after: { attempt: number; seq: number } | undefined;
   for (;;) {

@@ -54,4 +54,15 @@ describe('ACL for file transfer', () => {
     expect(denyPublish(admin, 'cli-1', t.forwardState('abc123'), any, ctx)).not.toBeNull();
     expect(denyPublish(admin, 'cli-1', t.nodePorts('nb', 'abc123'), any, ctx)).not.toBeNull();
   });
+
+  it('keeps an mcp identity to task requests and reads', () => {
+    const mcp: Identity = { username: 'mcp:desk', role: 'mcp', name: 'desk' };
+    const req = (op: string) => Buffer.from(JSON.stringify({ v: 1, id: '1', op }));
+    for (const op of ['submit', 'cancel', 'task.get', 'task.list', 'task.logs', 'node.list']) expect(denyPublish(mcp, 'm-1', t.requests('m-1'), req(op), ctx), op).toBeNull();
+    for (const op of ['token.create', 'token.revoke', 'token.list', 'node.drain']) expect(denyPublish(mcp, 'm-1', t.requests('m-1'), req(op), ctx), op).toContain('mcp clients may send only');
+    expect(denyPublish(mcp, 'm-1', t.requests('m-2'), req('submit'), ctx)).not.toBeNull();
+    expect(denyPublish(mcp, 'm-1', t.filesIn('nb', 'm-1'), any, ctx)).not.toBeNull();
+    for (const ok of [t.replies('m-1'), t.taskEvents('abc'), t.taskState('abc'), t.allNodeStatus(), t.controllerStatus()]) expect(denySubscribe(mcp, 'm-1', ok, ctx), ok).toBeNull();
+    for (const bad of [t.replies('m-2'), t.allTaskEvents(), 'cutter/#', t.filesOut('nb', 'm-1'), t.allRequests()]) expect(denySubscribe(mcp, 'm-1', bad, ctx), bad).not.toBeNull();
+  });
 });
