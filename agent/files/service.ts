@@ -34,6 +34,8 @@ export const WINDOW_BYTES = 8 * CHUNK_BYTES;
 /** A transfer nobody touched for this long is closed (a `put`'s part file stays for a resume), ms. */
 const IDLE_MS = 5 * 60_000;
 const DONE_KEEP = 1000;
+/** Most transfers open at once on a node (each holds a file open). */
+const MAX_SESSIONS = 32;
 
 export interface FileServiceOptions {
   node: string;
@@ -213,7 +215,9 @@ export class FileService implements AgentService {
       dest = join(spool, `${msg.sha256}.tar`);
     } else {
       dest = await this.policy.forWrite(msg.path);
+      if ((await stat(dest).catch(() => null))?.isDirectory()) throw new CutterError('INVALID_ARGUMENT', `${msg.path} is a directory on this node: end the path with / to copy into it`);
     }
+    if (this.sessions.size >= MAX_SESSIONS) throw new CutterError('NODE_BUSY', `node ${this.opts.node} has ${this.sessions.size} transfers open: try again later`);
     for (const s of this.sessions.values()) {
       if (s.kind === 'put' && s.part.dest === dest) throw new CutterError('INVALID_ARGUMENT', `${dest} is being received by another transfer`);
     }
@@ -291,6 +295,7 @@ export class FileService implements AgentService {
       existing.pump.rewind(offset);
       return;
     }
+    if (this.sessions.size >= MAX_SESSIONS) throw new CutterError('NODE_BUSY', `node ${this.opts.node} has ${this.sessions.size} transfers open: try again later`);
     const path = await this.policy.forRead(msg.path);
     const st = await stat(path);
     if (!st.isFile()) throw new CutterError('INVALID_ARGUMENT', `${msg.path} is not a regular file`);
