@@ -18,6 +18,7 @@ import { createServer, connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { CUTTER, ROOT, freePort, startDaemon } from '../scripts/procs.js';
 
 const MB = 1_000_000;
@@ -58,7 +59,11 @@ function cutterCp(broker: string, env: NodeJS.ProcessEnv, from: string, to: stri
   return { ms: out.ms, wallMs, resumed: out.resumedFrom.length };
 }
 
-async function main(): Promise<void> {
+/**
+ * Runs the benchmark, writes bench/file-transfer-results.{md,json} and returns the markdown.
+ * (What `npm run bench:files` runs; bench/run.ts can call it too.)
+ */
+export async function runFileTransferBench(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'cutter-bench-files-'));
   const allowed = join(dir, 'node');
   const local = join(dir, 'local');
@@ -125,11 +130,11 @@ async function main(): Promise<void> {
     ].join('\n');
     writeFileSync(join(ROOT, 'bench', 'file-transfer-results.md'), md);
     writeFileSync(join(ROOT, 'bench', 'file-transfer-results.json'), `${JSON.stringify(result, null, 2)}\n`);
-    process.stdout.write(md);
+    return md;
   } finally {
     for (const c of children) c.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-await main();
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) process.stdout.write(await runFileTransferBench());
