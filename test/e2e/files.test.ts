@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CUTTER, Daemon, ISOLATED_ENV, cli, eventually, startAgent, startServer, tempDir } from '../harness.js';
@@ -44,6 +44,8 @@ describe('cutter cp', () => {
   let url: string;
   let dataDir: string;
   let admin: NodeJS.ProcessEnv;
+  let agentEnv: NodeJS.ProcessEnv;
+  const agentArgs = () => ['--files-allow', allowed, '--files-deny', join(allowed, 'secret'), '--files-max-size', '300m'];
   const allowed = tempDir('cutter-files-allowed-');
   const outside = tempDir('cutter-files-outside-');
   const local = tempDir('cutter-files-local-');
@@ -58,13 +60,16 @@ describe('cutter cp', () => {
     const r = await as(['token', 'create', '--role', 'agent', '--node', 'store', '--json']);
     const creds = JSON.parse(r.stdout) as Creds;
     mkdirSync(join(allowed, 'secret'));
-    agent = await startAgent(url, 'store', ['--files-allow', allowed, '--files-deny', join(allowed, 'secret'), '--files-max-size', '300m'], { CUTTER_USERNAME: creds.username, CUTTER_PASSWORD: creds.password });
+    agentEnv = { CUTTER_USERNAME: creds.username, CUTTER_PASSWORD: creds.password };
+    agent = await startAgent(url, 'store', agentArgs(), agentEnv);
     await agent.waitForMsg('file transfer enabled');
     randomFile(join(local, 'big.bin'), 200 * MB);
   }, 120_000);
   afterAll(async () => {
     await agent?.stop();
     await server?.stop();
+    // About 1 GB of test files: do not leave them to fill a CI disk.
+    for (const d of [allowed, outside, local]) rmSync(d, { recursive: true, force: true });
   });
 
   it('copies 200 MB to the node, resumes after the agent is cut off mid-transfer, and the SHA-256 matches', async () => {
@@ -97,6 +102,19 @@ describe('cutter cp', () => {
     expect(result.resumedFrom[0]).toBeGreaterThan(40 * MB);
     expect(await sha(dest)).toBe(await sha(join(local, 'big.bin')));
     expect(result.sha256).toBe(await sha(dest));
+  }, 180_000);
+
+  it('resumes from the part file the node kept after its agent was killed and restarted', async () => {
+    const cp = background(['cp', join(local, 'big.bin'), 'store:again.bin', '--json']);
+    await grows(join(allowed, 'again.bin.cutter-part'), 40 * MB);
+    await agent.stop('SIGKILL');
+    agent = await startAgent(url, 'store', agentArgs(), agentEnv);
+    expect(await cp.exited, cp.stderr).toBe(0);
+    const result = JSON.parse(cp.stdout) as CpResult;
+    expect(result.resumedFrom[0]).toBeGreaterThan(40 * MB);
+    const resumed = await agent.waitForMsg('file transfer resumed from a partial file');
+    expect(resumed.offset).toBe(result.resumedFrom[0]);
+    expect(await sha(join(allowed, 'again.bin'))).toBe(await sha(join(local, 'big.bin')));
   }, 180_000);
 
   it('refuses paths outside the allowlist, in a denied directory, with .., and over the size limit', async () => {
