@@ -23,7 +23,6 @@ export type AuditAction =
   | 'file.get'
   | 'image.push'
   | 'port.forward'
-  | 'pipeline'
   | 'mcp.call';
 
 export interface AuditRecord {

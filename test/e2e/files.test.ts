@@ -9,7 +9,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeFrame } from '../../shared/schemas/index.js';
+import { topics } from '../../shared/topics.js';
 import { CUTTER, Daemon, ISOLATED_ENV, cli, eventually, startAgent, startServer, tempDir } from '../harness.js';
 
 const MB = 1_000_000;
@@ -156,6 +159,23 @@ describe('cutter cp', () => {
     expect(existsSync(join(outside, 'planted.txt'))).toBe(false);
     expect(existsSync(join(local, 'stolen.txt'))).toBe(false);
   }, 60_000);
+
+  it('drops malformed control messages and chunk frames, logging them, and keeps serving', async () => {
+    const creds = JSON.parse(readFileSync(join(dataDir, 'admin.json'), 'utf8')) as Creds;
+    const raw = await mqtt.connectAsync(url, { clientId: 'cutter-cli-fuzz', username: creds.username, password: creds.password, reconnectPeriod: 0 });
+    const t = topics();
+    await raw.publishAsync(t.filesIn('store', 'cutter-cli-fuzz'), 'not json', { qos: 1 });
+    await raw.publishAsync(t.filesIn('store', 'cutter-cli-fuzz'), JSON.stringify({ v: 1, type: 'put', xfer: 'short', path: '/x', size: -1, sha256: 'no' }), { qos: 1 });
+    await raw.publishAsync(t.filesInData('store', 'cutter-cli-fuzz'), Buffer.from([9, 9, 9]), { qos: 0 });
+    await raw.publishAsync(t.filesInData('store', 'cutter-cli-fuzz'), encodeFrame('ab'.repeat(16), 0, Buffer.from('stray')), { qos: 0 });
+    await agent.waitForLog((l) => l.msg === 'dropped invalid chunk frame');
+    await agent.waitForLog((l) => l.msg === 'dropped invalid message' && String(l.topic).includes('/files/in/'));
+    await raw.endAsync();
+    writeFileSync(join(local, 'after.txt'), 'still works\n');
+    const r = await as(['cp', join(local, 'after.txt'), 'store:after.txt']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(join(allowed, 'after.txt'), 'utf8')).toBe('still works\n');
+  });
 
   it('records every transfer in the audit log with who asked', async () => {
     const records = await eventually(() => {
