@@ -50,6 +50,8 @@ import { OllamaExecutor } from './executors/ollama.js';
 import { OutputBatcher } from './output-batcher.js';
 import { policyViolation, withPolicyDefaults, type ExecutionPolicy } from './policy.js';
 import { probeGpus, probeHost, type HostCapacity } from './probe.js';
+import { defaultServices } from './services.js';
+import type { AgentService } from './service.js';
 
 /** One attempt this agent runs (or is starting, or is stopping). */
 interface RunningTask {
@@ -154,6 +156,8 @@ export class Agent {
     private readonly config: AgentConfig,
     log: Logger,
     executors: Executor[] = [new DockerExecutor(), new ExecExecutor(), ...(config.ollamaUrl ? [new OllamaExecutor(config.ollamaUrl)] : [])],
+    /** Services hosted next to task execution (file transfer, image sync); see agent/services.ts. */
+    private readonly services: AgentService[] = defaultServices(config, log, executors),
   ) {
     this.t = topics(config.prefix);
     this.log = log.child({ component: 'agent', node: config.nodeId });
@@ -209,9 +213,11 @@ export class Agent {
           await this.ready;
           await this.onCancel(c);
         });
+        for (const s of this.services) s.attach(client, router);
       },
     });
     await router.subscribeAll();
+    for (const s of this.services) await s.start?.();
     this.client.on('connect', () => {
       this.log.info('reconnected to broker');
       void this.heartbeat();
@@ -273,6 +279,7 @@ export class Agent {
     }
     this.closed = true;
     clearInterval(this.heartbeatTimer);
+    for (const s of this.services) await s.stop?.().catch((err) => this.log.warn({ err: errorMessage(err) }, 'stopping a service failed'));
     if (!(await within(this.publishStatus('offline', reason), SHUTDOWN_IO_MS))) this.log.warn('could not publish offline status: broker not answering');
     if (!(await within(client.endAsync(), SHUTDOWN_IO_MS))) client.end(true);
   }
@@ -418,6 +425,7 @@ export class Agent {
       chunk: (obj) => chunks.push(obj),
       progress: (p) => void this.publishEvent(task, { type: 'progress', ...p }).catch(() => undefined),
       started: (ref) => void this.publishEvent(task, { type: 'started', ref }).catch(() => undefined),
+      published: (ports) => this.services.forEach((s) => s.taskPublished?.(task.taskId, task.attempt, ports)),
     };
     return { ctx, batcher };
   }
@@ -451,6 +459,7 @@ export class Agent {
   private release(task: RunningTask): void {
     const key = keyOf(task.taskId, task.attempt);
     if (this.running.get(key) === task) this.running.delete(key);
+    this.services.forEach((s) => s.taskEnded?.(task.taskId, task.attempt));
     task.markEnded();
     this.announce();
   }

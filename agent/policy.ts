@@ -19,7 +19,8 @@ export interface ExecutionPolicy {
   execAllowlist: string[];
 }
 
-function globToRegExp(pattern: string): RegExp {
+/** A `*`-wildcard pattern as an anchored RegExp. */
+export function globToRegExp(pattern: string): RegExp {
   return new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
 }
 

@@ -10,9 +10,17 @@
  *   the prefix and Home Assistant's discovery prefix.
  * - observer (Home Assistant, dashboards): subscribes to node status, task state, controller
  *   status and Home Assistant discovery; publishes nothing.
+ * - file transfer (shared/schemas/files.ts): an admin publishes on `nodes/{any}/files/in/{its own
+ *   client id}[/data]`; agent N subscribes to `nodes/N/files/in/+[/data]` and publishes on
+ *   `nodes/N/files/out/{client}[/data]` only. Observers reach none of it.
+ * - port forwarding (shared/schemas/ports.ts): agent N publishes only `nodes/N/ports/{task}`.
+ * - mcp (`cutter mcp`, an AI assistant's hands): publishes requests on its own `requests/{clientId}`
+ *   whose `op` is one of MCP_OPS (submit, cancel, task.get, task.list, task.logs, node.list — no
+ *   tokens, no drains, no file transfer); subscribes to its own replies, task events and state,
+ *   node status and controller status.
  * Only the controller publishes assignments, cancels, task state and replies.
  */
-import type { Topics } from '../shared/topics.js';
+import { ID_RE, type Topics } from '../shared/topics.js';
 import { topicMatches } from '../shared/mqtt.js';
 import type { Identity } from './identities.js';
 
@@ -26,6 +34,22 @@ export interface AclContext {
   placedOn(taskId: string, node: string): boolean | undefined;
   haPrefix: string;
 }
+
+/**
+ * The node and client of a file transfer topic (`nodes/N/files/{in|out}/C` or `…/C/data`, see
+ * shared/schemas/files.ts), or null when `topic` is not one of that direction.
+ */
+export function fileTopicOf(t: Topics, topic: string, dir: 'in' | 'out'): { node: string; client: string } | null {
+  const node = t.idFrom(topic, 'nodes');
+  if (!node) return null;
+  const rest = topic.slice(t.nodeStatus(node).length - 'status'.length).split('/');
+  // rest: ['files', dir, client] or ['files', dir, client, 'data']
+  if (rest[0] !== 'files' || rest[1] !== dir || !(rest.length === 3 || (rest.length === 4 && rest[3] === 'data'))) return null;
+  return ID_RE.test(rest[2]) ? { node, client: rest[2] } : null;
+}
+
+/** The request ops an `mcp` identity may send. */
+export const MCP_OPS: readonly string[] = ['submit', 'cancel', 'task.get', 'task.list', 'task.logs', 'node.list'];
 
 /** Why a client id is not allowed for an identity, or null. */
 export function checkClientId(identity: Identity, clientId: string): string | null {
@@ -44,6 +68,9 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
     case 'agent': {
       const node = identity.name;
       if (topic === t.nodeStatus(node)) return null;
+      if (fileTopicOf(t, topic, 'out')?.node === node) return null;
+      const portTask = topic.startsWith(t.nodePorts(node, '')) ? topic.slice(t.nodePorts(node, '').length) : null;
+      if (portTask !== null && ID_RE.test(portTask)) return null;
       const taskId = t.idFrom(topic, 'tasks');
       if (taskId && topic === t.taskEvents(taskId)) {
         // Denying a QoS 1 publish makes MQTT.js resend it on every reconnect, forever: deny only
@@ -56,12 +83,24 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
         }
         return null;
       }
-      return `agent ${node} may publish only its own status and events of its tasks`;
+      return `agent ${node} may publish only its own status, events of its tasks and its file transfer replies`;
     }
     case 'admin':
-      return topic === t.requests(clientId) ? null : `admins publish only requests on ${t.requests(clientId)}`;
+      if (topic === t.requests(clientId)) return null;
+      if (fileTopicOf(t, topic, 'in')?.client === clientId) return null;
+      return `admins publish only requests on ${t.requests(clientId)} and file transfers on ${t.filesIn('NODE', clientId)}[/data]`;
     case 'observer':
       return 'observers publish nothing';
+    case 'mcp': {
+      if (topic !== t.requests(clientId)) return `mcp clients publish only requests on ${t.requests(clientId)}`;
+      let op: unknown;
+      try {
+        op = (JSON.parse(payload.toString('utf8')) as { op?: unknown })?.op;
+      } catch {
+        return null; // not JSON: the controller answers INVALID_REQUEST
+      }
+      return typeof op === 'string' && MCP_OPS.includes(op) ? null : `mcp clients may send only ${MCP_OPS.join(', ')} requests, not ${String(op)}`;
+    }
   }
 }
 
@@ -73,16 +112,24 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
     case 'controller':
       return null;
     case 'agent':
-      return filter === t.nodeAssign(identity.name) || filter === t.nodeCancel(identity.name) ? null : `agent ${identity.name} may subscribe only to its own assignments and cancels`;
+      return [t.nodeAssign(identity.name), t.nodeCancel(identity.name), t.filesIn(identity.name, '+'), t.filesInData(identity.name, '+')].includes(filter)
+        ? null
+        : `agent ${identity.name} may subscribe only to its own assignments, cancels and file transfers`;
     case 'admin':
       return under(t.prefix) || under(ctx.haPrefix) ? null : `admins subscribe under ${t.prefix}/ and ${ctx.haPrefix}/ only`;
+    case 'mcp': {
+      if (filter === t.replies(clientId) || filter === t.controllerStatus() || filter === t.allNodeStatus()) return null;
+      const task = t.idFrom(filter, 'tasks');
+      if (task && (filter === t.taskEvents(task) || filter === t.taskState(task))) return null;
+      return 'mcp clients may read their replies, task events and state, node status and controller status only';
+    }
     case 'observer': {
       const allowed = [t.allNodeStatus(), t.allTaskState(), t.controllerStatus(), `${ctx.haPrefix}/#`];
       const deny = 'observers may read node status, task state, controller status and Home Assistant discovery only';
       // A plain topic: allowed when an allowed filter covers it.
       if (!/[+#]/.test(filter)) return allowed.some((a) => topicMatches(a, filter)) ? null : deny;
       // A wildcard filter must not reach beyond what observers may read (logs, requests, replies).
-      const probes = [t.nodeStatus('x'), t.taskState('x'), t.controllerStatus(), t.taskEvents('x'), t.requests('x'), t.replies('x'), t.nodeAssign('x')];
+      const probes = [t.nodeStatus('x'), t.taskState('x'), t.controllerStatus(), t.taskEvents('x'), t.requests('x'), t.replies('x'), t.nodeAssign('x'), t.filesIn('x', 'y'), t.filesOutData('x', 'y')];
       const reaches = probes.filter((p) => topicMatches(filter, p));
       const ok = reaches.every((p) => allowed.some((a) => topicMatches(a, p))) && (reaches.length > 0 || under(ctx.haPrefix));
       return ok ? null : deny;

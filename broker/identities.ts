@@ -12,7 +12,8 @@ import { z } from 'zod';
 import { CutterError } from '../shared/errors.js';
 import { ID_RE } from '../shared/topics.js';
 
-export const RoleSchema = z.enum(['admin', 'agent', 'observer']);
+/** `mcp`: a scoped identity for `cutter mcp` (see broker/acl.ts: a few request ops, task and node reads). */
+export const RoleSchema = z.enum(['admin', 'agent', 'observer', 'mcp']);
 export type Role = z.infer<typeof RoleSchema> | 'controller';
 
 /** Who a connection is. For an agent, `name` is its node id. */

@@ -98,9 +98,14 @@ export class CliClient {
     return parsed.data;
   }
 
-  /** The underlying MQTT client, for callers that subscribe to topics of their own. */
+  /** The underlying MQTT client, for callers that subscribe to topics of their own (the Ollama API, file transfer). */
   get mqtt(): MqttClient {
     return this.client;
+  }
+
+  /** The topic builders for this client's prefix. */
+  get topics(): Topics {
+    return this.t;
   }
 
   /** Calls `fn` after every reconnect to the broker (not the first connect). */

@@ -1,8 +1,8 @@
 /**
  * Parses the `docker run …` part of `cutter run … docker run [FLAGS] IMAGE [CMD…]` into a
  * DockerSpec, accepting the docker flags a user types for the work cutter does. Flags that would
- * change the node itself (volumes, host network, privileged, ports) are refused with a clear
- * message rather than silently ignored.
+ * change the node itself (volumes, host network, privileged) are refused with a clear message
+ * rather than silently ignored. `-p SERVER:CONTAINER` forwards a port through the server.
  */
 import { CutterError } from '../shared/errors.js';
 import type { DockerSpec } from '../shared/schemas/index.js';
@@ -24,6 +24,7 @@ const VALUE_FLAGS: Record<string, string> = {
   '--entrypoint': 'entrypoint',
   '-l': 'label', '--label': 'label',
   '--name': 'name',
+  '-p': 'publish', '--publish': 'publish',
 };
 /** Flags without a value that are accepted. `--rm` is what cutter always does; `-i`/`-t` have no terminal to attach to. */
 const BOOL_FLAGS: Record<string, string> = { '--rm': 'rm', '-d': 'detach', '--detach': 'detach', '-i': 'ignore', '--interactive': 'ignore' };
@@ -31,8 +32,6 @@ const REFUSED: Record<string, string> = {
   '-v': 'volumes (host mounts) are not supported: a node\'s files are not the server\'s',
   '--volume': 'volumes (host mounts) are not supported: a node\'s files are not the server\'s',
   '--mount': 'mounts are not supported',
-  '-p': 'port publishing is not supported yet',
-  '--publish': 'port publishing is not supported yet',
   '--privileged': 'privileged containers are not allowed',
   '--network': 'choosing the network is not supported',
   '--net': 'choosing the network is not supported',
@@ -40,6 +39,24 @@ const REFUSED: Record<string, string> = {
   '-t': 'no terminal is attached (-t): output is streamed as logs',
   '--tty': 'no terminal is attached (-t): output is streamed as logs',
 };
+
+/**
+ * Parses `-p SERVER:CONTAINER` (or `-p PORT`, the same number on both sides) into a forward:
+ * the container port is published on a free port of the node and reached at SERVER on the cutter
+ * server. An address (`IP:…`) or a protocol other than tcp is refused.
+ * @throws CutterError INVALID_ARGUMENT naming the flag and value.
+ */
+export function parsePublish(value: string, flag = '-p'): { server: number; container: number } {
+  const bad = (why: string) => new CutterError('INVALID_ARGUMENT', `docker run ${flag}: "${value}": ${why}`);
+  let v = value;
+  if (v.endsWith('/tcp')) v = v.slice(0, -4);
+  else if (v.includes('/')) throw bad('only tcp ports can be forwarded');
+  const parts = v.split(':');
+  if (parts.length > 2) throw bad('give SERVER_PORT:CONTAINER_PORT (the server chooses its own interface)');
+  const nums = parts.map((p) => (/^\d{1,5}$/.test(p) ? Number(p) : NaN));
+  if (nums.some((n) => !Number.isInteger(n) || n < 1 || n > 65535)) throw bad('ports are numbers from 1 to 65535 (ranges are not supported)');
+  return { server: nums[0], container: nums[nums.length - 1] };
+}
 
 /**
  * @param args everything after `docker`, starting with `run`.
@@ -76,7 +93,7 @@ export function parseDockerRun(args: string[]): ParsedDockerRun {
       continue;
     }
     const name = VALUE_FLAGS[flag];
-    if (!name) throw new CutterError('INVALID_ARGUMENT', `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, --rm, -d)`);
+    if (!name) throw new CutterError('INVALID_ARGUMENT', `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, -p, --rm, -d)`);
     const value = inline ?? args[++i];
     if (value === undefined) throw new CutterError('INVALID_ARGUMENT', `docker run ${flag} needs a value`);
     switch (name) {
@@ -115,6 +132,9 @@ export function parseDockerRun(args: string[]): ParsedDockerRun {
         break;
       case 'entrypoint':
         spec.entrypoint = [value];
+        break;
+      case 'publish':
+        (spec.ports ??= []).push(parsePublish(value, flag));
         break;
       case 'name':
         break; // containers are named cutter-<task>-<attempt> so an agent can find its own

@@ -2,7 +2,12 @@
 /** The `cutter` command. */
 import { Command } from 'commander';
 import { VERSION } from '../shared/version.js';
+import { registerCp } from './commands/cp.js';
 import { registerDaemons } from './commands/daemons.js';
+import { registerImage } from './commands/image.js';
+import { registerMcp } from './commands/mcp.js';
+import { registerPipeline } from './commands/pipeline.js';
+import { registerPorts } from './commands/ports.js';
 import { registerLogs } from './commands/logs.js';
 import { registerNodes } from './commands/nodes.js';
 import { registerOllama } from './commands/ollama.js';
@@ -23,5 +28,10 @@ registerTasks(program);
 registerLogs(program);
 registerToken(program);
 registerOllama(program);
+registerCp(program);
+registerImage(program);
+registerPorts(program);
+registerPipeline(program);
+registerMcp(program);
 
 await program.parseAsync(process.argv);

@@ -646,14 +646,42 @@ function topicRows(t: Topics): { rows: TopicRow[]; filters: FilterRow[]; used: S
     { ...b('requests', 'client'), fromTo: 'client → controller', retained: 'no', qos: 1, payload: link('Request'), notes: 'The controller answers on the matching replies topic.' },
     { ...b('replies', 'client'), fromTo: 'controller → client', retained: 'no', qos: 1, payload: link('Reply'), notes: 'Matched to its request by `id`.' },
     { ...b('controllerStatus'), fromTo: 'controller → all', retained: 'yes', qos: 1, payload: link('ControllerStatus'), notes: 'Last will: retained `offline` ControllerStatus.' },
+    ...fileRows(t, used),
+    {
+      topic: (used.add('nodePorts'), t.nodePorts('{node}', '{task}')),
+      builder: 'nodePorts(node, task)',
+      fromTo: 'agent → server',
+      retained: 'yes',
+      qos: 1,
+      payload: '`PortAnnouncement` (shared/schemas/ports.ts)',
+      notes: 'A docker task\'s container ports published on the node (`cutter run -p`), with the address the server dials (`--advertise-address`, null behind NAT). Cleared when the attempt ends.',
+    },
+    { ...b('forwardState', 'task'), fromTo: 'server → all', retained: 'yes', qos: 1, payload: '`ForwardState` (shared/schemas/ports.ts)', notes: '`open` (the server proxies its port to the node) or `refused` with the reason; cleared when the forwards close (task ended).' },
   ];
   const filters: FilterRow[] = [
     { ...b('allNodeStatus'), who: 'controller (node registry)' },
     { ...b('allTaskEvents'), who: 'controller (task lifecycle, kept events)' },
     { ...b('allTaskState'), who: 'observers of every task' },
     { ...b('allRequests'), who: 'controller' },
+    { ...b('allNodePorts'), who: 'server (port proxy)' },
+    { ...b('allForwardState'), who: '`cutter ports`' },
   ].map(({ topic, builder, who }) => ({ filter: topic, builder, who }));
   return { rows, filters, used };
+}
+
+/** The file transfer topics (two ids each: node and client); protocol in shared/schemas/files.ts. */
+function fileRows(t: Topics, used: Set<TopicBuilderName>): TopicRow[] {
+  const row = (name: 'filesIn' | 'filesInData' | 'filesOut' | 'filesOutData', fromTo: string, qos: 0 | 1, payload: string, notes: string): TopicRow => {
+    used.add(name);
+    return { topic: t[name]('{node}', '{client}'), builder: `${name}(node, client)`, fromTo, retained: 'no', qos, payload, notes };
+  };
+  const see = 'see shared/schemas/files.ts';
+  return [
+    row('filesIn', 'client → agent', 1, '`FileIn` (put, get, ack, done, abort, image.inspect, image.put)', `File transfer and image sync control, straight to the agent (${see}); \`client\` is the sender's own client id.`),
+    row('filesInData', 'client → agent', 0, 'binary chunk frame', `1 byte version, 16 bytes transfer id, 8 bytes offset (big-endian), then at most 1 MiB of data (${see}).`),
+    row('filesOut', 'agent → client', 1, '`FileOut` (ready, meta, ack, done, image, error)', `Agent replies; the controller reads this and \`filesIn\` (not the chunks) to audit transfers.`),
+    row('filesOutData', 'agent → client', 0, 'binary chunk frame', 'Chunks of a `get`, windowed by the client\'s acks.'),
+  ];
 }
 
 // ---- flows ----------------------------------------------------------------------------------------

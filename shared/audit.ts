@@ -18,7 +18,12 @@ export type AuditAction =
   | 'connect.refused'
   | 'publish.denied'
   | 'subscribe.denied'
-  | 'rate.limited';
+  | 'rate.limited'
+  | 'file.put'
+  | 'file.get'
+  | 'image.push'
+  | 'port.forward'
+  | 'mcp.call';
 
 export interface AuditRecord {
   who: string;

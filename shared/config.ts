@@ -181,6 +181,17 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
   }),
   /** Execution policy: commands exec tasks may run (argv[0]; comma separated in env and flags); empty = any. */
   execAllowlist: z.union([z.array(z.string()), z.string()]).transform((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v)).default([]),
+  /** File transfer (`cutter cp`): directories files may be read from and written to (comma separated); empty = file transfer off. */
+  filesAllow: z.union([z.array(z.string()), z.string()]).transform((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v)).default([]),
+  /** File transfer: directories refused even inside an allowed one (deny wins). */
+  filesDeny: z.union([z.array(z.string()), z.string()]).transform((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v)).default([]),
+  /**
+   * Port forwarding (`cutter run -p`): the address the server dials to reach this node's published
+   * ports; unset = this node is not reachable from the server (behind NAT) and forwards are refused.
+   */
+  advertiseAddress: z.string().min(1).max(255).optional(),
+  /** File transfer and image sync: largest file sent or received, bytes (`4g`). */
+  filesMaxSize: SizeSchema.default(4 * 1024 * 1024 * 1024),
 });
 
 /** Short-lived CLI commands. */

@@ -37,6 +37,22 @@ export interface Topics {
   replies(client: string): string;
   /** Retained controller status; its last will is `offline`. */
   controllerStatus(): string;
+  /** File transfer control, client → agent (`…/nodes/{node}/files/in/{client}`; shared/schemas/files.ts). */
+  filesIn(node: string, client: string): string;
+  /** File transfer chunk frames, client → agent (binary). */
+  filesInData(node: string, client: string): string;
+  /** File transfer control, agent → client. */
+  filesOut(node: string, client: string): string;
+  /** File transfer chunk frames, agent → client (binary). */
+  filesOutData(node: string, client: string): string;
+  /** Retained PortAnnouncement of one task's published ports on a node (agent → server); cleared when the task ends. */
+  nodePorts(node: string, task: string): string;
+  /** Wildcard over every node's port announcements. */
+  allNodePorts(): string;
+  /** Retained ForwardState of one task's forwards on the server (server → all); cleared when they close. */
+  forwardState(task: string): string;
+  /** Wildcard over every forward state. */
+  allForwardState(): string;
   /** Parses `{prefix}/v1/{kind}/{id}/{leaf}` into its id, or null when it is not that shape. */
   idFrom(topic: string, kind: 'nodes' | 'tasks' | 'requests' | 'replies'): string | null;
 }
@@ -61,6 +77,14 @@ export function topics(prefix = 'cutter'): Topics {
     allRequests: () => `${base}/requests/+`,
     replies: (client) => `${base}/replies/${client}`,
     controllerStatus: () => `${base}/controller/status`,
+    nodePorts: (node, task) => `${base}/nodes/${node}/ports/${task}`,
+    allNodePorts: () => `${base}/nodes/+/ports/+`,
+    forwardState: (task) => `${base}/forwards/${task}`,
+    allForwardState: () => `${base}/forwards/+`,
+    filesIn: (node, client) => `${base}/nodes/${node}/files/in/${client}`,
+    filesInData: (node, client) => `${base}/nodes/${node}/files/in/${client}/data`,
+    filesOut: (node, client) => `${base}/nodes/${node}/files/out/${client}`,
+    filesOutData: (node, client) => `${base}/nodes/${node}/files/out/${client}/data`,
     idFrom(topic, kind) {
       if (!topic.startsWith(`${base}/${kind}/`)) return null;
       const id = topic.slice(base.length + kind.length + 2).split('/')[0];

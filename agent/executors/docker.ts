@@ -57,6 +57,26 @@ interface Run {
   container?: Docker.Container;
   stopRequested: boolean;
   graceMs: number;
+  /** Ports to publish (`DockerSpec.ports`). */
+  ports?: { container: number; server: number }[];
+}
+
+/**
+ * Reads the node ports the engine chose for the published container ports
+ * (NetworkSettings.Ports["80/tcp"][0].HostPort) and hands them to `ctx.published`.
+ */
+async function reportPorts(container: Docker.Container, ports: { container: number; server: number }[], ctx: ExecutorContext): Promise<void> {
+  if (!ctx.published) return;
+  try {
+    const info = await container.inspect();
+    const mapped = ports.flatMap((p) => {
+      const host = Number(info.NetworkSettings.Ports?.[`${p.container}/tcp`]?.[0]?.HostPort);
+      return Number.isInteger(host) && host > 0 ? [{ container: p.container, host, server: p.server }] : [];
+    });
+    ctx.published(mapped);
+  } catch (err) {
+    ctx.output('stderr', Buffer.from(`cutter: cannot read the published ports: ${engineMessage(err)}\n`));
+  }
 }
 
 /** Stops the run's container; 304 (already stopped) and 404 (gone) count as stopped. */
@@ -91,7 +111,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
 
   start(spec: DockerSpec, ctx: ExecutorContext): TaskHandle {
     const abort = new AbortController();
-    const run: Run = { stopRequested: false, graceMs: 3_000 };
+    const run: Run = { stopRequested: false, graceMs: 3_000, ports: spec.ports };
 
     const go = async (): Promise<Outcome> => {
       await this.ensureImage(spec.image, ctx, abort.signal);
@@ -114,6 +134,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
             [LABEL_NODE]: ctx.node,
             [LABEL_MEMORY]: String(ctx.memory),
           },
+          ...(spec.ports?.length ? { ExposedPorts: Object.fromEntries(spec.ports.map((p) => [`${p.container}/tcp`, {}])) } : {}),
           Tty: false,
           OpenStdin: false,
           AttachStdout: true,
@@ -122,6 +143,8 @@ export class DockerExecutor implements Executor<DockerSpec> {
             AutoRemove: false,
             Memory: spec.memoryLimit,
             NanoCpus: spec.cpus ? Math.round(spec.cpus * 1e9) : undefined,
+            // Each port on a free port of the node (HostPort ""), reported after the start.
+            ...(spec.ports?.length ? { PortBindings: Object.fromEntries(spec.ports.map((p) => [`${p.container}/tcp`, [{ HostPort: '' }]])) } : {}),
           },
         });
       } catch (err) {
@@ -234,6 +257,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
         }
         startedAt = Date.now();
         ctx.started(container.id.slice(0, 12));
+        if (run.ports?.length) await reportPorts(container, run.ports, ctx);
         // A stop that came while the engine was starting it found nothing running (304): stop it now.
         if (run.stopRequested) await stopContainer(run);
       } else {

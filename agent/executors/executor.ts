@@ -28,6 +28,8 @@ export interface ExecutorContext {
   chunk?(obj: Record<string, unknown>): void;
   /** The workload is running now; `ref` is the container id or pid. */
   started(ref: string): void;
+  /** Container ports published on the node (docker tasks with `ports`): node port per container port. */
+  published?(ports: { container: number; host: number; server: number }[]): void;
 }
 
 /** How a run ended. Times are ms epoch. */

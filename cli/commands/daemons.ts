@@ -223,11 +223,17 @@ export function registerDaemons(program: Command): void {
         });
         controllerRef = controller;
         await controller.start();
+        // Direct client ↔ agent traffic (file transfer, image sync) is audited by its own client.
+        const stopFileAudit = audit ? await (await import('../../controller/file-audit.js')).startFileAudit({ url, username, password, prefix: cfg.prefix, audit, whoIs: (c) => broker?.identityOf(c), log }) : undefined;
+        // Forwarded ports (cutter run -p): a TCP proxy from this server to the nodes.
+        const stopPortProxy = await (await import('../../controller/port-proxy.js')).startPortProxy({ url, username, password, prefix: cfg.prefix, host: cfg.host, audit, log });
         await broker?.listen();
         const ollamaApi = cfg.ollamaApi ? await startOllamaApi(cfg, { broker: url, username, password, streamBuilder }, log) : undefined;
         apiClientId = ollamaApi?.clientId;
         onShutdown(log, async () => {
           await ollamaApi?.stop();
+          await stopPortProxy();
+          await stopFileAudit?.();
           await controller.stop();
           await broker?.close();
         });
@@ -255,6 +261,10 @@ export function registerDaemons(program: Command): void {
     .option('--keepalive <s>', 'MQTT keepalive, seconds (default 2)')
     .option('--lost-after <duration>', 'how long this node may be disconnected before its tasks are rescheduled, e.g. 10m (default 0)')
     .option('--drain-timeout <duration>', 'on SIGTERM, how long to wait for running tasks (default 5m)')
+    .option('--files-allow <dirs>', 'file transfer: directories cutter cp may read and write, comma separated (default: none, transfer off)')
+    .option('--files-deny <dirs>', 'file transfer: directories refused even inside an allowed one (deny wins)')
+    .option('--advertise-address <addr>', 'port forwarding: address the server can reach this node at (unset: forwards to this node are refused)')
+    .option('--files-max-size <size>', 'file transfer and image sync: largest file, e.g. 10g (default 4g)')
     .action(async (flags) => {
       let cfg;
       try {
@@ -278,6 +288,10 @@ export function registerDaemons(program: Command): void {
             defaultTaskMemory: flags.defaultTaskMemory,
             execAllowlist: flags.execAllowlist,
             ollamaUrl: flags.ollamaUrl,
+            filesAllow: flags.filesAllow,
+            filesDeny: flags.filesDeny,
+            filesMaxSize: flags.filesMaxSize,
+            advertiseAddress: flags.advertiseAddress,
             prefix: flags.prefix,
             logLevel: flags.logLevel,
             ...clientTlsFlags(flags),

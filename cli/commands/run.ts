@@ -14,7 +14,8 @@ import { CutterError } from '../../shared/errors.js';
 import { RestartPolicySchema, SubmitResultSchema, TaskOptionsSchema, type Requirements, type TaskOptions, type TaskSpec, type TaskState } from '../../shared/schemas/index.js';
 import { parseBytes } from '../../shared/units.js';
 import { newTaskId } from '../client.js';
-import { parseDockerRun } from '../docker-args.js';
+import { parseDockerRun, parsePublish } from '../docker-args.js';
+import { watchForwards } from '../forwards.js';
 import { printJson } from '../output.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
 import { TaskFollower } from './follow.js';
@@ -34,6 +35,7 @@ interface RunFlags extends GlobalFlags {
   maxAttempts?: string;
   lostAfter?: string;
   priority?: string;
+  publish?: string[];
 }
 
 function buildSpec(executor: string, args: string[]): { spec: TaskSpec; detach: boolean } {
@@ -94,6 +96,7 @@ export function registerRun(program: Command): void {
       .option('--max-attempts <n>', 'attempts in all (default 3)')
       .option('--lost-after <duration>', "how long the task may stay on a disconnected node before it is rescheduled (default: the node's)")
       .option('--priority <n>', 'queue priority, higher first (default 0)')
+      .option('-p, --publish <server:container>', 'reach a container port at this server port (repeatable; same as docker run -p)', (v: string, all: string[]) => [...all, v], [] as string[])
       .passThroughOptions(),
   ).action((executor: string, args: string[], flags: RunFlags) =>
     withClient(
@@ -101,6 +104,10 @@ export function registerRun(program: Command): void {
       async (client) => {
         if (flags.node && flags.autoSelect) throw new CutterError('INVALID_ARGUMENT', '--node and --auto-select exclude each other');
         const { spec, detach: dockerDetach } = buildSpec(executor, args);
+        if (flags.publish?.length) {
+          if (spec.kind !== 'docker') throw new CutterError('INVALID_ARGUMENT', '-p forwards container ports: it needs a docker task');
+          spec.ports = [...(spec.ports ?? []), ...flags.publish.map((p) => parsePublish(p))];
+        }
         const options = buildOptions(flags);
         const detach = Boolean(flags.detach) || dockerDetach;
         const cpus = flags.cpus === undefined ? (spec.kind === 'docker' ? (spec.cpus ?? 0) : 0) : Number(flags.cpus);
@@ -122,6 +129,17 @@ export function registerRun(program: Command): void {
         // Follow before submitting, so no event is missed.
         const follower = new TaskFollower(client, taskId, { json: Boolean(flags.json), history: false, narrate: true });
         await follower.start();
+        // Forwards (-p): say where the port is reachable, or why not (and then cancel the task).
+        let refused: string | undefined;
+        if (spec.kind === 'docker' && spec.ports?.length) {
+          await watchForwards(client, taskId, (s) => {
+            if (s.state === 'open' && !flags.json) for (const x of s.forwards) process.stderr.write(`cutter: forwarding server port ${x.server} → ${x.target} (container port ${x.container})\n`);
+            if (s.state === 'refused' && !refused) {
+              refused = s.reason ?? 'refused';
+              void client.request({ op: 'cancel', taskId }, SubmitResultSchema).catch(() => undefined);
+            }
+          });
+        }
         let interrupts = 0;
         process.on('SIGINT', () => {
           if (++interrupts > 1) process.exit(130);
@@ -130,6 +148,11 @@ export function registerRun(program: Command): void {
         });
         await client.request({ op: 'submit', taskId, spec, requirements, options }, SubmitResultSchema);
         const f = await follower.done;
+        if (refused) {
+          if (flags.json) printJson({ ...f, error: { code: 'PORT_FORWARD_REFUSED', message: refused } });
+          else process.stderr.write(`cutter: port forward refused, task ${taskId} cancelled: ${refused}\n`);
+          return EXIT_NOT_RUN;
+        }
         if (flags.json) printJson(f);
         else if (f.state !== 'succeeded' && f.error && f.error.code !== 'EXIT_CODE') process.stderr.write(`cutter: task ${taskId} ${f.state}: ${f.error.message}\n`);
         return exitCodeOf(f);

@@ -12,12 +12,12 @@ import { withClient, withClientOptions, type GlobalFlags } from './common.js';
 export function registerToken(program: Command): void {
   const token = program.command('token').description('MQTT identities: agent, admin and observer tokens');
   withClientOptions(token.command('create').description('create a token and print its username and password (shown once)'))
-    .requiredOption('--role <role>', 'agent (one node) | admin (the CLI) | observer (read-only: Home Assistant, dashboards)')
+    .requiredOption('--role <role>', 'agent (one node) | admin (the CLI) | observer (read-only: Home Assistant, dashboards) | mcp (cutter mcp: run, follow and cancel tasks, list nodes)')
     .option('--node <node>', 'the node an agent token is for')
     .option('--name <name>', 'a name for an admin or observer token')
     .action((flags: GlobalFlags & { role: string; node?: string; name?: string }) =>
       withClient(flags, async (client) => {
-        if (!['agent', 'admin', 'observer'].includes(flags.role)) throw new CutterError('INVALID_ARGUMENT', `--role ${flags.role}: use agent, admin or observer`);
+        if (!['agent', 'admin', 'observer', 'mcp'].includes(flags.role)) throw new CutterError('INVALID_ARGUMENT', `--role ${flags.role}: use agent, admin, observer or mcp`);
         const name = flags.role === 'agent' ? flags.node : flags.name;
         if (!name) throw new CutterError('INVALID_ARGUMENT', flags.role === 'agent' ? 'an agent token needs --node NODE' : `an ${flags.role} token needs --name NAME`);
         const created = await client.request({ op: 'token.create', role: flags.role as 'agent', name }, TokenCreatedSchema);

@@ -2,3 +2,6 @@
 export * from './node.js';
 export * from './task.js';
 export * from './request.js';
+export * from './files.js';
+export * from './ports.js';
+export * from './pipeline.js';

@@ -31,7 +31,7 @@ export const RequestSchema = z.discriminatedUnion('op', [
   /** Stop (drain: true) or resume (drain: false) placing new tasks on a node; running tasks finish. */
   z.object({ ...RequestBase, op: z.literal('node.drain'), node: IdSchema, drain: z.boolean() }),
   /** Creates a token (admin only, like every request): the reply carries the password, once. */
-  z.object({ ...RequestBase, op: z.literal('token.create'), role: z.enum(['admin', 'agent', 'observer']), name: IdSchema }),
+  z.object({ ...RequestBase, op: z.literal('token.create'), role: z.enum(['admin', 'agent', 'observer', 'mcp']), name: IdSchema }),
   z.object({ ...RequestBase, op: z.literal('token.list') }),
   z.object({ ...RequestBase, op: z.literal('token.revoke'), username: z.string().min(1).max(200) }),
   /** The events the controller kept for a task (logs bounded per task), oldest first. */
@@ -85,7 +85,7 @@ export const NodeListResultSchema = z.object({ nodes: z.array(NodeViewSchema) })
 /** A token as listed (never its secret); times in ms epoch. */
 export const TokenInfoSchema = z.object({
   username: z.string(),
-  role: z.enum(['admin', 'agent', 'observer']),
+  role: z.enum(['admin', 'agent', 'observer', 'mcp']),
   name: z.string(),
   createdAt: z.number().int(),
   revokedAt: z.number().int().nullable(),

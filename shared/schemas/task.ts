@@ -24,6 +24,12 @@ export const DockerSpecSchema = z.object({
   workdir: z.string().max(4096).optional(),
   user: z.string().max(256).optional(),
   labels: z.record(z.string().max(256), z.string().max(4096)).default({}),
+  /**
+   * Container TCP ports to reach through the server (`cutter run -p SERVER:CONTAINER`): the node
+   * publishes each on a free port of its own and the server proxies `server` to it
+   * (shared/schemas/ports.ts).
+   */
+  ports: z.array(z.object({ container: z.number().int().min(1).max(65535), server: z.number().int().min(1).max(65535) })).max(16).optional(),
 });
 
 /** A command run without a shell on the node (only on agents started with --allow-exec). */

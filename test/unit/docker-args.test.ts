@@ -116,14 +116,27 @@ describe('parseDockerRun: accepted forms', () => {
   });
 });
 
+describe('parseDockerRun: -p forwards', () => {
+  it('turns -p SERVER:CONTAINER, -p PORT and --publish=… into spec.ports', () => {
+    expect(parseDockerRun(['run', '-p', '8080:80', '--publish=9000:9000/tcp', '-p', '53', 'alpine']).spec.ports).toEqual([
+      { server: 8080, container: 80 },
+      { server: 9000, container: 9000 },
+      { server: 53, container: 53 },
+    ]);
+    expect(parseDockerRun(['run', 'alpine']).spec.ports).toBeUndefined();
+  });
+});
+
 describe('parseDockerRun: refused and invalid', () => {
   it.each([
     ['-v', ['-v', '/data:/data']],
     ['--volume', ['--volume', '/data:/data']],
     ['--volume', ['--volume=/data:/data']],
     ['--mount', ['--mount', 'type=bind,src=/,dst=/host']],
-    ['-p', ['-p', '8080:80']],
-    ['--publish', ['--publish=8080:80']],
+    ['-p', ['-p', '1.2.3.4:8080:80']],
+    ['--publish', ['--publish=8080:80/udp']],
+    ['-p', ['-p', '8080-8090:80']],
+    ['-p', ['-p', '0:80']],
     ['--privileged', ['--privileged']],
     ['--privileged', ['--privileged=true']],
     ['--network', ['--network', 'host']],

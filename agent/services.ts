@@ -1,0 +1,31 @@
+/** The services an agent hosts by default, built from its config (wiring only). */
+import Docker from 'dockerode';
+import type { AgentConfig } from '../shared/config.js';
+import type { Logger } from '../shared/logger.js';
+import { topics } from '../shared/topics.js';
+import { DockerExecutor } from './executors/docker.js';
+import type { Executor } from './executors/executor.js';
+import { DockerImageStore } from './files/images.js';
+import { FileService } from './files/service.js';
+import { globToRegExp } from './policy.js';
+import { PortAnnouncer } from './ports.js';
+import type { AgentService } from './service.js';
+
+/** File transfer and image sync (the Docker client of the docker executor, when there is one). */
+export function defaultServices(config: AgentConfig, log: Logger, executors: Executor[]): AgentService[] {
+  const docker = executors.find((e): e is DockerExecutor => e instanceof DockerExecutor)?.docker ?? new Docker();
+  return [
+    new PortAnnouncer({ node: config.nodeId, t: topics(config.prefix), log: log.child({ node: config.nodeId, component: 'ports' }), address: config.advertiseAddress }),
+    new FileService({
+      node: config.nodeId,
+      t: topics(config.prefix),
+      log: log.child({ node: config.nodeId }),
+      allow: config.filesAllow,
+      deny: config.filesDeny,
+      maxBytes: config.filesMaxSize,
+      images: new DockerImageStore(docker),
+      imagePolicy: (image) =>
+        config.allowedImages.length && !config.allowedImages.some((p) => globToRegExp(p).test(image)) ? `image ${image} is not allowed here (allowedImages: ${config.allowedImages.join(', ')})` : null,
+    }),
+  ];
+}

@@ -1,0 +1,98 @@
+/**
+ * The sending half of a chunked transfer: reads a file and hands chunks to `send` while fewer
+ * than `windowBytes` are unacknowledged (flow control), from an offset the receiver chose
+ * (resume). Transport-agnostic: the CLI and the agent both use it over MQTT (shared/schemas/files.ts).
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+
+export interface PumpOptions {
+  path: string;
+  /** File size, bytes (the pump stops there even if the file grew). */
+  size: number;
+  /** Bytes per chunk (≤ MAX_CHUNK_BYTES). */
+  chunkBytes: number;
+  /** Most unacknowledged bytes in flight. */
+  windowBytes: number;
+  /**
+   * Sends one chunk; the promise resolves when it is handed to the socket (backpressure).
+   * Return false to say the link is down: the pump waits for `kick()` (e.g. on reconnect).
+   */
+  send(offset: number, data: Buffer): Promise<boolean>;
+}
+
+/** Windowed sender. `start()` once, then `ack()` as acks arrive and `rewind()` on a resume. */
+export class ChunkPump {
+  /** Next offset to send. */
+  private next = 0;
+  /** Highest contiguous offset the receiver acknowledged. */
+  acked = 0;
+  private fh?: FileHandle;
+  private wake?: () => void;
+  private closed = false;
+  private running?: Promise<void>;
+  /** Bytes handed to `send`, resends included. */
+  sentBytes = 0;
+
+  constructor(private readonly opts: PumpOptions) {}
+
+  /** Opens the file and starts sending from `offset`. @throws the open error. */
+  async start(offset: number): Promise<void> {
+    this.fh = await open(this.opts.path, 'r');
+    this.next = this.acked = offset;
+    this.running = this.loop().catch(() => undefined);
+  }
+
+  /** Records the receiver's contiguous offset. */
+  ack(offset: number): void {
+    if (offset > this.acked && offset <= this.opts.size) {
+      this.acked = offset;
+      this.kick();
+    }
+  }
+
+  /** Resumes from `offset` (the receiver's, after a reconnect): chunks after it are sent again. */
+  rewind(offset: number): void {
+    this.acked = Math.min(offset, this.opts.size);
+    this.next = this.acked;
+    this.kick();
+  }
+
+  /** Wakes the loop (after an ack, a rewind or a reconnect). */
+  kick(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  /** Stops sending and closes the file. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.kick();
+    await this.running;
+    await this.fh?.close().catch(() => undefined);
+  }
+
+  private async loop(): Promise<void> {
+    const { size, chunkBytes, windowBytes } = this.opts;
+    const buf = Buffer.allocUnsafe(chunkBytes);
+    while (!this.closed) {
+      if (this.next >= size || this.next - this.acked >= windowBytes) {
+        await new Promise<void>((r) => (this.wake = r));
+        continue;
+      }
+      const offset = this.next;
+      const length = Math.min(chunkBytes, size - offset);
+      const { bytesRead } = await this.fh!.read(buf, 0, length, offset);
+      if (bytesRead === 0) throw new Error(`${this.opts.path} shrank below ${offset} bytes while being sent`);
+      // A copy: the send may still hold the buffer when the next read fills it.
+      const ok = await this.opts.send(offset, Buffer.from(buf.subarray(0, bytesRead)));
+      if (!ok) {
+        await new Promise<void>((r) => (this.wake = r));
+        continue;
+      }
+      this.sentBytes += bytesRead;
+      // A rewind while sending moved `next`: keep its value.
+      if (this.next === offset) this.next = offset + bytesRead;
+    }
+  }
+}
