@@ -10,9 +10,22 @@
  *   the prefix and Home Assistant's discovery prefix.
  * - observer (Home Assistant, dashboards): subscribes to node status, task state, controller
  *   status and Home Assistant discovery; publishes nothing.
+ * - Home Assistant (an observer or admin token): also reads cutter's HA state topics
+ *   (`{prefix}/v1/ha/#`), publishes its birth/last will (`<haPrefix>/status`) and the drain switch's
+ *   commands (`{prefix}/v1/ha/nodes/N/drain/set`): draining only stops new placements, it runs nothing.
  * Only the controller publishes assignments, cancels, task state and replies.
  */
-import type { Topics } from '../shared/topics.js';
+
+/**
+ * Whether a topic is one Home Assistant publishes: a drain command (extensions/ha), or its own
+ * birth and last will on `<haPrefix>/status` (HA publishes them on connect; a denied publish would
+ * cut HA's connection).
+ */
+function isHaPublish(topic: string, ctx: AclContext): boolean {
+  const ha = haTopics(ctx.t.prefix, ctx.haPrefix);
+  return topic === ha.haStatus() || topicMatches(ha.allDrainCommands(), topic);
+}
+import { haTopics, type Topics } from '../shared/topics.js';
 import { topicMatches } from '../shared/mqtt.js';
 import type { Identity } from './identities.js';
 
@@ -59,9 +72,9 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
       return `agent ${node} may publish only its own status and events of its tasks`;
     }
     case 'admin':
-      return topic === t.requests(clientId) ? null : `admins publish only requests on ${t.requests(clientId)}`;
+      return topic === t.requests(clientId) || isHaPublish(topic, ctx) ? null : `admins publish only requests on ${t.requests(clientId)}`;
     case 'observer':
-      return 'observers publish nothing';
+      return isHaPublish(topic, ctx) ? null : 'observers publish only Home Assistant\'s status and drain commands';
   }
 }
 
@@ -77,14 +90,14 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
     case 'admin':
       return under(t.prefix) || under(ctx.haPrefix) ? null : `admins subscribe under ${t.prefix}/ and ${ctx.haPrefix}/ only`;
     case 'observer': {
-      const allowed = [t.allNodeStatus(), t.allTaskState(), t.controllerStatus(), `${ctx.haPrefix}/#`];
+      const allowed = [t.allNodeStatus(), t.allTaskState(), t.controllerStatus(), `${ctx.haPrefix}/#`, `${t.prefix}/v1/ha/#`];
       const deny = 'observers may read node status, task state, controller status and Home Assistant discovery only';
       // A plain topic: allowed when an allowed filter covers it.
       if (!/[+#]/.test(filter)) return allowed.some((a) => topicMatches(a, filter)) ? null : deny;
       // A wildcard filter must not reach beyond what observers may read (logs, requests, replies).
       const probes = [t.nodeStatus('x'), t.taskState('x'), t.controllerStatus(), t.taskEvents('x'), t.requests('x'), t.replies('x'), t.nodeAssign('x')];
       const reaches = probes.filter((p) => topicMatches(filter, p));
-      const ok = reaches.every((p) => allowed.some((a) => topicMatches(a, p))) && (reaches.length > 0 || under(ctx.haPrefix));
+      const ok = reaches.every((p) => allowed.some((a) => topicMatches(a, p))) && (reaches.length > 0 || under(ctx.haPrefix) || under(`${t.prefix}/v1/ha`));
       return ok ? null : deny;
     }
   }

@@ -24,6 +24,8 @@ export const ISOLATED_ENV: NodeJS.ProcessEnv = (() => {
     XDG_DATA_HOME: mkdtempSync(join(tmpdir(), 'cutter-test-data-')),
   };
   for (const k of Object.keys(env)) if (k.startsWith('CUTTER_') && k !== 'CUTTER_REQUIRE_DOCKER') delete env[k];
+  // No HTTP server (dashboard, /metrics) unless a test asks for one: parallel servers would share its port.
+  env.CUTTER_HTTP_PORT = '0';
   return env;
 })();
 

@@ -82,6 +82,15 @@ export function registerDaemons(program: Command): void {
     .option('--tls-client-cert', 'require a client certificate signed by --tls-ca on TLS listeners (tokens still apply)')
     .option('--ws-port <port>', 'also listen for MQTT over WebSocket on this port, path /mqtt (off by default)')
     .option('--ws-tls', 'serve the WebSocket listener as wss:// with --tls-cert')
+    .option('--no-ha', 'do not publish Home Assistant MQTT discovery')
+    .option('--ha-prefix <prefix>', 'Home Assistant discovery prefix (default homeassistant)')
+    .option('--ha-broker <url>', 'publish discovery and node state to the broker Home Assistant uses (MQTT 5), e.g. mqtt://homeassistant:1883')
+    .option('--ha-username <user>', 'username on --ha-broker')
+    .option('--ha-password <password>', 'password on --ha-broker (or --ha-token-file)')
+    .option('--ha-token-file <path>', 'JSON {"username", "password"} for --ha-broker')
+    .option('--ha-remove-after <duration>', 'remove a node offline this long from Home Assistant (default 7 days; 0 = never)')
+    .option('--http-port <port>', 'HTTP port of the dashboard and /metrics (default 8088; 0 = off)')
+    .option('--http-host <host>', 'HTTP listen address (default 127.0.0.1: the dashboard has no login)')
     .action(async (flags) => {
       let cfg;
       let listeners;
@@ -108,6 +117,15 @@ export function registerDaemons(program: Command): void {
             tlsClientCert: flags.tlsClientCert,
             wsPort: flags.wsPort,
             wsTls: flags.wsTls,
+            ha: flags.ha === false ? false : undefined,
+            haPrefix: flags.haPrefix,
+            haBroker: flags.haBroker,
+            haUsername: flags.haUsername,
+            haPassword: flags.haPassword,
+            haTokenFile: flags.haTokenFile,
+            haRemoveAfterMs: flags.haRemoveAfter,
+            httpPort: flags.httpPort,
+            httpHost: flags.httpHost,
             ...clientTlsFlags(flags),
           },
           process.env,
@@ -155,7 +173,7 @@ export function registerDaemons(program: Command): void {
             drainTimeoutMs: cfg.brokerDrainTimeoutMs,
             tls: listeners.tls,
             ws: listeners.ws,
-            auth: { store: identities, insecure: cfg.insecure, audit, requestsPerMinute: cfg.brokerRequestsPerMinute, acl: { t: topics(cfg.prefix), haPrefix: 'homeassistant', placedOn: (t, n) => controllerRef?.placedOn(t, n) ?? false } },
+            auth: { store: identities, insecure: cfg.insecure, audit, requestsPerMinute: cfg.brokerRequestsPerMinute, acl: { t: topics(cfg.prefix), haPrefix: cfg.haPrefix, placedOn: (t, n) => controllerRef?.placedOn(t, n) ?? false } },
           });
           url = `mqtt://127.0.0.1:${broker.internalPort}`;
         }
@@ -178,8 +196,11 @@ export function registerDaemons(program: Command): void {
         });
         controllerRef = controller;
         await controller.start();
+        const { startExtensions } = await import('../../extensions/index.js');
+        const extensions = await startExtensions({ controller, broker, brokerUrl: url, username, password, prefix: cfg.prefix, log }, cfg);
         await broker?.listen();
         onShutdown(log, async () => {
+          await extensions.stop();
           await controller.stop();
           await broker?.close();
         });

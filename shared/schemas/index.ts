@@ -2,3 +2,4 @@
 export * from './node.js';
 export * from './task.js';
 export * from './request.js';
+export * from './ha.js';
