@@ -327,6 +327,7 @@ export class Agent {
           ...(this.dockerProbe.version ? { version: this.dockerProbe.version } : {}),
           ...(this.dockerProbe.apiVersion ? { apiVersion: this.dockerProbe.apiVersion } : {}),
           ...(this.dockerProbe.error ? { error: this.dockerProbe.error.slice(0, 500) } : {}),
+          ...(this.dockerProbe.containersRunning !== undefined ? { containersRunning: this.dockerProbe.containersRunning } : {}),
         },
       },
       offer: {

@@ -5,6 +5,7 @@ import { CutterError } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/units.js';
 import { ago, printJson, table } from '../output.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
+import { registerNodesStatus } from './nodes-status.js';
 
 function row(n: NodeView): string[] {
   const cap = n.status.capacity;
@@ -28,6 +29,7 @@ export function registerNodes(program: Command): void {
         return 0;
       }),
   );
+  registerNodesStatus(nodes);
   for (const [name, drain, what] of [
     ['drain', true, 'stop placing new tasks on a node; running tasks finish'],
     ['resume', false, 'place tasks on a drained node again'],
