@@ -173,6 +173,8 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
   maxTaskMemory: SizeSchema.optional(),
   /** Execution policy: memory limit given to containers that set none (`4g`). */
   defaultTaskMemory: SizeSchema.optional(),
+  /** A file the agent rewrites after every heartbeat the broker accepted (container healthchecks: its age). */
+  healthFile: z.string().min(1).optional(),
   /** Execution policy: commands exec tasks may run (argv[0]; comma separated in env and flags); empty = any. */
   execAllowlist: z.union([z.array(z.string()), z.string()]).transform((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v)).default([]),
 });

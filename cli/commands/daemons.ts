@@ -227,6 +227,7 @@ export function registerDaemons(program: Command): void {
     .option('--keepalive <s>', 'MQTT keepalive, seconds (default 2)')
     .option('--lost-after <duration>', 'how long this node may be disconnected before its tasks are rescheduled, e.g. 10m (default 0)')
     .option('--drain-timeout <duration>', 'on SIGTERM, how long to wait for running tasks (default 5m)')
+    .option('--health-file <path>', 'rewrite this file after every heartbeat (for container healthchecks)')
     .action(async (flags) => {
       let cfg;
       try {
@@ -249,6 +250,7 @@ export function registerDaemons(program: Command): void {
             maxTaskMemory: flags.maxTaskMemory,
             defaultTaskMemory: flags.defaultTaskMemory,
             execAllowlist: flags.execAllowlist,
+            healthFile: flags.healthFile,
             prefix: flags.prefix,
             logLevel: flags.logLevel,
             ...clientTlsFlags(flags),
