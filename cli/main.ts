@@ -2,6 +2,7 @@
 /** The `cutter` command. */
 import { Command } from 'commander';
 import { VERSION } from '../shared/version.js';
+import { registerAgentInstall } from './commands/agent-install.js';
 import { registerDaemons } from './commands/daemons.js';
 import { registerLogs } from './commands/logs.js';
 import { registerNodes } from './commands/nodes.js';
@@ -16,6 +17,7 @@ const program = new Command('cutter')
   .showHelpAfterError();
 
 registerDaemons(program);
+registerAgentInstall(program);
 registerNodes(program);
 registerRun(program);
 registerTasks(program);
