@@ -80,15 +80,18 @@ export class HomeAssistantExtension implements Extension {
   async start(): Promise<void> {
     const external = this.opts.haBroker;
     const url = external?.url ?? this.ctx.brokerUrl;
+    // MQTT 5 on any broker but the embedded Aedes (3.1.1 only): HA's own broker, or the external
+    // broker the controller uses (`cutter server --broker`), which HA may share.
+    const v5 = Boolean(external) || !this.ctx.broker;
     this.unsubscribe = this.ctx.controller.events.on('node', (node) => this.dirty.add(node));
     this.timer = setInterval(() => this.flush(), FLUSH_MS);
-    this.log.info({ broker: url, mqtt: external ? 5 : 4, haPrefix: this.opts.haPrefix }, 'home assistant discovery on');
+    this.log.info({ broker: url, mqtt: v5 ? '5' : '3.1.1', haPrefix: this.opts.haPrefix }, 'home assistant discovery on');
     connectMqtt({
       url,
       clientId: `cutter-ha-${this.ctx.prefix.replace(/[^A-Za-z0-9_-]/g, '_')}`.slice(0, 64),
       clean: true,
       keepaliveSec: 30,
-      protocolVersion: external ? 5 : 4,
+      protocolVersion: v5 ? 5 : 4,
       username: external ? external.username : this.ctx.username,
       password: external ? external.password : this.ctx.password,
       will: { topic: this.t.bridgeAvailability(), payload: 'offline', qos: 1, retain: true },
