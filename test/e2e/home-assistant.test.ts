@@ -344,3 +344,19 @@ describe.skipIf(!haveMosquitto)('Home Assistant discovery through --ha-broker (a
     expect(m.get('cutter/v1/ha/bridge/availability')?.payload).toBe('offline');
   });
 });
+
+describe.skipIf(!haveMosquitto)('--no-ha', () => {
+  it('publishes no discovery at all', async () => {
+    const { daemon: server, url, port } = await startServer(['--no-ha']);
+    const agent = await startAgent(url, 'quiet-node');
+    try {
+      const r = spawnSync('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-v', '-W', '2', '-t', 'homeassistant/#', '-t', 'cutter/v1/ha/#', '-t', 'cutter/v1/nodes/+/status'], { encoding: 'utf8' });
+      // The node's own status is there (the read works); nothing of Home Assistant is.
+      expect(r.stdout).toContain('cutter/v1/nodes/quiet-node/status');
+      expect(r.stdout).not.toMatch(/homeassistant\/|cutter\/v1\/ha\//);
+    } finally {
+      await agent.stop();
+      await server.stop();
+    }
+  });
+});
