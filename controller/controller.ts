@@ -24,6 +24,7 @@ import {
   type Cancel,
   type ControllerStatus,
   type NodeStatus,
+  type NodeView,
   type Reply,
   type Request,
   type TaskEvent,
@@ -569,6 +570,8 @@ export class Controller {
         this.log.info({ username: created.username, by: clientId }, 'token created');
         return created;
       }
+      case 'node.forget':
+        return { nodes: [this.forget(req.node, this.who(clientId))] };
       case 'node.drain':
         this.setDrained(req.node, req.drain, this.who(clientId));
         return { nodes: this.registry.views(this.now()).filter((n) => n.node === req.node) };
@@ -589,6 +592,27 @@ export class Controller {
     this.audit.record({ who, action: drain ? 'drain' : 'resume', outcome: 'ok', node });
     this.events.emit('node', node);
     this.requestSchedule();
+  }
+
+  /**
+   * Forgets an offline node with no unfinished task (its registry entry, drain mark and retained
+   * status; extensions drop it on `nodeRemoved`).
+   * @returns the node's last view.
+   * @throws CutterError NOT_FOUND for an unknown node, INVALID_REQUEST for one that is up or still has tasks.
+   */
+  private forget(node: string, who: string): NodeView {
+    const view = this.registry.views(this.now()).find((n) => n.node === node);
+    if (!view) throw new CutterError('NOT_FOUND', `no node ${node}`);
+    if (view.state !== 'offline') throw new CutterError('INVALID_REQUEST', `node ${node} is ${view.state}: stop its agent first (a running agent joins again at its next heartbeat)`);
+    const left = this.tasks.activeOn(node).length;
+    if (left > 0) throw new CutterError('INVALID_REQUEST', `node ${node} still has ${left} unfinished task${left === 1 ? '' : 's'}: cancel them or wait until they are lost`);
+    this.registry.remove(node);
+    this.store.setDrained(node, false);
+    this.publish(this.t.nodeStatus(node), '', { qos: 1, retain: true });
+    this.log.info({ node, by: who }, 'node forgotten');
+    this.audit.record({ who, action: 'forget', outcome: 'ok', node });
+    this.events.emit('nodeRemoved', node);
+    return view;
   }
 
   /** Runs `fn` in the controller's queue (after the work before it), for extensions that change state. */

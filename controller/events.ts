@@ -11,6 +11,8 @@ import type { TaskEvent, TaskKind, TaskState } from '../shared/schemas/index.js'
 export interface ControllerEventMap {
   /** A node's status arrived, or the controller marked it down, drained or resumed it: read the registry for its view. */
   node: [node: string];
+  /** A node was forgotten (`cutter nodes forget`): it is no longer in the registry. */
+  nodeRemoved: [node: string];
   /** A task's state was published (retained) — every change, terminal ones included. */
   task: [state: TaskState];
   /** A task event from the task's current attempt (log lines, progress, result …), after it was stored. */

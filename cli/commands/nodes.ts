@@ -30,6 +30,15 @@ export function registerNodes(program: Command): void {
       }),
   );
   registerNodesStatus(nodes);
+  withClientOptions(nodes.command('forget').argument('<node>', 'node id').description('forget an offline node: out of the node list, its retained status and its Home Assistant device')).action(
+    (node: string, flags: GlobalFlags) =>
+      withClient(flags, async (client) => {
+        const { nodes: list } = await client.request({ op: 'node.forget', node }, NodeListResultSchema);
+        if (flags.json) printJson(list[0] ?? null);
+        else process.stdout.write(`${node} forgotten\n`);
+        return 0;
+      }),
+  );
   for (const [name, drain, what] of [
     ['drain', true, 'stop placing new tasks on a node; running tasks finish'],
     ['resume', false, 'place tasks on a drained node again'],

@@ -44,6 +44,7 @@ export class Dashboard implements Extension {
     const events = this.ctx.controller.events;
     this.off.push(
       events.on('node', () => (this.dirty = true)),
+      events.on('nodeRemoved', () => (this.dirty = true)),
       events.on('task', () => (this.dirty = true)),
       events.on('taskEvent', (e) => {
         if (e.type !== 'log') return;

@@ -26,7 +26,7 @@ import type { NodeView } from '../../shared/schemas/index.js';
 import { ID_RE, haTopics, type HaTopics } from '../../shared/topics.js';
 import { VERSION } from '../../shared/version.js';
 import type { Extension, ExtensionContext } from '../extension.js';
-import { haDeviceConfig, haNodeState } from './discovery.js';
+import { haDeviceConfig, haNodeId, haNodeState } from './discovery.js';
 
 /** Memory and CPU figures go out at most this often per node, ms. */
 const STATE_MIN_INTERVAL_MS = 5_000;
@@ -83,7 +83,9 @@ export class HomeAssistantExtension implements Extension {
     // MQTT 5 on any broker but the embedded Aedes (3.1.1 only): HA's own broker, or the external
     // broker the controller uses (`cutter server --broker`), which HA may share.
     const v5 = Boolean(external) || !this.ctx.broker;
-    this.unsubscribe = this.ctx.controller.events.on('node', (node) => this.dirty.add(node));
+    const events = this.ctx.controller.events;
+    const offs = [events.on('node', (node) => this.dirty.add(node)), events.on('nodeRemoved', (node) => this.remove(node, 'forgotten'))];
+    this.unsubscribe = () => offs.forEach((off) => off());
     this.timer = setInterval(() => this.flush(), FLUSH_MS);
     this.log.info({ broker: url, mqtt: v5 ? '5' : '3.1.1', haPrefix: this.opts.haPrefix }, 'home assistant discovery on');
     connectMqtt({
@@ -170,7 +172,7 @@ export class HomeAssistantExtension implements Extension {
     const views = this.ctx.controller.registry.views(now);
     for (const view of views) {
       if (this.opts.removeAfterMs > 0 && view.state === 'offline' && view.lastSeenAgoMs > this.opts.removeAfterMs) {
-        if (!this.removed.has(view.node)) this.remove(view);
+        if (!this.removed.has(view.node)) this.remove(view.node, `offline for ${Math.round(view.lastSeenAgoMs / 1000)} s`);
         continue;
       }
       if (this.dirty.has(view.node) || this.removed.has(view.node)) this.publishNode(view, now, false);
@@ -215,15 +217,17 @@ export class HomeAssistantExtension implements Extension {
     }
   }
 
-  /** Clears a node's retained discovery config (HA deletes the device), state and availability. */
-  private remove(view: NodeView): void {
-    if (!this.client?.connected) return;
-    const { topic } = haDeviceConfig(view, { prefix: this.ctx.prefix, topics: this.t, version: VERSION });
-    this.publish(topic, '');
-    this.publish(this.t.state(view.node), '');
-    this.publish(this.t.availability(view.node), '');
-    this.published.delete(view.node);
-    this.removed.add(view.node);
-    this.log.info({ node: view.node, offlineForMs: view.lastSeenAgoMs }, 'node removed from home assistant');
+  /**
+   * Clears a node's retained discovery config (HA deletes the device), state and availability.
+   * While disconnected it only forgets what was published: the next (re)connect publishes the
+   * nodes that are left, but cannot clear on a broker what it no longer knows — so it is queued
+   * (QoS 1, MQTT.js keeps it until acknowledged) instead of dropped.
+   */
+  private remove(node: string, why: string): void {
+    const topic = this.t.deviceConfig(haNodeId(this.ctx.prefix, node));
+    for (const t of [topic, this.t.state(node), this.t.availability(node)]) this.publish(t, '');
+    this.published.delete(node);
+    this.removed.add(node);
+    this.log.info({ node, why }, 'node removed from home assistant');
   }
 }

@@ -324,6 +324,27 @@ describe.skipIf(!haveMosquitto)('Home Assistant discovery through --ha-broker (a
     expect(state).toBe(true);
   });
 
+  it('cutter nodes forget removes an offline node from Home Assistant at once, and refuses a live one', async () => {
+    const gone = await startAgent(url, 'short-lived');
+    const topic = 'homeassistant/device/cutter_short-lived/config';
+    await eventually(async () => (await read5(topic)).get(topic));
+    const live = await cli(['nodes', 'forget', 'short-lived'], { broker: url });
+    expect(live.code).toBe(1);
+    expect(live.stderr).toContain('node short-lived is online: stop its agent first');
+    await gone.stop('SIGKILL');
+    await eventually(async () => (await read5('cutter/v1/ha/nodes/short-lived/availability')).get('cutter/v1/ha/nodes/short-lived/availability')?.payload === 'offline');
+    const r = await cli(['nodes', 'forget', 'short-lived'], { broker: url });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('short-lived forgotten\n');
+    await eventually(async () => {
+      const m = await read5('#');
+      return !m.has(topic) && !m.has('cutter/v1/ha/nodes/short-lived/state') && m.has('homeassistant/device/cutter_via-mosquitto/config');
+    });
+    const list = JSON.parse((await cli(['nodes', 'list', '--json'], { broker: url })).stdout) as { node: string }[];
+    expect(list.map((n) => n.node)).not.toContain('short-lived');
+    expect((await cli(['nodes', 'forget', 'short-lived'], { broker: url })).stderr).toContain('no node short-lived');
+  });
+
   it('publishes everything again after Mosquitto restarts and has lost its retained messages', async () => {
     mosquitto.kill('SIGKILL');
     await new Promise((resolve) => mosquitto.once('exit', resolve));
