@@ -360,10 +360,11 @@ export class Controller {
     if (s.state !== 'queued') return null;
     const placement = place({ kind: s.kind, requirements: s.requirements }, this.registry.snapshot(now, this.opts.policy));
     if (!placement.ok) {
-      this.events.emit('rejected', { taskId: s.taskId, kind: s.kind, rejections: placement.rejections });
       // TaskState caps reason at 4,000 characters; a large mesh lists many rejected nodes.
       const reason = clip(`waiting: ${placement.message}${placement.rejections.length ? ` (${placement.rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')})` : ''}`, 4_000);
       if (reason !== s.reason) {
+        // Once per change of the answer, not once per placement pass (a queued task is retried often).
+        this.events.emit('rejected', { taskId: s.taskId, kind: s.kind, rejections: placement.rejections });
         if (publishWaiting) await this.updateAndPublish(record, { reason });
         else this.tasks.update(record, { reason }, {}, now);
       }

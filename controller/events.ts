@@ -19,7 +19,7 @@ export interface ControllerEventMap {
   taskEvent: [event: TaskEvent];
   /** An attempt was placed on a node. */
   placed: [info: { taskId: string; node: string; kind: TaskKind; attempt: number }];
-  /** A placement pass found no node for a task; one entry per rejected node. */
+  /** No node fits a task (emitted when the answer changes, not at every retry); one entry per rejected node. */
   rejected: [info: { taskId: string; kind: TaskKind; rejections: { node: string; reason: string }[] }];
 }
 

@@ -19,7 +19,7 @@
  * | `cutter_tasks` | gauge | state, kind | tasks the controller keeps, by state |
  * | `cutter_queue_length` | gauge | | tasks waiting for a node |
  * | `cutter_placements_total` | counter | kind | attempts placed |
- * | `cutter_rejections_total` | counter | reason | nodes rejected in placement passes that found no node, by reason class (memory, offline, …) |
+ * | `cutter_rejections_total` | counter | reason | nodes rejected for a task no node fits, by reason class (memory, offline, …); counted when a task's answer changes, not at every retry |
  * | `cutter_task_wait_seconds` | histogram | kind | submit → running (controller's clock) |
  * | `cutter_task_run_seconds` | histogram | kind, state | running → finished |
  * | `cutter_broker_clients` | gauge | | clients connected to the embedded broker |
@@ -137,7 +137,7 @@ export class MetricsExtension implements Extension {
     const placements = new Counter({ name: 'cutter_placements_total', help: 'Attempts placed on a node', labelNames: ['kind'], registers: [r] });
     const rejections = new Counter({
       name: 'cutter_rejections_total',
-      help: 'Nodes rejected in placement passes that found no node, by reason class',
+      help: 'Nodes rejected for a task that no node fits, by reason class (counted when the answer changes, not at every retry)',
       labelNames: ['reason'],
       registers: [r],
     });

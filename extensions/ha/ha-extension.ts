@@ -44,6 +44,8 @@ export interface HaOptions {
 
 interface Published {
   config?: string;
+  /** What the config is built from (see configKey): it is rebuilt only when this changes. */
+  configKey?: string;
   state?: string;
   /** The part of the state that is published at once when it changes. */
   stateKey?: string;
@@ -194,20 +196,24 @@ export class HomeAssistantExtension implements Extension {
     }
     const p = this.published.get(view.node) ?? { stateAt: 0 };
     this.published.set(view.node, p);
-    const { topic, payload } = haDeviceConfig(view, { prefix: this.ctx.prefix, topics: this.t, version: VERSION });
-    const config = JSON.stringify(payload);
-    if (force || config !== p.config) {
-      this.publish(topic, config);
+    // Heartbeats arrive every second from every node; the config changes rarely, so it is rebuilt
+    // only when what it depends on changes.
+    const key = configKey(view);
+    if (force || key !== p.configKey) {
+      const { topic, payload } = haDeviceConfig(view, { prefix: this.ctx.prefix, topics: this.t, version: VERSION });
+      const config = JSON.stringify(payload);
+      if (force || config !== p.config) this.publish(topic, config);
       p.config = config;
+      p.configKey = key;
     }
     // The state after the config: HA subscribes to the state topics once it has the config.
     const state = haNodeState(view, now);
     const json = JSON.stringify(state);
-    const key = JSON.stringify([state.state, state.drained, state.running_tasks, state.ollama_loaded, state.gpu_memory_free_gib.length, state.memory_total_bytes === null]);
-    if (force || key !== p.stateKey || (json !== p.state && now - p.stateAt >= STATE_MIN_INTERVAL_MS)) {
+    const stateKey = JSON.stringify([state.state, state.drained, state.running_tasks, state.ollama_loaded, state.gpu_memory_free_gib.length, state.memory_total_bytes === null]);
+    if (force || stateKey !== p.stateKey || (json !== p.state && now - p.stateAt >= STATE_MIN_INTERVAL_MS)) {
       this.publish(this.t.state(view.node), json);
       p.state = json;
-      p.stateKey = key;
+      p.stateKey = stateKey;
       p.stateAt = now;
     }
     const availability = view.state === 'offline' ? 'offline' : 'online';
@@ -230,4 +236,15 @@ export class HomeAssistantExtension implements Extension {
     this.removed.add(node);
     this.log.info({ node, why }, 'node removed from home assistant');
   }
+}
+
+/** Everything haDeviceConfig reads from a view: the agent's version, which GPUs report free memory, whether it has Ollama. */
+function configKey(view: NodeView): string {
+  const cap = view.status.capacity;
+  return JSON.stringify([
+    view.node,
+    view.status.version,
+    (cap?.gpus ?? []).map((g) => g.memoryFree !== null),
+    Boolean(cap?.ollama || view.status.offer?.executors.includes('ollama')),
+  ]);
 }

@@ -296,7 +296,8 @@ describe.skipIf(!haveMosquitto)('Home Assistant discovery through --ha-broker (a
     const topic = 'homeassistant/device/cutter_via-mosquitto/config';
     const got = await eventually(async () => {
       const m = await read5('#');
-      return m.get(topic) && m.get('cutter/v1/ha/nodes/via-mosquitto/state') ? m : null;
+      // Retained copies (a subscriber that came first sees the live publish, retain flag off).
+      return m.get(topic)?.retain && m.get('cutter/v1/ha/nodes/via-mosquitto/state')?.retain ? m : null;
     });
     expect(got.get(topic)!.retain).toBe(true);
     const cmps = checkDeviceConfig(topic, JSON.parse(got.get(topic)!.payload) as Json);
