@@ -29,7 +29,7 @@ import type { Extension, ExtensionContext } from '../extension.js';
 import { haDeviceConfig, haNodeId, haNodeState } from './discovery.js';
 
 /** Memory and CPU figures go out at most this often per node, ms. */
-const STATE_MIN_INTERVAL_MS = 5_000;
+const STATE_MIN_INTERVAL_MS = 10_000;
 /** Node changes are gathered and published this often, ms (one registry read per batch). */
 const FLUSH_MS = 250;
 
@@ -207,11 +207,12 @@ export class HomeAssistantExtension implements Extension {
       p.configKey = key;
     }
     // The state after the config: HA subscribes to the state topics once it has the config.
-    const state = haNodeState(view, now);
-    const json = JSON.stringify(state);
-    const stateKey = JSON.stringify([state.state, state.drained, state.running_tasks, state.ollama_loaded, state.gpu_memory_free_gib.length, state.memory_total_bytes === null]);
-    if (force || stateKey !== p.stateKey || (json !== p.state && now - p.stateAt >= STATE_MIN_INTERVAL_MS)) {
-      this.publish(this.t.state(view.node), json);
+    // What goes out at once when it changes; memory and CPU wait for STATE_MIN_INTERVAL_MS.
+    const cap = view.status.capacity;
+    const stateKey = `${view.state}|${view.drained}|${view.status.running.length}|${(cap?.ollama?.loaded ?? []).map((m) => m.name).join(',')}|${cap?.gpus.length ?? -1}|${Boolean(cap)}`;
+    if (force || stateKey !== p.stateKey || now - p.stateAt >= STATE_MIN_INTERVAL_MS) {
+      const json = JSON.stringify(haNodeState(view, now));
+      if (force || json !== p.state) this.publish(this.t.state(view.node), json);
       p.state = json;
       p.stateKey = stateKey;
       p.stateAt = now;
