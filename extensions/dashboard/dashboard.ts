@@ -58,7 +58,11 @@ export class Dashboard implements Extension {
     this.timer = setInterval(() => {
       if (!this.dirty || this.clients.size === 0) return;
       this.dirty = false;
-      this.send('snapshot', this.snapshot());
+      try {
+        this.send('snapshot', this.snapshot());
+      } catch (err) {
+        this.ctx.log.error({ component: 'dashboard', err: (err as Error)?.message }, 'dashboard update failed');
+      }
     }, SNAPSHOT_EVERY_MS);
     this.keepalive = setInterval(() => {
       for (const res of this.clients) res.write(': keepalive\n\n');

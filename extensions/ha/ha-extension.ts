@@ -88,7 +88,14 @@ export class HomeAssistantExtension implements Extension {
     const events = this.ctx.controller.events;
     const offs = [events.on('node', (node) => this.dirty.add(node)), events.on('nodeRemoved', (node) => this.remove(node, 'forgotten'))];
     this.unsubscribe = () => offs.forEach((off) => off());
-    this.timer = setInterval(() => this.flush(), FLUSH_MS);
+    this.timer = setInterval(() => {
+      // A timer callback that throws would end the server: an extension's bug must not.
+      try {
+        this.flush();
+      } catch (err) {
+        this.log.error({ err: errorMessage(err), stack: (err as Error)?.stack }, 'home assistant update failed');
+      }
+    }, FLUSH_MS);
     this.log.info({ broker: url, mqtt: v5 ? '5' : '3.1.1', haPrefix: this.opts.haPrefix }, 'home assistant discovery on');
     connectMqtt({
       url,
@@ -101,11 +108,17 @@ export class HomeAssistantExtension implements Extension {
       will: { topic: this.t.bridgeAvailability(), payload: 'offline', qos: 1, retain: true },
       log: this.log,
       onClient: (c) => {
-        c.on('message', (topic, payload) => this.onMessage(topic, payload));
+        c.on('message', (topic, payload, packet) => {
+          try {
+            this.onMessage(topic, payload, packet.retain);
+          } catch (err) {
+            this.log.error({ topic, err: errorMessage(err) }, 'home assistant message handler failed');
+          }
+        });
         this.client = c;
         // Every (re)connect: the broker may have restarted and lost its retained messages.
         // (clean session: MQTT.js subscribes again by itself after a reconnect.)
-        c.on('connect', () => void this.resync('connected'));
+        c.on('connect', () => this.safeResync('connected'));
       },
     }).then(
       (c) => c.subscribeAsync([this.t.haStatus(), this.t.allDrainCommands()], { qos: 1 }).then(() => this.log.info({ broker: url }, 'home assistant broker connected')),
@@ -133,16 +146,21 @@ export class HomeAssistantExtension implements Extension {
     });
   }
 
-  private onMessage(topic: string, payload: Buffer): void {
+  private onMessage(topic: string, payload: Buffer, retained: boolean): void {
     const text = payload.toString('utf8').trim();
     if (topic === this.t.haStatus()) {
       if (text !== 'online') return;
       // HA's docs recommend a random delay before re-sending discovery after its birth message.
       clearTimeout(this.birthTimer);
-      this.birthTimer = setTimeout(() => this.resync('home assistant online'), randomInt(100, 1_000));
+      this.birthTimer = setTimeout(() => this.safeResync('home assistant online'), randomInt(100, 1_000));
       return;
     }
     if (topicMatches(this.t.allDrainCommands(), topic)) {
+      // A retained command would drain the node again after every reconnect: commands are events.
+      if (retained) {
+        this.log.warn({ topic }, 'ignored a retained drain command (publish it without retain)');
+        return;
+      }
       const node = topic.split('/').at(-3) ?? '';
       const command = text.toUpperCase();
       if (!ID_RE.test(node) || (command !== 'ON' && command !== 'OFF')) {
@@ -156,6 +174,14 @@ export class HomeAssistantExtension implements Extension {
           this.log.warn({ node, err: errorMessage(err) }, 'drain command refused');
         }
       });
+    }
+  }
+
+  private safeResync(why: string): void {
+    try {
+      this.resync(why);
+    } catch (err) {
+      this.log.error({ err: errorMessage(err), stack: (err as Error)?.stack }, 'republishing discovery failed');
     }
   }
 
