@@ -21,7 +21,7 @@ export interface RunningExtensions {
  * Credentials for `--ha-broker`: `haUsername`/`haPassword`, or `haTokenFile` (`{"username", "password"}`).
  * @throws CutterError INVALID_CONFIG when the token file cannot be read.
  */
-function haCredentials(cfg: ServerConfig): { username?: string; password?: string } {
+export function haCredentials(cfg: ServerConfig): { username?: string; password?: string } {
   if (!cfg.haTokenFile) return { username: cfg.haUsername, password: cfg.haPassword };
   try {
     const creds = JSON.parse(readFileSync(cfg.haTokenFile, 'utf8')) as { username?: unknown; password?: unknown };

@@ -33,6 +33,15 @@ export const DASHBOARD_HTML = `<!doctype html>
   td.mono, pre { font-family: ui-monospace, monospace; font-size: 12px; }
   pre { margin: 4px 0 0; max-height: 10em; overflow: auto; white-space: pre-wrap; word-break: break-all; background: #8881; padding: 4px; }
   .empty { color: var(--muted); }
+  /* A phone: each task is a block of lines instead of a wide row. */
+  @media (max-width: 600px) {
+    table { min-width: 0; }
+    thead { display: none; }
+    table, tbody, tr, td { display: block; }
+    tr { border-bottom: 1px solid #8883; padding: 6px 0; }
+    td { border: 0; padding: 1px 0; }
+    td:nth-child(2), td:nth-child(3), td:nth-child(4), td:nth-child(5) { display: inline-block; margin-right: 8px; }
+  }
 </style>
 </head>
 <body>
