@@ -49,7 +49,7 @@ export async function startExtensions(ctx: ExtensionContext, cfg: ServerConfig):
       const ha = new HomeAssistantExtension(ctx, {
         haPrefix: cfg.haPrefix,
         removeAfterMs: cfg.haRemoveAfterMs,
-        ...(cfg.haBroker ? { haBroker: { url: cfg.haBroker, ...haCredentials(cfg) } } : {}),
+        ...(cfg.haBroker ? { haBroker: { url: cfg.haBroker, caFile: cfg.haCaFile, ...haCredentials(cfg) } } : {}),
       });
       await ha.start();
       started.push(ha);

@@ -131,6 +131,8 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   haPassword: z.string().optional(),
   /** A JSON file with `{"username", "password"}` for `haBroker`. */
   haTokenFile: z.string().optional(),
+  /** PEM CA that signed the certificate of an `mqtts://` `haBroker` (a private CA); default: the system's CAs. */
+  haCaFile: z.string().min(1).optional(),
   /** A node offline this long is removed from Home Assistant (its discovery config cleared); 0 = never. */
   haRemoveAfterMs: DurationSchema.default(7 * 24 * 3_600_000),
   /** HTTP port of `/metrics` (Prometheus) and the dashboard; 0 = no HTTP server. */

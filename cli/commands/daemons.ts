@@ -88,6 +88,7 @@ export function registerDaemons(program: Command): void {
     .option('--ha-username <user>', 'username on --ha-broker')
     .option('--ha-password <password>', 'password on --ha-broker (or --ha-token-file)')
     .option('--ha-token-file <path>', 'JSON {"username", "password"} for --ha-broker')
+    .option('--ha-ca-file <path>', 'PEM CA of an mqtts:// --ha-broker with a private CA')
     .option('--ha-remove-after <duration>', 'remove a node offline this long from Home Assistant, e.g. 24h (default 168h; 0 = never)')
     .option('--http-port <port>', 'HTTP port of the dashboard and /metrics (default 8088; 0 = off)')
     .option('--http-host <host>', 'HTTP listen address (default 127.0.0.1: the dashboard has no login)')
@@ -123,6 +124,7 @@ export function registerDaemons(program: Command): void {
             haUsername: flags.haUsername,
             haPassword: flags.haPassword,
             haTokenFile: flags.haTokenFile,
+            haCaFile: flags.haCaFile,
             haRemoveAfterMs: flags.haRemoveAfter,
             httpPort: flags.httpPort,
             httpHost: flags.httpHost,

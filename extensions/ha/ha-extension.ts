@@ -37,7 +37,7 @@ export interface HaOptions {
   /** HA's discovery prefix (default `homeassistant`). */
   haPrefix: string;
   /** The broker HA uses; absent = the server's own broker. */
-  haBroker?: { url: string; username?: string; password?: string };
+  haBroker?: { url: string; username?: string; password?: string; caFile?: string };
   /** Remove a node offline this long from HA, ms; 0 = never. */
   removeAfterMs: number;
 }
@@ -106,6 +106,8 @@ export class HomeAssistantExtension implements Extension {
       username: external ? external.username : this.ctx.username,
       password: external ? external.password : this.ctx.password,
       will: { topic: this.t.bridgeAvailability(), payload: 'offline', qos: 1, retain: true },
+      // HA's broker has its own CA (or the system's), not the one of the mesh's broker.
+      ...(external ? { tls: { caFile: external.caFile } } : {}),
       log: this.log,
       onClient: (c) => {
         c.on('message', (topic, payload, packet) => {
