@@ -22,6 +22,7 @@
  * can have sent (it sends far fewer than 1,000 events a second; a wall clock set back by more
  * than the previous process's uptime would break this).
  */
+import { writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { encode } from '../shared/codec.js';
@@ -317,6 +318,8 @@ export class Agent {
     if (this.closed) return;
     try {
       await this.publishStatus(this.stopping ? 'draining' : 'online');
+      // For container healthchecks: the file's mtime is the last heartbeat the broker took.
+      if (this.config.healthFile) await writeFile(this.config.healthFile, `${Date.now()}\n`).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'cannot write the health file'));
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, 'heartbeat failed');
     }
@@ -378,6 +381,7 @@ export class Agent {
           ...(this.dockerProbe.version ? { version: this.dockerProbe.version } : {}),
           ...(this.dockerProbe.apiVersion ? { apiVersion: this.dockerProbe.apiVersion } : {}),
           ...(this.dockerProbe.error ? { error: this.dockerProbe.error.slice(0, 500) } : {}),
+          ...(this.dockerProbe.containersRunning !== undefined ? { containersRunning: this.dockerProbe.containersRunning } : {}),
         },
         ...(this.ollama ? { ollama: this.ollama } : {}),
       },

@@ -18,11 +18,24 @@
  *   whose `op` is one of MCP_OPS (submit, cancel, task.get, task.list, task.logs, node.list — no
  *   tokens, no drains, no file transfer); subscribes to its own replies, task events and state,
  *   node status and controller status.
+ * - Home Assistant (an observer or admin token): also reads cutter's HA state topics
+ *   (`{prefix}/v1/ha/#`), publishes its birth/last will (`<haPrefix>/status`) and the drain switch's
+ *   commands (`{prefix}/v1/ha/nodes/N/drain/set`): draining only stops new placements, it runs nothing.
  * Only the controller publishes assignments, cancels, task state and replies.
  */
-import { ID_RE, type Topics } from '../shared/topics.js';
+import { ID_RE, haTopics, type Topics } from '../shared/topics.js';
 import { topicMatches } from '../shared/mqtt.js';
 import type { Identity } from './identities.js';
+
+/**
+ * Whether a topic is one Home Assistant publishes: a drain command (controller/extensions/ha), or its own
+ * birth and last will on `<haPrefix>/status` (HA publishes them on connect; a denied publish would
+ * cut HA's connection).
+ */
+function isHaPublish(topic: string, ctx: AclContext): boolean {
+  const ha = haTopics(ctx.t.prefix, ctx.haPrefix);
+  return topic === ha.haStatus() || topicMatches(ha.allDrainCommands(), topic);
+}
 
 /** Context the rules need from the controller. */
 export interface AclContext {
@@ -86,11 +99,11 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
       return `agent ${node} may publish only its own status, events of its tasks and its file transfer replies`;
     }
     case 'admin':
-      if (topic === t.requests(clientId)) return null;
+      if (topic === t.requests(clientId) || isHaPublish(topic, ctx)) return null;
       if (fileTopicOf(t, topic, 'in')?.client === clientId) return null;
-      return `admins publish only requests on ${t.requests(clientId)} and file transfers on ${t.filesIn('NODE', clientId)}[/data]`;
+      return `admins publish only requests on ${t.requests(clientId)}, file transfers on ${t.filesIn('NODE', clientId)}[/data] and Home Assistant's status and drain commands`;
     case 'observer':
-      return 'observers publish nothing';
+      return isHaPublish(topic, ctx) ? null : 'observers publish only Home Assistant\'s status and drain commands';
     case 'mcp': {
       if (topic !== t.requests(clientId)) return `mcp clients publish only requests on ${t.requests(clientId)}`;
       let op: unknown;
@@ -124,14 +137,14 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
       return 'mcp clients may read their replies, task events and state, node status and controller status only';
     }
     case 'observer': {
-      const allowed = [t.allNodeStatus(), t.allTaskState(), t.controllerStatus(), `${ctx.haPrefix}/#`];
+      const allowed = [t.allNodeStatus(), t.allTaskState(), t.controllerStatus(), `${ctx.haPrefix}/#`, `${t.prefix}/v1/ha/#`];
       const deny = 'observers may read node status, task state, controller status and Home Assistant discovery only';
       // A plain topic: allowed when an allowed filter covers it.
       if (!/[+#]/.test(filter)) return allowed.some((a) => topicMatches(a, filter)) ? null : deny;
       // A wildcard filter must not reach beyond what observers may read (logs, requests, replies).
       const probes = [t.nodeStatus('x'), t.taskState('x'), t.controllerStatus(), t.taskEvents('x'), t.requests('x'), t.replies('x'), t.nodeAssign('x'), t.filesIn('x', 'y'), t.filesOutData('x', 'y')];
       const reaches = probes.filter((p) => topicMatches(filter, p));
-      const ok = reaches.every((p) => allowed.some((a) => topicMatches(a, p))) && (reaches.length > 0 || under(ctx.haPrefix));
+      const ok = reaches.every((p) => allowed.some((a) => topicMatches(a, p))) && (reaches.length > 0 || under(ctx.haPrefix) || under(`${t.prefix}/v1/ha`));
       return ok ? null : deny;
     }
   }

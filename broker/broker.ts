@@ -90,6 +90,20 @@ export interface RunningBroker {
   listen(): Promise<number>;
   /** Stops accepting, disconnects every client and closes Aedes. */
   close(): Promise<void>;
+  /** Counters since start, for `/metrics` (controller/extensions/metrics.ts). */
+  stats(): BrokerStats;
+}
+
+/** What the broker counted since it started. */
+export interface BrokerStats {
+  /** Clients connected now. */
+  clients: number;
+  /** PUBLISH packets received from clients (not the broker's own `$SYS` messages). */
+  messagesIn: number;
+  /** PUBLISH packets delivered to subscribers (one per subscriber). */
+  messagesOut: number;
+  /** Payload bytes of `messagesIn`. */
+  bytesIn: number;
 }
 
 function listenOn(server: Server, host: string, port: number): Promise<number> {
@@ -230,6 +244,17 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     };
   }
 
+  const counters = { messagesIn: 0, messagesOut: 0, bytesIn: 0 };
+  aedes.on('publish', (packet, client) => {
+    if (!client) return;
+    counters.messagesIn++;
+    counters.bytesIn += packet.payload?.length ?? 0;
+  });
+  // Called once per delivery to each subscriber (Aedes' forwarding hook); it only counts.
+  aedes.authorizeForward = (_client, packet) => {
+    counters.messagesOut++;
+    return packet;
+  };
   aedes.on('client', (client) => log.debug({ clientId: client.id }, 'client connected'));
   aedes.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'client disconnected'));
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
@@ -248,6 +273,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     connectInProcess,
     ports,
     identityOf: (clientId) => identityOf(clientId),
+    stats: () => ({ clients: aedes.connectedClients, ...counters }),
     async listen() {
       const bound = await Promise.all(listeners.map((l) => listenOn(l.server, opts.host, l.port)));
       // Logged once every listener is bound: whoever waits for the first line can dial any of them.

@@ -2,6 +2,7 @@
 /** The `cutter` command. */
 import { Command } from 'commander';
 import { VERSION } from '../shared/version.js';
+import { registerAgentInstall } from './commands/agent-install.js';
 import { registerCp } from './commands/cp.js';
 import { registerDaemons } from './commands/daemons.js';
 import { registerImage } from './commands/image.js';
@@ -22,6 +23,7 @@ const program = new Command('cutter')
   .showHelpAfterError();
 
 registerDaemons(program);
+registerAgentInstall(program);
 registerNodes(program);
 registerRun(program);
 registerTasks(program);

@@ -25,6 +25,7 @@ import {
   type Cancel,
   type ControllerStatus,
   type NodeStatus,
+  type NodeView,
   type Reply,
   type Request,
   type TaskEvent,
@@ -37,6 +38,7 @@ import type { IdentityStore } from '../broker/identities.js';
 import { AuditLog } from '../shared/audit.js';
 import { RateLimiter } from '../shared/rate-limit.js';
 import { join } from 'node:path';
+import { ControllerEvents } from './events.js';
 import { NodeRegistry } from './registry.js';
 import { place } from './scheduler/place.js';
 import { STALE_AFTER_HEARTBEATS } from './scheduler/snapshot.js';
@@ -90,6 +92,8 @@ const MISSING_HEARTBEATS = 2;
 export class Controller {
   readonly registry: NodeRegistry;
   readonly tasks: TaskStore;
+  /** What extensions (Home Assistant, metrics, dashboard) observe; see controller/events.ts. */
+  readonly events = new ControllerEvents();
   private readonly store: StateStore;
   private readonly t: Topics;
   private readonly log: Logger;
@@ -212,6 +216,7 @@ export class Controller {
 
   private async publishState(record: TaskRecord): Promise<void> {
     this.publish(this.t.taskState(record.state.taskId), encode(record.state), { qos: 1, retain: true });
+    this.events.emit('task', record.state);
   }
 
   /** Tells a node to stop an attempt the mesh no longer wants there (fencing). */
@@ -235,6 +240,7 @@ export class Controller {
     }
     const now = this.now();
     const change = this.registry.update(status, now);
+    this.events.emit('node', status.node);
     if (change.isNew || change.cameBack || change.wentDown) this.log.info({ node: status.node, state: status.state, cameBack: change.cameBack, reason: status.reason }, 'node state changed');
     if (status.state === 'offline') {
       await this.nodeDown(status.node, status.reason ?? 'offline');
@@ -294,6 +300,7 @@ export class Controller {
     for (const { node, silentMs } of this.registry.silentNodes(now, (s) => s.heartbeatMs * STALE_AFTER_HEARTBEATS)) {
       if (this.registry.markDown(node, `no heartbeat for ${formatDuration(silentMs)}`, now)) {
         this.log.warn({ node, silentMs }, 'node missed its heartbeats: offline');
+        this.events.emit('node', node);
         await this.nodeDown(node, `no heartbeat for ${formatDuration(silentMs)}`);
         this.requestSchedule();
       }
@@ -366,6 +373,8 @@ export class Controller {
       // TaskState caps reason at 4,000 characters; a large mesh lists many rejected nodes.
       const reason = clip(`waiting: ${placement.message}${placement.rejections.length ? ` (${placement.rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')})` : ''}`, 4_000);
       if (reason !== s.reason) {
+        // Once per change of the answer, not once per placement pass (a queued task is retried often).
+        this.events.emit('rejected', { taskId: s.taskId, kind: s.kind, rejections: placement.rejections });
         if (publishWaiting) await this.updateAndPublish(record, { reason });
         else this.tasks.update(record, { reason }, {}, now);
       }
@@ -382,6 +391,7 @@ export class Controller {
       now,
     );
     this.log.info({ taskId: s.taskId, attempt, node: placement.node, kind: s.kind, placement: placement.reason }, 'task placed');
+    this.events.emit('placed', { taskId: s.taskId, node: placement.node, kind: s.kind, attempt });
     this.audit.record({ who: 'controller', action: 'placement', outcome: 'ok', taskId: s.taskId, node: placement.node, detail: `attempt ${attempt}: ${placement.reason}` });
     await this.publishState(record);
     const nodeRunId = this.registry.get(placement.node)?.runId ?? null;
@@ -466,6 +476,7 @@ export class Controller {
       return;
     }
     this.store.appendEvent(event, this.opts.maxLogBytes);
+    this.events.emit('taskEvent', event);
     switch (event.type) {
       case 'accepted':
         record.accepted = true;
@@ -570,16 +581,54 @@ export class Controller {
         this.log.info({ username: created.username, by: clientId }, 'token created');
         return created;
       }
-      case 'node.drain': {
-        if (!this.registry.get(req.node)) throw new CutterError('NOT_FOUND', `no node ${req.node}`);
-        this.store.setDrained(req.node, req.drain);
-        this.registry.setDrained(req.node, req.drain);
-        this.log.info({ node: req.node, drained: req.drain }, req.drain ? 'node drained' : 'node resumed');
-        this.audit.record({ who: this.who(clientId), action: req.drain ? 'drain' : 'resume', outcome: 'ok', node: req.node });
-        this.requestSchedule();
+      case 'node.forget':
+        return { nodes: [this.forget(req.node, this.who(clientId))] };
+      case 'node.drain':
+        this.setDrained(req.node, req.drain, this.who(clientId));
         return { nodes: this.registry.views(this.now()).filter((n) => n.node === req.node) };
-      }
     }
+  }
+
+  /**
+   * Drains (no new placements; running tasks finish) or resumes a node, kept across restarts.
+   * Also what Home Assistant's drain switch calls (controller/extensions/ha). Runs in the controller's queue.
+   * @param who identity for the audit log.
+   * @throws CutterError NOT_FOUND for a node the controller has never heard of.
+   */
+  setDrained(node: string, drain: boolean, who: string): void {
+    if (!this.registry.get(node)) throw new CutterError('NOT_FOUND', `no node ${node}`);
+    this.store.setDrained(node, drain);
+    this.registry.setDrained(node, drain);
+    this.log.info({ node, drained: drain, by: who }, drain ? 'node drained' : 'node resumed');
+    this.audit.record({ who, action: drain ? 'drain' : 'resume', outcome: 'ok', node });
+    this.events.emit('node', node);
+    this.requestSchedule();
+  }
+
+  /**
+   * Forgets an offline node with no unfinished task (its registry entry, drain mark and retained
+   * status; extensions drop it on `nodeRemoved`).
+   * @returns the node's last view.
+   * @throws CutterError NOT_FOUND for an unknown node, INVALID_REQUEST for one that is up or still has tasks.
+   */
+  private forget(node: string, who: string): NodeView {
+    const view = this.registry.views(this.now()).find((n) => n.node === node);
+    if (!view) throw new CutterError('NOT_FOUND', `no node ${node}`);
+    if (view.state !== 'offline') throw new CutterError('INVALID_REQUEST', `node ${node} is ${view.state}: stop its agent first (a running agent joins again at its next heartbeat)`);
+    const left = this.tasks.activeOn(node).length;
+    if (left > 0) throw new CutterError('INVALID_REQUEST', `node ${node} still has ${left} unfinished task${left === 1 ? '' : 's'}: cancel them or wait until they are lost`);
+    this.registry.remove(node);
+    this.store.setDrained(node, false);
+    this.publish(this.t.nodeStatus(node), '', { qos: 1, retain: true });
+    this.log.info({ node, by: who }, 'node forgotten');
+    this.audit.record({ who, action: 'forget', outcome: 'ok', node });
+    this.events.emit('nodeRemoved', node);
+    return view;
+  }
+
+  /** Runs `fn` in the controller's queue (after the work before it), for extensions that change state. */
+  run(what: string, fn: () => Promise<void> | void): Promise<void> {
+    return this.serial(what, fn);
   }
 
   private async submit(req: Extract<Request, { op: 'submit' }>, clientId: string): Promise<TaskState> {

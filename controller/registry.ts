@@ -112,6 +112,12 @@ export class NodeRegistry {
     this.nodes.get(node)?.reservations.delete(taskId);
   }
 
+  /** Drops a node entirely (`cutter nodes forget`). @returns whether it was known. */
+  remove(node: string): boolean {
+    this.drained.delete(node);
+    return this.nodes.delete(node);
+  }
+
   get(node: string): NodeStatus | undefined {
     return this.nodes.get(node)?.status;
   }

@@ -36,7 +36,9 @@ import {
   type TaskEvent,
   type TaskStatus,
 } from '../shared/schemas/index.js';
-import { ID_RE, topics, type Topics } from '../shared/topics.js';
+import { ID_RE, haTopics, topics, type Topics } from '../shared/topics.js';
+import { haDeviceConfig, haNodeId, haNodeState } from '../controller/extensions/ha/discovery.js';
+import { HaDeviceConfigSchema, HaNodeStateSchema } from '../shared/schemas/ha.js';
 import { formatBytes, formatDuration } from '../shared/units.js';
 import { PROTOCOL_VERSION } from '../shared/version.js';
 
@@ -244,6 +246,7 @@ const exampleRequests: Record<Request['op'], z.input<typeof RequestSchema>> = {
   'task.logs': { v: 1, id: 'r5', op: 'task.logs', taskId: TASK },
   'node.list': { v: 1, id: 'r6', op: 'node.list' },
   'node.drain': { v: 1, id: 'r7', op: 'node.drain', node: NODE, drain: true },
+  'node.forget': { v: 1, id: 'r11', op: 'node.forget', node: NODE },
   'token.create': { v: 1, id: 'r8', op: 'token.create', role: 'agent', name: NODE },
   'token.list': { v: 1, id: 'r9', op: 'token.list' },
   'token.revoke': { v: 1, id: 'r10', op: 'token.revoke', username: `agent:${NODE}` },
@@ -259,6 +262,7 @@ const resultOf: Record<Request['op'], string> = {
   'task.logs': '[TaskLogsResult](#tasklogsresult): a page of the events the controller kept for the task, every attempt, oldest first (after `after` when given)',
   'node.list': '[NodeListResult](#nodelistresult), sorted by node id',
   'node.drain': '[NodeListResult](#nodelistresult) with that one node, as it is after the change (`NOT_FOUND` for a node the controller has never heard from)',
+  'node.forget': '[NodeListResult](#nodelistresult) with the node as it was (`NOT_FOUND` for an unknown node, `INVALID_REQUEST` for one that is online or draining, or still has unfinished tasks); its retained status is cleared',
   'token.create': '`{"username", "password"}`: MQTT credentials for any client (`ROLE:NAME` and a random secret, shown once; the server keeps only its scrypt hash). `INVALID_REQUEST` when the server uses an external broker',
   'token.list': '`{"tokens": [{"username", "role", "name", "createdAt", "revokedAt"}]}` (never a secret)',
   'token.revoke': '`{"tokens": [the revoked token]}`; the username is refused from its next connection on (`NOT_FOUND` when it has no live token)',
@@ -826,6 +830,36 @@ export function renderProtocolDoc(): string {
       ['code', 'where'],
       Object.entries(errorCodes).map(([c, where]) => [code(c), where]),
     ),
+    ...homeAssistantSection(),
   );
   return out.join('\n\n') + '\n';
+}
+
+/**
+ * Home Assistant's topics (controller/extensions/ha): built with `haTopics()`, the example discovery config
+ * with the extension's own builder from the online example node, validated with its schema.
+ */
+function homeAssistantSection(): string[] {
+  const ha = haTopics();
+  const view = { node: NODE, state: 'online' as const, drained: false, offlineReason: null, lastSeenAgoMs: 400, reservedMemory: 0, status: NodeStatusSchema.parse(exampleOnline) };
+  const { topic, payload } = haDeviceConfig(view, { prefix: 'cutter', topics: ha, version: '0.1.0' });
+  HaDeviceConfigSchema.parse(payload);
+  const state = HaNodeStateSchema.parse(haNodeState(view, Date.UTC(2026, 0, 1)));
+  const rows: [string, string, string, string, string][] = [
+    [ha.deviceConfig(haNodeId('cutter', NODE)), 'server → Home Assistant', 'yes', 'device discovery config (below); empty = device removed', 'https://www.home-assistant.io/integrations/mqtt/#device-discovery-payload'],
+    [ha.haStatus(), 'Home Assistant → server', 'no', '`online` (HA\'s birth): the server publishes everything again', 'HA\'s birth and last will'],
+    [ha.state(NODE), 'server → Home Assistant', 'yes', 'node state JSON (below)', 'memory and CPU at most every 10 s; the rest at once'],
+    [ha.availability(NODE), 'server → Home Assistant', 'yes', '`online` / `offline`', 'the node (its last will, or missed heartbeats)'],
+    [ha.bridgeAvailability(), 'server → Home Assistant', 'yes', '`online` / `offline`', 'the server itself; its last will is `offline`'],
+    [ha.drainCommand(NODE), 'Home Assistant → server', 'no', '`ON` drain, `OFF` resume', 'retained commands are ignored'],
+  ];
+  return [
+    '## Home Assistant',
+    `With discovery on (the default), the server publishes to Home Assistant's discovery prefix (default ${code('homeassistant')}), on its own broker or on ${code('--ha-broker')} (MQTT 5). HA ids are ${code('[a-zA-Z0-9_-]')}: a node id with other characters gets them replaced and a 6-digit hash appended.`,
+    table(['topic', 'from → to', 'retained', 'payload', 'notes'], rows.map(([tp, ft, r, p, n]) => [code(tp), ft, r, p, n])),
+    `Example discovery config on ${code(topic)}:`,
+    '```json\n' + JSON.stringify(payload, null, 2) + '\n```',
+    'Example node state:',
+    '```json\n' + JSON.stringify(state, null, 2) + '\n```',
+  ];
 }

@@ -13,6 +13,7 @@ export type AuditAction =
   | 'finish'
   | 'drain'
   | 'resume'
+  | 'forget'
   | 'token.create'
   | 'token.revoke'
   | 'connect.refused'

@@ -128,6 +128,25 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   ollamaPlacement: z.string().min(1).optional(),
   /** After a restart, how long nodes have to report back before their tasks count as disconnected, ms. */
   startupGraceMs: DurationSchema.default(10_000),
+  /** Publish Home Assistant MQTT discovery for every node (`--no-ha` turns it off). */
+  ha: Bool.default(true),
+  /** Home Assistant's discovery prefix (HA's MQTT integration option; default `homeassistant`). */
+  haPrefix: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'one topic level of A-Z a-z 0-9 _ -').default('homeassistant'),
+  /** Publish discovery and node state to this broker (the one HA uses, e.g. Mosquitto) as an MQTT 5 client, instead of the server's own. */
+  haBroker: z.string().url().optional(),
+  /** Credentials on `haBroker`. */
+  haUsername: z.string().optional(),
+  haPassword: z.string().optional(),
+  /** A JSON file with `{"username", "password"}` for `haBroker`. */
+  haTokenFile: z.string().optional(),
+  /** PEM CA that signed the certificate of an `mqtts://` `haBroker` (a private CA); default: the system's CAs. */
+  haCaFile: z.string().min(1).optional(),
+  /** A node offline this long is removed from Home Assistant (its discovery config cleared); 0 = never. */
+  haRemoveAfterMs: DurationSchema.default(7 * 24 * 3_600_000),
+  /** HTTP port of `/metrics` (Prometheus) and the dashboard; 0 = no HTTP server. */
+  httpPort: Int(0, 65535).default(8088),
+  /** Interface of the HTTP server (the dashboard has no login: loopback unless you open it). */
+  httpHost: z.string().default('127.0.0.1'),
 });
 
 /** `cutter agent`: one node. */
@@ -179,6 +198,8 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
       return z.NEVER;
     }
   }),
+  /** A file the agent rewrites after every heartbeat the broker accepted (container healthchecks: its age). */
+  healthFile: z.string().min(1).optional(),
   /** Execution policy: commands exec tasks may run (argv[0]; comma separated in env and flags); empty = any. */
   execAllowlist: z.union([z.array(z.string()), z.string()]).transform((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v)).default([]),
   /** File transfer (`cutter cp`): directories files may be read from and written to (comma separated); empty = file transfer off. */

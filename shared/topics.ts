@@ -97,3 +97,41 @@ export function topics(prefix = 'cutter'): Topics {
 export function compareIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/**
+ * Topics of the Home Assistant extension (controller/extensions/ha). Discovery lives under HA's discovery
+ * prefix (https://www.home-assistant.io/integrations/mqtt/#discovery-topic:
+ * `<discovery_prefix>/<component>/[<node_id>/]<object_id>/config`, component `device` for
+ * device-based discovery); the state, availability and command topics live under cutter's prefix.
+ * `haId` must already be sanitised to `[a-zA-Z0-9_-]` (see controller/extensions/ha/discovery.ts).
+ */
+export interface HaTopics {
+  /** Retained device discovery config of one node: `<haPrefix>/device/<haId>/config`. */
+  deviceConfig(haId: string): string;
+  /** Home Assistant's birth/last-will topic: `<haPrefix>/status` (`online`/`offline`). */
+  haStatus(): string;
+  /** Retained JSON state of one node for HA's value templates. */
+  state(node: string): string;
+  /** Retained `online`/`offline` of one node. */
+  availability(node: string): string;
+  /** Retained `online`/`offline` of the cutter server itself (its last will is `offline`). */
+  bridgeAvailability(): string;
+  /** Drain switch commands from HA: payload `ON` (drain) or `OFF` (resume). */
+  drainCommand(node: string): string;
+  /** Wildcard over every node's drain command. */
+  allDrainCommands(): string;
+}
+
+/** Builds the Home Assistant topic set for a cutter prefix and an HA discovery prefix. */
+export function haTopics(prefix = 'cutter', haPrefix = 'homeassistant'): HaTopics {
+  const base = `${prefix}/v1/ha`;
+  return {
+    deviceConfig: (haId) => `${haPrefix}/device/${haId}/config`,
+    haStatus: () => `${haPrefix}/status`,
+    state: (node) => `${base}/nodes/${node}/state`,
+    availability: (node) => `${base}/nodes/${node}/availability`,
+    bridgeAvailability: () => `${base}/bridge/availability`,
+    drainCommand: (node) => `${base}/nodes/${node}/drain/set`,
+    allDrainCommands: () => `${base}/nodes/+/drain/set`,
+  };
+}

@@ -27,6 +27,8 @@ export const ISOLATED_ENV: NodeJS.ProcessEnv = (() => {
   // No test reaches for a real Ollama or binds Ollama's port unless it asks (--ollama-url, --ollama-port).
   env.CUTTER_OLLAMA_URL = 'off';
   env.CUTTER_OLLAMA_API = 'false';
+  // No HTTP server (dashboard, /metrics) unless a test asks for one: parallel servers would share its port.
+  env.CUTTER_HTTP_PORT = '0';
   return env;
 })();
 

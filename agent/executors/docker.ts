@@ -102,8 +102,9 @@ export class DockerExecutor implements Executor<DockerSpec> {
 
   async probe(): Promise<ExecutorProbe> {
     try {
-      const v = await this.docker.version();
-      return { available: true, version: v.Version, apiVersion: v.ApiVersion };
+      // listContainers() lists running containers only (the API's `all` defaults to false).
+      const [v, running] = await Promise.all([this.docker.version(), this.docker.listContainers().catch(() => null)]);
+      return { available: true, version: v.Version, apiVersion: v.ApiVersion, ...(running ? { containersRunning: running.length } : {}) };
     } catch (err) {
       return { available: false, error: `Docker engine not reachable: ${errorMessage(err)}` };
     }

@@ -81,6 +81,8 @@ export interface ExecutorProbe {
   version?: string;
   apiVersion?: string;
   error?: string;
+  /** Containers running on the engine now (docker executor). */
+  containersRunning?: number;
 }
 
 export interface Executor<S extends TaskSpec = TaskSpec> {

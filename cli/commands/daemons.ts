@@ -115,6 +115,16 @@ export function registerDaemons(program: Command): void {
     .option('--ollama-host <addr>', 'address of the Ollama-compatible API (default 127.0.0.1: it has no authentication)')
     .option('--ollama-port <port>', 'port of the Ollama-compatible API (default 11434)')
     .option('--ollama-placement <file>', 'YAML or JSON rules pinning models to nodes')
+    .option('--no-ha', 'do not publish Home Assistant MQTT discovery')
+    .option('--ha-prefix <prefix>', 'Home Assistant discovery prefix (default homeassistant)')
+    .option('--ha-broker <url>', 'publish discovery and node state to the broker Home Assistant uses (MQTT 5), e.g. mqtt://homeassistant:1883')
+    .option('--ha-username <user>', 'username on --ha-broker')
+    .option('--ha-password <password>', 'password on --ha-broker (or --ha-token-file)')
+    .option('--ha-token-file <path>', 'JSON {"username", "password"} for --ha-broker')
+    .option('--ha-ca-file <path>', 'PEM CA of an mqtts:// --ha-broker with a private CA')
+    .option('--ha-remove-after <duration>', 'remove a node offline this long from Home Assistant, e.g. 24h (default 168h; 0 = never)')
+    .option('--http-port <port>', 'HTTP port of the dashboard and /metrics (default 8088; 0 = off)')
+    .option('--http-host <host>', 'HTTP listen address (default 127.0.0.1: the dashboard has no login)')
     .action(async (flags) => {
       let cfg;
       let listeners;
@@ -146,6 +156,16 @@ export function registerDaemons(program: Command): void {
             ollamaHost: flags.ollamaHost,
             ollamaPort: flags.ollamaPort,
             ollamaPlacement: flags.ollamaPlacement,
+            ha: flags.ha === false ? false : undefined,
+            haPrefix: flags.haPrefix,
+            haBroker: flags.haBroker,
+            haUsername: flags.haUsername,
+            haPassword: flags.haPassword,
+            haTokenFile: flags.haTokenFile,
+            haCaFile: flags.haCaFile,
+            haRemoveAfterMs: flags.haRemoveAfter,
+            httpPort: flags.httpPort,
+            httpHost: flags.httpHost,
             ...clientTlsFlags(flags),
           },
           process.env,
@@ -194,7 +214,7 @@ export function registerDaemons(program: Command): void {
             drainTimeoutMs: cfg.brokerDrainTimeoutMs,
             tls: listeners.tls,
             ws: listeners.ws,
-            auth: { store: identities, insecure: cfg.insecure, audit, requestsPerMinute: cfg.brokerRequestsPerMinute, acl: { t: topics(cfg.prefix), haPrefix: 'homeassistant', placedOn: (t, n) => controllerRef?.placedOn(t, n) ?? false } },
+            auth: { store: identities, insecure: cfg.insecure, audit, requestsPerMinute: cfg.brokerRequestsPerMinute, acl: { t: topics(cfg.prefix), haPrefix: cfg.haPrefix, placedOn: (t, n) => controllerRef?.placedOn(t, n) ?? false } },
           });
           url = `mqtt://127.0.0.1:${broker.internalPort}`;
         }
@@ -227,10 +247,13 @@ export function registerDaemons(program: Command): void {
         const stopFileAudit = audit ? await (await import('../../controller/file-audit.js')).startFileAudit({ url, username, password, prefix: cfg.prefix, audit, whoIs: (c) => broker?.identityOf(c), log }) : undefined;
         // Forwarded ports (cutter run -p): a TCP proxy from this server to the nodes.
         const stopPortProxy = await (await import('../../controller/port-proxy.js')).startPortProxy({ url, username, password, prefix: cfg.prefix, host: cfg.host, audit, log });
+        const { startExtensions } = await import('../../controller/extensions/index.js');
+        const extensions = await startExtensions({ controller, broker, brokerUrl: url, username, password, prefix: cfg.prefix, log }, cfg);
         await broker?.listen();
         const ollamaApi = cfg.ollamaApi ? await startOllamaApi(cfg, { broker: url, username, password, streamBuilder }, log) : undefined;
         apiClientId = ollamaApi?.clientId;
         onShutdown(log, async () => {
+          await extensions.stop();
           await ollamaApi?.stop();
           await stopPortProxy();
           await stopFileAudit?.();
@@ -265,6 +288,7 @@ export function registerDaemons(program: Command): void {
     .option('--files-deny <dirs>', 'file transfer: directories refused even inside an allowed one (deny wins)')
     .option('--advertise-address <addr>', 'port forwarding: address the server can reach this node at (unset: forwards to this node are refused)')
     .option('--files-max-size <size>', 'file transfer and image sync: largest file, e.g. 10g (default 4g)')
+    .option('--health-file <path>', 'rewrite this file after every heartbeat (for container healthchecks)')
     .action(async (flags) => {
       let cfg;
       try {
@@ -292,6 +316,7 @@ export function registerDaemons(program: Command): void {
             filesDeny: flags.filesDeny,
             filesMaxSize: flags.filesMaxSize,
             advertiseAddress: flags.advertiseAddress,
+            healthFile: flags.healthFile,
             prefix: flags.prefix,
             logLevel: flags.logLevel,
             ...clientTlsFlags(flags),

@@ -5,6 +5,7 @@ import { CutterError } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/units.js';
 import { ago, printJson, table } from '../output.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
+import { registerNodesStatus } from './nodes-status.js';
 
 function row(n: NodeView): string[] {
   const cap = n.status.capacity;
@@ -25,6 +26,16 @@ export function registerNodes(program: Command): void {
         if (flags.json) printJson(list);
         else if (list.length === 0) process.stdout.write('no nodes have joined: start `cutter agent --broker URL` on a machine\n');
         else process.stdout.write(`${table(['NODE', 'STATE', 'MEMORY AVAIL/TOTAL', 'OFFERED', 'CPU', 'TASKS', 'EXECUTORS', 'HEARTBEAT', 'NOTE'], list.map(row))}\n`);
+        return 0;
+      }),
+  );
+  registerNodesStatus(nodes);
+  withClientOptions(nodes.command('forget').argument('<node>', 'node id').description('forget an offline node: out of the node list, its retained status and its Home Assistant device')).action(
+    (node: string, flags: GlobalFlags) =>
+      withClient(flags, async (client) => {
+        const { nodes: list } = await client.request({ op: 'node.forget', node }, NodeListResultSchema);
+        if (flags.json) printJson(list[0] ?? null);
+        else process.stdout.write(`${node} forgotten\n`);
         return 0;
       }),
   );

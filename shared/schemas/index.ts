@@ -5,3 +5,4 @@ export * from './request.js';
 export * from './files.js';
 export * from './ports.js';
 export * from './pipeline.js';
+export * from './ha.js';

@@ -22,6 +22,8 @@ export const DockerInfoSchema = z.object({
   version: z.string().max(100).optional(),
   apiVersion: z.string().max(20).optional(),
   error: z.string().max(500).optional(),
+  /** Containers running on the engine now, cutter's and others' (`GET /containers/json`); absent from older agents. */
+  containersRunning: z.number().int().nonnegative().optional(),
 });
 
 /**

@@ -30,6 +30,11 @@ export const RequestSchema = z.discriminatedUnion('op', [
   z.object({ ...RequestBase, op: z.literal('node.list') }),
   /** Stop (drain: true) or resume (drain: false) placing new tasks on a node; running tasks finish. */
   z.object({ ...RequestBase, op: z.literal('node.drain'), node: IdSchema, drain: z.boolean() }),
+  /**
+   * Forgets an offline node with no unfinished task: it leaves the node list, its drain mark, its
+   * retained status and its Home Assistant device. A node whose agent starts again joins anew.
+   */
+  z.object({ ...RequestBase, op: z.literal('node.forget'), node: IdSchema }),
   /** Creates a token (admin only, like every request): the reply carries the password, once. */
   z.object({ ...RequestBase, op: z.literal('token.create'), role: z.enum(['admin', 'agent', 'observer', 'mcp']), name: IdSchema }),
   z.object({ ...RequestBase, op: z.literal('token.list') }),

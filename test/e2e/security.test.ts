@@ -99,7 +99,7 @@ describe('authentication and authorization', () => {
     c.publish(t.requests('home-assistant'), JSON.stringify({ v: 1, id: '1', op: 'submit', spec: { kind: 'exec', argv: ['true'] }, requirements: {} }), { qos: 1 });
     await closed;
     c.end(true);
-    await server.waitForLog((l) => l.msg === 'publish denied' && l.username === 'observer:ha' && l.why === 'observers publish nothing');
+    await server.waitForLog((l) => l.msg === 'publish denied' && l.username === 'observer:ha' && l.why === "observers publish only Home Assistant's status and drain commands");
   });
 
   it('records who did what in the audit log: submissions by identity, refusals and denials', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkClientId, denyPublish, denySubscribe, type AclContext } from '../../broker/acl.js';
 import type { Identity } from '../../broker/identities.js';
-import { topics } from '../../shared/topics.js';
+import { haTopics, topics } from '../../shared/topics.js';
 
 const t = topics();
 const ctx: AclContext = { t, haPrefix: 'homeassistant', placedOn: (task, node) => (task === 'gone' ? undefined : task === 'abc' && node === 'nb') };
@@ -37,7 +37,22 @@ describe('ACL', () => {
     expect(denyPublish(admin, 'cli-1', t.requests('cli-1'), Buffer.from('{}'), ctx)).toBeNull();
     expect(denyPublish(admin, 'cli-1', t.requests('cli-2'), Buffer.from('{}'), ctx)).not.toBeNull();
     expect(denyPublish(admin, 'cli-1', t.nodeAssign('nb'), Buffer.from('{}'), ctx)).not.toBeNull();
-    expect(denyPublish(observer, 'ha', t.requests('ha'), Buffer.from('{}'), ctx)).toBe('observers publish nothing');
+    expect(denyPublish(observer, 'ha', t.requests('ha'), Buffer.from('{}'), ctx)).toBe("observers publish only Home Assistant's status and drain commands");
+  });
+
+  it("lets Home Assistant (observer or admin) publish its birth and the drain switch, nothing else under either prefix", () => {
+    const ha = haTopics(t.prefix, ctx.haPrefix);
+    for (const who of [observer, admin]) {
+      expect(denyPublish(who, 'ha', ha.haStatus(), Buffer.from('online'), ctx)).toBeNull();
+      expect(denyPublish(who, 'ha', ha.drainCommand('nb'), Buffer.from('ON'), ctx)).toBeNull();
+      expect(denyPublish(who, 'ha', ha.deviceConfig('cutter_nb'), Buffer.from('{}'), ctx)).not.toBeNull();
+      expect(denyPublish(who, 'ha', ha.state('nb'), Buffer.from('{}'), ctx)).not.toBeNull();
+      expect(denyPublish(who, 'ha', ha.availability('nb'), Buffer.from('online'), ctx)).not.toBeNull();
+    }
+    expect(denyPublish(agent, 'cutter-agent-nb', ha.drainCommand('nb'), Buffer.from('ON'), ctx)).not.toBeNull();
+    expect(denySubscribe(observer, 'ha', ha.state('nb'), ctx)).toBeNull();
+    expect(denySubscribe(observer, 'ha', `${t.prefix}/v1/ha/#`, ctx)).toBeNull();
+    expect(denySubscribe(observer, 'ha', `${t.prefix}/v1/#`, ctx)).not.toBeNull();
   });
 
   it('keeps subscriptions to what each role may read', () => {
