@@ -91,6 +91,12 @@ export class StateStore {
    * @returns false when the event was dropped for the log limit.
    */
   appendEvent(event: TaskEvent, maxLogBytes: number): boolean {
+    // Only log events read and update the usage row; any other event is one INSERT, its own
+    // transaction (no BEGIN/COMMIT wrapper on the hot path of every accepted/started/result).
+    if (event.type !== 'log') {
+      this.stmts.insertEvent.run(event.taskId, event.attempt, event.seq, JSON.stringify(event));
+      return true;
+    }
     return this.db.transaction(() => {
       if (event.type === 'log') {
         const usage = (this.stmts.usage.get(event.taskId) as { bytes: number; truncated: number } | undefined) ?? { bytes: 0, truncated: 0 };
