@@ -41,3 +41,27 @@ describe('TaskStore.evictFinished', () => {
     state2.close();
   });
 });
+
+describe('StateStore group commit', () => {
+  it('commits the writes of one event-loop turn together, and runs afterCommit callbacks only after the commit', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cutter-statestore-'));
+    const state = new StateStore(dir);
+    const tasks = new TaskStore(state, 10);
+    const said: string[] = [];
+    state.afterCommit(() => said.push('nothing pending: at once'));
+    expect(said).toEqual(['nothing pending: at once']);
+    make(tasks, 'x', 1);
+    make(tasks, 'y', 2);
+    state.afterCommit(() => said.push('after x and y'));
+    expect(said).toHaveLength(1);
+    // Another connection (a restarted controller) does not see them before the commit…
+    const reader = new StateStore(dir);
+    expect(reader.loadTasks()).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    // …and sees both after it, when the callback has run.
+    expect(said).toEqual(['nothing pending: at once', 'after x and y']);
+    expect(reader.loadTasks().map((r) => r.state.taskId).sort()).toEqual(['x', 'y']);
+    reader.close();
+    state.close();
+  });
+});
