@@ -16,7 +16,7 @@
  *  7. failure detection and rescheduling (bench/failover.ts; target: within 3 s).
  *
  * Environment: BENCH_QUICK=1 runs everything small (a smoke run of a minute or two);
- * BENCH_ONLY=dispatch,latency,throughput,heartbeat,idle,broker,failover picks sections;
+ * BENCH_ONLY=dispatch,latency,throughput,throughput-mosquitto,heartbeat,idle,broker,failover picks sections;
  * BENCH_NOTE adds a line to results.md (e.g. that other work shared the machine);
  * BENCH_OUT=DIR writes the results there instead of bench/ (the smoke test uses it).
  * Sections that cannot run here (no Docker engine, no sshd, no Mosquitto) are noted, not failed.
@@ -29,6 +29,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { encode } from '../shared/codec.js';
 import { topics } from '../shared/topics.js';
+import { haveMosquitto, startMosquitto } from '../scripts/mosquitto.js';
 import { CUTTER, ROOT, freePort, startDaemon } from '../scripts/procs.js';
 import { compareBrokers } from './broker-compare.js';
 import { FAILOVER_CONFIG, measureFailover } from './failover.js';
@@ -217,11 +218,35 @@ async function throughput(): Promise<void> {
   rows.push({
     name: 'server (embedded broker + controller) during that run',
     baseline: '-',
-    measured: `CPU ${fmtPct(r.server.cores)} of one core, RSS mean ${fmtMiB(r.server.rssMeanBytes)}, peak ${fmtMiB(r.server.rssPeakBytes)}`,
+    measured: `CPU ${fmtPct(r.server.cores)} of one core, RSS mean ${fmtMiB(r.server.rssMeanBytes)}, peak ${fmtMiB(r.server.rssPeakBytes)} (load generator — simulated agents and submitter, one process: CPU ${fmtPct(r.generator.cores)})`,
     ratio: '-',
     target: '-',
     met: '-',
   });
+}
+
+/** The same run with Mosquitto as the backbone: `cutter server --broker` is then the controller alone. */
+async function throughputOnMosquitto(): Promise<void> {
+  if (!haveMosquitto()) {
+    notes.push('placement throughput on Mosquitto skipped: mosquitto is not installed');
+    return;
+  }
+  const m = await startMosquitto(await freePort(), { extraConfig: ['max_connections -1'] });
+  try {
+    const r = await measureThroughput({ agents: AGENTS, tasks: TASKS, window: 1_000, maxTasks: 64, timeoutMs: Number(process.env.BENCH_THROUGHPUT_TIMEOUT_MS ?? 600_000), externalBroker: { url: m.url, pid: m.child.pid! } });
+    json.throughputMosquitto = r;
+    const embedded = json.throughput as { placementsPerSec: number } | undefined;
+    rows.push({
+      name: `placement throughput, same load, Mosquitto as the backbone (\`cutter server --broker\`: the controller alone)${r.timedOut ? ' — TIMED OUT before all completed' : ''}`,
+      baseline: embedded ? `embedded broker: ${Math.round(embedded.placementsPerSec).toLocaleString('en')}/s` : '-',
+      measured: `${Math.round(r.placementsPerSec).toLocaleString('en')} placements/s, ${Math.round(r.completedPerSec).toLocaleString('en')} completed/s; controller CPU ${fmtPct(r.server.cores)}, RSS peak ${fmtMiB(r.server.rssPeakBytes)}; Mosquitto CPU ${fmtPct(r.broker?.cores ?? 0)}, RSS peak ${fmtMiB(r.broker?.rssPeakBytes ?? 0)}`,
+      ratio: `${(r.placementsPerSec / PLACEMENT_TARGET).toFixed(2)}× of target${embedded ? `, ${(r.placementsPerSec / embedded.placementsPerSec).toFixed(2)}× embedded` : ''}`,
+      target: AGENTS >= 1000 ? '10,000/s with 1,000 agents' : '(quick mode)',
+      met: AGENTS >= 1000 ? verdict(r.placementsPerSec >= PLACEMENT_TARGET) : 'not measured (quick)',
+    });
+  } finally {
+    await m.stop();
+  }
 }
 
 async function heartbeat(): Promise<void> {
@@ -329,6 +354,7 @@ async function main(): Promise<void> {
   await step('idle', () => idle(broker));
   for (const c of children.splice(0)) c.kill('SIGTERM');
   await step('throughput', throughput);
+  await step('throughput-mosquitto', throughputOnMosquitto);
   await step('heartbeat', heartbeat);
   await step('broker', brokers);
   await step('failover', failover);

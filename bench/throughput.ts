@@ -37,6 +37,10 @@ export interface ThroughputResult {
   placementsPerSec: number;
   completedPerSec: number;
   server: Usage;
+  /** This process: the simulated agents and the submitting client (if it is near 100%, the figure is the load generator's). */
+  generator: Usage;
+  /** The external broker's process, when the server ran with one (then `server` is the controller alone). */
+  broker: Usage | null;
   invalidAssignments: number;
   timedOut: boolean;
 }
@@ -58,14 +62,19 @@ interface CountingServer {
   stop(): Promise<void>;
 }
 
-async function startCountingServer(extraEnv: NodeJS.ProcessEnv = {}): Promise<CountingServer> {
+/**
+ * Starts `cutter server` with its embedded broker, or — with `externalBroker` — only the
+ * controller, as a client of that broker (`--broker`).
+ */
+async function startCountingServer(externalBroker?: string): Promise<CountingServer> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'cutter-bench-'));
+  const where = externalBroker ? ['--broker', externalBroker] : ['--host', '127.0.0.1', '--port', String(port)];
   // BENCH_PROF_DIR=DIR: the server writes a V8 CPU profile there when it stops (node --cpu-prof).
   const prof = process.env.BENCH_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF_DIR}`] : [];
-  const child = spawn(process.execPath, [...prof, CUTTER, 'server', '--insecure', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--submits-per-minute', '1000000', '--broker-requests-per-minute', '100000000'], {
+  const child = spawn(process.execPath, [...prof, CUTTER, 'server', '--insecure', ...where, '--data-dir', dataDir, '--submits-per-minute', '1000000', '--broker-requests-per-minute', '100000000'], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, CUTTER_MAX_CONNECTIONS: '100000', ...extraEnv },
+    env: { ...process.env, CUTTER_MAX_CONNECTIONS: '100000' },
   });
   const counts = new Map<string, number>();
   const lastAt = new Map<string, number>();
@@ -82,14 +91,14 @@ async function startCountingServer(extraEnv: NodeJS.ProcessEnv = {}): Promise<Co
       if (!m) continue;
       counts.set(m[1], (counts.get(m[1]) ?? 0) + 1);
       lastAt.set(m[1], performance.now());
-      if (m[1] === 'broker listening') ready();
+      if (m[1] === (externalBroker ? 'controller started' : 'broker listening')) ready();
     }
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   await Promise.race([listening, exited.then(() => Promise.reject(new Error('cutter server exited before listening')))]);
   return {
     child,
-    url: `mqtt://127.0.0.1:${port}`,
+    url: externalBroker ?? `mqtt://127.0.0.1:${port}`,
     counts,
     lastAt,
     stop: async () => {
@@ -134,8 +143,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Runs the placement benchmark.
  * @param opts.timeoutMs gives up waiting for completions after this long (the result says so).
  */
-export async function measureThroughput(opts: { agents: number; tasks: number; window: number; maxTasks: number; timeoutMs: number }): Promise<ThroughputResult> {
-  const server = await startCountingServer();
+export async function measureThroughput(opts: { agents: number; tasks: number; window: number; maxTasks: number; timeoutMs: number; externalBroker?: { url: string; pid: number } }): Promise<ThroughputResult> {
+  const server = await startCountingServer(opts.externalBroker?.url);
   const sim = await startSimAgents({ broker: server.url, count: opts.agents, heartbeatMs: 2_000, maxTasks: opts.maxTasks });
   try {
     await waitForNodes(server.url, opts.agents);
@@ -157,6 +166,8 @@ export async function measureThroughput(opts: { agents: number; tasks: number; w
     });
     const finishedBefore = server.counts.get('task finished') ?? 0;
     const usage = sampleUsage([server.child.pid!]);
+    const generatorUsage = sampleUsage([process.pid]);
+    const brokerUsage = opts.externalBroker ? sampleUsage([opts.externalBroker.pid]) : null;
     const t0 = performance.now();
     let lastReplyAt = t0;
     for (let i = 0; i < opts.tasks; i++) {
@@ -173,6 +184,8 @@ export async function measureThroughput(opts: { agents: number; tasks: number; w
     const finished = () => (server.counts.get('task finished') ?? 0) - finishedBefore;
     while ((sim.assigned < accepted || finished() < accepted) && performance.now() < deadline) await sleep(20);
     const server_ = usage.stop();
+    const generator = generatorUsage.stop();
+    const broker = brokerUsage?.stop() ?? null;
     const timedOut = finished() < accepted;
     await c.endAsync();
     const placeMs = sim.lastAssignedAt - t0;
@@ -190,6 +203,8 @@ export async function measureThroughput(opts: { agents: number; tasks: number; w
       placementsPerSec: sim.assigned / (placeMs / 1000),
       completedPerSec: finished() / (completeMs / 1000),
       server: server_,
+      generator,
+      broker,
       invalidAssignments: sim.invalid,
       timedOut,
     };
