@@ -139,12 +139,6 @@ export class StateStore {
    */
   appendEvent(event: TaskEvent, maxLogBytes: number): boolean {
     this.write();
-    // Only log events read and update the usage row; any other event is one INSERT, its own
-    // transaction (no BEGIN/COMMIT wrapper on the hot path of every accepted/started/result).
-    if (event.type !== 'log') {
-      this.stmts.insertEvent.run(event.taskId, event.attempt, event.seq, JSON.stringify(event));
-      return true;
-    }
     return this.db.transaction(() => {
       if (event.type === 'log') {
         const usage = (this.stmts.usage.get(event.taskId) as { bytes: number; truncated: number } | undefined) ?? { bytes: 0, truncated: 0 };
