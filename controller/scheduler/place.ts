@@ -13,7 +13,7 @@ import type { ClusterSnapshot, Placement, PlacementRequest, Rejection } from './
 
 export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placement {
   const wanted = req.requirements.node;
-  const candidates = wanted ? snapshot.nodes.filter((n) => n.node === wanted) : snapshot.nodes;
+  const candidates = wanted ? snapshot.nodes.filter((n) => n.node === wanted) : [...snapshot.nodes];
   if (wanted && candidates.length === 0) {
     const known = snapshot.nodes.map((n) => n.node).sort(compareIds);
     return {
@@ -27,34 +27,24 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
   }
 
   const rejections: Rejection[] = [];
-  // The best feasible node by one linear pass (not a sort of all of them: a placement among
-  // 1,000 nodes is on the hot path of every submit).
-  const sign = snapshot.policy === 'binpack' ? 1 : -1;
-  let best: { node: string; freeAfter: number } | null = null;
-  let feasible = 0;
+  const feasible: { node: string; freeAfter: number }[] = [];
   for (const n of candidates) {
     const reason = rejectReason(n, req, snapshot.now);
-    if (reason) {
-      rejections.push({ node: n.node, reason });
-      continue;
-    }
-    feasible++;
-    const freeAfter = freeMemory(n) - req.requirements.memory;
-    if (!best) best = { node: n.node, freeAfter };
-    else {
-      const by = sign * (freeAfter - best.freeAfter);
-      if (by < 0 || (by === 0 && compareIds(n.node, best.node) < 0)) best = { node: n.node, freeAfter };
-    }
+    if (reason) rejections.push({ node: n.node, reason });
+    else feasible.push({ node: n.node, freeAfter: freeMemory(n) - req.requirements.memory });
   }
   rejections.sort((a, b) => compareIds(a.node, b.node));
 
-  if (!best) {
+  if (feasible.length === 0) {
     const need = req.requirements.memory ? ` needing ${formatBytes(req.requirements.memory)}` : '';
     return { ok: false, rejections, message: `no node can take this ${req.kind} task${need} now` };
   }
+  const sign = snapshot.policy === 'binpack' ? 1 : -1;
+  feasible.sort((a, b) => sign * (a.freeAfter - b.freeAfter) || compareIds(a.node, b.node));
+  const best = feasible[0];
   const how = wanted
     ? 'requested with --node'
-    : `${snapshot.policy === 'binpack' ? 'least' : 'most'} headroom of ${feasible} feasible node${feasible > 1 ? 's' : ''}, ${snapshot.policy}`;
+    : `${snapshot.policy === 'binpack' ? 'least' : 'most'} headroom of ${feasible.length} feasible node${feasible.length > 1 ? 's' : ''}, ${snapshot.policy}`;
   return {
     ok: true,
     node: best.node,
