@@ -16,7 +16,7 @@
  *  7. failure detection and rescheduling (bench/failover.ts; target: within 3 s).
  *
  * Environment: BENCH_QUICK=1 runs everything small (a smoke run of a minute or two);
- * BENCH_ONLY=dispatch,latency,throughput,throughput-mosquitto,heartbeat,idle,broker,failover picks sections;
+ * BENCH_ONLY=dispatch,latency,scheduler,throughput,throughput-mosquitto,heartbeat,idle,broker,failover picks sections;
  * BENCH_NOTE adds a line to results.md (e.g. that other work shared the machine);
  * BENCH_OUT=DIR writes the results there instead of bench/ (the smoke test uses it).
  * Sections that cannot run here (no Docker engine, no sshd, no Mosquitto) are noted, not failed.
@@ -34,6 +34,7 @@ import { CUTTER, ROOT, freePort, startDaemon } from '../scripts/procs.js';
 import { compareBrokers } from './broker-compare.js';
 import { FAILOVER_CONFIG, measureFailover } from './failover.js';
 import { fmtMiB, fmtMs, fmtPct, machineDescription, median, quantile, sampleUsage } from './proc-stats.js';
+import { measureScheduler } from './scheduler.js';
 import { startSshd } from './ssh.js';
 import { measureHeartbeatLoad, measureThroughput } from './throughput.js';
 
@@ -190,6 +191,19 @@ async function submitLatency(broker: string): Promise<void> {
     baseline: '-',
     measured: `p50 ${fmtMs(median(result))} ms, p99 ${fmtMs(quantile(result, 0.99))} ms`,
     ratio: '-',
+    target: '-',
+    met: '-',
+  });
+}
+
+async function scheduler(): Promise<void> {
+  const perSec = measureScheduler(AGENTS);
+  json.scheduler = { nodes: AGENTS, placementsPerSec: perSec };
+  rows.push({
+    name: `the scheduler alone: pure \`place()\` over ${AGENTS.toLocaleString('en')} nodes, registry snapshot and reservation included, one thread, no I/O`,
+    baseline: `target ${PLACEMENT_TARGET.toLocaleString('en')}/s`,
+    measured: `${Math.round(perSec).toLocaleString('en')} placements/s`,
+    ratio: `${(perSec / PLACEMENT_TARGET).toFixed(2)}× of target`,
     target: '-',
     met: '-',
   });
@@ -353,6 +367,7 @@ async function main(): Promise<void> {
   await step('latency', () => submitLatency(broker));
   await step('idle', () => idle(broker));
   for (const c of children.splice(0)) c.kill('SIGTERM');
+  await step('scheduler', scheduler);
   await step('throughput', throughput);
   await step('throughput-mosquitto', throughputOnMosquitto);
   await step('heartbeat', heartbeat);
