@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe } from 'vitest';
+import { afterAll, afterEach, describe } from 'vitest';
 import { haveMosquitto, startMosquitto, type RunningMosquitto } from '../scripts/mosquitto.js';
 import { freePort } from '../scripts/procs.js';
 
@@ -115,9 +115,23 @@ export class Daemon {
   }
 }
 
+/** Daemons started during the current test, whose output is printed when it fails. */
+const startedInTest: Daemon[] = [];
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') {
+    for (const d of startedInTest) {
+      const tail = d.lines.slice(-40).map((l) => JSON.stringify(l)).join('\n');
+      process.stderr.write(`--- ${d.name} (last ${Math.min(40, d.lines.length)} log lines)\n${tail}\n${d.stderr ? `stderr: ${d.stderr.slice(-2000)}\n` : ''}`);
+    }
+  }
+  startedInTest.length = 0;
+});
+
 function spawnCutter(args: string[], name: string, env: NodeJS.ProcessEnv = {}): Daemon {
   const child = spawn(process.execPath, [CUTTER, ...args], { env: { ...ISOLATED_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Daemon(child, name);
+  const daemon = new Daemon(child, name);
+  startedInTest.push(daemon);
+  return daemon;
 }
 
 /** A fresh, empty directory. */
