@@ -391,6 +391,7 @@ async function main(): Promise<void> {
     '- Placement throughput: the simulated agents run in one process beside the server, on the same cores, and every task is a full round of real messages (submit, reply, assignment, accepted, started, result, retained state) with every state change written to SQLite before it is published. Placements/s counts assignments the agents received from the first submit to the last assignment.',
     '- Heartbeat load and throughput: the server is one process holding the embedded broker and the controller; its CPU is summed user+system time over the window divided by the window (100% = one core busy).',
     '- Failover: the controller\'s node list is polled every 20 ms while the task\'s state is pushed, so "running on another node" can read a few ms lower than "offline".',
+    '- What limits placement throughput, what was fixed and what is left: [profile.md](profile.md).',
     ...notes.map((n) => `- Note: ${n}`),
     '',
   ].join('\n');
