@@ -1,13 +1,36 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Two passes, one command (`npm test`):
+ *  1. `default`: every test, the end-to-end ones on cutter's embedded Aedes broker;
+ *  2. `e2e-mosquitto`: the end-to-end tests again with CUTTER_TEST_BROKER=mosquitto — each test
+ *     server is a real Mosquitto plus `cutter server --broker` (test/harness.ts). It runs after the
+ *     first pass (groupOrder), not beside it: both passes use the same node names and Docker labels.
+ */
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
     maxWorkers: 2,
     reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: { name: 'default', include: ['test/**/*.test.ts'], sequence: { groupOrder: 0 } },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'e2e-mosquitto',
+          include: ['test/e2e/**/*.test.ts'],
+          // Already a Mosquitto test, run in the first pass.
+          exclude: ['test/e2e/mosquitto.test.ts'],
+          env: { CUTTER_TEST_BROKER: 'mosquitto' },
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });

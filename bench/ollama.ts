@@ -22,9 +22,17 @@ import { Ollama } from 'ollama';
 import { OllamaDouble } from '../test/doubles/ollama.js';
 import { ROOT, freePort, startDaemon } from '../scripts/procs.js';
 
-const TTFT_RUNS = Number(process.env.BENCH_TTFT_RUNS ?? 60);
-const PACED_TOKENS = Number(process.env.BENCH_PACED_TOKENS ?? 400);
-const FLOOD_TOKENS = Number(process.env.BENCH_FLOOD_TOKENS ?? 50_000);
+/** Sizes: time-to-first-token runs, tokens of the paced stream, chunks of the unpaced one. */
+export interface OllamaBenchSizes {
+  ttftRuns: number;
+  pacedTokens: number;
+  floodTokens: number;
+}
+export const FULL_SIZES: OllamaBenchSizes = {
+  ttftRuns: Number(process.env.BENCH_TTFT_RUNS ?? 60),
+  pacedTokens: Number(process.env.BENCH_PACED_TOKENS ?? 400),
+  floodTokens: Number(process.env.BENCH_FLOOD_TOKENS ?? 50_000),
+};
 
 const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -79,7 +87,7 @@ export interface OllamaBench {
 }
 
 /** Starts server + agent + double, measures, stops them. */
-export async function benchOllama(): Promise<OllamaBench> {
+export async function benchOllama({ ttftRuns: TTFT_RUNS, pacedTokens: PACED_TOKENS, floodTokens: FLOOD_TOKENS }: OllamaBenchSizes = FULL_SIZES): Promise<OllamaBench> {
   const children: ChildProcess[] = [];
   const paced = new OllamaDouble({ models: [{ name: 'bench:latest', size: 1_000_000 }], loaded: ['bench:latest'], stamp: true, tokenDelayMs: 5, reply: () => ['tok '] });
   const fast = new OllamaDouble({ models: [{ name: 'bench:latest', size: 1_000_000 }], loaded: ['bench:latest'], stamp: true, reply: () => ['tok '] });
@@ -103,9 +111,9 @@ export async function benchOllama(): Promise<OllamaBench> {
     await ttft(api, 5);
     const direct: number[] = [];
     const mesh: number[] = [];
-    for (let i = 0; i < TTFT_RUNS / 10; i++) {
-      direct.push(...(await ttft(pacedUrl, 10)));
-      mesh.push(...(await ttft(api, 10)));
+    for (let i = 0; i < Math.ceil(TTFT_RUNS / 10); i++) {
+      direct.push(...(await ttft(pacedUrl, Math.min(10, TTFT_RUNS))));
+      mesh.push(...(await ttft(api, Math.min(10, TTFT_RUNS))));
     }
     const chunkDirect = await chunkLatency(pacedUrl, PACED_TOKENS);
     const chunkMesh = await chunkLatency(api, PACED_TOKENS);

@@ -14,6 +14,7 @@ import { Aedes } from 'aedes';
 import type { Logger } from '../shared/logger.js';
 import { denyPublish, denySubscribe, checkClientId, type AclContext } from './acl.js';
 import type { AuditLog } from '../shared/audit.js';
+import type { ClusterParts } from './cluster.js';
 import { RateLimiter } from '../shared/rate-limit.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Identity, IdentityStore } from './identities.js';
@@ -37,6 +38,8 @@ function refusal(message: string, returnCode: number): Error {
 export interface BrokerOptions {
   /** Interface to listen on, e.g. `0.0.0.0` or `127.0.0.1`. */
   host: string;
+  /** Redis-backed message bus and persistence (broker/cluster.ts): absent = one in-memory instance. */
+  cluster?: ClusterParts;
   /** TCP port; 0 picks a free one. */
   port: number;
   log: Logger;
@@ -119,7 +122,13 @@ function listenOn(server: Server, host: string, port: number): Promise<number> {
 /** Creates the broker with its internal loopback listener; the public one opens with `listen()`. */
 export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const log = opts.log.child({ component: 'broker' });
-  const aedes = await Aedes.createBroker({ drainTimeout: opts.drainTimeoutMs, heartbeatInterval: 60_000, maxTopicLevels: MAX_TOPIC_LEVELS, connectTimeout: 10_000 });
+  const aedes = await Aedes.createBroker({
+    drainTimeout: opts.drainTimeoutMs,
+    heartbeatInterval: 60_000,
+    maxTopicLevels: MAX_TOPIC_LEVELS,
+    connectTimeout: 10_000,
+    ...(opts.cluster ? { mq: opts.cluster.mq, persistence: opts.cluster.persistence } : {}),
+  });
   const limits = { maxPacketBytes: opts.maxPacketBytes, maxConnectBytes: opts.maxConnectBytes };
   const guarded = (packetLimits: typeof limits) => (socket: Socket) => {
     // Nagle's algorithm with delayed ACKs adds ~40 ms to each small request/reply round trip.
@@ -295,6 +304,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         // server.close waits for open sockets; aedes.close ends them.
         aedes.close(() => undefined);
       });
+      await opts.cluster?.close();
     },
   };
 }

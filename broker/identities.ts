@@ -6,7 +6,7 @@
  * N=16384, r=8, p=1, 32-byte key, 16-byte salt), in `<dataDir>/tokens.json` (mode 0600).
  */
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CutterError } from '../shared/errors.js';
@@ -49,10 +49,30 @@ export class IdentityStore {
   constructor(private readonly dataDir: string) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     this.file = join(dataDir, 'tokens.json');
-    if (existsSync(this.file)) {
-      const parsed = z.array(TokenSchema).safeParse(JSON.parse(readFileSync(this.file, 'utf8')));
-      if (!parsed.success) throw new CutterError('INVALID_CONFIG', `${this.file} is not a valid token file`);
-      this.tokens = parsed.data;
+    if (existsSync(this.file)) this.load();
+  }
+
+  /** mtime (ms) of tokens.json when it was last read or written here. */
+  private loadedMtimeMs = 0;
+
+  private load(): void {
+    const parsed = z.array(TokenSchema).safeParse(JSON.parse(readFileSync(this.file, 'utf8')));
+    if (!parsed.success) throw new CutterError('INVALID_CONFIG', `${this.file} is not a valid token file`);
+    this.tokens = parsed.data;
+    this.loadedMtimeMs = statSync(this.file).mtimeMs;
+  }
+
+  /**
+   * Re-reads tokens.json when another process changed it: broker instances of a Redis cluster
+   * (`--broker-only`) share the controller's data dir (or a copy kept in sync), so a token created
+   * or revoked there counts here from the next connection on. A file that cannot be read now keeps
+   * the tokens already loaded.
+   */
+  private refresh(): void {
+    try {
+      if (statSync(this.file).mtimeMs !== this.loadedMtimeMs) this.load();
+    } catch {
+      // missing or half-written: keep what we have
     }
   }
 
@@ -106,6 +126,7 @@ export class IdentityStore {
       const given = Buffer.from(password);
       return expected.length === given.length && timingSafeEqual(expected, given) ? e.identity : null;
     }
+    this.refresh();
     const t = this.tokens.find((x) => x.username === username && x.revokedAt === null);
     if (!t) return null;
     const expected = Buffer.from(t.hash, 'base64');
@@ -118,6 +139,7 @@ export class IdentityStore {
     writeFileSync(tmp, JSON.stringify(this.tokens, null, 2), { mode: 0o600 });
     renameSync(tmp, this.file);
     chmodSync(this.file, 0o600);
+    this.loadedMtimeMs = statSync(this.file).mtimeMs;
   }
 }
 

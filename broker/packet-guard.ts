@@ -9,7 +9,7 @@
  * (CONNECT), the normal one after it.
  */
 import { Duplex } from 'node:stream';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 
 /** Limits in bytes of a packet's remaining length (everything after the fixed header). */
 export interface PacketLimits {
@@ -86,12 +86,30 @@ export class PacketSizeGuard {
  */
 export function guardSocket(socket: Socket, limits: PacketLimits, onViolation: (reason: string) => void): Duplex {
   const guard = new PacketSizeGuard(limits);
+  let corked = false;
+  /** Sends what is corked now; also before end/destroy, which would otherwise drop it (a refusal's CONNACK). */
+  const uncork = () => {
+    if (!corked) return;
+    corked = false;
+    if (!socket.destroyed) socket.uncork();
+  };
   const stream = new Duplex({
     read() {
       socket.resume();
     },
     write(chunk: Buffer, _encoding, callback) {
       if (socket.destroyed) return callback();
+      // Aedes writes every packet on its own; under load a subscriber gets many packets in one
+      // turn of the event loop. Corked until the turn ends, they leave in one writev() instead of
+      // a syscall each (the profile of the throughput benchmark had a quarter of the server's CPU
+      // in per-packet socket writes). Nothing waits longer than the current turn.
+      // TCP and TLS sockets only: a WebSocket stream writes asynchronously, and its destroy() would
+      // drop what uncork() had just handed it.
+      if (!corked && socket instanceof Socket) {
+        corked = true;
+        socket.cork();
+        setImmediate(uncork);
+      }
       if (socket.write(chunk)) return callback();
       const done = () => {
         socket.off('drain', done);
@@ -102,10 +120,12 @@ export function guardSocket(socket: Socket, limits: PacketLimits, onViolation: (
       socket.once('close', done);
     },
     final(callback) {
+      uncork();
       socket.end();
       callback();
     },
     destroy(err, callback) {
+      uncork();
       socket.destroy();
       callback(err);
     },

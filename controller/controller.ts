@@ -115,6 +115,7 @@ export class Controller {
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
     this.store = new StateStore(opts.dataDir);
+    this.store.onCommitError = (err) => this.log.error({ err: errorMessage(err) }, 'state commit failed: the changes of this turn are rolled back and not announced');
     this.registry = new NodeRegistry(this.store.drainedNodes());
     this.tasks = new TaskStore(this.store, opts.keepFinished);
     this.audit = opts.audit ?? new AuditLog(join(opts.dataDir, 'audit.jsonl'));
@@ -193,9 +194,12 @@ export class Controller {
    * wait, and they stay short enough to run one at a time (see `serial`).
    */
   private publish(topic: string, payload: string, opts: { qos: 1; retain?: boolean }): void {
-    this.client!.publish(topic, payload, opts, (err) => {
-      if (err) this.log.warn({ topic, err: errorMessage(err) }, 'publish failed');
-    });
+    // Said only once the change it reports is committed (StateStore's group commit).
+    this.store.afterCommit(() =>
+      this.client!.publish(topic, payload, opts, (err) => {
+        if (err) this.log.warn({ topic, err: errorMessage(err) }, 'publish failed');
+      }),
+    );
   }
 
   /**

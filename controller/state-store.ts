@@ -17,6 +17,14 @@ import type { TaskRecord } from './task-record.js';
 export class StateStore {
   private readonly db: Database.Database;
   private readonly stmts;
+  /** A transaction is open: the writes of this turn of the event loop, committed together (see `afterCommit`). */
+  private open = false;
+  /** What waits for the open transaction to commit (the controller's publishes), in order. */
+  private waiting: (() => void)[] = [];
+  /** Called when a group commit fails (its writes are rolled back and what waited on it dropped). Default: thrown. */
+  onCommitError: (err: unknown) => void = (err) => {
+    throw err;
+  };
 
   /**
    * Opens (creating when missing) `<dataDir>/controller.db`.
@@ -64,6 +72,43 @@ export class StateStore {
     };
   }
 
+  /**
+   * Group commit. The first write of a turn of the event loop opens a transaction that commits at
+   * the end of the turn (setImmediate), so a burst of changes costs one commit, not one per row —
+   * SQLite's commits were a quarter of the server's CPU in the throughput benchmark. The guarantee
+   * stays: whatever must only be said once a change is stored (a reply, an assignment, a task
+   * state) goes through `afterCommit`, and runs after the commit that stores it. A process killed
+   * before the commit loses only changes nobody was told about.
+   */
+  private write(): void {
+    if (this.open) return;
+    this.db.exec('BEGIN');
+    this.open = true;
+    setImmediate(() => this.commit());
+  }
+
+  /** Commits the open transaction (if any), then runs what waited for it, in order. */
+  commit(): void {
+    if (!this.open) return;
+    this.open = false;
+    const waiting = this.waiting;
+    this.waiting = [];
+    try {
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      this.onCommitError(err);
+      return;
+    }
+    for (const fn of waiting) fn();
+  }
+
+  /** Runs `fn` once every write made so far is committed: now when none is pending. */
+  afterCommit(fn: () => void): void {
+    if (this.open) this.waiting.push(fn);
+    else fn();
+  }
+
   /** Every stored task. */
   loadTasks(): TaskRecord[] {
     return (this.stmts.all.all() as { record: string }[]).map((r) => JSON.parse(r.record) as TaskRecord);
@@ -71,11 +116,13 @@ export class StateStore {
 
   /** Writes a task (insert or replace). */
   saveTask(record: TaskRecord, terminal: boolean): void {
+    this.write();
     this.stmts.upsert.run(record.state.taskId, JSON.stringify(record), terminal ? 1 : 0, record.state.finishedAt);
   }
 
   /** Forgets tasks and their events. */
   deleteTasks(ids: string[]): void {
+    this.write();
     this.db.transaction(() => {
       for (const id of ids) {
         this.stmts.deleteTask.run(id);
@@ -91,6 +138,7 @@ export class StateStore {
    * @returns false when the event was dropped for the log limit.
    */
   appendEvent(event: TaskEvent, maxLogBytes: number): boolean {
+    this.write();
     return this.db.transaction(() => {
       if (event.type === 'log' || event.type === 'chunks') {
         const usage = (this.stmts.usage.get(event.taskId) as { bytes: number; truncated: number } | undefined) ?? { bytes: 0, truncated: 0 };
@@ -132,10 +180,12 @@ export class StateStore {
   }
 
   setDrained(node: string, drained: boolean): void {
+    this.write();
     (drained ? this.stmts.drain : this.stmts.resume).run(node);
   }
 
   close(): void {
+    this.commit();
     this.db.close();
   }
 }

@@ -11,12 +11,20 @@ import { summarize, type TaskRecord } from './task-record.js';
 
 export class TaskStore {
   private readonly tasks = new Map<string, TaskRecord>();
+  /** Ids of finished tasks, oldest finish first (a Set keeps insertion order): eviction takes from the front. */
+  private readonly finishedOrder = new Set<string>();
 
   constructor(
     private readonly store: StateStore,
     private readonly keepFinished: number,
   ) {
-    for (const r of store.loadTasks()) this.tasks.set(r.state.taskId, r);
+    const finished: TaskRecord[] = [];
+    for (const r of store.loadTasks()) {
+      this.tasks.set(r.state.taskId, r);
+      if (isTerminal(r.state.state)) finished.push(r);
+    }
+    finished.sort((a, b) => (a.state.finishedAt ?? 0) - (b.state.finishedAt ?? 0));
+    for (const r of finished) this.finishedOrder.add(r.state.taskId);
   }
 
   get(taskId: string): TaskRecord | undefined {
@@ -69,6 +77,7 @@ export class TaskStore {
   /** Forgets a task that was never accepted (a submit that failed fast). */
   discard(taskId: string): void {
     this.tasks.delete(taskId);
+    this.finishedOrder.delete(taskId);
     this.store.deleteTasks([taskId]);
   }
 
@@ -86,7 +95,9 @@ export class TaskStore {
 
   /** Writes the record as it is now. */
   save(record: TaskRecord): void {
-    this.store.saveTask(record, isTerminal(record.state.state));
+    const terminal = isTerminal(record.state.state);
+    this.store.saveTask(record, terminal);
+    if (terminal) this.finishedOrder.add(record.state.taskId);
   }
 
   /** Tasks newest first, optionally only in some states. */
@@ -112,12 +123,19 @@ export class TaskStore {
 
   /** Evicts the oldest finished tasks beyond the limit. @returns their ids (to clear retained state). */
   evictFinished(): string[] {
-    const finished: TaskRecord[] = [];
-    for (const r of this.tasks.values()) if (isTerminal(r.state.state)) finished.push(r);
-    const excess = finished.length - this.keepFinished;
+    // O(evicted), not O(tasks): called after every finish, it scanned and sorted every task (a
+    // tenth of the server's CPU in the throughput benchmark).
+    let excess = this.finishedOrder.size - this.keepFinished;
     if (excess <= 0) return [];
-    const evicted = finished.sort((a, b) => (a.state.finishedAt ?? 0) - (b.state.finishedAt ?? 0)).slice(0, excess).map((r) => r.state.taskId);
-    for (const id of evicted) this.tasks.delete(id);
+    const evicted: string[] = [];
+    for (const id of this.finishedOrder) {
+      if (excess-- <= 0) break;
+      evicted.push(id);
+    }
+    for (const id of evicted) {
+      this.finishedOrder.delete(id);
+      this.tasks.delete(id);
+    }
     this.store.deleteTasks(evicted);
     return evicted;
   }

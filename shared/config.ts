@@ -108,6 +108,13 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   insecure: Bool.default(false),
   /** Use this external broker instead of embedding one (scale-out path). */
   externalBroker: z.string().url().optional(),
+  /**
+   * Cluster the embedded Aedes through this Redis (`redis://host:6379/0`): every server sharing it
+   * carries one mesh (retained state, sessions, wills and messages in Redis; see broker/cluster.ts).
+   */
+  redis: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  /** Run only the (Redis-clustered) broker, no controller: one controller serves the whole cluster. */
+  brokerOnly: Bool.default(false),
   /** How long an agent has to accept an assignment, ms. */
   leaseMs: Int(100, 3_600_000).default(10_000),
   /** Placement policy among feasible nodes. */

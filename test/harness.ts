@@ -7,9 +7,43 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, describe } from 'vitest';
+import { haveMosquitto, startMosquitto, type RunningMosquitto } from '../scripts/mosquitto.js';
 import { freePort } from '../scripts/procs.js';
 
 export { freePort };
+
+/**
+ * The broker the end-to-end tests run on: `embedded` (cutter's own Aedes, the default) or
+ * `mosquitto` (CUTTER_TEST_BROKER=mosquitto: a real Mosquitto per server, with `cutter server
+ * --broker`). `npm test` runs the e2e tests on both (vitest.config.ts, project `e2e-mosquitto`).
+ */
+export const TEST_BROKER: 'embedded' | 'mosquitto' = process.env.CUTTER_TEST_BROKER === 'mosquitto' ? 'mosquitto' : 'embedded';
+export const ON_MOSQUITTO = TEST_BROKER === 'mosquitto';
+if (ON_MOSQUITTO && !haveMosquitto()) throw new Error('CUTTER_TEST_BROKER=mosquitto but no mosquitto binary is on the PATH (apt-get install mosquitto)');
+/**
+ * Why a test of the embedded broker's own features (tokens and ACL, packet limits, TLS and
+ * WebSocket listeners, flood protection) is skipped on Mosquitto: there those are Mosquitto's
+ * job, configured in mosquitto.conf, not cutter's.
+ */
+export const EMBEDDED_BROKER_ONLY = 'embedded broker only (skipped with CUTTER_TEST_BROKER=mosquitto: tokens, ACL, limits and listeners are then the external broker\'s job)';
+/**
+ * `describe` for a test of the embedded broker's own features: skipped on Mosquitto, with the
+ * reason in its name so the report says why.
+ */
+export function describeEmbeddedBroker(name: string, fn: () => void): void {
+  describe.skipIf(ON_MOSQUITTO)(ON_MOSQUITTO ? `${name} [${EMBEDDED_BROKER_ONLY}]` : name, fn);
+}
+/** The Mosquitto behind each port a test server used, kept across a server restart on the same port. */
+const mosquittos = new Map<number, RunningMosquitto>();
+process.once('exit', () => {
+  for (const m of mosquittos.values()) m.child.kill('SIGKILL');
+});
+// Each test file stops the Mosquittos it started when it is done (a vitest hook at the top level
+// of an imported module belongs to the importing file).
+afterAll(async () => {
+  await Promise.all([...mosquittos.keys()].map((port) => stopTestBroker(port)));
+});
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const CUTTER = `${ROOT}dist/cli/main.js`;
@@ -86,9 +120,23 @@ export class Daemon {
   }
 }
 
+/** Daemons started during the current test, whose output is printed when it fails. */
+const startedInTest: Daemon[] = [];
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') {
+    for (const d of startedInTest) {
+      const tail = d.lines.slice(-40).map((l) => JSON.stringify(l)).join('\n');
+      process.stderr.write(`--- ${d.name} (last ${Math.min(40, d.lines.length)} log lines)\n${tail}\n${d.stderr ? `stderr: ${d.stderr.slice(-2000)}\n` : ''}`);
+    }
+  }
+  startedInTest.length = 0;
+});
+
 function spawnCutter(args: string[], name: string, env: NodeJS.ProcessEnv = {}): Daemon {
   const child = spawn(process.execPath, [CUTTER, ...args], { env: { ...ISOLATED_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Daemon(child, name);
+  const daemon = new Daemon(child, name);
+  startedInTest.push(daemon);
+  return daemon;
 }
 
 /** A fresh, empty directory. */
@@ -100,13 +148,36 @@ export function tempDir(prefix = 'cutter-test-'): string {
  * Starts `cutter server` on a loopback port (a free one unless given) with its own data dir
  * (fresh unless given), and waits until the broker listens.
  */
-export async function startServer(extra: string[] = [], opts: { port?: number; dataDir?: string; secure?: boolean } = {}): Promise<{ daemon: Daemon; url: string; port: number; dataDir: string }> {
+export async function startServer(
+  extra: string[] = [],
+  opts: { port?: number; dataDir?: string; secure?: boolean; host?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ daemon: Daemon; url: string; port: number; dataDir: string }> {
   const port = opts.port ?? (await freePort());
   const dataDir = opts.dataDir ?? tempDir('cutter-test-data-');
+  const url = `mqtt://127.0.0.1:${port}`;
+  if (ON_MOSQUITTO) {
+    // The broker outlives the controller: a server "restarted" on the same port finds its Mosquitto
+    // still there, with the sessions and retained messages it holds.
+    let mosquitto = mosquittos.get(port);
+    if (!mosquitto || mosquitto.child.exitCode !== null || mosquitto.child.signalCode !== null) {
+      mosquitto = await startMosquitto(port, { host: opts.host });
+      mosquittos.set(port, mosquitto);
+    }
+    const daemon = spawnCutter(['server', '--broker', url, '--data-dir', dataDir, ...extra], 'server', opts.env);
+    await daemon.waitForMsg('controller started');
+    return { daemon, url, port, dataDir };
+  }
   // Tests of other features run the broker open; the security tests pass { secure: true }.
-  const daemon = spawnCutter(['server', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...(opts.secure ? [] : ['--insecure']), ...extra], 'server');
+  const daemon = spawnCutter(['server', '--host', opts.host ?? '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...(opts.secure ? [] : ['--insecure']), ...extra], 'server', opts.env);
   await daemon.waitForMsg('broker listening');
-  return { daemon, url: `mqtt://127.0.0.1:${port}`, port, dataDir };
+  return { daemon, url, port, dataDir };
+}
+
+/** Stops the Mosquitto behind a test server's port, if any (CUTTER_TEST_BROKER=mosquitto). */
+export async function stopTestBroker(port: number): Promise<void> {
+  const m = mosquittos.get(port);
+  mosquittos.delete(port);
+  await m?.stop();
 }
 
 /** Starts `cutter agent` and waits for its first heartbeat to be out. */

@@ -125,6 +125,8 @@ export function registerDaemons(program: Command): void {
     .option('--ha-remove-after <duration>', 'remove a node offline this long from Home Assistant, e.g. 24h (default 168h; 0 = never)')
     .option('--http-port <port>', 'HTTP port of the dashboard and /metrics (default 8088; 0 = off)')
     .option('--http-host <host>', 'HTTP listen address (default 127.0.0.1: the dashboard has no login)')
+    .option('--redis <url>', 'cluster the embedded broker through this Redis (redis://host:6379): servers sharing it carry one mesh')
+    .option('--broker-only', 'with --redis: run only the broker, no controller (one server of the cluster runs the controller)')
     .action(async (flags) => {
       let cfg;
       let listeners;
@@ -166,6 +168,8 @@ export function registerDaemons(program: Command): void {
             haRemoveAfterMs: flags.haRemoveAfter,
             httpPort: flags.httpPort,
             httpHost: flags.httpHost,
+            redis: flags.redis,
+            brokerOnly: flags.brokerOnly,
             ...clientTlsFlags(flags),
           },
           process.env,
@@ -173,6 +177,8 @@ export function registerDaemons(program: Command): void {
         );
         listeners = listenerSettings(cfg);
         modelRules = cfg.ollamaPlacement ? loadPlacementFile(cfg.ollamaPlacement).rules : undefined;
+        if (cfg.brokerOnly && !cfg.redis) throw new CutterError('INVALID_CONFIG', 'invalid config: brokerOnly needs redis (--redis): a broker alone, without the controller, carries no mesh');
+        if (cfg.redis && cfg.externalBroker) throw new CutterError('INVALID_CONFIG', 'invalid config: redis clusters the embedded broker; it cannot be combined with externalBroker (--broker)');
       } catch (err) {
         fatal(err);
       }
@@ -198,8 +204,9 @@ export function registerDaemons(program: Command): void {
         let controllerRef: { placedOn(taskId: string, node: string): boolean | undefined } | undefined;
         if (!url) {
           identities = new IdentityStore(cfg.dataDir);
-          audit = new AuditLog(join(cfg.dataDir, 'audit.jsonl'));
-          const written = ensureAdmin(identities, cfg.dataDir);
+          audit = new AuditLog(join(cfg.dataDir, cfg.brokerOnly ? 'audit-broker.jsonl' : 'audit.jsonl'));
+          // Broker-only instances read the tokens the controller's server made (a shared data dir).
+          const written = cfg.brokerOnly ? null : ensureAdmin(identities, cfg.dataDir);
           if (written) log.info({ path: written }, 'created the first admin token; the cutter CLI on this machine reads it from there');
           if (cfg.insecure) log.warn('--insecure: anonymous clients connect with full rights; anyone who reaches this port can run code on every node');
           username = 'controller:internal';
@@ -214,9 +221,19 @@ export function registerDaemons(program: Command): void {
             drainTimeoutMs: cfg.brokerDrainTimeoutMs,
             tls: listeners.tls,
             ws: listeners.ws,
-            auth: { store: identities, insecure: cfg.insecure, audit, requestsPerMinute: cfg.brokerRequestsPerMinute, acl: { t: topics(cfg.prefix), haPrefix: cfg.haPrefix, placedOn: (t, n) => controllerRef?.placedOn(t, n) ?? false } },
+            // Without a controller here, placedOn is unknown (undefined): the agent ACL still checks the
+            // event's "node", and the controller, on another instance, ignores events of tasks it did not place there.
+            auth: { store: identities, insecure: cfg.insecure, audit, requestsPerMinute: cfg.brokerRequestsPerMinute, acl: { t: topics(cfg.prefix), haPrefix: cfg.haPrefix, placedOn: (t, n) => (cfg.brokerOnly ? undefined : controllerRef?.placedOn(t, n) ?? false) } },
+            cluster: cfg.redis ? (await import('../../broker/cluster.js')).redisCluster(cfg.redis) : undefined,
           });
           url = `mqtt://127.0.0.1:${broker.internalPort}`;
+          if (cfg.redis) log.info({ redis: cfg.redis.replace(/\/\/[^@/]*@/, '//***@'), brokerOnly: cfg.brokerOnly }, 'broker clustered through redis');
+          if (cfg.brokerOnly) {
+            const running = broker;
+            await running.listen();
+            onShutdown(log, () => running.close());
+            return;
+          }
         }
         let apiClientId: string | undefined;
         // The controller and the Ollama API dial the embedded broker in process: no socket on their path.

@@ -58,8 +58,11 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
     return { ok: false, rejections, message: `no node can take this ${what}${need} now` };
   }
   const sign = snapshot.policy === 'binpack' ? 1 : -1;
-  feasible.sort((a, b) => a.tier - b.tier || a.inFlight - b.inFlight || sign * (a.freeAfter - b.freeAfter) || compareIds(a.node, b.node));
-  const best = feasible[0];
+  // The first by this order, in one pass: sorting every feasible node for each placement was most
+  // of the scheduler's time with 1,000 nodes (all tied on headroom, so every comparison went on to the ids).
+  const rank = (a: (typeof feasible)[number], b: (typeof feasible)[number]) =>
+    a.tier - b.tier || a.inFlight - b.inFlight || sign * (a.freeAfter - b.freeAfter) || compareIds(a.node, b.node);
+  const best = feasible.reduce((b, f) => (rank(f, b) < 0 ? f : b));
   let how = wanted
     ? 'requested with --node'
     : `${snapshot.policy === 'binpack' ? 'least' : 'most'} headroom of ${feasible.length} feasible node${feasible.length > 1 ? 's' : ''}, ${snapshot.policy}`;

@@ -6,14 +6,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { topics } from '../../shared/topics.js';
 import { Requester } from '../netns.js';
-import { eventually, startServer, type Daemon } from '../harness.js';
+import { eventually, startServer, type Daemon, describeEmbeddedBroker } from '../harness.js';
 
 const t = topics();
 
-describe('a flooding client does not starve the others', () => {
+describeEmbeddedBroker('a flooding client does not starve the others', () => {
   let server: Daemon;
   let url: string;
   let dataDir: string;

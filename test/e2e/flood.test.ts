@@ -37,7 +37,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CUTTER, freePort, tempDir, type Daemon, type LogLine } from '../harness.js';
+import { CUTTER, startServer, tempDir, type Daemon, type LogLine } from '../harness.js';
 import { ISOLATED_ENV, Requester, spawnCutterDaemon } from '../netns.js';
 
 const AGENTS = 10;
@@ -80,11 +80,8 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
   };
 
   beforeAll(async () => {
-    const port = await freePort();
-    url = `mqtt://127.0.0.1:${port}`;
     // Keep every finished task (default 1,000) so the list can be checked against all 2,000.
-    server = spawnCutterDaemon(['server', '--insecure', '--host', '127.0.0.1', '--port', String(port), '--data-dir', tempDir('cutter-test-data-')], 'server', { env: { CUTTER_KEEP_FINISHED: '10000', CUTTER_SUBMITS_PER_MINUTE: '1000000', CUTTER_BROKER_REQUESTS_PER_MINUTE: '1000000' } });
-    await server.waitForMsg('controller started');
+    ({ daemon: server, url } = await startServer([], { env: { CUTTER_KEEP_FINISHED: '10000', CUTTER_SUBMITS_PER_MINUTE: '1000000', CUTTER_BROKER_REQUESTS_PER_MINUTE: '1000000' } }));
     for (let i = 0; i < AGENTS; i++) slots.push({ node: `flood-${i}`, daemon: startAgent(`flood-${i}`), up: true });
     await Promise.all(slots.map((s) => s.daemon.waitForMsg('agent started')));
     req = await Requester.connect(url);

@@ -8,7 +8,7 @@
  * Needs root and `ip netns` (iproute2). Skipped without them, except under CI (CI must run it).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, eventually, freePort, tempDir, type Daemon, type LogLine } from '../harness.js';
+import { cli, eventually, startServer, type Daemon, type LogLine } from '../harness.js';
 import { Requester, VethNamespace, probeNetns, spawnCutterDaemon } from '../netns.js';
 
 type Task = { taskId: string; state: string; node: string | null; attempt: number; exitCode: number | null; error: { code: string; message: string } | null };
@@ -27,11 +27,9 @@ describe.skipIf(!netns.ok && !process.env.CI)('network partition (ip netns, veth
   beforeAll(async () => {
     if (!ns) throw new Error(`CI is set but network namespaces are not usable: ${netns.why}`);
     ns.create();
-    const port = await freePort();
-    server = spawnCutterDaemon(['server', '--insecure', '--host', '0.0.0.0', '--port', String(port), '--data-dir', tempDir('cutter-test-data-')], 'server');
+    let port: number;
+    ({ daemon: server, url, port } = await startServer([], { host: '0.0.0.0' }));
     daemons.push(server);
-    await server.waitForMsg('controller started');
-    url = `mqtt://127.0.0.1:${port}`;
     // A: inside the namespace, dialling the broker through the veth. Heartbeat and keepalive default (1 s, 2 s).
     a = spawnCutterDaemon(['agent', '--broker', `mqtt://${ns.rootAddr}:${port}`, '--node-id', 'part', '--allow-exec'], 'agent part', { prefix: ns.exec });
     daemons.push(a);

@@ -6,14 +6,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { topics } from '../../shared/topics.js';
-import { cli, eventually, startAgent, startServer, type Daemon } from '../harness.js';
+import { cli, eventually, startAgent, startServer, type Daemon, describeEmbeddedBroker } from '../harness.js';
 
 const t = topics();
 type Creds = { username: string; password: string };
 
-describe('authentication and authorization', () => {
+describeEmbeddedBroker('authentication and authorization', () => {
   let server: Daemon;
   let url: string;
   let admin: NodeJS.ProcessEnv;

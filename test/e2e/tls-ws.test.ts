@@ -10,10 +10,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { topics } from '../../shared/topics.js';
-import { cli, eventually, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
+import { cli, eventually, startAgent, startServer, tempDir, type Daemon, describeEmbeddedBroker } from '../harness.js';
 
 const t = topics();
 type Creds = { username: string; password: string };
@@ -51,7 +51,7 @@ function attempt(url: string, opts: mqtt.IClientOptions = {}): Promise<string> {
   });
 }
 
-describe('TLS and WebSocket listeners', () => {
+describeEmbeddedBroker('TLS and WebSocket listeners', () => {
   let certs: ReturnType<typeof makeCerts>;
   let server: Daemon;
   let dataDir: string;
@@ -134,7 +134,7 @@ describe('TLS and WebSocket listeners', () => {
   });
 });
 
-describe('TLS with required client certificates', () => {
+describeEmbeddedBroker('TLS with required client certificates', () => {
   let certs: ReturnType<typeof makeCerts>;
   let server: Daemon;
   let dataDir: string;
