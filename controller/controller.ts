@@ -487,7 +487,8 @@ export class Controller {
         this.tasks.save(record);
         return;
       case 'started':
-        await this.updateAndPublish(record, { state: 'running', startedAt: event.ts, reason: null }, { accepted: true, lostAt: null });
+        // A re-adopting agent reports `started` again: the first start time stands.
+        await this.updateAndPublish(record, { state: 'running', startedAt: s.startedAt ?? event.ts, reason: null }, { accepted: true, lostAt: null });
         return;
       case 'result': {
         const end: AttemptEnd = event.exitCode === 0 && !event.oomKilled ? 'succeeded' : 'failed';

@@ -163,6 +163,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
    *   and removed like a fresh run; `stop()` works on it;
    * - exited (also dead, removing): inspected and removed; `done` resolves with its exit code,
    *   OOMKilled and the engine's StartedAt/FinishedAt;
+   * Every container that ran is reported `started` again (ctx.started).
    * - created (the previous agent died between create and start: nothing ran): removed; `done`
    *   rejects with AGENT_SHUTDOWN so the controller can place the attempt again.
    * Containers whose task or attempt label is missing or malformed are left alone.
@@ -181,6 +182,10 @@ export class DockerExecutor implements Executor<DockerSpec> {
       const run: Run = { container: this.docker.getContainer(info.Id), stopRequested: false, graceMs: 3_000 };
       const ref = info.Id.slice(0, 12);
       let done: Promise<Outcome>;
+      // A container that ran is reported started again: the previous agent may have died between
+      // starting it and saying so, and the task would stay `assigned` (the controller keeps the
+      // first start time it heard).
+      if (info.State !== 'created') ctx.started(ref);
       switch (info.State) {
         case 'running':
         case 'paused':
