@@ -1,25 +1,21 @@
 /**
  * Port forwarding with real processes and a real Docker engine: a busybox httpd container on a
- * node reached through the server's port (`cutter run -p SERVER:80`), listed by `cutter ports`,
+ * node reached with curl through the server's port (`cutter run -p SERVER:80`), listed by `cutter ports`,
  * closed when the task ends; a node that announces no reachable address (behind NAT) is refused
  * with a clear message and its task cancelled.
  */
-import { get } from 'node:http';
+import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, cli, cliBackground, dockerAvailable, ensureTestImage, eventually, freePort, startAgent, startServer, type Daemon } from '../harness.js';
 
 const haveDocker = dockerAvailable();
 
-/** GET http://127.0.0.1:port/ → body, or the error's code. */
+/** `curl http://127.0.0.1:port/` as a user would → the body, or `error <curl's exit code>`. */
 const fetchBody = (port: number) =>
   new Promise<string>((resolve) => {
-    const req = get({ host: '127.0.0.1', port, path: '/', timeout: 3000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(body));
+    execFile('curl', ['-sS', '--max-time', '3', `http://127.0.0.1:${port}/`], (err, stdout) => {
+      resolve(err ? `error curl exit ${(err as { code?: number }).code ?? err.message}` : stdout);
     });
-    req.on('error', (err: Error & { code?: string }) => resolve(`error ${err.code ?? err.message}`));
-    req.on('timeout', () => req.destroy(new Error('timeout')));
   });
 
 describe.skipIf(!haveDocker)('port forwarding', () => {
