@@ -13,7 +13,7 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFrame } from '../../shared/schemas/index.js';
 import { topics } from '../../shared/topics.js';
-import { CUTTER, Daemon, ISOLATED_ENV, cli, eventually, startAgent, startServer, tempDir } from '../harness.js';
+import { CUTTER, Daemon, ISOLATED_ENV, cli, describeEmbeddedBroker, eventually, startAgent, startServer, tempDir } from '../harness.js';
 
 const MB = 1_000_000;
 type Creds = { username: string; password: string };
@@ -41,7 +41,8 @@ async function freeze(agent: Daemon): Promise<void> {
   agent.child.kill('SIGCONT');
 }
 
-describe('cutter cp', () => {
+// A secured server: the transfer ACL, the tokens and the server's audit of who asked are the embedded broker's.
+describeEmbeddedBroker('cutter cp', () => {
   let server: Daemon;
   let agent: Daemon;
   let url: string;
