@@ -1,20 +1,32 @@
 #!/usr/bin/env node
-/** The `cutter` command. */
+/**
+ * The `cutter` command. Each top-level command's module is loaded only when that command runs
+ * (all of them for `--help` or an unknown command): a command pays for its own dependencies,
+ * not for every other command's (the MCP SDK, prom-client …). Loading modules is most of a short
+ * command's time, and `cutter run` is measured against `docker run` (bench/results.md).
+ */
 import { Command } from 'commander';
 import { VERSION } from '../shared/version.js';
-import { registerAgentInstall } from './commands/agent-install.js';
-import { registerCp } from './commands/cp.js';
-import { registerDaemons } from './commands/daemons.js';
-import { registerImage } from './commands/image.js';
-import { registerMcp } from './commands/mcp.js';
-import { registerPipeline } from './commands/pipeline.js';
-import { registerPorts } from './commands/ports.js';
-import { registerLogs } from './commands/logs.js';
-import { registerNodes } from './commands/nodes.js';
-import { registerOllama } from './commands/ollama.js';
-import { registerRun } from './commands/run.js';
-import { registerTasks } from './commands/tasks.js';
-import { registerToken } from './commands/token.js';
+
+type Register = (program: Command) => void;
+
+/** Top-level command name → the registrations it needs, in order. */
+const COMMANDS: Record<string, () => Promise<Register[]>> = {
+  server: async () => [(await import('./commands/daemons.js')).registerDaemons],
+  agent: async () => [(await import('./commands/daemons.js')).registerDaemons, (await import('./commands/agent-install.js')).registerAgentInstall],
+  nodes: async () => [(await import('./commands/nodes.js')).registerNodes],
+  run: async () => [(await import('./commands/run.js')).registerRun],
+  tasks: async () => [(await import('./commands/tasks.js')).registerTasks],
+  cancel: async () => [(await import('./commands/tasks.js')).registerTasks],
+  logs: async () => [(await import('./commands/logs.js')).registerLogs],
+  token: async () => [(await import('./commands/token.js')).registerToken],
+  ollama: async () => [(await import('./commands/ollama.js')).registerOllama],
+  cp: async () => [(await import('./commands/cp.js')).registerCp],
+  image: async () => [(await import('./commands/image.js')).registerImage],
+  ports: async () => [(await import('./commands/ports.js')).registerPorts],
+  pipeline: async () => [(await import('./commands/pipeline.js')).registerPipeline],
+  mcp: async () => [(await import('./commands/mcp.js')).registerMcp],
+};
 
 const program = new Command('cutter')
   .description('A compute mesh for home labs: run containers and jobs on the node that has room.')
@@ -22,18 +34,15 @@ const program = new Command('cutter')
   .enablePositionalOptions()
   .showHelpAfterError();
 
-registerDaemons(program);
-registerAgentInstall(program);
-registerNodes(program);
-registerRun(program);
-registerTasks(program);
-registerLogs(program);
-registerToken(program);
-registerOllama(program);
-registerCp(program);
-registerImage(program);
-registerPorts(program);
-registerPipeline(program);
-registerMcp(program);
+const name = process.argv.slice(2).find((a) => !a.startsWith('-'));
+const wanted = name !== undefined && name in COMMANDS ? [name] : Object.keys(COMMANDS);
+const registered = new Set<Register>();
+for (const key of wanted) {
+  for (const register of await COMMANDS[key]()) {
+    if (registered.has(register)) continue;
+    registered.add(register);
+    register(program);
+  }
+}
 
 await program.parseAsync(process.argv);
