@@ -611,8 +611,10 @@ export class Agent {
       return;
     }
     task.handle = executor.start(spec as never, ctx);
-    // The status naming the task goes out once the workload is on its way, not before it.
-    this.announce();
+    // The status naming the task goes out once the workload is on its way, not before it. Not for
+    // an ollama request: its first tokens are on their way now, the controller holds its slot until
+    // the next heartbeat lists it, and a status (with every model) costs the server a decode each.
+    if (a.spec.kind !== 'ollama') this.announce();
     await this.supervise(task, batcher);
   }
 

@@ -15,6 +15,7 @@
  */
 import { Ollama } from 'ollama';
 import { CutterError, errorMessage } from '../../shared/errors.js';
+import { sameModel } from '../../shared/ollama.js';
 import type { OllamaInfo, OllamaSpec } from '../../shared/schemas/index.js';
 import type { Executor, ExecutorContext, ExecutorProbe, Outcome, TaskHandle } from './executor.js';
 
@@ -118,9 +119,10 @@ export class OllamaExecutor implements Executor<OllamaSpec> {
     const chunk = (part: unknown) => ctx.chunk?.(part as Json);
     if ((spec.op === 'generate' || spec.op === 'chat' || spec.op === 'embed') && spec.pull) {
       const have = await client.list();
-      if (!have.models.some((m) => m.name === spec.model || m.model === spec.model)) await this.pull(client, spec.model, ctx, false);
+      if (!have.models.some((m) => sameModel(m.name, spec.model))) await this.pull(client, spec.model, ctx, false);
     }
     const startedAt = Date.now();
+    // Before the request: the server records the start while the model reads the prompt.
     ctx.started(`${spec.op} ${spec.model}`);
     const body = { ...spec.request, model: spec.model };
     switch (spec.op) {
