@@ -12,15 +12,15 @@
  * Targets (../shared/design.md): under 5 ms added to first token, under 1 ms added per chunk,
  * at least 5,000 chunks/s through the mesh.
  *
- * `node dist/bench/ollama.js` writes bench/ollama-results.md and .json; bench/run.ts includes it.
+ * `npm run bench` includes it in bench/results.md; `node dist/bench/ollama.js` runs it alone and prints it.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ollama } from 'ollama';
 import { OllamaDouble } from '../test/doubles/ollama.js';
-import { ROOT, freePort, startDaemon } from '../scripts/procs.js';
+import { freePort, startDaemon } from '../scripts/procs.js';
 
 /** Sizes: time-to-first-token runs, tokens of the paced stream, chunks of the unpaced one. */
 export interface OllamaBenchSizes {
@@ -165,10 +165,7 @@ export function ollamaMarkdown(b: OllamaBench): string {
 }
 
 if (process.argv[1]?.endsWith('bench/ollama.js')) {
-  const b = await benchOllama();
-  const md = `# cutter — Ollama API benchmark\n\n${ollamaMarkdown(b)}`;
-  writeFileSync(join(ROOT, 'bench', 'ollama-results.md'), md);
-  writeFileSync(join(ROOT, 'bench', 'ollama-results.json'), `${JSON.stringify(b, null, 2)}\n`);
-  process.stdout.write(md);
+  // Standalone: print only. The published figures are in results.md, from `npm run bench`.
+  process.stdout.write(`# cutter — Ollama API benchmark\n\n${ollamaMarkdown(await benchOllama())}`);
   process.exit(0);
 }
