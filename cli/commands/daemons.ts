@@ -76,7 +76,7 @@ async function startOllamaApi(cfg: ServerConfig, conn: { broker: string; usernam
     port: cfg.ollamaPort,
     log,
     streamBuilder: conn.streamBuilder,
-    mqtt: { ...cfg, broker: conn.broker, username: conn.username, password: conn.password, timeoutMs: 10_000 },
+    mqtt: { broker: conn.broker, prefix: cfg.prefix, logLevel: cfg.logLevel, username: conn.username, password: conn.password, timeoutMs: 10_000 },
   });
   try {
     await api.start();
@@ -261,9 +261,9 @@ export function registerDaemons(program: Command): void {
         controllerRef = controller;
         await controller.start();
         // Direct client ↔ agent traffic (file transfer, image sync) is audited by its own client.
-        const stopFileAudit = audit ? await (await import('../../controller/file-audit.js')).startFileAudit({ url, username, password, prefix: cfg.prefix, audit, whoIs: (c) => broker?.identityOf(c), log }) : undefined;
+        const stopFileAudit = audit ? await (await import('../../controller/file-audit.js')).startFileAudit({ url, username, password, streamBuilder, prefix: cfg.prefix, audit, whoIs: (c) => broker?.identityOf(c), log }) : undefined;
         // Forwarded ports (cutter run -p): a TCP proxy from this server to the nodes.
-        const stopPortProxy = await (await import('../../controller/port-proxy.js')).startPortProxy({ url, username, password, prefix: cfg.prefix, host: cfg.host, audit, log });
+        const stopPortProxy = await (await import('../../controller/port-proxy.js')).startPortProxy({ url, username, password, streamBuilder, prefix: cfg.prefix, host: cfg.host, audit, log });
         const { startExtensions } = await import('../../controller/extensions/index.js');
         const extensions = await startExtensions({ controller, broker, brokerUrl: url, username, password, prefix: cfg.prefix, log }, cfg);
         await broker?.listen();

@@ -5,9 +5,8 @@
  * them. Task events and states are followed on two wildcard subscriptions made once, so a request
  * costs no SUBSCRIBE round trip; only topics of tasks in flight here are decoded.
  */
-import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { CliClient } from '../../cli/client.js';
+import { CliClient, newTaskId } from '../../cli/client.js';
 import { decode } from '../../shared/codec.js';
 import type { CliConfig } from '../../shared/config.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
@@ -17,10 +16,8 @@ import {
   NodeStatusSchema,
   TaskEventSchema,
   TaskStateSchema,
-  TaskStateSchema as SubmitResult,
   type NodeStatus,
   type OllamaSpec,
-  type TaskState,
 } from '../../shared/schemas/index.js';
 import { topics, type Topics } from '../../shared/topics.js';
 
@@ -30,8 +27,6 @@ type Chunk = Record<string, unknown>;
 export interface RunCallbacks {
   /** Ollama's response objects, in order. */
   onChunks(chunks: Chunk[]): void;
-  /** Pull progress (bytes) while the node fetches a model first. */
-  onProgress?(message: string, current?: number, total?: number): void;
 }
 
 /** A task in flight through the API. */
@@ -42,7 +37,6 @@ interface Flight {
   /** Highest event seq handed on, per attempt (events are at-least-once). */
   seq: number;
   attempt: number;
-  node: string | null;
 }
 
 export class MeshGateway {
@@ -116,13 +110,9 @@ export class MeshGateway {
     }
     if (e.seq <= f.seq) return; // redelivered
     f.seq = e.seq;
-    f.node = e.node;
     switch (e.type) {
       case 'chunks':
         f.cb.onChunks(e.chunks);
-        return;
-      case 'progress':
-        f.cb.onProgress?.(e.message, e.current, e.total);
         return;
       case 'result':
         this.flights.delete(taskId);
@@ -167,11 +157,11 @@ export class MeshGateway {
    * @throws CutterError with the node's code (MODEL_NOT_FOUND, OLLAMA_ERROR …), NODE_LOST, CANCELLED,
    *   NO_FIT, RATE_LIMITED, NO_CONTROLLER.
    */
-  async run(spec: OllamaSpec, node: string | undefined, cb: RunCallbacks, signal?: AbortSignal): Promise<{ taskId: string }> {
-    const taskId = randomBytes(6).toString('hex');
+  async run(spec: OllamaSpec, cb: RunCallbacks, signal?: AbortSignal): Promise<{ taskId: string }> {
+    const taskId = newTaskId();
     let cancelled = false;
     const done = new Promise<void>((resolve, reject) => {
-      this.flights.set(taskId, { cb, resolve, reject, seq: -1, attempt: 0, node: null });
+      this.flights.set(taskId, { cb, resolve, reject, seq: -1, attempt: 0 });
     });
     const onAbort = () => {
       cancelled = true;
@@ -187,11 +177,11 @@ export class MeshGateway {
           op: 'submit',
           taskId,
           spec,
-          requirements: { memory: 0, cpus: 0, ...(node ? { node } : {}) },
+          requirements: { memory: 0, cpus: 0 },
           // A stream half-delivered cannot be replayed to its client: no retries, and a lost node ends it at once.
           options: { restart: 'never', maxAttempts: 1, queue, timeoutMs: null, lostAfterMs: 0, priority: 0 },
         },
-        SubmitResult,
+        TaskStateSchema,
       );
     try {
       try {
@@ -229,4 +219,3 @@ export class MeshGateway {
   }
 }
 
-export type { TaskState };

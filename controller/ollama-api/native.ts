@@ -79,6 +79,12 @@ export function modelOf(body: Json): string {
   return model;
 }
 
+/** The body an ollama task carries: the caller's, less the model (the spec names it) and `stream` (the agent sets it). */
+function taskRequest(body: Json): Json {
+  const { model: _model, name: _name, stream: _stream, ...rest } = body;
+  return rest;
+}
+
 /** Ollama's 404 for a model no online node has (routes.go: `model 'x' not found`). */
 export function notFound(model: string): HttpError {
   return new HttpError(404, `model '${model}' not found`);
@@ -123,10 +129,7 @@ async function streamed(op: OllamaOp, body: Json, res: ServerResponse, ctx: Nati
   const model = modelOf(body);
   if (op !== 'pull' && !ctx.mesh.hasModel(model)) throw notFound(model);
   const stream = body.stream !== false;
-  const request = { ...body };
-  delete request.model;
-  delete request.name;
-  delete request.stream;
+  const request = taskRequest(body);
   const out = new LineStream(res, 'application/x-ndjson');
   const kept = await relay(ctx.mesh, { kind: 'ollama', op, model, request, pull: op === 'pull' }, ctx.signal, out, {
     stream,
@@ -143,11 +146,9 @@ async function streamed(op: OllamaOp, body: Json, res: ServerResponse, ctx: Nati
 async function single(op: 'embed' | 'show', body: Json, ctx: NativeContext): Promise<Json> {
   const model = modelOf(body);
   if (!ctx.mesh.hasModel(model)) throw notFound(model);
-  const request = { ...body };
-  delete request.model;
-  delete request.name;
+  const request = taskRequest(body);
   let answer: Json | undefined;
-  await ctx.mesh.run({ kind: 'ollama', op, model, request, pull: false }, undefined, { onChunks: (c) => (answer = c.at(-1)) }, ctx.signal);
+  await ctx.mesh.run({ kind: 'ollama', op, model, request, pull: false }, { onChunks: (c) => (answer = c.at(-1)) }, ctx.signal);
   if (!answer) throw new CutterError('OLLAMA_ERROR', `the node returned no ${op} response`);
   return answer;
 }

@@ -30,7 +30,6 @@ export async function relay(mesh: MeshGateway, spec: OllamaSpec, signal: AbortSi
   try {
     await mesh.run(
       spec,
-      undefined,
       {
         onChunks: (chunks) => {
           if (!opts.stream) {
