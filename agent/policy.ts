@@ -5,6 +5,7 @@
  * What no policy can allow, because cutter's task spec has no way to ask for it: privileged
  * containers, host network or PID namespaces, host mounts, added capabilities.
  */
+import { globToRegExp } from '../shared/glob.js';
 import type { TaskSpec } from '../shared/schemas/index.js';
 import { formatBytes } from '../shared/units.js';
 
@@ -19,10 +20,6 @@ export interface ExecutionPolicy {
   execAllowlist: string[];
 }
 
-/** A `*`-wildcard pattern as an anchored RegExp. */
-export function globToRegExp(pattern: string): RegExp {
-  return new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-}
 
 /** Applies the policy's defaults (a memory limit for containers that set none). */
 export function withPolicyDefaults(spec: TaskSpec, policy: ExecutionPolicy): TaskSpec {
@@ -32,12 +29,17 @@ export function withPolicyDefaults(spec: TaskSpec, policy: ExecutionPolicy): Tas
   return spec;
 }
 
+/** @returns why `allowedImages` refuses the image (a task's, or one pushed with `cutter image push`), or null. */
+export function imageViolation(image: string, allowedImages: string[]): string | null {
+  if (!allowedImages.length || allowedImages.some((p) => globToRegExp(p).test(image))) return null;
+  return `image ${image} is not allowed here (allowedImages: ${allowedImages.join(', ')})`;
+}
+
 /** @returns why the policy refuses the task (naming the rule), or null. */
 export function policyViolation(spec: TaskSpec, policy: ExecutionPolicy): string | null {
   if (spec.kind === 'docker') {
-    if (policy.allowedImages.length && !policy.allowedImages.some((p) => globToRegExp(p).test(spec.image))) {
-      return `image ${spec.image} is not allowed here (allowedImages: ${policy.allowedImages.join(', ')})`;
-    }
+    const image = imageViolation(spec.image, policy.allowedImages);
+    if (image) return image;
     if (policy.maxTaskMemory !== undefined && (spec.memoryLimit === undefined || spec.memoryLimit > policy.maxTaskMemory)) {
       return spec.memoryLimit === undefined
         ? `containers here must set a memory limit of at most ${formatBytes(policy.maxTaskMemory)} (maxTaskMemory)`

@@ -7,7 +7,7 @@ import { DockerExecutor } from './executors/docker.js';
 import type { Executor } from './executors/executor.js';
 import { DockerImageStore } from './files/images.js';
 import { FileService } from './files/service.js';
-import { globToRegExp } from './policy.js';
+import { imageViolation } from './policy.js';
 import { PortAnnouncer } from './ports.js';
 import type { AgentService } from './service.js';
 
@@ -24,8 +24,7 @@ export function defaultServices(config: AgentConfig, log: Logger, executors: Exe
       deny: config.filesDeny,
       maxBytes: config.filesMaxSize,
       images: new DockerImageStore(docker),
-      imagePolicy: (image) =>
-        config.allowedImages.length && !config.allowedImages.some((p) => globToRegExp(p).test(image)) ? `image ${image} is not allowed here (allowedImages: ${config.allowedImages.join(', ')})` : null,
+      imagePolicy: (image) => imageViolation(image, config.allowedImages),
     }),
   ];
 }

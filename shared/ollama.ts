@@ -20,6 +20,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SizeSchema } from './config.js';
 import { CutterError } from './errors.js';
+import { globToRegExp } from './glob.js';
 import { IdSchema } from './topics.js';
 
 /** `llama3` → `llama3:latest`; names with a tag (`llama3:70b`, `hf.co/x/y:Q4_K_M`) are kept. */
@@ -57,7 +58,7 @@ export type PlacementFile = z.infer<typeof PlacementFileSchema>;
 export function ruleMatches(rule: PlacementRule, model: string, size: number | null): boolean {
   if (rule.model !== undefined) {
     const glob = rule.model.includes('*') || rule.model.includes('?') ? rule.model : canonicalModel(rule.model);
-    const re = new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+    const re = globToRegExp(glob, { anyChar: true });
     if (!re.test(canonicalModel(model)) && !re.test(model)) return false;
   }
   if (rule.minSize !== undefined && (size === null || size < rule.minSize)) return false;
