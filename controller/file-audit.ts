@@ -5,18 +5,14 @@
  * never the chunk topics) and writes one audit record per transfer request and one per outcome:
  * `{who, action: file.put|file.get|image.push, outcome: requested|ok|failed|denied, node, detail}`.
  */
-import { randomBytes } from 'node:crypto';
 import type { AuditLog } from '../shared/audit.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { MessageRouter, connectMqtt, type MqttClient } from '../shared/mqtt.js';
 import { FileInSchema, FileOutSchema } from '../shared/schemas/files.js';
 import { topics } from '../shared/topics.js';
+import { connectServerClient, type ServerConnection } from './server-client.js';
 
-export interface FileAuditOptions {
-  url: string;
-  username?: string;
-  password?: string;
+export interface FileAuditOptions extends ServerConnection {
   prefix: string;
   audit: AuditLog;
   /** The identity a client id authenticated as (the broker knows), or undefined. */
@@ -32,46 +28,35 @@ export async function startFileAudit(opts: FileAuditOptions): Promise<() => Prom
   const log = opts.log.child({ component: 'file-audit' });
   /** Transfers seen, by id: requested once, finished once (requests are re-sent on a resume). */
   const seen = new Map<string, { who: string; action: 'file.put' | 'file.get' | 'image.push'; detail: string; ended: boolean }>();
-  let router!: MessageRouter;
-  const client: MqttClient = await connectMqtt({
-    url: opts.url,
-    clientId: `cutter-controller-audit-${randomBytes(4).toString('hex')}`,
-    clean: true,
-    username: opts.username,
-    password: opts.password,
-    log,
-    onClient: (c) => {
-      router = new MessageRouter(c, log);
-      router.route(t.filesIn('+', '+'), FileInSchema, (m, topic) => {
-        if (m.type !== 'put' && m.type !== 'get' && m.type !== 'image.put') return;
-        if (seen.has(m.xfer)) return;
-        const [node, client] = [topic.split('/')[3], topic.split('/').at(-1)!];
-        const who = opts.whoIs(client) ?? client;
-        const action = m.type === 'put' ? 'file.put' : m.type === 'get' ? 'file.get' : 'image.push';
-        const detail = m.type === 'image.put' ? `${m.image} (${m.size} bytes)` : m.type === 'put' ? `${m.path} (${m.size} bytes, sha256 ${m.sha256})` : m.path;
-        seen.set(m.xfer, { who, action, detail, ended: false });
-        if (seen.size > KEEP) seen.delete(seen.keys().next().value!);
-        opts.audit.record({ who, action, outcome: 'requested', node, detail });
-      });
-      router.route(t.filesOut('+', '+'), FileOutSchema, (m, topic) => {
-        const s = seen.get(m.xfer);
-        if (!s || s.ended) return;
-        const node = topic.split('/')[3];
-        if (m.type === 'error') {
-          s.ended = true;
-          opts.audit.record({ who: s.who, action: s.action, outcome: m.code === 'PATH_DENIED' || m.code === 'FILES_DISABLED' ? 'denied' : 'failed', node, detail: `${s.detail}: ${m.message}` });
-        } else if (m.type === 'done') {
-          s.ended = true;
-          opts.audit.record({ who: s.who, action: s.action, outcome: m.ok ? 'ok' : 'failed', node, detail: m.ok ? `${m.path ?? s.detail}${m.imageId ? ` → ${m.imageId}` : ''}` : `${s.detail}: ${m.message ?? ''}` });
-        } else if (m.type === 'meta' && s.action === 'file.get') {
-          // A get ends at the client (it checks the SHA-256): the agent's meta is its last word.
-          s.ended = true;
-          opts.audit.record({ who: s.who, action: s.action, outcome: 'ok', node, detail: `${m.path} (${m.size} bytes, sha256 ${m.sha256})` });
-        }
-      });
-    },
+  const client = await connectServerClient('audit', opts, log, (router) => {
+    router.route(t.filesIn('+', '+'), FileInSchema, (m, topic) => {
+      if (m.type !== 'put' && m.type !== 'get' && m.type !== 'image.put') return;
+      if (seen.has(m.xfer)) return;
+      const [node, client] = [topic.split('/')[3], topic.split('/').at(-1)!];
+      const who = opts.whoIs(client) ?? client;
+      const action = m.type === 'put' ? 'file.put' : m.type === 'get' ? 'file.get' : 'image.push';
+      const detail = m.type === 'image.put' ? `${m.image} (${m.size} bytes)` : m.type === 'put' ? `${m.path} (${m.size} bytes, sha256 ${m.sha256})` : m.path;
+      seen.set(m.xfer, { who, action, detail, ended: false });
+      if (seen.size > KEEP) seen.delete(seen.keys().next().value!);
+      opts.audit.record({ who, action, outcome: 'requested', node, detail });
+    });
+    router.route(t.filesOut('+', '+'), FileOutSchema, (m, topic) => {
+      const s = seen.get(m.xfer);
+      if (!s || s.ended) return;
+      const node = topic.split('/')[3];
+      if (m.type === 'error') {
+        s.ended = true;
+        opts.audit.record({ who: s.who, action: s.action, outcome: m.code === 'PATH_DENIED' || m.code === 'FILES_DISABLED' ? 'denied' : 'failed', node, detail: `${s.detail}: ${m.message}` });
+      } else if (m.type === 'done') {
+        s.ended = true;
+        opts.audit.record({ who: s.who, action: s.action, outcome: m.ok ? 'ok' : 'failed', node, detail: m.ok ? `${m.path ?? s.detail}${m.imageId ? ` → ${m.imageId}` : ''}` : `${s.detail}: ${m.message ?? ''}` });
+      } else if (m.type === 'meta' && s.action === 'file.get') {
+        // A get ends at the client (it checks the SHA-256): the agent's meta is its last word.
+        s.ended = true;
+        opts.audit.record({ who: s.who, action: s.action, outcome: 'ok', node, detail: `${m.path} (${m.size} bytes, sha256 ${m.sha256})` });
+      }
+    });
   });
-  await router.subscribeAll();
   return async () => {
     await client.endAsync().catch((err) => log.warn({ err: errorMessage(err) }, 'file audit disconnect failed'));
   };

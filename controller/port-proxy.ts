@@ -6,20 +6,17 @@
  * node port unreachable, server port taken). Forwards close when the announcement is cleared or
  * the task reaches a terminal state. Every open, refusal and close is audited (`port.forward`).
  */
-import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { AuditLog } from '../shared/audit.js';
 import { encode } from '../shared/codec.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { MessageRouter, connectMqtt, type MqttClient } from '../shared/mqtt.js';
+import type { MqttClient } from '../shared/mqtt.js';
 import { PortAnnouncementSchema, TaskStateSchema, isTerminal, type ForwardState, type PortAnnouncement } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
+import { connectServerClient, type ServerConnection } from './server-client.js';
 
-export interface PortProxyOptions {
-  url: string;
-  username?: string;
-  password?: string;
+export interface PortProxyOptions extends ServerConnection {
   prefix: string;
   /** Interface the forwarded ports listen on (the server's `host`). */
   host: string;
@@ -142,31 +139,20 @@ export async function startPortProxy(opts: PortProxyOptions): Promise<() => Prom
     await publish(f.state);
   }
 
-  let router!: MessageRouter;
-  client = await connectMqtt({
-    url: opts.url,
-    clientId: `cutter-controller-ports-${randomBytes(4).toString('hex')}`,
-    clean: true,
-    username: opts.username,
-    password: opts.password,
-    log,
-    onClient: (c) => {
-      router = new MessageRouter(c, log);
-      router.route(
-        t.allNodePorts(),
-        PortAnnouncementSchema,
-        (a, topic) => {
-          if (topic !== t.nodePorts(a.node, a.taskId)) return;
-          serial(() => open(a));
-        },
-        { onEmpty: (topic) => serial(() => close(topic.split('/').at(-1)!, 'the task ended on its node')) },
-      );
-      router.route(t.allTaskState(), TaskStateSchema, (s) => {
-        if (isTerminal(s.state) && forwards.has(s.taskId)) serial(() => close(s.taskId, `the task ${s.state}`));
-      });
-    },
+  client = await connectServerClient('ports', opts, log, (router) => {
+    router.route(
+      t.allNodePorts(),
+      PortAnnouncementSchema,
+      (a, topic) => {
+        if (topic !== t.nodePorts(a.node, a.taskId)) return;
+        serial(() => open(a));
+      },
+      { onEmpty: (topic) => serial(() => close(topic.split('/').at(-1)!, 'the task ended on its node')) },
+    );
+    router.route(t.allTaskState(), TaskStateSchema, (s) => {
+      if (isTerminal(s.state) && forwards.has(s.taskId)) serial(() => close(s.taskId, `the task ${s.state}`));
+    });
   });
-  await router.subscribeAll();
   return async () => {
     await queue;
     for (const id of [...forwards.keys()]) await close(id, 'server stopping');
