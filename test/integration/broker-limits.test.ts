@@ -9,18 +9,7 @@ import { connect, type Socket } from 'node:net';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, startServer, type Daemon } from '../harness.js';
-
-/** MQTT Remaining Length varint (MQTT 3.1.1 §2.2.3). */
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
+import { varint } from '../mqtt-wire.js';
 
 /** A CONNECT packet (3.1.1, clean session) with the given client id. */
 function connectPacket(clientId: string): Buffer {

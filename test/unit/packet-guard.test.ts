@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PacketSizeGuard } from '../../broker/packet-guard.js';
+import { varint } from '../mqtt-wire.js';
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-}
 const packet = (type: number, bodyLength: number) => Buffer.from([type, ...varint(bodyLength), ...new Array(bodyLength).fill(7)]);
 const limits = { maxConnectBytes: 100, maxPacketBytes: 1000 };
 
