@@ -79,7 +79,11 @@ interface RunningTask {
 }
 
 /** Distributes an event without its envelope fields; the agent adds v, ids, seq and ts. */
-type EventBody = TaskEvent extends infer E ? (E extends TaskEvent ? Omit<E, 'v' | 'taskId' | 'attempt' | 'node' | 'seq' | 'ts'> : never) : never;
+type EventBody = TaskEvent extends infer E
+  ? E extends TaskEvent
+    ? Omit<E, 'v' | 'taskId' | 'attempt' | 'node' | 'seq' | 'ts'>
+    : never
+  : never;
 
 /** What ends a task's output batching (log text and structured chunks) before its result is sent. */
 interface Batcher {
@@ -142,7 +146,12 @@ export class Agent {
   /** What this node's owner lets cutter run here. */
   private get policy(): ExecutionPolicy {
     const c = this.config;
-    return { allowedImages: c.allowedImages, execAllowlist: c.execAllowlist, maxTaskMemory: c.maxTaskMemory, defaultTaskMemory: c.defaultTaskMemory };
+    return {
+      allowedImages: c.allowedImages,
+      execAllowlist: c.execAllowlist,
+      maxTaskMemory: c.maxTaskMemory,
+      defaultTaskMemory: c.defaultTaskMemory,
+    };
   }
   /** The last capacity probe (refreshed after each heartbeat). */
   private host?: HostCapacity;
@@ -274,14 +283,18 @@ export class Agent {
       this.log.warn({ tasks: left.map((r) => keyOf(r.taskId, r.attempt)), graceMs }, 'drain timeout: stopping the tasks left');
       for (const task of left) {
         task.shutdown = true;
-        void this.stopTask(task, graceMs).catch((err) => this.log.warn({ taskId: task.taskId, err: errorMessage(err) }, 'stopping a task failed'));
+        void this.stopTask(task, graceMs).catch((err) =>
+          this.log.warn({ taskId: task.taskId, err: errorMessage(err) }, 'stopping a task failed'),
+        );
       }
-      if (!(await this.waitIdle(graceMs + 5_000))) this.log.warn({ tasks: [...this.running.keys()] }, 'tasks did not end after being stopped');
+      if (!(await this.waitIdle(graceMs + 5_000)))
+        this.log.warn({ tasks: [...this.running.keys()] }, 'tasks did not end after being stopped');
     }
     this.closed = true;
     clearInterval(this.heartbeatTimer);
     for (const s of this.services) await s.stop?.().catch((err) => this.log.warn({ err: errorMessage(err) }, 'stopping a service failed'));
-    if (!(await within(this.publishStatus('offline', reason), SHUTDOWN_IO_MS))) this.log.warn('could not publish offline status: broker not answering');
+    if (!(await within(this.publishStatus('offline', reason), SHUTDOWN_IO_MS)))
+      this.log.warn('could not publish offline status: broker not answering');
     if (!(await within(client.endAsync(), SHUTDOWN_IO_MS))) client.end(true);
   }
 
@@ -319,7 +332,10 @@ export class Agent {
     try {
       await this.publishStatus(this.stopping ? 'draining' : 'online');
       // For container healthchecks: the file's mtime is the last heartbeat the broker took.
-      if (this.config.healthFile) await writeFile(this.config.healthFile, `${Date.now()}\n`).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'cannot write the health file'));
+      if (this.config.healthFile)
+        await writeFile(this.config.healthFile, `${Date.now()}\n`).catch((err: unknown) =>
+          this.log.warn({ err: errorMessage(err) }, 'cannot write the health file'),
+        );
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, 'heartbeat failed');
     }
@@ -332,7 +348,9 @@ export class Agent {
    */
   private announce(): void {
     if (this.closed) return;
-    this.publishStatus(this.stopping ? 'draining' : 'online').catch((err) => this.log.warn({ err: errorMessage(err) }, 'status update failed'));
+    this.publishStatus(this.stopping ? 'draining' : 'online').catch((err) =>
+      this.log.warn({ err: errorMessage(err) }, 'status update failed'),
+    );
   }
 
   /** Re-probes the host and Docker, one refresh at a time. */
@@ -392,7 +410,12 @@ export class Agent {
         labels: this.config.labels,
         lostAfterMs: this.config.lostAfterMs,
       },
-      running: [...this.running.values()].map((r) => ({ taskId: r.taskId, attempt: r.attempt, memory: r.memory, ...(r.kind ? { kind: r.kind } : {}) })),
+      running: [...this.running.values()].map((r) => ({
+        taskId: r.taskId,
+        attempt: r.attempt,
+        memory: r.memory,
+        ...(r.kind ? { kind: r.kind } : {}),
+      })),
       ...(reason ? { reason } : {}),
     };
     await this.client!.publishAsync(this.t.nodeStatus(this.config.nodeId), encode(status), { qos: 1, retain: true });
@@ -400,7 +423,15 @@ export class Agent {
 
   private async publishEvent(task: RunningTask, body: EventBody): Promise<void> {
     if (task.fenced) return;
-    const event = { v: 1, taskId: task.taskId, attempt: task.attempt, node: this.config.nodeId, seq: task.seq++, ts: Date.now(), ...body } as TaskEvent;
+    const event = {
+      v: 1,
+      taskId: task.taskId,
+      attempt: task.attempt,
+      node: this.config.nodeId,
+      seq: task.seq++,
+      ts: Date.now(),
+      ...body,
+    } as TaskEvent;
     await this.client!.publishAsync(this.t.taskEvents(task.taskId), encode(event), { qos: 1 });
   }
 
@@ -429,7 +460,9 @@ export class Agent {
       chunk: (obj) => chunks.push(obj),
       progress: (p) => void this.publishEvent(task, { type: 'progress', ...p }).catch(() => undefined),
       started: (ref) => void this.publishEvent(task, { type: 'started', ref }).catch(() => undefined),
-      published: (ports) => this.services.forEach((s) => s.taskPublished?.(task.taskId, task.attempt, ports)),
+      published: (ports) => {
+        for (const s of this.services) s.taskPublished?.(task.taskId, task.attempt, ports);
+      },
     };
     return { ctx, batcher };
   }
@@ -456,14 +489,16 @@ export class Agent {
     if (task.fenced) return;
     task.fenced = true;
     this.log.warn({ taskId: task.taskId, attempt: task.attempt, why }, 'stopping a stale attempt');
-    void this.stopTask(task, FENCE_GRACE_MS).catch((err) => this.log.warn({ taskId: task.taskId, attempt: task.attempt, err: errorMessage(err) }, 'stopping a stale attempt failed'));
+    void this.stopTask(task, FENCE_GRACE_MS).catch((err) =>
+      this.log.warn({ taskId: task.taskId, attempt: task.attempt, err: errorMessage(err) }, 'stopping a stale attempt failed'),
+    );
   }
 
   /** Takes the task out of `running` and tells waiters and the controller (next heartbeat). */
   private release(task: RunningTask): void {
     const key = keyOf(task.taskId, task.attempt);
     if (this.running.get(key) === task) this.running.delete(key);
-    this.services.forEach((s) => s.taskEnded?.(task.taskId, task.attempt));
+    for (const s of this.services) s.taskEnded?.(task.taskId, task.attempt);
     task.markEnded();
     this.announce();
   }
@@ -497,7 +532,10 @@ export class Agent {
       found.sort((a, b) => b.attempt - a.attempt);
       for (const r of found) {
         const key = keyOf(r.taskId, r.attempt);
-        const { task, batcher } = prepared.get(key) ?? { task: this.newTask(r.taskId, r.attempt, r.memory, true), batcher: new OutputBatcher(() => undefined) };
+        const { task, batcher } = prepared.get(key) ?? {
+          task: this.newTask(r.taskId, r.attempt, r.memory, true),
+          batcher: new OutputBatcher(() => undefined),
+        };
         task.handle = r.handle;
         const newer = this.latestAttempt.get(r.taskId);
         this.remember(r.taskId, r.attempt);
@@ -524,13 +562,21 @@ export class Agent {
         message = `agent ${this.config.nodeId} shut down before the task started`;
       }
       this.log.warn({ ...log, code, err: message }, 'task failed to run');
-      await this.publishEvent(task, { type: 'failed', code, message }).catch((e) => this.log.warn({ ...log, err: errorMessage(e) }, 'could not report the failure'));
+      await this.publishEvent(task, { type: 'failed', code, message }).catch((e) =>
+        this.log.warn({ ...log, err: errorMessage(e) }, 'could not report the failure'),
+      );
       this.release(task);
       return;
     }
     try {
       batcher.end();
-      const fields = { ...log, exitCode: outcome.exitCode, oomKilled: outcome.oomKilled, cancelled: outcome.cancelled, ms: outcome.finishedAt - outcome.startedAt };
+      const fields = {
+        ...log,
+        exitCode: outcome.exitCode,
+        oomKilled: outcome.oomKilled,
+        cancelled: outcome.cancelled,
+        ms: outcome.finishedAt - outcome.startedAt,
+      };
       if (task.fenced) {
         // Nothing is reported: the controller has moved on to a newer attempt.
         this.log.info(fields, 'stale attempt ended');
@@ -539,7 +585,11 @@ export class Agent {
       // Logged before the report, which waits for the broker's ack (long, when the link is down).
       this.log.info(fields, 'task finished');
       if (task.shutdown && outcome.cancelled) {
-        await this.publishEvent(task, { type: 'failed', code: 'AGENT_SHUTDOWN', message: `stopped because agent ${this.config.nodeId} shut down (exit code ${outcome.exitCode})` });
+        await this.publishEvent(task, {
+          type: 'failed',
+          code: 'AGENT_SHUTDOWN',
+          message: `stopped because agent ${this.config.nodeId} shut down (exit code ${outcome.exitCode})`,
+        });
       } else {
         await this.publishEvent(task, { type: 'result', ...outcome });
       }
@@ -576,7 +626,10 @@ export class Agent {
     };
     if (this.cancelledEarly.delete(key)) return refuse('CANCELLED', 'cancelled before it started');
     if (a.nodeRunId !== null && a.nodeRunId !== this.runId) {
-      return refuse('NODE_RESTARTED', `attempt ${a.attempt} was placed on an earlier run of agent ${this.config.nodeId}, which has restarted since`);
+      return refuse(
+        'NODE_RESTARTED',
+        `attempt ${a.attempt} was placed on an earlier run of agent ${this.config.nodeId}, which has restarted since`,
+      );
     }
     if (this.stopping) return refuse('AGENT_SHUTDOWN', `node ${this.config.nodeId} is shutting down`);
     if (!executor) {
@@ -584,18 +637,23 @@ export class Agent {
         ? refuse('EXECUTOR_DISABLED', `node ${this.config.nodeId} does not run exec tasks (start its agent with --allow-exec)`)
         : refuse('EXECUTOR_UNAVAILABLE', `node ${this.config.nodeId} has no ${a.spec.kind} executor`);
     }
-    if (a.spec.kind === 'docker' && !this.dockerProbe.available) return refuse('EXECUTOR_UNAVAILABLE', this.dockerProbe.error ?? 'Docker engine not reachable');
-    if (a.spec.kind === 'ollama' && !this.ollama?.available) return refuse('EXECUTOR_UNAVAILABLE', this.ollama?.error ?? 'no Ollama server answers on this node');
+    if (a.spec.kind === 'docker' && !this.dockerProbe.available)
+      return refuse('EXECUTOR_UNAVAILABLE', this.dockerProbe.error ?? 'Docker engine not reachable');
+    if (a.spec.kind === 'ollama' && !this.ollama?.available)
+      return refuse('EXECUTOR_UNAVAILABLE', this.ollama?.error ?? 'no Ollama server answers on this node');
     const spec = withPolicyDefaults(a.spec, this.policy);
     const violation = policyViolation(spec, this.policy);
     if (violation) return refuse('POLICY_DENIED', `refused by node ${this.config.nodeId}'s policy: ${violation}`);
     const busy = [...this.running.values()].filter((r) => !r.fenced).length;
-    if (busy >= this.config.maxTasks) return refuse('NODE_BUSY', `node ${this.config.nodeId} already runs ${busy} of at most ${this.config.maxTasks} tasks`);
+    if (busy >= this.config.maxTasks)
+      return refuse('NODE_BUSY', `node ${this.config.nodeId} already runs ${busy} of at most ${this.config.maxTasks} tasks`);
 
     this.running.set(key, task);
     // Not awaited: MQTT keeps one client's publishes in order, so `accepted` still precedes
     // whatever the task reports next, and the workload need not wait a broker round trip to start.
-    this.publishEvent(task, { type: 'accepted' }).catch((err) => this.log.warn({ taskId: a.taskId, attempt: a.attempt, err: errorMessage(err) }, 'could not report acceptance'));
+    this.publishEvent(task, { type: 'accepted' }).catch((err) =>
+      this.log.warn({ taskId: a.taskId, attempt: a.attempt, err: errorMessage(err) }, 'could not report acceptance'),
+    );
     this.log.info({ taskId: a.taskId, attempt: a.attempt, kind: a.spec.kind }, 'task accepted');
 
     // The new attempt starts once the stale ones have stopped (bounded by their grace), so the two never run together.
@@ -605,7 +663,11 @@ export class Agent {
     if (task.pendingStop !== undefined || task.fenced) {
       // Cancelled, superseded or shut down while it was being accepted: nothing was started.
       const code = task.shutdown ? 'AGENT_SHUTDOWN' : 'CANCELLED';
-      await this.publishEvent(task, { type: 'failed', code, message: task.shutdown ? `agent ${this.config.nodeId} shut down before the task started` : 'cancelled before it started' }).catch(() => undefined);
+      await this.publishEvent(task, {
+        type: 'failed',
+        code,
+        message: task.shutdown ? `agent ${this.config.nodeId} shut down before the task started` : 'cancelled before it started',
+      }).catch(() => undefined);
       this.log.info({ taskId: a.taskId, attempt: a.attempt, code }, 'task stopped before it started');
       this.release(task);
       return;

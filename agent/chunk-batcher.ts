@@ -21,7 +21,7 @@ export class ChunkBatcher {
    * @param maxBytes JSON size of a gathered batch that is sent without waiting, bytes.
    */
   constructor(
-    private readonly emit: (chunks: Chunk[]) => Promise<unknown> | void,
+    private readonly emit: (chunks: Chunk[]) => Promise<unknown> | undefined,
     private readonly maxWaitMs = 20,
     private readonly maxBytes = 256 * 1024,
   ) {}

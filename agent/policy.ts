@@ -20,7 +20,6 @@ export interface ExecutionPolicy {
   execAllowlist: string[];
 }
 
-
 /** Applies the policy's defaults (a memory limit for containers that set none). */
 export function withPolicyDefaults(spec: TaskSpec, policy: ExecutionPolicy): TaskSpec {
   if (spec.kind === 'docker' && spec.memoryLimit === undefined && policy.defaultTaskMemory !== undefined) {
@@ -50,7 +49,10 @@ export function policyViolation(spec: TaskSpec, policy: ExecutionPolicy): string
   if (spec.kind === 'ollama') return null;
   const cmd = spec.argv[0];
   const name = cmd.split('/').pop()!;
-  if (policy.execAllowlist.length && !policy.execAllowlist.some((a) => a === cmd || (!a.includes('/') && a === name && !cmd.includes('/')))) {
+  if (
+    policy.execAllowlist.length &&
+    !policy.execAllowlist.some((a) => a === cmd || (!a.includes('/') && a === name && !cmd.includes('/')))
+  ) {
     return `command ${cmd} is not allowed here (execAllowlist: ${policy.execAllowlist.join(', ')})`;
   }
   return null;

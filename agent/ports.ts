@@ -22,14 +22,26 @@ export class PortAnnouncer implements AgentService {
   }
 
   taskPublished(taskId: string, attempt: number, ports: { container: number; host: number; server: number }[]): void {
-    const body: PortAnnouncement = { v: 1, node: this.opts.node, taskId, attempt, address: this.opts.address ?? null, ports, ts: Date.now() };
+    const body: PortAnnouncement = {
+      v: 1,
+      node: this.opts.node,
+      taskId,
+      attempt,
+      address: this.opts.address ?? null,
+      ports,
+      ts: Date.now(),
+    };
     this.announced.add(`${taskId}:${attempt}`);
     this.opts.log.info({ taskId, attempt, address: body.address, ports }, 'ports published');
-    void this.client?.publishAsync(this.opts.t.nodePorts(this.opts.node, taskId), encode(body), { qos: 1, retain: true }).catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'cannot announce ports'));
+    void this.client
+      ?.publishAsync(this.opts.t.nodePorts(this.opts.node, taskId), encode(body), { qos: 1, retain: true })
+      .catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'cannot announce ports'));
   }
 
   taskEnded(taskId: string, attempt: number): void {
     if (!this.announced.delete(`${taskId}:${attempt}`)) return;
-    void this.client?.publishAsync(this.opts.t.nodePorts(this.opts.node, taskId), '', { qos: 1, retain: true }).catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'cannot clear the port announcement'));
+    void this.client
+      ?.publishAsync(this.opts.t.nodePorts(this.opts.node, taskId), '', { qos: 1, retain: true })
+      .catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'cannot clear the port announcement'));
   }
 }

@@ -38,7 +38,12 @@ export async function probeGpus(): Promise<Gpu[]> {
     return g.controllers
       .filter((c) => c.vendor || c.model)
       .slice(0, 64)
-      .map((c) => ({ vendor: c.vendor || 'unknown', model: c.model || 'unknown', memoryTotal: mib(c.memoryTotal ?? c.vram), memoryFree: mib(c.memoryFree) }));
+      .map((c) => ({
+        vendor: c.vendor || 'unknown',
+        model: c.model || 'unknown',
+        memoryTotal: mib(c.memoryTotal ?? c.vram),
+        memoryFree: mib(c.memoryFree),
+      }));
   } catch {
     return [];
   }

@@ -15,7 +15,12 @@ import type { AgentService } from './service.js';
 export function defaultServices(config: AgentConfig, log: Logger, executors: Executor[]): AgentService[] {
   const docker = executors.find((e): e is DockerExecutor => e instanceof DockerExecutor)?.docker ?? new Docker();
   return [
-    new PortAnnouncer({ node: config.nodeId, t: topics(config.prefix), log: log.child({ node: config.nodeId, component: 'ports' }), address: config.advertiseAddress }),
+    new PortAnnouncer({
+      node: config.nodeId,
+      t: topics(config.prefix),
+      log: log.child({ node: config.nodeId, component: 'ports' }),
+      address: config.advertiseAddress,
+    }),
     new FileService({
       node: config.nodeId,
       t: topics(config.prefix),

@@ -25,7 +25,14 @@ export interface BrokerRun {
   usage: Usage;
 }
 
-async function pattern(url: string, pid: number, broker: BrokerRun['broker'], publishers: number, perPublisher: number, window: number): Promise<BrokerRun> {
+async function pattern(
+  url: string,
+  pid: number,
+  broker: BrokerRun['broker'],
+  publishers: number,
+  perPublisher: number,
+  window: number,
+): Promise<BrokerRun> {
   const sub = await mqtt.connectAsync(url, { clientId: `bb-sub-${pid}` });
   const total = publishers * perPublisher;
   const latencies: number[] = [];
@@ -48,7 +55,10 @@ async function pattern(url: string, pid: number, broker: BrokerRun['broker'], pu
       const lane = async () => {
         while (next < perPublisher) {
           next++;
-          await c.publishAsync(`benchbroker/v1/nodes/n${i}/status`, `${performance.now().toFixed(3).padStart(20)}${filler}`, { qos: 1, retain: true });
+          await c.publishAsync(`benchbroker/v1/nodes/n${i}/status`, `${performance.now().toFixed(3).padStart(20)}${filler}`, {
+            qos: 1,
+            retain: true,
+          });
         }
       };
       await Promise.all(Array.from({ length: window }, lane));
@@ -58,18 +68,51 @@ async function pattern(url: string, pid: number, broker: BrokerRun['broker'], pu
   const ms = performance.now() - t0;
   const u = usage.stop();
   await Promise.all([...pubs, sub].map((c) => c.endAsync()));
-  return { broker, messages: total, ms, perSec: total / (ms / 1000), latencyP50Ms: quantile(latencies, 0.5), latencyP99Ms: quantile(latencies, 0.99), usage: u };
+  return {
+    broker,
+    messages: total,
+    ms,
+    perSec: total / (ms / 1000),
+    latencyP50Ms: quantile(latencies, 0.5),
+    latencyP99Ms: quantile(latencies, 0.99),
+    usage: u,
+  };
 }
 
 /** Runs the pattern on both brokers (Mosquitto skipped with null when not installed). */
-export async function compareBrokers(opts: { publishers: number; perPublisher: number; window: number }): Promise<{ aedes: BrokerRun; mosquitto: BrokerRun | null }> {
+export async function compareBrokers(opts: {
+  publishers: number;
+  perPublisher: number;
+  window: number;
+}): Promise<{ aedes: BrokerRun; mosquitto: BrokerRun | null }> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'cutter-bench-'));
-  const server = await startDaemon(['server', '--insecure', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--broker-requests-per-minute', '100000000'], 'controller started');
+  const server = await startDaemon(
+    [
+      'server',
+      '--insecure',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--data-dir',
+      dataDir,
+      '--broker-requests-per-minute',
+      '100000000',
+    ],
+    'controller started',
+  );
   let aedes: BrokerRun;
   try {
     await new Promise((r) => setTimeout(r, 300));
-    aedes = await pattern(`mqtt://127.0.0.1:${port}`, server.pid!, 'aedes (cutter server)', opts.publishers, opts.perPublisher, opts.window);
+    aedes = await pattern(
+      `mqtt://127.0.0.1:${port}`,
+      server.pid!,
+      'aedes (cutter server)',
+      opts.publishers,
+      opts.perPublisher,
+      opts.window,
+    );
   } finally {
     server.kill('SIGTERM');
   }

@@ -33,9 +33,27 @@ function cliJson(broker: string, args: string[]): unknown {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function trial(mode: FailoverResult['mode'], broker: string, n: number, children: ChildProcess[]): Promise<{ offline: number; rescheduled: number }> {
+async function trial(
+  mode: FailoverResult['mode'],
+  broker: string,
+  n: number,
+  children: ChildProcess[],
+): Promise<{ offline: number; rescheduled: number }> {
   const victimId = `victim-${mode.toLowerCase()}-${n}`;
-  const args = (id: string) => ['agent', '--broker', broker, '--node-id', id, '--allow-exec', '--heartbeat', String(HEARTBEAT_MS), '--keepalive', String(KEEPALIVE_S), '--log-level', 'warn'];
+  const args = (id: string) => [
+    'agent',
+    '--broker',
+    broker,
+    '--node-id',
+    id,
+    '--allow-exec',
+    '--heartbeat',
+    String(HEARTBEAT_MS),
+    '--keepalive',
+    String(KEEPALIVE_S),
+    '--log-level',
+    'warn',
+  ];
   const victim = await startDaemon([...args(victimId), '--log-level', 'info'], 'agent started');
   children.push(victim);
   // The task must start on the victim but be free to move: keep the backup drained until it runs.
@@ -57,16 +75,33 @@ async function trial(mode: FailoverResult['mode'], broker: string, n: number, ch
   const t0 = Date.now();
   watcher.on('message', (topic, payload) => {
     if (payload.length === 0) return;
-    const msg = JSON.parse(payload.toString()) as { state?: string; attempt?: number; result?: { nodes: { node: string; state: string }[] } };
-    if (topic === t.taskState(task.taskId) && !rescheduled && (msg.attempt ?? 0) > 1 && (msg.state === 'running' || msg.state === 'assigned')) rescheduled = Date.now() - t0;
-    if (topic === t.replies(`bench-watch-${n}-${mode}`) && !offline && msg.result?.nodes.find((x) => x.node === victimId)?.state === 'offline') offline = Date.now() - t0;
+    const msg = JSON.parse(payload.toString()) as {
+      state?: string;
+      attempt?: number;
+      result?: { nodes: { node: string; state: string }[] };
+    };
+    if (
+      topic === t.taskState(task.taskId) &&
+      !rescheduled &&
+      (msg.attempt ?? 0) > 1 &&
+      (msg.state === 'running' || msg.state === 'assigned')
+    )
+      rescheduled = Date.now() - t0;
+    if (
+      topic === t.replies(`bench-watch-${n}-${mode}`) &&
+      !offline &&
+      msg.result?.nodes.find((x) => x.node === victimId)?.state === 'offline'
+    )
+      offline = Date.now() - t0;
   });
   await watcher.subscribeAsync([t.taskState(task.taskId), t.replies(`bench-watch-${n}-${mode}`)], { qos: 1 });
   victim.kill(mode);
   let id = 0;
   while (!offline || !rescheduled) {
     if (Date.now() - t0 > 30_000) throw new Error(`${mode} trial ${n}: no failover within 30 s`);
-    await watcher.publishAsync(t.requests(`bench-watch-${n}-${mode}`), JSON.stringify({ v: 1, id: String(++id), op: 'node.list' }), { qos: 0 });
+    await watcher.publishAsync(t.requests(`bench-watch-${n}-${mode}`), JSON.stringify({ v: 1, id: String(++id), op: 'node.list' }), {
+      qos: 0,
+    });
     await sleep(20);
   }
   await watcher.endAsync();
@@ -82,9 +117,45 @@ export async function measureFailover(trials: number): Promise<FailoverResult[]>
     const port = await freePort();
     const broker = `mqtt://127.0.0.1:${port}`;
     const dataDir = mkdtempSync(join(tmpdir(), 'cutter-bench-'));
-    children.push(await startDaemon(['server', '--insecure', '--submits-per-minute', '1000000', '--broker-requests-per-minute', '100000000', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], 'broker listening'));
+    children.push(
+      await startDaemon(
+        [
+          'server',
+          '--insecure',
+          '--submits-per-minute',
+          '1000000',
+          '--broker-requests-per-minute',
+          '100000000',
+          '--host',
+          '127.0.0.1',
+          '--port',
+          String(port),
+          '--data-dir',
+          dataDir,
+        ],
+        'broker listening',
+      ),
+    );
     // The backup node that takes the rescheduled tasks (sleep 60 ×, so give it room).
-    children.push(await startDaemon(['agent', '--broker', broker, '--node-id', 'backup', '--allow-exec', '--max-tasks', '100', '--heartbeat', String(HEARTBEAT_MS), '--log-level', 'info'], 'agent started'));
+    children.push(
+      await startDaemon(
+        [
+          'agent',
+          '--broker',
+          broker,
+          '--node-id',
+          'backup',
+          '--allow-exec',
+          '--max-tasks',
+          '100',
+          '--heartbeat',
+          String(HEARTBEAT_MS),
+          '--log-level',
+          'info',
+        ],
+        'agent started',
+      ),
+    );
     const out: FailoverResult[] = [];
     for (const mode of ['SIGKILL', 'SIGSTOP'] as const) {
       const r: FailoverResult = { mode, offlineMs: [], rescheduledMs: [] };

@@ -77,7 +77,13 @@ export async function runFileTransferBench(): Promise<string> {
   const broker = `mqtt://127.0.0.1:${port}`;
   const children: ChildProcess[] = [];
   try {
-    children.push(await startDaemon(['server', '--host', '127.0.0.1', '--port', String(port), '--data-dir', join(dir, 'data'), '--insecure'], 'broker listening', env));
+    children.push(
+      await startDaemon(
+        ['server', '--host', '127.0.0.1', '--port', String(port), '--data-dir', join(dir, 'data'), '--insecure'],
+        'broker listening',
+        env,
+      ),
+    );
     children.push(await startDaemon(['agent', '--broker', broker, '--node-id', 'bench', '--files-allow', allowed], 'agent started', env));
     const put: number[] = [];
     const get: number[] = [];
@@ -106,8 +112,20 @@ export async function runFileTransferBench(): Promise<string> {
       chunkBytes: 512 * 1024,
       windowChunks: 8,
       tcp: { medianMs: median(tcp), MBps: tcpRate },
-      put: { medianMs: median(put), MBps: rate(median(put)), ratioToTcp: rate(median(put)) / tcpRate, wallMedianMs: median(putWall), wallMBps: rate(median(putWall)) },
-      get: { medianMs: median(get), MBps: rate(median(get)), ratioToTcp: rate(median(get)) / tcpRate, wallMedianMs: median(getWall), wallMBps: rate(median(getWall)) },
+      put: {
+        medianMs: median(put),
+        MBps: rate(median(put)),
+        ratioToTcp: rate(median(put)) / tcpRate,
+        wallMedianMs: median(putWall),
+        wallMBps: rate(median(putWall)),
+      },
+      get: {
+        medianMs: median(get),
+        MBps: rate(median(get)),
+        ratioToTcp: rate(median(get)) / tcpRate,
+        wallMedianMs: median(getWall),
+        wallMBps: rate(median(getWall)),
+      },
       resumes,
     };
     const f1 = (x: number) => x.toFixed(1);
@@ -125,7 +143,9 @@ export async function runFileTransferBench(): Promise<string> {
       `| \`cutter cp\` local → node | ${f1(result.put.medianMs)} ms | ${f1(result.put.MBps)} MB/s | **${f2(result.put.ratioToTcp)}×** | ${f1(result.put.wallMedianMs)} ms (${f1(result.put.wallMBps)} MB/s) |`,
       `| \`cutter cp\` node → local | ${f1(result.get.medianMs)} ms | ${f1(result.get.MBps)} MB/s | **${f2(result.get.ratioToTcp)}×** | ${f1(result.get.wallMedianMs)} ms (${f1(result.get.wallMBps)} MB/s) |`,
       '',
-      'The transfer time runs from the first request to the far end\'s SHA-256-checked answer; the wall time adds process start, connecting, and hashing the file before sending (put). Resumes during the runs: ' + resumes + '.',
+      "The transfer time runs from the first request to the far end's SHA-256-checked answer; the wall time adds process start, connecting, and hashing the file before sending (put). Resumes during the runs: " +
+        resumes +
+        '.',
       '',
     ].join('\n');
     writeFileSync(join(ROOT, 'bench', 'file-transfer-results.md'), md);

@@ -62,7 +62,12 @@ async function ttft(host: string, runs: number): Promise<number[]> {
 /** Per-chunk latency (receive − the double's send time), ms, of one paced stream. */
 async function chunkLatency(host: string, tokens: number): Promise<number[]> {
   const out: number[] = [];
-  const stream = await new Ollama({ host }).generate({ model: 'bench:latest', prompt: 'paced', stream: true, options: { num_predict: tokens } });
+  const stream = await new Ollama({ host }).generate({
+    model: 'bench:latest',
+    prompt: 'paced',
+    stream: true,
+    options: { num_predict: tokens },
+  });
   for await (const part of stream) {
     const sent = (part as unknown as { sent_at_ms?: number }).sent_at_ms;
     if (typeof sent === 'number') out.push(now() - sent);
@@ -74,30 +79,84 @@ async function chunkLatency(host: string, tokens: number): Promise<number[]> {
 async function throughput(host: string, tokens: number): Promise<{ chunksPerSec: number; chunks: number; ms: number }> {
   const t0 = now();
   let n = 0;
-  for await (const _ of await new Ollama({ host }).generate({ model: 'bench:latest', prompt: 'flood', stream: true, options: { num_predict: tokens } })) n++;
+  for await (const _ of await new Ollama({ host }).generate({
+    model: 'bench:latest',
+    prompt: 'flood',
+    stream: true,
+    options: { num_predict: tokens },
+  }))
+    n++;
   const ms = now() - t0;
   return { chunksPerSec: (n / ms) * 1000, chunks: n, ms };
 }
 
 export interface OllamaBench {
-  ttft: { directMedianMs: number; meshMedianMs: number; directP95Ms: number; meshP95Ms: number; addedMs: number; ratio: number; runs: number };
+  ttft: {
+    directMedianMs: number;
+    meshMedianMs: number;
+    directP95Ms: number;
+    meshP95Ms: number;
+    addedMs: number;
+    ratio: number;
+    runs: number;
+  };
   chunk: { directMeanMs: number; meshMeanMs: number; directP99Ms: number; meshP99Ms: number; addedMs: number; tokens: number };
   throughput: { directChunksPerSec: number; meshChunksPerSec: number; ratio: number; tokens: number };
   targets: { name: string; target: string; measured: string; met: boolean }[];
 }
 
 /** Starts server + agent + double, measures, stops them. */
-export async function benchOllama({ ttftRuns: TTFT_RUNS, pacedTokens: PACED_TOKENS, floodTokens: FLOOD_TOKENS }: OllamaBenchSizes = FULL_SIZES): Promise<OllamaBench> {
+export async function benchOllama({
+  ttftRuns: TTFT_RUNS,
+  pacedTokens: PACED_TOKENS,
+  floodTokens: FLOOD_TOKENS,
+}: OllamaBenchSizes = FULL_SIZES): Promise<OllamaBench> {
   const children: ChildProcess[] = [];
-  const paced = new OllamaDouble({ models: [{ name: 'bench:latest', size: 1_000_000 }], loaded: ['bench:latest'], stamp: true, tokenDelayMs: 5, reply: () => ['tok '] });
-  const fast = new OllamaDouble({ models: [{ name: 'bench:latest', size: 1_000_000 }], loaded: ['bench:latest'], stamp: true, reply: () => ['tok '] });
+  const paced = new OllamaDouble({
+    models: [{ name: 'bench:latest', size: 1_000_000 }],
+    loaded: ['bench:latest'],
+    stamp: true,
+    tokenDelayMs: 5,
+    reply: () => ['tok '],
+  });
+  const fast = new OllamaDouble({
+    models: [{ name: 'bench:latest', size: 1_000_000 }],
+    loaded: ['bench:latest'],
+    stamp: true,
+    reply: () => ['tok '],
+  });
   try {
     const [pacedUrl, fastUrl, port, apiPort] = await Promise.all([paced.start(), fast.start(), freePort(), freePort()]);
     const dataDir = mkdtempSync(join(tmpdir(), 'cutter-bench-ollama-'));
     const env = { ...process.env, XDG_CONFIG_HOME: dataDir, CUTTER_LOG_LEVEL: 'warn' };
-    children.push(await startDaemon(['server', '--host', '127.0.0.1', '--port', String(port), '--insecure', '--data-dir', dataDir, '--ollama-port', String(apiPort), '--log-level', 'info'], 'Ollama-compatible API listening', env));
+    children.push(
+      await startDaemon(
+        [
+          'server',
+          '--host',
+          '127.0.0.1',
+          '--port',
+          String(port),
+          '--insecure',
+          '--data-dir',
+          dataDir,
+          '--ollama-port',
+          String(apiPort),
+          '--log-level',
+          'info',
+        ],
+        'Ollama-compatible API listening',
+        env,
+      ),
+    );
     const broker = `mqtt://127.0.0.1:${port}`;
-    children.push(await startDaemon(['agent', '--broker', broker, '--node-id', 'paced', '--ollama-url', pacedUrl, '--max-tasks', '64', '--log-level', 'info'], 'agent started', env));
+    children.push(
+      await startDaemon(
+        ['agent', '--broker', broker, '--node-id', 'paced', '--ollama-url', pacedUrl, '--max-tasks', '64', '--log-level', 'info'],
+        'agent started',
+        env,
+      ),
+    );
     const api = `http://127.0.0.1:${apiPort}`;
     // Wait until the API sees the node's model.
     for (let i = 0; ; i++) {
@@ -119,7 +178,13 @@ export async function benchOllama({ ttftRuns: TTFT_RUNS, pacedTokens: PACED_TOKE
     const chunkMesh = await chunkLatency(api, PACED_TOKENS);
 
     // Throughput: a second agent beside the unpaced double.
-    children.push(await startDaemon(['agent', '--broker', broker, '--node-id', 'fast', '--ollama-url', fastUrl, '--log-level', 'info'], 'agent started', env));
+    children.push(
+      await startDaemon(
+        ['agent', '--broker', broker, '--node-id', 'fast', '--ollama-url', fastUrl, '--log-level', 'info'],
+        'agent started',
+        env,
+      ),
+    );
     await new Promise((r) => setTimeout(r, 1_500));
     const tDirect = await throughput(fastUrl, FLOOD_TOKENS);
     // Pin the flood to the fast node through the placement: only it is unpaced, so stop routing to paced.
@@ -127,17 +192,52 @@ export async function benchOllama({ ttftRuns: TTFT_RUNS, pacedTokens: PACED_TOKE
     await new Promise((r) => setTimeout(r, 1_000));
     const tMesh = await throughput(api, FLOOD_TOKENS);
 
-    const ttftRes = { directMedianMs: r2(median(direct)), meshMedianMs: r2(median(mesh)), directP95Ms: r2(quantile(direct, 0.95)), meshP95Ms: r2(quantile(mesh, 0.95)), addedMs: r2(median(mesh) - median(direct)), ratio: r2(median(mesh) / median(direct)), runs: direct.length };
-    const chunk = { directMeanMs: r2(mean(chunkDirect)), meshMeanMs: r2(mean(chunkMesh)), directP99Ms: r2(quantile(chunkDirect, 0.99)), meshP99Ms: r2(quantile(chunkMesh, 0.99)), addedMs: r2(mean(chunkMesh) - mean(chunkDirect)), tokens: PACED_TOKENS };
-    const tp = { directChunksPerSec: Math.round(tDirect.chunksPerSec), meshChunksPerSec: Math.round(tMesh.chunksPerSec), ratio: r2(tMesh.chunksPerSec / tDirect.chunksPerSec), tokens: FLOOD_TOKENS };
+    const ttftRes = {
+      directMedianMs: r2(median(direct)),
+      meshMedianMs: r2(median(mesh)),
+      directP95Ms: r2(quantile(direct, 0.95)),
+      meshP95Ms: r2(quantile(mesh, 0.95)),
+      addedMs: r2(median(mesh) - median(direct)),
+      ratio: r2(median(mesh) / median(direct)),
+      runs: direct.length,
+    };
+    const chunk = {
+      directMeanMs: r2(mean(chunkDirect)),
+      meshMeanMs: r2(mean(chunkMesh)),
+      directP99Ms: r2(quantile(chunkDirect, 0.99)),
+      meshP99Ms: r2(quantile(chunkMesh, 0.99)),
+      addedMs: r2(mean(chunkMesh) - mean(chunkDirect)),
+      tokens: PACED_TOKENS,
+    };
+    const tp = {
+      directChunksPerSec: Math.round(tDirect.chunksPerSec),
+      meshChunksPerSec: Math.round(tMesh.chunksPerSec),
+      ratio: r2(tMesh.chunksPerSec / tDirect.chunksPerSec),
+      tokens: FLOOD_TOKENS,
+    };
     return {
       ttft: ttftRes,
       chunk,
       throughput: tp,
       targets: [
-        { name: 'time to first token added by the mesh', target: '< 5 ms', measured: `${ttftRes.addedMs} ms (${ttftRes.ratio}× direct)`, met: ttftRes.addedMs < 5 },
-        { name: 'latency added per streamed chunk', target: '< 1 ms', measured: `${chunk.addedMs} ms (mean; p99 ${chunk.meshP99Ms} vs ${chunk.directP99Ms} ms)`, met: chunk.addedMs < 1 },
-        { name: 'chunks/s through the mesh', target: '≥ 5,000/s', measured: `${tp.meshChunksPerSec}/s (${tp.ratio}× direct ${tp.directChunksPerSec}/s)`, met: tp.meshChunksPerSec >= 5_000 },
+        {
+          name: 'time to first token added by the mesh',
+          target: '< 5 ms',
+          measured: `${ttftRes.addedMs} ms (${ttftRes.ratio}× direct)`,
+          met: ttftRes.addedMs < 5,
+        },
+        {
+          name: 'latency added per streamed chunk',
+          target: '< 1 ms',
+          measured: `${chunk.addedMs} ms (mean; p99 ${chunk.meshP99Ms} vs ${chunk.directP99Ms} ms)`,
+          met: chunk.addedMs < 1,
+        },
+        {
+          name: 'chunks/s through the mesh',
+          target: '≥ 5,000/s',
+          measured: `${tp.meshChunksPerSec}/s (${tp.ratio}× direct ${tp.directChunksPerSec}/s)`,
+          met: tp.meshChunksPerSec >= 5_000,
+        },
       ],
     };
   } finally {

@@ -72,7 +72,12 @@ export function sampleUsage(pids: number[], everyMs = 250): { stop(): Usage } {
       take();
       const wallMs = performance.now() - t0;
       const cpu = pids.reduce((sum, p, i) => sum + ((cpuSeconds(p) ?? 0) - cpu0[i]), 0);
-      return { wallMs, cores: cpu / (wallMs / 1000), rssMeanBytes: rss.reduce((a, b) => a + b, 0) / rss.length, rssPeakBytes: Math.max(...rss) };
+      return {
+        wallMs,
+        cores: cpu / (wallMs / 1000),
+        rssMeanBytes: rss.reduce((a, b) => a + b, 0) / rss.length,
+        rssPeakBytes: Math.max(...rss),
+      };
     },
   };
 }

@@ -91,15 +91,45 @@ async function mesh(): Promise<string> {
   const port = await freePort();
   const broker = `mqtt://127.0.0.1:${port}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'cutter-bench-'));
-  children.push(await startDaemon(['server', '--insecure', '--submits-per-minute', '1000000', '--broker-requests-per-minute', '100000000', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], 'broker listening'));
-  children.push(await startDaemon(['agent', '--broker', broker, '--node-id', 'bench', '--allow-exec', '--max-tasks', '64', '--log-level', 'info'], 'agent started'));
+  children.push(
+    await startDaemon(
+      [
+        'server',
+        '--insecure',
+        '--submits-per-minute',
+        '1000000',
+        '--broker-requests-per-minute',
+        '100000000',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--data-dir',
+        dataDir,
+      ],
+      'broker listening',
+    ),
+  );
+  children.push(
+    await startDaemon(
+      ['agent', '--broker', broker, '--node-id', 'bench', '--allow-exec', '--max-tasks', '64', '--log-level', 'info'],
+      'agent started',
+    ),
+  );
   return broker;
 }
 
 async function dispatch(broker: string): Promise<void> {
   const docker = spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { encoding: 'utf8' });
   if (docker.status !== 0 || spawnSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' }).status !== 0) {
-    rows.push({ name: 'dispatch vs docker run', baseline: '-', measured: 'skipped: no Docker engine or test image', ratio: '-', target: '≤ 1.15×', met: 'not measured' });
+    rows.push({
+      name: 'dispatch vs docker run',
+      baseline: '-',
+      measured: 'skipped: no Docker engine or test image',
+      ratio: '-',
+      target: '≤ 1.15×',
+      met: 'not measured',
+    });
     return;
   }
   let ssh: Awaited<ReturnType<typeof startSshd>> | null = null;
@@ -179,7 +209,18 @@ async function submitLatency(broker: string): Promise<void> {
           resolve();
         }
       });
-      void client.publishAsync(t.requests(clientId), encode({ v: 1, id: taskId, op: 'submit', taskId, spec: { kind: 'exec', argv: ['true'], env: {} }, requirements: { node: 'bench', memory: 0, cpus: 0 } }), { qos: 1 });
+      void client.publishAsync(
+        t.requests(clientId),
+        encode({
+          v: 1,
+          id: taskId,
+          op: 'submit',
+          taskId,
+          spec: { kind: 'exec', argv: ['true'], env: {} },
+          requirements: { node: 'bench', memory: 0, cpus: 0 },
+        }),
+        { qos: 1 },
+      );
     });
   }
   await client.endAsync();
@@ -217,7 +258,13 @@ async function scheduler(): Promise<void> {
 }
 
 async function throughput(): Promise<void> {
-  const r = await measureThroughput({ agents: AGENTS, tasks: TASKS, window: 1_000, maxTasks: 64, timeoutMs: Number(process.env.BENCH_THROUGHPUT_TIMEOUT_MS ?? 600_000) });
+  const r = await measureThroughput({
+    agents: AGENTS,
+    tasks: TASKS,
+    window: 1_000,
+    maxTasks: 64,
+    timeoutMs: Number(process.env.BENCH_THROUGHPUT_TIMEOUT_MS ?? 600_000),
+  });
   json.throughput = r;
   const full = AGENTS >= 1000;
   rows.push({
@@ -254,7 +301,14 @@ async function throughputOnMosquitto(): Promise<void> {
   }
   const m = await startMosquitto(await freePort(), { extraConfig: ['max_connections -1'] });
   try {
-    const r = await measureThroughput({ agents: AGENTS, tasks: TASKS, window: 1_000, maxTasks: 64, timeoutMs: Number(process.env.BENCH_THROUGHPUT_TIMEOUT_MS ?? 600_000), externalBroker: { url: m.url, pid: m.child.pid! } });
+    const r = await measureThroughput({
+      agents: AGENTS,
+      tasks: TASKS,
+      window: 1_000,
+      maxTasks: 64,
+      timeoutMs: Number(process.env.BENCH_THROUGHPUT_TIMEOUT_MS ?? 600_000),
+      externalBroker: { url: m.url, pid: m.child.pid! },
+    });
     json.throughputMosquitto = r;
     const embedded = json.throughput as { placementsPerSec: number } | undefined;
     rows.push({
@@ -319,7 +373,9 @@ async function brokers(): Promise<void> {
   const m = r.mosquitto;
   rows.push({
     name: `broker: heartbeat fan-in, ${publishers} publishers × ${perPublisher.toLocaleString('en')} retained QoS 1 messages of ~620 bytes (10 in flight each) to one \`+\` subscriber`,
-    baseline: m ? `Mosquitto ${Math.round(m.perSec).toLocaleString('en')} msg/s, p50 ${fmtMs(m.latencyP50Ms)} ms, p99 ${fmtMs(m.latencyP99Ms)} ms, CPU ${fmtPct(m.usage.cores)}` : 'Mosquitto not installed',
+    baseline: m
+      ? `Mosquitto ${Math.round(m.perSec).toLocaleString('en')} msg/s, p50 ${fmtMs(m.latencyP50Ms)} ms, p99 ${fmtMs(m.latencyP99Ms)} ms, CPU ${fmtPct(m.usage.cores)}`
+      : 'Mosquitto not installed',
     measured: `embedded Aedes ${Math.round(a.perSec).toLocaleString('en')} msg/s, p50 ${fmtMs(a.latencyP50Ms)} ms, p99 ${fmtMs(a.latencyP99Ms)} ms, CPU ${fmtPct(a.usage.cores)}`,
     ratio: m ? `${(a.perSec / m.perSec).toFixed(2)}× Mosquitto's rate` : '-',
     target: '-',
@@ -336,7 +392,7 @@ async function ollamaApi(): Promise<void> {
     baseline: `same client straight at the node's Ollama: ${b.ttft.directMedianMs} ms (p95 ${b.ttft.directP95Ms})`,
     measured: `through the server: ${b.ttft.meshMedianMs} ms (p95 ${b.ttft.meshP95Ms}), +${b.ttft.addedMs} ms`,
     ratio: `${b.ttft.ratio}×`,
-    target: first.target + ' added',
+    target: `${first.target} added`,
     met: first.met ? 'met' : 'not met',
   });
   rows.push({
@@ -344,7 +400,7 @@ async function ollamaApi(): Promise<void> {
     baseline: `straight at the node: mean ${b.chunk.directMeanMs} ms, p99 ${b.chunk.directP99Ms} ms`,
     measured: `through the server: mean ${b.chunk.meshMeanMs} ms, p99 ${b.chunk.meshP99Ms} ms, +${b.chunk.addedMs} ms`,
     ratio: '-',
-    target: chunk.target + ' added',
+    target: `${chunk.target} added`,
     met: chunk.met ? 'met' : 'not met',
   });
   rows.push({
@@ -359,7 +415,12 @@ async function ollamaApi(): Promise<void> {
 
 async function fileTransfer(): Promise<void> {
   await runFileTransferBench();
-  const r = JSON.parse(readFileSync(join(ROOT, 'bench', 'file-transfer-results.json'), 'utf8')) as { fileBytes: number; tcp: { MBps: number }; put: { MBps: number; ratioToTcp: number }; get: { MBps: number; ratioToTcp: number } };
+  const r = JSON.parse(readFileSync(join(ROOT, 'bench', 'file-transfer-results.json'), 'utf8')) as {
+    fileBytes: number;
+    tcp: { MBps: number };
+    put: { MBps: number; ratioToTcp: number };
+    get: { MBps: number; ratioToTcp: number };
+  };
   json.fileTransfer = r;
   rows.push({
     name: `file transfer: \`cutter cp\` of ${Math.round(r.fileBytes / 1e6)} MB over loopback MQTT, SHA-256 checked ([details](file-transfer-results.md))`,
@@ -408,7 +469,14 @@ async function main(): Promise<void> {
       await fn();
     } catch (err) {
       notes.push(`${name} failed: ${(err as Error).message}`);
-      rows.push({ name, baseline: '-', measured: `FAILED: ${(err as Error).message.split('\n')[0]}`, ratio: '-', target: '-', met: 'not measured' });
+      rows.push({
+        name,
+        baseline: '-',
+        measured: `FAILED: ${(err as Error).message.split('\n')[0]}`,
+        ratio: '-',
+        target: '-',
+        met: 'not measured',
+      });
     }
     process.stderr.write(`bench: ${name} done in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
   };

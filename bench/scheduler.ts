@@ -23,7 +23,12 @@ export function measureScheduler(nodes: number, roundMs = 1_000, rounds = 3): nu
       seq: 1,
       ts: now,
       heartbeatMs: 2_000,
-      capacity: { cpu: { cores: 8, loadPercent: 1 }, memory: { total: 32 * GiB, available: 30 * GiB }, gpus: [], docker: { available: false } },
+      capacity: {
+        cpu: { cores: 8, loadPercent: 1 },
+        memory: { total: 32 * GiB, available: 30 * GiB },
+        gpus: [],
+        docker: { available: false },
+      },
       offer: { maxMemory: null, maxTasks: 64, executors: ['exec'], labels: {}, lostAfterMs: 0 },
       running: [],
     };

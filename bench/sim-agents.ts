@@ -74,11 +74,26 @@ export async function startSimAgents(opts: SimOptions): Promise<SimAgents> {
       ts: Date.now(),
       heartbeatMs: opts.heartbeatMs,
       runId,
-      capacity: { cpu: { cores: 8, loadPercent: 1 }, memory: { total: 32 * GiB, available: 30 * GiB }, gpus: [], docker: { available: false } },
+      capacity: {
+        cpu: { cores: 8, loadPercent: 1 },
+        memory: { total: 32 * GiB, available: 30 * GiB },
+        gpus: [],
+        docker: { available: false },
+      },
       offer: { maxMemory: null, maxTasks: opts.maxTasks, executors: ['exec'], labels: {}, lostAfterMs: 0 },
       running: [],
     });
-    const will = { v: 1, node, state: 'offline', version: VERSION, seq: 0, ts: Date.now(), heartbeatMs: opts.heartbeatMs, running: [], reason: 'connection lost' };
+    const will = {
+      v: 1,
+      node,
+      state: 'offline',
+      version: VERSION,
+      seq: 0,
+      ts: Date.now(),
+      heartbeatMs: opts.heartbeatMs,
+      running: [],
+      reason: 'connection lost',
+    };
     const client = await mqtt.connectAsync(opts.broker, {
       clientId: `cutter-agent-${node}`,
       clean: true,
@@ -88,7 +103,8 @@ export async function startSimAgents(opts: SimOptions): Promise<SimAgents> {
     });
     (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     clients.push(client);
-    const publish = (topic: string, payload: unknown, retain = false) => client.publish(topic, encode(payload), { qos: 1, retain }, () => undefined);
+    const publish = (topic: string, payload: unknown, retain = false) =>
+      client.publish(topic, encode(payload), { qos: 1, retain }, () => undefined);
     client.on('message', (topic, payload) => {
       if (topic !== t.nodeAssign(node)) return; // cancels: nothing runs long enough to stop
       const decoded = decode(AssignmentSchema, payload);

@@ -55,7 +55,22 @@ export async function startSshd(): Promise<Sshd> {
   const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const ssh = ['ssh', '-i', join(dir, 'client_key'), '-p', String(port), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', `${userInfo().username}@127.0.0.1`];
+  const ssh = [
+    'ssh',
+    '-i',
+    join(dir, 'client_key'),
+    '-p',
+    String(port),
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    'UserKnownHostsFile=/dev/null',
+    '-o',
+    'LogLevel=ERROR',
+    `${userInfo().username}@127.0.0.1`,
+  ];
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`sshd exited with ${child.exitCode}: ${err.trim().slice(-500)}`);

@@ -72,10 +72,26 @@ async function startCountingServer(externalBroker?: string): Promise<CountingSer
   const where = externalBroker ? ['--broker', externalBroker] : ['--host', '127.0.0.1', '--port', String(port)];
   // BENCH_PROF_DIR=DIR: the server writes a V8 CPU profile there when it stops (node --cpu-prof).
   const prof = process.env.BENCH_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF_DIR}`] : [];
-  const child = spawn(process.execPath, [...prof, CUTTER, 'server', '--insecure', ...where, '--data-dir', dataDir, '--submits-per-minute', '1000000', '--broker-requests-per-minute', '100000000'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, CUTTER_MAX_CONNECTIONS: '100000' },
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      ...prof,
+      CUTTER,
+      'server',
+      '--insecure',
+      ...where,
+      '--data-dir',
+      dataDir,
+      '--submits-per-minute',
+      '1000000',
+      '--broker-requests-per-minute',
+      '100000000',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, CUTTER_MAX_CONNECTIONS: '100000' },
+    },
+  );
   const counts = new Map<string, number>();
   const lastAt = new Map<string, number>();
   let partial = '';
@@ -118,7 +134,13 @@ async function onlineNodes(url: string): Promise<number> {
   try {
     await c.subscribeAsync(t.replies(clientId), { qos: 1 });
     const reply = new Promise<number>((resolve) =>
-      c.on('message', (_topic, payload) => resolve(((JSON.parse(payload.toString()) as { result?: { nodes: { state: string }[] } }).result?.nodes ?? []).filter((n) => n.state === 'online').length)),
+      c.on('message', (_topic, payload) =>
+        resolve(
+          ((JSON.parse(payload.toString()) as { result?: { nodes: { state: string }[] } }).result?.nodes ?? []).filter(
+            (n) => n.state === 'online',
+          ).length,
+        ),
+      ),
     );
     await c.publishAsync(t.requests(clientId), encode({ v: 1, id: 'n', op: 'node.list' }), { qos: 1 });
     return await reply;
@@ -143,7 +165,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Runs the placement benchmark.
  * @param opts.timeoutMs gives up waiting for completions after this long (the result says so).
  */
-export async function measureThroughput(opts: { agents: number; tasks: number; window: number; maxTasks: number; timeoutMs: number; externalBroker?: { url: string; pid: number } }): Promise<ThroughputResult> {
+export async function measureThroughput(opts: {
+  agents: number;
+  tasks: number;
+  window: number;
+  maxTasks: number;
+  timeoutMs: number;
+  externalBroker?: { url: string; pid: number };
+}): Promise<ThroughputResult> {
   const server = await startCountingServer(opts.externalBroker?.url);
   const sim = await startSimAgents({ broker: server.url, count: opts.agents, heartbeatMs: 2_000, maxTasks: opts.maxTasks });
   try {
@@ -175,7 +204,19 @@ export async function measureThroughput(opts: { agents: number; tasks: number; w
       wake = null;
       outstanding++;
       const taskId = `b${i.toString(36)}${randomBytes(3).toString('hex')}`;
-      c.publish(t.requests(clientId), encode({ v: 1, id: taskId, op: 'submit', taskId, spec: { kind: 'exec', argv: ['true'], env: {} }, requirements: { memory: 0, cpus: 0 }, options: { restart: 'never' } }), { qos: 1 });
+      c.publish(
+        t.requests(clientId),
+        encode({
+          v: 1,
+          id: taskId,
+          op: 'submit',
+          taskId,
+          spec: { kind: 'exec', argv: ['true'], env: {} },
+          requirements: { memory: 0, cpus: 0 },
+          options: { restart: 'never' },
+        }),
+        { qos: 1 },
+      );
     }
     const deadline = t0 + opts.timeoutMs;
     while (replies < opts.tasks && performance.now() < deadline) await sleep(20);

@@ -67,7 +67,10 @@ export const MCP_OPS: readonly string[] = ['submit', 'cancel', 'task.get', 'task
 /** Why a client id is not allowed for an identity, or null. */
 export function checkClientId(identity: Identity, clientId: string): string | null {
   if (identity.role === 'controller') return null;
-  if (identity.role === 'agent') return clientId === `cutter-agent-${identity.name}` ? null : `an agent token for ${identity.name} must connect as client id cutter-agent-${identity.name}`;
+  if (identity.role === 'agent')
+    return clientId === `cutter-agent-${identity.name}`
+      ? null
+      : `an agent token for ${identity.name} must connect as client id cutter-agent-${identity.name}`;
   if (clientId.startsWith('cutter-agent-') || clientId.startsWith('cutter-controller-')) return `client id ${clientId} is reserved`;
   return null;
 }
@@ -103,7 +106,7 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
       if (fileTopicOf(t, topic, 'in')?.client === clientId) return null;
       return `admins publish only requests on ${t.requests(clientId)}, file transfers on ${t.filesIn('NODE', clientId)}[/data] and Home Assistant's status and drain commands`;
     case 'observer':
-      return isHaPublish(topic, ctx) ? null : 'observers publish only Home Assistant\'s status and drain commands';
+      return isHaPublish(topic, ctx) ? null : "observers publish only Home Assistant's status and drain commands";
     case 'mcp': {
       if (topic !== t.requests(clientId)) return `mcp clients publish only requests on ${t.requests(clientId)}`;
       let op: unknown;
@@ -112,7 +115,9 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
       } catch {
         return null; // not JSON: the controller answers INVALID_REQUEST
       }
-      return typeof op === 'string' && MCP_OPS.includes(op) ? null : `mcp clients may send only ${MCP_OPS.join(', ')} requests, not ${String(op)}`;
+      return typeof op === 'string' && MCP_OPS.includes(op)
+        ? null
+        : `mcp clients may send only ${MCP_OPS.join(', ')} requests, not ${String(op)}`;
     }
   }
 }
@@ -125,7 +130,12 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
     case 'controller':
       return null;
     case 'agent':
-      return [t.nodeAssign(identity.name), t.nodeCancel(identity.name), t.filesIn(identity.name, '+'), t.filesInData(identity.name, '+')].includes(filter)
+      return [
+        t.nodeAssign(identity.name),
+        t.nodeCancel(identity.name),
+        t.filesIn(identity.name, '+'),
+        t.filesInData(identity.name, '+'),
+      ].includes(filter)
         ? null
         : `agent ${identity.name} may subscribe only to its own assignments, cancels and file transfers`;
     case 'admin':
@@ -142,9 +152,21 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
       // A plain topic: allowed when an allowed filter covers it.
       if (!/[+#]/.test(filter)) return allowed.some((a) => topicMatches(a, filter)) ? null : deny;
       // A wildcard filter must not reach beyond what observers may read (logs, requests, replies).
-      const probes = [t.nodeStatus('x'), t.taskState('x'), t.controllerStatus(), t.taskEvents('x'), t.requests('x'), t.replies('x'), t.nodeAssign('x'), t.filesIn('x', 'y'), t.filesOutData('x', 'y')];
+      const probes = [
+        t.nodeStatus('x'),
+        t.taskState('x'),
+        t.controllerStatus(),
+        t.taskEvents('x'),
+        t.requests('x'),
+        t.replies('x'),
+        t.nodeAssign('x'),
+        t.filesIn('x', 'y'),
+        t.filesOutData('x', 'y'),
+      ];
       const reaches = probes.filter((p) => topicMatches(filter, p));
-      const ok = reaches.every((p) => allowed.some((a) => topicMatches(a, p))) && (reaches.length > 0 || under(ctx.haPrefix) || under(`${t.prefix}/v1/ha`));
+      const ok =
+        reaches.every((p) => allowed.some((a) => topicMatches(a, p))) &&
+        (reaches.length > 0 || under(ctx.haPrefix) || under(`${t.prefix}/v1/ha`));
       return ok ? null : deny;
     }
   }

@@ -134,14 +134,21 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     // Nagle's algorithm with delayed ACKs adds ~40 ms to each small request/reply round trip.
     socket.setNoDelay(true);
     aedes.handle(
-      guardSocket(socket, packetLimits, (reason) => log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason }, 'connection cut: packet too large')) as unknown as Socket,
+      guardSocket(socket, packetLimits, (reason) =>
+        log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason }, 'connection cut: packet too large'),
+      ) as unknown as Socket,
     );
   };
   const handle = guarded(limits);
   // A WebSocket stream is a Duplex, not a net.Socket, but guardSocket only uses what every Duplex
   // has (write/pause/resume/end/destroy and the data/end/close/error/drain events).
   const handleStream = (stream: Duplex, req: Parameters<Aedes['handle']>[1], remote: string | undefined) => {
-    aedes.handle(guardSocket(stream as unknown as Socket, limits, (reason) => log.warn({ remote, reason }, 'connection cut: packet too large')) as unknown as Socket, req);
+    aedes.handle(
+      guardSocket(stream as unknown as Socket, limits, (reason) =>
+        log.warn({ remote, reason }, 'connection cut: packet too large'),
+      ) as unknown as Socket,
+      req,
+    );
   };
   // The controller's own listener (loopback, controller identity only) takes its larger replies, e.g. a long task list.
   const internal = createServer(guarded({ ...limits, maxPacketBytes: Math.max(limits.maxPacketBytes, INTERNAL_MAX_PACKET_BYTES) }));
@@ -167,23 +174,35 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     // Reconnect storms and password guessing: an address with too many failed logins waits.
     const failures = new RateLimiter(AUTH_FAILURES_PER_MINUTE);
     const bannedUntil = new Map<string, number>();
-    const addressOf = (client: { conn?: unknown }) => String((client.conn as { remoteAddress?: string } | undefined)?.remoteAddress ?? 'unknown');
+    const addressOf = (client: { conn?: unknown }) =>
+      String((client.conn as { remoteAddress?: string } | undefined)?.remoteAddress ?? 'unknown');
     const failed = (client: { conn?: unknown; id: string }) => {
       const address = addressOf(client);
       if (failures.take(address) > 0 && !bannedUntil.has(address)) {
         bannedUntil.set(address, Date.now() + AUTH_BAN_MS);
         log.warn({ address, banMs: AUTH_BAN_MS }, 'address banned: too many failed logins');
-        audit?.record({ who: address, action: 'connect.refused', outcome: 'banned', detail: `over ${AUTH_FAILURES_PER_MINUTE} failed logins a minute; banned for ${AUTH_BAN_MS / 1000} s` });
+        audit?.record({
+          who: address,
+          action: 'connect.refused',
+          outcome: 'banned',
+          detail: `over ${AUTH_FAILURES_PER_MINUTE} failed logins a minute; banned for ${AUTH_BAN_MS / 1000} s`,
+        });
       }
     };
     aedes.preConnect = (client, _packet, done) => {
       const address = addressOf(client);
       const until = bannedUntil.get(address);
-      if (until !== undefined && until > Date.now()) return done(refusal('banned for too many failed logins', CONNACK.notAuthorized) as never, false);
+      if (until !== undefined && until > Date.now())
+        return done(refusal('banned for too many failed logins', CONNACK.notAuthorized) as never, false);
       if (until !== undefined) bannedUntil.delete(address);
       done(null, true);
     };
-    const authenticate = (client: Parameters<NonNullable<typeof aedes.authenticate>>[0], username: string | undefined, password: Buffer | undefined, done: Parameters<NonNullable<typeof aedes.authenticate>>[3]) => {
+    const authenticate = (
+      client: Parameters<NonNullable<typeof aedes.authenticate>>[0],
+      username: string | undefined,
+      password: Buffer | undefined,
+      done: Parameters<NonNullable<typeof aedes.authenticate>>[3],
+    ) => {
       if (!username) {
         if (insecure) {
           who.set(client, { username: 'anonymous', role: 'controller', name: 'anonymous' });
@@ -221,14 +240,20 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     };
 
     aedes.authorizePublish = (client, packet, done) => {
-      if (packet.topic.startsWith('$SYS/')) return done(new Error('$SYS topics are the broker\'s'));
+      if (packet.topic.startsWith('$SYS/')) return done(new Error("$SYS topics are the broker's"));
       const identity = client && who.get(client);
       if (!client || !identity) return done(null);
       // A client flooding the controller with requests is cut, before the controller pays for them.
       if (identity.role !== 'controller' || identity.name === 'anonymous') {
         if (acl.t.idFrom(packet.topic, 'requests') !== null && requestRate.take(client.id) > 0) {
           log.warn({ username: identity.username, clientId: client.id, perMinute: requestRate.perMinute }, 'client cut: too many requests');
-          audit?.record({ who: identity.name === 'anonymous' ? client.id : identity.username, action: 'rate.limited', outcome: 'disconnected', topic: packet.topic, detail: `over ${requestRate.perMinute} requests per minute` });
+          audit?.record({
+            who: identity.name === 'anonymous' ? client.id : identity.username,
+            action: 'rate.limited',
+            outcome: 'disconnected',
+            topic: packet.topic,
+            detail: `over ${requestRate.perMinute} requests per minute`,
+          });
           return done(new Error('too many requests'));
         }
       }

@@ -36,9 +36,11 @@ export function redisOptions(url: string): { host: string; port: number; db: num
   } catch {
     throw new CutterError('INVALID_CONFIG', `invalid config: redis = "${url}" is not a URL (redis://host:6379/0)`);
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new CutterError('INVALID_CONFIG', `invalid config: redis = "${url}": the scheme must be redis:// or rediss://`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw new CutterError('INVALID_CONFIG', `invalid config: redis = "${url}": the scheme must be redis:// or rediss://`);
   const db = u.pathname && u.pathname !== '/' ? Number(u.pathname.slice(1)) : 0;
-  if (!Number.isInteger(db) || db < 0) throw new CutterError('INVALID_CONFIG', `invalid config: redis = "${url}": "${u.pathname.slice(1)}" is not a database number`);
+  if (!Number.isInteger(db) || db < 0)
+    throw new CutterError('INVALID_CONFIG', `invalid config: redis = "${url}": "${u.pathname.slice(1)}" is not a database number`);
   return {
     host: u.hostname || '127.0.0.1',
     port: u.port ? Number(u.port) : 6379,

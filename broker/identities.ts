@@ -46,7 +46,7 @@ export class IdentityStore {
   private readonly ephemeral = new Map<string, { identity: Identity; password: string }>();
 
   /** @throws CutterError INVALID_CONFIG when tokens.json exists but cannot be read. */
-  constructor(private readonly dataDir: string) {
+  constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     this.file = join(dataDir, 'tokens.json');
     if (existsSync(this.file)) this.load();
@@ -82,13 +82,26 @@ export class IdentityStore {
    * @throws CutterError INVALID_ARGUMENT for a bad name or a username that exists.
    */
   create(role: z.infer<typeof RoleSchema>, name: string): { username: string; password: string } {
-    if (!ID_RE.test(name)) throw new CutterError('INVALID_ARGUMENT', `"${name}" is not a valid ${role === 'agent' ? 'node id' : 'name'} (1-64 of A-Z a-z 0-9 _ . -)`);
+    if (!ID_RE.test(name))
+      throw new CutterError(
+        'INVALID_ARGUMENT',
+        `"${name}" is not a valid ${role === 'agent' ? 'node id' : 'name'} (1-64 of A-Z a-z 0-9 _ . -)`,
+      );
     const username = `${role}:${name}`;
-    if (this.tokens.some((t) => t.username === username && t.revokedAt === null)) throw new CutterError('INVALID_ARGUMENT', `a token for ${username} exists: revoke it first`);
+    if (this.tokens.some((t) => t.username === username && t.revokedAt === null))
+      throw new CutterError('INVALID_ARGUMENT', `a token for ${username} exists: revoke it first`);
     const password = randomBytes(24).toString('base64url');
     const salt = randomBytes(16);
     this.tokens = this.tokens.filter((t) => t.username !== username);
-    this.tokens.push({ username, role, name, salt: salt.toString('base64'), hash: hash(password, salt).toString('base64'), createdAt: Date.now(), revokedAt: null });
+    this.tokens.push({
+      username,
+      role,
+      name,
+      salt: salt.toString('base64'),
+      hash: hash(password, salt).toString('base64'),
+      createdAt: Date.now(),
+      revokedAt: null,
+    });
     this.save();
     return { username, password };
   }

@@ -22,7 +22,10 @@ class End extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.peer.destroyed) return cb(new Error('in-process peer closed'));
+    if (this.peer.destroyed) {
+      cb(new Error('in-process peer closed'));
+      return;
+    }
     if (this.peer.push(chunk)) cb();
     else this.waiting = cb;
   }

@@ -65,7 +65,8 @@ function readPem(setting: string, path: string): Buffer {
 
 /** The `node:tls` server options for `settings`; files are read once, at start. */
 function secureContext(settings: TlsSettings) {
-  if (settings.requireClientCert && !settings.caFile) throw new Error('--tls-client-cert needs --tls-ca (the CA client certificates must be signed by)');
+  if (settings.requireClientCert && !settings.caFile)
+    throw new Error('--tls-client-cert needs --tls-ca (the CA client certificates must be signed by)');
   return {
     cert: readPem('--tls-cert', settings.certFile),
     key: readPem('--tls-key', settings.keyFile),
@@ -77,7 +78,8 @@ function secureContext(settings: TlsSettings) {
   };
 }
 
-const remoteOf = (socket: { remoteAddress?: string; remotePort?: number } | undefined) => (socket ? `${socket.remoteAddress}:${socket.remotePort}` : undefined);
+const remoteOf = (socket: { remoteAddress?: string; remotePort?: number } | undefined) =>
+  socket ? `${socket.remoteAddress}:${socket.remotePort}` : undefined;
 
 /**
  * The TLS listener: each connection, once its handshake succeeds (with a valid client certificate
@@ -86,7 +88,10 @@ const remoteOf = (socket: { remoteAddress?: string; remotePort?: number } | unde
 export function tlsListener(settings: TlsSettings, handle: (socket: Socket) => void, log: Logger): Listener {
   const server = createTlsServer(secureContext(settings), (socket: TLSSocket) => handle(socket));
   server.on('tlsClientError', (err, socket) =>
-    log.warn({ remote: remoteOf(socket), err: err.message }, settings.requireClientCert ? 'TLS handshake failed (a valid client certificate is required)' : 'TLS handshake failed'),
+    log.warn(
+      { remote: remoteOf(socket), err: err.message },
+      settings.requireClientCert ? 'TLS handshake failed (a valid client certificate is required)' : 'TLS handshake failed',
+    ),
   );
   return { scheme: 'mqtts', port: settings.port, server };
 }
@@ -108,14 +113,18 @@ export function wsListener(
   };
   const server: HttpServer = settings.tls && tls ? createHttpsServer(secureContext(tls), notMqtt) : createHttpServer(notMqtt);
   if (settings.tls) {
-    server.on('tlsClientError', (err: Error, socket: TLSSocket) => log.warn({ remote: remoteOf(socket), err: err.message }, 'TLS handshake failed (WebSocket)'));
+    server.on('tlsClientError', (err: Error, socket: TLSSocket) =>
+      log.warn({ remote: remoteOf(socket), err: err.message }, 'TLS handshake failed (WebSocket)'),
+    );
   }
   const wss = new WebSocketServer({ server, path: WS_PATH, maxPayload: maxPacketBytes + FIXED_HEADER_MAX, perMessageDeflate: false });
   wss.on('connection', (ws, req) => {
     req.socket.setNoDelay(true);
     handle(createWebSocketStream(ws), req, remoteOf(req.socket));
   });
-  wss.on('wsClientError', (err, socket) => log.debug({ remote: remoteOf(socket as Socket), err: err.message }, 'WebSocket handshake failed'));
+  wss.on('wsClientError', (err, socket) =>
+    log.debug({ remote: remoteOf(socket as Socket), err: err.message }, 'WebSocket handshake failed'),
+  );
   wss.on('error', (err) => log.warn({ err: err.message }, 'WebSocket server error'));
   return {
     scheme: settings.tls ? 'wss' : 'ws',

@@ -49,7 +49,16 @@ export class CliClient {
   static async connect(cfg: CliConfig, clientIdPrefix = 'cutter-cli', streamBuilder?: () => Duplex): Promise<CliClient> {
     const t = topics(cfg.prefix);
     const id = `${clientIdPrefix}-${randomBytes(5).toString('hex')}`;
-    const client = await connectMqtt({ url: cfg.broker, streamBuilder, clientId: id, clean: true, timeoutMs: cfg.timeoutMs, username: cfg.username, password: cfg.password, reconnectPeriodMs: 500 });
+    const client = await connectMqtt({
+      url: cfg.broker,
+      streamBuilder,
+      clientId: id,
+      clean: true,
+      timeoutMs: cfg.timeoutMs,
+      username: cfg.username,
+      password: cfg.password,
+      reconnectPeriodMs: 500,
+    });
     const self = new CliClient(client, t, cfg, id);
     self.router = new MessageRouter(client, pino({ level: process.env.CUTTER_CLI_DEBUG ? 'debug' : 'silent' }, process.stderr));
     client.on('message', (topic, payload) => {
@@ -87,7 +96,12 @@ export class CliClient {
         const seen = this.controller
           ? `its last retained status says ${this.controller.state} (${new Date(this.controller.ts).toISOString()})`
           : 'no controller status was ever published on this broker';
-        reject(new CutterError('NO_CONTROLLER', `no reply from the controller within ${this.cfg.timeoutMs} ms on ${this.cfg.broker}: ${seen}. Is \`cutter server\` running?`));
+        reject(
+          new CutterError(
+            'NO_CONTROLLER',
+            `no reply from the controller within ${this.cfg.timeoutMs} ms on ${this.cfg.broker}: ${seen}. Is \`cutter server\` running?`,
+          ),
+        );
       }, this.cfg.timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
     });

@@ -16,21 +16,33 @@ export interface ParsedDockerRun {
 
 /** Flags that take a value, by every spelling. */
 const VALUE_FLAGS: Record<string, string> = {
-  '-m': 'memory', '--memory': 'memory',
+  '-m': 'memory',
+  '--memory': 'memory',
   '--cpus': 'cpus',
-  '-e': 'env', '--env': 'env',
-  '-w': 'workdir', '--workdir': 'workdir',
-  '-u': 'user', '--user': 'user',
+  '-e': 'env',
+  '--env': 'env',
+  '-w': 'workdir',
+  '--workdir': 'workdir',
+  '-u': 'user',
+  '--user': 'user',
   '--entrypoint': 'entrypoint',
-  '-l': 'label', '--label': 'label',
+  '-l': 'label',
+  '--label': 'label',
   '--name': 'name',
-  '-p': 'publish', '--publish': 'publish',
+  '-p': 'publish',
+  '--publish': 'publish',
 };
 /** Flags without a value that are accepted. `--rm` is what cutter always does; `-i`/`-t` have no terminal to attach to. */
-const BOOL_FLAGS: Record<string, string> = { '--rm': 'rm', '-d': 'detach', '--detach': 'detach', '-i': 'ignore', '--interactive': 'ignore' };
+const BOOL_FLAGS: Record<string, string> = {
+  '--rm': 'rm',
+  '-d': 'detach',
+  '--detach': 'detach',
+  '-i': 'ignore',
+  '--interactive': 'ignore',
+};
 const REFUSED: Record<string, string> = {
-  '-v': 'volumes (host mounts) are not supported: a node\'s files are not the server\'s',
-  '--volume': 'volumes (host mounts) are not supported: a node\'s files are not the server\'s',
+  '-v': "volumes (host mounts) are not supported: a node's files are not the server's",
+  '--volume': "volumes (host mounts) are not supported: a node's files are not the server's",
   '--mount': 'mounts are not supported',
   '--privileged': 'privileged containers are not allowed',
   '--network': 'choosing the network is not supported',
@@ -54,7 +66,8 @@ export function parsePublish(value: string, flag = '-p'): { server: number; cont
   const parts = v.split(':');
   if (parts.length > 2) throw bad('give SERVER_PORT:CONTAINER_PORT (the server chooses its own interface)');
   const nums = parts.map((p) => (/^\d{1,5}$/.test(p) ? Number(p) : NaN));
-  if (nums.some((n) => !Number.isInteger(n) || n < 1 || n > 65535)) throw bad('ports are numbers from 1 to 65535 (ranges are not supported)');
+  if (nums.some((n) => !Number.isInteger(n) || n < 1 || n > 65535))
+    throw bad('ports are numbers from 1 to 65535 (ranges are not supported)');
   return { server: nums[0], container: nums[nums.length - 1] };
 }
 
@@ -93,7 +106,11 @@ export function parseDockerRun(args: string[]): ParsedDockerRun {
       continue;
     }
     const name = VALUE_FLAGS[flag];
-    if (!name) throw new CutterError('INVALID_ARGUMENT', `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, -p, --rm, -d)`);
+    if (!name)
+      throw new CutterError(
+        'INVALID_ARGUMENT',
+        `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, -p, --rm, -d)`,
+      );
     const value = inline ?? args[++i];
     if (value === undefined) throw new CutterError('INVALID_ARGUMENT', `docker run ${flag} needs a value`);
     switch (name) {
@@ -106,7 +123,8 @@ export function parseDockerRun(args: string[]): ParsedDockerRun {
         break;
       case 'cpus': {
         const n = Number(value);
-        if (!Number.isFinite(n) || n <= 0) throw new CutterError('INVALID_ARGUMENT', `docker run --cpus ${value}: expected a positive number of CPUs`);
+        if (!Number.isFinite(n) || n <= 0)
+          throw new CutterError('INVALID_ARGUMENT', `docker run --cpus ${value}: expected a positive number of CPUs`);
         spec.cpus = n;
         break;
       }

@@ -80,13 +80,17 @@ export class FileLink {
 
   async close(): Promise<void> {
     this.mqtt.off('message', this.onMessage);
-    await this.mqtt.unsubscribeAsync([this.t.filesOut(this.node, this.clientId), this.t.filesOutData(this.node, this.clientId)]).catch(() => undefined);
+    await this.mqtt
+      .unsubscribeAsync([this.t.filesOut(this.node, this.clientId), this.t.filesOutData(this.node, this.clientId)])
+      .catch(() => undefined);
   }
 
   /** Sends a control message (QoS 1; QoS 0 for acks, which are superseded by the next). */
   send(body: FileIn extends infer I ? (I extends FileIn ? Omit<I, 'v'> : never) : never): Promise<unknown> {
     if (!this.mqtt.connected && body.type === 'ack') return Promise.resolve();
-    return this.mqtt.publishAsync(this.t.filesIn(this.node, this.clientId), encode({ v: 1, ...body }), { qos: body.type === 'ack' ? 0 : 1 });
+    return this.mqtt.publishAsync(this.t.filesIn(this.node, this.clientId), encode({ v: 1, ...body }), {
+      qos: body.type === 'ack' ? 0 : 1,
+    });
   }
 
   /** Sends a chunk frame (QoS 0). @returns false while disconnected (nothing sent). */
@@ -108,7 +112,12 @@ export class FileLink {
    * Asks once (retrying every `stallMs` up to `timeoutMs`) and resolves with the first reply of
    * `xfer` that `accept` takes. @throws CutterError for an `error` reply or the timeout.
    */
-  async ask<T extends FileOut>(body: Parameters<FileLink['send']>[0], accept: (m: FileOut) => m is T, stallMs = 3000, timeoutMs = 30_000): Promise<T> {
+  async ask<T extends FileOut>(
+    body: Parameters<FileLink['send']>[0],
+    accept: (m: FileOut) => m is T,
+    stallMs = 3000,
+    timeoutMs = 30_000,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const deadline = Date.now() + timeoutMs;
       const off = this.onControl((m) => {
@@ -117,7 +126,15 @@ export class FileLink {
         else if (accept(m)) finish(() => resolve(m));
       });
       const timer = setInterval(() => {
-        if (Date.now() > deadline) finish(() => reject(new CutterError('TIMEOUT', `node ${this.node} did not answer within ${timeoutMs} ms: is its agent online (cutter nodes list)?`)));
+        if (Date.now() > deadline)
+          finish(() =>
+            reject(
+              new CutterError(
+                'TIMEOUT',
+                `node ${this.node} did not answer within ${timeoutMs} ms: is its agent online (cutter nodes list)?`,
+              ),
+            ),
+          );
         else void this.send(body).catch(() => undefined);
       }, stallMs);
       const finish = (fn: () => void) => {
@@ -131,7 +148,9 @@ export class FileLink {
 }
 
 /** Maps an agent's error code onto a CLI error code. */
-export function errorCode(code: string): 'POLICY_DENIED' | 'NOT_FOUND' | 'EXECUTOR_DISABLED' | 'INVALID_ARGUMENT' | 'EXECUTOR_UNAVAILABLE' | 'INTERNAL' {
+export function errorCode(
+  code: string,
+): 'POLICY_DENIED' | 'NOT_FOUND' | 'EXECUTOR_DISABLED' | 'INVALID_ARGUMENT' | 'EXECUTOR_UNAVAILABLE' | 'INTERNAL' {
   switch (code) {
     case 'PATH_DENIED':
       return 'POLICY_DENIED';
@@ -157,7 +176,12 @@ const newXfer = () => randomBytes(16).toString('hex');
  * @throws CutterError: the node's refusal (POLICY_DENIED, NOT_FOUND, EXECUTOR_DISABLED,
  *   INVALID_ARGUMENT), INTERNAL on a SHA-256 mismatch, TIMEOUT when nothing moves for `timeoutMs`.
  */
-export async function putFile(link: FileLink, localPath: string, target: { kind: 'put'; remotePath: string; mode?: number } | { kind: 'image.put'; image: string }, opts: TransferOptions = {}): Promise<TransferResult> {
+export async function putFile(
+  link: FileLink,
+  localPath: string,
+  target: { kind: 'put'; remotePath: string; mode?: number } | { kind: 'image.put'; image: string },
+  opts: TransferOptions = {},
+): Promise<TransferResult> {
   const chunkBytes = opts.chunkBytes ?? 512 * 1024;
   const windowBytes = opts.windowBytes ?? 8 * chunkBytes;
   const stallMs = opts.stallMs ?? 3000;
@@ -170,10 +194,17 @@ export async function putFile(link: FileLink, localPath: string, target: { kind:
   const sha256 = await sha256File(localPath, size);
   const xfer = newXfer();
   const started = Date.now();
-  const request = target.kind === 'put'
-    ? ({ type: 'put', xfer, path: target.remotePath, size, sha256, ...(target.mode !== undefined ? { mode: target.mode } : {}) } as const)
-    : ({ type: 'image.put', xfer, image: target.image, size, sha256 } as const);
-  const pump = new ChunkPump({ path: localPath, size, chunkBytes, windowBytes, send: (offset, data) => link.sendChunk(xfer, offset, data) });
+  const request =
+    target.kind === 'put'
+      ? ({ type: 'put', xfer, path: target.remotePath, size, sha256, ...(target.mode !== undefined ? { mode: target.mode } : {}) } as const)
+      : ({ type: 'image.put', xfer, image: target.image, size, sha256 } as const);
+  const pump = new ChunkPump({
+    path: localPath,
+    size,
+    chunkBytes,
+    windowBytes,
+    send: (offset, data) => link.sendChunk(xfer, offset, data),
+  });
   const resumedFrom: number[] = [];
   let startOffset = -1;
   let remotePath = target.kind === 'put' ? target.remotePath : '';
@@ -230,7 +261,13 @@ export async function putFile(link: FileLink, localPath: string, target: { kind:
       });
       const timer = setInterval(() => {
         const now = Date.now();
-        if (now - lastMove > timeoutMs) return fail(new CutterError('TIMEOUT', `no progress for ${timeoutMs} ms sending to node ${link.node}: is its agent online (cutter nodes list)?`));
+        if (now - lastMove > timeoutMs)
+          return fail(
+            new CutterError(
+              'TIMEOUT',
+              `no progress for ${timeoutMs} ms sending to node ${link.node}: is its agent online (cutter nodes list)?`,
+            ),
+          );
         // No ack (or no answer) for a while: ask again; the node answers with its offset.
         if (now - Math.max(lastMove, lastAsk) > stallMs) {
           lastAsk = now;
@@ -267,7 +304,7 @@ export async function getFile(link: FileLink, remotePath: string, localPath: str
   let offset = 0;
   let ifSha256: string | undefined;
   try {
-    const side = JSON.parse(await readFile(localPath + PART_SUFFIX + '.json', 'utf8')) as { size: number; sha256: string };
+    const side = JSON.parse(await readFile(`${localPath + PART_SUFFIX}.json`, 'utf8')) as { size: number; sha256: string };
     offset = Math.min((await stat(localPath + PART_SUFFIX)).size, side.size);
     ifSha256 = side.sha256;
   } catch {
@@ -285,7 +322,9 @@ export async function getFile(link: FileLink, remotePath: string, localPath: str
   const ask = () => {
     lastAsk = Date.now();
     const at = part?.offset ?? offset;
-    void link.send({ type: 'get', xfer, path: remotePath, offset: at, ...(meta ? { ifSha256: meta.sha256 } : ifSha256 ? { ifSha256 } : {}) }).catch(() => undefined);
+    void link
+      .send({ type: 'get', xfer, path: remotePath, offset: at, ...(meta ? { ifSha256: meta.sha256 } : ifSha256 ? { ifSha256 } : {}) })
+      .catch(() => undefined);
   };
   try {
     return await new Promise<TransferResult>((resolve, reject) => {
@@ -294,9 +333,28 @@ export async function getFile(link: FileLink, remotePath: string, localPath: str
         finishing = true;
         const { ok, sha256 } = await part!.finish();
         await link.send({ type: 'done', xfer, ok, ...(ok ? {} : { message: `SHA-256 mismatch: ${sha256}` }) }).catch(() => undefined);
-        if (!ok) return fail(new CutterError('INTERNAL', `SHA-256 mismatch fetching ${remotePath} from ${link.node}: got ${sha256}, the node has ${meta!.sha256}; the partial file was deleted, run cutter cp again`));
+        if (!ok)
+          return fail(
+            new CutterError(
+              'INTERNAL',
+              `SHA-256 mismatch fetching ${remotePath} from ${link.node}: got ${sha256}, the node has ${meta!.sha256}; the partial file was deleted, run cutter cp again`,
+            ),
+          );
         opts.onProgress?.(meta!.size, meta!.size);
-        finish(() => resolve({ direction: 'get', node: link.node, remotePath: meta!.path, localPath, bytes: meta!.size, sha256, ms: Date.now() - started, resumedFrom, startOffset: Math.max(0, startOffset), wireBytes }));
+        finish(() =>
+          resolve({
+            direction: 'get',
+            node: link.node,
+            remotePath: meta!.path,
+            localPath,
+            bytes: meta!.size,
+            sha256,
+            ms: Date.now() - started,
+            resumedFrom,
+            startOffset: Math.max(0, startOffset),
+            wireBytes,
+          }),
+        );
       };
       // Chunks are written one after another; a promise chain keeps them in arrival order.
       let writes: Promise<unknown> = Promise.resolve();
@@ -304,40 +362,50 @@ export async function getFile(link: FileLink, remotePath: string, localPath: str
         const frame = decodeFrame(payload);
         if (!frame || frame.xfer !== xfer || finishing) return;
         // Queued behind the `meta` handler, which opens the part file: early chunks are not lost.
-        writes = writes.then(async () => {
-          if (finishing || !part) return;
-          const at = await part!.write(frame.offset, frame.data);
-          if (at === null) return;
-          wireBytes += frame.data.length;
-          lastMove = Date.now();
-          opts.onProgress?.(at, part!.size);
-          void link.send({ type: 'ack', xfer, offset: at }).catch(() => undefined);
-          if (part!.complete) await complete();
-        }).catch((err) => fail(err as Error));
+        writes = writes
+          .then(async () => {
+            if (finishing || !part) return;
+            const at = await part!.write(frame.offset, frame.data);
+            if (at === null) return;
+            wireBytes += frame.data.length;
+            lastMove = Date.now();
+            opts.onProgress?.(at, part!.size);
+            void link.send({ type: 'ack', xfer, offset: at }).catch(() => undefined);
+            if (part!.complete) await complete();
+          })
+          .catch((err) => fail(err as Error));
       });
       const offControl = link.onControl((m) => {
         if (m.xfer !== xfer) return;
         if (m.type === 'error') return fail(new CutterError(errorCode(m.code), `node ${link.node}: ${m.message}`));
         if (m.type !== 'meta' || finishing) return;
-        writes = writes.then(async () => {
-          lastMove = Date.now();
-          if (!part) {
-            meta = m;
-            part = await PartFile.open(localPath, m.size, m.sha256);
-            if (startOffset < 0) startOffset = m.offset;
-          } else if (reopening) {
-            resumedFrom.push(m.offset);
-          }
-          reopening = false;
-          // The node starts elsewhere than our part file ends: ask again from our offset.
-          if (m.offset !== part.offset) return ask();
-          if (part.complete) await complete();
-        }).catch((err) => fail(err as Error));
+        writes = writes
+          .then(async () => {
+            lastMove = Date.now();
+            if (!part) {
+              meta = m;
+              part = await PartFile.open(localPath, m.size, m.sha256);
+              if (startOffset < 0) startOffset = m.offset;
+            } else if (reopening) {
+              resumedFrom.push(m.offset);
+            }
+            reopening = false;
+            // The node starts elsewhere than our part file ends: ask again from our offset.
+            if (m.offset !== part.offset) return ask();
+            if (part.complete) await complete();
+          })
+          .catch((err) => fail(err as Error));
       });
       const timer = setInterval(() => {
         const now = Date.now();
         if (finishing) return;
-        if (now - lastMove > timeoutMs) return fail(new CutterError('TIMEOUT', `no progress for ${timeoutMs} ms fetching from node ${link.node}: is its agent online (cutter nodes list)?`));
+        if (now - lastMove > timeoutMs)
+          return fail(
+            new CutterError(
+              'TIMEOUT',
+              `no progress for ${timeoutMs} ms fetching from node ${link.node}: is its agent online (cutter nodes list)?`,
+            ),
+          );
         if (now - Math.max(lastMove, lastAsk) > stallMs) {
           reopening = Boolean(part);
           ask();

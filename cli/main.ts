@@ -13,7 +13,10 @@ type Register = (program: Command) => void;
 /** Top-level command name → the registrations it needs, in order. */
 const COMMANDS: Record<string, () => Promise<Register[]>> = {
   server: async () => [(await import('./commands/daemons.js')).registerDaemons],
-  agent: async () => [(await import('./commands/daemons.js')).registerDaemons, (await import('./commands/agent-install.js')).registerAgentInstall],
+  agent: async () => [
+    (await import('./commands/daemons.js')).registerDaemons,
+    (await import('./commands/agent-install.js')).registerAgentInstall,
+  ],
   nodes: async () => [(await import('./commands/nodes.js')).registerNodes],
   run: async () => [(await import('./commands/run.js')).registerRun],
   tasks: async () => [(await import('./commands/tasks.js')).registerTasks],

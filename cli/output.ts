@@ -6,7 +6,11 @@ import { CutterError, errorMessage } from '../shared/errors.js';
 /** Renders rows as a left-aligned table with a header, two spaces between columns. */
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
@@ -21,7 +25,8 @@ export function printJson(value: unknown): void {
  */
 export function printError(err: unknown, json: boolean): void {
   const code = err instanceof CutterError ? err.code : 'INTERNAL';
-  const rejections = err instanceof CutterError && Array.isArray(err.details) ? (err.details as { node: string; reason: string }[]) : undefined;
+  const rejections =
+    err instanceof CutterError && Array.isArray(err.details) ? (err.details as { node: string; reason: string }[]) : undefined;
   if (json) {
     printJson({ error: { code, message: errorMessage(err), ...(rejections ? { rejections } : {}) } });
     return;

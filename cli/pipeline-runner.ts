@@ -6,7 +6,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CutterError, errorMessage } from '../shared/errors.js';
-import { SubmitResultSchema, TaskLogsResultSchema, TaskOptionsSchema, isTerminal, type Pipeline, type PipelineStep, type TaskEvent, type TaskSpec, type TaskState } from '../shared/schemas/index.js';
+import {
+  SubmitResultSchema,
+  TaskLogsResultSchema,
+  TaskOptionsSchema,
+  isTerminal,
+  type Pipeline,
+  type PipelineStep,
+  type TaskEvent,
+  type TaskSpec,
+  type TaskState,
+} from '../shared/schemas/index.js';
 import type { CliClient } from './client.js';
 
 export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
@@ -36,10 +46,18 @@ export function substitute<T>(value: T, outputs: Map<string, string>, stepId: st
   const one = (s: string) =>
     s.replace(/\$\{\{\s*steps\.([A-Za-z0-9_-]+)\.output\s*\}\}/g, (_m, id: string) => {
       const out = outputs.get(id);
-      if (out === undefined) throw new CutterError('INVALID_ARGUMENT', `step "${stepId}" uses the output of "${id}", which it does not need (add it to needs)`);
+      if (out === undefined)
+        throw new CutterError('INVALID_ARGUMENT', `step "${stepId}" uses the output of "${id}", which it does not need (add it to needs)`);
       return out.trimEnd();
     });
-  const walk = (v: unknown): unknown => (typeof v === 'string' ? one(v) : Array.isArray(v) ? v.map(walk) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)])) : v);
+  const walk = (v: unknown): unknown =>
+    typeof v === 'string'
+      ? one(v)
+      : Array.isArray(v)
+        ? v.map(walk)
+        : v && typeof v === 'object'
+          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
+          : v;
   return walk(value) as T;
 }
 
@@ -51,7 +69,12 @@ export function outputOf(events: TaskEvent[], attempt: number): string {
     if (e.type === 'log' && e.stream === 'stdout') out += e.data;
     if (e.type === 'chunks') {
       for (const c of e.chunks) {
-        const text = typeof c.response === 'string' ? c.response : typeof (c.message as { content?: unknown } | undefined)?.content === 'string' ? (c.message as { content: string }).content : undefined;
+        const text =
+          typeof c.response === 'string'
+            ? c.response
+            : typeof (c.message as { content?: unknown } | undefined)?.content === 'string'
+              ? (c.message as { content: string }).content
+              : undefined;
         out += text ?? `${JSON.stringify(c)}\n`;
       }
     }
@@ -77,9 +100,18 @@ export async function allEvents(client: CliClient, taskId: string): Promise<Task
  * @param onChange called whenever a step's status changes.
  * @returns every step's result, in the file's order.
  */
-export async function runPipeline(client: CliClient, pipeline: Pipeline, onChange: (r: StepResult) => void = () => undefined): Promise<{ runId: string; steps: StepResult[] }> {
+export async function runPipeline(
+  client: CliClient,
+  pipeline: Pipeline,
+  onChange: (r: StepResult) => void = () => undefined,
+): Promise<{ runId: string; steps: StepResult[] }> {
   const runId = randomBytes(3).toString('hex');
-  const results = new Map<string, StepResult>(pipeline.steps.map((s) => [s.id, { id: s.id, status: 'pending', taskId: null, node: null, taskState: null, exitCode: null, output: null, reason: null }]));
+  const results = new Map<string, StepResult>(
+    pipeline.steps.map((s) => [
+      s.id,
+      { id: s.id, status: 'pending', taskId: null, node: null, taskState: null, exitCode: null, output: null, reason: null },
+    ]),
+  );
   const outputs = new Map<string, string>();
   const running = new Map<string, Promise<void>>();
   const set = (id: string, patch: Partial<StepResult>) => {
@@ -97,13 +129,21 @@ export async function runPipeline(client: CliClient, pipeline: Pipeline, onChang
         for (const n of step.needs) env[envName(n)] = outputs.get(n)!;
         env.CUTTER_INPUT = step.needs.map((n) => outputs.get(n)!).join('');
         const big = Object.entries(env).find(([, v]) => v.length > MAX_ENV_OUTPUT);
-        if (big) throw new CutterError('INVALID_ARGUMENT', `${big[0]} would be ${big[1].length} characters, over ${MAX_ENV_OUTPUT}: pass large outputs as files (cutter cp)`);
+        if (big)
+          throw new CutterError(
+            'INVALID_ARGUMENT',
+            `${big[0]} would be ${big[1].length} characters, over ${MAX_ENV_OUTPUT}: pass large outputs as files (cutter cp)`,
+          );
         spec = { ...spec, env: { ...env, ...spec.env } };
       }
       const ended = new Promise<TaskState>((resolve) => {
-        void client.follow(taskId, () => undefined, (s) => {
-          if (isTerminal(s.state)) resolve(s);
-        });
+        void client.follow(
+          taskId,
+          () => undefined,
+          (s) => {
+            if (isTerminal(s.state)) resolve(s);
+          },
+        );
       });
       set(step.id, { status: 'running', taskId });
       await client.request(
@@ -111,7 +151,11 @@ export async function runPipeline(client: CliClient, pipeline: Pipeline, onChang
           op: 'submit',
           taskId,
           spec,
-          requirements: { ...(step.node ? { node: step.node } : {}), memory: step.memory ?? (spec.kind === 'docker' ? (spec.memoryLimit ?? 0) : 0), cpus: step.cpus ?? 0 },
+          requirements: {
+            ...(step.node ? { node: step.node } : {}),
+            memory: step.memory ?? (spec.kind === 'docker' ? (spec.memoryLimit ?? 0) : 0),
+            cpus: step.cpus ?? 0,
+          },
           options: TaskOptionsSchema.parse(step.timeout !== undefined ? { timeoutMs: step.timeout } : {}),
         },
         SubmitResultSchema,
@@ -122,7 +166,14 @@ export async function runPipeline(client: CliClient, pipeline: Pipeline, onChang
         outputs.set(step.id, output);
         set(step.id, { status: 'succeeded', node: final.node, taskState: final.state, exitCode: final.exitCode, output });
       } else {
-        set(step.id, { status: 'failed', node: final.node, taskState: final.state, exitCode: final.exitCode, output, reason: final.error ? `${final.error.code}: ${final.error.message}` : final.state });
+        set(step.id, {
+          status: 'failed',
+          node: final.node,
+          taskState: final.state,
+          exitCode: final.exitCode,
+          output,
+          reason: final.error ? `${final.error.code}: ${final.error.message}` : final.state,
+        });
       }
     } catch (err) {
       set(step.id, { status: 'failed', taskId: results.get(step.id)!.taskId, reason: errorMessage(err) });
@@ -137,10 +188,16 @@ export async function runPipeline(client: CliClient, pipeline: Pipeline, onChang
       const needs = step.needs.map((n) => results.get(n)!);
       const blocked = needs.find((n) => n.status === 'failed' || n.status === 'skipped');
       if (blocked) {
-        set(step.id, { status: 'skipped', reason: `needs "${blocked.id}", which ${blocked.status === 'failed' ? 'failed' : 'was skipped'}` });
+        set(step.id, {
+          status: 'skipped',
+          reason: `needs "${blocked.id}", which ${blocked.status === 'failed' ? 'failed' : 'was skipped'}`,
+        });
         progressed = true;
       } else if (needs.every((n) => n.status === 'succeeded')) {
-        running.set(step.id, launch(step).finally(() => running.delete(step.id)));
+        running.set(
+          step.id,
+          launch(step).finally(() => running.delete(step.id)),
+        );
         progressed = true;
       }
     }

@@ -24,7 +24,9 @@ export class ProgressBar {
     const width = 30;
     const filled = Math.round((pct / 100) * width);
     const rate = done / Math.max(0.001, (now - this.started) / 1000);
-    process.stderr.write(`\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(pct).padStart(3)}% ${formatBytes(done)}/${formatBytes(this.total)} ${formatBytes(rate)}/s   `);
+    process.stderr.write(
+      `\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(pct).padStart(3)}% ${formatBytes(done)}/${formatBytes(this.total)} ${formatBytes(rate)}/s   `,
+    );
   }
 
   /** Ends the line. */

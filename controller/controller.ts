@@ -115,7 +115,8 @@ export class Controller {
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
     this.store = new StateStore(opts.dataDir);
-    this.store.onCommitError = (err) => this.log.error({ err: errorMessage(err) }, 'state commit failed: the changes of this turn are rolled back and not announced');
+    this.store.onCommitError = (err) =>
+      this.log.error({ err: errorMessage(err) }, 'state commit failed: the changes of this turn are rolled back and not announced');
     this.registry = new NodeRegistry(this.store.drainedNodes());
     this.tasks = new TaskStore(this.store, opts.keepFinished);
     this.audit = opts.audit ?? new AuditLog(join(opts.dataDir, 'audit.jsonl'));
@@ -168,7 +169,10 @@ export class Controller {
       void this.serial('sweep', () => this.sweep()).finally(() => (this.sweeping = false));
     }, SWEEP_MS);
     this.requestSchedule();
-    this.log.info({ broker: this.opts.brokerUrl, prefix: this.opts.prefix, dataDir: this.opts.dataDir, recoveredTasks: live }, 'controller started');
+    this.log.info(
+      { broker: this.opts.brokerUrl, prefix: this.opts.prefix, dataDir: this.opts.dataDir, recoveredTasks: live },
+      'controller started',
+    );
   }
 
   /** Whether an attempt of the task was ever placed on the node (for the broker's ACL); undefined for a task it does not know. */
@@ -208,7 +212,9 @@ export class Controller {
    * changing halfway.
    */
   private serial(what: string, fn: () => Promise<void> | void): Promise<void> {
-    const run = this.chain.then(fn).catch((err: unknown) => this.log.error({ err: errorMessage(err), stack: (err as Error)?.stack }, `${what} failed`));
+    const run = this.chain
+      .then(fn)
+      .catch((err: unknown) => this.log.error({ err: errorMessage(err), stack: (err as Error)?.stack }, `${what} failed`));
     this.chain = run;
     return run;
   }
@@ -245,7 +251,8 @@ export class Controller {
     const now = this.now();
     const change = this.registry.update(status, now);
     this.events.emit('node', status.node);
-    if (change.isNew || change.cameBack || change.wentDown) this.log.info({ node: status.node, state: status.state, cameBack: change.cameBack, reason: status.reason }, 'node state changed');
+    if (change.isNew || change.cameBack || change.wentDown)
+      this.log.info({ node: status.node, state: status.state, cameBack: change.cameBack, reason: status.reason }, 'node state changed');
     if (status.state === 'offline') {
       await this.nodeDown(status.node, status.reason ?? 'offline');
       this.requestSchedule();
@@ -259,23 +266,41 @@ export class Controller {
       // A current attempt whose result just came in may stay listed until the agent's result is
       // acknowledged; one that ended otherwise (cancelled, lost, timed out) is told to stop.
       const finishing =
-        record && (record.state.state === 'succeeded' || record.state.state === 'failed') && record.state.exitCode !== null &&
-        record.state.attempt === attempt && record.state.node === status.node && this.now() - (record.state.finishedAt ?? 0) < FINISHING_GRACE_MS;
-      if (!finishing && (!record || isTerminal(record.state.state) || record.state.attempt !== attempt || record.state.node !== status.node)) {
-        await this.fence(status.node, taskId, attempt, !record ? 'unknown task' : isTerminal(record.state.state) ? `task already ${record.state.state}` : 'not the current attempt');
+        record &&
+        (record.state.state === 'succeeded' || record.state.state === 'failed') &&
+        record.state.exitCode !== null &&
+        record.state.attempt === attempt &&
+        record.state.node === status.node &&
+        this.now() - (record.state.finishedAt ?? 0) < FINISHING_GRACE_MS;
+      if (
+        !finishing &&
+        (!record || isTerminal(record.state.state) || record.state.attempt !== attempt || record.state.node !== status.node)
+      ) {
+        await this.fence(
+          status.node,
+          taskId,
+          attempt,
+          !record ? 'unknown task' : isTerminal(record.state.state) ? `task already ${record.state.state}` : 'not the current attempt',
+        );
       }
     }
     for (const record of this.tasks.activeOn(status.node)) {
       const here = listed.get(record.state.taskId) === record.state.attempt;
       if (record.state.state === 'unknown') {
         // The node is back inside the window: carry on where it was, or find out it is gone.
-        await this.updateAndPublish(record, { state: record.state.startedAt ? 'running' : 'assigned', reason: null }, { lostAt: null, missing: here ? 0 : 1 });
+        await this.updateAndPublish(
+          record,
+          { state: record.state.startedAt ? 'running' : 'assigned', reason: null },
+          { lostAt: null, missing: here ? 0 : 1 },
+        );
         if (here) this.log.info({ taskId: record.state.taskId, node: status.node }, 'node came back; task carries on');
         continue;
       }
       if (here) record.missing = 0;
       else if (record.accepted && ++record.missing >= MISSING_HEARTBEATS) {
-        await this.attemptEnded(record, 'lost', { error: { code: 'NODE_LOST', message: `node ${status.node} no longer runs attempt ${record.state.attempt}` } });
+        await this.attemptEnded(record, 'lost', {
+          error: { code: 'NODE_LOST', message: `node ${status.node} no longer runs attempt ${record.state.attempt}` },
+        });
       }
     }
     this.requestSchedule();
@@ -292,7 +317,11 @@ export class Controller {
       if (lostAfter === 0) {
         await this.attemptEnded(record, 'lost', { error: { code: 'NODE_LOST', message } });
       } else {
-        await this.updateAndPublish(record, { state: 'unknown', reason: clip(`${message}; lost unless it is back within ${formatDuration(lostAfter)}`, 4_000) }, { lostAt: now + lostAfter });
+        await this.updateAndPublish(
+          record,
+          { state: 'unknown', reason: clip(`${message}; lost unless it is back within ${formatDuration(lostAfter)}`, 4_000) },
+          { lostAt: now + lostAfter },
+        );
       }
     }
   }
@@ -314,7 +343,9 @@ export class Controller {
       const s = record.state;
       if (isTerminal(s.state)) continue;
       if (s.state === 'unknown' && record.lostAt !== null && record.lostAt <= now) {
-        await this.attemptEnded(record, 'lost', { error: { code: 'NODE_LOST', message: `node ${s.node} did not come back within the task's lost-after window` } });
+        await this.attemptEnded(record, 'lost', {
+          error: { code: 'NODE_LOST', message: `node ${s.node} did not come back within the task's lost-after window` },
+        });
         continue;
       }
       if (s.node && s.state !== 'queued' && s.state !== 'unknown' && graceOver && this.registry.get(s.node) === undefined) {
@@ -322,16 +353,30 @@ export class Controller {
         await this.nodeDown(s.node, 'not heard from since the controller restarted');
         continue;
       }
-      if (s.state === 'assigned' && !record.accepted && record.leaseExpiresAt !== null && record.leaseExpiresAt <= now && (graceOver || record.leaseExpiresAt > this.startedAt)) {
+      if (
+        s.state === 'assigned' &&
+        !record.accepted &&
+        record.leaseExpiresAt !== null &&
+        record.leaseExpiresAt <= now &&
+        (graceOver || record.leaseExpiresAt > this.startedAt)
+      ) {
         const node = s.node!;
-        await this.attemptEnded(record, 'lost', { error: { code: 'LEASE_EXPIRED', message: `node ${node} did not accept attempt ${s.attempt} within ${this.opts.leaseMs} ms` } });
+        await this.attemptEnded(record, 'lost', {
+          error: { code: 'LEASE_EXPIRED', message: `node ${node} did not accept attempt ${s.attempt} within ${this.opts.leaseMs} ms` },
+        });
         await this.fence(node, s.taskId, s.attempt, 'lease expired');
         continue;
       }
       const deadline = s.options.timeoutMs === null ? null : s.createdAt + s.options.timeoutMs;
       if (deadline !== null && deadline <= now && !record.timedOut) {
         if (s.state === 'queued') {
-          await this.finish(record, { state: 'failed', error: { code: 'TIMEOUT', message: `timed out after ${formatDuration(s.options.timeoutMs!)} waiting in the queue${s.reason ? `: ${s.reason}` : ''}` } });
+          await this.finish(record, {
+            state: 'failed',
+            error: {
+              code: 'TIMEOUT',
+              message: `timed out after ${formatDuration(s.options.timeoutMs!)} waiting in the queue${s.reason ? `: ${s.reason}` : ''}`,
+            },
+          });
         } else {
           record.timedOut = true;
           this.tasks.save(record);
@@ -348,11 +393,12 @@ export class Controller {
   private requestSchedule(): void {
     if (this.schedulePending) return;
     this.schedulePending = true;
-    setImmediate(() =>
-      void this.serial('scheduling', () => {
-        this.schedulePending = false;
-        return this.schedule();
-      }),
+    setImmediate(
+      () =>
+        void this.serial('scheduling', () => {
+          this.schedulePending = false;
+          return this.schedule();
+        }),
     );
   }
 
@@ -366,16 +412,25 @@ export class Controller {
   }
 
   /** @returns the rejections when nothing fits now (the task stays queued), null when placed. */
-  private async tryPlace(record: TaskRecord, publishWaiting = true): Promise<{ message: string; rejections: { node: string; reason: string }[] } | null> {
+  private async tryPlace(
+    record: TaskRecord,
+    publishWaiting = true,
+  ): Promise<{ message: string; rejections: { node: string; reason: string }[] } | null> {
     const now = this.now();
     const s = record.state;
     if (s.state !== 'queued') return null;
     const spec = record.spec;
     const ollama = spec.kind === 'ollama' ? { op: spec.op, model: spec.model, pull: spec.pull } : undefined;
-    const placement = place({ kind: s.kind, requirements: s.requirements, ollama }, { ...this.registry.snapshot(now, this.opts.policy), modelRules: this.opts.modelRules });
+    const placement = place(
+      { kind: s.kind, requirements: s.requirements, ollama },
+      { ...this.registry.snapshot(now, this.opts.policy), modelRules: this.opts.modelRules },
+    );
     if (!placement.ok) {
       // TaskState caps reason at 4,000 characters; a large mesh lists many rejected nodes.
-      const reason = clip(`waiting: ${placement.message}${placement.rejections.length ? ` (${placement.rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')})` : ''}`, 4_000);
+      const reason = clip(
+        `waiting: ${placement.message}${placement.rejections.length ? ` (${placement.rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')})` : ''}`,
+        4_000,
+      );
       if (reason !== s.reason) {
         // Once per change of the answer, not once per placement pass (a queued task is retried often).
         this.events.emit('rejected', { taskId: s.taskId, kind: s.kind, rejections: placement.rejections });
@@ -390,23 +445,52 @@ export class Controller {
     if (!record.nodes?.includes(placement.node)) record.nodes = [...(record.nodes ?? []), placement.node];
     this.tasks.update(
       record,
-      { state: 'assigned', node: placement.node, attempt, placement: clip(placement.reason, 2_000), reason: null, assignedAt: now, startedAt: null, exitCode: null, oomKilled: false },
+      {
+        state: 'assigned',
+        node: placement.node,
+        attempt,
+        placement: clip(placement.reason, 2_000),
+        reason: null,
+        assignedAt: now,
+        startedAt: null,
+        exitCode: null,
+        oomKilled: false,
+      },
       { accepted: false, leaseExpiresAt, lostAt: null, missing: 0 },
       now,
     );
     this.log.info({ taskId: s.taskId, attempt, node: placement.node, kind: s.kind, placement: placement.reason }, 'task placed');
     this.events.emit('placed', { taskId: s.taskId, node: placement.node, kind: s.kind, attempt });
-    this.audit.record({ who: 'controller', action: 'placement', outcome: 'ok', taskId: s.taskId, node: placement.node, detail: `attempt ${attempt}: ${placement.reason}` });
+    this.audit.record({
+      who: 'controller',
+      action: 'placement',
+      outcome: 'ok',
+      taskId: s.taskId,
+      node: placement.node,
+      detail: `attempt ${attempt}: ${placement.reason}`,
+    });
     await this.publishState(record);
     const nodeRunId = this.registry.get(placement.node)?.runId ?? null;
-    const assignment: Assignment = { v: 1, taskId: s.taskId, attempt, leaseExpiresAt, spec: record.spec, requirements: s.requirements, nodeRunId };
+    const assignment: Assignment = {
+      v: 1,
+      taskId: s.taskId,
+      attempt,
+      leaseExpiresAt,
+      spec: record.spec,
+      requirements: s.requirements,
+      nodeRunId,
+    };
     this.publish(this.t.nodeAssign(placement.node), encode(assignment), { qos: 1 });
     return null;
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------------
 
-  private async updateAndPublish(record: TaskRecord, patch: Partial<TaskState>, extra: Partial<Omit<TaskRecord, 'state'>> = {}): Promise<void> {
+  private async updateAndPublish(
+    record: TaskRecord,
+    patch: Partial<TaskState>,
+    extra: Partial<Omit<TaskRecord, 'state'>> = {},
+  ): Promise<void> {
     if (this.tasks.update(record, patch, extra, this.now())) await this.publishState(record);
   }
 
@@ -424,7 +508,11 @@ export class Controller {
       return;
     }
     if (record.timedOut) {
-      await this.finish(record, { ...patch, state: 'failed', error: { code: 'TIMEOUT', message: `timed out after ${formatDuration(s.options.timeoutMs ?? 0)}` } });
+      await this.finish(record, {
+        ...patch,
+        state: 'failed',
+        error: { code: 'TIMEOUT', message: `timed out after ${formatDuration(s.options.timeoutMs ?? 0)}` },
+      });
       return;
     }
     if (wantsRetry(s.options.restart, end) && s.attempt < s.options.maxAttempts) {
@@ -433,7 +521,15 @@ export class Controller {
       this.log.info({ taskId: s.taskId, attempt: s.attempt, end, delayMs: delay, why }, 'rescheduling');
       await this.updateAndPublish(
         record,
-        { state: 'queued', node: null, reason: clip(`attempt ${s.attempt} ${end}: ${why}; attempt ${s.attempt + 1} of ${s.options.maxAttempts} in ${formatDuration(delay)}`, 4_000), exitCode: patch.exitCode ?? null },
+        {
+          state: 'queued',
+          node: null,
+          reason: clip(
+            `attempt ${s.attempt} ${end}: ${why}; attempt ${s.attempt + 1} of ${s.options.maxAttempts} in ${formatDuration(delay)}`,
+            4_000,
+          ),
+          exitCode: patch.exitCode ?? null,
+        },
         { notBefore: this.now() + delay, accepted: false, leaseExpiresAt: null, lostAt: null, missing: 0 },
       );
       setTimeout(() => this.requestSchedule(), delay + 5).unref();
@@ -447,7 +543,17 @@ export class Controller {
     const now = this.now();
     if (record.state.node) this.registry.release(record.state.node, record.state.taskId);
     if (!this.tasks.update(record, { reason: null, ...patch, finishedAt: now }, { leaseExpiresAt: null, lostAt: null }, now)) return;
-    this.log.info({ taskId: record.state.taskId, state: record.state.state, node: record.state.node, attempt: record.state.attempt, exitCode: record.state.exitCode, error: record.state.error?.message }, 'task finished');
+    this.log.info(
+      {
+        taskId: record.state.taskId,
+        state: record.state.state,
+        node: record.state.node,
+        attempt: record.state.attempt,
+        exitCode: record.state.exitCode,
+        error: record.state.error?.message,
+      },
+      'task finished',
+    );
     this.audit.record({
       who: 'controller',
       action: 'finish',
@@ -475,8 +581,12 @@ export class Controller {
     }
     const s = record.state;
     if (event.attempt !== s.attempt || event.node !== s.node || isTerminal(s.state) || s.state === 'queued') {
-      this.log.warn({ taskId: event.taskId, attempt: event.attempt, node: event.node, current: s.attempt, state: s.state, type: event.type }, 'ignored event from a stale attempt');
-      if (event.type !== 'result' && event.type !== 'failed') await this.fence(event.node, event.taskId, event.attempt, 'event from a stale attempt');
+      this.log.warn(
+        { taskId: event.taskId, attempt: event.attempt, node: event.node, current: s.attempt, state: s.state, type: event.type },
+        'ignored event from a stale attempt',
+      );
+      if (event.type !== 'result' && event.type !== 'failed')
+        await this.fence(event.node, event.taskId, event.attempt, 'event from a stale attempt');
       return;
     }
     this.store.appendEvent(event, this.opts.maxLogBytes);
@@ -488,18 +598,27 @@ export class Controller {
         return;
       case 'started':
         // A re-adopting agent reports `started` again: the first start time stands.
-        await this.updateAndPublish(record, { state: 'running', startedAt: s.startedAt ?? event.ts, reason: null }, { accepted: true, lostAt: null });
+        await this.updateAndPublish(
+          record,
+          { state: 'running', startedAt: s.startedAt ?? event.ts, reason: null },
+          { accepted: true, lostAt: null },
+        );
         return;
       case 'result': {
         const end: AttemptEnd = event.exitCode === 0 && !event.oomKilled ? 'succeeded' : 'failed';
         const error =
-          end === 'succeeded' ? null
-          : event.oomKilled ? { code: 'OOM_KILLED', message: `killed for running out of memory (exit code ${event.exitCode})` }
-          : { code: 'EXIT_CODE', message: `exited with code ${event.exitCode}` };
+          end === 'succeeded'
+            ? null
+            : event.oomKilled
+              ? { code: 'OOM_KILLED', message: `killed for running out of memory (exit code ${event.exitCode})` }
+              : { code: 'EXIT_CODE', message: `exited with code ${event.exitCode}` };
         const patch = { exitCode: event.exitCode, oomKilled: event.oomKilled, startedAt: s.startedAt ?? event.startedAt, error };
         if (event.cancelled && !record.cancelRequested && !record.timedOut) {
           // Stopped on the node without our asking (fenced, or its agent shut down): the attempt is lost.
-          await this.attemptEnded(record, 'lost', { ...patch, error: { code: 'NODE_LOST', message: `attempt ${s.attempt} was stopped on node ${s.node} (exit code ${event.exitCode})` } });
+          await this.attemptEnded(record, 'lost', {
+            ...patch,
+            error: { code: 'NODE_LOST', message: `attempt ${s.attempt} was stopped on node ${s.node} (exit code ${event.exitCode})` },
+          });
         } else {
           await this.attemptEnded(record, end, patch);
         }
@@ -530,7 +649,12 @@ export class Controller {
     } catch (err) {
       const e = err instanceof CutterError ? err : new CutterError('INTERNAL', errorMessage(err));
       if (!(err instanceof CutterError)) this.log.error({ err: errorMessage(err), op: req.op }, 'request failed');
-      reply = { v: 1, id: req.id, ok: false, error: { code: e.code, message: e.message, ...(e.details ? { rejections: e.details as { node: string; reason: string }[] } : {}) } };
+      reply = {
+        v: 1,
+        id: req.id,
+        ok: false,
+        error: { code: e.code, message: e.message, ...(e.details ? { rejections: e.details as { node: string; reason: string }[] } : {}) },
+      };
     }
     this.publish(this.t.replies(clientId), encode(reply), { qos: 1 });
   }
@@ -619,9 +743,17 @@ export class Controller {
   private forget(node: string, who: string): NodeView {
     const view = this.registry.views(this.now()).find((n) => n.node === node);
     if (!view) throw new CutterError('NOT_FOUND', `no node ${node}`);
-    if (view.state !== 'offline') throw new CutterError('INVALID_REQUEST', `node ${node} is ${view.state}: stop its agent first (a running agent joins again at its next heartbeat)`);
+    if (view.state !== 'offline')
+      throw new CutterError(
+        'INVALID_REQUEST',
+        `node ${node} is ${view.state}: stop its agent first (a running agent joins again at its next heartbeat)`,
+      );
     const left = this.tasks.activeOn(node).length;
-    if (left > 0) throw new CutterError('INVALID_REQUEST', `node ${node} still has ${left} unfinished task${left === 1 ? '' : 's'}: cancel them or wait until they are lost`);
+    if (left > 0)
+      throw new CutterError(
+        'INVALID_REQUEST',
+        `node ${node} still has ${left} unfinished task${left === 1 ? '' : 's'}: cancel them or wait until they are lost`,
+      );
     this.registry.remove(node);
     this.store.setDrained(node, false);
     this.publish(this.t.nodeStatus(node), '', { qos: 1, retain: true });
@@ -643,12 +775,27 @@ export class Controller {
     const who = this.who(clientId);
     const wait = this.opts.exemptFromRateLimit?.(who) ? 0 : this.submits.take(who, this.now());
     if (wait > 0) {
-      this.audit.record({ who, action: 'rate.limited', outcome: 'denied', taskId, detail: `over ${this.submits.perMinute} submissions per minute` });
-      throw new CutterError('RATE_LIMITED', `${who} is over ${this.submits.perMinute} submissions per minute: retry in ${formatDuration(wait)}`);
+      this.audit.record({
+        who,
+        action: 'rate.limited',
+        outcome: 'denied',
+        taskId,
+        detail: `over ${this.submits.perMinute} submissions per minute`,
+      });
+      throw new CutterError(
+        'RATE_LIMITED',
+        `${who} is over ${this.submits.perMinute} submissions per minute: retry in ${formatDuration(wait)}`,
+      );
     }
     try {
       const state = await this.admit(req, clientId, taskId);
-      this.audit.record({ who, action: 'submit', outcome: state.state === 'queued' ? 'queued' : 'ok', taskId, detail: `${state.kind} ${state.summary}` });
+      this.audit.record({
+        who,
+        action: 'submit',
+        outcome: state.state === 'queued' ? 'queued' : 'ok',
+        taskId,
+        detail: `${state.kind} ${state.summary}`,
+      });
       return state;
     } catch (err) {
       this.audit.record({ who, action: 'submit', outcome: 'denied', taskId, detail: errorMessage(err) });
@@ -663,9 +810,20 @@ export class Controller {
     // Pinned to a node the controller has never heard of: a typo far more often than a node to come.
     if (requirements.node && !this.registry.get(requirements.node)) {
       const known = this.registry.views(this.now()).map((n) => n.node);
-      throw new CutterError('NO_FIT', `node "${requirements.node}" is not known to the controller${known.length ? ` (known: ${known.join(', ')})` : ' (no nodes have joined)'}`, [{ node: requirements.node, reason: 'unknown node' }]);
+      throw new CutterError(
+        'NO_FIT',
+        `node "${requirements.node}" is not known to the controller${known.length ? ` (known: ${known.join(', ')})` : ' (no nodes have joined)'}`,
+        [{ node: requirements.node, reason: 'unknown node' }],
+      );
     }
-    const record = this.tasks.create({ taskId, spec: req.spec, requirements, options: req.options, submittedBy: clientId, now: this.now() });
+    const record = this.tasks.create({
+      taskId,
+      spec: req.spec,
+      requirements,
+      options: req.options,
+      submittedBy: clientId,
+      now: this.now(),
+    });
     const noFit = await this.tryPlace(record, false);
     if (noFit && !req.options.queue) {
       this.tasks.discard(taskId);
@@ -686,7 +844,13 @@ export class Controller {
 
   private async cancel(taskId: string, graceMs: number | undefined, clientId: string): Promise<TaskState> {
     const record = this.getTask(taskId);
-    this.audit.record({ who: this.who(clientId), action: 'cancel', outcome: isTerminal(record.state.state) ? 'failed' : 'ok', taskId, ...(record.state.node ? { node: record.state.node } : {}) });
+    this.audit.record({
+      who: this.who(clientId),
+      action: 'cancel',
+      outcome: isTerminal(record.state.state) ? 'failed' : 'ok',
+      taskId,
+      ...(record.state.node ? { node: record.state.node } : {}),
+    });
     const s = record.state;
     if (isTerminal(s.state)) throw new CutterError('ALREADY_FINISHED', `task ${taskId} already ${s.state}`);
     record.cancelRequested = true;
@@ -698,7 +862,10 @@ export class Controller {
     // Sent even to a node that is away: its persistent session delivers it when it is back.
     await this.sendCancel(record, graceMs ?? 3_000);
     if (s.state === 'unknown' || this.registry.isDown(s.node!)) {
-      await this.finish(record, { state: 'cancelled', error: { code: 'CANCELLED', message: `cancelled while node ${s.node} was offline; it is told to stop when it is back` } });
+      await this.finish(record, {
+        state: 'cancelled',
+        error: { code: 'CANCELLED', message: `cancelled while node ${s.node} was offline; it is told to stop when it is back` },
+      });
     }
     this.log.info({ taskId, node: s.node }, 'cancel sent');
     return record.state;

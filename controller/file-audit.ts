@@ -35,7 +35,12 @@ export async function startFileAudit(opts: FileAuditOptions): Promise<() => Prom
       const [node, client] = [topic.split('/')[3], topic.split('/').at(-1)!];
       const who = opts.whoIs(client) ?? client;
       const action = m.type === 'put' ? 'file.put' : m.type === 'get' ? 'file.get' : 'image.push';
-      const detail = m.type === 'image.put' ? `${m.image} (${m.size} bytes)` : m.type === 'put' ? `${m.path} (${m.size} bytes, sha256 ${m.sha256})` : m.path;
+      const detail =
+        m.type === 'image.put'
+          ? `${m.image} (${m.size} bytes)`
+          : m.type === 'put'
+            ? `${m.path} (${m.size} bytes, sha256 ${m.sha256})`
+            : m.path;
       seen.set(m.xfer, { who, action, detail, ended: false });
       if (seen.size > KEEP) seen.delete(seen.keys().next().value!);
       opts.audit.record({ who, action, outcome: 'requested', node, detail });
@@ -46,10 +51,22 @@ export async function startFileAudit(opts: FileAuditOptions): Promise<() => Prom
       const node = topic.split('/')[3];
       if (m.type === 'error') {
         s.ended = true;
-        opts.audit.record({ who: s.who, action: s.action, outcome: m.code === 'PATH_DENIED' || m.code === 'FILES_DISABLED' ? 'denied' : 'failed', node, detail: `${s.detail}: ${m.message}` });
+        opts.audit.record({
+          who: s.who,
+          action: s.action,
+          outcome: m.code === 'PATH_DENIED' || m.code === 'FILES_DISABLED' ? 'denied' : 'failed',
+          node,
+          detail: `${s.detail}: ${m.message}`,
+        });
       } else if (m.type === 'done') {
         s.ended = true;
-        opts.audit.record({ who: s.who, action: s.action, outcome: m.ok ? 'ok' : 'failed', node, detail: m.ok ? `${m.path ?? s.detail}${m.imageId ? ` → ${m.imageId}` : ''}` : `${s.detail}: ${m.message ?? ''}` });
+        opts.audit.record({
+          who: s.who,
+          action: s.action,
+          outcome: m.ok ? 'ok' : 'failed',
+          node,
+          detail: m.ok ? `${m.path ?? s.detail}${m.imageId ? ` → ${m.imageId}` : ''}` : `${s.detail}: ${m.message ?? ''}`,
+        });
       } else if (m.type === 'meta' && s.action === 'file.get') {
         // A get ends at the client (it checks the SHA-256): the agent's meta is its last word.
         s.ended = true;

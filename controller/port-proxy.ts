@@ -71,10 +71,14 @@ export async function startPortProxy(opts: PortProxyOptions): Promise<() => Prom
   const log = opts.log.child({ component: 'port-proxy' });
   const forwards = new Map<string, Forward>();
   let queue: Promise<unknown> = Promise.resolve();
-  const serial = (fn: () => Promise<void>) => (queue = queue.then(fn).catch((err) => log.error({ err: errorMessage(err) }, 'port forward handling failed')));
+  const serial = (fn: () => Promise<void>) =>
+    (queue = queue.then(fn).catch((err) => log.error({ err: errorMessage(err) }, 'port forward handling failed')));
   let client!: MqttClient;
 
-  const publish = (state: ForwardState) => client.publishAsync(t.forwardState(state.taskId), encode(state), { qos: 1, retain: true }).catch((err) => log.warn({ err: errorMessage(err) }, 'cannot publish forward state'));
+  const publish = (state: ForwardState) =>
+    client
+      .publishAsync(t.forwardState(state.taskId), encode(state), { qos: 1, retain: true })
+      .catch((err) => log.warn({ err: errorMessage(err) }, 'cannot publish forward state'));
 
   async function close(taskId: string, reason: string): Promise<void> {
     const f = forwards.get(taskId);
@@ -84,7 +88,14 @@ export async function startPortProxy(opts: PortProxyOptions): Promise<() => Prom
     await Promise.all(f.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     if (f.state.state === 'open') {
       log.info({ taskId, node: f.node, reason }, 'port forwards closed');
-      opts.audit?.record({ who: 'controller', action: 'port.forward', outcome: 'closed', taskId, node: f.node, detail: `${f.state.forwards.map((x) => `${x.server} → ${x.target}`).join(', ')}: ${reason}` });
+      opts.audit?.record({
+        who: 'controller',
+        action: 'port.forward',
+        outcome: 'closed',
+        taskId,
+        node: f.node,
+        detail: `${f.state.forwards.map((x) => `${x.server} → ${x.target}`).join(', ')}: ${reason}`,
+      });
     }
     // Cleared: `cutter ports` lists what is open now.
     await client.publishAsync(t.forwardState(taskId), '', { qos: 1, retain: true }).catch(() => undefined);
@@ -94,7 +105,14 @@ export async function startPortProxy(opts: PortProxyOptions): Promise<() => Prom
     const existing = forwards.get(a.taskId);
     if (existing && existing.attempt === a.attempt) return;
     if (existing) await close(a.taskId, `attempt ${a.attempt} replaced attempt ${existing.attempt}`);
-    const f: Forward = { taskId: a.taskId, node: a.node, attempt: a.attempt, servers: [], sockets: new Set(), state: { v: 1, taskId: a.taskId, node: a.node, state: 'open', forwards: [], ts: Date.now() } };
+    const f: Forward = {
+      taskId: a.taskId,
+      node: a.node,
+      attempt: a.attempt,
+      servers: [],
+      sockets: new Set(),
+      state: { v: 1, taskId: a.taskId, node: a.node, state: 'open', forwards: [], ts: Date.now() },
+    };
     forwards.set(a.taskId, f);
     const refuse = async (reason: string) => {
       for (const s of f.servers) s.close();
@@ -104,15 +122,23 @@ export async function startPortProxy(opts: PortProxyOptions): Promise<() => Prom
       opts.audit?.record({ who: 'controller', action: 'port.forward', outcome: 'refused', taskId: a.taskId, node: a.node, detail: reason });
       await publish(f.state);
     };
-    f.state.forwards = a.ports.map((p) => ({ server: p.server, container: p.container, target: a.address ? `${a.address}:${p.host}` : `${a.node}:${p.host}` }));
+    f.state.forwards = a.ports.map((p) => ({
+      server: p.server,
+      container: p.container,
+      target: a.address ? `${a.address}:${p.host}` : `${a.node}:${p.host}`,
+    }));
     if (!a.address) {
-      return refuse(`node ${a.node} announces no address the server can reach (behind NAT?): start its agent with --advertise-address ADDR, or reach the port on the node itself`);
+      return refuse(
+        `node ${a.node} announces no address the server can reach (behind NAT?): start its agent with --advertise-address ADDR, or reach the port on the node itself`,
+      );
     }
     for (const p of a.ports) {
       try {
         await probe(a.address, p.host, opts.checkTimeoutMs ?? 3_000);
       } catch (err) {
-        return refuse(`the server cannot reach node ${a.node} at ${a.address}:${p.host} (${errorMessage(err)}): is it behind NAT or a firewall?`);
+        return refuse(
+          `the server cannot reach node ${a.node} at ${a.address}:${p.host} (${errorMessage(err)}): is it behind NAT or a firewall?`,
+        );
       }
       const server = createServer((inbound) => {
         const outbound = connect({ host: a.address!, port: p.host });
@@ -135,7 +161,14 @@ export async function startPortProxy(opts: PortProxyOptions): Promise<() => Prom
       f.servers.push(server);
     }
     log.info({ taskId: a.taskId, node: a.node, forwards: f.state.forwards }, 'port forwards open');
-    opts.audit?.record({ who: 'controller', action: 'port.forward', outcome: 'open', taskId: a.taskId, node: a.node, detail: f.state.forwards.map((x) => `${opts.host}:${x.server} → ${x.target}`).join(', ') });
+    opts.audit?.record({
+      who: 'controller',
+      action: 'port.forward',
+      outcome: 'open',
+      taskId: a.taskId,
+      node: a.node,
+      detail: f.state.forwards.map((x) => `${opts.host}:${x.server} → ${x.target}`).join(', '),
+    });
     await publish(f.state);
   }
 

@@ -140,8 +140,16 @@ export class NodeRegistry {
     const nodes: NodeSnapshot[] = [];
     for (const [node, e] of this.nodes) {
       if (!e.snap) {
-        const status = e.down && e.status.state !== 'offline' ? { ...e.status, state: 'offline' as const, reason: e.down.reason } : e.status;
-        e.snap = { node, status, lastSeenMs: e.lastSeenMs, reservedMemory: reservedBytes(e), reservedTasks: e.reservations.size, drained: this.drained.has(node) };
+        const status =
+          e.down && e.status.state !== 'offline' ? { ...e.status, state: 'offline' as const, reason: e.down.reason } : e.status;
+        e.snap = {
+          node,
+          status,
+          lastSeenMs: e.lastSeenMs,
+          reservedMemory: reservedBytes(e),
+          reservedTasks: e.reservations.size,
+          drained: this.drained.has(node),
+        };
       }
       nodes.push(e.snap);
     }
@@ -156,7 +164,15 @@ export class NodeRegistry {
         const reservedMemory = reservedBytes(e);
         const drained = this.drained.has(node);
         const state = e.down ? 'offline' : drained || e.status.state === 'draining' ? 'draining' : 'online';
-        return { node, state, drained, offlineReason: e.down?.reason ?? null, lastSeenAgoMs: Math.max(0, now - e.lastSeenMs), reservedMemory, status: e.status };
+        return {
+          node,
+          state,
+          drained,
+          offlineReason: e.down?.reason ?? null,
+          lastSeenAgoMs: Math.max(0, now - e.lastSeenMs),
+          reservedMemory,
+          status: e.status,
+        };
       });
   }
 }

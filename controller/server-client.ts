@@ -22,7 +22,12 @@ export interface ServerConnection {
  * before the first message can arrive, and subscribes them.
  * @throws CutterError BROKER_UNREACHABLE (see connectMqtt).
  */
-export async function connectServerClient(name: string, conn: ServerConnection, log: Logger, routes: (router: MessageRouter) => void): Promise<MqttClient> {
+export async function connectServerClient(
+  name: string,
+  conn: ServerConnection,
+  log: Logger,
+  routes: (router: MessageRouter) => void,
+): Promise<MqttClient> {
   let router!: MessageRouter;
   const client = await connectMqtt({
     url: conn.url,

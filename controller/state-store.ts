@@ -57,15 +57,21 @@ export class StateStore {
       CREATE TABLE IF NOT EXISTS drained_nodes (node TEXT PRIMARY KEY);
     `);
     this.stmts = {
-      upsert: this.db.prepare('INSERT INTO tasks (task_id, record, terminal, finished_at) VALUES (?, ?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET record = excluded.record, terminal = excluded.terminal, finished_at = excluded.finished_at'),
+      upsert: this.db.prepare(
+        'INSERT INTO tasks (task_id, record, terminal, finished_at) VALUES (?, ?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET record = excluded.record, terminal = excluded.terminal, finished_at = excluded.finished_at',
+      ),
       all: this.db.prepare('SELECT record FROM tasks'),
       deleteTask: this.db.prepare('DELETE FROM tasks WHERE task_id = ?'),
       deleteEvents: this.db.prepare('DELETE FROM events WHERE task_id = ?'),
       deleteUsage: this.db.prepare('DELETE FROM log_usage WHERE task_id = ?'),
       insertEvent: this.db.prepare('INSERT OR IGNORE INTO events (task_id, attempt, seq, body) VALUES (?, ?, ?, ?)'),
-      events: this.db.prepare('SELECT body FROM events WHERE task_id = ? AND (attempt > ? OR (attempt = ? AND seq > ?)) ORDER BY attempt, seq'),
+      events: this.db.prepare(
+        'SELECT body FROM events WHERE task_id = ? AND (attempt > ? OR (attempt = ? AND seq > ?)) ORDER BY attempt, seq',
+      ),
       usage: this.db.prepare('SELECT bytes, truncated FROM log_usage WHERE task_id = ?'),
-      setUsage: this.db.prepare('INSERT INTO log_usage (task_id, bytes, truncated) VALUES (?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET bytes = excluded.bytes, truncated = excluded.truncated'),
+      setUsage: this.db.prepare(
+        'INSERT INTO log_usage (task_id, bytes, truncated) VALUES (?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET bytes = excluded.bytes, truncated = excluded.truncated',
+      ),
       drained: this.db.prepare('SELECT node FROM drained_nodes'),
       drain: this.db.prepare('INSERT OR IGNORE INTO drained_nodes (node) VALUES (?)'),
       resume: this.db.prepare('DELETE FROM drained_nodes WHERE node = ?'),
@@ -141,7 +147,10 @@ export class StateStore {
     this.write();
     return this.db.transaction(() => {
       if (event.type === 'log' || event.type === 'chunks') {
-        const usage = (this.stmts.usage.get(event.taskId) as { bytes: number; truncated: number } | undefined) ?? { bytes: 0, truncated: 0 };
+        const usage = (this.stmts.usage.get(event.taskId) as { bytes: number; truncated: number } | undefined) ?? {
+          bytes: 0,
+          truncated: 0,
+        };
         const bytes = event.type === 'log' ? Buffer.byteLength(event.data) : JSON.stringify(event.chunks).length;
         if (usage.bytes + bytes > maxLogBytes) {
           if (!usage.truncated) this.stmts.setUsage.run(event.taskId, usage.bytes, 1);
@@ -159,7 +168,11 @@ export class StateStore {
    * most `maxBytes` of JSON (at least one event); `more` says whether events follow; `truncated`
    * whether log output beyond the per-task limit was dropped.
    */
-  events(taskId: string, after: { attempt: number; seq: number } = { attempt: 0, seq: -1 }, maxBytes = 1024 * 1024): { events: TaskEvent[]; truncated: boolean; more: boolean } {
+  events(
+    taskId: string,
+    after: { attempt: number; seq: number } = { attempt: 0, seq: -1 },
+    maxBytes = 1024 * 1024,
+  ): { events: TaskEvent[]; truncated: boolean; more: boolean } {
     const events: TaskEvent[] = [];
     let bytes = 0;
     let more = false;

@@ -29,7 +29,13 @@ export interface TaskRecord {
  * Codes of `failed` events that are the node's doing, not the task's: the attempt counts as lost
  * (and is retried under the default `on-lost` policy).
  */
-export const NODE_FAULT_CODES: readonly string[] = ['AGENT_SHUTDOWN', 'EXECUTOR_UNAVAILABLE', 'EXECUTOR_DISABLED', 'NODE_BUSY', 'NODE_RESTARTED'];
+export const NODE_FAULT_CODES: readonly string[] = [
+  'AGENT_SHUTDOWN',
+  'EXECUTOR_UNAVAILABLE',
+  'EXECUTOR_DISABLED',
+  'NODE_BUSY',
+  'NODE_RESTARTED',
+];
 
 /** How an attempt ended. */
 export type AttemptEnd = 'succeeded' | 'failed' | 'lost';

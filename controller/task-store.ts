@@ -36,7 +36,14 @@ export class TaskStore {
   }
 
   /** Creates a task in `queued` state, attempt 0, and stores it. */
-  create(args: { taskId: string; spec: TaskSpec; requirements: Requirements; options: TaskOptions; submittedBy: string; now: number }): TaskRecord {
+  create(args: {
+    taskId: string;
+    spec: TaskSpec;
+    requirements: Requirements;
+    options: TaskOptions;
+    submittedBy: string;
+    now: number;
+  }): TaskRecord {
     const record: TaskRecord = {
       spec: args.spec,
       accepted: false,
@@ -85,7 +92,12 @@ export class TaskStore {
    * Applies a change to a live task and stores it. Terminal states are final.
    * @returns false (and changes nothing) when the task has already ended.
    */
-  update(record: TaskRecord, patch: Partial<Omit<TaskState, 'v' | 'taskId'>>, extra: Partial<Omit<TaskRecord, 'state'>> = {}, now = Date.now()): boolean {
+  update(
+    record: TaskRecord,
+    patch: Partial<Omit<TaskState, 'v' | 'taskId'>>,
+    extra: Partial<Omit<TaskRecord, 'state'>> = {},
+    now = Date.now(),
+  ): boolean {
     if (isTerminal(record.state.state)) return false;
     Object.assign(record.state, patch, { updatedAt: now });
     Object.assign(record, extra);
@@ -118,7 +130,12 @@ export class TaskStore {
   queued(): TaskRecord[] {
     const out: TaskRecord[] = [];
     for (const r of this.tasks.values()) if (r.state.state === 'queued') out.push(r);
-    return out.sort((a, b) => b.state.options.priority - a.state.options.priority || a.state.createdAt - b.state.createdAt || compareIds(a.state.taskId, b.state.taskId));
+    return out.sort(
+      (a, b) =>
+        b.state.options.priority - a.state.options.priority ||
+        a.state.createdAt - b.state.createdAt ||
+        compareIds(a.state.taskId, b.state.taskId),
+    );
   }
 
   /** Evicts the oldest finished tasks beyond the limit. @returns their ids (to clear retained state). */

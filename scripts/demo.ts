@@ -31,15 +31,22 @@ async function daemon(args: string[], ready: string): Promise<ChildProcess> {
 let adminTokenFile = '';
 
 function cutter(args: string[], broker: string, stdout: 'inherit' | 'pipe' = 'inherit'): Promise<number> {
-  if (stdout === 'inherit') process.stdout.write(`\x1b[36m$ cutter ${args.map((a) => (/[\s$'"]/.test(a) ? `'${a}'` : a)).join(' ')}\x1b[0m\n`);
-  const child = spawn(process.execPath, [CUTTER, ...args], { stdio: ['ignore', stdout, 'inherit'], env: { ...process.env, CUTTER_BROKER: broker, CUTTER_TOKEN_FILE: adminTokenFile } });
+  if (stdout === 'inherit')
+    process.stdout.write(`\x1b[36m$ cutter ${args.map((a) => (/[\s$'"]/.test(a) ? `'${a}'` : a)).join(' ')}\x1b[0m\n`);
+  const child = spawn(process.execPath, [CUTTER, ...args], {
+    stdio: ['ignore', stdout, 'inherit'],
+    env: { ...process.env, CUTTER_BROKER: broker, CUTTER_TOKEN_FILE: adminTokenFile },
+  });
   return new Promise((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
 }
 
 /** Creates an agent token with the CLI, as a user would, and writes it where `--token-file` reads it. */
 async function agentToken(broker: string, node: string, dir: string): Promise<string> {
   const file = join(dir, `${node}.token.json`);
-  const child = spawn(process.execPath, [CUTTER, 'token', 'create', '--role', 'agent', '--node', node, '--json'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, CUTTER_BROKER: broker, CUTTER_TOKEN_FILE: adminTokenFile } });
+  const child = spawn(process.execPath, [CUTTER, 'token', 'create', '--role', 'agent', '--node', node, '--json'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, CUTTER_BROKER: broker, CUTTER_TOKEN_FILE: adminTokenFile },
+  });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   const code = await new Promise((resolve) => child.once('exit', resolve));
@@ -53,7 +60,9 @@ async function main(): Promise<number> {
   let useDocker = probe.available;
   if (!useDocker) {
     say(`No Docker engine reachable (${probe.error}).`);
-    process.stdout.write('To see a real container routed, install and start one (Debian: apt-get install -y docker.io busybox-static && dockerd &), then run npm run demo again.\nShowing the same routing with an exec task instead.\n');
+    process.stdout.write(
+      'To see a real container routed, install and start one (Debian: apt-get install -y docker.io busybox-static && dockerd &), then run npm run demo again.\nShowing the same routing with an exec task instead.\n',
+    );
   } else if (spawnSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' }).status !== 0) {
     say(`Building the local image ${IMAGE} (no registry needed)`);
     const b = spawnSync('bash', [`${ROOT}scripts/build-test-image.sh`, IMAGE], { stdio: 'inherit' });
@@ -72,19 +81,64 @@ async function main(): Promise<number> {
   process.stdout.write(`server up; anonymous clients are refused: it wrote its first admin token to ${adminTokenFile} (mode 0600)\n`);
   const [piToken, nbToken] = await Promise.all([agentToken(broker, 'pi', dataDir), agentToken(broker, 'notebook', dataDir)]);
   await Promise.all([
-    daemon(['agent', '--broker', broker, '--node-id', 'pi', '--token-file', piToken, '--max-memory', '256m', '--allow-exec', '--heartbeat', '1000'], 'agent started'),
-    daemon(['agent', '--broker', broker, '--node-id', 'notebook', '--token-file', nbToken, '--max-memory', '2g', '--allow-exec', '--heartbeat', '1000'], 'agent started'),
+    daemon(
+      [
+        'agent',
+        '--broker',
+        broker,
+        '--node-id',
+        'pi',
+        '--token-file',
+        piToken,
+        '--max-memory',
+        '256m',
+        '--allow-exec',
+        '--heartbeat',
+        '1000',
+      ],
+      'agent started',
+    ),
+    daemon(
+      [
+        'agent',
+        '--broker',
+        broker,
+        '--node-id',
+        'notebook',
+        '--token-file',
+        nbToken,
+        '--max-memory',
+        '2g',
+        '--allow-exec',
+        '--heartbeat',
+        '1000',
+      ],
+      'agent started',
+    ),
   ]);
-  process.stdout.write('agent "pi" (offers 256 MiB) and agent "notebook" (offers 2 GiB) joined with their own tokens (cutter token create --role agent)\n');
+  process.stdout.write(
+    'agent "pi" (offers 256 MiB) and agent "notebook" (offers 2 GiB) joined with their own tokens (cutter token create --role agent)\n',
+  );
 
   say('The mesh, from the retained heartbeats');
   await cutter(['nodes', 'list'], broker);
 
   say('A task that needs 1 GiB: the scheduler rejects pi and places it on notebook');
-  const script = 'echo "hello from a cutter task"; echo "memory limit: $(cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || echo none)"; echo "a line on stderr" >&2';
+  const script =
+    'echo "hello from a cutter task"; echo "memory limit: $(cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || echo none)"; echo "a line on stderr" >&2';
   const runArgs = useDocker
     ? ['run', '--auto-select', '--memory', '1g', 'docker', 'run', '-m', '1g', IMAGE, 'sh', '-c', script]
-    : ['run', '--auto-select', '--memory', '1g', 'exec', '--', 'sh', '-c', 'echo "hello from a cutter task on $(hostname)"; echo "a line on stderr" >&2'];
+    : [
+        'run',
+        '--auto-select',
+        '--memory',
+        '1g',
+        'exec',
+        '--',
+        'sh',
+        '-c',
+        'echo "hello from a cutter task on $(hostname)"; echo "a line on stderr" >&2',
+      ];
   const code = await cutter(runArgs, broker);
   process.stdout.write(`(cutter run exited with ${code})\n`);
 
@@ -92,7 +146,10 @@ async function main(): Promise<number> {
   await cutter(['tasks', 'list'], broker);
 
   say('A task no node can take fails at once, with a reason per node');
-  await cutter(['run', '--no-queue', '--memory', '64g', useDocker ? 'docker' : 'exec', ...(useDocker ? ['run', IMAGE, 'true'] : ['--', 'true'])], broker);
+  await cutter(
+    ['run', '--no-queue', '--memory', '64g', useDocker ? 'docker' : 'exec', ...(useDocker ? ['run', IMAGE, 'true'] : ['--', 'true'])],
+    broker,
+  );
   return code;
 }
 

@@ -64,8 +64,10 @@ export function topicBuilderNames(): string[] {
 const MISSING_HEARTBEATS = 2;
 const FENCE_REPEAT_MS = 5_000;
 
-const serverDefault = <K extends keyof typeof ServerConfigSchema.shape>(key: K) => ServerConfigSchema.shape[key].parse(undefined) as z.output<(typeof ServerConfigSchema.shape)[K]>;
-const agentDefault = <K extends keyof typeof AgentConfigSchema.shape>(key: K) => AgentConfigSchema.shape[key].parse(undefined) as z.output<(typeof AgentConfigSchema.shape)[K]>;
+const serverDefault = <K extends keyof typeof ServerConfigSchema.shape>(key: K) =>
+  ServerConfigSchema.shape[key].parse(undefined) as z.output<(typeof ServerConfigSchema.shape)[K]>;
+const agentDefault = <K extends keyof typeof AgentConfigSchema.shape>(key: K) =>
+  AgentConfigSchema.shape[key].parse(undefined) as z.output<(typeof AgentConfigSchema.shape)[K]>;
 
 /** Whole seconds as `N s`; the backoff and the config defaults are whole seconds. */
 function seconds(ms: number): string {
@@ -121,7 +123,9 @@ const exampleOllamaSpec = {
 } satisfies z.input<typeof TaskSpecSchema>;
 
 /** Options as a client sends them (the rest defaulted) and as TaskState carries them (all filled in). */
-const exampleOptionsIn = { restart: 'on-failure', maxAttempts: 5, priority: 10, timeoutMs: 3_600_000 } satisfies z.input<typeof TaskOptionsSchema>;
+const exampleOptionsIn = { restart: 'on-failure', maxAttempts: 5, priority: 10, timeoutMs: 3_600_000 } satisfies z.input<
+  typeof TaskOptionsSchema
+>;
 const exampleOptions = TaskOptionsSchema.parse(exampleOptionsIn);
 
 const exampleOnline = {
@@ -220,7 +224,16 @@ const event = { v: 1, taskId: TASK, attempt: 1, node: NODE } as const;
 /** One example per event type; the Record makes a new event type a compile error until it has one. */
 const exampleEvents: Record<TaskEvent['type'], z.input<typeof TaskEventSchema>> = {
   accepted: { ...event, seq: 0, ts: TS + 40, type: 'accepted' },
-  progress: { ...event, seq: 1, ts: TS + 60, type: 'progress', phase: 'pull', message: 'Downloading', current: 12_582_912, total: 29_360_128 },
+  progress: {
+    ...event,
+    seq: 1,
+    ts: TS + 60,
+    type: 'progress',
+    phase: 'pull',
+    message: 'Downloading',
+    current: 12_582_912,
+    total: 29_360_128,
+  },
   started: { ...event, seq: 2, ts: TS + 1_200, type: 'started', ref: '9c1e0a7b55d2' },
   log: { ...event, seq: 3, ts: TS + 9_600, type: 'log', stream: 'stdout', data: '4999999950000000\n' },
   chunks: {
@@ -233,13 +246,38 @@ const exampleEvents: Record<TaskEvent['type'], z.input<typeof TaskEventSchema>> 
       { model: 'llama3:70b', created_at: '2026-11-26T10:00:01.47Z', message: { role: 'assistant', content: ' is blue' }, done: false },
     ],
   },
-  result: { ...event, seq: 4, ts: TS + 9_640, type: 'result', exitCode: 0, oomKilled: false, cancelled: false, startedAt: TS + 1_200, finishedAt: TS + 9_630 },
-  failed: { ...event, seq: 1, ts: TS + 900, type: 'failed', code: 'IMAGE_PULL_FAILED', message: 'pulling python:3.12-slim failed: no space left on device' },
+  result: {
+    ...event,
+    seq: 4,
+    ts: TS + 9_640,
+    type: 'result',
+    exitCode: 0,
+    oomKilled: false,
+    cancelled: false,
+    startedAt: TS + 1_200,
+    finishedAt: TS + 9_630,
+  },
+  failed: {
+    ...event,
+    seq: 1,
+    ts: TS + 900,
+    type: 'failed',
+    code: 'IMAGE_PULL_FAILED',
+    message: 'pulling python:3.12-slim failed: no space left on device',
+  },
 };
 
 /** One example per request op; the Record makes a new op a compile error until it has one. */
 const exampleRequests: Record<Request['op'], z.input<typeof RequestSchema>> = {
-  submit: { v: 1, id: 'r1', op: 'submit', taskId: TASK, spec: exampleDockerSpec, requirements: exampleRequirements, options: exampleOptionsIn },
+  submit: {
+    v: 1,
+    id: 'r1',
+    op: 'submit',
+    taskId: TASK,
+    spec: exampleDockerSpec,
+    requirements: exampleRequirements,
+    options: exampleOptionsIn,
+  },
   cancel: { v: 1, id: 'r2', op: 'cancel', taskId: TASK, graceMs: 5_000 },
   'task.get': { v: 1, id: 'r3', op: 'task.get', taskId: TASK },
   'task.list': { v: 1, id: 'r4', op: 'task.list', states: ['queued', 'assigned', 'running', 'unknown'], limit: 20 },
@@ -256,26 +294,35 @@ const exampleRequests: Record<Request['op'], z.input<typeof RequestSchema>> = {
 const resultOf: Record<Request['op'], string> = {
   submit:
     '[TaskState](#taskstate) of the new task: `assigned` when a node takes it now, else `queued` with a `reason` saying what it waits for (with `options.queue: false` the reply is a `NO_FIT` error instead and the task is not kept). When the `taskId` already exists, its current state (a retried submit is idempotent)',
-  cancel: '[TaskState](#taskstate) as it is once the cancel is handled: already `cancelled` when the task was queued, is `unknown` or its node is offline, otherwise the terminal state follows on the state topic',
+  cancel:
+    '[TaskState](#taskstate) as it is once the cancel is handled: already `cancelled` when the task was queued, is `unknown` or its node is offline, otherwise the terminal state follows on the state topic',
   'task.get': '[TaskState](#taskstate)',
   'task.list': '[TaskListResult](#tasklistresult), newest first',
-  'task.logs': '[TaskLogsResult](#tasklogsresult): a page of the events the controller kept for the task, every attempt, oldest first (after `after` when given)',
+  'task.logs':
+    '[TaskLogsResult](#tasklogsresult): a page of the events the controller kept for the task, every attempt, oldest first (after `after` when given)',
   'node.list': '[NodeListResult](#nodelistresult), sorted by node id',
-  'node.drain': '[NodeListResult](#nodelistresult) with that one node, as it is after the change (`NOT_FOUND` for a node the controller has never heard from)',
-  'node.forget': '[NodeListResult](#nodelistresult) with the node as it was (`NOT_FOUND` for an unknown node, `INVALID_REQUEST` for one that is online or draining, or still has unfinished tasks); its retained status is cleared',
-  'token.create': '`{"username", "password"}`: MQTT credentials for any client (`ROLE:NAME` and a random secret, shown once; the server keeps only its scrypt hash). `INVALID_REQUEST` when the server uses an external broker',
+  'node.drain':
+    '[NodeListResult](#nodelistresult) with that one node, as it is after the change (`NOT_FOUND` for a node the controller has never heard from)',
+  'node.forget':
+    '[NodeListResult](#nodelistresult) with the node as it was (`NOT_FOUND` for an unknown node, `INVALID_REQUEST` for one that is online or draining, or still has unfinished tasks); its retained status is cleared',
+  'token.create':
+    '`{"username", "password"}`: MQTT credentials for any client (`ROLE:NAME` and a random secret, shown once; the server keeps only its scrypt hash). `INVALID_REQUEST` when the server uses an external broker',
   'token.list': '`{"tokens": [{"username", "role", "name", "createdAt", "revokedAt"}]}` (never a secret)',
-  'token.revoke': '`{"tokens": [the revoked token]}`; the username is refused from its next connection on (`NOT_FOUND` when it has no live token)',
+  'token.revoke':
+    '`{"tokens": [the revoked token]}`; the username is refused from its next connection on (`NOT_FOUND` when it has no live token)',
 };
 
 /** Every task state; the Record makes a new state a compile error until it is described. */
 const stateMeaning: Record<TaskStatus, string> = {
-  queued: 'waiting for a node: a new task that fits nowhere yet, or a retry waiting out its backoff. `reason` says what it waits for; `node` is null',
+  queued:
+    'waiting for a node: a new task that fits nowhere yet, or a retry waiting out its backoff. `reason` says what it waits for; `node` is null',
   assigned: 'placed on `node`, the [Assignment](#assignment) is sent; the agent must accept it before its lease expires',
   running: 'the node reported `started`',
-  unknown: 'its node went offline; the task may still run there. Back to `running` (`assigned` if it had not started) when the node returns within its lost-after window, else the attempt is lost. `reason` names the node and the window',
+  unknown:
+    'its node went offline; the task may still run there. Back to `running` (`assigned` if it had not started) when the node returns within its lost-after window, else the attempt is lost. `reason` names the node and the window',
   succeeded: 'final: the run exited with code 0',
-  failed: 'final: the run exited non-zero, was OOM-killed or could not be started and the restart policy asks for no other attempt, or the task\'s timeout ran out (`error` says which)',
+  failed:
+    "final: the run exited non-zero, was OOM-killed or could not be started and the restart policy asks for no other attempt, or the task's timeout ran out (`error` says which)",
   cancelled: 'final: cancelled by a `cancel` request',
   lost: 'final: its last attempt was lost (node lost, lease expired, agent shut down or stopped it, node busy or without the executor) and the restart policy asks for no other attempt',
 };
@@ -283,7 +330,7 @@ const stateMeaning: Record<TaskStatus, string> = {
 /** Every restart policy; the Record makes a new policy a compile error until it is described. */
 const policyMeaning: Record<RestartPolicy, string> = {
   never: 'one attempt only',
-  'on-lost': 'default: retry only when the node lost the attempt, never after the task\'s own failure',
+  'on-lost': "default: retry only when the node lost the attempt, never after the task's own failure",
   'on-failure': 'also retry after a non-zero exit code, an OOM kill or a start failure',
   always: 'also run again after success, until `maxAttempts`',
 };
@@ -293,29 +340,42 @@ const errorCodes: Record<ErrorCode, string> = {
   INVALID_SIZE: 'local (CLI): a size argument such as `-m 24g` does not parse',
   INVALID_CONFIG: 'local: a config file, environment variable or flag is invalid',
   INVALID_ARGUMENT: 'local (CLI): an argument is not accepted (e.g. an unsupported `docker run` flag)',
-  INVALID_REQUEST: 'reply: the request did not validate (the message names the first bad field); a request without a usable `id` is dropped and logged',
-  NO_FIT: 'reply to `submit` with `options.queue: false`: no node can take the task now; `error.rejections` gives the reason per node. The task is not kept',
-  NOT_FOUND: 'reply to `task.get`, `task.logs`, `cancel`: the controller does not know the task; to `node.drain`: it has never heard from the node',
+  INVALID_REQUEST:
+    'reply: the request did not validate (the message names the first bad field); a request without a usable `id` is dropped and logged',
+  NO_FIT:
+    'reply to `submit` with `options.queue: false`: no node can take the task now; `error.rejections` gives the reason per node. The task is not kept',
+  NOT_FOUND:
+    'reply to `task.get`, `task.logs`, `cancel`: the controller does not know the task; to `node.drain`: it has never heard from the node',
   ALREADY_FINISHED: 'reply to `cancel`: the task is already in a terminal state',
   NO_CONTROLLER: 'local (client): no reply within the timeout, so no controller is answering',
   BROKER_UNREACHABLE: 'local: the broker refused the connection or did not answer in time',
-  EXECUTOR_UNAVAILABLE: '`failed` event: the node has no working executor of the task\'s kind (e.g. Docker engine not reachable); the attempt counts as lost',
-  EXECUTOR_DISABLED: '`failed` event: the node does not run `exec` tasks (agent started without `--allow-exec`); the attempt counts as lost',
+  EXECUTOR_UNAVAILABLE:
+    "`failed` event: the node has no working executor of the task's kind (e.g. Docker engine not reachable); the attempt counts as lost",
+  EXECUTOR_DISABLED:
+    '`failed` event: the node does not run `exec` tasks (agent started without `--allow-exec`); the attempt counts as lost',
   IMAGE_PULL_FAILED: '`failed` event: the image is not on the node and could not be pulled; the attempt failed',
   START_FAILED: '`failed` event: the container or process could not be created or started; the attempt failed',
-  LEASE_EXPIRED: 'TaskState.error: the node did not accept the assignment before `leaseExpiresAt`; the attempt is lost (retried per the restart policy, else state `lost`)',
-  NODE_LOST: 'TaskState.error: the attempt was lost on its node: the node went offline and did not come back within its lost-after window (at once when that is 0), stopped listing the accepted attempt in its heartbeats, or stopped the run without being asked (state `lost` when not retried)',
+  LEASE_EXPIRED:
+    'TaskState.error: the node did not accept the assignment before `leaseExpiresAt`; the attempt is lost (retried per the restart policy, else state `lost`)',
+  NODE_LOST:
+    'TaskState.error: the attempt was lost on its node: the node went offline and did not come back within its lost-after window (at once when that is 0), stopped listing the accepted attempt in its heartbeats, or stopped the run without being asked (state `lost` when not retried)',
   AGENT_SHUTDOWN: '`failed` event: the agent was shutting down; the attempt counts as lost',
-  CANCELLED: '`failed` event: the run was cancelled before it started; TaskState.error: the task was cancelled while its node was offline (state `cancelled`)',
+  CANCELLED:
+    '`failed` event: the run was cancelled before it started; TaskState.error: the task was cancelled while its node was offline (state `cancelled`)',
   EXIT_CODE: 'TaskState.error: the run exited with a non-zero code (state `failed` when not retried)',
   OOM_KILLED: 'TaskState.error: the run was killed for running out of memory (state `failed` when not retried)',
   NODE_BUSY: '`failed` event: the node already runs as many tasks as it offers; the attempt counts as lost',
-  TIMEOUT: 'TaskState.error: the task\'s `options.timeoutMs` ran out, while it waited in the queue or while it ran (state `failed`; a running task is cancelled on its node)',
-  NODE_RESTARTED: '`failed` event: the assignment was placed on an earlier run of the agent (a persistent session redelivered it after the agent restarted); the attempt counts as lost and is placed again',
-  RATE_LIMITED: 'reply to `submit`: the identity is over its submissions per minute (server setting, default 120); the message says when to retry. The task is not kept',
-  POLICY_DENIED: '`failed` event: the node\'s execution policy refuses the task (image allowlist, memory cap, exec command allowlist); the message names the rule. The task fails (not retried elsewhere)',
-  MODEL_NOT_FOUND: '`failed` event of an ollama task: the node\'s Ollama has no such model (its HTTP 404); the server\'s Ollama API answers 404 `{"error"}` as Ollama does',
-  OLLAMA_ERROR: '`failed` event of an ollama task: the node\'s Ollama answered with an error, kept in the message',
+  TIMEOUT:
+    "TaskState.error: the task's `options.timeoutMs` ran out, while it waited in the queue or while it ran (state `failed`; a running task is cancelled on its node)",
+  NODE_RESTARTED:
+    '`failed` event: the assignment was placed on an earlier run of the agent (a persistent session redelivered it after the agent restarted); the attempt counts as lost and is placed again',
+  RATE_LIMITED:
+    'reply to `submit`: the identity is over its submissions per minute (server setting, default 120); the message says when to retry. The task is not kept',
+  POLICY_DENIED:
+    "`failed` event: the node's execution policy refuses the task (image allowlist, memory cap, exec command allowlist); the message names the rule. The task fails (not retried elsewhere)",
+  MODEL_NOT_FOUND:
+    '`failed` event of an ollama task: the node\'s Ollama has no such model (its HTTP 404); the server\'s Ollama API answers 404 `{"error"}` as Ollama does',
+  OLLAMA_ERROR: "`failed` event of an ollama task: the node's Ollama answered with an error, kept in the message",
   INTERNAL: 'reply: an unexpected controller error; locally, a reply that does not validate',
 };
 
@@ -335,7 +395,12 @@ interface SchemaDoc {
 }
 
 /** Types each example against its schema's input at compile time; render() parses them again. */
-function schemaDoc<S extends z.ZodType>(d: { name: string; schema: S; about: string[]; examples: { title: string; value: z.input<S> }[] }): SchemaDoc {
+function schemaDoc<S extends z.ZodType>(d: {
+  name: string;
+  schema: S;
+  about: string[];
+  examples: { title: string; value: z.input<S> }[];
+}): SchemaDoc {
   return d;
 }
 
@@ -394,7 +459,19 @@ function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: SchemaDoc[
       about: [
         `On ${code(t.nodeAssign('{node}'))}, not retained. The agent's session is persistent (\`clean: false\`), so an agent that reconnects receives what was sent while it was away. The agent de-duplicates by (\`taskId\`, \`attempt\`) and must accept (an \`accepted\` event) before \`leaseExpiresAt\` (controller clock; see [Leases](#leases)). \`attempt\` counts from 1 and grows with every placement of the task; only the current attempt counts (see [Fencing](#fencing)).`,
       ],
-      examples: [{ title: 'docker task', value: { v: 1, taskId: TASK, attempt: 1, leaseExpiresAt: TS + 10_000, spec: exampleDockerSpec, requirements: exampleRequirements } }],
+      examples: [
+        {
+          title: 'docker task',
+          value: {
+            v: 1,
+            taskId: TASK,
+            attempt: 1,
+            leaseExpiresAt: TS + 10_000,
+            spec: exampleDockerSpec,
+            requirements: exampleRequirements,
+          },
+        },
+      ],
     }),
     schemaDoc({
       name: 'Cancel',
@@ -409,7 +486,7 @@ function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: SchemaDoc[
       schema: TaskEventSchema,
       about: [
         `On ${code(t.taskEvents('{task}'))}, not retained: the agent's stream for one run, read by the controller and by any follower (the CLI). Discriminated by \`type\`: ${quoteList(Object.keys(exampleEvents))}. \`seq\` counts from 0 per attempt so followers can order and de-duplicate.`,
-        'The controller keeps the events of the current attempt (served by `task.logs`, see [Task logs](#task-logs)); events of another `attempt` or `node` than the task\'s current one, or of a task that is queued or finished, are ignored and the sending node is told to stop that attempt (see [Fencing](#fencing)).',
+        "The controller keeps the events of the current attempt (served by `task.logs`, see [Task logs](#task-logs)); events of another `attempt` or `node` than the task's current one, or of a task that is queued or finished, are ignored and the sending node is told to stop that attempt (see [Fencing](#fencing)).",
         '`log.data` is a batch of UTF-8 output, not necessarily whole lines. `result` ends a run that executed (whatever the exit code; `cancelled: true` when cutter stopped it); `failed` ends one that could not run, with a stable `code` (see [Error codes](#error-codes)).',
       ],
       examples: Object.entries(exampleEvents).map(([type, value]) => ({ title: type, value })),
@@ -421,7 +498,7 @@ function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: SchemaDoc[
         `On ${code(t.taskState('{task}'))}, retained, published by the controller on every transition. Terminal states (${quoteList(TERMINAL_STATUSES)}) are final. When the controller evicts a finished task it clears the topic with an empty retained payload, which receivers treat as "no state", not as an invalid message.`,
         '`state` is one of:',
         bullets(TaskStatusSchema.options.map((s) => [s, stateMeaning[s]])),
-        '`attempt` is 0 until the first placement and then the number of the current (or last) attempt; `node` is where it is placed (null while queued). `reason` says why the task is in its state now: what a queued task waits for, why a retry is queued (the last attempt\'s end and when the next one is due), why it is `unknown`; null otherwise. `options` are the task\'s [TaskOptions](#taskoptions) with every default filled in. `error` is the code and message of what ended the task, when it did not succeed (see [Error codes](#error-codes)); null while it is live and after success. While a retry waits in the queue, `placement`, `assignedAt` and `startedAt` still describe the last attempt.',
+        "`attempt` is 0 until the first placement and then the number of the current (or last) attempt; `node` is where it is placed (null while queued). `reason` says why the task is in its state now: what a queued task waits for, why a retry is queued (the last attempt's end and when the next one is due), why it is `unknown`; null otherwise. `options` are the task's [TaskOptions](#taskoptions) with every default filled in. `error` is the code and message of what ended the task, when it did not succeed (see [Error codes](#error-codes)); null while it is live and after success. While a retry waits in the queue, `placement`, `assignedAt` and `startedAt` still describe the last attempt.",
       ],
       examples: [
         { title: 'queued: no node fits now', value: exampleQueued },
@@ -436,7 +513,7 @@ function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: SchemaDoc[
       schema: RequestSchema,
       about: [
         `On ${code(t.requests('{client}'))}, not retained. Discriminated by \`op\`: ${quoteList(Object.keys(exampleRequests))}. \`id\` is chosen by the client and comes back in the [Reply](#reply) on ${code(t.replies('{client}'))}; the controller takes \`{client}\` from the topic.`,
-        '`submit` carries the task\'s [TaskOptions](#taskoptions) in `options` (optional; every field defaulted). `node.drain` with `drain: true` stops placing new tasks on a node (its running tasks finish), `drain: false` resumes it; the controller keeps it across restarts.',
+        "`submit` carries the task's [TaskOptions](#taskoptions) in `options` (optional; every field defaulted). `node.drain` with `drain: true` stops placing new tasks on a node (its running tasks finish), `drain: false` resumes it; the controller keeps it across restarts.",
         'Results by op (`result` of a successful reply):',
         bullets(Object.entries(resultOf)),
       ],
@@ -460,7 +537,10 @@ function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: SchemaDoc[
               code: 'NO_FIT',
               message: 'no node can take this docker task needing 4.0 GiB now',
               rejections: [
-                { node: 'nas', reason: 'needs 4.0 GiB memory, has 1.2 GiB free (offers 8.0 GiB, 3.1 GiB available, 1.9 GiB held by tasks)' },
+                {
+                  node: 'nas',
+                  reason: 'needs 4.0 GiB memory, has 1.2 GiB free (offers 8.0 GiB, 3.1 GiB available, 1.9 GiB held by tasks)',
+                },
                 { node: NODE, reason: 'offline (connection lost)' },
               ],
             },
@@ -471,7 +551,9 @@ function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: SchemaDoc[
     schemaDoc({
       name: 'ControllerStatus',
       schema: ControllerStatusSchema,
-      about: [`On ${code(t.controllerStatus())}, retained. The controller publishes \`online\` once it has subscribed and republished its tasks' state; its last will (and a clean stop) publishes \`offline\`. Clients use it to tell "no controller" from "slow controller".`],
+      about: [
+        `On ${code(t.controllerStatus())}, retained. The controller publishes \`online\` once it has subscribed and republished its tasks' state; its last will (and a clean stop) publishes \`offline\`. Clients use it to tell "no controller" from "slow controller".`,
+      ],
       examples: [{ title: 'online', value: { v: 1, state: 'online', version: VERSION, ts: TS } }],
     }),
   ];
@@ -480,7 +562,9 @@ function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: SchemaDoc[
     schemaDoc({
       name: 'TaskSpec',
       schema: TaskSpecSchema,
-      about: ['What to run, in [Assignment](#assignment) and `submit` requests. Discriminated by `kind`: `docker` (a container; mirrors the `docker run` flags cutter accepts) or `exec` (a command run without a shell, only on agents started with `--allow-exec`).'],
+      about: [
+        'What to run, in [Assignment](#assignment) and `submit` requests. Discriminated by `kind`: `docker` (a container; mirrors the `docker run` flags cutter accepts) or `exec` (a command run without a shell, only on agents started with `--allow-exec`).',
+      ],
       examples: [
         { title: 'docker', value: exampleDockerSpec },
         { title: 'exec', value: exampleExecSpec },
@@ -501,9 +585,18 @@ function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: SchemaDoc[
         bullets([
           ['restart', `the [RestartPolicy](#restartpolicy): whether an attempt that ended without success is followed by another`],
           ['maxAttempts', 'attempts in all, the first included'],
-          ['queue', 'wait in the queue when no node fits now; `false`: the `submit` fails at once with `NO_FIT` and the reason per node, and the task is not kept'],
-          ['timeoutMs', 'bounds queueing and running together, counted from submission; when it runs out the task ends `failed` with `TIMEOUT` (a running attempt is cancelled on its node first). null: no limit'],
-          ['lostAfterMs', 'how long the task\'s node may be disconnected before the attempt is lost; null: the node\'s own `offer.lostAfterMs`'],
+          [
+            'queue',
+            'wait in the queue when no node fits now; `false`: the `submit` fails at once with `NO_FIT` and the reason per node, and the task is not kept',
+          ],
+          [
+            'timeoutMs',
+            'bounds queueing and running together, counted from submission; when it runs out the task ends `failed` with `TIMEOUT` (a running attempt is cancelled on its node first). null: no limit',
+          ],
+          [
+            'lostAfterMs',
+            "how long the task's node may be disconnected before the attempt is lost; null: the node's own `offer.lostAfterMs`",
+          ],
           ['priority', 'queued tasks are placed by priority (higher first), then age (older first)'],
         ]),
       ],
@@ -539,7 +632,10 @@ function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: SchemaDoc[
       about: [
         "A node as the controller sees it: its last [NodeStatus](#nodestatus) plus freshness on the controller's clock.",
         bullets([
-          ['state', `\`online\`; \`draining\` (by its own word, or drained with \`node.drain\`): takes no new tasks; \`offline\`: it said so, its last will fired, or it has been silent for more than ${staleAfter} (then \`status.state\` may still say online)`],
+          [
+            'state',
+            `\`online\`; \`draining\` (by its own word, or drained with \`node.drain\`): takes no new tasks; \`offline\`: it said so, its last will fired, or it has been silent for more than ${staleAfter} (then \`status.state\` may still say online)`,
+          ],
           ['drained', 'drained with a `node.drain` request (kept by the controller across restarts)'],
           ['offlineReason', 'why the controller considers it offline (its `reason`, or how long it has been silent); null while it is not'],
           ['reservedMemory', 'bytes held for tasks placed there that its heartbeat does not list yet'],
@@ -560,8 +656,19 @@ function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: SchemaDoc[
     schemaDoc({
       name: 'TaskLogsResult',
       schema: TaskLogsResultSchema,
-      about: [`\`result\` of \`task.logs\`: the [TaskEvent](#taskevent)s the controller kept for the task, ordered by attempt then \`seq\`. \`truncated\`: log output beyond the per-task limit (server setting \`maxLogBytes\`, default ${formatBytes(serverDefault('maxLogBytes'))}) was not kept. \`more\`: the page is full (a reply stays under 1 MiB); ask again with \`after\` set to the last event's attempt and seq.`],
-      examples: [{ title: 'one attempt', value: { events: (['accepted', 'progress', 'started', 'log', 'result'] as const).map((type) => exampleEvents[type]), truncated: false, more: false } }],
+      about: [
+        `\`result\` of \`task.logs\`: the [TaskEvent](#taskevent)s the controller kept for the task, ordered by attempt then \`seq\`. \`truncated\`: log output beyond the per-task limit (server setting \`maxLogBytes\`, default ${formatBytes(serverDefault('maxLogBytes'))}) was not kept. \`more\`: the page is full (a reply stays under 1 MiB); ask again with \`after\` set to the last event's attempt and seq.`,
+      ],
+      examples: [
+        {
+          title: 'one attempt',
+          value: {
+            events: (['accepted', 'progress', 'started', 'log', 'result'] as const).map((type) => exampleEvents[type]),
+            truncated: false,
+            more: false,
+          },
+        },
+      ],
     }),
     schemaDoc({
       name: 'NodeListResult',
@@ -581,7 +688,9 @@ function checkExamples(docs: SchemaDoc[]): void {
       const parsed = d.schema.safeParse(ex.value);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw new Error(`protocol doc: example "${ex.title}" of ${d.name} does not parse: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+        throw new Error(
+          `protocol doc: example "${ex.title}" of ${d.name} does not parse: ${issue.path.join('.') || '(root)'}: ${issue.message}`,
+        );
       }
     }
   }
@@ -600,7 +709,7 @@ function jsonSchemas(docs: SchemaDoc[]): Record<string, unknown> {
 }
 
 function jsonBlock(value: unknown, indent?: number): string {
-  return '```json\n' + JSON.stringify(value, null, indent) + '\n```';
+  return `\`\`\`json\n${JSON.stringify(value, null, indent)}\n\`\`\``;
 }
 
 /** Examples on one line when short, as they travel; pretty printed when long. */
@@ -642,14 +751,71 @@ function topicRows(t: Topics): { rows: TopicRow[]; filters: FilterRow[]; used: S
     return { topic: arg === undefined ? fn() : fn(`{${arg}}`), builder: `${name}(${arg ?? ''})` };
   };
   const rows: TopicRow[] = [
-    { ...b('nodeStatus', 'node'), fromTo: 'agent → all', retained: 'yes', qos: 1, payload: link('NodeStatus'), notes: 'Last will: retained `offline` NodeStatus. Published on change and every heartbeat.' },
-    { ...b('nodeAssign', 'node'), fromTo: 'controller → agent', retained: 'no', qos: 1, payload: link('Assignment'), notes: 'Agent session is persistent (`clean: false`): assignments sent while it was away are delivered on reconnect.' },
-    { ...b('nodeCancel', 'node'), fromTo: 'controller → agent', retained: 'no', qos: 1, payload: link('Cancel'), notes: 'Same persistent agent session. Also fences attempts the controller no longer expects on the node.' },
-    { ...b('taskEvents', 'task'), fromTo: 'agent → controller, followers', retained: 'no', qos: 1, payload: link('TaskEvent'), notes: 'Subscribe before submitting to miss nothing; the controller keeps them for `task.logs`.' },
-    { ...b('taskState', 'task'), fromTo: 'controller → all', retained: 'yes', qos: 1, payload: link('TaskState'), notes: 'Republished for every kept task when the controller starts. Cleared with an empty retained payload when the controller evicts the finished task or refuses a submit.' },
-    { ...b('requests', 'client'), fromTo: 'client → controller', retained: 'no', qos: 1, payload: link('Request'), notes: 'The controller answers on the matching replies topic.' },
-    { ...b('replies', 'client'), fromTo: 'controller → client', retained: 'no', qos: 1, payload: link('Reply'), notes: 'Matched to its request by `id`.' },
-    { ...b('controllerStatus'), fromTo: 'controller → all', retained: 'yes', qos: 1, payload: link('ControllerStatus'), notes: 'Last will: retained `offline` ControllerStatus.' },
+    {
+      ...b('nodeStatus', 'node'),
+      fromTo: 'agent → all',
+      retained: 'yes',
+      qos: 1,
+      payload: link('NodeStatus'),
+      notes: 'Last will: retained `offline` NodeStatus. Published on change and every heartbeat.',
+    },
+    {
+      ...b('nodeAssign', 'node'),
+      fromTo: 'controller → agent',
+      retained: 'no',
+      qos: 1,
+      payload: link('Assignment'),
+      notes: 'Agent session is persistent (`clean: false`): assignments sent while it was away are delivered on reconnect.',
+    },
+    {
+      ...b('nodeCancel', 'node'),
+      fromTo: 'controller → agent',
+      retained: 'no',
+      qos: 1,
+      payload: link('Cancel'),
+      notes: 'Same persistent agent session. Also fences attempts the controller no longer expects on the node.',
+    },
+    {
+      ...b('taskEvents', 'task'),
+      fromTo: 'agent → controller, followers',
+      retained: 'no',
+      qos: 1,
+      payload: link('TaskEvent'),
+      notes: 'Subscribe before submitting to miss nothing; the controller keeps them for `task.logs`.',
+    },
+    {
+      ...b('taskState', 'task'),
+      fromTo: 'controller → all',
+      retained: 'yes',
+      qos: 1,
+      payload: link('TaskState'),
+      notes:
+        'Republished for every kept task when the controller starts. Cleared with an empty retained payload when the controller evicts the finished task or refuses a submit.',
+    },
+    {
+      ...b('requests', 'client'),
+      fromTo: 'client → controller',
+      retained: 'no',
+      qos: 1,
+      payload: link('Request'),
+      notes: 'The controller answers on the matching replies topic.',
+    },
+    {
+      ...b('replies', 'client'),
+      fromTo: 'controller → client',
+      retained: 'no',
+      qos: 1,
+      payload: link('Reply'),
+      notes: 'Matched to its request by `id`.',
+    },
+    {
+      ...b('controllerStatus'),
+      fromTo: 'controller → all',
+      retained: 'yes',
+      qos: 1,
+      payload: link('ControllerStatus'),
+      notes: 'Last will: retained `offline` ControllerStatus.',
+    },
     ...fileRows(t, used),
     {
       topic: (used.add('nodePorts'), t.nodePorts('{node}', '{task}')),
@@ -658,9 +824,17 @@ function topicRows(t: Topics): { rows: TopicRow[]; filters: FilterRow[]; used: S
       retained: 'yes',
       qos: 1,
       payload: '`PortAnnouncement` (shared/schemas/ports.ts)',
-      notes: 'A docker task\'s container ports published on the node (`cutter run -p`), with the address the server dials (`--advertise-address`, null behind NAT). Cleared when the attempt ends.',
+      notes:
+        "A docker task's container ports published on the node (`cutter run -p`), with the address the server dials (`--advertise-address`, null behind NAT). Cleared when the attempt ends.",
     },
-    { ...b('forwardState', 'task'), fromTo: 'server → all', retained: 'yes', qos: 1, payload: '`ForwardState` (shared/schemas/ports.ts)', notes: '`open` (the server proxies its port to the node) or `refused` with the reason; cleared when the forwards close (task ended).' },
+    {
+      ...b('forwardState', 'task'),
+      fromTo: 'server → all',
+      retained: 'yes',
+      qos: 1,
+      payload: '`ForwardState` (shared/schemas/ports.ts)',
+      notes: '`open` (the server proxies its port to the node) or `refused` with the reason; cleared when the forwards close (task ended).',
+    },
   ];
   const filters: FilterRow[] = [
     { ...b('allNodeStatus'), who: 'controller (node registry)' },
@@ -675,16 +849,40 @@ function topicRows(t: Topics): { rows: TopicRow[]; filters: FilterRow[]; used: S
 
 /** The file transfer topics (two ids each: node and client); protocol in shared/schemas/files.ts. */
 function fileRows(t: Topics, used: Set<TopicBuilderName>): TopicRow[] {
-  const row = (name: 'filesIn' | 'filesInData' | 'filesOut' | 'filesOutData', fromTo: string, qos: 0 | 1, payload: string, notes: string): TopicRow => {
+  const row = (
+    name: 'filesIn' | 'filesInData' | 'filesOut' | 'filesOutData',
+    fromTo: string,
+    qos: 0 | 1,
+    payload: string,
+    notes: string,
+  ): TopicRow => {
     used.add(name);
     return { topic: t[name]('{node}', '{client}'), builder: `${name}(node, client)`, fromTo, retained: 'no', qos, payload, notes };
   };
   const see = 'see shared/schemas/files.ts';
   return [
-    row('filesIn', 'client → agent', 1, '`FileIn` (put, get, ack, done, abort, image.inspect, image.put)', `File transfer and image sync control, straight to the agent (${see}); \`client\` is the sender's own client id.`),
-    row('filesInData', 'client → agent', 0, 'binary chunk frame', `1 byte version, 16 bytes transfer id, 8 bytes offset (big-endian), then at most 1 MiB of data (${see}).`),
-    row('filesOut', 'agent → client', 1, '`FileOut` (ready, meta, ack, done, image, error)', `Agent replies; the controller reads this and \`filesIn\` (not the chunks) to audit transfers.`),
-    row('filesOutData', 'agent → client', 0, 'binary chunk frame', 'Chunks of a `get`, windowed by the client\'s acks.'),
+    row(
+      'filesIn',
+      'client → agent',
+      1,
+      '`FileIn` (put, get, ack, done, abort, image.inspect, image.put)',
+      `File transfer and image sync control, straight to the agent (${see}); \`client\` is the sender's own client id.`,
+    ),
+    row(
+      'filesInData',
+      'client → agent',
+      0,
+      'binary chunk frame',
+      `1 byte version, 16 bytes transfer id, 8 bytes offset (big-endian), then at most 1 MiB of data (${see}).`,
+    ),
+    row(
+      'filesOut',
+      'agent → client',
+      1,
+      '`FileOut` (ready, meta, ack, done, image, error)',
+      `Agent replies; the controller reads this and \`filesIn\` (not the chunks) to audit transfers.`,
+    ),
+    row('filesOutData', 'agent → client', 0, 'binary chunk frame', "Chunks of a `get`, windowed by the client's acks."),
   ];
 }
 
@@ -775,7 +973,18 @@ export function renderProtocolDoc(): string {
 
   // Claims the prose makes about ids and payloads, checked against the code.
   const idOk = (id: string) => ID_RE.test(id);
-  if (!idOk('a') || !idOk('A'.repeat(64)) || idOk('A'.repeat(65)) || idOk('') || idOk('.a') || idOk('-a') || !idOk('_a.b-c') || idOk('a/b') || idOk('a+b') || idOk('a#b')) {
+  if (
+    !idOk('a') ||
+    !idOk('A'.repeat(64)) ||
+    idOk('A'.repeat(65)) ||
+    idOk('') ||
+    idOk('.a') ||
+    idOk('-a') ||
+    !idOk('_a.b-c') ||
+    idOk('a/b') ||
+    idOk('a+b') ||
+    idOk('a#b')
+  ) {
     throw new Error('protocol doc: ID_RE no longer matches the id rule the document states');
   }
 
@@ -825,14 +1034,14 @@ export function renderProtocolDoc(): string {
     '## Reply results',
     ...results.map((d) => renderSchemaSection(d, json[d.name])),
     '## Error codes',
-    'Error codes are stable strings (for scripts and `--json`); messages are for people and may change. They appear in `Reply.error.code`, in `failed` events and in `TaskState.error.code` (a `failed` event\'s code becomes the task\'s error when that attempt is its last); some are only raised locally by a client and never travel on the wire.',
+    "Error codes are stable strings (for scripts and `--json`); messages are for people and may change. They appear in `Reply.error.code`, in `failed` events and in `TaskState.error.code` (a `failed` event's code becomes the task's error when that attempt is its last); some are only raised locally by a client and never travel on the wire.",
     table(
       ['code', 'where'],
       Object.entries(errorCodes).map(([c, where]) => [code(c), where]),
     ),
     ...homeAssistantSection(),
   );
-  return out.join('\n\n') + '\n';
+  return `${out.join('\n\n')}\n`;
 }
 
 /**
@@ -841,13 +1050,33 @@ export function renderProtocolDoc(): string {
  */
 function homeAssistantSection(): string[] {
   const ha = haTopics();
-  const view = { node: NODE, state: 'online' as const, drained: false, offlineReason: null, lastSeenAgoMs: 400, reservedMemory: 0, status: NodeStatusSchema.parse(exampleOnline) };
+  const view = {
+    node: NODE,
+    state: 'online' as const,
+    drained: false,
+    offlineReason: null,
+    lastSeenAgoMs: 400,
+    reservedMemory: 0,
+    status: NodeStatusSchema.parse(exampleOnline),
+  };
   const { topic, payload } = haDeviceConfig(view, { prefix: 'cutter', topics: ha, version: '0.1.0' });
   HaDeviceConfigSchema.parse(payload);
   const state = HaNodeStateSchema.parse(haNodeState(view, Date.UTC(2026, 0, 1)));
   const rows: [string, string, string, string, string][] = [
-    [ha.deviceConfig(haNodeId('cutter', NODE)), 'server → Home Assistant', 'yes', 'device discovery config (below); empty = device removed', 'https://www.home-assistant.io/integrations/mqtt/#device-discovery-payload'],
-    [ha.haStatus(), 'Home Assistant → server', 'no', '`online` (HA\'s birth): the server publishes everything again', 'HA\'s birth and last will'],
+    [
+      ha.deviceConfig(haNodeId('cutter', NODE)),
+      'server → Home Assistant',
+      'yes',
+      'device discovery config (below); empty = device removed',
+      'https://www.home-assistant.io/integrations/mqtt/#device-discovery-payload',
+    ],
+    [
+      ha.haStatus(),
+      'Home Assistant → server',
+      'no',
+      "`online` (HA's birth): the server publishes everything again",
+      "HA's birth and last will",
+    ],
     [ha.state(NODE), 'server → Home Assistant', 'yes', 'node state JSON (below)', 'memory and CPU at most every 10 s; the rest at once'],
     [ha.availability(NODE), 'server → Home Assistant', 'yes', '`online` / `offline`', 'the node (its last will, or missed heartbeats)'],
     [ha.bridgeAvailability(), 'server → Home Assistant', 'yes', '`online` / `offline`', 'the server itself; its last will is `offline`'],
@@ -856,10 +1085,13 @@ function homeAssistantSection(): string[] {
   return [
     '## Home Assistant',
     `With discovery on (the default), the server publishes to Home Assistant's discovery prefix (default ${code('homeassistant')}), on its own broker or on ${code('--ha-broker')} (MQTT 5). HA ids are ${code('[a-zA-Z0-9_-]')}: a node id with other characters gets them replaced and a 6-digit hash appended.`,
-    table(['topic', 'from → to', 'retained', 'payload', 'notes'], rows.map(([tp, ft, r, p, n]) => [code(tp), ft, r, p, n])),
+    table(
+      ['topic', 'from → to', 'retained', 'payload', 'notes'],
+      rows.map(([tp, ft, r, p, n]) => [code(tp), ft, r, p, n]),
+    ),
     `Example discovery config on ${code(topic)}:`,
-    '```json\n' + JSON.stringify(payload, null, 2) + '\n```',
+    `\`\`\`json\n${JSON.stringify(payload, null, 2)}\n\`\`\``,
     'Example node state:',
-    '```json\n' + JSON.stringify(state, null, 2) + '\n```',
+    `\`\`\`json\n${JSON.stringify(state, null, 2)}\n\`\`\``,
   ];
 }

@@ -27,7 +27,9 @@ export const SizeSchema = z.union([z.number().int().nonnegative(), z.string()]).
   }
 });
 
-const Bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+const Bool = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])])
+  .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 const Int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 /** Keys every command shares. */
@@ -35,7 +37,12 @@ export const CommonConfigSchema = z.object({
   /** Broker URL the agent and CLI dial, and the controller uses with `--broker`. */
   broker: z.string().url().default('mqtt://127.0.0.1:1883'),
   /** Topic prefix (`{prefix}/v1/…`). */
-  prefix: z.string().min(1).max(64).regex(/^[^+#]+$/).default('cutter'),
+  prefix: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[^+#]+$/)
+    .default('cutter'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   username: z.string().optional(),
   password: z.string().optional(),
@@ -112,7 +119,10 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
    * Cluster the embedded Aedes through this Redis (`redis://host:6379/0`): every server sharing it
    * carries one mesh (retained state, sessions, wills and messages in Redis; see broker/cluster.ts).
    */
-  redis: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  redis: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional(),
   /** Run only the (Redis-clustered) broker, no controller: one controller serves the whole cluster. */
   brokerOnly: Bool.default(false),
   /** How long an agent has to accept an assignment, ms. */
@@ -138,7 +148,12 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   /** Publish Home Assistant MQTT discovery for every node (`--no-ha` turns it off). */
   ha: Bool.default(true),
   /** Home Assistant's discovery prefix (HA's MQTT integration option; default `homeassistant`). */
-  haPrefix: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'one topic level of A-Z a-z 0-9 _ -').default('homeassistant'),
+  haPrefix: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9_-]+$/, 'one topic level of A-Z a-z 0-9 _ -')
+    .default('homeassistant'),
   /** Publish discovery and node state to this broker (the one HA uses, e.g. Mosquitto) as an MQTT 5 client, instead of the server's own. */
   haBroker: z.string().url().optional(),
   /** Credentials on `haBroker`. */
@@ -169,15 +184,18 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
   /** Run `exec` tasks (shell jobs) — off by default: it is remote code execution. */
   allowExec: Bool.default(false),
   /** Key=value labels for placement, comma separated in env/flags (`gpu=rtx4090,site=home`). */
-  labels: z.union([z.record(z.string(), z.string()), z.string()]).transform((v, ctx) => {
-    if (typeof v !== 'string') return v;
-    const labels = parseLabels(v);
-    if (typeof labels === 'string') {
-      ctx.addIssue({ code: 'custom', message: labels });
-      return z.NEVER;
-    }
-    return labels;
-  }).default({}),
+  labels: z
+    .union([z.record(z.string(), z.string()), z.string()])
+    .transform((v, ctx) => {
+      if (typeof v !== 'string') return v;
+      const labels = parseLabels(v);
+      if (typeof labels === 'string') {
+        ctx.addIssue({ code: 'custom', message: labels });
+        return z.NEVER;
+      }
+      return labels;
+    })
+    .default({}),
   /** Keepalive in seconds: the broker fires the last will after 1.5× this without traffic. */
   keepaliveSec: Int(1, 3600).default(2),
   /** How long this node may be disconnected (asleep, roaming) before its tasks are lost and rescheduled (`10m`; 0 = at once). */
@@ -185,7 +203,17 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
   /** On SIGTERM the agent drains: it takes no new tasks and waits this long for running ones before stopping them. */
   drainTimeoutMs: DurationSchema.default(300_000),
   /** Execution policy: image patterns allowed here (comma separated in env and flags; `*` wildcards); empty = any. */
-  allowedImages: z.union([z.array(z.string()), z.string()]).transform((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v)).default([]),
+  allowedImages: z
+    .union([z.array(z.string()), z.string()])
+    .transform((v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v,
+    )
+    .default([]),
   /** Execution policy: largest container memory limit accepted (`16g`); containers must set one. */
   maxTaskMemory: SizeSchema.optional(),
   /** Execution policy: memory limit given to containers that set none (`4g`). */
@@ -194,25 +222,58 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
    * Base URL of this node's Ollama server (the `ollama` client does not read OLLAMA_HOST, so it is
    * set here); `off` or empty = do not look for one.
    */
-  ollamaUrl: z.string().default('http://127.0.0.1:11434').transform((v, ctx) => {
-    if (v === '' || v === 'off') return undefined;
-    try {
-      const u = new URL(v);
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
-      return v.replace(/\/+$/, '');
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `"${v}" is not an http(s) URL (e.g. http://127.0.0.1:11434), or "off"` });
-      return z.NEVER;
-    }
-  }),
+  ollamaUrl: z
+    .string()
+    .default('http://127.0.0.1:11434')
+    .transform((v, ctx) => {
+      if (v === '' || v === 'off') return undefined;
+      try {
+        const u = new URL(v);
+        if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
+        return v.replace(/\/+$/, '');
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not an http(s) URL (e.g. http://127.0.0.1:11434), or "off"` });
+        return z.NEVER;
+      }
+    }),
   /** A file the agent rewrites after every heartbeat the broker accepted (container healthchecks: its age). */
   healthFile: z.string().min(1).optional(),
   /** Execution policy: commands exec tasks may run (argv[0]; comma separated in env and flags); empty = any. */
-  execAllowlist: z.union([z.array(z.string()), z.string()]).transform((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v)).default([]),
+  execAllowlist: z
+    .union([z.array(z.string()), z.string()])
+    .transform((v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v,
+    )
+    .default([]),
   /** File transfer (`cutter cp`): directories files may be read from and written to (comma separated); empty = file transfer off. */
-  filesAllow: z.union([z.array(z.string()), z.string()]).transform((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v)).default([]),
+  filesAllow: z
+    .union([z.array(z.string()), z.string()])
+    .transform((v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v,
+    )
+    .default([]),
   /** File transfer: directories refused even inside an allowed one (deny wins). */
-  filesDeny: z.union([z.array(z.string()), z.string()]).transform((v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter(Boolean) : v)).default([]),
+  filesDeny: z
+    .union([z.array(z.string()), z.string()])
+    .transform((v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v,
+    )
+    .default([]),
   /**
    * Port forwarding (`cutter run -p`): the address the server dials to reach this node's published
    * ports; unset = this node is not reachable from the server (behind NAT) and forwards are refused.
@@ -235,14 +296,20 @@ export type CliConfig = z.infer<typeof CliConfigSchema>;
 
 /** The hostname reduced to id characters (`My Laptop.local` → `My-Laptop.local`). */
 export function defaultNodeId(): string {
-  const id = hostname().replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[.-]+/, '').slice(0, 64);
+  const id = hostname()
+    .replace(/[^A-Za-z0-9_.-]/g, '-')
+    .replace(/^[.-]+/, '')
+    .slice(0, 64);
   return id || 'node';
 }
 
 /** Parses `k=v,k2=v2`; returns an error message instead of throwing, for zod to report with the key. */
 function parseLabels(v: string): Record<string, string> | string {
   const out: Record<string, string> = {};
-  for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     if (eq <= 0) return `label "${part}" must be key=value`;
     out[part.slice(0, eq)] = part.slice(eq + 1);
@@ -294,7 +361,10 @@ export function loadConfig<S extends z.ZodObject>(
       throw new CutterError('INVALID_CONFIG', `config file ${path}: "${section}" must be an object of settings`);
     }
     for (const key of keys) {
-      for (const [value, where] of [[file[key], `config file ${path}`], [sectionValues[key], `config file ${path} (${section}.${key})`]] as const) {
+      for (const [value, where] of [
+        [file[key], `config file ${path}`],
+        [sectionValues[key], `config file ${path} (${section}.${key})`],
+      ] as const) {
         if (value !== undefined) {
           merged[key] = value;
           source[key] = where;
@@ -325,7 +395,10 @@ export function loadConfig<S extends z.ZodObject>(
     const issue = parsed.error!.issues[0];
     const key = String(issue.path[0] ?? '');
     const shown = key in merged ? ` = ${JSON.stringify(merged[key])}` : '';
-    throw new CutterError('INVALID_CONFIG', `invalid config: ${key}${shown}${source[key] ? ` (from ${source[key]})` : ''}: ${issue.message}`);
+    throw new CutterError(
+      'INVALID_CONFIG',
+      `invalid config: ${key}${shown}${source[key] ? ` (from ${source[key]})` : ''}: ${issue.message}`,
+    );
   }
   return withCredentials(parsed.data as z.infer<S>, source, section);
 }
@@ -347,6 +420,9 @@ function withCredentials<T>(cfg: T, source: Record<string, string>, section: str
     return { ...cfg, username: creds.username, password: creds.password };
   } catch (err) {
     if (!c.tokenFile) return cfg;
-    throw new CutterError('INVALID_CONFIG', `invalid config: tokenFile = "${c.tokenFile}"${source.tokenFile ? ` (from ${source.tokenFile})` : ''}: ${(err as Error).message}`);
+    throw new CutterError(
+      'INVALID_CONFIG',
+      `invalid config: tokenFile = "${c.tokenFile}"${source.tokenFile ? ` (from ${source.tokenFile})` : ''}: ${(err as Error).message}`,
+    );
   }
 }

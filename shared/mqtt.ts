@@ -83,7 +83,10 @@ export function setDefaultTls(files: TlsFiles): void {
  */
 export function tlsOptions(files: TlsFiles): Pick<IClientOptions, 'ca' | 'cert' | 'key'> {
   if (Boolean(files.certFile) !== Boolean(files.keyFile)) {
-    throw new CutterError('INVALID_CONFIG', `invalid config: ${files.certFile ? 'certFile is set without keyFile' : 'keyFile is set without certFile'}: a client certificate needs both`);
+    throw new CutterError(
+      'INVALID_CONFIG',
+      `invalid config: ${files.certFile ? 'certFile is set without keyFile' : 'keyFile is set without certFile'}: a client certificate needs both`,
+    );
   }
   const read = (key: string, path: string) => {
     try {
@@ -154,14 +157,21 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
         lastError += ` (${err.code}: the broker's TLS certificate is not trusted; set --ca-file or CUTTER_CA_FILE to the CA that signed it)`;
       }
       // A CONNACK refusal (numeric code) will not get better by retrying.
-      if (typeof err.code === 'number') fail(new CutterError('BROKER_UNREACHABLE', `broker ${opts.url} refused the connection: ${lastError}`));
+      if (typeof err.code === 'number')
+        fail(new CutterError('BROKER_UNREACHABLE', `broker ${opts.url} refused the connection: ${lastError}`));
       else opts.log?.warn({ url: opts.url, err: lastError }, 'broker not reachable yet, retrying');
     };
     client.once('connect', onConnect);
     client.on('error', onError);
     if (opts.timeoutMs !== undefined) {
       timer = setTimeout(
-        () => fail(new CutterError('BROKER_UNREACHABLE', `cannot reach the broker at ${opts.url} within ${opts.timeoutMs} ms${lastError ? ` (${lastError})` : ''}: is \`cutter server\` running there? Set --broker or CUTTER_BROKER.`)),
+        () =>
+          fail(
+            new CutterError(
+              'BROKER_UNREACHABLE',
+              `cannot reach the broker at ${opts.url} within ${opts.timeoutMs} ms${lastError ? ` (${lastError})` : ''}: is \`cutter server\` running there? Set --broker or CUTTER_BROKER.`,
+            ),
+          ),
         opts.timeoutMs,
       );
     }
@@ -184,7 +194,10 @@ export function topicMatches(filter: string, topic: string): boolean {
 
 type Route = { filter: string; handle: (topic: string, payload: Buffer, retained: boolean) => void | Promise<void> };
 
-type RouteOptions = { onEmpty?: (topic: string) => void; onInvalid?: (topic: string, payload: Buffer, error: string) => void | Promise<void> };
+type RouteOptions = {
+  onEmpty?: (topic: string) => void;
+  onInvalid?: (topic: string, payload: Buffer, error: string) => void | Promise<void>;
+};
 
 /**
  * Dispatches incoming messages to validated handlers. One router per client.
@@ -201,7 +214,9 @@ export class MessageRouter {
         if (!topicMatches(route.filter, topic)) continue;
         Promise.resolve()
           .then(() => route.handle(topic, payload, packet.retain))
-          .catch((err: unknown) => this.log.error({ topic, err: errorMessage(err), stack: (err as Error)?.stack }, 'message handler failed'));
+          .catch((err: unknown) =>
+            this.log.error({ topic, err: errorMessage(err), stack: (err as Error)?.stack }, 'message handler failed'),
+          );
       }
     });
   }
@@ -222,7 +237,10 @@ export class MessageRouter {
 
   /** Subscribes (QoS 1) to every routed filter: for routes added with `route()` before connecting. */
   async subscribeAll(): Promise<void> {
-    await this.client.subscribeAsync(this.routes.map((r) => r.filter), { qos: 1 });
+    await this.client.subscribeAsync(
+      this.routes.map((r) => r.filter),
+      { qos: 1 },
+    );
   }
 
   /**

@@ -20,13 +20,15 @@ export { freePort };
  */
 export const TEST_BROKER: 'embedded' | 'mosquitto' = process.env.CUTTER_TEST_BROKER === 'mosquitto' ? 'mosquitto' : 'embedded';
 export const ON_MOSQUITTO = TEST_BROKER === 'mosquitto';
-if (ON_MOSQUITTO && !haveMosquitto()) throw new Error('CUTTER_TEST_BROKER=mosquitto but no mosquitto binary is on the PATH (apt-get install mosquitto)');
+if (ON_MOSQUITTO && !haveMosquitto())
+  throw new Error('CUTTER_TEST_BROKER=mosquitto but no mosquitto binary is on the PATH (apt-get install mosquitto)');
 /**
  * Why a test of the embedded broker's own features (tokens and ACL, packet limits, TLS and
  * WebSocket listeners, flood protection) is skipped on Mosquitto: there those are Mosquitto's
  * job, configured in mosquitto.conf, not cutter's.
  */
-export const EMBEDDED_BROKER_ONLY = 'embedded broker only (skipped with CUTTER_TEST_BROKER=mosquitto: tokens, ACL, limits and listeners are then the external broker\'s job)';
+export const EMBEDDED_BROKER_ONLY =
+  "embedded broker only (skipped with CUTTER_TEST_BROKER=mosquitto: tokens, ACL, limits and listeners are then the external broker's job)";
 /**
  * `describe` for a test of the embedded broker's own features: skipped on Mosquitto, with the
  * reason in its name so the report says why.
@@ -76,7 +78,10 @@ export class Daemon {
   readonly exited: Promise<number | null>;
   private waiters: { test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
 
-  constructor(readonly child: ChildProcess, readonly name: string) {
+  constructor(
+    readonly child: ChildProcess,
+    readonly name: string,
+  ) {
     let partial = '';
     child.stdout!.on('data', (c: Buffer) => {
       this.stdout += c.toString();
@@ -104,7 +109,15 @@ export class Daemon {
     const seen = this.lines.find(test);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name}: no matching log line within ${timeoutMs} ms\nstdout:\n${this.stdout.slice(-4000)}\nstderr:\n${this.stderr.slice(-2000)}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `${this.name}: no matching log line within ${timeoutMs} ms\nstdout:\n${this.stdout.slice(-4000)}\nstderr:\n${this.stderr.slice(-2000)}`,
+            ),
+          ),
+        timeoutMs,
+      );
       this.waiters.push({ test, resolve: (l) => (clearTimeout(timer), resolve(l)) });
     });
   }
@@ -125,8 +138,13 @@ const startedInTest: Daemon[] = [];
 afterEach((ctx) => {
   if (ctx.task.result?.state === 'fail') {
     for (const d of startedInTest) {
-      const tail = d.lines.slice(-40).map((l) => JSON.stringify(l)).join('\n');
-      process.stderr.write(`--- ${d.name} (last ${Math.min(40, d.lines.length)} log lines)\n${tail}\n${d.stderr ? `stderr: ${d.stderr.slice(-2000)}\n` : ''}`);
+      const tail = d.lines
+        .slice(-40)
+        .map((l) => JSON.stringify(l))
+        .join('\n');
+      process.stderr.write(
+        `--- ${d.name} (last ${Math.min(40, d.lines.length)} log lines)\n${tail}\n${d.stderr ? `stderr: ${d.stderr.slice(-2000)}\n` : ''}`,
+      );
     }
   }
   startedInTest.length = 0;
@@ -168,7 +186,21 @@ export async function startServer(
     return { daemon, url, port, dataDir };
   }
   // Tests of other features run the broker open; the security tests pass { secure: true }.
-  const daemon = spawnCutter(['server', '--host', opts.host ?? '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...(opts.secure ? [] : ['--insecure']), ...extra], 'server', opts.env);
+  const daemon = spawnCutter(
+    [
+      'server',
+      '--host',
+      opts.host ?? '127.0.0.1',
+      '--port',
+      String(port),
+      '--data-dir',
+      dataDir,
+      ...(opts.secure ? [] : ['--insecure']),
+      ...extra,
+    ],
+    'server',
+    opts.env,
+  );
   await daemon.waitForMsg('broker listening');
   return { daemon, url, port, dataDir };
 }
@@ -208,7 +240,9 @@ export function cli(args: string[], opts: { broker?: string; timeoutMs?: number;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`cutter ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 30_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(
+        new Error(`cutter ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 30_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`),
+      );
     }, opts.timeoutMs ?? 30_000);
     child.once('exit', (code) => {
       clearTimeout(timer);
@@ -252,7 +286,8 @@ export async function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 10_000
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    if (Date.now() > deadline)
+      throw new Error(`condition not met within ${timeoutMs} ms (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

@@ -30,7 +30,8 @@ export function spawnCutterDaemon(args: string[], name: string, opts: { prefix?:
 /** Runs a command to completion; throws with its stderr when it fails (unless `check` is false). */
 export function run(cmd: string, args: string[], check = true): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
-  if (check && r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.error?.message || ''}`);
+  if (check && r.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.error?.message || ''}`);
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
@@ -153,7 +154,9 @@ export class VethNamespace {
   }
 }
 
-export type Reply = { v: 1; id: string; ok: true; result: unknown } | { v: 1; id: string; ok: false; error: { code: string; message: string } };
+export type Reply =
+  | { v: 1; id: string; ok: true; result: unknown }
+  | { v: 1; id: string; ok: false; error: { code: string; message: string } };
 
 /** One MQTT client speaking the request protocol (requests/{client} → replies/{client}, matched by id). */
 export class Requester {

@@ -34,7 +34,13 @@ export const LABEL_MEMORY = 'io.cutter.memory';
 /** Minimum ms between two pull progress events. */
 const PROGRESS_INTERVAL_MS = 250;
 
-type ProgressEvent = { status?: string; id?: string; progressDetail?: { current?: number; total?: number }; error?: string; errorDetail?: { message?: string } };
+type ProgressEvent = {
+  status?: string;
+  id?: string;
+  progressDetail?: { current?: number; total?: number };
+  error?: string;
+  errorDetail?: { message?: string };
+};
 
 function statusCode(err: unknown): number | undefined {
   return (err as { statusCode?: number })?.statusCode;
@@ -65,7 +71,11 @@ interface Run {
  * Reads the node ports the engine chose for the published container ports
  * (NetworkSettings.Ports["80/tcp"][0].HostPort) and hands them to `ctx.published`.
  */
-async function reportPorts(container: Docker.Container, ports: { container: number; server: number }[], ctx: ExecutorContext): Promise<void> {
+async function reportPorts(
+  container: Docker.Container,
+  ports: { container: number; server: number }[],
+  ctx: ExecutorContext,
+): Promise<void> {
   if (!ctx.published) return;
   try {
     const info = await container.inspect();
@@ -145,7 +155,9 @@ export class DockerExecutor implements Executor<DockerSpec> {
             Memory: spec.memoryLimit,
             NanoCpus: spec.cpus ? Math.round(spec.cpus * 1e9) : undefined,
             // Each port on a free port of the node (HostPort ""), reported after the start.
-            ...(spec.ports?.length ? { PortBindings: Object.fromEntries(spec.ports.map((p) => [`${p.container}/tcp`, [{ HostPort: '' }]])) } : {}),
+            ...(spec.ports?.length
+              ? { PortBindings: Object.fromEntries(spec.ports.map((p) => [`${p.container}/tcp`, [{ HostPort: '' }]])) }
+              : {}),
           },
         });
       } catch (err) {
@@ -195,7 +207,10 @@ export class DockerExecutor implements Executor<DockerSpec> {
         case 'created':
           done = (async () => {
             await run.container!.remove({ force: true, v: true }).catch(() => undefined);
-            throw new CutterError('AGENT_SHUTDOWN', `the agent on ${node} stopped between creating container ${ref} and starting it; nothing ran`);
+            throw new CutterError(
+              'AGENT_SHUTDOWN',
+              `the agent on ${node} stopped between creating container ${ref} and starting it; nothing ran`,
+            );
           })();
           break;
         default:
@@ -273,7 +288,10 @@ export class DockerExecutor implements Executor<DockerSpec> {
       try {
         waited = (await exited) as { StatusCode: number };
       } catch (err) {
-        throw new CutterError(mode === 'start' ? 'START_FAILED' : 'NODE_LOST', `lost track of container ${container.id.slice(0, 12)}: ${engineMessage(err)}`);
+        throw new CutterError(
+          mode === 'start' ? 'START_FAILED' : 'NODE_LOST',
+          `lost track of container ${container.id.slice(0, 12)}: ${engineMessage(err)}`,
+        );
       }
       // The attach stream ends right after the exit; bound the wait in case the engine keeps it open.
       await Promise.race([outputEnded, new Promise((r) => setTimeout(r, 2_000))]);
@@ -307,7 +325,10 @@ export class DockerExecutor implements Executor<DockerSpec> {
     try {
       info = await container.inspect();
     } catch (err) {
-      throw new CutterError('NODE_LOST', `cannot inspect container ${container.id.slice(0, 12)} of task ${ctx.taskId}: ${engineMessage(err)}`);
+      throw new CutterError(
+        'NODE_LOST',
+        `cannot inspect container ${container.id.slice(0, 12)} of task ${ctx.taskId}: ${engineMessage(err)}`,
+      );
     }
     const now = Date.now();
     void container.remove({ force: true, v: true }).catch(() => undefined);
@@ -353,7 +374,8 @@ export class DockerExecutor implements Executor<DockerSpec> {
             failure = event.errorDetail?.message ?? event.error;
             return;
           }
-          if (event.id && event.progressDetail?.total) layers.set(event.id, { current: event.progressDetail.current ?? 0, total: event.progressDetail.total });
+          if (event.id && event.progressDetail?.total)
+            layers.set(event.id, { current: event.progressDetail.current ?? 0, total: event.progressDetail.total });
           const now = Date.now();
           if (now - lastSent < PROGRESS_INTERVAL_MS) return;
           lastSent = now;
@@ -363,7 +385,11 @@ export class DockerExecutor implements Executor<DockerSpec> {
             current += l.current;
             total += l.total;
           }
-          ctx.progress({ phase: 'pull', message: `${event.id ? `${event.id}: ` : ''}${event.status ?? 'pulling'}`, ...(total ? { current, total } : {}) });
+          ctx.progress({
+            phase: 'pull',
+            message: `${event.id ? `${event.id}: ` : ''}${event.status ?? 'pulling'}`,
+            ...(total ? { current, total } : {}),
+          });
         },
       );
     });

@@ -50,7 +50,12 @@ export class ExecExecutor implements Executor<ExecSpec> {
     const done = new Promise<Outcome>((resolve, reject) => {
       child.once('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(killTimer);
-        const why = err.code === 'ENOENT' ? `command not found: ${spec.argv[0]}` : err.code === 'EACCES' ? `permission denied: ${spec.argv[0]}` : err.message;
+        const why =
+          err.code === 'ENOENT'
+            ? `command not found: ${spec.argv[0]}`
+            : err.code === 'EACCES'
+              ? `permission denied: ${spec.argv[0]}`
+              : err.message;
         reject(new CutterError('START_FAILED', why));
       });
       child.once('spawn', () => ctx.started(String(child.pid)));

@@ -29,7 +29,8 @@ function toCutterError(err: unknown, url: string): CutterError {
   if (err instanceof CutterError) return err;
   const e = err as { name?: string; status_code?: number; error?: string; cause?: { code?: string } };
   if (e?.name === 'ResponseError' && e.status_code === 404) return new CutterError('MODEL_NOT_FOUND', e.error ?? errorMessage(err));
-  if (e?.name === 'ResponseError') return new CutterError('OLLAMA_ERROR', `Ollama answered ${e.status_code}: ${e.error ?? errorMessage(err)}`);
+  if (e?.name === 'ResponseError')
+    return new CutterError('OLLAMA_ERROR', `Ollama answered ${e.status_code}: ${e.error ?? errorMessage(err)}`);
   if (e?.cause?.code === 'ECONNREFUSED' || /fetch failed/.test(errorMessage(err))) {
     return new CutterError('EXECUTOR_UNAVAILABLE', `Ollama at ${url} is not reachable (${e?.cause?.code ?? errorMessage(err)})`);
   }

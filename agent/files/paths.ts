@@ -44,8 +44,10 @@ export class PathPolicy {
 
   /** Absolute, `..`-free form of a requested path (relative = under the first allowed directory). @throws PathDenied */
   private absolute(requested: string): string {
-    if (!this.enabled) throw new CutterError('EXECUTOR_DISABLED', 'file transfer is off on this node (start its agent with --files-allow DIR)');
-    if (requested.split(/[\\/]/).includes('..')) throw new PathDenied(`path "${requested}" contains "..": give a path inside an allowed directory`);
+    if (!this.enabled)
+      throw new CutterError('EXECUTOR_DISABLED', 'file transfer is off on this node (start its agent with --files-allow DIR)');
+    if (requested.split(/[\\/]/).includes('..'))
+      throw new PathDenied(`path "${requested}" contains "..": give a path inside an allowed directory`);
     return isAbsolute(requested) ? resolve(requested) : resolve(this.allow[0], requested);
   }
 
@@ -53,7 +55,8 @@ export class PathPolicy {
   private check(real: string, requested: string): string {
     const denied = this.deny.find((d) => inside(real, d));
     if (denied) throw new PathDenied(`path "${requested}" (${real}) is in the denied directory ${denied}`);
-    if (!this.allow.some((a) => inside(real, a))) throw new PathDenied(`path "${requested}" (${real}) is outside the allowed directories (${this.allow.join(', ')})`);
+    if (!this.allow.some((a) => inside(real, a)))
+      throw new PathDenied(`path "${requested}" (${real}) is outside the allowed directories (${this.allow.join(', ')})`);
     return real;
   }
 

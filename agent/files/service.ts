@@ -79,7 +79,11 @@ type OutBody = FileOut extends infer O ? (O extends FileOut ? Omit<O, 'v'> : nev
 /** Maps a thrown error onto an `error` reply's code. */
 function codeOf(err: unknown): string {
   if (err instanceof CutterError) {
-    return { POLICY_DENIED: 'PATH_DENIED', NOT_FOUND: 'NOT_FOUND', EXECUTOR_DISABLED: 'FILES_DISABLED', INVALID_ARGUMENT: 'BAD_REQUEST' }[err.code as string] ?? err.code;
+    return (
+      { POLICY_DENIED: 'PATH_DENIED', NOT_FOUND: 'NOT_FOUND', EXECUTOR_DISABLED: 'FILES_DISABLED', INVALID_ARGUMENT: 'BAD_REQUEST' }[
+        err.code as string
+      ] ?? err.code
+    );
   }
   return 'IO_ERROR';
 }
@@ -106,11 +110,14 @@ export class FileService implements AgentService {
     const { t, node } = this.opts;
     router.route(t.filesIn(node, '+'), FileInSchema, (msg, topic) => {
       const from = topic.split('/').at(-1)!;
-      this.queue = this.queue.then(() => this.onControl(msg, from)).catch((err) => this.log.error({ err: errorMessage(err) }, 'file control failed'));
+      this.queue = this.queue
+        .then(() => this.onControl(msg, from))
+        .catch((err) => this.log.error({ err: errorMessage(err) }, 'file control failed'));
     });
     const dataFilter = t.filesInData(node, '+');
     client.on('message', (topic, payload) => {
-      if (topicMatches(dataFilter, topic)) void this.onChunk(payload, topic.split('/').at(-2)!).catch((err) => this.log.warn({ err: errorMessage(err) }, 'chunk failed'));
+      if (topicMatches(dataFilter, topic))
+        void this.onChunk(payload, topic.split('/').at(-2)!).catch((err) => this.log.warn({ err: errorMessage(err) }, 'chunk failed'));
     });
     client.on('connect', () => {
       for (const s of this.sessions.values()) if (s.kind === 'get') s.pump.kick();
@@ -121,7 +128,10 @@ export class FileService implements AgentService {
     await this.client!.subscribeAsync(this.opts.t.filesInData(this.opts.node, '+'), { qos: 0 });
     this.timer = setInterval(() => void this.sweep(), 30_000);
     this.timer.unref();
-    this.log.info({ allow: this.policy.allow, deny: this.policy.deny, maxBytes: this.opts.maxBytes }, this.policy.enabled ? 'file transfer enabled' : 'file transfer disabled (no --files-allow)');
+    this.log.info(
+      { allow: this.policy.allow, deny: this.policy.deny, maxBytes: this.opts.maxBytes },
+      this.policy.enabled ? 'file transfer enabled' : 'file transfer disabled (no --files-allow)',
+    );
   }
 
   async stop(): Promise<void> {
@@ -130,7 +140,9 @@ export class FileService implements AgentService {
   }
 
   private reply(client: string, body: OutBody, qos: 0 | 1 = 1): Promise<unknown> {
-    return this.client!.publishAsync(this.opts.t.filesOut(this.opts.node, client), encode({ v: 1, ...body }), { qos }).catch((err) => this.log.warn({ err: errorMessage(err) }, 'file reply failed'));
+    return this.client!.publishAsync(this.opts.t.filesOut(this.opts.node, client), encode({ v: 1, ...body }), { qos }).catch((err) =>
+      this.log.warn({ err: errorMessage(err) }, 'file reply failed'),
+    );
   }
 
   private async close(xfer: string, s: PutSession | GetSession): Promise<void> {
@@ -156,7 +168,8 @@ export class FileService implements AgentService {
       return this.reply(from, { type: 'error', xfer: msg.xfer, code, message: errorMessage(err) });
     };
     const existing = this.sessions.get(msg.xfer);
-    if (existing && existing.client !== from) return fail(new CutterError('INVALID_ARGUMENT', `transfer ${msg.xfer} belongs to another client`));
+    if (existing && existing.client !== from)
+      return fail(new CutterError('INVALID_ARGUMENT', `transfer ${msg.xfer} belongs to another client`));
     try {
       switch (msg.type) {
         case 'put':
@@ -173,7 +186,17 @@ export class FileService implements AgentService {
         case 'done':
           if (existing?.kind === 'get') {
             await this.close(msg.xfer, existing);
-            this.log.info({ xfer: msg.xfer, path: existing.path, bytes: existing.size, ok: msg.ok, client: from, ...(msg.message ? { message: msg.message } : {}) }, msg.ok ? 'file sent' : 'file send failed at the client');
+            this.log.info(
+              {
+                xfer: msg.xfer,
+                path: existing.path,
+                bytes: existing.size,
+                ok: msg.ok,
+                client: from,
+                ...(msg.message ? { message: msg.message } : {}),
+              },
+              msg.ok ? 'file sent' : 'file send failed at the client',
+            );
           }
           return;
         case 'abort':
@@ -190,7 +213,11 @@ export class FileService implements AgentService {
     }
   }
 
-  private async onPut(msg: Extract<FileIn, { type: 'put' | 'image.put' }>, from: string, existing: PutSession | GetSession | undefined): Promise<void> {
+  private async onPut(
+    msg: Extract<FileIn, { type: 'put' | 'image.put' }>,
+    from: string,
+    existing: PutSession | GetSession | undefined,
+  ): Promise<void> {
     const done = this.finished.get(msg.xfer);
     if (done) {
       await this.reply(from, done);
@@ -204,10 +231,15 @@ export class FileService implements AgentService {
       await this.reply(from, { type: 'ready', xfer: msg.xfer, offset: existing.part.offset, path: existing.part.dest });
       return;
     }
-    if (msg.size > this.opts.maxBytes) throw new CutterError('INVALID_ARGUMENT', `${msg.size} bytes is over this node's limit of ${this.opts.maxBytes} bytes (--files-max-size)`);
+    if (msg.size > this.opts.maxBytes)
+      throw new CutterError(
+        'INVALID_ARGUMENT',
+        `${msg.size} bytes is over this node's limit of ${this.opts.maxBytes} bytes (--files-max-size)`,
+      );
     let dest: string;
     if (msg.type === 'image.put') {
-      if (!this.opts.images) throw new CutterError('EXECUTOR_UNAVAILABLE', `node ${this.opts.node} has no Docker engine to load images into`);
+      if (!this.opts.images)
+        throw new CutterError('EXECUTOR_UNAVAILABLE', `node ${this.opts.node} has no Docker engine to load images into`);
       const refused = this.opts.imagePolicy?.(msg.image);
       if (refused) throw new CutterError('POLICY_DENIED', `refused by node ${this.opts.node}'s policy: ${refused}`);
       const spool = this.opts.spoolDir ?? join(tmpdir(), `cutter-images-${this.opts.node}`);
@@ -215,16 +247,31 @@ export class FileService implements AgentService {
       dest = join(spool, `${msg.sha256}.tar`);
     } else {
       dest = await this.policy.forWrite(msg.path);
-      if ((await stat(dest).catch(() => null))?.isDirectory()) throw new CutterError('INVALID_ARGUMENT', `${msg.path} is a directory on this node: end the path with / to copy into it`);
+      if ((await stat(dest).catch(() => null))?.isDirectory())
+        throw new CutterError('INVALID_ARGUMENT', `${msg.path} is a directory on this node: end the path with / to copy into it`);
     }
-    if (this.sessions.size >= MAX_SESSIONS) throw new CutterError('NODE_BUSY', `node ${this.opts.node} has ${this.sessions.size} transfers open: try again later`);
+    if (this.sessions.size >= MAX_SESSIONS)
+      throw new CutterError('NODE_BUSY', `node ${this.opts.node} has ${this.sessions.size} transfers open: try again later`);
     for (const s of this.sessions.values()) {
-      if (s.kind === 'put' && s.part.dest === dest) throw new CutterError('INVALID_ARGUMENT', `${dest} is being received by another transfer`);
+      if (s.kind === 'put' && s.part.dest === dest)
+        throw new CutterError('INVALID_ARGUMENT', `${dest} is being received by another transfer`);
     }
     const part = await PartFile.open(dest, msg.size, msg.sha256, msg.type === 'put' ? msg.mode : 0o600);
-    const session: PutSession = { kind: 'put', client: from, part, finishing: false, touched: Date.now(), started: Date.now(), startOffset: part.offset, ...(msg.type === 'image.put' ? { image: msg.image } : {}) };
+    const session: PutSession = {
+      kind: 'put',
+      client: from,
+      part,
+      finishing: false,
+      touched: Date.now(),
+      started: Date.now(),
+      startOffset: part.offset,
+      ...(msg.type === 'image.put' ? { image: msg.image } : {}),
+    };
     this.sessions.set(msg.xfer, session);
-    this.log.info({ xfer: msg.xfer, path: dest, size: msg.size, offset: part.offset, client: from, ...(session.image ? { image: session.image } : {}) }, part.offset > 0 ? 'file transfer resumed from a partial file' : 'file transfer started');
+    this.log.info(
+      { xfer: msg.xfer, path: dest, size: msg.size, offset: part.offset, client: from, ...(session.image ? { image: session.image } : {}) },
+      part.offset > 0 ? 'file transfer resumed from a partial file' : 'file transfer started',
+    );
     await this.reply(from, { type: 'ready', xfer: msg.xfer, offset: part.offset, path: dest });
     if (part.complete) void this.finishPut(msg.xfer, session);
   }
@@ -236,7 +283,7 @@ export class FileService implements AgentService {
       return;
     }
     const s = this.sessions.get(frame.xfer);
-    if (!s || s.kind !== 'put' || s.client !== from || s.finishing) return;
+    if (s?.kind !== 'put' || s.client !== from || s.finishing) return;
     s.touched = Date.now();
     const offset = await s.part.write(frame.offset, frame.data);
     if (offset === null) return;
@@ -251,7 +298,13 @@ export class FileService implements AgentService {
     try {
       const { ok, sha256 } = await s.part.finish();
       if (!ok) {
-        body = { type: 'done', xfer, ok: false, sha256, message: `SHA-256 mismatch: received ${sha256}, expected ${s.part.sha256}; the partial file was deleted, send it again` };
+        body = {
+          type: 'done',
+          xfer,
+          ok: false,
+          sha256,
+          message: `SHA-256 mismatch: received ${sha256}, expected ${s.part.sha256}; the partial file was deleted, send it again`,
+        };
       } else if (s.image) {
         try {
           const imageId = await this.opts.images!.load(s.part.dest, s.image);
@@ -270,7 +323,19 @@ export class FileService implements AgentService {
     this.finished.set(xfer, body);
     if (this.finished.size > DONE_KEEP) this.finished.delete(this.finished.keys().next().value!);
     const ms = Date.now() - s.started;
-    this.log.info({ xfer, path: s.part.dest, size: s.part.size, resumedFrom: s.startOffset, ok: body.type === 'done' && body.ok, ms, client: s.client, ...(s.image ? { image: s.image } : {}) }, 'file received');
+    this.log.info(
+      {
+        xfer,
+        path: s.part.dest,
+        size: s.part.size,
+        resumedFrom: s.startOffset,
+        ok: body.type === 'done' && body.ok,
+        ms,
+        client: s.client,
+        ...(s.image ? { image: s.image } : {}),
+      },
+      'file received',
+    );
     await this.reply(s.client, body);
   }
 
@@ -295,11 +360,16 @@ export class FileService implements AgentService {
       existing.pump.rewind(offset);
       return;
     }
-    if (this.sessions.size >= MAX_SESSIONS) throw new CutterError('NODE_BUSY', `node ${this.opts.node} has ${this.sessions.size} transfers open: try again later`);
+    if (this.sessions.size >= MAX_SESSIONS)
+      throw new CutterError('NODE_BUSY', `node ${this.opts.node} has ${this.sessions.size} transfers open: try again later`);
     const path = await this.policy.forRead(msg.path);
     const st = await stat(path);
     if (!st.isFile()) throw new CutterError('INVALID_ARGUMENT', `${msg.path} is not a regular file`);
-    if (st.size > this.opts.maxBytes) throw new CutterError('INVALID_ARGUMENT', `${msg.path} is ${st.size} bytes, over this node's limit of ${this.opts.maxBytes} bytes (--files-max-size)`);
+    if (st.size > this.opts.maxBytes)
+      throw new CutterError(
+        'INVALID_ARGUMENT',
+        `${msg.path} is ${st.size} bytes, over this node's limit of ${this.opts.maxBytes} bytes (--files-max-size)`,
+      );
     const { size, sha256 } = await this.hashOf(path);
     const offset = msg.ifSha256 === sha256 && msg.offset <= size ? msg.offset : 0;
     const client = this.client!;

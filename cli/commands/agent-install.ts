@@ -53,12 +53,18 @@ function plan(flags: InstallFlags) {
   } catch (err) {
     throw bad(`--token-file ${tokenFile}: ${(err as Error).message}`);
   }
-  if (typeof creds?.username !== 'string' || typeof creds.password !== 'string') throw bad(`--token-file ${tokenFile}: expected {"username", "password"}`);
+  if (typeof creds?.username !== 'string' || typeof creds.password !== 'string')
+    throw bad(`--token-file ${tokenFile}: expected {"username", "password"}`);
   const nodeId = flags.nodeId ?? (String(creds.username).startsWith('agent:') ? String(creds.username).slice(6) : defaultNodeId());
   if (!ID_RE.test(nodeId)) throw bad(`--node-id "${nodeId}": node ids are 1-64 characters of A-Z a-z 0-9 _ . -`);
-  if (flags.maxMemory !== undefined && !SizeSchema.safeParse(flags.maxMemory).success) throw bad(`--max-memory "${flags.maxMemory}" is not a size (e.g. 12g)`);
-  if (flags.maxTasks !== undefined && !/^[1-9]\d*$/.test(flags.maxTasks)) throw bad(`--max-tasks "${flags.maxTasks}" is not a positive whole number`);
-  for (const [flag, v] of [['--lost-after', flags.lostAfter], ['--drain-timeout', flags.drainTimeout]] as const) {
+  if (flags.maxMemory !== undefined && !SizeSchema.safeParse(flags.maxMemory).success)
+    throw bad(`--max-memory "${flags.maxMemory}" is not a size (e.g. 12g)`);
+  if (flags.maxTasks !== undefined && !/^[1-9]\d*$/.test(flags.maxTasks))
+    throw bad(`--max-tasks "${flags.maxTasks}" is not a positive whole number`);
+  for (const [flag, v] of [
+    ['--lost-after', flags.lostAfter],
+    ['--drain-timeout', flags.drainTimeout],
+  ] as const) {
     if (v !== undefined && !DurationSchema.safeParse(v).success) throw bad(`${flag} "${v}" is not a duration (e.g. 10m)`);
   }
   if (flags.runAs && scope !== 'system') throw bad('--run-as is for --system units (a user unit runs as its user)');
@@ -74,12 +80,27 @@ function plan(flags: InstallFlags) {
   if (flags.drainTimeout !== undefined) args.push('--drain-timeout', flags.drainTimeout);
   if (flags.caFile !== undefined) args.push('--ca-file', resolve(flags.caFile));
 
-  const dir = flags.unitDir ? resolve(flags.unitDir) : scope === 'system' ? '/etc/systemd/system' : join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'systemd', 'user');
+  const dir = flags.unitDir
+    ? resolve(flags.unitDir)
+    : scope === 'system'
+      ? '/etc/systemd/system'
+      : join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'systemd', 'user');
   if (!/^[A-Za-z0-9_.@-]+$/.test(flags.name)) throw bad(`--name "${flags.name}": a unit name is letters, digits and _ . @ -`);
   const path = join(dir, `${flags.name}.service`);
-  const unit = renderUnit({ scope, nodeId, execPath: process.execPath, args, stopTimeoutSec: Math.ceil(drainMs / 1000) + 30, runAs: flags.runAs });
+  const unit = renderUnit({
+    scope,
+    nodeId,
+    execPath: process.execPath,
+    args,
+    stopTimeoutSec: Math.ceil(drainMs / 1000) + 30,
+    runAs: flags.runAs,
+  });
   const ctl = scope === 'user' ? 'systemctl --user' : 'sudo systemctl';
-  const commands = [`${ctl} daemon-reload`, `${ctl} enable --now ${flags.name}`, ...(scope === 'user' ? [`loginctl enable-linger ${process.env.USER ?? '$USER'}   # start at boot without a login`] : [])];
+  const commands = [
+    `${ctl} daemon-reload`,
+    `${ctl} enable --now ${flags.name}`,
+    ...(scope === 'user' ? [`loginctl enable-linger ${process.env.USER ?? '$USER'}   # start at boot without a login`] : []),
+  ];
   const mode = statSync(tokenFile).mode & 0o077;
   return { scope, path, unit, commands, tokenFile, nodeId, tokenReadableByOthers: mode !== 0 };
 }
@@ -97,7 +118,7 @@ export function registerAgentInstall(program: Command): void {
     .option('--unit-dir <dir>', 'write the unit here instead')
     .option('--name <name>', 'unit name', 'cutter-agent')
     .option('--broker <url>', 'broker URL the agent dials (required)')
-    .option('--token-file <path>', 'the node\'s token JSON (required; kept in the file, not the unit)')
+    .option('--token-file <path>', "the node's token JSON (required; kept in the file, not the unit)")
     .option('--node-id <id>', 'node id (default: from the token, else the hostname)')
     .option('--max-memory <size>', 'memory cutter may commit here, e.g. 12g')
     .option('--max-tasks <n>', 'concurrent tasks')

@@ -29,7 +29,7 @@ export function withClientOptions(cmd: Command): Command {
     .option('--prefix <prefix>', 'topic prefix (default cutter)')
     .option('--connect-timeout <ms>', 'how long to wait for the broker and the controller, ms (default 5000)')
     .option('--token-file <path>', 'credentials {"username", "password"} (default: the admin token a local server wrote)')
-    .option('--ca-file <path>', 'PEM CA that signed the broker\'s certificate, for mqtts:// and wss:// (env CUTTER_CA_FILE)')
+    .option('--ca-file <path>', "PEM CA that signed the broker's certificate, for mqtts:// and wss:// (env CUTTER_CA_FILE)")
     .option('--cert-file <path>', 'PEM client certificate, for a broker that requires one (env CUTTER_CERT_FILE)')
     .option('--key-file <path>', 'PEM private key of --cert-file (env CUTTER_KEY_FILE)');
 }
@@ -39,7 +39,15 @@ export function cliConfig(flags: GlobalFlags): CliConfig {
   const cfg = loadConfig(
     CliConfigSchema,
     'cli',
-    { broker: flags.broker, prefix: flags.prefix, timeoutMs: flags.connectTimeout, tokenFile: flags.tokenFile, caFile: flags.caFile, certFile: flags.certFile, keyFile: flags.keyFile },
+    {
+      broker: flags.broker,
+      prefix: flags.prefix,
+      timeoutMs: flags.connectTimeout,
+      tokenFile: flags.tokenFile,
+      caFile: flags.caFile,
+      certFile: flags.certFile,
+      keyFile: flags.keyFile,
+    },
     process.env,
     flags.config,
   );
@@ -51,7 +59,11 @@ export function cliConfig(flags: GlobalFlags): CliConfig {
  * Runs a command body with a connected client; errors print and exit 1 (or `errorExitCode`).
  * The body returns the process exit code.
  */
-export async function withClient(flags: GlobalFlags, body: (client: CliClient, cfg: CliConfig) => Promise<number>, errorExitCode = 1): Promise<never> {
+export async function withClient(
+  flags: GlobalFlags,
+  body: (client: CliClient, cfg: CliConfig) => Promise<number>,
+  errorExitCode = 1,
+): Promise<never> {
   let client: CliClient | undefined;
   let code: number;
   try {

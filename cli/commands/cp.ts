@@ -54,48 +54,58 @@ export function registerCp(program: Command): void {
     .option('--window <chunks>', 'chunks in flight before an ack (default 8)')
     .option('--stall <ms>', 'silence after which the transfer is resumed, ms (default 3000)')
     .option('--timeout <ms>', 'silence after which the transfer fails, ms (default 120000)')
-    .action((source: string, destination: string, flags: GlobalFlags & { chunkSize?: string; window?: string; stall?: string; timeout?: string }) =>
-      withClient(flags, async (client) => {
-        const from = parseRemote(source);
-        const to = parseRemote(destination);
-        if (Boolean(from) === Boolean(to)) throw new CutterError('INVALID_ARGUMENT', 'exactly one of source and destination must be NODE:PATH (a local path with a colon: write it as ./name)');
-        const num = (v: string | undefined, name: string, min: number, max: number) => {
-          if (v === undefined) return undefined;
-          const n = Number(v);
-          if (!Number.isInteger(n) || n < min || n > max) throw new CutterError('INVALID_ARGUMENT', `--${name} must be an integer from ${min} to ${max}`);
-          return n;
-        };
-        const chunkBytes = num(flags.chunkSize, 'chunk-size', 1024, 1024 * 1024) ?? 512 * 1024;
-        const opts = {
-          chunkBytes,
-          windowBytes: (num(flags.window, 'window', 1, 64) ?? 8) * chunkBytes,
-          stallMs: num(flags.stall, 'stall', 100, 600_000),
-          timeoutMs: num(flags.timeout, 'timeout', 1000, 86_400_000),
-        };
-        const remote = (from ?? to)!;
-        const link = new FileLink(client.mqtt, client.topics, remote.node, client.clientId);
-        await link.open();
-        let bar: ProgressBar | undefined;
-        const onProgress = (done: number, total: number) => {
-          if (flags.json) return;
-          (bar ??= new ProgressBar(from ? `${remote.node}:${basename(remote.path)}` : basename(source), total)).update(done);
-        };
-        let result: TransferResult;
-        try {
-          if (to) {
-            const remotePath = to.path.endsWith('/') ? to.path + basename(source) : to.path;
-            result = await putFile(link, source, { kind: 'put', remotePath }, { ...opts, onProgress });
-          } else {
-            const local = isDir(destination) ? join(destination, basename(from!.path)) : destination;
-            result = await getFile(link, from!.path, local, { ...opts, onProgress });
+    .action(
+      (
+        source: string,
+        destination: string,
+        flags: GlobalFlags & { chunkSize?: string; window?: string; stall?: string; timeout?: string },
+      ) =>
+        withClient(flags, async (client) => {
+          const from = parseRemote(source);
+          const to = parseRemote(destination);
+          if (Boolean(from) === Boolean(to))
+            throw new CutterError(
+              'INVALID_ARGUMENT',
+              'exactly one of source and destination must be NODE:PATH (a local path with a colon: write it as ./name)',
+            );
+          const num = (v: string | undefined, name: string, min: number, max: number) => {
+            if (v === undefined) return undefined;
+            const n = Number(v);
+            if (!Number.isInteger(n) || n < min || n > max)
+              throw new CutterError('INVALID_ARGUMENT', `--${name} must be an integer from ${min} to ${max}`);
+            return n;
+          };
+          const chunkBytes = num(flags.chunkSize, 'chunk-size', 1024, 1024 * 1024) ?? 512 * 1024;
+          const opts = {
+            chunkBytes,
+            windowBytes: (num(flags.window, 'window', 1, 64) ?? 8) * chunkBytes,
+            stallMs: num(flags.stall, 'stall', 100, 600_000),
+            timeoutMs: num(flags.timeout, 'timeout', 1000, 86_400_000),
+          };
+          const remote = (from ?? to)!;
+          const link = new FileLink(client.mqtt, client.topics, remote.node, client.clientId);
+          await link.open();
+          let bar: ProgressBar | undefined;
+          const onProgress = (done: number, total: number) => {
+            if (flags.json) return;
+            (bar ??= new ProgressBar(from ? `${remote.node}:${basename(remote.path)}` : basename(source), total)).update(done);
+          };
+          let result: TransferResult;
+          try {
+            if (to) {
+              const remotePath = to.path.endsWith('/') ? to.path + basename(source) : to.path;
+              result = await putFile(link, source, { kind: 'put', remotePath }, { ...opts, onProgress });
+            } else {
+              const local = isDir(destination) ? join(destination, basename(from!.path)) : destination;
+              result = await getFile(link, from!.path, local, { ...opts, onProgress });
+            }
+          } finally {
+            bar?.end();
+            await link.close();
           }
-        } finally {
-          bar?.end();
-          await link.close();
-        }
-        if (flags.json) printJson(result);
-        else process.stdout.write(`${describe(result)}\n`);
-        return 0;
-      }),
+          if (flags.json) printJson(result);
+          else process.stdout.write(`${describe(result)}\n`);
+          return 0;
+        }),
     );
 }

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import type { RunningBroker } from '../../broker/broker.js';
 import { AuditLog } from '../../shared/audit.js';
-import { AgentConfigSchema, ServerConfigSchema, loadConfig, type ServerConfig } from '../../shared/config.js';
+import { type AgentConfig, AgentConfigSchema, ServerConfigSchema, loadConfig, type ServerConfig } from '../../shared/config.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { setDefaultTls } from '../../shared/mqtt.js';
@@ -39,7 +39,7 @@ function withDaemonOptions(cmd: Command): Command {
     .option('--prefix <prefix>', 'topic prefix (default cutter)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace')
     .option('--config <path>', 'config file (env CUTTER_CONFIG)')
-    .option('--ca-file <path>', 'PEM CA that signed the broker\'s certificate, for mqtts:// and wss:// (env CUTTER_CA_FILE)')
+    .option('--ca-file <path>', "PEM CA that signed the broker's certificate, for mqtts:// and wss:// (env CUTTER_CA_FILE)")
     .option('--cert-file <path>', 'PEM client certificate, for a broker that requires one (env CUTTER_CERT_FILE)')
     .option('--key-file <path>', 'PEM private key of --cert-file (env CUTTER_KEY_FILE)');
 }
@@ -53,14 +53,17 @@ const clientTlsFlags = (flags: Record<string, unknown>) => ({ caFile: flags.caFi
  */
 function listenerSettings(cfg: ServerConfig) {
   const bad = (message: string) => new CutterError('INVALID_CONFIG', `invalid config: ${message}`);
-  if (Boolean(cfg.tlsCert) !== Boolean(cfg.tlsKey)) throw bad(cfg.tlsCert ? 'tlsCert is set without tlsKey (--tls-key)' : 'tlsKey is set without tlsCert (--tls-cert)');
-  if (!cfg.tlsCert && (cfg.tlsPort !== undefined || cfg.tlsCa || cfg.tlsClientCert)) throw bad('tlsPort, tlsCa and tlsClientCert need tlsCert and tlsKey (--tls-cert, --tls-key)');
+  if (Boolean(cfg.tlsCert) !== Boolean(cfg.tlsKey))
+    throw bad(cfg.tlsCert ? 'tlsCert is set without tlsKey (--tls-key)' : 'tlsKey is set without tlsCert (--tls-cert)');
+  if (!cfg.tlsCert && (cfg.tlsPort !== undefined || cfg.tlsCa || cfg.tlsClientCert))
+    throw bad('tlsPort, tlsCa and tlsClientCert need tlsCert and tlsKey (--tls-cert, --tls-key)');
   if (cfg.tlsClientCert && !cfg.tlsCa) throw bad('tlsClientCert needs tlsCa (--tls-ca): the CA client certificates must be signed by');
   if (cfg.wsTls && !cfg.tlsCert) throw bad('wsTls needs tlsCert and tlsKey (--tls-cert, --tls-key)');
   if (cfg.wsTls && cfg.wsPort === undefined) throw bad('wsTls needs wsPort (--ws-port)');
-  const tls = cfg.tlsCert && cfg.tlsKey
-    ? { port: cfg.tlsPort ?? 8883, certFile: cfg.tlsCert, keyFile: cfg.tlsKey, caFile: cfg.tlsCa, requireClientCert: cfg.tlsClientCert }
-    : undefined;
+  const tls =
+    cfg.tlsCert && cfg.tlsKey
+      ? { port: cfg.tlsPort ?? 8883, certFile: cfg.tlsCert, keyFile: cfg.tlsKey, caFile: cfg.tlsCa, requireClientCert: cfg.tlsClientCert }
+      : undefined;
   const ws = cfg.wsPort !== undefined ? { port: cfg.wsPort, tls: cfg.wsTls } : undefined;
   return { tls, ws };
 }
@@ -69,14 +72,25 @@ function listenerSettings(cfg: ServerConfig) {
  * Starts the Ollama-compatible API with the controller's own broker credentials. A taken port is
  * logged, not fatal: the mesh runs without the API (a local Ollama often holds 11434).
  */
-async function startOllamaApi(cfg: ServerConfig, conn: { broker: string; username?: string; password?: string; streamBuilder?: () => Duplex }, log: Logger) {
+async function startOllamaApi(
+  cfg: ServerConfig,
+  conn: { broker: string; username?: string; password?: string; streamBuilder?: () => Duplex },
+  log: Logger,
+) {
   const { OllamaApi } = await import('../../controller/ollama-api/server.js');
   const api = new OllamaApi({
     host: cfg.ollamaHost,
     port: cfg.ollamaPort,
     log,
     streamBuilder: conn.streamBuilder,
-    mqtt: { broker: conn.broker, prefix: cfg.prefix, logLevel: cfg.logLevel, username: conn.username, password: conn.password, timeoutMs: 10_000 },
+    mqtt: {
+      broker: conn.broker,
+      prefix: cfg.prefix,
+      logLevel: cfg.logLevel,
+      username: conn.username,
+      password: conn.password,
+      timeoutMs: 10_000,
+    },
   });
   try {
     await api.start();
@@ -85,7 +99,9 @@ async function startOllamaApi(cfg: ServerConfig, conn: { broker: string; usernam
     const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
     log.error(
       { err: errorMessage(err), host: cfg.ollamaHost, port: cfg.ollamaPort },
-      inUse ? `Ollama-compatible API not started: ${cfg.ollamaHost}:${cfg.ollamaPort} is taken (an Ollama on this machine? use --ollama-port)` : 'Ollama-compatible API not started',
+      inUse
+        ? `Ollama-compatible API not started: ${cfg.ollamaHost}:${cfg.ollamaPort} is taken (an Ollama on this machine? use --ollama-port)`
+        : 'Ollama-compatible API not started',
     );
     await api.stop().catch(() => undefined);
     return undefined;
@@ -117,7 +133,10 @@ export function registerDaemons(program: Command): void {
     .option('--ollama-placement <file>', 'YAML or JSON rules pinning models to nodes')
     .option('--no-ha', 'do not publish Home Assistant MQTT discovery')
     .option('--ha-prefix <prefix>', 'Home Assistant discovery prefix (default homeassistant)')
-    .option('--ha-broker <url>', 'publish discovery and node state to the broker Home Assistant uses (MQTT 5), e.g. mqtt://homeassistant:1883')
+    .option(
+      '--ha-broker <url>',
+      'publish discovery and node state to the broker Home Assistant uses (MQTT 5), e.g. mqtt://homeassistant:1883',
+    )
     .option('--ha-username <user>', 'username on --ha-broker')
     .option('--ha-password <password>', 'password on --ha-broker (or --ha-token-file)')
     .option('--ha-token-file <path>', 'JSON {"username", "password"} for --ha-broker')
@@ -128,9 +147,9 @@ export function registerDaemons(program: Command): void {
     .option('--redis <url>', 'cluster the embedded broker through this Redis (redis://host:6379): servers sharing it carry one mesh')
     .option('--broker-only', 'with --redis: run only the broker, no controller (one server of the cluster runs the controller)')
     .action(async (flags) => {
-      let cfg;
-      let listeners;
-      let modelRules;
+      let cfg: ServerConfig;
+      let listeners: ReturnType<typeof listenerSettings>;
+      let modelRules: ReturnType<typeof loadPlacementFile>['rules'] | undefined;
       try {
         cfg = loadConfig(
           ServerConfigSchema,
@@ -177,8 +196,16 @@ export function registerDaemons(program: Command): void {
         );
         listeners = listenerSettings(cfg);
         modelRules = cfg.ollamaPlacement ? loadPlacementFile(cfg.ollamaPlacement).rules : undefined;
-        if (cfg.brokerOnly && !cfg.redis) throw new CutterError('INVALID_CONFIG', 'invalid config: brokerOnly needs redis (--redis): a broker alone, without the controller, carries no mesh');
-        if (cfg.redis && cfg.externalBroker) throw new CutterError('INVALID_CONFIG', 'invalid config: redis clusters the embedded broker; it cannot be combined with externalBroker (--broker)');
+        if (cfg.brokerOnly && !cfg.redis)
+          throw new CutterError(
+            'INVALID_CONFIG',
+            'invalid config: brokerOnly needs redis (--redis): a broker alone, without the controller, carries no mesh',
+          );
+        if (cfg.redis && cfg.externalBroker)
+          throw new CutterError(
+            'INVALID_CONFIG',
+            'invalid config: redis clusters the embedded broker; it cannot be combined with externalBroker (--broker)',
+          );
       } catch (err) {
         fatal(err);
       }
@@ -186,7 +213,10 @@ export function registerDaemons(program: Command): void {
       // The controller dials an external broker like any client (mqtts:// with a private CA, a
       // client certificate); the embedded broker's loopback listener is plain TCP.
       if (cfg.externalBroker) setDefaultTls(cfg);
-      else if (cfg.caFile || cfg.certFile || cfg.keyFile) log.warn('caFile/certFile/keyFile apply only with --broker (an external broker); the embedded broker uses --tls-cert/--tls-key/--tls-ca');
+      else if (cfg.caFile || cfg.certFile || cfg.keyFile)
+        log.warn(
+          'caFile/certFile/keyFile apply only with --broker (an external broker); the embedded broker uses --tls-cert/--tls-key/--tls-ca',
+        );
       // Loaded here, not at the top: short CLI commands should not pay for Aedes and dockerode.
       const [{ startBroker }, { Controller }, { IdentityStore, ensureAdmin }, { topics }] = await Promise.all([
         import('../../broker/broker.js'),
@@ -208,7 +238,8 @@ export function registerDaemons(program: Command): void {
           // Broker-only instances read the tokens the controller's server made (a shared data dir).
           const written = cfg.brokerOnly ? null : ensureAdmin(identities, cfg.dataDir);
           if (written) log.info({ path: written }, 'created the first admin token; the cutter CLI on this machine reads it from there');
-          if (cfg.insecure) log.warn('--insecure: anonymous clients connect with full rights; anyone who reaches this port can run code on every node');
+          if (cfg.insecure)
+            log.warn('--insecure: anonymous clients connect with full rights; anyone who reaches this port can run code on every node');
           username = 'controller:internal';
           password = identities.addEphemeral({ username, role: 'controller', name: 'internal' });
           broker = await startBroker({
@@ -223,11 +254,22 @@ export function registerDaemons(program: Command): void {
             ws: listeners.ws,
             // Without a controller here, placedOn is unknown (undefined): the agent ACL still checks the
             // event's "node", and the controller, on another instance, ignores events of tasks it did not place there.
-            auth: { store: identities, insecure: cfg.insecure, audit, requestsPerMinute: cfg.brokerRequestsPerMinute, acl: { t: topics(cfg.prefix), haPrefix: cfg.haPrefix, placedOn: (t, n) => (cfg.brokerOnly ? undefined : controllerRef?.placedOn(t, n) ?? false) } },
+            auth: {
+              store: identities,
+              insecure: cfg.insecure,
+              audit,
+              requestsPerMinute: cfg.brokerRequestsPerMinute,
+              acl: {
+                t: topics(cfg.prefix),
+                haPrefix: cfg.haPrefix,
+                placedOn: (t, n) => (cfg.brokerOnly ? undefined : (controllerRef?.placedOn(t, n) ?? false)),
+              },
+            },
             cluster: cfg.redis ? (await import('../../broker/cluster.js')).redisCluster(cfg.redis) : undefined,
           });
           url = `mqtt://127.0.0.1:${broker.internalPort}`;
-          if (cfg.redis) log.info({ redis: cfg.redis.replace(/\/\/[^@/]*@/, '//***@'), brokerOnly: cfg.brokerOnly }, 'broker clustered through redis');
+          if (cfg.redis)
+            log.info({ redis: cfg.redis.replace(/\/\/[^@/]*@/, '//***@'), brokerOnly: cfg.brokerOnly }, 'broker clustered through redis');
           if (cfg.brokerOnly) {
             const running = broker;
             await running.listen();
@@ -261,9 +303,29 @@ export function registerDaemons(program: Command): void {
         controllerRef = controller;
         await controller.start();
         // Direct client ↔ agent traffic (file transfer, image sync) is audited by its own client.
-        const stopFileAudit = audit ? await (await import('../../controller/file-audit.js')).startFileAudit({ url, username, password, streamBuilder, prefix: cfg.prefix, audit, whoIs: (c) => broker?.identityOf(c), log }) : undefined;
+        const stopFileAudit = audit
+          ? await (await import('../../controller/file-audit.js')).startFileAudit({
+              url,
+              username,
+              password,
+              streamBuilder,
+              prefix: cfg.prefix,
+              audit,
+              whoIs: (c) => broker?.identityOf(c),
+              log,
+            })
+          : undefined;
         // Forwarded ports (cutter run -p): a TCP proxy from this server to the nodes.
-        const stopPortProxy = await (await import('../../controller/port-proxy.js')).startPortProxy({ url, username, password, streamBuilder, prefix: cfg.prefix, host: cfg.host, audit, log });
+        const stopPortProxy = await (await import('../../controller/port-proxy.js')).startPortProxy({
+          url,
+          username,
+          password,
+          streamBuilder,
+          prefix: cfg.prefix,
+          host: cfg.host,
+          audit,
+          log,
+        });
         const { startExtensions } = await import('../../controller/extensions/index.js');
         const extensions = await startExtensions({ controller, broker, brokerUrl: url, username, password, prefix: cfg.prefix, log }, cfg);
         await broker?.listen();
@@ -289,7 +351,10 @@ export function registerDaemons(program: Command): void {
     .option('--node-id <id>', 'node id (default: the hostname)')
     .option('--max-memory <size>', 'memory cutter may commit to tasks here, e.g. 12g (default: all)')
     .option('--max-tasks <n>', 'concurrent tasks (default 4)')
-    .option('--token-file <path>', 'JSON file with this node\'s {"username", "password"} (cutter token create --role agent --node ID --json)')
+    .option(
+      '--token-file <path>',
+      'JSON file with this node\'s {"username", "password"} (cutter token create --role agent --node ID --json)',
+    )
     .option('--allow-exec', 'run exec tasks (shell jobs): off by default')
     .option('--exec-allowlist <cmds>', 'policy: commands exec tasks may run, comma separated (default any)')
     .option('--allowed-images <patterns>', 'policy: image patterns allowed here, comma separated, * wildcards (default any)')
@@ -301,13 +366,19 @@ export function registerDaemons(program: Command): void {
     .option('--keepalive <s>', 'MQTT keepalive, seconds (default 2)')
     .option('--lost-after <duration>', 'how long this node may be disconnected before its tasks are rescheduled, e.g. 10m (default 0)')
     .option('--drain-timeout <duration>', 'on SIGTERM, how long to wait for running tasks (default 5m)')
-    .option('--files-allow <dirs>', 'file transfer: directories cutter cp may read and write, comma separated (default: none, transfer off)')
+    .option(
+      '--files-allow <dirs>',
+      'file transfer: directories cutter cp may read and write, comma separated (default: none, transfer off)',
+    )
     .option('--files-deny <dirs>', 'file transfer: directories refused even inside an allowed one (deny wins)')
-    .option('--advertise-address <addr>', 'port forwarding: address the server can reach this node at (unset: forwards to this node are refused)')
+    .option(
+      '--advertise-address <addr>',
+      'port forwarding: address the server can reach this node at (unset: forwards to this node are refused)',
+    )
     .option('--files-max-size <size>', 'file transfer and image sync: largest file, e.g. 10g (default 4g)')
     .option('--health-file <path>', 'rewrite this file after every heartbeat (for container healthchecks)')
     .action(async (flags) => {
-      let cfg;
+      let cfg: AgentConfig;
       try {
         cfg = loadConfig(
           AgentConfigSchema,

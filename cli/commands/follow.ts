@@ -33,7 +33,11 @@ export class TaskFollower {
 
   /** Subscribes (before a submit, so nothing is missed) and, with `history`, prints what was kept. */
   async start(): Promise<void> {
-    await this.client.follow(this.taskId, (e) => this.onEvent(e), (s) => this.onState(s));
+    await this.client.follow(
+      this.taskId,
+      (e) => this.onEvent(e),
+      (s) => this.onState(s),
+    );
     this.client.onReconnect(() => void this.fillGap());
     if (this.opts.history) await this.fillGap();
   }
@@ -76,7 +80,10 @@ export class TaskFollower {
     const shown = `${s.state}/${s.attempt}/${s.node}/${s.reason}`;
     if (this.opts.narrate && !this.opts.json && shown !== this.lastState && !isTerminal(s.state)) {
       if (s.state === 'queued' && s.reason) process.stderr.write(`cutter: task ${s.taskId} queued: ${s.reason}\n`);
-      else if (s.state === 'assigned') process.stderr.write(`cutter: task ${s.taskId} placed on ${s.placement ?? s.node}${s.attempt > 1 ? ` (attempt ${s.attempt})` : ''}\n`);
+      else if (s.state === 'assigned')
+        process.stderr.write(
+          `cutter: task ${s.taskId} placed on ${s.placement ?? s.node}${s.attempt > 1 ? ` (attempt ${s.attempt})` : ''}\n`,
+        );
       else if (s.state === 'unknown') process.stderr.write(`cutter: task ${s.taskId}: ${s.reason}\n`);
     }
     this.lastState = shown;

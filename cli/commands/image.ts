@@ -22,7 +22,12 @@ import { withClient, withClientOptions, type GlobalFlags } from './common.js';
 
 export function registerImage(program: Command): void {
   const image = program.command('image').description('Docker images on nodes');
-  withClientOptions(image.command('push').argument('<image>', 'image name (as the node should know it)').description("copy a Docker image to a node and docker load it there (no registry needed)"))
+  withClientOptions(
+    image
+      .command('push')
+      .argument('<image>', 'image name (as the node should know it)')
+      .description('copy a Docker image to a node and docker load it there (no registry needed)'),
+  )
     .requiredOption('--node <node>', 'the node to push to')
     .option('-i, --input <tar>', 'push this docker save tarball instead of saving IMAGE from the local engine')
     .option('--force', 'push even when the node has the same image id')
@@ -42,7 +47,11 @@ export function registerImage(program: Command): void {
               throw new CutterError('INVALID_ARGUMENT', `--input ${flags.input}: ${errorMessage(err)}`);
             });
             const match = images.find((i) => i.repoTags.includes(name) || i.repoTags.includes(`${name}:latest`));
-            if (!match) throw new CutterError('INVALID_ARGUMENT', `--input ${flags.input} does not hold ${name} (it holds ${images.flatMap((i) => i.repoTags).join(', ') || 'untagged images'})`);
+            if (!match)
+              throw new CutterError(
+                'INVALID_ARGUMENT',
+                `--input ${flags.input} does not hold ${name} (it holds ${images.flatMap((i) => i.repoTags).join(', ') || 'untagged images'})`,
+              );
             localId = match.id;
           } else {
             const Docker = (await import('dockerode')).default;
@@ -50,14 +59,25 @@ export function registerImage(program: Command): void {
             try {
               localId = (await docker.getImage(name).inspect()).Id;
             } catch (err) {
-              throw new CutterError('NOT_FOUND', `image ${name} is not on the local Docker engine (${errorMessage(err)}); pull or build it first, or give --input TAR`);
+              throw new CutterError(
+                'NOT_FOUND',
+                `image ${name} is not on the local Docker engine (${errorMessage(err)}); pull or build it first, or give --input TAR`,
+              );
             }
           }
           const xfer = randomBytes(16).toString('hex');
-          const remote = await link.ask({ type: 'image.inspect', xfer, image: name }, (m): m is Extract<typeof m, { type: 'image' }> => m.type === 'image', 3000, 15_000);
+          const remote = await link.ask(
+            { type: 'image.inspect', xfer, image: name },
+            (m): m is Extract<typeof m, { type: 'image' }> => m.type === 'image',
+            3000,
+            15_000,
+          );
           if (remote.id === localId && !flags.force) {
             if (flags.json) printJson({ image: name, node: flags.node, id: localId, skipped: true, reason: 'the node has this image id' });
-            else process.stdout.write(`${flags.node} already has ${name} (${localId.slice(0, 19)}): nothing to push (--force to push anyway)\n`);
+            else
+              process.stdout.write(
+                `${flags.node} already has ${name} (${localId.slice(0, 19)}): nothing to push (--force to push anyway)\n`,
+              );
             return 0;
           }
           let tar = flags.input;
@@ -67,15 +87,33 @@ export function registerImage(program: Command): void {
             await pipeline((await docker!.getImage(name).get()) as NodeJS.ReadableStream, createWriteStream(tar));
           }
           let bar: ProgressBar | undefined;
-          const result = await putFile(link, tar, { kind: 'image.put', image: name }, {
-            onProgress: (done, total) => {
-              if (!flags.json) (bar ??= new ProgressBar(`${name} → ${flags.node}`, total)).update(done);
+          const result = await putFile(
+            link,
+            tar,
+            { kind: 'image.put', image: name },
+            {
+              onProgress: (done, total) => {
+                if (!flags.json) (bar ??= new ProgressBar(`${name} → ${flags.node}`, total)).update(done);
+              },
             },
-          });
+          );
           bar?.end();
           if (result.imageId && result.imageId !== localId) say(`warning: the node loaded ${name} as ${result.imageId}, not ${localId}`);
-          if (flags.json) printJson({ image: name, node: flags.node, id: result.imageId, skipped: false, bytes: result.bytes, sha256: result.sha256, ms: result.ms, resumedFrom: result.resumedFrom });
-          else process.stdout.write(`pushed ${name} to ${flags.node}: ${formatBytes(result.bytes)} in ${formatDuration(result.ms)}, loaded as ${result.imageId}\n`);
+          if (flags.json)
+            printJson({
+              image: name,
+              node: flags.node,
+              id: result.imageId,
+              skipped: false,
+              bytes: result.bytes,
+              sha256: result.sha256,
+              ms: result.ms,
+              resumedFrom: result.resumedFrom,
+            });
+          else
+            process.stdout.write(
+              `pushed ${name} to ${flags.node}: ${formatBytes(result.bytes)} in ${formatDuration(result.ms)}, loaded as ${result.imageId}\n`,
+            );
           return 0;
         } finally {
           await link.close();

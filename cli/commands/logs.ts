@@ -5,7 +5,9 @@ import { withClient, withClientOptions, type GlobalFlags } from './common.js';
 import { TaskFollower } from './follow.js';
 
 export function registerLogs(program: Command): void {
-  withClientOptions(program.command('logs').argument('<task>', 'task id').description("print a task's output (kept on the server, bounded per task)"))
+  withClientOptions(
+    program.command('logs').argument('<task>', 'task id').description("print a task's output (kept on the server, bounded per task)"),
+  )
     .option('-f, --follow', 'keep printing until the task ends')
     .action((taskId: string, flags: GlobalFlags & { follow?: boolean }) =>
       withClient(flags, async (client) => {

@@ -15,7 +15,11 @@ import { createMcpServer } from '../mcp/server.js';
 import { cliConfig, withClientOptions, type GlobalFlags } from './common.js';
 
 export function registerMcp(program: Command): void {
-  withClientOptions(program.command('mcp').description('serve the Model Context Protocol on stdio: tools to list nodes, run, follow and cancel tasks, ask a model'))
+  withClientOptions(
+    program
+      .command('mcp')
+      .description('serve the Model Context Protocol on stdio: tools to list nodes, run, follow and cancel tasks, ask a model'),
+  )
     .option('--allow-exec', 'let run_task start exec tasks (shell jobs) too')
     .option('--audit-log <path>', 'where every tool call is recorded (default <data dir>/mcp-audit.jsonl)')
     .action(async (flags: GlobalFlags & { allowExec?: boolean; auditLog?: string }) => {
@@ -27,7 +31,10 @@ export function registerMcp(program: Command): void {
         const server = createMcpServer({ client, who: cfg.username ?? client.clientId, audit, allowExec: Boolean(flags.allowExec) });
         const transport = new StdioServerTransport();
         transport.onclose = () => {
-          void audit.close().then(() => client.close()).finally(() => process.exit(0));
+          void audit
+            .close()
+            .then(() => client.close())
+            .finally(() => process.exit(0));
         };
         process.stdin.on('end', () => transport.onclose?.());
         await server.connect(transport);

@@ -16,7 +16,13 @@ export const UNHEALTHY_EXIT_CODE = 2;
 
 function row(n: NodeView, h: NodeHealth): string[] {
   const cap = n.status.capacity;
-  const docker = !cap ? '-' : cap.docker.available ? (cap.docker.containersRunning !== undefined ? `${cap.docker.containersRunning} running` : 'up') : 'no engine';
+  const docker = !cap
+    ? '-'
+    : cap.docker.available
+      ? cap.docker.containersRunning !== undefined
+        ? `${cap.docker.containersRunning} running`
+        : 'up'
+      : 'no engine';
   const ollama = !cap?.ollama ? '-' : cap.ollama.available ? `${cap.ollama.loaded.length} loaded / ${cap.ollama.models.length}` : 'down';
   return [
     n.node,
@@ -43,7 +49,9 @@ function json(n: NodeView, h: NodeHealth) {
     memory: cap ? { available: cap.memory.available, total: cap.memory.total } : null,
     cpu: cap ? { cores: cap.cpu.cores, loadPercent: cap.cpu.loadPercent } : null,
     docker: cap ? { available: cap.docker.available, containersRunning: cap.docker.containersRunning ?? null } : null,
-    ollama: cap?.ollama ? { available: cap.ollama.available, models: cap.ollama.models.map((m) => m.name), loaded: cap.ollama.loaded.map((m) => m.name) } : null,
+    ollama: cap?.ollama
+      ? { available: cap.ollama.available, models: cap.ollama.models.map((m) => m.name), loaded: cap.ollama.loaded.map((m) => m.name) }
+      : null,
     agentVersion: n.status.version,
     lastHeartbeatAgoMs: n.lastSeenAgoMs,
   };
@@ -52,7 +60,11 @@ function json(n: NodeView, h: NodeHealth) {
 /** Adds `status` to the `nodes` command. */
 export function registerNodesStatus(nodes: Command): void {
   withClientOptions(
-    nodes.command('status').description(`health of every node: memory, CPU, Docker, Ollama, agent version, heartbeat; exit ${UNHEALTHY_EXIT_CODE} when any is unhealthy`),
+    nodes
+      .command('status')
+      .description(
+        `health of every node: memory, CPU, Docker, Ollama, agent version, heartbeat; exit ${UNHEALTHY_EXIT_CODE} when any is unhealthy`,
+      ),
   ).action((flags: GlobalFlags) =>
     withClient(flags, async (client) => {
       const { nodes: list } = await client.request({ op: 'node.list' }, NodeListResultSchema);
@@ -61,7 +73,12 @@ export function registerNodesStatus(nodes: Command): void {
       if (flags.json) printJson({ healthy, nodes: judged.map(({ n, h }) => json(n, h)) });
       else if (list.length === 0) process.stderr.write('no nodes have joined: start `cutter agent --broker URL` on a machine\n');
       else {
-        process.stdout.write(`${table(['NODE', 'HEALTH', 'STATE', 'MEMORY AVAIL/TOTAL', 'CPU', 'DOCKER', 'OLLAMA', 'AGENT', 'HEARTBEAT', 'PROBLEMS'], judged.map(({ n, h }) => row(n, h)))}\n`);
+        process.stdout.write(
+          `${table(
+            ['NODE', 'HEALTH', 'STATE', 'MEMORY AVAIL/TOTAL', 'CPU', 'DOCKER', 'OLLAMA', 'AGENT', 'HEARTBEAT', 'PROBLEMS'],
+            judged.map(({ n, h }) => row(n, h)),
+          )}\n`,
+        );
         const bad = judged.filter(({ h }) => h.level === 'fail').length;
         if (bad) process.stderr.write(`${bad} of ${list.length} nodes unhealthy\n`);
       }

@@ -14,30 +14,48 @@ function row(n: NodeView): string[] {
   const offered = offer ? (offer.maxMemory === null ? 'all' : formatBytes(offer.maxMemory)) : '-';
   const cpu = cap ? `${cap.cpu.cores} cores, ${cap.cpu.loadPercent.toFixed(0)}%` : '-';
   const tasks = offer ? `${n.status.running.length}/${offer.maxTasks}` : String(n.status.running.length);
-  return [n.node, n.state, mem, offered, cpu, tasks, offer ? offer.executors.join(',') || '-' : '-', ago(n.lastSeenAgoMs), n.offlineReason ?? (n.drained ? 'drained' : '')];
+  return [
+    n.node,
+    n.state,
+    mem,
+    offered,
+    cpu,
+    tasks,
+    offer ? offer.executors.join(',') || '-' : '-',
+    ago(n.lastSeenAgoMs),
+    n.offlineReason ?? (n.drained ? 'drained' : ''),
+  ];
 }
 
 export function registerNodes(program: Command): void {
   const nodes = program.command('nodes').description('nodes of the mesh');
-  withClientOptions(nodes.command('list').alias('ls').description('list nodes: state, memory available/total, CPU, running tasks, heartbeat age')).action(
-    (flags: GlobalFlags) =>
-      withClient(flags, async (client) => {
-        const { nodes: list } = await client.request({ op: 'node.list' }, NodeListResultSchema);
-        if (flags.json) printJson(list);
-        else if (list.length === 0) process.stdout.write('no nodes have joined: start `cutter agent --broker URL` on a machine\n');
-        else process.stdout.write(`${table(['NODE', 'STATE', 'MEMORY AVAIL/TOTAL', 'OFFERED', 'CPU', 'TASKS', 'EXECUTORS', 'HEARTBEAT', 'NOTE'], list.map(row))}\n`);
-        return 0;
-      }),
+  withClientOptions(
+    nodes.command('list').alias('ls').description('list nodes: state, memory available/total, CPU, running tasks, heartbeat age'),
+  ).action((flags: GlobalFlags) =>
+    withClient(flags, async (client) => {
+      const { nodes: list } = await client.request({ op: 'node.list' }, NodeListResultSchema);
+      if (flags.json) printJson(list);
+      else if (list.length === 0) process.stdout.write('no nodes have joined: start `cutter agent --broker URL` on a machine\n');
+      else
+        process.stdout.write(
+          `${table(['NODE', 'STATE', 'MEMORY AVAIL/TOTAL', 'OFFERED', 'CPU', 'TASKS', 'EXECUTORS', 'HEARTBEAT', 'NOTE'], list.map(row))}\n`,
+        );
+      return 0;
+    }),
   );
   registerNodesStatus(nodes);
-  withClientOptions(nodes.command('forget').argument('<node>', 'node id').description('forget an offline node: out of the node list, its retained status and its Home Assistant device')).action(
-    (node: string, flags: GlobalFlags) =>
-      withClient(flags, async (client) => {
-        const { nodes: list } = await client.request({ op: 'node.forget', node }, NodeListResultSchema);
-        if (flags.json) printJson(list[0] ?? null);
-        else process.stdout.write(`${node} forgotten\n`);
-        return 0;
-      }),
+  withClientOptions(
+    nodes
+      .command('forget')
+      .argument('<node>', 'node id')
+      .description('forget an offline node: out of the node list, its retained status and its Home Assistant device'),
+  ).action((node: string, flags: GlobalFlags) =>
+    withClient(flags, async (client) => {
+      const { nodes: list } = await client.request({ op: 'node.forget', node }, NodeListResultSchema);
+      if (flags.json) printJson(list[0] ?? null);
+      else process.stdout.write(`${node} forgotten\n`);
+      return 0;
+    }),
   );
   for (const [name, drain, what] of [
     ['drain', true, 'stop placing new tasks on a node; running tasks finish'],

@@ -25,7 +25,13 @@ interface OllamaFlags extends GlobalFlags {
  * @returns the final task state.
  * @throws CutterError with the node's code (MODEL_NOT_FOUND, OLLAMA_ERROR …) or NO_FIT.
  */
-async function runOllama(client: CliClient, spec: OllamaSpec, node: string | undefined, onChunk: (c: Json) => void, onEvent?: (e: TaskEvent) => void): Promise<TaskState> {
+async function runOllama(
+  client: CliClient,
+  spec: OllamaSpec,
+  node: string | undefined,
+  onChunk: (c: Json) => void,
+  onEvent?: (e: TaskEvent) => void,
+): Promise<TaskState> {
   const taskId = newTaskId();
   const seen = new Set<string>();
   let failure: CutterError | undefined;
@@ -58,7 +64,13 @@ async function runOllama(client: CliClient, spec: OllamaSpec, node: string | und
   try {
     await client.request(
       // Not queued: a model no node can take now is said at once, with the reason per node.
-      { op: 'submit', taskId, spec, requirements: { memory: 0, cpus: 0, ...(node ? { node } : {}) }, options: { restart: 'never', maxAttempts: 1, queue: false, timeoutMs: null, lostAfterMs: 0, priority: 0 } },
+      {
+        op: 'submit',
+        taskId,
+        spec,
+        requirements: { memory: 0, cpus: 0, ...(node ? { node } : {}) },
+        options: { restart: 'never', maxAttempts: 1, queue: false, timeoutMs: null, lostAfterMs: 0, priority: 0 },
+      },
       TaskStateSchema,
     );
     const s = await done;
@@ -180,7 +192,7 @@ export function registerOllama(program: Command): void {
           if (tty) process.stderr.write(`\r${line}`);
           else if (status !== last) process.stderr.write(`${status}\n`);
         } else {
-          if (tty && last && last.startsWith('pulling ')) process.stderr.write('\n');
+          if (tty && last?.startsWith('pulling ')) process.stderr.write('\n');
           process.stderr.write(`${status}\n`);
         }
         last = status;
@@ -196,7 +208,13 @@ export function registerOllama(program: Command): void {
       const rows = nodes.flatMap((n) => (n.status.capacity?.ollama?.models ?? []).map((m) => ({ node: n.node, state: n.state, ...m })));
       if (flags.json) printJson(rows);
       else if (rows.length === 0) process.stdout.write('no node reports Ollama models (agents find Ollama at --ollama-url)\n');
-      else process.stdout.write(`${table(['NAME', 'NODE', 'SIZE', 'PARAMS', 'QUANT', 'NODE STATE'], rows.map((r) => [r.name, r.node, formatBytes(r.size), r.parameterSize ?? '-', r.quantization ?? '-', r.state]))}\n`);
+      else
+        process.stdout.write(
+          `${table(
+            ['NAME', 'NODE', 'SIZE', 'PARAMS', 'QUANT', 'NODE STATE'],
+            rows.map((r) => [r.name, r.node, formatBytes(r.size), r.parameterSize ?? '-', r.quantization ?? '-', r.state]),
+          )}\n`,
+        );
       return 0;
     }),
   );
@@ -213,7 +231,13 @@ export function registerOllama(program: Command): void {
       };
       if (flags.json) printJson(rows);
       else if (rows.length === 0) process.stdout.write('no models loaded on any node\n');
-      else process.stdout.write(`${table(['NAME', 'NODE', 'SIZE', 'PROCESSOR', 'UNTIL'], rows.map((r) => [r.name, r.node, formatBytes(r.size), processor(r), r.expiresAt ?? '-']))}\n`);
+      else
+        process.stdout.write(
+          `${table(
+            ['NAME', 'NODE', 'SIZE', 'PROCESSOR', 'UNTIL'],
+            rows.map((r) => [r.name, r.node, formatBytes(r.size), processor(r), r.expiresAt ?? '-']),
+          )}\n`,
+        );
       return 0;
     }),
   );

@@ -23,7 +23,10 @@ export function loadPipeline(path: string): Pipeline {
   try {
     raw = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new CutterError('INVALID_ARGUMENT', `pipeline ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${errorMessage(err)}`);
+    throw new CutterError(
+      'INVALID_ARGUMENT',
+      `pipeline ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${errorMessage(err)}`,
+    );
   }
   const parsed = PipelineSchema.safeParse(raw);
   if (!parsed.success) {
@@ -34,28 +37,47 @@ export function loadPipeline(path: string): Pipeline {
 }
 
 export function registerPipeline(program: Command): void {
-  withClientOptions(program.command('pipeline').argument('<file>', 'pipeline file (.yaml, .yml or .json)').description('run a pipeline of tasks, each step fed the output of the steps it needs'))
+  withClientOptions(
+    program
+      .command('pipeline')
+      .argument('<file>', 'pipeline file (.yaml, .yml or .json)')
+      .description('run a pipeline of tasks, each step fed the output of the steps it needs'),
+  )
     .option('--check', 'validate the file and print the steps, run nothing')
     .action((file: string, flags: GlobalFlags & { check?: boolean }) =>
       withClient(flags, async (client) => {
         const pipeline = loadPipeline(file);
         if (flags.check) {
           if (flags.json) printJson(pipeline);
-          else process.stdout.write(`${table(['STEP', 'NEEDS', 'KIND', 'NODE'], pipeline.steps.map((s) => [s.id, s.needs.join(',') || '-', s.task.kind, s.node ?? '(scheduler)']))}\n`);
+          else
+            process.stdout.write(
+              `${table(
+                ['STEP', 'NEEDS', 'KIND', 'NODE'],
+                pipeline.steps.map((s) => [s.id, s.needs.join(',') || '-', s.task.kind, s.node ?? '(scheduler)']),
+              )}\n`,
+            );
           return 0;
         }
         const { runId, steps } = await runPipeline(client, pipeline, (r) => {
           if (flags.json) return;
           const where = r.node ? ` on ${r.node}` : '';
           const why = r.reason ? `: ${r.reason}` : '';
-          process.stderr.write(`cutter: step ${r.id} ${r.status}${r.taskId ? ` (task ${r.taskId})` : ''}${r.status === 'running' ? '' : where}${why}\n`);
+          process.stderr.write(
+            `cutter: step ${r.id} ${r.status}${r.taskId ? ` (task ${r.taskId})` : ''}${r.status === 'running' ? '' : where}${why}\n`,
+          );
         });
         const ok = steps.every((s) => s.status === 'succeeded');
         if (flags.json) printJson({ name: pipeline.name ?? null, runId, ok, steps });
         else {
-          process.stdout.write(`${table(['STEP', 'TASK', 'STATUS', 'NODE', 'EXIT'], steps.map((s) => [s.id, s.taskId ?? '-', s.status, s.node ?? '-', s.exitCode === null ? '-' : String(s.exitCode)]))}\n`);
+          process.stdout.write(
+            `${table(
+              ['STEP', 'TASK', 'STATUS', 'NODE', 'EXIT'],
+              steps.map((s) => [s.id, s.taskId ?? '-', s.status, s.node ?? '-', s.exitCode === null ? '-' : String(s.exitCode)]),
+            )}\n`,
+          );
           const last = [...steps].reverse().find((s) => s.status === 'succeeded' && s.output);
-          if (ok && last?.output) process.stdout.write(`\n--- output of ${last.id} ---\n${last.output}${last.output.endsWith('\n') ? '' : '\n'}`);
+          if (ok && last?.output)
+            process.stdout.write(`\n--- output of ${last.id} ---\n${last.output}${last.output.endsWith('\n') ? '' : '\n'}`);
         }
         return ok ? 0 : 1;
       }),

@@ -11,7 +11,15 @@
 import type { Command } from 'commander';
 import { DurationSchema } from '../../shared/config.js';
 import { CutterError } from '../../shared/errors.js';
-import { RestartPolicySchema, SubmitResultSchema, TaskOptionsSchema, type Requirements, type TaskOptions, type TaskSpec, type TaskState } from '../../shared/schemas/index.js';
+import {
+  RestartPolicySchema,
+  SubmitResultSchema,
+  TaskOptionsSchema,
+  type Requirements,
+  type TaskOptions,
+  type TaskSpec,
+  type TaskState,
+} from '../../shared/schemas/index.js';
 import { parseBytes } from '../../shared/units.js';
 import { newTaskId } from '../client.js';
 import { parseDockerRun, parsePublish } from '../docker-args.js';
@@ -66,7 +74,9 @@ function buildOptions(flags: RunFlags): TaskOptions {
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const flag = { restart: '--restart', maxAttempts: '--max-attempts', priority: '--priority', timeoutMs: '--timeout' }[String(issue.path[0])] ?? String(issue.path[0]);
+    const flag =
+      { restart: '--restart', maxAttempts: '--max-attempts', priority: '--priority', timeoutMs: '--timeout' }[String(issue.path[0])] ??
+      String(issue.path[0]);
     throw new CutterError('INVALID_ARGUMENT', `${flag}: ${issue.message}`);
   }
   return parsed.data;
@@ -96,7 +106,12 @@ export function registerRun(program: Command): void {
       .option('--max-attempts <n>', 'attempts in all (default 3)')
       .option('--lost-after <duration>', "how long the task may stay on a disconnected node before it is rescheduled (default: the node's)")
       .option('--priority <n>', 'queue priority, higher first (default 0)')
-      .option('-p, --publish <server:container>', 'reach a container port at this server port (repeatable; same as docker run -p)', (v: string, all: string[]) => [...all, v], [] as string[])
+      .option(
+        '-p, --publish <server:container>',
+        'reach a container port at this server port (repeatable; same as docker run -p)',
+        (v: string, all: string[]) => [...all, v],
+        [] as string[],
+      )
       .passThroughOptions(),
   ).action((executor: string, args: string[], flags: RunFlags) =>
     withClient(
@@ -133,7 +148,9 @@ export function registerRun(program: Command): void {
         let refused: string | undefined;
         if (spec.kind === 'docker' && spec.ports?.length) {
           await watchForwards(client, taskId, (s) => {
-            if (s.state === 'open' && !flags.json) for (const x of s.forwards) process.stderr.write(`cutter: forwarding server port ${x.server} → ${x.target} (container port ${x.container})\n`);
+            if (s.state === 'open' && !flags.json)
+              for (const x of s.forwards)
+                process.stderr.write(`cutter: forwarding server port ${x.server} → ${x.target} (container port ${x.container})\n`);
             if (s.state === 'refused' && !refused) {
               refused = s.reason ?? 'refused';
               void client.request({ op: 'cancel', taskId }, SubmitResultSchema).catch(() => undefined);
@@ -154,7 +171,8 @@ export function registerRun(program: Command): void {
           return EXIT_NOT_RUN;
         }
         if (flags.json) printJson(f);
-        else if (f.state !== 'succeeded' && f.error && f.error.code !== 'EXIT_CODE') process.stderr.write(`cutter: task ${taskId} ${f.state}: ${f.error.message}\n`);
+        else if (f.state !== 'succeeded' && f.error && f.error.code !== 'EXIT_CODE')
+          process.stderr.write(`cutter: task ${taskId} ${f.state}: ${f.error.message}\n`);
         return exitCodeOf(f);
       },
       EXIT_NOT_RUN,

@@ -43,7 +43,8 @@ export function registerTasks(program: Command): void {
       withClient(flags, async (client) => {
         const states = flags.state ? flags.state.split(',').map((s) => TaskStatusSchema.parse(s.trim())) : undefined;
         const limit = Number(flags.limit);
-        if (!Number.isInteger(limit) || limit < 1) throw new CutterError('INVALID_ARGUMENT', `--limit ${flags.limit}: expected a positive whole number`);
+        if (!Number.isInteger(limit) || limit < 1)
+          throw new CutterError('INVALID_ARGUMENT', `--limit ${flags.limit}: expected a positive whole number`);
         const { tasks: list } = await client.request({ op: 'task.list', states, limit }, TaskListResultSchema);
         if (flags.json) printJson(list);
         else if (list.length === 0) process.stdout.write('no tasks\n');
@@ -51,13 +52,24 @@ export function registerTasks(program: Command): void {
           process.stdout.write(
             `${table(
               ['TASK', 'STATE', 'NODE', 'KIND', 'RUN', 'CREATED', 'DURATION', 'EXIT'],
-              list.map((t) => [t.taskId, t.state, t.node ?? '-', t.kind, t.summary.slice(0, 40), ago(Date.now() - t.createdAt), duration(t), t.exitCode === null ? '-' : String(t.exitCode)]),
+              list.map((t) => [
+                t.taskId,
+                t.state,
+                t.node ?? '-',
+                t.kind,
+                t.summary.slice(0, 40),
+                ago(Date.now() - t.createdAt),
+                duration(t),
+                t.exitCode === null ? '-' : String(t.exitCode),
+              ]),
             )}\n`,
           );
         return 0;
       }),
     );
-  withClientOptions(tasks.command('show').argument('<task>', 'task id').description('state, node, attempt, times, exit code of one task')).action((taskId: string, flags: GlobalFlags) =>
+  withClientOptions(
+    tasks.command('show').argument('<task>', 'task id').description('state, node, attempt, times, exit code of one task'),
+  ).action((taskId: string, flags: GlobalFlags) =>
     withClient(flags, async (client) => {
       const t = await client.request({ op: 'task.get', taskId }, TaskStateSchema);
       if (flags.json) printJson(t);
@@ -66,7 +78,9 @@ export function registerTasks(program: Command): void {
     }),
   );
 
-  withClientOptions(program.command('cancel').argument('<task>', 'task id').description('stop a task: SIGTERM, then SIGKILL after the grace period'))
+  withClientOptions(
+    program.command('cancel').argument('<task>', 'task id').description('stop a task: SIGTERM, then SIGKILL after the grace period'),
+  )
     .option('--grace <ms>', 'ms between SIGTERM and SIGKILL', '3000')
     .option('--no-wait', 'return once the cancel is sent')
     .action((taskId: string, flags: GlobalFlags & { grace: string; wait: boolean }) =>
@@ -75,12 +89,16 @@ export function registerTasks(program: Command): void {
         if (!Number.isInteger(graceMs) || graceMs < 0) throw new CutterError('INVALID_ARGUMENT', `--grace ${flags.grace}: expected ms`);
         let final: TaskState | undefined;
         const done = new Promise<void>((resolve) => {
-          void client.follow(taskId, () => undefined, (s) => {
-            if (isTerminal(s.state)) {
-              final = s;
-              resolve();
-            }
-          });
+          void client.follow(
+            taskId,
+            () => undefined,
+            (s) => {
+              if (isTerminal(s.state)) {
+                final = s;
+                resolve();
+              }
+            },
+          );
         });
         const state = await client.request({ op: 'cancel', taskId, graceMs }, TaskStateSchema);
         if (flags.wait) {
@@ -89,7 +107,12 @@ export function registerTasks(program: Command): void {
         }
         const shown = final ?? state;
         if (flags.json) printJson(shown);
-        else process.stdout.write(final ? `${taskId} ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}\n` : `cancelling ${taskId} on ${state.node}\n`);
+        else
+          process.stdout.write(
+            final
+              ? `${taskId} ${final.state}${final.exitCode !== null ? ` (exit code ${final.exitCode})` : ''}\n`
+              : `cancelling ${taskId} on ${state.node}\n`,
+          );
         return flags.wait && !final ? 1 : 0;
       }),
     );

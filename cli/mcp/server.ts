@@ -12,7 +12,15 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { AuditLog } from '../../shared/audit.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
-import { NodeListResultSchema, SubmitResultSchema, TaskOptionsSchema, TaskStateSchema, isTerminal, type TaskSpec, type TaskState } from '../../shared/schemas/index.js';
+import {
+  NodeListResultSchema,
+  SubmitResultSchema,
+  TaskOptionsSchema,
+  TaskStateSchema,
+  isTerminal,
+  type TaskSpec,
+  type TaskState,
+} from '../../shared/schemas/index.js';
 import { formatBytes, parseBytes } from '../../shared/units.js';
 import { VERSION } from '../../shared/version.js';
 import { newTaskId, type CliClient } from '../client.js';
@@ -23,8 +31,12 @@ const MAX_OUTPUT = 64 * 1024;
 
 type ToolResult = { content: { type: 'text'; text: string }[]; isError?: boolean; structuredContent?: Record<string, unknown> };
 
-const text = (t: string, structured?: Record<string, unknown>): ToolResult => ({ content: [{ type: 'text', text: t }], ...(structured ? { structuredContent: structured } : {}) });
-const clipOut = (s: string) => (s.length > MAX_OUTPUT ? `${s.slice(0, MAX_OUTPUT)}\n… (${s.length - MAX_OUTPUT} more characters: use task_logs)` : s);
+const text = (t: string, structured?: Record<string, unknown>): ToolResult => ({
+  content: [{ type: 'text', text: t }],
+  ...(structured ? { structuredContent: structured } : {}),
+});
+const clipOut = (s: string) =>
+  s.length > MAX_OUTPUT ? `${s.slice(0, MAX_OUTPUT)}\n… (${s.length - MAX_OUTPUT} more characters: use task_logs)` : s;
 
 export interface McpOptions {
   client: CliClient;
@@ -40,10 +52,14 @@ async function waitFor(client: CliClient, taskId: string, ms: number, before: ()
   let last: TaskState | null = null;
   let done!: () => void;
   const ended = new Promise<void>((r) => (done = r));
-  await client.follow(taskId, () => undefined, (s) => {
-    last = s;
-    if (isTerminal(s.state)) done();
-  });
+  await client.follow(
+    taskId,
+    () => undefined,
+    (s) => {
+      last = s;
+      if (isTerminal(s.state)) done();
+    },
+  );
   await before();
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([ended, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
@@ -61,39 +77,69 @@ function describe(s: TaskState): string {
 export function createMcpServer(opts: McpOptions): McpServer {
   const { client } = opts;
   const server = new McpServer({ name: 'cutter', version: VERSION });
-  const audited = <A>(tool: string, summary: (a: A) => string, fn: (a: A) => Promise<ToolResult>) => async (args: A): Promise<ToolResult> => {
-    let result: ToolResult;
-    try {
-      result = await fn(args);
-    } catch (err) {
-      const code = err instanceof CutterError ? err.code : 'INTERNAL';
-      const rejections = err instanceof CutterError && Array.isArray(err.details) ? `\n${(err.details as { node: string; reason: string }[]).map((r) => `  ${r.node}: ${r.reason}`).join('\n')}` : '';
-      result = { content: [{ type: 'text', text: `${code}: ${errorMessage(err)}${rejections}` }], isError: true };
-    }
-    opts.audit.record({ who: opts.who, action: 'mcp.call', outcome: result.isError ? 'failed' : 'ok', detail: `${tool} ${summary(args)}`.slice(0, 500) });
-    return result;
-  };
+  const audited =
+    <A>(tool: string, summary: (a: A) => string, fn: (a: A) => Promise<ToolResult>) =>
+    async (args: A): Promise<ToolResult> => {
+      let result: ToolResult;
+      try {
+        result = await fn(args);
+      } catch (err) {
+        const code = err instanceof CutterError ? err.code : 'INTERNAL';
+        const rejections =
+          err instanceof CutterError && Array.isArray(err.details)
+            ? `\n${(err.details as { node: string; reason: string }[]).map((r) => `  ${r.node}: ${r.reason}`).join('\n')}`
+            : '';
+        result = { content: [{ type: 'text', text: `${code}: ${errorMessage(err)}${rejections}` }], isError: true };
+      }
+      opts.audit.record({
+        who: opts.who,
+        action: 'mcp.call',
+        outcome: result.isError ? 'failed' : 'ok',
+        detail: `${tool} ${summary(args)}`.slice(0, 500),
+      });
+      return result;
+    };
 
   server.registerTool(
     'list_nodes',
-    { title: 'List nodes', description: 'The nodes of the cutter mesh: state, free memory, CPU load, running tasks, executors (docker, exec, ollama) and Ollama models.', inputSchema: {} },
-    audited('list_nodes', () => '', async () => {
-      const { nodes } = await client.request({ op: 'node.list' }, NodeListResultSchema);
-      const lines = nodes.map((n) => {
-        const s = n.status;
-        const mem = s.capacity ? `${formatBytes(s.capacity.memory.available)} free of ${formatBytes(s.capacity.memory.total)}` : 'capacity unknown';
-        const ex = s.offer?.executors.join(', ') || 'none';
-        return `${n.node}: ${n.state}${n.drained ? ' (drained)' : ''}, ${mem}, ${s.running.length} task(s) running, executors: ${ex}`;
-      });
-      return text(lines.length ? lines.join('\n') : 'no nodes have joined the mesh', { nodes: nodes.map((n) => ({ node: n.node, state: n.state, executors: n.status.offer?.executors ?? [], running: n.status.running.length, memoryAvailable: n.status.capacity?.memory.available ?? null })) });
-    }),
+    {
+      title: 'List nodes',
+      description:
+        'The nodes of the cutter mesh: state, free memory, CPU load, running tasks, executors (docker, exec, ollama) and Ollama models.',
+      inputSchema: {},
+    },
+    audited(
+      'list_nodes',
+      () => '',
+      async () => {
+        const { nodes } = await client.request({ op: 'node.list' }, NodeListResultSchema);
+        const lines = nodes.map((n) => {
+          const s = n.status;
+          const mem = s.capacity
+            ? `${formatBytes(s.capacity.memory.available)} free of ${formatBytes(s.capacity.memory.total)}`
+            : 'capacity unknown';
+          const ex = s.offer?.executors.join(', ') || 'none';
+          return `${n.node}: ${n.state}${n.drained ? ' (drained)' : ''}, ${mem}, ${s.running.length} task(s) running, executors: ${ex}`;
+        });
+        return text(lines.length ? lines.join('\n') : 'no nodes have joined the mesh', {
+          nodes: nodes.map((n) => ({
+            node: n.node,
+            state: n.state,
+            executors: n.status.offer?.executors ?? [],
+            running: n.status.running.length,
+            memoryAvailable: n.status.capacity?.memory.available ?? null,
+          })),
+        });
+      },
+    ),
   );
 
   server.registerTool(
     'run_task',
     {
       title: 'Run a task',
-      description: 'Runs a container (kind docker: image and command) or a shell job (kind exec: command, only where allowed) on the mesh, on the given node or wherever it fits, waits for it (up to waitSeconds) and returns its state and output.',
+      description:
+        'Runs a container (kind docker: image and command) or a shell job (kind exec: command, only where allowed) on the mesh, on the given node or wherever it fits, waits for it (up to waitSeconds) and returns its state and output.',
       inputSchema: {
         kind: z.enum(['docker', 'exec']).default('docker').describe('docker (a container) or exec (a command on the node)'),
         image: z.string().min(1).max(512).optional().describe('container image, for kind docker'),
@@ -101,55 +147,122 @@ export function createMcpServer(opts: McpOptions): McpServer {
         env: z.record(z.string(), z.string()).optional().describe('environment variables'),
         node: z.string().max(64).optional().describe('run on this node (default: the scheduler chooses)'),
         memory: z.string().max(32).optional().describe('memory limit and reservation, e.g. 512m, 4g'),
-        waitSeconds: z.number().int().min(0).max(3600).default(300).describe('how long to wait for the end (0: return the task id at once)'),
+        waitSeconds: z
+          .number()
+          .int()
+          .min(0)
+          .max(3600)
+          .default(300)
+          .describe('how long to wait for the end (0: return the task id at once)'),
       },
     },
-    audited('run_task', (a) => JSON.stringify({ kind: a.kind, image: a.image, command: a.command, node: a.node }), async (a) => {
-      let spec: TaskSpec;
-      const env = a.env ?? {};
-      const memory = a.memory ? parseBytes(a.memory) : undefined;
-      if (a.kind === 'exec') {
-        if (!opts.allowExec) throw new CutterError('POLICY_DENIED', 'exec tasks are off for this MCP server (start cutter mcp with --allow-exec)');
-        if (a.command.length === 0) throw new CutterError('INVALID_ARGUMENT', 'an exec task needs a command');
-        spec = { kind: 'exec', argv: a.command, env };
-      } else {
-        if (!a.image) throw new CutterError('INVALID_ARGUMENT', 'a docker task needs an image');
-        spec = { kind: 'docker', image: a.image, cmd: a.command, env, labels: {}, ...(memory !== undefined ? { memoryLimit: memory } : {}) };
-      }
-      const taskId = newTaskId();
-      const submit = async () => {
-        await client.request({ op: 'submit', taskId, spec, requirements: { ...(a.node ? { node: a.node } : {}), memory: memory ?? 0, cpus: 0 }, options: TaskOptionsSchema.parse({}) }, SubmitResultSchema);
-      };
-      if (a.waitSeconds === 0) {
-        await submit();
-        return text(`submitted task ${taskId}; follow it with task_logs`, { taskId });
-      }
-      const s = await waitFor(client, taskId, a.waitSeconds * 1000, submit);
-      if (!s || !isTerminal(s.state)) return text(`task ${taskId} is still ${s?.state ?? 'queued'} after ${a.waitSeconds} s; follow it with task_logs`, { taskId, state: s?.state ?? 'queued' });
-      const output = outputOf(await allEvents(client, taskId), s.attempt);
-      return { ...text(`${describe(s)}\n--- output ---\n${clipOut(output)}`, { taskId, state: s.state, node: s.node, exitCode: s.exitCode, output: clipOut(output) }), ...(s.state === 'succeeded' ? {} : { isError: true }) };
-    }),
+    audited(
+      'run_task',
+      (a) => JSON.stringify({ kind: a.kind, image: a.image, command: a.command, node: a.node }),
+      async (a) => {
+        let spec: TaskSpec;
+        const env = a.env ?? {};
+        const memory = a.memory ? parseBytes(a.memory) : undefined;
+        if (a.kind === 'exec') {
+          if (!opts.allowExec)
+            throw new CutterError('POLICY_DENIED', 'exec tasks are off for this MCP server (start cutter mcp with --allow-exec)');
+          if (a.command.length === 0) throw new CutterError('INVALID_ARGUMENT', 'an exec task needs a command');
+          spec = { kind: 'exec', argv: a.command, env };
+        } else {
+          if (!a.image) throw new CutterError('INVALID_ARGUMENT', 'a docker task needs an image');
+          spec = {
+            kind: 'docker',
+            image: a.image,
+            cmd: a.command,
+            env,
+            labels: {},
+            ...(memory !== undefined ? { memoryLimit: memory } : {}),
+          };
+        }
+        const taskId = newTaskId();
+        const submit = async () => {
+          await client.request(
+            {
+              op: 'submit',
+              taskId,
+              spec,
+              requirements: { ...(a.node ? { node: a.node } : {}), memory: memory ?? 0, cpus: 0 },
+              options: TaskOptionsSchema.parse({}),
+            },
+            SubmitResultSchema,
+          );
+        };
+        if (a.waitSeconds === 0) {
+          await submit();
+          return text(`submitted task ${taskId}; follow it with task_logs`, { taskId });
+        }
+        const s = await waitFor(client, taskId, a.waitSeconds * 1000, submit);
+        if (!s || !isTerminal(s.state))
+          return text(`task ${taskId} is still ${s?.state ?? 'queued'} after ${a.waitSeconds} s; follow it with task_logs`, {
+            taskId,
+            state: s?.state ?? 'queued',
+          });
+        const output = outputOf(await allEvents(client, taskId), s.attempt);
+        return {
+          ...text(`${describe(s)}\n--- output ---\n${clipOut(output)}`, {
+            taskId,
+            state: s.state,
+            node: s.node,
+            exitCode: s.exitCode,
+            output: clipOut(output),
+          }),
+          ...(s.state === 'succeeded' ? {} : { isError: true }),
+        };
+      },
+    ),
   );
 
   server.registerTool(
     'task_logs',
-    { title: 'Task output', description: "A task's state and the output the server kept (stdout and stderr of its latest attempt).", inputSchema: { taskId: z.string().min(1).max(64).describe('the task id') } },
-    audited('task_logs', (a) => a.taskId, async (a) => {
-      const s = await client.request({ op: 'task.get', taskId: a.taskId }, TaskStateSchema);
-      const events = await allEvents(client, a.taskId);
-      const out = events.filter((e) => e.attempt === s.attempt && e.type === 'log').map((e) => (e.type === 'log' ? (e.stream === 'stderr' ? `[stderr] ${e.data}` : e.data) : '')).join('');
-      const chunks = outputOf(events.filter((e) => e.type === 'chunks'), s.attempt);
-      return text(`${describe(s)}\n--- output ---\n${clipOut(out + chunks)}`, { taskId: s.taskId, state: s.state, exitCode: s.exitCode, output: clipOut(out + chunks) });
-    }),
+    {
+      title: 'Task output',
+      description: "A task's state and the output the server kept (stdout and stderr of its latest attempt).",
+      inputSchema: { taskId: z.string().min(1).max(64).describe('the task id') },
+    },
+    audited(
+      'task_logs',
+      (a) => a.taskId,
+      async (a) => {
+        const s = await client.request({ op: 'task.get', taskId: a.taskId }, TaskStateSchema);
+        const events = await allEvents(client, a.taskId);
+        const out = events
+          .filter((e) => e.attempt === s.attempt && e.type === 'log')
+          .map((e) => (e.type === 'log' ? (e.stream === 'stderr' ? `[stderr] ${e.data}` : e.data) : ''))
+          .join('');
+        const chunks = outputOf(
+          events.filter((e) => e.type === 'chunks'),
+          s.attempt,
+        );
+        return text(`${describe(s)}\n--- output ---\n${clipOut(out + chunks)}`, {
+          taskId: s.taskId,
+          state: s.state,
+          exitCode: s.exitCode,
+          output: clipOut(out + chunks),
+        });
+      },
+    ),
   );
 
   server.registerTool(
     'cancel_task',
-    { title: 'Cancel a task', description: 'Stops a queued or running task.', inputSchema: { taskId: z.string().min(1).max(64).describe('the task id') } },
-    audited('cancel_task', (a) => a.taskId, async (a) => {
-      const s = await client.request({ op: 'cancel', taskId: a.taskId }, SubmitResultSchema);
-      return text(`cancel sent: ${describe(s)}`, { taskId: s.taskId, state: s.state });
-    }),
+    {
+      title: 'Cancel a task',
+      description: 'Stops a queued or running task.',
+      inputSchema: { taskId: z.string().min(1).max(64).describe('the task id') },
+    },
+    audited(
+      'cancel_task',
+      (a) => a.taskId,
+      async (a) => {
+        const s = await client.request({ op: 'cancel', taskId: a.taskId }, SubmitResultSchema);
+        return text(`cancel sent: ${describe(s)}`, { taskId: s.taskId, state: s.state });
+      },
+    ),
   );
 
   server.registerTool(
@@ -165,19 +278,39 @@ export function createMcpServer(opts: McpOptions): McpServer {
         waitSeconds: z.number().int().min(1).max(3600).default(300),
       },
     },
-    audited('ask_model', (a) => `${a.model} (${a.prompt.length} characters)${a.node ? ` on ${a.node}` : ''}`, async (a) => {
-      const taskId = newTaskId();
-      const spec: TaskSpec = { kind: 'ollama', op: 'generate', model: a.model, request: { prompt: a.prompt, ...(a.system ? { system: a.system } : {}) }, pull: false };
-      const submit = async () => {
-        // No queue: when no node serves the model, the assistant hears why at once.
-        await client.request({ op: 'submit', taskId, spec, requirements: { ...(a.node ? { node: a.node } : {}), memory: 0, cpus: 0 }, options: TaskOptionsSchema.parse({ queue: false }) }, SubmitResultSchema);
-      };
-      const s = await waitFor(client, taskId, a.waitSeconds * 1000, submit);
-      if (!s || !isTerminal(s.state)) return text(`task ${taskId} is still ${s?.state ?? 'queued'}; follow it with task_logs`, { taskId });
-      if (s.state !== 'succeeded') return { ...text(describe(s)), isError: true };
-      const answer = outputOf(await allEvents(client, taskId), s.attempt);
-      return text(clipOut(answer), { taskId, node: s.node, model: a.model, answer: clipOut(answer) });
-    }),
+    audited(
+      'ask_model',
+      (a) => `${a.model} (${a.prompt.length} characters)${a.node ? ` on ${a.node}` : ''}`,
+      async (a) => {
+        const taskId = newTaskId();
+        const spec: TaskSpec = {
+          kind: 'ollama',
+          op: 'generate',
+          model: a.model,
+          request: { prompt: a.prompt, ...(a.system ? { system: a.system } : {}) },
+          pull: false,
+        };
+        const submit = async () => {
+          // No queue: when no node serves the model, the assistant hears why at once.
+          await client.request(
+            {
+              op: 'submit',
+              taskId,
+              spec,
+              requirements: { ...(a.node ? { node: a.node } : {}), memory: 0, cpus: 0 },
+              options: TaskOptionsSchema.parse({ queue: false }),
+            },
+            SubmitResultSchema,
+          );
+        };
+        const s = await waitFor(client, taskId, a.waitSeconds * 1000, submit);
+        if (!s || !isTerminal(s.state))
+          return text(`task ${taskId} is still ${s?.state ?? 'queued'}; follow it with task_logs`, { taskId });
+        if (s.state !== 'succeeded') return { ...text(describe(s)), isError: true };
+        const answer = outputOf(await allEvents(client, taskId), s.attempt);
+        return text(clipOut(answer), { taskId, node: s.node, model: a.model, answer: clipOut(answer) });
+      },
+    ),
   );
   return server;
 }

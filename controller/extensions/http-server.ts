@@ -50,7 +50,9 @@ export class HttpServer implements Extension {
     server.keepAliveTimeout = 5_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new Error(`http server cannot listen on ${this.opts.host}:${this.opts.port}: ${err.message} (set --http-port, 0 = off)`)));
+      server.once('error', (err) =>
+        reject(new Error(`http server cannot listen on ${this.opts.host}:${this.opts.port}: ${err.message} (set --http-port, 0 = off)`)),
+      );
       server.listen(this.opts.port, this.opts.host, () => resolve());
     });
     const address = server.address();

@@ -86,13 +86,23 @@ export class MetricsExtension implements Extension {
       });
     perNode('cutter_node_up', '1 when the node is online or draining, 0 when offline', (v) => (v.state === 'offline' ? 0 : 1));
     perNode('cutter_node_memory_total_bytes', 'Memory of the node, bytes', (v) => v.status.capacity?.memory.total);
-    perNode('cutter_node_memory_available_bytes', 'Memory available on the node (MemAvailable), bytes', (v) => v.status.capacity?.memory.available);
-    perNode('cutter_node_memory_offered_bytes', 'Memory cutter may commit on the node, bytes', (v) => (v.status.offer ? (v.status.offer.maxMemory ?? v.status.capacity?.memory.total) : null));
+    perNode(
+      'cutter_node_memory_available_bytes',
+      'Memory available on the node (MemAvailable), bytes',
+      (v) => v.status.capacity?.memory.available,
+    );
+    perNode('cutter_node_memory_offered_bytes', 'Memory cutter may commit on the node, bytes', (v) =>
+      v.status.offer ? (v.status.offer.maxMemory ?? v.status.capacity?.memory.total) : null,
+    );
     perNode('cutter_node_cpu_cores', 'CPU cores of the node', (v) => v.status.capacity?.cpu.cores);
     perNode('cutter_node_cpu_load_percent', 'CPU load of the node over all cores, percent', (v) => v.status.capacity?.cpu.loadPercent);
     perNode('cutter_node_running_tasks', 'Tasks the node reports running', (v) => v.status.running.length);
     perNode('cutter_node_max_tasks', 'Concurrent tasks the node allows', (v) => v.status.offer?.maxTasks);
-    perNode('cutter_node_ollama_models_loaded', 'Ollama models loaded in memory on the node', (v) => v.status.capacity?.ollama?.loaded.length);
+    perNode(
+      'cutter_node_ollama_models_loaded',
+      'Ollama models loaded in memory on the node',
+      (v) => v.status.capacity?.ollama?.loaded.length,
+    );
     perNode('cutter_node_heartbeat_age_seconds', 'Seconds since the controller last heard from the node', (v) => v.lastSeenAgoMs / 1000);
     new Gauge({
       name: 'cutter_node_gpu_memory_free_bytes',
@@ -134,15 +144,32 @@ export class MetricsExtension implements Extension {
         this.set(controller.tasks.queued().length);
       },
     });
-    const placements = new Counter({ name: 'cutter_placements_total', help: 'Attempts placed on a node', labelNames: ['kind'], registers: [r] });
+    const placements = new Counter({
+      name: 'cutter_placements_total',
+      help: 'Attempts placed on a node',
+      labelNames: ['kind'],
+      registers: [r],
+    });
     const rejections = new Counter({
       name: 'cutter_rejections_total',
       help: 'Nodes rejected for a task that no node fits, by reason class (counted when the answer changes, not at every retry)',
       labelNames: ['reason'],
       registers: [r],
     });
-    const wait = new Histogram({ name: 'cutter_task_wait_seconds', help: 'Submit to running, seconds (controller clock)', labelNames: ['kind'], buckets: DURATION_BUCKETS, registers: [r] });
-    const run = new Histogram({ name: 'cutter_task_run_seconds', help: 'Running to finished, seconds', labelNames: ['kind', 'state'], buckets: DURATION_BUCKETS, registers: [r] });
+    const wait = new Histogram({
+      name: 'cutter_task_wait_seconds',
+      help: 'Submit to running, seconds (controller clock)',
+      labelNames: ['kind'],
+      buckets: DURATION_BUCKETS,
+      registers: [r],
+    });
+    const run = new Histogram({
+      name: 'cutter_task_run_seconds',
+      help: 'Running to finished, seconds',
+      labelNames: ['kind', 'state'],
+      buckets: DURATION_BUCKETS,
+      registers: [r],
+    });
     this.off.push(
       controller.events.on('placed', (p) => placements.inc({ kind: p.kind })),
       controller.events.on('rejected', (p) => {
@@ -173,8 +200,16 @@ export class MetricsExtension implements Extension {
           },
         });
       };
-      counterFrom('cutter_broker_messages_received_total', 'PUBLISH packets the embedded broker received from clients', () => broker.stats().messagesIn);
-      counterFrom('cutter_broker_messages_sent_total', 'PUBLISH packets the embedded broker delivered to subscribers', () => broker.stats().messagesOut);
+      counterFrom(
+        'cutter_broker_messages_received_total',
+        'PUBLISH packets the embedded broker received from clients',
+        () => broker.stats().messagesIn,
+      );
+      counterFrom(
+        'cutter_broker_messages_sent_total',
+        'PUBLISH packets the embedded broker delivered to subscribers',
+        () => broker.stats().messagesOut,
+      );
     }
   }
 

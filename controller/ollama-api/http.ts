@@ -45,7 +45,8 @@ export function readJson(req: IncomingMessage): Promise<Record<string, unknown>>
       } catch (err) {
         return reject(new HttpError(400, (err as Error).message));
       }
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) return reject(new HttpError(400, 'request body must be a JSON object'));
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        return reject(new HttpError(400, 'request body must be a JSON object'));
       resolve(value as Record<string, unknown>);
     });
   });

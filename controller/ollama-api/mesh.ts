@@ -12,13 +12,7 @@ import type { CliConfig } from '../../shared/config.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { sameModel } from '../../shared/ollama.js';
-import {
-  NodeStatusSchema,
-  TaskEventSchema,
-  TaskStateSchema,
-  type NodeStatus,
-  type OllamaSpec,
-} from '../../shared/schemas/index.js';
+import { NodeStatusSchema, TaskEventSchema, TaskStateSchema, type NodeStatus, type OllamaSpec } from '../../shared/schemas/index.js';
 import { topics, type Topics } from '../../shared/topics.js';
 
 type Chunk = Record<string, unknown>;
@@ -136,7 +130,10 @@ export class MeshGateway {
     if (s.state === 'lost' || s.state === 'cancelled' || (s.state === 'failed' && s.error)) {
       this.flights.delete(taskId);
       const code = s.state === 'lost' ? 'NODE_LOST' : s.state === 'cancelled' ? 'CANCELLED' : (s.error?.code ?? 'INTERNAL');
-      const message = s.state === 'lost' ? `node ${s.node ?? '?'} was lost while serving the request${s.error ? ` (${s.error.message})` : ''}` : (s.error?.message ?? s.state);
+      const message =
+        s.state === 'lost'
+          ? `node ${s.node ?? '?'} was lost while serving the request${s.error ? ` (${s.error.message})` : ''}`
+          : (s.error?.message ?? s.state);
       f.reject(new CutterError(code as never, message));
     }
   }
@@ -166,7 +163,8 @@ export class MeshGateway {
     const onAbort = () => {
       cancelled = true;
       this.client.request({ op: 'cancel', taskId, graceMs: 0 }, TaskStateSchema).catch((err) => {
-        if ((err as CutterError).code !== 'ALREADY_FINISHED') this.log.warn({ taskId, err: errorMessage(err) }, 'ollama api: cancel failed');
+        if ((err as CutterError).code !== 'ALREADY_FINISHED')
+          this.log.warn({ taskId, err: errorMessage(err) }, 'ollama api: cancel failed');
       });
     };
     // Like Ollama's own request queue, a request waits while the nodes that can serve it are busy;
@@ -195,7 +193,10 @@ export class MeshGateway {
       this.flights.delete(taskId);
       if ((err as CutterError).code === 'NO_FIT') {
         const rejections = ((err as CutterError).details as { node: string; reason: string }[] | undefined) ?? [];
-        throw new CutterError('NO_FIT', `${errorMessage(err)}${rejections.length ? `: ${rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')}` : ''}`);
+        throw new CutterError(
+          'NO_FIT',
+          `${errorMessage(err)}${rejections.length ? `: ${rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')}` : ''}`,
+        );
       }
       throw err;
     }
@@ -218,4 +219,3 @@ export class MeshGateway {
     await this.client.close();
   }
 }
-

@@ -58,7 +58,15 @@ export function meshPs(nodes: NodeStatus[]): Json[] {
     for (const l of info?.loaded ?? []) {
       const pulled = info!.models.find((m) => sameModel(m.name, l.name));
       const tag = pulled ? tagEntry(pulled) : { details: {}, digest: '' };
-      out.push({ name: l.name, model: l.name, size: l.size, digest: tag.digest, details: tag.details, expires_at: l.expiresAt ?? '', size_vram: l.sizeVram });
+      out.push({
+        name: l.name,
+        model: l.name,
+        size: l.size,
+        digest: tag.digest,
+        details: tag.details,
+        expires_at: l.expiresAt ?? '',
+        size_vram: l.sizeVram,
+      });
     }
   }
   return out;
@@ -67,7 +75,11 @@ export function meshPs(nodes: NodeStatus[]): Json[] {
 /** The lowest Ollama version among online nodes (what every node can do), `0.0.0` when none. */
 export function meshVersion(nodes: NodeStatus[]): string {
   const versions = nodes.map((n) => n.capacity?.ollama?.version).filter((v): v is string => Boolean(v));
-  const key = (v: string) => v.split(/[.-]/).map((p) => p.padStart(8, '0')).join('.');
+  const key = (v: string) =>
+    v
+      .split(/[.-]/)
+      .map((p) => p.padStart(8, '0'))
+      .join('.');
   return versions.sort((a, b) => key(a).localeCompare(key(b)))[0] ?? '0.0.0';
 }
 
@@ -106,7 +118,13 @@ export function aggregate(chunks: Json[], chat: boolean): Json {
       if (typeof m.thinking === 'string') thinking += m.thinking;
       if (Array.isArray(m.tool_calls)) toolCalls.push(...m.tool_calls);
     }
-    last.message = { ...((last.message as Json) ?? {}), role: 'assistant', content, ...(thinking ? { thinking } : {}), ...(toolCalls.length ? { tool_calls: toolCalls } : {}) };
+    last.message = {
+      ...((last.message as Json) ?? {}),
+      role: 'assistant',
+      content,
+      ...(thinking ? { thinking } : {}),
+      ...(toolCalls.length ? { tool_calls: toolCalls } : {}),
+    };
   } else {
     last.response = chunks.map((c) => (typeof c.response === 'string' ? c.response : '')).join('');
     const thinking = chunks.map((c) => (typeof c.thinking === 'string' ? c.thinking : '')).join('');

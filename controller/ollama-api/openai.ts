@@ -41,7 +41,7 @@ function ownedBy(name: string): string {
  * @throws HttpError 400 for messages Ollama would refuse.
  */
 export function toOllamaChat(body: Json): Json {
-  if (!Array.isArray(body.messages)) throw new HttpError(400, '[] is too short - \'messages\'');
+  if (!Array.isArray(body.messages)) throw new HttpError(400, "[] is too short - 'messages'");
   const messages = (body.messages as Json[]).map((m) => {
     if (typeof m !== 'object' || m === null) throw new HttpError(400, 'invalid message format');
     const out: Json = { role: m.role };
@@ -61,7 +61,8 @@ export function toOllamaChat(body: Json): Json {
       out.content = texts.join('');
       if (images.length) out.images = images;
     } else if (m.content === undefined || m.content === null) {
-      if (!Array.isArray(m.tool_calls)) throw new HttpError(400, `invalid message content type: ${m.content === null ? '<nil>' : 'undefined'}`);
+      if (!Array.isArray(m.tool_calls))
+        throw new HttpError(400, `invalid message content type: ${m.content === null ? '<nil>' : 'undefined'}`);
       out.content = '';
     } else throw new HttpError(400, `invalid message content type: ${typeof m.content}`);
     if (Array.isArray(m.tool_calls)) {
@@ -101,7 +102,12 @@ function toolCallsOf(message: Json): Json[] {
   const calls = Array.isArray(message.tool_calls) ? (message.tool_calls as Json[]) : [];
   return calls.map((tc, i) => {
     const fn = (tc.function ?? {}) as Json;
-    return { id: typeof tc.id === 'string' ? tc.id : `call_${randomBytes(4).toString('hex')}`, index: i, type: 'function', function: { name: fn.name, arguments: JSON.stringify(fn.arguments ?? {}) } };
+    return {
+      id: typeof tc.id === 'string' ? tc.id : `call_${randomBytes(4).toString('hex')}`,
+      index: i,
+      type: 'function',
+      function: { name: fn.name, arguments: JSON.stringify(fn.arguments ?? {}) },
+    };
   });
 }
 
@@ -133,7 +139,14 @@ async function chatCompletions(body: Json, res: ServerResponse, mesh: MeshGatewa
     const delta: Json = { role: 'assistant', content: typeof message.content === 'string' ? message.content : '' };
     if (typeof message.thinking === 'string' && message.thinking) delta.reasoning = message.thinking;
     if (calls.length) delta.tool_calls = calls;
-    return { id, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model: c.model ?? model, system_fingerprint: 'fp_ollama', choices: [{ index: 0, delta, finish_reason: reason }] };
+    return {
+      id,
+      object: 'chat.completion.chunk',
+      created: Math.floor(Date.now() / 1000),
+      model: c.model ?? model,
+      system_fingerprint: 'fp_ollama',
+      choices: [{ index: 0, delta, finish_reason: reason }],
+    };
   };
   const kept = await relay(mesh, { kind: 'ollama', op: 'chat', model, request, pull: false }, signal, out, {
     stream,
@@ -158,7 +171,18 @@ async function chatCompletions(body: Json, res: ServerResponse, mesh: MeshGatewa
     created: unix(last),
     model: last.model ?? model,
     system_fingerprint: 'fp_ollama',
-    choices: [{ index: 0, message: { role: 'assistant', content: message.content ?? '', ...(typeof message.thinking === 'string' ? { reasoning: message.thinking } : {}), ...(calls.length ? { tool_calls: calls } : {}) }, finish_reason: reason }],
+    choices: [
+      {
+        index: 0,
+        message: {
+          role: 'assistant',
+          content: message.content ?? '',
+          ...(typeof message.thinking === 'string' ? { reasoning: message.thinking } : {}),
+          ...(calls.length ? { tool_calls: calls } : {}),
+        },
+        finish_reason: reason,
+      },
+    ],
     usage: usageOf(last),
   });
 }
@@ -167,7 +191,13 @@ async function chatCompletions(body: Json, res: ServerResponse, mesh: MeshGatewa
  * Handles `/v1/chat/completions` and `/v1/models[/{model}]`, or returns false for other paths.
  * Errors are written in OpenAI's shape here (not Ollama's).
  */
-export async function handleOpenAi(req: IncomingMessage, res: ServerResponse, path: string, mesh: MeshGateway, signal: AbortSignal): Promise<boolean> {
+export async function handleOpenAi(
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  mesh: MeshGateway,
+  signal: AbortSignal,
+): Promise<boolean> {
   if (!path.startsWith('/v1/')) return false;
   try {
     if (req.method === 'POST' && path === '/v1/chat/completions') {
@@ -175,7 +205,12 @@ export async function handleOpenAi(req: IncomingMessage, res: ServerResponse, pa
       return true;
     }
     if (req.method === 'GET' && path === '/v1/models') {
-      const data = meshTags(mesh.onlineNodes()).map((m) => ({ id: m.name, object: 'model', created: unix({ created_at: m.modified_at }), owned_by: ownedBy(String(m.name)) }));
+      const data = meshTags(mesh.onlineNodes()).map((m) => ({
+        id: m.name,
+        object: 'model',
+        created: unix({ created_at: m.modified_at }),
+        owned_by: ownedBy(String(m.name)),
+      }));
       sendJson(res, 200, { object: 'list', data });
       return true;
     }

@@ -25,7 +25,13 @@ export interface RelayOptions {
  * @throws the mesh's error (CutterError) when it fails before anything was written, so the caller
  *   can answer with a status code.
  */
-export async function relay(mesh: MeshGateway, spec: OllamaSpec, signal: AbortSignal, out: LineStream, opts: RelayOptions): Promise<Json[] | null> {
+export async function relay(
+  mesh: MeshGateway,
+  spec: OllamaSpec,
+  signal: AbortSignal,
+  out: LineStream,
+  opts: RelayOptions,
+): Promise<Json[] | null> {
   const kept: Json[] = [];
   try {
     await mesh.run(

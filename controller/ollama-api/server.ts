@@ -75,7 +75,10 @@ export class OllamaApi {
           if (!res.headersSent && !res.destroyed) sendJson(res, status, { error: errorMessage(err) });
           else if (!res.destroyed) res.end();
         } finally {
-          this.log.debug({ method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - t0), aborted: abort.signal.aborted }, 'request');
+          this.log.debug(
+            { method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - t0), aborted: abort.signal.aborted },
+            'request',
+          );
         }
       })();
     });

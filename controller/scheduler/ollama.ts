@@ -19,7 +19,8 @@ export const TIER_NAMES = ['loaded', 'on disk', 'must pull'] as const;
 export function modelSize(nodes: readonly NodeSnapshot[], model: string): number | null {
   let size: number | null = null;
   for (const n of nodes) {
-    for (const m of n.status.capacity?.ollama?.models ?? []) if (sameModel(m.name, model) && (size === null || m.size > size)) size = m.size;
+    for (const m of n.status.capacity?.ollama?.models ?? [])
+      if (sameModel(m.name, model) && (size === null || m.size > size)) size = m.size;
   }
   return size;
 }
@@ -38,7 +39,11 @@ function gpuFree(n: NodeSnapshot): number {
  * Where the model stands on the node, or why the node cannot serve it.
  * @param size the model's size in the mesh (modelSize()), null when unknown.
  */
-export function modelTier(n: NodeSnapshot, req: Required<Pick<PlacementRequest, 'ollama'>>['ollama'], size: number | null): { tier: ModelTier } | { reason: string } {
+export function modelTier(
+  n: NodeSnapshot,
+  req: Required<Pick<PlacementRequest, 'ollama'>>['ollama'],
+  size: number | null,
+): { tier: ModelTier } | { reason: string } {
   const info = n.status.capacity?.ollama;
   if (!info?.available) return { reason: `no Ollama server${info?.error ? ` (${info.error})` : ''}` };
   if (req.op === 'pull') return { tier: info.models.some((m) => sameModel(m.name, req.model)) ? 1 : 2 };
@@ -50,20 +55,32 @@ export function modelTier(n: NodeSnapshot, req: Required<Pick<PlacementRequest, 
     const ram = freeMemory(n);
     const gpu = gpuFree(n);
     if (need > ram && need > gpu) {
-      return { reason: `${own ? 'has' : 'would pull'} model ${canonicalModel(req.model)} (${formatBytes(need)}) but has ${formatBytes(ram)} free memory${gpu ? ` and ${formatBytes(gpu)} free on its GPU` : ''} to load it` };
+      return {
+        reason: `${own ? 'has' : 'would pull'} model ${canonicalModel(req.model)} (${formatBytes(need)}) but has ${formatBytes(ram)} free memory${gpu ? ` and ${formatBytes(gpu)} free on its GPU` : ''} to load it`,
+      };
     }
   }
   return { tier: own ? 1 : 2 };
 }
 
 /** The first placement rule that covers the model, with its index, or null. */
-export function ruleFor(rules: readonly PlacementRule[] | undefined, model: string, size: number | null): { rule: PlacementRule; index: number } | null {
+export function ruleFor(
+  rules: readonly PlacementRule[] | undefined,
+  model: string,
+  size: number | null,
+): { rule: PlacementRule; index: number } | null {
   const index = (rules ?? []).findIndex((r) => ruleMatches(r, model, size));
   return index < 0 ? null : { rule: rules![index], index };
 }
 
 /** How a rule reads in a rejection: `placement rule 2 (minSize 12.0 GiB → notebook)`. */
 export function describeRule(rule: PlacementRule, index: number): string {
-  const what = [rule.model ? `model ${rule.model}` : '', rule.minSize !== undefined ? `minSize ${formatBytes(rule.minSize)}` : '', rule.maxSize !== undefined ? `maxSize ${formatBytes(rule.maxSize)}` : ''].filter(Boolean).join(', ');
+  const what = [
+    rule.model ? `model ${rule.model}` : '',
+    rule.minSize !== undefined ? `minSize ${formatBytes(rule.minSize)}` : '',
+    rule.maxSize !== undefined ? `maxSize ${formatBytes(rule.maxSize)}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
   return `placement rule ${index + 1} (${what} → ${rule.nodes.join(', ')})`;
 }

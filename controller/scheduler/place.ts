@@ -35,7 +35,9 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
   const rule = req.ollama && !wanted ? ruleFor(snapshot.modelRules, req.ollama.model, size) : null;
   if (rule) {
     const allowed = new Set(rule.rule.nodes);
-    for (const n of candidates) if (!allowed.has(n.node)) rejections.push({ node: n.node, reason: `${describeRule(rule.rule, rule.index)} sends ${req.ollama!.model} elsewhere` });
+    for (const n of candidates)
+      if (!allowed.has(n.node))
+        rejections.push({ node: n.node, reason: `${describeRule(rule.rule, rule.index)} sends ${req.ollama!.model} elsewhere` });
     candidates = candidates.filter((n) => allowed.has(n.node));
   }
   const feasible: { node: string; freeAfter: number; tier: ModelTier; inFlight: number }[] = [];

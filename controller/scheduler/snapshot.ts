@@ -47,8 +47,13 @@ export interface Rejection {
 
 /** The scheduler's answer. */
 export type Placement =
-  | { ok: true; node: string; /** one line for the user */ reason: string; /** bytes the node has left for tasks after this one */ freeAfter: number }
-  | { ok: false; rejections: Rejection[]; /** summary for the user */ message: string };
+  | {
+      ok: true;
+      node: string /** one line for the user */;
+      reason: string /** bytes the node has left for tasks after this one */;
+      freeAfter: number;
+    }
+  | { ok: false; rejections: Rejection[] /** summary for the user */; message: string };
 
 /** A node is stale after this many heartbeat intervals without word from it. */
 export const STALE_AFTER_HEARTBEATS = 2.5;

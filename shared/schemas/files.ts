@@ -27,7 +27,11 @@ import { z } from 'zod';
 export const XferIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hex characters');
 const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256');
 /** A path on the node: absolute, or relative to the node's first allowed directory. */
-const PathSchema = z.string().min(1).max(4096).refine((p) => !p.includes('\0'), 'must not contain NUL');
+const PathSchema = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((p) => !p.includes('\0'), 'must not contain NUL');
 const Offset = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 /** Largest chunk a frame may carry, bytes. */
@@ -38,9 +42,24 @@ export const FRAME_HEADER_BYTES = 25;
 /** Client → agent control messages. */
 export const FileInSchema = z.discriminatedUnion('type', [
   /** Start or resume sending a file to the node; answered `ready` (offset to send from), `done` or `error`. */
-  z.object({ v: z.literal(1), type: z.literal('put'), xfer: XferIdSchema, path: PathSchema, size: Offset, sha256: Sha256Schema, mode: z.number().int().min(0).max(0o7777).optional() }),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('put'),
+    xfer: XferIdSchema,
+    path: PathSchema,
+    size: Offset,
+    sha256: Sha256Schema,
+    mode: z.number().int().min(0).max(0o7777).optional(),
+  }),
   /** Start or resume reading a file from the node from `offset` (kept only when `ifSha256` still matches); answered `meta` or `error`. */
-  z.object({ v: z.literal(1), type: z.literal('get'), xfer: XferIdSchema, path: PathSchema, offset: Offset, ifSha256: Sha256Schema.optional() }),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('get'),
+    xfer: XferIdSchema,
+    path: PathSchema,
+    offset: Offset,
+    ifSha256: Sha256Schema.optional(),
+  }),
   /** Receiver's contiguous written offset (for `get`, the client is the receiver). */
   z.object({ v: z.literal(1), type: z.literal('ack'), xfer: XferIdSchema, offset: Offset }),
   /** The client checked a `get` file's SHA-256: the agent may forget the transfer. */
@@ -50,7 +69,14 @@ export const FileInSchema = z.discriminatedUnion('type', [
   /** Image sync: which image id the node's Docker engine has for `image` (answered `image`). */
   z.object({ v: z.literal(1), type: z.literal('image.inspect'), xfer: XferIdSchema, image: z.string().min(1).max(512) }),
   /** Image sync: receive a `docker save` tarball and `docker load` it (answered like `put`; `done` carries the loaded image id). */
-  z.object({ v: z.literal(1), type: z.literal('image.put'), xfer: XferIdSchema, image: z.string().min(1).max(512), size: Offset, sha256: Sha256Schema }),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('image.put'),
+    xfer: XferIdSchema,
+    image: z.string().min(1).max(512),
+    size: Offset,
+    sha256: Sha256Schema,
+  }),
 ]);
 export type FileIn = z.infer<typeof FileInSchema>;
 
@@ -59,7 +85,15 @@ export const FileOutSchema = z.discriminatedUnion('type', [
   /** Send `put` bytes from `offset` (> 0 when a partial file was kept). `path` is the resolved destination. */
   z.object({ v: z.literal(1), type: z.literal('ready'), xfer: XferIdSchema, offset: Offset, path: z.string().max(4096) }),
   /** The file a `get` reads: its size and SHA-256, and the offset chunks start from. */
-  z.object({ v: z.literal(1), type: z.literal('meta'), xfer: XferIdSchema, size: Offset, sha256: Sha256Schema, offset: Offset, path: z.string().max(4096) }),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('meta'),
+    xfer: XferIdSchema,
+    size: Offset,
+    sha256: Sha256Schema,
+    offset: Offset,
+    path: z.string().max(4096),
+  }),
   /** Receiver's contiguous written offset (for `put`, the agent is the receiver). */
   z.object({ v: z.literal(1), type: z.literal('ack'), xfer: XferIdSchema, offset: Offset }),
   /** A `put` is complete: SHA-256 checked (`ok`), file in place; for `image.put`, loaded (`imageId`). */
@@ -74,7 +108,14 @@ export const FileOutSchema = z.discriminatedUnion('type', [
     message: z.string().max(2000).optional(),
   }),
   /** The image id the node has for `image`, or null. */
-  z.object({ v: z.literal(1), type: z.literal('image'), xfer: XferIdSchema, image: z.string().max(512), id: z.string().max(200).nullable(), docker: z.boolean() }),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('image'),
+    xfer: XferIdSchema,
+    image: z.string().max(512),
+    id: z.string().max(200).nullable(),
+    docker: z.boolean(),
+  }),
   /** Refused or failed: `code` FILES_DISABLED, PATH_DENIED, NOT_FOUND, TOO_LARGE, BAD_REQUEST, IO_ERROR, CHECKSUM_MISMATCH, DOCKER_ERROR. */
   z.object({ v: z.literal(1), type: z.literal('error'), xfer: XferIdSchema, code: z.string().max(64), message: z.string().max(2000) }),
 ]);

@@ -16,7 +16,11 @@ export const HA_ID_RE = /^[a-zA-Z0-9_-]+$/;
 const HaId = z.string().regex(HA_ID_RE).max(200);
 
 /** One availability topic; `online`/`offline` are HA's default payloads. */
-export const HaAvailabilitySchema = z.object({ t: z.string().min(1), pl_avail: z.string().optional(), pl_not_avail: z.string().optional() });
+export const HaAvailabilitySchema = z.object({
+  t: z.string().min(1),
+  pl_avail: z.string().optional(),
+  pl_not_avail: z.string().optional(),
+});
 
 /** One entity ("component") of a device discovery payload. */
 export const HaComponentSchema = z.object({

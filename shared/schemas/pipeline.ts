@@ -42,12 +42,13 @@ export const PipelineSchema = z
       if (ids.has(s.id)) ctx.addIssue({ code: 'custom', path: ['steps', i, 'id'], message: `step id "${s.id}" is used twice` });
       ids.add(s.id);
     });
-    p.steps.forEach((s, i) =>
-      s.needs.forEach((n, j) => {
-        if (!ids.has(n)) ctx.addIssue({ code: 'custom', path: ['steps', i, 'needs', j], message: `step "${s.id}" needs "${n}", which is not a step` });
+    for (const [i, s] of p.steps.entries()) {
+      for (const [j, n] of s.needs.entries()) {
+        if (!ids.has(n))
+          ctx.addIssue({ code: 'custom', path: ['steps', i, 'needs', j], message: `step "${s.id}" needs "${n}", which is not a step` });
         if (n === s.id) ctx.addIssue({ code: 'custom', path: ['steps', i, 'needs', j], message: `step "${s.id}" needs itself` });
-      }),
-    );
+      }
+    }
     const cycle = findCycle(p.steps);
     if (cycle) ctx.addIssue({ code: 'custom', path: ['steps'], message: `steps depend on each other in a cycle: ${cycle.join(' → ')}` });
   });

@@ -7,7 +7,16 @@ import { z } from 'zod';
 import { IdSchema } from '../topics.js';
 
 const Bytes = z.number().int().nonnegative();
-const EnvSchema = z.record(z.string().min(1).max(256).regex(/^[^=\0]+$/, 'env names have no = or NUL'), z.string().max(32_768)).default({});
+const EnvSchema = z
+  .record(
+    z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(/^[^=\0]+$/, 'env names have no = or NUL'),
+    z.string().max(32_768),
+  )
+  .default({});
 
 /** A Docker container to run; mirrors the `docker run` flags cutter accepts. */
 export const DockerSpecSchema = z.object({
@@ -29,7 +38,10 @@ export const DockerSpecSchema = z.object({
    * publishes each on a free port of its own and the server proxies `server` to it
    * (shared/schemas/ports.ts).
    */
-  ports: z.array(z.object({ container: z.number().int().min(1).max(65535), server: z.number().int().min(1).max(65535) })).max(16).optional(),
+  ports: z
+    .array(z.object({ container: z.number().int().min(1).max(65535), server: z.number().int().min(1).max(65535) }))
+    .max(16)
+    .optional(),
 });
 
 /** A command run without a shell on the node (only on agents started with --allow-exec). */
@@ -90,9 +102,21 @@ export const TaskOptionsSchema = z.object({
   /** Wait in the queue when no node fits now; false = fail at once with the reason per node. */
   queue: z.boolean().default(true),
   /** Bounds queueing and running together, from submission; null = no limit. */
-  timeoutMs: z.number().int().positive().max(365 * 24 * 3600 * 1000).nullable().default(null),
+  timeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .max(365 * 24 * 3600 * 1000)
+    .nullable()
+    .default(null),
   /** How long a disconnected node may keep the task before it is lost; null = the node's own window. */
-  lostAfterMs: z.number().int().nonnegative().max(30 * 24 * 3600 * 1000).nullable().default(null),
+  lostAfterMs: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(30 * 24 * 3600 * 1000)
+    .nullable()
+    .default(null),
   /** Higher runs first; equal priorities run in submission order. */
   priority: z.number().int().min(-1000).max(1000).default(0),
 });

@@ -39,14 +39,14 @@ export class PartFile {
     const part = dest + PART_SUFFIX;
     let keep = 0;
     try {
-      const side = JSON.parse(await readFile(part + '.json', 'utf8')) as Sidecar;
+      const side = JSON.parse(await readFile(`${part}.json`, 'utf8')) as Sidecar;
       if (side.size === size && side.sha256 === sha256) keep = Math.min((await stat(part)).size, size);
     } catch {
       keep = 0;
     }
     const fh = await open(part, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, mode);
     await fh.truncate(keep);
-    if (keep === 0) await writeFile(part + '.json', JSON.stringify({ size, sha256 } satisfies Sidecar), { mode: 0o600 });
+    if (keep === 0) await writeFile(`${part}.json`, JSON.stringify({ size, sha256 } satisfies Sidecar), { mode: 0o600 });
     const p = new PartFile(dest, size, sha256, fh);
     p.offset = keep;
     return p;
@@ -102,7 +102,7 @@ export class PartFile {
       return { ok: false, sha256 };
     }
     await rename(this.partPath, this.dest);
-    await rm(this.partPath + '.json', { force: true });
+    await rm(`${this.partPath}.json`, { force: true });
     return { ok: true, sha256 };
   }
 
@@ -116,6 +116,6 @@ export class PartFile {
   async discard(): Promise<void> {
     await this.fh.close().catch(() => undefined);
     await rm(this.partPath, { force: true });
-    await rm(this.partPath + '.json', { force: true });
+    await rm(`${this.partPath}.json`, { force: true });
   }
 }

@@ -125,7 +125,13 @@ export class OllamaDouble {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const rec: RecordedRequest = { method: req.method ?? 'GET', path: (req.url ?? '/').split('?')[0], body: null, aborted: false, finished: false };
+    const rec: RecordedRequest = {
+      method: req.method ?? 'GET',
+      path: (req.url ?? '/').split('?')[0],
+      body: null,
+      aborted: false,
+      finished: false,
+    };
     this.requests.push(rec);
     res.on('close', () => {
       if (!res.writableFinished) rec.aborted = true;
@@ -158,11 +164,22 @@ export class OllamaDouble {
         return json(200, { models: [...this.models.values()].map((m) => this.tagOf(m)) });
       case 'GET /api/ps':
         return json(200, {
-          models: [...this.loaded.keys()].filter((n) => this.models.has(n)).map((n) => {
-            const m = this.models.get(n)!;
-            const t = this.tagOf(m);
-            return { name: t.name, model: t.model, size: m.size, digest: t.digest, details: t.details, expires_at: new Date(Date.now() + 300_000).toISOString(), size_vram: this.opts.vram ?? 0, context_length: 4096 };
-          }),
+          models: [...this.loaded.keys()]
+            .filter((n) => this.models.has(n))
+            .map((n) => {
+              const m = this.models.get(n)!;
+              const t = this.tagOf(m);
+              return {
+                name: t.name,
+                model: t.model,
+                size: m.size,
+                digest: t.digest,
+                details: t.details,
+                expires_at: new Date(Date.now() + 300_000).toISOString(),
+                size_vram: this.opts.vram ?? 0,
+                context_length: 4096,
+              };
+            }),
         });
       case 'POST /api/show': {
         if (!model) return json(400, { error: 'model is required' });
@@ -203,7 +220,13 @@ export class OllamaDouble {
     }
   }
 
-  private async generate(chat: boolean, model: string, body: Record<string, unknown>, res: ServerResponse, json: (s: number, b: unknown) => void) {
+  private async generate(
+    chat: boolean,
+    model: string,
+    body: Record<string, unknown>,
+    res: ServerResponse,
+    json: (s: number, b: unknown) => void,
+  ) {
     if (!model) return json(400, { error: 'model is required' });
     const m = this.models.get(model);
     if (!m) return json(404, { error: `model '${model}' not found` });
@@ -214,7 +237,8 @@ export class OllamaDouble {
     const prompt = chat ? String(messages.at(-1)?.content ?? '') : String(body.prompt ?? '');
     let tokens = (this.opts.reply ?? ((p: string) => `echo: ${p}`.split(/(?= )/)))(prompt, model);
     const numPredict = (body.options as { num_predict?: unknown } | undefined)?.num_predict;
-    if (typeof numPredict === 'number' && numPredict > 0) tokens = Array.from({ length: numPredict }, (_, i) => tokens[i % tokens.length] ?? 'x');
+    if (typeof numPredict === 'number' && numPredict > 0)
+      tokens = Array.from({ length: numPredict }, (_, i) => tokens[i % tokens.length] ?? 'x');
     const created = () => new Date().toISOString();
     const piece = (text: string) => (chat ? { message: { role: 'assistant', content: text } } : { response: text });
     const final = () => {
@@ -260,7 +284,8 @@ export class OllamaDouble {
       const digest = `sha256:${digestOf(m.name)}`;
       const steps = 8;
       lines.push({ status: `pulling ${digest.slice(7, 19)}`, digest, total: m.size });
-      for (let i = 1; i <= steps; i++) lines.push({ status: `pulling ${digest.slice(7, 19)}`, digest, total: m.size, completed: Math.round((m.size * i) / steps) });
+      for (let i = 1; i <= steps; i++)
+        lines.push({ status: `pulling ${digest.slice(7, 19)}`, digest, total: m.size, completed: Math.round((m.size * i) / steps) });
       lines.push({ status: 'verifying sha256 digest' }, { status: 'writing manifest' }, { status: 'success' });
     }
     if (body.stream === false) {

@@ -31,7 +31,22 @@ describe('cutter agent install', () => {
     const token = join(dir, 'nb.json');
     writeFileSync(token, JSON.stringify({ username: 'agent:notebook', password: 'p' }));
     chmodSync(token, 0o600);
-    const r = await cli(['agent', 'install', '--unit-dir', join(dir, 'units'), '--broker', 'mqtt://server.lan:1883', '--token-file', token, '--max-memory', '24g', '--lost-after', '10m', '--labels', 'room=living room,cost=50%,x=$HOME']);
+    const r = await cli([
+      'agent',
+      'install',
+      '--unit-dir',
+      join(dir, 'units'),
+      '--broker',
+      'mqtt://server.lan:1883',
+      '--token-file',
+      token,
+      '--max-memory',
+      '24g',
+      '--lost-after',
+      '10m',
+      '--labels',
+      'room=living room,cost=50%,x=$HOME',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('systemctl --user enable --now cutter-agent');
@@ -41,8 +56,21 @@ describe('cutter agent install', () => {
     expect(unit).not.toContain('"p"'); // the password stays in the token file
     // The node id comes from the token; the odd characters survive systemd's quoting.
     expect(execStart(unit)).toEqual([
-      process.execPath, CUTTER, 'agent', '--broker', 'mqtt://server.lan:1883', '--node-id', 'notebook', '--token-file', token,
-      '--max-memory', '24g', '--labels', 'room=living room,cost=50%,x=$HOME', '--lost-after', '10m',
+      process.execPath,
+      CUTTER,
+      'agent',
+      '--broker',
+      'mqtt://server.lan:1883',
+      '--node-id',
+      'notebook',
+      '--token-file',
+      token,
+      '--max-memory',
+      '24g',
+      '--labels',
+      'room=living room,cost=50%,x=$HOME',
+      '--lost-after',
+      '10m',
     ]);
     expect(unit).toMatch(/cost=50%%/);
     expect(unit).toMatch(/x=\$\$HOME/);
@@ -52,26 +80,45 @@ describe('cutter agent install', () => {
     expect(v.status).toBe(0);
   });
 
-  it.skipIf(!haveAnalyze)('writes a system unit that systemd-analyze verify accepts, and a broken one it does not (skipped without systemd-analyze)', async () => {
-    const dir = tempDir();
-    const token = join(dir, 'gpu.json');
-    writeFileSync(token, JSON.stringify({ username: 'agent:gpu-box', password: 'p' }), { mode: 0o600 });
-    const r = await cli(['agent', 'install', '--system', '--unit-dir', dir, '--name', 'cutter-gpu', '--broker', 'mqtts://server:8883', '--token-file', token, '--run-as', 'root', '--allow-exec', '--json']);
-    expect(r.code).toBe(0);
-    const out = JSON.parse(r.stdout) as { path: string; scope: string; commands: string[]; unit: string };
-    expect(out).toMatchObject({ path: join(dir, 'cutter-gpu.service'), scope: 'system' });
-    expect(out.commands).toEqual(['sudo systemctl daemon-reload', 'sudo systemctl enable --now cutter-gpu']);
-    expect(out.unit).toContain('WantedBy=multi-user.target');
-    expect(out.unit).toContain('After=network-online.target docker.service');
-    expect(out.unit).toContain('User=root');
-    expect(execStart(out.unit)).toContain('--allow-exec');
-    const v = verify(out.path);
-    expect(v.stderr).toBe('');
-    expect(v.status).toBe(0);
-    // The check can fail: a unit whose program does not exist.
-    writeFileSync(join(dir, 'broken.service'), out.unit.replace(process.execPath, '/nonexistent/node'));
-    expect(verify(join(dir, 'broken.service')).status).not.toBe(0);
-  });
+  it.skipIf(!haveAnalyze)(
+    'writes a system unit that systemd-analyze verify accepts, and a broken one it does not (skipped without systemd-analyze)',
+    async () => {
+      const dir = tempDir();
+      const token = join(dir, 'gpu.json');
+      writeFileSync(token, JSON.stringify({ username: 'agent:gpu-box', password: 'p' }), { mode: 0o600 });
+      const r = await cli([
+        'agent',
+        'install',
+        '--system',
+        '--unit-dir',
+        dir,
+        '--name',
+        'cutter-gpu',
+        '--broker',
+        'mqtts://server:8883',
+        '--token-file',
+        token,
+        '--run-as',
+        'root',
+        '--allow-exec',
+        '--json',
+      ]);
+      expect(r.code).toBe(0);
+      const out = JSON.parse(r.stdout) as { path: string; scope: string; commands: string[]; unit: string };
+      expect(out).toMatchObject({ path: join(dir, 'cutter-gpu.service'), scope: 'system' });
+      expect(out.commands).toEqual(['sudo systemctl daemon-reload', 'sudo systemctl enable --now cutter-gpu']);
+      expect(out.unit).toContain('WantedBy=multi-user.target');
+      expect(out.unit).toContain('After=network-online.target docker.service');
+      expect(out.unit).toContain('User=root');
+      expect(execStart(out.unit)).toContain('--allow-exec');
+      const v = verify(out.path);
+      expect(v.stderr).toBe('');
+      expect(v.status).toBe(0);
+      // The check can fail: a unit whose program does not exist.
+      writeFileSync(join(dir, 'broken.service'), out.unit.replace(process.execPath, '/nonexistent/node'));
+      expect(verify(join(dir, 'broken.service')).status).not.toBe(0);
+    },
+  );
 
   it('refuses what would not run, with the flag that is wrong', async () => {
     const dir = tempDir();
@@ -81,30 +128,41 @@ describe('cutter agent install', () => {
     const token = join(dir, 't.json');
     writeFileSync(token, '{"username":"agent:x","password":"p"}', { mode: 0o600 });
     expect((await cli(['agent', 'install', '--unit-dir', dir, '--token-file', token])).stderr).toContain('--broker URL is required');
-    expect((await cli(['agent', 'install', '--unit-dir', dir, '--broker', 'server', '--token-file', token])).stderr).toContain('is not a URL');
-    expect((await cli(['agent', 'install', '--unit-dir', dir, '--broker', 'mqtt://s', '--token-file', token, '--max-memory', 'lots'])).stderr).toContain('--max-memory "lots" is not a size');
-    expect((await cli(['agent', 'install', '--unit-dir', dir, '--broker', 'mqtt://s', '--token-file', token, '--run-as', 'bob'])).stderr).toContain('--run-as is for --system units');
+    expect((await cli(['agent', 'install', '--unit-dir', dir, '--broker', 'server', '--token-file', token])).stderr).toContain(
+      'is not a URL',
+    );
+    expect(
+      (await cli(['agent', 'install', '--unit-dir', dir, '--broker', 'mqtt://s', '--token-file', token, '--max-memory', 'lots'])).stderr,
+    ).toContain('--max-memory "lots" is not a size');
+    expect(
+      (await cli(['agent', 'install', '--unit-dir', dir, '--broker', 'mqtt://s', '--token-file', token, '--run-as', 'bob'])).stderr,
+    ).toContain('--run-as is for --system units');
   });
 
   // Tokens are the embedded broker's: on Mosquitto they are the broker's own business.
-  it.skipIf(ON_MOSQUITTO)(`runs: the ExecStart line, split as systemd splits it, starts an agent that joins with its token${ON_MOSQUITTO ? ` [${EMBEDDED_BROKER_ONLY}]` : ''}`, async () => {
-    const { daemon: server, url, dataDir } = await startServer([], { secure: true });
-    cleanup.push(() => server.stop());
-    const admin = { CUTTER_TOKEN_FILE: join(dataDir, 'admin.json') };
-    const created = await cli(['token', 'create', '--role', 'agent', '--node', 'installed', '--json'], { broker: url, env: admin });
-    expect(created.code).toBe(0);
-    const dir = tempDir();
-    const token = join(dir, 'installed.json');
-    writeFileSync(token, created.stdout, { mode: 0o600 });
-    expect((await cli(['agent', 'install', '--unit-dir', dir, '--broker', url, '--token-file', token, '--max-tasks', '2'])).code).toBe(0);
-    const argv = execStart(readFileSync(join(dir, 'cutter-agent.service'), 'utf8'));
-    const agent = new Daemon(spawn(argv[0], argv.slice(1), { env: ISOLATED_ENV, stdio: ['ignore', 'pipe', 'pipe'] }), 'installed agent');
-    cleanup.push(() => agent.stop());
-    await agent.waitForMsg('agent started');
-    const node = await eventually(async () => {
-      const r = await cli(['nodes', 'list', '--json'], { broker: url, env: admin });
-      return (JSON.parse(r.stdout) as { node: string; state: string; status: { offer?: { maxTasks: number } } }[]).find((n) => n.node === 'installed' && n.state === 'online');
-    });
-    expect(node.status.offer?.maxTasks).toBe(2);
-  });
+  it.skipIf(ON_MOSQUITTO)(
+    `runs: the ExecStart line, split as systemd splits it, starts an agent that joins with its token${ON_MOSQUITTO ? ` [${EMBEDDED_BROKER_ONLY}]` : ''}`,
+    async () => {
+      const { daemon: server, url, dataDir } = await startServer([], { secure: true });
+      cleanup.push(() => server.stop());
+      const admin = { CUTTER_TOKEN_FILE: join(dataDir, 'admin.json') };
+      const created = await cli(['token', 'create', '--role', 'agent', '--node', 'installed', '--json'], { broker: url, env: admin });
+      expect(created.code).toBe(0);
+      const dir = tempDir();
+      const token = join(dir, 'installed.json');
+      writeFileSync(token, created.stdout, { mode: 0o600 });
+      expect((await cli(['agent', 'install', '--unit-dir', dir, '--broker', url, '--token-file', token, '--max-tasks', '2'])).code).toBe(0);
+      const argv = execStart(readFileSync(join(dir, 'cutter-agent.service'), 'utf8'));
+      const agent = new Daemon(spawn(argv[0], argv.slice(1), { env: ISOLATED_ENV, stdio: ['ignore', 'pipe', 'pipe'] }), 'installed agent');
+      cleanup.push(() => agent.stop());
+      await agent.waitForMsg('agent started');
+      const node = await eventually(async () => {
+        const r = await cli(['nodes', 'list', '--json'], { broker: url, env: admin });
+        return (JSON.parse(r.stdout) as { node: string; state: string; status: { offer?: { maxTasks: number } } }[]).find(
+          (n) => n.node === 'installed' && n.state === 'online',
+        );
+      });
+      expect(node.status.offer?.maxTasks).toBe(2);
+    },
+  );
 });

@@ -19,7 +19,17 @@ import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../shared/topics.js';
-import { TEST_IMAGE, cli, cliBackground, dockerAvailable, ensureTestImage, eventually, startAgent, startServer, type Daemon } from '../harness.js';
+import {
+  TEST_IMAGE,
+  cli,
+  cliBackground,
+  dockerAvailable,
+  ensureTestImage,
+  eventually,
+  startAgent,
+  startServer,
+  type Daemon,
+} from '../harness.js';
 
 const haveDocker = dockerAvailable();
 const t = topics('cutter');
@@ -34,7 +44,8 @@ const GATED = ['sh', '-c', 'echo before; while [ ! -e /tmp/go ]; do sleep 0.1; d
 const GATED_5 = ['sh', '-c', 'while [ ! -e /tmp/go ]; do sleep 0.1; done; exit 5'];
 
 /** `eventually`, typed: resolves with the first truthy value. */
-const until = async <T>(fn: () => Promise<T> | T, timeoutMs?: number, everyMs?: number) => (await eventually(fn, timeoutMs, everyMs)) as NonNullable<T>;
+const until = async <T>(fn: () => Promise<T> | T, timeoutMs?: number, everyMs?: number) =>
+  (await eventually(fn, timeoutMs, everyMs)) as NonNullable<T>;
 
 type Msg = Record<string, unknown> & { type?: string; taskId?: string; attempt?: number; seq?: number; state?: string };
 
@@ -70,9 +81,14 @@ async function showTask(url: string, id: string): Promise<Msg & { exitCode?: num
   return JSON.parse((await cli(['tasks', 'show', id, '--json'], { broker: url })).stdout);
 }
 
-async function nodeView(url: string, node: string): Promise<{ node: string; state: string; status: Msg & { running: { taskId: string; attempt: number }[]; reason?: string } } | undefined> {
+async function nodeView(
+  url: string,
+  node: string,
+): Promise<{ node: string; state: string; status: Msg & { running: { taskId: string; attempt: number }[]; reason?: string } } | undefined> {
   const r = await cli(['nodes', 'list', '--json'], { broker: url });
-  return (JSON.parse(r.stdout) as { node: string; state: string; status: Msg & { running: { taskId: string; attempt: number }[] } }[]).find((n) => n.node === node);
+  return (JSON.parse(r.stdout) as { node: string; state: string; status: Msg & { running: { taskId: string; attempt: number }[] } }[]).find(
+    (n) => n.node === node,
+  );
 }
 
 /** True while a process with this pid exists. */
@@ -127,7 +143,10 @@ describe.skipIf(!haveDocker)('re-adoption of containers after an agent restart',
       expect(result).toMatchObject({ attempt: 1, node: 'phoenix', exitCode: 7, oomKilled: false, cancelled: false });
       // Events of the re-adopted run count on from the restart time, above the first process's.
       expect(result.seq).toBeGreaterThanOrEqual(restartedAt);
-      const logs = ofTask().filter((e) => e.type === 'log').map((e) => String(e.data)).join('');
+      const logs = ofTask()
+        .filter((e) => e.type === 'log')
+        .map((e) => String(e.data))
+        .join('');
       expect(logs).toBe('before\ndone\n'); // new output only: `before` is not replayed
       await until(() => containersOf(id) === '');
       expect(ofTask().every((e) => e.attempt === 1)).toBe(true);
@@ -199,7 +218,10 @@ describe('drain on SIGTERM', () => {
     const agent = await startAgent(url, 'drainer', ['--allow-exec']);
     const gate = join(mkdtempSync(join(tmpdir(), 'cutter-drain-')), 'go');
     try {
-      const run = cliBackground(['run', '--node', 'drainer', 'exec', '--', 'sh', '-c', `echo begun; while [ ! -e ${gate} ]; do sleep 0.1; done; echo finished`], url);
+      const run = cliBackground(
+        ['run', '--node', 'drainer', 'exec', '--', 'sh', '-c', `echo begun; while [ ! -e ${gate} ]; do sleep 0.1; done; echo finished`],
+        url,
+      );
       await until(() => run.stdout.includes('begun'));
       agent.child.kill('SIGTERM');
 
@@ -325,52 +347,81 @@ describe('the agent alone (bare broker, no controller): fencing, de-duplication,
     const started3 = ofTask().find((e) => e.attempt === 3 && e.type === 'started')!;
     expect(Number(started3.ts)).toBeGreaterThanOrEqual(Number(ended1.time));
     // The stale attempt reported nothing after it was fenced.
-    expect(ofTask().filter((e) => e.attempt === 1).map((e) => e.type)).toEqual(['accepted', 'started']);
+    expect(
+      ofTask()
+        .filter((e) => e.attempt === 1)
+        .map((e) => e.type),
+    ).toEqual(['accepted', 'started']);
 
     await assign('fenced', id, 2, { kind: 'exec', argv: ['sleep', '30'], env: {} });
     await assign('fenced', id, 3, { kind: 'exec', argv: ['sh', '-c', 'echo three'], env: {} });
     await agent.waitForLog((l) => l.msg === 'ignored assignment of a stale attempt' && l.taskId === id && l.attempt === 2);
     await agent.waitForLog((l) => l.msg === 'ignored redelivered assignment' && l.taskId === id && l.attempt === 3);
-    expect(ofTask().filter((e) => e.type === 'accepted').map((e) => e.attempt)).toEqual([1, 3]);
+    expect(
+      ofTask()
+        .filter((e) => e.type === 'accepted')
+        .map((e) => e.attempt),
+    ).toEqual([1, 3]);
   });
 
-  it.skipIf(!haveDocker)('re-adopts a running container: new output only, seq above the old process, listed as running, a redelivered assignment ignored, one container', async () => {
-    ensureTestImage();
-    const id = `readopt-${Math.random().toString(16).slice(2, 10)}`;
-    const ofTask = () => events.messages.filter((e) => e.taskId === id);
-    const status = await watch(broker.url, t.nodeStatus('redeliver'));
-    try {
-      const spec = { kind: 'docker', image: TEST_IMAGE, cmd: GATED, env: {}, labels: {} };
-      const first = await startAgent(broker.url, 'redeliver', []);
-      agents.push(first);
-      await assign('redeliver', id, 1, spec);
-      await until(() => ofTask().some((e) => e.type === 'log' && String(e.data).includes('before')));
-      const labels = JSON.parse(docker('inspect', '--format', '{{json .Config.Labels}}', containersOf(id).split(' ')[0]));
-      expect(labels).toMatchObject({ 'io.cutter.task': id, 'io.cutter.attempt': '1', 'io.cutter.node': 'redeliver', 'io.cutter.memory': '1024' });
-      await first.stop('SIGKILL');
+  it.skipIf(!haveDocker)(
+    're-adopts a running container: new output only, seq above the old process, listed as running, a redelivered assignment ignored, one container',
+    async () => {
+      ensureTestImage();
+      const id = `readopt-${Math.random().toString(16).slice(2, 10)}`;
+      const ofTask = () => events.messages.filter((e) => e.taskId === id);
+      const status = await watch(broker.url, t.nodeStatus('redeliver'));
+      try {
+        const spec = { kind: 'docker', image: TEST_IMAGE, cmd: GATED, env: {}, labels: {} };
+        const first = await startAgent(broker.url, 'redeliver', []);
+        agents.push(first);
+        await assign('redeliver', id, 1, spec);
+        await until(() => ofTask().some((e) => e.type === 'log' && String(e.data).includes('before')));
+        const labels = JSON.parse(docker('inspect', '--format', '{{json .Config.Labels}}', containersOf(id).split(' ')[0]));
+        expect(labels).toMatchObject({
+          'io.cutter.task': id,
+          'io.cutter.attempt': '1',
+          'io.cutter.node': 'redeliver',
+          'io.cutter.memory': '1024',
+        });
+        await first.stop('SIGKILL');
 
-      const restartedAt = Date.now();
-      const second = await startAgent(broker.url, 'redeliver', ['--log-level', 'debug']);
-      agents.push(second);
-      await second.waitForLog((l) => l.msg === 're-adopted task' && l.taskId === id && l.memory === 1024);
-      await until(() => status.messages.some((m) => Number(m.ts) >= restartedAt && (m.running as { taskId: string; attempt: number; memory: number }[] | undefined)?.some((r) => r.taskId === id && r.attempt === 1 && r.memory === 1024)));
-      await assign('redeliver', id, 1, spec);
-      await second.waitForLog((l) => l.msg === 'ignored redelivered assignment' && l.taskId === id);
-      expect(containersOf(id).split('\n')).toEqual([expect.stringMatching(/ running$/)]);
+        const restartedAt = Date.now();
+        const second = await startAgent(broker.url, 'redeliver', ['--log-level', 'debug']);
+        agents.push(second);
+        await second.waitForLog((l) => l.msg === 're-adopted task' && l.taskId === id && l.memory === 1024);
+        await until(() =>
+          status.messages.some(
+            (m) =>
+              Number(m.ts) >= restartedAt &&
+              (m.running as { taskId: string; attempt: number; memory: number }[] | undefined)?.some(
+                (r) => r.taskId === id && r.attempt === 1 && r.memory === 1024,
+              ),
+          ),
+        );
+        await assign('redeliver', id, 1, spec);
+        await second.waitForLog((l) => l.msg === 'ignored redelivered assignment' && l.taskId === id);
+        expect(containersOf(id).split('\n')).toEqual([expect.stringMatching(/ running$/)]);
 
-      release(id);
-      const result = await until(() => ofTask().find((e) => e.type === 'result'), 10_000);
-      expect(result).toMatchObject({ attempt: 1, exitCode: 7, oomKilled: false, cancelled: false });
-      expect(result.seq).toBeGreaterThanOrEqual(restartedAt);
-      expect(ofTask().filter((e) => e.type === 'log').map((e) => String(e.data)).join('')).toBe('before\ndone\n');
-      expect(ofTask().filter((e) => e.type === 'accepted')).toHaveLength(1);
-      await until(() => containersOf(id) === '');
-    } finally {
-      await status.close();
-    }
-  });
+        release(id);
+        const result = await until(() => ofTask().find((e) => e.type === 'result'), 10_000);
+        expect(result).toMatchObject({ attempt: 1, exitCode: 7, oomKilled: false, cancelled: false });
+        expect(result.seq).toBeGreaterThanOrEqual(restartedAt);
+        expect(
+          ofTask()
+            .filter((e) => e.type === 'log')
+            .map((e) => String(e.data))
+            .join(''),
+        ).toBe('before\ndone\n');
+        expect(ofTask().filter((e) => e.type === 'accepted')).toHaveLength(1);
+        await until(() => containersOf(id) === '');
+      } finally {
+        await status.close();
+      }
+    },
+  );
 
-  it.skipIf(!haveDocker)('reports a container that exited while the agent was down, with the engine\'s times, and removes it', async () => {
+  it.skipIf(!haveDocker)("reports a container that exited while the agent was down, with the engine's times, and removes it", async () => {
     ensureTestImage();
     const id = `exited-${Math.random().toString(16).slice(2, 10)}`;
     const ofTask = () => events.messages.filter((e) => e.taskId === id);

@@ -33,15 +33,20 @@ describe.skipIf(!haveDocker)('docker tasks', () => {
 
   it('announces the Docker engine in the node table', async () => {
     const r = await cli(['nodes', 'list', '--json'], { broker: url });
-    const nodes = JSON.parse(r.stdout) as { node: string; status: { capacity: { docker: { available: boolean; version?: string } }; offer: { executors: string[] } } }[];
+    const nodes = JSON.parse(r.stdout) as {
+      node: string;
+      status: { capacity: { docker: { available: boolean; version?: string } }; offer: { executors: string[] } };
+    }[];
     const n = nodes.find((x) => x.node === 'dbig')!;
     expect(n.status.capacity.docker.available).toBe(true);
     expect(n.status.capacity.docker.version).toBe(docker('version', '--format', '{{.Server.Version}}'));
     expect(n.status.offer.executors).toContain('docker');
   });
 
-  it('cutter run --node X docker run prints both streams and exits with the container\'s code', async () => {
-    const r = await cli(['run', '--node', 'dsmall', 'docker', 'run', TEST_IMAGE, 'sh', '-c', 'echo out; echo err >&2; exit 3'], { broker: url });
+  it("cutter run --node X docker run prints both streams and exits with the container's code", async () => {
+    const r = await cli(['run', '--node', 'dsmall', 'docker', 'run', TEST_IMAGE, 'sh', '-c', 'echo out; echo err >&2; exit 3'], {
+      broker: url,
+    });
     expect(r.code).toBe(3);
     expect(r.stdout).toBe('out\n');
     expect(r.stderr).toContain('err\n');
@@ -49,16 +54,24 @@ describe.skipIf(!haveDocker)('docker tasks', () => {
   });
 
   it('passes env, and removes the container afterwards', async () => {
-    const r = await cli(['run', '-d', '--node', 'dbig', 'docker', 'run', '-e', 'GREETING=hello mesh', TEST_IMAGE, 'sh', '-c', 'echo "$GREETING"'], { broker: url });
+    const r = await cli(
+      ['run', '-d', '--node', 'dbig', 'docker', 'run', '-e', 'GREETING=hello mesh', TEST_IMAGE, 'sh', '-c', 'echo "$GREETING"'],
+      { broker: url },
+    );
     const id = r.stdout.trim();
     await eventually(async () => JSON.parse((await cli(['tasks', 'show', id, '--json'], { broker: url })).stdout).state === 'succeeded');
     expect(docker('ps', '-a', '--filter', `label=io.cutter.task=${id}`, '--format', '{{.ID}}')).toBe('');
-    const f = await cli(['run', '--node', 'dbig', 'docker', 'run', '-e', 'GREETING=hello mesh', TEST_IMAGE, 'sh', '-c', 'echo "$GREETING"'], { broker: url });
+    const f = await cli(
+      ['run', '--node', 'dbig', 'docker', 'run', '-e', 'GREETING=hello mesh', TEST_IMAGE, 'sh', '-c', 'echo "$GREETING"'],
+      { broker: url },
+    );
     expect(f.stdout).toBe('hello mesh\n');
   });
 
   it('--auto-select picks the node that fits, sets the memory limit on the real container, and cancel stops it within 5 s', async () => {
-    const r = await cli(['run', '-d', '--auto-select', 'docker', 'run', '-m', '256m', '--cpus', '0.5', TEST_IMAGE, 'sleep', '60'], { broker: url });
+    const r = await cli(['run', '-d', '--auto-select', 'docker', 'run', '-m', '256m', '--cpus', '0.5', TEST_IMAGE, 'sleep', '60'], {
+      broker: url,
+    });
     expect(r.code, r.stderr).toBe(0);
     const id = r.stdout.trim();
     const containerId = await eventually(() => docker('ps', '--filter', `label=io.cutter.task=${id}`, '--format', '{{.ID}}'));
@@ -79,7 +92,19 @@ describe.skipIf(!haveDocker)('docker tasks', () => {
 
   it('reports a container killed for exceeding its memory limit as OOM killed', async () => {
     const r = await cli(
-      ['run', '--node', 'dbig', 'docker', 'run', '-m', '16m', TEST_IMAGE, 'sh', '-c', 'x=$(head -c 200m /dev/zero | tr "\\0" a); echo survived'],
+      [
+        'run',
+        '--node',
+        'dbig',
+        'docker',
+        'run',
+        '-m',
+        '16m',
+        TEST_IMAGE,
+        'sh',
+        '-c',
+        'x=$(head -c 200m /dev/zero | tr "\\0" a); echo survived',
+      ],
       { broker: url },
     );
     const t = JSON.parse((await cli(['tasks', 'list', '--json', '-n', '1'], { broker: url })).stdout)[0];
@@ -88,8 +113,10 @@ describe.skipIf(!haveDocker)('docker tasks', () => {
     expect(r.stderr).toContain('killed for running out of memory');
   });
 
-  it('fails with the registry\'s reason when the image is not on the node and cannot be pulled', async () => {
-    const r = await cli(['run', '--restart', 'never', '--node', 'dbig', 'docker', 'run', 'cutter-test/not-here:1.0', 'true'], { broker: url });
+  it("fails with the registry's reason when the image is not on the node and cannot be pulled", async () => {
+    const r = await cli(['run', '--restart', 'never', '--node', 'dbig', 'docker', 'run', 'cutter-test/not-here:1.0', 'true'], {
+      broker: url,
+    });
     expect(r.code).toBe(125);
     expect(r.stderr).toContain('image cutter-test/not-here:1.0 is not on node dbig and cannot be pulled');
   });

@@ -5,7 +5,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { cli, cliBackground, eventually, startAgent, startServer, type Daemon } from '../harness.js';
 
-type Task = { taskId: string; state: string; node: string | null; attempt: number; exitCode: number | null; error: { code: string } | null; reason: string | null };
+type Task = {
+  taskId: string;
+  state: string;
+  node: string | null;
+  attempt: number;
+  exitCode: number | null;
+  error: { code: string } | null;
+  reason: string | null;
+};
 
 const running: Daemon[] = [];
 const track = <T extends Daemon>(d: T): T => (running.push(d), d);

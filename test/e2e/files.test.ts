@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { encodeFrame } from '../../shared/schemas/index.js';
 import { topics } from '../../shared/topics.js';
 import { CUTTER, Daemon, ISOLATED_ENV, cli, describeEmbeddedBroker, eventually, startAgent, startServer, tempDir } from '../harness.js';
@@ -22,7 +22,10 @@ type CpResult = { bytes: number; sha256: string; resumedFrom: number[]; startOff
 const sha = (path: string) =>
   new Promise<string>((resolve, reject) => {
     const h = createHash('sha256');
-    createReadStream(path).on('data', (c) => h.update(c)).on('end', () => resolve(h.digest('hex'))).on('error', reject);
+    createReadStream(path)
+      .on('data', (c) => h.update(c))
+      .on('end', () => resolve(h.digest('hex')))
+      .on('error', reject);
   });
 
 /** A file of `bytes` pseudo-random bytes (dd from /dev/urandom: fast, and not compressible). */
@@ -56,7 +59,13 @@ describeEmbeddedBroker('cutter cp', () => {
   const as = (args: string[], timeoutMs = 120_000) => cli(args, { broker: url, env: admin, timeoutMs });
   /** A CLI command running in the background with the admin token. */
   const background = (args: string[]) =>
-    new Daemon(spawn(process.execPath, [CUTTER, ...args], { env: { ...ISOLATED_ENV, CUTTER_BROKER: url, ...admin }, stdio: ['ignore', 'pipe', 'pipe'] }), `cli ${args[0]}`);
+    new Daemon(
+      spawn(process.execPath, [CUTTER, ...args], {
+        env: { ...ISOLATED_ENV, CUTTER_BROKER: url, ...admin },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+      `cli ${args[0]}`,
+    );
 
   beforeAll(async () => {
     ({ daemon: server, url, dataDir } = await startServer([], { secure: true }));
@@ -163,10 +172,19 @@ describeEmbeddedBroker('cutter cp', () => {
 
   it('drops malformed control messages and chunk frames, logging them, and keeps serving', async () => {
     const creds = JSON.parse(readFileSync(join(dataDir, 'admin.json'), 'utf8')) as Creds;
-    const raw = await mqtt.connectAsync(url, { clientId: 'cutter-cli-fuzz', username: creds.username, password: creds.password, reconnectPeriod: 0 });
+    const raw = await mqtt.connectAsync(url, {
+      clientId: 'cutter-cli-fuzz',
+      username: creds.username,
+      password: creds.password,
+      reconnectPeriod: 0,
+    });
     const t = topics();
     await raw.publishAsync(t.filesIn('store', 'cutter-cli-fuzz'), 'not json', { qos: 1 });
-    await raw.publishAsync(t.filesIn('store', 'cutter-cli-fuzz'), JSON.stringify({ v: 1, type: 'put', xfer: 'short', path: '/x', size: -1, sha256: 'no' }), { qos: 1 });
+    await raw.publishAsync(
+      t.filesIn('store', 'cutter-cli-fuzz'),
+      JSON.stringify({ v: 1, type: 'put', xfer: 'short', path: '/x', size: -1, sha256: 'no' }),
+      { qos: 1 },
+    );
     await raw.publishAsync(t.filesInData('store', 'cutter-cli-fuzz'), Buffer.from([9, 9, 9]), { qos: 0 });
     await raw.publishAsync(t.filesInData('store', 'cutter-cli-fuzz'), encodeFrame('ab'.repeat(16), 0, Buffer.from('stray')), { qos: 0 });
     await agent.waitForLog((l) => l.msg === 'dropped invalid chunk frame');
@@ -180,7 +198,10 @@ describeEmbeddedBroker('cutter cp', () => {
 
   it('records every transfer in the audit log with who asked', async () => {
     const records = await eventually(() => {
-      const lines = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
+      const lines = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, string>);
       const files = lines.filter((l) => l.action?.startsWith('file.'));
       return files.some((l) => l.outcome === 'denied') && files.some((l) => l.action === 'file.put' && l.outcome === 'ok') ? files : null;
     });

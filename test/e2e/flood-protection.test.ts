@@ -34,7 +34,14 @@ describeEmbeddedBroker('a flooding client does not starve the others', () => {
       if ((JSON.parse(payload.toString()) as { error?: { code: string } }).error?.code === 'RATE_LIMITED') limited++;
     });
     await flooder.subscribeAsync(t.replies('flooder'), { qos: 0 });
-    const submit = (i: number) => JSON.stringify({ v: 1, id: `f${i}`, op: 'submit', spec: { kind: 'exec', argv: ['true'], env: {} }, requirements: { memory: 0, cpus: 0 } });
+    const submit = (i: number) =>
+      JSON.stringify({
+        v: 1,
+        id: `f${i}`,
+        op: 'submit',
+        spec: { kind: 'exec', argv: ['true'], env: {} },
+        requirements: { memory: 0, cpus: 0 },
+      });
     // As fast as the socket takes them, without waiting for anything.
     const flood = (async () => {
       for (let i = 0; i < 20_000 && !flooderClosed; i++) {
@@ -47,7 +54,11 @@ describeEmbeddedBroker('a flooding client does not starve the others', () => {
     const latencies: number[] = [];
     for (let i = 0; i < 100; i++) {
       const t0 = performance.now();
-      const r = await normal.request({ op: 'submit', spec: { kind: 'exec', argv: ['true'], env: {} }, requirements: { memory: 0, cpus: 0 } });
+      const r = await normal.request({
+        op: 'submit',
+        spec: { kind: 'exec', argv: ['true'], env: {} },
+        requirements: { memory: 0, cpus: 0 },
+      });
       latencies.push(performance.now() - t0);
       expect(r.ok, JSON.stringify(r)).toBe(true);
     }
@@ -58,13 +69,18 @@ describeEmbeddedBroker('a flooding client does not starve the others', () => {
     latencies.sort((a, b) => a - b);
     const p50 = latencies[49];
     const p99 = latencies[98];
-    console.log(`well-behaved client during the flood: p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms; flooder got ${limited} RATE_LIMITED replies, cut: ${flooderClosed}`);
+    console.log(
+      `well-behaved client during the flood: p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms; flooder got ${limited} RATE_LIMITED replies, cut: ${flooderClosed}`,
+    );
     expect(p99).toBeLessThan(100);
     expect(flooderClosed).toBe(true);
     await server.waitForMsg('client cut: too many requests');
     // The controller refused what got through past the flooder's quota (its replies went to a client already cut).
     const audit = await eventually(() => {
-      const lines = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { who: string; action: string; outcome: string });
+      const lines = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { who: string; action: string; outcome: string });
       return lines.some((l) => l.who === 'flooder' && l.action === 'rate.limited' && l.outcome === 'disconnected') ? lines : null;
     });
     const refused = audit.filter((l) => l.who === 'flooder' && l.action === 'rate.limited' && l.outcome === 'denied').length;

@@ -50,7 +50,15 @@ const MAX_ATTEMPTS = 3;
 const SETTLE_MS = 195_000;
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'lost']);
 
-type TaskState = { taskId: string; state: string; node: string | null; attempt: number; exitCode: number | null; error: { code: string; message: string } | null; options: { maxAttempts: number } };
+type TaskState = {
+  taskId: string;
+  state: string;
+  node: string | null;
+  attempt: number;
+  exitCode: number | null;
+  error: { code: string; message: string } | null;
+  options: { maxAttempts: number };
+};
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -81,7 +89,9 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
 
   beforeAll(async () => {
     // Keep every finished task (default 1,000) so the list can be checked against all 2,000.
-    ({ daemon: server, url } = await startServer([], { env: { CUTTER_KEEP_FINISHED: '10000', CUTTER_SUBMITS_PER_MINUTE: '1000000', CUTTER_BROKER_REQUESTS_PER_MINUTE: '1000000' } }));
+    ({ daemon: server, url } = await startServer([], {
+      env: { CUTTER_KEEP_FINISHED: '10000', CUTTER_SUBMITS_PER_MINUTE: '1000000', CUTTER_BROKER_REQUESTS_PER_MINUTE: '1000000' },
+    }));
     for (let i = 0; i < AGENTS; i++) slots.push({ node: `flood-${i}`, daemon: startAgent(`flood-${i}`), up: true });
     await Promise.all(slots.map((s) => s.daemon.waitForMsg('agent started')));
     req = await Requester.connect(url);
@@ -102,7 +112,10 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
     await new Promise((r) => setTimeout(r, 200));
 
     // ---- watch the retained state topic of every task
-    const watched = new Map<string, { last: TaskState | null; firstTerminal: TaskState | null; afterTerminal: string[]; cleared: boolean }>();
+    const watched = new Map<
+      string,
+      { last: TaskState | null; firstTerminal: TaskState | null; afterTerminal: string[]; cleared: boolean }
+    >();
     req.client.on('message', (topic, payload) => {
       if (!topic.endsWith('/state')) return;
       const id = req.t.idFrom(topic, 'tasks');
@@ -136,8 +149,23 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
       await req.client.subscribeAsync(req.t.allNodeStatus(), { qos: 1 });
       req.client.on('message', (topic, payload) => {
         if (topic.endsWith('/status') && topic.includes('/nodes/') && payload.length) {
-          const st = JSON.parse(payload.toString('utf8')) as { node: string; seq: number; ts: number; state: string; running: { taskId: string; attempt: number }[] };
-          statusTrace.push(JSON.stringify({ t: Date.now(), node: st.node, seq: st.seq, ts: st.ts, state: st.state, running: st.running.map((r) => `${r.taskId}:${r.attempt}`) }));
+          const st = JSON.parse(payload.toString('utf8')) as {
+            node: string;
+            seq: number;
+            ts: number;
+            state: string;
+            running: { taskId: string; attempt: number }[];
+          };
+          statusTrace.push(
+            JSON.stringify({
+              t: Date.now(),
+              node: st.node,
+              seq: st.seq,
+              ts: st.ts,
+              state: st.state,
+              running: st.running.map((r) => `${r.taskId}:${r.attempt}`),
+            }),
+          );
         }
       });
     }
@@ -178,7 +206,14 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
         const argv = ['sleep', `0.0${Math.floor(Math.random() * 10)}`];
         try {
           const r = await req.request(
-            { op: 'submit', id: taskId, taskId, spec: { kind: 'exec', argv, env: {} }, requirements: { memory: 0, cpus: 0 }, options: { restart: 'on-lost', maxAttempts: MAX_ATTEMPTS } },
+            {
+              op: 'submit',
+              id: taskId,
+              taskId,
+              spec: { kind: 'exec', argv, env: {} },
+              requirements: { memory: 0, cpus: 0 },
+              options: { restart: 'on-lost', maxAttempts: MAX_ATTEMPTS },
+            },
             60_000,
           );
           if (r.ok) accepted.add(taskId);
@@ -194,7 +229,9 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
         const st = watched.get(id)?.last?.state ?? '?';
         states[st] = (states[st] ?? 0) + 1;
       }
-      console.log(`flood +${Math.round((Date.now() - t0) / 1000)} s: ${nextTask} submitted, ${accepted.size} accepted, ${kills} kills, ${JSON.stringify(states)}`);
+      console.log(
+        `flood +${Math.round((Date.now() - t0) / 1000)} s: ${nextTask} submitted, ${accepted.size} accepted, ${kills} kills, ${JSON.stringify(states)}`,
+      );
     }, 10_000);
     const open = () => [...accepted].filter((id) => !watched.get(id)?.firstTerminal);
     let submittedMs: number;
@@ -234,7 +271,11 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
     // Into a file, not a pipe: the CLI calls process.exit right after writing (cli/commands/common.ts
     // withClient), and a large document written to a pipe is cut short (exit status 0 all the same).
     const out = join(tempDir('cutter-test-list-'), 'tasks.json');
-    const viaCli = spawnSync('sh', ['-c', `exec "$0" "$1" tasks list --json -n 5000 > "$2"`, process.execPath, CUTTER, out], { env: { ...ISOLATED_ENV, CUTTER_BROKER: url }, encoding: 'utf8', timeout: 60_000 });
+    const viaCli = spawnSync('sh', ['-c', `exec "$0" "$1" tasks list --json -n 5000 > "$2"`, process.execPath, CUTTER, out], {
+      env: { ...ISOLATED_ENV, CUTTER_BROKER: url },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(viaCli.status, viaCli.stderr).toBe(0);
     const cliStates = new Map((JSON.parse(readFileSync(out, 'utf8')) as TaskState[]).map((t) => [t.taskId, t.state]));
 
@@ -259,14 +300,20 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
       eventRuns.set(k, (eventRuns.get(k) ?? new Set()).add(`${r.node}:${r.seq}:${r.finishedAt}`));
     }
     const runs = (k: string) => Math.max(logRuns.get(k)?.length ?? 0, eventRuns.get(k)?.size ?? 0);
-    const runNodes = (k: string) => new Set([...(logRuns.get(k) ?? []).map((x) => x.split('#')[0]), ...[...(eventRuns.get(k) ?? [])].map((x) => x.split(':')[0])]);
+    const runNodes = (k: string) =>
+      new Set([...(logRuns.get(k) ?? []).map((x) => x.split('#')[0]), ...[...(eventRuns.get(k) ?? [])].map((x) => x.split(':')[0])]);
 
     // ---- controller side, from its log: placements, reschedulings, ignored stale results, finishes
     const byTask = new Map<string, LogLine[]>();
     for (const l of server.lines) if (typeof l.taskId === 'string') byTask.set(l.taskId, [...(byTask.get(l.taskId) ?? []), l]);
-    const ignoredResults = new Set(server.lines.filter((l) => l.msg === 'ignored event from a stale attempt' && l.type === 'result').map((l) => key(l.taskId, l.attempt)));
+    const ignoredResults = new Set(
+      server.lines
+        .filter((l) => l.msg === 'ignored event from a stale attempt' && l.type === 'result')
+        .map((l) => key(l.taskId, l.attempt)),
+    );
     const lastFinish = new Map<string, number>();
-    for (const r of results) lastFinish.set(key(r.taskId, r.attempt), Math.max(lastFinish.get(key(r.taskId, r.attempt)) ?? 0, r.finishedAt));
+    for (const r of results)
+      lastFinish.set(key(r.taskId, r.attempt), Math.max(lastFinish.get(key(r.taskId, r.attempt)) ?? 0, r.finishedAt));
 
     // ---- count
     const problems: Record<string, string[]> = {};
@@ -285,18 +332,29 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
       }
       states[t.state] = (states[t.state] ?? 0) + 1;
       if (!TERMINAL.has(t.state)) problem('not terminal', `${id}: ${t.state}, attempt ${t.attempt}`);
-      if (cliStates.get(id) !== t.state) problem('CLI disagrees', `${id}: cutter tasks list says ${cliStates.get(id)}, task.list ${t.state}`);
+      if (cliStates.get(id) !== t.state)
+        problem('CLI disagrees', `${id}: cutter tasks list says ${cliStates.get(id)}, task.list ${t.state}`);
       const kept = retained.get(id);
       if (!kept) problem('state topic', `${id}: no retained state`);
-      else if (kept.state !== t.state || kept.attempt !== t.attempt || kept.node !== t.node) problem('state topic', `${id}: retained state says ${kept.state}@${kept.attempt}/${kept.node}, list ${t.state}@${t.attempt}/${t.node}`);
+      else if (kept.state !== t.state || kept.attempt !== t.attempt || kept.node !== t.node)
+        problem(
+          'state topic',
+          `${id}: retained state says ${kept.state}@${kept.attempt}/${kept.node}, list ${t.state}@${t.attempt}/${t.node}`,
+        );
       if (!w?.last || w.cleared) problem('state topic', `${id}: state stream ended empty (cleared: ${w?.cleared})`);
-      else if (w.last.state !== t.state || w.last.attempt !== t.attempt || w.last.node !== t.node) problem('state topic', `${id}: state topic says ${w.last.state}@${w.last.attempt}/${w.last.node}, list ${t.state}@${t.attempt}/${t.node}`);
-      if (w?.afterTerminal.length) problem('left a terminal state', `${id}: state topic changed after ${w.firstTerminal!.state}: ${w.afterTerminal.join(', ')}`);
+      else if (w.last.state !== t.state || w.last.attempt !== t.attempt || w.last.node !== t.node)
+        problem(
+          'state topic',
+          `${id}: state topic says ${w.last.state}@${w.last.attempt}/${w.last.node}, list ${t.state}@${t.attempt}/${t.node}`,
+        );
+      if (w?.afterTerminal.length)
+        problem('left a terminal state', `${id}: state topic changed after ${w.firstTerminal!.state}: ${w.afterTerminal.join(', ')}`);
       const log = byTask.get(id) ?? [];
       const finishes = log.filter((l) => l.msg === 'task finished').length;
       if (finishes !== 1) problem('finished twice', `${id}: controller logged 'task finished' ${finishes} times`);
       if (t.state === 'failed' || t.state === 'cancelled') problem('failed', `${id}: ${t.state}: ${t.error?.code} ${t.error?.message}`);
-      if (t.state === 'lost' && t.attempt < t.options.maxAttempts) problem('lost early', `${id}: lost at attempt ${t.attempt} of ${t.options.maxAttempts}: ${t.error?.message}`);
+      if (t.state === 'lost' && t.attempt < t.options.maxAttempts)
+        problem('lost early', `${id}: lost at attempt ${t.attempt} of ${t.options.maxAttempts}: ${t.error?.message}`);
       if (t.attempt > 1) multiAttempt++;
 
       // Each attempt N > 1 must be placed after attempt N - 1 ended (a 'rescheduling' line), never next to it.
@@ -304,12 +362,19 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
       for (const l of log) {
         if (l.msg === 'rescheduling') ended.add(l.attempt as number);
         if (l.msg === 'task placed' && (l.attempt as number) > 1 && !ended.has((l.attempt as number) - 1)) {
-          problem('double placement', `${id}: attempt ${l.attempt} placed on ${l.node} while attempt ${(l.attempt as number) - 1} had not ended`);
+          problem(
+            'double placement',
+            `${id}: attempt ${l.attempt} placed on ${l.node} while attempt ${(l.attempt as number) - 1} had not ended`,
+          );
         }
         // An attempt declared gone from its node although it finished there later: the controller misread the node's heartbeats.
         if (l.msg === 'rescheduling' && /no longer runs attempt/.test(String(l.why))) {
           const finishedAt = lastFinish.get(key(id, l.attempt));
-          if (finishedAt !== undefined && finishedAt > (l.time as number)) problem('false loss', `${id}: attempt ${l.attempt} declared lost (“${l.why}”) ${finishedAt - (l.time as number)} ms before it finished on its node`);
+          if (finishedAt !== undefined && finishedAt > (l.time as number))
+            problem(
+              'false loss',
+              `${id}: attempt ${l.attempt} declared lost (“${l.why}”) ${finishedAt - (l.time as number)} ms before it finished on its node`,
+            );
         }
       }
 
@@ -319,16 +384,30 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
         if (n > 1) problem('same attempt twice', `${id}: attempt ${attempt} ran to success ${n} times (${[...runNodes(k)].join(', ')})`);
         if (t.state === 'succeeded' && attempt === t.attempt) {
           // The success that counts: exactly one, on the node the controller recorded.
-          if (n === 0) problem('uncounted success', `${id}: succeeded at attempt ${attempt} on ${t.node}, but no agent reported that attempt's success`);
-          else if (!runNodes(k).has(t.node!)) problem('uncounted success', `${id}: final attempt succeeded on ${[...runNodes(k)].join(', ')}, controller says ${t.node}`);
+          if (n === 0)
+            problem(
+              'uncounted success',
+              `${id}: succeeded at attempt ${attempt} on ${t.node}, but no agent reported that attempt's success`,
+            );
+          else if (!runNodes(k).has(t.node!))
+            problem('uncounted success', `${id}: final attempt succeeded on ${[...runNodes(k)].join(', ')}, controller says ${t.node}`);
         } else if (n > 0) {
           // A stale attempt that ran to success anyway: the controller must have ignored its result.
           staleSuccesses++;
           const end = log.find((l) => l.msg === 'rescheduling' && l.attempt === attempt);
-          const cause = end ? String(end.why).replace(/node \S+/g, 'node N').replace(/attempt \d+/g, 'attempt A').replace(/\(.*?\)/g, '(…)') : 'superseded without ending (double placement)';
+          const cause = end
+            ? String(end.why)
+                .replace(/node \S+/g, 'node N')
+                .replace(/attempt \d+/g, 'attempt A')
+                .replace(/\(.*?\)/g, '(…)')
+            : 'superseded without ending (double placement)';
           staleCauses[cause] = (staleCauses[cause] ?? 0) + 1;
           // (Known only from an agent's log, the result may never have left the agent: it logs before reporting.)
-          if (eventRuns.has(k) && !ignoredResults.has(k)) problem('stale result not ignored', `${id}: attempt ${attempt} (kept: ${t.state}@${t.attempt}) reported success; the controller never logged ignoring that result`);
+          if (eventRuns.has(k) && !ignoredResults.has(k))
+            problem(
+              'stale result not ignored',
+              `${id}: attempt ${attempt} (kept: ${t.state}@${t.attempt}) reported success; the controller never logged ignoring that result`,
+            );
           if (!eventRuns.has(k)) unreported++;
         }
       }
@@ -337,7 +416,10 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
     const why: Record<string, number> = {};
     for (const l of server.lines) {
       if (l.msg !== 'rescheduling' && !(l.msg === 'task finished' && l.state === 'lost')) continue;
-      const w = String(l.why ?? l.error).replace(/node \S+/g, 'node N').replace(/attempt \d+/g, 'attempt A').replace(/\(.*?\)/g, '(…)');
+      const w = String(l.why ?? l.error)
+        .replace(/node \S+/g, 'node N')
+        .replace(/attempt \d+/g, 'attempt A')
+        .replace(/\(.*?\)/g, '(…)');
       why[w] = (why[w] ?? 0) + 1;
     }
     console.log(
@@ -353,7 +435,8 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
     if (process.env.FLOOD_DEBUG_DIR) {
       writeFileSync(join(process.env.FLOOD_DEBUG_DIR, 'server.log'), server.stdout);
       writeFileSync(join(process.env.FLOOD_DEBUG_DIR, 'status.jsonl'), statusTrace.join('\n'));
-      incarnations.forEach((inc, n) => writeFileSync(join(process.env.FLOOD_DEBUG_DIR!, `agent-${n}-${inc.node}.log`), inc.daemon.stdout));
+      for (const [n, inc] of incarnations.entries())
+        writeFileSync(join(process.env.FLOOD_DEBUG_DIR!, `agent-${n}-${inc.node}.log`), inc.daemon.stdout);
     }
     for (const [kind, list] of Object.entries(problems)) console.log(`${kind} (${list.length}):\n  ${list.slice(0, 8).join('\n  ')}`);
 

@@ -24,7 +24,29 @@ type Creds = { username: string; password: string };
 type Json = Record<string, unknown>;
 
 /** HA's `UnitOfInformation` (home-assistant/core const.py), the units a `data_size` sensor accepts. */
-const DATA_SIZE_UNITS = ['bit', 'kbit', 'Mbit', 'Gbit', 'B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB', 'ZiB', 'YiB'];
+const DATA_SIZE_UNITS = [
+  'bit',
+  'kbit',
+  'Mbit',
+  'Gbit',
+  'B',
+  'kB',
+  'MB',
+  'GB',
+  'TB',
+  'PB',
+  'EB',
+  'ZB',
+  'YB',
+  'KiB',
+  'MiB',
+  'GiB',
+  'TiB',
+  'PiB',
+  'EiB',
+  'ZiB',
+  'YiB',
+];
 const STATE_CLASSES = ['measurement', 'measurement_angle', 'total', 'total_increasing'];
 const HA_ID = /^[a-zA-Z0-9_-]+$/;
 
@@ -64,9 +86,26 @@ function checkDeviceConfig(topic: string, payload: Json, haPrefix = 'homeassista
 
 /** Every retained message under the filters, read with Debian's mosquitto_sub (`-W` ends the read). */
 function retained(port: number, creds: Creds, filters: string[], waitSec = 2): Map<string, string> {
-  const r = spawnSync('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-u', creds.username, '-P', creds.password, '-v', '-W', String(waitSec), ...filters.flatMap((f) => ['-t', f])], {
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    'mosquitto_sub',
+    [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(port),
+      '-u',
+      creds.username,
+      '-P',
+      creds.password,
+      '-v',
+      '-W',
+      String(waitSec),
+      ...filters.flatMap((f) => ['-t', f]),
+    ],
+    {
+      encoding: 'utf8',
+    },
+  );
   const out = new Map<string, string>();
   for (const line of r.stdout.split('\n').filter(Boolean)) {
     const space = line.indexOf(' ');
@@ -76,7 +115,11 @@ function retained(port: number, creds: Creds, filters: string[], waitSec = 2): M
 }
 
 function publish(port: number, creds: Creds, topic: string, message: string, extra: string[] = []): void {
-  const r = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-u', creds.username, '-P', creds.password, '-q', '1', '-t', topic, '-m', message, ...extra], { encoding: 'utf8' });
+  const r = spawnSync(
+    'mosquitto_pub',
+    ['-h', '127.0.0.1', '-p', String(port), '-u', creds.username, '-P', creds.password, '-q', '1', '-t', topic, '-m', message, ...extra],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`mosquitto_pub ${topic}: ${r.stderr}`);
 }
 
@@ -96,7 +139,10 @@ function llmBoxStatus(state: 'online' | 'offline'): string {
       ollama: {
         available: true,
         version: '0.12.3',
-        models: [{ name: 'llama3.2:3b', size: 2 * GIB }, { name: 'qwen3:8b', size: 5 * GIB }],
+        models: [
+          { name: 'llama3.2:3b', size: 2 * GIB },
+          { name: 'qwen3:8b', size: 5 * GIB },
+        ],
         loaded: [{ name: 'llama3.2:3b', size: 3 * GIB, sizeVram: 3 * GIB }],
       },
     },
@@ -133,7 +179,7 @@ describe.skipIf(!haveMosquitto || ON_MOSQUITTO)('Home Assistant discovery on the
     await server?.stop();
   });
 
-  it('publishes one retained device config per node that follows HA\'s schema, with state and availability', async () => {
+  it("publishes one retained device config per node that follows HA's schema, with state and availability", async () => {
     const all = await eventually(() => {
       const m = retained(port, observer, ['homeassistant/#', 'cutter/v1/ha/#']);
       return [...m.keys()].some((k) => k.startsWith('homeassistant/device/')) && m.get('cutter/v1/ha/nodes/ha.node/state') ? m : null;
@@ -152,18 +198,33 @@ describe.skipIf(!haveMosquitto || ON_MOSQUITTO)('Home Assistant discovery on the
     // Availability: the server's and the node's topics, both required.
     const bridge = 'cutter/v1/ha/bridge/availability';
     const nodeAvail = 'cutter/v1/ha/nodes/ha.node/availability';
-    expect(cmps.memory_available).toMatchObject({ avty: [{ t: bridge }, { t: nodeAvail }], avty_mode: 'all', dev_cla: 'data_size', unit_of_meas: 'GiB', stat_cla: 'measurement' });
+    expect(cmps.memory_available).toMatchObject({
+      avty: [{ t: bridge }, { t: nodeAvail }],
+      avty_mode: 'all',
+      dev_cla: 'data_size',
+      unit_of_meas: 'GiB',
+      stat_cla: 'measurement',
+    });
     expect(cmps.memory_total).toMatchObject({ dev_cla: 'data_size', unit_of_meas: 'GiB' });
     expect(cmps.cpu_load).toMatchObject({ unit_of_meas: '%', stat_cla: 'measurement' });
     expect(cmps.cpu_load).not.toHaveProperty('dev_cla');
     // The online sensor reads the node's availability and is not made unavailable by it.
-    expect(cmps.online).toMatchObject({ p: 'binary_sensor', dev_cla: 'connectivity', stat_t: nodeAvail, pl_on: 'online', pl_off: 'offline', avty: [{ t: bridge }] });
+    expect(cmps.online).toMatchObject({
+      p: 'binary_sensor',
+      dev_cla: 'connectivity',
+      stat_t: nodeAvail,
+      pl_on: 'online',
+      pl_off: 'offline',
+      avty: [{ t: bridge }],
+    });
     expect(all.get(bridge)).toBe('online');
     expect(all.get(nodeAvail)).toBe('online');
 
     // The state matches the node's own heartbeat.
     const state = JSON.parse(all.get('cutter/v1/ha/nodes/ha.node/state')!) as Json;
-    const status = JSON.parse(retained(port, observer, ['cutter/v1/nodes/ha.node/status'], 1).get('cutter/v1/nodes/ha.node/status')!) as { capacity: { memory: { total: number }; cpu: { cores: number } } };
+    const status = JSON.parse(retained(port, observer, ['cutter/v1/nodes/ha.node/status'], 1).get('cutter/v1/nodes/ha.node/status')!) as {
+      capacity: { memory: { total: number }; cpu: { cores: number } };
+    };
     expect(state.memory_total_bytes).toBe(status.capacity.memory.total);
     expect(state.memory_total_gib).toBeCloseTo(status.capacity.memory.total / GIB, 2);
     expect(state.cpu_cores).toBe(status.capacity.cpu.cores);
@@ -175,10 +236,21 @@ describe.skipIf(!haveMosquitto || ON_MOSQUITTO)('Home Assistant discovery on the
     const topic = 'homeassistant/device/cutter_llm-box/config';
     const cfg = await eventually(() => retained(port, observer, [topic], 1).get(topic));
     const cmps = checkDeviceConfig(topic, JSON.parse(cfg) as Json);
-    expect(cmps.gpu0_memory_free).toMatchObject({ dev_cla: 'data_size', unit_of_meas: 'GiB', val_tpl: '{{ value_json.gpu_memory_free_gib[0] }}' });
+    expect(cmps.gpu0_memory_free).toMatchObject({
+      dev_cla: 'data_size',
+      unit_of_meas: 'GiB',
+      val_tpl: '{{ value_json.gpu_memory_free_gib[0] }}',
+    });
     expect(cmps.ollama_models_loaded).toMatchObject({ p: 'sensor', val_tpl: '{{ value_json.ollama_models_loaded }}' });
-    const state = JSON.parse(await eventually(() => retained(port, observer, ['cutter/v1/ha/nodes/llm-box/state'], 1).get('cutter/v1/ha/nodes/llm-box/state'))) as Json;
-    expect(state).toMatchObject({ gpu_memory_free_gib: [18], ollama_models_loaded: 1, ollama_loaded: ['llama3.2:3b'], memory_available_gib: 40 });
+    const state = JSON.parse(
+      await eventually(() => retained(port, observer, ['cutter/v1/ha/nodes/llm-box/state'], 1).get('cutter/v1/ha/nodes/llm-box/state')),
+    ) as Json;
+    expect(state).toMatchObject({
+      gpu_memory_free_gib: [18],
+      ollama_models_loaded: 1,
+      ollama_loaded: ['llama3.2:3b'],
+      memory_available_gib: 40,
+    });
   });
 
   it('drains and resumes a node from the drain switch (an observer token, as HA has)', async () => {
@@ -210,7 +282,11 @@ describe.skipIf(!haveMosquitto || ON_MOSQUITTO)('Home Assistant discovery on the
   it('publishes discovery again when Home Assistant announces itself online', async () => {
     const topic = [...retained(port, observer, ['homeassistant/device/+/config'], 1).keys()].find((k) => k.includes('cutter_ha_node'))!;
     // A live subscriber: the retained copy first, then the re-publication after HA's birth.
-    const sub = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-u', observer.username, '-P', observer.password, '-t', topic, '-C', '2', '-W', '10'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const sub = spawn(
+      'mosquitto_sub',
+      ['-h', '127.0.0.1', '-p', String(port), '-u', observer.username, '-P', observer.password, '-t', topic, '-C', '2', '-W', '10'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     sub.stdout.on('data', (c: Buffer) => (out += c.toString()));
     await eventually(() => out.split('\n').filter(Boolean).length >= 1);
@@ -223,7 +299,7 @@ describe.skipIf(!haveMosquitto || ON_MOSQUITTO)('Home Assistant discovery on the
     await server.waitForLog((l) => l.msg === 'home assistant discovery published' && l.why === 'home assistant online');
   });
 
-  it('clears a node\'s retained config (and its state) once it has been offline for --ha-remove-after', async () => {
+  it("clears a node's retained config (and its state) once it has been offline for --ha-remove-after", async () => {
     const topic = 'homeassistant/device/cutter_llm-box/config';
     expect(retained(port, observer, [topic], 1).get(topic)).toBeTruthy();
     publish(port, llmAgent, 'cutter/v1/nodes/llm-box/status', llmBoxStatus('offline'), ['-r', '-i', 'cutter-agent-llm-box']);
@@ -239,9 +315,15 @@ describe.skipIf(!haveMosquitto || ON_MOSQUITTO)('Home Assistant discovery on the
   it('marks a killed node unavailable through its last will', async () => {
     const creds = await token(['--role', 'agent', '--node', 'doomed']);
     const doomed = await startAgent(url, 'doomed', [], { CUTTER_USERNAME: creds.username, CUTTER_PASSWORD: creds.password });
-    await eventually(() => retained(port, observer, ['cutter/v1/ha/nodes/doomed/availability'], 1).get('cutter/v1/ha/nodes/doomed/availability') === 'online');
+    await eventually(
+      () =>
+        retained(port, observer, ['cutter/v1/ha/nodes/doomed/availability'], 1).get('cutter/v1/ha/nodes/doomed/availability') === 'online',
+    );
     await doomed.stop('SIGKILL');
-    await eventually(() => retained(port, observer, ['cutter/v1/ha/nodes/doomed/availability'], 1).get('cutter/v1/ha/nodes/doomed/availability') === 'offline');
+    await eventually(
+      () =>
+        retained(port, observer, ['cutter/v1/ha/nodes/doomed/availability'], 1).get('cutter/v1/ha/nodes/doomed/availability') === 'offline',
+    );
   });
 });
 
@@ -259,11 +341,21 @@ describe.skipIf(!haveMosquitto)('Home Assistant discovery through --ha-broker (a
     mosquitto = spawn('mosquitto', ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     mosquitto.stdout!.on('data', (c: Buffer) => (mosquittoLog += c.toString()));
     mosquitto.stderr!.on('data', (c: Buffer) => (mosquittoLog += c.toString()));
-    await eventually(() => spawnSync('mosquitto_pub', ['-p', String(haPort), '-u', ha.username, '-P', ha.password, '-t', 'probe', '-m', 'x'], { stdio: 'ignore' }).status === 0);
+    await eventually(
+      () =>
+        spawnSync('mosquitto_pub', ['-p', String(haPort), '-u', ha.username, '-P', ha.password, '-t', 'probe', '-m', 'x'], {
+          stdio: 'ignore',
+        }).status === 0,
+    );
   };
   /** An MQTT 5 client on Mosquitto, collecting retained messages under a filter for a moment. */
   const read5 = async (filter: string, ms = 800): Promise<Map<string, { payload: string; retain: boolean }>> => {
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${haPort}`, { protocolVersion: 5, username: ha.username, password: ha.password, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${haPort}`, {
+      protocolVersion: 5,
+      username: ha.username,
+      password: ha.password,
+      reconnectPeriod: 0,
+    });
     const got = new Map<string, { payload: string; retain: boolean }>();
     c.on('message', (topic, payload, packet) => got.set(topic, { payload: payload.toString(), retain: packet.retain }));
     await c.subscribeAsync(filter, { qos: 1 });
@@ -282,9 +374,27 @@ describe.skipIf(!haveMosquitto)('Home Assistant discovery through --ha-broker (a
     chmodSync(dir, 0o755);
     chmodSync(passwords, 0o644);
     confFile = join(dir, 'mosquitto.conf');
-    writeFileSync(confFile, [`listener ${haPort} 127.0.0.1`, 'allow_anonymous false', `password_file ${passwords}`, 'log_dest stderr', 'log_type all', 'connection_messages true', ''].join('\n'));
+    writeFileSync(
+      confFile,
+      [
+        `listener ${haPort} 127.0.0.1`,
+        'allow_anonymous false',
+        `password_file ${passwords}`,
+        'log_dest stderr',
+        'log_type all',
+        'connection_messages true',
+        '',
+      ].join('\n'),
+    );
     await startMosquitto();
-    ({ daemon: server, url } = await startServer(['--ha-broker', `mqtt://127.0.0.1:${haPort}`, '--ha-username', ha.username, '--ha-password', ha.password]));
+    ({ daemon: server, url } = await startServer([
+      '--ha-broker',
+      `mqtt://127.0.0.1:${haPort}`,
+      '--ha-username',
+      ha.username,
+      '--ha-password',
+      ha.password,
+    ]));
     agent = await startAgent(url, 'via-mosquitto');
   });
   afterAll(async () => {
@@ -312,7 +422,12 @@ describe.skipIf(!haveMosquitto)('Home Assistant discovery through --ha-broker (a
   });
 
   it('takes drain commands from Mosquitto', async () => {
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${haPort}`, { protocolVersion: 5, username: ha.username, password: ha.password, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${haPort}`, {
+      protocolVersion: 5,
+      username: ha.username,
+      password: ha.password,
+      reconnectPeriod: 0,
+    });
     await c.publishAsync('cutter/v1/ha/nodes/via-mosquitto/drain/set', 'ON', { qos: 1 });
     await c.endAsync();
     await eventually(async () => {
@@ -334,7 +449,11 @@ describe.skipIf(!haveMosquitto)('Home Assistant discovery through --ha-broker (a
     expect(live.code).toBe(1);
     expect(live.stderr).toContain('node short-lived is online: stop its agent first');
     await gone.stop('SIGKILL');
-    await eventually(async () => (await read5('cutter/v1/ha/nodes/short-lived/availability')).get('cutter/v1/ha/nodes/short-lived/availability')?.payload === 'offline');
+    await eventually(
+      async () =>
+        (await read5('cutter/v1/ha/nodes/short-lived/availability')).get('cutter/v1/ha/nodes/short-lived/availability')?.payload ===
+        'offline',
+    );
     const r = await cli(['nodes', 'forget', 'short-lived'], { broker: url });
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('short-lived forgotten\n');
@@ -373,7 +492,25 @@ describe.skipIf(!haveMosquitto)('--no-ha', () => {
     const { daemon: server, url, port } = await startServer(['--no-ha']);
     const agent = await startAgent(url, 'quiet-node');
     try {
-      const r = spawnSync('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-v', '-W', '2', '-t', 'homeassistant/#', '-t', 'cutter/v1/ha/#', '-t', 'cutter/v1/nodes/+/status'], { encoding: 'utf8' });
+      const r = spawnSync(
+        'mosquitto_sub',
+        [
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(port),
+          '-v',
+          '-W',
+          '2',
+          '-t',
+          'homeassistant/#',
+          '-t',
+          'cutter/v1/ha/#',
+          '-t',
+          'cutter/v1/nodes/+/status',
+        ],
+        { encoding: 'utf8' },
+      );
       // The node's own status is there (the read works); nothing of Home Assistant is.
       expect(r.stdout).toContain('cutter/v1/nodes/quiet-node/status');
       expect(r.stdout).not.toMatch(/homeassistant\/|cutter\/v1\/ha\//);
@@ -385,25 +522,53 @@ describe.skipIf(!haveMosquitto)('--no-ha', () => {
 });
 
 describe.skipIf(!haveMosquitto)('--ha-broker over TLS (mqtts://, a private CA)', () => {
-  it('verifies Mosquitto\'s certificate against --ha-ca-file and publishes discovery there', async () => {
+  it("verifies Mosquitto's certificate against --ha-ca-file and publishes discovery there", async () => {
     const dir = tempDir('cutter-test-ha-tls-');
     chmodSync(dir, 0o755);
     const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
     ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=ha test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
     writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
     ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr');
-    ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'server.ext', '-out', 'server.pem');
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      'server.ext',
+      '-out',
+      'server.pem',
+    );
     for (const f of ['ca.pem', 'server.pem', 'server.key']) chmodSync(join(dir, f), 0o644);
     const port = await freePort();
     const conf = join(dir, 'mosquitto.conf');
-    writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', `cafile ${join(dir, 'ca.pem')}`, `certfile ${join(dir, 'server.pem')}`, `keyfile ${join(dir, 'server.key')}`, ''].join('\n'));
+    writeFileSync(
+      conf,
+      [
+        `listener ${port} 127.0.0.1`,
+        'allow_anonymous true',
+        `cafile ${join(dir, 'ca.pem')}`,
+        `certfile ${join(dir, 'server.pem')}`,
+        `keyfile ${join(dir, 'server.key')}`,
+        '',
+      ].join('\n'),
+    );
     const mosq = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
     const haUrl = `mqtts://127.0.0.1:${port}`;
     const ca = readFileSync(join(dir, 'ca.pem'));
     let server: Daemon | undefined;
     let agent: Daemon | undefined;
     try {
-      await eventually(() => mqtt.connectAsync(haUrl, { ca, reconnectPeriod: 0, connectTimeout: 2_000 }).then((c) => c.endAsync().then(() => true)));
+      await eventually(() =>
+        mqtt.connectAsync(haUrl, { ca, reconnectPeriod: 0, connectTimeout: 2_000 }).then((c) => c.endAsync().then(() => true)),
+      );
       let url: string;
       ({ daemon: server, url } = await startServer(['--ha-broker', haUrl, '--ha-ca-file', join(dir, 'ca.pem')]));
       agent = await startAgent(url, 'tls-node');

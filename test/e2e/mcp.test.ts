@@ -12,7 +12,18 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OllamaDouble } from '../doubles/ollama.js';
-import { CUTTER, EMBEDDED_BROKER_ONLY, ISOLATED_ENV, ON_MOSQUITTO, cli, eventually, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
+import {
+  CUTTER,
+  EMBEDDED_BROKER_ONLY,
+  ISOLATED_ENV,
+  ON_MOSQUITTO,
+  cli,
+  eventually,
+  startAgent,
+  startServer,
+  tempDir,
+  type Daemon,
+} from '../harness.js';
 
 type Creds = { username: string; password: string };
 type ToolResult = { content: { type: string; text: string }[]; isError?: boolean; structuredContent?: Record<string, unknown> };
@@ -30,13 +41,24 @@ describe('cutter mcp', () => {
   beforeAll(async () => {
     ({ daemon: server, url, dataDir } = await startServer([], { secure: true }));
     const admin = { CUTTER_TOKEN_FILE: join(dataDir, 'admin.json') };
-    const token = async (args: string[]) => JSON.parse((await cli(['token', 'create', ...args, '--json'], { broker: url, env: admin })).stdout) as Creds;
+    const token = async (args: string[]) =>
+      JSON.parse((await cli(['token', 'create', ...args, '--json'], { broker: url, env: admin })).stdout) as Creds;
     const agentCreds = await token(['--role', 'agent', '--node', 'worker']);
     mcpCreds = await token(['--role', 'mcp', '--name', 'desk']);
-    agent = await startAgent(url, 'worker', ['--allow-exec'], { CUTTER_USERNAME: agentCreds.username, CUTTER_PASSWORD: agentCreds.password });
+    agent = await startAgent(url, 'worker', ['--allow-exec'], {
+      CUTTER_USERNAME: agentCreds.username,
+      CUTTER_PASSWORD: agentCreds.password,
+    });
     const env = { ...ISOLATED_ENV, CUTTER_USERNAME: mcpCreds.username, CUTTER_PASSWORD: mcpCreds.password } as Record<string, string>;
     client = new Client({ name: 'cutter-test', version: '1.0.0' });
-    await client.connect(new StdioClientTransport({ command: process.execPath, args: [CUTTER, 'mcp', '--broker', url, '--allow-exec', '--audit-log', auditPath], env, stderr: 'pipe' }));
+    await client.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: [CUTTER, 'mcp', '--broker', url, '--allow-exec', '--audit-log', auditPath],
+        env,
+        stderr: 'pipe',
+      }),
+    );
   }, 60_000);
   afterAll(async () => {
     await client?.close();
@@ -91,15 +113,28 @@ describe('cutter mcp', () => {
     const ollama = new OllamaDouble({ models: [{ name: 'llama3.2:1b', size: 1_300_000_000 }], loaded: ['llama3.2:1b'] });
     const ollamaUrl = await ollama.start();
     const admin = { CUTTER_TOKEN_FILE: join(dataDir, 'admin.json') };
-    const creds = JSON.parse((await cli(['token', 'create', '--role', 'agent', '--node', 'llm', '--json'], { broker: url, env: admin })).stdout) as Creds;
-    const llm = await startAgent(url, 'llm', ['--ollama-url', ollamaUrl], { CUTTER_USERNAME: creds.username, CUTTER_PASSWORD: creds.password });
+    const creds = JSON.parse(
+      (await cli(['token', 'create', '--role', 'agent', '--node', 'llm', '--json'], { broker: url, env: admin })).stdout,
+    ) as Creds;
+    const llm = await startAgent(url, 'llm', ['--ollama-url', ollamaUrl], {
+      CUTTER_USERNAME: creds.username,
+      CUTTER_PASSWORD: creds.password,
+    });
     try {
-      const r = await eventually(async () => {
-        const res = await call('ask_model', { model: 'llama3.2:1b', prompt: 'what is a mesh', system: 'be brief' });
-        return res.isError ? null : res;
-      }, 15_000, 300);
+      const r = await eventually(
+        async () => {
+          const res = await call('ask_model', { model: 'llama3.2:1b', prompt: 'what is a mesh', system: 'be brief' });
+          return res.isError ? null : res;
+        },
+        15_000,
+        300,
+      );
       expect(r.structuredContent).toMatchObject({ node: 'llm', model: 'llama3.2:1b', answer: 'echo: what is a mesh' });
-      expect(ollama.requests.find((q) => q.path === '/api/generate')?.body).toMatchObject({ model: 'llama3.2:1b', prompt: 'what is a mesh', system: 'be brief' });
+      expect(ollama.requests.find((q) => q.path === '/api/generate')?.body).toMatchObject({
+        model: 'llama3.2:1b',
+        prompt: 'what is a mesh',
+        system: 'be brief',
+      });
     } finally {
       await llm.stop('SIGKILL');
       await ollama.stop();
@@ -107,18 +142,27 @@ describe('cutter mcp', () => {
   }, 30_000);
 
   // The mcp role's limits are enforced by the embedded broker's ACL.
-  it.skipIf(ON_MOSQUITTO)(`audits every call, and the mcp token cannot administer the mesh${ON_MOSQUITTO ? ` [${EMBEDDED_BROKER_ONLY}]` : ''}`, async () => {
-    const lines = readFileSync(auditPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
-    expect(lines.length).toBeGreaterThanOrEqual(8);
-    expect(lines.every((l) => l.action === 'mcp.call' && l.who === 'mcp:desk')).toBe(true);
-    expect(lines.map((l) => l.detail.split(' ')[0])).toEqual(expect.arrayContaining(['list_nodes', 'run_task', 'task_logs', 'cancel_task', 'ask_model']));
-    expect(lines.find((l) => l.detail.startsWith('ask_model'))?.outcome).toBe('failed');
-    const serverAudit = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8');
-    expect(serverAudit).toMatch(/"who":"mcp:desk","action":"submit"/);
+  it.skipIf(ON_MOSQUITTO)(
+    `audits every call, and the mcp token cannot administer the mesh${ON_MOSQUITTO ? ` [${EMBEDDED_BROKER_ONLY}]` : ''}`,
+    async () => {
+      const lines = readFileSync(auditPath, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, string>);
+      expect(lines.length).toBeGreaterThanOrEqual(8);
+      expect(lines.every((l) => l.action === 'mcp.call' && l.who === 'mcp:desk')).toBe(true);
+      expect(lines.map((l) => l.detail.split(' ')[0])).toEqual(
+        expect.arrayContaining(['list_nodes', 'run_task', 'task_logs', 'cancel_task', 'ask_model']),
+      );
+      expect(lines.find((l) => l.detail.startsWith('ask_model'))?.outcome).toBe('failed');
+      const serverAudit = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8');
+      expect(serverAudit).toMatch(/"who":"mcp:desk","action":"submit"/);
 
-    const env = { CUTTER_USERNAME: mcpCreds.username, CUTTER_PASSWORD: mcpCreds.password };
-    const r = await cli(['token', 'create', '--role', 'admin', '--name', 'evil', '--connect-timeout', '2000'], { broker: url, env });
-    expect(r.code).not.toBe(0);
-    await server.waitForLog((l) => l.msg === 'publish denied' && String(l.why).includes('mcp clients may send only'));
-  }, 30_000);
+      const env = { CUTTER_USERNAME: mcpCreds.username, CUTTER_PASSWORD: mcpCreds.password };
+      const r = await cli(['token', 'create', '--role', 'admin', '--name', 'evil', '--connect-timeout', '2000'], { broker: url, env });
+      expect(r.code).not.toBe(0);
+      await server.waitForLog((l) => l.msg === 'publish denied' && String(l.why).includes('mcp clients may send only'));
+    },
+    30_000,
+  );
 });

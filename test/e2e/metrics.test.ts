@@ -36,7 +36,10 @@ describe.skipIf(!haveParser())('Prometheus /metrics', () => {
     const port = await freePort();
     ({ daemon: server, url } = await startServer(['--http-port', String(port)]));
     http = `http://127.0.0.1:${port}`;
-    agents = await Promise.all([startAgent(url, 'm-big', ['--allow-exec', '--max-memory', '1g']), startAgent(url, 'm-small', ['--allow-exec', '--max-memory', '64m'])]);
+    agents = await Promise.all([
+      startAgent(url, 'm-big', ['--allow-exec', '--max-memory', '1g']),
+      startAgent(url, 'm-small', ['--allow-exec', '--max-memory', '64m']),
+    ]);
   });
   afterAll(async () => {
     await Promise.all(agents.map((a) => a.stop()));
@@ -52,10 +55,17 @@ describe.skipIf(!haveParser())('Prometheus /metrics', () => {
     expect(queued.code).toBe(0);
     expect((await cli(['nodes', 'drain', 'm-small'], { broker: url })).code).toBe(0);
 
-    const nodes = JSON.parse((await cli(['nodes', 'list', '--json'], { broker: url })).stdout) as { node: string; state: string; status: { capacity: { memory: { total: number }; cpu: { cores: number } }; offer: { maxMemory: number; maxTasks: number } } }[];
+    const nodes = JSON.parse((await cli(['nodes', 'list', '--json'], { broker: url })).stdout) as {
+      node: string;
+      state: string;
+      status: { capacity: { memory: { total: number }; cpu: { cores: number } }; offer: { maxMemory: number; maxTasks: number } };
+    }[];
     const m = await eventually(async () => {
       const s = await scrape();
-      return value(s, 'cutter_nodes', { state: 'draining' }) === 1 && value(s, 'cutter_task_run_seconds_count', { kind: 'exec', state: 'succeeded' }) === 1 ? s : null;
+      return value(s, 'cutter_nodes', { state: 'draining' }) === 1 &&
+        value(s, 'cutter_task_run_seconds_count', { kind: 'exec', state: 'succeeded' }) === 1
+        ? s
+        : null;
     });
 
     expect(m.get('cutter_nodes')!.type).toBe('gauge');

@@ -23,7 +23,13 @@ describe.skipIf(!haveMosquitto)('on Mosquitto as the broker', () => {
     // Without a config file, Mosquitto 2 listens on loopback only and lets anonymous clients in.
     mosquitto = spawn('mosquitto', ['-p', String(port)], { stdio: 'ignore' });
     await eventually(() => spawnSync('mosquitto_pub', ['-p', String(port), '-t', 'probe', '-m', 'x'], { stdio: 'ignore' }).status === 0);
-    controller = new Daemon(spawn(process.execPath, [CUTTER, 'server', '--broker', url, '--data-dir', tempDir()], { stdio: ['ignore', 'pipe', 'pipe'], env: ISOLATED_ENV }), 'server');
+    controller = new Daemon(
+      spawn(process.execPath, [CUTTER, 'server', '--broker', url, '--data-dir', tempDir()], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: ISOLATED_ENV,
+      }),
+      'server',
+    );
     await controller.waitForMsg('controller started');
     agent = await startAgent(url, 'on-mosquitto', ['--allow-exec']);
   });
@@ -36,7 +42,10 @@ describe.skipIf(!haveMosquitto)('on Mosquitto as the broker', () => {
   it('lists the node and runs a task end to end, streams and exit code intact', async () => {
     const nodes = await eventually(async () => {
       const r = await cli(['nodes', 'list', '--json'], { broker: url });
-      return r.code === 0 && (JSON.parse(r.stdout) as { node: string; state: string }[]).find((n) => n.node === 'on-mosquitto' && n.state === 'online');
+      return (
+        r.code === 0 &&
+        (JSON.parse(r.stdout) as { node: string; state: string }[]).find((n) => n.node === 'on-mosquitto' && n.state === 'online')
+      );
     });
     expect(nodes).toBeTruthy();
     const r = await cli(['run', 'exec', '--', 'sh', '-c', 'echo out; echo err >&2; exit 6'], { broker: url });
@@ -46,12 +55,18 @@ describe.skipIf(!haveMosquitto)('on Mosquitto as the broker', () => {
   });
 
   it('retained state and the last will work through Mosquitto', async () => {
-    const sub = spawnSync('mosquitto_sub', ['-p', url.split(':').pop()!, '-t', 'cutter/v1/nodes/on-mosquitto/status', '-C', '1', '-W', '3'], { encoding: 'utf8' });
+    const sub = spawnSync(
+      'mosquitto_sub',
+      ['-p', url.split(':').pop()!, '-t', 'cutter/v1/nodes/on-mosquitto/status', '-C', '1', '-W', '3'],
+      { encoding: 'utf8' },
+    );
     expect(JSON.parse(sub.stdout)).toMatchObject({ node: 'on-mosquitto', state: 'online' });
     const doomed = await startAgent(url, 'doomed-mq', ['--allow-exec']);
     await doomed.stop('SIGKILL');
     const offline = await eventually(() => {
-      const s = spawnSync('mosquitto_sub', ['-p', url.split(':').pop()!, '-t', 'cutter/v1/nodes/doomed-mq/status', '-C', '1', '-W', '3'], { encoding: 'utf8' });
+      const s = spawnSync('mosquitto_sub', ['-p', url.split(':').pop()!, '-t', 'cutter/v1/nodes/doomed-mq/status', '-C', '1', '-W', '3'], {
+        encoding: 'utf8',
+      });
       const status = s.stdout ? (JSON.parse(s.stdout) as { state: string; reason?: string }) : null;
       return status?.state === 'offline' ? status : null;
     });

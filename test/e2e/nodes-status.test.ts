@@ -7,7 +7,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VERSION } from '../../shared/version.js';
 import { cli, eventually, startAgent, startServer, type Daemon } from '../harness.js';
 
-type Health = { healthy: boolean; nodes: { node: string; healthy: boolean; level: string; problems: string[]; agentVersion: string; docker: { available: boolean; containersRunning: number | null } | null; memory: { total: number } | null }[] };
+type Health = {
+  healthy: boolean;
+  nodes: {
+    node: string;
+    healthy: boolean;
+    level: string;
+    problems: string[];
+    agentVersion: string;
+    docker: { available: boolean; containersRunning: number | null } | null;
+    memory: { total: number } | null;
+  }[];
+};
 
 describe('cutter nodes status', () => {
   let server: Daemon;
@@ -34,7 +45,9 @@ describe('cutter nodes status', () => {
       const r = await cli(['nodes', 'status'], { broker: url });
       return r.code === 0 && r.stdout.includes('st-b') ? r : null;
     });
-    expect(ok.stdout.split('\n')[0]).toMatch(/^NODE\s+HEALTH\s+STATE\s+MEMORY AVAIL\/TOTAL\s+CPU\s+DOCKER\s+OLLAMA\s+AGENT\s+HEARTBEAT\s+PROBLEMS/);
+    expect(ok.stdout.split('\n')[0]).toMatch(
+      /^NODE\s+HEALTH\s+STATE\s+MEMORY AVAIL\/TOTAL\s+CPU\s+DOCKER\s+OLLAMA\s+AGENT\s+HEARTBEAT\s+PROBLEMS/,
+    );
     expect(ok.stdout).toMatch(new RegExp(`st-a\\s+ok\\s+online\\s+.*${VERSION.replace(/\./g, '\\.')}`));
 
     const j = JSON.parse((await cli(['nodes', 'status', '--json'], { broker: url })).stdout) as Health;

@@ -117,7 +117,9 @@ describe('Ollama across the mesh', () => {
     const count = () => ({ pi: generatesOn(piOllama).length, nb: generatesOn(nbOllama).length });
     const before = count();
     const client = ollama();
-    const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => client.generate({ model: 'qwen2:0.5b', prompt: `q${i}`, options: { num_predict: 100 } })));
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => client.generate({ model: 'qwen2:0.5b', prompt: `q${i}`, options: { num_predict: 100 } })),
+    );
     expect(answers.every((a) => a.done && a.eval_count === 100)).toBe(true);
     const after = count();
     expect(after.pi - before.pi + after.nb - before.nb).toBe(6);
@@ -127,7 +129,12 @@ describe('Ollama across the mesh', () => {
 
   it('streams chat chunk by chunk as NDJSON, with the final chunk’s metrics', async () => {
     const parts: { message: { content: string }; done: boolean; done_reason?: string; eval_count?: number }[] = [];
-    for await (const part of await ollama().chat({ model: 'phi3', messages: [{ role: 'user', content: 'one two three four' }], stream: true })) parts.push(part);
+    for await (const part of await ollama().chat({
+      model: 'phi3',
+      messages: [{ role: 'user', content: 'one two three four' }],
+      stream: true,
+    }))
+      parts.push(part);
     expect(parts.length).toBe(6);
     expect(parts.map((p) => p.message.content).join('')).toBe('echo: one two three four');
     expect(parts.at(-1)).toMatchObject({ done: true, done_reason: 'stop', eval_count: 5 });
@@ -143,15 +150,22 @@ describe('Ollama across the mesh', () => {
     expect(s.details.family).toBe('llama');
     expect(s.capabilities).toContain('completion');
 
-    await expect(client.generate({ model: 'nope:1b', prompt: 'x' })).rejects.toMatchObject({ name: 'ResponseError', status_code: 404, error: "model 'nope:1b' not found" });
-    await expect(client.chat({ model: 'nope:1b', messages: [{ role: 'user', content: 'x' }], stream: true })).rejects.toMatchObject({ status_code: 404 });
+    await expect(client.generate({ model: 'nope:1b', prompt: 'x' })).rejects.toMatchObject({
+      name: 'ResponseError',
+      status_code: 404,
+      error: "model 'nope:1b' not found",
+    });
+    await expect(client.chat({ model: 'nope:1b', messages: [{ role: 'user', content: 'x' }], stream: true })).rejects.toMatchObject({
+      status_code: 404,
+    });
     const raw = await fetch(`${api}/api/generate`, { method: 'POST', body: JSON.stringify({ prompt: 'no model' }) });
     expect(raw.status).toBe(400);
     expect(await raw.json()).toEqual({ error: 'model is required' });
   });
 
   it('answers malformed requests with Ollama’s and OpenAI’s error shapes and keeps serving', async () => {
-    const post = (path: string, body: string) => fetch(`${api}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    const post = (path: string, body: string) =>
+      fetch(`${api}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
     for (const body of ['{not json', '[1,2]', '"text"', 'null']) {
       const r = await post('/api/chat', body);
       expect(r.status, body).toBe(400);
@@ -159,9 +173,14 @@ describe('Ollama across the mesh', () => {
     }
     const huge = await post('/api/generate', JSON.stringify({ model: 'phi3', prompt: 'x'.repeat(17 * 1024 * 1024) }));
     expect(huge.status).toBe(413);
-    const bad = await post('/v1/chat/completions', JSON.stringify({ model: 'phi3', messages: [{ role: 'user', content: [{ type: 'audio' }] }] }));
+    const bad = await post(
+      '/v1/chat/completions',
+      JSON.stringify({ model: 'phi3', messages: [{ role: 'user', content: [{ type: 'audio' }] }] }),
+    );
     expect(bad.status).toBe(400);
-    expect(await bad.json()).toEqual({ error: { message: 'invalid message format', type: 'invalid_request_error', param: null, code: null } });
+    expect(await bad.json()).toEqual({
+      error: { message: 'invalid message format', type: 'invalid_request_error', param: null, code: null },
+    });
     const missing = await post('/v1/chat/completions', JSON.stringify({ model: 'nope:1b', messages: [] }));
     expect(missing.status).toBe(404);
     expect(((await missing.json()) as { error: { type: string } }).error.type).toBe('not_found_error');
@@ -182,7 +201,12 @@ describe('Ollama across the mesh', () => {
     expect(c.choices[0].finish_reason).toBe('stop');
     expect(c.usage).toMatchObject({ completion_tokens: 3 });
 
-    const stream = await openai.chat.completions.create({ model: 'phi3', messages: [{ role: 'user', content: 'stream me' }], stream: true, stream_options: { include_usage: true } });
+    const stream = await openai.chat.completions.create({
+      model: 'phi3',
+      messages: [{ role: 'user', content: 'stream me' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = '';
     let finish: string | null = null;
     let usage: unknown;
@@ -197,7 +221,9 @@ describe('Ollama across the mesh', () => {
     expect(finish).toBe('stop');
     expect(usage).toMatchObject({ completion_tokens: 3 });
 
-    await expect(openai.chat.completions.create({ model: 'nope:1b', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({ status: 404 });
+    await expect(openai.chat.completions.create({ model: 'nope:1b', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({
+      status: 404,
+    });
   });
 
   it('cancels the task on its node when the HTTP client disconnects mid-stream', async () => {
@@ -231,7 +257,10 @@ describe('Ollama across the mesh', () => {
     expect(r.stdout).toBe('echo: tell me a story\n');
 
     const j = await cli(['ollama', 'run', 'phi3', 'json please', '--json'], { broker: url });
-    const lines = j.stdout.trim().split('\n').map((l) => JSON.parse(l) as { response: string; done: boolean });
+    const lines = j.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { response: string; done: boolean });
     expect(lines.at(-1)!.done).toBe(true);
     expect(lines.map((l) => l.response).join('')).toBe('echo: json please');
 
@@ -270,15 +299,19 @@ describe('Ollama across the mesh', () => {
     expect(statuses[0]).toBe('pulling manifest');
     expect(statuses.at(-1)).toBe('success');
     expect(statuses).toContain('verifying sha256 digest');
-    await expect((async () => {
-      for await (const _ of await ollama().pull({ model: 'no-such-model', stream: true }));
-    })()).rejects.toThrow(/file does not exist/);
+    await expect(
+      (async () => {
+        for await (const _ of await ollama().pull({ model: 'no-such-model', stream: true }));
+      })(),
+    ).rejects.toThrow(/file does not exist/);
   });
 
   it('chats interactively on a terminal, keeping the history, until /bye', async () => {
     // `script` gives the CLI a pseudo-terminal, so it sees a TTY on stdin as a user's shell would.
     const { spawn } = await import('node:child_process');
-    const child = spawn('script', ['-qfec', `${process.execPath} ${CUTTER} ollama run phi3 --broker ${url}`, '/dev/null'], { env: ISOLATED_ENV });
+    const child = spawn('script', ['-qfec', `${process.execPath} ${CUTTER} ollama run phi3 --broker ${url}`, '/dev/null'], {
+      env: ISOLATED_ENV,
+    });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     const waitFor = (re: RegExp) => eventually(() => re.test(out), 15_000);

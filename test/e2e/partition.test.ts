@@ -11,7 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, eventually, startServer, type Daemon, type LogLine } from '../harness.js';
 import { Requester, VethNamespace, probeNetns, spawnCutterDaemon } from '../netns.js';
 
-type Task = { taskId: string; state: string; node: string | null; attempt: number; exitCode: number | null; error: { code: string; message: string } | null };
+type Task = {
+  taskId: string;
+  state: string;
+  node: string | null;
+  attempt: number;
+  exitCode: number | null;
+  error: { code: string; message: string } | null;
+};
 type NodeView = { node: string; state: string };
 
 const netns = probeNetns();
@@ -31,7 +38,9 @@ describe.skipIf(!netns.ok && !process.env.CI)('network partition (ip netns, veth
     ({ daemon: server, url, port } = await startServer([], { host: '0.0.0.0' }));
     daemons.push(server);
     // A: inside the namespace, dialling the broker through the veth. Heartbeat and keepalive default (1 s, 2 s).
-    a = spawnCutterDaemon(['agent', '--broker', `mqtt://${ns.rootAddr}:${port}`, '--node-id', 'part', '--allow-exec'], 'agent part', { prefix: ns.exec });
+    a = spawnCutterDaemon(['agent', '--broker', `mqtt://${ns.rootAddr}:${port}`, '--node-id', 'part', '--allow-exec'], 'agent part', {
+      prefix: ns.exec,
+    });
     daemons.push(a);
     const b = spawnCutterDaemon(['agent', '--broker', url, '--node-id', 'solid', '--allow-exec'], 'agent solid');
     daemons.push(b);
@@ -72,7 +81,9 @@ describe.skipIf(!netns.ok && !process.env.CI)('network partition (ip netns, veth
     return [...show('server', server), ...show('A', a)].join('\n');
   }
 
-  it('detects the cut node, reschedules its task elsewhere, and fences the stale attempt when the link heals', { timeout: 90_000 }, async ({ onTestFailed }) => {
+  it('detects the cut node, reschedules its task elsewhere, and fences the stale attempt when the link heals', { timeout: 90_000 }, async ({
+    onTestFailed,
+  }) => {
     let id = '';
     let cutAt = 0;
     onTestFailed(() => console.log(`timeline (ms from the cut):\n${timeline(id, cutAt)}`));
@@ -97,7 +108,8 @@ describe.skipIf(!netns.ok && !process.env.CI)('network partition (ip netns, veth
     const statuses: { state: string; reason?: string }[] = [];
     await req!.client.subscribeAsync(req!.t.nodeStatus('part'), { qos: 1 });
     req!.client.on('message', (topic, payload) => {
-      if (topic === req!.t.nodeStatus('part') && payload.length) statuses.push(JSON.parse(payload.toString('utf8')) as { state: string; reason?: string });
+      if (topic === req!.t.nodeStatus('part') && payload.length)
+        statuses.push(JSON.parse(payload.toString('utf8')) as { state: string; reason?: string });
     });
 
     // ---- the cut
@@ -106,8 +118,14 @@ describe.skipIf(!netns.ok && !process.env.CI)('network partition (ip netns, veth
     // `cutter nodes list --json` is polled alongside, back to back: its figure includes a process start per call.
     ns!.cut();
     cutAt = Date.now();
-    const viaCli = eventually(async () => ((await nodeState('part')) === 'offline' ? Date.now() - cutAt : null), 10_000, 0).catch(() => null);
-    await eventually(async () => (await req!.call<{ nodes: NodeView[] }>({ op: 'node.list' })).nodes.find((n) => n.node === 'part')?.state === 'offline', 10_000, 50);
+    const viaCli = eventually(async () => ((await nodeState('part')) === 'offline' ? Date.now() - cutAt : null), 10_000, 0).catch(
+      () => null,
+    );
+    await eventually(
+      async () => (await req!.call<{ nodes: NodeView[] }>({ op: 'node.list' })).nodes.find((n) => n.node === 'part')?.state === 'offline',
+      10_000,
+      50,
+    );
     const detectedMs = Date.now() - cutAt;
     const moved = await eventually(
       async () => {
@@ -120,7 +138,9 @@ describe.skipIf(!netns.ok && !process.env.CI)('network partition (ip netns, veth
     const rescheduledMs = Date.now() - cutAt;
     const cliMs = await viaCli;
     expect(cliMs, '`cutter nodes list --json` never showed A offline').not.toBeNull();
-    const offlineLine = server.lines.find((l) => l.msg === 'node missed its heartbeats: offline' && l.node === 'part') ?? server.lines.find((l) => l.msg === 'node state changed' && l.node === 'part' && l.state === 'offline');
+    const offlineLine =
+      server.lines.find((l) => l.msg === 'node missed its heartbeats: offline' && l.node === 'part') ??
+      server.lines.find((l) => l.msg === 'node state changed' && l.node === 'part' && l.state === 'offline');
     const placedLine = server.lines.find((l) => l.msg === 'task placed' && l.taskId === id && l.attempt === 2);
     const serverDetectMs = typeof offlineLine?.time === 'number' ? offlineLine.time - cutAt : null;
     const serverPlaceMs = typeof placedLine?.time === 'number' ? placedLine.time - cutAt : null;
@@ -140,10 +160,14 @@ describe.skipIf(!netns.ok && !process.env.CI)('network partition (ip netns, veth
     expect(stillRunning, 'attempt 1 ended on A before the link came back: the test timing is off').toEqual([]);
     ns!.heal();
     const healedAt = Date.now();
-    const isStop = (l: LogLine) => l.taskId === id && l.attempt === 1 && (l.msg === 'cancelling task' || l.msg === 'stopping a stale attempt');
+    const isStop = (l: LogLine) =>
+      l.taskId === id && l.attempt === 1 && (l.msg === 'cancelling task' || l.msg === 'stopping a stale attempt');
     const stop = await a.waitForLog(isStop, 10_000);
     const stoppedMs = (stop.time as number) - healedAt;
-    const ended = await a.waitForLog((l) => l.taskId === id && l.attempt === 1 && (l.msg === 'task finished' || l.msg === 'stale attempt ended'), 10_000);
+    const ended = await a.waitForLog(
+      (l) => l.taskId === id && l.attempt === 1 && (l.msg === 'task finished' || l.msg === 'stale attempt ended'),
+      10_000,
+    );
     const reconnect = await a.waitForLog((l) => l.msg === 'reconnected to broker' && (l.time as number) >= healedAt, 10_000);
     console.log(
       `partition healed: A reconnected after ${(reconnect.time as number) - healedAt} ms (its last will ${statuses.some((x) => x.state === 'offline') ? 'had fired' : 'had not fired'}), told to stop attempt 1 after ${stoppedMs} ms ` +
@@ -154,7 +178,11 @@ describe.skipIf(!netns.ok && !process.env.CI)('network partition (ip netns, veth
     expect(a.lines.some((l) => l.taskId === id && l.attempt === 1 && l.msg === 'task finished' && l.exitCode === 0)).toBe(false);
 
     // The controller recognised the stale attempt: it fenced it (heartbeat listing it, or its events) and/or ignored its events.
-    const fenceLines = () => server.lines.filter((l) => l.taskId === id && l.attempt === 1 && (l.msg === 'fencing a stale attempt' || l.msg === 'ignored event from a stale attempt'));
+    const fenceLines = () =>
+      server.lines.filter(
+        (l) =>
+          l.taskId === id && l.attempt === 1 && (l.msg === 'fencing a stale attempt' || l.msg === 'ignored event from a stale attempt'),
+      );
     await eventually(() => fenceLines().length > 0, 5_000);
     expect(fenceLines().some((l) => l.node === 'part')).toBe(true);
 

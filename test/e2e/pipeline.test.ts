@@ -9,7 +9,19 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
 
-type Result = { ok: boolean; runId: string; steps: { id: string; status: string; taskId: string | null; node: string | null; exitCode: number | null; output: string | null; reason: string | null }[] };
+type Result = {
+  ok: boolean;
+  runId: string;
+  steps: {
+    id: string;
+    status: string;
+    taskId: string | null;
+    node: string | null;
+    exitCode: number | null;
+    output: string | null;
+    reason: string | null;
+  }[];
+};
 
 describe('cutter pipeline', () => {
   let server: Daemon;
@@ -26,7 +38,7 @@ describe('cutter pipeline', () => {
     await server?.stop();
   });
 
-  it('feeds the first step\'s output to the second, each placed on its own node', async () => {
+  it("feeds the first step's output to the second, each placed on its own node", async () => {
     const file = join(dir, 'two.yaml');
     writeFileSync(
       file,
@@ -53,7 +65,11 @@ describe('cutter pipeline', () => {
     expect(second).toMatchObject({ id: 'analyse', status: 'succeeded', node: 'big' });
     expect(second.output).toBe('env=summary-of-pages-42\n\narg=summary-of-pages-42\n');
 
-    const tasks = JSON.parse((await cli(['tasks', 'list', '--json'], { broker: url })).stdout) as { taskId: string; state: string; node: string }[];
+    const tasks = JSON.parse((await cli(['tasks', 'list', '--json'], { broker: url })).stdout) as {
+      taskId: string;
+      state: string;
+      node: string;
+    }[];
     expect(tasks.find((t) => t.taskId === `p${result.runId}.summarise`)).toMatchObject({ state: 'succeeded', node: 'small' });
     expect(tasks.find((t) => t.taskId === `p${result.runId}.analyse`)).toMatchObject({ state: 'succeeded', node: 'big' });
   }, 90_000);
@@ -86,7 +102,10 @@ describe('cutter pipeline', () => {
 
   it('refuses an invalid pipeline with the field at fault, running nothing', async () => {
     const cyc = join(dir, 'cycle.yaml');
-    writeFileSync(cyc, 'steps:\n  - { id: a, needs: [b], task: { kind: exec, argv: [\'true\'] } }\n  - { id: b, needs: [a], task: { kind: exec, argv: [\'true\'] } }\n');
+    writeFileSync(
+      cyc,
+      "steps:\n  - { id: a, needs: [b], task: { kind: exec, argv: ['true'] } }\n  - { id: b, needs: [a], task: { kind: exec, argv: ['true'] } }\n",
+    );
     const r1 = await cli(['pipeline', cyc], { broker: url });
     expect(r1.code).toBe(1);
     expect(r1.stderr).toMatch(/cycle: a → b → a/);
@@ -96,7 +115,10 @@ describe('cutter pipeline', () => {
     expect(r2.code).toBe(1);
     expect(r2.stderr).toMatch(/steps\.0\.task/);
     const ollama = join(dir, 'ollama.yaml');
-    writeFileSync(ollama, "steps:\n  - id: ask\n    task: { kind: ollama, op: generate, model: 'llama3.2:1b', request: { prompt: 'hi' } }\n");
+    writeFileSync(
+      ollama,
+      "steps:\n  - id: ask\n    task: { kind: ollama, op: generate, model: 'llama3.2:1b', request: { prompt: 'hi' } }\n",
+    );
     const r3 = await cli(['pipeline', ollama, '--check'], { broker: url });
     expect(r3.code, r3.stderr).toBe(0);
     expect(r3.stdout).toMatch(/ask\s+-\s+ollama/);

@@ -44,7 +44,20 @@ describe('execution policy, audit log and rate limit', () => {
     expect(image.stderr).toContain('image evil/miner is not allowed here (allowedImages: cutter-test/*)');
     const big = await cli(['run', '--node', 'strict', 'docker', 'run', '-m', '1g', TEST_IMAGE, 'true'], { broker: url });
     expect(big.stderr).toContain("memory limit 1.0 GiB is over this node's maxTaskMemory of 64.0 MiB");
-    const dflt = await cli(['run', '--node', 'strict', 'docker', 'run', TEST_IMAGE, 'sh', '-c', 'cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes'], { broker: url });
+    const dflt = await cli(
+      [
+        'run',
+        '--node',
+        'strict',
+        'docker',
+        'run',
+        TEST_IMAGE,
+        'sh',
+        '-c',
+        'cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes',
+      ],
+      { broker: url },
+    );
     expect(dflt.code, dflt.stderr).toBe(0);
     expect(dflt.stdout.trim()).toBe(String(32 * 1024 * 1024));
   });
@@ -55,13 +68,22 @@ describe('execution policy, audit log and rate limit', () => {
     await cli(['nodes', 'drain', 'strict'], { broker: url });
     await cli(['nodes', 'resume', 'strict'], { broker: url });
     const lines = await eventually(() => {
-      const all = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const all = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       return all.some((l) => l.action === 'resume') ? all : null;
     });
     const mine = lines.filter((l) => l.taskId === id).map((l) => `${l.action}:${l.outcome}`);
     expect(mine).toEqual(['placement:ok', 'submit:ok', 'finish:succeeded']);
-    expect(lines.find((l) => l.action === 'submit' && l.taskId === id)).toMatchObject({ who: expect.stringMatching(/^cutter-cli-/), detail: 'exec echo audited' });
-    expect(lines.filter((l) => l.node === 'strict' && (l.action === 'drain' || l.action === 'resume')).map((l) => l.action)).toEqual(['drain', 'resume']);
+    expect(lines.find((l) => l.action === 'submit' && l.taskId === id)).toMatchObject({
+      who: expect.stringMatching(/^cutter-cli-/),
+      detail: 'exec echo audited',
+    });
+    expect(lines.filter((l) => l.node === 'strict' && (l.action === 'drain' || l.action === 'resume')).map((l) => l.action)).toEqual([
+      'drain',
+      'resume',
+    ]);
     expect(lines.every((l) => typeof l.ts === 'number')).toBe(true);
   });
 
@@ -71,7 +93,11 @@ describe('execution policy, audit log and rate limit', () => {
     let limited = 0;
     let accepted = 0;
     for (let i = 0; i < 45; i++) {
-      const r = (await req.request({ op: 'submit', spec: { kind: 'exec', argv: ['/bin/true'], env: {} }, requirements: { node: 'strict', memory: 0, cpus: 0 } })) as { ok: boolean; error?: { code: string; message: string } };
+      const r = (await req.request({
+        op: 'submit',
+        spec: { kind: 'exec', argv: ['/bin/true'], env: {} },
+        requirements: { node: 'strict', memory: 0, cpus: 0 },
+      })) as { ok: boolean; error?: { code: string; message: string } };
       if (r.ok) accepted++;
       else if (r.error?.code === 'RATE_LIMITED') limited++;
     }

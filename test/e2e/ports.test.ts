@@ -6,7 +6,18 @@
  */
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, cli, cliBackground, dockerAvailable, ensureTestImage, eventually, freePort, startAgent, startServer, type Daemon } from '../harness.js';
+import {
+  TEST_IMAGE,
+  cli,
+  cliBackground,
+  dockerAvailable,
+  ensureTestImage,
+  eventually,
+  freePort,
+  startAgent,
+  startServer,
+  type Daemon,
+} from '../harness.js';
 
 const haveDocker = dockerAvailable();
 
@@ -27,7 +38,10 @@ describe.skipIf(!haveDocker)('port forwarding', () => {
   beforeAll(async () => {
     ensureTestImage();
     ({ daemon: server, url } = await startServer());
-    [reachable, natted] = await Promise.all([startAgent(url, 'lan-box', ['--advertise-address', '127.0.0.1']), startAgent(url, 'behind-nat')]);
+    [reachable, natted] = await Promise.all([
+      startAgent(url, 'lan-box', ['--advertise-address', '127.0.0.1']),
+      startAgent(url, 'behind-nat'),
+    ]);
   }, 120_000);
   afterAll(async () => {
     await Promise.all([reachable?.stop(), natted?.stop()]);
@@ -36,16 +50,40 @@ describe.skipIf(!haveDocker)('port forwarding', () => {
 
   it('reaches a busybox httpd container through the server port, lists the forward, and closes it when the task ends', async () => {
     const port = await freePort();
-    const run = cliBackground(['run', '--node', 'lan-box', '-p', `${port}:80`, 'docker', 'run', TEST_IMAGE, 'sh', '-c', 'mkdir /www && echo hello-through-the-mesh > /www/index.html && exec httpd -f -p 80 -h /www'], url);
-    const body = await eventually(async () => {
-      const b = await fetchBody(port);
-      return b.startsWith('hello') ? b : null;
-    }, 30_000, 200);
+    const run = cliBackground(
+      [
+        'run',
+        '--node',
+        'lan-box',
+        '-p',
+        `${port}:80`,
+        'docker',
+        'run',
+        TEST_IMAGE,
+        'sh',
+        '-c',
+        'mkdir /www && echo hello-through-the-mesh > /www/index.html && exec httpd -f -p 80 -h /www',
+      ],
+      url,
+    );
+    const body = await eventually(
+      async () => {
+        const b = await fetchBody(port);
+        return b.startsWith('hello') ? b : null;
+      },
+      30_000,
+      200,
+    );
     expect(body.trim()).toBe('hello-through-the-mesh');
     expect(run.stderr).toMatch(new RegExp(`forwarding server port ${port} → 127\\.0\\.0\\.1:\\d+ \\(container port 80\\)`));
 
     const listed = await cli(['ports', '--json'], { broker: url });
-    const forwards = JSON.parse(listed.stdout) as { taskId: string; node: string; state: string; forwards: { server: number; container: number }[] }[];
+    const forwards = JSON.parse(listed.stdout) as {
+      taskId: string;
+      node: string;
+      state: string;
+      forwards: { server: number; container: number }[];
+    }[];
     const mine = forwards.find((f) => f.forwards.some((x) => x.server === port));
     expect(mine).toMatchObject({ node: 'lan-box', state: 'open' });
     const human = await cli(['ports'], { broker: url });
@@ -60,9 +98,14 @@ describe.skipIf(!haveDocker)('port forwarding', () => {
 
   it('refuses a forward to a node the server cannot reach, clearly, and cancels the task', async () => {
     const port = await freePort();
-    const r = await cli(['run', '--node', 'behind-nat', '-p', `${port}:80`, 'docker', 'run', TEST_IMAGE, 'httpd', '-f', '-p', '80'], { broker: url, timeoutMs: 60_000 });
+    const r = await cli(['run', '--node', 'behind-nat', '-p', `${port}:80`, 'docker', 'run', TEST_IMAGE, 'httpd', '-f', '-p', '80'], {
+      broker: url,
+      timeoutMs: 60_000,
+    });
     expect(r.code).toBe(125);
-    expect(r.stderr).toMatch(/port forward refused, task \w+ cancelled: node behind-nat announces no address the server can reach \(behind NAT\?\)/);
+    expect(r.stderr).toMatch(
+      /port forward refused, task \w+ cancelled: node behind-nat announces no address the server can reach \(behind NAT\?\)/,
+    );
     expect(await fetchBody(port)).toMatch(/^error/);
   }, 90_000);
 

@@ -35,17 +35,25 @@ describeEmbeddedBroker(`two Aedes instances clustered through one Redis${haveRed
     if (!haveRedis) return;
     const redisPort = await freePort();
     // No disk: --save '' (no RDB snapshots), --appendonly no.
-    redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
     await eventually(() => spawnSync('redis-cli', ['-p', String(redisPort), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG');
     const redisUrl = `redis://127.0.0.1:${redisPort}`;
     dataDir = tempDir('cutter-test-cluster-');
     const [portA, portB] = [await freePort(), await freePort()];
     urlA = `mqtt://127.0.0.1:${portA}`;
     urlB = `mqtt://127.0.0.1:${portB}`;
-    b = spawnCutterDaemon(['server', '--redis', redisUrl, '--host', '127.0.0.1', '--port', String(portB), '--data-dir', dataDir], 'server B (controller)');
+    b = spawnCutterDaemon(
+      ['server', '--redis', redisUrl, '--host', '127.0.0.1', '--port', String(portB), '--data-dir', dataDir],
+      'server B (controller)',
+    );
     daemons.push(b);
     await b.waitForMsg('broker listening');
-    a = spawnCutterDaemon(['server', '--redis', redisUrl, '--broker-only', '--host', '127.0.0.1', '--port', String(portA), '--data-dir', dataDir], 'server A (broker only)');
+    a = spawnCutterDaemon(
+      ['server', '--redis', redisUrl, '--broker-only', '--host', '127.0.0.1', '--port', String(portA), '--data-dir', dataDir],
+      'server A (broker only)',
+    );
     daemons.push(a);
     await a.waitForMsg('broker listening');
   });
@@ -67,25 +75,37 @@ describeEmbeddedBroker(`two Aedes instances clustered through one Redis${haveRed
     daemons.push(agent);
     const node = await eventually(async () => {
       const r = await cli(['nodes', 'list', '--json'], { broker: urlB, env: admin() });
-      return r.code === 0 && (JSON.parse(r.stdout) as { node: string; state: string }[]).find((n) => n.node === 'clustered' && n.state === 'online');
+      return (
+        r.code === 0 &&
+        (JSON.parse(r.stdout) as { node: string; state: string }[]).find((n) => n.node === 'clustered' && n.state === 'online')
+      );
     });
     expect(node).toBeTruthy();
   });
 
-  it.skipIf(!haveRedis)('cutter run through A and through B: the controller on B places on the agent on A, output and exit code come back', async () => {
-    for (const url of [urlA, urlB]) {
-      const r = await cli(['run', '--node', 'clustered', 'exec', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3'], { broker: url, env: admin() });
-      expect(r.code, r.stderr).toBe(3);
-      expect(r.stdout).toBe('out\n');
-      expect(r.stderr).toContain('err\n');
-    }
-    const placed = b.lines.filter((l) => l.msg === 'task placed' && l.node === 'clustered');
-    expect(placed).toHaveLength(2);
-  });
+  it.skipIf(!haveRedis)(
+    'cutter run through A and through B: the controller on B places on the agent on A, output and exit code come back',
+    async () => {
+      for (const url of [urlA, urlB]) {
+        const r = await cli(['run', '--node', 'clustered', 'exec', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3'], {
+          broker: url,
+          env: admin(),
+        });
+        expect(r.code, r.stderr).toBe(3);
+        expect(r.stdout).toBe('out\n');
+        expect(r.stderr).toContain('err\n');
+      }
+      const placed = b.lines.filter((l) => l.msg === 'task placed' && l.node === 'clustered');
+      expect(placed).toHaveLength(2);
+    },
+  );
 
   it.skipIf(!haveRedis)('credentials are checked on both instances: a wrong password is refused by A and by B', async () => {
     for (const url of [urlA, urlB]) {
-      const r = await cli(['nodes', 'list', '--connect-timeout', '3000'], { broker: url, env: { CUTTER_USERNAME: 'agent:clustered', CUTTER_PASSWORD: 'wrong' } });
+      const r = await cli(['nodes', 'list', '--connect-timeout', '3000'], {
+        broker: url,
+        env: { CUTTER_USERNAME: 'agent:clustered', CUTTER_PASSWORD: 'wrong' },
+      });
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('refused the connection');
     }
@@ -95,7 +115,10 @@ describeEmbeddedBroker(`two Aedes instances clustered through one Redis${haveRed
     await agent.stop('SIGKILL');
     const offline = await eventually(async () => {
       const r = await cli(['nodes', 'list', '--json'], { broker: urlB, env: admin() });
-      return r.code === 0 && (JSON.parse(r.stdout) as { node: string; state: string }[]).find((n) => n.node === 'clustered' && n.state === 'offline');
+      return (
+        r.code === 0 &&
+        (JSON.parse(r.stdout) as { node: string; state: string }[]).find((n) => n.node === 'clustered' && n.state === 'offline')
+      );
     });
     expect(offline).toBeTruthy();
   });

@@ -69,23 +69,44 @@ describeEmbeddedBroker('authentication and authorization', () => {
   });
 
   it("drops and logs agent A publishing agent B's status; B's retained status is unchanged", async () => {
-    const a = await mqtt.connectAsync(url, { clientId: 'cutter-agent-node-a-x', username: credsA.username, password: credsA.password, reconnectPeriod: 0 }).catch(() => null);
+    const a = await mqtt
+      .connectAsync(url, { clientId: 'cutter-agent-node-a-x', username: credsA.username, password: credsA.password, reconnectPeriod: 0 })
+      .catch(() => null);
     expect(a).toBeNull(); // a second client id for the same node is refused too
-    const rogue = await mqtt.connectAsync(url, { clientId: 'cutter-agent-node-a', username: credsA.username, password: credsA.password, reconnectPeriod: 0, clean: false });
+    const rogue = await mqtt.connectAsync(url, {
+      clientId: 'cutter-agent-node-a',
+      username: credsA.username,
+      password: credsA.password,
+      reconnectPeriod: 0,
+      clean: false,
+    });
     const closed = new Promise((r) => rogue.once('close', r));
-    rogue.publish(t.nodeStatus('node-b'), JSON.stringify({ v: 1, node: 'node-b', state: 'offline', version: 'x', seq: 1, ts: Date.now(), heartbeatMs: 1000, running: [] }), { qos: 1, retain: true });
+    rogue.publish(
+      t.nodeStatus('node-b'),
+      JSON.stringify({ v: 1, node: 'node-b', state: 'offline', version: 'x', seq: 1, ts: Date.now(), heartbeatMs: 1000, running: [] }),
+      { qos: 1, retain: true },
+    );
     await closed;
     rogue.end(true);
     await server.waitForLog((l) => l.msg === 'publish denied' && l.username === 'agent:node-a' && l.topic === t.nodeStatus('node-b'));
     const nodes = JSON.parse((await as(['nodes', 'list', '--json'])).stdout) as { node: string; state: string }[];
     expect(nodes.find((n) => n.node === 'node-b')?.state).toBe('online');
     // The real agent A reconnects (its session was taken over for a moment) and stays online.
-    await eventually(async () => (JSON.parse((await as(['nodes', 'list', '--json'])).stdout) as { node: string; state: string }[]).find((n) => n.node === 'node-a')?.state === 'online');
+    await eventually(
+      async () =>
+        (JSON.parse((await as(['nodes', 'list', '--json'])).stdout) as { node: string; state: string }[]).find((n) => n.node === 'node-a')
+          ?.state === 'online',
+    );
   });
 
   it('lets an observer read node status but not submit tasks or read logs', async () => {
     const obs = await token(['--role', 'observer', '--name', 'ha']);
-    const c = await mqtt.connectAsync(url, { clientId: 'home-assistant', username: obs.username, password: obs.password, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(url, {
+      clientId: 'home-assistant',
+      username: obs.username,
+      password: obs.password,
+      reconnectPeriod: 0,
+    });
     const seen: string[] = [];
     c.on('message', (topic) => seen.push(topic));
     const granted = await c.subscribeAsync(t.allNodeStatus(), { qos: 1 });
@@ -96,19 +117,34 @@ describeEmbeddedBroker('authentication and authorization', () => {
     await server.waitForLog((l) => l.msg === 'subscribe denied' && l.username === 'observer:ha' && l.topic === 'cutter/#');
     await eventually(() => seen.includes(t.nodeStatus('node-a')));
     const closed = new Promise((r) => c.once('close', r));
-    c.publish(t.requests('home-assistant'), JSON.stringify({ v: 1, id: '1', op: 'submit', spec: { kind: 'exec', argv: ['true'] }, requirements: {} }), { qos: 1 });
+    c.publish(
+      t.requests('home-assistant'),
+      JSON.stringify({ v: 1, id: '1', op: 'submit', spec: { kind: 'exec', argv: ['true'] }, requirements: {} }),
+      { qos: 1 },
+    );
     await closed;
     c.end(true);
-    await server.waitForLog((l) => l.msg === 'publish denied' && l.username === 'observer:ha' && l.why === "observers publish only Home Assistant's status and drain commands");
+    await server.waitForLog(
+      (l) =>
+        l.msg === 'publish denied' &&
+        l.username === 'observer:ha' &&
+        l.why === "observers publish only Home Assistant's status and drain commands",
+    );
   });
 
   it('records who did what in the audit log: submissions by identity, refusals and denials', async () => {
     const lines = await eventually(() => {
-      const all = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const all = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       return all.some((l) => l.action === 'subscribe.denied') ? all : null;
     });
     expect(lines.find((l) => l.action === 'submit')).toMatchObject({ who: 'admin:local', outcome: 'ok' });
-    expect(lines.find((l) => l.action === 'connect.refused' && l.who === credsA.username)).toMatchObject({ outcome: 'denied', detail: expect.stringContaining('bad credentials') });
+    expect(lines.find((l) => l.action === 'connect.refused' && l.who === credsA.username)).toMatchObject({
+      outcome: 'denied',
+      detail: expect.stringContaining('bad credentials'),
+    });
     expect(lines.find((l) => l.action === 'publish.denied' && l.who === 'agent:node-a')).toMatchObject({ topic: t.nodeStatus('node-b') });
     expect(lines.find((l) => l.action === 'token.create')).toMatchObject({ who: 'admin:local', detail: 'agent:node-a' });
   });

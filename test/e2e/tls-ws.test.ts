@@ -23,22 +23,94 @@ function makeCerts(): Record<'ca' | 'cert' | 'key' | 'clientCert' | 'clientKey' 
   const dir = tempDir('cutter-test-tls-');
   const p = (name: string) => join(dir, name);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=cutter test CA', '-keyout', p('ca.key'), '-out', p('ca.pem'));
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=cutter test CA',
+    '-keyout',
+    p('ca.key'),
+    '-out',
+    p('ca.pem'),
+  );
   // An unrelated CA: trusting it must not make the server's certificate valid.
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=other CA', '-keyout', p('other.key'), '-out', p('other.pem'));
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=other CA',
+    '-keyout',
+    p('other.key'),
+    '-out',
+    p('other.pem'),
+  );
   writeFileSync(p('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', p('server.key'), '-out', p('server.csr'));
-  ssl('x509', '-req', '-in', p('server.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', p('server.ext'), '-out', p('server.pem'));
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    p('server.csr'),
+    '-CA',
+    p('ca.pem'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    p('server.ext'),
+    '-out',
+    p('server.pem'),
+  );
   writeFileSync(p('client.ext'), 'extendedKeyUsage=clientAuth\n');
   ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=laptop', '-keyout', p('client.key'), '-out', p('client.csr'));
-  ssl('x509', '-req', '-in', p('client.csr'), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', p('client.ext'), '-out', p('client.pem'));
-  return { ca: p('ca.pem'), cert: p('server.pem'), key: p('server.key'), clientCert: p('client.pem'), clientKey: p('client.key'), otherCa: p('other.pem') };
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    p('client.csr'),
+    '-CA',
+    p('ca.pem'),
+    '-CAkey',
+    p('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    p('client.ext'),
+    '-out',
+    p('client.pem'),
+  );
+  return {
+    ca: p('ca.pem'),
+    cert: p('server.pem'),
+    key: p('server.key'),
+    clientCert: p('client.pem'),
+    clientKey: p('client.key'),
+    otherCa: p('other.pem'),
+  };
 }
 
 /** One connection attempt, no retries: 'connected', or why it failed (error code/message, or 'closed'). */
 function attempt(url: string, opts: mqtt.IClientOptions = {}): Promise<string> {
   return new Promise((resolve) => {
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5_000, clientId: `probe-${Math.random().toString(36).slice(2, 8)}`, ...opts });
+    const c = mqtt.connect(url, {
+      reconnectPeriod: 0,
+      connectTimeout: 5_000,
+      clientId: `probe-${Math.random().toString(36).slice(2, 8)}`,
+      ...opts,
+    });
     const done = (result: string) => {
       c.removeAllListeners();
       c.on('error', () => undefined);
@@ -61,7 +133,8 @@ describeEmbeddedBroker('TLS and WebSocket listeners', () => {
   let admin: Creds;
   let agent: Daemon;
   /** The CLI as the admin over mqtts://, trusting the test CA through CUTTER_CA_FILE. */
-  const as = (args: string[]) => cli(args, { broker: mqttsUrl, env: { CUTTER_TOKEN_FILE: join(dataDir, 'admin.json'), CUTTER_CA_FILE: certs.ca } });
+  const as = (args: string[]) =>
+    cli(args, { broker: mqttsUrl, env: { CUTTER_TOKEN_FILE: join(dataDir, 'admin.json'), CUTTER_CA_FILE: certs.ca } });
 
   async function token(args: string[]): Promise<Creds> {
     const r = await as(['token', 'create', ...args, '--json']);
@@ -73,11 +146,17 @@ describeEmbeddedBroker('TLS and WebSocket listeners', () => {
     certs = makeCerts();
     let port: number;
     [port, tlsPort, wsPort] = await freePorts(3);
-    ({ daemon: server, dataDir } = await startServer(['--tls-cert', certs.cert, '--tls-key', certs.key, '--tls-port', String(tlsPort), '--ws-port', String(wsPort)], { secure: true, port }));
+    ({ daemon: server, dataDir } = await startServer(
+      ['--tls-cert', certs.cert, '--tls-key', certs.key, '--tls-port', String(tlsPort), '--ws-port', String(wsPort)],
+      { secure: true, port },
+    ));
     mqttsUrl = `mqtts://127.0.0.1:${tlsPort}`;
     admin = JSON.parse(readFileSync(join(dataDir, 'admin.json'), 'utf8')) as Creds;
     const creds = await token(['--role', 'agent', '--node', 'tls-node']);
-    agent = await startAgent(mqttsUrl, 'tls-node', ['--allow-exec', '--ca-file', certs.ca], { CUTTER_USERNAME: creds.username, CUTTER_PASSWORD: creds.password });
+    agent = await startAgent(mqttsUrl, 'tls-node', ['--allow-exec', '--ca-file', certs.ca], {
+      CUTTER_USERNAME: creds.username,
+      CUTTER_PASSWORD: creds.password,
+    });
   });
   afterAll(async () => {
     await agent?.stop();
@@ -94,7 +173,10 @@ describeEmbeddedBroker('TLS and WebSocket listeners', () => {
     const r = await as(['run', '--node', 'tls-node', 'exec', '--', 'echo', 'over tls']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('over tls\n');
-    const flag = await cli(['nodes', 'list', '--json', '--ca-file', certs.ca], { broker: mqttsUrl, env: { CUTTER_TOKEN_FILE: join(dataDir, 'admin.json') } });
+    const flag = await cli(['nodes', 'list', '--json', '--ca-file', certs.ca], {
+      broker: mqttsUrl,
+      env: { CUTTER_TOKEN_FILE: join(dataDir, 'admin.json') },
+    });
     expect(flag.code, flag.stderr).toBe(0);
     expect((JSON.parse(flag.stdout) as { node: string; state: string }[]).find((n) => n.node === 'tls-node')?.state).toBe('online');
   });
@@ -106,14 +188,22 @@ describeEmbeddedBroker('TLS and WebSocket listeners', () => {
     // With the CA, the same credentials get in; without credentials, the broker still refuses.
     expect(await attempt(mqttsUrl, { ...admin, ca: readPem(certs.ca) })).toBe('connected');
     expect(await attempt(mqttsUrl, { ca: readPem(certs.ca) })).toBe('5');
-    const r = await cli(['nodes', 'list', '--connect-timeout', '1500'], { broker: mqttsUrl, env: { CUTTER_TOKEN_FILE: join(dataDir, 'admin.json') } });
+    const r = await cli(['nodes', 'list', '--connect-timeout', '1500'], {
+      broker: mqttsUrl,
+      env: { CUTTER_TOKEN_FILE: join(dataDir, 'admin.json') },
+    });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('--ca-file');
   });
 
   it('serves MQTT over WebSocket on /mqtt: an observer reads retained node status', async () => {
     const obs = await token(['--role', 'observer', '--name', 'browser']);
-    const c = await mqtt.connectAsync(`ws://127.0.0.1:${wsPort}/mqtt`, { clientId: 'browser-dashboard', username: obs.username, password: obs.password, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(`ws://127.0.0.1:${wsPort}/mqtt`, {
+      clientId: 'browser-dashboard',
+      username: obs.username,
+      password: obs.password,
+      reconnectPeriod: 0,
+    });
     const seen: string[] = [];
     c.on('message', (topic, payload, packet) => packet.retain && payload.length > 0 && seen.push(topic));
     await c.subscribeAsync(t.allNodeStatus(), { qos: 1 });
@@ -144,7 +234,10 @@ describeEmbeddedBroker('TLS with required client certificates', () => {
   beforeAll(async () => {
     certs = makeCerts();
     const [port, tlsPort] = await freePorts(2);
-    ({ daemon: server, dataDir } = await startServer(['--tls-cert', certs.cert, '--tls-key', certs.key, '--tls-port', String(tlsPort), '--tls-ca', certs.ca, '--tls-client-cert'], { secure: true, port }));
+    ({ daemon: server, dataDir } = await startServer(
+      ['--tls-cert', certs.cert, '--tls-key', certs.key, '--tls-port', String(tlsPort), '--tls-ca', certs.ca, '--tls-client-cert'],
+      { secure: true, port },
+    ));
     url = `mqtts://127.0.0.1:${tlsPort}`;
     admin = JSON.parse(readPem(join(dataDir, 'admin.json')).toString()) as Creds;
   });
@@ -156,14 +249,19 @@ describeEmbeddedBroker('TLS with required client certificates', () => {
     expect(await attempt(url, { ...admin, ca: readPem(certs.ca) })).not.toBe('connected');
     await server.waitForLog((l) => l.msg === 'TLS handshake failed (a valid client certificate is required)');
     const other = makeCerts();
-    expect(await attempt(url, { ...admin, ca: readPem(certs.ca), cert: readPem(other.clientCert), key: readPem(other.clientKey) })).not.toBe('connected');
+    expect(
+      await attempt(url, { ...admin, ca: readPem(certs.ca), cert: readPem(other.clientCert), key: readPem(other.clientKey) }),
+    ).not.toBe('connected');
   });
 
   it('lets a client with a certificate signed by the CA in, and still checks its token', async () => {
     const tls = { ca: readPem(certs.ca), cert: readPem(certs.clientCert), key: readPem(certs.clientKey) };
     expect(await attempt(url, { ...admin, ...tls })).toBe('connected');
     expect(await attempt(url, { ...admin, password: 'wrong', ...tls })).toBe('4');
-    const r = await cli(['nodes', 'list', '--json', '--ca-file', certs.ca, '--cert-file', certs.clientCert, '--key-file', certs.clientKey], { broker: url, env: { CUTTER_TOKEN_FILE: join(dataDir, 'admin.json') } });
+    const r = await cli(
+      ['nodes', 'list', '--json', '--ca-file', certs.ca, '--cert-file', certs.clientCert, '--key-file', certs.clientKey],
+      { broker: url, env: { CUTTER_TOKEN_FILE: join(dataDir, 'admin.json') } },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual([]);
   });

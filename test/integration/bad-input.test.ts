@@ -52,7 +52,12 @@ describe('malformed messages are logged and dropped; nothing crashes', () => {
     it(`drops every kind of garbage on ${target.topic}`, async () => {
       for (const [, payload] of GARBAGE) await raw.publishAsync(target.topic, payload, { qos: 1 });
       const daemon = target.who();
-      await daemon.waitForLog((l) => l.msg === 'dropped invalid message' && l.topic === target.topic && daemon.lines.filter((x) => x.msg === 'dropped invalid message' && x.topic === target.topic).length >= GARBAGE.length);
+      await daemon.waitForLog(
+        (l) =>
+          l.msg === 'dropped invalid message' &&
+          l.topic === target.topic &&
+          daemon.lines.filter((x) => x.msg === 'dropped invalid message' && x.topic === target.topic).length >= GARBAGE.length,
+      );
       const dropped = daemon.lines.filter((l) => l.msg === 'dropped invalid message' && l.topic === target.topic);
       expect(dropped.length).toBe(GARBAGE.length);
       for (const l of dropped) expect(typeof l.error).toBe('string');

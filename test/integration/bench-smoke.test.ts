@@ -33,6 +33,8 @@ it('runs the latency, throughput, heartbeat and Ollama API benchmarks in quick m
   expect(md).toContain('submit→assigned');
   expect(md).toContain('Ollama-compatible API: time to first token');
   expect(md).not.toContain('FAILED');
-  const json = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { throughput: { placed: number; completed: number; invalidAssignments: number; timedOut: boolean; refused: Record<string, number> } };
+  const json = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
+    throughput: { placed: number; completed: number; invalidAssignments: number; timedOut: boolean; refused: Record<string, number> };
+  };
   expect(json.throughput).toMatchObject({ placed: 200, completed: 200, invalidAssignments: 0, timedOut: false, refused: {} });
 }, 150_000);

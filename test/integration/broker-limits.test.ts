@@ -14,7 +14,11 @@ import { varint } from '../mqtt-wire.js';
 /** A CONNECT packet (3.1.1, clean session) with the given client id. */
 function connectPacket(clientId: string): Buffer {
   const id = Buffer.from(clientId);
-  const body = Buffer.concat([Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 60]), Buffer.from([id.length >> 8, id.length & 0xff]), id]);
+  const body = Buffer.concat([
+    Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0x02, 0, 60]),
+    Buffer.from([id.length >> 8, id.length & 0xff]),
+    id,
+  ]);
   return Buffer.concat([Buffer.from([0x10]), varint(body.length), body]);
 }
 
@@ -40,7 +44,11 @@ async function pushUntilClosed(s: Socket, bytes: number): Promise<{ written: num
   while (written < bytes && !closed) {
     const ok = s.write(chunk);
     written += chunk.length;
-    if (!ok) await new Promise((r) => { s.once('drain', r); s.once('close', r); });
+    if (!ok)
+      await new Promise((r) => {
+        s.once('drain', r);
+        s.once('close', r);
+      });
   }
   await new Promise((r) => setTimeout(r, 300));
   return { written, closed: closed || s.destroyed };
@@ -65,7 +73,10 @@ describe('broker limits', () => {
     const r = await pushUntilClosed(s, 200 * 1024 * 1024);
     expect(r.closed).toBe(true);
     expect(r.written).toBeLessThan(50 * 1024 * 1024);
-    await server.waitForLog((l) => l.msg === 'connection cut: packet too large' && String(l.reason).startsWith('first packet (CONNECT) announces 209715200 bytes'));
+    await server.waitForLog(
+      (l) =>
+        l.msg === 'connection cut: packet too large' && String(l.reason).startsWith('first packet (CONNECT) announces 209715200 bytes'),
+    );
     expect(rssBytes(server.child.pid!) - before).toBeLessThan(16 * 1024 * 1024);
   });
 
@@ -79,7 +90,9 @@ describe('broker limits', () => {
     const r = await pushUntilClosed(s, 200 * 1024 * 1024);
     expect(r.closed).toBe(true);
     expect(r.written).toBeLessThan(50 * 1024 * 1024);
-    await server.waitForLog((l) => l.msg === 'connection cut: packet too large' && String(l.reason).startsWith('packet announces 209715200 bytes'));
+    await server.waitForLog(
+      (l) => l.msg === 'connection cut: packet too large' && String(l.reason).startsWith('packet announces 209715200 bytes'),
+    );
     expect(rssBytes(server.child.pid!) - before).toBeLessThan(16 * 1024 * 1024);
   });
 
@@ -102,7 +115,9 @@ describe('broker limits', () => {
     const payload = Buffer.alloc(256 * 1024, 0x62);
     const t0 = Date.now();
     for (let i = 0; i < count; i++) await publisher.publishAsync(`load/${prefix}/${i}`, payload, { qos: 1 });
-    await new Promise((r) => { const t = setInterval(() => received >= count && (clearInterval(t), r(undefined)), 20); });
+    await new Promise((r) => {
+      const t = setInterval(() => received >= count && (clearInterval(t), r(undefined)), 20);
+    });
     sub.off('message', onMessage);
     return Date.now() - t0;
   }
@@ -119,7 +134,15 @@ describe('broker limits', () => {
     frozen.write(connectPacket('frozen-sub'));
     await new Promise<void>((resolve) => frozen.once('data', () => resolve()));
     const filter = Buffer.from('load/#');
-    frozen.write(Buffer.concat([Buffer.from([0x82]), varint(2 + 2 + filter.length + 1), Buffer.from([0, 1, 0, filter.length]), filter, Buffer.from([1])]));
+    frozen.write(
+      Buffer.concat([
+        Buffer.from([0x82]),
+        varint(2 + 2 + filter.length + 1),
+        Buffer.from([0, 1, 0, filter.length]),
+        filter,
+        Buffer.from([1]),
+      ]),
+    );
     await new Promise<void>((resolve) => frozen.once('data', () => resolve())); // SUBACK
     frozen.pause();
     let frozenClosed = false;

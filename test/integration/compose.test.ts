@@ -20,7 +20,11 @@ const compose = composeCommand();
 if (!compose && process.env.CI) throw new Error('CI needs docker-compose to validate docker-compose.yml (.ci/run installs it)');
 
 const run = (args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) =>
-  spawnSync(compose![0], [...compose!.slice(1), ...args], { cwd: opts.cwd ?? ROOT, encoding: 'utf8', env: { ...process.env, ...opts.env } });
+  spawnSync(compose![0], [...compose!.slice(1), ...args], {
+    cwd: opts.cwd ?? ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, ...opts.env },
+  });
 
 describe.skipIf(!compose)('docker-compose.yml', () => {
   it('passes the Compose schema check', () => {
@@ -33,7 +37,18 @@ describe.skipIf(!compose)('docker-compose.yml', () => {
     const r = run(['-f', 'docker-compose.yml', 'config'], { env: { CUTTER_NODE_ID: 'gpu-box', CUTTER_HA_BROKER: 'mqtt://ha.local:1883' } });
     expect(r.status).toBe(0);
     const out = r.stdout;
-    for (const want of ['server:', 'agent:', '/var/run/docker.sock', 'cutter-data', 'healthcheck:', 'service_healthy', '/tokens/agent.json', 'gpu-box', 'mqtt://ha.local:1883', '8088']) {
+    for (const want of [
+      'server:',
+      'agent:',
+      '/var/run/docker.sock',
+      'cutter-data',
+      'healthcheck:',
+      'service_healthy',
+      '/tokens/agent.json',
+      'gpu-box',
+      'mqtt://ha.local:1883',
+      '8088',
+    ]) {
       expect(out, want).toContain(want);
     }
     expect(out.match(/healthcheck:/g)).toHaveLength(2);
@@ -42,7 +57,10 @@ describe.skipIf(!compose)('docker-compose.yml', () => {
   it('rejects a broken file (the check can fail)', () => {
     const dir = tempDir('cutter-test-compose-');
     copyFileSync(join(ROOT, 'Dockerfile'), join(dir, 'Dockerfile'));
-    writeFileSync(join(dir, 'docker-compose.yml'), readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8').replace('    healthcheck:\n', '    helthcheck:\n'));
+    writeFileSync(
+      join(dir, 'docker-compose.yml'),
+      readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8').replace('    healthcheck:\n', '    helthcheck:\n'),
+    );
     const r = run(['-f', 'docker-compose.yml', 'config', '-q'], { cwd: dir });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/helthcheck/);

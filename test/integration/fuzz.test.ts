@@ -37,7 +37,14 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { decode, MAX_PAYLOAD_BYTES } from '../../shared/codec.js';
-import { AssignmentSchema, CancelSchema, NodeStatusSchema, ReplySchema, RequestSchema, TaskEventSchema } from '../../shared/schemas/index.js';
+import {
+  AssignmentSchema,
+  CancelSchema,
+  NodeStatusSchema,
+  ReplySchema,
+  RequestSchema,
+  TaskEventSchema,
+} from '../../shared/schemas/index.js';
 import { topics } from '../../shared/topics.js';
 import { cli, startAgent, startServer, type Daemon, type LogLine } from '../harness.js';
 
@@ -85,7 +92,7 @@ function children(v: J): J[] {
 
 function allPaths(v: J, at: Path = [], out: Path[] = []): Path[] {
   out.push(at);
-  children(v).forEach((x, i) => allPaths(x, [...at, i], out));
+  for (const [i, x] of children(v).entries()) allPaths(x, [...at, i], out);
   return out;
 }
 
@@ -118,7 +125,10 @@ const otherNode = id.filter((x) => x !== AGENT);
 const short = (maxLength: number) => fc.string({ maxLength });
 const dict = fc.dictionary(short(10), short(10), { maxKeys: 3 });
 /** fc.record with only `required` keys required (the others may be absent). */
-function rec(required: Record<string, fc.Arbitrary<unknown>>, optional: Record<string, fc.Arbitrary<unknown>> = {}): fc.Arbitrary<Record<string, unknown>> {
+function rec(
+  required: Record<string, fc.Arbitrary<unknown>>,
+  optional: Record<string, fc.Arbitrary<unknown>> = {},
+): fc.Arbitrary<Record<string, unknown>> {
   return fc.record({ ...required, ...optional }, { requiredKeys: Object.keys(required) }) as fc.Arbitrary<Record<string, unknown>>;
 }
 
@@ -139,11 +149,23 @@ const statusBase = rec(
     capacity: fc.record({
       cpu: fc.record({ cores: fc.integer({ min: 1, max: 256 }), loadPercent: fc.double({ min: 0, max: 100, noNaN: true }) }),
       memory: fc.record({ total: fc.nat(), available: fc.nat() }),
-      gpus: fc.array(fc.record({ vendor: short(10), model: short(10), memoryTotal: fc.option(fc.nat(), { nil: null }), memoryFree: fc.option(fc.nat(), { nil: null }) }), { maxLength: 2 }),
+      gpus: fc.array(
+        fc.record({
+          vendor: short(10),
+          model: short(10),
+          memoryTotal: fc.option(fc.nat(), { nil: null }),
+          memoryFree: fc.option(fc.nat(), { nil: null }),
+        }),
+        { maxLength: 2 },
+      ),
       docker: rec({ available: fc.boolean() }, { version: fc.constant('27.0.0'), error: short(20) }),
     }),
     offer: rec(
-      { maxMemory: fc.option(fc.nat(), { nil: null }), maxTasks: fc.integer({ min: 1, max: 16 }), executors: fc.subarray(['docker', 'exec']) },
+      {
+        maxMemory: fc.option(fc.nat(), { nil: null }),
+        maxTasks: fc.integer({ min: 1, max: 16 }),
+        executors: fc.subarray(['docker', 'exec']),
+      },
       { labels: dict, lostAfterMs: fc.nat() },
     ),
     running: fc.array(fc.record({ taskId: id, attempt: fc.integer({ min: 1, max: 5 }), memory: fc.nat() }), { maxLength: 3 }),
@@ -152,11 +174,21 @@ const statusBase = rec(
 ).map(toJ);
 
 /** A task event, valid, for TASK (unknown to the controller) or naming another task than its topic. */
-const eventFields = { v: fc.constant(1), taskId: fc.oneof(fc.constant(TASK), id), attempt: fc.integer({ min: 1, max: 5 }), node: id, seq: fc.nat(), ts: fc.nat() };
+const eventFields = {
+  v: fc.constant(1),
+  taskId: fc.oneof(fc.constant(TASK), id),
+  attempt: fc.integer({ min: 1, max: 5 }),
+  node: id,
+  seq: fc.nat(),
+  ts: fc.nat(),
+};
 const eventBase = fc
   .oneof(
     rec({ ...eventFields, type: fc.constant('accepted') }),
-    rec({ ...eventFields, type: fc.constant('progress'), phase: fc.constantFrom('pull', 'create', 'start'), message: short(30) }, { current: fc.nat(), total: fc.nat() }),
+    rec(
+      { ...eventFields, type: fc.constant('progress'), phase: fc.constantFrom('pull', 'create', 'start'), message: short(30) },
+      { current: fc.nat(), total: fc.nat() },
+    ),
     rec({ ...eventFields, type: fc.constant('started') }, { ref: short(20) }),
     rec({ ...eventFields, type: fc.constant('log'), stream: fc.constantFrom('stdout', 'stderr'), data: short(60) }),
     rec({
@@ -175,7 +207,10 @@ const eventBase = fc
 /** Specs that would be harmless even if one ever passed validation. */
 const harmlessSpec = fc.oneof(
   rec({ kind: fc.constant('exec'), argv: fc.constant(['true']) }, { env: dict, cwd: fc.constant('/') }),
-  rec({ kind: fc.constant('docker'), image: fc.constant('cutter-fuzz/does-not-exist:never') }, { cmd: fc.constant(['true']), env: dict, labels: dict, memoryLimit: fc.nat(), cpus: fc.constant(0.5) }),
+  rec(
+    { kind: fc.constant('docker'), image: fc.constant('cutter-fuzz/does-not-exist:never') },
+    { cmd: fc.constant(['true']), env: dict, labels: dict, memoryLimit: fc.nat(), cpus: fc.constant(0.5) },
+  ),
 );
 const requestId = fc.string({ minLength: 1, maxLength: 64 });
 const reqFields = { v: fc.constant(1), id: requestId };
@@ -183,12 +218,30 @@ const reqFields = { v: fc.constant(1), id: requestId };
 const requestBase = fc
   .oneof(
     rec(
-      { ...reqFields, op: fc.constant('submit'), spec: harmlessSpec, requirements: rec({ node: fc.constant('no-such-node-fuzz') }, { memory: fc.nat(), cpus: fc.constant(0) }) },
-      { taskId: id, options: rec({ queue: fc.constant(false) }, { restart: fc.constantFrom('never', 'on-lost'), maxAttempts: fc.integer({ min: 1, max: 3 }), priority: fc.integer({ min: -10, max: 10 }) }) },
+      {
+        ...reqFields,
+        op: fc.constant('submit'),
+        spec: harmlessSpec,
+        requirements: rec({ node: fc.constant('no-such-node-fuzz') }, { memory: fc.nat(), cpus: fc.constant(0) }),
+      },
+      {
+        taskId: id,
+        options: rec(
+          { queue: fc.constant(false) },
+          {
+            restart: fc.constantFrom('never', 'on-lost'),
+            maxAttempts: fc.integer({ min: 1, max: 3 }),
+            priority: fc.integer({ min: -10, max: 10 }),
+          },
+        ),
+      },
     ),
     rec({ ...reqFields, op: fc.constant('cancel'), taskId: id }, { graceMs: fc.integer({ min: 0, max: 600_000 }) }),
     rec({ ...reqFields, op: fc.constant('task.get'), taskId: id }),
-    rec({ ...reqFields, op: fc.constant('task.list') }, { states: fc.subarray(['queued', 'running', 'failed']), limit: fc.integer({ min: 1, max: 100 }) }),
+    rec(
+      { ...reqFields, op: fc.constant('task.list') },
+      { states: fc.subarray(['queued', 'running', 'failed']), limit: fc.integer({ min: 1, max: 100 }) },
+    ),
     rec({ ...reqFields, op: fc.constant('node.list') }),
     rec({ ...reqFields, op: fc.constant('node.drain'), node: fc.constant('no-such-node-fuzz'), drain: fc.boolean() }),
     rec({ ...reqFields, op: fc.constant('task.logs'), taskId: id }, { after: fc.record({ attempt: fc.nat(), seq: fc.nat() }) }),
@@ -207,7 +260,10 @@ const assignBase = rec({
 }).map(toJ);
 
 /** Cancels for tasks that do not run on the agent: valid, logged as 'cancel for a task not running here'. */
-const cancelBase = rec({ v: fc.constant(1), taskId: id, attempt: fc.integer({ min: 1, max: 5 }) }, { graceMs: fc.integer({ min: 0, max: 600_000 }) }).map(toJ);
+const cancelBase = rec(
+  { v: fc.constant(1), taskId: id, attempt: fc.integer({ min: 1, max: 5 }) },
+  { graceMs: fc.integer({ min: 0, max: 600_000 }) },
+).map(toJ);
 
 // ---- mutations ------------------------------------------------------------------------------------
 
@@ -215,22 +271,91 @@ type Gen = { kind: string; payload: Buffer };
 const utf8 = (kind: string, s: string): Gen => ({ kind, payload: Buffer.from(s, 'utf8') });
 
 const SPECIAL_NUMBERS = [
-  '1e309', '-1e309', '-0', '-0.0', '0e0', '1e-400', '123456789012345678901234567890', '9007199254740993', '-9007199254740993',
-  '1e21', '4294967296', '-1', '0.5', '1.0000000000000002', '2e-324',
+  '1e309',
+  '-1e309',
+  '-0',
+  '-0.0',
+  '0e0',
+  '1e-400',
+  '123456789012345678901234567890',
+  '9007199254740993',
+  '-9007199254740993',
+  '1e21',
+  '4294967296',
+  '-1',
+  '0.5',
+  '1.0000000000000002',
+  '2e-324',
   // not JSON at all
-  'NaN', '-NaN', 'Infinity', '-Infinity', '0x10', '01', '+1', '.5', '1.', '1e', '--1', '1_000',
+  'NaN',
+  '-NaN',
+  'Infinity',
+  '-Infinity',
+  '0x10',
+  '01',
+  '+1',
+  '.5',
+  '1.',
+  '1e',
+  '--1',
+  '1_000',
   // NaN-ish strings
-  '"NaN"', '"Infinity"', '"-0"', '"1e309"', '"0x10"', '" 1"', '"1"', '""', '"null"', '"undefined"', '"true"',
+  '"NaN"',
+  '"Infinity"',
+  '"-0"',
+  '"1e309"',
+  '"0x10"',
+  '" 1"',
+  '"1"',
+  '""',
+  '"null"',
+  '"undefined"',
+  '"true"',
 ].map((s) => new Raw(s));
 
 const UNICODE = [
-  '\ud800', '\udfff', '\udc00\ud800', 'a\ud83d', '\ud83d\ude00', 'a\u0000b', '\u0000', '\ufeff', '\uffff', '\ufffe', '\u2028\u2029', '\u202e', 'e\u0301',
-  '\u0000'.repeat(64), 'fuzz-target\u0000', 'fuzztask0001\u0000', '\u00a0', '\u{10ffff}', 'ǅ', '\u0085',
+  '\ud800',
+  '\udfff',
+  '\udc00\ud800',
+  'a\ud83d',
+  '\ud83d\ude00',
+  'a\u0000b',
+  '\u0000',
+  '\ufeff',
+  '\uffff',
+  '\ufffe',
+  '\u2028\u2029',
+  '\u202e',
+  'e\u0301',
+  '\u0000'.repeat(64),
+  'fuzz-target\u0000',
+  'fuzztask0001\u0000',
+  '\u00a0',
+  '\u{10ffff}',
+  'ǅ',
+  '\u0085',
 ];
-const unicodeString = fc.oneof(fc.constantFrom(...UNICODE), fc.string({ unit: 'binary', maxLength: 20 }), fc.tuple(fc.constantFrom(...UNICODE), short(8)).map(([u, s]) => s + u + s));
+const unicodeString = fc.oneof(
+  fc.constantFrom(...UNICODE),
+  fc.string({ unit: 'binary', maxLength: 20 }),
+  fc.tuple(fc.constantFrom(...UNICODE), short(8)).map(([u, s]) => s + u + s),
+);
 
 /** Raw bytes placed inside a JSON string literal: not valid UTF-8, or raw control characters. */
-const BAD_BYTES = [[0xff], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xed, 0xbf, 0xbf], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x80], [0x80], [0x00], [0x0a], [0x1f], [0xef, 0xbb, 0xbf], [0xf8, 0x88, 0x80, 0x80, 0x80]];
+const BAD_BYTES = [
+  [0xff],
+  [0xc0, 0x80],
+  [0xed, 0xa0, 0x80],
+  [0xed, 0xbf, 0xbf],
+  [0xf4, 0x90, 0x80, 0x80],
+  [0xe2, 0x80],
+  [0x80],
+  [0x00],
+  [0x0a],
+  [0x1f],
+  [0xef, 0xbb, 0xbf],
+  [0xf8, 0x88, 0x80, 0x80, 0x80],
+];
 const MARK = '\ue000FUZZMARK\ue000';
 
 const protoKey = fc.constantFrom('__proto__', 'constructor', 'prototype');
@@ -238,7 +363,12 @@ const protoValue: fc.Arbitrary<J> = fc.constantFrom<J>(
   new Obj([['polluted', true]]),
   new Obj([['prototype', new Obj([['polluted', true]])]]),
   new Obj([['__proto__', new Obj([['polluted', true]])]]),
-  new Obj([['toString', 'x'], ['valueOf', 1], ['hasOwnProperty', 'x'], ['toJSON', 'x']]),
+  new Obj([
+    ['toString', 'x'],
+    ['valueOf', 1],
+    ['hasOwnProperty', 'x'],
+    ['toJSON', 'x'],
+  ]),
   'polluted',
   null,
   1,
@@ -260,9 +390,9 @@ function deepText(depth: number, shape: string): string {
     case 'array':
       return '['.repeat(depth) + ']'.repeat(depth);
     case 'object':
-      return '{"a":'.repeat(depth) + 'null' + '}'.repeat(depth);
+      return `${'{"a":'.repeat(depth)}null${'}'.repeat(depth)}`;
     case 'proto':
-      return '{"__proto__":'.repeat(depth) + '{"polluted":true}' + '}'.repeat(depth);
+      return `${'{"__proto__":'.repeat(depth)}{"polluted":true}${'}'.repeat(depth)}`;
     case 'mixed': {
       const open: string[] = [];
       const close: string[] = [];
@@ -270,7 +400,7 @@ function deepText(depth: number, shape: string): string {
         open.push(i % 2 ? '[' : '{"k":');
         close.push(i % 2 ? ']' : '}');
       }
-      return open.join('') + '0' + close.reverse().join('');
+      return `${open.join('')}0${close.reverse().join('')}`;
     }
     default: // unclosed
       return '['.repeat(depth);
@@ -280,7 +410,10 @@ function deepText(depth: number, shape: string): string {
 /** Everything generated from one valid-looking base. */
 function mutations(base: fc.Arbitrary<J>, withValid: boolean): fc.Arbitrary<Gen> {
   const arbs: fc.WeightedArbitrary<Gen>[] = [
-    { weight: 8, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 2048 }).map((b) => ({ kind: 'random-bytes', payload: Buffer.from(b) })) },
+    {
+      weight: 8,
+      arbitrary: fc.uint8Array({ minLength: 1, maxLength: 2048 }).map((b) => ({ kind: 'random-bytes', payload: Buffer.from(b) })),
+    },
     { weight: 3, arbitrary: fc.string({ unit: 'binary', minLength: 1, maxLength: 300 }).map((s) => utf8('random-text', s)) },
     { weight: 5, arbitrary: fc.json({ maxDepth: 4 }).map((s) => utf8('random-json', s)) },
     {
@@ -293,31 +426,51 @@ function mutations(base: fc.Arbitrary<J>, withValid: boolean): fc.Arbitrary<Gen>
     },
     {
       weight: 12,
-      arbitrary: base.chain((v) => fc.tuple(fc.constantFrom(...allPaths(v)), wrongValue).map(([p, w]) => utf8('wrong-type-one', ser(replaceAt(v, p, () => w))))),
+      arbitrary: base.chain((v) =>
+        fc.tuple(fc.constantFrom(...allPaths(v)), wrongValue).map(([p, w]) => utf8('wrong-type-one', ser(replaceAt(v, p, () => w)))),
+      ),
     },
     {
       weight: 5,
       arbitrary: base.chain((v) => {
         const leaves = leafPaths(v);
-        return fc.array(wrongValue, { minLength: leaves.length, maxLength: leaves.length }).map((ws) => utf8('wrong-type-all', ser(leaves.reduce((acc, p, i) => replaceAt(acc, p, () => ws[i]), v))));
+        return fc
+          .array(wrongValue, { minLength: leaves.length, maxLength: leaves.length })
+          .map((ws) => utf8('wrong-type-all', ser(leaves.reduce((acc, p, i) => replaceAt(acc, p, () => ws[i]), v))));
       }),
     },
     {
       weight: 4,
       arbitrary: base.chain((v) => {
         const objects = allPaths(v).filter((p) => getAt(v, p) instanceof Obj && (getAt(v, p) as Obj).entries.length > 0);
-        return fc.constantFrom(...objects).chain((p) =>
-          fc.nat({ max: (getAt(v, p) as Obj).entries.length - 1 }).map((drop) => utf8('missing-field', ser(replaceAt(v, p, (o) => new Obj((o as Obj).entries.filter((_, i) => i !== drop)))))),
-        );
+        return fc
+          .constantFrom(...objects)
+          .chain((p) =>
+            fc
+              .nat({ max: (getAt(v, p) as Obj).entries.length - 1 })
+              .map((drop) => utf8('missing-field', ser(replaceAt(v, p, (o) => new Obj((o as Obj).entries.filter((_, i) => i !== drop)))))),
+          );
       }),
     },
     {
       weight: 10,
       arbitrary: fc
-        .tuple(base, fc.array(fc.tuple(protoKey, protoValue, fc.boolean()), { minLength: 1, maxLength: 3 }), fc.option(fc.tuple(fc.nat(), wrongValue)))
+        .tuple(
+          base,
+          fc.array(fc.tuple(protoKey, protoValue, fc.boolean()), { minLength: 1, maxLength: 3 }),
+          fc.option(fc.tuple(fc.nat(), wrongValue)),
+        )
         .map(([v, extra, breakIt]) => {
           // The same prototype keys at every object level, at the front or at the back.
-          let out = mapObjects(v, (o) => new Obj([...extra.filter((e) => e[2]).map(([k, x]) => [k, x] as const), ...o.entries, ...extra.filter((e) => !e[2]).map(([k, x]) => [k, x] as const)]));
+          let out = mapObjects(
+            v,
+            (o) =>
+              new Obj([
+                ...extra.filter((e) => e[2]).map(([k, x]) => [k, x] as const),
+                ...o.entries,
+                ...extra.filter((e) => !e[2]).map(([k, x]) => [k, x] as const),
+              ]),
+          );
           if (breakIt) {
             const leaves = leafPaths(out);
             out = replaceAt(out, leaves[breakIt[0] % leaves.length], () => breakIt[1]);
@@ -338,9 +491,20 @@ function mutations(base: fc.Arbitrary<J>, withValid: boolean): fc.Arbitrary<Gen>
       weight: 3,
       arbitrary: base.chain((v) => {
         const objects = allPaths(v).filter((p) => getAt(v, p) instanceof Obj && (getAt(v, p) as Obj).entries.length > 0);
-        return fc.tuple(fc.constantFrom(...objects), fc.nat(), unicodeString).map(([p, n, s]) =>
-          utf8('unicode-key', ser(replaceAt(v, p, (o) => new Obj((o as Obj).entries.map(([k, x], i) => [i === n % (o as Obj).entries.length ? k + s : k, x] as const))))),
-        );
+        return fc
+          .tuple(fc.constantFrom(...objects), fc.nat(), unicodeString)
+          .map(([p, n, s]) =>
+            utf8(
+              'unicode-key',
+              ser(
+                replaceAt(
+                  v,
+                  p,
+                  (o) => new Obj((o as Obj).entries.map(([k, x], i) => [i === n % (o as Obj).entries.length ? k + s : k, x] as const)),
+                ),
+              ),
+            ),
+          );
       }),
     },
     {
@@ -361,15 +525,25 @@ function mutations(base: fc.Arbitrary<J>, withValid: boolean): fc.Arbitrary<Gen>
         const numeric = all.filter((p) => typeof getAt(v, p) === 'number');
         const targets = numeric.length ? numeric : all;
         return fc
-          .tuple(fc.array(fc.constantFrom(...SPECIAL_NUMBERS), { minLength: targets.length, maxLength: targets.length }), fc.array(fc.boolean(), { minLength: targets.length, maxLength: targets.length }), fc.nat({ max: targets.length - 1 }))
-          .map(([nums, mask, must]) => utf8('numbers', ser(targets.reduce((acc, p, i) => (mask[i] || i === must ? replaceAt(acc, p, () => nums[i]) : acc), v))));
+          .tuple(
+            fc.array(fc.constantFrom(...SPECIAL_NUMBERS), { minLength: targets.length, maxLength: targets.length }),
+            fc.array(fc.boolean(), { minLength: targets.length, maxLength: targets.length }),
+            fc.nat({ max: targets.length - 1 }),
+          )
+          .map(([nums, mask, must]) =>
+            utf8('numbers', ser(targets.reduce((acc, p, i) => (mask[i] || i === must ? replaceAt(acc, p, () => nums[i]) : acc), v))),
+          );
       }),
     },
     {
       weight: 5,
       arbitrary: base.chain((v) =>
         fc
-          .tuple(fc.integer({ min: 1_000, max: 10_000 }), fc.constantFrom('array', 'object', 'proto', 'mixed', 'unclosed'), fc.constantFrom(...allPaths(v)))
+          .tuple(
+            fc.integer({ min: 1_000, max: 10_000 }),
+            fc.constantFrom('array', 'object', 'proto', 'mixed', 'unclosed'),
+            fc.constantFrom(...allPaths(v)),
+          )
           .map(([depth, shape, p]) => utf8(`deep-${shape}`, ser(replaceAt(v, p, () => new Raw(deepText(depth, shape)))))),
       ),
     },
@@ -380,30 +554,41 @@ function mutations(base: fc.Arbitrary<J>, withValid: boolean): fc.Arbitrary<Gen>
 
 /** A few payloads of 1-3 MiB: a huge string in a field, a huge record key, huge garbage, a huge array. */
 function huge(base: fc.Arbitrary<J>): fc.Arbitrary<Gen> {
-  const size = fc.oneof(fc.integer({ min: MIB, max: MAX_PAYLOAD_BYTES - 64 * 1024 }), fc.integer({ min: MAX_PAYLOAD_BYTES + 1, max: 3 * MIB }));
-  return fc.tuple(base, size, fc.constantFrom('string-field', 'record-key', 'garbage', 'array'), fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 8 }), fc.nat()).map(([v, n, how, chunk, pick]) => {
-    const filler = chunk.repeat(Math.ceil(n / chunk.length)).slice(0, n);
-    switch (how) {
-      case 'string-field': {
-        const strings = leafPaths(v).filter((p) => typeof getAt(v, p) === 'string');
-        return utf8('huge-string', ser(replaceAt(v, strings.length ? strings[pick % strings.length] : [], () => filler)));
+  const size = fc.oneof(
+    fc.integer({ min: MIB, max: MAX_PAYLOAD_BYTES - 64 * 1024 }),
+    fc.integer({ min: MAX_PAYLOAD_BYTES + 1, max: 3 * MIB }),
+  );
+  return fc
+    .tuple(
+      base,
+      size,
+      fc.constantFrom('string-field', 'record-key', 'garbage', 'array'),
+      fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 8 }),
+      fc.nat(),
+    )
+    .map(([v, n, how, chunk, pick]) => {
+      const filler = chunk.repeat(Math.ceil(n / chunk.length)).slice(0, n);
+      switch (how) {
+        case 'string-field': {
+          const strings = leafPaths(v).filter((p) => typeof getAt(v, p) === 'string');
+          return utf8('huge-string', ser(replaceAt(v, strings.length ? strings[pick % strings.length] : [], () => filler)));
+        }
+        case 'record-key': {
+          // Into env/labels when the base has one (the key then fails validation), else into the root.
+          const keyOf = (p: Path): string | undefined => {
+            const parent = p.length ? getAt(v, p.slice(0, -1)) : undefined;
+            return parent instanceof Obj ? parent.entries[p[p.length - 1]][0] : undefined;
+          };
+          const records = allPaths(v).filter((p) => getAt(v, p) instanceof Obj && ['env', 'labels'].includes(keyOf(p) ?? ''));
+          const p = records.length ? records[pick % records.length] : [];
+          return utf8('huge-key', ser(replaceAt(v, p, (o) => new Obj([...(o as Obj).entries, [filler, 'x']]))));
+        }
+        case 'garbage':
+          return utf8('huge-garbage', `{"v":1,"x":"${filler}`);
+        default:
+          return utf8('huge-array', `{"v":1,"running":[${'0,'.repeat(Math.floor(n / 2) - 1)}0]}`);
       }
-      case 'record-key': {
-        // Into env/labels when the base has one (the key then fails validation), else into the root.
-        const keyOf = (p: Path): string | undefined => {
-          const parent = p.length ? getAt(v, p.slice(0, -1)) : undefined;
-          return parent instanceof Obj ? parent.entries[p[p.length - 1]][0] : undefined;
-        };
-        const records = allPaths(v).filter((p) => getAt(v, p) instanceof Obj && ['env', 'labels'].includes(keyOf(p) ?? ''));
-        const p = records.length ? records[pick % records.length] : [];
-        return utf8('huge-key', ser(replaceAt(v, p, (o) => new Obj([...(o as Obj).entries, [filler, 'x']]))));
-      }
-      case 'garbage':
-        return utf8('huge-garbage', `{"v":1,"x":"${filler}`);
-      default:
-        return utf8('huge-array', `{"v":1,"running":[${'0,'.repeat(Math.floor(n / 2) - 1)}0]}`);
-    }
-  });
+    });
 }
 
 // ---- targets, cases ---------------------------------------------------------------------------------
@@ -439,14 +624,18 @@ interface Case {
 function preview(payload: Buffer, max = 160): string {
   const text = payload.subarray(0, max).toString('utf8');
   const printable = !/[\u0000-\u0008\u000e-\u001f\ufffd]/.test(text);
-  return printable ? JSON.stringify(text) + (payload.length > max ? '…' : '') : `hex:${payload.subarray(0, max / 2).toString('hex')}${payload.length > max / 2 ? '…' : ''}`;
+  return printable
+    ? JSON.stringify(text) + (payload.length > max ? '…' : '')
+    : `hex:${payload.subarray(0, max / 2).toString('hex')}${payload.length > max / 2 ? '…' : ''}`;
 }
 
 function toCase(target: Target, g: Gen): Case {
   const d = decode(target.schema, g.payload);
   const c: Case = { target, kind: g.kind, payload: g.payload, valid: d.ok, value: d.ok ? (d.value as Record<string, unknown>) : undefined };
   // fast-check prints counterexamples with this (a 3 MiB payload must not end up in the report whole).
-  Object.defineProperty(c, fc.toStringMethod, { value: () => `${target.topic} [${g.kind}, ${d.ok ? 'valid' : 'invalid'}, ${g.payload.length} bytes] ${preview(g.payload)}` });
+  Object.defineProperty(c, fc.toStringMethod, {
+    value: () => `${target.topic} [${g.kind}, ${d.ok ? 'valid' : 'invalid'}, ${g.payload.length} bytes] ${preview(g.payload)}`,
+  });
   return c;
 }
 
@@ -468,18 +657,68 @@ const caseArb: fc.Arbitrary<Case> = fc
 function fixedCases(): Case[] {
   const longKey = 'K'.repeat(100_000);
   const out: Case[] = [];
-  for (const target of TARGETS) for (const text of ['{}', 'null', '[]', 'true', '0', '""', '"\\u0000"', ' ', '\u0000', '{"v":1}']) out.push(toCase(target, utf8('fixed', text)));
+  for (const target of TARGETS)
+    for (const text of ['{}', 'null', '[]', 'true', '0', '""', '"\\u0000"', ' ', '\u0000', '{"v":1}'])
+      out.push(toCase(target, utf8('fixed', text)));
   const env = { [longKey]: 'x' };
   const by = (key: string) => TARGETS.find((x) => x.key === key)!;
-  out.push(toCase(by('requests'), utf8('fixed-long-key', JSON.stringify({ v: 1, id: 'long-key', op: 'submit', spec: { kind: 'exec', argv: ['true'], env }, requirements: { node: 'no-such-node-fuzz' } }))));
-  out.push(toCase(by('assign'), utf8('fixed-long-key', JSON.stringify({ v: 1, taskId: 'longkey', attempt: 1, leaseExpiresAt: 0, spec: { kind: 'exec', argv: ['true'], env }, requirements: {}, nodeRunId: 'fuzz-not-this-run' }))));
   out.push(
-    toCase(by('status'), utf8('fixed-long-key', JSON.stringify({ v: 1, node: 'someone-else', state: 'online', version: '0', seq: 1, ts: 1, heartbeatMs: 500, offer: { maxMemory: null, maxTasks: 1, executors: [], labels: { [longKey]: 'x' } } }))),
+    toCase(
+      by('requests'),
+      utf8(
+        'fixed-long-key',
+        JSON.stringify({
+          v: 1,
+          id: 'long-key',
+          op: 'submit',
+          spec: { kind: 'exec', argv: ['true'], env },
+          requirements: { node: 'no-such-node-fuzz' },
+        }),
+      ),
+    ),
+  );
+  out.push(
+    toCase(
+      by('assign'),
+      utf8(
+        'fixed-long-key',
+        JSON.stringify({
+          v: 1,
+          taskId: 'longkey',
+          attempt: 1,
+          leaseExpiresAt: 0,
+          spec: { kind: 'exec', argv: ['true'], env },
+          requirements: {},
+          nodeRunId: 'fuzz-not-this-run',
+        }),
+      ),
+    ),
+  );
+  out.push(
+    toCase(
+      by('status'),
+      utf8(
+        'fixed-long-key',
+        JSON.stringify({
+          v: 1,
+          node: 'someone-else',
+          state: 'online',
+          version: '0',
+          seq: 1,
+          ts: 1,
+          heartbeatMs: 500,
+          offer: { maxMemory: null, maxTasks: 1, executors: [], labels: { [longKey]: 'x' } },
+        }),
+      ),
+    ),
   );
   return out.filter(allowed);
 }
 
-const hugeArb = (target: Target): fc.Arbitrary<Case> => huge(target.base).map((g) => toCase(target, g)).filter(allowed);
+const hugeArb = (target: Target): fc.Arbitrary<Case> =>
+  huge(target.base)
+    .map((g) => toCase(target, g))
+    .filter(allowed);
 
 // ---- what the processes log -------------------------------------------------------------------------
 
@@ -501,7 +740,8 @@ class Tally {
         this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
         if (typeof l.bytes === 'number') this.bytes.set(key, (this.bytes.get(key) ?? 0) + l.bytes);
       }
-      if (l.msg === 'dropped invalid message' && (typeof l.error !== 'string' || !l.error)) this.problems.push(`${this.daemon.name}: a drop without its error: ${JSON.stringify(l).slice(0, 500)}`);
+      if (l.msg === 'dropped invalid message' && (typeof l.error !== 'string' || !l.error))
+        this.problems.push(`${this.daemon.name}: a drop without its error: ${JSON.stringify(l).slice(0, 500)}`);
       if ((l.level ?? 0) >= 50 || l.raw || /handler failed|uncaught|unhandled/i.test(String(l.msg))) {
         this.problems.push(`${this.daemon.name} logged: ${JSON.stringify(l).slice(0, 2000)}`);
       }
@@ -640,7 +880,9 @@ describe('fuzzing every topic the controller and the agent read', () => {
     const s = await settledRss(server);
     const a = await settledRss(agent);
     baseline = { server: s.kib, agent: a.kib };
-    console.log(`fuzz seed ${SEED} (replay with FUZZ_SEED=${SEED}); baseline RSS server ${s.kib} KiB, agent ${a.kib} KiB${s.forced && a.forced ? ' (after a forced full GC)' : ' (no forced GC: inspector did not open)'}`);
+    console.log(
+      `fuzz seed ${SEED} (replay with FUZZ_SEED=${SEED}); baseline RSS server ${s.kib} KiB, agent ${a.kib} KiB${s.forced && a.forced ? ' (after a forced full GC)' : ' (no forced GC: inspector did not open)'}`,
+    );
   });
 
   afterAll(async () => {
@@ -674,10 +916,13 @@ describe('fuzzing every topic the controller and the agent read', () => {
       const tally = whoLogs(key).update();
       const got = tally.count(key);
       if (exact ? got !== want : got < want) out.push(`${key}: ${got} log lines, ${want} expected`);
-      if (exact && expectedBytes.has(key) && tally.bytes.get(key) !== expectedBytes.get(key)) out.push(`${key}: ${tally.bytes.get(key)} bytes logged, ${expectedBytes.get(key)} sent`);
+      if (exact && expectedBytes.has(key) && tally.bytes.get(key) !== expectedBytes.get(key))
+        out.push(`${key}: ${tally.bytes.get(key)} bytes logged, ${expectedBytes.get(key)} sent`);
     }
     // No drop or lie lines for anything not sent.
-    if (exact) for (const tally of Object.values(tallies)) for (const [key, got] of tally.counts) if (!expected.has(key)) out.push(`${key}: ${got} log lines, none expected`);
+    if (exact)
+      for (const tally of Object.values(tallies))
+        for (const [key, got] of tally.counts) if (!expected.has(key)) out.push(`${key}: ${got} log lines, none expected`);
     return out;
   }
 
@@ -695,50 +940,61 @@ describe('fuzzing every topic the controller and the agent read', () => {
     if (trouble.length || wrong.length) {
       const suspects = cases.filter((c) => wrong.some((w) => w.startsWith(`drop ${c.target.topic}`) || w.startsWith(lieKey(c))));
       throw new Error(
-        [...trouble, ...wrong, 'cases in this batch on the affected topics:', ...(suspects.length ? suspects : cases).map((c) => `  ${(c as unknown as { [fc.toStringMethod]: () => string })[fc.toStringMethod]()}`)].join('\n'),
+        [
+          ...trouble,
+          ...wrong,
+          'cases in this batch on the affected topics:',
+          ...(suspects.length ? suspects : cases).map(
+            (c) => `  ${(c as unknown as { [fc.toStringMethod]: () => string })[fc.toStringMethod]()}`,
+          ),
+        ].join('\n'),
       );
     }
   }
 
-  it(
-    `publishes ${BATCHES * BATCH_SIZE + TARGETS.length * HUGE_PER_TOPIC} generated payloads (and a few fixed ones); every invalid one is logged and dropped, nothing fails`,
-    async () => {
-      const started = Date.now();
-      await sendAndCheck(fixedCases());
-      // A few huge payloads per topic, one at a time.
-      for (const target of TARGETS) {
-        await fc.assert(
-          fc.asyncProperty(hugeArb(target), async (c) => sendAndCheck([c])),
-          { seed: SEED, numRuns: HUGE_PER_TOPIC, endOnFailure: true },
-        );
-      }
-      // The bulk: batches of generated payloads over all five topics.
+  it(`publishes ${BATCHES * BATCH_SIZE + TARGETS.length * HUGE_PER_TOPIC} generated payloads (and a few fixed ones); every invalid one is logged and dropped, nothing fails`, async () => {
+    const started = Date.now();
+    await sendAndCheck(fixedCases());
+    // A few huge payloads per topic, one at a time.
+    for (const target of TARGETS) {
       await fc.assert(
-        fc.asyncProperty(fc.array(caseArb, { minLength: BATCH_SIZE, maxLength: BATCH_SIZE }), async (cases) => sendAndCheck(cases)),
-        { seed: SEED, numRuns: BATCHES, endOnFailure: true },
+        fc.asyncProperty(hugeArb(target), async (c) => sendAndCheck([c])),
+        { seed: SEED, numRuns: HUGE_PER_TOPIC, endOnFailure: true },
       );
-      // Nothing late, nothing extra.
-      await sleep(1_000);
-      expect([...tallies.server.trouble(), ...tallies.agent.trouble()]).toEqual([]);
-      expect(mismatches(true)).toEqual([]);
+    }
+    // The bulk: batches of generated payloads over all five topics.
+    await fc.assert(
+      fc.asyncProperty(fc.array(caseArb, { minLength: BATCH_SIZE, maxLength: BATCH_SIZE }), async (cases) => sendAndCheck(cases)),
+      { seed: SEED, numRuns: BATCHES, endOnFailure: true },
+    );
+    // Nothing late, nothing extra.
+    await sleep(1_000);
+    expect([...tallies.server.trouble(), ...tallies.agent.trouble()]).toEqual([]);
+    expect(mismatches(true)).toEqual([]);
 
-      const total = [...sentBy.values()].reduce((a, s) => a + s.sent, 0);
-      console.log(`fuzz: ${total} payloads in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      for (const target of TARGETS) {
-        const s = sentBy.get(target.key)!;
-        const dropped = tallies[target.who].count(`drop ${target.topic}`);
-        console.log(`  ${target.topic}: ${s.sent} sent (${(s.bytes / MIB).toFixed(1)} MiB), ${s.invalid} invalid, ${dropped} 'dropped invalid message', ${s.sent - s.invalid} valid with wrong ids -> ${tallies[target.who].count(`lie ${target.key}`)} logged`);
-      }
-      console.log(`  by generator: ${[...kinds].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
-      // Reported, not asserted: the controller echoes the first zod issue's path, which holds a record
-      // key of any length, so an INVALID_REQUEST reply can exceed ReplyErrorSchema's 8,000 characters.
-      console.log(`  replies to invalid requests: ${replies.total}, of which ${replies.invalid} do not pass ReplySchema${replies.firstInvalid ? ` (first: ${replies.firstInvalid})` : ''}`);
-      expect(total).toBeGreaterThanOrEqual(10_000);
-      for (const target of TARGETS) expect(sentBy.get(target.key)!.invalid).toBeGreaterThan(0);
-    },
-    // ~10-20 s alone; a CI machine busy with other test files can be several times slower.
-    400_000,
-  );
+    const total = [...sentBy.values()].reduce((a, s) => a + s.sent, 0);
+    console.log(`fuzz: ${total} payloads in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    for (const target of TARGETS) {
+      const s = sentBy.get(target.key)!;
+      const dropped = tallies[target.who].count(`drop ${target.topic}`);
+      console.log(
+        `  ${target.topic}: ${s.sent} sent (${(s.bytes / MIB).toFixed(1)} MiB), ${s.invalid} invalid, ${dropped} 'dropped invalid message', ${s.sent - s.invalid} valid with wrong ids -> ${tallies[target.who].count(`lie ${target.key}`)} logged`,
+      );
+    }
+    console.log(
+      `  by generator: ${[...kinds]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ')}`,
+    );
+    // Reported, not asserted: the controller echoes the first zod issue's path, which holds a record
+    // key of any length, so an INVALID_REQUEST reply can exceed ReplyErrorSchema's 8,000 characters.
+    console.log(
+      `  replies to invalid requests: ${replies.total}, of which ${replies.invalid} do not pass ReplySchema${replies.firstInvalid ? ` (first: ${replies.firstInvalid})` : ''}`,
+    );
+    expect(total).toBeGreaterThanOrEqual(10_000);
+    for (const target of TARGETS) expect(sentBy.get(target.key)!.invalid).toBeGreaterThan(0);
+  }, 400_000); // ~10-20 s alone; a CI machine busy with other test files can be several times slower.
 
   it('memory comes back to its baseline', async () => {
     const limit = 64 * 1024;

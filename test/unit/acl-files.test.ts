@@ -17,12 +17,18 @@ describe('ACL for file transfer', () => {
     expect(fileTopicOf(t, t.filesInData('nb', 'cli-1'), 'in')).toEqual({ node: 'nb', client: 'cli-1' });
     expect(fileTopicOf(t, t.filesOut('nb', 'cli-1'), 'in')).toBeNull();
     expect(fileTopicOf(t, t.filesOutData('nb', 'cli-1'), 'out')).toEqual({ node: 'nb', client: 'cli-1' });
-    for (const bad of [t.nodeStatus('nb'), `${t.filesIn('nb', 'cli-1')}/other`, `${t.filesIn('nb', 'cli-1')}/data/x`, 'cutter/v1/nodes/nb/files/in/+', 'cutter/v1/nodes/nb/files/in']) {
+    for (const bad of [
+      t.nodeStatus('nb'),
+      `${t.filesIn('nb', 'cli-1')}/other`,
+      `${t.filesIn('nb', 'cli-1')}/data/x`,
+      'cutter/v1/nodes/nb/files/in/+',
+      'cutter/v1/nodes/nb/files/in',
+    ]) {
       expect(fileTopicOf(t, bad, 'in'), bad).toBeNull();
     }
   });
 
-  it('lets an agent read only its own node\'s file requests and answer only on its own node', () => {
+  it("lets an agent read only its own node's file requests and answer only on its own node", () => {
     expect(denySubscribe(agent, 'cutter-agent-nb', t.filesIn('nb', '+'), ctx)).toBeNull();
     expect(denySubscribe(agent, 'cutter-agent-nb', t.filesInData('nb', '+'), ctx)).toBeNull();
     expect(denySubscribe(agent, 'cutter-agent-nb', t.filesIn('other', '+'), ctx)).not.toBeNull();
@@ -58,11 +64,15 @@ describe('ACL for file transfer', () => {
   it('keeps an mcp identity to task requests and reads', () => {
     const mcp: Identity = { username: 'mcp:desk', role: 'mcp', name: 'desk' };
     const req = (op: string) => Buffer.from(JSON.stringify({ v: 1, id: '1', op }));
-    for (const op of ['submit', 'cancel', 'task.get', 'task.list', 'task.logs', 'node.list']) expect(denyPublish(mcp, 'm-1', t.requests('m-1'), req(op), ctx), op).toBeNull();
-    for (const op of ['token.create', 'token.revoke', 'token.list', 'node.drain']) expect(denyPublish(mcp, 'm-1', t.requests('m-1'), req(op), ctx), op).toContain('mcp clients may send only');
+    for (const op of ['submit', 'cancel', 'task.get', 'task.list', 'task.logs', 'node.list'])
+      expect(denyPublish(mcp, 'm-1', t.requests('m-1'), req(op), ctx), op).toBeNull();
+    for (const op of ['token.create', 'token.revoke', 'token.list', 'node.drain'])
+      expect(denyPublish(mcp, 'm-1', t.requests('m-1'), req(op), ctx), op).toContain('mcp clients may send only');
     expect(denyPublish(mcp, 'm-1', t.requests('m-2'), req('submit'), ctx)).not.toBeNull();
     expect(denyPublish(mcp, 'm-1', t.filesIn('nb', 'm-1'), any, ctx)).not.toBeNull();
-    for (const ok of [t.replies('m-1'), t.taskEvents('abc'), t.taskState('abc'), t.allNodeStatus(), t.controllerStatus()]) expect(denySubscribe(mcp, 'm-1', ok, ctx), ok).toBeNull();
-    for (const bad of [t.replies('m-2'), t.allTaskEvents(), 'cutter/#', t.filesOut('nb', 'm-1'), t.allRequests()]) expect(denySubscribe(mcp, 'm-1', bad, ctx), bad).not.toBeNull();
+    for (const ok of [t.replies('m-1'), t.taskEvents('abc'), t.taskState('abc'), t.allNodeStatus(), t.controllerStatus()])
+      expect(denySubscribe(mcp, 'm-1', ok, ctx), ok).toBeNull();
+    for (const bad of [t.replies('m-2'), t.allTaskEvents(), 'cutter/#', t.filesOut('nb', 'm-1'), t.allRequests()])
+      expect(denySubscribe(mcp, 'm-1', bad, ctx), bad).not.toBeNull();
   });
 });

@@ -4,7 +4,11 @@ import type { Identity } from '../../broker/identities.js';
 import { haTopics, topics } from '../../shared/topics.js';
 
 const t = topics();
-const ctx: AclContext = { t, haPrefix: 'homeassistant', placedOn: (task, node) => (task === 'gone' ? undefined : task === 'abc' && node === 'nb') };
+const ctx: AclContext = {
+  t,
+  haPrefix: 'homeassistant',
+  placedOn: (task, node) => (task === 'gone' ? undefined : task === 'abc' && node === 'nb'),
+};
 const agent: Identity = { username: 'agent:nb', role: 'agent', name: 'nb' };
 const admin: Identity = { username: 'admin:local', role: 'admin', name: 'local' };
 const observer: Identity = { username: 'observer:ha', role: 'observer', name: 'ha' };
@@ -37,10 +41,12 @@ describe('ACL', () => {
     expect(denyPublish(admin, 'cli-1', t.requests('cli-1'), Buffer.from('{}'), ctx)).toBeNull();
     expect(denyPublish(admin, 'cli-1', t.requests('cli-2'), Buffer.from('{}'), ctx)).not.toBeNull();
     expect(denyPublish(admin, 'cli-1', t.nodeAssign('nb'), Buffer.from('{}'), ctx)).not.toBeNull();
-    expect(denyPublish(observer, 'ha', t.requests('ha'), Buffer.from('{}'), ctx)).toBe("observers publish only Home Assistant's status and drain commands");
+    expect(denyPublish(observer, 'ha', t.requests('ha'), Buffer.from('{}'), ctx)).toBe(
+      "observers publish only Home Assistant's status and drain commands",
+    );
   });
 
-  it("lets Home Assistant (observer or admin) publish its birth and the drain switch, nothing else under either prefix", () => {
+  it('lets Home Assistant (observer or admin) publish its birth and the drain switch, nothing else under either prefix', () => {
     const ha = haTopics(t.prefix, ctx.haPrefix);
     for (const who of [observer, admin]) {
       expect(denyPublish(who, 'ha', ha.haStatus(), Buffer.from('online'), ctx)).toBeNull();
@@ -62,7 +68,14 @@ describe('ACL', () => {
     expect(denySubscribe(agent, 'cutter-agent-nb', t.allTaskEvents(), ctx)).not.toBeNull();
     expect(denySubscribe(admin, 'cli', 'cutter/#', ctx)).toBeNull();
     expect(denySubscribe(admin, 'cli', '#', ctx)).not.toBeNull();
-    for (const ok of [t.allNodeStatus(), t.nodeStatus('nb'), t.allTaskState(), t.controllerStatus(), 'homeassistant/#', 'homeassistant/status']) {
+    for (const ok of [
+      t.allNodeStatus(),
+      t.nodeStatus('nb'),
+      t.allTaskState(),
+      t.controllerStatus(),
+      'homeassistant/#',
+      'homeassistant/status',
+    ]) {
       expect(denySubscribe(observer, 'ha', ok, ctx), ok).toBeNull();
     }
     for (const bad of ['#', 'cutter/#', 'cutter/v1/tasks/#', t.allTaskEvents(), t.allRequests(), 'cutter/v1/+/+/+', '$SYS/#']) {

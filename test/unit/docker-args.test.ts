@@ -90,7 +90,7 @@ describe('parseDockerRun: accepted forms', () => {
     expect(parseDockerRun(argv('run -e EMPTY= alpine')).spec.env).toEqual({ EMPTY: '' });
   });
 
-  it('-e NAME without a value passes the caller\'s variable, or nothing when unset', () => {
+  it("-e NAME without a value passes the caller's variable, or nothing when unset", () => {
     vi.stubEnv('CUTTER_TEST_PASSED', 'from-caller');
     delete process.env.CUTTER_TEST_UNSET;
     const r = parseDockerRun(argv('run -e CUTTER_TEST_PASSED -e CUTTER_TEST_UNSET alpine'));

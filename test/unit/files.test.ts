@@ -6,7 +6,14 @@ import { describe, expect, it } from 'vitest';
 import { PathPolicy } from '../../agent/files/paths.js';
 import { imagesInTar } from '../../cli/image-tar.js';
 import { outputOf, substitute } from '../../cli/pipeline-runner.js';
-import { FRAME_HEADER_BYTES, MAX_CHUNK_BYTES, PipelineSchema, decodeFrame, encodeFrame, type TaskEvent } from '../../shared/schemas/index.js';
+import {
+  FRAME_HEADER_BYTES,
+  MAX_CHUNK_BYTES,
+  PipelineSchema,
+  decodeFrame,
+  encodeFrame,
+  type TaskEvent,
+} from '../../shared/schemas/index.js';
 import { sha256File } from '../../shared/transfer/hash.js';
 import { PartFile } from '../../shared/transfer/part-file.js';
 import { tempDir } from '../harness.js';
@@ -93,7 +100,10 @@ describe('imagesInTar', () => {
     const dir = tempDir('cutter-tar-');
     const hex = 'ab'.repeat(32);
     mkdirSync(join(dir, 'img', 'blobs', 'sha256'), { recursive: true });
-    writeFileSync(join(dir, 'img', 'manifest.json'), JSON.stringify([{ Config: `blobs/sha256/${hex}`, RepoTags: ['me/app:1'], Layers: [] }]));
+    writeFileSync(
+      join(dir, 'img', 'manifest.json'),
+      JSON.stringify([{ Config: `blobs/sha256/${hex}`, RepoTags: ['me/app:1'], Layers: [] }]),
+    );
     writeFileSync(join(dir, 'img', 'blobs', 'sha256', hex), '{}');
     spawnSync('tar', ['-cf', join(dir, 'img.tar'), '-C', join(dir, 'img'), 'blobs', 'manifest.json']);
     expect(await imagesInTar(join(dir, 'img.tar'))).toEqual([{ id: `sha256:${hex}`, repoTags: ['me/app:1'] }]);
@@ -117,7 +127,10 @@ describe('pipelines', () => {
   });
   it('substitutes the outputs of needed steps in every string, and refuses others', () => {
     const outputs = new Map([['a', 'text of a\n']]);
-    expect(substitute({ argv: ['x', 'got ${{ steps.a.output }}!'], request: { prompt: '${{steps.a.output}}' } }, outputs, 'b')).toEqual({ argv: ['x', 'got text of a!'], request: { prompt: 'text of a' } });
+    expect(substitute({ argv: ['x', 'got ${{ steps.a.output }}!'], request: { prompt: '${{steps.a.output}}' } }, outputs, 'b')).toEqual({
+      argv: ['x', 'got text of a!'],
+      request: { prompt: 'text of a' },
+    });
     expect(() => substitute({ s: '${{ steps.z.output }}' }, outputs, 'b')).toThrow(/does not need/);
   });
   it('takes the output of the final attempt: stdout, or an ollama answer', () => {

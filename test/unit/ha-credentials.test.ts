@@ -21,7 +21,13 @@ describe('--ha-broker credentials', () => {
   });
   it('defaults: discovery on, prefix homeassistant, HTTP on 127.0.0.1:8088, removal after 7 days', () => {
     const c = ServerConfigSchema.parse({});
-    expect(c).toMatchObject({ ha: true, haPrefix: 'homeassistant', httpPort: 8088, httpHost: '127.0.0.1', haRemoveAfterMs: 7 * 24 * 3_600_000 });
+    expect(c).toMatchObject({
+      ha: true,
+      haPrefix: 'homeassistant',
+      httpPort: 8088,
+      httpHost: '127.0.0.1',
+      haRemoveAfterMs: 7 * 24 * 3_600_000,
+    });
     expect(ServerConfigSchema.safeParse({ haPrefix: 'home/assistant' }).success).toBe(false);
     expect(ServerConfigSchema.parse({ ha: 'false', haRemoveAfterMs: '2h' })).toMatchObject({ ha: false, haRemoveAfterMs: 7_200_000 });
   });

@@ -33,6 +33,8 @@ describe('PacketSizeGuard', () => {
   });
 
   it('rejects a remaining length longer than 4 bytes', () => {
-    expect(new PacketSizeGuard({ maxConnectBytes: 1e12, maxPacketBytes: 1e12 }).feed(Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x01]))).toBe('malformed remaining length (more than 4 bytes)');
+    expect(
+      new PacketSizeGuard({ maxConnectBytes: 1e12, maxPacketBytes: 1e12 }).feed(Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x01])),
+    ).toBe('malformed remaining length (more than 4 bytes)');
   });
 });

@@ -44,6 +44,16 @@ describe('docs/protocol.md', () => {
     for (const state of TaskStatusSchema.options) expect(doc, `task state ${state}`).toContain(`- \`${state}\`: `);
     for (const policy of RestartPolicySchema.options) expect(doc, `restart policy ${policy}`).toContain(`| \`${policy}\` |`);
     for (const section of ['TaskOptions', 'RestartPolicy', 'TaskLogsResult', 'NodeView']) expect(doc).toContain(`\n### ${section}\n`);
-    for (const flow of ['Submit and queueing', 'Leases', 'Node failure', 'Fencing', 'Cancel', 'Draining', 'Task logs', 'Controller restart']) expect(doc).toContain(`\n### ${flow}\n`);
+    for (const flow of [
+      'Submit and queueing',
+      'Leases',
+      'Node failure',
+      'Fencing',
+      'Cancel',
+      'Draining',
+      'Task logs',
+      'Controller restart',
+    ])
+      expect(doc).toContain(`\n### ${flow}\n`);
   });
 });

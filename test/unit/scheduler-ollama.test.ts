@@ -61,11 +61,20 @@ const req = (model: string, extra: Partial<NonNullable<PlacementRequest['ollama'
   requirements: { memory: 0, cpus: 0, ...(pinned ? { node: pinned } : {}) },
   ollama: { op: 'generate', model, pull: false, ...extra },
 });
-const snap = (nodes: NodeSnapshot[], rules?: ClusterSnapshot['modelRules']): ClusterSnapshot => ({ now: NOW, nodes, policy: 'spread', modelRules: rules });
+const snap = (nodes: NodeSnapshot[], rules?: ClusterSnapshot['modelRules']): ClusterSnapshot => ({
+  now: NOW,
+  nodes,
+  policy: 'spread',
+  modelRules: rules,
+});
 
 describe('model-aware placement', () => {
   it('prefers where the model is loaded, then where it is on disk, then a node that can pull it', () => {
-    const nodes = [node('a', { models: [['llama3:8b', 5 * GiB]] }), node('b', { models: [['llama3:8b', 5 * GiB]], loaded: ['llama3:8b'] }), node('c')];
+    const nodes = [
+      node('a', { models: [['llama3:8b', 5 * GiB]] }),
+      node('b', { models: [['llama3:8b', 5 * GiB]], loaded: ['llama3:8b'] }),
+      node('c'),
+    ];
     const loaded = place(req('llama3:8b'), snap(nodes));
     expect(loaded).toMatchObject({ ok: true, node: 'b' });
     expect(loaded.ok && loaded.reason).toMatch(/model loaded/);
@@ -75,7 +84,10 @@ describe('model-aware placement', () => {
     expect(pull).toMatchObject({ ok: true, node: 'c' });
     expect(pull.ok && pull.reason).toMatch(/model must pull/);
     // … or when the request allows a pull of a model the mesh does not know.
-    expect(place(req('mistral:7b'), snap([nodes[2]]))).toMatchObject({ ok: false, rejections: [{ node: 'c', reason: 'does not have model mistral:7b' }] });
+    expect(place(req('mistral:7b'), snap([nodes[2]]))).toMatchObject({
+      ok: false,
+      rejections: [{ node: 'c', reason: 'does not have model mistral:7b' }],
+    });
     expect(place(req('mistral:7b', { pull: true }), snap([nodes[2]]))).toMatchObject({ ok: true, node: 'c' });
   });
 
@@ -85,15 +97,21 @@ describe('model-aware placement', () => {
     const r = place(req('qwen:32b'), snap([small]));
     expect(r.ok).toBe(false);
     expect(!r.ok && r.rejections[0].reason).toBe('has model qwen:32b (20.0 GiB) but has 8.0 GiB free memory to load it');
-    expect(place(req('qwen:32b'), snap([node('gpu', { models: [['qwen:32b', big]], offer: 8 * GiB, gpuFree: 22 * GiB })]))).toMatchObject({ ok: true, node: 'gpu' });
+    expect(place(req('qwen:32b'), snap([node('gpu', { models: [['qwen:32b', big]], offer: 8 * GiB, gpuFree: 22 * GiB })]))).toMatchObject({
+      ok: true,
+      node: 'gpu',
+    });
     const busyGpu = place(req('qwen:32b'), snap([node('gpu', { models: [['qwen:32b', big]], offer: 8 * GiB, gpuFree: 6 * GiB })]));
     expect(!busyGpu.ok && busyGpu.rejections[0].reason).toMatch(/8\.0 GiB free memory and 6\.0 GiB free on its GPU/);
     // Loaded already: nothing more to fit.
-    expect(place(req('qwen:32b'), snap([node('x', { models: [['qwen:32b', big]], loaded: ['qwen:32b'], offer: 1 * GiB })]))).toMatchObject({ ok: true });
+    expect(place(req('qwen:32b'), snap([node('x', { models: [['qwen:32b', big]], loaded: ['qwen:32b'], offer: 1 * GiB })]))).toMatchObject({
+      ok: true,
+    });
   });
 
   it('balances nodes holding the model the same way by requests in flight (heartbeat plus placed since)', () => {
-    const mk = (id: string, inFlight: number, reserved = 0) => node(id, { models: [['phi3:latest', GiB]], loaded: ['phi3:latest'], ollamaInFlight: inFlight, reservedTasks: reserved });
+    const mk = (id: string, inFlight: number, reserved = 0) =>
+      node(id, { models: [['phi3:latest', GiB]], loaded: ['phi3:latest'], ollamaInFlight: inFlight, reservedTasks: reserved });
     expect(place(req('phi3'), snap([mk('a', 2), mk('b', 1), mk('c', 3)]))).toMatchObject({ node: 'b' });
     expect(place(req('phi3'), snap([mk('a', 0, 2), mk('b', 1)]))).toMatchObject({ node: 'b' });
     const r = place(req('phi3'), snap([mk('a', 0), mk('b', 0)]));
@@ -101,8 +119,21 @@ describe('model-aware placement', () => {
   });
 
   it('applies the first matching placement rule unless a node is named', () => {
-    const nodes = [node('server', { models: [['gemma2:2b', 1.6e9]] }), node('notebook', { models: [['gemma2:2b', 1.6e9], ['llama3:70b', 10 * GiB]], loaded: ['gemma2:2b'], offer: 48 * GiB })];
-    const rules = [{ model: 'gemma2:*', nodes: ['server'] }, { minSize: 12 * GiB, nodes: ['notebook'] }];
+    const nodes = [
+      node('server', { models: [['gemma2:2b', 1.6e9]] }),
+      node('notebook', {
+        models: [
+          ['gemma2:2b', 1.6e9],
+          ['llama3:70b', 10 * GiB],
+        ],
+        loaded: ['gemma2:2b'],
+        offer: 48 * GiB,
+      }),
+    ];
+    const rules = [
+      { model: 'gemma2:*', nodes: ['server'] },
+      { minSize: 12 * GiB, nodes: ['notebook'] },
+    ];
     const g = place(req('gemma2:2b'), snap(nodes, rules));
     expect(g).toMatchObject({ ok: true, node: 'server' });
     expect(g.ok && g.reason).toMatch(/placement rule 1 \(model gemma2:\* → server\)/);
@@ -139,16 +170,26 @@ describe('placement file', () => {
     return p;
   };
   it('reads YAML and JSON, sizes as text', () => {
-    expect(loadPlacementFile(write('rules:\n  - model: "gemma2:2b"\n    nodes: [server]\n  - minSize: 12g\n    nodes: [notebook]\n')).rules).toEqual([
+    expect(
+      loadPlacementFile(write('rules:\n  - model: "gemma2:2b"\n    nodes: [server]\n  - minSize: 12g\n    nodes: [notebook]\n')).rules,
+    ).toEqual([
       { model: 'gemma2:2b', nodes: ['server'] },
       { minSize: 12 * GiB, nodes: ['notebook'] },
     ]);
-    expect(loadPlacementFile(write('{"rules":[{"maxSize":1024,"nodes":["pi"]}]}', 'json')).rules).toEqual([{ maxSize: 1024, nodes: ['pi'] }]);
+    expect(loadPlacementFile(write('{"rules":[{"maxSize":1024,"nodes":["pi"]}]}', 'json')).rules).toEqual([
+      { maxSize: 1024, nodes: ['pi'] },
+    ]);
   });
   it('names the file and the rule of a mistake', () => {
-    expect(() => loadPlacementFile(write('rules:\n  - nodes: [server]\n'))).toThrow(/placement file .*rules\.yaml: rules\.0: a rule needs model, minSize or maxSize/);
-    expect(() => loadPlacementFile(write('rules:\n  - model: x\n    nodes: [server]\n    nodse: [typo]\n'))).toThrow(/rules\.0: Unrecognized key: "nodse"/);
-    expect(() => loadPlacementFile(write('rules:\n  - minSize: lots\n    nodes: [a]\n'))).toThrow(/rules\.0\.minSize: "lots" is not a size/);
+    expect(() => loadPlacementFile(write('rules:\n  - nodes: [server]\n'))).toThrow(
+      /placement file .*rules\.yaml: rules\.0: a rule needs model, minSize or maxSize/,
+    );
+    expect(() => loadPlacementFile(write('rules:\n  - model: x\n    nodes: [server]\n    nodse: [typo]\n'))).toThrow(
+      /rules\.0: Unrecognized key: "nodse"/,
+    );
+    expect(() => loadPlacementFile(write('rules:\n  - minSize: lots\n    nodes: [a]\n'))).toThrow(
+      /rules\.0\.minSize: "lots" is not a size/,
+    );
     expect(() => loadPlacementFile(write('rules: [\n'))).toThrow(/cannot read placement file/);
   });
 });
@@ -181,10 +222,14 @@ describe('chunk batching', () => {
   it('does not wait for an ack longer than maxWaitMs, nor past maxBytes', async () => {
     const batches: number[] = [];
     const never = new Promise<void>(() => undefined);
-    const b = new ChunkBatcher((c) => {
-      batches.push(c.length);
-      return never;
-    }, 10, 100);
+    const b = new ChunkBatcher(
+      (c) => {
+        batches.push(c.length);
+        return never;
+      },
+      10,
+      100,
+    );
     b.push({ x: 'a' });
     b.push({ x: 'b' });
     expect(batches).toEqual([1]);

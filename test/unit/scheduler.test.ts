@@ -114,7 +114,9 @@ function reasonFor(n: NodeSnapshot, r: PlacementRequest = req()): string {
 function withReservation(s: ClusterSnapshot, node: string, memory: number): ClusterSnapshot {
   return {
     ...s,
-    nodes: s.nodes.map((n) => (n.node === node ? { ...n, reservedMemory: n.reservedMemory + memory, reservedTasks: n.reservedTasks + 1 } : n)),
+    nodes: s.nodes.map((n) =>
+      n.node === node ? { ...n, reservedMemory: n.reservedMemory + memory, reservedTasks: n.reservedTasks + 1 } : n,
+    ),
   };
 }
 
@@ -160,7 +162,7 @@ describe('place(): feasibility', () => {
     expectPlaced(place(req(), cluster([makeNode('n1', { heartbeatMs: 2_000, silentFor: 5_000 })])));
   });
 
-  it('judges staleness by the node\'s own heartbeat interval', () => {
+  it("judges staleness by the node's own heartbeat interval", () => {
     // 20 s of silence is stale for a 2 s heartbeat, fresh for a 10 s heartbeat.
     expect(reasonFor(makeNode('fast', { heartbeatMs: 2_000, silentFor: 20_000 }))).toMatch(/^stale/);
     expectPlaced(place(req(), cluster([makeNode('slow', { heartbeatMs: 10_000, silentFor: 20_000 })])));
@@ -326,7 +328,15 @@ describe('place(): ranking', () => {
     const ids = ['zeta', 'alpha', 'mid', 'beta'];
     for (const policy of ['spread', 'binpack'] as const) {
       for (const order of [ids, [...ids].reverse(), ['mid', 'beta', 'zeta', 'alpha']]) {
-        const p = expectPlaced(place(req(1 * GiB), cluster(order.map((id) => makeNode(id, { available: 6 * GiB })), policy)));
+        const p = expectPlaced(
+          place(
+            req(1 * GiB),
+            cluster(
+              order.map((id) => makeNode(id, { available: 6 * GiB })),
+              policy,
+            ),
+          ),
+        );
         expect(p.node).toBe('alpha');
       }
     }

@@ -275,7 +275,12 @@ describe('TaskOptionsSchema', () => {
       priority: -5,
       timeoutMs: 60_000,
     });
-    expect(TaskOptionsSchema.parse({ queue: false, lostAfterMs: 0, maxAttempts: 1 })).toEqual({ ...DEFAULT_OPTIONS, queue: false, lostAfterMs: 0, maxAttempts: 1 });
+    expect(TaskOptionsSchema.parse({ queue: false, lostAfterMs: 0, maxAttempts: 1 })).toEqual({
+      ...DEFAULT_OPTIONS,
+      queue: false,
+      lostAfterMs: 0,
+      maxAttempts: 1,
+    });
   });
 
   it.each([
@@ -319,7 +324,14 @@ describe('TaskOptionsSchema', () => {
 const eventBase = { v: 1, taskId: 'task-1', attempt: 1, node: 'gpu-box', seq: 0, ts: TS };
 const events: Record<string, Json> = {
   accepted: { ...eventBase, type: 'accepted' },
-  progress: { ...eventBase, type: 'progress', phase: 'pull', message: 'pulling ollama/ollama', current: 10 * 1024 ** 2, total: 900 * 1024 ** 2 },
+  progress: {
+    ...eventBase,
+    type: 'progress',
+    phase: 'pull',
+    message: 'pulling ollama/ollama',
+    current: 10 * 1024 ** 2,
+    total: 900 * 1024 ** 2,
+  },
   started: { ...eventBase, type: 'started', ref: 'container 3f2a' },
   log: { ...eventBase, type: 'log', stream: 'stderr', data: 'hello\n' },
   result: { ...eventBase, type: 'result', exitCode: 137, oomKilled: true, cancelled: false, startedAt: TS, finishedAt: TS + 5 },
@@ -387,20 +399,50 @@ const taskState: Json = {
 describe('TaskStateSchema', () => {
   it('accepts a running task and a queued one with nulls', () => {
     accepts(TaskStateSchema, taskState);
-    accepts(TaskStateSchema, { ...taskState, state: 'queued', node: null, attempt: 0, placement: null, assignedAt: null, startedAt: null, reason: 'waiting: no node can take this docker task now' });
-    accepts(TaskStateSchema, { ...taskState, state: 'failed', error: { code: 'EXIT_CODE', message: 'exited with code 1' }, exitCode: 1, finishedAt: TS + 9 });
-    accepts(TaskStateSchema, { ...taskState, state: 'failed', error: { code: 'TIMEOUT', message: 'timed out after 1m 00s' }, finishedAt: TS + 9 });
+    accepts(TaskStateSchema, {
+      ...taskState,
+      state: 'queued',
+      node: null,
+      attempt: 0,
+      placement: null,
+      assignedAt: null,
+      startedAt: null,
+      reason: 'waiting: no node can take this docker task now',
+    });
+    accepts(TaskStateSchema, {
+      ...taskState,
+      state: 'failed',
+      error: { code: 'EXIT_CODE', message: 'exited with code 1' },
+      exitCode: 1,
+      finishedAt: TS + 9,
+    });
+    accepts(TaskStateSchema, {
+      ...taskState,
+      state: 'failed',
+      error: { code: 'TIMEOUT', message: 'timed out after 1m 00s' },
+      finishedAt: TS + 9,
+    });
   });
 
   it('accepts the unknown state with its reason', () => {
-    const parsed = TaskStateSchema.parse({ ...taskState, state: 'unknown', reason: 'node gpu-box went offline (connection lost) while the task was running' });
+    const parsed = TaskStateSchema.parse({
+      ...taskState,
+      state: 'unknown',
+      reason: 'node gpu-box went offline (connection lost) while the task was running',
+    });
     expect(parsed.state).toBe('unknown');
     expect(parsed.reason).toMatch(/went offline/);
   });
 
   it('accepts a retry waiting in the queue with non-default options', () => {
     const options = { ...DEFAULT_OPTIONS, restart: 'on-failure', maxAttempts: 5, timeoutMs: 60_000, lostAfterMs: 0, priority: 7 };
-    const parsed = TaskStateSchema.parse({ ...taskState, state: 'queued', node: null, options, reason: 'attempt 1 lost: …; attempt 2 of 5 in 1.0 s' });
+    const parsed = TaskStateSchema.parse({
+      ...taskState,
+      state: 'queued',
+      node: null,
+      options,
+      reason: 'attempt 1 lost: …; attempt 2 of 5 in 1.0 s',
+    });
     expect(parsed.options).toEqual(options);
   });
 
@@ -558,7 +600,15 @@ describe('ControllerStatusSchema', () => {
 });
 
 describe('NodeViewSchema', () => {
-  const view: Json = { node: 'gpu-box', state: 'online', drained: false, offlineReason: null, lastSeenAgoMs: 800, reservedMemory: 0, status: nodeStatus };
+  const view: Json = {
+    node: 'gpu-box',
+    state: 'online',
+    drained: false,
+    offlineReason: null,
+    lastSeenAgoMs: 800,
+    reservedMemory: 0,
+    status: nodeStatus,
+  };
 
   it('accepts online, drained and offline views wrapping a node status', () => {
     accepts(NodeViewSchema, view);
@@ -588,7 +638,11 @@ describe('NodeViewSchema', () => {
 
 describe('TaskLogsResultSchema', () => {
   it('accepts kept events of several attempts, and an empty result', () => {
-    const parsed = TaskLogsResultSchema.parse({ events: [events.accepted, events.started, events.log, { ...events.accepted, attempt: 2 }], truncated: true, more: false });
+    const parsed = TaskLogsResultSchema.parse({
+      events: [events.accepted, events.started, events.log, { ...events.accepted, attempt: 2 }],
+      truncated: true,
+      more: false,
+    });
     expect(parsed.events.map((e) => e.type)).toEqual(['accepted', 'started', 'log', 'accepted']);
     expect(parsed.truncated).toBe(true);
     accepts(TaskLogsResultSchema, { events: [], truncated: false, more: true });
@@ -682,7 +736,10 @@ describe('decode()', () => {
   });
 
   it('does not let a __proto__ env name pollute Object.prototype either', () => {
-    const r = decode(AssignmentSchema, JSON.stringify(assignment).replace('"OLLAMA_HOST"', '"__proto__"').replace('"0.0.0.0"', '{"polluted":"env"}'));
+    const r = decode(
+      AssignmentSchema,
+      JSON.stringify(assignment).replace('"OLLAMA_HOST"', '"__proto__"').replace('"0.0.0.0"', '{"polluted":"env"}'),
+    );
     // whatever the verdict, nothing leaks into every object
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     if (r.ok && r.value.spec.kind === 'docker') expect(Object.getPrototypeOf(r.value.spec.env)).toBe(Object.prototype);

@@ -13,7 +13,14 @@ import { TaskOptionsSchema } from '../../shared/schemas/index.js';
 const spec = { kind: 'exec' as const, argv: ['true'], env: {} };
 
 function make(store: TaskStore, id: string, now: number) {
-  return store.create({ taskId: id, spec, requirements: { memory: 0, cpus: 0 }, options: TaskOptionsSchema.parse({}), submittedBy: 'test', now });
+  return store.create({
+    taskId: id,
+    spec,
+    requirements: { memory: 0, cpus: 0 },
+    options: TaskOptionsSchema.parse({}),
+    submittedBy: 'test',
+    now,
+  });
 }
 
 describe('TaskStore.evictFinished', () => {
@@ -25,7 +32,8 @@ describe('TaskStore.evictFinished', () => {
     const ids = ['a', 'b', 'c', 'd'];
     const records = ids.map((id, i) => make(tasks, id, i + 1));
     // Finish in the order c, a, d, b.
-    for (const [i, id] of ['c', 'a', 'd'].entries()) tasks.update(records[ids.indexOf(id)], { state: 'succeeded', finishedAt: 100 + i }, {}, 100 + i);
+    for (const [i, id] of ['c', 'a', 'd'].entries())
+      tasks.update(records[ids.indexOf(id)], { state: 'succeeded', finishedAt: 100 + i }, {}, 100 + i);
     expect(tasks.evictFinished()).toEqual(['c']);
     expect(tasks.get('c')).toBeUndefined();
     expect(tasks.get('live')).toBe(live);
@@ -60,7 +68,12 @@ describe('StateStore group commit', () => {
     await new Promise((r) => setImmediate(r));
     // …and sees both after it, when the callback has run.
     expect(said).toEqual(['nothing pending: at once', 'after x and y']);
-    expect(reader.loadTasks().map((r) => r.state.taskId).sort()).toEqual(['x', 'y']);
+    expect(
+      reader
+        .loadTasks()
+        .map((r) => r.state.taskId)
+        .sort(),
+    ).toEqual(['x', 'y']);
     reader.close();
     state.close();
   });

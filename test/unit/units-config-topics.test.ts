@@ -289,8 +289,14 @@ describe('loadConfig', () => {
     expect(c.labels).toEqual({ gpu: 'none' });
   });
 
-  it('the command\'s section overrides top-level keys; other sections are ignored', () => {
-    const path = file({ maxTasks: 3, prefix: 'top', agent: { maxTasks: 6 }, server: { maxTasks: 9, prefix: 'srv' }, cli: { prefix: 'clip' } });
+  it("the command's section overrides top-level keys; other sections are ignored", () => {
+    const path = file({
+      maxTasks: 3,
+      prefix: 'top',
+      agent: { maxTasks: 6 },
+      server: { maxTasks: 9, prefix: 'srv' },
+      cli: { prefix: 'clip' },
+    });
     const agent = loadConfig(AgentConfigSchema, 'agent', {}, env(), path);
     expect(agent.maxTasks).toBe(6);
     expect(agent.prefix).toBe('top');
@@ -344,7 +350,12 @@ describe('loadConfig', () => {
       broker: 'mqtts://broker.lan:8883',
       prefix: 'lab',
     });
-    const s = loadConfig(ServerConfigSchema, 'server', {}, env({ CUTTER_EXTERNAL_BROKER: 'mqtt://ext:1883', CUTTER_LEASE_MS: '2500', CUTTER_POLICY: 'binpack' }));
+    const s = loadConfig(
+      ServerConfigSchema,
+      'server',
+      {},
+      env({ CUTTER_EXTERNAL_BROKER: 'mqtt://ext:1883', CUTTER_LEASE_MS: '2500', CUTTER_POLICY: 'binpack' }),
+    );
     expect(s).toMatchObject({ externalBroker: 'mqtt://ext:1883', leaseMs: 2500, policy: 'binpack' });
   });
 

@@ -106,14 +106,43 @@ export function haDeviceConfig(view: NodeView, ctx: DiscoveryContext): { topic: 
     },
     false,
   );
-  const dataSize = { p: 'sensor' as const, stat_t: state, dev_cla: 'data_size', unit_of_meas: 'GiB', stat_cla: 'measurement' as const, sug_dsp_prc: 1 };
+  const dataSize = {
+    p: 'sensor' as const,
+    stat_t: state,
+    dev_cla: 'data_size',
+    unit_of_meas: 'GiB',
+    stat_cla: 'measurement' as const,
+    sug_dsp_prc: 1,
+  };
   add('memory_available', { ...dataSize, name: 'Memory available', val_tpl: '{{ value_json.memory_available_gib }}' });
   add('memory_total', { ...dataSize, name: 'Memory total', val_tpl: '{{ value_json.memory_total_gib }}', ent_cat: 'diagnostic' });
-  add('cpu_load', { p: 'sensor', name: 'CPU load', stat_t: state, unit_of_meas: '%', stat_cla: 'measurement', sug_dsp_prc: 0, ic: 'mdi:cpu-64-bit', val_tpl: '{{ value_json.cpu_load_percent }}' });
-  add('running_tasks', { p: 'sensor', name: 'Running tasks', stat_t: state, unit_of_meas: 'tasks', stat_cla: 'measurement', ic: 'mdi:format-list-checks', val_tpl: '{{ value_json.running_tasks }}' });
+  add('cpu_load', {
+    p: 'sensor',
+    name: 'CPU load',
+    stat_t: state,
+    unit_of_meas: '%',
+    stat_cla: 'measurement',
+    sug_dsp_prc: 0,
+    ic: 'mdi:cpu-64-bit',
+    val_tpl: '{{ value_json.cpu_load_percent }}',
+  });
+  add('running_tasks', {
+    p: 'sensor',
+    name: 'Running tasks',
+    stat_t: state,
+    unit_of_meas: 'tasks',
+    stat_cla: 'measurement',
+    ic: 'mdi:format-list-checks',
+    val_tpl: '{{ value_json.running_tasks }}',
+  });
   (cap?.gpus ?? []).forEach((g, i) => {
     if (g.memoryFree === null) return;
-    add(`gpu${i}_memory_free`, { ...dataSize, name: `GPU ${i} memory free`, ic: 'mdi:expansion-card', val_tpl: `{{ value_json.gpu_memory_free_gib[${i}] }}` });
+    add(`gpu${i}_memory_free`, {
+      ...dataSize,
+      name: `GPU ${i} memory free`,
+      ic: 'mdi:expansion-card',
+      val_tpl: `{{ value_json.gpu_memory_free_gib[${i}] }}`,
+    });
   });
   if (cap?.ollama || view.status.offer?.executors.includes('ollama')) {
     add('ollama_models_loaded', {

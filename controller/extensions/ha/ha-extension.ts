@@ -87,7 +87,9 @@ export class HomeAssistantExtension implements Extension {
     const v5 = Boolean(external) || !this.ctx.broker;
     const events = this.ctx.controller.events;
     const offs = [events.on('node', (node) => this.dirty.add(node)), events.on('nodeRemoved', (node) => this.remove(node, 'forgotten'))];
-    this.unsubscribe = () => offs.forEach((off) => off());
+    this.unsubscribe = () => {
+      for (const off of offs) off();
+    };
     this.timer = setInterval(() => {
       // A timer callback that throws would end the server: an extension's bug must not.
       try {
@@ -122,10 +124,19 @@ export class HomeAssistantExtension implements Extension {
         // (clean session: MQTT.js subscribes again by itself after a reconnect.)
         c.on('connect', () => this.safeResync('connected'));
       },
-    }).then(
-      (c) => c.subscribeAsync([this.t.haStatus(), this.t.allDrainCommands()], { qos: 1 }).then(() => this.log.info({ broker: url }, 'home assistant broker connected')),
-      (err: unknown) => this.log.error({ broker: url, err: errorMessage(err) }, 'home assistant broker refused the connection: discovery is not published'),
-    ).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'home assistant subscribe failed'));
+    })
+      .then(
+        (c) =>
+          c
+            .subscribeAsync([this.t.haStatus(), this.t.allDrainCommands()], { qos: 1 })
+            .then(() => this.log.info({ broker: url }, 'home assistant broker connected')),
+        (err: unknown) =>
+          this.log.error(
+            { broker: url, err: errorMessage(err) },
+            'home assistant broker refused the connection: discovery is not published',
+          ),
+      )
+      .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'home assistant subscribe failed'));
   }
 
   async stop(): Promise<void> {
@@ -137,7 +148,10 @@ export class HomeAssistantExtension implements Extension {
     if (!client) return;
     // A clean disconnect sends no last will: say it ourselves (not waiting long on a slow broker).
     if (client.connected) {
-      await Promise.race([client.publishAsync(this.t.bridgeAvailability(), 'offline', { qos: 1, retain: true }).catch(() => undefined), new Promise((r) => setTimeout(r, 2_000).unref())]);
+      await Promise.race([
+        client.publishAsync(this.t.bridgeAvailability(), 'offline', { qos: 1, retain: true }).catch(() => undefined),
+        new Promise((r) => setTimeout(r, 2_000).unref()),
+      ]);
     }
     await client.endAsync(!client.connected).catch(() => undefined);
   }
