@@ -23,8 +23,7 @@
  *   commands (`{prefix}/v1/ha/nodes/N/drain/set`): draining only stops new placements, it runs nothing.
  * Only the controller publishes assignments, cancels, task state and replies.
  */
-import { ID_RE, haTopics, type Topics } from '../shared/topics.js';
-import { topicMatches } from '../shared/mqtt.js';
+import { ID_RE, haTopics, type Topics, topicMatches } from '../shared/topics.js';
 import type { Identity } from './identities.js';
 
 /**
@@ -53,12 +52,10 @@ export interface AclContext {
  * shared/schemas/files.ts), or null when `topic` is not one of that direction.
  */
 export function fileTopicOf(t: Topics, topic: string, dir: 'in' | 'out'): { node: string; client: string } | null {
-  const node = t.idFrom(topic, 'nodes');
-  if (!node) return null;
-  const rest = topic.slice(t.nodeStatus(node).length - 'status'.length).split('/');
-  // rest: ['files', dir, client] or ['files', dir, client, 'data']
-  if (rest[0] !== 'files' || rest[1] !== dir || !(rest.length === 3 || (rest.length === 4 && rest[3] === 'data'))) return null;
-  return ID_RE.test(rest[2]) ? { node, client: rest[2] } : null;
+  const p = t.parse(topic);
+  if (!p) return null;
+  const kinds = dir === 'in' ? ['filesIn', 'filesInData'] : ['filesOut', 'filesOutData'];
+  return kinds.includes(p.kind) && 'client' in p && 'node' in p ? { node: p.node, client: p.client } : null;
 }
 
 /** The request ops an `mcp` identity may send. */

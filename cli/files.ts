@@ -9,7 +9,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { encode } from '../shared/codec.js';
 import { decode } from '../shared/codec.js';
 import { CutterError } from '../shared/errors.js';
-import { topicMatches, type MqttClient } from '../shared/mqtt.js';
+import type { MqttClient } from '../shared/mqtt.js';
 import { FileOutSchema, decodeFrame, encodeFrame, type FileIn, type FileOut } from '../shared/schemas/files.js';
 import type { Topics } from '../shared/topics.js';
 import { sha256File } from '../shared/transfer/hash.js';
@@ -59,7 +59,7 @@ export class FileLink {
     if (topic === this.t.filesOut(this.node, this.clientId)) {
       const d = decode(FileOutSchema, payload);
       if (d.ok) for (const h of this.controlHandlers) h(d.value);
-    } else if (topicMatches(this.t.filesOutData(this.node, this.clientId), topic)) {
+    } else if (topic === this.t.filesOutData(this.node, this.clientId)) {
       for (const h of this.dataHandlers) h(payload);
     }
   };

@@ -180,7 +180,12 @@ export async function startPortProxy(opts: PortProxyOptions): Promise<() => Prom
         if (topic !== t.nodePorts(a.node, a.taskId)) return;
         serial(() => open(a));
       },
-      { onEmpty: (topic) => serial(() => close(topic.split('/').at(-1)!, 'the task ended on its node')) },
+      {
+        onEmpty: (topic) => {
+          const parsed = t.parse(topic);
+          if (parsed?.kind === 'nodePorts') serial(() => close(parsed.task, 'the task ended on its node'));
+        },
+      },
     );
     router.route(t.allTaskState(), TaskStateSchema, (s) => {
       if (isTerminal(s.state) && forwards.has(s.taskId)) serial(() => close(s.taskId, `the task ${s.state}`));

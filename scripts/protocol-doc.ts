@@ -47,11 +47,11 @@ export type TopicBuilderName = {
   [K in keyof Topics]: Topics[K] extends (...args: never[]) => string ? K : never;
 }[keyof Topics];
 
-/** The builders a topic table must cover: every function property of `topics()` except `idFrom`. */
+/** The builders a topic table must cover: every function property of `topics()` except the parsers `idFrom` and `parse`. */
 export function topicBuilderNames(): string[] {
   const t = topics();
   return Object.keys(t)
-    .filter((k) => typeof t[k as keyof Topics] === 'function' && k !== 'idFrom')
+    .filter((k) => typeof t[k as keyof Topics] === 'function' && k !== 'idFrom' && k !== 'parse')
     .sort();
 }
 

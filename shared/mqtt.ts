@@ -18,6 +18,7 @@ import type { z } from 'zod';
 import { decode } from './codec.js';
 import { CutterError, errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
+import { topicMatches } from './topics.js';
 
 export type { MqttClient };
 
@@ -176,20 +177,6 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
       );
     }
   });
-}
-
-/**
- * True when an MQTT topic filter (with `+` and `#`) matches a topic name (MQTT 3.1.1 §4.7).
- */
-export function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
 }
 
 type Route = { filter: string; handle: (topic: string, payload: Buffer, retained: boolean) => void | Promise<void> };

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { encode } from '../../shared/codec.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { topicMatches, type MessageRouter, type MqttClient } from '../../shared/mqtt.js';
+import type { MessageRouter, MqttClient } from '../../shared/mqtt.js';
 import { FileInSchema, decodeFrame, encodeFrame, type FileIn, type FileOut } from '../../shared/schemas/files.js';
 import type { Topics } from '../../shared/topics.js';
 import { sha256File } from '../../shared/transfer/hash.js';
@@ -109,15 +109,15 @@ export class FileService implements AgentService {
     this.client = client;
     const { t, node } = this.opts;
     router.route(t.filesIn(node, '+'), FileInSchema, (msg, topic) => {
-      const from = topic.split('/').at(-1)!;
-      this.queue = this.queue
-        .then(() => this.onControl(msg, from))
-        .catch((err) => this.log.error({ err: errorMessage(err) }, 'file control failed'));
+      const parsed = t.parse(topic);
+      if (parsed?.kind !== 'filesIn') return;
+      const from = parsed.client;
+      this.queue = this.queue.then(() => this.onControl(msg, from)).catch((err) => this.log.error({ err }, 'file control failed'));
     });
-    const dataFilter = t.filesInData(node, '+');
     client.on('message', (topic, payload) => {
-      if (topicMatches(dataFilter, topic))
-        void this.onChunk(payload, topic.split('/').at(-2)!).catch((err) => this.log.warn({ err: errorMessage(err) }, 'chunk failed'));
+      const parsed = t.parse(topic);
+      if (parsed?.kind === 'filesInData' && parsed.node === node)
+        void this.onChunk(payload, parsed.client).catch((err) => this.log.warn({ err }, 'chunk failed'));
     });
     client.on('connect', () => {
       for (const s of this.sessions.values()) if (s.kind === 'get') s.pump.kick();

@@ -12,7 +12,7 @@ import {
   DurationSchema,
 } from '../../shared/config.js';
 import { CutterError } from '../../shared/errors.js';
-import { topicMatches } from '../../shared/mqtt.js';
+import { topicMatches } from '../../shared/topics.js';
 import { ID_RE, IdSchema, topics } from '../../shared/topics.js';
 import { formatBytes, formatDuration, parseBytes } from '../../shared/units.js';
 

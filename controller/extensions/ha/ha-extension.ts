@@ -21,9 +21,9 @@
 import { randomInt } from 'node:crypto';
 import { errorMessage } from '../../../shared/errors.js';
 import type { Logger } from '../../../shared/logger.js';
-import { connectMqtt, topicMatches, type MqttClient } from '../../../shared/mqtt.js';
+import { connectMqtt, type MqttClient } from '../../../shared/mqtt.js';
 import type { NodeView } from '../../../shared/schemas/index.js';
-import { ID_RE, haTopics, type HaTopics } from '../../../shared/topics.js';
+import { haTopics, type HaTopics, topicMatches } from '../../../shared/topics.js';
 import { VERSION } from '../../../shared/version.js';
 import type { Extension, ExtensionContext } from '../extension.js';
 import { haDeviceConfig, haNodeId, haNodeState } from './discovery.js';
@@ -177,9 +177,9 @@ export class HomeAssistantExtension implements Extension {
         this.log.warn({ topic }, 'ignored a retained drain command (publish it without retain)');
         return;
       }
-      const node = topic.split('/').at(-3) ?? '';
+      const node = this.t.drainCommandNode(topic);
       const command = text.toUpperCase();
-      if (!ID_RE.test(node) || (command !== 'ON' && command !== 'OFF')) {
+      if (!node || (command !== 'ON' && command !== 'OFF')) {
         this.log.warn({ topic, payload: text.slice(0, 100) }, 'dropped invalid drain command: payload must be ON or OFF');
         return;
       }
