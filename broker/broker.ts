@@ -16,7 +16,6 @@ import { denyPublish, denySubscribe, checkClientId, type AclContext } from './ac
 import type { AuditLog } from '../shared/audit.js';
 import type { ClusterParts } from './cluster.js';
 import { RateLimiter } from '../shared/rate-limit.js';
-import { errorMessage } from '../shared/errors.js';
 import type { Identity, IdentityStore } from './identities.js';
 import { tlsListener, wsListener, type Listener, type TlsSettings, type WsSettings } from './listeners.js';
 import { duplexPair } from './in-process.js';
@@ -234,7 +233,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       try {
         authenticate(client, username, password, done);
       } catch (err) {
-        log.error({ clientId: client.id, err: errorMessage(err) }, 'authentication failed');
+        log.error({ clientId: client.id, err }, 'authentication failed');
         done(refusal('authentication failed', CONNACK.notAuthorized) as never, false);
       }
     };
@@ -291,8 +290,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   };
   aedes.on('client', (client) => log.debug({ clientId: client.id }, 'client connected'));
   aedes.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'client disconnected'));
-  aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
-  aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
+  aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err }, 'client error'));
+  aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err }, 'connection error'));
 
   const internalPort = await listenOn(internal, '127.0.0.1', 0);
   const connectInProcess = () => {

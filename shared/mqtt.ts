@@ -149,18 +149,19 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
     const onConnect = () => {
       clearTimeout(timer);
       client.removeListener('error', onError);
-      client.on('error', (err) => opts.log?.warn({ err: errorMessage(err) }, 'mqtt error'));
+      client.on('error', (err) => opts.log?.warn({ err }, 'mqtt error'));
       resolve(client);
     };
     const onError = (err: Error & { code?: string | number }) => {
-      lastError = errorMessage(err);
-      if (typeof err.code === 'string' && CERT_ERRORS.test(err.code)) {
-        lastError += ` (${err.code}: the broker's TLS certificate is not trusted; set --ca-file or CUTTER_CA_FILE to the CA that signed it)`;
-      }
+      const hint =
+        typeof err.code === 'string' && CERT_ERRORS.test(err.code)
+          ? `${err.code}: the broker's TLS certificate is not trusted; set --ca-file or CUTTER_CA_FILE to the CA that signed it`
+          : undefined;
+      lastError = hint ? `${errorMessage(err)} (${hint})` : errorMessage(err);
       // A CONNACK refusal (numeric code) will not get better by retrying.
       if (typeof err.code === 'number')
         fail(new CutterError('BROKER_UNREACHABLE', `broker ${opts.url} refused the connection: ${lastError}`));
-      else opts.log?.warn({ url: opts.url, err: lastError }, 'broker not reachable yet, retrying');
+      else opts.log?.warn({ url: opts.url, err, ...(hint ? { hint } : {}) }, 'broker not reachable yet, retrying');
     };
     client.once('connect', onConnect);
     client.on('error', onError);
@@ -201,9 +202,7 @@ export class MessageRouter {
         if (!topicMatches(route.filter, topic)) continue;
         Promise.resolve()
           .then(() => route.handle(topic, payload, packet.retain))
-          .catch((err: unknown) =>
-            this.log.error({ topic, err: errorMessage(err), stack: (err as Error)?.stack }, 'message handler failed'),
-          );
+          .catch((err: unknown) => this.log.error({ topic, err }, 'message handler failed'));
       }
     });
   }
