@@ -23,7 +23,8 @@
  * attempt older than one already seen (a stale, fenced attempt) are skipped. When the terminal
  * state arrives before the ending event (`result`/`failed`) of its attempt, the kept events are
  * fetched once before the follow ends (the controller stores an event before it publishes the state
- * it causes), so the last output is never cut. Events published before a follow subscribed (an
+ * it causes), so the last output is never cut. Live events that arrive while kept events are being
+ * fetched (one `task.logs` round trip, or a few pages) are held and handed on after them. Events published before a follow subscribed (an
  * existing task, `followTask`) are not replayed by the broker; `history: true` reads them from the
  * controller's kept events (all but `log` data beyond its per-task limit, docs/protocol.md "Task
  * logs"). State updates are handed on as they arrive; one older than the last (by `updatedAt`) is
@@ -170,7 +171,8 @@ class Follow implements TaskWatcher, TaskRun {
   onState(s: TaskState): void {
     if (this.done || s.taskId !== this.taskId) return;
     if (this.last && s.updatedAt < this.last.updatedAt) return;
-    const same = this.last && this.last.updatedAt === s.updatedAt && this.last.state === s.state && this.last.attempt === s.attempt;
+    const l = this.last;
+    const same = l && l.updatedAt === s.updatedAt && l.state === s.state && l.attempt === s.attempt && l.reason === s.reason;
     this.last = s;
     if (!same) this.push({ type: 'state', state: s }, 1_000, 'state');
     this.terminalCheck();
