@@ -138,6 +138,37 @@ describe('runTask when the mesh goes away', () => {
     }
   });
 
+  it('a lost attempt that the restart policy retries is followed on to the end of the next attempt', async () => {
+    const s = await startServer();
+    daemons.push(s.daemon);
+    const agents = new Map<string, Daemon>();
+    for (const node of ['one', 'two']) {
+      const a = await startAgent(s.url, node, ['--allow-exec']);
+      daemons.push(a);
+      agents.set(node, a);
+    }
+    const client = await connect(s.url);
+    try {
+      const run = await runTask(client, { spec: exec('echo go; sleep 3; echo finished'), options: { lostAfterMs: 0 } });
+      let killed: string | undefined;
+      const updates: TaskUpdate[] = [];
+      for await (const u of run.events) {
+        updates.push(u);
+        if (!killed && u.type === 'event' && u.event.type === 'log') {
+          killed = u.event.node;
+          await agents.get(killed)!.stop('SIGKILL');
+        }
+      }
+      const outcome = await run.result;
+      expect(outcome).toMatchObject({ end: 'terminal', state: { state: 'succeeded', attempt: 2 } });
+      expect(outcome.state!.node).not.toBe(killed);
+      expect(updates.some((u) => u.type === 'state' && u.state.state === 'queued' && u.state.attempt === 1)).toBe(true);
+      expect(stdout(updates)).toBe('go\ngo\nfinished\n');
+    } finally {
+      await client.close();
+    }
+  });
+
   it('the connection gone (server killed) ends the follow after the grace, with the last state seen', async () => {
     const s = await startServer();
     daemons.push(s.daemon);
