@@ -7,8 +7,7 @@
  * - `wait({condition: 'next-exit'})` is registered before `start()` so a fast exit is not missed,
  *   and the output is attached before start so no early line is lost.
  * - With Tty off the attach stream is multiplexed; `modem.demuxStream` splits stdout/stderr.
- * - `pull()` resolves with the progress stream before the pull is done, and `followProgress`
- *   reports `{"error": …}` lines as ordinary events: every event is checked for `error`.
+ * - Images are pulled in ./docker-image.ts.
  * - `stop()` on a stopped container answers 304 and on a removed one 404: both mean "stopped".
  * - Re-adoption (`recover()`): containers carry the cutter labels below, so a restarted agent finds
  *   its own with `listContainers({all: true})`. A running one is attached again without `logs`
@@ -20,9 +19,11 @@
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { CutterError, errorMessage } from '../../shared/errors.js';
-import type { DockerSpec } from '../../shared/schemas/index.js';
+import type { DockerInfo, DockerSpec } from '../../shared/schemas/index.js';
 import { ID_RE } from '../../shared/topics.js';
-import type { Executor, ExecutorContext, ExecutorProbe, Outcome, RecoveredTask, TaskHandle } from './executor.js';
+import { engineMessage, ensureImage, statusCode } from './docker-image.js';
+import { type DockerPolicy, dockerViolation, withDockerDefaults } from '../policy.js';
+import type { Admission, Executor, ExecutorContext, Fingerprint, Outcome, RecoveredTask, TaskHandle } from './executor.js';
 
 /** Labels on every container cutter creates, so an agent can find its own. */
 export const LABEL_TASK = 'io.cutter.task';
@@ -30,26 +31,6 @@ export const LABEL_ATTEMPT = 'io.cutter.attempt';
 export const LABEL_NODE = 'io.cutter.node';
 /** Memory the placement committed to the attempt, bytes (decimal string). */
 export const LABEL_MEMORY = 'io.cutter.memory';
-
-/** Minimum ms between two pull progress events. */
-const PROGRESS_INTERVAL_MS = 250;
-
-type ProgressEvent = {
-  status?: string;
-  id?: string;
-  progressDetail?: { current?: number; total?: number };
-  error?: string;
-  errorDetail?: { message?: string };
-};
-
-function statusCode(err: unknown): number | undefined {
-  return (err as { statusCode?: number })?.statusCode;
-}
-
-/** The engine's own message for a failed call, else the error's. */
-function engineMessage(err: unknown): string {
-  return (err as { json?: { message?: string } })?.json?.message ?? errorMessage(err);
-}
 
 /** Docker's RFC 3339 time as ms epoch; undefined for the zero time (`0001-01-01T00:00:00Z`) or garbage. */
 function dockerTime(value: string | undefined): number | undefined {
@@ -107,10 +88,20 @@ async function stopContainer(run: Run): Promise<void> {
 export class DockerExecutor implements Executor<DockerSpec> {
   readonly kind = 'docker' as const;
 
-  /** @param docker a client; default honours DOCKER_HOST or the local socket. */
-  constructor(readonly docker: Docker = new Docker()) {}
+  /**
+   * @param docker a client; default honours DOCKER_HOST or the local socket.
+   * @param policy the node owner's rules for containers; default: any image, no memory cap.
+   */
+  constructor(
+    readonly docker: Docker = new Docker(),
+    private readonly policy: DockerPolicy = { allowedImages: [] },
+  ) {}
 
-  async probe(): Promise<ExecutorProbe> {
+  /**
+   * Asks the engine its version (`GET /version`) and how many containers run (`GET /containers/json`).
+   * Never throws: an unreachable engine gives `{available: false, error}`.
+   */
+  async probe(): Promise<DockerInfo> {
     try {
       // listContainers() lists running containers only (the API's `all` defaults to false).
       const [v, running] = await Promise.all([this.docker.version(), this.docker.listContainers().catch(() => null)]);
@@ -120,12 +111,32 @@ export class DockerExecutor implements Executor<DockerSpec> {
     }
   }
 
+  /** The engine as `capacity.docker` (error cut to the wire's 500 characters); available when it answers. */
+  async fingerprint(): Promise<Fingerprint> {
+    const info = await this.probe();
+    const docker: DockerInfo = {
+      available: info.available,
+      ...(info.version ? { version: info.version } : {}),
+      ...(info.apiVersion ? { apiVersion: info.apiVersion } : {}),
+      ...(info.error ? { error: info.error.slice(0, 500) } : {}),
+      ...(info.containersRunning !== undefined ? { containersRunning: info.containersRunning } : {}),
+    };
+    return { available: info.available, ...(info.error ? { error: info.error } : {}), capacity: { docker } };
+  }
+
+  /** Fills in the default memory limit, then checks the image and memory rules (agent/policy.ts). */
+  admit(spec: DockerSpec): Admission<DockerSpec> {
+    const withDefaults = withDockerDefaults(spec, this.policy);
+    const denied = dockerViolation(withDefaults, this.policy);
+    return denied ? { denied } : { spec: withDefaults };
+  }
+
   start(spec: DockerSpec, ctx: ExecutorContext): TaskHandle {
     const abort = new AbortController();
     const run: Run = { stopRequested: false, graceMs: 3_000, ports: spec.ports };
 
     const go = async (): Promise<Outcome> => {
-      await this.ensureImage(spec.image, ctx, abort.signal);
+      await ensureImage(this.docker, spec.image, ctx, abort.signal);
       if (run.stopRequested) throw new CutterError('CANCELLED', 'cancelled before the container started');
 
       ctx.progress({ phase: 'create', message: `creating container from ${spec.image}` });
@@ -339,60 +350,5 @@ export class DockerExecutor implements Executor<DockerSpec> {
       startedAt: dockerTime(info.State.StartedAt) ?? now,
       finishedAt: dockerTime(info.State.FinishedAt) ?? now,
     };
-  }
-
-  /**
-   * Makes sure the image is on this engine, pulling it with progress when it is not.
-   * @throws CutterError IMAGE_PULL_FAILED with the registry's message.
-   */
-  private async ensureImage(image: string, ctx: ExecutorContext, signal: AbortSignal): Promise<void> {
-    try {
-      await this.docker.getImage(image).inspect();
-      return;
-    } catch (err) {
-      if (statusCode(err) !== 404) throw new CutterError('START_FAILED', `cannot inspect image ${image}: ${errorMessage(err)}`);
-    }
-    ctx.progress({ phase: 'pull', message: `image ${image} is not on ${ctx.node}: pulling` });
-    let stream: NodeJS.ReadableStream;
-    try {
-      stream = (await this.docker.pull(image, { abortSignal: signal })) as NodeJS.ReadableStream;
-    } catch (err) {
-      throw new CutterError('IMAGE_PULL_FAILED', `image ${image} is not on node ${ctx.node} and cannot be pulled: ${engineMessage(err)}`);
-    }
-    const layers = new Map<string, { current: number; total: number }>();
-    let lastSent = 0;
-    await new Promise<void>((resolve, reject) => {
-      let failure: string | undefined;
-      this.docker.modem.followProgress(
-        stream,
-        (err: Error | null) => {
-          if (err || failure) reject(new CutterError('IMAGE_PULL_FAILED', `pulling ${image} failed: ${failure ?? errorMessage(err)}`));
-          else resolve();
-        },
-        (event: ProgressEvent) => {
-          if (event.error || event.errorDetail?.message) {
-            failure = event.errorDetail?.message ?? event.error;
-            return;
-          }
-          if (event.id && event.progressDetail?.total)
-            layers.set(event.id, { current: event.progressDetail.current ?? 0, total: event.progressDetail.total });
-          const now = Date.now();
-          if (now - lastSent < PROGRESS_INTERVAL_MS) return;
-          lastSent = now;
-          let current = 0;
-          let total = 0;
-          for (const l of layers.values()) {
-            current += l.current;
-            total += l.total;
-          }
-          ctx.progress({
-            phase: 'pull',
-            message: `${event.id ? `${event.id}: ` : ''}${event.status ?? 'pulling'}`,
-            ...(total ? { current, total } : {}),
-          });
-        },
-      );
-    });
-    ctx.progress({ phase: 'pull', message: `pulled ${image}` });
   }
 }

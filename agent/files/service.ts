@@ -141,7 +141,7 @@ export class FileService implements AgentService {
 
   private reply(client: string, body: OutBody, qos: 0 | 1 = 1): Promise<unknown> {
     return this.client!.publishAsync(this.opts.t.filesOut(this.opts.node, client), encode({ v: 1, ...body }), { qos }).catch((err) =>
-      this.log.warn({ err: errorMessage(err) }, 'file reply failed'),
+      this.log.warn({ err }, 'file reply failed'),
     );
   }
 
@@ -164,7 +164,7 @@ export class FileService implements AgentService {
   private async onControl(msg: FileIn, from: string): Promise<unknown> {
     const fail = (err: unknown) => {
       const code = codeOf(err);
-      this.log.warn({ xfer: msg.xfer, type: msg.type, client: from, code, err: errorMessage(err) }, 'file request refused');
+      this.log.warn({ xfer: msg.xfer, type: msg.type, client: from, code, err }, 'file request refused');
       return this.reply(from, { type: 'error', xfer: msg.xfer, code, message: errorMessage(err) });
     };
     const existing = this.sessions.get(msg.xfer);
