@@ -94,7 +94,7 @@ describe('startServer', () => {
     expect(running.extensions!.names).toEqual(['file-audit', 'port-proxy', 'metrics', 'dashboard']);
     const failed = lines.find((l) => l.extension === 'http' && l.level === 50);
     expect(failed?.msg).toMatch(/^extension http not started: http server cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE.*--http-port/);
-    expect((failed?.err as { stack?: string }).stack).toMatch(/\n\s+at /);
+    expect((failed?.err as { stack?: string } | undefined)?.stack).toMatch(/\n\s+at /);
     expect(await nodesList(running)).toEqual([]);
   });
 
