@@ -2,9 +2,11 @@
  * The controller's event bus (Zigbee2MQTT's `lib/eventBus.ts` shape): server extensions (Home
  * Assistant discovery, Prometheus metrics, the dashboard) observe the mesh here, and the
  * controller knows nothing of them. Listeners run synchronously inside controller work, so they
- * must be quick and must not throw (a throwing listener is caught and ignored by `emit`).
+ * must be quick and should not throw: a throwing listener is caught by `emit`, logged with its
+ * stack (pino `err`) and the event, and the other listeners still run.
  */
 import { EventEmitter } from 'node:events';
+import { createLogger, type Logger } from '../shared/logger.js';
 import type { TaskEvent, TaskKind, TaskState } from '../shared/schemas/index.js';
 
 /** Events and their payloads. */
@@ -23,11 +25,22 @@ export interface ControllerEventMap {
   rejected: [info: { taskId: string; kind: TaskKind; rejections: { node: string; reason: string }[] }];
 }
 
+/** The bus's own logger when it was given none (a controller built without one). */
+let fallbackLog: Logger | undefined;
+
 export class ControllerEvents {
   private readonly emitter = new EventEmitter();
+  private log?: Logger;
 
-  constructor() {
+  /** @param log where a throwing listener is reported; see {@link useLogger}. */
+  constructor(log?: Logger) {
     this.emitter.setMaxListeners(50);
+    if (log) this.useLogger(log);
+  }
+
+  /** Reports throwing listeners to this logger (the server's), as `component: events`. */
+  useLogger(log: Logger): void {
+    this.log = log.child({ component: 'events' });
   }
 
   on<K extends keyof ControllerEventMap>(event: K, listener: (...args: ControllerEventMap[K]) => void): () => void {
@@ -39,8 +52,10 @@ export class ControllerEvents {
     for (const listener of this.emitter.listeners(event)) {
       try {
         (listener as (...a: unknown[]) => void)(...args);
-      } catch {
-        // an extension's bug must never break the controller
+      } catch (err) {
+        // An extension's bug must never break the controller: it is logged, with its stack.
+        this.log ??= fallbackLog ??= createLogger('info').child({ component: 'events' });
+        this.log.error({ err, event, listener: listener.name || undefined }, 'event listener failed');
       }
     }
   }

@@ -6,7 +6,6 @@
  * `{who, action: file.put|file.get|image.push, outcome: requested|ok|failed|denied, node, detail}`.
  */
 import type { AuditLog } from '../shared/audit.js';
-import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { FileInSchema, FileOutSchema } from '../shared/schemas/files.js';
 import { topics } from '../shared/topics.js';
@@ -79,6 +78,6 @@ export async function startFileAudit(opts: FileAuditOptions): Promise<() => Prom
     });
   });
   return async () => {
-    await client.endAsync().catch((err) => log.warn({ err: errorMessage(err) }, 'file audit disconnect failed'));
+    await client.endAsync().catch((err) => log.warn({ err }, 'file audit disconnect failed'));
   };
 }

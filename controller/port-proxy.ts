@@ -71,14 +71,13 @@ export async function startPortProxy(opts: PortProxyOptions): Promise<() => Prom
   const log = opts.log.child({ component: 'port-proxy' });
   const forwards = new Map<string, Forward>();
   let queue: Promise<unknown> = Promise.resolve();
-  const serial = (fn: () => Promise<void>) =>
-    (queue = queue.then(fn).catch((err) => log.error({ err: errorMessage(err) }, 'port forward handling failed')));
+  const serial = (fn: () => Promise<void>) => (queue = queue.then(fn).catch((err) => log.error({ err }, 'port forward handling failed')));
   let client!: MqttClient;
 
   const publish = (state: ForwardState) =>
     client
       .publishAsync(t.forwardState(state.taskId), encode(state), { qos: 1, retain: true })
-      .catch((err) => log.warn({ err: errorMessage(err) }, 'cannot publish forward state'));
+      .catch((err) => log.warn({ err }, 'cannot publish forward state'));
 
   async function close(taskId: string, reason: string): Promise<void> {
     const f = forwards.get(taskId);

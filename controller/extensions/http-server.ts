@@ -13,7 +13,6 @@
  * otherwise. Only GET and HEAD are answered.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Dashboard } from './dashboard/dashboard.js';
 import { DASHBOARD_HTML } from './dashboard/page.js';
@@ -31,6 +30,7 @@ export interface HttpOptions {
 
 export class HttpServer implements Extension {
   readonly name = 'http';
+  readonly requires = ['metrics', 'dashboard'];
   private server?: Server;
   /** The port bound, once started. */
   port = 0;
@@ -42,7 +42,7 @@ export class HttpServer implements Extension {
     const log = this.opts.log.child({ component: 'http' });
     const server = createServer((req, res) => {
       this.route(req, res).catch((err: unknown) => {
-        log.warn({ url: req.url, err: errorMessage(err) }, 'http request failed');
+        log.warn({ url: req.url, err }, 'http request failed');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end('internal error\n');
       });
