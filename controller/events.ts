@@ -5,7 +5,7 @@
  * must be quick and must not throw (a throwing listener is caught and ignored by `emit`).
  */
 import { EventEmitter } from 'node:events';
-import type { TaskEvent, TaskKind, TaskState } from '../shared/schemas/index.js';
+import type { Rejection, TaskEvent, TaskKind, TaskState } from '../shared/schemas/index.js';
 
 /** Events and their payloads. */
 export interface ControllerEventMap {
@@ -19,8 +19,12 @@ export interface ControllerEventMap {
   taskEvent: [event: TaskEvent];
   /** An attempt was placed on a node. */
   placed: [info: { taskId: string; node: string; kind: TaskKind; attempt: number }];
-  /** No node fits a task (emitted when the answer changes, not at every retry); one entry per rejected node. */
-  rejected: [info: { taskId: string; kind: TaskKind; rejections: { node: string; reason: string }[] }];
+  /**
+   * No node fits a task (emitted when the answer changes, not at every retry); one entry per rejected
+   * node, as data. `reason` is the same in words (shared/reasons.ts), kept only until the metrics
+   * extension labels by `code` instead of classifying the words with `rejectionKind()`.
+   */
+  rejected: [info: { taskId: string; kind: TaskKind; rejections: (Rejection & { reason: string })[] }];
 }
 
 export class ControllerEvents {

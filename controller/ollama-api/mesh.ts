@@ -12,7 +12,15 @@ import type { CliConfig } from '../../shared/config.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { sameModel } from '../../shared/ollama.js';
-import { NodeStatusSchema, TaskEventSchema, TaskStateSchema, type NodeStatus, type OllamaSpec } from '../../shared/schemas/index.js';
+import { formatRejections } from '../../shared/reasons.js';
+import {
+  NodeStatusSchema,
+  TaskEventSchema,
+  TaskStateSchema,
+  type NodeStatus,
+  type OllamaSpec,
+  type Rejection,
+} from '../../shared/schemas/index.js';
 import { topics, type Topics } from '../../shared/topics.js';
 
 type Chunk = Record<string, unknown>;
@@ -185,18 +193,15 @@ export class MeshGateway {
       try {
         await submit(false);
       } catch (err) {
-        const rejections = (err as CutterError).details as { reason: string }[] | undefined;
-        if ((err as CutterError).code !== 'NO_FIT' || !rejections?.some((r) => r.reason.startsWith('busy'))) throw err;
+        const rejections = (err as CutterError).details as Rejection[] | undefined;
+        if ((err as CutterError).code !== 'NO_FIT' || !rejections?.some((r) => r.code === 'max-tasks')) throw err;
         await submit(true);
       }
     } catch (err) {
       this.flights.delete(taskId);
       if ((err as CutterError).code === 'NO_FIT') {
-        const rejections = ((err as CutterError).details as { node: string; reason: string }[] | undefined) ?? [];
-        throw new CutterError(
-          'NO_FIT',
-          `${errorMessage(err)}${rejections.length ? `: ${rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')}` : ''}`,
-        );
+        const rejections = ((err as CutterError).details as Rejection[] | undefined) ?? [];
+        throw new CutterError('NO_FIT', `${errorMessage(err)}${rejections.length ? `: ${formatRejections(rejections)}` : ''}`);
       }
       throw err;
     }
