@@ -283,10 +283,10 @@ function attemptEnded(record: TaskRecord, end: AttemptEnd, patch: Partial<TaskSt
   if (s.node) out.push({ type: 'release', node: s.node });
   // A lost attempt may still run, or still wait in the node's session: tell the node to stop it.
   if (end === 'lost' && s.node) out.push({ type: 'fence', node: s.node, attempt: s.attempt, why: 'attempt lost' });
-  if (record.cancelRequested) return [...out, ...finish(record, { ...patch, state: 'cancelled', error: null }, now)];
+  if (record.cancelRequested) return [...out, ...finish(record, { ...patch, state: 'cancelled', error: null }, now, true)];
   if (record.timedOut) {
     const error = { code: 'TIMEOUT', message: `timed out after ${formatDuration(s.options.timeoutMs ?? 0)}` };
-    return [...out, ...finish(record, { ...patch, state: 'failed', error }, now)];
+    return [...out, ...finish(record, { ...patch, state: 'failed', error }, now, true)];
   }
   if (wantsRetry(s.options.restart, end) && s.attempt < s.options.maxAttempts) {
     const delayMs = backoffMs(s.attempt, end);
@@ -304,13 +304,13 @@ function attemptEnded(record: TaskRecord, end: AttemptEnd, patch: Partial<TaskSt
     ];
   }
   const state = end === 'succeeded' ? 'succeeded' : end === 'lost' ? 'lost' : 'failed';
-  return [...out, ...finish(record, { ...patch, state, ...(state === 'succeeded' ? { error: null } : {}) }, now)];
+  return [...out, ...finish(record, { ...patch, state, ...(state === 'succeeded' ? { error: null } : {}) }, now, true)];
 }
 
-/** The task ends with `patch` (a terminal state). */
-function finish(record: TaskRecord, patch: Partial<TaskState>, now: number): Effect[] {
+/** The task ends with `patch` (a terminal state); `released`: its reservation is already dropped. */
+function finish(record: TaskRecord, patch: Partial<TaskState>, now: number, released = false): Effect[] {
   const out: Effect[] = [];
-  if (record.state.node) out.push({ type: 'release', node: record.state.node });
+  if (record.state.node && !released) out.push({ type: 'release', node: record.state.node });
   out.push(
     { type: 'write', patch: { reason: null, ...patch, finishedAt: now }, extra: { leaseExpiresAt: null, lostAt: null }, publish: true },
     { type: 'finished' },
