@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { createLogger, type Logger } from '../shared/logger.js';
-import type { TaskEvent, TaskKind, TaskState } from '../shared/schemas/index.js';
+import type { Rejection, TaskEvent, TaskKind, TaskState } from '../shared/schemas/index.js';
 
 /** Events and their payloads. */
 export interface ControllerEventMap {
@@ -21,8 +21,8 @@ export interface ControllerEventMap {
   taskEvent: [event: TaskEvent];
   /** An attempt was placed on a node. */
   placed: [info: { taskId: string; node: string; kind: TaskKind; attempt: number }];
-  /** No node fits a task (emitted when the answer changes, not at every retry); one entry per rejected node. */
-  rejected: [info: { taskId: string; kind: TaskKind; rejections: { node: string; reason: string }[] }];
+  /** No node fits a task (emitted when the answer changes, not at every retry); one entry per rejected node, as data. */
+  rejected: [info: { taskId: string; kind: TaskKind; rejections: Rejection[] }];
 }
 
 /** The bus's own logger when it was given none (a controller built without one). */
@@ -59,28 +59,4 @@ export class ControllerEvents {
       }
     }
   }
-}
-
-/**
- * Classifies a scheduler rejection reason (free text, e.g. `needs 1.0 GiB, 512 MiB free`) into a
- * short, bounded label for metrics (`memory`, `offline`, …), so label cardinality stays small.
- */
-export function rejectionKind(reason: string): string {
-  const r = reason.toLowerCase();
-  const rules: [RegExp, string][] = [
-    [/^offline/, 'offline'],
-    [/^(draining|drained)/, 'draining'],
-    [/^stale/, 'stale'],
-    [/^has not announced/, 'unannounced'],
-    [/^unknown node|^not the requested|pinned/, 'pinned'],
-    [/^no docker engine|^does not run|executor/, 'executor'],
-    [/^busy/, 'tasks'],
-    [/cpus?,/, 'cpu'],
-    [/model|ollama/, 'model'],
-    [/gpu/, 'gpu'],
-    [/label/, 'label'],
-    [/memory/, 'memory'],
-  ];
-  for (const [re, kind] of rules) if (re.test(r)) return kind;
-  return 'other';
 }

@@ -13,6 +13,8 @@ import { z } from 'zod';
 import type { AuditLog } from '../../shared/audit.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import { type MeshClient, newTaskId, outcomeError, runTask, type TaskOutcome, taskOptionsFor } from '../../shared/client/index.js';
+import { formatRejection } from '../../shared/reasons.js';
+import type { Rejection } from '../../shared/schemas/index.js';
 import {
   NodeListResultSchema,
   type Requirements,
@@ -79,7 +81,7 @@ export function createMcpServer(opts: McpOptions): McpServer {
         const code = err instanceof CutterError ? err.code : 'INTERNAL';
         const rejections =
           err instanceof CutterError && Array.isArray(err.details)
-            ? `\n${(err.details as { node: string; reason: string }[]).map((r) => `  ${r.node}: ${r.reason}`).join('\n')}`
+            ? `\n${(err.details as Rejection[]).map((r) => `  ${r.node}: ${formatRejection(r)}`).join('\n')}`
             : '';
         result = { content: [{ type: 'text', text: `${code}: ${errorMessage(err)}${rejections}` }], isError: true };
       }

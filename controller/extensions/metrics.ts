@@ -28,7 +28,7 @@
  * plus prom-client's default process metrics (`cutter_process_*`, `cutter_nodejs_*`).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { rejectionKind } from '../events.js';
+import { rejectionLabel } from '../../shared/reasons.js';
 import { isTerminal, type TaskState } from '../../shared/schemas/index.js';
 import type { Extension, ExtensionContext } from './extension.js';
 
@@ -173,7 +173,7 @@ export class MetricsExtension implements Extension {
     this.off.push(
       controller.events.on('placed', (p) => placements.inc({ kind: p.kind })),
       controller.events.on('rejected', (p) => {
-        for (const rej of p.rejections) rejections.inc({ reason: rejectionKind(rej.reason) });
+        for (const rej of p.rejections) rejections.inc({ reason: rejectionLabel(rej.code) });
       }),
       controller.events.on('task', (s) => this.onTask(s, wait, run)),
     );

@@ -13,7 +13,8 @@ import type { CliConfig } from '../../shared/config.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { sameModel } from '../../shared/ollama.js';
-import { type NodeStatus, NodeStatusSchema, type OllamaSpec } from '../../shared/schemas/index.js';
+import { formatRejections } from '../../shared/reasons.js';
+import { type NodeStatus, NodeStatusSchema, type OllamaSpec, type Rejection } from '../../shared/schemas/index.js';
 import type { Topics } from '../../shared/topics.js';
 
 type Chunk = Record<string, unknown>;
@@ -97,11 +98,8 @@ export class MeshGateway {
       run = await runTask(this.client, { spec });
     } catch (err) {
       if ((err as CutterError).code === 'NO_FIT') {
-        const rejections = ((err as CutterError).details as { node: string; reason: string }[] | undefined) ?? [];
-        throw new CutterError(
-          'NO_FIT',
-          `${errorMessage(err)}${rejections.length ? `: ${rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')}` : ''}`,
-        );
+        const rejections = ((err as CutterError).details as Rejection[] | undefined) ?? [];
+        throw new CutterError('NO_FIT', `${errorMessage(err)}${rejections.length ? `: ${formatRejections(rejections)}` : ''}`);
       }
       throw err;
     }

@@ -7,8 +7,8 @@
  * programs hold is already taken off).
  */
 import { canonicalModel, ruleMatches, sameModel, type PlacementRule } from '../../shared/ollama.js';
-import { formatBytes } from '../../shared/units.js';
-import { freeMemory } from './feasibility.js';
+import type { Rejection } from '../../shared/schemas/index.js';
+import { freeMemory, type NodeRejection } from './feasibility.js';
 import type { NodeSnapshot, PlacementRequest } from './snapshot.js';
 
 /** 0 = loaded, 1 = on disk, 2 = must pull (lower ranks first). */
@@ -43,20 +43,20 @@ export function modelTier(
   n: NodeSnapshot,
   req: Required<Pick<PlacementRequest, 'ollama'>>['ollama'],
   size: number | null,
-): { tier: ModelTier } | { reason: string } {
+): { tier: ModelTier } | { rejection: NodeRejection } {
   const info = n.status.capacity?.ollama;
-  if (!info?.available) return { reason: `no Ollama server${info?.error ? ` (${info.error})` : ''}` };
+  if (!info?.available) return { rejection: { code: 'no-ollama', ...(info?.error ? { detail: info.error } : {}) } };
   if (req.op === 'pull') return { tier: info.models.some((m) => sameModel(m.name, req.model)) ? 1 : 2 };
   if (info.loaded.some((m) => sameModel(m.name, req.model))) return { tier: 0 };
   const own = info.models.find((m) => sameModel(m.name, req.model));
   const need = own?.size ?? size;
-  if (!own && !req.pull && size === null) return { reason: `does not have model ${canonicalModel(req.model)}` };
+  if (!own && !req.pull && size === null) return { rejection: { code: 'model-missing', model: canonicalModel(req.model) } };
   if (need !== null) {
     const ram = freeMemory(n);
     const gpu = gpuFree(n);
     if (need > ram && need > gpu) {
       return {
-        reason: `${own ? 'has' : 'would pull'} model ${canonicalModel(req.model)} (${formatBytes(need)}) but has ${formatBytes(ram)} free memory${gpu ? ` and ${formatBytes(gpu)} free on its GPU` : ''} to load it`,
+        rejection: { code: 'model-too-big', model: canonicalModel(req.model), needed: need, free: ram, gpuFree: gpu, onDisk: !!own },
       };
     }
   }
@@ -73,14 +73,13 @@ export function ruleFor(
   return index < 0 ? null : { rule: rules![index], index };
 }
 
-/** How a rule reads in a rejection: `placement rule 2 (minSize 12.0 GiB → notebook)`. */
-export function describeRule(rule: PlacementRule, index: number): string {
-  const what = [
-    rule.model ? `model ${rule.model}` : '',
-    rule.minSize !== undefined ? `minSize ${formatBytes(rule.minSize)}` : '',
-    rule.maxSize !== undefined ? `maxSize ${formatBytes(rule.maxSize)}` : '',
-  ]
-    .filter(Boolean)
-    .join(', ');
-  return `placement rule ${index + 1} (${what} → ${rule.nodes.join(', ')})`;
+/** A rule as a rejection carries it (shared/reasons.ts `describeRule()` puts it into words). */
+export function ruleData(rule: PlacementRule, index: number): NonNullable<Rejection['rule']> {
+  return {
+    index,
+    nodes: [...rule.nodes],
+    ...(rule.model !== undefined ? { model: rule.model } : {}),
+    ...(rule.minSize !== undefined ? { minSize: rule.minSize } : {}),
+    ...(rule.maxSize !== undefined ? { maxSize: rule.maxSize } : {}),
+  };
 }

@@ -3,7 +3,7 @@
  * consumed by `place()`; nothing in here talks to the network.
  */
 import type { PlacementRule } from '../../shared/ollama.js';
-import type { NodeStatus, OllamaOp, Requirements, TaskKind } from '../../shared/schemas/index.js';
+import type { NodeStatus, OllamaOp, Rejection, Requirements, TaskKind } from '../../shared/schemas/index.js';
 
 /** One node as the scheduler sees it. */
 export interface NodeSnapshot {
@@ -39,21 +39,23 @@ export interface PlacementRequest {
   ollama?: { op: OllamaOp; model: string; pull: boolean };
 }
 
-/** A node ruled out, with the reason the user sees (one line per node). */
-export interface Rejection {
-  node: string;
-  reason: string;
-}
-
 /** The scheduler's answer. */
 export type Placement =
   | {
       ok: true;
-      node: string /** one line for the user */;
-      reason: string /** bytes the node has left for tasks after this one */;
+      node: string;
+      /** One line for the user and the audit log: why this node. */
+      reason: string;
+      /** Bytes the node has left for tasks after this one. */
       freeAfter: number;
     }
-  | { ok: false; rejections: Rejection[] /** summary for the user */; message: string };
+  | {
+      ok: false;
+      /** One per node ruled out, sorted by node id (shared/reasons.ts puts them into words). */
+      rejections: Rejection[];
+      /** Summary for the user. */
+      message: string;
+    };
 
 /** A node is stale after this many heartbeat intervals without word from it. */
 export const STALE_AFTER_HEARTBEATS = 2.5;

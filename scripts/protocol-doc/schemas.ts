@@ -157,9 +157,14 @@ export function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: Sch
               rejections: [
                 {
                   node: 'nas',
-                  reason: 'needs 4.0 GiB memory, has 1.2 GiB free (offers 8.0 GiB, 3.1 GiB available, 1.9 GiB held by tasks)',
+                  code: 'memory',
+                  needed: 4 * 1024 ** 3,
+                  free: 1288490189,
+                  offered: 8 * 1024 ** 3,
+                  available: 3328599654,
+                  held: 2040109466,
                 },
-                { node: NODE, reason: 'offline (connection lost)' },
+                { node: NODE, code: 'offline', detail: 'connection lost' },
               ],
             },
           },

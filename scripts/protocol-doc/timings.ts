@@ -6,12 +6,8 @@ import type { z } from 'zod';
 import { backoffMs, type AttemptEnd } from '../../controller/task-record.js';
 import { AgentConfigSchema, ServerConfigSchema } from '../../shared/config.js';
 
-/**
- * Constants private to controller/controller.ts (not exported; importing the controller would pull
- * in MQTT and SQLite). Keep in step with MISSING_HEARTBEATS and FENCE_REPEAT_MS there.
- */
-export const MISSING_HEARTBEATS = 2;
-export const FENCE_REPEAT_MS = 5_000;
+// From the pure lifecycle module (it imports neither MQTT nor SQLite).
+export { FENCE_REPEAT_MS, MISSING_HEARTBEATS } from '../../controller/lifecycle.js';
 
 /** The default of a server setting, as its config schema fills it in. */
 export const serverDefault = <K extends keyof typeof ServerConfigSchema.shape>(key: K) =>

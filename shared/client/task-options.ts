@@ -18,7 +18,7 @@
  * queue timeout: `timeoutMs` bounds queueing and running together, from submission.
  */
 import { CutterError } from '../errors.js';
-import { type TaskOptions, TaskOptionsSchema, type TaskSpec } from '../schemas/index.js';
+import { type Rejection, type TaskOptions, TaskOptionsSchema, type TaskSpec } from '../schemas/index.js';
 
 /**
  * How long the broker may be unreachable, or the controller's retained status say `offline`,
@@ -59,6 +59,6 @@ export function taskOptionsFor(
  */
 export function busyOnly(err: unknown): boolean {
   if (!(err instanceof CutterError) || err.code !== 'NO_FIT') return false;
-  const rejections = err.details as { reason?: string; code?: string }[] | undefined;
-  return Boolean(rejections?.some((r) => r.code === 'busy' || r.reason?.startsWith('busy')));
+  const rejections = err.details as Rejection[] | undefined;
+  return Boolean(rejections?.some((r) => r.code === 'max-tasks'));
 }

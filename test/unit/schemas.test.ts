@@ -561,7 +561,7 @@ describe('ReplySchema', () => {
       v: 1,
       id: 'req-1',
       ok: false,
-      error: { code: 'NO_FIT', message: 'no node can take it', rejections: [{ node: 'gpu-box', reason: 'draining' }] },
+      error: { code: 'NO_FIT', message: 'no node can take it', rejections: [{ node: 'gpu-box', code: 'draining' }] },
     });
     expect(parsed.ok === false && parsed.error.rejections?.[0].node).toBe('gpu-box');
   });
@@ -573,7 +573,10 @@ describe('ReplySchema', () => {
     ['error reply without error', { v: 1, id: 'r', ok: false }],
     ['error without code', { v: 1, id: 'r', ok: false, error: { message: 'x' } }],
     ['error without message', { v: 1, id: 'r', ok: false, error: { code: 'X' } }],
-    ['rejection node with /', { v: 1, id: 'r', ok: false, error: { code: 'X', message: 'm', rejections: [{ node: 'a/b', reason: 'r' }] } }],
+    [
+      'rejection node with /',
+      { v: 1, id: 'r', ok: false, error: { code: 'X', message: 'm', rejections: [{ node: 'a/b', code: 'offline' }] } },
+    ],
     ['id over 64 chars', { v: 1, id: 'r'.repeat(65), ok: true, result: 1 }],
   ])('rejects %s', (_name, value) => {
     rejects(ReplySchema, value);
