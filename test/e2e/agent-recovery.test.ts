@@ -8,7 +8,7 @@
  *
  * The re-adoption and drain tests run against `cutter server`; the fencing tests talk to the agent
  * directly through a bare in-process broker (no controller that would fence or reschedule by itself).
- * Docker parts are skipped when no engine answers (except in CI, CUTTER_REQUIRE_DOCKER=1).
+ * Docker parts are skipped when no engine answers (except in CI, CUTTER_REQUIRE_ALL=1).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -19,19 +19,10 @@ import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../shared/topics.js';
-import {
-  TEST_IMAGE,
-  cli,
-  cliBackground,
-  dockerAvailable,
-  ensureTestImage,
-  eventually,
-  startAgent,
-  startServer,
-  type Daemon,
-} from '../harness.js';
+import { TEST_IMAGE, cli, cliBackground, ensureTestImage, eventually, startAgent, startServer, type Daemon } from '../harness.js';
+import { needs } from '../services.js';
 
-const haveDocker = dockerAvailable();
+const engine = needs('docker');
 const t = topics('cutter');
 
 /**
@@ -101,7 +92,7 @@ function alive(pid: number): boolean {
   }
 }
 
-describe.skipIf(!haveDocker)('re-adoption of containers after an agent restart', () => {
+describe.skipIf(engine.skip)(`re-adoption of containers after an agent restart${engine.tag}`, () => {
   let server: Daemon;
   let url: string;
   const agents: Daemon[] = [];
@@ -364,8 +355,8 @@ describe('the agent alone (bare broker, no controller): fencing, de-duplication,
     ).toEqual([1, 3]);
   });
 
-  it.skipIf(!haveDocker)(
-    're-adopts a running container: new output only, seq above the old process, listed as running, a redelivered assignment ignored, one container',
+  it.skipIf(engine.skip)(
+    `re-adopts a running container: new output only, seq above the old process, listed as running, a redelivered assignment ignored, one container${engine.tag}`,
     async () => {
       ensureTestImage();
       const id = `readopt-${Math.random().toString(16).slice(2, 10)}`;
@@ -421,29 +412,32 @@ describe('the agent alone (bare broker, no controller): fencing, de-duplication,
     },
   );
 
-  it.skipIf(!haveDocker)("reports a container that exited while the agent was down, with the engine's times, and removes it", async () => {
-    ensureTestImage();
-    const id = `exited-${Math.random().toString(16).slice(2, 10)}`;
-    const ofTask = () => events.messages.filter((e) => e.taskId === id);
-    const first = await startAgent(broker.url, 'downtime', []);
-    agents.push(first);
-    await assign('downtime', id, 1, { kind: 'docker', image: TEST_IMAGE, cmd: GATED_5, env: {}, labels: {} });
-    await until(() => ofTask().some((e) => e.type === 'started'));
-    await first.stop('SIGKILL');
-    const releasedAt = Date.now();
-    release(id);
-    await until(() => containersOf(id).endsWith(' exited'), 10_000);
+  it.skipIf(engine.skip)(
+    `reports a container that exited while the agent was down, with the engine's times, and removes it${engine.tag}`,
+    async () => {
+      ensureTestImage();
+      const id = `exited-${Math.random().toString(16).slice(2, 10)}`;
+      const ofTask = () => events.messages.filter((e) => e.taskId === id);
+      const first = await startAgent(broker.url, 'downtime', []);
+      agents.push(first);
+      await assign('downtime', id, 1, { kind: 'docker', image: TEST_IMAGE, cmd: GATED_5, env: {}, labels: {} });
+      await until(() => ofTask().some((e) => e.type === 'started'));
+      await first.stop('SIGKILL');
+      const releasedAt = Date.now();
+      release(id);
+      await until(() => containersOf(id).endsWith(' exited'), 10_000);
 
-    const restartedAt = Date.now();
-    const second = await startAgent(broker.url, 'downtime', []);
-    agents.push(second);
-    const result = await until(() => ofTask().find((e) => e.type === 'result'), 10_000);
-    expect(result).toMatchObject({ attempt: 1, exitCode: 5, oomKilled: false, cancelled: false });
-    expect(result.seq).toBeGreaterThanOrEqual(restartedAt);
-    const { startedAt, finishedAt } = result as { startedAt: number; finishedAt: number };
-    expect(startedAt).toBeLessThan(releasedAt);
-    expect(finishedAt).toBeGreaterThanOrEqual(releasedAt - 1_000);
-    expect(finishedAt).toBeLessThan(restartedAt);
-    await until(() => containersOf(id) === '');
-  });
+      const restartedAt = Date.now();
+      const second = await startAgent(broker.url, 'downtime', []);
+      agents.push(second);
+      const result = await until(() => ofTask().find((e) => e.type === 'result'), 10_000);
+      expect(result).toMatchObject({ attempt: 1, exitCode: 5, oomKilled: false, cancelled: false });
+      expect(result.seq).toBeGreaterThanOrEqual(restartedAt);
+      const { startedAt, finishedAt } = result as { startedAt: number; finishedAt: number };
+      expect(startedAt).toBeLessThan(releasedAt);
+      expect(finishedAt).toBeGreaterThanOrEqual(releasedAt - 1_000);
+      expect(finishedAt).toBeLessThan(restartedAt);
+      await until(() => containersOf(id) === '');
+    },
+  );
 });

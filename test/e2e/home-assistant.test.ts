@@ -16,9 +16,9 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HaDeviceConfigSchema } from '../../shared/schemas/ha.js';
 import { ON_MOSQUITTO, cli, eventually, freePort, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
+import { needs } from '../services.js';
 
-const haveMosquitto = spawnSync('sh', ['-c', 'command -v mosquitto && command -v mosquitto_sub'], { encoding: 'utf8' }).status === 0;
-if (!haveMosquitto && process.env.CI) throw new Error('CI needs mosquitto and mosquitto-clients (.ci/run installs them)');
+const mosquitto = needs('mosquitto');
 
 type Creds = { username: string; password: string };
 type Json = Record<string, unknown>;
@@ -152,7 +152,7 @@ function llmBoxStatus(state: 'online' | 'offline'): string {
 }
 
 // On the embedded broker by definition (observer tokens, its ACL): the Mosquitto case is --ha-broker below.
-describe.skipIf(!haveMosquitto || ON_MOSQUITTO)('Home Assistant discovery on the embedded broker', () => {
+describe.skipIf(mosquitto.skip || ON_MOSQUITTO)(`Home Assistant discovery on the embedded broker${mosquitto.tag}`, () => {
   let server: Daemon;
   let agent: Daemon;
   let port: number;
@@ -327,7 +327,7 @@ describe.skipIf(!haveMosquitto || ON_MOSQUITTO)('Home Assistant discovery on the
   });
 });
 
-describe.skipIf(!haveMosquitto)('Home Assistant discovery through --ha-broker (a real Mosquitto, MQTT 5)', () => {
+describe.skipIf(mosquitto.skip)(`Home Assistant discovery through --ha-broker (a real Mosquitto, MQTT 5)${mosquitto.tag}`, () => {
   let mosquitto: ChildProcess;
   let mosquittoLog = '';
   let server: Daemon;
@@ -487,7 +487,7 @@ describe.skipIf(!haveMosquitto)('Home Assistant discovery through --ha-broker (a
   });
 });
 
-describe.skipIf(!haveMosquitto)('--no-ha', () => {
+describe.skipIf(mosquitto.skip)(`--no-ha${mosquitto.tag}`, () => {
   it('publishes no discovery at all', async () => {
     const { daemon: server, url, port } = await startServer(['--no-ha']);
     const agent = await startAgent(url, 'quiet-node');
@@ -521,7 +521,7 @@ describe.skipIf(!haveMosquitto)('--no-ha', () => {
   });
 });
 
-describe.skipIf(!haveMosquitto)('--ha-broker over TLS (mqtts://, a private CA)', () => {
+describe.skipIf(mosquitto.skip)(`--ha-broker over TLS (mqtts://, a private CA)${mosquitto.tag}`, () => {
   it("verifies Mosquitto's certificate against --ha-ca-file and publishes discovery there", async () => {
     const dir = tempDir('cutter-test-ha-tls-');
     chmodSync(dir, 0o755);
