@@ -101,6 +101,7 @@ export function retained(port: number, creds: Creds, filters: string[], waitSec 
   return out;
 }
 
+/** Publishes one QoS 1 message with Debian's mosquitto_pub. @throws with its stderr when it fails. */
 export function publish(port: number, creds: Creds, topic: string, message: string, extra: string[] = []): void {
   const r = spawnSync(
     'mosquitto_pub',

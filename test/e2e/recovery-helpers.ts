@@ -43,6 +43,7 @@ export async function watch(url: string, filter: string): Promise<{ messages: Ms
   return { messages, close: () => client.endAsync() };
 }
 
+/** Runs the docker CLI; its trimmed stdout. @throws with its stderr when it fails. */
 export function docker(...args: string[]): string {
   const r = spawnSync('docker', args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
@@ -56,10 +57,12 @@ export const containersOf = (taskId: string) =>
 /** Lets a GATED container of the task finish. */
 export const release = (taskId: string) => docker('exec', containersOf(taskId).split(' ')[0], 'touch', '/tmp/go');
 
+/** `cutter tasks show ID --json`, parsed. */
 export async function showTask(url: string, id: string): Promise<Msg & { exitCode?: number | null; error?: { code: string } | null }> {
   return JSON.parse((await cli(['tasks', 'show', id, '--json'], { broker: url })).stdout);
 }
 
+/** One node as `cutter nodes list --json` shows it, or undefined. */
 export async function nodeView(
   url: string,
   node: string,

@@ -42,6 +42,7 @@ export interface Case {
   value?: Record<string, unknown>;
 }
 
+/** The first `max` bytes of a payload for a report: as a JSON string when printable, else as hex. */
 export function preview(payload: Buffer, max = 160): string {
   const text = payload.subarray(0, max).toString('utf8');
   const printable = !/[\u0000-\u0008\u000e-\u001f\ufffd]/.test(text);
@@ -50,6 +51,7 @@ export function preview(payload: Buffer, max = 160): string {
     : `hex:${payload.subarray(0, max / 2).toString('hex')}${payload.length > max / 2 ? '…' : ''}`;
 }
 
+/** A generated payload aimed at `target`, with its validity computed by decode() against the target's schema. */
 export function toCase(target: Target, g: Gen): Case {
   const d = decode(target.schema, g.payload);
   const c: Case = { target, kind: g.kind, payload: g.payload, valid: d.ok, value: d.ok ? (d.value as Record<string, unknown>) : undefined };
@@ -186,6 +188,7 @@ export class Tally {
   }
 }
 
+/** The tally key of a log line the test expects (a drop or a lie, per topic), or undefined for any other line. */
 export function expectedKey(l: LogLine): string | undefined {
   switch (l.msg) {
     case 'dropped invalid message':

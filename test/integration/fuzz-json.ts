@@ -28,12 +28,14 @@ export class Obj {
 export type J = null | boolean | number | string | Raw | Obj | J[];
 export type Path = number[];
 
+/** A plain JSON value as a tree (objects become Obj). */
 export function toJ(v: unknown): J {
   if (Array.isArray(v)) return v.map(toJ);
   if (v !== null && typeof v === 'object') return new Obj(Object.entries(v).map(([k, x]) => [k, toJ(x)] as const));
   return v as J;
 }
 
+/** The tree as JSON text (Raw written as is, Obj entries in order, duplicates kept). */
 export function ser(v: J): string {
   if (v instanceof Raw) return v.text;
   if (v instanceof Obj) return `{${v.entries.map(([k, x]) => `${JSON.stringify(k)}:${ser(x)}`).join(',')}}`;
@@ -41,17 +43,20 @@ export function ser(v: J): string {
   return JSON.stringify(v) ?? 'null';
 }
 
+/** The direct children of a container (object values or array items); [] for a leaf. */
 export function children(v: J): J[] {
   if (v instanceof Obj) return v.entries.map(([, x]) => x);
   return Array.isArray(v) ? v : [];
 }
 
+/** Every path in the tree, the root's ([]) first, depth first. */
 export function allPaths(v: J, at: Path = [], out: Path[] = []): Path[] {
   out.push(at);
   for (const [i, x] of children(v).entries()) allPaths(x, [...at, i], out);
   return out;
 }
 
+/** The node at `path`. */
 export function getAt(v: J, path: Path): J {
   return path.reduce<J>((node, i) => children(node)[i], v);
 }
@@ -59,6 +64,7 @@ export function getAt(v: J, path: Path): J {
 export const isContainer = (v: J): boolean => v instanceof Obj || Array.isArray(v);
 export const leafPaths = (v: J): Path[] => allPaths(v).filter((p) => !isContainer(getAt(v, p)));
 
+/** A copy of the tree with the node at `path` replaced by `fn(old)`. */
 export function replaceAt(v: J, path: Path, fn: (old: J) => J): J {
   if (path.length === 0) return fn(v);
   const [i, ...rest] = path;

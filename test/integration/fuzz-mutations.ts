@@ -123,6 +123,7 @@ export const wrongValue: fc.Arbitrary<J> = fc.oneof(
   fc.array(fc.oneof(fc.integer(), short(4)), { maxLength: 3 }).map((a) => a as J),
 );
 
+/** JSON text nested `depth` levels deep in the given shape (array, object, …). */
 export function deepText(depth: number, shape: string): string {
   switch (shape) {
     case 'array':

@@ -10,8 +10,9 @@ export const TS = 1_700_000_000_000;
 
 export type Json = Record<string, unknown>;
 
-/** A deep copy of `base` with `path` (dot separated) set to `value`, or deleted when value is DELETE. */
+/** The `value` that makes `patch` delete the field. */
 export const DELETE = Symbol('delete');
+/** A deep copy of `base` with `path` (dot separated) set to `value`, or deleted when value is DELETE. */
 export function patch(base: Json, path: string, value: unknown): Json {
   const copy = structuredClone(base);
   const keys = path.split('.');
@@ -25,11 +26,13 @@ export function patch(base: Json, path: string, value: unknown): Json {
 
 export const BAD_IDS = ['a/b', 'a+b', 'a#b', '#', '+', 'x'.repeat(65), '', '.hidden', '-dash', 'has space', 'ümlaut'];
 
+/** Fails the test, with zod's issues, unless `schema` accepts `value`. */
 export function accepts(schema: z.ZodType, value: unknown): void {
   const r = schema.safeParse(value);
   if (!r.success) throw new Error(`expected valid, got: ${JSON.stringify(r.error.issues)}`);
 }
 
+/** Fails the test unless `schema` rejects `value`. */
 export function rejects(schema: z.ZodType, value: unknown): void {
   expect(schema.safeParse(value).success, `expected invalid: ${JSON.stringify(value)?.slice(0, 300)}`).toBe(false);
 }
