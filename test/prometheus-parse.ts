@@ -5,6 +5,7 @@
  * and count of labelled histograms, so it cannot check cutter's histograms.
  */
 import { spawnSync } from 'node:child_process';
+import { pythonWithPrometheusParser } from './services.js';
 
 export interface PromFamily {
   name: string;
@@ -13,8 +14,8 @@ export interface PromFamily {
   samples: { name: string; labels: Record<string, string>; value: number }[];
 }
 
-/** On the PATH; whether it has the parser is test/services.ts's `needs('prometheusParser')`. */
-const PYTHON = 'python3';
+/** The python3 on the PATH that has the parser (test/services.ts; tests skip through `needs('prometheusParser')`). */
+const PYTHON = pythonWithPrometheusParser() ?? 'python3';
 const SCRIPT = `
 import json, math, sys
 from prometheus_client.parser import text_string_to_metric_families

@@ -41,17 +41,31 @@ interface ServiceSpec {
 
 /** The absolute path of `name` found on the PATH, or null. */
 export function onPath(name: string): string | null {
+  return allOnPath(name)[0] ?? null;
+}
+
+/** Every executable called `name` on the PATH, in PATH order (a pyenv shim first, Debian's after it). */
+export function allOnPath(name: string): string[] {
+  const found: string[] = [];
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (!dir) continue;
     const p = join(dir, name);
     try {
       accessSync(p, constants.X_OK);
-      if (statSync(p).isFile()) return p;
+      if (statSync(p).isFile() && !found.includes(p)) found.push(p);
     } catch {
       // not here
     }
   }
-  return null;
+  return found;
+}
+
+/**
+ * The first python3 on the PATH that can import the Prometheus parser, or null. Not simply the first
+ * python3: a pyenv or venv python3 ahead of Debian's does not see Debian's python3-prometheus-client.
+ */
+export function pythonWithPrometheusParser(): string | null {
+  return allOnPath('python3').find((py) => succeeds(py, ['-c', 'import prometheus_client.parser'])) ?? null;
 }
 
 /** Runs a command found on the PATH; true when it exits 0 within 20 s. */
@@ -96,8 +110,7 @@ const SPECS: Record<ServiceId, ServiceSpec> = {
     label: 'Prometheus parser',
     install: 'apt-get install python3-prometheus-client',
     probe: () =>
-      commands('python3') ??
-      (succeeds('python3', ['-c', 'import prometheus_client.parser']) ? null : 'python3 cannot import prometheus_client.parser'),
+      commands('python3') ?? (pythonWithPrometheusParser() ? null : 'no python3 on the PATH can import prometheus_client.parser'),
   },
   systemdAnalyze: {
     label: 'systemd-analyze',
