@@ -11,7 +11,10 @@ import { EngineDownError, type EngineWatch } from './docker-engine.js';
 import { engineMessage, statusCode } from './docker-image.js';
 import type { ExecutorContext } from './executor.js';
 
-/** Deadline of an engine call that should answer at once (inspect, list, version), ms. */
+/**
+ * Deadline of the fingerprint's calls (version, list), ms. A task's calls have none: a busy engine
+ * may take seconds to create or start a container; they are raced against the engine-down signal.
+ */
 export const CALL_MS = 10_000;
 
 /** Labels on every container cutter creates, so an agent can find its own. */
@@ -95,7 +98,7 @@ export async function reportPorts(
 ): Promise<void> {
   if (!ctx.published) return;
   try {
-    const info = await engine.guard((abortSignal) => container.inspect({ abortSignal }), CALL_MS);
+    const info = await engine.guard((abortSignal) => container.inspect({ abortSignal }));
     const mapped = ports.flatMap((p) => {
       const host = Number(info.NetworkSettings.Ports?.[`${p.container}/tcp`]?.[0]?.HostPort);
       return Number.isInteger(host) && host > 0 ? [{ container: p.container, host, server: p.server }] : [];
@@ -132,7 +135,7 @@ export async function follow(
   container: Docker.Container,
   ctx: ExecutorContext,
 ): Promise<{ ended: Promise<void> }> {
-  const stream = await engine.guard((abortSignal) => container.attach({ stream: true, stdout: true, stderr: true, abortSignal }), CALL_MS);
+  const stream = await engine.guard((abortSignal) => container.attach({ stream: true, stdout: true, stderr: true, abortSignal }));
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   stdout.on('data', (c: Buffer) => ctx.output('stdout', c));
@@ -195,7 +198,7 @@ export async function outlast(
     }
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await deps.engine.guard((abortSignal) => container.inspect({ abortSignal }), CALL_MS);
+      info = await deps.engine.guard((abortSignal) => container.inspect({ abortSignal }));
     } catch (err) {
       if (err instanceof EngineDownError) {
         pending = Promise.reject(err);

@@ -120,18 +120,26 @@ export class EngineWatch {
   /**
    * Runs one engine call, raced against the engine-down signal (F7): `fn` gets an AbortSignal
    * aborted when the engine goes down (and after `timeoutMs`, when given) to pass to dockerode as
-   * `abortSignal`. A call that fails on the transport makes the watch check the engine at once.
+   * `abortSignal`. A call that fails on the transport (or runs out of `timeoutMs`) makes the watch
+   * check the engine at once.
    * @throws EngineDownError when the engine is down already, goes down meanwhile, or the failed
-   *   call turns out to be its doing; otherwise the call's own error.
+   *   call turns out to be its doing; a TimeoutError when the call took longer than `timeoutMs`
+   *   but the engine answers pings; otherwise the call's own error.
    */
   async guard<T>(fn: (signal: AbortSignal) => Promise<T>, timeoutMs?: number): Promise<T> {
     if (this.down) throw new EngineDownError(this.down.reason);
     const ctl = this.downCtl;
     const signal = timeoutMs === undefined ? ctl.signal : AbortSignal.any([ctl.signal, AbortSignal.timeout(timeoutMs)]);
-    let onDown!: () => void;
+    let onAbort!: () => void;
+    // Raced, not only passed on: a call whose response headers came does not settle on abort (F7).
     const lost = new Promise<never>((_, reject) => {
-      onDown = () => reject(new EngineDownError(this.reason('marked down')));
-      ctl.signal.addEventListener('abort', onDown, { once: true });
+      onAbort = () =>
+        reject(
+          ctl.signal.aborted
+            ? new EngineDownError(this.reason('marked down'))
+            : Object.assign(new Error(`the Docker engine did not answer within ${timeoutMs} ms`), { name: 'TimeoutError' }),
+        );
+      signal.addEventListener('abort', onAbort, { once: true });
     });
     try {
       return await Promise.race([fn(signal), lost]);
@@ -140,7 +148,7 @@ export class EngineWatch {
       if (!(await this.confirm())) throw new EngineDownError(this.reason(errorMessage(err)));
       throw err;
     } finally {
-      ctl.signal.removeEventListener('abort', onDown);
+      signal.removeEventListener('abort', onAbort);
     }
   }
 

@@ -50,8 +50,6 @@ export { LABEL_ATTEMPT, LABEL_MEMORY, LABEL_NODE, LABEL_TASK } from './docker-co
 
 /** How long a task waits for its engine to answer again before it ends EXECUTOR_LOST, ms. */
 export const ENGINE_GRACE_MS = 30_000;
-/** Deadline of the fingerprint's calls, ms: a hung engine must not hold the heartbeat's probes. */
-const ENGINE_PROBE_MS = 3_000;
 
 /**
  * Runs docker tasks as labelled containers (AutoRemove off: waited on, inspected, removed) and
@@ -64,6 +62,8 @@ export class DockerExecutor implements Executor<DockerSpec> {
   private readonly engineGraceMs: number;
   /** Containers of tasks that ended while the engine was down: removed when it answers again. */
   private readonly orphans = new Set<string>();
+  /** The last answer of the engine to `probe()` (kept when a later probe only runs out of time). */
+  private lastInfo?: DockerInfo;
 
   /**
    * @param docker a client; default honours DOCKER_HOST or the local socket.
@@ -104,23 +104,29 @@ export class DockerExecutor implements Executor<DockerSpec> {
 
   /**
    * Asks the engine its version (`GET /version`) and how many containers run (`GET /containers/json`),
-   * each within a deadline. Never throws: an unreachable engine gives `{available: false, error}`.
+   * each within a deadline. Whether the engine is available is the watch's word (it answers pings):
+   * a probe that only runs out of time on a busy engine keeps the last answer. Never throws: an
+   * unreachable engine gives `{available: false, error}`.
    */
   async probe(): Promise<DockerInfo> {
     // Marked down by a failed call while nothing watches it: look again (the watch does otherwise).
     if (!this.engine.state.up && !this.engine.watching) await this.engine.confirm();
     const state = this.engine.state;
     if (!state.up) return { available: false, error: state.reason };
+    const call = <T>(fn: (abortSignal: AbortSignal) => Promise<T>) => this.engine.guard(fn, CALL_MS);
     try {
-      const call = <T>(fn: (abortSignal: AbortSignal) => Promise<T>) => this.engine.guard(fn, ENGINE_PROBE_MS);
       // listContainers() lists running containers only (the API's `all` defaults to false).
       const [v, running] = await Promise.all([
         call((abortSignal) => (this.docker.version as (o: object) => Promise<Docker.DockerVersion>).call(this.docker, { abortSignal })),
         call((abortSignal) => this.docker.listContainers({ abortSignal })).catch(() => null),
       ]);
-      return { available: true, version: v.Version, apiVersion: v.ApiVersion, ...(running ? { containersRunning: running.length } : {}) };
+      this.lastInfo = { available: true, version: v.Version, apiVersion: v.ApiVersion };
+      return { ...this.lastInfo, ...(running ? { containersRunning: running.length } : {}) };
     } catch (err) {
-      return { available: false, error: err instanceof EngineDownError ? err.reason : `Docker engine not reachable: ${errorMessage(err)}` };
+      if (err instanceof EngineDownError) return { available: false, error: err.reason };
+      // Slow, not gone: it answered the watch's pings (guard() checked).
+      if (this.lastInfo && !statusCode(err)) return this.lastInfo;
+      return { available: false, error: `Docker engine not reachable: ${errorMessage(err)}` };
     }
   }
 
@@ -161,10 +167,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
 
       ctx.progress({ phase: 'create', message: `creating container from ${spec.image}` });
       try {
-        run.container = await engine.guard(
-          (abortSignal) => this.docker.createContainer({ ...createOptions(spec, ctx), abortSignal }),
-          CALL_MS,
-        );
+        run.container = await engine.guard((abortSignal) => this.docker.createContainer({ ...createOptions(spec, ctx), abortSignal }));
       } catch (err) {
         if (err instanceof EngineDownError) throw err;
         throw new CutterError('START_FAILED', `cannot create the container: ${engineMessage(err)}`);
@@ -198,9 +201,8 @@ export class DockerExecutor implements Executor<DockerSpec> {
    * @throws the engine's error (or EngineDownError) when the containers cannot be listed.
    */
   async recover(node: string, makeCtx: (taskId: string, attempt: number, memory: number) => ExecutorContext): Promise<RecoveredTask[]> {
-    const found = await this.engine.guard(
-      (abortSignal) => this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${node}`] }, abortSignal }),
-      CALL_MS,
+    const found = await this.engine.guard((abortSignal) =>
+      this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${node}`] }, abortSignal }),
     );
     const out: RecoveredTask[] = [];
     for (const info of found) {
@@ -261,7 +263,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
   /** Removes a container (force, with its volumes); one the engine cannot remove now is removed when it answers again. */
   private async removeContainer(container: Docker.Container): Promise<void> {
     try {
-      await this.engine.guard((abortSignal) => container.remove({ force: true, v: true, abortSignal }), CALL_MS);
+      await this.engine.guard((abortSignal) => container.remove({ force: true, v: true, abortSignal }));
       this.orphans.delete(container.id);
     } catch (err) {
       if (statusCode(err) === 404) this.orphans.delete(container.id);
@@ -299,7 +301,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
         if (run.stopRequested) throw new CutterError('CANCELLED', 'cancelled before the container started');
         ctx.progress({ phase: 'start', message: `starting container ${container.id.slice(0, 12)}` });
         try {
-          await engine.guard((abortSignal) => container.start({ abortSignal }), CALL_MS);
+          await engine.guard((abortSignal) => container.start({ abortSignal }));
         } catch (err) {
           if (err instanceof EngineDownError) throw err;
           throw new CutterError('START_FAILED', `cannot start the container: ${engineMessage(err)}`);
@@ -333,7 +335,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
       await Promise.race([outputEnded, new Promise((r) => setTimeout(r, 2_000))]);
       // An engine that goes down now still gave the exit code: the rest is told from it.
       const info = await engine
-        .guard((abortSignal) => container.inspect({ abortSignal }), CALL_MS)
+        .guard((abortSignal) => container.inspect({ abortSignal }))
         .catch((err) => {
           if (err instanceof EngineDownError) return undefined;
           throw err;
@@ -365,7 +367,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
   private async collect(container: Docker.Container, ctx: ExecutorContext): Promise<Outcome> {
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await this.engine.guard((abortSignal) => container.inspect({ abortSignal }), CALL_MS);
+      info = await this.engine.guard((abortSignal) => container.inspect({ abortSignal }));
     } catch (err) {
       throw new CutterError(
         'NODE_LOST',
