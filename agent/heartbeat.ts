@@ -52,6 +52,8 @@ export class Heartbeat {
   private state: Exclude<NodeState, 'offline'> = 'online';
   /** `offline` published (or about to be): no other status goes out. */
   private closed = false;
+  /** Stops the executors' watches (a dead Docker engine is announced at once, not at the next probe). */
+  private unwatch?: () => void;
 
   constructor(private readonly deps: HeartbeatDeps) {
     this.t = topics(deps.config.prefix);
@@ -101,6 +103,7 @@ export class Heartbeat {
   /** Publishes once, then every `config.heartbeatMs`. Does nothing once closed. */
   async start(): Promise<void> {
     if (this.closed) return;
+    this.unwatch ??= this.deps.executors.watch(() => this.announce());
     await this.beat();
     if (this.closed) return;
     this.timer = setInterval(() => void this.beat(), this.deps.config.heartbeatMs);
@@ -150,6 +153,7 @@ export class Heartbeat {
   close(): void {
     this.closed = true;
     clearInterval(this.timer);
+    this.unwatch?.();
   }
 
   /** Publishes the retained `offline` status with `reason` (the agent is leaving). Call after `close()`. */

@@ -85,6 +85,8 @@ export class Placement {
       detail: `attempt ${attempt}: ${placement.reason}`,
     });
     ctx.apply(record, step);
+    // In flight on the node from now until the attempt ends, with its model (registry.ts).
+    if (ollama) ctx.registry.describe(placement.node, s.taskId, { model: ollama.model, pulls: ollama.op === 'pull' || ollama.pull });
     return null;
   }
 }

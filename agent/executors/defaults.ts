@@ -11,11 +11,11 @@ import { OllamaExecutor } from './ollama.js';
  */
 export function defaultExecutors(config: AgentConfig): Executor[] {
   return [
-    new DockerExecutor(undefined, {
-      allowedImages: config.allowedImages,
-      maxTaskMemory: config.maxTaskMemory,
-      defaultTaskMemory: config.defaultTaskMemory,
-    }),
+    new DockerExecutor(
+      undefined,
+      { allowedImages: config.allowedImages, maxTaskMemory: config.maxTaskMemory, defaultTaskMemory: config.defaultTaskMemory },
+      { engineGraceMs: config.dockerEngineGraceMs },
+    ),
     new ExecExecutor({ enabled: config.allowExec, allowlist: config.execAllowlist }),
     ...(config.ollamaUrl ? [new OllamaExecutor(config.ollamaUrl)] : []),
   ];

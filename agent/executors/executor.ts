@@ -124,6 +124,12 @@ export interface Executor<S extends TaskSpec = TaskSpec> {
    */
   fingerprint(): Promise<Fingerprint>;
   /**
+   * Optional: starts watching the executor's backend and calls `onChange` with a new fingerprint as
+   * soon as it changes (docker: the engine died, hung or came back), so the node can say so at once
+   * instead of at its next probe. @returns a function that stops the watch.
+   */
+  watch?(onChange: (fp: Fingerprint) => void): () => void;
+  /**
    * Applies the node owner's policy to a task of this kind (agent/policy.ts). Absent: any spec of
    * its kind is admitted as it is.
    */

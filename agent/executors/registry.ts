@@ -25,6 +25,8 @@ export type Dispatch =
 export class ExecutorRegistry {
   private readonly byKind = new Map<string, Executor>();
   private readonly last = new Map<string, Fingerprint>();
+  /** Per kind, how many fingerprints its watch has pushed: a probe that began before one is stale. */
+  private readonly pushed = new Map<string, number>();
 
   /**
    * @param executors in the order their kinds are offered and their capacity merged.
@@ -72,7 +74,35 @@ export class ExecutorRegistry {
    * stops being so.
    */
   async refresh(): Promise<void> {
-    await Promise.all(this.all().map(async (e) => this.record(e.kind, await this.probe(e))));
+    await Promise.all(
+      this.all().map(async (e) => {
+        const before = this.pushed.get(e.kind);
+        const fp = await this.probe(e);
+        // The executor's watch said something newer meanwhile (the engine died under the probe).
+        if (this.pushed.get(e.kind) === before) this.record(e.kind, fp);
+      }),
+    );
+  }
+
+  /**
+   * Starts the watches of the executors that have one (`Executor.watch`): each fingerprint they
+   * push is kept at once and `onChange` is called (the heartbeat announces the node's status).
+   * @returns a function that stops them all.
+   */
+  watch(onChange: () => void): () => void {
+    const stops = this.all().flatMap((e) => {
+      if (!e.watch) return [];
+      return [
+        e.watch((fp) => {
+          this.pushed.set(e.kind, (this.pushed.get(e.kind) ?? 0) + 1);
+          this.record(e.kind, fp);
+          onChange();
+        }),
+      ];
+    });
+    return () => {
+      for (const stop of stops) stop();
+    };
   }
 
   /**

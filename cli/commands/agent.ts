@@ -39,6 +39,10 @@ export function registerAgent(program: Command): void {
     )
     .option('--drain-timeout <duration>', d('drainTimeoutMs', 'on SIGTERM, how long to wait for running tasks', { format: 'duration' }))
     .option(
+      '--docker-engine-grace <duration>',
+      d('dockerEngineGraceMs', 'how long docker tasks wait for a dead or hung Docker engine to return', { format: 'duration' }),
+    )
+    .option(
       '--files-allow <dirs>',
       'file transfer: directories cutter cp may read and write, comma separated (default: none, transfer off)',
     )
@@ -66,6 +70,7 @@ export function registerAgent(program: Command): void {
             keepaliveSec: flags.keepalive,
             lostAfterMs: flags.lostAfter,
             drainTimeoutMs: flags.drainTimeout,
+            dockerEngineGraceMs: flags.dockerEngineGrace,
             tokenFile: flags.tokenFile,
             allowedImages: flags.allowedImages,
             maxTaskMemory: flags.maxTaskMemory,

@@ -21,6 +21,15 @@ export function freeMemory(n: NodeSnapshot): number {
   return Math.max(0, Math.min(byOffer, byLive));
 }
 
+/**
+ * Tasks running or placed on the node: what its heartbeat lists plus what the controller placed
+ * there since that the heartbeat does not list (reservations, and attempts not yet ended by the
+ * controller's own records, whichever is more).
+ */
+export function tasksHeld(n: NodeSnapshot): number {
+  return n.status.running.length + Math.max(n.reservedTasks, n.unlisted ?? 0);
+}
+
 /** A rejection without its node (place() adds it). */
 export type NodeRejection = Omit<Rejection, 'node'>;
 
@@ -39,7 +48,7 @@ export function rejectReason(n: NodeSnapshot, req: PlacementRequest, now: number
     if (req.kind === 'ollama') return { code: 'no-ollama', ...(s.capacity.ollama?.error ? { detail: s.capacity.ollama.error } : {}) };
     return { code: 'no-exec' };
   }
-  const busy = s.running.length + n.reservedTasks;
+  const busy = tasksHeld(n);
   if (busy >= s.offer.maxTasks) return { code: 'max-tasks', running: busy, max: s.offer.maxTasks };
 
   const cpus = req.requirements.cpus;

@@ -6,8 +6,8 @@
  *   3. the feasible ones are ranked by the headroom they would have left: most for `spread`
  *      (default), least for `binpack`; ties go to the lexically first node id.
  * Ollama tasks (ollama.ts) first pass the placement file's rule for their model (unless a node is
- * named), then rank by where the model stands (loaded > on disk > must pull), then by fewest
- * requests in flight, then by headroom as above.
+ * named), then rank by where the model stands (loaded > on disk > loading > must pull), then by fewest
+ * requests in flight (the heartbeat's or the controller's own count, whichever is more), then by headroom as above.
  */
 import { describeRule, formatRejections } from '../../shared/reasons.js';
 import type { Rejection } from '../../shared/schemas/index.js';

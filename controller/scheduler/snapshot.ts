@@ -18,6 +18,24 @@ export interface NodeSnapshot {
   reservedTasks: number;
   /** Drained with `cutter nodes drain`: takes no new tasks. */
   drained?: boolean;
+  /**
+   * Attempts the controller placed here that have not ended (from placement to their end, by its
+   * own task records) and that the node's last heartbeat does not list: they count as running, so
+   * a burst placed between two heartbeats sees them. Includes the reserved ones. Absent: none.
+   */
+  unlisted?: number;
+  /**
+   * Ollama requests in flight here by the controller's own records (placement → end), per
+   * canonical model name (`name:tag`): how many, and how many of them may pull the model first.
+   */
+  models?: Readonly<Record<string, ModelWork>>;
+}
+
+/** Ollama work in flight on one node for one model (counts). */
+export interface ModelWork {
+  count: number;
+  /** Of those, requests that may pull the model (op `pull`, or `pull: true`). */
+  pulling: number;
 }
 
 /** The whole cluster at one instant. */

@@ -34,6 +34,11 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
   lostAfterMs: DurationSchema.default(0),
   /** On SIGTERM the agent drains: it takes no new tasks and waits this long for running ones before stopping them. */
   drainTimeoutMs: DurationSchema.default(300_000),
+  /**
+   * How long a docker task waits for a Docker engine that died or hung under it before it ends
+   * EXECUTOR_LOST (and is retried by its restart policy), ms (`30s`).
+   */
+  dockerEngineGraceMs: DurationSchema.default(30_000),
   /** Execution policy: image patterns allowed here (comma separated in env and flags; `*` wildcards); empty = any. */
   allowedImages: z
     .union([z.array(z.string()), z.string()])

@@ -79,8 +79,8 @@ describe('model-aware placement', () => {
     expect(loaded).toMatchObject({ ok: true, node: 'b' });
     expect(loaded.ok && loaded.reason).toMatch(/model loaded/);
     expect(place(req('llama3:8b'), snap([nodes[0], nodes[2]]))).toMatchObject({ ok: true, node: 'a' });
-    // c has no copy; it is a candidate only because another node knows the model (its size) …
-    const pull = place(req('llama3:8b'), snap([nodes[2], node('d', { models: [['llama3:8b', 5 * GiB]], offer: 1 * GiB })]));
+    // c has no copy; it is a candidate only when the request may pull, sized by the copy another node has …
+    const pull = place(req('llama3:8b', { pull: true }), snap([nodes[2], node('d', { models: [['llama3:8b', 5 * GiB]], offer: 1 * GiB })]));
     expect(pull).toMatchObject({ ok: true, node: 'c' });
     expect(pull.ok && pull.reason).toMatch(/model must pull/);
     // … or when the request allows a pull of a model the mesh does not know.
@@ -150,7 +150,8 @@ describe('model-aware placement', () => {
     // 10 GiB is under the 12 GiB threshold: no rule applies, the node with the model takes it.
     expect(place(req('llama3:70b'), snap(nodes, rules))).toMatchObject({ ok: true, node: 'notebook' });
     const bigger = [node('server', { models: [['llama3:70b', 40 * GiB]], offer: 60 * GiB }), node('notebook', { offer: 60 * GiB })];
-    expect(place(req('llama3:70b'), snap(bigger, rules))).toMatchObject({ ok: true, node: 'notebook' });
+    // 40 GiB: the rule sends it to notebook, which must pull it (allowed by the request).
+    expect(place(req('llama3:70b', { pull: true }), snap(bigger, rules))).toMatchObject({ ok: true, node: 'notebook' });
   });
 
   it('rejects nodes without Ollama with the probe’s reason', () => {
