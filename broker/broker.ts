@@ -248,13 +248,14 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         audit?.record({ who: username, action: 'connect.refused', outcome: 'denied', detail: badId });
         return done(refusal(badId, CONNACK.identifierRejected) as never, false);
       }
-      if (identity.role === 'agent') {
-        const admission = sessions.admit(client as never, identity.name);
+      const agentNode = identity.role === 'agent' ? identity.name : client.id.startsWith('cutter-agent-') ? client.id.slice(13) : null;
+      if (agentNode !== null) {
+        const admission = sessions.admit(client as never, agentNode);
         if ('refuse' in admission) {
-          const suppressed = warnings.take(`node-in-use/${identity.name}`);
+          const suppressed = warnings.take('node-in-use');
           if (suppressed !== null) {
             log.warn(
-              { clientId: client.id, node: identity.name, newcomer: addressOf(client), suppressed },
+              { clientId: client.id, node: agentNode, newcomer: addressOf(client), suppressed },
               `connection refused: ${admission.refuse}`,
             );
             audit?.record({
@@ -266,7 +267,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
           }
           return done(refusal(admission.refuse, CONNACK.identifierRejected) as never, false);
         }
-        if (admission.takeover) log.warn({ clientId: client.id, node: identity.name }, `agent session taken over: ${admission.takeover}`);
+        if (admission.takeover) log.warn({ clientId: client.id, node: agentNode }, `agent session taken over: ${admission.takeover}`);
       }
       who.set(client, identity);
       done(null, true);

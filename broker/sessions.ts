@@ -11,6 +11,7 @@
  * - an old connection silent for longer than 1.5 × its keepalive (MQTT-3.1.2-24: the broker would
  *   close it by now) is taken over once, its last will suppressed;
  * - otherwise the newcomer is refused (CONNACK 2, identifier rejected) with the reason logged.
+ * Agents are recognised by their token, and anonymous ones (`--insecure`) by their client id.
  */
 import type { Aedes } from 'aedes';
 
