@@ -73,7 +73,7 @@ describeEmbeddedBroker('one node id, one live agent', () => {
 
     const task = await eventually(
       async () => {
-        const s = JSON.parse((await cli(['tasks', 'get', taskId, '--json'], { broker: url, env: admin })).stdout) as {
+        const s = JSON.parse((await cli(['tasks', 'show', taskId, '--json'], { broker: url, env: admin })).stdout) as {
           state: string;
           attempt: number;
         };

@@ -98,7 +98,7 @@ describeEmbeddedBroker('trust boundaries', () => {
     expect(r.code, r.stderr).toBe(0);
     const id = r.stdout.trim();
     await eventually(() => assigned.has(id));
-    await eventually(async () => JSON.parse((await as(['tasks', 'get', id, '--json'])).stdout).state === 'running');
+    await eventually(async () => JSON.parse((await as(['tasks', 'show', id, '--json'])).stdout).state === 'running');
     return id;
   }
   const announce = (c: MqttClient, node: string, taskId: string, address: string | null, ports: object[]) =>
@@ -155,7 +155,7 @@ describeEmbeddedBroker('trust boundaries', () => {
     await new Promise((r) => setTimeout(r, 1_500));
     expect(seen.filter((s) => s.includes('"node":"fb"'))).toEqual([]);
     expect(fbClosed).toBe(false);
-    expect(JSON.parse((await as(['tasks', 'get', task, '--json'])).stdout)).toMatchObject({ state: 'running', node: 'fa', attempt: 1 });
+    expect(JSON.parse((await as(['tasks', 'show', task, '--json'])).stdout)).toMatchObject({ state: 'running', node: 'fa', attempt: 1 });
     await eventually(() => audit().includes('"outcome":"quarantined"'));
     expect(fa.connected).toBe(true);
 
