@@ -61,11 +61,10 @@ describeEmbeddedBroker('one node id, one live agent', () => {
       url,
     );
     daemons.push(second);
-    const started = Date.now();
-    await second.waitForLog((l) => String(l.msg).startsWith('node twin is already served by another agent'), 10_000);
+    const refused = await second.waitForLog((l) => String(l.msg).startsWith('node twin is already served by another agent'), 15_000);
     await server.waitForLog((l) => String(l.msg).includes('node twin is already served by an agent at 127.0.0.1'), 10_000);
-    // Backoff, not a loop: over 10 s, at most 3 tries (at 0, 5 and 15 s).
-    await new Promise((r) => setTimeout(r, Math.max(0, 10_000 - (Date.now() - started))));
+    // Backoff, not a loop: in the 10 s after the first refusal, 2 tries (at 0 and 5 s; the next at 15 s).
+    await new Promise((r) => setTimeout(r, Math.max(0, 10_500 - (Date.now() - Number(refused.time)))));
     const tries = 1 + second.lines.filter((l) => l.msg === 'node id still in use, retrying').length;
     expect(tries).toBeGreaterThanOrEqual(2);
     expect(tries).toBeLessThanOrEqual(3);
