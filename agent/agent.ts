@@ -23,6 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { encode } from '../shared/codec.js';
 import type { AgentConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
+import { CutterError } from '../shared/errors.js';
 import { connectMqtt, MessageRouter, type MqttClient } from '../shared/mqtt.js';
 import { AssignmentSchema, CancelSchema } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
@@ -35,6 +36,9 @@ import { defaultServices } from './services.js';
 import { TaskEvents } from './task-events.js';
 import { TaskRunner, within } from './tasks.js';
 
+/** First and longest wait before connecting again while another agent serves this node id, ms. */
+const IN_USE_RETRY_MS = 5_000;
+const IN_USE_RETRY_MAX_MS = 60_000;
 /** Longest wait for a status publish or the disconnect while shutting down, ms (the broker may be gone). */
 const SHUTDOWN_IO_MS = 2_000;
 
@@ -105,31 +109,33 @@ export class Agent {
     this.ready = new Promise((r) => (markReady = r));
     const t = topics(this.config.prefix);
     let router!: MessageRouter;
-    this.client = await connectMqtt({
-      url: this.config.broker,
-      clientId: `cutter-agent-${this.config.nodeId}`,
-      clean: false,
-      keepaliveSec: this.config.keepaliveSec,
-      username: this.config.username,
-      password: this.config.password,
-      will: { topic: this.heartbeat.topic, payload: encode(this.heartbeat.lastWill()), qos: 1, retain: true },
-      log: this.log,
-      onClient: (client) => {
-        this.heartbeat.attach(client);
-        this.events.attach(client);
-        // Routes before the CONNACK: the persistent session's queued assignments arrive right after it.
-        router = new MessageRouter(client, this.log);
-        router.route(t.nodeAssign(this.config.nodeId), AssignmentSchema, async (a) => {
-          await this.ready;
-          await this.tasks.onAssignment(a);
-        });
-        router.route(t.nodeCancel(this.config.nodeId), CancelSchema, async (c) => {
-          await this.ready;
-          await this.tasks.onCancel(c);
-        });
-        for (const s of this.services) s.attach(client, router);
-      },
-    });
+    this.client = await this.connectRetryingInUse(() =>
+      connectMqtt({
+        url: this.config.broker,
+        clientId: `cutter-agent-${this.config.nodeId}`,
+        clean: false,
+        keepaliveSec: this.config.keepaliveSec,
+        username: this.config.username,
+        password: this.config.password,
+        will: { topic: this.heartbeat.topic, payload: encode(this.heartbeat.lastWill()), qos: 1, retain: true },
+        log: this.log,
+        onClient: (client) => {
+          this.heartbeat.attach(client);
+          this.events.attach(client);
+          // Routes before the CONNACK: the persistent session's queued assignments arrive right after it.
+          router = new MessageRouter(client, this.log);
+          router.route(t.nodeAssign(this.config.nodeId), AssignmentSchema, async (a) => {
+            await this.ready;
+            await this.tasks.onAssignment(a);
+          });
+          router.route(t.nodeCancel(this.config.nodeId), CancelSchema, async (c) => {
+            await this.ready;
+            await this.tasks.onCancel(c);
+          });
+          for (const s of this.services) s.attach(client, router);
+        },
+      }),
+    );
     await router.subscribeAll();
     for (const s of this.services) await s.start?.();
     this.client.on('connect', () => {
@@ -156,6 +162,33 @@ export class Agent {
       },
       'agent started',
     );
+  }
+
+  /**
+   * Connects; while the server refuses this node id because another agent serves it (CONNACK 2,
+   * identifier rejected: broker/sessions.ts), says so once and tries again after 5 s, 10 s … at most
+   * 60 s apart — MQTT.js itself does not reconnect after a CONNACK error (protocol-facts §5.1).
+   * @throws the connect error for any other refusal, or once the agent is stopped meanwhile.
+   */
+  private async connectRetryingInUse(connect: () => Promise<MqttClient>): Promise<MqttClient> {
+    let delayMs = IN_USE_RETRY_MS;
+    for (let told = false; ; told = true) {
+      try {
+        return await connect();
+      } catch (err) {
+        const code = err instanceof CutterError ? (err.details as { connackCode?: unknown } | undefined)?.connackCode : undefined;
+        if (code !== 2 || this.stopped) throw err;
+        const id = this.config.nodeId;
+        if (!told)
+          this.log.error(
+            { err, nodeId: id, retryInMs: delayMs },
+            `node ${id} is already served by another agent (the server refused client id cutter-agent-${id}; its log names that agent's address): give each machine its own node id (--node-id); retrying with backoff up to ${IN_USE_RETRY_MAX_MS / 1000} s`,
+          );
+        else this.log.debug({ nodeId: id, retryInMs: delayMs }, 'node id still in use, retrying');
+        await new Promise((r) => setTimeout(r, delayMs));
+        delayMs = Math.min(IN_USE_RETRY_MAX_MS, delayMs * 2);
+      }
+    }
   }
 
   /**

@@ -14,6 +14,7 @@
  */
 import { join } from 'node:path';
 import type { IdentityStore } from '../broker/identities.js';
+import type { AssignmentView } from '../broker/acl.js';
 import { AuditLog } from '../shared/audit.js';
 import { encode } from '../shared/codec.js';
 import type { Logger } from '../shared/logger.js';
@@ -124,6 +125,13 @@ export class Controller {
           ctx.serial('node status', () => this.liveness.onNodeStatus(s, topic)),
         );
         router.route(t.allTaskEvents(), TaskEventSchema, (e, topic) => ctx.serial('task event', () => this.onTaskEvent(e, topic)));
+        // The broker re-routes an agent's event for a task that is not its node's current attempt
+        // (broker/acl.ts quarantineOf): handled as before — ignored, the stale attempt fenced.
+        router.route(t.allQuarantine('events'), TaskEventSchema, (e, topic) => {
+          const q = t.parse(topic);
+          if (q?.kind === 'quarantine' && q.node === e.node && q.task === e.taskId)
+            void ctx.serial('quarantined task event', () => this.onTaskEvent(e, t.taskEvents(q.task)));
+        });
         router.route(t.allRequests(), RequestSchema, (r, topic) => ctx.serial('request', () => this.requests.onRequest(r, topic)), {
           onEmpty: (topic) => ctx.log.warn({ topic }, 'dropped empty request'),
           onInvalid: (topic, payload, error) =>
@@ -152,10 +160,16 @@ export class Controller {
     );
   }
 
-  /** Whether an attempt of the task was ever placed on the node (for the broker's ACL); undefined for a task it does not know. */
-  placedOn(taskId: string, node: string): boolean | undefined {
+  /**
+   * The task's current (or last) attempt, for the broker's ACL and the port proxy: its node (null
+   * when never placed), attempt number, state and declared ports (`spec.ports` of a docker task,
+   * else empty). Undefined for a task the controller does not know. Synchronous and read-only.
+   */
+  assignmentOf(taskId: string): AssignmentView | undefined {
     const record = this.tasks.get(taskId);
-    return record ? (record.nodes?.includes(node) ?? false) : undefined;
+    if (!record) return undefined;
+    const s = record.state;
+    return { node: s.node, attempt: s.attempt, state: s.state, ports: record.spec.kind === 'docker' ? (record.spec.ports ?? []) : [] };
   }
 
   /** Announces `offline` (retained), disconnects and closes the store. */

@@ -131,7 +131,8 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
         drainTimeoutMs: cfg.brokerDrainTimeoutMs,
         tls: listeners.tls,
         ws: listeners.ws,
-        // Without a controller here, placedOn is unknown (undefined): the agent ACL still checks the
+        plainListener: cfg.plainListener,
+        // Without a controller here (--broker-only) there is no assignmentOf: the agent ACL still checks the
         // event's "node", and the controller, on another instance, ignores events of tasks it did not place there.
         auth: {
           store: identities,
@@ -141,7 +142,7 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
           acl: {
             t: topics(cfg.prefix),
             haPrefix: cfg.haPrefix,
-            placedOn: (t, n) => (cfg.brokerOnly ? undefined : (controllerRef?.placedOn(t, n) ?? false)),
+            ...(cfg.brokerOnly ? {} : { assignmentOf: (taskId: string) => controllerRef?.assignmentOf(taskId) }),
           },
         },
         cluster: cfg.redis ? (await import('../broker/cluster.js')).redisCluster(cfg.redis) : undefined,

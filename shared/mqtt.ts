@@ -109,7 +109,8 @@ const CERT_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)_/;
 /**
  * Connects and resolves once the first CONNACK arrives.
  * @throws CutterError `BROKER_UNREACHABLE` after `timeoutMs` without a connection, or at once
- *   when the broker refuses the credentials (CONNACK error).
+ *   when the broker refuses the connection (CONNACK error; `details.connackCode` is its return code:
+ *   2 identifier rejected, 4 bad credentials, 5 not authorized — MQTT 3.1.1 §3.2.2.3).
  */
 export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
   const v5 = opts.protocolVersion === 5;
@@ -160,7 +161,7 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
       lastError = hint ? `${errorMessage(err)} (${hint})` : errorMessage(err);
       // A CONNACK refusal (numeric code) will not get better by retrying.
       if (typeof err.code === 'number')
-        fail(new CutterError('BROKER_UNREACHABLE', `broker ${opts.url} refused the connection: ${lastError}`));
+        fail(new CutterError('BROKER_UNREACHABLE', `broker ${opts.url} refused the connection: ${lastError}`, { connackCode: err.code }));
       else opts.log?.warn({ url: opts.url, err, ...(hint ? { hint } : {}) }, 'broker not reachable yet, retrying');
     };
     client.once('connect', onConnect);

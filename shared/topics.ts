@@ -53,6 +53,14 @@ export interface Topics {
   forwardState(task: string): string;
   /** Wildcard over every forward state. */
   allForwardState(): string;
+  /**
+   * Where the broker re-routes a plausible message an agent may not publish now (an event or port
+   * announcement for a task that is not its node's current assignment): `…/quarantine/{node}/{what}/{task}`,
+   * never retained. Only the controller reads it (broker/acl.ts, SECURITY.md).
+   */
+  quarantine(node: string, what: QuarantineKind, task: string): string;
+  /** Wildcard over one kind of quarantined message of every node. */
+  allQuarantine(what: QuarantineKind): string;
   /** Parses `{prefix}/v1/{kind}/{id}/{leaf}` into its id, or null when it is not that shape. */
   idFrom(topic: string, kind: 'nodes' | 'tasks' | 'requests' | 'replies'): string | null;
   /**
@@ -71,7 +79,11 @@ export type ParsedTopic =
   | { kind: 'taskEvents' | 'taskState'; task: string }
   | { kind: 'forwardState'; task: string }
   | { kind: 'requests' | 'replies'; client: string }
-  | { kind: 'controllerStatus' };
+  | { kind: 'controllerStatus' }
+  | { kind: 'quarantine'; node: string; what: QuarantineKind; task: string };
+
+/** What a quarantined message was: a task event or a port announcement. */
+export type QuarantineKind = 'events' | 'ports';
 
 /** Matches one topic against the levels after `{prefix}/v1/`; ids must pass ID_RE. */
 function parseLevels(l: string[]): ParsedTopic | null {
@@ -104,6 +116,10 @@ function parseLevels(l: string[]): ParsedTopic | null {
       return l.length === 2 && id(l[1]) ? { kind: l[0], client: l[1] } : null;
     case 'controller':
       return l.length === 2 && l[1] === 'status' ? { kind: 'controllerStatus' } : null;
+    case 'quarantine':
+      return l.length === 4 && id(l[1]) && (l[2] === 'events' || l[2] === 'ports') && id(l[3])
+        ? { kind: 'quarantine', node: l[1], what: l[2], task: l[3] }
+        : null;
     default:
       return null;
   }
@@ -137,6 +153,8 @@ export function topics(prefix = 'cutter'): Topics {
     filesInData: (node, client) => `${base}/nodes/${node}/files/in/${client}/data`,
     filesOut: (node, client) => `${base}/nodes/${node}/files/out/${client}`,
     filesOutData: (node, client) => `${base}/nodes/${node}/files/out/${client}/data`,
+    quarantine: (node, what, task) => `${base}/quarantine/${node}/${what}/${task}`,
+    allQuarantine: (what) => `${base}/quarantine/+/${what}/+`,
     idFrom(topic, kind) {
       if (!topic.startsWith(`${base}/${kind}/`)) return null;
       const id = topic.slice(base.length + kind.length + 2).split('/')[0];

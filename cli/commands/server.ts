@@ -53,6 +53,8 @@ export function registerServer(program: Command): void {
     )
     .option('--http-port <port>', d('httpPort', 'HTTP port of the dashboard and /metrics', { note: '0 = off' }))
     .option('--http-host <host>', d('httpHost', 'HTTP listen address', { note: 'the dashboard has no login' }))
+    .option('--forward-host <host>', d('forwardHost', 'interface forwarded ports (cutter run -p) listen on'))
+    .option('--plain-listener', 'with --tls-cert: also open the plain TCP (and ws://) listener (tokens travel in the clear there)')
     .option('--redis <url>', 'cluster the embedded broker through this Redis (redis://host:6379): servers sharing it carry one mesh')
     .option('--broker-only', 'with --redis: run only the broker, no controller (one server of the cluster runs the controller)')
     .action(async (flags) => {
@@ -95,6 +97,8 @@ export function registerServer(program: Command): void {
             haRemoveAfterMs: flags.haRemoveAfter,
             httpPort: flags.httpPort,
             httpHost: flags.httpHost,
+            forwardHost: flags.forwardHost,
+            plainListener: flags.plainListener,
             redis: flags.redis,
             brokerOnly: flags.brokerOnly,
             ...clientTlsFlags(flags),

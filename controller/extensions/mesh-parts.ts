@@ -48,7 +48,7 @@ export class PortProxyExtension implements Extension {
   readonly name = 'port-proxy';
   private stopProxy?: () => Promise<void>;
 
-  /** @param host the interface forwarded ports listen on (the server's `host`). */
+  /** @param host the interface forwarded ports listen on (`forwardHost`). */
   constructor(
     private readonly ctx: ExtensionContext,
     private readonly host: string,
@@ -60,6 +60,8 @@ export class PortProxyExtension implements Extension {
       ...connection(this.ctx),
       prefix: this.ctx.prefix,
       host: this.host,
+      assignmentOf: (taskId) => this.ctx.controller.assignmentOf(taskId),
+      nodeAddress: (node) => this.ctx.broker?.addressOf(`cutter-agent-${node}`),
       audit: this.ctx.audit,
       log: this.ctx.log,
     });

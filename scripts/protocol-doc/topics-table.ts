@@ -3,7 +3,7 @@
  * placeholders such as `{node}`), and the subscription filters. A builder missing from the table
  * is caught by renderProtocolDoc() through `used`.
  */
-import { type Topics, topics } from '../../shared/topics.js';
+import { type QuarantineKind, type Topics, topics } from '../../shared/topics.js';
 import { link } from './format.js';
 
 /** Names of the topic builders: every function of `Topics` that returns a topic string. */
@@ -133,6 +133,16 @@ export function topicRows(t: Topics): { rows: TopicRow[]; filters: FilterRow[]; 
       payload: '`ForwardState` (shared/schemas/ports.ts)',
       notes: '`open` (the server proxies its port to the node) or `refused` with the reason; cleared when the forwards close (task ended).',
     },
+    {
+      topic: (used.add('quarantine'), t.quarantine('{node}', '{what}' as QuarantineKind, '{task}')),
+      builder: 'quarantine(node, what, task)',
+      fromTo: 'broker → controller',
+      retained: 'no',
+      qos: 1,
+      payload: "what = `events`: the agent's `TaskEvent`; `ports`: its `PortAnnouncement` (unchanged)",
+      notes:
+        "Where the embedded broker re-routes an agent's well-formed event or port announcement for a task that is not its node's current assignment (another attempt, another node's task, an unknown task): the agent stays connected, followers and the port proxy never see it (SECURITY.md).",
+    },
   ];
   const filters: FilterRow[] = [
     { ...b('allNodeStatus'), who: 'controller (node registry)' },
@@ -141,6 +151,11 @@ export function topicRows(t: Topics): { rows: TopicRow[]; filters: FilterRow[]; 
     { ...b('allRequests'), who: 'controller' },
     { ...b('allNodePorts'), who: 'server (port proxy)' },
     { ...b('allForwardState'), who: '`cutter ports`' },
+    {
+      topic: (used.add('allQuarantine'), t.allQuarantine('{what}' as QuarantineKind)),
+      builder: 'allQuarantine(what)',
+      who: 'controller, with what = `events` (a stale attempt is fenced)',
+    },
   ].map(({ topic, builder, who }) => ({ filter: topic, builder, who }));
   return { rows, filters, used };
 }

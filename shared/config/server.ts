@@ -99,6 +99,10 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   httpPort: Int(0, 65535).default(8088),
   /** Interface of the HTTP server (the dashboard has no login: loopback unless you open it). */
   httpHost: z.string().default('127.0.0.1'),
+  /** Interface forwarded ports (`cutter run -p`) listen on: loopback unless you open them (never the broker's `host`). */
+  forwardHost: z.string().default('127.0.0.1'),
+  /** With `tlsCert`, also open the plain TCP (and plain `ws://`) listener: off, so tokens never travel in the clear. */
+  plainListener: Bool.default(false),
 }).superRefine((cfg, ctx) => {
   for (const message of serverConfigConflicts(cfg)) ctx.addIssue({ code: 'custom', path: [], message });
 });

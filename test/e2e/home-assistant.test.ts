@@ -27,6 +27,7 @@ describe.skipIf(mosquitto.skip || ON_MOSQUITTO)(`Home Assistant discovery on the
   let url: string;
   let dataDir: string;
   let observer: Creds;
+  let haAdmin: Creds;
   let llmAgent: Creds;
   const admin = () => ({ CUTTER_TOKEN_FILE: join(dataDir, 'admin.json') });
   const token = async (args: string[]) => {
@@ -39,6 +40,7 @@ describe.skipIf(mosquitto.skip || ON_MOSQUITTO)(`Home Assistant discovery on the
     ({ daemon: server, url, port, dataDir } = await startServer(['--ha-remove-after', '2s'], { secure: true }));
     const agentCreds = await token(['--role', 'agent', '--node', 'ha.node']);
     observer = await token(['--role', 'observer', '--name', 'ha']);
+    haAdmin = await token(['--role', 'admin', '--name', 'ha-admin']);
     llmAgent = await token(['--role', 'agent', '--node', 'llm-box']);
     agent = await startAgent(url, 'ha.node', [], { CUTTER_USERNAME: agentCreds.username, CUTTER_PASSWORD: agentCreds.password });
   });
@@ -121,8 +123,8 @@ describe.skipIf(mosquitto.skip || ON_MOSQUITTO)(`Home Assistant discovery on the
     });
   });
 
-  it('drains and resumes a node from the drain switch (an observer token, as HA has)', async () => {
-    publish(port, observer, 'cutter/v1/ha/nodes/ha.node/drain/set', 'ON');
+  it('drains and resumes a node from the drain switch (an admin token: an observer token may not drain, issue 14)', async () => {
+    publish(port, haAdmin, 'cutter/v1/ha/nodes/ha.node/drain/set', 'ON');
     await eventually(async () => {
       const r = await cli(['nodes', 'list', '--json'], { broker: url, env: admin() });
       return (JSON.parse(r.stdout) as { node: string; drained: boolean }[]).find((n) => n.node === 'ha.node')?.drained === true;
@@ -132,13 +134,13 @@ describe.skipIf(mosquitto.skip || ON_MOSQUITTO)(`Home Assistant discovery on the
       return s && (JSON.parse(s) as Json).drained === true ? (JSON.parse(s) as Json) : null;
     });
     expect(state.state).toBe('draining');
-    publish(port, observer, 'cutter/v1/ha/nodes/ha.node/drain/set', 'OFF');
+    publish(port, haAdmin, 'cutter/v1/ha/nodes/ha.node/drain/set', 'OFF');
     await eventually(async () => {
       const r = await cli(['nodes', 'list', '--json'], { broker: url, env: admin() });
       return (JSON.parse(r.stdout) as { node: string; drained: boolean }[]).find((n) => n.node === 'ha.node')?.drained === false;
     });
     // Garbage on the command topic is logged and dropped, never fatal.
-    publish(port, observer, 'cutter/v1/ha/nodes/ha.node/drain/set', 'maybe');
+    publish(port, haAdmin, 'cutter/v1/ha/nodes/ha.node/drain/set', 'maybe');
     await server.waitForMsg('dropped invalid drain command: payload must be ON or OFF');
     const audit = await eventually(() => {
       const r = spawnSync('cat', [join(dataDir, 'audit.jsonl')], { encoding: 'utf8' });

@@ -128,6 +128,7 @@ describe('--help shows the schema defaults', () => {
       ['--ha-remove-after', 'haRemoveAfterMs', 'duration'],
       ['--http-port', 'httpPort', 'plain'],
       ['--http-host', 'httpHost', 'plain'],
+      ['--forward-host', 'forwardHost', 'plain'],
     ];
     for (const [flag, key, format] of keys) {
       expect(shown.has(flag), `${flag} shows no default`).toBe(true);
