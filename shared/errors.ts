@@ -33,6 +33,8 @@ export type ErrorCode =
   | 'MODEL_NOT_FOUND'
   /** The Ollama server answered with an error (its message is kept). */
   | 'OLLAMA_ERROR'
+  /** The server's data dir is full, read-only or failing: new work is refused until it takes writes again. */
+  | 'STORAGE_UNAVAILABLE'
   | 'INTERNAL';
 
 /** An error with a stable code and optional structured details (e.g. per-node rejections). */

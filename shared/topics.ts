@@ -21,6 +21,8 @@ export interface Topics {
   nodeAssign(node: string): string;
   /** Cancellations for one node (controller → agent, QoS 1). */
   nodeCancel(node: string): string;
+  /** Acknowledgements of final task events for one node (controller → agent, QoS 1; shared/schemas AckSchema). */
+  nodeAck(node: string): string;
   /** Event stream of one task (agent → controller and followers). */
   taskEvents(task: string): string;
   /** Wildcard over every task's events. */
@@ -71,7 +73,8 @@ export type ParsedTopic =
   | { kind: 'taskEvents' | 'taskState'; task: string }
   | { kind: 'forwardState'; task: string }
   | { kind: 'requests' | 'replies'; client: string }
-  | { kind: 'controllerStatus' };
+  | { kind: 'controllerStatus' }
+  | { kind: 'nodeAck'; node: string };
 
 /** Matches one topic against the levels after `{prefix}/v1/`; ids must pass ID_RE. */
 function parseLevels(l: string[]): ParsedTopic | null {
@@ -83,6 +86,7 @@ function parseLevels(l: string[]): ParsedTopic | null {
       if (l.length === 3 && l[2] === 'status') return { kind: 'nodeStatus', node };
       if (l.length === 3 && l[2] === 'assign') return { kind: 'nodeAssign', node };
       if (l.length === 3 && l[2] === 'cancel') return { kind: 'nodeCancel', node };
+      if (l.length === 3 && l[2] === 'ack') return { kind: 'nodeAck', node };
       if (l.length === 4 && l[2] === 'ports' && id(l[3])) return { kind: 'nodePorts', node, task: l[3] };
       if (l[2] === 'files' && (l[3] === 'in' || l[3] === 'out') && id(l[4])) {
         const data = l.length === 6 && l[5] === 'data';
@@ -121,6 +125,7 @@ export function topics(prefix = 'cutter'): Topics {
     allNodeStatus: () => `${base}/nodes/+/status`,
     nodeAssign: (node) => `${base}/nodes/${node}/assign`,
     nodeCancel: (node) => `${base}/nodes/${node}/cancel`,
+    nodeAck: (node) => `${base}/nodes/${node}/ack`,
     taskEvents: (task) => `${base}/tasks/${task}/events`,
     allTaskEvents: () => `${base}/tasks/+/events`,
     taskState: (task) => `${base}/tasks/${task}/state`,
