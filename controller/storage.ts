@@ -110,10 +110,10 @@ export class StorageGuard {
 
   /** Re-evaluates the state from the last error and free space now. */
   check(): void {
-    if (this.errorCode) return this.set(this.errorCode);
-    const free = this.minFreeBytes > 0 ? this.statfs(this.path) : null;
-    if (free !== null && free < this.minFreeBytes) return this.set('LOW_SPACE', free);
-    if (this.current.state !== 'ok') {
+    const free = this.minFreeBytes > 0 || this.errorCode ? this.statfs(this.path) : null;
+    if (this.errorCode) this.set(this.errorCode, free);
+    else if (free !== null && free < this.minFreeBytes) this.set('LOW_SPACE', free);
+    else if (this.current.state !== 'ok') {
       const previous = this.current;
       this.current = { state: 'ok' };
       this.onChange(this.current, previous);
