@@ -143,7 +143,8 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
           acl: {
             t: topics(cfg.prefix),
             haPrefix: cfg.haPrefix,
-            placedOn: (t, n) => (cfg.brokerOnly ? undefined : (controllerRef?.placedOn(t, n) ?? false)),
+            // A task the controller does not know is undefined, not false: it is fenced, not a reason to disconnect.
+            placedOn: (t, n) => (cfg.brokerOnly ? undefined : controllerRef ? controllerRef.placedOn(t, n) : false),
           },
         },
         cluster: cfg.redis ? (await import('../broker/cluster.js')).redisCluster(cfg.redis) : undefined,
