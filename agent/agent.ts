@@ -25,7 +25,7 @@ import type { AgentConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { CutterError } from '../shared/errors.js';
 import { connectMqtt, MessageRouter, type MqttClient } from '../shared/mqtt.js';
-import { AssignmentSchema, CancelSchema } from '../shared/schemas/index.js';
+import { AckSchema, AssignmentSchema, CancelSchema } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
 import { defaultExecutors } from './executors/defaults.js';
 import type { Executor } from './executors/executor.js';
@@ -74,12 +74,15 @@ export class Agent {
     this.log = log.child({ component: 'agent', node: config.nodeId });
     this.executors = new ExecutorRegistry(executors, this.log);
     this.events = new TaskEvents(config.nodeId, topics(config.prefix), services);
+    this.events.onGiveUp = (taskId, attempt) =>
+      this.log.warn({ taskId, attempt }, 'too many results wait for the controller: the oldest is no longer sent again');
     this.heartbeat = new Heartbeat({
       config,
       runId: this.runId,
       log: this.log,
       executors: this.executors,
       running: () => this.tasks.list(),
+      finished: () => this.events.finished(),
     });
     this.tasks = new TaskRunner({
       config,
@@ -132,6 +135,7 @@ export class Agent {
             await this.ready;
             await this.tasks.onCancel(c);
           });
+          router.route(t.nodeAck(this.config.nodeId), AckSchema, (a) => this.events.onAck(a));
           for (const s of this.services) s.attach(client, router);
         },
       }),
@@ -141,6 +145,7 @@ export class Agent {
     this.client.on('connect', () => {
       this.log.info('reconnected to broker');
       void this.heartbeat.beat();
+      this.events.resend();
     });
     try {
       await this.tasks.recover();
@@ -148,6 +153,7 @@ export class Agent {
       markReady();
     }
     if (this.heartbeat.isClosed) return;
+    this.events.startResending(this.config.heartbeatMs);
     await this.heartbeat.start();
     if (this.heartbeat.isClosed) return;
     this.log.info(
@@ -217,6 +223,7 @@ export class Agent {
     await within(this.heartbeat.publishNow(), SHUTDOWN_IO_MS);
     await this.tasks.drain(this.config.drainTimeoutMs, graceMs);
     this.heartbeat.close();
+    this.events.stopResending();
     for (const s of this.services) await s.stop?.().catch((err) => this.log.warn({ err }, 'stopping a service failed'));
     if (!(await within(this.heartbeat.offline(reason), SHUTDOWN_IO_MS)))
       this.log.warn('could not publish offline status: broker not answering');

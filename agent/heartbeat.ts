@@ -34,6 +34,8 @@ export interface HeartbeatDeps {
   executors: ExecutorRegistry;
   /** The attempts running here now, as NodeStatus lists them (memory in bytes). */
   running: () => NodeStatus['running'];
+  /** Attempts that ended here whose final event the controller has not acknowledged yet (agent/task-events.ts). */
+  finished?: () => NonNullable<NodeStatus['finished']>;
 }
 
 /** Builds and publishes the node's status; see the file comment. */
@@ -209,7 +211,13 @@ export class Heartbeat {
       },
       running: this.deps.running(),
       ...(reason ? { reason } : {}),
+      ...finishedField(this.deps.finished?.() ?? []),
     };
     await this.client!.publishAsync(this.topic, encode(status), { qos: 1, retain: true });
   }
+}
+
+/** The `finished` field of a status: absent when empty (older controllers and tests see the status as before). */
+function finishedField(list: NonNullable<NodeStatus['finished']>): Pick<NodeStatus, 'finished'> {
+  return list.length > 0 ? { finished: list } : {};
 }

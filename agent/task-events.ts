@@ -10,7 +10,7 @@
  */
 import { encode } from '../shared/codec.js';
 import type { MqttClient } from '../shared/mqtt.js';
-import type { TaskEvent, TaskKind } from '../shared/schemas/index.js';
+import type { Ack, NodeStatus, TaskEvent, TaskKind } from '../shared/schemas/index.js';
 import type { Topics } from '../shared/topics.js';
 import { ChunkBatcher } from './chunk-batcher.js';
 import type { ExecutorContext, TaskHandle } from './executors/executor.js';
@@ -60,9 +60,23 @@ export function newAttempt(taskId: string, attempt: number, memory: number, reco
   return { taskId, attempt, memory, seq: recovered ? Date.now() : 0, recovered, fenced: false, shutdown: false, ended, markEnded };
 }
 
-/** Publishes attempts' events and builds the context their executors stream into. */
+/** Final events (result, failed) kept until the controller acknowledges them; the oldest is given up past this. */
+export const MAX_UNACKED = 1_000;
+
+/**
+ * Publishes attempts' events and builds the context their executors stream into. Final events
+ * (`result`, `failed`) are kept until the controller acknowledges them on `nodes/{node}/ack`
+ * (it does once it has committed them): they are sent again on reconnect and every `resendMs`,
+ * and listed in the node status (`finished`), so a result is never lost to a server that died or
+ * could not write before storing it.
+ */
 export class TaskEvents {
   private client?: MqttClient;
+  /** Unacknowledged final events by `taskId:attempt`, oldest first, with when they were last sent (ms epoch). */
+  private readonly unacked = new Map<string, { event: TaskEvent; sentAt: number }>();
+  private resendTimer?: NodeJS.Timeout;
+  /** Told when the oldest unacknowledged final event is given up (past MAX_UNACKED). */
+  onGiveUp: (taskId: string, attempt: number) => void = () => undefined;
 
   /**
    * @param node this node's id (every event's `node`)
@@ -95,7 +109,54 @@ export class TaskEvents {
       ts: Date.now(),
       ...body,
     } as TaskEvent;
+    if (event.type === 'result' || event.type === 'failed') this.keep(event);
     await this.client!.publishAsync(this.t.taskEvents(task.taskId), encode(event), { qos: 1 });
+  }
+
+  /** Keeps a final event until its ack (bounded: the oldest is given up past MAX_UNACKED). */
+  private keep(event: TaskEvent): void {
+    const key = `${event.taskId}:${event.attempt}`;
+    this.unacked.delete(key);
+    this.unacked.set(key, { event, sentAt: Date.now() });
+    if (this.unacked.size > MAX_UNACKED) {
+      const [oldest, { event: e }] = this.unacked.entries().next().value!;
+      this.unacked.delete(oldest);
+      this.onGiveUp(e.taskId, e.attempt);
+    }
+  }
+
+  /** The controller has committed these final events: they are not sent again. */
+  onAck(ack: Ack): void {
+    for (const a of ack.acks) this.unacked.delete(`${a.taskId}:${a.attempt}`);
+  }
+
+  /** Attempts whose final event waits for its ack, as NodeStatus lists them (`finished`). */
+  finished(): NonNullable<NodeStatus['finished']> {
+    return [...this.unacked.values()].map(({ event }) => ({ taskId: event.taskId, attempt: event.attempt }));
+  }
+
+  /**
+   * Sends the unacknowledged final events again (same seq: the controller applies each once).
+   * @param olderThanMs only those last sent at least this long ago (0 = all, as after a reconnect).
+   */
+  resend(olderThanMs = 0, now = Date.now()): void {
+    if (!this.client) return;
+    for (const entry of this.unacked.values()) {
+      if (now - entry.sentAt < olderThanMs) continue;
+      entry.sentAt = now;
+      this.client.publishAsync(this.t.taskEvents(entry.event.taskId), encode(entry.event), { qos: 1 }).catch(() => undefined); // kept: sent again at the next round
+    }
+  }
+
+  /** Sends unacknowledged final events again every `ms` (with the heartbeat); `stopResending()` ends it. */
+  startResending(ms: number): void {
+    clearInterval(this.resendTimer);
+    this.resendTimer = setInterval(() => this.resend(ms), ms);
+    this.resendTimer.unref();
+  }
+
+  stopResending(): void {
+    clearInterval(this.resendTimer);
   }
 
   /** The context a task's executor streams into, and the batcher behind its output. */

@@ -199,6 +199,7 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
       return [
         t.nodeAssign(identity.name),
         t.nodeCancel(identity.name),
+        t.nodeAck(identity.name),
         t.filesIn(identity.name, '+'),
         t.filesInData(identity.name, '+'),
       ].includes(filter)

@@ -8,7 +8,7 @@ import type { AuditLog } from '../shared/audit.js';
 import { encode } from '../shared/codec.js';
 import type { Logger } from '../shared/logger.js';
 import type { MqttClient } from '../shared/mqtt.js';
-import type { Assignment, Cancel } from '../shared/schemas/index.js';
+import type { Ack, Assignment, Cancel } from '../shared/schemas/index.js';
 import type { Topics } from '../shared/topics.js';
 import type { ControllerOptions } from './controller.js';
 import type { ControllerEvents } from './events.js';
@@ -79,20 +79,39 @@ export class ControllerContext {
     this.events.emit('task', record.state);
   }
 
-  /** Tells a node to stop an attempt the mesh no longer wants there (fencing), at most every FENCE_REPEAT_MS. */
-  fence(node: string, taskId: string, attempt: number, why: string): void {
+  /**
+   * Tells a node to stop an attempt the mesh no longer wants there (fencing), at most every FENCE_REPEAT_MS.
+   * @param reason said in the Cancel: the task is unknown here, or the attempt is stale (default).
+   */
+  fence(node: string, taskId: string, attempt: number, why: string, reason: Cancel['reason'] = 'stale-attempt'): void {
     const key = `${node}/${taskId}/${attempt}`;
     const now = this.now();
     if ((this.fenced.get(key) ?? 0) > now) return;
     this.fenced.set(key, now + FENCE_REPEAT_MS);
     if (this.fenced.size > 10_000) for (const [k, until] of this.fenced) if (until < now) this.fenced.delete(k);
     this.log.warn({ node, taskId, attempt, why }, 'fencing a stale attempt');
-    this.sendCancel(node, taskId, attempt, STOP_GRACE_MS);
+    this.sendCancel(node, taskId, attempt, STOP_GRACE_MS, reason);
   }
 
-  private sendCancel(node: string, taskId: string, attempt: number, graceMs: number): void {
-    const cancel: Cancel = { v: 1, taskId, attempt, graceMs };
+  private sendCancel(node: string, taskId: string, attempt: number, graceMs: number, reason?: Cancel['reason']): void {
+    const cancel: Cancel = { v: 1, taskId, attempt, graceMs, ...(reason ? { reason } : {}) };
     this.publish(this.t.nodeCancel(node), encode(cancel), { qos: 1 });
+  }
+
+  /**
+   * Acknowledges a node's final event (result/failed) of (task, attempt) once everything written
+   * so far is committed (docs/protocol.md, Ack): until then the agent keeps and re-sends it.
+   */
+  ack(node: string, taskId: string, attempt: number): void {
+    const ack: Ack = { v: 1, acks: [{ taskId, attempt }] };
+    this.publish(this.t.nodeAck(node), encode(ack), { qos: 1 });
+  }
+
+  /** Publishes at once, not after pending writes (replies to reads and refusals while commits fail). */
+  publishNow(topic: string, payload: string, opts: { qos: 1; retain?: boolean }): void {
+    this.client?.publish(topic, payload, opts, (err) => {
+      if (err) this.log.warn({ topic, err }, 'publish failed');
+    });
   }
 
   /**

@@ -72,6 +72,10 @@ export interface ControllerOptions {
   submitsPerMinute?: number;
   /** Identities (or client ids) exempt from the submit rate limit: the server's own extensions. */
   exemptFromRateLimit?: (who: string) => boolean;
+  /** Free space in the data dir below which new work is refused (STORAGE_UNAVAILABLE), bytes; default 64 MiB, 0 = no check. */
+  minFreeBytes?: number;
+  /** Nodes offline longer than this, with no unfinished task, are forgotten by the sweep, ms; default 7 days, 0 = never. */
+  forgetAfterMs?: number;
 }
 
 export class Controller {
@@ -90,11 +94,10 @@ export class Controller {
   constructor(private readonly opts: ControllerOptions) {
     const log = opts.log.child({ component: 'controller' });
     const now = opts.now ?? Date.now;
-    const store = new StateStore(opts.dataDir);
-    store.onCommitError = (err) => log.error({ err }, 'state commit failed: the changes of this turn are rolled back and not announced');
+    const store = new StateStore(opts.dataDir, { log, minFreeBytes: opts.minFreeBytes });
     this.registry = new NodeRegistry(store.drainedNodes());
     this.tasks = new TaskStore(store, opts.keepFinished);
-    this.audit = opts.audit ?? new AuditLog(join(opts.dataDir, 'audit.jsonl'));
+    this.audit = opts.audit ?? new AuditLog(join(opts.dataDir, 'audit.jsonl'), (fields, msg) => log.warn(fields, msg));
     this.ctx = new ControllerContext(opts, store, this.tasks, this.registry, this.events, this.audit, topics(opts.prefix), log, now, now());
     this.placement = new Placement(this.ctx);
     this.liveness = new Liveness(this.ctx);
@@ -140,6 +143,7 @@ export class Controller {
       },
     });
     await router.subscribeAll();
+    ctx.store.guard.start();
     // The broker may have lost its retained messages (an embedded broker restarts with us).
     let live = 0;
     for (const r of this.tasks.all()) {
@@ -211,8 +215,12 @@ export class Controller {
       return;
     }
     const record = this.tasks.get(event.taskId);
+    // A final event is acknowledged once what it changed is committed (or at once, after what is pending, when it changed nothing).
+    const final = event.type === 'result' || event.type === 'failed';
     if (!record) {
-      ctx.log.warn({ taskId: event.taskId, type: event.type }, 'dropped event for unknown task');
+      // Unknown is not forbidden: the node stops that work (fence, damped) and carries on; a result is acknowledged.
+      if (final) ctx.ack(event.node, event.taskId, event.attempt);
+      else ctx.fence(event.node, event.taskId, event.attempt, 'event for a task the controller does not know', 'unknown-task');
       return;
     }
     const s = record.state;
@@ -223,5 +231,6 @@ export class Controller {
         'ignored event from a stale attempt',
       );
     ctx.apply(record, step, event);
+    if (final) ctx.ack(event.node, event.taskId, event.attempt);
   }
 }

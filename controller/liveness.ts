@@ -11,6 +11,7 @@ import { formatDuration } from '../shared/units.js';
 import type { ControllerContext } from './context.js';
 import { transition, type LifecycleEvent } from './lifecycle.js';
 import { STALE_AFTER_HEARTBEATS } from './scheduler/snapshot.js';
+import { forgetNode } from './requests.js';
 import type { TaskRecord } from './task-record.js';
 
 /** How often timers are checked (staleness, leases, lost-after windows, timeouts), ms. */
@@ -18,7 +19,15 @@ export const SWEEP_MS = 200;
 /** How long after its result a finished attempt may still be listed by its node without being fenced, ms. */
 const FINISHING_GRACE_MS = 30_000;
 
+/** Default `forgetAfterMs`: nodes offline a week are forgotten, ms. */
+export const DEFAULT_FORGET_AFTER_MS = 7 * 24 * 3_600_000;
+/** How often the sweep looks for nodes to forget, ms. */
+const FORGET_CHECK_MS = 60_000;
+
 export class Liveness {
+  /** When the sweep last looked for nodes to forget, ms epoch. */
+  private forgetCheckedAt = 0;
+
   constructor(private readonly ctx: ControllerContext) {}
 
   /** Runs one lifecycle event on a task. @returns whether it applied. */
@@ -46,6 +55,14 @@ export class Liveness {
       return;
     }
 
+    // Attempts that ended there and wait for their result's ack count as present (the result is on its way again).
+    for (const f of status.finished ?? []) {
+      const record = ctx.tasks.get(f.taskId);
+      // Nothing left to apply (unknown task, or an attempt the controller is past): acknowledged, so the node stops re-sending.
+      const current = record && !isTerminal(record.state.state) && record.state.attempt === f.attempt && record.state.node === status.node;
+      if (!current) ctx.ack(status.node, f.taskId, f.attempt);
+    }
+    const finished = new Map((status.finished ?? []).map((r) => [r.taskId, r.attempt]));
     // Reconcile what the node runs with what the controller expects there.
     const listed = new Map(status.running.map((r) => [r.taskId, r.attempt]));
     for (const [taskId, attempt] of listed) {
@@ -68,11 +85,12 @@ export class Liveness {
           : isTerminal(record.state.state)
             ? `task already ${record.state.state}`
             : 'not the current attempt';
-        ctx.fence(status.node, taskId, attempt, why);
+        ctx.fence(status.node, taskId, attempt, why, record ? 'stale-attempt' : 'unknown-task');
       }
     }
     for (const record of ctx.tasks.activeOn(status.node)) {
-      const here = listed.get(record.state.taskId) === record.state.attempt;
+      const id = record.state.taskId;
+      const here = listed.get(id) === record.state.attempt || finished.get(id) === record.state.attempt;
       const wasUnknown = record.state.state === 'unknown';
       if (this.run(record, { type: 'heartbeat', listed: here }) && wasUnknown && here)
         ctx.log.info({ taskId: record.state.taskId, node: status.node }, 'node came back; task carries on');
@@ -117,5 +135,26 @@ export class Liveness {
       this.run(record, { type: 'timeout' });
     }
     if (ctx.tasks.queued().length > 0) ctx.requestSchedule();
+    this.forgetGone(now);
+  }
+
+  /**
+   * Forgets nodes offline longer than `forgetAfterMs` (default 7 days; 0 = never) that have no
+   * unfinished task: like `cutter node forget`, so Home Assistant removes their devices too.
+   * Checked at most once a minute; skipped while storage is degraded (it writes).
+   */
+  private forgetGone(now: number): void {
+    const { ctx } = this;
+    const after = ctx.opts.forgetAfterMs ?? DEFAULT_FORGET_AFTER_MS;
+    if (after <= 0 || now - this.forgetCheckedAt < Math.min(FORGET_CHECK_MS, after) || !ctx.store.guard.ok) return;
+    this.forgetCheckedAt = now;
+    for (const view of ctx.registry.views(now)) {
+      if (view.state !== 'offline' || view.lastSeenAgoMs < after || ctx.tasks.activeOn(view.node).length > 0) continue;
+      ctx.log.info(
+        { node: view.node, offlineForMs: view.lastSeenAgoMs },
+        `forgetting node offline for ${formatDuration(view.lastSeenAgoMs)}`,
+      );
+      forgetNode(ctx, view.node, 'controller');
+    }
   }
 }

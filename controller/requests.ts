@@ -17,6 +17,11 @@ import type { TaskRecord } from './task-record.js';
 
 type Submit = Extract<Request, { op: 'submit' }>;
 
+/** Ops that write state (the data dir or the token file): refused STORAGE_UNAVAILABLE while storage is degraded. */
+const WRITE_OPS: readonly Request['op'][] = ['submit', 'token.create', 'token.revoke', 'node.drain', 'node.forget'];
+/** Ops that only read: their replies never wait behind writes that cannot be committed. */
+const READ_OPS: readonly Request['op'][] = ['task.get', 'task.list', 'task.logs', 'node.list', 'token.list'];
+
 export class Requests {
   private readonly submits: RateLimiter;
 
@@ -37,6 +42,11 @@ export class Requests {
     }
     let reply: Reply;
     try {
+      const refused = WRITE_OPS.includes(req.op) ? ctx.store.guard.refusal() : null;
+      if (refused) {
+        ctx.audit.record({ who: ctx.who(clientId), action: auditAction(req), outcome: 'denied', detail: refused.message });
+        throw refused;
+      }
       reply = { v: 1, id: req.id, ok: true, result: await this.handle(req, clientId) };
     } catch (err) {
       const e = err instanceof CutterError ? err : new CutterError('INTERNAL', errorMessage(err));
@@ -48,7 +58,9 @@ export class Requests {
         error: { code: e.code, message: e.message, ...(e.details ? { rejections: e.details as Rejection[] } : {}) },
       };
     }
-    ctx.publish(ctx.t.replies(clientId), encode(reply), { qos: 1 });
+    // While commits fail, what waits for them may wait long: a read or a refusal claims nothing stored.
+    if (ctx.store.failing && (READ_OPS.includes(req.op) || !reply.ok)) ctx.publishNow(ctx.t.replies(clientId), encode(reply), { qos: 1 });
+    else ctx.publish(ctx.t.replies(clientId), encode(reply), { qos: 1 });
   }
 
   /** Answers a request that failed validation with INVALID_REQUEST, when it has an id to answer to. */
@@ -63,6 +75,16 @@ export class Requests {
     if (!clientId || typeof id !== 'string' || id.length < 1 || id.length > 64) return;
     const reply: Reply = { v: 1, id, ok: false, error: { code: 'INVALID_REQUEST', message: `invalid request: ${error}` } };
     this.ctx.publish(this.ctx.t.replies(clientId), encode(reply), { qos: 1 });
+  }
+
+  /** Runs a write outside the state store (the token file): a storage error becomes STORAGE_UNAVAILABLE. */
+  private storing<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (!this.ctx.store.guard.failed(err)) throw err;
+      throw this.ctx.store.guard.refusal() ?? err;
+    }
   }
 
   private getTask(taskId: string): TaskRecord {
@@ -94,11 +116,11 @@ export class Requests {
         if (!ids) throw new CutterError('INVALID_REQUEST', 'tokens are managed by the external broker this server uses, not by cutter');
         if (req.op === 'token.list') return { tokens: ids.list() };
         if (req.op === 'token.revoke') {
-          const revoked = ids.revoke(req.username);
+          const revoked = this.storing(() => ids.revoke(req.username));
           ctx.audit.record({ who: ctx.who(clientId), action: 'token.revoke', outcome: 'ok', detail: req.username });
           return { tokens: [revoked] };
         }
-        const created = ids.create(req.role, req.name);
+        const created = this.storing(() => ids.create(req.role, req.name));
         ctx.audit.record({ who: ctx.who(clientId), action: 'token.create', outcome: 'ok', detail: created.username });
         ctx.log.info({ username: created.username, by: clientId }, 'token created');
         return created;
@@ -114,11 +136,13 @@ export class Requests {
   /**
    * Drains (no new placements; running tasks finish) or resumes a node, kept across restarts.
    * @param who identity for the audit log.
-   * @throws CutterError NOT_FOUND for a node the controller has never heard of.
+   * @throws CutterError NOT_FOUND for a node the controller has never heard of, STORAGE_UNAVAILABLE while the data dir takes no writes.
    */
   setDrained(node: string, drain: boolean, who: string): void {
     const { ctx } = this;
     if (!ctx.registry.get(node)) throw new CutterError('NOT_FOUND', `no node ${node}`);
+    const refused = ctx.store.guard.refusal();
+    if (refused) throw refused;
     ctx.store.setDrained(node, drain);
     ctx.registry.setDrained(node, drain);
     ctx.log.info({ node, drained: drain, by: who }, drain ? 'node drained' : 'node resumed');
@@ -128,9 +152,7 @@ export class Requests {
   }
 
   /**
-   * Forgets an offline node with no unfinished task (its registry entry, drain mark and retained
-   * status; extensions drop it on `nodeRemoved`).
-   * @returns the node's last view.
+   * Forgets an offline node with no unfinished task (see `forgetNode`).
    * @throws CutterError NOT_FOUND for an unknown node, INVALID_REQUEST for one that is up or still has tasks.
    */
   private forget(node: string, who: string): NodeView {
@@ -148,12 +170,7 @@ export class Requests {
         'INVALID_REQUEST',
         `node ${node} still has ${left} unfinished task${left === 1 ? '' : 's'}: cancel them or wait until they are lost`,
       );
-    ctx.registry.remove(node);
-    ctx.store.setDrained(node, false);
-    ctx.publish(ctx.t.nodeStatus(node), '', { qos: 1, retain: true });
-    ctx.log.info({ node, by: who }, 'node forgotten');
-    ctx.audit.record({ who, action: 'forget', outcome: 'ok', node });
-    ctx.events.emit('nodeRemoved', node);
+    forgetNode(ctx, node, who);
     return view;
   }
 
@@ -231,4 +248,33 @@ export class Requests {
     if (!wasQueued) ctx.log.info({ taskId, node: s.node }, 'cancel sent');
     return record.state;
   }
+}
+
+/** The audit action of a refused write request. */
+function auditAction(req: Request): 'submit' | 'token.create' | 'token.revoke' | 'drain' | 'resume' | 'forget' {
+  switch (req.op) {
+    case 'node.drain':
+      return req.drain ? 'drain' : 'resume';
+    case 'node.forget':
+      return 'forget';
+    case 'token.create':
+    case 'token.revoke':
+      return req.op;
+    default:
+      return 'submit';
+  }
+}
+
+/**
+ * Forgets a node (checked offline and idle by the caller): its registry entry, drain mark and
+ * retained status; extensions drop it on `nodeRemoved` (Home Assistant removes its device).
+ * @param who identity for the audit log (`controller` for the sweep's `forgetAfterMs`).
+ */
+export function forgetNode(ctx: ControllerContext, node: string, who: string): void {
+  ctx.registry.remove(node);
+  ctx.store.setDrained(node, false);
+  ctx.publish(ctx.t.nodeStatus(node), '', { qos: 1, retain: true });
+  ctx.log.info({ node, by: who }, 'node forgotten');
+  ctx.audit.record({ who, action: 'forget', outcome: 'ok', node });
+  ctx.events.emit('nodeRemoved', node);
 }

@@ -112,7 +112,9 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
     let controllerRef: Controller | undefined;
     if (!url) {
       identities = new IdentityStore(cfg.dataDir);
-      audit = new AuditLog(join(cfg.dataDir, cfg.brokerOnly ? 'audit-broker.jsonl' : 'audit.jsonl'));
+      audit = new AuditLog(join(cfg.dataDir, cfg.brokerOnly ? 'audit-broker.jsonl' : 'audit.jsonl'), (fields, msg) =>
+        log.warn(fields, msg),
+      );
       // Broker-only instances read the tokens the controller's server made (a shared data dir).
       const written = cfg.brokerOnly ? null : ensureAdmin(identities, cfg.dataDir);
       if (written) log.info({ path: written }, 'created the first admin token; the cutter CLI on this machine reads it from there');
@@ -177,6 +179,8 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
       keepFinished: cfg.keepFinished,
       dataDir: cfg.dataDir,
       maxLogBytes: cfg.maxLogBytes,
+      minFreeBytes: cfg.minFreeBytes,
+      forgetAfterMs: cfg.forgetAfterMs,
       startupGraceMs: cfg.startupGraceMs,
       username,
       password,

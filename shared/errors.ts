@@ -33,6 +33,8 @@ export type ErrorCode =
   | 'MODEL_NOT_FOUND'
   /** The Ollama server answered with an error (its message is kept). */
   | 'OLLAMA_ERROR'
+  /** The server's data dir is full, read-only or failing: new work is refused until it takes writes again. */
+  | 'STORAGE_UNAVAILABLE'
   | 'INTERNAL'
   /**
    * The node's Docker engine died or hung under the task and did not come back within the

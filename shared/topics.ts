@@ -21,6 +21,8 @@ export interface Topics {
   nodeAssign(node: string): string;
   /** Cancellations for one node (controller → agent, QoS 1). */
   nodeCancel(node: string): string;
+  /** Acknowledgements of final task events for one node (controller → agent, QoS 1; shared/schemas AckSchema). */
+  nodeAck(node: string): string;
   /** Event stream of one task (agent → controller and followers). */
   taskEvents(task: string): string;
   /** Wildcard over every task's events. */
@@ -80,7 +82,8 @@ export type ParsedTopic =
   | { kind: 'forwardState'; task: string }
   | { kind: 'requests' | 'replies'; client: string }
   | { kind: 'controllerStatus' }
-  | { kind: 'quarantine'; node: string; what: QuarantineKind; task: string };
+  | { kind: 'quarantine'; node: string; what: QuarantineKind; task: string }
+  | { kind: 'nodeAck'; node: string };
 
 /** What a quarantined message was: a task event or a port announcement. */
 export type QuarantineKind = 'events' | 'ports';
@@ -95,6 +98,7 @@ function parseLevels(l: string[]): ParsedTopic | null {
       if (l.length === 3 && l[2] === 'status') return { kind: 'nodeStatus', node };
       if (l.length === 3 && l[2] === 'assign') return { kind: 'nodeAssign', node };
       if (l.length === 3 && l[2] === 'cancel') return { kind: 'nodeCancel', node };
+      if (l.length === 3 && l[2] === 'ack') return { kind: 'nodeAck', node };
       if (l.length === 4 && l[2] === 'ports' && id(l[3])) return { kind: 'nodePorts', node, task: l[3] };
       if (l[2] === 'files' && (l[3] === 'in' || l[3] === 'out') && id(l[4])) {
         const data = l.length === 6 && l[5] === 'data';
@@ -137,6 +141,7 @@ export function topics(prefix = 'cutter'): Topics {
     allNodeStatus: () => `${base}/nodes/+/status`,
     nodeAssign: (node) => `${base}/nodes/${node}/assign`,
     nodeCancel: (node) => `${base}/nodes/${node}/cancel`,
+    nodeAck: (node) => `${base}/nodes/${node}/ack`,
     taskEvents: (task) => `${base}/tasks/${task}/events`,
     allTaskEvents: () => `${base}/tasks/+/events`,
     taskState: (task) => `${base}/tasks/${task}/state`,

@@ -51,6 +51,13 @@ export function registerServer(program: Command): void {
       '--ha-remove-after <duration>',
       d('haRemoveAfterMs', 'remove a node offline this long from Home Assistant, e.g. 24h', { format: 'duration', note: '0 = never' }),
     )
+    .option(
+      '--forget-after <duration>',
+      d('forgetAfterMs', 'forget nodes offline this long with no unfinished task (Home Assistant devices too), e.g. 30d', {
+        format: 'duration',
+        note: '0 = never',
+      }),
+    )
     .option('--http-port <port>', d('httpPort', 'HTTP port of the dashboard and /metrics', { note: '0 = off' }))
     .option('--http-host <host>', d('httpHost', 'HTTP listen address', { note: 'the dashboard has no login' }))
     .option('--forward-host <host>', d('forwardHost', 'interface forwarded ports (cutter run -p) listen on'))
@@ -95,6 +102,7 @@ export function registerServer(program: Command): void {
             haTokenFile: flags.haTokenFile,
             haCaFile: flags.haCaFile,
             haRemoveAfterMs: flags.haRemoveAfter,
+            forgetAfterMs: flags.forgetAfter,
             httpPort: flags.httpPort,
             httpHost: flags.httpHost,
             forwardHost: flags.forwardHost,

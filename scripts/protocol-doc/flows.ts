@@ -56,6 +56,8 @@ export function flows(t: Topics): string[] {
       `- Every heartbeat is reconciled: an entry of ${code('running')} the controller does not expect on that node (unknown task, finished task, other attempt, other node) gets a Cancel.`,
       `- An accepted attempt missing from ${MISSING_HEARTBEATS} consecutive heartbeats of its node is lost (${code('NODE_LOST')}).`,
       `- An attempt whose lease expired is fenced with a Cancel as well.`,
+      `- An event of a task the controller does not know (evicted, or lost with its state) gets a Cancel with ${code('reason')} ${code('unknown-task')} (${code('stale-attempt')} for the other fences); the node stops that work and carries on with the rest: nothing disconnects it.`,
+      `- ${ev('result')} and ${ev('failed')} are acknowledged with an [Ack](#ack) once the controller has committed them (duplicates and unknown tasks too). Until then the agent keeps them, sends them again at every heartbeat and reconnect, and lists them in ${code('finished')} of its status, where they count as present (not lost). A result is applied once per (task, attempt), so a task that succeeded never runs again after a server restart, even one whose disk was full when the result came.`,
     ].join('\n'),
     '### Cancel',
     [

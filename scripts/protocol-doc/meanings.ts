@@ -94,6 +94,8 @@ export const errorCodes: Record<ErrorCode, string> = {
   MODEL_NOT_FOUND:
     '`failed` event of an ollama task: the node\'s Ollama has no such model (its HTTP 404); the server\'s Ollama API answers 404 `{"error"}` as Ollama does',
   OLLAMA_ERROR: "`failed` event of an ollama task: the node's Ollama answered with an error, kept in the message",
+  STORAGE_UNAVAILABLE:
+    "reply (submit, token.create, token.revoke, node.drain, node.forget): the server's data dir is full, read-only or failing; the message names the dir, the free space and the error. Reads, logins and running tasks carry on; new work is accepted again once the data dir takes writes",
   INTERNAL: 'reply: an unexpected controller error; locally, a reply that does not validate',
   EXECUTOR_LOST:
     "`failed` event: the node's Docker engine died or hung under the running task and did not answer again within the agent's grace (`--docker-engine-grace`, default 30 s), or came back without the container; the result is unknown and the attempt counts as lost",

@@ -7,6 +7,7 @@ import { STALE_AFTER_HEARTBEATS } from '../../controller/scheduler/snapshot.js';
 import {
   AssignmentSchema,
   CancelSchema,
+  AckSchema,
   ControllerStatusSchema,
   NodeListResultSchema,
   NodeStatusSchema,
@@ -98,6 +99,14 @@ export function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: Sch
         `On ${code(t.nodeCancel('{node}'))}, not retained. The agent stops the run of (\`taskId\`, \`attempt\`): SIGTERM, then SIGKILL after \`graceMs\`. A cancel that arrives before its assignment makes the agent refuse that assignment with \`CANCELLED\`. The controller sends it for a \`cancel\` request, when a task's timeout runs out, and to fence an attempt it no longer expects on that node (see [Fencing](#fencing)).`,
       ],
       examples: [{ title: 'cancel with the default grace', value: { v: 1, taskId: TASK, attempt: 1 } }],
+    }),
+    schemaDoc({
+      name: 'Ack',
+      schema: AckSchema,
+      about: [
+        `On ${code(t.nodeAck('{node}'))}, not retained. The controller acknowledges a node's final events (\`result\`, \`failed\`) of (\`taskId\`, \`attempt\`) only after it has committed what they changed, so a result the agent has given up is never lost: with the server's data dir full the ack waits, the agent keeps the event and sends it again at every heartbeat and reconnect, and a controller restarted in between applies it then. Results are applied once per (task, attempt); duplicates and results of tasks the controller does not know are acknowledged too.`,
+      ],
+      examples: [{ title: 'one result acknowledged', value: { v: 1, acks: [{ taskId: TASK, attempt: 1 }] } }],
     }),
     schemaDoc({
       name: 'TaskEvent',

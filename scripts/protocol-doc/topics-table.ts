@@ -74,6 +74,15 @@ export function topicRows(t: Topics): { rows: TopicRow[]; filters: FilterRow[]; 
       notes: 'Same persistent agent session. Also fences attempts the controller no longer expects on the node.',
     },
     {
+      ...b('nodeAck', 'node'),
+      fromTo: 'controller → agent',
+      retained: 'no',
+      qos: 1,
+      payload: link('Ack'),
+      notes:
+        'Sent once the controller has committed a `result` or `failed` event (or found it a duplicate or unknown). Until then the agent keeps the event, sends it again at every heartbeat and reconnect, and lists it in `NodeStatus.finished`.',
+    },
+    {
       ...b('taskEvents', 'task'),
       fromTo: 'agent → controller, followers',
       retained: 'no',

@@ -65,6 +65,10 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   dataDir: z.string().min(1).default(defaultDataDir()),
   /** Log output kept per task, bytes. */
   maxLogBytes: SizeSchema.default(4 * 1024 * 1024),
+  /** Free space in the data dir below which new work is refused (STORAGE_UNAVAILABLE) until there is room again, bytes; 0 = no check. */
+  minFreeBytes: SizeSchema.default(64 * 1024 * 1024),
+  /** Nodes offline this long, with no unfinished task, are forgotten (their Home Assistant devices too); 0 = never. */
+  forgetAfterMs: DurationSchema.default(7 * 24 * 3_600_000),
   /** Serve the Ollama-compatible HTTP API (Ollama's /api/* and OpenAI's /v1/*). */
   ollamaApi: Bool.default(true),
   /** Address the Ollama-compatible API binds: loopback by default, like Ollama (it has no authentication). */

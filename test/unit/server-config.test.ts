@@ -126,6 +126,7 @@ describe('--help shows the schema defaults', () => {
       ['--ollama-port', 'ollamaPort', 'plain'],
       ['--ha-prefix', 'haPrefix', 'plain'],
       ['--ha-remove-after', 'haRemoveAfterMs', 'duration'],
+      ['--forget-after', 'forgetAfterMs', 'duration'],
       ['--http-port', 'httpPort', 'plain'],
       ['--http-host', 'httpHost', 'plain'],
       ['--forward-host', 'forwardHost', 'plain'],
