@@ -13,11 +13,11 @@ export interface JsonLimits {
   maxBytes: number;
   /** Deepest nesting of arrays and objects (a bare scalar is depth 0, `{}` is 1). */
   maxDepth: number;
-  /** Most elements in one array. */
+  /** Most elements in one array (at least 1: members are counted by commas). */
   maxArray: number;
   /** Longest string (keys included), bytes of its JSON text between the quotes (escapes counted as written). */
   maxString: number;
-  /** Most keys in one object. */
+  /** Most keys in one object (at least 1). */
   maxKeys: number;
 }
 
