@@ -95,6 +95,9 @@ const CLOSE_ARR = 0x5d;
 /** Per-level counters reused across calls (the scanner is synchronous): grown to the largest maxDepth seen. */
 let commas = new Int32Array(64);
 let isObj = new Uint8Array(64);
+/** Per level: where the current member's key starts and ends (offsets into the payload; -1 = none yet). */
+let keyFrom = new Int32Array(64);
+let keyTo = new Int32Array(64);
 
 /**
  * Checks raw JSON bytes against `limits` in one pass, allocating nothing per byte: depth from
@@ -102,7 +105,7 @@ let isObj = new Uint8Array(64);
  * lengths between unescaped quotes. It does not validate JSON syntax (JSON.parse does that next);
  * for every text JSON.parse accepts, `ok` means no limit is crossed. Never throws.
  * @returns `{ ok: true }` or the first violation with where it is, e.g.
- *   `nesting depth 33 > 32 at $[0][0]…[0] (byte 32)`; `$.#2` is an object's third member.
+ *   `nesting depth 33 > 32 at $.spec.request[0] (byte 32)`.
  */
 export function scanJson(bytes: Uint8Array | string, limits: JsonLimits): ScanResult {
   const buf = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes;
@@ -110,7 +113,12 @@ export function scanJson(bytes: Uint8Array | string, limits: JsonLimits): ScanRe
   if (commas.length < limits.maxDepth + 2) {
     commas = new Int32Array(limits.maxDepth + 2);
     isObj = new Uint8Array(limits.maxDepth + 2);
+    keyFrom = new Int32Array(limits.maxDepth + 2);
+    keyTo = new Int32Array(limits.maxDepth + 2);
   }
+  scanned = buf;
+  // In an object, the next string after `{` or `,` is a key.
+  let expectKey = false;
   let depth = 0;
   let inString = false;
   let strStart = 0;
@@ -121,18 +129,29 @@ export function scanJson(bytes: Uint8Array | string, limits: JsonLimits): ScanRe
       else if (c === QUOTE) {
         inString = false;
         if (i - strStart > limits.maxString) return fail(`string of ${i - strStart} bytes > ${limits.maxString}`, depth, i);
+        if (expectKey) {
+          keyFrom[depth] = strStart;
+          keyTo[depth] = i;
+          expectKey = false;
+        }
       }
     } else if (c === QUOTE) {
       inString = true;
       strStart = i + 1;
+      if (expectKey) keyFrom[depth] = -1; // a key longer than maxString is reported without its name
     } else if (c === OPEN_OBJ || c === OPEN_ARR) {
       if (depth + 1 > limits.maxDepth) return fail(`nesting depth ${depth + 1} > ${limits.maxDepth}`, depth, i);
       depth++;
       commas[depth] = 0;
       isObj[depth] = c === OPEN_OBJ ? 1 : 0;
+      keyFrom[depth] = -1;
+      expectKey = c === OPEN_OBJ;
     } else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
       if (depth > 0) depth--;
+      expectKey = false;
     } else if (c === COMMA && depth > 0) {
+      expectKey = isObj[depth] === 1;
+      keyFrom[depth] = -1;
       const n = ++commas[depth] + 1;
       const max = isObj[depth] ? limits.maxKeys : limits.maxArray;
       if (n > max) return fail(isObj[depth] ? `object of more than ${max} keys` : `array of more than ${max} elements`, depth, i);
@@ -140,13 +159,25 @@ export function scanJson(bytes: Uint8Array | string, limits: JsonLimits): ScanRe
   }
   if (inString && buf.length - strStart > limits.maxString)
     return fail(`string of ${buf.length - strStart} bytes > ${limits.maxString}`, depth, buf.length);
+  scanned = new Uint8Array(0);
   return { ok: true };
 }
 
-/** Builds the error of a violation at `offset`, with the path of open containers (at most 8 levels shown). */
+/** The payload being scanned (for key names in errors). */
+let scanned: Uint8Array = new Uint8Array(0);
+
+/**
+ * Builds the error of a violation at `offset`, with the path of open containers (at most 8 levels
+ * shown): keys by name (cut at 32 bytes, `#n` = the object's n-th member when unknown), elements by index.
+ */
 function fail(what: string, depth: number, offset: number): ScanResult {
   let path = '$';
-  for (let d = 1; d <= Math.min(depth, 8); d++) path += isObj[d] ? `.#${commas[d]}` : `[${commas[d]}]`;
+  for (let d = 1; d <= Math.min(depth, 8); d++) {
+    if (!isObj[d]) path += `[${commas[d]}]`;
+    else if (keyFrom[d] < 0) path += `.#${commas[d]}`;
+    else path += `.${Buffer.from(scanned.buffer, scanned.byteOffset + keyFrom[d], Math.min(32, keyTo[d] - keyFrom[d])).toString('utf8')}`;
+  }
   if (depth > 8) path += `…(${depth - 8} more levels)`;
+  scanned = new Uint8Array(0);
   return { ok: false, error: `${what} at ${path} (byte ${offset})` };
 }
