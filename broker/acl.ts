@@ -23,6 +23,8 @@
  *   commands (`{prefix}/v1/ha/nodes/N/drain/set`): draining only stops new placements, it runs nothing.
  * Only the controller publishes assignments, cancels, task state and replies.
  */
+import { parseJson } from '../shared/codec.js';
+import { LIMITS } from '../shared/limits.js';
 import { ID_RE, haTopics, type Topics, topicMatches } from '../shared/topics.js';
 import type { Identity } from './identities.js';
 
@@ -90,7 +92,7 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
         // what is clearly someone else's, not the late events of a task the controller forgot.
         if (ctx.placedOn(taskId, node) === false) return `task ${taskId} was never placed on node ${node}`;
         try {
-          if ((JSON.parse(payload.toString('utf8')) as { node?: unknown })?.node !== node) return `event does not carry "node": "${node}"`;
+          if ((parseJson(payload, LIMITS.taskEvents) as { node?: unknown })?.node !== node) return `event does not carry "node": "${node}"`;
         } catch {
           return null; // not JSON: the controller drops and logs it
         }
@@ -108,7 +110,7 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
       if (topic !== t.requests(clientId)) return `mcp clients publish only requests on ${t.requests(clientId)}`;
       let op: unknown;
       try {
-        op = (JSON.parse(payload.toString('utf8')) as { op?: unknown })?.op;
+        op = (parseJson(payload, LIMITS.requests) as { op?: unknown })?.op;
       } catch {
         return null; // not JSON: the controller answers INVALID_REQUEST
       }

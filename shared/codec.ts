@@ -60,3 +60,14 @@ export function tryEncode(value: unknown): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * JSON.parse after `scanJson`: for code that only peeks at a field (the broker's ACL) and already
+ * handles JSON.parse's throw.
+ * @throws SyntaxError when the payload is over a limit or not JSON.
+ */
+export function parseJson(payload: Buffer | string, limits: JsonLimits): unknown {
+  const scan = scanJson(payload, limits);
+  if (!scan.ok) throw new SyntaxError(scan.error);
+  return JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
+}
