@@ -35,7 +35,12 @@ export function registerServer(program: Command): void {
     .option('--ws-port <port>', 'also listen for MQTT over WebSocket on this port, path /mqtt (off by default)')
     .option('--ws-tls', 'serve the WebSocket listener as wss:// with --tls-cert')
     .option('--no-ollama-api', 'do not serve the Ollama-compatible HTTP API')
-    .option('--ollama-host <addr>', d('ollamaHost', 'address of the Ollama-compatible API', { note: 'it has no authentication' }))
+    .option(
+      '--ollama-host <addr>',
+      d('ollamaHost', 'address of the Ollama-compatible API', {
+        note: 'beyond loopback it needs a token (Authorization: Bearer) unless --insecure',
+      }),
+    )
     .option('--ollama-port <port>', d('ollamaPort', 'port of the Ollama-compatible API'))
     .option('--ollama-placement <file>', 'YAML or JSON rules pinning models to nodes')
     .option('--no-ha', 'do not publish Home Assistant MQTT discovery')
@@ -53,7 +58,7 @@ export function registerServer(program: Command): void {
       d('haRemoveAfterMs', 'remove a node offline this long from Home Assistant, e.g. 24h', { format: 'duration', note: '0 = never' }),
     )
     .option('--http-port <port>', d('httpPort', 'HTTP port of the dashboard and /metrics', { note: '0 = off' }))
-    .option('--http-host <host>', d('httpHost', 'HTTP listen address', { note: 'the dashboard has no login' }))
+    .option('--http-host <host>', d('httpHost', 'HTTP listen address', { note: 'beyond loopback it needs a token unless --insecure' }))
     .option('--redis <url>', 'cluster the embedded broker through this Redis (redis://host:6379): servers sharing it carry one mesh')
     .option('--broker-only', 'with --redis: run only the broker, no controller (one server of the cluster runs the controller)')
     .action(async (flags) => {
