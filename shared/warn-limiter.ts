@@ -15,22 +15,24 @@ export type WarnKind =
   | 'http-invalid-body'
   | 'http-unauthorized';
 
-type Slot = { since: number; suppressed: number; last?: { fields: Record<string, unknown>; msg: string } };
+type Slot = { since: number; suppressed: number; log: Logger; last?: { fields: Record<string, unknown>; msg: string } };
 
 /** Every warning given in this process, logged or not, per kind (`cutter_input_rejected_total{kind}` on /metrics). */
 export const warnCounts = new Map<WarnKind, number>();
 
 export class WarnLimiter {
-  private readonly slots = new Map<WarnKind, Slot>();
   private readonly timer: NodeJS.Timeout;
 
   /**
    * @param log where the lines go (level warn).
    * @param intervalMs length of one interval, ms (default 10,000).
+   * @param slots the state per kind; `warnLimiter()` shares one map across the process's loggers,
+   *   so the bound is per kind and process, however many components warn.
    */
   constructor(
     private readonly log: Logger,
     readonly intervalMs = 10_000,
+    private readonly slots = new Map<WarnKind, Slot>(),
   ) {
     // Summaries of a burst that then stopped still get written, at most one interval late.
     this.timer = setInterval(() => this.flush(), intervalMs);
@@ -47,7 +49,7 @@ export class WarnLimiter {
       return;
     }
     if (slot) this.summarise(kind, slot);
-    this.slots.set(kind, { since: now, suppressed: 0 });
+    this.slots.set(kind, { since: now, suppressed: 0, log: this.log });
     this.log.warn({ kind, ...fields }, msg);
   }
 
@@ -69,18 +71,19 @@ export class WarnLimiter {
 
   private summarise(kind: WarnKind, slot: Slot): void {
     if (slot.suppressed === 0 || !slot.last) return;
-    this.log.warn({ kind, ...slot.last.fields, suppressed: slot.suppressed }, `${slot.last.msg} (and ${slot.suppressed} more)`);
+    slot.log.warn({ kind, ...slot.last.fields, suppressed: slot.suppressed }, `${slot.last.msg} (and ${slot.suppressed} more)`);
     slot.suppressed = 0;
   }
 }
 
 const byLogger = new WeakMap<Logger, WarnLimiter>();
+const processSlots = new Map<WarnKind, Slot>();
 
-/** The one limiter of a logger (each process has one root logger; children get their own). */
+/** The limiter writing to `log`; all of them share one state per kind in this process. */
 export function warnLimiter(log: Logger): WarnLimiter {
   let l = byLogger.get(log);
   if (!l) {
-    l = new WarnLimiter(log);
+    l = new WarnLimiter(log, 10_000, processSlots);
     byLogger.set(log, l);
   }
   return l;
