@@ -31,6 +31,8 @@
  *   commands (`{prefix}/v1/ha/nodes/N/drain/set`) need an admin token: a read-only token changes nothing.
  * Only the controller publishes assignments, cancels, task state and replies.
  */
+import { parseJson } from '../shared/codec.js';
+import { LIMITS } from '../shared/limits.js';
 import { haTopics, type QuarantineKind, type Topics, topicMatches } from '../shared/topics.js';
 import type { Identity } from './identities.js';
 
@@ -100,10 +102,13 @@ export function checkClientId(identity: Identity, clientId: string): string | nu
   return reserved ? `client id ${clientId} is reserved for the server's own links (${reserved}…)` : null;
 }
 
-/** The `node` and `attempt` a JSON payload names (undefined where absent or not JSON). */
+/**
+ * The `node` and `attempt` a JSON payload names (undefined where absent, not JSON, or over the
+ * bounds of an agent's largest payload, shared/limits.ts: checked on the bytes before parsing).
+ */
 function header(payload: Buffer): { node?: unknown; attempt?: unknown } | undefined {
   try {
-    const v = JSON.parse(payload.toString('utf8')) as unknown;
+    const v = parseJson(payload, LIMITS.taskEvents) as unknown;
     return v && typeof v === 'object' ? (v as { node?: unknown; attempt?: unknown }) : undefined;
   } catch {
     return undefined;
@@ -177,7 +182,7 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
       if (topic !== t.requests(clientId)) return `mcp clients publish only requests on ${t.requests(clientId)}`;
       let op: unknown;
       try {
-        op = (JSON.parse(payload.toString('utf8')) as { op?: unknown })?.op;
+        op = (parseJson(payload, LIMITS.requests) as { op?: unknown })?.op;
       } catch {
         return null; // not JSON: the controller answers INVALID_REQUEST
       }

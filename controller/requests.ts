@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { encode } from '../shared/codec.js';
+import { LIMITS, scanJson } from '../shared/limits.js';
 import { CutterError, errorMessage } from '../shared/errors.js';
 import { RateLimiter } from '../shared/rate-limit.js';
 import { isTerminal, type NodeView, type Rejection, type Reply, type Request, type TaskState } from '../shared/schemas/index.js';
@@ -21,6 +22,8 @@ type Submit = Extract<Request, { op: 'submit' }>;
 const WRITE_OPS: readonly Request['op'][] = ['submit', 'token.create', 'token.revoke', 'node.drain', 'node.forget'];
 /** Ops that only read: their replies never wait behind writes that cannot be committed. */
 const READ_OPS: readonly Request['op'][] = ['task.get', 'task.list', 'task.logs', 'node.list', 'token.list'];
+/** A request's `"id"` among its first bytes, for answering one that is over a limit (and so not parsed). */
+const ID_NEAR_START = /"id"\s*:\s*"([^"\\]{1,64})"/;
 
 export class Requests {
   private readonly submits: RateLimiter;
@@ -67,10 +70,15 @@ export class Requests {
   rejectInvalidRequest(topic: string, payload: Buffer, error: string): void {
     const clientId = this.ctx.t.idFrom(topic, 'requests');
     let id: unknown;
-    try {
-      id = (JSON.parse(payload.toString('utf8')) as { id?: unknown } | null)?.id;
-    } catch {
-      return;
+    if (scanJson(payload, LIMITS.requests).ok) {
+      try {
+        id = (JSON.parse(payload.toString('utf8')) as { id?: unknown } | null)?.id;
+      } catch {
+        return;
+      }
+    } else {
+      // Over a limit: not parsed, but a well-formed id near the start still gets its answer.
+      id = ID_NEAR_START.exec(payload.subarray(0, 4096).toString('latin1'))?.[1];
     }
     if (!clientId || typeof id !== 'string' || id.length < 1 || id.length > 64) return;
     const reply: Reply = { v: 1, id, ok: false, error: { code: 'INVALID_REQUEST', message: `invalid request: ${error}` } };
@@ -216,8 +224,21 @@ export class Requests {
         [{ node: requirements.node, code: 'unknown-node' } satisfies Rejection],
       );
     }
-    const record = ctx.tasks.create({ taskId, spec: req.spec, requirements, options: req.options, submittedBy: clientId, now: ctx.now() });
-    const noFit = this.placement.tryPlace(record, false);
+    let record: TaskRecord;
+    try {
+      record = ctx.tasks.create({ taskId, spec: req.spec, requirements, options: req.options, submittedBy: clientId, now: ctx.now() });
+    } catch (err) {
+      if (err instanceof CutterError) throw err;
+      throw new CutterError('INVALID_REQUEST', `invalid request: spec cannot be stored (${errorMessage(err)})`);
+    }
+    let noFit: ReturnType<Placement['tryPlace']>;
+    try {
+      noFit = this.placement.tryPlace(record, false);
+    } catch (err) {
+      // All or nothing: a submit that fails while being placed leaves no task behind.
+      ctx.tasks.discard(taskId);
+      throw err;
+    }
     if (noFit && !req.options.queue) {
       ctx.tasks.discard(taskId);
       ctx.log.info({ taskId, rejections: noFit.rejections }, 'no node fits; not queued');

@@ -203,6 +203,8 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
       exemptFromRateLimit: (clientId) => exempt.add(clientId),
       prefix: cfg.prefix,
       log,
+      verifyToken: identities ? (u, p) => identities.verify(u, p) : undefined,
+      insecure: cfg.insecure,
     };
     const extensions = new ExtensionRunner(opts.extensions ? opts.extensions(ctx) : buildExtensions(ctx, cfg), log);
     stops.push({ name: 'extensions', stop: () => extensions.stop() });

@@ -16,9 +16,11 @@ import type { Duplex } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { z } from 'zod';
 import { decode } from './codec.js';
+import { limitsForTopic } from './limits.js';
 import { CutterError, errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
 import { topicMatches } from './topics.js';
+import { warnLimiter } from './warn-limiter.js';
 
 export type { MqttClient };
 
@@ -181,6 +183,21 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
   });
 }
 
+/**
+ * Wraps an MQTT `'message'` listener so that a throw inside it is logged (rate-limited) instead of
+ * escaping into MQTT.js's packet handling, where it is an uncaught exception that ends the process
+ * (plan-14 F3: a 20,000-deep object made JSON.stringify throw there).
+ */
+export function guardListener<A extends unknown[]>(log: Logger | undefined, fn: (...args: A) => void): (...args: A) => void {
+  return (...args: A) => {
+    try {
+      fn(...args);
+    } catch (err) {
+      if (log) warnLimiter(log).warn('handler-failed', { topic: args[0], err }, 'message listener failed');
+    }
+  };
+}
+
 type Route = { filter: string; handle: (topic: string, payload: Buffer, retained: boolean) => void | Promise<void> };
 
 type RouteOptions = {
@@ -198,14 +215,17 @@ export class MessageRouter {
     private readonly client: MqttClient,
     private readonly log: Logger,
   ) {
-    client.on('message', (topic, payload, packet) => {
-      for (const route of this.routes) {
-        if (!topicMatches(route.filter, topic)) continue;
-        Promise.resolve()
-          .then(() => route.handle(topic, payload, packet.retain))
-          .catch((err: unknown) => this.log.error({ topic, err }, 'message handler failed'));
-      }
-    });
+    client.on(
+      'message',
+      guardListener(log, (topic, payload, packet) => {
+        for (const route of this.routes) {
+          if (!topicMatches(route.filter, topic)) continue;
+          Promise.resolve()
+            .then(() => route.handle(topic, payload, packet.retain))
+            .catch((err: unknown) => this.log.error({ topic, err }, 'message handler failed'));
+        }
+      }),
+    );
   }
 
   /**
@@ -231,8 +251,10 @@ export class MessageRouter {
   }
 
   /**
-   * Routes messages on `filter` to `handler`, without subscribing. Invalid payloads are logged at
-   * warn with the topic and the first bad field, then dropped (and passed to `opts.onInvalid`,
+   * Routes messages on `filter` to `handler`, without subscribing. Payloads are checked against the
+   * limits of their topic's kind (shared/limits.ts) before they are parsed. Invalid payloads are
+   * logged at debug with the topic and the first bad field or limit (at warn rate-limited: one line
+   * per 10 s with `suppressed: n`), then dropped (and passed to `opts.onInvalid`,
    * e.g. to answer the sender). An empty payload (a cleared retained message) is passed to
    * `opts.onEmpty` when given, else ignored.
    */
@@ -249,9 +271,11 @@ export class MessageRouter {
           opts.onEmpty?.(topic);
           return;
         }
-        const decoded = decode(schema, payload);
+        const decoded = decode(schema, payload, limitsForTopic(topic));
         if (!decoded.ok) {
-          this.log.warn({ topic, bytes: payload.length, error: decoded.error }, 'dropped invalid message');
+          // Every drop at debug; at warn, one line per 10 s with a count (a flood must not flood the log).
+          this.log.debug({ topic, bytes: payload.length, error: decoded.error }, 'dropped invalid message');
+          warnLimiter(this.log).warn('invalid-message', { topic, bytes: payload.length, error: decoded.error }, 'dropped invalid input');
           return opts.onInvalid?.(topic, payload, decoded.error);
         }
         return handler(decoded.value, topic, retained);

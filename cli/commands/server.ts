@@ -2,7 +2,8 @@
  * `cutter server`: parse the flags, load the config (shared/config/server.ts checks it, across
  * keys too), start the server (controller/server.ts) and stop it on SIGINT/SIGTERM.
  */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { CutterError } from '../../shared/errors.js';
 import { DEFAULT_TLS_PORT, loadConfig, type ServerConfig, ServerConfigSchema, withDefault } from '../../shared/config.js';
 import { createLogger } from '../../shared/logger.js';
 import { clientTlsFlags, fatal, onShutdown, withDaemonOptions } from './daemon-common.js';
@@ -34,7 +35,12 @@ export function registerServer(program: Command): void {
     .option('--ws-port <port>', 'also listen for MQTT over WebSocket on this port, path /mqtt (off by default)')
     .option('--ws-tls', 'serve the WebSocket listener as wss:// with --tls-cert')
     .option('--no-ollama-api', 'do not serve the Ollama-compatible HTTP API')
-    .option('--ollama-host <addr>', d('ollamaHost', 'address of the Ollama-compatible API', { note: 'it has no authentication' }))
+    .option(
+      '--ollama-host <addr>',
+      d('ollamaHost', 'address of the Ollama-compatible API', {
+        note: 'beyond loopback it needs a token (Authorization: Bearer) unless --insecure',
+      }),
+    )
     .option('--ollama-port <port>', d('ollamaPort', 'port of the Ollama-compatible API'))
     .option('--ollama-placement <file>', 'YAML or JSON rules pinning models to nodes')
     .option('--no-ha', 'do not publish Home Assistant MQTT discovery')
@@ -44,8 +50,8 @@ export function registerServer(program: Command): void {
       'publish discovery and node state to the broker Home Assistant uses (MQTT 5), e.g. mqtt://homeassistant:1883',
     )
     .option('--ha-username <user>', 'username on --ha-broker')
-    .option('--ha-password <password>', 'password on --ha-broker (or --ha-token-file)')
-    .option('--ha-token-file <path>', 'JSON {"username", "password"} for --ha-broker')
+    .addOption(new Option('--ha-password <password>').hideHelp())
+    .option('--ha-token-file <path>', 'JSON {"username", "password"} for --ha-broker (or env CUTTER_HA_PASSWORD)')
     .option('--ha-ca-file <path>', 'PEM CA of an mqtts:// --ha-broker with a private CA')
     .option(
       '--ha-remove-after <duration>',
@@ -59,7 +65,7 @@ export function registerServer(program: Command): void {
       }),
     )
     .option('--http-port <port>', d('httpPort', 'HTTP port of the dashboard and /metrics', { note: '0 = off' }))
-    .option('--http-host <host>', d('httpHost', 'HTTP listen address', { note: 'the dashboard has no login' }))
+    .option('--http-host <host>', d('httpHost', 'HTTP listen address', { note: 'beyond loopback it needs a token unless --insecure' }))
     .option('--forward-host <host>', d('forwardHost', 'interface forwarded ports (cutter run -p) listen on'))
     .option('--plain-listener', 'with --tls-cert: also open the plain TCP (and ws://) listener (tokens travel in the clear there)')
     .option('--redis <url>', 'cluster the embedded broker through this Redis (redis://host:6379): servers sharing it carry one mesh')
@@ -67,6 +73,7 @@ export function registerServer(program: Command): void {
     .action(async (flags) => {
       let cfg: ServerConfig;
       try {
+        refusePasswordsOnArgv(flags);
         cfg = loadConfig(
           ServerConfigSchema,
           'server',
@@ -128,4 +135,38 @@ export function registerServer(program: Command): void {
         fatal(err);
       }
     });
+}
+
+/**
+ * Passwords never on argv: every user of the machine sees argv in `ps`.
+ * @throws CutterError INVALID_ARGUMENT for `--ha-password` and for a `--broker`/`--ha-broker` URL
+ *   with `user:password@`, naming where the password goes instead.
+ */
+export function refusePasswordsOnArgv(flags: { haPassword?: string; broker?: string; haBroker?: string }): void {
+  if (flags.haPassword !== undefined)
+    throw new CutterError(
+      'INVALID_ARGUMENT',
+      '--ha-password is not accepted (a password on the command line is visible to every user in `ps`): put it in a JSON file {"username", "password"} given with --ha-token-file, or in the environment variable CUTTER_HA_PASSWORD',
+    );
+  for (const [flag, url, where] of [
+    [
+      '--broker',
+      flags.broker,
+      'the environment variables CUTTER_USERNAME and CUTTER_PASSWORD, or a JSON file {"username", "password"} named by CUTTER_TOKEN_FILE',
+    ],
+    ['--ha-broker', flags.haBroker, '--ha-token-file or --ha-username with the environment variable CUTTER_HA_PASSWORD'],
+  ] as const) {
+    if (url === undefined) continue;
+    let password = '';
+    try {
+      password = new URL(url).password;
+    } catch {
+      continue; // not a URL: the config check names it
+    }
+    if (password)
+      throw new CutterError(
+        'INVALID_ARGUMENT',
+        `${flag} must not carry a password (user:password@ in the URL is visible to every user in \`ps\`): give the URL without it and put the credentials in ${where}`,
+      );
+  }
 }

@@ -9,6 +9,7 @@
 import type { Duplex } from 'node:stream';
 import type { RunningBroker } from '../../broker/broker.js';
 import type { AuditLog } from '../../shared/audit.js';
+import type { VerifyToken } from './http-auth.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Controller } from '../controller.js';
 
@@ -49,4 +50,8 @@ export interface ExtensionContext {
   exemptFromRateLimit(clientId: string): void;
   prefix: string;
   log: Logger;
+  /** Checks a token (the embedded broker's IdentityStore.verify); absent with an external broker. */
+  verifyToken?: VerifyToken;
+  /** `--insecure`: HTTP surfaces beyond loopback need no token. */
+  insecure?: boolean;
 }

@@ -53,7 +53,19 @@ export function buildExtensions(ctx: ExtensionContext, cfg: ServerConfig): Exten
   if (cfg.httpPort !== 0) {
     const metrics = new MetricsExtension(ctx);
     const dashboard = new Dashboard(ctx);
-    list.push(metrics, dashboard, new HttpServer({ host: cfg.httpHost, port: cfg.httpPort, log: ctx.log, metrics, dashboard }));
+    list.push(
+      metrics,
+      dashboard,
+      new HttpServer({
+        host: cfg.httpHost,
+        port: cfg.httpPort,
+        log: ctx.log,
+        metrics,
+        dashboard,
+        verifyToken: ctx.verifyToken,
+        insecure: ctx.insecure,
+      }),
+    );
   }
   if (cfg.ollamaApi) list.push(new OllamaApiExtension(ctx, { host: cfg.ollamaHost, port: cfg.ollamaPort, logLevel: cfg.logLevel }));
   return list;

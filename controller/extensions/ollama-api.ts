@@ -55,6 +55,8 @@ export class OllamaApiExtension implements Extension {
       port,
       log: this.log,
       streamBuilder: this.ctx.streamBuilder,
+      verifyToken: this.ctx.verifyToken,
+      insecure: this.ctx.insecure ?? false,
       mqtt: {
         broker: this.ctx.brokerUrl,
         prefix: this.ctx.prefix,

@@ -13,7 +13,8 @@ import type { z } from 'zod';
 import { decode, encode } from '../codec.js';
 import type { CliConfig } from '../config.js';
 import { CutterError } from '../errors.js';
-import { connectMqtt, MessageRouter, type MqttClient } from '../mqtt.js';
+import { LIMITS } from '../limits.js';
+import { connectMqtt, guardListener, MessageRouter, type MqttClient } from '../mqtt.js';
 import {
   type ControllerStatus,
   ControllerStatusSchema,
@@ -97,8 +98,13 @@ export class MeshClient {
       reconnectPeriodMs: 500,
     });
     const self = new MeshClient(client, t, cfg, id);
-    self.router = new MessageRouter(client, pino({ level: process.env.CUTTER_CLI_DEBUG ? 'debug' : 'silent' }, process.stderr));
-    client.on('message', (topic, payload) => self.onMessage(topic, payload));
+    const log = pino({ level: process.env.CUTTER_CLI_DEBUG ? 'debug' : 'silent' }, process.stderr);
+    self.router = new MessageRouter(client, log);
+    // A throw in a watcher (an Ollama API relay writing a chunk) must not become an uncaught exception.
+    client.on(
+      'message',
+      guardListener(log, (topic: string, payload: Buffer) => self.onMessage(topic, payload)),
+    );
     client.on('connect', () => self.emitLink());
     client.on('close', () => self.emitLink());
     await client.subscribeAsync(t.replies(id), { qos: 1 });
@@ -125,16 +131,16 @@ export class MeshClient {
     const set = this.watchers.get(p.task);
     if (!set || payload.length === 0) return; // an empty retained state: the task was evicted or refused
     if (p.kind === 'taskEvents') {
-      const d = decode(TaskEventSchema, payload);
+      const d = decode(TaskEventSchema, payload, LIMITS.taskEvents);
       if (d.ok) for (const w of set) w.onEvent(d.value, payload.length);
     } else {
-      const d = decode(TaskStateSchema, payload);
+      const d = decode(TaskStateSchema, payload, LIMITS.taskState);
       if (d.ok) for (const w of set) w.onState(d.value);
     }
   }
 
   private onReply(payload: Buffer): void {
-    const decoded = decode(ReplySchema, payload);
+    const decoded = decode(ReplySchema, payload, LIMITS.replies);
     if (!decoded.ok) return;
     const reply = decoded.value;
     const p = this.pending.get(reply.id);

@@ -74,13 +74,14 @@ describe.skipIf(mosquitto.skip)(`Home Assistant discovery through --ha-broker (a
       ].join('\n'),
     );
     await startMosquitto();
+    const haTokenFile = join(tempDir(), 'ha-token.json');
+    writeFileSync(haTokenFile, JSON.stringify(ha), { mode: 0o600 });
     ({ daemon: server, url } = await startServer([
       '--ha-broker',
       `mqtt://127.0.0.1:${haPort}`,
-      '--ha-username',
-      ha.username,
-      '--ha-password',
-      ha.password,
+      // Passwords never on argv (`ps` shows it): the credentials come from a file.
+      '--ha-token-file',
+      haTokenFile,
     ]));
     agent = await startAgent(url, 'via-mosquitto');
   });

@@ -152,6 +152,27 @@ export const cancelBase = rec(
   { graceMs: fc.integer({ min: 0, max: 600_000 }) },
 ).map(toJ);
 
+/** A port announcement for the unknown task (never sent valid: the port proxy would act on it). */
+export const portsBase = rec(
+  {
+    v: fc.constant(1),
+    taskId: id,
+    node: otherNode,
+    attempt: fc.integer({ min: 1, max: 5 }),
+    address: fc.constantFrom(null, '127.0.0.1'),
+    ports: fc.array(
+      fc.record({
+        container: fc.integer({ min: 1, max: 65535 }),
+        host: fc.integer({ min: 1, max: 65535 }),
+        server: fc.integer({ min: 1, max: 65535 }),
+      }),
+      { maxLength: 3 },
+    ),
+    ts: fc.integer({ min: 0, max: 2 ** 41 }),
+  },
+  {},
+).map(toJ);
+
 // ---- mutations ------------------------------------------------------------------------------------
 
 export type Gen = { kind: string; payload: Buffer };

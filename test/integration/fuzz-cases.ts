@@ -5,10 +5,18 @@
 import * as fc from 'fast-check';
 import type { z } from 'zod';
 import { decode } from '../../shared/codec.js';
-import { AssignmentSchema, CancelSchema, NodeStatusSchema, RequestSchema, TaskEventSchema } from '../../shared/schemas/index.js';
+import { limitsForTopic } from '../../shared/limits.js';
+import {
+  AssignmentSchema,
+  CancelSchema,
+  NodeStatusSchema,
+  PortAnnouncementSchema,
+  RequestSchema,
+  TaskEventSchema,
+} from '../../shared/schemas/index.js';
 import type { Daemon, LogLine } from '../harness.js';
 import { t, AGENT, TASK, CLIENT, type J } from './fuzz-json.js';
-import { statusBase, eventBase, requestBase, assignBase, cancelBase, type Gen, utf8 } from './fuzz-bases.js';
+import { statusBase, eventBase, requestBase, assignBase, cancelBase, portsBase, type Gen, utf8 } from './fuzz-bases.js';
 import { mutations, huge } from './fuzz-mutations.js';
 import { INSPECTOR_NOISE } from './fuzz-gc.js';
 
@@ -31,6 +39,7 @@ export const TARGETS: Target[] = [
   { key: 'requests', topic: t.requests(CLIENT), schema: RequestSchema, who: 'server', base: requestBase, validAllowed: false },
   { key: 'assign', topic: t.nodeAssign(AGENT), schema: AssignmentSchema, who: 'agent', base: assignBase, validAllowed: false },
   { key: 'cancel', topic: t.nodeCancel(AGENT), schema: CancelSchema, who: 'agent', base: cancelBase, validAllowed: true },
+  { key: 'ports', topic: t.nodePorts(AGENT, TASK), schema: PortAnnouncementSchema, who: 'server', base: portsBase, validAllowed: false },
 ];
 
 export interface Case {
@@ -53,7 +62,8 @@ export function preview(payload: Buffer, max = 160): string {
 
 /** A generated payload aimed at `target`, with its validity computed by decode() against the target's schema. */
 export function toCase(target: Target, g: Gen): Case {
-  const d = decode(target.schema, g.payload);
+  // The same limits the reader applies (shared/limits.ts, by the topic's kind).
+  const d = decode(target.schema, g.payload, limitsForTopic(target.topic));
   const c: Case = { target, kind: g.kind, payload: g.payload, valid: d.ok, value: d.ok ? (d.value as Record<string, unknown>) : undefined };
   // fast-check prints counterexamples with this (a 3 MiB payload must not end up in the report whole).
   Object.defineProperty(c, fc.toStringMethod, {

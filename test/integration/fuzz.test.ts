@@ -3,7 +3,7 @@
  * MQTT connection to a real `cutter server` and `cutter agent`.
  *
  * Over 10,000 generated payloads go out with QoS 1 (the broker acknowledges each) to
- * `nodes/<agent>/status`, `tasks/<id>/events`, `requests/<client>` (read by the controller) and
+ * `nodes/<agent>/status`, `tasks/<id>/events`, `requests/<client>`, `nodes/<agent>/ports/<id>` (read by the controller) and
  * `nodes/<agent>/assign`, `nodes/<agent>/cancel` (read by the agent). Generators: random bytes and
  * text, random JSON, near-valid payloads built from the schemas' shapes and then truncated, given a
  * wrong type in one or in every field, stripped of a field, given prototype keys at every object
@@ -55,8 +55,10 @@ describe('fuzzing every topic the controller and the agent read', () => {
 
   beforeAll(async () => {
     // The fuzzer publishes far faster than a client may send requests: lift the broker's cap.
-    ({ daemon: server, url } = await startServer(['--broker-requests-per-minute', '100000000']));
-    agent = await startAgent(url, AGENT, ['--allow-exec']);
+    // At debug every drop is logged (the test accounts for each payload); at warn, the drops are
+    // rate-limited (shared/warn-limiter.ts): that bound is asserted too.
+    ({ daemon: server, url } = await startServer(['--broker-requests-per-minute', '100000000', '--log-level', 'debug']));
+    agent = await startAgent(url, AGENT, ['--allow-exec', '--log-level', 'debug']);
     tallies = { server: new Tally(server), agent: new Tally(agent) };
     raw = await mqtt.connectAsync(url, { clientId: 'cutter-fuzz-raw', reconnectPeriod: 0 });
     // Replies to invalid requests that carry an id come back here; they are checked against ReplySchema.
@@ -188,6 +190,13 @@ describe('fuzzing every topic the controller and the agent read', () => {
       `  replies to invalid requests: ${replies.total}, of which ${replies.invalid} do not pass ReplySchema${replies.firstInvalid ? ` (first: ${replies.firstInvalid})` : ''}`,
     );
     expect(total).toBeGreaterThanOrEqual(10_000);
+    // Bounded log: at warn, at most one line per kind and 10 s interval plus one summary each.
+    const intervals = Math.ceil((Date.now() - started) / 10_000) + 1;
+    for (const d of [server, agent]) {
+      const warns = d.lines.filter((l) => l.level === 40 && l.kind === 'invalid-message').length;
+      console.log(`  ${d.name}: ${warns} rate-limited warn lines for ${intervals} intervals`);
+      expect(warns).toBeLessThanOrEqual(2 * intervals + 2);
+    }
     for (const target of TARGETS) expect(sentBy.get(target.key)!.invalid).toBeGreaterThan(0);
   }, 400_000); // ~10-20 s alone; a CI machine busy with other test files can be several times slower.
 
