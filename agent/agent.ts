@@ -33,7 +33,7 @@ import { ExecutorRegistry } from './executors/registry.js';
 import { Heartbeat } from './heartbeat.js';
 import type { AgentService } from './service.js';
 import { defaultServices } from './services.js';
-import { TaskEvents } from './task-events.js';
+import { RESEND_AFTER_MS, TaskEvents } from './task-events.js';
 import { TaskRunner, within } from './tasks.js';
 
 /** First and longest wait before connecting again while another agent serves this node id, ms. */
@@ -153,7 +153,7 @@ export class Agent {
       markReady();
     }
     if (this.heartbeat.isClosed) return;
-    this.events.startResending(this.config.heartbeatMs);
+    this.events.startResending(RESEND_AFTER_MS);
     await this.heartbeat.start();
     if (this.heartbeat.isClosed) return;
     this.log.info(

@@ -62,6 +62,12 @@ export function newAttempt(taskId: string, attempt: number, memory: number, reco
 
 /** Final events (result, failed) kept until the controller acknowledges them; the oldest is given up past this. */
 export const MAX_UNACKED = 1_000;
+/**
+ * How long an unacknowledged final event waits before it is sent again, ms (besides at every
+ * reconnect). Long on purpose: QoS 1 already carries it within a session, and a busy controller
+ * that acks late must not be handed the same results again and again (that only makes it busier).
+ */
+export const RESEND_AFTER_MS = 30_000;
 
 /**
  * Publishes attempts' events and builds the context their executors stream into. Final events

@@ -17,6 +17,10 @@ import type { NodeRegistry } from './registry.js';
 import type { StateStore } from './state-store.js';
 import type { TaskRecord } from './task-record.js';
 import type { TaskStore } from './task-store.js';
+import { warnLimiter } from '../shared/warn-limiter.js';
+
+/** Queue wait past which the controller warns that it is falling behind, ms. */
+const BACKLOG_WARN_MS = 1_000;
 
 export class ControllerContext {
   /** The MQTT client, once connected (start()). */
@@ -68,7 +72,16 @@ export class ControllerContext {
    * changing halfway. A failure is logged with its stack and does not stop the chain.
    */
   serial(what: string, fn: () => Promise<void> | void): Promise<void> {
-    const run = this.chain.then(fn).catch((err: unknown) => this.log.error({ err }, `${what} failed`));
+    const queuedAt = Date.now();
+    const run = this.chain
+      .then(() => {
+        const waitedMs = Date.now() - queuedAt;
+        // A controller that falls behind says so (at most one line per 10 s, with a count).
+        if (waitedMs > BACKLOG_WARN_MS)
+          warnLimiter(this.log).warn('controller-backlog', { what, waitedMs }, 'controller work waited in its queue');
+        return fn();
+      })
+      .catch((err: unknown) => this.log.error({ err }, `${what} failed`));
     this.chain = run;
     return run;
   }

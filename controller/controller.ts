@@ -124,9 +124,11 @@ export class Controller {
         // Routes before the CONNACK: a persistent session's queued events arrive right after it.
         ctx.client = c;
         router = new MessageRouter(c, ctx.log);
-        router.route(t.allNodeStatus(), NodeStatusSchema, (s, topic) =>
-          ctx.serial('node status', () => this.liveness.onNodeStatus(s, topic)),
-        );
+        router.route(t.allNodeStatus(), NodeStatusSchema, (s, topic) => {
+          // Heard now, applied in turn: a backlog in the queue does not count as the node's silence.
+          if (s.state !== 'offline' && t.idFrom(topic, 'nodes') === s.node) ctx.registry.heard(s.node, ctx.now());
+          return ctx.serial('node status', () => this.liveness.onNodeStatus(s, topic));
+        });
         router.route(t.allTaskEvents(), TaskEventSchema, (e, topic) => ctx.serial('task event', () => this.onTaskEvent(e, topic)));
         // The broker re-routes an agent's event for a task that is not its node's current attempt
         // (broker/acl.ts quarantineOf): handled as before — ignored, the stale attempt fenced.
@@ -219,6 +221,7 @@ export class Controller {
     const final = event.type === 'result' || event.type === 'failed';
     if (!record) {
       // Unknown is not forbidden: the node stops that work (fence, damped) and carries on; a result is acknowledged.
+      ctx.log.debug({ taskId: event.taskId, attempt: event.attempt, node: event.node, type: event.type }, 'dropped event for unknown task');
       if (final) ctx.ack(event.node, event.taskId, event.attempt);
       else ctx.fence(event.node, event.taskId, event.attempt, 'event for a task the controller does not know', 'unknown-task');
       return;

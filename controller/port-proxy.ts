@@ -33,6 +33,11 @@ export interface PortProxyOptions extends ServerConnection {
    * undefined when it cannot see it (an external broker, another instance of a cluster).
    */
   nodeAddress(node: string): string | undefined;
+  /**
+   * When `nodeAddress` cannot tell (an external broker), dial the address the node announces
+   * instead of refusing (server `--forward-trust-announced`). Default false.
+   */
+  trustAnnounced?: boolean;
   audit?: AuditLog;
   log: Logger;
   /** How long the reachability check waits for the node, ms. */
@@ -159,10 +164,10 @@ export async function startPortProxy(opts: PortProxyOptions): Promise<() => Prom
         `node ${a.node} announces no address the server can reach (behind NAT?): start its agent with --advertise-address ADDR, or reach the port on the node itself`,
       );
     }
-    const address = opts.nodeAddress(a.node);
+    const address = opts.nodeAddress(a.node) ?? (opts.trustAnnounced ? a.address : undefined);
     if (!address)
       return refuse(
-        `the server cannot see node ${a.node}'s connection (an external broker, or another broker of a cluster), so it cannot tell which address is the node's`,
+        `the server cannot see node ${a.node}'s connection (an external broker, or another broker of a cluster), so it cannot tell which address is the node's: start the server with --forward-trust-announced to dial the address the node announces`,
       );
     if (address !== a.address)
       return refuse(

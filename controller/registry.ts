@@ -120,6 +120,16 @@ export class NodeRegistry {
     return true;
   }
 
+  /**
+   * Notes that a status of a node the controller considers up has arrived, at `now` (ms epoch),
+   * before it waits its turn in the controller's queue: silence is judged by when the node spoke,
+   * not by when a busy controller got to it (a backlog must not make live nodes look dead).
+   */
+  heard(node: string, now: number): void {
+    const e = this.nodes.get(node);
+    if (e && !e.down && now > e.lastSeenMs) e.lastSeenMs = now;
+  }
+
   /** Nodes the controller considers up whose last word is older than `silentFor(status)` ms. */
   silentNodes(now: number, silentFor: (s: NodeStatus) => number): { node: string; silentMs: number }[] {
     const out: { node: string; silentMs: number }[] = [];

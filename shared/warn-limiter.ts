@@ -13,7 +13,8 @@ export type WarnKind =
   | 'dropped-event'
   | 'handler-failed'
   | 'http-invalid-body'
-  | 'http-unauthorized';
+  | 'http-unauthorized'
+  | 'controller-backlog';
 
 type Slot = { since: number; suppressed: number; log: Logger; last?: { fields: Record<string, unknown>; msg: string } };
 

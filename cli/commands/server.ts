@@ -67,6 +67,10 @@ export function registerServer(program: Command): void {
     .option('--http-port <port>', d('httpPort', 'HTTP port of the dashboard and /metrics', { note: '0 = off' }))
     .option('--http-host <host>', d('httpHost', 'HTTP listen address', { note: 'beyond loopback it needs a token unless --insecure' }))
     .option('--forward-host <host>', d('forwardHost', 'interface forwarded ports (cutter run -p) listen on'))
+    .option(
+      '--forward-trust-announced',
+      'behind an external broker: forward to the address a node announces (the server cannot see where agents connect from)',
+    )
     .option('--plain-listener', 'with --tls-cert: also open the plain TCP (and ws://) listener (tokens travel in the clear there)')
     .option('--redis <url>', 'cluster the embedded broker through this Redis (redis://host:6379): servers sharing it carry one mesh')
     .option('--broker-only', 'with --redis: run only the broker, no controller (one server of the cluster runs the controller)')
@@ -113,6 +117,7 @@ export function registerServer(program: Command): void {
             httpPort: flags.httpPort,
             httpHost: flags.httpHost,
             forwardHost: flags.forwardHost,
+            forwardTrustAnnounced: flags.forwardTrustAnnounced,
             plainListener: flags.plainListener,
             redis: flags.redis,
             brokerOnly: flags.brokerOnly,

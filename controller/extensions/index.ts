@@ -38,7 +38,7 @@ export function haCredentials(cfg: ServerConfig): { username?: string; password?
 export function buildExtensions(ctx: ExtensionContext, cfg: ServerConfig): Extension[] {
   const list: Extension[] = [];
   if (ctx.audit) list.push(new FileAuditExtension(ctx, ctx.audit));
-  list.push(new PortProxyExtension(ctx, cfg.forwardHost));
+  list.push(new PortProxyExtension(ctx, cfg.forwardHost, cfg.forwardTrustAnnounced));
   if (cfg.ha) {
     list.push(
       new HomeAssistantExtension(ctx, {

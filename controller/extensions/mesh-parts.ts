@@ -48,10 +48,14 @@ export class PortProxyExtension implements Extension {
   readonly name = 'port-proxy';
   private stopProxy?: () => Promise<void>;
 
-  /** @param host the interface forwarded ports listen on (`forwardHost`). */
+  /**
+   * @param host the interface forwarded ports listen on (`forwardHost`).
+   * @param trustAnnounced dial the address a node announces when the broker cannot say where it connects from (`forwardTrustAnnounced`).
+   */
   constructor(
     private readonly ctx: ExtensionContext,
     private readonly host: string,
+    private readonly trustAnnounced = false,
   ) {}
 
   /** @throws CutterError BROKER_UNREACHABLE when its client cannot connect. */
@@ -62,6 +66,7 @@ export class PortProxyExtension implements Extension {
       host: this.host,
       assignmentOf: (taskId) => this.ctx.controller.assignmentOf(taskId),
       nodeAddress: (node) => this.ctx.broker?.addressOf(`cutter-agent-${node}`),
+      trustAnnounced: this.trustAnnounced,
       audit: this.ctx.audit,
       log: this.ctx.log,
     });

@@ -112,7 +112,7 @@ export class MetricsExtension implements Extension {
       registers: [r],
       collect() {
         this.reset();
-        for (const [kind, n] of warnCounts) this.inc({ kind }, n);
+        for (const [kind, n] of warnCounts) if (kind !== 'controller-backlog') this.inc({ kind }, n);
       },
     });
     new Gauge({

@@ -105,6 +105,12 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   httpHost: z.string().default('127.0.0.1'),
   /** Interface forwarded ports (`cutter run -p`) listen on: loopback unless you open them (never the broker's `host`). */
   forwardHost: z.string().default('127.0.0.1'),
+  /**
+   * Behind an external broker the server cannot see which address an agent connects from; with this
+   * on, a port forward dials the address the node announces (--advertise-address) instead of being
+   * refused. Still only ports the node's current attempt declared. Trusts agent tokens to name their own address.
+   */
+  forwardTrustAnnounced: Bool.default(false),
   /** With `tlsCert`, also open the plain TCP (and plain `ws://`) listener: off, so tokens never travel in the clear. */
   plainListener: Bool.default(false),
 }).superRefine((cfg, ctx) => {

@@ -13,7 +13,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, unlin
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, type Daemon, eventually, startAgent, startServer, tempDir } from '../harness.js';
+import { cli, type Daemon, describeEmbeddedBroker, eventually, startAgent, startServer, tempDir } from '../harness.js';
 import { onPath } from '../services.js';
 
 /** Like test/services.ts `needs()`: root and mount, or a skip tag that says so. */
@@ -44,7 +44,8 @@ function fill(path: string): number {
   return written;
 }
 
-describe.skipIf(!mountable)(`a full data dir${tag}`, () => {
+// Tokens and logins are the embedded broker's: on Mosquitto this runs only where they are (describeEmbeddedBroker).
+(mountable ? describeEmbeddedBroker : describe.skip)(`a full data dir${tag}`, () => {
   const mnt = tempDir('cutter-disk-full-');
   const work = tempDir('cutter-disk-full-work-');
   const marker = join(work, 'marker');

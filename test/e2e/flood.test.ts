@@ -70,6 +70,8 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
   let churning = false;
   let tornDown = false;
   const restarts: Promise<void>[] = [];
+  /** Every node status seen (FLOOD_DEBUG_DIR only), one JSON line each. */
+  const statusTrace: string[] = [];
 
   const startAgent = (node: string): Daemon => {
     const d = spawnCutterDaemon(['agent', '--broker', url, '--node-id', node, '--allow-exec', '--max-tasks', MAX_TASKS], `agent ${node}`);
@@ -94,6 +96,13 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
     await req?.end().catch(() => undefined);
     await Promise.all(incarnations.map((i) => i.daemon.stop('SIGKILL')));
     await server?.stop('SIGKILL');
+    // Post-mortem material, kept whether the test passed or not.
+    const dir = process.env.FLOOD_DEBUG_DIR;
+    if (dir && server) {
+      writeFileSync(join(dir, 'server.log'), server.stdout);
+      writeFileSync(join(dir, 'status.jsonl'), statusTrace.join('\n'));
+      for (const [n, inc] of incarnations.entries()) writeFileSync(join(dir, `agent-${n}-${inc.node}.log`), inc.daemon.stdout);
+    }
   });
 
   it('every accepted task ends exactly once, none missing, none lost early, no counted double success', { timeout: 240_000 }, async () => {
@@ -130,7 +139,6 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
       if (e.type === 'result') results.push(e);
     });
 
-    const statusTrace: string[] = [];
     if (process.env.FLOOD_DEBUG_DIR) {
       await req.client.subscribeAsync(req.t.allNodeStatus(), { qos: 1 });
       req.client.on('message', (topic, payload) => {
@@ -295,12 +303,6 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
         `problems: ${JSON.stringify(Object.fromEntries(Object.entries(problems).map(([k, v]) => [k, v.length])))}`,
       ].join('\n'),
     );
-    if (process.env.FLOOD_DEBUG_DIR) {
-      writeFileSync(join(process.env.FLOOD_DEBUG_DIR, 'server.log'), server.stdout);
-      writeFileSync(join(process.env.FLOOD_DEBUG_DIR, 'status.jsonl'), statusTrace.join('\n'));
-      for (const [n, inc] of incarnations.entries())
-        writeFileSync(join(process.env.FLOOD_DEBUG_DIR!, `agent-${n}-${inc.node}.log`), inc.daemon.stdout);
-    }
     for (const [kind, list] of Object.entries(problems)) console.log(`${kind} (${list.length}):\n  ${list.slice(0, 8).join('\n  ')}`);
 
     expect(rejected.slice(0, 5)).toEqual([]);

@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, freePort, startServer, type Daemon } from '../harness.js';
+import { cli, describeEmbeddedBroker, freePort, startServer, type Daemon } from '../harness.js';
 
-describe('HTTP beyond loopback needs a token', () => {
+describeEmbeddedBroker('HTTP beyond loopback needs a token', () => {
   let server: Daemon;
   let http: string;
   let api: string;

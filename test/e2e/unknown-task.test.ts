@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../shared/topics.js';
-import { cli, type Daemon, eventually, startServer } from '../harness.js';
+import { cli, type Daemon, describeEmbeddedBroker, eventually, startServer } from '../harness.js';
 
 const t = topics('cutter');
 
-describe('events for a task the server does not know', () => {
+describeEmbeddedBroker('events for a task the server does not know', () => {
   let server: Daemon;
   let url: string;
   let agent: mqtt.MqttClient;
