@@ -3,7 +3,6 @@
  * ports.ts), so the server can proxy to them, and clears the announcement when the task ends.
  */
 import { encode } from '../shared/codec.js';
-import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { MqttClient } from '../shared/mqtt.js';
 import type { PortAnnouncement } from '../shared/schemas/ports.js';
@@ -35,13 +34,13 @@ export class PortAnnouncer implements AgentService {
     this.opts.log.info({ taskId, attempt, address: body.address, ports }, 'ports published');
     void this.client
       ?.publishAsync(this.opts.t.nodePorts(this.opts.node, taskId), encode(body), { qos: 1, retain: true })
-      .catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'cannot announce ports'));
+      .catch((err) => this.opts.log.warn({ err }, 'cannot announce ports'));
   }
 
   taskEnded(taskId: string, attempt: number): void {
     if (!this.announced.delete(`${taskId}:${attempt}`)) return;
     void this.client
       ?.publishAsync(this.opts.t.nodePorts(this.opts.node, taskId), '', { qos: 1, retain: true })
-      .catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'cannot clear the port announcement'));
+      .catch((err) => this.opts.log.warn({ err }, 'cannot clear the port announcement'));
   }
 }

@@ -6,11 +6,15 @@
  * benchmark notes the skip.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../scripts/procs.js';
 
+/** Where Debian's openssh-server installs the daemon. */
+const SSHD = '/usr/sbin/sshd';
+
+/** A running benchmark sshd. */
 export interface Sshd {
   /** The argv prefix that runs a command on localhost through this sshd: `ssh -i KEY -p PORT … user@127.0.0.1`. */
   ssh: string[];
@@ -27,6 +31,7 @@ function run(cmd: string, args: string[]): void {
  * @throws when sshd is missing, will not start, or the login does not work, with the reason.
  */
 export async function startSshd(): Promise<Sshd> {
+  if (!existsSync(SSHD)) throw new Error(`no ${SSHD} (install openssh-server)`);
   const dir = mkdtempSync(join(tmpdir(), 'cutter-bench-ssh-'));
   chmodSync(dir, 0o700);
   const port = await freePort();
@@ -52,8 +57,13 @@ export async function startSshd(): Promise<Sshd> {
   );
   // sshd's privilege separation directory (Debian's unit creates it; a container may not have it).
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(SSHD, ['-D', '-e', '-f', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
+  // Without a listener a failed spawn (e.g. not executable) would end the whole benchmark.
+  let spawnError: Error | undefined;
+  child.on('error', (e) => {
+    spawnError = e;
+  });
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
   const ssh = [
     'ssh',
@@ -73,6 +83,7 @@ export async function startSshd(): Promise<Sshd> {
   ];
   const deadline = Date.now() + 10_000;
   for (;;) {
+    if (spawnError) throw new Error(`sshd did not start: ${spawnError.message}`);
     if (child.exitCode !== null) throw new Error(`sshd exited with ${child.exitCode}: ${err.trim().slice(-500)}`);
     if (spawnSync(ssh[0], [...ssh.slice(1), 'true'], { stdio: 'ignore' }).status === 0) break;
     if (Date.now() > deadline) {

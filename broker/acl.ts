@@ -2,9 +2,16 @@
  * Authorization rules, as pure functions of an identity, a client id and a topic (and, for task
  * events, their payload). The broker calls them from Aedes' authorizePublish/authorizeSubscribe.
  *
- * - controller: everything.
- * - agent N: publishes its own status (`nodes/N/status`, also its last will) and events of tasks
- *   placed on it (any attempt, with `"node": "N"` in the payload); subscribes to its own
+ * Two tiers (SECURITY.md). *Static* rules (identity × topic shape × the payload's `node`) are
+ * ones a correct client never breaks: a denial cuts the connection and is audited. *Stateful* ones
+ * (is this task the node's current assignment, in this attempt?) depend on the controller's state,
+ * which a correct agent may see late: such a message is quarantined (re-routed to
+ * `quarantine/{node}/{what}/{task}`, not retained), never a disconnect (`quarantineOf`).
+ *
+ * - controller: everything. Only it may use the client ids in RESERVED_CLIENT_PREFIXES.
+ * - agent N: publishes its own status (`nodes/N/status`, also its last will), events of tasks
+ *   (with `"node": "N"` in the payload) and port announcements `nodes/N/ports/{task}`; both pass
+ *   only for the task's current attempt on N (else quarantined); subscribes to its own
  *   `nodes/N/assign` and `nodes/N/cancel`. Its client id must be `cutter-agent-N`.
  * - admin: publishes requests on its own `requests/{clientId}`; subscribes to anything under
  *   the prefix and Home Assistant's discovery prefix.
@@ -13,52 +20,72 @@
  * - file transfer (shared/schemas/files.ts): an admin publishes on `nodes/{any}/files/in/{its own
  *   client id}[/data]`; agent N subscribes to `nodes/N/files/in/+[/data]` and publishes on
  *   `nodes/N/files/out/{client}[/data]` only. Observers reach none of it.
- * - port forwarding (shared/schemas/ports.ts): agent N publishes only `nodes/N/ports/{task}`.
+ * - port forwarding (shared/schemas/ports.ts): agent N publishes only `nodes/N/ports/{task}`,
+ *   carrying `"node": "N"` (the port proxy re-checks the task, attempt and declared ports).
  * - mcp (`cutter mcp`, an AI assistant's hands): publishes requests on its own `requests/{clientId}`
  *   whose `op` is one of MCP_OPS (submit, cancel, task.get, task.list, task.logs, node.list — no
  *   tokens, no drains, no file transfer); subscribes to its own replies, task events and state,
  *   node status and controller status.
  * - Home Assistant (an observer or admin token): also reads cutter's HA state topics
- *   (`{prefix}/v1/ha/#`), publishes its birth/last will (`<haPrefix>/status`) and the drain switch's
- *   commands (`{prefix}/v1/ha/nodes/N/drain/set`): draining only stops new placements, it runs nothing.
+ *   (`{prefix}/v1/ha/#`) and publishes its birth/last will (`<haPrefix>/status`); the drain switch's
+ *   commands (`{prefix}/v1/ha/nodes/N/drain/set`) need an admin token: a read-only token changes nothing.
  * Only the controller publishes assignments, cancels, task state and replies.
  */
-import { ID_RE, haTopics, type Topics } from '../shared/topics.js';
-import { topicMatches } from '../shared/mqtt.js';
+import { parseJson } from '../shared/codec.js';
+import { LIMITS } from '../shared/limits.js';
+import { haTopics, type QuarantineKind, type Topics, topicMatches } from '../shared/topics.js';
 import type { Identity } from './identities.js';
 
 /**
- * Whether a topic is one Home Assistant publishes: a drain command (controller/extensions/ha), or its own
- * birth and last will on `<haPrefix>/status` (HA publishes them on connect; a denied publish would
- * cut HA's connection).
+ * Whether a topic is one Home Assistant publishes: its own birth and last will on `<haPrefix>/status`
+ * (HA publishes them on connect; a denied publish would cut HA's connection), or, with `drain`, a
+ * drain command (controller/extensions/ha; admins only).
  */
-function isHaPublish(topic: string, ctx: AclContext): boolean {
+function isHaPublish(topic: string, ctx: AclContext, drain: boolean): boolean {
   const ha = haTopics(ctx.t.prefix, ctx.haPrefix);
-  return topic === ha.haStatus() || topicMatches(ha.allDrainCommands(), topic);
+  return topic === ha.haStatus() || (drain && topicMatches(ha.allDrainCommands(), topic));
+}
+
+/** A task's current attempt as the controller knows it (controller/controller.ts `assignmentOf`). */
+export interface AssignmentView {
+  /** Node of the current (or last) attempt; null when never placed. */
+  node: string | null;
+  attempt: number;
+  /** The task's state (`assigned`, `running`, `succeeded` …). */
+  state: string;
+  /** Ports the task declared (`cutter run -p`), empty when none. */
+  ports: readonly { server: number; container: number }[];
 }
 
 /** Context the rules need from the controller. */
 export interface AclContext {
   t: Topics;
   /**
-   * Whether the task was ever placed on the node; undefined when the controller no longer knows
-   * the task (evicted): its events are then let through and the controller drops them.
+   * The task's current attempt, or undefined when the controller does not know the task. Absent
+   * when no controller runs next to this broker (`--broker-only`): only the static rules apply.
    */
-  placedOn(taskId: string, node: string): boolean | undefined;
+  assignmentOf?(taskId: string): AssignmentView | undefined;
   haPrefix: string;
 }
+
+/**
+ * Client ids only the controller identity may use: its own clients, the server's parts (port proxy,
+ * file audit, Ollama API: `cutter-controller-{part}-…`, controller/server-client.ts), the Home
+ * Assistant link (`cutter-ha-{prefix}`) and agents (`cutter-agent-N`, each agent only its own).
+ * Another client taking one would cut the server's own link (MQTT-3.1.4-2: the broker closes the
+ * older connection with the same id).
+ */
+export const RESERVED_CLIENT_PREFIXES: readonly string[] = ['cutter-controller-', 'cutter-agent-', 'cutter-ha-', 'cutter-ollama-api'];
 
 /**
  * The node and client of a file transfer topic (`nodes/N/files/{in|out}/C` or `…/C/data`, see
  * shared/schemas/files.ts), or null when `topic` is not one of that direction.
  */
 export function fileTopicOf(t: Topics, topic: string, dir: 'in' | 'out'): { node: string; client: string } | null {
-  const node = t.idFrom(topic, 'nodes');
-  if (!node) return null;
-  const rest = topic.slice(t.nodeStatus(node).length - 'status'.length).split('/');
-  // rest: ['files', dir, client] or ['files', dir, client, 'data']
-  if (rest[0] !== 'files' || rest[1] !== dir || !(rest.length === 3 || (rest.length === 4 && rest[3] === 'data'))) return null;
-  return ID_RE.test(rest[2]) ? { node, client: rest[2] } : null;
+  const p = t.parse(topic);
+  if (!p) return null;
+  const kinds = dir === 'in' ? ['filesIn', 'filesInData'] : ['filesOut', 'filesOutData'];
+  return kinds.includes(p.kind) && 'client' in p && 'node' in p ? { node: p.node, client: p.client } : null;
 }
 
 /** The request ops an `mcp` identity may send. */
@@ -71,7 +98,52 @@ export function checkClientId(identity: Identity, clientId: string): string | nu
     return clientId === `cutter-agent-${identity.name}`
       ? null
       : `an agent token for ${identity.name} must connect as client id cutter-agent-${identity.name}`;
-  if (clientId.startsWith('cutter-agent-') || clientId.startsWith('cutter-controller-')) return `client id ${clientId} is reserved`;
+  const reserved = RESERVED_CLIENT_PREFIXES.find((p) => clientId.startsWith(p));
+  return reserved ? `client id ${clientId} is reserved for the server's own links (${reserved}…)` : null;
+}
+
+/**
+ * The `node` and `attempt` a JSON payload names (undefined where absent, not JSON, or over the
+ * bounds of an agent's largest payload, shared/limits.ts: checked on the bytes before parsing).
+ */
+function header(payload: Buffer): { node?: unknown; attempt?: unknown } | undefined {
+  try {
+    const v = parseJson(payload, LIMITS.taskEvents) as unknown;
+    return v && typeof v === 'object' ? (v as { node?: unknown; attempt?: unknown }) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A publish to re-route instead of delivering: what it is, its task and why. */
+export interface Quarantine {
+  what: QuarantineKind;
+  task: string;
+  why: string;
+}
+
+/**
+ * The stateful tier, for a publish `denyPublish` allowed: whether agent N's task event or port
+ * announcement is for a task that is not N's current assignment in the attempt the payload names
+ * (another node's task, an old attempt, a task the controller does not know). Such a message is
+ * plausible from a correct agent that is behind the controller, so it is quarantined, not cut.
+ * @returns null to deliver; never quarantines without `ctx.assignmentOf` (no controller here), for
+ *   non-agents, or for an empty payload (clearing a retained announcement).
+ */
+export function quarantineOf(identity: Identity, topic: string, payload: Buffer, ctx: AclContext): Quarantine | null {
+  if (identity.role !== 'agent' || !ctx.assignmentOf || payload.length === 0) return null;
+  const p = ctx.t.parse(topic);
+  let what: QuarantineKind;
+  let task: string;
+  if (p?.kind === 'taskEvents') [what, task] = ['events', p.task];
+  else if (p?.kind === 'nodePorts') [what, task] = ['ports', p.task];
+  else return null;
+  const node = identity.name;
+  const a = ctx.assignmentOf(task);
+  if (!a) return { what, task, why: `task ${task} is unknown to the controller` };
+  if (a.node !== node) return { what, task, why: `task ${task} is not assigned to node ${node}` };
+  const attempt = header(payload)?.attempt;
+  if (attempt !== a.attempt) return { what, task, why: `attempt ${String(attempt)} is not task ${task}'s current attempt ${a.attempt}` };
   return null;
 }
 
@@ -85,33 +157,32 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
       const node = identity.name;
       if (topic === t.nodeStatus(node)) return null;
       if (fileTopicOf(t, topic, 'out')?.node === node) return null;
-      const portTask = topic.startsWith(t.nodePorts(node, '')) ? topic.slice(t.nodePorts(node, '').length) : null;
-      if (portTask !== null && ID_RE.test(portTask)) return null;
-      const taskId = t.idFrom(topic, 'tasks');
-      if (taskId && topic === t.taskEvents(taskId)) {
-        // Denying a QoS 1 publish makes MQTT.js resend it on every reconnect, forever: deny only
-        // what is clearly someone else's, not the late events of a task the controller forgot.
-        if (ctx.placedOn(taskId, node) === false) return `task ${taskId} was never placed on node ${node}`;
-        try {
-          if ((JSON.parse(payload.toString('utf8')) as { node?: unknown })?.node !== node) return `event does not carry "node": "${node}"`;
-        } catch {
-          return null; // not JSON: the controller drops and logs it
-        }
+      const p = t.parse(topic);
+      // Denying a QoS 1 publish makes MQTT.js resend it on every reconnect, forever: deny (cut) only
+      // what no correct agent sends — another node's name in the payload. Whether the task is this
+      // node's now is the stateful tier (quarantineOf).
+      if ((p?.kind === 'nodePorts' && p.node === node) || p?.kind === 'taskEvents') {
+        if (payload.length === 0) return null; // clearing a retained announcement; an empty event is dropped by its readers
+        const h = header(payload);
+        if (h === undefined) return null; // not JSON: the reader drops and logs it
+        if (h.node !== node) return `${p.kind === 'nodePorts' ? 'port announcement' : 'event'} does not carry "node": "${node}"`;
         return null;
       }
-      return `agent ${node} may publish only its own status, events of its tasks and its file transfer replies`;
+      return `agent ${node} may publish only its own status, events of its tasks, its port announcements and its file transfer replies`;
     }
     case 'admin':
-      if (topic === t.requests(clientId) || isHaPublish(topic, ctx)) return null;
+      if (topic === t.requests(clientId) || isHaPublish(topic, ctx, true)) return null;
       if (fileTopicOf(t, topic, 'in')?.client === clientId) return null;
       return `admins publish only requests on ${t.requests(clientId)}, file transfers on ${t.filesIn('NODE', clientId)}[/data] and Home Assistant's status and drain commands`;
     case 'observer':
-      return isHaPublish(topic, ctx) ? null : "observers publish only Home Assistant's status and drain commands";
+      return isHaPublish(topic, ctx, false)
+        ? null
+        : "observers publish only Home Assistant's status (its drain switch needs an admin token)";
     case 'mcp': {
       if (topic !== t.requests(clientId)) return `mcp clients publish only requests on ${t.requests(clientId)}`;
       let op: unknown;
       try {
-        op = (JSON.parse(payload.toString('utf8')) as { op?: unknown })?.op;
+        op = (parseJson(payload, LIMITS.requests) as { op?: unknown })?.op;
       } catch {
         return null; // not JSON: the controller answers INVALID_REQUEST
       }
@@ -133,6 +204,7 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
       return [
         t.nodeAssign(identity.name),
         t.nodeCancel(identity.name),
+        t.nodeAck(identity.name),
         t.filesIn(identity.name, '+'),
         t.filesInData(identity.name, '+'),
       ].includes(filter)

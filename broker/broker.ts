@@ -12,15 +12,16 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
 import type { Logger } from '../shared/logger.js';
-import { denyPublish, denySubscribe, checkClientId, type AclContext } from './acl.js';
+import { denyPublish, denySubscribe, checkClientId, quarantineOf, type AclContext } from './acl.js';
 import type { AuditLog } from '../shared/audit.js';
 import type { ClusterParts } from './cluster.js';
 import { RateLimiter } from '../shared/rate-limit.js';
-import { errorMessage } from '../shared/errors.js';
 import type { Identity, IdentityStore } from './identities.js';
 import { tlsListener, wsListener, type Listener, type TlsSettings, type WsSettings } from './listeners.js';
 import { duplexPair } from './in-process.js';
 import { guardSocket } from './packet-guard.js';
+import { BrokerLogLimiter } from './log-limiter.js';
+import { AgentSessions, remoteAddressOf } from './sessions.js';
 
 /** Largest packet on the controller's internal listener, bytes (MQTT's own ceiling is 256 MiB). */
 const INTERNAL_MAX_PACKET_BYTES = 256 * 1024 * 1024 - 1;
@@ -53,6 +54,11 @@ export interface BrokerOptions {
   tls?: TlsSettings;
   /** Also listen for MQTT over WebSocket (same host, path `/mqtt`). */
   ws?: WsSettings;
+  /**
+   * With `tls`, still open the plain TCP listener (and a plain `ws://` one): off by default, so a
+   * TLS-configured broker accepts no password in the clear.
+   */
+  plainListener?: boolean;
   /** How long delivery waits for a subscriber's socket to drain before that subscriber is cut, ms. */
   drainTimeoutMs: number;
   /** Authentication and authorization; absent = no checks at all (tests of the broker alone). */
@@ -74,6 +80,12 @@ export const MAX_TOPIC_LEVELS = 32;
 export interface RunningBroker {
   /** The username a connected client id authenticated as (undefined: unknown or anonymous). */
   identityOf(clientId: string): string | undefined;
+  /**
+   * The remote address of the connected client with this id (IPv4-mapped addresses unwrapped), as
+   * the broker sees it: what the port proxy dials for a node (controller/port-proxy.ts). Undefined
+   * when not connected.
+   */
+  addressOf(clientId: string): string | undefined;
   aedes: Aedes;
   /**
    * A new in-process connection to the broker (no socket): the stream an MQTT.js client in this
@@ -87,7 +99,7 @@ export interface RunningBroker {
   /**
    * Opens the public listeners (TCP, and TLS/WebSocket when configured). Called once the controller is subscribed, so that no event an
    * agent re-sends after a restart reaches a broker with nobody listening for it.
-   * @returns the TCP port actually bound (the others are in `ports`).
+   * @returns the plain TCP port actually bound, or with TLS and no plain listener the first one bound (all are in `ports`).
    * @throws the listen error (e.g. EADDRINUSE) with the address in the message.
    */
   listen(): Promise<number>;
@@ -154,9 +166,17 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const internal = createServer(guarded({ ...limits, maxPacketBytes: Math.max(limits.maxPacketBytes, INTERNAL_MAX_PACKET_BYTES) }));
   const server = createServer(handle);
   // Servers are built (and certificate files read) now, so a bad file fails the start at once.
-  const listeners: Listener[] = [{ scheme: 'mqtt', port: opts.port, server }];
+  // With TLS, nothing listens in the clear unless asked for (--plain-listener): a token sent over
+  // plain TCP or ws:// is readable by anyone on the path.
+  const plain = !opts.tls || opts.plainListener === true;
+  const listeners: Listener[] = plain ? [{ scheme: 'mqtt', port: opts.port, server }] : [];
   if (opts.tls) listeners.push(tlsListener(opts.tls, handle, log));
-  if (opts.ws) listeners.push(wsListener(opts.ws, opts.tls, opts.maxPacketBytes, handleStream, log));
+  if (opts.ws && (opts.ws.tls || plain)) listeners.push(wsListener(opts.ws, opts.tls, opts.maxPacketBytes, handleStream, log));
+  else if (opts.ws)
+    log.warn({ port: opts.ws.port }, 'plain ws:// listener not opened: TLS is configured (--ws-tls, or --plain-listener to allow it)');
+  if (opts.tls && !plain) log.info({ port: opts.port }, 'plain TCP listener not opened: TLS is configured (--plain-listener to allow it)');
+  if (opts.tls && opts.plainListener)
+    log.warn({ port: opts.port }, '--plain-listener: tokens also travel in the clear on the plain listener');
   for (const l of listeners) l.server.maxConnections = opts.maxConnections;
   const ports: RunningBroker['ports'] = {};
 
@@ -170,6 +190,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       return id && id.username !== 'anonymous' ? id.username : undefined;
     };
     const audit = opts.auth.audit;
+    const sessions = new AgentSessions(aedes);
+    const warnings = new BrokerLogLimiter();
     const requestRate = new RateLimiter(opts.auth.requestsPerMinute, Math.max(10, Math.ceil(opts.auth.requestsPerMinute / 30)));
     // Reconnect storms and password guessing: an address with too many failed logins waits.
     const failures = new RateLimiter(AUTH_FAILURES_PER_MINUTE);
@@ -226,6 +248,27 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         audit?.record({ who: username, action: 'connect.refused', outcome: 'denied', detail: badId });
         return done(refusal(badId, CONNACK.identifierRejected) as never, false);
       }
+      const agentNode = identity.role === 'agent' ? identity.name : client.id.startsWith('cutter-agent-') ? client.id.slice(13) : null;
+      if (agentNode !== null) {
+        const admission = sessions.admit(client as never, agentNode);
+        if ('refuse' in admission) {
+          const suppressed = warnings.take('node-in-use');
+          if (suppressed !== null) {
+            log.warn(
+              { clientId: client.id, node: agentNode, newcomer: addressOf(client), suppressed },
+              `connection refused: ${admission.refuse}`,
+            );
+            audit?.record({
+              who: username,
+              action: 'connect.refused',
+              outcome: 'denied',
+              detail: `${admission.refuse} (from ${addressOf(client)})`,
+            });
+          }
+          return done(refusal(admission.refuse, CONNACK.identifierRejected) as never, false);
+        }
+        if (admission.takeover) log.warn({ clientId: client.id, node: agentNode }, `agent session taken over: ${admission.takeover}`);
+      }
       who.set(client, identity);
       done(null, true);
     };
@@ -234,7 +277,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       try {
         authenticate(client, username, password, done);
       } catch (err) {
-        log.error({ clientId: client.id, err: errorMessage(err) }, 'authentication failed');
+        log.error({ clientId: client.id, err }, 'authentication failed');
         done(refusal('authentication failed', CONNACK.notAuthorized) as never, false);
       }
     };
@@ -262,6 +305,27 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         log.warn({ username: identity.username, clientId: client.id, topic: packet.topic, why }, 'publish denied');
         audit?.record({ who: identity.username, action: 'publish.denied', outcome: 'denied', topic: packet.topic, detail: why });
         return done(new Error(why));
+      }
+      const q = quarantineOf(identity, packet.topic, packet.payload as Buffer, acl);
+      if (q) {
+        // Stateful: a correct agent behind the controller's state may send it; re-routed, never a
+        // disconnect (an error here would close the connection, and MQTT.js would resend it forever).
+        const suppressed = warnings.take(`quarantine/${q.what}`);
+        if (suppressed !== null) {
+          log.warn(
+            { username: identity.username, clientId: client.id, topic: packet.topic, why: q.why, suppressed },
+            'publish quarantined',
+          );
+          audit?.record({
+            who: identity.username,
+            action: 'publish.denied',
+            outcome: 'quarantined',
+            topic: packet.topic,
+            detail: `${q.why}${suppressed ? ` (${suppressed} more not logged)` : ''}`,
+          });
+        }
+        packet.topic = acl.t.quarantine(identity.name, q.what, q.task);
+        packet.retain = false;
       }
       done(null);
     };
@@ -291,8 +355,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   };
   aedes.on('client', (client) => log.debug({ clientId: client.id }, 'client connected'));
   aedes.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'client disconnected'));
-  aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
-  aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err: err.message }, 'connection error'));
+  aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err }, 'client error'));
+  aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err }, 'connection error'));
 
   const internalPort = await listenOn(internal, '127.0.0.1', 0);
   const connectInProcess = () => {
@@ -307,6 +371,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     connectInProcess,
     ports,
     identityOf: (clientId) => identityOf(clientId),
+    addressOf: (clientId) => remoteAddressOf((aedes as unknown as { clients: Record<string, { conn?: unknown }> }).clients[clientId]),
     stats: () => ({ clients: aedes.connectedClients, ...counters }),
     async listen() {
       const bound = await Promise.all(listeners.map((l) => listenOn(l.server, opts.host, l.port)));
@@ -315,7 +380,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         ports[l.scheme] = bound[i];
         log.info({ scheme: l.scheme, host: opts.host, port: bound[i], ...(l.path ? { path: l.path } : {}) }, 'broker listening');
       });
-      return bound[0];
+      return bound[0] ?? 0;
     },
     async close() {
       await new Promise<void>((resolve) => {

@@ -89,7 +89,7 @@ export function tlsListener(settings: TlsSettings, handle: (socket: Socket) => v
   const server = createTlsServer(secureContext(settings), (socket: TLSSocket) => handle(socket));
   server.on('tlsClientError', (err, socket) =>
     log.warn(
-      { remote: remoteOf(socket), err: err.message },
+      { remote: remoteOf(socket), err },
       settings.requireClientCert ? 'TLS handshake failed (a valid client certificate is required)' : 'TLS handshake failed',
     ),
   );
@@ -114,7 +114,7 @@ export function wsListener(
   const server: HttpServer = settings.tls && tls ? createHttpsServer(secureContext(tls), notMqtt) : createHttpServer(notMqtt);
   if (settings.tls) {
     server.on('tlsClientError', (err: Error, socket: TLSSocket) =>
-      log.warn({ remote: remoteOf(socket), err: err.message }, 'TLS handshake failed (WebSocket)'),
+      log.warn({ remote: remoteOf(socket), err }, 'TLS handshake failed (WebSocket)'),
     );
   }
   const wss = new WebSocketServer({ server, path: WS_PATH, maxPayload: maxPacketBytes + FIXED_HEADER_MAX, perMessageDeflate: false });
@@ -122,10 +122,8 @@ export function wsListener(
     req.socket.setNoDelay(true);
     handle(createWebSocketStream(ws), req, remoteOf(req.socket));
   });
-  wss.on('wsClientError', (err, socket) =>
-    log.debug({ remote: remoteOf(socket as Socket), err: err.message }, 'WebSocket handshake failed'),
-  );
-  wss.on('error', (err) => log.warn({ err: err.message }, 'WebSocket server error'));
+  wss.on('wsClientError', (err, socket) => log.debug({ remote: remoteOf(socket as Socket), err }, 'WebSocket handshake failed'));
+  wss.on('error', (err) => log.warn({ err }, 'WebSocket server error'));
   return {
     scheme: settings.tls ? 'wss' : 'ws',
     port: settings.port,

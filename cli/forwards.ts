@@ -1,7 +1,7 @@
 /** Reading port forward states (shared/schemas/ports.ts) from the broker for `cutter run -p` and `cutter ports`. */
 import { decode } from '../shared/codec.js';
 import { ForwardStateSchema, type ForwardState } from '../shared/schemas/index.js';
-import type { CliClient } from './client.js';
+import type { MeshClient as CliClient } from '../shared/client/index.js';
 
 /**
  * Calls `onState` with every ForwardState published for `taskId` (retained, so one published

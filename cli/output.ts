@@ -2,6 +2,8 @@
  * Human-readable output for the CLI (tables, errors) and the `--json` alternative.
  */
 import { CutterError, errorMessage } from '../shared/errors.js';
+import { formatRejection } from '../shared/reasons.js';
+import type { Rejection } from '../shared/schemas/index.js';
 
 /** Renders rows as a left-aligned table with a header, two spaces between columns. */
 export function table(headers: string[], rows: string[][]): string {
@@ -25,14 +27,13 @@ export function printJson(value: unknown): void {
  */
 export function printError(err: unknown, json: boolean): void {
   const code = err instanceof CutterError ? err.code : 'INTERNAL';
-  const rejections =
-    err instanceof CutterError && Array.isArray(err.details) ? (err.details as { node: string; reason: string }[]) : undefined;
+  const rejections = err instanceof CutterError && Array.isArray(err.details) ? (err.details as Rejection[]) : undefined;
   if (json) {
     printJson({ error: { code, message: errorMessage(err), ...(rejections ? { rejections } : {}) } });
     return;
   }
   process.stderr.write(`error: ${errorMessage(err)}\n`);
-  for (const r of rejections ?? []) process.stderr.write(`  ${r.node}: ${r.reason}\n`);
+  for (const r of rejections ?? []) process.stderr.write(`  ${r.node}: ${formatRejection(r)}\n`);
 }
 
 /** "3.2 s ago"-style age from ms. */

@@ -6,18 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CutterError, errorMessage } from '../shared/errors.js';
-import {
-  SubmitResultSchema,
-  TaskLogsResultSchema,
-  TaskOptionsSchema,
-  isTerminal,
-  type Pipeline,
-  type PipelineStep,
-  type TaskEvent,
-  type TaskSpec,
-  type TaskState,
-} from '../shared/schemas/index.js';
-import type { CliClient } from './client.js';
+import { type MeshClient, outcomeError, runTask } from '../shared/client/index.js';
+import type { Pipeline, PipelineStep, TaskEvent, TaskSpec } from '../shared/schemas/index.js';
 
 export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
 
@@ -82,26 +72,13 @@ export function outputOf(events: TaskEvent[], attempt: number): string {
   return out;
 }
 
-/** Every kept event of a task (paged `task.logs`). */
-export async function allEvents(client: CliClient, taskId: string): Promise<TaskEvent[]> {
-  const events: TaskEvent[] = [];
-  let after: { attempt: number; seq: number } | undefined;
-  for (;;) {
-    const page = await client.request({ op: 'task.logs', taskId, ...(after ? { after } : {}) }, TaskLogsResultSchema);
-    events.push(...page.events);
-    const last = page.events.at(-1);
-    if (!page.more || !last) return events;
-    after = { attempt: last.attempt, seq: last.seq };
-  }
-}
-
 /**
  * Runs the pipeline to its end.
  * @param onChange called whenever a step's status changes.
  * @returns every step's result, in the file's order.
  */
 export async function runPipeline(
-  client: CliClient,
+  client: MeshClient,
   pipeline: Pipeline,
   onChange: (r: StepResult) => void = () => undefined,
 ): Promise<{ runId: string; steps: StepResult[] }> {
@@ -136,19 +113,11 @@ export async function runPipeline(
           );
         spec = { ...spec, env: { ...env, ...spec.env } };
       }
-      const ended = new Promise<TaskState>((resolve) => {
-        void client.follow(
-          taskId,
-          () => undefined,
-          (s) => {
-            if (isTerminal(s.state)) resolve(s);
-          },
-        );
-      });
       set(step.id, { status: 'running', taskId });
-      await client.request(
+      // Task options: the defaults of the step's kind (shared/client/task-options.ts), its timeout.
+      const run = await runTask(
+        client,
         {
-          op: 'submit',
           taskId,
           spec,
           requirements: {
@@ -156,12 +125,14 @@ export async function runPipeline(
             memory: step.memory ?? (spec.kind === 'docker' ? (spec.memoryLimit ?? 0) : 0),
             cpus: step.cpus ?? 0,
           },
-          options: TaskOptionsSchema.parse(step.timeout !== undefined ? { timeoutMs: step.timeout } : {}),
+          options: step.timeout !== undefined ? { timeoutMs: step.timeout } : {},
         },
-        SubmitResultSchema,
+        { buffer: false },
       );
-      const final = await ended;
-      const output = outputOf(await allEvents(client, taskId), final.attempt);
+      const outcome = await run.result;
+      const final = outcome.state;
+      if (outcome.end !== 'terminal' || !final) throw outcomeError(outcome);
+      const output = outputOf(await client.keptEvents(taskId), final.attempt);
       if (final.state === 'succeeded') {
         outputs.set(step.id, output);
         set(step.id, { status: 'succeeded', node: final.node, taskState: final.state, exitCode: final.exitCode, output });

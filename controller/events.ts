@@ -2,10 +2,12 @@
  * The controller's event bus (Zigbee2MQTT's `lib/eventBus.ts` shape): server extensions (Home
  * Assistant discovery, Prometheus metrics, the dashboard) observe the mesh here, and the
  * controller knows nothing of them. Listeners run synchronously inside controller work, so they
- * must be quick and must not throw (a throwing listener is caught and ignored by `emit`).
+ * must be quick and should not throw: a throwing listener is caught by `emit`, logged with its
+ * stack (pino `err`) and the event, and the other listeners still run.
  */
 import { EventEmitter } from 'node:events';
-import type { TaskEvent, TaskKind, TaskState } from '../shared/schemas/index.js';
+import { createLogger, type Logger } from '../shared/logger.js';
+import type { Rejection, TaskEvent, TaskKind, TaskState } from '../shared/schemas/index.js';
 
 /** Events and their payloads. */
 export interface ControllerEventMap {
@@ -19,15 +21,26 @@ export interface ControllerEventMap {
   taskEvent: [event: TaskEvent];
   /** An attempt was placed on a node. */
   placed: [info: { taskId: string; node: string; kind: TaskKind; attempt: number }];
-  /** No node fits a task (emitted when the answer changes, not at every retry); one entry per rejected node. */
-  rejected: [info: { taskId: string; kind: TaskKind; rejections: { node: string; reason: string }[] }];
+  /** No node fits a task (emitted when the answer changes, not at every retry); one entry per rejected node, as data. */
+  rejected: [info: { taskId: string; kind: TaskKind; rejections: Rejection[] }];
 }
+
+/** The bus's own logger when it was given none (a controller built without one). */
+let fallbackLog: Logger | undefined;
 
 export class ControllerEvents {
   private readonly emitter = new EventEmitter();
+  private log?: Logger;
 
-  constructor() {
+  /** @param log where a throwing listener is reported; see {@link useLogger}. */
+  constructor(log?: Logger) {
     this.emitter.setMaxListeners(50);
+    if (log) this.useLogger(log);
+  }
+
+  /** Reports throwing listeners to this logger (the server's), as `component: events`. */
+  useLogger(log: Logger): void {
+    this.log = log.child({ component: 'events' });
   }
 
   on<K extends keyof ControllerEventMap>(event: K, listener: (...args: ControllerEventMap[K]) => void): () => void {
@@ -39,33 +52,11 @@ export class ControllerEvents {
     for (const listener of this.emitter.listeners(event)) {
       try {
         (listener as (...a: unknown[]) => void)(...args);
-      } catch {
-        // an extension's bug must never break the controller
+      } catch (err) {
+        // An extension's bug must never break the controller: it is logged, with its stack.
+        this.log ??= fallbackLog ??= createLogger('info').child({ component: 'events' });
+        this.log.error({ err, event, listener: listener.name || undefined }, 'event listener failed');
       }
     }
   }
-}
-
-/**
- * Classifies a scheduler rejection reason (free text, e.g. `needs 1.0 GiB, 512 MiB free`) into a
- * short, bounded label for metrics (`memory`, `offline`, …), so label cardinality stays small.
- */
-export function rejectionKind(reason: string): string {
-  const r = reason.toLowerCase();
-  const rules: [RegExp, string][] = [
-    [/^offline/, 'offline'],
-    [/^(draining|drained)/, 'draining'],
-    [/^stale/, 'stale'],
-    [/^has not announced/, 'unannounced'],
-    [/^unknown node|^not the requested|pinned/, 'pinned'],
-    [/^no docker engine|^does not run|executor/, 'executor'],
-    [/^busy/, 'tasks'],
-    [/cpus?,/, 'cpu'],
-    [/model|ollama/, 'model'],
-    [/gpu/, 'gpu'],
-    [/label/, 'label'],
-    [/memory/, 'memory'],
-  ];
-  for (const [re, kind] of rules) if (re.test(r)) return kind;
-  return 'other';
 }

@@ -6,7 +6,6 @@
  * `{who, action: file.put|file.get|image.push, outcome: requested|ok|failed|denied, node, detail}`.
  */
 import type { AuditLog } from '../shared/audit.js';
-import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { FileInSchema, FileOutSchema } from '../shared/schemas/files.js';
 import { topics } from '../shared/topics.js';
@@ -32,7 +31,9 @@ export async function startFileAudit(opts: FileAuditOptions): Promise<() => Prom
     router.route(t.filesIn('+', '+'), FileInSchema, (m, topic) => {
       if (m.type !== 'put' && m.type !== 'get' && m.type !== 'image.put') return;
       if (seen.has(m.xfer)) return;
-      const [node, client] = [topic.split('/')[3], topic.split('/').at(-1)!];
+      const parsed = t.parse(topic);
+      if (parsed?.kind !== 'filesIn') return;
+      const { node, client } = parsed;
       const who = opts.whoIs(client) ?? client;
       const action = m.type === 'put' ? 'file.put' : m.type === 'get' ? 'file.get' : 'image.push';
       const detail =
@@ -48,7 +49,9 @@ export async function startFileAudit(opts: FileAuditOptions): Promise<() => Prom
     router.route(t.filesOut('+', '+'), FileOutSchema, (m, topic) => {
       const s = seen.get(m.xfer);
       if (!s || s.ended) return;
-      const node = topic.split('/')[3];
+      const parsed = t.parse(topic);
+      if (parsed?.kind !== 'filesOut') return;
+      const node = parsed.node;
       if (m.type === 'error') {
         s.ended = true;
         opts.audit.record({
@@ -75,6 +78,6 @@ export async function startFileAudit(opts: FileAuditOptions): Promise<() => Prom
     });
   });
   return async () => {
-    await client.endAsync().catch((err) => log.warn({ err: errorMessage(err) }, 'file audit disconnect failed'));
+    await client.endAsync().catch((err) => log.warn({ err }, 'file audit disconnect failed'));
   };
 }

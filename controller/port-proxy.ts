@@ -1,7 +1,12 @@
 /**
  * The server's end of port forwarding (shared/schemas/ports.ts): for each retained
- * PortAnnouncement it checks that the node's `address:host` answers a TCP connect, then listens
- * on the `server` port and pipes every connection to the node. The outcome is published retained
+ * PortAnnouncement it checks that the announcing node holds the task's current attempt and that
+ * every forwarded `{server, container}` pair is one the task declared (`spec.ports`), then that the
+ * node answers a TCP connect on `host` at the address the server sees its agent connected from (never
+ * an address the payload names: that would let an agent token make the server dial anything), then
+ * listens on the `server` port of `forwardHost` (loopback by default) and pipes every connection to
+ * the node. These checks are the proxy's own, so they hold behind an external broker too, which has
+ * no ACL hook (broker/acl.ts quarantines the same messages on the embedded one). The outcome is published retained
  * on `forwards/{task}`: `open`, or `refused` with the reason (no address announced — behind NAT —,
  * node port unreachable, server port taken). Forwards close when the announcement is cleared or
  * the task reaches a terminal state. Every open, refusal and close is audited (`port.forward`).
@@ -14,12 +19,25 @@ import type { Logger } from '../shared/logger.js';
 import type { MqttClient } from '../shared/mqtt.js';
 import { PortAnnouncementSchema, TaskStateSchema, isTerminal, type ForwardState, type PortAnnouncement } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
+import type { AssignmentView } from '../broker/acl.js';
 import { connectServerClient, type ServerConnection } from './server-client.js';
 
 export interface PortProxyOptions extends ServerConnection {
   prefix: string;
-  /** Interface the forwarded ports listen on (the server's `host`). */
+  /** Interface the forwarded ports listen on (`forwardHost`, loopback by default; never the broker's `host`). */
   host: string;
+  /** The task's current attempt (controller/controller.ts `assignmentOf`); undefined = unknown task. */
+  assignmentOf(taskId: string): AssignmentView | undefined;
+  /**
+   * The address the server sees node N's agent connected from (the embedded broker's view), or
+   * undefined when it cannot see it (an external broker, another instance of a cluster).
+   */
+  nodeAddress(node: string): string | undefined;
+  /**
+   * When `nodeAddress` cannot tell (an external broker), dial the address the node announces
+   * instead of refusing (server `--forward-trust-announced`). Default false.
+   */
+  trustAnnounced?: boolean;
   audit?: AuditLog;
   log: Logger;
   /** How long the reachability check waits for the node, ms. */
@@ -71,14 +89,13 @@ export async function startPortProxy(opts: PortProxyOptions): Promise<() => Prom
   const log = opts.log.child({ component: 'port-proxy' });
   const forwards = new Map<string, Forward>();
   let queue: Promise<unknown> = Promise.resolve();
-  const serial = (fn: () => Promise<void>) =>
-    (queue = queue.then(fn).catch((err) => log.error({ err: errorMessage(err) }, 'port forward handling failed')));
+  const serial = (fn: () => Promise<void>) => (queue = queue.then(fn).catch((err) => log.error({ err }, 'port forward handling failed')));
   let client!: MqttClient;
 
   const publish = (state: ForwardState) =>
     client
       .publishAsync(t.forwardState(state.taskId), encode(state), { qos: 1, retain: true })
-      .catch((err) => log.warn({ err: errorMessage(err) }, 'cannot publish forward state'));
+      .catch((err) => log.warn({ err }, 'cannot publish forward state'));
 
   async function close(taskId: string, reason: string): Promise<void> {
     const f = forwards.get(taskId);
@@ -99,6 +116,19 @@ export async function startPortProxy(opts: PortProxyOptions): Promise<() => Prom
     }
     // Cleared: `cutter ports` lists what is open now.
     await client.publishAsync(t.forwardState(taskId), '', { qos: 1, retain: true }).catch(() => undefined);
+  }
+
+  /** Why the announcing node may not have these forwards: not its task's current attempt, or a port the task did not declare. */
+  function unauthorized(a: PortAnnouncement): string | null {
+    const view = opts.assignmentOf(a.taskId);
+    if (!view) return `task ${a.taskId} is unknown to the controller`;
+    if (view.node !== a.node) return `task ${a.taskId} is not assigned to node ${a.node}`;
+    if (view.attempt !== a.attempt) return `attempt ${a.attempt} is not task ${a.taskId}'s current attempt ${view.attempt}`;
+    if (view.state !== 'assigned' && view.state !== 'running') return `task ${a.taskId} is ${view.state}`;
+    const undeclared = a.ports.filter((p) => !view.ports.some((d) => d.server === p.server && d.container === p.container));
+    if (undeclared.length > 0)
+      return `task ${a.taskId} did not declare ${undeclared.map((p) => `${p.server}:${p.container}`).join(', ')} (cutter run -p SERVER:CONTAINER)`;
+    return null;
   }
 
   async function open(a: PortAnnouncement): Promise<void> {
@@ -127,21 +157,32 @@ export async function startPortProxy(opts: PortProxyOptions): Promise<() => Prom
       container: p.container,
       target: a.address ? `${a.address}:${p.host}` : `${a.node}:${p.host}`,
     }));
+    const why = unauthorized(a);
+    if (why) return refuse(why);
     if (!a.address) {
       return refuse(
         `node ${a.node} announces no address the server can reach (behind NAT?): start its agent with --advertise-address ADDR, or reach the port on the node itself`,
       );
     }
+    const address = opts.nodeAddress(a.node) ?? (opts.trustAnnounced ? a.address : undefined);
+    if (!address)
+      return refuse(
+        `the server cannot see node ${a.node}'s connection (an external broker, or another broker of a cluster), so it cannot tell which address is the node's: start the server with --forward-trust-announced to dial the address the node announces`,
+      );
+    if (address !== a.address)
+      return refuse(
+        `node ${a.node} announces address ${a.address} but is connected from ${address}: the server dials only the address it sees the node at`,
+      );
     for (const p of a.ports) {
       try {
-        await probe(a.address, p.host, opts.checkTimeoutMs ?? 3_000);
+        await probe(address, p.host, opts.checkTimeoutMs ?? 3_000);
       } catch (err) {
         return refuse(
           `the server cannot reach node ${a.node} at ${a.address}:${p.host} (${errorMessage(err)}): is it behind NAT or a firewall?`,
         );
       }
       const server = createServer((inbound) => {
-        const outbound = connect({ host: a.address!, port: p.host });
+        const outbound = connect({ host: address, port: p.host });
         f.sockets.add(inbound).add(outbound);
         const drop = () => {
           inbound.destroy();
@@ -180,7 +221,12 @@ export async function startPortProxy(opts: PortProxyOptions): Promise<() => Prom
         if (topic !== t.nodePorts(a.node, a.taskId)) return;
         serial(() => open(a));
       },
-      { onEmpty: (topic) => serial(() => close(topic.split('/').at(-1)!, 'the task ended on its node')) },
+      {
+        onEmpty: (topic) => {
+          const parsed = t.parse(topic);
+          if (parsed?.kind === 'nodePorts') serial(() => close(parsed.task, 'the task ended on its node'));
+        },
+      },
     );
     router.route(t.allTaskState(), TaskStateSchema, (s) => {
       if (isTerminal(s.state) && forwards.has(s.taskId)) serial(() => close(s.taskId, `the task ${s.state}`));

@@ -6,10 +6,24 @@
  * A reservation lives from placement until the node's heartbeat lists the task (its memory is
  * then counted from the heartbeat) or the task's attempt ends — live capacity is always a little
  * stale, and two tasks must not be sent to the same last free gigabytes.
+ *
+ * Besides, every attempt placed on a node counts as in flight there until it ends (placement →
+ * release, whatever the heartbeats say), with the Ollama model it serves: the snapshot hands the
+ * scheduler the ones the last heartbeat does not list and the per-model counts, so a burst of
+ * requests between two heartbeats is spread by what is really in flight.
  */
 import type { NodeStatus, NodeView } from '../shared/schemas/index.js';
 import { compareIds } from '../shared/topics.js';
-import type { ClusterSnapshot, NodeSnapshot } from './scheduler/snapshot.js';
+import { canonicalModel } from '../shared/ollama.js';
+import type { ClusterSnapshot, ModelWork, NodeSnapshot } from './scheduler/snapshot.js';
+
+/** What an attempt in flight on a node does, as far as placement cares. */
+export interface ActiveWork {
+  /** The Ollama model it serves (ollama tasks only). */
+  model?: string;
+  /** It may pull the model first (op `pull`, or `pull: true`). */
+  pulls?: boolean;
+}
 
 interface Entry {
   status: NodeStatus;
@@ -18,6 +32,8 @@ interface Entry {
   down: { since: number; reason: string } | null;
   /** taskId → bytes */
   reservations: Map<string, number>;
+  /** taskId → what it does: attempts placed here and not ended (placement → release). */
+  active: Map<string, ActiveWork>;
   /** The node's lost-after window from its last status that carried an offer (a last will does not), ms. */
   lostAfterMs: number;
   /** The node as the scheduler last saw it; dropped on any change, rebuilt on the next snapshot. */
@@ -29,6 +45,22 @@ function reservedBytes(e: Entry): number {
   let sum = 0;
   for (const m of e.reservations.values()) sum += m;
   return sum;
+}
+
+/** The entry's in-flight attempts as the snapshot carries them (NodeSnapshot `unlisted`, `models`). */
+function inFlightOf(e: Entry): Pick<NodeSnapshot, 'unlisted' | 'models'> {
+  if (e.active.size === 0) return {};
+  const listed = new Set(e.status.running.map((t) => t.taskId));
+  let unlisted = 0;
+  const models: Record<string, ModelWork> = {};
+  for (const [taskId, w] of e.active) {
+    if (!listed.has(taskId)) unlisted++;
+    if (w.model === undefined) continue;
+    const m = (models[canonicalModel(w.model)] ??= { count: 0, pulling: 0 });
+    m.count++;
+    if (w.pulls) m.pulling++;
+  }
+  return { unlisted, models };
 }
 
 /** What an incoming status changed. */
@@ -51,7 +83,14 @@ export class NodeRegistry {
     let entry = this.nodes.get(status.node);
     const isNew = !entry;
     if (!entry) {
-      entry = { status, lastSeenMs: now, down: null, reservations: new Map(), lostAfterMs: status.offer?.lostAfterMs ?? 0 };
+      entry = {
+        status,
+        lastSeenMs: now,
+        down: null,
+        reservations: new Map(),
+        active: new Map(),
+        lostAfterMs: status.offer?.lostAfterMs ?? 0,
+      };
       this.nodes.set(status.node, entry);
     }
     const wasDown = !isNew && entry.down !== null;
@@ -81,6 +120,16 @@ export class NodeRegistry {
     return true;
   }
 
+  /**
+   * Notes that a status of a node the controller considers up has arrived, at `now` (ms epoch),
+   * before it waits its turn in the controller's queue: silence is judged by when the node spoke,
+   * not by when a busy controller got to it (a backlog must not make live nodes look dead).
+   */
+  heard(node: string, now: number): void {
+    const e = this.nodes.get(node);
+    if (e && !e.down && now > e.lastSeenMs) e.lastSeenMs = now;
+  }
+
   /** Nodes the controller considers up whose last word is older than `silentFor(status)` ms. */
   silentNodes(now: number, silentFor: (s: NodeStatus) => number): { node: string; silentMs: number }[] {
     const out: { node: string; silentMs: number }[] = [];
@@ -108,18 +157,32 @@ export class NodeRegistry {
     if (entry) entry.snap = undefined;
   }
 
-  /** Holds `memory` bytes on `node` for `taskId` until its heartbeat lists the task or release(). */
+  /**
+   * Holds `memory` bytes on `node` for `taskId` until its heartbeat lists the task or release(),
+   * and counts the task in flight there until release().
+   */
   reserve(node: string, taskId: string, memory: number): void {
     const entry = this.nodes.get(node);
     if (!entry) return;
     entry.reservations.set(taskId, memory);
+    if (!entry.active.has(taskId)) entry.active.set(taskId, {});
     entry.snap = undefined;
   }
 
-  /** Drops a task's reservation (attempt ended or lost). */
+  /** Says what a task in flight on `node` (reserved, not yet released) does; ignored for any other task. */
+  describe(node: string, taskId: string, work: ActiveWork): void {
+    const entry = this.nodes.get(node);
+    if (!entry?.active.has(taskId)) return;
+    entry.active.set(taskId, work);
+    entry.snap = undefined;
+  }
+
+  /** Drops a task's reservation and its place in flight (attempt ended or lost). */
   release(node: string, taskId: string): void {
     const entry = this.nodes.get(node);
-    if (entry?.reservations.delete(taskId)) entry.snap = undefined;
+    if (!entry) return;
+    const reserved = entry.reservations.delete(taskId);
+    if (entry.active.delete(taskId) || reserved) entry.snap = undefined;
   }
 
   /** Drops a node entirely (`cutter nodes forget`). @returns whether it was known. */
@@ -149,6 +212,7 @@ export class NodeRegistry {
           reservedMemory: reservedBytes(e),
           reservedTasks: e.reservations.size,
           drained: this.drained.has(node),
+          ...inFlightOf(e),
         };
       }
       nodes.push(e.snap);

@@ -11,8 +11,34 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import type { Logger } from '../shared/logger.js';
 import type { TaskEvent } from '../shared/schemas/index.js';
+import { StorageGuard } from './storage.js';
 import type { TaskRecord } from './task-record.js';
+
+/** How often a failed commit is tried again, ms. */
+export const COMMIT_RETRY_MS = 2_000;
+/** Output events (log, chunks) kept in memory while commits fail, bytes of JSON; past it they are dropped and the task marked truncated. */
+export const PENDING_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+/** What is written but not committed yet, replayed at each try (task records re-serialised then). */
+interface Journal {
+  tasks: Map<string, { record: TaskRecord; terminal: boolean }>;
+  deleted: Set<string>;
+  events: { event: TaskEvent; maxLogBytes: number; bytes: number }[];
+  eventBytes: number;
+  truncated: Set<string>;
+  drains: Map<string, boolean>;
+}
+
+const emptyJournal = (): Journal => ({
+  tasks: new Map(),
+  deleted: new Set(),
+  events: [],
+  eventBytes: 0,
+  truncated: new Set(),
+  drains: new Map(),
+});
 
 export class StateStore {
   private readonly db: Database.Database;
@@ -21,16 +47,34 @@ export class StateStore {
   private open = false;
   /** What waits for the open transaction to commit (the controller's publishes), in order. */
   private waiting: (() => void)[] = [];
-  /** Called when a group commit fails (its writes are rolled back and what waited on it dropped). Default: thrown. */
-  onCommitError: (err: unknown) => void = (err) => {
-    throw err;
-  };
+  /** What was written since the last successful commit. */
+  private journal = emptyJournal();
+  /** Commits fail (storage): writes go to the journal only, retried every COMMIT_RETRY_MS. */
+  private failingSince: number | null = null;
+  private retryTimer?: NodeJS.Timeout;
+  /** Whether the data dir takes writes (see controller/storage.ts). */
+  readonly guard: StorageGuard;
+  private readonly log?: Logger;
+  /** Called when a commit fails for another reason than storage (a bug); the changes are retried. Default: logged. */
+  onCommitError: (err: unknown) => void = (err) => this.log?.error({ err }, 'state commit failed');
 
   /**
    * Opens (creating when missing) `<dataDir>/controller.db`.
+   * @param opts.minFreeBytes free space below which the data dir counts as full (StorageGuard).
    * @throws the SQLite error when the directory cannot be created or the file opened.
    */
-  constructor(dataDir: string) {
+  constructor(dataDir: string, opts: { log?: Logger; minFreeBytes?: number; statfs?: (path: string) => number | null } = {}) {
+    this.log = opts.log;
+    this.guard = new StorageGuard(
+      dataDir,
+      opts.minFreeBytes,
+      (s, previous) => {
+        if (s.state === 'degraded')
+          this.log?.warn({ code: s.code, path: s.path, freeBytes: s.freeBytes }, `storage degraded: ${s.message}`);
+        else if (previous.state === 'degraded') this.log?.info({ path: dataDir, afterMs: Date.now() - previous.since }, 'storage ok again');
+      },
+      opts.statfs,
+    );
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     this.db = new Database(join(dataDir, 'controller.db'));
     this.db.pragma('journal_mode = WAL');
@@ -83,35 +127,126 @@ export class StateStore {
    * the end of the turn (setImmediate), so a burst of changes costs one commit, not one per row —
    * SQLite's commits were a quarter of the server's CPU in the throughput benchmark. The guarantee
    * stays: whatever must only be said once a change is stored (a reply, an assignment, a task
-   * state) goes through `afterCommit`, and runs after the commit that stores it. A process killed
-   * before the commit loses only changes nobody was told about.
+   * state, an ack) goes through `afterCommit`, and runs after the commit that stores it. A process
+   * killed before the commit loses only changes nobody was told about.
+   *
+   * When a commit fails (SQLITE_FULL at COMMIT rolls the transaction back), what it held stays in
+   * the journal and what waited on it keeps waiting: nothing is said that the disk does not have.
+   * From then on writes only add to the journal, and the whole journal is tried again every
+   * COMMIT_RETRY_MS until it commits.
    */
   private write(): void {
-    if (this.open) return;
+    if (this.open || this.failingSince !== null) return;
     this.db.exec('BEGIN');
     this.open = true;
     setImmediate(() => this.commit());
   }
 
+  /** Whether commits fail now (writes wait in memory; see `write`). */
+  get failing(): boolean {
+    return this.failingSince !== null;
+  }
+
+  /** Runs one statement of the open transaction; a storage error only marks the turn failed (its writes stay in the journal). */
+  private run(fn: () => void): void {
+    // After a failed statement SQLite may have rolled the transaction back: nothing more runs this turn.
+    if (!this.open || this.turnFailed !== undefined) return;
+    try {
+      fn();
+    } catch (err) {
+      if (!this.guard.failed(err)) throw err;
+      this.turnFailed ??= err;
+    }
+  }
+
+  /** The first storage error of the open transaction's statements (it will not commit). */
+  private turnFailed?: unknown;
+
   /** Commits the open transaction (if any), then runs what waited for it, in order. */
   commit(): void {
     if (!this.open) return;
     this.open = false;
-    const waiting = this.waiting;
-    this.waiting = [];
+    const failed = this.turnFailed;
+    this.turnFailed = undefined;
     try {
+      if (failed) throw failed;
       this.db.exec('COMMIT');
     } catch (err) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
-      this.onCommitError(err);
+      this.commitFailed(err);
       return;
     }
+    this.committed();
+  }
+
+  /** A commit failed: keep everything, go degraded (storage) or log (a bug), retry later. */
+  private commitFailed(err: unknown): void {
+    const storage = this.guard.failed(err);
+    if (!storage) this.onCommitError(err);
+    if (this.failingSince === null) {
+      this.failingSince = Date.now();
+      this.log?.warn(
+        { err, waiting: this.waiting.length, tasks: this.journal.tasks.size },
+        'state commit failed: changes kept in memory and retried',
+      );
+    }
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.retry(), COMMIT_RETRY_MS);
+    this.retryTimer.unref();
+  }
+
+  /** Writes the whole journal again in one transaction. */
+  retry(): void {
+    this.retryTimer = undefined;
+    if (this.failingSince === null) return;
+    const j = this.journal;
+    try {
+      this.db.exec('BEGIN');
+      for (const id of j.deleted) this.deleteRows(id);
+      for (const [id, t] of j.tasks) {
+        let json: string;
+        try {
+          json = JSON.stringify(t.record);
+        } catch (err) {
+          this.log?.error({ err, taskId: id }, 'cannot serialise a task: its change is dropped');
+          j.tasks.delete(id);
+          continue;
+        }
+        this.stmts.upsert.run(id, json, t.terminal ? 1 : 0, t.record.state.finishedAt);
+      }
+      for (const e of j.events) this.storeEvent(e.event, e.maxLogBytes);
+      for (const id of j.truncated) this.markTruncated(id);
+      for (const [node, drained] of j.drains) (drained ? this.stmts.drain : this.stmts.resume).run(node);
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      this.commitFailed(err);
+      return;
+    }
+    const seconds = Math.round((Date.now() - this.failingSince) / 1000);
+    const writes = j.tasks.size + j.events.length + j.deleted.size + j.drains.size;
+    this.failingSince = null;
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (err) {
+      this.log?.warn({ err }, 'WAL checkpoint failed after recovery');
+    }
+    this.log?.info({ seconds, writes, waiting: this.waiting.length }, `storage recovered after ${seconds} s (${writes} writes committed)`);
+    this.committed();
+  }
+
+  /** The journal is on disk: forget it, tell the guard, run what waited. */
+  private committed(): void {
+    this.journal = emptyJournal();
+    this.guard.committed();
+    const waiting = this.waiting;
+    this.waiting = [];
     for (const fn of waiting) fn();
   }
 
   /** Runs `fn` once every write made so far is committed: now when none is pending. */
   afterCommit(fn: () => void): void {
-    if (this.open) this.waiting.push(fn);
+    if (this.open || this.failingSince !== null) this.waiting.push(fn);
     else fn();
   }
 
@@ -120,31 +255,76 @@ export class StateStore {
     return (this.stmts.all.all() as { record: string }[]).map((r) => JSON.parse(r.record) as TaskRecord);
   }
 
-  /** Writes a task (insert or replace). */
+  /** Writes a task (insert or replace). The record is serialised now and again at each retry. */
   saveTask(record: TaskRecord, terminal: boolean): void {
+    const id = record.state.taskId;
+    const json = JSON.stringify(record); // throws (a bug) before anything is kept
     this.write();
-    this.stmts.upsert.run(record.state.taskId, JSON.stringify(record), terminal ? 1 : 0, record.state.finishedAt);
+    this.journal.deleted.delete(id);
+    this.journal.tasks.set(id, { record, terminal });
+    this.run(() => this.stmts.upsert.run(id, json, terminal ? 1 : 0, record.state.finishedAt));
   }
 
   /** Forgets tasks and their events. */
   deleteTasks(ids: string[]): void {
+    if (ids.length === 0) return;
     this.write();
-    this.db.transaction(() => {
-      for (const id of ids) {
-        this.stmts.deleteTask.run(id);
-        this.stmts.deleteEvents.run(id);
-        this.stmts.deleteUsage.run(id);
-      }
-    })();
+    const gone = new Set(ids);
+    for (const id of ids) {
+      this.journal.tasks.delete(id);
+      this.journal.truncated.delete(id);
+      this.journal.deleted.add(id);
+    }
+    if (this.journal.events.some((e) => gone.has(e.event.taskId))) {
+      this.journal.events = this.journal.events.filter((e) => !gone.has(e.event.taskId));
+      this.journal.eventBytes = this.journal.events.reduce((n, e) => n + e.bytes, 0);
+    }
+    this.run(() =>
+      this.db.transaction(() => {
+        for (const id of ids) this.deleteRows(id);
+      })(),
+    );
+  }
+
+  private deleteRows(id: string): void {
+    this.stmts.deleteTask.run(id);
+    this.stmts.deleteEvents.run(id);
+    this.stmts.deleteUsage.run(id);
   }
 
   /**
    * Keeps an event. Log and chunks events (output) count against `maxLogBytes` per task; past it they are dropped and
-   * the task is marked truncated. Other events are always kept.
-   * @returns false when the event was dropped for the log limit.
+   * the task is marked truncated. Other events are always kept. While commits fail, output events wait in memory up
+   * to PENDING_OUTPUT_BYTES (past it they are dropped and the task marked truncated); results and the others always.
+   * @returns false when the event was dropped for a limit.
    */
   appendEvent(event: TaskEvent, maxLogBytes: number): boolean {
+    const body = JSON.stringify(event); // throws (a bug, e.g. too deep) before anything is kept
+    const output = event.type === 'log' || event.type === 'chunks';
+    if (output && this.journal.eventBytes + body.length > PENDING_OUTPUT_BYTES) {
+      this.write();
+      this.journal.truncated.add(event.taskId);
+      this.run(() => this.markTruncated(event.taskId));
+      return false;
+    }
     this.write();
+    this.journal.events.push({ event, maxLogBytes, bytes: output ? body.length : 0 });
+    if (output) this.journal.eventBytes += body.length;
+    let kept = true;
+    this.run(() => {
+      kept = this.storeEvent(event, maxLogBytes, body);
+    });
+    return kept;
+  }
+
+  /** Marks a task's log truncated (output was dropped). */
+  private markTruncated(taskId: string): void {
+    const usage = this.stmts.usage.get(taskId) as { bytes: number } | undefined;
+    this.stmts.setUsage.run(taskId, usage?.bytes ?? 0, 1);
+  }
+
+  /** Inserts one event within the per-task log limit. @returns false when dropped for it. */
+  private storeEvent(event: TaskEvent, maxLogBytes: number, body = JSON.stringify(event)): boolean {
     return this.db.transaction(() => {
       if (event.type === 'log' || event.type === 'chunks') {
         const usage = (this.stmts.usage.get(event.taskId) as { bytes: number; truncated: number } | undefined) ?? {
@@ -158,7 +338,7 @@ export class StateStore {
         }
         this.stmts.setUsage.run(event.taskId, usage.bytes + bytes, usage.truncated);
       }
-      this.stmts.insertEvent.run(event.taskId, event.attempt, event.seq, JSON.stringify(event));
+      this.stmts.insertEvent.run(event.taskId, event.attempt, event.seq, body);
       return true;
     })();
   }
@@ -194,11 +374,16 @@ export class StateStore {
 
   setDrained(node: string, drained: boolean): void {
     this.write();
-    (drained ? this.stmts.drain : this.stmts.resume).run(node);
+    this.journal.drains.set(node, drained);
+    this.run(() => (drained ? this.stmts.drain : this.stmts.resume).run(node));
   }
 
+  /** Commits what it can (one last try when commits fail), stops retrying and closes. */
   close(): void {
     this.commit();
+    if (this.failingSince !== null) this.retry();
+    clearTimeout(this.retryTimer);
+    this.guard.stop();
     this.db.close();
   }
 }

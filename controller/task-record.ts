@@ -35,6 +35,7 @@ export const NODE_FAULT_CODES: readonly string[] = [
   'EXECUTOR_DISABLED',
   'NODE_BUSY',
   'NODE_RESTARTED',
+  'EXECUTOR_LOST',
 ];
 
 /** How an attempt ended. */

@@ -76,8 +76,9 @@ export class TaskStore {
         submittedBy: args.submittedBy,
       },
     };
-    this.tasks.set(args.taskId, record);
+    // Serialised and stored first: a spec that cannot be stored leaves no record behind.
     this.save(record);
+    this.tasks.set(args.taskId, record);
     return record;
   }
 

@@ -1,18 +1,28 @@
 /**
- * Decoding of MQTT payloads: JSON.parse then zod. Never throws; a bad payload becomes a
- * `{ ok: false, error }` the caller logs and drops (the process keeps working).
+ * Decoding of network payloads: size → `scanJson` (depth, array, key and string limits on the raw
+ * bytes) → JSON.parse → zod. Never throws; a bad payload becomes a `{ ok: false, error }` the
+ * caller logs and drops (the process keeps working).
  */
 import type { z } from 'zod';
+import { type JsonLimits, LIMITS, scanJson } from './limits.js';
 
 /** Largest payload any cutter topic accepts, bytes (log batches are capped well below). */
 export const MAX_PAYLOAD_BYTES = 2 * 1024 * 1024;
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
 
-/** Parses and validates a payload. Errors name the first bad field, e.g. `capacity.memory.total: expected number`. */
-export function decode<S extends z.ZodType>(schema: S, payload: Buffer | string): Decoded<z.infer<S>> {
+/**
+ * Checks, parses and validates a payload.
+ * @param limits the limits of the payload's kind (shared/limits.ts `LIMITS`, `limitsForTopic`);
+ *   default `LIMITS.default`.
+ * @returns the value, or an error naming the first bad field (`capacity.memory.total: expected
+ *   number`) or limit (`nesting depth 33 > 32 at $.#0[0]… (byte 40)`).
+ */
+export function decode<S extends z.ZodType>(schema: S, payload: Buffer | string, limits: JsonLimits = LIMITS.default): Decoded<z.infer<S>> {
   const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
-  if (size > MAX_PAYLOAD_BYTES) return { ok: false, error: `payload of ${size} bytes exceeds ${MAX_PAYLOAD_BYTES}` };
+  if (size > limits.maxBytes) return { ok: false, error: `payload of ${size} bytes exceeds ${limits.maxBytes}` };
+  const scan = scanJson(payload, limits);
+  if (!scan.ok) return { ok: false, error: scan.error };
   let json: unknown;
   try {
     json = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
@@ -34,7 +44,30 @@ export function clip(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
-/** Serialises a payload for publishing. */
+/** Serialises a payload for publishing. @throws RangeError for a value nested too deep for the stack. */
 export function encode(value: unknown): string {
   return JSON.stringify(value);
+}
+
+/**
+ * Serialises a value that came from the network (an Ollama chunk relayed to an HTTP client)
+ * without throwing: undefined when it cannot be serialised (too deep: RangeError, a BigInt, a cycle).
+ */
+export function tryEncode(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * JSON.parse after `scanJson`: for code that only peeks at a field (the broker's ACL) and already
+ * handles JSON.parse's throw.
+ * @throws SyntaxError when the payload is over a limit or not JSON.
+ */
+export function parseJson(payload: Buffer | string, limits: JsonLimits): unknown {
+  const scan = scanJson(payload, limits);
+  if (!scan.ok) throw new SyntaxError(scan.error);
+  return JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
 }

@@ -33,7 +33,14 @@ export type ErrorCode =
   | 'MODEL_NOT_FOUND'
   /** The Ollama server answered with an error (its message is kept). */
   | 'OLLAMA_ERROR'
-  | 'INTERNAL';
+  /** The server's data dir is full, read-only or failing: new work is refused until it takes writes again. */
+  | 'STORAGE_UNAVAILABLE'
+  | 'INTERNAL'
+  /**
+   * The node's Docker engine died or hung under the task and did not come back within the
+   * agent's grace (or came back without the container): the result is unknown. A node fault.
+   */
+  | 'EXECUTOR_LOST';
 
 /** An error with a stable code and optional structured details (e.g. per-node rejections). */
 export class CutterError extends Error {

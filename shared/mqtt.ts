@@ -16,8 +16,11 @@ import type { Duplex } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { z } from 'zod';
 import { decode } from './codec.js';
+import { limitsForTopic } from './limits.js';
 import { CutterError, errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
+import { topicMatches } from './topics.js';
+import { warnLimiter } from './warn-limiter.js';
 
 export type { MqttClient };
 
@@ -108,7 +111,8 @@ const CERT_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)_/;
 /**
  * Connects and resolves once the first CONNACK arrives.
  * @throws CutterError `BROKER_UNREACHABLE` after `timeoutMs` without a connection, or at once
- *   when the broker refuses the credentials (CONNACK error).
+ *   when the broker refuses the connection (CONNACK error; `details.connackCode` is its return code:
+ *   2 identifier rejected, 4 bad credentials, 5 not authorized — MQTT 3.1.1 §3.2.2.3).
  */
 export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
   const v5 = opts.protocolVersion === 5;
@@ -148,18 +152,19 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
     const onConnect = () => {
       clearTimeout(timer);
       client.removeListener('error', onError);
-      client.on('error', (err) => opts.log?.warn({ err: errorMessage(err) }, 'mqtt error'));
+      client.on('error', (err) => opts.log?.warn({ err }, 'mqtt error'));
       resolve(client);
     };
     const onError = (err: Error & { code?: string | number }) => {
-      lastError = errorMessage(err);
-      if (typeof err.code === 'string' && CERT_ERRORS.test(err.code)) {
-        lastError += ` (${err.code}: the broker's TLS certificate is not trusted; set --ca-file or CUTTER_CA_FILE to the CA that signed it)`;
-      }
+      const hint =
+        typeof err.code === 'string' && CERT_ERRORS.test(err.code)
+          ? `${err.code}: the broker's TLS certificate is not trusted; set --ca-file or CUTTER_CA_FILE to the CA that signed it`
+          : undefined;
+      lastError = hint ? `${errorMessage(err)} (${hint})` : errorMessage(err);
       // A CONNACK refusal (numeric code) will not get better by retrying.
       if (typeof err.code === 'number')
-        fail(new CutterError('BROKER_UNREACHABLE', `broker ${opts.url} refused the connection: ${lastError}`));
-      else opts.log?.warn({ url: opts.url, err: lastError }, 'broker not reachable yet, retrying');
+        fail(new CutterError('BROKER_UNREACHABLE', `broker ${opts.url} refused the connection: ${lastError}`, { connackCode: err.code }));
+      else opts.log?.warn({ url: opts.url, err, ...(hint ? { hint } : {}) }, 'broker not reachable yet, retrying');
     };
     client.once('connect', onConnect);
     client.on('error', onError);
@@ -179,17 +184,18 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
 }
 
 /**
- * True when an MQTT topic filter (with `+` and `#`) matches a topic name (MQTT 3.1.1 §4.7).
+ * Wraps an MQTT `'message'` listener so that a throw inside it is logged (rate-limited) instead of
+ * escaping into MQTT.js's packet handling, where it is an uncaught exception that ends the process
+ * (plan-14 F3: a 20,000-deep object made JSON.stringify throw there).
  */
-export function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
+export function guardListener<A extends unknown[]>(log: Logger | undefined, fn: (...args: A) => void): (...args: A) => void {
+  return (...args: A) => {
+    try {
+      fn(...args);
+    } catch (err) {
+      if (log) warnLimiter(log).warn('handler-failed', { topic: args[0], err }, 'message listener failed');
+    }
+  };
 }
 
 type Route = { filter: string; handle: (topic: string, payload: Buffer, retained: boolean) => void | Promise<void> };
@@ -209,16 +215,17 @@ export class MessageRouter {
     private readonly client: MqttClient,
     private readonly log: Logger,
   ) {
-    client.on('message', (topic, payload, packet) => {
-      for (const route of this.routes) {
-        if (!topicMatches(route.filter, topic)) continue;
-        Promise.resolve()
-          .then(() => route.handle(topic, payload, packet.retain))
-          .catch((err: unknown) =>
-            this.log.error({ topic, err: errorMessage(err), stack: (err as Error)?.stack }, 'message handler failed'),
-          );
-      }
-    });
+    client.on(
+      'message',
+      guardListener(log, (topic, payload, packet) => {
+        for (const route of this.routes) {
+          if (!topicMatches(route.filter, topic)) continue;
+          Promise.resolve()
+            .then(() => route.handle(topic, payload, packet.retain))
+            .catch((err: unknown) => this.log.error({ topic, err }, 'message handler failed'));
+        }
+      }),
+    );
   }
 
   /**
@@ -244,8 +251,10 @@ export class MessageRouter {
   }
 
   /**
-   * Routes messages on `filter` to `handler`, without subscribing. Invalid payloads are logged at
-   * warn with the topic and the first bad field, then dropped (and passed to `opts.onInvalid`,
+   * Routes messages on `filter` to `handler`, without subscribing. Payloads are checked against the
+   * limits of their topic's kind (shared/limits.ts) before they are parsed. Invalid payloads are
+   * logged at debug with the topic and the first bad field or limit (at warn rate-limited: one line
+   * per 10 s with `suppressed: n`), then dropped (and passed to `opts.onInvalid`,
    * e.g. to answer the sender). An empty payload (a cleared retained message) is passed to
    * `opts.onEmpty` when given, else ignored.
    */
@@ -262,9 +271,11 @@ export class MessageRouter {
           opts.onEmpty?.(topic);
           return;
         }
-        const decoded = decode(schema, payload);
+        const decoded = decode(schema, payload, limitsForTopic(topic));
         if (!decoded.ok) {
-          this.log.warn({ topic, bytes: payload.length, error: decoded.error }, 'dropped invalid message');
+          // Every drop at debug; at warn, one line per 10 s with a count (a flood must not flood the log).
+          this.log.debug({ topic, bytes: payload.length, error: decoded.error }, 'dropped invalid message');
+          warnLimiter(this.log).warn('invalid-message', { topic, bytes: payload.length, error: decoded.error }, 'dropped invalid input');
           return opts.onInvalid?.(topic, payload, decoded.error);
         }
         return handler(decoded.value, topic, retained);

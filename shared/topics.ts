@@ -21,6 +21,8 @@ export interface Topics {
   nodeAssign(node: string): string;
   /** Cancellations for one node (controller → agent, QoS 1). */
   nodeCancel(node: string): string;
+  /** Acknowledgements of final task events for one node (controller → agent, QoS 1; shared/schemas AckSchema). */
+  nodeAck(node: string): string;
   /** Event stream of one task (agent → controller and followers). */
   taskEvents(task: string): string;
   /** Wildcard over every task's events. */
@@ -53,8 +55,78 @@ export interface Topics {
   forwardState(task: string): string;
   /** Wildcard over every forward state. */
   allForwardState(): string;
+  /**
+   * Where the broker re-routes a plausible message an agent may not publish now (an event or port
+   * announcement for a task that is not its node's current assignment): `…/quarantine/{node}/{what}/{task}`,
+   * never retained. Only the controller reads it (broker/acl.ts, SECURITY.md).
+   */
+  quarantine(node: string, what: QuarantineKind, task: string): string;
+  /** Wildcard over one kind of quarantined message of every node. */
+  allQuarantine(what: QuarantineKind): string;
   /** Parses `{prefix}/v1/{kind}/{id}/{leaf}` into its id, or null when it is not that shape. */
   idFrom(topic: string, kind: 'nodes' | 'tasks' | 'requests' | 'replies'): string | null;
+  /**
+   * Parses any topic this set builds back into what it names, or null when it is not one of them
+   * (another prefix, a wildcard, an id outside ID_RE, an extra level). The one place topics are taken
+   * apart: nothing else splits a topic on `/`.
+   */
+  parse(topic: string): ParsedTopic | null;
+}
+
+/** What a cutter topic names: the builder it came from (`kind`) and the ids in it. */
+export type ParsedTopic =
+  | { kind: 'nodeStatus' | 'nodeAssign' | 'nodeCancel'; node: string }
+  | { kind: 'nodePorts'; node: string; task: string }
+  | { kind: 'filesIn' | 'filesInData' | 'filesOut' | 'filesOutData'; node: string; client: string }
+  | { kind: 'taskEvents' | 'taskState'; task: string }
+  | { kind: 'forwardState'; task: string }
+  | { kind: 'requests' | 'replies'; client: string }
+  | { kind: 'controllerStatus' }
+  | { kind: 'quarantine'; node: string; what: QuarantineKind; task: string }
+  | { kind: 'nodeAck'; node: string };
+
+/** What a quarantined message was: a task event or a port announcement. */
+export type QuarantineKind = 'events' | 'ports';
+
+/** Matches one topic against the levels after `{prefix}/v1/`; ids must pass ID_RE. */
+function parseLevels(l: string[]): ParsedTopic | null {
+  const id = (s: string | undefined): s is string => s !== undefined && ID_RE.test(s);
+  switch (l[0]) {
+    case 'nodes': {
+      const node = l[1];
+      if (!id(node)) return null;
+      if (l.length === 3 && l[2] === 'status') return { kind: 'nodeStatus', node };
+      if (l.length === 3 && l[2] === 'assign') return { kind: 'nodeAssign', node };
+      if (l.length === 3 && l[2] === 'cancel') return { kind: 'nodeCancel', node };
+      if (l.length === 3 && l[2] === 'ack') return { kind: 'nodeAck', node };
+      if (l.length === 4 && l[2] === 'ports' && id(l[3])) return { kind: 'nodePorts', node, task: l[3] };
+      if (l[2] === 'files' && (l[3] === 'in' || l[3] === 'out') && id(l[4])) {
+        const data = l.length === 6 && l[5] === 'data';
+        if (l.length !== 5 && !data) return null;
+        const kind = l[3] === 'in' ? (data ? 'filesInData' : 'filesIn') : data ? 'filesOutData' : 'filesOut';
+        return { kind, node, client: l[4] };
+      }
+      return null;
+    }
+    case 'tasks':
+      if (l.length !== 3 || !id(l[1])) return null;
+      if (l[2] === 'events') return { kind: 'taskEvents', task: l[1] };
+      if (l[2] === 'state') return { kind: 'taskState', task: l[1] };
+      return null;
+    case 'forwards':
+      return l.length === 2 && id(l[1]) ? { kind: 'forwardState', task: l[1] } : null;
+    case 'requests':
+    case 'replies':
+      return l.length === 2 && id(l[1]) ? { kind: l[0], client: l[1] } : null;
+    case 'controller':
+      return l.length === 2 && l[1] === 'status' ? { kind: 'controllerStatus' } : null;
+    case 'quarantine':
+      return l.length === 4 && id(l[1]) && (l[2] === 'events' || l[2] === 'ports') && id(l[3])
+        ? { kind: 'quarantine', node: l[1], what: l[2], task: l[3] }
+        : null;
+    default:
+      return null;
+  }
 }
 
 /** Builds the topic set for a prefix (default `cutter`). @throws Error when the prefix has wildcards. */
@@ -69,6 +141,7 @@ export function topics(prefix = 'cutter'): Topics {
     allNodeStatus: () => `${base}/nodes/+/status`,
     nodeAssign: (node) => `${base}/nodes/${node}/assign`,
     nodeCancel: (node) => `${base}/nodes/${node}/cancel`,
+    nodeAck: (node) => `${base}/nodes/${node}/ack`,
     taskEvents: (task) => `${base}/tasks/${task}/events`,
     allTaskEvents: () => `${base}/tasks/+/events`,
     taskState: (task) => `${base}/tasks/${task}/state`,
@@ -85,12 +158,32 @@ export function topics(prefix = 'cutter'): Topics {
     filesInData: (node, client) => `${base}/nodes/${node}/files/in/${client}/data`,
     filesOut: (node, client) => `${base}/nodes/${node}/files/out/${client}`,
     filesOutData: (node, client) => `${base}/nodes/${node}/files/out/${client}/data`,
+    quarantine: (node, what, task) => `${base}/quarantine/${node}/${what}/${task}`,
+    allQuarantine: (what) => `${base}/quarantine/+/${what}/+`,
     idFrom(topic, kind) {
       if (!topic.startsWith(`${base}/${kind}/`)) return null;
       const id = topic.slice(base.length + kind.length + 2).split('/')[0];
       return ID_RE.test(id) ? id : null;
     },
+    parse(topic) {
+      if (!topic.startsWith(`${base}/`)) return null;
+      return parseLevels(topic.slice(base.length + 1).split('/'));
+    },
   };
+}
+
+/**
+ * True when an MQTT topic filter (with `+` and `#`) matches a topic name (MQTT 3.1.1 §4.7).
+ */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
 }
 
 /** Orders ids by code point: deterministic, independent of the machine's locale. */
@@ -120,6 +213,8 @@ export interface HaTopics {
   drainCommand(node: string): string;
   /** Wildcard over every node's drain command. */
   allDrainCommands(): string;
+  /** The node of a drain command topic, or null when `topic` is not one. */
+  drainCommandNode(topic: string): string | null;
 }
 
 /** Builds the Home Assistant topic set for a cutter prefix and an HA discovery prefix. */
@@ -133,5 +228,11 @@ export function haTopics(prefix = 'cutter', haPrefix = 'homeassistant'): HaTopic
     bridgeAvailability: () => `${base}/bridge/availability`,
     drainCommand: (node) => `${base}/nodes/${node}/drain/set`,
     allDrainCommands: () => `${base}/nodes/+/drain/set`,
+    drainCommandNode(topic) {
+      const head = `${base}/nodes/`;
+      if (!topic.startsWith(head) || !topic.endsWith('/drain/set')) return null;
+      const node = topic.slice(head.length, -'/drain/set'.length);
+      return ID_RE.test(node) ? node : null;
+    },
   };
 }

@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe } from 'vitest';
-import { haveMosquitto, startMosquitto, type RunningMosquitto } from '../scripts/mosquitto.js';
+import { startMosquitto, type RunningMosquitto } from '../scripts/mosquitto.js';
 import { freePort } from '../scripts/procs.js';
+import { needs, skipTag } from './services.js';
 
 export { freePort };
 
@@ -20,8 +21,9 @@ export { freePort };
  */
 export const TEST_BROKER: 'embedded' | 'mosquitto' = process.env.CUTTER_TEST_BROKER === 'mosquitto' ? 'mosquitto' : 'embedded';
 export const ON_MOSQUITTO = TEST_BROKER === 'mosquitto';
-if (ON_MOSQUITTO && !haveMosquitto())
-  throw new Error('CUTTER_TEST_BROKER=mosquitto but no mosquitto binary is on the PATH (apt-get install mosquitto)');
+// vitest.config.ts leaves the Mosquitto pass out when mosquitto is missing; this catches
+// CUTTER_TEST_BROKER=mosquitto set by hand (and CUTTER_REQUIRE_ALL=1 throws in needs()).
+if (ON_MOSQUITTO && needs('mosquitto').skip) throw new Error(`CUTTER_TEST_BROKER=mosquitto ${skipTag('mosquitto')}`);
 /**
  * Why a test of the embedded broker's own features (tokens and ACL, packet limits, TLS and
  * WebSocket listeners, flood protection) is skipped on Mosquitto: there those are Mosquitto's
@@ -59,7 +61,7 @@ export const ISOLATED_ENV: NodeJS.ProcessEnv = (() => {
     XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), 'cutter-test-config-')),
     XDG_DATA_HOME: mkdtempSync(join(tmpdir(), 'cutter-test-data-')),
   };
-  for (const k of Object.keys(env)) if (k.startsWith('CUTTER_') && k !== 'CUTTER_REQUIRE_DOCKER') delete env[k];
+  for (const k of Object.keys(env)) if (k.startsWith('CUTTER_') && !k.startsWith('CUTTER_REQUIRE_')) delete env[k];
   // No test reaches for a real Ollama or binds Ollama's port unless it asks (--ollama-url, --ollama-port).
   env.CUTTER_OLLAMA_URL = 'off';
   env.CUTTER_OLLAMA_API = 'false';
@@ -254,18 +256,6 @@ export function cli(args: string[], opts: { broker?: string; timeoutMs?: number;
 /** Starts a CLI command in the background (for cancel and Ctrl-C tests). */
 export function cliBackground(args: string[], broker: string): Daemon {
   return spawnCutter(args, `cli ${args[0]}`, { CUTTER_BROKER: broker });
-}
-
-/**
- * Whether a Docker engine answers. With CUTTER_REQUIRE_DOCKER=1 (CI) a missing engine is an
- * error, so Docker tests fail instead of being skipped.
- */
-export function dockerAvailable(): boolean {
-  const ok = spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { encoding: 'utf8' }).status === 0;
-  if (!ok && process.env.CUTTER_REQUIRE_DOCKER === '1') {
-    throw new Error('CUTTER_REQUIRE_DOCKER=1 but no Docker engine answers `docker version`: start dockerd (see .ci/run)');
-  }
-  return ok;
 }
 
 /** Builds the busybox test image when missing. */

@@ -5,7 +5,7 @@
  * and count of labelled histograms, so it cannot check cutter's histograms.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { pythonWithPrometheusParser } from './services.js';
 
 export interface PromFamily {
   name: string;
@@ -14,7 +14,8 @@ export interface PromFamily {
   samples: { name: string; labels: Record<string, string>; value: number }[];
 }
 
-const PYTHON = '/usr/bin/python3';
+/** The python3 on the PATH that has the parser (test/services.ts; tests skip through `needs('prometheusParser')`). */
+const PYTHON = pythonWithPrometheusParser() ?? 'python3';
 const SCRIPT = `
 import json, math, sys
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,11 +24,6 @@ for f in text_string_to_metric_families(sys.stdin.read()):
     out.append({"name": f.name, "type": f.type, "samples": [{"name": s.name, "labels": s.labels, "value": s.value if math.isfinite(s.value) else str(s.value)} for s in f.samples]})
 print(json.dumps(out))
 `;
-
-/** Whether the parser is installed. */
-export function haveParser(): boolean {
-  return existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import prometheus_client.parser'], { stdio: 'ignore' }).status === 0;
-}
 
 /** @throws Error with the parser's message when the text is not valid exposition format. */
 export function parsePrometheus(text: string): PromFamily[] {

@@ -7,8 +7,7 @@
  * - `wait({condition: 'next-exit'})` is registered before `start()` so a fast exit is not missed,
  *   and the output is attached before start so no early line is lost.
  * - With Tty off the attach stream is multiplexed; `modem.demuxStream` splits stdout/stderr.
- * - `pull()` resolves with the progress stream before the pull is done, and `followProgress`
- *   reports `{"error": …}` lines as ordinary events: every event is checked for `error`.
+ * - Images are pulled in ./docker-image.ts.
  * - `stop()` on a stopped container answers 304 and on a removed one 404: both mean "stopped".
  * - Re-adoption (`recover()`): containers carry the cutter labels below, so a restarted agent finds
  *   its own with `listContainers({all: true})`. A running one is attached again without `logs`
@@ -16,89 +15,41 @@
  *   `condition: 'not-running'` (which, unlike `next-exit`, returns at once when it has exited in
  *   between); one that exited while the agent was down is inspected (ExitCode, OOMKilled,
  *   StartedAt/FinishedAt) and removed.
+ * - The engine may die or hang under a running task (./docker-engine.ts): every engine call is
+ *   raced against the engine-down signal and given an abortSignal. A task whose engine went down
+ *   waits up to `engineGraceMs` for it: back in time, its container is inspected (running: followed
+ *   again; exited: its result collected; gone: EXECUTOR_LOST); not back, the task ends
+ *   EXECUTOR_LOST (a node fault: the controller retries it by its restart policy) and its container
+ *   is removed once the engine answers again. Meanwhile the fingerprint says unavailable, so the
+ *   node offers no docker and refuses docker assignments.
  */
-import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { CutterError, errorMessage } from '../../shared/errors.js';
-import type { DockerSpec } from '../../shared/schemas/index.js';
+import type { DockerInfo, DockerSpec } from '../../shared/schemas/index.js';
 import { ID_RE } from '../../shared/topics.js';
-import type { Executor, ExecutorContext, ExecutorProbe, Outcome, RecoveredTask, TaskHandle } from './executor.js';
+import {
+  CALL_MS,
+  createOptions,
+  dockerTime,
+  follow,
+  LABEL_ATTEMPT,
+  LABEL_MEMORY,
+  LABEL_NODE,
+  LABEL_TASK,
+  outlast,
+  reportPorts,
+  type Run,
+  stopContainer,
+} from './docker-container.js';
+import { EngineDownError, EngineWatch, type EngineWatchOptions } from './docker-engine.js';
+import { engineMessage, ensureImage, statusCode } from './docker-image.js';
+import { type DockerPolicy, dockerViolation, withDockerDefaults } from '../policy.js';
+import type { Admission, Executor, ExecutorContext, Fingerprint, Outcome, RecoveredTask, TaskHandle } from './executor.js';
 
-/** Labels on every container cutter creates, so an agent can find its own. */
-export const LABEL_TASK = 'io.cutter.task';
-export const LABEL_ATTEMPT = 'io.cutter.attempt';
-export const LABEL_NODE = 'io.cutter.node';
-/** Memory the placement committed to the attempt, bytes (decimal string). */
-export const LABEL_MEMORY = 'io.cutter.memory';
+export { LABEL_ATTEMPT, LABEL_MEMORY, LABEL_NODE, LABEL_TASK } from './docker-container.js';
 
-/** Minimum ms between two pull progress events. */
-const PROGRESS_INTERVAL_MS = 250;
-
-type ProgressEvent = {
-  status?: string;
-  id?: string;
-  progressDetail?: { current?: number; total?: number };
-  error?: string;
-  errorDetail?: { message?: string };
-};
-
-function statusCode(err: unknown): number | undefined {
-  return (err as { statusCode?: number })?.statusCode;
-}
-
-/** The engine's own message for a failed call, else the error's. */
-function engineMessage(err: unknown): string {
-  return (err as { json?: { message?: string } })?.json?.message ?? errorMessage(err);
-}
-
-/** Docker's RFC 3339 time as ms epoch; undefined for the zero time (`0001-01-01T00:00:00Z`) or garbage. */
-function dockerTime(value: string | undefined): number | undefined {
-  if (!value || value.startsWith('0001-')) return undefined;
-  const ms = Date.parse(value);
-  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
-}
-
-/** What one run (fresh or re-adopted) shares between its supervisor and its handle's stop(). */
-interface Run {
-  container?: Docker.Container;
-  stopRequested: boolean;
-  graceMs: number;
-  /** Ports to publish (`DockerSpec.ports`). */
-  ports?: { container: number; server: number }[];
-}
-
-/**
- * Reads the node ports the engine chose for the published container ports
- * (NetworkSettings.Ports["80/tcp"][0].HostPort) and hands them to `ctx.published`.
- */
-async function reportPorts(
-  container: Docker.Container,
-  ports: { container: number; server: number }[],
-  ctx: ExecutorContext,
-): Promise<void> {
-  if (!ctx.published) return;
-  try {
-    const info = await container.inspect();
-    const mapped = ports.flatMap((p) => {
-      const host = Number(info.NetworkSettings.Ports?.[`${p.container}/tcp`]?.[0]?.HostPort);
-      return Number.isInteger(host) && host > 0 ? [{ container: p.container, host, server: p.server }] : [];
-    });
-    ctx.published(mapped);
-  } catch (err) {
-    ctx.output('stderr', Buffer.from(`cutter: cannot read the published ports: ${engineMessage(err)}\n`));
-  }
-}
-
-/** Stops the run's container; 304 (already stopped) and 404 (gone) count as stopped. */
-async function stopContainer(run: Run): Promise<void> {
-  if (!run.container) return;
-  try {
-    await run.container.stop({ t: Math.ceil(run.graceMs / 1000) });
-  } catch (err) {
-    const code = statusCode(err);
-    if (code !== 304 && code !== 404) throw err;
-  }
-}
+/** How long a task waits for its engine to answer again before it ends EXECUTOR_LOST, ms. */
+export const ENGINE_GRACE_MS = 30_000;
 
 /**
  * Runs docker tasks as labelled containers (AutoRemove off: waited on, inspected, removed) and
@@ -106,67 +57,135 @@ async function stopContainer(run: Run): Promise<void> {
  */
 export class DockerExecutor implements Executor<DockerSpec> {
   readonly kind = 'docker' as const;
+  /** Whether the engine answers (./docker-engine.ts); started by `watch()`. */
+  readonly engine: EngineWatch;
+  private readonly engineGraceMs: number;
+  /** Containers of tasks that ended while the engine was down: removed when it answers again. */
+  private readonly orphans = new Set<string>();
+  /** The last answer of the engine to `probe()` (kept when a later probe only runs out of time). */
+  private lastInfo?: DockerInfo;
 
-  /** @param docker a client; default honours DOCKER_HOST or the local socket. */
-  constructor(readonly docker: Docker = new Docker()) {}
+  /**
+   * @param docker a client; default honours DOCKER_HOST or the local socket.
+   * @param policy the node owner's rules for containers; default: any image, no memory cap.
+   * @param opts `engineGraceMs`: how long a task waits for its engine to come back, ms (default 30 s);
+   *   `watch`: the engine watch's timings.
+   */
+  constructor(
+    readonly docker: Docker = new Docker(),
+    private readonly policy: DockerPolicy = { allowedImages: [] },
+    opts: { engineGraceMs?: number; watch?: EngineWatchOptions } = {},
+  ) {
+    this.engine = new EngineWatch(docker, opts.watch);
+    this.engineGraceMs = opts.engineGraceMs ?? ENGINE_GRACE_MS;
+  }
 
-  async probe(): Promise<ExecutorProbe> {
+  /**
+   * Starts watching the engine; `onChange` gets the new fingerprint whenever it goes down (at
+   * once) or comes back (after a fresh probe). Containers left by tasks that ended while it was
+   * down are removed when it comes back.
+   * @returns a function that stops the watch.
+   */
+  watch(onChange: (fp: Fingerprint) => void): () => void {
+    const off = this.engine.onChange((state) => {
+      if (!state.up) {
+        onChange(this.downFingerprint(state.reason));
+        return;
+      }
+      for (const id of [...this.orphans]) void this.removeContainer(this.docker.getContainer(id));
+      void this.fingerprint().then(onChange);
+    });
+    this.engine.start();
+    return () => {
+      off();
+      this.engine.stop();
+    };
+  }
+
+  /**
+   * Asks the engine its version (`GET /version`) and how many containers run (`GET /containers/json`),
+   * each within a deadline. Whether the engine is available is the watch's word (it answers pings):
+   * a probe that only runs out of time on a busy engine keeps the last answer. Never throws: an
+   * unreachable engine gives `{available: false, error}`.
+   */
+  async probe(): Promise<DockerInfo> {
+    // Marked down by a failed call while nothing watches it: look again (the watch does otherwise).
+    if (!this.engine.state.up && !this.engine.watching) await this.engine.confirm();
+    const state = this.engine.state;
+    if (!state.up) return { available: false, error: state.reason };
+    const call = <T>(fn: (abortSignal: AbortSignal) => Promise<T>) => this.engine.guard(fn, CALL_MS);
     try {
       // listContainers() lists running containers only (the API's `all` defaults to false).
-      const [v, running] = await Promise.all([this.docker.version(), this.docker.listContainers().catch(() => null)]);
-      return { available: true, version: v.Version, apiVersion: v.ApiVersion, ...(running ? { containersRunning: running.length } : {}) };
+      const [v, running] = await Promise.all([
+        call((abortSignal) => (this.docker.version as (o: object) => Promise<Docker.DockerVersion>).call(this.docker, { abortSignal })),
+        call((abortSignal) => this.docker.listContainers({ abortSignal })).catch(() => null),
+      ]);
+      this.lastInfo = { available: true, version: v.Version, apiVersion: v.ApiVersion };
+      return { ...this.lastInfo, ...(running ? { containersRunning: running.length } : {}) };
     } catch (err) {
+      if (err instanceof EngineDownError) return { available: false, error: err.reason };
+      // Slow, not gone: it answered the watch's pings (guard() checked).
+      if (this.lastInfo && !statusCode(err)) return this.lastInfo;
       return { available: false, error: `Docker engine not reachable: ${errorMessage(err)}` };
     }
   }
 
+  /** The fingerprint of an engine that is down. */
+  private downFingerprint(reason: string): Fingerprint {
+    const error = reason.slice(0, 500);
+    return { available: false, error, capacity: { docker: { available: false, error } } };
+  }
+
+  /** The engine as `capacity.docker` (error cut to the wire's 500 characters); available when it answers. */
+  async fingerprint(): Promise<Fingerprint> {
+    const info = await this.probe();
+    const docker: DockerInfo = {
+      available: info.available,
+      ...(info.version ? { version: info.version } : {}),
+      ...(info.apiVersion ? { apiVersion: info.apiVersion } : {}),
+      ...(info.error ? { error: info.error.slice(0, 500) } : {}),
+      ...(info.containersRunning !== undefined ? { containersRunning: info.containersRunning } : {}),
+    };
+    return { available: info.available, ...(info.error ? { error: info.error } : {}), capacity: { docker } };
+  }
+
+  /** Fills in the default memory limit, then checks the image and memory rules (agent/policy.ts). */
+  admit(spec: DockerSpec): Admission<DockerSpec> {
+    const withDefaults = withDockerDefaults(spec, this.policy);
+    const denied = dockerViolation(withDefaults, this.policy);
+    return denied ? { denied } : { spec: withDefaults };
+  }
+
   start(spec: DockerSpec, ctx: ExecutorContext): TaskHandle {
     const abort = new AbortController();
-    const run: Run = { stopRequested: false, graceMs: 3_000, ports: spec.ports };
+    const run: Run = { stopRequested: false, graceMs: 3_000, ports: spec.ports, stopped: abort };
+    const engine = this.engine;
 
     const go = async (): Promise<Outcome> => {
-      await this.ensureImage(spec.image, ctx, abort.signal);
+      await engine.guard((down) => ensureImage(this.docker, spec.image, ctx, AbortSignal.any([abort.signal, down])));
       if (run.stopRequested) throw new CutterError('CANCELLED', 'cancelled before the container started');
 
       ctx.progress({ phase: 'create', message: `creating container from ${spec.image}` });
       try {
-        run.container = await this.docker.createContainer({
-          name: `cutter-${ctx.taskId}-${ctx.attempt}`,
-          Image: spec.image,
-          Cmd: spec.cmd.length ? spec.cmd : undefined,
-          Entrypoint: spec.entrypoint,
-          Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-          WorkingDir: spec.workdir,
-          User: spec.user,
-          Labels: {
-            ...spec.labels,
-            [LABEL_TASK]: ctx.taskId,
-            [LABEL_ATTEMPT]: String(ctx.attempt),
-            [LABEL_NODE]: ctx.node,
-            [LABEL_MEMORY]: String(ctx.memory),
-          },
-          ...(spec.ports?.length ? { ExposedPorts: Object.fromEntries(spec.ports.map((p) => [`${p.container}/tcp`, {}])) } : {}),
-          Tty: false,
-          OpenStdin: false,
-          AttachStdout: true,
-          AttachStderr: true,
-          HostConfig: {
-            AutoRemove: false,
-            Memory: spec.memoryLimit,
-            NanoCpus: spec.cpus ? Math.round(spec.cpus * 1e9) : undefined,
-            // Each port on a free port of the node (HostPort ""), reported after the start.
-            ...(spec.ports?.length
-              ? { PortBindings: Object.fromEntries(spec.ports.map((p) => [`${p.container}/tcp`, [{ HostPort: '' }]])) }
-              : {}),
-          },
-        });
+        run.container = await engine.guard((abortSignal) => this.docker.createContainer({ ...createOptions(spec, ctx), abortSignal }));
       } catch (err) {
+        if (err instanceof EngineDownError) throw err;
         throw new CutterError('START_FAILED', `cannot create the container: ${engineMessage(err)}`);
       }
       return this.supervise(run.container, run, ctx, 'start');
     };
 
-    return this.handle(run, go(), abort);
+    return this.handle(run, this.lostBeforeStart(go(), ctx), abort);
+  }
+
+  /** An engine that went down before the container ran: EXECUTOR_LOST (nothing ran; retried by policy). */
+  private async lostBeforeStart(done: Promise<Outcome>, ctx: ExecutorContext): Promise<Outcome> {
+    try {
+      return await done;
+    } catch (err) {
+      if (!(err instanceof EngineDownError)) throw err;
+      throw new CutterError('EXECUTOR_LOST', `the Docker engine on node ${ctx.node} stopped answering before the task ran: ${err.reason}`);
+    }
   }
 
   /**
@@ -179,10 +198,12 @@ export class DockerExecutor implements Executor<DockerSpec> {
    * - created (the previous agent died between create and start: nothing ran): removed; `done`
    *   rejects with AGENT_SHUTDOWN so the controller can place the attempt again.
    * Containers whose task or attempt label is missing or malformed are left alone.
-   * @throws the engine's error when the containers cannot be listed.
+   * @throws the engine's error (or EngineDownError) when the containers cannot be listed.
    */
   async recover(node: string, makeCtx: (taskId: string, attempt: number, memory: number) => ExecutorContext): Promise<RecoveredTask[]> {
-    const found = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${node}`] } });
+    const found = await this.engine.guard((abortSignal) =>
+      this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${node}`] }, abortSignal }),
+    );
     const out: RecoveredTask[] = [];
     for (const info of found) {
       const labels = info.Labels ?? {};
@@ -191,7 +212,8 @@ export class DockerExecutor implements Executor<DockerSpec> {
       const memory = Number(labels[LABEL_MEMORY] ?? 0);
       if (!taskId || !ID_RE.test(taskId) || !Number.isSafeInteger(attempt) || attempt < 1) continue;
       const ctx = makeCtx(taskId, attempt, Number.isSafeInteger(memory) && memory >= 0 ? memory : 0);
-      const run: Run = { container: this.docker.getContainer(info.Id), stopRequested: false, graceMs: 3_000 };
+      const container = this.docker.getContainer(info.Id);
+      const run: Run = { container, stopRequested: false, graceMs: 3_000, stopped: new AbortController() };
       const ref = info.Id.slice(0, 12);
       let done: Promise<Outcome>;
       // A container that ran is reported started again: the previous agent may have died between
@@ -202,11 +224,11 @@ export class DockerExecutor implements Executor<DockerSpec> {
         case 'running':
         case 'paused':
         case 'restarting':
-          done = this.supervise(run.container!, run, ctx, 'running');
+          done = this.supervise(container, run, ctx, 'running');
           break;
         case 'created':
           done = (async () => {
-            await run.container!.remove({ force: true, v: true }).catch(() => undefined);
+            await this.removeContainer(container);
             throw new CutterError(
               'AGENT_SHUTDOWN',
               `the agent on ${node} stopped between creating container ${ref} and starting it; nothing ran`,
@@ -214,7 +236,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
           })();
           break;
         default:
-          done = this.collect(run.container!, ctx);
+          done = this.collect(container, ctx);
       }
       // Callers attach their handlers later; do not let an early rejection count as unhandled.
       done.catch(() => undefined);
@@ -225,15 +247,28 @@ export class DockerExecutor implements Executor<DockerSpec> {
 
   /** Wraps a run into a handle whose stop() aborts a pull and stops the container. */
   private handle(run: Run, done: Promise<Outcome>, abort?: AbortController): TaskHandle {
+    const engine = this.engine;
     return {
       done,
       async stop(ms: number) {
         run.graceMs = ms;
         run.stopRequested = true;
         abort?.abort();
-        await stopContainer(run);
+        run.stopped.abort();
+        await stopContainer(engine, run);
       },
     };
+  }
+
+  /** Removes a container (force, with its volumes); one the engine cannot remove now is removed when it answers again. */
+  private async removeContainer(container: Docker.Container): Promise<void> {
+    try {
+      await this.engine.guard((abortSignal) => container.remove({ force: true, v: true, abortSignal }));
+      this.orphans.delete(container.id);
+    } catch (err) {
+      if (statusCode(err) === 404) this.orphans.delete(container.id);
+      else if (err instanceof EngineDownError) this.orphans.add(container.id);
+    }
   }
 
   /**
@@ -241,30 +276,24 @@ export class DockerExecutor implements Executor<DockerSpec> {
    * `mode: 'start'`: a fresh container, attached and waited on before it is started so neither an
    * early line nor a fast exit is missed. `mode: 'running'`: a re-adopted container that runs
    * already: attached for new output only, waited on with `not-running`.
-   * @throws CutterError CANCELLED, START_FAILED (fresh) or NODE_LOST (re-adopted, and the engine
-   *   lost track of it: its result is unknown); the container is removed either way.
+   * @throws CutterError CANCELLED, START_FAILED (fresh), NODE_LOST (re-adopted, and the engine
+   *   lost track of it: its result is unknown), EXECUTOR_LOST (the engine went down: `outlast()`);
+   *   the container is removed either way (once the engine answers, if it is down).
    */
   private async supervise(container: Docker.Container, run: Run, ctx: ExecutorContext, mode: 'start' | 'running'): Promise<Outcome> {
+    const engine = this.engine;
     try {
       let outputEnded: Promise<void> = Promise.resolve();
       try {
-        const stream = await container.attach({ stream: true, stdout: true, stderr: true });
-        const stdout = new PassThrough();
-        const stderr = new PassThrough();
-        stdout.on('data', (c: Buffer) => ctx.output('stdout', c));
-        stderr.on('data', (c: Buffer) => ctx.output('stderr', c));
-        this.docker.modem.demuxStream(stream, stdout, stderr);
-        outputEnded = new Promise<void>((resolve) => {
-          stream.once('end', resolve);
-          stream.once('close', resolve);
-          stream.once('error', () => resolve());
-        });
+        outputEnded = (await follow(engine, this.docker, container, ctx)).ended;
       } catch (err) {
         // A re-adopted container may exit between listing and attaching: its result still counts.
         if (mode === 'start') throw err;
       }
-      const exited = container.wait({ condition: mode === 'start' ? 'next-exit' : 'not-running' });
-      // A failed wait is reported through `await exited` below; do not let it go unhandled meanwhile.
+      const exited = engine.guard((abortSignal) =>
+        container.wait({ condition: mode === 'start' ? 'next-exit' : 'not-running', abortSignal }),
+      ) as Promise<{ StatusCode: number }>;
+      // A failed wait is reported through `outlast()` below; do not let it go unhandled meanwhile.
       exited.catch(() => undefined);
 
       let startedAt: number;
@@ -272,22 +301,31 @@ export class DockerExecutor implements Executor<DockerSpec> {
         if (run.stopRequested) throw new CutterError('CANCELLED', 'cancelled before the container started');
         ctx.progress({ phase: 'start', message: `starting container ${container.id.slice(0, 12)}` });
         try {
-          await container.start();
+          await engine.guard((abortSignal) => container.start({ abortSignal }));
         } catch (err) {
+          if (err instanceof EngineDownError) throw err;
           throw new CutterError('START_FAILED', `cannot start the container: ${engineMessage(err)}`);
         }
         startedAt = Date.now();
         ctx.started(container.id.slice(0, 12));
-        if (run.ports?.length) await reportPorts(container, run.ports, ctx);
+        if (run.ports?.length) await reportPorts(engine, container, run.ports, ctx);
         // A stop that came while the engine was starting it found nothing running (304): stop it now.
-        if (run.stopRequested) await stopContainer(run);
+        if (run.stopRequested) await stopContainer(engine, run);
       } else {
         startedAt = 0; // taken from the engine's StartedAt below
       }
       let waited: { StatusCode: number };
       try {
-        waited = (await exited) as { StatusCode: number };
+        waited = await outlast(
+          { engine, docker: this.docker, graceMs: this.engineGraceMs, orphans: this.orphans },
+          container,
+          exited,
+          run,
+          ctx,
+          (ended) => (outputEnded = ended),
+        );
       } catch (err) {
+        if (err instanceof CutterError) throw err;
         throw new CutterError(
           mode === 'start' ? 'START_FAILED' : 'NODE_LOST',
           `lost track of container ${container.id.slice(0, 12)}: ${engineMessage(err)}`,
@@ -295,22 +333,28 @@ export class DockerExecutor implements Executor<DockerSpec> {
       }
       // The attach stream ends right after the exit; bound the wait in case the engine keeps it open.
       await Promise.race([outputEnded, new Promise((r) => setTimeout(r, 2_000))]);
-      const info = await container.inspect();
+      // An engine that goes down now still gave the exit code: the rest is told from it.
+      const info = await engine
+        .guard((abortSignal) => container.inspect({ abortSignal }))
+        .catch((err) => {
+          if (err instanceof EngineDownError) return undefined;
+          throw err;
+        });
       const finishedAt = Date.now();
       const outcome: Outcome = {
-        exitCode: info.State.ExitCode ?? waited.StatusCode,
-        oomKilled: info.State.OOMKilled === true,
+        exitCode: info?.State.ExitCode ?? waited.StatusCode,
+        oomKilled: info?.State.OOMKilled === true,
         cancelled: run.stopRequested,
-        startedAt: mode === 'start' ? startedAt : (dockerTime(info.State.StartedAt) ?? finishedAt),
-        finishedAt: mode === 'start' ? finishedAt : (dockerTime(info.State.FinishedAt) ?? finishedAt),
+        startedAt: mode === 'start' ? startedAt : (dockerTime(info?.State.StartedAt) ?? finishedAt),
+        finishedAt: mode === 'start' ? finishedAt : (dockerTime(info?.State.FinishedAt) ?? finishedAt),
       };
       // Removal is off the critical path: the result is reported while the engine cleans up.
       // After a stop it is awaited, so a cancelled (or fenced, or drained) task leaves no container behind.
-      const removed = container.remove({ force: true, v: true }).catch(() => undefined);
+      const removed = this.removeContainer(container);
       if (run.stopRequested) await removed;
       return outcome;
     } catch (err) {
-      await container.remove({ force: true, v: true }).catch(() => undefined);
+      await this.removeContainer(container);
       throw err;
     }
   }
@@ -323,15 +367,15 @@ export class DockerExecutor implements Executor<DockerSpec> {
   private async collect(container: Docker.Container, ctx: ExecutorContext): Promise<Outcome> {
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await container.inspect();
+      info = await this.engine.guard((abortSignal) => container.inspect({ abortSignal }));
     } catch (err) {
       throw new CutterError(
         'NODE_LOST',
-        `cannot inspect container ${container.id.slice(0, 12)} of task ${ctx.taskId}: ${engineMessage(err)}`,
+        `cannot inspect container ${container.id.slice(0, 12)} of task ${ctx.taskId}: ${err instanceof EngineDownError ? err.reason : engineMessage(err)}`,
       );
     }
     const now = Date.now();
-    void container.remove({ force: true, v: true }).catch(() => undefined);
+    void this.removeContainer(container);
     return {
       exitCode: info.State.ExitCode,
       oomKilled: info.State.OOMKilled === true,
@@ -339,60 +383,5 @@ export class DockerExecutor implements Executor<DockerSpec> {
       startedAt: dockerTime(info.State.StartedAt) ?? now,
       finishedAt: dockerTime(info.State.FinishedAt) ?? now,
     };
-  }
-
-  /**
-   * Makes sure the image is on this engine, pulling it with progress when it is not.
-   * @throws CutterError IMAGE_PULL_FAILED with the registry's message.
-   */
-  private async ensureImage(image: string, ctx: ExecutorContext, signal: AbortSignal): Promise<void> {
-    try {
-      await this.docker.getImage(image).inspect();
-      return;
-    } catch (err) {
-      if (statusCode(err) !== 404) throw new CutterError('START_FAILED', `cannot inspect image ${image}: ${errorMessage(err)}`);
-    }
-    ctx.progress({ phase: 'pull', message: `image ${image} is not on ${ctx.node}: pulling` });
-    let stream: NodeJS.ReadableStream;
-    try {
-      stream = (await this.docker.pull(image, { abortSignal: signal })) as NodeJS.ReadableStream;
-    } catch (err) {
-      throw new CutterError('IMAGE_PULL_FAILED', `image ${image} is not on node ${ctx.node} and cannot be pulled: ${engineMessage(err)}`);
-    }
-    const layers = new Map<string, { current: number; total: number }>();
-    let lastSent = 0;
-    await new Promise<void>((resolve, reject) => {
-      let failure: string | undefined;
-      this.docker.modem.followProgress(
-        stream,
-        (err: Error | null) => {
-          if (err || failure) reject(new CutterError('IMAGE_PULL_FAILED', `pulling ${image} failed: ${failure ?? errorMessage(err)}`));
-          else resolve();
-        },
-        (event: ProgressEvent) => {
-          if (event.error || event.errorDetail?.message) {
-            failure = event.errorDetail?.message ?? event.error;
-            return;
-          }
-          if (event.id && event.progressDetail?.total)
-            layers.set(event.id, { current: event.progressDetail.current ?? 0, total: event.progressDetail.total });
-          const now = Date.now();
-          if (now - lastSent < PROGRESS_INTERVAL_MS) return;
-          lastSent = now;
-          let current = 0;
-          let total = 0;
-          for (const l of layers.values()) {
-            current += l.current;
-            total += l.total;
-          }
-          ctx.progress({
-            phase: 'pull',
-            message: `${event.id ? `${event.id}: ` : ''}${event.status ?? 'pulling'}`,
-            ...(total ? { current, total } : {}),
-          });
-        },
-      );
-    });
-    ctx.progress({ phase: 'pull', message: `pulled ${image}` });
   }
 }

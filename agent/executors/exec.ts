@@ -1,15 +1,25 @@
 /**
  * The `exec` executor: runs an argv on the node without a shell, in its own process group so a
- * cancel reaches every process it started. Only enabled on agents started with --allow-exec.
+ * cancel reaches every process it started. Only enabled on agents started with --allow-exec
+ * (like Nomad's raw_exec driver, off unless its config says `enabled`).
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { CutterError } from '../../shared/errors.js';
 import type { ExecSpec } from '../../shared/schemas/index.js';
-import type { Executor, ExecutorContext, ExecutorProbe, Outcome, TaskHandle } from './executor.js';
+import { execViolation } from '../policy.js';
+import type { Admission, Executor, ExecutorContext, Fingerprint, Outcome, TaskHandle } from './executor.js';
 
 /** Agent environment variables a job inherits; everything else (tokens, …) stays with the agent. */
 const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'];
+
+/** What the node's owner allows (agent config `allowExec`, `execAllowlist`). */
+export interface ExecOptions {
+  /** Exec tasks run here at all (--allow-exec). Off: the fingerprint says `disabled`. */
+  enabled: boolean;
+  /** Commands exec tasks may run (argv[0], exact path or bare name); empty = any. */
+  allowlist: string[];
+}
 
 /**
  * Runs exec tasks as child processes of the agent.
@@ -23,8 +33,20 @@ const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR']
 export class ExecExecutor implements Executor<ExecSpec> {
   readonly kind = 'exec' as const;
 
-  async probe(): Promise<ExecutorProbe> {
-    return { available: true, version: process.version };
+  /** @param options what the node's owner allows; default: enabled, any command. */
+  constructor(readonly options: ExecOptions = { enabled: true, allowlist: [] }) {}
+
+  /** Available when enabled; adds nothing to the node's capacity. */
+  async fingerprint(): Promise<Fingerprint> {
+    if (!this.options.enabled)
+      return { available: false, disabled: true, error: 'this node does not run exec tasks (start its agent with --allow-exec)' };
+    return { available: true };
+  }
+
+  /** Refuses a command outside the allowlist (POLICY_DENIED). */
+  admit(spec: ExecSpec): Admission<ExecSpec> {
+    const denied = execViolation(spec.argv[0], this.options.allowlist);
+    return denied ? { denied } : { spec };
   }
 
   start(spec: ExecSpec, ctx: ExecutorContext): TaskHandle {

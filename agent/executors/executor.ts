@@ -1,10 +1,17 @@
 /**
  * The one interface every executor (docker, exec, ollama) implements, after Nomad's driver
- * plugin (`plugins/drivers/driver.go`): `probe()` feeds the node's capacity, `start()` returns a
- * handle whose output and progress stream out through the context, `stop(grace)` cancels, and the
- * optional `recover()` (Nomad's RecoverTask) re-adopts what survived an agent restart.
+ * plugin (`plugins/drivers/driver.go`: Fingerprint, StartTask, WaitTask, StopTask, RecoverTask;
+ * the idea, not the code):
+ * - `fingerprint()` (Fingerprint) says whether the executor can run tasks here now and what it
+ *   adds to the node's announced capacity; the agent merges every executor's fingerprint into its
+ *   NodeStatus (agent/capacity.ts) and offers only the kinds whose fingerprint is available;
+ * - `admit(spec)` applies the node owner's policy for this kind (Nomad keeps such rules in the
+ *   driver's config too: docker `allow_privileged`, raw_exec `enabled`);
+ * - `start(spec, ctx)` (StartTask) returns a handle: `done` is WaitTask, `stop(grace)` StopTask;
+ * - the optional `recover()` (RecoverTask) re-adopts what survived an agent restart.
+ * The agent dispatches by `spec.kind` through agent/executors/registry.ts and has no per-kind code.
  */
-import type { TaskKind, TaskSpec } from '../../shared/schemas/index.js';
+import type { Capacity, TaskKind, TaskSpec } from '../../shared/schemas/index.js';
 
 /** Where an executor sends what happens while a task runs. */
 export interface ExecutorContext {
@@ -75,20 +82,58 @@ export interface RecoveredTask {
   ref: string;
 }
 
-/** What probe() found. */
-export interface ExecutorProbe {
+/**
+ * What an executor adds to the node's announced capacity (NodeStatus `capacity`, shared/schemas/node.ts):
+ * docker its engine (`docker`), ollama its server's models (`ollama`). Exec adds nothing.
+ */
+export type ExecutorCapacity = Partial<Pick<Capacity, 'docker' | 'ollama'>>;
+
+/** What an executor says it can do now (Nomad's `Fingerprint`: attributes plus health). */
+export interface Fingerprint {
+  /** It can run tasks here now; only available kinds are in the node's `offer.executors`. */
   available: boolean;
-  version?: string;
-  apiVersion?: string;
+  /**
+   * Turned off by the node's owner (exec on an agent started without --allow-exec), as opposed to
+   * failing: an assignment of this kind is refused EXECUTOR_DISABLED instead of EXECUTOR_UNAVAILABLE.
+   */
+  disabled?: boolean;
+  /** Why it is not available, one line a user can act on (the refusal's message). */
   error?: string;
-  /** Containers running on the engine now (docker executor). */
-  containersRunning?: number;
+  /** Its part of the node's capacity; merged with the other executors' parts (agent/capacity.ts). */
+  capacity?: ExecutorCapacity;
 }
 
+/** What `admit()` decided: the spec to run (the policy's defaults filled in), or the rule that refuses it. */
+export type Admission<S extends TaskSpec = TaskSpec> = { spec: S } | { denied: string };
+
+/**
+ * One kind of task runner on a node (Nomad's DriverPlugin). The agent holds them in an
+ * ExecutorRegistry (agent/executors/registry.ts) and reaches them only through this interface.
+ */
 export interface Executor<S extends TaskSpec = TaskSpec> {
+  /** The task kind it runs (`spec.kind`); one executor per kind on a node. */
   readonly kind: TaskKind;
-  /** Checks the executor can run work here now (engine reachable, …). Never throws. */
-  probe(): Promise<ExecutorProbe>;
+  /**
+   * Whether the node status goes out again as soon as one of its tasks has started (default
+   * true), so the controller sees the task without waiting for the next heartbeat.
+   */
+  readonly announceOnStart?: boolean;
+  /**
+   * Probes what it can do now (engine reachable, server's models, …). Should not throw; the
+   * registry reports one that throws or hangs as unavailable and goes on.
+   */
+  fingerprint(): Promise<Fingerprint>;
+  /**
+   * Optional: starts watching the executor's backend and calls `onChange` with a new fingerprint as
+   * soon as it changes (docker: the engine died, hung or came back), so the node can say so at once
+   * instead of at its next probe. @returns a function that stops the watch.
+   */
+  watch?(onChange: (fp: Fingerprint) => void): () => void;
+  /**
+   * Applies the node owner's policy to a task of this kind (agent/policy.ts). Absent: any spec of
+   * its kind is admitted as it is.
+   */
+  admit?(spec: S): Admission<S>;
   /** Starts a task. Never throws: failures surface through `handle.done`. */
   start(spec: S, ctx: ExecutorContext): TaskHandle;
   /**
@@ -97,6 +142,7 @@ export interface Executor<S extends TaskSpec = TaskSpec> {
    * calls `makeCtx(taskId, attempt, memory)` (memory in bytes) for the context that workload's
    * output streams into, then returns it with its handle. Workloads that are not cutter's or
    * belong to another node are left alone. Absent when the executor cannot re-adopt (exec).
+   * Not called while its fingerprint says it is unavailable.
    * @throws when the executor's backend cannot be asked (engine unreachable); nothing is touched then.
    */
   recover?(node: string, makeCtx: (taskId: string, attempt: number, memory: number) => ExecutorContext): Promise<RecoveredTask[]>;

@@ -1,7 +1,7 @@
 /**
  * The ollama executor: runs generate, chat, embed, pull and show requests against the node's
  * Ollama server through the official `ollama` npm client (ollama-js 0.6), and feeds the node's
- * heartbeat with what that server has (`inventory()`).
+ * heartbeat with what that server has (`fingerprint()`: version, models, loaded models).
  *
  * Facts it relies on (../shared/reference/protocol-facts.md §2.8, from ollama-js `src/browser.ts`,
  * `src/utils.ts`):
@@ -17,7 +17,7 @@ import { Ollama } from 'ollama';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import { sameModel } from '../../shared/ollama.js';
 import type { OllamaInfo, OllamaSpec } from '../../shared/schemas/index.js';
-import type { Executor, ExecutorContext, ExecutorProbe, Outcome, TaskHandle } from './executor.js';
+import type { Executor, ExecutorContext, Fingerprint, Outcome, TaskHandle } from './executor.js';
 
 /** Longest wait for the small inventory calls (version, tags, ps), ms. */
 const PROBE_TIMEOUT_MS = 2_000;
@@ -45,24 +45,21 @@ function fetchWith(signal: AbortSignal, timeoutMs?: number): typeof fetch {
   };
 }
 
+/** Runs ollama tasks against one Ollama server; its fingerprint is that server's inventory. */
 export class OllamaExecutor implements Executor<OllamaSpec> {
   readonly kind = 'ollama' as const;
+  /**
+   * No status the moment a request starts: its first tokens are on their way then, the controller
+   * holds its slot until the next heartbeat lists it, and a status (with every model) costs the
+   * server a decode each.
+   */
+  readonly announceOnStart = false;
 
   /** @param url base URL of the node's Ollama server, e.g. `http://127.0.0.1:11434`. */
   constructor(readonly url: string) {}
 
   private client(signal: AbortSignal, timeoutMs?: number): Ollama {
     return new Ollama({ host: this.url, fetch: fetchWith(signal, timeoutMs) });
-  }
-
-  /** Asks `/api/version`. Never throws. */
-  async probe(): Promise<ExecutorProbe> {
-    try {
-      const { version } = await this.client(new AbortController().signal, PROBE_TIMEOUT_MS).version();
-      return { available: true, version };
-    } catch (err) {
-      return { available: false, error: toCutterError(err, this.url).message };
-    }
   }
 
   /**
@@ -96,6 +93,12 @@ export class OllamaExecutor implements Executor<OllamaSpec> {
     } catch (err) {
       return { available: false, error: toCutterError(err, this.url).message.slice(0, 500), models: [], loaded: [] };
     }
+  }
+
+  /** The inventory as `capacity.ollama`; available when the server answers. Never throws. */
+  async fingerprint(): Promise<Fingerprint> {
+    const ollama = await this.inventory();
+    return { available: ollama.available, ...(ollama.error ? { error: ollama.error } : {}), capacity: { ollama } };
   }
 
   start(spec: OllamaSpec, ctx: ExecutorContext): TaskHandle {

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { encode } from '../../shared/codec.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { topicMatches, type MessageRouter, type MqttClient } from '../../shared/mqtt.js';
+import type { MessageRouter, MqttClient } from '../../shared/mqtt.js';
 import { FileInSchema, decodeFrame, encodeFrame, type FileIn, type FileOut } from '../../shared/schemas/files.js';
 import type { Topics } from '../../shared/topics.js';
 import { sha256File } from '../../shared/transfer/hash.js';
@@ -109,15 +109,15 @@ export class FileService implements AgentService {
     this.client = client;
     const { t, node } = this.opts;
     router.route(t.filesIn(node, '+'), FileInSchema, (msg, topic) => {
-      const from = topic.split('/').at(-1)!;
-      this.queue = this.queue
-        .then(() => this.onControl(msg, from))
-        .catch((err) => this.log.error({ err: errorMessage(err) }, 'file control failed'));
+      const parsed = t.parse(topic);
+      if (parsed?.kind !== 'filesIn') return;
+      const from = parsed.client;
+      this.queue = this.queue.then(() => this.onControl(msg, from)).catch((err) => this.log.error({ err }, 'file control failed'));
     });
-    const dataFilter = t.filesInData(node, '+');
     client.on('message', (topic, payload) => {
-      if (topicMatches(dataFilter, topic))
-        void this.onChunk(payload, topic.split('/').at(-2)!).catch((err) => this.log.warn({ err: errorMessage(err) }, 'chunk failed'));
+      const parsed = t.parse(topic);
+      if (parsed?.kind === 'filesInData' && parsed.node === node)
+        void this.onChunk(payload, parsed.client).catch((err) => this.log.warn({ err }, 'chunk failed'));
     });
     client.on('connect', () => {
       for (const s of this.sessions.values()) if (s.kind === 'get') s.pump.kick();
@@ -141,7 +141,7 @@ export class FileService implements AgentService {
 
   private reply(client: string, body: OutBody, qos: 0 | 1 = 1): Promise<unknown> {
     return this.client!.publishAsync(this.opts.t.filesOut(this.opts.node, client), encode({ v: 1, ...body }), { qos }).catch((err) =>
-      this.log.warn({ err: errorMessage(err) }, 'file reply failed'),
+      this.log.warn({ err }, 'file reply failed'),
     );
   }
 
@@ -164,7 +164,7 @@ export class FileService implements AgentService {
   private async onControl(msg: FileIn, from: string): Promise<unknown> {
     const fail = (err: unknown) => {
       const code = codeOf(err);
-      this.log.warn({ xfer: msg.xfer, type: msg.type, client: from, code, err: errorMessage(err) }, 'file request refused');
+      this.log.warn({ xfer: msg.xfer, type: msg.type, client: from, code, err }, 'file request refused');
       return this.reply(from, { type: 'error', xfer: msg.xfer, code, message: errorMessage(err) });
     };
     const existing = this.sessions.get(msg.xfer);

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { CliConfigSchema, loadConfig, type CliConfig } from '../../shared/config.js';
 import { setDefaultTls } from '../../shared/mqtt.js';
-import { CliClient } from '../client.js';
+import { MeshClient as CliClient } from '../../shared/client/index.js';
 import { printError } from '../output.js';
 
 export interface GlobalFlags {

@@ -1,6 +1,6 @@
 /**
  * `cutter cp LOCAL NODE:PATH` and `cutter cp NODE:PATH LOCAL`: file transfer straight between
- * this CLI and the node's agent over MQTT (cli/files.ts), with a progress bar on a terminal.
+ * this CLI and the node's agent over MQTT (cli/files/), with a progress bar on a terminal.
  */
 import type { Command } from 'commander';
 import { statSync } from 'node:fs';
@@ -8,7 +8,10 @@ import { basename, join } from 'node:path';
 import { CutterError } from '../../shared/errors.js';
 import { ID_RE } from '../../shared/topics.js';
 import { formatBytes, formatDuration } from '../../shared/units.js';
-import { FileLink, getFile, putFile, type TransferResult } from '../files.js';
+import { getFile } from '../files/get.js';
+import { FileLink } from '../files/link.js';
+import { putFile } from '../files/put.js';
+import type { TransferResult } from '../files/transfer.js';
 import { printJson } from '../output.js';
 import { ProgressBar } from '../progress.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';

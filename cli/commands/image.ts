@@ -1,7 +1,7 @@
 /**
  * `cutter image push IMAGE --node N`: copies a Docker image to a node that cannot reach a
  * registry. The image is `docker save`d from the local engine (or read from a tarball with
- * `--input`), sent over the file transfer protocol (cli/files.ts: windowed chunks, SHA-256,
+ * `--input`), sent over the file transfer protocol (cli/files/: windowed chunks, SHA-256,
  * resume) as an `image.put`, and the node's agent `docker load`s it. Skipped when the node's
  * engine already has the same image id (asked with `image.inspect`), unless `--force`.
  */
@@ -14,7 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import { IdSchema } from '../../shared/topics.js';
 import { formatBytes, formatDuration } from '../../shared/units.js';
-import { FileLink, putFile } from '../files.js';
+import { FileLink } from '../files/link.js';
+import { putFile } from '../files/put.js';
 import { imagesInTar } from '../image-tar.js';
 import { printJson } from '../output.js';
 import { ProgressBar } from '../progress.js';

@@ -10,7 +10,7 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { AuditLog } from '../../shared/audit.js';
 import { defaultDataDir } from '../../shared/config.js';
 import { errorMessage } from '../../shared/errors.js';
-import { CliClient } from '../client.js';
+import { MeshClient } from '../../shared/client/index.js';
 import { createMcpServer } from '../mcp/server.js';
 import { cliConfig, withClientOptions, type GlobalFlags } from './common.js';
 
@@ -26,7 +26,7 @@ export function registerMcp(program: Command): void {
       try {
         const cfg = cliConfig(flags);
         // The broker may be slow to answer a fresh assistant: give requests room.
-        const client = await CliClient.connect({ ...cfg, timeoutMs: Math.max(cfg.timeoutMs, 15_000) });
+        const client = await MeshClient.connect({ ...cfg, timeoutMs: Math.max(cfg.timeoutMs, 15_000) });
         const audit = new AuditLog(flags.auditLog ?? join(defaultDataDir(), 'mcp-audit.jsonl'));
         const server = createMcpServer({ client, who: cfg.username ?? client.clientId, audit, allowExec: Boolean(flags.allowExec) });
         const transport = new StdioServerTransport();

@@ -7,9 +7,9 @@
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline/promises';
 import { CutterError } from '../../shared/errors.js';
-import { NodeListResultSchema, TaskStateSchema, type OllamaSpec, type TaskEvent, type TaskState } from '../../shared/schemas/index.js';
+import { type MeshClient, outcomeError, runTask } from '../../shared/client/index.js';
+import { NodeListResultSchema, type OllamaSpec, type TaskEvent, type TaskState } from '../../shared/schemas/index.js';
 import { formatBytes } from '../../shared/units.js';
-import { newTaskId, type CliClient } from '../client.js';
 import { printJson, table } from '../output.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
 
@@ -21,69 +21,39 @@ interface OllamaFlags extends GlobalFlags {
 }
 
 /**
- * Submits one ollama task and calls `onChunk` for each response object as it arrives.
+ * Runs one ollama task (shared/client/run-task.ts, with the ollama defaults of task-options.ts) and
+ * calls `onChunk` for each response object as it arrives; Ctrl-C cancels it.
  * @returns the final task state.
- * @throws CutterError with the node's code (MODEL_NOT_FOUND, OLLAMA_ERROR …) or NO_FIT.
+ * @throws CutterError with the node's code (MODEL_NOT_FOUND, OLLAMA_ERROR …), NO_FIT, CANCELLED,
+ *   NODE_LOST, or NO_CONTROLLER when the connection was gone.
  */
 async function runOllama(
-  client: CliClient,
+  client: MeshClient,
   spec: OllamaSpec,
   node: string | undefined,
   onChunk: (c: Json) => void,
   onEvent?: (e: TaskEvent) => void,
 ): Promise<TaskState> {
-  const taskId = newTaskId();
-  const seen = new Set<string>();
-  let failure: CutterError | undefined;
-  let resolveDone!: (s: TaskState) => void;
-  const done = new Promise<TaskState>((r) => (resolveDone = r));
-  let final: TaskState | undefined;
-  let ended = false;
-  await client.follow(
-    taskId,
-    (e) => {
-      const key = `${e.attempt}:${e.seq}`;
-      if (seen.has(key)) return;
-      seen.add(key);
-      onEvent?.(e);
-      if (e.type === 'chunks') for (const c of e.chunks) onChunk(c);
-      if (e.type === 'failed') failure = new CutterError(e.code as never, e.message);
-      if (e.type === 'result' || e.type === 'failed') {
-        ended = true;
-        if (final) resolveDone(final);
-      }
-    },
-    (s) => {
-      if (s.state !== 'succeeded' && s.state !== 'failed' && s.state !== 'cancelled' && s.state !== 'lost') return;
-      final = s;
-      if (ended || s.state !== 'succeeded') resolveDone(s);
-    },
-  );
-  const onSigint = () => void client.request({ op: 'cancel', taskId, graceMs: 0 }, TaskStateSchema).catch(() => undefined);
+  const run = await runTask(client, { spec, requirements: node ? { node } : {} });
+  const onSigint = () => void run.cancel(0).catch(() => undefined);
   process.once('SIGINT', onSigint);
   try {
-    await client.request(
-      // Not queued: a model no node can take now is said at once, with the reason per node.
-      {
-        op: 'submit',
-        taskId,
-        spec,
-        requirements: { memory: 0, cpus: 0, ...(node ? { node } : {}) },
-        options: { restart: 'never', maxAttempts: 1, queue: false, timeoutMs: null, lostAfterMs: 0, priority: 0 },
-      },
-      TaskStateSchema,
-    );
-    const s = await done;
-    if (failure) throw failure;
-    if (s.state !== 'succeeded') throw new CutterError((s.error?.code ?? 'INTERNAL') as never, s.error?.message ?? `task ${s.state}`);
-    return s;
+    for await (const u of run.events) {
+      if (u.type !== 'event') continue;
+      onEvent?.(u.event);
+      if (u.event.type === 'chunks') for (const c of u.event.chunks) onChunk(c);
+    }
+    const outcome = await run.result;
+    const err = outcomeError(outcome);
+    if (err) throw err;
+    return outcome.state!;
   } finally {
     process.off('SIGINT', onSigint);
   }
 }
 
 /** Streams one answer to stdout (text, or Ollama's NDJSON objects with --json). @returns the whole text. */
-async function answer(client: CliClient, spec: OllamaSpec, flags: OllamaFlags): Promise<string> {
+async function answer(client: MeshClient, spec: OllamaSpec, flags: OllamaFlags): Promise<string> {
   let text = '';
   let progress = '';
   await runOllama(
@@ -117,7 +87,7 @@ async function readStdin(): Promise<string> {
 }
 
 /** `ollama run` without a prompt on a terminal: a chat that keeps its history until /bye or Ctrl-D. */
-async function interactive(client: CliClient, model: string, flags: OllamaFlags): Promise<void> {
+async function interactive(client: MeshClient, model: string, flags: OllamaFlags): Promise<void> {
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
   const messages: { role: string; content: string }[] = [];
   try {

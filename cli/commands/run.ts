@@ -9,24 +9,23 @@
  * Ctrl-C cancels the task (a second Ctrl-C leaves it running and exits).
  */
 import type { Command } from 'commander';
+import { newTaskId, type RunRequest, runTask, type TaskRun, taskOptionsFor } from '../../shared/client/index.js';
 import { DurationSchema } from '../../shared/config.js';
 import { CutterError } from '../../shared/errors.js';
 import {
   RestartPolicySchema,
+  type Requirements,
   SubmitResultSchema,
   TaskOptionsSchema,
-  type Requirements,
-  type TaskOptions,
   type TaskSpec,
   type TaskState,
 } from '../../shared/schemas/index.js';
 import { parseBytes } from '../../shared/units.js';
-import { newTaskId } from '../client.js';
 import { parseDockerRun, parsePublish } from '../docker-args.js';
 import { watchForwards } from '../forwards.js';
 import { printJson } from '../output.js';
-import { withClient, withClientOptions, type GlobalFlags } from './common.js';
-import { TaskFollower } from './follow.js';
+import { type GlobalFlags, withClient, withClientOptions } from './common.js';
+import { printTask, unfinished } from './follow.js';
 
 /** Exit code when cutter itself could not run the task (docker uses 125 the same way). */
 export const EXIT_NOT_RUN = 125;
@@ -56,8 +55,11 @@ function buildSpec(executor: string, args: string[]): { spec: TaskSpec; detach: 
   throw new CutterError('INVALID_ARGUMENT', `unknown executor "${executor}": use "docker run …" or "exec -- CMD"`);
 }
 
-/** Turns the scheduling flags into TaskOptions. @throws CutterError INVALID_ARGUMENT naming the flag. */
-function buildOptions(flags: RunFlags): TaskOptions {
+/**
+ * Turns the scheduling flags into the task options they set (the rest keep the defaults of
+ * shared/client/task-options.ts). @throws CutterError INVALID_ARGUMENT naming the flag.
+ */
+function buildOptions(flags: RunFlags): NonNullable<RunRequest['options']> {
   const duration = (flag: string, v: string | undefined) => {
     if (v === undefined) return null;
     const r = DurationSchema.safeParse(v);
@@ -79,7 +81,15 @@ function buildOptions(flags: RunFlags): TaskOptions {
       String(issue.path[0]);
     throw new CutterError('INVALID_ARGUMENT', `${flag}: ${issue.message}`);
   }
-  return parsed.data;
+  const o = parsed.data;
+  return {
+    queue: flags.queue,
+    ...(flags.timeout !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+    ...(flags.lostAfter !== undefined ? { lostAfterMs: o.lostAfterMs } : {}),
+    ...(flags.restart !== undefined ? { restart: o.restart } : {}),
+    ...(flags.maxAttempts !== undefined ? { maxAttempts: o.maxAttempts } : {}),
+    ...(flags.priority !== undefined ? { priority: o.priority } : {}),
+  };
 }
 
 function exitCodeOf(s: TaskState): number {
@@ -135,15 +145,24 @@ export function registerRun(program: Command): void {
         const taskId = newTaskId();
 
         if (detach) {
-          const state = await client.request({ op: 'submit', taskId, spec, requirements, options }, SubmitResultSchema);
+          const { options: submitted } = taskOptionsFor(spec, options);
+          const state = await client.request({ op: 'submit', taskId, spec, requirements, options: submitted }, SubmitResultSchema);
           if (flags.json) printJson(state);
           else process.stdout.write(`${state.taskId}\n`);
           return 0;
         }
 
-        // Follow before submitting, so no event is missed.
-        const follower = new TaskFollower(client, taskId, { json: Boolean(flags.json), history: false, narrate: true });
-        await follower.start();
+        let run: TaskRun | undefined;
+        const cancel = () =>
+          void (run ? run.cancel() : client.request({ op: 'cancel', taskId }, SubmitResultSchema)).catch(() => undefined);
+        let interrupts = 0;
+        process.on('SIGINT', () => {
+          if (++interrupts > 1) process.exit(130);
+          process.stderr.write(`\ncutter: cancelling task ${taskId} (Ctrl-C again to leave it running)\n`);
+          cancel();
+        });
+        // Subscribes before submitting, so no event is missed (shared/client/run-task.ts).
+        run = await runTask(client, { taskId, spec, requirements, options });
         // Forwards (-p): say where the port is reachable, or why not (and then cancel the task).
         let refused: string | undefined;
         if (spec.kind === 'docker' && spec.ports?.length) {
@@ -153,18 +172,17 @@ export function registerRun(program: Command): void {
                 process.stderr.write(`cutter: forwarding server port ${x.server} → ${x.target} (container port ${x.container})\n`);
             if (s.state === 'refused' && !refused) {
               refused = s.reason ?? 'refused';
-              void client.request({ op: 'cancel', taskId }, SubmitResultSchema).catch(() => undefined);
+              cancel();
             }
           });
         }
-        let interrupts = 0;
-        process.on('SIGINT', () => {
-          if (++interrupts > 1) process.exit(130);
-          process.stderr.write(`\ncutter: cancelling task ${taskId} (Ctrl-C again to leave it running)\n`);
-          void client.request({ op: 'cancel', taskId }, SubmitResultSchema).catch(() => undefined);
-        });
-        await client.request({ op: 'submit', taskId, spec, requirements, options }, SubmitResultSchema);
-        const f = await follower.done;
+        const outcome = await printTask(run, { json: Boolean(flags.json), narrate: true });
+        const why = unfinished(outcome);
+        if (why || !outcome.state) {
+          process.stderr.write(`cutter: ${why}\n`);
+          return EXIT_NOT_RUN;
+        }
+        const f = outcome.state;
         if (refused) {
           if (flags.json) printJson({ ...f, error: { code: 'PORT_FORWARD_REFUSED', message: refused } });
           else process.stderr.write(`cutter: port forward refused, task ${taskId} cancelled: ${refused}\n`);

@@ -12,19 +12,20 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { AuditLog } from '../../shared/audit.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
+import { type MeshClient, newTaskId, outcomeError, runTask, type TaskOutcome, taskOptionsFor } from '../../shared/client/index.js';
+import { formatRejection } from '../../shared/reasons.js';
+import type { Rejection } from '../../shared/schemas/index.js';
 import {
   NodeListResultSchema,
+  type Requirements,
   SubmitResultSchema,
-  TaskOptionsSchema,
   TaskStateSchema,
-  isTerminal,
   type TaskSpec,
   type TaskState,
 } from '../../shared/schemas/index.js';
 import { formatBytes, parseBytes } from '../../shared/units.js';
 import { VERSION } from '../../shared/version.js';
-import { newTaskId, type CliClient } from '../client.js';
-import { allEvents, outputOf } from '../pipeline-runner.js';
+import { outputOf } from '../pipeline-runner.js';
 
 /** Most output returned in one tool result, characters (the rest is cut, with a note). */
 const MAX_OUTPUT = 64 * 1024;
@@ -39,7 +40,7 @@ const clipOut = (s: string) =>
   s.length > MAX_OUTPUT ? `${s.slice(0, MAX_OUTPUT)}\n… (${s.length - MAX_OUTPUT} more characters: use task_logs)` : s;
 
 export interface McpOptions {
-  client: CliClient;
+  client: MeshClient;
   /** Who the calls run as (the token's username), for the audit log. */
   who: string;
   audit: AuditLog;
@@ -47,24 +48,17 @@ export interface McpOptions {
   allowExec: boolean;
 }
 
-/** Waits for a task's terminal state, at most `ms`. @returns the last state seen. */
-async function waitFor(client: CliClient, taskId: string, ms: number, before: () => Promise<void>): Promise<TaskState | null> {
-  let last: TaskState | null = null;
-  let done!: () => void;
-  const ended = new Promise<void>((r) => (done = r));
-  await client.follow(
-    taskId,
-    () => undefined,
-    (s) => {
-      last = s;
-      if (isTerminal(s.state)) done();
-    },
-  );
-  await before();
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([ended, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
-  return last;
+/**
+ * Submits a task and waits for its end, at most `ms` (shared/client/run-task.ts; the task options
+ * are the defaults of its kind, shared/client/task-options.ts, plus `queue` when given).
+ * @returns the outcome: `end` is `terminal`, or `timeout` with the last state seen.
+ * @throws CutterError from the submit (NO_FIT …), or NO_CONTROLLER when the connection was gone.
+ */
+async function submitAndWait(client: MeshClient, spec: TaskSpec, requirements: Partial<Requirements>, ms: number): Promise<TaskOutcome> {
+  const run = await runTask(client, { spec, requirements }, { followTimeoutMs: ms, buffer: false });
+  const o = await run.result;
+  if (o.end === 'disconnected' || o.end === 'stopped') throw outcomeError(o);
+  return o;
 }
 
 function describe(s: TaskState): string {
@@ -87,7 +81,7 @@ export function createMcpServer(opts: McpOptions): McpServer {
         const code = err instanceof CutterError ? err.code : 'INTERNAL';
         const rejections =
           err instanceof CutterError && Array.isArray(err.details)
-            ? `\n${(err.details as { node: string; reason: string }[]).map((r) => `  ${r.node}: ${r.reason}`).join('\n')}`
+            ? `\n${(err.details as Rejection[]).map((r) => `  ${r.node}: ${formatRejection(r)}`).join('\n')}`
             : '';
         result = { content: [{ type: 'text', text: `${code}: ${errorMessage(err)}${rejections}` }], isError: true };
       }
@@ -179,30 +173,19 @@ export function createMcpServer(opts: McpOptions): McpServer {
             ...(memory !== undefined ? { memoryLimit: memory } : {}),
           };
         }
-        const taskId = newTaskId();
-        const submit = async () => {
-          await client.request(
-            {
-              op: 'submit',
-              taskId,
-              spec,
-              requirements: { ...(a.node ? { node: a.node } : {}), memory: memory ?? 0, cpus: 0 },
-              options: TaskOptionsSchema.parse({}),
-            },
-            SubmitResultSchema,
-          );
-        };
+        const requirements = { ...(a.node ? { node: a.node } : {}), memory: memory ?? 0, cpus: 0 };
         if (a.waitSeconds === 0) {
-          await submit();
-          return text(`submitted task ${taskId}; follow it with task_logs`, { taskId });
+          const { options } = taskOptionsFor(spec);
+          const s = await client.request({ op: 'submit', taskId: newTaskId(), spec, requirements, options }, SubmitResultSchema);
+          return text(`submitted task ${s.taskId}; follow it with task_logs`, { taskId: s.taskId });
         }
-        const s = await waitFor(client, taskId, a.waitSeconds * 1000, submit);
-        if (!s || !isTerminal(s.state))
+        const { taskId, end, state: s } = await submitAndWait(client, spec, requirements, a.waitSeconds * 1000);
+        if (end !== 'terminal' || !s)
           return text(`task ${taskId} is still ${s?.state ?? 'queued'} after ${a.waitSeconds} s; follow it with task_logs`, {
             taskId,
             state: s?.state ?? 'queued',
           });
-        const output = outputOf(await allEvents(client, taskId), s.attempt);
+        const output = outputOf(await client.keptEvents(taskId), s.attempt);
         return {
           ...text(`${describe(s)}\n--- output ---\n${clipOut(output)}`, {
             taskId,
@@ -229,7 +212,7 @@ export function createMcpServer(opts: McpOptions): McpServer {
       (a) => a.taskId,
       async (a) => {
         const s = await client.request({ op: 'task.get', taskId: a.taskId }, TaskStateSchema);
-        const events = await allEvents(client, a.taskId);
+        const events = await client.keptEvents(a.taskId);
         const out = events
           .filter((e) => e.attempt === s.attempt && e.type === 'log')
           .map((e) => (e.type === 'log' ? (e.stream === 'stderr' ? `[stderr] ${e.data}` : e.data) : ''))
@@ -282,7 +265,6 @@ export function createMcpServer(opts: McpOptions): McpServer {
       'ask_model',
       (a) => `${a.model} (${a.prompt.length} characters)${a.node ? ` on ${a.node}` : ''}`,
       async (a) => {
-        const taskId = newTaskId();
         const spec: TaskSpec = {
           kind: 'ollama',
           op: 'generate',
@@ -290,24 +272,11 @@ export function createMcpServer(opts: McpOptions): McpServer {
           request: { prompt: a.prompt, ...(a.system ? { system: a.system } : {}) },
           pull: false,
         };
-        const submit = async () => {
-          // No queue: when no node serves the model, the assistant hears why at once.
-          await client.request(
-            {
-              op: 'submit',
-              taskId,
-              spec,
-              requirements: { ...(a.node ? { node: a.node } : {}), memory: 0, cpus: 0 },
-              options: TaskOptionsSchema.parse({ queue: false }),
-            },
-            SubmitResultSchema,
-          );
-        };
-        const s = await waitFor(client, taskId, a.waitSeconds * 1000, submit);
-        if (!s || !isTerminal(s.state))
-          return text(`task ${taskId} is still ${s?.state ?? 'queued'}; follow it with task_logs`, { taskId });
+        // The ollama defaults: when no node serves the model, the assistant hears why at once (NO_FIT).
+        const { taskId, end, state: s } = await submitAndWait(client, spec, a.node ? { node: a.node } : {}, a.waitSeconds * 1000);
+        if (end !== 'terminal' || !s) return text(`task ${taskId} is still ${s?.state ?? 'queued'}; follow it with task_logs`, { taskId });
         if (s.state !== 'succeeded') return { ...text(describe(s)), isError: true };
-        const answer = outputOf(await allEvents(client, taskId), s.attempt);
+        const answer = outputOf(await client.keptEvents(taskId), s.attempt);
         return text(clipOut(answer), { taskId, node: s.node, model: a.model, answer: clipOut(answer) });
       },
     ),

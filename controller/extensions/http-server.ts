@@ -9,15 +9,16 @@
  * | `/metrics` | Prometheus metrics (controller/extensions/metrics.ts) |
  * | `/healthz` | `ok` while the server runs (Docker healthchecks) |
  *
- * Read-only and without login: it shows task output, so it listens on loopback unless told
- * otherwise. Only GET and HEAD are answered.
+ * Read-only. It shows task output, so it listens on loopback unless told otherwise; bound beyond
+ * loopback, every path but `/healthz` needs a cutter token (http-auth.ts) unless `--insecure`.
+ * Only GET and HEAD are answered.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Dashboard } from './dashboard/dashboard.js';
 import { DASHBOARD_HTML } from './dashboard/page.js';
 import type { Extension } from './extension.js';
+import { HttpAuth, type VerifyToken } from './http-auth.js';
 import type { MetricsExtension } from './metrics.js';
 
 export interface HttpOptions {
@@ -27,10 +28,15 @@ export interface HttpOptions {
   log: Logger;
   metrics: MetricsExtension;
   dashboard: Dashboard;
+  /** Token check for binds beyond loopback (http-auth.ts); absent = no token store. */
+  verifyToken?: VerifyToken;
+  /** `--insecure`: no token needed beyond loopback. */
+  insecure?: boolean;
 }
 
 export class HttpServer implements Extension {
   readonly name = 'http';
+  readonly requires = ['metrics', 'dashboard'];
   private server?: Server;
   /** The port bound, once started. */
   port = 0;
@@ -40,9 +46,18 @@ export class HttpServer implements Extension {
   /** @throws Error naming the address when the port cannot be bound (e.g. EADDRINUSE). */
   async start(): Promise<void> {
     const log = this.opts.log.child({ component: 'http' });
+    const auth = new HttpAuth({
+      host: this.opts.host,
+      insecure: this.opts.insecure ?? false,
+      verify: this.opts.verifyToken,
+      log,
+      surface: 'dashboard and /metrics',
+    });
     const server = createServer((req, res) => {
+      // /healthz stays open (Docker healthchecks); everything else needs a token beyond loopback.
+      if (new URL(req.url ?? '/', 'http://x').pathname !== '/healthz' && !auth.allow(req, res)) return;
       this.route(req, res).catch((err: unknown) => {
-        log.warn({ url: req.url, err: errorMessage(err) }, 'http request failed');
+        log.warn({ url: req.url, err }, 'http request failed');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end('internal error\n');
       });

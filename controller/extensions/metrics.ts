@@ -28,7 +28,8 @@
  * plus prom-client's default process metrics (`cutter_process_*`, `cutter_nodejs_*`).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { rejectionKind } from '../events.js';
+import { warnCounts } from '../../shared/warn-limiter.js';
+import { rejectionLabel } from '../../shared/reasons.js';
 import { isTerminal, type TaskState } from '../../shared/schemas/index.js';
 import type { Extension, ExtensionContext } from './extension.js';
 
@@ -104,6 +105,16 @@ export class MetricsExtension implements Extension {
       (v) => v.status.capacity?.ollama?.loaded.length,
     );
     perNode('cutter_node_heartbeat_age_seconds', 'Seconds since the controller last heard from the node', (v) => v.lastSeenAgoMs / 1000);
+    new Counter({
+      name: 'cutter_input_rejected_total',
+      help: 'Network input this process dropped or refused, by kind (shared/warn-limiter.ts; logged at most once per 10 s per kind)',
+      labelNames: ['kind'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [kind, n] of warnCounts) if (kind !== 'controller-backlog') this.inc({ kind }, n);
+      },
+    });
     new Gauge({
       name: 'cutter_node_gpu_memory_free_bytes',
       help: 'Free memory of each GPU that reports it, bytes',
@@ -173,7 +184,7 @@ export class MetricsExtension implements Extension {
     this.off.push(
       controller.events.on('placed', (p) => placements.inc({ kind: p.kind })),
       controller.events.on('rejected', (p) => {
-        for (const rej of p.rejections) rejections.inc({ reason: rejectionKind(rej.reason) });
+        for (const rej of p.rejections) rejections.inc({ reason: rejectionLabel(rej.code) });
       }),
       controller.events.on('task', (s) => this.onTask(s, wait, run)),
     );

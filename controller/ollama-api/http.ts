@@ -3,7 +3,9 @@
  * the error shapes Ollama uses (`{"error": "…"}` with 400/404/500; `docs/api/errors.mdx`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tryEncode } from '../../shared/codec.js';
 import { CutterError } from '../../shared/errors.js';
+import { LIMITS, scanJson } from '../../shared/limits.js';
 
 /** Largest request body accepted, bytes (images travel base64 inside chat requests). */
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -21,7 +23,8 @@ export class HttpError extends Error {
 /**
  * Reads and parses a JSON object body (a body over MAX_BODY_BYTES is read to its end and dropped,
  * so the keep-alive connection stays usable; one over four times that is cut).
- * @throws HttpError 400 (not JSON, not an object) or 413 (over MAX_BODY_BYTES).
+ * @throws HttpError 400 (not JSON, not an object, over a limit of `LIMITS.ollamaHttp`: depth,
+ *   array, keys, string) or 413 (over MAX_BODY_BYTES).
  */
 export function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   // Read by events, not `for await`: leaving a for-await loop early destroys the request, and the
@@ -39,9 +42,13 @@ export function readJson(req: IncomingMessage): Promise<Record<string, unknown>>
     req.once('end', () => {
       if (size > MAX_BODY_BYTES) return reject(new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`));
       if (size === 0) return resolve({});
+      const body = Buffer.concat(parts);
+      // Limits first (shared/limits.ts): a 1,000,000-deep body would block JSON.parse for 0.6 s.
+      const scan = scanJson(body, LIMITS.ollamaHttp);
+      if (!scan.ok) return reject(new HttpError(400, `request body: ${scan.error}`));
       let value: unknown;
       try {
-        value = JSON.parse(Buffer.concat(parts).toString('utf8'));
+        value = JSON.parse(body.toString('utf8'));
       } catch (err) {
         return reject(new HttpError(400, (err as Error).message));
       }
@@ -52,8 +59,13 @@ export function readJson(req: IncomingMessage): Promise<Record<string, unknown>>
   });
 }
 
+/** Answers with a JSON body. A body that cannot be serialised (too deep) becomes a 500 `{"error"}`. */
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
+  let text = tryEncode(body);
+  if (text === undefined) {
+    status = 500;
+    text = JSON.stringify({ error: 'the answer could not be serialised (nested too deep)' });
+  }
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

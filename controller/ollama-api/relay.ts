@@ -43,7 +43,8 @@ export async function relay(
             return;
           }
           let text = '';
-          for (const c of chunks) text += opts.line(c);
+          // A chunk that cannot be serialised (nested too deep: RangeError) is skipped, not fatal.
+          for (const c of chunks) text += lineOf(opts, c) ?? '';
           out.write(text);
         },
       },
@@ -56,4 +57,13 @@ export async function relay(
     return null;
   }
   return kept;
+}
+
+/** The wire text of one chunk, or undefined when it cannot be serialised. */
+function lineOf(opts: RelayOptions, chunk: Json): string | undefined {
+  try {
+    return opts.line(chunk);
+  } catch {
+    return undefined;
+  }
 }

@@ -4,8 +4,9 @@
  * generation, chat, embedding, pull and show runs as an ollama task (visible in `cutter tasks`);
  * when the HTTP client disconnects, the task is cancelled on its node.
  *
- * Like Ollama, the API has no authentication of its own: bind it to a private address
- * (`--ollama-host`) or put it behind a proxy that checks callers.
+ * On loopback (the default) it is open, like Ollama. Bound beyond loopback it needs a cutter token
+ * as `Authorization: Bearer ROLE:NAME:PASSWORD` (the API key Ollama and OpenAI clients send),
+ * unless the server runs with `--insecure` (controller/extensions/http-auth.ts).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +14,7 @@ import type { Duplex } from 'node:stream';
 import type { CliConfig } from '../../shared/config.js';
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
+import { HttpAuth, type VerifyToken } from '../extensions/http-auth.js';
 import { sendJson, statusOf } from './http.js';
 import { MeshGateway } from './mesh.js';
 import { handleNative } from './native.js';
@@ -27,6 +29,10 @@ export interface OllamaApiOptions {
   /** Dial the embedded broker in process instead of `mqtt.broker`. */
   streamBuilder?: () => Duplex;
   log: Logger;
+  /** Token check for binds beyond loopback (controller/extensions/http-auth.ts); absent = no token store. */
+  verifyToken?: VerifyToken;
+  /** `--insecure`: no token needed beyond loopback. */
+  insecure?: boolean;
 }
 
 export class OllamaApi {
@@ -55,7 +61,15 @@ export class OllamaApi {
   async start(): Promise<void> {
     this.mesh = await MeshGateway.connect(this.opts.mqtt, this.log, this.opts.streamBuilder);
     const mesh = this.mesh;
+    const auth = new HttpAuth({
+      host: this.opts.host,
+      insecure: this.opts.insecure ?? false,
+      verify: this.opts.verifyToken,
+      log: this.log,
+      surface: 'Ollama API',
+    });
     this.server = createServer({ noDelay: true }, (req, res) => {
+      if (!auth.allow(req, res)) return;
       const abort = new AbortController();
       // The client went away before the answer was complete: cancel the task on its node.
       res.on('close', () => {

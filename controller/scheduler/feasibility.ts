@@ -1,8 +1,8 @@
 /**
  * Feasibility checks, after Nomad's `scheduler/feasible.go`: each check either passes or rejects
- * the node with a reason a person can act on. Pure functions of a NodeSnapshot.
+ * the node with a reason as data (shared/reasons.ts puts it into words). Pure functions of a NodeSnapshot.
  */
-import { formatBytes, formatDuration } from '../../shared/units.js';
+import type { Rejection } from '../../shared/schemas/index.js';
 import { STALE_AFTER_HEARTBEATS, type NodeSnapshot, type PlacementRequest } from './snapshot.js';
 
 /** Bytes committed to the tasks the node's heartbeat lists as running. */
@@ -21,36 +21,50 @@ export function freeMemory(n: NodeSnapshot): number {
   return Math.max(0, Math.min(byOffer, byLive));
 }
 
-/** Returns null when the node can take the task now, else why not. */
-export function rejectReason(n: NodeSnapshot, req: PlacementRequest, now: number): string | null {
+/**
+ * Tasks running or placed on the node: what its heartbeat lists plus what the controller placed
+ * there since that the heartbeat does not list (reservations, and attempts not yet ended by the
+ * controller's own records, whichever is more).
+ */
+export function tasksHeld(n: NodeSnapshot): number {
+  return n.status.running.length + Math.max(n.reservedTasks, n.unlisted ?? 0);
+}
+
+/** A rejection without its node (place() adds it). */
+export type NodeRejection = Omit<Rejection, 'node'>;
+
+/** Returns null when the node can take the task now, else why not (a code and its numbers, see shared/schemas/rejection.ts). */
+export function rejectReason(n: NodeSnapshot, req: PlacementRequest, now: number): NodeRejection | null {
   const s = n.status;
-  if (s.state === 'offline') return `offline${s.reason ? ` (${s.reason})` : ''}`;
-  if (s.state === 'draining') return 'draining: takes no new tasks';
-  if (n.drained) return 'drained (cutter nodes resume to undo)';
+  if (s.state === 'offline') return { code: 'offline', ...(s.reason ? { detail: s.reason } : {}) };
+  if (s.state === 'draining') return { code: 'draining' };
+  if (n.drained) return { code: 'drained' };
   const silentFor = now - n.lastSeenMs;
-  if (silentFor > s.heartbeatMs * STALE_AFTER_HEARTBEATS) return `stale: no heartbeat for ${formatDuration(silentFor)}`;
-  if (!s.capacity || !s.offer) return 'has not announced its capacity yet';
+  if (silentFor > s.heartbeatMs * STALE_AFTER_HEARTBEATS) return { code: 'stale-heartbeat', silentMs: Math.round(silentFor) };
+  if (!s.capacity || !s.offer) return { code: 'unannounced' };
 
   if (!s.offer.executors.includes(req.kind)) {
-    if (req.kind === 'docker') return `no Docker engine${s.capacity.docker.error ? ` (${s.capacity.docker.error})` : ''}`;
-    if (req.kind === 'ollama') return `no Ollama server${s.capacity.ollama?.error ? ` (${s.capacity.ollama.error})` : ''}`;
-    return 'does not run exec tasks (start its agent with --allow-exec)';
+    if (req.kind === 'docker') return { code: 'no-docker', ...(s.capacity.docker.error ? { detail: s.capacity.docker.error } : {}) };
+    if (req.kind === 'ollama') return { code: 'no-ollama', ...(s.capacity.ollama?.error ? { detail: s.capacity.ollama.error } : {}) };
+    return { code: 'no-exec' };
   }
-  const busy = s.running.length + n.reservedTasks;
-  if (busy >= s.offer.maxTasks) return `busy: ${busy} of at most ${s.offer.maxTasks} tasks running`;
+  const busy = tasksHeld(n);
+  if (busy >= s.offer.maxTasks) return { code: 'max-tasks', running: busy, max: s.offer.maxTasks };
 
   const cpus = req.requirements.cpus;
-  if (cpus > s.capacity.cpu.cores) return `needs ${cpus} CPUs, has ${s.capacity.cpu.cores}`;
+  if (cpus > s.capacity.cpu.cores) return { code: 'cpus', needed: cpus, free: s.capacity.cpu.cores };
 
   const need = req.requirements.memory;
   const free = freeMemory(n);
   if (need > free) {
-    const offered = s.offer.maxMemory ?? s.capacity.memory.total;
-    const held = committedMemory(n) + n.reservedMemory;
-    return (
-      `needs ${formatBytes(need)} memory, has ${formatBytes(free)} free ` +
-      `(offers ${formatBytes(offered)}, ${formatBytes(s.capacity.memory.available)} available, ${formatBytes(held)} held by tasks)`
-    );
+    return {
+      code: 'memory',
+      needed: need,
+      free,
+      offered: s.offer.maxMemory ?? s.capacity.memory.total,
+      available: s.capacity.memory.available,
+      held: committedMemory(n) + n.reservedMemory,
+    };
   }
   return null;
 }

@@ -2,18 +2,20 @@
  * `place(request, snapshot)`: the scheduler. A pure function — same snapshot, same answer — with
  * Nomad's shape (feasibility checkers, then a ranker):
  *   1. an explicit node (`--node`) is the only candidate;
- *   2. every candidate is checked (feasibility.ts); rejected ones keep their reason;
+ *   2. every candidate is checked (feasibility.ts); rejected ones keep their reason, as data (a Rejection);
  *   3. the feasible ones are ranked by the headroom they would have left: most for `spread`
  *      (default), least for `binpack`; ties go to the lexically first node id.
  * Ollama tasks (ollama.ts) first pass the placement file's rule for their model (unless a node is
- * named), then rank by where the model stands (loaded > on disk > must pull), then by fewest
- * requests in flight, then by headroom as above.
+ * named), then rank by where the model stands (loaded > on disk > loading > must pull), then by fewest
+ * requests in flight (the heartbeat's or the controller's own count, whichever is more), then by headroom as above.
  */
+import { describeRule, formatRejections } from '../../shared/reasons.js';
+import type { Rejection } from '../../shared/schemas/index.js';
 import { compareIds } from '../../shared/topics.js';
 import { formatBytes } from '../../shared/units.js';
 import { freeMemory, rejectReason } from './feasibility.js';
-import { describeRule, inFlight, modelSize, modelTier, ruleFor, TIER_NAMES, type ModelTier } from './ollama.js';
-import type { ClusterSnapshot, Placement, PlacementRequest, Rejection } from './snapshot.js';
+import { inFlight, modelSize, modelTier, ruleData, ruleFor, TIER_NAMES, type ModelTier } from './ollama.js';
+import type { ClusterSnapshot, Placement, PlacementRequest } from './snapshot.js';
 
 export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placement {
   const wanted = req.requirements.node;
@@ -22,7 +24,7 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
     const known = snapshot.nodes.map((n) => n.node).sort(compareIds);
     return {
       ok: false,
-      rejections: [{ node: wanted, reason: 'unknown node' }],
+      rejections: [{ node: wanted, code: 'unknown-node' }],
       message: `node "${wanted}" is not known to the controller${known.length ? ` (known: ${known.join(', ')})` : ' (no nodes have joined)'}`,
     };
   }
@@ -37,19 +39,19 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
     const allowed = new Set(rule.rule.nodes);
     for (const n of candidates)
       if (!allowed.has(n.node))
-        rejections.push({ node: n.node, reason: `${describeRule(rule.rule, rule.index)} sends ${req.ollama!.model} elsewhere` });
+        rejections.push({ node: n.node, code: 'placement-rule', model: req.ollama!.model, rule: ruleData(rule.rule, rule.index) });
     candidates = candidates.filter((n) => allowed.has(n.node));
   }
   const feasible: { node: string; freeAfter: number; tier: ModelTier; inFlight: number }[] = [];
   for (const n of candidates) {
-    let reason = rejectReason(n, req, snapshot.now);
+    let why = rejectReason(n, req, snapshot.now);
     let tier: ModelTier = 0;
-    if (!reason && req.ollama) {
+    if (!why && req.ollama) {
       const t = modelTier(n, req.ollama, size);
-      if ('reason' in t) reason = t.reason;
+      if ('rejection' in t) why = t.rejection;
       else tier = t.tier;
     }
-    if (reason) rejections.push({ node: n.node, reason });
+    if (why) rejections.push({ node: n.node, ...why });
     else feasible.push({ node: n.node, freeAfter: freeMemory(n) - req.requirements.memory, tier, inFlight: req.ollama ? inFlight(n) : 0 });
   }
   rejections.sort((a, b) => compareIds(a.node, b.node));
@@ -70,12 +72,12 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
     : `${snapshot.policy === 'binpack' ? 'least' : 'most'} headroom of ${feasible.length} feasible node${feasible.length > 1 ? 's' : ''}, ${snapshot.policy}`;
   if (req.ollama && req.ollama.op !== 'pull') {
     const same = feasible.filter((f) => f.tier === best.tier).length;
-    how = `model ${TIER_NAMES[best.tier]}${same > 1 ? ` (1 of ${same} such nodes, ${best.inFlight} request${best.inFlight === 1 ? '' : 's'} in flight)` : ''}${rule ? `, ${describeRule(rule.rule, rule.index)}` : ''}; ${how}`;
+    how = `model ${TIER_NAMES[best.tier]}${same > 1 ? ` (1 of ${same} such nodes, ${best.inFlight} request${best.inFlight === 1 ? '' : 's'} in flight)` : ''}${rule ? `, ${describeRule(ruleData(rule.rule, rule.index))}` : ''}; ${how}`;
   }
   return {
     ok: true,
     node: best.node,
     freeAfter: best.freeAfter,
-    reason: `${best.node}: ${formatBytes(best.freeAfter)} left for tasks after placement (${how})${rejections.length ? `; rejected ${rejections.map((r) => `${r.node}: ${r.reason}`).join('; ')}` : ''}`,
+    reason: `${best.node}: ${formatBytes(best.freeAfter)} left for tasks after placement (${how})${rejections.length ? `; rejected ${formatRejections(rejections)}` : ''}`,
   };
 }

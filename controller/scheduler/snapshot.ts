@@ -3,7 +3,7 @@
  * consumed by `place()`; nothing in here talks to the network.
  */
 import type { PlacementRule } from '../../shared/ollama.js';
-import type { NodeStatus, OllamaOp, Requirements, TaskKind } from '../../shared/schemas/index.js';
+import type { NodeStatus, OllamaOp, Rejection, Requirements, TaskKind } from '../../shared/schemas/index.js';
 
 /** One node as the scheduler sees it. */
 export interface NodeSnapshot {
@@ -18,6 +18,24 @@ export interface NodeSnapshot {
   reservedTasks: number;
   /** Drained with `cutter nodes drain`: takes no new tasks. */
   drained?: boolean;
+  /**
+   * Attempts the controller placed here that have not ended (from placement to their end, by its
+   * own task records) and that the node's last heartbeat does not list: they count as running, so
+   * a burst placed between two heartbeats sees them. Includes the reserved ones. Absent: none.
+   */
+  unlisted?: number;
+  /**
+   * Ollama requests in flight here by the controller's own records (placement → end), per
+   * canonical model name (`name:tag`): how many, and how many of them may pull the model first.
+   */
+  models?: Readonly<Record<string, ModelWork>>;
+}
+
+/** Ollama work in flight on one node for one model (counts). */
+export interface ModelWork {
+  count: number;
+  /** Of those, requests that may pull the model (op `pull`, or `pull: true`). */
+  pulling: number;
 }
 
 /** The whole cluster at one instant. */
@@ -39,21 +57,23 @@ export interface PlacementRequest {
   ollama?: { op: OllamaOp; model: string; pull: boolean };
 }
 
-/** A node ruled out, with the reason the user sees (one line per node). */
-export interface Rejection {
-  node: string;
-  reason: string;
-}
-
 /** The scheduler's answer. */
 export type Placement =
   | {
       ok: true;
-      node: string /** one line for the user */;
-      reason: string /** bytes the node has left for tasks after this one */;
+      node: string;
+      /** One line for the user and the audit log: why this node. */
+      reason: string;
+      /** Bytes the node has left for tasks after this one. */
       freeAfter: number;
     }
-  | { ok: false; rejections: Rejection[] /** summary for the user */; message: string };
+  | {
+      ok: false;
+      /** One per node ruled out, sorted by node id (shared/reasons.ts puts them into words). */
+      rejections: Rejection[];
+      /** Summary for the user. */
+      message: string;
+    };
 
 /** A node is stale after this many heartbeat intervals without word from it. */
 export const STALE_AFTER_HEARTBEATS = 2.5;

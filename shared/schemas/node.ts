@@ -131,6 +131,14 @@ export const NodeStatusSchema = z.object({
   running: z.array(RunningTaskSchema).max(10_000).default([]),
   /** Why the node is offline (last will, shutdown). */
   reason: z.string().max(500).optional(),
+  /**
+   * Attempts that ended here whose final event (`result`/`failed`) the controller has not acknowledged
+   * yet (see Ack): they count as present, not lost, until then. Absent from older agents.
+   */
+  finished: z
+    .array(z.object({ taskId: IdSchema, attempt: z.number().int().positive() }))
+    .max(1_000)
+    .optional(),
 });
 
 export type Gpu = z.infer<typeof GpuSchema>;

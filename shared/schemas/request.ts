@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { IdSchema } from '../topics.js';
 import { NodeStatusSchema } from './node.js';
+import { RejectionSchema } from './rejection.js';
 import { RequirementsSchema, TaskEventSchema, TaskOptionsSchema, TaskSpecSchema, TaskStateSchema, TaskStatusSchema } from './task.js';
 
 const RequestBase = { v: z.literal(1), id: z.string().min(1).max(64) };
@@ -69,9 +70,6 @@ export const NodeViewSchema = z.object({
   status: NodeStatusSchema,
 });
 
-/** A per-node reason the scheduler rejected a node, shown to the user one per line. */
-export const RejectionSchema = z.object({ node: IdSchema, reason: z.string().max(1_000) });
-
 export const ReplyErrorSchema = z.object({
   code: z.string().max(64),
   message: z.string().max(8_000),
@@ -118,7 +116,6 @@ export const ControllerStatusSchema = z.object({
 export type Request = z.infer<typeof RequestSchema>;
 export type RequestOp = Request['op'];
 export type NodeView = z.infer<typeof NodeViewSchema>;
-export type Rejection = z.infer<typeof RejectionSchema>;
 export type ReplyError = z.infer<typeof ReplyErrorSchema>;
 export type Reply = z.infer<typeof ReplySchema>;
 export type ControllerStatus = z.infer<typeof ControllerStatusSchema>;

@@ -144,6 +144,25 @@ export const CancelSchema = z.object({
   attempt: z.number().int().positive(),
   /** How long to wait after SIGTERM before SIGKILL, ms. */
   graceMs: z.number().int().nonnegative().max(600_000).default(3_000),
+  /**
+   * Why a node is told to stop work it did not ask to stop (fencing): the controller does not know
+   * the task (`unknown-task`) or no longer wants this attempt there (`stale-attempt`). Absent for a
+   * user's cancel or a timeout. The agent stops that attempt and carries on with the rest.
+   */
+  reason: z.enum(['unknown-task', 'stale-attempt']).optional(),
+});
+
+/**
+ * Acknowledgement of final events (`result`, `failed`) on `nodes/{node}/ack` (controller → agent,
+ * QoS 1), sent only once the controller has committed what the event changed (or found nothing to
+ * change: a duplicate, an unknown task). Until then the agent keeps the event and sends it again.
+ */
+export const AckSchema = z.object({
+  v: z.literal(1),
+  acks: z
+    .array(z.object({ taskId: IdSchema, attempt: z.number().int().positive() }))
+    .min(1)
+    .max(1_000),
 });
 
 const EventBase = {
@@ -251,6 +270,7 @@ export type RestartPolicy = z.infer<typeof RestartPolicySchema>;
 export type TaskOptions = z.infer<typeof TaskOptionsSchema>;
 export type Assignment = z.infer<typeof AssignmentSchema>;
 export type Cancel = z.infer<typeof CancelSchema>;
+export type Ack = z.infer<typeof AckSchema>;
 export type TaskEvent = z.infer<typeof TaskEventSchema>;
 export type TaskEventType = TaskEvent['type'];
 export type TaskStatus = z.infer<typeof TaskStatusSchema>;

@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { splitExecStart } from '../../cli/systemd-unit.js';
 import { CUTTER, Daemon, EMBEDDED_BROKER_ONLY, ISOLATED_ENV, ON_MOSQUITTO, cli, eventually, startServer, tempDir } from '../harness.js';
+import { needs } from '../services.js';
 
-const haveAnalyze = spawnSync('systemd-analyze', ['--version'], { stdio: 'ignore' }).status === 0;
+const analyze = needs('systemdAnalyze');
 
 /** `systemd-analyze verify` in system scope (the user manager needs a login session; the unit syntax is the same). */
 function verify(path: string): { status: number | null; stderr: string } {
@@ -74,14 +75,14 @@ describe('cutter agent install', () => {
     ]);
     expect(unit).toMatch(/cost=50%%/);
     expect(unit).toMatch(/x=\$\$HOME/);
-    if (!haveAnalyze) return; // reported by the next test's skip
+    if (analyze.skip) return; // reported by the next test's skip
     const v = verify(join(dir, 'units', 'cutter-agent.service'));
     expect(v.stderr).toBe('');
     expect(v.status).toBe(0);
   });
 
-  it.skipIf(!haveAnalyze)(
-    'writes a system unit that systemd-analyze verify accepts, and a broken one it does not (skipped without systemd-analyze)',
+  it.skipIf(analyze.skip)(
+    `writes a system unit that systemd-analyze verify accepts, and a broken one it does not${analyze.tag}`,
     async () => {
       const dir = tempDir();
       const token = join(dir, 'gpu.json');

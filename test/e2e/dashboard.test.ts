@@ -4,19 +4,18 @@
  * events, no reload), and the page fits a phone's width. Screenshots are saved under
  * test-artifacts/ (git-ignored) for a person to look at.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, cli, freePort, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
+import { needs, onPath } from '../services.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM) && spawnSync(CHROMIUM, ['--version'], { stdio: 'ignore' }).status === 0;
-if (!haveChromium && process.env.CI) throw new Error('CI needs chromium for the dashboard test (.ci/run installs it)');
+const chromiumNeeded = needs('chromium');
+const CHROMIUM = onPath('chromium') ?? 'chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 
-describe.skipIf(!haveChromium)('dashboard in headless Chromium', () => {
+describe.skipIf(chromiumNeeded.skip)(`dashboard in headless Chromium${chromiumNeeded.tag}`, () => {
   let server: Daemon;
   let agent: Daemon;
   let url: string;

@@ -1,13 +1,14 @@
 /**
  * Docker tasks end to end: real server, real agents, the real `cutter` CLI and a real Docker
  * engine running the busybox test image. Skipped when no engine answers, except in CI
- * (CUTTER_REQUIRE_DOCKER=1), where a missing engine fails the suite.
+ * (CUTTER_REQUIRE_ALL=1), where a missing engine fails the suite.
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, cli, dockerAvailable, ensureTestImage, eventually, startAgent, startServer, type Daemon } from '../harness.js';
+import { TEST_IMAGE, cli, ensureTestImage, eventually, startAgent, startServer, type Daemon } from '../harness.js';
+import { needs } from '../services.js';
 
-const haveDocker = dockerAvailable();
+const engine = needs('docker');
 
 function docker(...args: string[]): string {
   const r = spawnSync('docker', args, { encoding: 'utf8' });
@@ -15,7 +16,7 @@ function docker(...args: string[]): string {
   return r.stdout.trim();
 }
 
-describe.skipIf(!haveDocker)('docker tasks', () => {
+describe.skipIf(engine.skip)(`docker tasks${engine.tag}`, () => {
   let server: Daemon;
   let url: string;
   let big: Daemon;

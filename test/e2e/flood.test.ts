@@ -37,8 +37,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CUTTER, startServer, tempDir, type Daemon, type LogLine } from '../harness.js';
+import { CUTTER, startServer, tempDir, type Daemon } from '../harness.js';
 import { ISOLATED_ENV, Requester, spawnCutterDaemon } from '../netns.js';
+import { type Incarnation, type Result, type TaskState, type Watched, TERMINAL, tallyFlood } from './flood-check.js';
 
 const AGENTS = 10;
 const TASKS = 2_000;
@@ -48,17 +49,6 @@ const WINDOW = 100;
 const MAX_ATTEMPTS = 3;
 /** Bound on the whole flood, from the first submit until every accepted task is terminal. */
 const SETTLE_MS = 195_000;
-const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'lost']);
-
-type TaskState = {
-  taskId: string;
-  state: string;
-  node: string | null;
-  attempt: number;
-  exitCode: number | null;
-  error: { code: string; message: string } | null;
-  options: { maxAttempts: number };
-};
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -74,12 +64,14 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
   let req: Requester;
   const slots: Slot[] = [];
   /** Every agent process started, all incarnations, with when it was killed (if it was). */
-  const incarnations: { node: string; daemon: Daemon; killedAt: number | null }[] = [];
+  const incarnations: Incarnation[] = [];
 
   /** Churn control, at this level so that afterAll can stop it whatever happened in the test. */
   let churning = false;
   let tornDown = false;
   const restarts: Promise<void>[] = [];
+  /** Every node status seen (FLOOD_DEBUG_DIR only), one JSON line each. */
+  const statusTrace: string[] = [];
 
   const startAgent = (node: string): Daemon => {
     const d = spawnCutterDaemon(['agent', '--broker', url, '--node-id', node, '--allow-exec', '--max-tasks', MAX_TASKS], `agent ${node}`);
@@ -104,6 +96,13 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
     await req?.end().catch(() => undefined);
     await Promise.all(incarnations.map((i) => i.daemon.stop('SIGKILL')));
     await server?.stop('SIGKILL');
+    // Post-mortem material, kept whether the test passed or not.
+    const dir = process.env.FLOOD_DEBUG_DIR;
+    if (dir && server) {
+      writeFileSync(join(dir, 'server.log'), server.stdout);
+      writeFileSync(join(dir, 'status.jsonl'), statusTrace.join('\n'));
+      for (const [n, inc] of incarnations.entries()) writeFileSync(join(dir, `agent-${n}-${inc.node}.log`), inc.daemon.stdout);
+    }
   });
 
   it('every accepted task ends exactly once, none missing, none lost early, no counted double success', { timeout: 240_000 }, async () => {
@@ -112,10 +111,7 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
     await new Promise((r) => setTimeout(r, 200));
 
     // ---- watch the retained state topic of every task
-    const watched = new Map<
-      string,
-      { last: TaskState | null; firstTerminal: TaskState | null; afterTerminal: string[]; cleared: boolean }
-    >();
+    const watched = new Map<string, Watched>();
     req.client.on('message', (topic, payload) => {
       if (!topic.endsWith('/state')) return;
       const id = req.t.idFrom(topic, 'tasks');
@@ -135,7 +131,6 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
     });
 
     // ---- and every event agents publish (results are what the controller judges; logs of a SIGKILLed agent may lose their tail)
-    type Result = { taskId: string; attempt: number; node: string; seq: number; exitCode: number; cancelled?: boolean; finishedAt: number };
     const results: Result[] = [];
     await req.client.subscribeAsync(req.t.allTaskEvents(), { qos: 1 });
     req.client.on('message', (topic, payload) => {
@@ -144,7 +139,6 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
       if (e.type === 'result') results.push(e);
     });
 
-    const statusTrace: string[] = [];
     if (process.env.FLOOD_DEBUG_DIR) {
       await req.client.subscribeAsync(req.t.allNodeStatus(), { qos: 1 });
       req.client.on('message', (topic, payload) => {
@@ -279,139 +273,16 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
     expect(viaCli.status, viaCli.stderr).toBe(0);
     const cliStates = new Map((JSON.parse(readFileSync(out, 'utf8')) as TaskState[]).map((t) => [t.taskId, t.state]));
 
-    // ---- agent side: every successful finish of every attempt, across all incarnations: from the
-    // agents' 'task finished' log lines and from the result events they published (a SIGKILL can
-    // swallow the last buffered log lines of an agent, never an event the broker acknowledged).
-    const key = (taskId: unknown, attempt: unknown) => `${String(taskId)}:${String(attempt)}`;
-    const logRuns = new Map<string, string[]>();
-    incarnations.forEach((inc, n) => {
-      for (const l of inc.daemon.lines as LogLine[]) {
-        // Exit code 0 is a job that did its work, even if a stop (cancelled: true) came as it ended.
-        if ((l.msg === 'task finished' || l.msg === 'stale attempt ended') && l.exitCode === 0) {
-          const k = key(l.taskId, l.attempt);
-          logRuns.set(k, [...(logRuns.get(k) ?? []), `${inc.node}#${n}`]);
-        }
-      }
+    const { problems, states, multiAttempt, staleSuccesses, staleCauses, unreported } = tallyFlood({
+      accepted,
+      byId,
+      watched,
+      retained,
+      cliStates,
+      serverLines: server.lines,
+      incarnations,
+      results,
     });
-    const eventRuns = new Map<string, Set<string>>();
-    for (const r of results) {
-      if (r.exitCode !== 0) continue;
-      const k = key(r.taskId, r.attempt);
-      eventRuns.set(k, (eventRuns.get(k) ?? new Set()).add(`${r.node}:${r.seq}:${r.finishedAt}`));
-    }
-    const runs = (k: string) => Math.max(logRuns.get(k)?.length ?? 0, eventRuns.get(k)?.size ?? 0);
-    const runNodes = (k: string) =>
-      new Set([...(logRuns.get(k) ?? []).map((x) => x.split('#')[0]), ...[...(eventRuns.get(k) ?? [])].map((x) => x.split(':')[0])]);
-
-    // ---- controller side, from its log: placements, reschedulings, ignored stale results, finishes
-    const byTask = new Map<string, LogLine[]>();
-    for (const l of server.lines) if (typeof l.taskId === 'string') byTask.set(l.taskId, [...(byTask.get(l.taskId) ?? []), l]);
-    const ignoredResults = new Set(
-      server.lines
-        .filter((l) => l.msg === 'ignored event from a stale attempt' && l.type === 'result')
-        .map((l) => key(l.taskId, l.attempt)),
-    );
-    const lastFinish = new Map<string, number>();
-    for (const r of results)
-      lastFinish.set(key(r.taskId, r.attempt), Math.max(lastFinish.get(key(r.taskId, r.attempt)) ?? 0, r.finishedAt));
-
-    // ---- count
-    const problems: Record<string, string[]> = {};
-    const problem = (kind: string, text: string) => (problems[kind] ??= []).push(text);
-    const states: Record<string, number> = {};
-    let multiAttempt = 0;
-    let staleSuccesses = 0;
-    const staleCauses: Record<string, number> = {};
-    let unreported = 0;
-    for (const id of accepted) {
-      const t = byId.get(id);
-      const w = watched.get(id);
-      if (!t) {
-        problem('missing', `${id}: missing from the task list`);
-        continue;
-      }
-      states[t.state] = (states[t.state] ?? 0) + 1;
-      if (!TERMINAL.has(t.state)) problem('not terminal', `${id}: ${t.state}, attempt ${t.attempt}`);
-      if (cliStates.get(id) !== t.state)
-        problem('CLI disagrees', `${id}: cutter tasks list says ${cliStates.get(id)}, task.list ${t.state}`);
-      const kept = retained.get(id);
-      if (!kept) problem('state topic', `${id}: no retained state`);
-      else if (kept.state !== t.state || kept.attempt !== t.attempt || kept.node !== t.node)
-        problem(
-          'state topic',
-          `${id}: retained state says ${kept.state}@${kept.attempt}/${kept.node}, list ${t.state}@${t.attempt}/${t.node}`,
-        );
-      if (!w?.last || w.cleared) problem('state topic', `${id}: state stream ended empty (cleared: ${w?.cleared})`);
-      else if (w.last.state !== t.state || w.last.attempt !== t.attempt || w.last.node !== t.node)
-        problem(
-          'state topic',
-          `${id}: state topic says ${w.last.state}@${w.last.attempt}/${w.last.node}, list ${t.state}@${t.attempt}/${t.node}`,
-        );
-      if (w?.afterTerminal.length)
-        problem('left a terminal state', `${id}: state topic changed after ${w.firstTerminal!.state}: ${w.afterTerminal.join(', ')}`);
-      const log = byTask.get(id) ?? [];
-      const finishes = log.filter((l) => l.msg === 'task finished').length;
-      if (finishes !== 1) problem('finished twice', `${id}: controller logged 'task finished' ${finishes} times`);
-      if (t.state === 'failed' || t.state === 'cancelled') problem('failed', `${id}: ${t.state}: ${t.error?.code} ${t.error?.message}`);
-      if (t.state === 'lost' && t.attempt < t.options.maxAttempts)
-        problem('lost early', `${id}: lost at attempt ${t.attempt} of ${t.options.maxAttempts}: ${t.error?.message}`);
-      if (t.attempt > 1) multiAttempt++;
-
-      // Each attempt N > 1 must be placed after attempt N - 1 ended (a 'rescheduling' line), never next to it.
-      const ended = new Set<number>();
-      for (const l of log) {
-        if (l.msg === 'rescheduling') ended.add(l.attempt as number);
-        if (l.msg === 'task placed' && (l.attempt as number) > 1 && !ended.has((l.attempt as number) - 1)) {
-          problem(
-            'double placement',
-            `${id}: attempt ${l.attempt} placed on ${l.node} while attempt ${(l.attempt as number) - 1} had not ended`,
-          );
-        }
-        // An attempt declared gone from its node although it finished there later: the controller misread the node's heartbeats.
-        if (l.msg === 'rescheduling' && /no longer runs attempt/.test(String(l.why))) {
-          const finishedAt = lastFinish.get(key(id, l.attempt));
-          if (finishedAt !== undefined && finishedAt > (l.time as number))
-            problem(
-              'false loss',
-              `${id}: attempt ${l.attempt} declared lost (“${l.why}”) ${finishedAt - (l.time as number)} ms before it finished on its node`,
-            );
-        }
-      }
-
-      for (let attempt = 1; attempt <= t.attempt; attempt++) {
-        const k = key(id, attempt);
-        const n = runs(k);
-        if (n > 1) problem('same attempt twice', `${id}: attempt ${attempt} ran to success ${n} times (${[...runNodes(k)].join(', ')})`);
-        if (t.state === 'succeeded' && attempt === t.attempt) {
-          // The success that counts: exactly one, on the node the controller recorded.
-          if (n === 0)
-            problem(
-              'uncounted success',
-              `${id}: succeeded at attempt ${attempt} on ${t.node}, but no agent reported that attempt's success`,
-            );
-          else if (!runNodes(k).has(t.node!))
-            problem('uncounted success', `${id}: final attempt succeeded on ${[...runNodes(k)].join(', ')}, controller says ${t.node}`);
-        } else if (n > 0) {
-          // A stale attempt that ran to success anyway: the controller must have ignored its result.
-          staleSuccesses++;
-          const end = log.find((l) => l.msg === 'rescheduling' && l.attempt === attempt);
-          const cause = end
-            ? String(end.why)
-                .replace(/node \S+/g, 'node N')
-                .replace(/attempt \d+/g, 'attempt A')
-                .replace(/\(.*?\)/g, '(…)')
-            : 'superseded without ending (double placement)';
-          staleCauses[cause] = (staleCauses[cause] ?? 0) + 1;
-          // (Known only from an agent's log, the result may never have left the agent: it logs before reporting.)
-          if (eventRuns.has(k) && !ignoredResults.has(k))
-            problem(
-              'stale result not ignored',
-              `${id}: attempt ${attempt} (kept: ${t.state}@${t.attempt}) reported success; the controller never logged ignoring that result`,
-            );
-          if (!eventRuns.has(k)) unreported++;
-        }
-      }
-    }
     const attemptsTotal = listed.filter((t) => accepted.has(t.taskId)).reduce((n, t) => n + t.attempt, 0);
     const why: Record<string, number> = {};
     for (const l of server.lines) {
@@ -432,12 +303,6 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
         `problems: ${JSON.stringify(Object.fromEntries(Object.entries(problems).map(([k, v]) => [k, v.length])))}`,
       ].join('\n'),
     );
-    if (process.env.FLOOD_DEBUG_DIR) {
-      writeFileSync(join(process.env.FLOOD_DEBUG_DIR, 'server.log'), server.stdout);
-      writeFileSync(join(process.env.FLOOD_DEBUG_DIR, 'status.jsonl'), statusTrace.join('\n'));
-      for (const [n, inc] of incarnations.entries())
-        writeFileSync(join(process.env.FLOOD_DEBUG_DIR!, `agent-${n}-${inc.node}.log`), inc.daemon.stdout);
-    }
     for (const [kind, list] of Object.entries(problems)) console.log(`${kind} (${list.length}):\n  ${list.slice(0, 8).join('\n  ')}`);
 
     expect(rejected.slice(0, 5)).toEqual([]);

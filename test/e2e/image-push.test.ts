@@ -10,16 +10,17 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, cli, dockerAvailable, ensureTestImage, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
+import { TEST_IMAGE, cli, ensureTestImage, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
+import { needs } from '../services.js';
 
-const haveDocker = dockerAvailable();
+const engine = needs('docker');
 const docker = (...args: string[]) => {
   const r = spawnSync('docker', args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
   return r.stdout.trim();
 };
 
-describe.skipIf(!haveDocker)('cutter image push', () => {
+describe.skipIf(engine.skip)(`cutter image push${engine.tag}`, () => {
   let server: Daemon;
   let agent: Daemon;
   let url: string;

@@ -6,11 +6,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ON_MOSQUITTO, cli, eventually, freePort, startAgent, startServer, type Daemon } from '../harness.js';
-import { haveParser, parsePrometheus, type PromFamily } from '../prometheus-parse.js';
+import { parsePrometheus, type PromFamily } from '../prometheus-parse.js';
+import { needs } from '../services.js';
 
-if (!haveParser() && process.env.CI) throw new Error('CI needs python3-prometheus-client to parse /metrics (.ci/run installs it)');
+const parser = needs('prometheusParser');
 
-describe.skipIf(!haveParser())('Prometheus /metrics', () => {
+describe.skipIf(parser.skip)(`Prometheus /metrics${parser.tag}`, () => {
   let server: Daemon;
   let agents: Daemon[] = [];
   let url: string;

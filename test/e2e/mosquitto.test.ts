@@ -1,17 +1,17 @@
 /**
  * The protocol on another broker: `cutter server --broker` runs the controller against a real
  * Mosquitto (Debian's), and agents and the CLI dial Mosquitto too. Skipped when mosquitto is not
- * installed, except in CI, where .ci/run installs it.
+ * installed, except in CI (CUTTER_REQUIRE_ALL=1), where .ci/run installs it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CUTTER, Daemon, cli, eventually, freePort, startAgent, tempDir } from '../harness.js';
 import { ISOLATED_ENV } from '../netns.js';
+import { needs } from '../services.js';
 
-const haveMosquitto = spawnSync('sh', ['-c', 'command -v mosquitto'], { encoding: 'utf8' }).status === 0;
-if (!haveMosquitto && process.env.CI) throw new Error('CI needs mosquitto for the interop test (.ci/run installs it)');
+const mosquitto = needs('mosquitto');
 
-describe.skipIf(!haveMosquitto)('on Mosquitto as the broker', () => {
+describe.skipIf(mosquitto.skip)(`on Mosquitto as the broker${mosquitto.tag}`, () => {
   let mosquitto: ChildProcess;
   let controller: Daemon;
   let agent: Daemon;

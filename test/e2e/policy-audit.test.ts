@@ -4,17 +4,18 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, cli, dockerAvailable, ensureTestImage, eventually, startAgent, startServer, type Daemon } from '../harness.js';
+import { TEST_IMAGE, cli, ensureTestImage, eventually, startAgent, startServer, type Daemon } from '../harness.js';
+import { needs } from '../services.js';
 
 describe('execution policy, audit log and rate limit', () => {
   let server: Daemon;
   let url: string;
   let dataDir: string;
   let strict: Daemon;
-  const haveDocker = dockerAvailable();
+  const engine = needs('docker');
 
   beforeAll(async () => {
-    if (haveDocker) ensureTestImage();
+    if (!engine.skip) ensureTestImage();
     ({ daemon: server, url, dataDir } = await startServer(['--submits-per-minute', '30']));
     strict = await startAgent(url, 'strict', ['--allow-exec'], {
       CUTTER_EXEC_ALLOWLIST: 'echo,/bin/true',
@@ -38,7 +39,7 @@ describe('execution policy, audit log and rate limit', () => {
     expect(ok.stdout).toBe('allowed\n');
   });
 
-  it.skipIf(!haveDocker)('refuses images outside the allowlist and limits over the cap; gives a default limit', async () => {
+  it.skipIf(engine.skip)(`refuses images outside the allowlist and limits over the cap; gives a default limit${engine.tag}`, async () => {
     const image = await cli(['run', '--node', 'strict', 'docker', 'run', '-m', '32m', 'evil/miner', 'true'], { broker: url });
     expect(image.code).toBe(125);
     expect(image.stderr).toContain('image evil/miner is not allowed here (allowedImages: cutter-test/*)');

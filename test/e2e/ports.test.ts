@@ -6,20 +6,10 @@
  */
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  TEST_IMAGE,
-  cli,
-  cliBackground,
-  dockerAvailable,
-  ensureTestImage,
-  eventually,
-  freePort,
-  startAgent,
-  startServer,
-  type Daemon,
-} from '../harness.js';
+import { TEST_IMAGE, cli, cliBackground, ensureTestImage, eventually, freePort, startAgent, startServer, type Daemon } from '../harness.js';
+import { needs } from '../services.js';
 
-const haveDocker = dockerAvailable();
+const need = needs('docker', 'curl');
 
 /** `curl http://127.0.0.1:port/` as a user would → the body, or `error <curl's exit code>`. */
 const fetchBody = (port: number) =>
@@ -29,7 +19,7 @@ const fetchBody = (port: number) =>
     });
   });
 
-describe.skipIf(!haveDocker)('port forwarding', () => {
+describe.skipIf(need.skip)(`port forwarding${need.tag}`, () => {
   let server: Daemon;
   let reachable: Daemon;
   let natted: Daemon;
@@ -37,7 +27,9 @@ describe.skipIf(!haveDocker)('port forwarding', () => {
 
   beforeAll(async () => {
     ensureTestImage();
-    ({ daemon: server, url } = await startServer());
+    // Behind Mosquitto the server cannot see where agents connect from: forwards dial the announced address only when told to.
+    const external = process.env.CUTTER_TEST_BROKER === 'mosquitto';
+    ({ daemon: server, url } = await startServer(external ? ['--forward-trust-announced'] : []));
     [reachable, natted] = await Promise.all([
       startAgent(url, 'lan-box', ['--advertise-address', '127.0.0.1']),
       startAgent(url, 'behind-nat'),

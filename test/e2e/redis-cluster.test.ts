@@ -14,13 +14,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { cli, describeEmbeddedBroker, eventually, freePort, startAgent, tempDir, type Daemon } from '../harness.js';
 import { spawnCutterDaemon } from '../netns.js';
+import { needs } from '../services.js';
 
-const haveRedis = spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status === 0;
-if (!haveRedis && process.env.CI) throw new Error('CI needs redis-server for the Redis cluster test (.ci/run installs it)');
+const needRedis = needs('redis');
 
 type Creds = { username: string; password: string };
 
-describeEmbeddedBroker(`two Aedes instances clustered through one Redis${haveRedis ? '' : ' [skipped: no redis-server]'}`, () => {
+describeEmbeddedBroker(`two Aedes instances clustered through one Redis${needRedis.tag}`, () => {
   let redis: ChildProcess;
   let a: Daemon;
   let b: Daemon;
@@ -32,7 +32,7 @@ describeEmbeddedBroker(`two Aedes instances clustered through one Redis${haveRed
   const admin = () => ({ CUTTER_TOKEN_FILE: join(dataDir, 'admin.json') });
 
   beforeAll(async () => {
-    if (!haveRedis) return;
+    if (needRedis.skip) return;
     const redisPort = await freePort();
     // No disk: --save '' (no RDB snapshots), --appendonly no.
     redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
@@ -62,7 +62,7 @@ describeEmbeddedBroker(`two Aedes instances clustered through one Redis${haveRed
     redis?.kill('SIGKILL');
   });
 
-  it.skipIf(!haveRedis)('a token made through A (controller on B) admits an agent on A; the node shows up through B', async () => {
+  it.skipIf(needRedis.skip)('a token made through A (controller on B) admits an agent on A; the node shows up through B', async () => {
     expect(a.lines.some((l) => l.msg === 'controller started')).toBe(false);
     // The admin token B wrote on its first start works on A; the request crosses to B's controller.
     const made = await cli(['token', 'create', '--role', 'agent', '--node', 'clustered', '--json'], { broker: urlA, env: admin() });
@@ -83,7 +83,7 @@ describeEmbeddedBroker(`two Aedes instances clustered through one Redis${haveRed
     expect(node).toBeTruthy();
   });
 
-  it.skipIf(!haveRedis)(
+  it.skipIf(needRedis.skip)(
     'cutter run through A and through B: the controller on B places on the agent on A, output and exit code come back',
     async () => {
       for (const url of [urlA, urlB]) {
@@ -100,7 +100,7 @@ describeEmbeddedBroker(`two Aedes instances clustered through one Redis${haveRed
     },
   );
 
-  it.skipIf(!haveRedis)('credentials are checked on both instances: a wrong password is refused by A and by B', async () => {
+  it.skipIf(needRedis.skip)('credentials are checked on both instances: a wrong password is refused by A and by B', async () => {
     for (const url of [urlA, urlB]) {
       const r = await cli(['nodes', 'list', '--connect-timeout', '3000'], {
         broker: url,
@@ -111,7 +111,7 @@ describeEmbeddedBroker(`two Aedes instances clustered through one Redis${haveRed
     }
   });
 
-  it.skipIf(!haveRedis)('the agent killed on A: its last will, stored in Redis, reaches the controller on B', async () => {
+  it.skipIf(needRedis.skip)('the agent killed on A: its last will, stored in Redis, reaches the controller on B', async () => {
     await agent.stop('SIGKILL');
     const offline = await eventually(async () => {
       const r = await cli(['nodes', 'list', '--json'], { broker: urlB, env: admin() });

@@ -73,11 +73,22 @@ describeEmbeddedBroker('authentication and authorization', () => {
       .connectAsync(url, { clientId: 'cutter-agent-node-a-x', username: credsA.username, password: credsA.password, reconnectPeriod: 0 })
       .catch(() => null);
     expect(a).toBeNull(); // a second client id for the same node is refused too
+    // While agent A is live, a second connection for node-a is refused (issue 14: one node id, one
+    // live agent) ...
+    expect(await refusal({ clientId: 'cutter-agent-node-a', username: credsA.username, password: credsA.password })).toBe(2);
+    // ... unless it is A's own process reconnecting (its last will names A's run id): what a stolen
+    // token can still do, and the ACL still keeps it to node-a.
+    const runId = await new Promise<string>((resolve) => {
+      const w = mqtt.connect(url, { ...JSON.parse(readFileSync(admin.CUTTER_TOKEN_FILE!, 'utf8')), reconnectPeriod: 0 });
+      w.on('message', (_t, p) => (w.end(true), resolve((JSON.parse(p.toString()) as { runId: string }).runId)));
+      w.subscribe(t.nodeStatus('node-a'), { qos: 1 });
+    });
     const rogue = await mqtt.connectAsync(url, {
       clientId: 'cutter-agent-node-a',
       username: credsA.username,
       password: credsA.password,
       reconnectPeriod: 0,
+      will: { topic: t.nodeStatus('node-a'), payload: Buffer.from(JSON.stringify({ runId })), qos: 1, retain: false },
       clean: false,
     });
     const closed = new Promise((r) => rogue.once('close', r));
@@ -128,7 +139,7 @@ describeEmbeddedBroker('authentication and authorization', () => {
       (l) =>
         l.msg === 'publish denied' &&
         l.username === 'observer:ha' &&
-        l.why === "observers publish only Home Assistant's status and drain commands",
+        l.why === "observers publish only Home Assistant's status (its drain switch needs an admin token)",
     );
   });
 

@@ -147,7 +147,7 @@ describeEmbeddedBroker('TLS and WebSocket listeners', () => {
     let port: number;
     [port, tlsPort, wsPort] = await freePorts(3);
     ({ daemon: server, dataDir } = await startServer(
-      ['--tls-cert', certs.cert, '--tls-key', certs.key, '--tls-port', String(tlsPort), '--ws-port', String(wsPort)],
+      ['--tls-cert', certs.cert, '--tls-key', certs.key, '--tls-port', String(tlsPort), '--ws-port', String(wsPort), '--plain-listener'],
       { secure: true, port },
     ));
     mqttsUrl = `mqtts://127.0.0.1:${tlsPort}`;

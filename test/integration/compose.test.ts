@@ -9,6 +9,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, freePort, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
+import { needs } from '../services.js';
 
 /** `docker compose` (the v2 plugin) or Debian's `docker-compose`, whichever is installed. */
 function composeCommand(): string[] | null {
@@ -17,7 +18,7 @@ function composeCommand(): string[] | null {
   return null;
 }
 const compose = composeCommand();
-if (!compose && process.env.CI) throw new Error('CI needs docker-compose to validate docker-compose.yml (.ci/run installs it)');
+const needCompose = needs('compose');
 
 const run = (args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) =>
   spawnSync(compose![0], [...compose!.slice(1), ...args], {
@@ -26,7 +27,7 @@ const run = (args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {
     env: { ...process.env, ...opts.env },
   });
 
-describe.skipIf(!compose)('docker-compose.yml', () => {
+describe.skipIf(needCompose.skip || !compose)(`docker-compose.yml${needCompose.tag}`, () => {
   it('passes the Compose schema check', () => {
     const r = run(['-f', 'docker-compose.yml', 'config', '-q']);
     expect(r.stderr).toBe('');

@@ -5,7 +5,7 @@ import type { Identity } from '../../broker/identities.js';
 import { topics } from '../../shared/topics.js';
 
 const t = topics();
-const ctx: AclContext = { t, haPrefix: 'homeassistant', placedOn: () => false };
+const ctx: AclContext = { t, haPrefix: 'homeassistant', assignmentOf: () => undefined };
 const agent: Identity = { username: 'agent:nb', role: 'agent', name: 'nb' };
 const admin: Identity = { username: 'admin:local', role: 'admin', name: 'local' };
 const observer: Identity = { username: 'observer:ha', role: 'observer', name: 'ha' };
@@ -53,7 +53,10 @@ describe('ACL for file transfer', () => {
   });
 
   it('lets an agent announce ports only for its own node', () => {
-    expect(denyPublish(agent, 'cutter-agent-nb', t.nodePorts('nb', 'abc123'), any, ctx)).toBeNull();
+    // An announcement names its node (issue 14: one naming another node cuts the connection).
+    const own = Buffer.from(JSON.stringify({ v: 1, node: 'nb', taskId: 'abc123', attempt: 1 }));
+    expect(denyPublish(agent, 'cutter-agent-nb', t.nodePorts('nb', 'abc123'), own, ctx)).toBeNull();
+    expect(denyPublish(agent, 'cutter-agent-nb', t.nodePorts('nb', 'abc123'), any, ctx)).toContain('"node": "nb"');
     expect(denyPublish(agent, 'cutter-agent-nb', t.nodePorts('other', 'abc123'), any, ctx)).not.toBeNull();
     expect(denyPublish(agent, 'cutter-agent-nb', `${t.nodePorts('nb', 'abc123')}/x`, any, ctx)).not.toBeNull();
     expect(denyPublish(agent, 'cutter-agent-nb', t.forwardState('abc123'), any, ctx)).not.toBeNull();

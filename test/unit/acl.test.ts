@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkClientId, denyPublish, denySubscribe, type AclContext } from '../../broker/acl.js';
+import { checkClientId, denyPublish, denySubscribe, quarantineOf, type AclContext } from '../../broker/acl.js';
 import type { Identity } from '../../broker/identities.js';
 import { haTopics, topics } from '../../shared/topics.js';
 
@@ -7,12 +7,17 @@ const t = topics();
 const ctx: AclContext = {
   t,
   haPrefix: 'homeassistant',
-  placedOn: (task, node) => (task === 'gone' ? undefined : task === 'abc' && node === 'nb'),
+  assignmentOf: (task) =>
+    task === 'abc'
+      ? { node: 'nb', attempt: 2, state: 'running', ports: [] }
+      : task === 'other'
+        ? { node: 'x', attempt: 1, state: 'running', ports: [] }
+        : undefined,
 };
 const agent: Identity = { username: 'agent:nb', role: 'agent', name: 'nb' };
 const admin: Identity = { username: 'admin:local', role: 'admin', name: 'local' };
 const observer: Identity = { username: 'observer:ha', role: 'observer', name: 'ha' };
-const event = (node: string) => Buffer.from(JSON.stringify({ v: 1, taskId: 'abc', node }));
+const event = (node: string, attempt = 2) => Buffer.from(JSON.stringify({ v: 1, taskId: 'abc', node, attempt }));
 
 describe('ACL', () => {
   it('binds agents to their client id and reserves agent and controller ids', () => {
@@ -21,17 +26,31 @@ describe('ACL', () => {
     expect(checkClientId(admin, 'cutter-agent-nb')).toContain('reserved');
     expect(checkClientId(admin, 'cutter-controller-cutter')).toContain('reserved');
     expect(checkClientId(admin, 'cutter-cli-1234')).toBeNull();
+    // The Home Assistant link and the Ollama API's client are the server's own too (issue 14).
+    expect(checkClientId(observer, 'cutter-ha-cutter')).toContain('reserved');
+    expect(checkClientId(admin, 'cutter-ollama-api')).toContain('reserved');
+    expect(checkClientId({ username: 'mcp:a', role: 'mcp', name: 'a' }, 'cutter-controller-x')).toContain('reserved');
   });
 
-  it('lets an agent publish its own status and events of tasks placed on it, carrying its node', () => {
+  it('lets an agent publish its own status and events carrying its node; other tasks and attempts are quarantined, not cut', () => {
     expect(denyPublish(agent, 'cutter-agent-nb', t.nodeStatus('nb'), Buffer.from('{}'), ctx)).toBeNull();
     expect(denyPublish(agent, 'cutter-agent-nb', t.nodeStatus('other'), Buffer.from('{}'), ctx)).not.toBeNull();
     expect(denyPublish(agent, 'cutter-agent-nb', t.taskEvents('abc'), event('nb'), ctx)).toBeNull();
+    expect(quarantineOf(agent, t.taskEvents('abc'), event('nb'), ctx)).toBeNull();
     expect(denyPublish(agent, 'cutter-agent-nb', t.taskEvents('abc'), event('other'), ctx)).toContain('"node": "nb"');
-    expect(denyPublish(agent, 'cutter-agent-nb', t.taskEvents('zzz'), event('nb'), ctx)).toContain('never placed on node nb');
-    // A task the controller has forgotten: let its late events through (the controller drops them);
-    // denying would make the agent resend them on every reconnect.
-    expect(denyPublish(agent, 'cutter-agent-nb', t.taskEvents('gone'), event('nb'), ctx)).toBeNull();
+    expect(denyPublish(agent, 'cutter-agent-nb', t.nodePorts('nb', 'abc'), event('other'), ctx)).toContain('"node": "nb"');
+    expect(denyPublish(agent, 'cutter-agent-nb', t.nodePorts('other', 'abc'), event('nb'), ctx)).not.toBeNull();
+    // Stateful: another node's task, an old attempt, a task the controller does not know (issue 14):
+    // delivered elsewhere, the agent stays connected (denying would make it resend on every reconnect).
+    expect(denyPublish(agent, 'cutter-agent-nb', t.taskEvents('other'), event('nb'), ctx)).toBeNull();
+    expect(quarantineOf(agent, t.taskEvents('other'), event('nb'), ctx)).toMatchObject({ what: 'events', task: 'other' });
+    expect(quarantineOf(agent, t.taskEvents('abc'), event('nb', 1), ctx)?.why).toContain('not task abc');
+    expect(quarantineOf(agent, t.taskEvents('gone'), event('nb'), ctx)?.why).toContain('unknown');
+    expect(quarantineOf(agent, t.nodePorts('nb', 'other'), event('nb'), ctx)).toMatchObject({ what: 'ports', task: 'other' });
+    expect(quarantineOf(agent, t.nodePorts('nb', 'other'), Buffer.alloc(0), ctx)).toBeNull();
+    expect(quarantineOf(agent, t.taskEvents('gone'), event('nb'), { ...ctx, assignmentOf: undefined })).toBeNull();
+    expect(quarantineOf(admin, t.taskEvents('gone'), event('nb'), ctx)).toBeNull();
+    expect(t.parse(t.quarantine('nb', 'ports', 'abc'))).toEqual({ kind: 'quarantine', node: 'nb', what: 'ports', task: 'abc' });
     for (const topic of [t.nodeAssign('nb'), t.taskState('abc'), t.requests('cutter-agent-nb'), t.replies('x'), t.controllerStatus()]) {
       expect(denyPublish(agent, 'cutter-agent-nb', topic, Buffer.from('{}'), ctx)).not.toBeNull();
     }
@@ -42,15 +61,17 @@ describe('ACL', () => {
     expect(denyPublish(admin, 'cli-1', t.requests('cli-2'), Buffer.from('{}'), ctx)).not.toBeNull();
     expect(denyPublish(admin, 'cli-1', t.nodeAssign('nb'), Buffer.from('{}'), ctx)).not.toBeNull();
     expect(denyPublish(observer, 'ha', t.requests('ha'), Buffer.from('{}'), ctx)).toBe(
-      "observers publish only Home Assistant's status and drain commands",
+      "observers publish only Home Assistant's status (its drain switch needs an admin token)",
     );
   });
 
-  it('lets Home Assistant (observer or admin) publish its birth and the drain switch, nothing else under either prefix', () => {
+  it('lets Home Assistant publish its birth (observer or admin) and the drain switch (admin only), nothing else under either prefix', () => {
     const ha = haTopics(t.prefix, ctx.haPrefix);
+    // A read-only token changes nothing (issue 14): observers lost the drain switch on purpose.
+    expect(denyPublish(observer, 'ha', ha.drainCommand('nb'), Buffer.from('ON'), ctx)).not.toBeNull();
+    expect(denyPublish(admin, 'ha', ha.drainCommand('nb'), Buffer.from('ON'), ctx)).toBeNull();
     for (const who of [observer, admin]) {
       expect(denyPublish(who, 'ha', ha.haStatus(), Buffer.from('online'), ctx)).toBeNull();
-      expect(denyPublish(who, 'ha', ha.drainCommand('nb'), Buffer.from('ON'), ctx)).toBeNull();
       expect(denyPublish(who, 'ha', ha.deviceConfig('cutter_nb'), Buffer.from('{}'), ctx)).not.toBeNull();
       expect(denyPublish(who, 'ha', ha.state('nb'), Buffer.from('{}'), ctx)).not.toBeNull();
       expect(denyPublish(who, 'ha', ha.availability('nb'), Buffer.from('online'), ctx)).not.toBeNull();

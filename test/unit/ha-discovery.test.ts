@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { rejectionKind } from '../../controller/events.js';
 import { haDeviceConfig, haNodeId, haNodeState } from '../../controller/extensions/ha/discovery.js';
 import { HaDeviceConfigSchema, HaNodeStateSchema, type NodeView } from '../../shared/schemas/index.js';
 import { haTopics } from '../../shared/topics.js';
@@ -81,16 +80,5 @@ describe('Home Assistant discovery payloads', () => {
       memory_available_gib: 12,
     });
     expect(state.last_heartbeat).toBe(new Date(9_750).toISOString());
-  });
-
-  it('classifies scheduler rejection reasons into a few metric labels', () => {
-    expect(rejectionKind('needs 1.0 GiB memory, has 512 MiB free (offers 2 GiB, …)')).toBe('memory');
-    expect(rejectionKind('offline (connection lost)')).toBe('offline');
-    expect(rejectionKind('drained (cutter nodes resume to undo)')).toBe('draining');
-    expect(rejectionKind('busy: 4 of at most 4 tasks running')).toBe('tasks');
-    expect(rejectionKind('needs 8 CPUs, has 4')).toBe('cpu');
-    expect(rejectionKind('no Docker engine (connect ENOENT)')).toBe('executor');
-    expect(rejectionKind('stale: no heartbeat for 3 s')).toBe('stale');
-    expect(rejectionKind('something new')).toBe('other');
   });
 });

@@ -79,14 +79,14 @@ describe('model-aware placement', () => {
     expect(loaded).toMatchObject({ ok: true, node: 'b' });
     expect(loaded.ok && loaded.reason).toMatch(/model loaded/);
     expect(place(req('llama3:8b'), snap([nodes[0], nodes[2]]))).toMatchObject({ ok: true, node: 'a' });
-    // c has no copy; it is a candidate only because another node knows the model (its size) …
-    const pull = place(req('llama3:8b'), snap([nodes[2], node('d', { models: [['llama3:8b', 5 * GiB]], offer: 1 * GiB })]));
+    // c has no copy; it is a candidate only when the request may pull, sized by the copy another node has …
+    const pull = place(req('llama3:8b', { pull: true }), snap([nodes[2], node('d', { models: [['llama3:8b', 5 * GiB]], offer: 1 * GiB })]));
     expect(pull).toMatchObject({ ok: true, node: 'c' });
     expect(pull.ok && pull.reason).toMatch(/model must pull/);
     // … or when the request allows a pull of a model the mesh does not know.
     expect(place(req('mistral:7b'), snap([nodes[2]]))).toMatchObject({
       ok: false,
-      rejections: [{ node: 'c', reason: 'does not have model mistral:7b' }],
+      rejections: [{ node: 'c', code: 'model-missing', model: 'mistral:7b' }],
     });
     expect(place(req('mistral:7b', { pull: true }), snap([nodes[2]]))).toMatchObject({ ok: true, node: 'c' });
   });
@@ -96,13 +96,21 @@ describe('model-aware placement', () => {
     const small = node('small', { models: [['qwen:32b', big]], offer: 8 * GiB });
     const r = place(req('qwen:32b'), snap([small]));
     expect(r.ok).toBe(false);
-    expect(!r.ok && r.rejections[0].reason).toBe('has model qwen:32b (20.0 GiB) but has 8.0 GiB free memory to load it');
+    expect(!r.ok && r.rejections[0]).toEqual({
+      node: 'small',
+      code: 'model-too-big',
+      model: 'qwen:32b',
+      needed: big,
+      free: 8 * GiB,
+      gpuFree: 0,
+      onDisk: true,
+    });
     expect(place(req('qwen:32b'), snap([node('gpu', { models: [['qwen:32b', big]], offer: 8 * GiB, gpuFree: 22 * GiB })]))).toMatchObject({
       ok: true,
       node: 'gpu',
     });
     const busyGpu = place(req('qwen:32b'), snap([node('gpu', { models: [['qwen:32b', big]], offer: 8 * GiB, gpuFree: 6 * GiB })]));
-    expect(!busyGpu.ok && busyGpu.rejections[0].reason).toMatch(/8\.0 GiB free memory and 6\.0 GiB free on its GPU/);
+    expect(!busyGpu.ok && busyGpu.rejections[0]).toMatchObject({ code: 'model-too-big', needed: big, free: 8 * GiB, gpuFree: 6 * GiB });
     // Loaded already: nothing more to fit.
     expect(place(req('qwen:32b'), snap([node('x', { models: [['qwen:32b', big]], loaded: ['qwen:32b'], offer: 1 * GiB })]))).toMatchObject({
       ok: true,
@@ -142,12 +150,17 @@ describe('model-aware placement', () => {
     // 10 GiB is under the 12 GiB threshold: no rule applies, the node with the model takes it.
     expect(place(req('llama3:70b'), snap(nodes, rules))).toMatchObject({ ok: true, node: 'notebook' });
     const bigger = [node('server', { models: [['llama3:70b', 40 * GiB]], offer: 60 * GiB }), node('notebook', { offer: 60 * GiB })];
-    expect(place(req('llama3:70b'), snap(bigger, rules))).toMatchObject({ ok: true, node: 'notebook' });
+    // 40 GiB: the rule sends it to notebook, which must pull it (allowed by the request).
+    expect(place(req('llama3:70b', { pull: true }), snap(bigger, rules))).toMatchObject({ ok: true, node: 'notebook' });
   });
 
   it('rejects nodes without Ollama with the probe’s reason', () => {
     const r = place(req('phi3'), snap([node('a', { noOllama: true })]));
-    expect(!r.ok && r.rejections[0].reason).toBe('no Ollama server (Ollama at http://127.0.0.1:11434 is not reachable (ECONNREFUSED))');
+    expect(!r.ok && r.rejections[0]).toEqual({
+      node: 'a',
+      code: 'no-ollama',
+      detail: 'Ollama at http://127.0.0.1:11434 is not reachable (ECONNREFUSED)',
+    });
     expect(!r.ok && r.message).toBe('no node can take this ollama generate of phi3 now');
   });
 

@@ -61,7 +61,7 @@ export class Dashboard implements Extension {
       try {
         this.send('snapshot', this.snapshot());
       } catch (err) {
-        this.ctx.log.error({ component: 'dashboard', err: (err as Error)?.message }, 'dashboard update failed');
+        this.ctx.log.error({ component: 'dashboard', err }, 'dashboard update failed');
       }
     }, SNAPSHOT_EVERY_MS);
     this.keepalive = setInterval(() => {

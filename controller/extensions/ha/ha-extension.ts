@@ -19,11 +19,10 @@
  *   once, and otherwise (memory, CPU) at most every STATE_MIN_INTERVAL_MS per node.
  */
 import { randomInt } from 'node:crypto';
-import { errorMessage } from '../../../shared/errors.js';
 import type { Logger } from '../../../shared/logger.js';
-import { connectMqtt, topicMatches, type MqttClient } from '../../../shared/mqtt.js';
+import { connectMqtt, type MqttClient } from '../../../shared/mqtt.js';
 import type { NodeView } from '../../../shared/schemas/index.js';
-import { ID_RE, haTopics, type HaTopics } from '../../../shared/topics.js';
+import { haTopics, type HaTopics, topicMatches } from '../../../shared/topics.js';
 import { VERSION } from '../../../shared/version.js';
 import type { Extension, ExtensionContext } from '../extension.js';
 import { haDeviceConfig, haNodeId, haNodeState } from './discovery.js';
@@ -95,7 +94,7 @@ export class HomeAssistantExtension implements Extension {
       try {
         this.flush();
       } catch (err) {
-        this.log.error({ err: errorMessage(err), stack: (err as Error)?.stack }, 'home assistant update failed');
+        this.log.error({ err }, 'home assistant update failed');
       }
     }, FLUSH_MS);
     this.log.info({ broker: url, mqtt: v5 ? '5' : '3.1.1', haPrefix: this.opts.haPrefix }, 'home assistant discovery on');
@@ -116,7 +115,7 @@ export class HomeAssistantExtension implements Extension {
           try {
             this.onMessage(topic, payload, packet.retain);
           } catch (err) {
-            this.log.error({ topic, err: errorMessage(err) }, 'home assistant message handler failed');
+            this.log.error({ topic, err }, 'home assistant message handler failed');
           }
         });
         this.client = c;
@@ -130,13 +129,9 @@ export class HomeAssistantExtension implements Extension {
           c
             .subscribeAsync([this.t.haStatus(), this.t.allDrainCommands()], { qos: 1 })
             .then(() => this.log.info({ broker: url }, 'home assistant broker connected')),
-        (err: unknown) =>
-          this.log.error(
-            { broker: url, err: errorMessage(err) },
-            'home assistant broker refused the connection: discovery is not published',
-          ),
+        (err: unknown) => this.log.error({ broker: url, err }, 'home assistant broker refused the connection: discovery is not published'),
       )
-      .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'home assistant subscribe failed'));
+      .catch((err: unknown) => this.log.warn({ err }, 'home assistant subscribe failed'));
   }
 
   async stop(): Promise<void> {
@@ -158,7 +153,7 @@ export class HomeAssistantExtension implements Extension {
 
   private publish(topic: string, payload: string): void {
     this.client?.publish(topic, payload, { qos: 1, retain: true }, (err) => {
-      if (err) this.log.warn({ topic, err: errorMessage(err) }, 'publish failed');
+      if (err) this.log.warn({ topic, err }, 'publish failed');
     });
   }
 
@@ -177,9 +172,9 @@ export class HomeAssistantExtension implements Extension {
         this.log.warn({ topic }, 'ignored a retained drain command (publish it without retain)');
         return;
       }
-      const node = topic.split('/').at(-3) ?? '';
+      const node = this.t.drainCommandNode(topic);
       const command = text.toUpperCase();
-      if (!ID_RE.test(node) || (command !== 'ON' && command !== 'OFF')) {
+      if (!node || (command !== 'ON' && command !== 'OFF')) {
         this.log.warn({ topic, payload: text.slice(0, 100) }, 'dropped invalid drain command: payload must be ON or OFF');
         return;
       }
@@ -187,7 +182,7 @@ export class HomeAssistantExtension implements Extension {
         try {
           this.ctx.controller.setDrained(node, command === 'ON', 'homeassistant');
         } catch (err) {
-          this.log.warn({ node, err: errorMessage(err) }, 'drain command refused');
+          this.log.warn({ node, err }, 'drain command refused');
         }
       });
     }
@@ -197,7 +192,7 @@ export class HomeAssistantExtension implements Extension {
     try {
       this.resync(why);
     } catch (err) {
-      this.log.error({ err: errorMessage(err), stack: (err as Error)?.stack }, 'republishing discovery failed');
+      this.log.error({ err }, 'republishing discovery failed');
     }
   }
 

@@ -1,0 +1,194 @@
+/**
+ * One attempt as the agent tracks it, and the events it streams back on
+ * `cutter/v1/tasks/{task}/events` (shared/schemas: TaskEvent): the envelope (v, ids, node, seq,
+ * ts) is added here, output is batched (agent/output-batcher.ts, agent/chunk-batcher.ts).
+ *
+ * Event `seq` numbers increase per attempt but are not dense: a fresh attempt counts from 0, a
+ * re-adopted one continues from `Date.now()` at re-adoption, above anything the previous process
+ * can have sent (it sends far fewer than 1,000 events a second; a wall clock set back by more
+ * than the previous process's uptime would break this).
+ */
+import { encode } from '../shared/codec.js';
+import type { MqttClient } from '../shared/mqtt.js';
+import type { Ack, NodeStatus, TaskEvent, TaskKind } from '../shared/schemas/index.js';
+import type { Topics } from '../shared/topics.js';
+import { ChunkBatcher } from './chunk-batcher.js';
+import type { ExecutorContext, TaskHandle } from './executors/executor.js';
+import { OutputBatcher } from './output-batcher.js';
+import type { AgentService } from './service.js';
+
+/** One attempt this agent runs (or is starting, or is stopping). */
+export interface Attempt {
+  taskId: string;
+  attempt: number;
+  /** Memory committed to the attempt by its placement, bytes. */
+  memory: number;
+  /** Its kind (absent for a re-adopted task). */
+  kind?: TaskKind;
+  handle?: TaskHandle;
+  /** Sequence number of the next event. */
+  seq: number;
+  /** Re-adopted from a previous agent process. */
+  recovered: boolean;
+  /** A newer attempt of the task arrived: this one is being stopped and its events are dropped. */
+  fenced: boolean;
+  /** The agent's shutdown stopped it: reported `failed` AGENT_SHUTDOWN instead of its result. */
+  shutdown: boolean;
+  /** A stop (grace, ms) asked for before the workload started. */
+  pendingStop?: number;
+  /** Resolves once the attempt has ended and left `running`. */
+  ended: Promise<void>;
+  markEnded: () => void;
+}
+
+/** An event without its envelope fields; `publish` adds v, ids, node, seq and ts. */
+export type EventBody = TaskEvent extends infer E
+  ? E extends TaskEvent
+    ? Omit<E, 'v' | 'taskId' | 'attempt' | 'node' | 'seq' | 'ts'>
+    : never
+  : never;
+
+/** What ends a task's output batching (log text and structured chunks) before its result is sent. */
+export interface Batcher {
+  end(): void;
+}
+
+/** A new attempt record; a re-adopted one numbers its events from now (see the file comment). */
+export function newAttempt(taskId: string, attempt: number, memory: number, recovered: boolean): Attempt {
+  let markEnded!: () => void;
+  const ended = new Promise<void>((r) => (markEnded = r));
+  return { taskId, attempt, memory, seq: recovered ? Date.now() : 0, recovered, fenced: false, shutdown: false, ended, markEnded };
+}
+
+/** Final events (result, failed) kept until the controller acknowledges them; the oldest is given up past this. */
+export const MAX_UNACKED = 1_000;
+/**
+ * How long an unacknowledged final event waits before it is sent again, ms (besides at every
+ * reconnect). Long on purpose: QoS 1 already carries it within a session, and a busy controller
+ * that acks late must not be handed the same results again and again (that only makes it busier).
+ */
+export const RESEND_AFTER_MS = 30_000;
+
+/**
+ * Publishes attempts' events and builds the context their executors stream into. Final events
+ * (`result`, `failed`) are kept until the controller acknowledges them on `nodes/{node}/ack`
+ * (it does once it has committed them): they are sent again on reconnect and every `resendMs`,
+ * and listed in the node status (`finished`), so a result is never lost to a server that died or
+ * could not write before storing it.
+ */
+export class TaskEvents {
+  private client?: MqttClient;
+  /** Unacknowledged final events by `taskId:attempt`, oldest first, with when they were last sent (ms epoch). */
+  private readonly unacked = new Map<string, { event: TaskEvent; sentAt: number }>();
+  private resendTimer?: NodeJS.Timeout;
+  /** Told when the oldest unacknowledged final event is given up (past MAX_UNACKED). */
+  onGiveUp: (taskId: string, attempt: number) => void = () => undefined;
+
+  /**
+   * @param node this node's id (every event's `node`)
+   * @param services told when a task's ports are published (agent/service.ts)
+   */
+  constructor(
+    private readonly node: string,
+    private readonly t: Topics,
+    private readonly services: AgentService[],
+  ) {}
+
+  /** Gives the client events go out on (before it connects). */
+  attach(client: MqttClient): void {
+    this.client = client;
+  }
+
+  /**
+   * Publishes one event of the attempt (QoS 1); nothing for a fenced attempt (the controller has
+   * moved on to a newer one and would drop it as stale).
+   * @throws the client's error when the broker does not take it.
+   */
+  async publish(task: Attempt, body: EventBody): Promise<void> {
+    if (task.fenced) return;
+    const event = {
+      v: 1,
+      taskId: task.taskId,
+      attempt: task.attempt,
+      node: this.node,
+      seq: task.seq++,
+      ts: Date.now(),
+      ...body,
+    } as TaskEvent;
+    if (event.type === 'result' || event.type === 'failed') this.keep(event);
+    await this.client!.publishAsync(this.t.taskEvents(task.taskId), encode(event), { qos: 1 });
+  }
+
+  /** Keeps a final event until its ack (bounded: the oldest is given up past MAX_UNACKED). */
+  private keep(event: TaskEvent): void {
+    const key = `${event.taskId}:${event.attempt}`;
+    this.unacked.delete(key);
+    this.unacked.set(key, { event, sentAt: Date.now() });
+    if (this.unacked.size > MAX_UNACKED) {
+      const [oldest, { event: e }] = this.unacked.entries().next().value!;
+      this.unacked.delete(oldest);
+      this.onGiveUp(e.taskId, e.attempt);
+    }
+  }
+
+  /** The controller has committed these final events: they are not sent again. */
+  onAck(ack: Ack): void {
+    for (const a of ack.acks) this.unacked.delete(`${a.taskId}:${a.attempt}`);
+  }
+
+  /** Attempts whose final event waits for its ack, as NodeStatus lists them (`finished`). */
+  finished(): NonNullable<NodeStatus['finished']> {
+    return [...this.unacked.values()].map(({ event }) => ({ taskId: event.taskId, attempt: event.attempt }));
+  }
+
+  /**
+   * Sends the unacknowledged final events again (same seq: the controller applies each once).
+   * @param olderThanMs only those last sent at least this long ago (0 = all, as after a reconnect).
+   */
+  resend(olderThanMs = 0, now = Date.now()): void {
+    if (!this.client) return;
+    for (const entry of this.unacked.values()) {
+      if (now - entry.sentAt < olderThanMs) continue;
+      entry.sentAt = now;
+      this.client.publishAsync(this.t.taskEvents(entry.event.taskId), encode(entry.event), { qos: 1 }).catch(() => undefined); // kept: sent again at the next round
+    }
+  }
+
+  /** Sends unacknowledged final events again every `ms` (with the heartbeat); `stopResending()` ends it. */
+  startResending(ms: number): void {
+    clearInterval(this.resendTimer);
+    this.resendTimer = setInterval(() => this.resend(ms), ms);
+    this.resendTimer.unref();
+  }
+
+  stopResending(): void {
+    clearInterval(this.resendTimer);
+  }
+
+  /** The context a task's executor streams into, and the batcher behind its output. */
+  prepare(task: Attempt): { ctx: ExecutorContext; batcher: Batcher } {
+    const quiet = (p: Promise<void>) => void p.catch(() => undefined);
+    const output = new OutputBatcher((stream, data) => quiet(this.publish(task, { type: 'log', stream, data })));
+    const chunks = new ChunkBatcher((list) => this.publish(task, { type: 'chunks', chunks: list }).catch(() => undefined));
+    const batcher: Batcher = {
+      end: () => {
+        chunks.end();
+        output.end();
+      },
+    };
+    const ctx: ExecutorContext = {
+      taskId: task.taskId,
+      attempt: task.attempt,
+      node: this.node,
+      memory: task.memory,
+      output: (stream, chunk) => output.write(stream, chunk),
+      chunk: (obj) => chunks.push(obj),
+      progress: (p) => quiet(this.publish(task, { type: 'progress', ...p })),
+      started: (ref) => quiet(this.publish(task, { type: 'started', ref })),
+      published: (ports) => {
+        for (const s of this.services) s.taskPublished?.(task.taskId, task.attempt, ports);
+      },
+    };
+    return { ctx, batcher };
+  }
+}

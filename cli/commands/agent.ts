@@ -1,0 +1,107 @@
+/**
+ * `cutter agent`: parse the flags, load the config (shared/config/agent.ts), start the agent
+ * (agent/agent.ts) and drain it on SIGINT/SIGTERM. The agent wires itself; this command only
+ * sets the process-wide TLS defaults and the logger.
+ */
+import type { Command } from 'commander';
+import { type AgentConfig, AgentConfigSchema, loadConfig, withDefault } from '../../shared/config.js';
+import { createLogger } from '../../shared/logger.js';
+import { setDefaultTls } from '../../shared/mqtt.js';
+import { clientTlsFlags, fatal, onShutdown, withDaemonOptions } from './daemon-common.js';
+
+/** `withDefault` for the agent's keys. */
+const d = (key: keyof AgentConfig, text: string, opts?: Parameters<typeof withDefault>[3]) =>
+  withDefault(AgentConfigSchema, key, text, opts);
+
+export function registerAgent(program: Command): void {
+  withDaemonOptions(program.command('agent'))
+    .description('join the mesh as a node: announce capacity, run tasks')
+    .option('--broker <url>', d('broker', 'broker URL', { note: 'env CUTTER_BROKER' }))
+    .option('--node-id <id>', 'node id (default: the hostname)')
+    .option('--max-memory <size>', 'memory cutter may commit to tasks here, e.g. 12g (default: all)')
+    .option('--max-tasks <n>', d('maxTasks', 'concurrent tasks'))
+    .option(
+      '--token-file <path>',
+      'JSON file with this node\'s {"username", "password"} (cutter token create --role agent --node ID --json)',
+    )
+    .option('--allow-exec', 'run exec tasks (shell jobs): off by default')
+    .option('--exec-allowlist <cmds>', 'policy: commands exec tasks may run, comma separated (default any)')
+    .option('--allowed-images <patterns>', 'policy: image patterns allowed here, comma separated, * wildcards (default any)')
+    .option('--max-task-memory <size>', 'policy: largest container memory limit accepted; containers must set one')
+    .option('--default-task-memory <size>', 'policy: memory limit for containers that set none')
+    .option('--labels <k=v,…>', 'labels for placement')
+    .option('--ollama-url <url>', d('ollamaUrl', 'this node\'s Ollama server, or "off"'))
+    .option('--heartbeat <ms>', d('heartbeatMs', 'heartbeat interval, ms'))
+    .option('--keepalive <s>', d('keepaliveSec', 'MQTT keepalive, seconds'))
+    .option(
+      '--lost-after <duration>',
+      d('lostAfterMs', 'how long this node may be disconnected before its tasks are rescheduled, e.g. 10m', { format: 'duration' }),
+    )
+    .option('--drain-timeout <duration>', d('drainTimeoutMs', 'on SIGTERM, how long to wait for running tasks', { format: 'duration' }))
+    .option(
+      '--docker-engine-grace <duration>',
+      d('dockerEngineGraceMs', 'how long docker tasks wait for a dead or hung Docker engine to return', { format: 'duration' }),
+    )
+    .option(
+      '--files-allow <dirs>',
+      'file transfer: directories cutter cp may read and write, comma separated (default: none, transfer off)',
+    )
+    .option('--files-deny <dirs>', 'file transfer: directories refused even inside an allowed one (deny wins)')
+    .option(
+      '--advertise-address <addr>',
+      'port forwarding: address the server can reach this node at (unset: forwards to this node are refused)',
+    )
+    .option('--files-max-size <size>', d('filesMaxSize', 'file transfer and image sync: largest file, e.g. 10g', { format: 'size' }))
+    .option('--health-file <path>', 'rewrite this file after every heartbeat (for container healthchecks)')
+    .action(async (flags) => {
+      let cfg: AgentConfig;
+      try {
+        cfg = loadConfig(
+          AgentConfigSchema,
+          'agent',
+          {
+            broker: flags.broker,
+            nodeId: flags.nodeId,
+            maxMemory: flags.maxMemory,
+            maxTasks: flags.maxTasks,
+            allowExec: flags.allowExec,
+            labels: flags.labels,
+            heartbeatMs: flags.heartbeat,
+            keepaliveSec: flags.keepalive,
+            lostAfterMs: flags.lostAfter,
+            drainTimeoutMs: flags.drainTimeout,
+            dockerEngineGraceMs: flags.dockerEngineGrace,
+            tokenFile: flags.tokenFile,
+            allowedImages: flags.allowedImages,
+            maxTaskMemory: flags.maxTaskMemory,
+            defaultTaskMemory: flags.defaultTaskMemory,
+            execAllowlist: flags.execAllowlist,
+            ollamaUrl: flags.ollamaUrl,
+            filesAllow: flags.filesAllow,
+            filesDeny: flags.filesDeny,
+            filesMaxSize: flags.filesMaxSize,
+            advertiseAddress: flags.advertiseAddress,
+            healthFile: flags.healthFile,
+            prefix: flags.prefix,
+            logLevel: flags.logLevel,
+            ...clientTlsFlags(flags),
+          },
+          process.env,
+          flags.config,
+        );
+      } catch (err) {
+        fatal(err);
+      }
+      setDefaultTls(cfg);
+      const log = createLogger(cfg.logLevel);
+      const { Agent } = await import('../../agent/agent.js');
+      const agent = new Agent(cfg, log);
+      onShutdown(log, () => agent.stop('agent stopped'));
+      try {
+        await agent.start();
+      } catch (err) {
+        log.fatal({ err }, 'agent failed to start');
+        fatal(err);
+      }
+    });
+}

@@ -1,0 +1,92 @@
+/**
+ * Placement: hands queued tasks to the pure scheduler (`place()`, scheduler/place.ts) with a
+ * snapshot of the registry, then carries out its answer through the lifecycle — an assignment
+ * (with a reservation on the node until its heartbeat lists the task) or a waiting reason, whose
+ * per-node rejections stay data until shared/reasons.ts puts them into words.
+ */
+import { formatRejections } from '../shared/reasons.js';
+import type { Rejection } from '../shared/schemas/index.js';
+import type { ControllerContext } from './context.js';
+import { transition } from './lifecycle.js';
+import { place } from './scheduler/place.js';
+import type { TaskRecord } from './task-record.js';
+
+/** Why nothing fits a task now: a summary for the user and one rejection per node. */
+export interface NoFit {
+  message: string;
+  rejections: Rejection[];
+}
+
+export class Placement {
+  private pending = false;
+
+  constructor(private readonly ctx: ControllerContext) {
+    ctx.requestSchedule = () => this.requestSchedule();
+  }
+
+  /** Runs a placement pass soon, once, however often it is asked for. */
+  requestSchedule(): void {
+    if (this.pending) return;
+    this.pending = true;
+    setImmediate(
+      () =>
+        void this.ctx.serial('scheduling', () => {
+          this.pending = false;
+          return this.schedule();
+        }),
+    );
+  }
+
+  /** Places queued tasks in order (priority, then age); a task that does not fit does not block smaller ones. */
+  private schedule(): void {
+    const now = this.ctx.now();
+    for (const record of this.ctx.tasks.queued()) {
+      if (record.notBefore > now) continue;
+      this.tryPlace(record);
+    }
+  }
+
+  /**
+   * Places a queued task if a node fits now.
+   * @param publishWaiting publish a changed waiting reason (a submit answers with it instead).
+   * @returns why nothing fits (the task stays queued), or null when placed or not queued.
+   */
+  tryPlace(record: TaskRecord, publishWaiting = true): NoFit | null {
+    const { ctx } = this;
+    const now = ctx.now();
+    const s = record.state;
+    if (s.state !== 'queued') return null;
+    const spec = record.spec;
+    const ollama = spec.kind === 'ollama' ? { op: spec.op, model: spec.model, pull: spec.pull } : undefined;
+    const placement = place(
+      { kind: s.kind, requirements: s.requirements, ollama },
+      { ...ctx.registry.snapshot(now, ctx.opts.policy), modelRules: ctx.opts.modelRules },
+    );
+    if (!placement.ok) {
+      const reason = `waiting: ${placement.message}${placement.rejections.length ? ` (${formatRejections(placement.rejections)})` : ''}`;
+      const step = transition(record, { type: 'waiting', reason, publish: publishWaiting }, now);
+      if (step.ok) {
+        // Once per change of the answer, not once per placement pass (a queued task is retried often).
+        ctx.events.emit('rejected', { taskId: s.taskId, kind: s.kind, rejections: placement.rejections });
+        ctx.apply(record, step);
+      }
+      return placement;
+    }
+    const step = transition(record, { type: 'placed', node: placement.node, placement: placement.reason, leaseMs: ctx.opts.leaseMs }, now);
+    const attempt = s.attempt + 1;
+    ctx.log.info({ taskId: s.taskId, attempt, node: placement.node, kind: s.kind, placement: placement.reason }, 'task placed');
+    ctx.events.emit('placed', { taskId: s.taskId, node: placement.node, kind: s.kind, attempt });
+    ctx.audit.record({
+      who: 'controller',
+      action: 'placement',
+      outcome: 'ok',
+      taskId: s.taskId,
+      node: placement.node,
+      detail: `attempt ${attempt}: ${placement.reason}`,
+    });
+    ctx.apply(record, step);
+    // In flight on the node from now until the attempt ends, with its model (registry.ts).
+    if (ollama) ctx.registry.describe(placement.node, s.taskId, { model: ollama.model, pulls: ollama.op === 'pull' || ollama.pull });
+    return null;
+  }
+}

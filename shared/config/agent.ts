@@ -1,0 +1,137 @@
+/** `cutter agent`'s config. */
+import { z } from 'zod';
+import { ID_RE } from '../topics.js';
+import { Bool, CommonConfigSchema, DurationSchema, Int, SizeSchema, defaultNodeId } from './common.js';
+
+/** `cutter agent`: one node. */
+export const AgentConfigSchema = CommonConfigSchema.extend({
+  /** Node id; defaults to the hostname, reduced to the allowed characters. */
+  nodeId: z.string().regex(ID_RE, 'node ids are 1-64 characters of A-Z a-z 0-9 _ . -').default(defaultNodeId()),
+  /** Heartbeat interval, ms. The controller marks the node offline after 2.5 intervals of silence. */
+  heartbeatMs: Int(100, 600_000).default(1_000),
+  /** Memory cutter may commit to tasks here (e.g. `12g`); default: all of it. */
+  maxMemory: SizeSchema.optional(),
+  /** Concurrent tasks. */
+  maxTasks: Int(1, 10_000).default(4),
+  /** Run `exec` tasks (shell jobs) — off by default: it is remote code execution. */
+  allowExec: Bool.default(false),
+  /** Key=value labels for placement, comma separated in env/flags (`gpu=rtx4090,site=home`). */
+  labels: z
+    .union([z.record(z.string(), z.string()), z.string()])
+    .transform((v, ctx) => {
+      if (typeof v !== 'string') return v;
+      const labels = parseLabels(v);
+      if (typeof labels === 'string') {
+        ctx.addIssue({ code: 'custom', message: labels });
+        return z.NEVER;
+      }
+      return labels;
+    })
+    .default({}),
+  /** Keepalive in seconds: the broker fires the last will after 1.5× this without traffic. */
+  keepaliveSec: Int(1, 3600).default(2),
+  /** How long this node may be disconnected (asleep, roaming) before its tasks are lost and rescheduled (`10m`; 0 = at once). */
+  lostAfterMs: DurationSchema.default(0),
+  /** On SIGTERM the agent drains: it takes no new tasks and waits this long for running ones before stopping them. */
+  drainTimeoutMs: DurationSchema.default(300_000),
+  /**
+   * How long a docker task waits for a Docker engine that died or hung under it before it ends
+   * EXECUTOR_LOST (and is retried by its restart policy), ms (`30s`).
+   */
+  dockerEngineGraceMs: DurationSchema.default(30_000),
+  /** Execution policy: image patterns allowed here (comma separated in env and flags; `*` wildcards); empty = any. */
+  allowedImages: z
+    .union([z.array(z.string()), z.string()])
+    .transform((v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v,
+    )
+    .default([]),
+  /** Execution policy: largest container memory limit accepted (`16g`); containers must set one. */
+  maxTaskMemory: SizeSchema.optional(),
+  /** Execution policy: memory limit given to containers that set none (`4g`). */
+  defaultTaskMemory: SizeSchema.optional(),
+  /**
+   * Base URL of this node's Ollama server (the `ollama` client does not read OLLAMA_HOST, so it is
+   * set here); `off` or empty = do not look for one.
+   */
+  ollamaUrl: z
+    .string()
+    .default('http://127.0.0.1:11434')
+    .transform((v, ctx) => {
+      if (v === '' || v === 'off') return undefined;
+      try {
+        const u = new URL(v);
+        if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
+        return v.replace(/\/+$/, '');
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not an http(s) URL (e.g. http://127.0.0.1:11434), or "off"` });
+        return z.NEVER;
+      }
+    }),
+  /** A file the agent rewrites after every heartbeat the broker accepted (container healthchecks: its age). */
+  healthFile: z.string().min(1).optional(),
+  /** Execution policy: commands exec tasks may run (argv[0]; comma separated in env and flags); empty = any. */
+  execAllowlist: z
+    .union([z.array(z.string()), z.string()])
+    .transform((v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v,
+    )
+    .default([]),
+  /** File transfer (`cutter cp`): directories files may be read from and written to (comma separated); empty = file transfer off. */
+  filesAllow: z
+    .union([z.array(z.string()), z.string()])
+    .transform((v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v,
+    )
+    .default([]),
+  /** File transfer: directories refused even inside an allowed one (deny wins). */
+  filesDeny: z
+    .union([z.array(z.string()), z.string()])
+    .transform((v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v,
+    )
+    .default([]),
+  /**
+   * Port forwarding (`cutter run -p`): the address the server dials to reach this node's published
+   * ports; unset = this node is not reachable from the server (behind NAT) and forwards are refused.
+   */
+  advertiseAddress: z.string().min(1).max(255).optional(),
+  /** File transfer and image sync: largest file sent or received, bytes (`4g`). */
+  filesMaxSize: SizeSchema.default(4 * 1024 * 1024 * 1024),
+});
+
+/** Parses `k=v,k2=v2`; returns an error message instead of throwing, for zod to report with the key. */
+function parseLabels(v: string): Record<string, string> | string {
+  const out: Record<string, string> = {};
+  for (const part of v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) return `label "${part}" must be key=value`;
+    out[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
