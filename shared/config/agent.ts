@@ -1,7 +1,7 @@
 /** `cutter agent`'s config. */
 import { z } from 'zod';
 import { ID_RE } from '../topics.js';
-import { Bool, CommonConfigSchema, DurationSchema, Int, SizeSchema, defaultNodeId } from './common.js';
+import { Bool, CommonConfigSchema, DurationSchema, Int, ListSchema, SizeSchema, defaultNodeId } from './common.js';
 
 /** `cutter agent`: one node. */
 export const AgentConfigSchema = CommonConfigSchema.extend({
@@ -40,17 +40,7 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
    */
   dockerEngineGraceMs: DurationSchema.default(30_000),
   /** Execution policy: image patterns allowed here (comma separated in env and flags; `*` wildcards); empty = any. */
-  allowedImages: z
-    .union([z.array(z.string()), z.string()])
-    .transform((v) =>
-      typeof v === 'string'
-        ? v
-            .split(',')
-            .map((x) => x.trim())
-            .filter(Boolean)
-        : v,
-    )
-    .default([]),
+  allowedImages: ListSchema(),
   /** Execution policy: largest container memory limit accepted (`16g`); containers must set one. */
   maxTaskMemory: SizeSchema.optional(),
   /** Execution policy: memory limit given to containers that set none (`4g`). */
@@ -76,41 +66,11 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
   /** A file the agent rewrites after every heartbeat the broker accepted (container healthchecks: its age). */
   healthFile: z.string().min(1).optional(),
   /** Execution policy: commands exec tasks may run (argv[0]; comma separated in env and flags); empty = any. */
-  execAllowlist: z
-    .union([z.array(z.string()), z.string()])
-    .transform((v) =>
-      typeof v === 'string'
-        ? v
-            .split(',')
-            .map((x) => x.trim())
-            .filter(Boolean)
-        : v,
-    )
-    .default([]),
+  execAllowlist: ListSchema(),
   /** File transfer (`cutter cp`): directories files may be read from and written to (comma separated); empty = file transfer off. */
-  filesAllow: z
-    .union([z.array(z.string()), z.string()])
-    .transform((v) =>
-      typeof v === 'string'
-        ? v
-            .split(',')
-            .map((x) => x.trim())
-            .filter(Boolean)
-        : v,
-    )
-    .default([]),
+  filesAllow: ListSchema(),
   /** File transfer: directories refused even inside an allowed one (deny wins). */
-  filesDeny: z
-    .union([z.array(z.string()), z.string()])
-    .transform((v) =>
-      typeof v === 'string'
-        ? v
-            .split(',')
-            .map((x) => x.trim())
-            .filter(Boolean)
-        : v,
-    )
-    .default([]),
+  filesDeny: ListSchema(),
   /**
    * Port forwarding (`cutter run -p`): the address the server dials to reach this node's published
    * ports; unset = this node is not reachable from the server (behind NAT) and forwards are refused.

@@ -21,6 +21,19 @@ export const Bool = z
   .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 /** An integer in [min, max], given as a number or text. */
 export const Int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A list of strings, as an array or comma separated (env and flags: `a, b,c` → `['a', 'b', 'c']`); default empty. */
+export const ListSchema = () =>
+  z
+    .union([z.array(z.string()), z.string()])
+    .transform((v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v,
+    )
+    .default([]);
 
 /** Keys every command shares. */
 export const CommonConfigSchema = z.object({
