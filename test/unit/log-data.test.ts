@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { outputOf } from '../../cli/pipeline-runner.js';
 import { StateStore } from '../../controller/state-store.js';
 import { type LogEvent, logBytes, logFields, logSize, logsText, logText, MAX_LOG_EVENT_BYTES } from '../../shared/log-data.js';
 import { TaskEventSchema } from '../../shared/schemas/index.js';
@@ -50,6 +51,19 @@ describe('log event data', () => {
     expect(logsText(events)).toBe('a€oops\n\uFFFD\n');
     expect(logsText(events, (s, t) => (s === 'stderr' ? `[stderr] ${t}` : t))).toBe('a€[stderr] oops\n\uFFFD\n');
     expect(logText(events[3])).toBe('\uFFFD\n');
+  });
+});
+
+describe('pipeline step output', () => {
+  it("is the attempt's stdout bytes joined, then decoded: a character split between batches stays whole", () => {
+    const euro = Buffer.from('€');
+    const events = [
+      ev(Buffer.concat([Buffer.from('total: '), euro.subarray(0, 2)])),
+      ev(Buffer.from('ignored on stderr'), 'stderr'),
+      ev(Buffer.concat([euro.subarray(2), Buffer.from('5\n')])),
+    ];
+    expect(outputOf(events, 1)).toBe('total: €5\n');
+    expect(outputOf(events, 2)).toBe('');
   });
 });
 
