@@ -10,6 +10,7 @@
  */
 import { encode } from '../shared/codec.js';
 import type { MqttClient } from '../shared/mqtt.js';
+import { logFields } from '../shared/log-data.js';
 import type { Ack, NodeStatus, TaskEvent, TaskKind } from '../shared/schemas/index.js';
 import type { Topics } from '../shared/topics.js';
 import { ChunkBatcher } from './chunk-batcher.js';
@@ -48,7 +49,7 @@ export type EventBody = TaskEvent extends infer E
     : never
   : never;
 
-/** What ends a task's output batching (log text and structured chunks) before its result is sent. */
+/** What ends a task's output batching (log bytes and structured chunks) before its result is sent. */
 export interface Batcher {
   end(): void;
 }
@@ -168,7 +169,7 @@ export class TaskEvents {
   /** The context a task's executor streams into, and the batcher behind its output. */
   prepare(task: Attempt): { ctx: ExecutorContext; batcher: Batcher } {
     const quiet = (p: Promise<void>) => void p.catch(() => undefined);
-    const output = new OutputBatcher((stream, data) => quiet(this.publish(task, { type: 'log', stream, data })));
+    const output = new OutputBatcher((stream, bytes) => quiet(this.publish(task, { type: 'log', stream, ...logFields(bytes) })));
     const chunks = new ChunkBatcher((list) => this.publish(task, { type: 'chunks', chunks: list }).catch(() => undefined));
     const batcher: Batcher = {
       end: () => {

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { CutterError, errorMessage } from '../shared/errors.js';
 import { type MeshClient, outcomeError, runTask } from '../shared/client/index.js';
+import { type LogEvent, logsText } from '../shared/log-data.js';
 import type { Pipeline, PipelineStep, TaskEvent, TaskSpec } from '../shared/schemas/index.js';
 
 export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
@@ -54,10 +55,17 @@ export function substitute<T>(value: T, outputs: Map<string, string>, stepId: st
 /** The text of a finished attempt's events: stdout logs, or for ollama the response/message text. */
 export function outputOf(events: TaskEvent[], attempt: number): string {
   let out = '';
+  // stdout bytes are joined before they are decoded, so a character split between batches stays whole
+  let stdout: LogEvent[] = [];
+  const flushStdout = () => {
+    out += logsText(stdout);
+    stdout = [];
+  };
   for (const e of events) {
     if (e.attempt !== attempt) continue;
-    if (e.type === 'log' && e.stream === 'stdout') out += e.data;
+    if (e.type === 'log' && e.stream === 'stdout') stdout.push(e);
     if (e.type === 'chunks') {
+      flushStdout();
       for (const c of e.chunks) {
         const text =
           typeof c.response === 'string'
@@ -69,6 +77,7 @@ export function outputOf(events: TaskEvent[], attempt: number): string {
       }
     }
   }
+  flushStdout();
   return out;
 }
 

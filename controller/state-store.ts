@@ -11,6 +11,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { logSize } from '../shared/log-data.js';
 import type { Logger } from '../shared/logger.js';
 import type { TaskEvent } from '../shared/schemas/index.js';
 import { StorageGuard } from './storage.js';
@@ -331,7 +332,7 @@ export class StateStore {
           bytes: 0,
           truncated: 0,
         };
-        const bytes = event.type === 'log' ? Buffer.byteLength(event.data) : JSON.stringify(event.chunks).length;
+        const bytes = event.type === 'log' ? logSize(event) : JSON.stringify(event.chunks).length;
         if (usage.bytes + bytes > maxLogBytes) {
           if (!usage.truncated) this.stmts.setUsage.run(event.taskId, usage.bytes, 1);
           return false;

@@ -4,6 +4,7 @@
  * this is only how a terminal shows it.
  */
 import type { TaskOutcome, TaskRun } from '../../shared/client/index.js';
+import { logBytes } from '../../shared/log-data.js';
 import { isTerminal, type TaskEvent, type TaskState } from '../../shared/schemas/index.js';
 import { formatBytes } from '../../shared/units.js';
 
@@ -14,14 +15,15 @@ export interface PrintOptions {
 }
 
 /**
- * A printer of task events: stdout logs on stdout, stderr logs and image pull progress on stderr,
- * or each event as one JSON line with `json`.
+ * A printer of task events: stdout logs on stdout, stderr logs and image pull progress on stderr
+ * (log output as the task's raw bytes, exactly as written), or each event as one JSON line with
+ * `json` (log `data` then stays base64, as sent).
  */
 export function eventPrinter(json: boolean): (e: TaskEvent) => void {
   let lastProgress = '';
   return (e) => {
     if (json) process.stdout.write(`${JSON.stringify(e)}\n`);
-    else if (e.type === 'log') (e.stream === 'stdout' ? process.stdout : process.stderr).write(e.data);
+    else if (e.type === 'log') (e.stream === 'stdout' ? process.stdout : process.stderr).write(logBytes(e));
     else if (e.type === 'progress' && e.phase === 'pull') {
       const pct = e.total ? ` ${formatBytes(e.current ?? 0)} / ${formatBytes(e.total)}` : '';
       const line = `pull: ${e.message}${pct}`;

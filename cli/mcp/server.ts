@@ -13,6 +13,7 @@ import { z } from 'zod';
 import type { AuditLog } from '../../shared/audit.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import { type MeshClient, newTaskId, outcomeError, runTask, type TaskOutcome, taskOptionsFor } from '../../shared/client/index.js';
+import { type LogEvent, logsText } from '../../shared/log-data.js';
 import { formatRejection } from '../../shared/reasons.js';
 import type { Rejection } from '../../shared/schemas/index.js';
 import {
@@ -213,10 +214,8 @@ export function createMcpServer(opts: McpOptions): McpServer {
       async (a) => {
         const s = await client.request({ op: 'task.get', taskId: a.taskId }, TaskStateSchema);
         const events = await client.keptEvents(a.taskId);
-        const out = events
-          .filter((e) => e.attempt === s.attempt && e.type === 'log')
-          .map((e) => (e.type === 'log' ? (e.stream === 'stderr' ? `[stderr] ${e.data}` : e.data) : ''))
-          .join('');
+        const logs = events.filter((e): e is LogEvent => e.attempt === s.attempt && e.type === 'log');
+        const out = logsText(logs, (stream, t) => (stream === 'stderr' ? `[stderr] ${t}` : t));
         const chunks = outputOf(
           events.filter((e) => e.type === 'chunks'),
           s.attempt,

@@ -157,7 +157,15 @@ export const exampleEvents: Record<TaskEvent['type'], z.input<typeof TaskEventSc
     total: 29_360_128,
   },
   started: { ...event, seq: 2, ts: TS + 1_200, type: 'started', ref: '9c1e0a7b55d2' },
-  log: { ...event, seq: 3, ts: TS + 9_600, type: 'log', stream: 'stdout', data: '4999999950000000\n' },
+  log: {
+    ...event,
+    seq: 3,
+    ts: TS + 9_600,
+    type: 'log',
+    stream: 'stdout',
+    encoding: 'base64',
+    data: Buffer.from('4999999950000000\n').toString('base64'),
+  },
   chunks: {
     ...event,
     seq: 3,

@@ -114,7 +114,7 @@ export function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: Sch
       about: [
         `On ${code(t.taskEvents('{task}'))}, not retained: the agent's stream for one run, read by the controller and by any follower (the CLI). Discriminated by \`type\`: ${quoteList(Object.keys(exampleEvents))}. \`seq\` counts from 0 per attempt so followers can order and de-duplicate.`,
         "The controller keeps the events of the current attempt (served by `task.logs`, see [Task logs](#task-logs)); events of another `attempt` or `node` than the task's current one, or of a task that is queued or finished, are ignored and the sending node is told to stop that attempt (see [Fencing](#fencing)).",
-        '`log.data` is a batch of UTF-8 output, not necessarily whole lines. `result` ends a run that executed (whatever the exit code; `cancelled: true` when cutter stopped it); `failed` ends one that could not run, with a stable `code` (see [Error codes](#error-codes)).',
+        '`log.data` is a batch of one stream\'s output, not necessarily whole lines: with `encoding: "base64"` (what agents send) the raw bytes the task wrote, base64-encoded (at most 768 KiB of bytes per event), so binary output arrives exactly; without `encoding` (older agents) UTF-8 text. A stream\'s output is the bytes of its `log` events joined in `seq` order. `result` ends a run that executed (whatever the exit code; `cancelled: true` when cutter stopped it); `failed` ends one that could not run, with a stable `code` (see [Error codes](#error-codes)).',
       ],
       examples: Object.entries(exampleEvents).map(([type, value]) => ({ title: type, value })),
     }),

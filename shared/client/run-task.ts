@@ -102,6 +102,7 @@ export interface RunRequest {
 }
 
 const OUTPUT_TYPES = new Set(['log', 'chunks', 'progress']);
+/** Memory an event holds in the queue, approximately (a log event's base64 string, not its decoded bytes). */
 const approxBytes = (e: TaskEvent): number =>
   e.type === 'log' ? e.data.length : e.type === 'chunks' ? JSON.stringify(e.chunks).length : 200;
 

@@ -195,7 +195,13 @@ export const TaskEventSchema = z.discriminatedUnion('type', [
     ...EventBase,
     type: z.literal('log'),
     stream: z.enum(['stdout', 'stderr']),
-    /** A batch of output (UTF-8 text, not necessarily whole lines). */
+    /**
+     * How `data` holds the output: `base64` = the stream's raw bytes, base64-encoded (what agents
+     * send: binary output stays exact); absent = UTF-8 text (agents before it; still accepted).
+     * Read it with `logBytes` / `logText` of shared/log-data.ts, never `data` directly.
+     */
+    encoding: z.literal('base64').optional(),
+    /** A batch of one stream's output in order, not necessarily whole lines (≤ 768 KiB of raw bytes). */
     data: z.string().max(1_048_576),
   }),
   z.object({

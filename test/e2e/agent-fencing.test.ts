@@ -7,6 +7,7 @@
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, ensureTestImage, startAgent, type Daemon } from '../harness.js';
+import { type LogEvent, logText } from '../../shared/log-data.js';
 import { needs } from '../services.js';
 import { t, GATED, GATED_5, until, type Msg, watch, docker, containersOf, release, alive, bareBroker } from './recovery-helpers.js';
 
@@ -85,7 +86,7 @@ describe('the agent alone (bare broker, no controller): fencing, de-duplication,
         const first = await startAgent(broker.url, 'redeliver', []);
         agents.push(first);
         await assign('redeliver', id, 1, spec);
-        await until(() => ofTask().some((e) => e.type === 'log' && String(e.data).includes('before')));
+        await until(() => ofTask().some((e) => e.type === 'log' && logText(e as unknown as LogEvent).includes('before')));
         const labels = JSON.parse(docker('inspect', '--format', '{{json .Config.Labels}}', containersOf(id).split(' ')[0]));
         expect(labels).toMatchObject({
           'io.cutter.task': id,
@@ -119,7 +120,7 @@ describe('the agent alone (bare broker, no controller): fencing, de-duplication,
         expect(
           ofTask()
             .filter((e) => e.type === 'log')
-            .map((e) => String(e.data))
+            .map((e) => logText(e as unknown as LogEvent))
             .join(''),
         ).toBe('before\ndone\n');
         expect(ofTask().filter((e) => e.type === 'accepted')).toHaveLength(1);

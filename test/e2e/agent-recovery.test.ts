@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, cli, ensureTestImage, startAgent, startServer, type Daemon } from '../harness.js';
+import { type LogEvent, logText } from '../../shared/log-data.js';
 import { needs } from '../services.js';
 import { t, GATED, GATED_5, until, watch, containersOf, release, showTask, nodeView } from './recovery-helpers.js';
 
@@ -36,7 +37,7 @@ describe.skipIf(engine.skip)(`re-adoption of containers after an agent restart${
       expect(r.code, r.stderr).toBe(0);
       const id = r.stdout.trim();
       const ofTask = () => events.messages.filter((e) => e.taskId === id);
-      await until(() => ofTask().some((e) => e.type === 'log' && String(e.data).includes('before')));
+      await until(() => ofTask().some((e) => e.type === 'log' && logText(e as unknown as LogEvent).includes('before')));
 
       await first.stop('SIGKILL');
       const restartedAt = Date.now();
@@ -57,7 +58,7 @@ describe.skipIf(engine.skip)(`re-adoption of containers after an agent restart${
       expect(result.seq).toBeGreaterThanOrEqual(restartedAt);
       const logs = ofTask()
         .filter((e) => e.type === 'log')
-        .map((e) => String(e.data))
+        .map((e) => logText(e as unknown as LogEvent))
         .join('');
       expect(logs).toBe('before\ndone\n'); // new output only: `before` is not replayed
       await until(() => containersOf(id) === '');

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MeshClient, outcomeError, runTask, type TaskOutcome, type TaskRun, type TaskUpdate } from '../../shared/client/index.js';
 import { CliConfigSchema } from '../../shared/config.js';
+import { logBytes, logText } from '../../shared/log-data.js';
 import { TaskStateSchema } from '../../shared/schemas/index.js';
 import { type Daemon, startAgent, startServer } from '../harness.js';
 
@@ -19,8 +20,11 @@ async function drain(run: TaskRun): Promise<{ updates: TaskUpdate[]; outcome: Ta
   return { updates, outcome: await run.result };
 }
 
+/** Every stdout byte of the run, as text. */
 const stdout = (updates: TaskUpdate[]) =>
-  updates.map((u) => (u.type === 'event' && u.event.type === 'log' && u.event.stream === 'stdout' ? u.event.data : '')).join('');
+  Buffer.concat(
+    updates.flatMap((u) => (u.type === 'event' && u.event.type === 'log' && u.event.stream === 'stdout' ? [logBytes(u.event)] : [])),
+  ).toString('utf8');
 
 async function connect(url: string): Promise<MeshClient> {
   return MeshClient.connect(CliConfigSchema.parse({ broker: url, timeoutMs: 5_000 }), { clientIdPrefix: 'mesh-client-test' });
@@ -62,7 +66,7 @@ describe('runTask on a real mesh', () => {
     const { updates, outcome } = await drain(run);
     expect(outcome).toMatchObject({ end: 'terminal', state: { state: 'failed', exitCode: 3, error: { code: 'EXIT_CODE' } } });
     expect(outcomeError(outcome)?.code).toBe('EXIT_CODE');
-    expect(updates.some((u) => u.type === 'event' && u.event.type === 'log' && u.event.data === 'bad\n')).toBe(true);
+    expect(updates.some((u) => u.type === 'event' && u.event.type === 'log' && logText(u.event) === 'bad\n')).toBe(true);
   });
 
   it('throws the submit error (NO_FIT with the reason per node) and follows nothing', async () => {

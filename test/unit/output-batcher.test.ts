@@ -1,18 +1,30 @@
+import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { OutputBatcher, type Stream } from '../../agent/output-batcher.js';
+import { MAX_LOG_EVENT_BYTES } from '../../shared/log-data.js';
 
+/** A batch as the tests compare it: its stream and its bytes as latin1 (one character per byte, lossless). */
 type Batch = [Stream, string];
 
 function setup(intervalMs = 50, maxBytes = 64 * 1024) {
   const batches: Batch[] = [];
-  const batcher = new OutputBatcher((stream, data) => batches.push([stream, data]), intervalMs, maxBytes);
-  return { batches, batcher };
+  const raw: [Stream, Buffer][] = [];
+  const batcher = new OutputBatcher(
+    (stream, data) => {
+      raw.push([stream, Buffer.from(data)]);
+      batches.push([stream, data.toString('latin1')]);
+    },
+    intervalMs,
+    maxBytes,
+  );
+  /** Every byte sent on `stream`, batches joined in order. */
+  const bytesOf = (stream: Stream) => Buffer.concat(raw.filter(([s]) => s === stream).map(([, d]) => d));
+  return { batches, raw, batcher, bytesOf };
 }
 
+/** Text as the batches show it: its UTF-8 bytes as latin1. */
+const u = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
 const b = (s: string) => Buffer.from(s, 'utf8');
-
-/** True when `s` survives a UTF-8 round trip (no lone surrogates, so no character was split). */
-const wellFormed = (s: string) => Buffer.from(s, 'utf8').toString('utf8') === s;
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -71,7 +83,7 @@ describe('OutputBatcher: time', () => {
 
   it('uses 50 ms by default', () => {
     const batches: Batch[] = [];
-    const batcher = new OutputBatcher((s, d) => batches.push([s, d]));
+    const batcher = new OutputBatcher((s, d) => batches.push([s, d.toString('latin1')]));
     batcher.write('stderr', b('x'));
     vi.advanceTimersByTime(49);
     expect(batches).toEqual([]);
@@ -130,19 +142,27 @@ describe('OutputBatcher: size', () => {
 
   // Regression: maxBytes once counted UTF-16 units, so 3-byte characters were sent at 3 × maxBytes.
   it('counts maxBytes in bytes: multi-byte output is sent once it reaches maxBytes bytes', () => {
-    const { batches, batcher } = setup(1_000, 6);
+    const { raw, batcher } = setup(1_000, 6);
     batcher.write('stdout', b('€€€')); // 9 bytes, 3 UTF-16 units
-    expect(batches.length).toBeGreaterThan(0);
-    for (const [, data] of batches) expect(Buffer.byteLength(data)).toBeLessThanOrEqual(6);
+    expect(raw.length).toBeGreaterThan(0);
+    for (const [, data] of raw) expect(data.length).toBeLessThanOrEqual(6);
   });
 
-  // Regression test for a bug found in review (fixed).
-  it('never splits a character beyond U+FFFF at the maxBytes boundary', () => {
-    const { batches, batcher } = setup(1_000, 5);
+  it('cuts at maxBytes even inside a character: the joined batches are the bytes written', () => {
+    const { raw, batcher, bytesOf } = setup(1_000, 5);
     batcher.write('stdout', b('aaaa😀bbbb'));
     batcher.end();
-    expect(batches.map(([, d]) => d).join('')).toBe('aaaa😀bbbb');
-    for (const [, data] of batches) expect(wellFormed(data)).toBe(true);
+    expect(raw.map(([, d]) => d.length)).toEqual([5, 5, 2]);
+    expect(bytesOf('stdout').toString('utf8')).toBe('aaaa😀bbbb');
+  });
+
+  it('never sends a batch above MAX_LOG_EVENT_BYTES (its base64 stays within the 1 MiB string limit)', () => {
+    const { raw, batcher, bytesOf } = setup(1_000, 10 * 1024 * 1024);
+    const big = randomBytes(2 * MAX_LOG_EVENT_BYTES + 10);
+    batcher.write('stdout', big);
+    expect(raw.map(([, d]) => d.length)).toEqual([MAX_LOG_EVENT_BYTES, MAX_LOG_EVENT_BYTES, 10]);
+    expect(bytesOf('stdout').equals(big)).toBe(true);
+    for (const [, d] of raw) expect(d.toString('base64').length).toBeLessThanOrEqual(1024 * 1024);
   });
 });
 
@@ -168,38 +188,38 @@ describe('OutputBatcher: streams', () => {
   });
 });
 
-describe('OutputBatcher: UTF-8', () => {
-  it('does not split a 3-byte character written in two chunks', () => {
+describe('OutputBatcher: bytes are bytes', () => {
+  it('sends a 3-byte character written in two chunks as its three bytes', () => {
     const { batches, batcher } = setup(50);
     const euro = b('€'); // e2 82 ac
     batcher.write('stdout', Buffer.concat([b('price: '), euro.subarray(0, 2)]));
     batcher.write('stdout', Buffer.concat([euro.subarray(2), b('5')]));
     vi.advanceTimersByTime(50);
-    expect(batches).toEqual([['stdout', 'price: €5']]);
+    expect(batches).toEqual([['stdout', u('price: €5')]]);
   });
 
-  it('holds back an incomplete character across a timer flush and completes it in the next batch', () => {
-    const { batches, batcher } = setup(50);
+  it('sends an incomplete character at a timer flush as it is; the next batch carries the rest', () => {
+    const { batches, batcher, bytesOf } = setup(50);
     const euro = b('€');
     batcher.write('stdout', Buffer.concat([b('a'), euro.subarray(0, 1)]));
     vi.advanceTimersByTime(50);
     batcher.write('stdout', euro.subarray(1));
     vi.advanceTimersByTime(50);
     expect(batches).toEqual([
-      ['stdout', 'a'],
-      ['stdout', '€'],
+      ['stdout', 'a\xe2'],
+      ['stdout', '\x82\xac'],
     ]);
-    expect(batches.every(([, d]) => !d.includes('\uFFFD'))).toBe(true);
+    expect(bytesOf('stdout').toString('utf8')).toBe('a€');
   });
 
-  it('does not split a 4-byte character written one byte at a time', () => {
+  it('joins a 4-byte character written one byte at a time', () => {
     const { batches, batcher } = setup(50);
     for (const byte of b('😀')) batcher.write('stdout', Buffer.from([byte]));
     vi.advanceTimersByTime(50);
-    expect(batches).toEqual([['stdout', '😀']]);
+    expect(batches).toEqual([['stdout', u('😀')]]);
   });
 
-  it('decodes each stream separately, so interleaved partial characters do not mix', () => {
+  it('keeps each stream apart, so interleaved partial characters do not mix', () => {
     const { batches, batcher } = setup(50);
     const euro = b('€');
     const ae = b('ä'); // c3 a4
@@ -209,19 +229,44 @@ describe('OutputBatcher: UTF-8', () => {
     batcher.write('stderr', ae.subarray(1));
     vi.advanceTimersByTime(50);
     expect(batches).toEqual([
-      ['stdout', '€'],
-      ['stderr', 'ä'],
+      ['stdout', u('€')],
+      ['stderr', u('ä')],
     ]);
   });
 
-  it('does not split a character when a size flush happens mid-character', () => {
-    const { batches, batcher } = setup(1_000, 4);
-    const euro = b('€');
-    batcher.write('stdout', Buffer.concat([b('abcd'), euro.subarray(0, 2)]));
-    batcher.write('stdout', Buffer.concat([euro.subarray(2), b('efg')]));
+  it('sends bytes that are not UTF-8 (0x80-0xff alone) unchanged, not as U+FFFD', () => {
+    const { bytesOf, batcher } = setup(50);
+    const invalid = Buffer.from([0x80, 0xbf, 0xc0, 0xc1, 0xf5, 0xfe, 0xff, 0xe2, 0x28, 0xa1, 0xed, 0xa0, 0x80]);
+    batcher.write('stderr', invalid);
     batcher.end();
-    expect(batches.map(([, d]) => d).join('')).toBe('abcd€efg');
-    expect(batches.every(([, d]) => !d.includes('\uFFFD'))).toBe(true);
+    expect(bytesOf('stderr').equals(invalid)).toBe(true);
+  });
+
+  it('sends NUL bytes unchanged', () => {
+    const { bytesOf, batcher } = setup(50);
+    batcher.write('stdout', Buffer.from([0, 0x61, 0, 0, 0x62, 0]));
+    batcher.end();
+    expect([...bytesOf('stdout')]).toEqual([0, 0x61, 0, 0, 0x62, 0]);
+  });
+
+  it('round-trips all 256 byte values exactly, through odd write and batch sizes and base64', () => {
+    const { raw, batcher, bytesOf } = setup(1_000, 7);
+    const all = Buffer.alloc(256 * 4);
+    for (let i = 0; i < all.length; i++) all[i] = i % 256;
+    for (let at = 0; at < all.length; at += 13) batcher.write('stdout', all.subarray(at, at + 13));
+    batcher.end();
+    expect(bytesOf('stdout').equals(all)).toBe(true);
+    // what the agent sends is each batch in base64: decoded and joined, the same bytes
+    const viaBase64 = Buffer.concat(raw.map(([, d]) => Buffer.from(d.toString('base64'), 'base64')));
+    expect(viaBase64.equals(all)).toBe(true);
+  });
+
+  it('ignores empty writes (no empty batch, no timer)', () => {
+    const { batches, batcher } = setup(50);
+    batcher.write('stdout', Buffer.alloc(0));
+    expect(vi.getTimerCount()).toBe(0);
+    batcher.end();
+    expect(batches).toEqual([]);
   });
 });
 
@@ -246,11 +291,11 @@ describe('OutputBatcher: end()', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it('sends an incomplete trailing character as a replacement character rather than dropping the output', () => {
+  it('sends an incomplete trailing character as its bytes, not as a replacement character', () => {
     const { batches, batcher } = setup(50);
     batcher.write('stdout', Buffer.concat([b('abc'), b('€').subarray(0, 2)]));
     batcher.end();
-    expect(batches).toEqual([['stdout', 'abc\uFFFD']]);
+    expect(batches).toEqual([['stdout', 'abc\xe2\x82']]);
   });
 
   it('sends nothing when nothing is pending', () => {

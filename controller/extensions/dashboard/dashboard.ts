@@ -3,10 +3,12 @@
  * task's output) as JSON, and a server-sent-events stream
  * (https://html.spec.whatwg.org/multipage/server-sent-events.html) that pushes
  * - `snapshot` (the whole picture) when nodes or tasks changed, at most every SNAPSHOT_EVERY_MS;
- * - `log` `{taskId, stream, data}` for each batch of task output as it arrives.
+ * - `log` `{taskId, stream, data}` for each batch of task output as it arrives (`data`: the batch's
+ *   bytes as UTF-8 text, for display).
  * The page itself is controller/extensions/dashboard/page.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { logText } from '../../../shared/log-data.js';
 import type { NodeView, TaskState } from '../../../shared/schemas/index.js';
 import { isTerminal } from '../../../shared/schemas/index.js';
 import type { Extension, ExtensionContext } from '../extension.js';
@@ -48,11 +50,13 @@ export class Dashboard implements Extension {
       events.on('task', () => (this.dirty = true)),
       events.on('taskEvent', (e) => {
         if (e.type !== 'log') return;
-        const tail = ((this.tails.get(e.taskId) ?? '') + e.data).slice(-TAIL_CHARS);
+        // Display only: the batch's bytes as UTF-8 text (invalid bytes shown as U+FFFD).
+        const text = logText(e);
+        const tail = ((this.tails.get(e.taskId) ?? '') + text).slice(-TAIL_CHARS);
         this.tails.delete(e.taskId); // re-insert: the map's order is recency, oldest evicted first
         this.tails.set(e.taskId, tail);
         if (this.tails.size > MAX_TASKS) this.tails.delete(this.tails.keys().next().value!);
-        this.send('log', { taskId: e.taskId, stream: e.stream, data: e.data.slice(-TAIL_CHARS) });
+        this.send('log', { taskId: e.taskId, stream: e.stream, data: text.slice(-TAIL_CHARS) });
       }),
     );
     this.timer = setInterval(() => {
