@@ -14,7 +14,7 @@
  * - drain: on shutdown new assignments are refused and running tasks get time to end.
  */
 import type { AgentConfig } from '../shared/config.js';
-import { CutterError, errorMessage } from '../shared/errors.js';
+import { COMMAND_EXIT_CODES, CutterError, type ErrorCode, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Assignment, Cancel, NodeStatus } from '../shared/schemas/index.js';
 import { AttemptLedger, keyOf } from './attempts.js';
@@ -279,8 +279,10 @@ export class TaskRunner {
         message = `agent ${this.node} shut down before the task started`;
       }
       log.warn({ ...ids, code, err }, 'task failed to run');
+      // A command that could not be run ends with the exit code a shell would give (126, 127).
+      const exitCode = COMMAND_EXIT_CODES[code as ErrorCode];
       await events
-        .publish(task, { type: 'failed', code, message })
+        .publish(task, { type: 'failed', code, message, ...(exitCode !== undefined ? { exitCode } : {}) })
         .catch((e) => log.warn({ ...ids, err: e }, 'could not report the failure'));
       this.release(task);
       return;

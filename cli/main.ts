@@ -4,9 +4,11 @@
  * (all of them for `--help` or an unknown command): a command pays for its own dependencies,
  * not for every other command's (the MCP SDK, prom-client …). Loading modules is most of a short
  * command's time, and `cutter run` is measured against `docker run` (bench/results.md).
+ * Exit codes and the process-wide guards (EPIPE, uncaught errors): ./exit.ts.
  */
 import { Command } from 'commander';
 import { VERSION } from '../shared/version.js';
+import { installProcessGuards } from './exit.js';
 
 type Register = (program: Command) => void;
 
@@ -38,6 +40,8 @@ const program = new Command('cutter')
   .showHelpAfterError();
 
 const name = process.argv.slice(2).find((a) => !a.startsWith('-'));
+// No stack traces for users (exit 125), a quiet exit 141 on a closed pipe; daemons keep the stack in their log.
+installProcessGuards({ withStack: name === 'server' || name === 'agent' });
 const wanted = name !== undefined && name in COMMANDS ? [name] : Object.keys(COMMANDS);
 const registered = new Set<Register>();
 for (const key of wanted) {

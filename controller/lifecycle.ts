@@ -17,7 +17,7 @@
 import { clip } from '../shared/codec.js';
 import { isTerminal, type TaskEvent, type TaskState } from '../shared/schemas/index.js';
 import { formatDuration } from '../shared/units.js';
-import { NODE_FAULT_CODES, backoffMs, wantsRetry, type AttemptEnd, type TaskRecord } from './task-record.js';
+import { FINAL_CODES, NODE_FAULT_CODES, backoffMs, wantsRetry, type AttemptEnd, type TaskRecord } from './task-record.js';
 
 /** Heartbeats that may miss a running, accepted attempt before it counts as lost. */
 export const MISSING_HEARTBEATS = 2;
@@ -268,7 +268,9 @@ function agentEvent(record: TaskRecord, event: TaskEvent, now: number): Step {
     case 'failed': {
       // The node could not run it, or it was shut down under it: those are the node's doing.
       const end: AttemptEnd = NODE_FAULT_CODES.includes(event.code) ? 'lost' : 'failed';
-      return step(keep, ...attemptEnded(record, end, { error: { code: event.code, message: event.message } }, now));
+      // The exit code a shell would give (127: command not found …) is the task's, for `cutter run` to exit with.
+      const patch = { error: { code: event.code, message: event.message }, exitCode: event.exitCode ?? null };
+      return step(keep, ...attemptEnded(record, end, patch, now));
     }
     default:
       return step(keep); // progress and log events are kept for followers
@@ -290,7 +292,8 @@ function attemptEnded(record: TaskRecord, end: AttemptEnd, patch: Partial<TaskSt
     const error = { code: 'TIMEOUT', message: `timed out after ${formatDuration(s.options.timeoutMs ?? 0)}` };
     return [...out, ...finish(record, { ...patch, state: 'failed', error }, now, true)];
   }
-  if (wantsRetry(s.options.restart, end) && s.attempt < s.options.maxAttempts) {
+  const final = patch.error ? FINAL_CODES.includes(patch.error.code) : false;
+  if (!final && wantsRetry(s.options.restart, end) && s.attempt < s.options.maxAttempts) {
     const delayMs = backoffMs(s.attempt, end);
     const why = patch.error?.message ?? `attempt ${s.attempt} ${end}`;
     const reason = `attempt ${s.attempt} ${end}: ${why}; attempt ${s.attempt + 1} of ${s.options.maxAttempts} in ${formatDuration(delayMs)}`;

@@ -38,6 +38,12 @@ export const NODE_FAULT_CODES: readonly string[] = [
   'EXECUTOR_LOST',
 ];
 
+/**
+ * Codes of `failed` events no restart policy retries: the task's command is missing or cannot be
+ * executed, and another attempt would find it the same.
+ */
+export const FINAL_CODES: readonly string[] = ['COMMAND_NOT_FOUND', 'COMMAND_NOT_INVOKABLE'];
+
 /** How an attempt ended. */
 export type AttemptEnd = 'succeeded' | 'failed' | 'lost';
 

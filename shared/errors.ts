@@ -18,6 +18,10 @@ export type ErrorCode =
   | 'EXECUTOR_DISABLED'
   | 'IMAGE_PULL_FAILED'
   | 'START_FAILED'
+  /** The task's command does not exist (exec: not on the task's PATH; docker: not in the image). Exit code 127, like a shell's. */
+  | 'COMMAND_NOT_FOUND'
+  /** The task's command exists but cannot be run: not executable, or a directory. Exit code 126, like a shell's. */
+  | 'COMMAND_NOT_INVOKABLE'
   | 'LEASE_EXPIRED'
   | 'NODE_LOST'
   | 'AGENT_SHUTDOWN'
@@ -41,6 +45,12 @@ export type ErrorCode =
    * agent's grace (or came back without the container): the result is unknown. A node fault.
    */
   | 'EXECUTOR_LOST';
+
+/**
+ * The exit code a shell (and `docker run`) gives for a command that could not be run, by error
+ * code: a `failed` event with one of these codes carries it as `exitCode`, and `cutter run` exits with it.
+ */
+export const COMMAND_EXIT_CODES: Readonly<Partial<Record<ErrorCode, number>>> = { COMMAND_NOT_FOUND: 127, COMMAND_NOT_INVOKABLE: 126 };
 
 /** An error with a stable code and optional structured details (e.g. per-node rejections). */
 export class CutterError extends Error {

@@ -110,6 +110,30 @@ export async function reportPorts(
 }
 
 /**
+ * The error a task whose container would not start fails with. The engine records a command the
+ * runtime could not exec in the container's State.ExitCode, as a shell does: 127 (not found:
+ * COMMAND_NOT_FOUND) or 126 (not executable, a directory: COMMAND_NOT_INVOKABLE); anything else is
+ * START_FAILED. The message keeps the runtime's `exec: "CMD": why` part when it has one.
+ * @throws EngineDownError when the engine went down meanwhile.
+ */
+export async function startFailure(engine: EngineWatch, container: Docker.Container, err: unknown): Promise<CutterError> {
+  const message = engineMessage(err);
+  const exitCode = await engine
+    .guard((abortSignal) => container.inspect({ abortSignal }))
+    .then(
+      (info) => info.State.ExitCode,
+      (e) => {
+        if (e instanceof EngineDownError) throw e;
+        return undefined;
+      },
+    );
+  const code = exitCode === 127 ? 'COMMAND_NOT_FOUND' : exitCode === 126 ? 'COMMAND_NOT_INVOKABLE' : undefined;
+  if (!code) return new CutterError('START_FAILED', `cannot start the container: ${message}`);
+  const exec = /exec: "[^"]*": .*?(?=: unknown$|$)/.exec(message)?.[0];
+  return new CutterError(code, exec ?? `cannot start the container: ${message}`);
+}
+
+/**
  * Stops the run's container; 304 (already stopped) and 404 (gone) count as stopped, and so does
  * an engine that is down (the task's supervisor ends it EXECUTOR_LOST).
  */

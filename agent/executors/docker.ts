@@ -39,6 +39,7 @@ import {
   outlast,
   reportPorts,
   type Run,
+  startFailure,
   stopContainer,
 } from './docker-container.js';
 import { EngineDownError, EngineWatch, type EngineWatchOptions } from './docker-engine.js';
@@ -276,7 +277,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
    * `mode: 'start'`: a fresh container, attached and waited on before it is started so neither an
    * early line nor a fast exit is missed. `mode: 'running'`: a re-adopted container that runs
    * already: attached for new output only, waited on with `not-running`.
-   * @throws CutterError CANCELLED, START_FAILED (fresh), NODE_LOST (re-adopted, and the engine
+   * @throws CutterError CANCELLED, START_FAILED, COMMAND_NOT_FOUND, COMMAND_NOT_INVOKABLE (fresh), NODE_LOST (re-adopted, and the engine
    *   lost track of it: its result is unknown), EXECUTOR_LOST (the engine went down: `outlast()`);
    *   the container is removed either way (once the engine answers, if it is down).
    */
@@ -304,7 +305,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
           await engine.guard((abortSignal) => container.start({ abortSignal }));
         } catch (err) {
           if (err instanceof EngineDownError) throw err;
-          throw new CutterError('START_FAILED', `cannot start the container: ${engineMessage(err)}`);
+          throw await startFailure(engine, container, err);
         }
         startedAt = Date.now();
         ctx.started(container.id.slice(0, 12));

@@ -4,11 +4,13 @@
  * (like Nomad's raw_exec driver, off unless its config says `enabled`).
  */
 import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { CutterError } from '../../shared/errors.js';
 import type { ExecSpec } from '../../shared/schemas/index.js';
 import { execViolation } from '../policy.js';
 import type { Admission, Executor, ExecutorContext, Fingerprint, Outcome, TaskHandle } from './executor.js';
+import { resolveCommand } from './resolve-command.js';
 
 /** Agent environment variables a job inherits; everything else (tokens, …) stays with the agent. */
 const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'];
@@ -53,6 +55,14 @@ export class ExecExecutor implements Executor<ExecSpec> {
     const env: Record<string, string> = {};
     for (const k of INHERITED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k]!;
     Object.assign(env, spec.env);
+    // Told apart before spawning: spawn's ENOENT also means a missing cwd, and a command that
+    // cannot run is the user's to fix (126/127), not cutter's (125).
+    const unrunnable = cannotRun(spec, env.PATH);
+    if (unrunnable) {
+      const done = Promise.reject(unrunnable);
+      done.catch(() => undefined); // the agent awaits it a little later
+      return { done, stop: async () => undefined };
+    }
 
     const startedAt = Date.now();
     let cancelled = false;
@@ -72,13 +82,11 @@ export class ExecExecutor implements Executor<ExecSpec> {
     const done = new Promise<Outcome>((resolve, reject) => {
       child.once('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(killTimer);
-        const why =
-          err.code === 'ENOENT'
-            ? `command not found: ${spec.argv[0]}`
-            : err.code === 'EACCES'
-              ? `permission denied: ${spec.argv[0]}`
-              : err.message;
-        reject(new CutterError('START_FAILED', why));
+        // Checked before spawning; these are left for a file changed in between.
+        if (err.code === 'ENOENT') reject(new CutterError('COMMAND_NOT_FOUND', `exec: "${spec.argv[0]}": ${err.message}`));
+        else if (err.code === 'EACCES' || err.code === 'EISDIR')
+          reject(new CutterError('COMMAND_NOT_INVOKABLE', `exec: "${spec.argv[0]}": ${err.message}`));
+        else reject(new CutterError('START_FAILED', err.message));
       });
       child.once('spawn', () => ctx.started(String(child.pid)));
       child.once('close', (code, signal) => {
@@ -99,4 +107,22 @@ export class ExecExecutor implements Executor<ExecSpec> {
       },
     };
   }
+}
+
+/**
+ * Why the task cannot be started, or undefined: its cwd is not a directory (START_FAILED), its
+ * command is not found on `pathVar` (COMMAND_NOT_FOUND) or cannot be invoked (COMMAND_NOT_INVOKABLE).
+ */
+function cannotRun(spec: ExecSpec, pathVar: string | undefined): CutterError | undefined {
+  if (spec.cwd !== undefined) {
+    let dir = false;
+    try {
+      dir = statSync(spec.cwd).isDirectory();
+    } catch {
+      // missing: said below
+    }
+    if (!dir) return new CutterError('START_FAILED', `working directory ${spec.cwd} is not a directory on this node`);
+  }
+  const r = resolveCommand(spec.argv[0], pathVar, spec.cwd);
+  return r.ok ? undefined : new CutterError(r.code, r.message);
 }

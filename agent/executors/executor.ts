@@ -54,7 +54,8 @@ export interface Outcome {
 export interface TaskHandle {
   /**
    * Resolves when the workload has exited (any exit code).
-   * Rejects with a CutterError when it could not run: IMAGE_PULL_FAILED, START_FAILED, CANCELLED
+   * Rejects with a CutterError when it could not run: IMAGE_PULL_FAILED, START_FAILED,
+   * COMMAND_NOT_FOUND / COMMAND_NOT_INVOKABLE (its command is missing / cannot be executed), CANCELLED
    * (stopped before it started); for a re-adopted task also AGENT_SHUTDOWN (the previous agent
    * died between creating and starting it: nothing ran) and NODE_LOST (the engine lost track of
    * it, so its result is unknown).

@@ -4,9 +4,12 @@
  *
  * Submits the task, streams its stdout and stderr to this terminal's stdout and stderr, and exits
  * with its exit code — like `docker run`. A task no node can take now waits in the queue
- * (`--no-queue` fails at once with the reason per node); `--timeout` bounds waiting and running. Exit codes of its own, like docker's: 125 when the task
- * could not be placed or started, 130 when it was cancelled without an exit code.
- * Ctrl-C cancels the task (a second Ctrl-C leaves it running and exits).
+ * (`--no-queue` fails at once with the reason per node); `--timeout` bounds waiting and running.
+ * Exit codes of its own, like docker's (../exit.ts): 125 when the task could not be placed or
+ * started, 126/127 when its command cannot be invoked / was not found, 137 when it was killed.
+ * Like `docker run --sig-proxy`: SIGINT, SIGTERM and SIGHUP cancel the task (SIGTERM, then SIGKILL
+ * after the grace) and the CLI exits with the task's code, or 128+signal when it reported none; a
+ * second signal exits at once. A closed stdout (`| head -1`) cancels the task and exits 141.
  */
 import type { Command } from 'commander';
 import { newTaskId, type RunRequest, runTask, type TaskRun, taskOptionsFor } from '../../shared/client/index.js';
@@ -18,17 +21,19 @@ import {
   SubmitResultSchema,
   TaskOptionsSchema,
   type TaskSpec,
-  type TaskState,
 } from '../../shared/schemas/index.js';
 import { parseBytes } from '../../shared/units.js';
 import { parseDockerRun, parsePublish } from '../docker-args.js';
+import { beforeBrokenPipeExit, EXIT_NOT_RUN, signalExitCode, taskExitCode } from '../exit.js';
 import { watchForwards } from '../forwards.js';
 import { printJson } from '../output.js';
 import { type GlobalFlags, withClient, withClientOptions } from './common.js';
 import { printTask, unfinished } from './follow.js';
 
-/** Exit code when cutter itself could not run the task (docker uses 125 the same way). */
-export const EXIT_NOT_RUN = 125;
+export { EXIT_NOT_RUN } from '../exit.js';
+
+/** Signals that cancel the task, as `docker run --sig-proxy` passes them to the container. */
+const PROXIED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 interface RunFlags extends GlobalFlags {
   node?: string;
@@ -92,12 +97,6 @@ function buildOptions(flags: RunFlags): NonNullable<RunRequest['options']> {
   };
 }
 
-function exitCodeOf(s: TaskState): number {
-  if (s.state === 'succeeded') return 0;
-  if (s.exitCode !== null && s.state !== 'lost') return s.exitCode;
-  return s.state === 'cancelled' ? 130 : EXIT_NOT_RUN;
-}
-
 export function registerRun(program: Command): void {
   withClientOptions(
     program
@@ -153,16 +152,27 @@ export function registerRun(program: Command): void {
         }
 
         let run: TaskRun | undefined;
-        const cancel = () =>
-          void (run ? run.cancel() : client.request({ op: 'cancel', taskId }, SubmitResultSchema)).catch(() => undefined);
-        let interrupts = 0;
-        process.on('SIGINT', () => {
-          if (++interrupts > 1) process.exit(130);
-          process.stderr.write(`\ncutter: cancelling task ${taskId} (Ctrl-C again to leave it running)\n`);
+        const cancelTask = async () => {
+          await (run ? run.cancel() : client.request({ op: 'cancel', taskId }, SubmitResultSchema));
+        };
+        const cancel = () => void cancelTask().catch(() => undefined);
+        let signalled: NodeJS.Signals | undefined;
+        const onSignal = (signal: NodeJS.Signals) => {
+          if (signalled) process.exit(signalExitCode(signal));
+          signalled = signal;
+          const again = signal === 'SIGINT' ? 'Ctrl-C' : signal;
+          process.stderr.write(
+            `${signal === 'SIGINT' ? '\n' : ''}cutter: ${signal}: cancelling task ${taskId} (${again} again to stop waiting for it)\n`,
+          );
           cancel();
-        });
+        };
+        for (const signal of PROXIED_SIGNALS) process.on(signal, onSignal);
+        // Nobody reads the output any more (`| head -1`): the task is not left running for nobody.
+        beforeBrokenPipeExit(cancelTask);
         // Subscribes before submitting, so no event is missed (shared/client/run-task.ts).
         run = await runTask(client, { taskId, spec, requirements, options });
+        // A signal during the submit may have found no task to cancel yet.
+        if (signalled) cancel();
         // Forwards (-p): say where the port is reachable, or why not (and then cancel the task).
         let refused: string | undefined;
         if (spec.kind === 'docker' && spec.ports?.length) {
@@ -191,7 +201,7 @@ export function registerRun(program: Command): void {
         if (flags.json) printJson(f);
         else if (f.state !== 'succeeded' && f.error && f.error.code !== 'EXIT_CODE')
           process.stderr.write(`cutter: task ${taskId} ${f.state}: ${f.error.message}\n`);
-        return exitCodeOf(f);
+        return taskExitCode(f, signalled);
       },
       EXIT_NOT_RUN,
     ),

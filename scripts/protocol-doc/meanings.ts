@@ -73,6 +73,10 @@ export const errorCodes: Record<ErrorCode, string> = {
     '`failed` event: the node does not run `exec` tasks (agent started without `--allow-exec`); the attempt counts as lost',
   IMAGE_PULL_FAILED: '`failed` event: the image is not on the node and could not be pulled; the attempt failed',
   START_FAILED: '`failed` event: the container or process could not be created or started; the attempt failed',
+  COMMAND_NOT_FOUND:
+    "`failed` event (with `exitCode` 127): the task's command does not exist (exec: not on the task's PATH; docker: not in the image). The task fails; no restart policy retries it. `cutter run` exits 127",
+  COMMAND_NOT_INVOKABLE:
+    "`failed` event (with `exitCode` 126): the task's command exists but cannot be executed (no execute permission, a directory). The task fails; no restart policy retries it. `cutter run` exits 126",
   LEASE_EXPIRED:
     'TaskState.error: the node did not accept the assignment before `leaseExpiresAt`; the attempt is lost (retried per the restart policy, else state `lost`)',
   NODE_LOST:

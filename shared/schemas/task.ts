@@ -228,6 +228,8 @@ export const TaskEventSchema = z.discriminatedUnion('type', [
     type: z.literal('failed'),
     code: z.string().max(64),
     message: z.string().max(4_000),
+    /** The exit code a shell would give (127 COMMAND_NOT_FOUND, 126 COMMAND_NOT_INVOKABLE); absent for other failures. */
+    exitCode: z.number().int().optional(),
   }),
 ]);
 

@@ -126,6 +126,24 @@ describe('lifecycle: an attempt runs', () => {
     expect(oom).toMatchObject({ state: 'failed', oomKilled: true, error: { code: 'OOM_KILLED' } });
   });
 
+  it('a command not found or not invokable fails the task with its exit code, never retried (even under always)', () => {
+    for (const [code, exitCode] of [
+      ['COMMAND_NOT_FOUND', 127],
+      ['COMMAND_NOT_INVOKABLE', 126],
+    ] as const) {
+      const { next, types } = drive(
+        running({ restart: 'always', maxAttempts: 5 }),
+        agent('failed', { code, message: 'm', exitCode }),
+        T0 + 1_000,
+      );
+      expect(types).not.toContain('retry');
+      expect(next.state).toMatchObject({ state: 'failed', attempt: 1, exitCode, error: { code, message: 'm' } });
+    }
+    // Other start failures keep following the policy.
+    const other = drive(running({ restart: 'on-failure' }), agent('failed', { code: 'START_FAILED', message: 'm' }), T0 + 1_000);
+    expect(other.next.state).toMatchObject({ state: 'queued', exitCode: null });
+  });
+
   it('a failure with retries left under on-failure → queued again after a backoff (1 s after attempt 1)', () => {
     const { step, next } = drive(running({ restart: 'on-failure', maxAttempts: 3 }), result(1), T0 + 1_000);
     expect(next.state).toMatchObject({ state: 'queued', node: null, attempt: 1, exitCode: 1 });
