@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { cli, describeEmbeddedBroker, freePort, startServer, type Daemon } from '../harness.js';
 
 describeEmbeddedBroker('HTTP beyond loopback needs a token', () => {

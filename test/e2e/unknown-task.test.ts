@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { topics } from '../../shared/topics.js';
 import { cli, type Daemon, describeEmbeddedBroker, eventually, startServer } from '../harness.js';
 
