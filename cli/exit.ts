@@ -11,15 +11,11 @@
  * process with one `cutter: …` line (`installProcessGuards`).
  */
 import { constants } from 'node:os';
-import { errorMessage } from '../shared/errors.js';
+import { COMMAND_EXIT_CODES, type ErrorCode, errorMessage } from '../shared/errors.js';
 import type { TaskState } from '../shared/schemas/index.js';
 
 /** cutter itself could not run the task (docker uses 125 the same way). */
 export const EXIT_NOT_RUN = 125;
-/** The task's command exists but cannot be executed. */
-export const EXIT_NOT_INVOKABLE = 126;
-/** The task's command was not found. */
-export const EXIT_NOT_FOUND = 127;
 /** Killed by SIGKILL (128 + 9), also the code of an OOM kill. */
 export const EXIT_KILLED = 137;
 /** stdout or stderr was closed under the CLI (128 + SIGPIPE). */
@@ -37,8 +33,9 @@ export function signalExitCode(signal: NodeJS.Signals): number {
  */
 export function taskExitCode(s: TaskState, signal?: NodeJS.Signals): number {
   if (s.state === 'succeeded') return 0;
-  if (s.error?.code === 'COMMAND_NOT_FOUND') return EXIT_NOT_FOUND;
-  if (s.error?.code === 'COMMAND_NOT_INVOKABLE') return EXIT_NOT_INVOKABLE;
+  // 127 / 126: the command could not be run (the same table the agent puts in the failed event).
+  const command = s.error ? COMMAND_EXIT_CODES[s.error.code as ErrorCode] : undefined;
+  if (command !== undefined) return command;
   if (s.state === 'lost') return EXIT_NOT_RUN;
   if (s.exitCode !== null) return s.exitCode;
   if (s.oomKilled || s.error?.code === 'OOM_KILLED') return EXIT_KILLED;
