@@ -11,6 +11,7 @@
 import { encode } from '../shared/codec.js';
 import type { MqttClient } from '../shared/mqtt.js';
 import { logFields } from '../shared/log-data.js';
+import { keyOf } from './attempts.js';
 import type { Ack, NodeStatus, TaskEvent, TaskKind } from '../shared/schemas/index.js';
 import type { Topics } from '../shared/topics.js';
 import { ChunkBatcher } from './chunk-batcher.js';
@@ -73,7 +74,7 @@ export const RESEND_AFTER_MS = 30_000;
 /**
  * Publishes attempts' events and builds the context their executors stream into. Final events
  * (`result`, `failed`) are kept until the controller acknowledges them on `nodes/{node}/ack`
- * (it does once it has committed them): they are sent again on reconnect and every `resendMs`,
+ * (it does once it has committed them): they are sent again on reconnect and after RESEND_AFTER_MS,
  * and listed in the node status (`finished`), so a result is never lost to a server that died or
  * could not write before storing it.
  */
@@ -122,7 +123,7 @@ export class TaskEvents {
 
   /** Keeps a final event until its ack (bounded: the oldest is given up past MAX_UNACKED). */
   private keep(event: TaskEvent): void {
-    const key = `${event.taskId}:${event.attempt}`;
+    const key = keyOf(event.taskId, event.attempt);
     this.unacked.delete(key);
     this.unacked.set(key, { event, sentAt: Date.now() });
     if (this.unacked.size > MAX_UNACKED) {
@@ -134,7 +135,7 @@ export class TaskEvents {
 
   /** The controller has committed these final events: they are not sent again. */
   onAck(ack: Ack): void {
-    for (const a of ack.acks) this.unacked.delete(`${a.taskId}:${a.attempt}`);
+    for (const a of ack.acks) this.unacked.delete(keyOf(a.taskId, a.attempt));
   }
 
   /** Attempts whose final event waits for its ack, as NodeStatus lists them (`finished`). */
