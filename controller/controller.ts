@@ -109,6 +109,9 @@ export class Controller {
     const { ctx } = this;
     const t = ctx.t;
     const offline: ControllerStatus = { v: 1, state: 'offline', version: VERSION, ts: ctx.now() };
+    // Counted from disk before connecting: a persistent session's queued results may end some of
+    // them before the count below would run (an external broker kept them while we were down).
+    const recoveredTasks = [...this.tasks.all()].filter((r) => !isTerminal(r.state.state)).length;
     let router!: MessageRouter;
     const client = await connectMqtt({
       url: this.opts.brokerUrl,
@@ -147,11 +150,7 @@ export class Controller {
     await router.subscribeAll();
     ctx.store.guard.start();
     // The broker may have lost its retained messages (an embedded broker restarts with us).
-    let live = 0;
-    for (const r of this.tasks.all()) {
-      if (!isTerminal(r.state.state)) live++;
-      ctx.publishState(r);
-    }
+    for (const r of this.tasks.all()) ctx.publishState(r);
     await this.publishStatus('online');
     client.on('connect', () => void this.publishStatus('online').catch(() => undefined));
     this.sweepTimer = setInterval(() => {
@@ -161,7 +160,7 @@ export class Controller {
     }, SWEEP_MS);
     ctx.requestSchedule();
     ctx.log.info(
-      { broker: this.opts.brokerUrl, prefix: this.opts.prefix, dataDir: this.opts.dataDir, recoveredTasks: live },
+      { broker: this.opts.brokerUrl, prefix: this.opts.prefix, dataDir: this.opts.dataDir, recoveredTasks },
       'controller started',
     );
   }
