@@ -37,12 +37,27 @@ export class Placement {
     );
   }
 
-  /** Places queued tasks in order (priority, then age); a task that does not fit does not block smaller ones. */
+  /**
+   * Places queued tasks in order (priority, then age); a task that does not fit does not block smaller ones.
+   *
+   * Within one pass a placement only takes capacity away, so a request that found no node stays
+   * without one until the pass ends: later tasks asking for exactly the same (kind, requirements,
+   * model) get the same answer without asking the scheduler again. With a thousand identical tasks
+   * queued behind full nodes, asking for each was most of the controller's CPU.
+   */
   private schedule(): void {
     const now = this.ctx.now();
+    const unplaceable = new Map<string, NoFit & { reason: string }>();
     for (const record of this.ctx.tasks.queued()) {
       if (record.notBefore > now) continue;
-      this.tryPlace(record);
+      const key = requestKey(record);
+      const known = unplaceable.get(key);
+      if (known) {
+        this.wait(record, known, known.reason, true, now);
+        continue;
+      }
+      const noFit = this.tryPlace(record);
+      if (noFit) unplaceable.set(key, noFit);
     }
   }
 
@@ -51,7 +66,7 @@ export class Placement {
    * @param publishWaiting publish a changed waiting reason (a submit answers with it instead).
    * @returns why nothing fits (the task stays queued), or null when placed or not queued.
    */
-  tryPlace(record: TaskRecord, publishWaiting = true): NoFit | null {
+  tryPlace(record: TaskRecord, publishWaiting = true): (NoFit & { reason: string }) | null {
     const { ctx } = this;
     const now = ctx.now();
     const s = record.state;
@@ -64,13 +79,8 @@ export class Placement {
     );
     if (!placement.ok) {
       const reason = `waiting: ${placement.message}${placement.rejections.length ? ` (${formatRejections(placement.rejections)})` : ''}`;
-      const step = transition(record, { type: 'waiting', reason, publish: publishWaiting }, now);
-      if (step.ok) {
-        // Once per change of the answer, not once per placement pass (a queued task is retried often).
-        ctx.events.emit('rejected', { taskId: s.taskId, kind: s.kind, rejections: placement.rejections });
-        ctx.apply(record, step);
-      }
-      return placement;
+      this.wait(record, placement, reason, publishWaiting, now);
+      return { ...placement, reason };
     }
     const step = transition(record, { type: 'placed', node: placement.node, placement: placement.reason, leaseMs: ctx.opts.leaseMs }, now);
     const attempt = s.attempt + 1;
@@ -89,4 +99,28 @@ export class Placement {
     if (ollama) ctx.registry.describe(placement.node, s.taskId, { model: ollama.model, pulls: ollama.op === 'pull' || ollama.pull });
     return null;
   }
+
+  /** Records why a queued task waits (`reason`, the formatted `noFit`), when that changed. */
+  private wait(record: TaskRecord, noFit: NoFit, reason: string, publish: boolean, now: number): void {
+    const step = transition(record, { type: 'waiting', reason, publish }, now);
+    if (!step.ok) return;
+    // Once per change of the answer, not once per placement pass (a queued task is retried often).
+    this.ctx.events.emit('rejected', { taskId: record.state.taskId, kind: record.state.kind, rejections: noFit.rejections });
+    this.ctx.apply(record, step);
+  }
 }
+
+/** What the scheduler is asked for a task: two tasks with the same key get the same answer from the same snapshot. */
+function requestKey(record: TaskRecord): string {
+  let key = keys.get(record);
+  if (key === undefined) {
+    const spec = record.spec;
+    const model = spec.kind === 'ollama' ? [spec.op, spec.model, spec.pull] : null;
+    key = JSON.stringify([record.state.kind, record.state.requirements, model]);
+    keys.set(record, key);
+  }
+  return key;
+}
+
+/** Request keys by task record (a task's kind, requirements and model never change after submit). */
+const keys = new WeakMap<TaskRecord, string>();

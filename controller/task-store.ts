@@ -13,6 +13,11 @@ export class TaskStore {
   private readonly tasks = new Map<string, TaskRecord>();
   /** Ids of finished tasks, oldest finish first (a Set keeps insertion order): eviction takes from the front. */
   private readonly finishedOrder = new Set<string>();
+  /**
+   * Tasks not yet terminal. `queued()` and `activeOn()` walk these instead of every kept task: they
+   * run on every placement pass and heartbeat, and up to `keepFinished` ended tasks sit beside them.
+   */
+  private readonly live = new Set<TaskRecord>();
 
   constructor(
     private readonly store: StateStore,
@@ -22,6 +27,7 @@ export class TaskStore {
     for (const r of store.loadTasks()) {
       this.tasks.set(r.state.taskId, r);
       if (isTerminal(r.state.state)) finished.push(r);
+      else this.live.add(r);
     }
     finished.sort((a, b) => (a.state.finishedAt ?? 0) - (b.state.finishedAt ?? 0));
     for (const r of finished) this.finishedOrder.add(r.state.taskId);
@@ -79,11 +85,14 @@ export class TaskStore {
     // Serialised and stored first: a spec that cannot be stored leaves no record behind.
     this.save(record);
     this.tasks.set(args.taskId, record);
+    this.live.add(record);
     return record;
   }
 
   /** Forgets a task that was never accepted (a submit that failed fast). */
   discard(taskId: string): void {
+    const record = this.tasks.get(taskId);
+    if (record) this.live.delete(record);
     this.tasks.delete(taskId);
     this.finishedOrder.delete(taskId);
     this.store.deleteTasks([taskId]);
@@ -110,7 +119,10 @@ export class TaskStore {
   save(record: TaskRecord): void {
     const terminal = isTerminal(record.state.state);
     this.store.saveTask(record, terminal);
-    if (terminal) this.finishedOrder.add(record.state.taskId);
+    if (terminal) {
+      this.finishedOrder.add(record.state.taskId);
+      this.live.delete(record);
+    }
   }
 
   /** Tasks newest first, optionally only in some states. */
@@ -123,14 +135,14 @@ export class TaskStore {
   /** Live tasks placed on one node (assigned, running, unknown). */
   activeOn(node: string): TaskRecord[] {
     const out: TaskRecord[] = [];
-    for (const r of this.tasks.values()) if (r.state.node === node && !isTerminal(r.state.state) && r.state.state !== 'queued') out.push(r);
+    for (const r of this.live) if (r.state.node === node && r.state.state !== 'queued') out.push(r);
     return out;
   }
 
   /** Queued tasks in placement order: priority high to low, then oldest first. */
   queued(): TaskRecord[] {
     const out: TaskRecord[] = [];
-    for (const r of this.tasks.values()) if (r.state.state === 'queued') out.push(r);
+    for (const r of this.live) if (r.state.state === 'queued') out.push(r);
     return out.sort(
       (a, b) =>
         b.state.options.priority - a.state.options.priority ||
