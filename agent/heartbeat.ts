@@ -22,6 +22,13 @@ import { mergeCapacity } from './capacity.js';
 import type { ExecutorRegistry } from './executors/registry.js';
 import { type HostCapacity, probeGpus, probeHost } from './probe.js';
 
+/**
+ * Status changes within this window go out as one status, ms: a node running 8 short tasks would
+ * otherwise publish a full retained status for every start and end, each parsed by the controller
+ * and every watcher. Short beside a heartbeat, so placement still sees a freed slot at once.
+ */
+export const ANNOUNCE_COALESCE_MS = 20;
+
 /** How often GPUs are probed again (nvidia-smi is slow; its free memory counts other programs too), ms. */
 const GPU_PROBE_MS = 30_000;
 
@@ -54,6 +61,8 @@ export class Heartbeat {
   private state: Exclude<NodeState, 'offline'> = 'online';
   /** `offline` published (or about to be): no other status goes out. */
   private closed = false;
+  /** The coalesced announcement waiting to go out (see ANNOUNCE_COALESCE_MS). */
+  private announceTimer?: NodeJS.Timeout;
   /** Stops the executors' watches (a dead Docker engine is announced at once, not at the next probe). */
   private unwatch?: () => void;
 
@@ -130,12 +139,17 @@ export class Heartbeat {
   }
 
   /**
-   * Publishes the status at once (a task came or went) with the last probed capacity; the probes
-   * are left to the beat, so starting a task costs no systeminformation or Ollama round trip.
+   * Publishes the status soon (a task came or went: within ANNOUNCE_COALESCE_MS, one status for
+   * every change in that window) with the last probed capacity; the probes are left to the beat,
+   * so starting a task costs no systeminformation or Ollama round trip.
    */
   announce(): void {
-    if (this.closed) return;
-    this.publishNow().catch((err) => this.deps.log.warn({ err }, 'status update failed'));
+    if (this.closed || this.announceTimer) return;
+    this.announceTimer = setTimeout(() => {
+      this.announceTimer = undefined;
+      if (this.closed) return;
+      this.publishNow().catch((err) => this.deps.log.warn({ err }, 'status update failed'));
+    }, ANNOUNCE_COALESCE_MS);
   }
 
   /** From now on the node says `draining` (no new placements); `publishNow()` tells the mesh at once. */
@@ -155,6 +169,8 @@ export class Heartbeat {
   close(): void {
     this.closed = true;
     clearInterval(this.timer);
+    clearTimeout(this.announceTimer);
+    this.announceTimer = undefined;
     this.unwatch?.();
   }
 
