@@ -5,8 +5,11 @@
  *
  * Aedes 1.x has no default export and must be created with `Aedes.createBroker()` (protocol-facts
  * §5.6). Retained messages and last wills work out of the box with the in-memory persistence.
- * `drainTimeout` is set so one frozen subscriber cannot stall delivery to everyone (Aedes docs:
- * "Without a timeout, one slow client can block message delivery to all other clients").
+ * Aedes delivers a message to every subscriber before it goes on, waiting for a subscriber whose
+ * socket is full to drain (Aedes docs: "Without a timeout, one slow client can block message
+ * delivery to all other clients"). Network clients never make it wait: their writes complete at
+ * once and a client with more than `maxQueuedBytes` unsent is cut (packet-guard.ts). Only the
+ * controller's own link keeps backpressure, bounded by `drainTimeout`.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -23,6 +26,11 @@ import { guardSocket } from './packet-guard.js';
 import { BrokerLogLimiter } from './log-limiter.js';
 import { AgentSessions, remoteAddressOf } from './sessions.js';
 
+/**
+ * Bytes a network client may have waiting unsent before it is cut as too slow a reader (it
+ * reconnects and, with a persistent session, gets its QoS 1 messages again), bytes.
+ */
+const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
 /** Largest packet on the controller's internal listener, bytes (MQTT's own ceiling is 256 MiB). */
 const INTERNAL_MAX_PACKET_BYTES = 256 * 1024 * 1024 - 1;
 /** Failed logins from one address a minute before it is banned, and for how long, ms. */
@@ -61,6 +69,8 @@ export interface BrokerOptions {
   plainListener?: boolean;
   /** How long delivery waits for a subscriber's socket to drain before that subscriber is cut, ms. */
   drainTimeoutMs: number;
+  /** Bytes a network client may have waiting unsent before it is cut as too slow a reader (default 32 MiB; packet-guard.ts). */
+  maxQueuedBytes?: number;
   /** Authentication and authorization; absent = no checks at all (tests of the broker alone). */
   auth?: {
     store: IdentityStore;
@@ -141,13 +151,20 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     connectTimeout: 10_000,
     ...(opts.cluster ? { mq: opts.cluster.mq, persistence: opts.cluster.persistence } : {}),
   });
-  const limits = { maxPacketBytes: opts.maxPacketBytes, maxConnectBytes: opts.maxConnectBytes };
+  const limits = {
+    maxPacketBytes: opts.maxPacketBytes,
+    maxConnectBytes: opts.maxConnectBytes,
+    maxQueuedBytes: opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
+  };
   const guarded = (packetLimits: typeof limits) => (socket: Socket) => {
     // Nagle's algorithm with delayed ACKs adds ~40 ms to each small request/reply round trip.
     socket.setNoDelay(true);
     aedes.handle(
-      guardSocket(socket, packetLimits, (reason) =>
-        log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason }, 'connection cut: packet too large'),
+      guardSocket(
+        socket,
+        packetLimits,
+        (reason) => log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason }, 'connection cut: packet too large'),
+        (reason) => log.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason }, 'connection cut: reader too slow'),
       ) as unknown as Socket,
     );
   };
@@ -156,14 +173,20 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   // has (write/pause/resume/end/destroy and the data/end/close/error/drain events).
   const handleStream = (stream: Duplex, req: Parameters<Aedes['handle']>[1], remote: string | undefined) => {
     aedes.handle(
-      guardSocket(stream as unknown as Socket, limits, (reason) =>
-        log.warn({ remote, reason }, 'connection cut: packet too large'),
+      guardSocket(
+        stream as unknown as Socket,
+        limits,
+        (reason) => log.warn({ remote, reason }, 'connection cut: packet too large'),
+        (reason) => log.warn({ remote, reason }, 'connection cut: reader too slow'),
       ) as unknown as Socket,
       req,
     );
   };
   // The controller's own listener (loopback, controller identity only) takes its larger replies, e.g. a long task list.
-  const internal = createServer(guarded({ ...limits, maxPacketBytes: Math.max(limits.maxPacketBytes, INTERNAL_MAX_PACKET_BYTES) }));
+  // The controller's own link keeps backpressure (maxQueuedBytes 0): its reader is the controller itself.
+  const internal = createServer(
+    guarded({ ...limits, maxPacketBytes: Math.max(limits.maxPacketBytes, INTERNAL_MAX_PACKET_BYTES), maxQueuedBytes: 0 }),
+  );
   const server = createServer(handle);
   // Servers are built (and certificate files read) now, so a bad file fails the start at once.
   // With TLS, nothing listens in the clear unless asked for (--plain-listener): a token sent over

@@ -17,6 +17,13 @@ export interface PacketLimits {
   maxConnectBytes: number;
   /** For every later packet. */
   maxPacketBytes: number;
+  /**
+   * Bytes a client may have waiting to be sent to it before it is cut as a reader that does not
+   * keep up (Mosquitto's max_queued_bytes idea): delivery to everyone else never waits for it.
+   * Absent or 0: writes wait for the socket to drain instead (Aedes' drainTimeout then applies),
+   * as on the server's internal link, where the reader is the controller itself.
+   */
+  maxQueuedBytes?: number;
 }
 
 /** Follows packet boundaries in a byte stream and reports the first packet over its limit. */
@@ -80,11 +87,22 @@ export class PacketSizeGuard {
 
 /**
  * Wraps a socket in a stream for `aedes.handle()` that passes bytes through the guard. Reading
- * follows the consumer's pace (the socket is paused while Aedes is behind), and writes wait for
- * the socket to drain, so Aedes' own `drainTimeout` still sees a frozen reader.
- * @param onViolation called once, with the reason, before the socket is destroyed.
+ * follows the consumer's pace (the socket is paused while Aedes is behind). Writes complete at
+ * once while the client's unsent bytes stay within `limits.maxQueuedBytes`, and the client is cut
+ * past it: Aedes delivers a publisher's message to every subscriber before it reads that
+ * publisher's next packet, so waiting for one slow reader's drain would stall every publisher it
+ * subscribes to (the controller included) for up to the drain timeout, again and again. Without
+ * `maxQueuedBytes` writes wait for the socket to drain, so Aedes' own `drainTimeout` sees a frozen reader.
+ * @param onViolation called once, with the reason, before the socket is destroyed (a packet over its limit).
+ * @param onSlow called once, with the reason, before a reader that fell `maxQueuedBytes` behind is cut.
  */
-export function guardSocket(socket: Socket, limits: PacketLimits, onViolation: (reason: string) => void): Duplex {
+export function guardSocket(
+  socket: Socket,
+  limits: PacketLimits,
+  onViolation: (reason: string) => void,
+  onSlow: (reason: string) => void = () => undefined,
+): Duplex {
+  const maxQueued = limits.maxQueuedBytes ?? 0;
   const guard = new PacketSizeGuard(limits);
   let corked = false;
   /** Sends what is corked now; also before end/destroy, which would otherwise drop it (a refusal's CONNACK). */
@@ -110,7 +128,16 @@ export function guardSocket(socket: Socket, limits: PacketLimits, onViolation: (
         socket.cork();
         setImmediate(uncork);
       }
-      if (socket.write(chunk)) return callback();
+      const flushed = socket.write(chunk);
+      if (maxQueued > 0) {
+        callback();
+        if (socket.writableLength > maxQueued) {
+          onSlow(`${socket.writableLength} bytes waiting to be sent to it (limit ${maxQueued})`);
+          stream.destroy();
+        }
+        return;
+      }
+      if (flushed) return callback();
       const done = () => {
         socket.off('drain', done);
         socket.off('close', done);

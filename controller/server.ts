@@ -131,6 +131,7 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
         maxConnectBytes: cfg.maxConnectBytes,
         maxConnections: cfg.maxConnections,
         drainTimeoutMs: cfg.brokerDrainTimeoutMs,
+        maxQueuedBytes: cfg.brokerMaxQueuedBytes,
         tls: listeners.tls,
         ws: listeners.ws,
         plainListener: cfg.plainListener,

@@ -16,11 +16,17 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   /** Largest first packet (CONNECT), bytes. */
   maxConnectBytes: SizeSchema.default(64 * 1024),
   /**
-   * How long the broker waits for a subscriber's socket to drain before cutting that subscriber:
-   * Aedes delivers each message to its subscribers in turn, so this bounds how long one frozen
-   * client can stall everyone else.
+   * How long the broker waits for the controller's own link to drain before cutting it: Aedes
+   * delivers each message to its subscribers in turn, so this bounds how long a frozen reader
+   * there can stall everyone else. Network clients never make it wait (`brokerMaxQueuedBytes`).
    */
   brokerDrainTimeoutMs: DurationSchema.default(2_000),
+  /**
+   * Bytes a network client may have waiting unsent before the broker cuts it as a reader that does
+   * not keep up (like Mosquitto's max_queued_bytes); delivery to everyone else never waits for it.
+   * A client with a persistent session gets its unacknowledged QoS 1 messages again when it reconnects.
+   */
+  brokerMaxQueuedBytes: SizeSchema.default(32 * 1024 * 1024),
   /** Most concurrent connections on the embedded broker. */
   maxConnections: Int(1, 1_000_000).default(10_000),
   /** TLS (`mqtts://`) listener port; default 8883 when `tlsCert` is given. */
