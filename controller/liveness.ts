@@ -117,7 +117,7 @@ export class Liveness {
       }
     }
     const graceOver = now - ctx.startedAt > ctx.opts.startupGraceMs;
-    for (const record of [...ctx.tasks.all()]) {
+    for (const record of ctx.tasks.liveTasks()) {
       const s = record.state;
       if (isTerminal(s.state)) continue;
       if (this.run(record, { type: 'lost-window-over' })) continue;

@@ -41,6 +41,11 @@ export class TaskStore {
     return this.tasks.values();
   }
 
+  /** The tasks not yet terminal, as a copy (safe to change tasks while walking it). */
+  liveTasks(): TaskRecord[] {
+    return [...this.live];
+  }
+
   /** Creates a task in `queued` state, attempt 0, and stores it. */
   create(args: {
     taskId: string;
