@@ -152,6 +152,12 @@ export const cancelBase = rec(
   { graceMs: fc.integer({ min: 0, max: 600_000 }) },
 ).map(toJ);
 
+/** Acknowledgements of final events (never sent valid: the agent forgets acknowledged results silently). */
+export const ackBase = rec({
+  v: fc.constant(1),
+  acks: fc.array(rec({ taskId: id, attempt: fc.integer({ min: 1, max: 5 }) }), { minLength: 1, maxLength: 4 }),
+}).map(toJ);
+
 /** A port announcement for the unknown task (never sent valid: the port proxy would act on it). */
 export const portsBase = rec(
   {

@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import { decode } from '../../shared/codec.js';
 import { limitsForTopic } from '../../shared/limits.js';
 import {
+  AckSchema,
   AssignmentSchema,
   CancelSchema,
   NodeStatusSchema,
@@ -16,7 +17,7 @@ import {
 } from '../../shared/schemas/index.js';
 import type { Daemon, LogLine } from '../harness.js';
 import { t, AGENT, TASK, CLIENT, type J } from './fuzz-json.js';
-import { statusBase, eventBase, requestBase, assignBase, cancelBase, portsBase, type Gen, utf8 } from './fuzz-bases.js';
+import { statusBase, eventBase, requestBase, assignBase, cancelBase, portsBase, ackBase, type Gen, utf8 } from './fuzz-bases.js';
 import { mutations, huge } from './fuzz-mutations.js';
 import { INSPECTOR_NOISE } from './fuzz-gc.js';
 
@@ -40,6 +41,7 @@ export const TARGETS: Target[] = [
   { key: 'assign', topic: t.nodeAssign(AGENT), schema: AssignmentSchema, who: 'agent', base: assignBase, validAllowed: false },
   { key: 'cancel', topic: t.nodeCancel(AGENT), schema: CancelSchema, who: 'agent', base: cancelBase, validAllowed: true },
   { key: 'ports', topic: t.nodePorts(AGENT, TASK), schema: PortAnnouncementSchema, who: 'server', base: portsBase, validAllowed: false },
+  { key: 'ack', topic: t.nodeAck(AGENT), schema: AckSchema, who: 'agent', base: ackBase, validAllowed: false },
 ];
 
 export interface Case {
@@ -81,10 +83,11 @@ export function allowed(c: Case): boolean {
   return true;
 }
 
-export const caseArb: fc.Arbitrary<Case> = fc
-  .constantFrom(...TARGETS)
-  .chain((target) => mutations(target.base, target.validAllowed).map((g) => toCase(target, g)))
-  .filter(allowed);
+/** Generated payloads aimed at one target (those it must not be sent are filtered out). */
+export const caseArbFor = (target: Target): fc.Arbitrary<Case> =>
+  mutations(target.base, target.validAllowed)
+    .map((g) => toCase(target, g))
+    .filter(allowed);
 
 /** Hand-picked payloads sent first on every topic (JSON that is not an object, 100 kB keys). */
 export function fixedCases(): Case[] {

@@ -9,6 +9,7 @@ export const AGENT = 'fuzz-target';
 export const TASK = 'fuzztask0001';
 export const CLIENT = 'fuzzer';
 
+/** Batches of generated payloads per topic: BATCHES × BATCH_SIZE = 10,000 on each (issue 14). */
 export const BATCHES = 100;
 export const BATCH_SIZE = 100;
 export const HUGE_PER_TOPIC = 2;

@@ -1,7 +1,7 @@
 /**
  * What the fuzz test makes of a valid-looking base: truncated, wrong types, stripped fields,
- * prototype keys, unicode and byte edge cases, odd numbers, deep nesting, and a few 1-3 MiB
- * payloads (test/integration/fuzz.test.ts).
+ * prototype keys, unicode and byte edge cases, odd numbers, deep nesting, wide arrays and objects
+ * (1,000-60,000 elements), and a few 1-3 MiB payloads (test/integration/fuzz.test.ts).
  */
 import * as fc from 'fast-check';
 import { MAX_PAYLOAD_BYTES } from '../../shared/codec.js';
@@ -122,6 +122,12 @@ export const wrongValue: fc.Arbitrary<J> = fc.oneof(
   fc.constantFrom(...SPECIAL_NUMBERS),
   fc.array(fc.oneof(fc.integer(), short(4)), { maxLength: 3 }).map((a) => a as J),
 );
+
+/** A JSON array of `width` zeros, or an object of `width` keys (`{"k0":0,…}`). */
+export function wideText(width: number, shape: 'array' | 'object'): string {
+  if (shape === 'array') return `[${'0,'.repeat(width - 1)}0]`;
+  return `{${Array.from({ length: width }, (_, i) => `"k${i}":0`).join(',')}}`;
+}
 
 /** JSON text nested `depth` levels deep in the given shape (array, object, …). */
 export function deepText(depth: number, shape: string): string {
@@ -284,6 +290,14 @@ export function mutations(base: fc.Arbitrary<J>, withValid: boolean): fc.Arbitra
             fc.constantFrom(...allPaths(v)),
           )
           .map(([depth, shape, p]) => utf8(`deep-${shape}`, ser(replaceAt(v, p, () => new Raw(deepText(depth, shape)))))),
+      ),
+    },
+    {
+      weight: 5,
+      arbitrary: base.chain((v) =>
+        fc
+          .tuple(fc.integer({ min: 1_000, max: 60_000 }), fc.constantFrom('array', 'object'), fc.constantFrom(...allPaths(v)))
+          .map(([width, shape, p]) => utf8(`wide-${shape}`, ser(replaceAt(v, p, () => new Raw(wideText(width, shape)))))),
       ),
     },
   ];
