@@ -17,6 +17,13 @@ import type { Topics } from '../shared/topics.js';
 import { ChunkBatcher } from './chunk-batcher.js';
 import type { ExecutorContext, TaskHandle } from './executors/executor.js';
 import { OutputBatcher } from './output-batcher.js';
+import { OutputWindow } from './output-window.js';
+
+/**
+ * Bytes of a task's output in flight to the broker (published, not yet acknowledged) before the
+ * executor stops reading the workload's output (agent/output-window.ts).
+ */
+export const OUTPUT_WINDOW_BYTES = 8 * 1024 * 1024;
 import type { AgentService } from './service.js';
 
 /** One attempt this agent runs (or is starting, or is stopping). */
@@ -170,7 +177,13 @@ export class TaskEvents {
   /** The context a task's executor streams into, and the batcher behind its output. */
   prepare(task: Attempt): { ctx: ExecutorContext; batcher: Batcher } {
     const quiet = (p: Promise<void>) => void p.catch(() => undefined);
-    const output = new OutputBatcher((stream, bytes) => quiet(this.publish(task, { type: 'log', stream, ...logFields(bytes) })));
+    const window = new OutputWindow(OUTPUT_WINDOW_BYTES);
+    const output = new OutputBatcher((stream, bytes) => {
+      window.add(bytes.length);
+      this.publish(task, { type: 'log', stream, ...logFields(bytes) })
+        .catch(() => undefined)
+        .finally(() => window.settle(bytes.length));
+    });
     const chunks = new ChunkBatcher((list) => this.publish(task, { type: 'chunks', chunks: list }).catch(() => undefined));
     const batcher: Batcher = {
       end: () => {
@@ -183,7 +196,11 @@ export class TaskEvents {
       attempt: task.attempt,
       node: this.node,
       memory: task.memory,
-      output: (stream, chunk) => output.write(stream, chunk),
+      output: (stream, chunk) => {
+        output.write(stream, chunk);
+        return window.open;
+      },
+      drained: () => window.drained(),
       chunk: (obj) => chunks.push(obj),
       progress: (p) => quiet(this.publish(task, { type: 'progress', ...p })),
       started: (ref) => quiet(this.publish(task, { type: 'started', ref })),

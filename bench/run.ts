@@ -13,10 +13,12 @@
  *  4. heartbeat load — 1,000 nodes at a 2 s interval: the server's CPU and RSS, against it idle;
  *  5. agent idle footprint — one real `cutter agent` over a minute (target < 80 MB RSS, < 1% core);
  *  6. the broker — embedded Aedes versus Mosquitto on the heartbeat pattern (bench/broker-compare.ts);
- *  7. failure detection and rescheduling (bench/failover.ts; target: within 3 s).
+ *  7. failure detection and rescheduling (bench/failover.ts; target: within 3 s);
+ *  8. output streaming — 100 MB of a container's stdout, `cutter run` vs `docker run`, with the
+ *     server's and agent's peak RSS (bench/sections/stream.ts; target ≤ 1.2× docker run).
  *
  * Environment: BENCH_QUICK=1 runs everything small (a smoke run of a minute or two);
- * BENCH_ONLY=dispatch,latency,scheduler,throughput,throughput-mosquitto,heartbeat,idle,broker,failover,ollama,files
+ * BENCH_ONLY=dispatch,stream,latency,scheduler,throughput,throughput-mosquitto,heartbeat,idle,broker,failover,ollama,files
  * picks sections;
  * BENCH_NOTE adds a line to results.md (e.g. that other work shared the machine);
  * BENCH_OUT=DIR writes the results there instead of bench/ (the smoke test uses it).
@@ -34,6 +36,7 @@ import { fileTransfer } from './sections/files.js';
 import { brokers, heartbeat, scheduler, throughput, throughputOnMosquitto } from './sections/load.js';
 import { dispatch, idle, mesh, submitLatency } from './sections/mesh.js';
 import { ollamaApi } from './sections/ollama.js';
+import { stream } from './sections/stream.js';
 import { OUT, QUICK, want } from './settings.js';
 
 // Servers and agents started here bind no Ollama API or HTTP port and look for no Ollama unless a
@@ -72,8 +75,9 @@ async function main(): Promise<void> {
     process.stderr.write(`bench: ${name} done in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
   };
   let broker = '';
-  if (want('dispatch') || want('latency') || want('idle')) broker = await mesh(children);
+  if (want('dispatch') || want('latency') || want('idle') || want('stream')) broker = await mesh(children);
   await step('dispatch', () => dispatch(results, broker));
+  await step('stream', () => stream(results, broker, children));
   await step('latency', () => submitLatency(results, broker));
   await step('idle', () => idle(results, broker, children));
   for (const c of children.splice(0)) c.kill('SIGTERM');

@@ -24,8 +24,15 @@ export interface ExecutorContext {
    * workload (Docker: the `io.cutter.memory` label) so a restarted agent reports it again.
    */
   memory: number;
-  /** Raw output; the agent batches it into log events. */
-  output(stream: 'stdout' | 'stderr', chunk: Buffer): void;
+  /**
+   * Raw output; the agent batches it into log events.
+   * @returns false when the mesh is behind (agent/output-window.ts): stop reading the workload's
+   *   output until `drained()` resolves, so it blocks on its own pipe instead of the agent's
+   *   memory growing. Output given while paused is still sent.
+   */
+  output(stream: 'stdout' | 'stderr', chunk: Buffer): boolean;
+  /** Resolves when output may be read again after `output()` returned false. */
+  drained?(): Promise<void>;
   /** Long preparatory work (image pulls): bytes done / total when known. */
   progress(p: { phase: 'pull' | 'create' | 'start'; message: string; current?: number; total?: number }): void;
   /**

@@ -93,7 +93,7 @@ describe('the exec executor and a command that cannot run', () => {
     attempt: 1,
     node: 'n',
     memory: 0,
-    output: () => undefined,
+    output: () => true,
     progress: () => undefined,
     started: () => undefined,
   };
