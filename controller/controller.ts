@@ -132,7 +132,14 @@ export class Controller {
           if (s.state !== 'offline' && t.idFrom(topic, 'nodes') === s.node) ctx.registry.heard(s.node, ctx.now());
           return ctx.serial('node status', () => this.liveness.onNodeStatus(s, topic));
         });
-        router.route(t.allTaskEvents(), TaskEventSchema, (e, topic) => ctx.serial('task event', () => this.onTaskEvent(e, topic)));
+        router.route(t.allTaskEvents(), TaskEventSchema, (e, topic) => {
+          // Any word from a node is a sign of life: a node streaming output fast has its heartbeat
+          // queued behind that output on its one connection, and must not be taken for dead (and
+          // its task run again) because of it. The broker's ACL lets an agent publish events only
+          // for its own node's current attempts (others go to quarantine, below).
+          ctx.registry.heard(e.node, ctx.now());
+          return ctx.serial('task event', () => this.onTaskEvent(e, topic));
+        });
         // The broker re-routes an agent's event for a task that is not its node's current attempt
         // (broker/acl.ts quarantineOf): handled as before — ignored, the stale attempt fenced.
         router.route(t.allQuarantine('events'), TaskEventSchema, (e, topic) => {

@@ -73,6 +73,9 @@ export interface StatusChange {
   wentDown: boolean;
 }
 
+/** How far behind the scheduler's copy of a node's lastSeenMs may fall before it is rebuilt, ms. */
+const HEARD_REFRESH_MS = 50;
+
 export class NodeRegistry {
   private readonly nodes = new Map<string, Entry>();
 
@@ -121,13 +124,19 @@ export class NodeRegistry {
   }
 
   /**
-   * Notes that a status of a node the controller considers up has arrived, at `now` (ms epoch),
-   * before it waits its turn in the controller's queue: silence is judged by when the node spoke,
-   * not by when a busy controller got to it (a backlog must not make live nodes look dead).
+   * Notes that word from a node the controller considers up (a status or a task event) has
+   * arrived, at `now` (ms epoch), before it waits its turn in the controller's queue: silence is
+   * judged by when the node spoke, not by when a busy controller got to it (a backlog must not
+   * make live nodes look dead).
    */
   heard(node: string, now: number): void {
     const e = this.nodes.get(node);
-    if (e && !e.down && now > e.lastSeenMs) e.lastSeenMs = now;
+    if (e && !e.down && now > e.lastSeenMs) {
+      e.lastSeenMs = now;
+      // The scheduler's picture of the node carries lastSeenMs too (stale-heartbeat check): rebuilt
+      // when it is behind by more than a fraction of any heartbeat interval, not on every message.
+      if (e.snap && now - e.snap.lastSeenMs > HEARD_REFRESH_MS) e.snap = undefined;
+    }
   }
 
   /** Nodes the controller considers up whose last word is older than `silentFor(status)` ms. */
