@@ -9,7 +9,7 @@ import { encode } from '../shared/codec.js';
 import { LIMITS, scanJson } from '../shared/limits.js';
 import { CutterError, errorMessage } from '../shared/errors.js';
 import { RateLimiter } from '../shared/rate-limit.js';
-import { isTerminal, type NodeView, type Rejection, type Reply, type Request, type TaskState } from '../shared/schemas/index.js';
+import { isTerminal, outputCut, type NodeView, type Rejection, type Reply, type Request, type TaskState } from '../shared/schemas/index.js';
 import { formatDuration } from '../shared/units.js';
 import type { ControllerContext } from './context.js';
 import { transition } from './lifecycle.js';
@@ -112,9 +112,12 @@ export class Requests {
         return this.getTask(req.taskId).state;
       case 'task.list':
         return { tasks: ctx.tasks.list(req.states, req.limit) };
-      case 'task.logs':
+      case 'task.logs': {
         this.getTask(req.taskId);
-        return ctx.store.events(req.taskId, req.after);
+        const output = ctx.store.output(req.taskId, ctx.opts.maxLogBytes);
+        const page = req.summaryOnly ? { events: [], more: false } : ctx.store.events(req.taskId, req.after);
+        return { events: page.events, more: page.more, truncated: outputCut(output), output };
+      }
       case 'node.list':
         return { nodes: ctx.registry.views(ctx.now()) };
       case 'token.create':

@@ -13,13 +13,14 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { logSize } from '../shared/log-data.js';
 import type { Logger } from '../shared/logger.js';
-import type { TaskEvent } from '../shared/schemas/index.js';
+import type { KeptOutput, KeptStream, TaskEvent } from '../shared/schemas/index.js';
+import { isOutput, keptPart, LogKeeper } from './log-keeper.js';
 import { StorageGuard } from './storage.js';
 import type { TaskRecord } from './task-record.js';
 
 /** How often a failed commit is tried again, ms. */
 export const COMMIT_RETRY_MS = 2_000;
-/** Output events (log, chunks) kept in memory while commits fail, bytes of JSON; past it they are dropped and the task marked truncated. */
+/** Output events (log, chunks) kept in memory while commits fail, bytes of JSON; past it they are dropped and counted as lost. */
 export const PENDING_OUTPUT_BYTES = 16 * 1024 * 1024;
 
 /** What is written but not committed yet, replayed at each try (task records re-serialised then). */
@@ -28,7 +29,8 @@ interface Journal {
   deleted: Set<string>;
   events: { event: TaskEvent; maxLogBytes: number; bytes: number }[];
   eventBytes: number;
-  truncated: Set<string>;
+  /** Output dropped past PENDING_OUTPUT_BYTES, bytes per task and stream (counted as lost). */
+  lost: Map<string, Partial<Record<KeptStream, number>>>;
   drains: Map<string, boolean>;
 }
 
@@ -37,13 +39,14 @@ const emptyJournal = (): Journal => ({
   deleted: new Set(),
   events: [],
   eventBytes: 0,
-  truncated: new Set(),
+  lost: new Map(),
   drains: new Map(),
 });
 
 export class StateStore {
   private readonly db: Database.Database;
   private readonly stmts;
+  private readonly logs: LogKeeper;
   /** A transaction is open: the writes of this turn of the event loop, committed together (see `afterCommit`). */
   private open = false;
   /** What waits for the open transaction to commit (the controller's publishes), in order. */
@@ -94,13 +97,9 @@ export class StateStore {
         body TEXT NOT NULL,
         PRIMARY KEY (task_id, attempt, seq)
       );
-      CREATE TABLE IF NOT EXISTS log_usage (
-        task_id TEXT PRIMARY KEY,
-        bytes INTEGER NOT NULL,
-        truncated INTEGER NOT NULL
-      );
       CREATE TABLE IF NOT EXISTS drained_nodes (node TEXT PRIMARY KEY);
     `);
+    this.logs = new LogKeeper(this.db);
     this.stmts = {
       upsert: this.db.prepare(
         'INSERT INTO tasks (task_id, record, terminal, finished_at) VALUES (?, ?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET record = excluded.record, terminal = excluded.terminal, finished_at = excluded.finished_at',
@@ -108,15 +107,11 @@ export class StateStore {
       all: this.db.prepare('SELECT record FROM tasks'),
       deleteTask: this.db.prepare('DELETE FROM tasks WHERE task_id = ?'),
       deleteEvents: this.db.prepare('DELETE FROM events WHERE task_id = ?'),
-      deleteUsage: this.db.prepare('DELETE FROM log_usage WHERE task_id = ?'),
-      insertEvent: this.db.prepare('INSERT OR IGNORE INTO events (task_id, attempt, seq, body) VALUES (?, ?, ?, ?)'),
       events: this.db.prepare(
-        'SELECT body FROM events WHERE task_id = ? AND (attempt > ? OR (attempt = ? AND seq > ?)) ORDER BY attempt, seq',
+        `SELECT e.body, t.prefix, t.bytes FROM events e LEFT JOIN log_tail t ON t.task_id = e.task_id AND t.attempt = e.attempt AND t.seq = e.seq
+         WHERE e.task_id = ? AND (e.attempt > ? OR (e.attempt = ? AND e.seq > ?)) ORDER BY e.attempt, e.seq`,
       ),
-      usage: this.db.prepare('SELECT bytes, truncated FROM log_usage WHERE task_id = ?'),
-      setUsage: this.db.prepare(
-        'INSERT INTO log_usage (task_id, bytes, truncated) VALUES (?, ?, ?) ON CONFLICT(task_id) DO UPDATE SET bytes = excluded.bytes, truncated = excluded.truncated',
-      ),
+      truncated: this.db.prepare('SELECT truncated FROM log_usage WHERE task_id = ?'),
       drained: this.db.prepare('SELECT node FROM drained_nodes'),
       drain: this.db.prepare('INSERT OR IGNORE INTO drained_nodes (node) VALUES (?)'),
       resume: this.db.prepare('DELETE FROM drained_nodes WHERE node = ?'),
@@ -216,7 +211,7 @@ export class StateStore {
         this.stmts.upsert.run(id, json, t.terminal ? 1 : 0, t.record.state.finishedAt);
       }
       for (const e of j.events) this.storeEvent(e.event, e.maxLogBytes);
-      for (const id of j.truncated) this.markTruncated(id);
+      for (const [id, counts] of j.lost) this.logs.lost(id, counts);
       for (const [node, drained] of j.drains) (drained ? this.stmts.drain : this.stmts.resume).run(node);
       this.db.exec('COMMIT');
     } catch (err) {
@@ -273,7 +268,7 @@ export class StateStore {
     const gone = new Set(ids);
     for (const id of ids) {
       this.journal.tasks.delete(id);
-      this.journal.truncated.delete(id);
+      this.journal.lost.delete(id);
       this.journal.deleted.add(id);
     }
     if (this.journal.events.some((e) => gone.has(e.event.taskId))) {
@@ -290,22 +285,27 @@ export class StateStore {
   private deleteRows(id: string): void {
     this.stmts.deleteTask.run(id);
     this.stmts.deleteEvents.run(id);
-    this.stmts.deleteUsage.run(id);
+    this.logs.delete(id);
   }
 
   /**
-   * Keeps an event. Log and chunks events (output) count against `maxLogBytes` per task; past it they are dropped and
-   * the task is marked truncated. Other events are always kept. While commits fail, output events wait in memory up
-   * to PENDING_OUTPUT_BYTES (past it they are dropped and the task marked truncated); results and the others always.
-   * @returns false when the event was dropped for a limit.
+   * Keeps an event. Log and chunks events (output) are kept within `maxLogBytes` per task: the head
+   * and the tail, the middle dropped and counted (controller/log-keeper.ts). Other events are always
+   * kept. While commits fail, output events wait in memory up to PENDING_OUTPUT_BYTES (past it they
+   * are dropped and counted as lost); results and the others always.
+   * @returns false when the event was dropped at once (a limit, or a redelivery).
    */
   appendEvent(event: TaskEvent, maxLogBytes: number): boolean {
     const body = JSON.stringify(event); // throws (a bug, e.g. too deep) before anything is kept
-    const output = event.type === 'log' || event.type === 'chunks';
+    const output = isOutput(event);
     if (output && this.journal.eventBytes + body.length > PENDING_OUTPUT_BYTES) {
+      const stream: KeptStream = event.type === 'log' ? event.stream : 'chunks';
+      const bytes = event.type === 'log' ? logSize(event) : JSON.stringify(event.chunks).length;
+      const counts = this.journal.lost.get(event.taskId) ?? {};
+      counts[stream] = (counts[stream] ?? 0) + bytes;
+      this.journal.lost.set(event.taskId, counts);
       this.write();
-      this.journal.truncated.add(event.taskId);
-      this.run(() => this.markTruncated(event.taskId));
+      this.run(() => this.logs.lost(event.taskId, { [stream]: bytes }));
       return false;
     }
     this.write();
@@ -318,36 +318,21 @@ export class StateStore {
     return kept;
   }
 
-  /** Marks a task's log truncated (output was dropped). */
-  private markTruncated(taskId: string): void {
-    const usage = this.stmts.usage.get(taskId) as { bytes: number } | undefined;
-    this.stmts.setUsage.run(taskId, usage?.bytes ?? 0, 1);
+  /** Stores one event in its own savepoint (all or nothing). @returns what LogKeeper.store says. */
+  private storeEvent(event: TaskEvent, maxLogBytes: number, body = JSON.stringify(event)): boolean {
+    return this.db.transaction(() => this.logs.store(event, body, maxLogBytes))();
   }
 
-  /** Inserts one event within the per-task log limit. @returns false when dropped for it. */
-  private storeEvent(event: TaskEvent, maxLogBytes: number, body = JSON.stringify(event)): boolean {
-    return this.db.transaction(() => {
-      if (event.type === 'log' || event.type === 'chunks') {
-        const usage = (this.stmts.usage.get(event.taskId) as { bytes: number; truncated: number } | undefined) ?? {
-          bytes: 0,
-          truncated: 0,
-        };
-        const bytes = event.type === 'log' ? logSize(event) : JSON.stringify(event.chunks).length;
-        if (usage.bytes + bytes > maxLogBytes) {
-          if (!usage.truncated) this.stmts.setUsage.run(event.taskId, usage.bytes, 1);
-          return false;
-        }
-        this.stmts.setUsage.run(event.taskId, usage.bytes + bytes, usage.truncated);
-      }
-      this.stmts.insertEvent.run(event.taskId, event.attempt, event.seq, body);
-      return true;
-    })();
+  /** What of a task's output is kept and dropped, per stream (the `output` of a task.logs reply). @param maxLogBytes the limit now. */
+  output(taskId: string, maxLogBytes: number): KeptOutput {
+    return this.logs.output(taskId, maxLogBytes);
   }
 
   /**
    * A page of a task's kept events, oldest attempt and seq first, after `after` when given, of at
    * most `maxBytes` of JSON (at least one event); `more` says whether events follow; `truncated`
-   * whether log output beyond the per-task limit was dropped.
+   * whether output was not kept (see `output`). A log event that lost bytes to the tail's limit
+   * reads as what is kept of it (log-keeper.ts `keptPart`).
    */
   events(
     taskId: string,
@@ -357,15 +342,17 @@ export class StateStore {
     const events: TaskEvent[] = [];
     let bytes = 0;
     let more = false;
-    for (const row of this.stmts.events.iterate(taskId, after.attempt, after.attempt, after.seq) as IterableIterator<{ body: string }>) {
+    type Row = { body: string; prefix: number | null; bytes: number | null };
+    for (const row of this.stmts.events.iterate(taskId, after.attempt, after.attempt, after.seq) as IterableIterator<Row>) {
       if (events.length > 0 && bytes + row.body.length > maxBytes) {
         more = true;
         break;
       }
       bytes += row.body.length;
-      events.push(JSON.parse(row.body) as TaskEvent);
+      const tail = row.prefix === null || row.bytes === null ? null : { prefix: row.prefix, bytes: row.bytes };
+      events.push(keptPart(JSON.parse(row.body) as TaskEvent, tail));
     }
-    const usage = this.stmts.usage.get(taskId) as { truncated: number } | undefined;
+    const usage = this.stmts.truncated.get(taskId) as { truncated: number } | undefined;
     return { events, truncated: Boolean(usage?.truncated), more };
   }
 

@@ -12,6 +12,8 @@ export interface PrintOptions {
   json: boolean;
   /** Print state changes (placement, queueing, node lost) on stderr. */
   narrate: boolean;
+  /** Told of every event after it is printed (e.g. to count the bytes shown). */
+  onPrinted?: (e: TaskEvent) => void;
 }
 
 /**
@@ -54,8 +56,10 @@ export async function printTask(run: TaskRun, opts: PrintOptions): Promise<TaskO
     lastState = shown;
   };
   for await (const u of run.events) {
-    if (u.type === 'event') onEvent(u.event);
-    else if (u.type === 'state') onState(u.state);
+    if (u.type === 'event') {
+      onEvent(u.event);
+      opts.onPrinted?.(u.event);
+    } else if (u.type === 'state') onState(u.state);
     else if (!opts.json)
       process.stderr.write(`cutter: ${u.items} events not shown (this terminal fell behind): cutter logs ${run.taskId}\n`);
   }

@@ -1,8 +1,18 @@
 /** `cutter tasks list|show` and `cutter cancel`. */
 import type { Command } from 'commander';
 import { CutterError } from '../../shared/errors.js';
-import { TaskListResultSchema, TaskStateSchema, TaskStatusSchema, isTerminal, type TaskState } from '../../shared/schemas/index.js';
+import {
+  isTerminal,
+  KEPT_STREAMS,
+  type KeptOutput,
+  outputCut,
+  TaskListResultSchema,
+  TaskStateSchema,
+  TaskStatusSchema,
+  type TaskState,
+} from '../../shared/schemas/index.js';
 import { formatBytes, formatDuration } from '../../shared/units.js';
+import { keptSummary } from '../kept-output.js';
 import { ago, printJson, table } from '../output.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
 
@@ -11,8 +21,23 @@ function duration(t: TaskState): string {
   return formatDuration((t.finishedAt ?? Date.now()) - t.startedAt);
 }
 
-/** `key: value` lines for one task. */
-export function describeTask(t: TaskState): string {
+/** One line on a task's kept output: `12.0 KiB kept`, or what was dropped past the limit. */
+function outputLine(o: KeptOutput | null): string {
+  if (!o) return '-';
+  const sum = (k: 'kept' | 'dropped' | 'lost') => KEPT_STREAMS.reduce((n, s) => n + o[s][k], 0);
+  if (!outputCut(o)) return `${formatBytes(sum('kept'))} kept`;
+  const parts = [`${formatBytes(sum('kept'))} kept (the first ${formatBytes(o.headBytes)} and the last ${formatBytes(o.tailBytes)})`];
+  for (const s of KEPT_STREAMS) if (o[s].dropped > 0) parts.push(`${o[s].dropped.toLocaleString('en-US')} bytes of ${s} dropped`);
+  if (sum('lost') > 0) parts.push(`${sum('lost').toLocaleString('en-US')} bytes lost`);
+  if (o.uncounted) parts.push('more dropped uncounted');
+  return `${parts.join(', ')}; limit ${formatBytes(o.limit)} (maxLogBytes)`;
+}
+
+/**
+ * `key: value` lines for one task.
+ * @param output what the server kept of its output (task.logs summary); undefined leaves the line out.
+ */
+export function describeTask(t: TaskState, output?: KeptOutput | null): string {
   const time = (ms: number | null) => (ms ? new Date(ms).toISOString() : '-');
   const lines: [string, string][] = [
     ['Task', t.taskId],
@@ -31,6 +56,7 @@ export function describeTask(t: TaskState): string {
     ['OOM killed', t.oomKilled ? 'yes' : 'no'],
     ['Error', t.error ? `${t.error.code}: ${t.error.message}` : '-'],
   ];
+  if (output !== undefined) lines.push(['Output', outputLine(output)]);
   return lines.map(([k, v]) => `${`${k}:`.padEnd(12)}${v}`).join('\n');
 }
 
@@ -68,12 +94,16 @@ export function registerTasks(program: Command): void {
       }),
     );
   withClientOptions(
-    tasks.command('show').argument('<task>', 'task id').description('state, node, attempt, times, exit code of one task'),
+    tasks
+      .command('show')
+      .argument('<task>', 'task id')
+      .description('state, node, attempt, times, exit code of one task, and how much of its output the server kept'),
   ).action((taskId: string, flags: GlobalFlags) =>
     withClient(flags, async (client) => {
       const t = await client.request({ op: 'task.get', taskId }, TaskStateSchema);
-      if (flags.json) printJson(t);
-      else process.stdout.write(`${describeTask(t)}\n`);
+      const { output } = await keptSummary(client, taskId);
+      if (flags.json) printJson({ ...t, output });
+      else process.stdout.write(`${describeTask(t, output)}\n`);
       return 0;
     }),
   );

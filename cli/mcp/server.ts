@@ -27,6 +27,7 @@ import {
 import { formatBytes, parseBytes } from '../../shared/units.js';
 import { VERSION } from '../../shared/version.js';
 import { outputOf } from '../pipeline-runner.js';
+import { cutNotice, keptLogs } from '../kept-output.js';
 
 /** Most output returned in one tool result, characters (the rest is cut, with a note). */
 const MAX_OUTPUT = 64 * 1024;
@@ -213,18 +214,22 @@ export function createMcpServer(opts: McpOptions): McpServer {
       (a) => a.taskId,
       async (a) => {
         const s = await client.request({ op: 'task.get', taskId: a.taskId }, TaskStateSchema);
-        const events = await client.keptEvents(a.taskId);
+        const kept = await keptLogs(client, a.taskId);
+        const events = kept.events;
         const logs = events.filter((e): e is LogEvent => e.attempt === s.attempt && e.type === 'log');
+        // Past maxLogBytes the server keeps the head and the tail: say so, or the two read as one.
+        const cut = cutNotice(a.taskId, kept.truncated, kept.output).join('\n');
         const out = logsText(logs, (stream, t) => (stream === 'stderr' ? `[stderr] ${t}` : t));
         const chunks = outputOf(
           events.filter((e) => e.type === 'chunks'),
           s.attempt,
         );
-        return text(`${describe(s)}\n--- output ---\n${clipOut(out + chunks)}`, {
+        return text(`${describe(s)}\n--- output ---\n${clipOut(out + chunks)}${cut ? `\n--- not kept ---\n${cut}` : ''}`, {
           taskId: s.taskId,
           state: s.state,
           exitCode: s.exitCode,
           output: clipOut(out + chunks),
+          ...(cut ? { notKept: cut } : {}),
         });
       },
     ),

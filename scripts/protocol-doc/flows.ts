@@ -72,7 +72,7 @@ export function flows(t: Topics): string[] {
     ].join('\n'),
     '### Task logs',
     [
-      `- The controller keeps each task's events as they arrive, in its state store (only the current attempt's: events of stale attempts are ignored, see [Fencing](#fencing)). Every event except ${ev('log')} is kept; ${ev('log')} events are kept until their output (decoded bytes of ${code('data')}) reaches the per-task limit (server setting ${code('maxLogBytes')}, default ${formatBytes(serverDefault('maxLogBytes'))}), after which further log events are dropped and the task is marked truncated.`,
+      `- The controller keeps each task's events as they arrive, in its state store (only the current attempt's: events of stale attempts are ignored, see [Fencing](#fencing)). Every event except output (${ev('log')}, ${ev('chunks')}) is kept. Output is kept within the per-task limit (server setting ${code('maxLogBytes')}, default ${formatBytes(serverDefault('maxLogBytes'))}, counted in decoded bytes of ${code('data')}): all of it up to the limit; past it the head (the first half of the limit) and the tail (the last half), the middle dropped and counted per stream ([TaskLogsResult](#tasklogsresult) ${code('output')}). An output event at or before the last one kept of its task (a redelivery) is ignored.`,
       `- A ${code('task.logs')} request returns them in pages of at most 1 MiB, every attempt, ordered by attempt then ${code('seq')} ([TaskLogsResult](#tasklogsresult)), so a client can show the output of a task it did not follow live. They are forgotten with the task when it is evicted.`,
     ].join('\n'),
     '### Controller restart',

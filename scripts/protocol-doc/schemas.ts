@@ -289,7 +289,8 @@ export function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: Sch
       name: 'TaskLogsResult',
       schema: TaskLogsResultSchema,
       about: [
-        `\`result\` of \`task.logs\`: the [TaskEvent](#taskevent)s the controller kept for the task, ordered by attempt then \`seq\`. \`truncated\`: log output beyond the per-task limit (server setting \`maxLogBytes\`, default ${formatBytes(serverDefault('maxLogBytes'))}) was not kept. \`more\`: the page is full (a reply stays under 1 MiB); ask again with \`after\` set to the last event's attempt and seq.`,
+        `\`result\` of \`task.logs\`: the [TaskEvent](#taskevent)s the controller kept for the task, ordered by attempt then \`seq\` (none with \`summaryOnly\`). \`truncated\`: some output was not kept. \`more\`: the page is full (a reply stays under 1 MiB); ask again with \`after\` set to the last event's attempt and seq.`,
+        `\`output\`: what of the task's output was kept and dropped (null from a server before it). Past the per-task limit (server setting \`maxLogBytes\`, default ${formatBytes(serverDefault('maxLogBytes'))}) the controller keeps the head and the tail: the first half of the limit (\`headBytes\`) and the last half (\`tailBytes\`) of the task's output, all streams together in the order written, every attempt; the middle is dropped. So each stream loses at most one contiguous range: \`dropped\` bytes from offset \`droppedFrom\` of that stream. \`written\` = \`kept\` + \`dropped\` + \`lost\`; \`lost\`: output that arrived while the controller's data dir refused writes (position unknown). \`chunks\` counts the JSON of ollama chunks, dropped whole events at a time. \`uncounted\`: an older server dropped output without counting it. A log event in the tail may read back as only its last bytes (the first half of the limit stops inside one event: it reads as its head bytes then its kept tail bytes).`,
       ],
       examples: [
         {
@@ -298,6 +299,32 @@ export function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: Sch
             events: (['accepted', 'progress', 'started', 'log', 'result'] as const).map((type) => exampleEvents[type]),
             truncated: false,
             more: false,
+            output: {
+              limit: serverDefault('maxLogBytes') as number,
+              headBytes: 12,
+              tailBytes: 0,
+              stdout: { written: 12, kept: 12, dropped: 0, droppedFrom: 12, lost: 0 },
+              stderr: { written: 0, kept: 0, dropped: 0, droppedFrom: 0, lost: 0 },
+              chunks: { written: 0, kept: 0, dropped: 0, droppedFrom: 0, lost: 0 },
+              uncounted: false,
+            },
+          },
+        },
+        {
+          title: 'cut: 10 MB of stdout past a 4 MiB limit (summaryOnly)',
+          value: {
+            events: [],
+            truncated: true,
+            more: false,
+            output: {
+              limit: 4_194_304,
+              headBytes: 2_097_152,
+              tailBytes: 2_097_152,
+              stdout: { written: 10_000_000, kept: 4_194_304, dropped: 5_805_696, droppedFrom: 2_097_152, lost: 0 },
+              stderr: { written: 0, kept: 0, dropped: 0, droppedFrom: 0, lost: 0 },
+              chunks: { written: 0, kept: 0, dropped: 0, droppedFrom: 0, lost: 0 },
+              uncounted: false,
+            },
           },
         },
       ],

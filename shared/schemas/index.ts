@@ -2,6 +2,7 @@
 export * from './node.js';
 export * from './task.js';
 export * from './request.js';
+export * from './kept-output.js';
 export * from './rejection.js';
 export * from './files.js';
 export * from './ports.js';

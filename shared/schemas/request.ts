@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { IdSchema } from '../topics.js';
+import { KeptOutputSchema } from './kept-output.js';
 import { NodeStatusSchema } from './node.js';
 import { RejectionSchema } from './rejection.js';
 import { RequirementsSchema, TaskEventSchema, TaskOptionsSchema, TaskSpecSchema, TaskStateSchema, TaskStatusSchema } from './task.js';
@@ -47,6 +48,8 @@ export const RequestSchema = z.discriminatedUnion('op', [
     taskId: IdSchema,
     /** Only events after this one (the last of the previous page). */
     after: z.object({ attempt: z.number().int().nonnegative(), seq: z.number().int().nonnegative() }).optional(),
+    /** Reply with no events, only `truncated` and `output` (what was kept and dropped). */
+    summaryOnly: z.boolean().optional(),
   }),
 ]);
 
@@ -99,10 +102,12 @@ export const TokenCreatedSchema = z.object({ username: z.string(), password: z.s
 
 export const TaskLogsResultSchema = z.object({
   events: z.array(TaskEventSchema),
-  /** Log output beyond the per-task limit was not kept. */
+  /** Some output was not kept: past the per-task limit (see `output`), or lost while storage failed. */
   truncated: z.boolean(),
   /** More events follow: ask again with `after` = the last event of this page (a reply stays under 1 MiB). */
   more: z.boolean(),
+  /** What of the task's output was kept and dropped, per stream; null from a server before this field. */
+  output: KeptOutputSchema.nullable().default(null),
 });
 
 /** Retained controller heartbeat on `controller/status`; the last will says `offline`. */

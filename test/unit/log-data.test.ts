@@ -71,16 +71,15 @@ describe('StateStore output limit', () => {
   it('counts the decoded bytes of base64 log events against maxLogBytes, not the base64 length', () => {
     const store = new StateStore(mkdtempSync(join(tmpdir(), 'cutter-logbytes-')), { statfs: () => 10 * 1024 ** 3 });
     const chunk = randomBytes(600); // 800 characters of base64
-    const a = { ...ev(chunk), taskId: 'lb', seq: 0 };
-    const b = { ...ev(chunk), taskId: 'lb', seq: 1 };
-    const c = { ...ev(chunk), taskId: 'lb', seq: 2 };
-    expect(store.appendEvent(a, 1_300)).toBe(true);
-    expect(store.appendEvent(b, 1_300)).toBe(true); // 1,200 bytes of output (1,600 of base64)
-    expect(store.appendEvent(c, 1_300)).toBe(false);
+    const events = [0, 1, 2].map((n) => ({ ...ev(chunk), taskId: 'lb', seq: n }));
+    // 1,300 bytes: the first 650 and the last 650 of the 1,800 written are kept, 500 dropped between them.
+    for (const e of events) expect(store.appendEvent(e, 1_300)).toBe(true);
     store.commit();
     const page = store.events('lb');
     expect(page.truncated).toBe(true);
+    const written = Buffer.concat([chunk, chunk, chunk]);
     const kept = Buffer.concat(page.events.map((e) => logBytes(e as LogEvent)));
-    expect(kept.equals(Buffer.concat([chunk, chunk]))).toBe(true);
+    expect(kept.equals(Buffer.concat([written.subarray(0, 650), written.subarray(1_150)]))).toBe(true);
+    expect(store.output('lb', 1_300).stdout).toEqual({ written: 1_800, kept: 1_300, dropped: 500, droppedFrom: 650, lost: 0 });
   });
 });

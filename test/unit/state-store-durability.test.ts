@@ -86,7 +86,7 @@ describe('StateStore with a full or read-only disk', () => {
     reopened.close();
   });
 
-  it('past the pending bound drops output (task marked truncated) but never a result', () => {
+  it('past the pending bound drops output (counted as lost, task marked truncated) but never a result', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cutter-state-bound-'));
     const { store, fault } = faulty(dir);
     fault.code = 'SQLITE_FULL';
@@ -110,6 +110,9 @@ describe('StateStore with a full or read-only disk', () => {
     expect(page.truncated).toBe(true);
     expect(page.events.at(-1)?.type).toBe('result');
     expect(page.events.length).toBeLessThan(n + 1);
+    // What was dropped is counted as lost, byte for byte, and nothing as dropped for the limit.
+    const lost = kept.filter((k) => !k).length * mib.length;
+    expect(store.output('t2', 64 * 1024 ** 2).stdout).toMatchObject({ written: n * mib.length, lost, dropped: 0 });
     store.close();
   });
 
