@@ -7,9 +7,10 @@
  * --json` carry the counts. Under the limit, nothing is said. Bytes are compared as Buffers.
  */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { cutterBytes as cutter, digest, taskIdOf } from '../cli-bytes.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CUTTER, type Daemon, eventually, ISOLATED_ENV, startAgent, startServer, tempDir } from '../harness.js';
 
@@ -17,43 +18,6 @@ const NODE = 'kept-node';
 const LIMIT = 64 * 1024;
 const HALF = LIMIT / 2;
 const SIZE = 1_000_000;
-
-interface Captured {
-  code: number | null;
-  stdout: Buffer;
-  stderr: Buffer;
-}
-
-/** Runs `cutter ARGS` against `broker` to its end, stdout and stderr as Buffers. */
-function cutter(args: string[], broker: string, timeoutMs = 60_000): Promise<Captured> {
-  const child = spawn(process.execPath, [CUTTER, ...args], {
-    env: { ...ISOLATED_ENV, CUTTER_BROKER: broker },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on('data', (c: Buffer) => out.push(c));
-  child.stderr.on('data', (c: Buffer) => err.push(c));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`cutter ${args.join(' ')} did not finish within ${timeoutMs} ms; stderr: ${Buffer.concat(err).toString('latin1')}`));
-    }, timeoutMs);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
-    });
-  });
-}
-
-const digest = (b: Buffer) => ({ bytes: b.length, sha256: createHash('sha256').update(b).digest('hex') });
-
-/** The task id `cutter run` names on stderr ("cutter: task ID placed on NODE"). */
-function taskIdOf(stderr: Buffer): string {
-  const m = /cutter: task (\S+) placed on/.exec(stderr.toString('latin1'));
-  if (!m) throw new Error(`no task id on stderr: ${stderr.toString('latin1').slice(0, 500)}`);
-  return m[1];
-}
 
 /** The parsed lines of `cutter logs --json`: events, then the `kept` line. */
 function jsonLines(out: Buffer): Record<string, unknown>[] {

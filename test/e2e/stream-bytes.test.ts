@@ -7,62 +7,23 @@
  * collected as Buffers and compared by length and sha256. Docker cases are skipped when no engine
  * answers (needs('docker')), except in CI (CUTTER_REQUIRE_ALL=1).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type Captured, cutterBytes as cutter, digest, taskIdOf } from '../cli-bytes.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CUTTER, ISOLATED_ENV, TEST_IMAGE, ensureTestImage, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
+import { TEST_IMAGE, ensureTestImage, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
 import { needs } from '../services.js';
 
 const engine = needs('docker');
 const NODE = 'bytes-node';
-
-/** What a process wrote, as bytes. */
-interface Captured {
-  code: number | null;
-  stdout: Buffer;
-  stderr: Buffer;
-}
-
-/** Length and sha256 of some bytes: what the assertions compare (a mismatch then reads well). */
-const digest = (b: Buffer) => ({ bytes: b.length, sha256: createHash('sha256').update(b).digest('hex') });
-
-/** Runs `cutter ARGS` against `broker` to its end, collecting stdout and stderr as Buffers. */
-function cutter(args: string[], broker: string, timeoutMs = 60_000): Promise<Captured> {
-  const child = spawn(process.execPath, [CUTTER, ...args], {
-    env: { ...ISOLATED_ENV, CUTTER_BROKER: broker },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on('data', (c: Buffer) => out.push(c));
-  child.stderr.on('data', (c: Buffer) => err.push(c));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`cutter ${args.join(' ')} did not finish within ${timeoutMs} ms; stderr: ${Buffer.concat(err).toString('latin1')}`));
-    }, timeoutMs);
-    // 'close', not 'exit': the pipes are read to their end.
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err) });
-    });
-  });
-}
 
 /** `docker run --rm TEST_IMAGE CMD…` straight on the engine: the bytes the task writes. */
 function dockerRun(cmd: string[]): Captured {
   const r = spawnSync('docker', ['run', '--rm', TEST_IMAGE, ...cmd], { maxBuffer: 64 * 1024 * 1024 });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** The task id `cutter run` names on stderr ("cutter: task ID placed on NODE"). */
-function taskIdOf(stderr: Buffer): string {
-  const m = /cutter: task (\S+) placed on/.exec(stderr.toString('latin1'));
-  if (!m) throw new Error(`no task id on stderr: ${stderr.toString('latin1').slice(0, 500)}`);
-  return m[1];
 }
 
 /** stderr without the CLI's own leading lines ("cutter: task … placed on …"): the task's stderr. */
