@@ -7,6 +7,7 @@
  * Exit codes and the process-wide guards (EPIPE, uncaught errors): ./exit.ts.
  */
 import { Command } from 'commander';
+import { usePacketNumberCache } from '../shared/mqtt.js';
 import { VERSION } from '../shared/version.js';
 import { installProcessGuards } from './exit.js';
 
@@ -42,6 +43,8 @@ const program = new Command('cutter')
 const name = process.argv.slice(2).find((a) => !a.startsWith('-'));
 // No stack traces for users (exit 125), a quiet exit 141 on a closed pipe; daemons keep the stack in their log.
 installProcessGuards({ withStack: name === 'server' || name === 'agent' });
+// Only the server writes enough packets for mqtt-packet's number cache to pay for itself (shared/mqtt.ts).
+usePacketNumberCache(name === 'server');
 const wanted = name !== undefined && name in COMMANDS ? [name] : Object.keys(COMMANDS);
 const registered = new Set<Register>();
 for (const key of wanted) {

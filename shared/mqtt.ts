@@ -108,6 +108,20 @@ export function tlsOptions(files: TlsFiles): Pick<IClientOptions, 'ca' | 'cert' 
 /** Node's codes for a server certificate that fails verification. */
 const CERT_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)_/;
 
+/** Whether clients of this process use mqtt-packet's number cache (see `usePacketNumberCache`). */
+let numberCache = true;
+
+/**
+ * Chooses, for the whole process, whether MQTT.js writes packet ids and lengths from mqtt-packet's
+ * cache: 65,536 small Buffers made on the first packet written (~125 ms of CPU and the garbage
+ * after it), which pays off only in a process that writes many packets (the server, whose
+ * embedded broker shares the setting: it is mqtt-packet's module-wide `cacheNumbers`). The CLI
+ * and the agent turn it off. Call before the first connect; MQTT.js never turns it back on.
+ */
+export function usePacketNumberCache(on: boolean): void {
+  numberCache = on;
+}
+
 /**
  * Connects and resolves once the first CONNACK arrives.
  * @throws CutterError `BROKER_UNREACHABLE` after `timeoutMs` without a connection, or at once
@@ -134,6 +148,7 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
     password: opts.password,
     will: opts.will,
     resubscribe: true,
+    writeCache: numberCache,
     ...(v5 && !opts.clean ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
   };
   const client = opts.streamBuilder ? new mqtt.MqttClient(opts.streamBuilder as never, options) : mqtt.connect(opts.url, options);
