@@ -1,5 +1,5 @@
 /**
- * The ollama executor: runs generate, chat, embed, pull and show requests against the node's
+ * The ollama executor: runs generate, chat, embed, embeddings (legacy), pull and show requests against the node's
  * Ollama server through the official `ollama` npm client (ollama-js 0.6), and feeds the node's
  * heartbeat with what that server has (`fingerprint()`: version, models, loaded models).
  *
@@ -138,6 +138,11 @@ export class OllamaExecutor implements Executor<OllamaSpec> {
         break;
       case 'embed':
         chunk(await client.embed(body as never));
+        break;
+      case 'embeddings':
+        // The legacy endpoint (docs/api.md "Generate Embedding", superseded by /api/embed) is called
+        // as such, not translated to /api/embed: the node's Ollama answers it by its own rules.
+        chunk(await client.embeddings(body as never));
         break;
       case 'show':
         chunk(await client.show(body as never));
