@@ -14,6 +14,7 @@ import { CutterError } from '../../shared/errors.js';
 import { sameModel } from '../../shared/ollama.js';
 import type { NodeStatus, OllamaModel, OllamaOp } from '../../shared/schemas/index.js';
 import { HttpError, LineStream, readJson, sendJson } from './http.js';
+import { copyModel, deleteModel } from './manage.js';
 import type { MeshGateway } from './mesh.js';
 import { relay } from './relay.js';
 
@@ -213,6 +214,12 @@ export async function handleNative(req: IncomingMessage, res: ServerResponse, pa
     // run as such on the node: ollama-js `embeddings()` and older clients call it.
     case 'POST /api/embeddings':
       sendJson(res, 200, await single('embeddings', await readJson(req), ctx));
+      return true;
+    case 'DELETE /api/delete':
+      await deleteModel(req, res, ctx.mesh, ctx.signal);
+      return true;
+    case 'POST /api/copy':
+      await copyModel(req, res, ctx.mesh, ctx.signal);
       return true;
     case 'POST /api/show':
       sendJson(res, 200, await single('show', await readJson(req), ctx));

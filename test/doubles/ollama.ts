@@ -14,6 +14,8 @@
  *     prompt_eval_duration, eval_count, eval_duration` (+ `context` for generate), durations in ns
  *   - POST /api/embed → `{model, embeddings:[[…]], total_duration, load_duration, prompt_eval_count}`
  *   - POST /api/embeddings (legacy, docs/api.md "Generate Embedding") `{model, prompt}` → `{embedding:[…]}`
+ *   - DELETE /api/delete `{model}` (or `name`) and POST /api/copy `{source, destination}` (docs/api.md
+ *     "Delete a Model", "Copy a Model"): 200 with no body, 404 `{"error"}` when the model is not here
  *   - POST /api/pull → `pulling manifest`, `pulling <digest>` with `total`/`completed`, `verifying sha256 digest`,
  *     `writing manifest`, `success`; an unknown model gets `{"error":"pull model manifest: file does not exist"}`
  *     inside the 200 stream, as Ollama's server does once it has started streaming
@@ -144,7 +146,7 @@ export class OllamaDouble {
     };
     let raw = '';
     for await (const chunk of req) raw += chunk;
-    if (req.method === 'POST') {
+    if (req.method === 'POST' || req.method === 'DELETE') {
       try {
         rec.body = raw ? (JSON.parse(raw) as Record<string, unknown>) : {};
       } catch (err) {
@@ -218,6 +220,21 @@ export class OllamaDouble {
         if (!this.models.has(model)) return json(404, { error: `model '${model}' not found` });
         this.loaded.set(model, Date.now());
         return json(200, { embedding: this.vector(String(body.prompt ?? '')) });
+      }
+      case 'DELETE /api/delete': {
+        if (!model) return json(400, { error: 'model is required' });
+        if (!this.models.delete(model)) return json(404, { error: `model '${model}' not found` });
+        this.loaded.delete(model);
+        res.writeHead(200, { 'content-length': 0 });
+        return void res.end();
+      }
+      case 'POST /api/copy': {
+        const source = this.models.get(canonical(String(body.source ?? '')));
+        if (!source) return json(404, { error: `model '${String(body.source ?? '')}' not found` });
+        const destination = canonical(String(body.destination ?? ''));
+        this.models.set(destination, { ...source, name: destination });
+        res.writeHead(200, { 'content-length': 0 });
+        return void res.end();
       }
       case 'POST /api/pull':
         return this.pull(model, body, res, json);

@@ -25,7 +25,9 @@ interface RawResponse {
 /** One HTTP request with any headers (fetch will not let a caller choose `Origin`). */
 function raw(url: string, method: string, headers: Record<string, string>, body?: string): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers }, (res) => {
+    // Node sends a DELETE's body with no length of its own: give it one.
+    const sized = body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) };
+    const req = request(url, { method, headers: sized }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
@@ -298,5 +300,64 @@ describe('Ollama compatibility: legacy embeddings, OpenAI embeddings/completions
     const plain = await raw(`${api}/api/version`, 'GET', {});
     expect(plain.status).toBe(200);
     expect(plain.headers['access-control-allow-origin']).toBeUndefined();
+  });
+  it('copies and deletes models with ollama-js copy()/delete() on every node that has them, or the one named', async () => {
+    const client = new Ollama({ host: api });
+    const names = async () => ((await (await fetch(`${api}/api/tags`)).json()) as { models: { name: string }[] }).models.map((m) => m.name);
+    // gemma2:2b is on both nodes: the copy is made on both, and the answer says where.
+    await client.copy({ source: 'gemma2:2b', destination: 'mine' });
+    expect([...piOllama.models.keys(), ...nbOllama.models.keys()].filter((n) => n === 'mine:latest')).toHaveLength(2);
+    const copyRaw = await raw(`${api}/api/copy`, 'POST', {}, '{"source":"gemma2:2b","destination":"other"}');
+    expect(copyRaw.status, copyRaw.body).toBe(200);
+    expect(copyRaw.headers['x-cutter-nodes']).toBe('notebook,pi');
+    // The mesh knows a node's models from its heartbeats: wait until both nodes report both copies.
+    const where = async (name: string) => {
+      const r = await cli(['ollama', 'list', '--json'], { broker: url });
+      return (JSON.parse(r.stdout) as { node: string; name: string }[])
+        .filter((m) => m.name === name)
+        .map((m) => m.node)
+        .sort();
+    };
+    await eventually(async () => {
+      expect(await where('mine:latest')).toEqual(['notebook', 'pi']);
+      expect(await where('other:latest')).toEqual(['notebook', 'pi']);
+      expect(await names()).toContain('other:latest');
+      return true;
+    });
+    // Deleting on one named node (the `node` field) leaves the other's copy …
+    const one = await raw(`${api}/api/delete`, 'DELETE', {}, '{"model":"other","node":"pi"}');
+    expect(one.status, one.body).toBe(200);
+    expect(one.headers['x-cutter-nodes']).toBe('pi');
+    expect(piOllama.models.has('other:latest')).toBe(false);
+    expect(nbOllama.models.has('other:latest')).toBe(true);
+    // … and without one, it goes from every node that has it (ollama-js sends `name`).
+    await eventually(async () => {
+      expect(
+        (await tasks())
+          .filter((t) => t.summary === 'copy gemma2:2b')
+          .map((t) => t.node)
+          .sort(),
+      ).toEqual(['notebook', 'notebook', 'pi', 'pi']);
+      return true;
+    });
+    await client.delete({ model: 'mine' });
+    expect(piOllama.models.has('mine:latest') || nbOllama.models.has('mine:latest')).toBe(false);
+    await eventually(async () => {
+      expect(await names()).not.toContain('mine:latest');
+      return true;
+    });
+    expect(
+      (await tasks())
+        .filter((t) => t.summary === 'delete mine')
+        .map((t) => `${t.node} ${t.state}`)
+        .sort(),
+    ).toEqual(['notebook succeeded', 'pi succeeded']);
+    // A model no node has is Ollama's 404; a named node without it says so.
+    await expect(client.delete({ model: 'mine' })).rejects.toMatchObject({ name: 'ResponseError', status_code: 404 });
+    await expect(client.copy({ source: 'nope', destination: 'x' })).rejects.toMatchObject({ status_code: 404 });
+    const elsewhere = await raw(`${api}/api/delete`, 'DELETE', { 'x-cutter-node': 'pi' }, '{"model":"llama3.2:1b"}');
+    expect(elsewhere.status).toBe(404);
+    expect(JSON.parse(elsewhere.body)).toEqual({ error: "model 'llama3.2:1b' not found on node pi" });
+    expect(nbOllama.models.has('llama3.2:1b')).toBe(true);
   });
 });
