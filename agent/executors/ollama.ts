@@ -1,5 +1,5 @@
 /**
- * The ollama executor: runs generate, chat, embed, pull and show requests against the node's
+ * The ollama executor: runs generate, chat, embed, embeddings (legacy), pull, show, delete and copy requests against the node's
  * Ollama server through the official `ollama` npm client (ollama-js 0.6), and feeds the node's
  * heartbeat with what that server has (`fingerprint()`: version, models, loaded models).
  *
@@ -139,11 +139,23 @@ export class OllamaExecutor implements Executor<OllamaSpec> {
       case 'embed':
         chunk(await client.embed(body as never));
         break;
+      case 'embeddings':
+        // The legacy endpoint (docs/api.md "Generate Embedding", superseded by /api/embed) is called
+        // as such, not translated to /api/embed: the node's Ollama answers it by its own rules.
+        chunk(await client.embeddings(body as never));
+        break;
       case 'show':
         chunk(await client.show(body as never));
         break;
       case 'pull':
         await this.pull(client, spec.model, ctx, true);
+        break;
+      // docs/api.md "Delete a Model" / "Copy a Model": 200 with no body, 404 when the model is not here.
+      case 'delete':
+        chunk(await client.delete({ model: spec.model }));
+        break;
+      case 'copy':
+        chunk(await client.copy({ source: spec.model, destination: String(spec.request.destination ?? '') }));
         break;
     }
     return { exitCode: 0, oomKilled: false, cancelled: false, startedAt, finishedAt: Date.now() };

@@ -43,6 +43,10 @@ export function registerServer(program: Command): void {
     )
     .option('--ollama-port <port>', d('ollamaPort', 'port of the Ollama-compatible API'))
     .option('--ollama-placement <file>', 'YAML or JSON rules pinning models to nodes')
+    .option(
+      '--ollama-origins <list>',
+      'browser origins allowed to call the Ollama API besides loopback ones, comma-separated like OLLAMA_ORIGINS (* = any)',
+    )
     .option('--no-ha', 'do not publish Home Assistant MQTT discovery')
     .option('--ha-prefix <prefix>', d('haPrefix', 'Home Assistant discovery prefix'))
     .option(
@@ -105,6 +109,7 @@ export function registerServer(program: Command): void {
             ollamaHost: flags.ollamaHost,
             ollamaPort: flags.ollamaPort,
             ollamaPlacement: flags.ollamaPlacement,
+            ollamaOrigins: flags.ollamaOrigins,
             ha: flags.ha === false ? false : undefined,
             haPrefix: flags.haPrefix,
             haBroker: flags.haBroker,

@@ -67,7 +67,10 @@ export function buildExtensions(ctx: ExtensionContext, cfg: ServerConfig): Exten
       }),
     );
   }
-  if (cfg.ollamaApi) list.push(new OllamaApiExtension(ctx, { host: cfg.ollamaHost, port: cfg.ollamaPort, logLevel: cfg.logLevel }));
+  if (cfg.ollamaApi)
+    list.push(
+      new OllamaApiExtension(ctx, { host: cfg.ollamaHost, port: cfg.ollamaPort, origins: cfg.ollamaOrigins, logLevel: cfg.logLevel }),
+    );
   return list;
 }
 

@@ -12,6 +12,8 @@ export interface OllamaApiSettings {
   host: string;
   /** TCP port; 0 = any free port. */
   port: number;
+  /** Browser origins allowed beside Ollama's loopback defaults, comma-separated (controller/ollama-api/cors.ts). */
+  origins?: string;
   /** Level of its MQTT client's logs. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -49,10 +51,11 @@ export class OllamaApiExtension implements Extension {
   async start(): Promise<void> {
     // Loaded here: a server without the API does not pay for it.
     const { OllamaApi } = await import('../ollama-api/server.js');
-    const { host, port, logLevel } = this.settings;
+    const { host, port, logLevel, origins } = this.settings;
     this.api = new OllamaApi({
       host,
       port,
+      origins,
       log: this.log,
       streamBuilder: this.ctx.streamBuilder,
       verifyToken: this.ctx.verifyToken,

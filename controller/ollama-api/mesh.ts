@@ -88,14 +88,15 @@ export class MeshGateway {
   /**
    * Runs one ollama task on the mesh and resolves when it succeeded.
    * @param signal aborting it cancels the task (the HTTP client went away).
+   * @param node run it on this node only (the scheduler's explicit node), else where the scheduler picks.
    * @throws CutterError with the node's code (MODEL_NOT_FOUND, OLLAMA_ERROR …), NODE_LOST, CANCELLED,
    *   NO_FIT (the reason per node in the message), RATE_LIMITED, NO_CONTROLLER.
    */
-  async run(spec: OllamaSpec, cb: RunCallbacks, signal?: AbortSignal): Promise<{ taskId: string }> {
+  async run(spec: OllamaSpec, cb: RunCallbacks, signal?: AbortSignal, node?: string): Promise<{ taskId: string }> {
     if (this.closing) throw new CutterError('CANCELLED', 'server shutting down');
     let run: TaskRun;
     try {
-      run = await runTask(this.client, { spec });
+      run = await runTask(this.client, { spec, ...(node ? { requirements: { node } } : {}) });
     } catch (err) {
       if ((err as CutterError).code === 'NO_FIT') {
         const rejections = ((err as CutterError).details as Rejection[] | undefined) ?? [];

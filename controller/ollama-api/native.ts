@@ -1,6 +1,6 @@
 /**
  * Ollama's own REST API (ollama/ollama `docs/api.md`), answered by the mesh. Generation, chat,
- * embeddings, pulls and `show` run as ollama tasks on the node the scheduler picks; the listings
+ * embeddings (`/api/embed` and the legacy `/api/embeddings`), pulls and `show` run as ollama tasks on the node the scheduler picks; the listings
  * (/api/tags, /api/ps, /api/version) come from the nodes' retained heartbeats.
  *
  * Shapes kept from Ollama: NDJSON streaming by default and one JSON object with
@@ -14,6 +14,7 @@ import { CutterError } from '../../shared/errors.js';
 import { sameModel } from '../../shared/ollama.js';
 import type { NodeStatus, OllamaModel, OllamaOp } from '../../shared/schemas/index.js';
 import { HttpError, LineStream, readJson, sendJson } from './http.js';
+import { copyModel, deleteModel } from './manage.js';
 import type { MeshGateway } from './mesh.js';
 import { relay } from './relay.js';
 
@@ -160,8 +161,12 @@ async function streamed(op: OllamaOp, body: Json, res: ServerResponse, ctx: Nati
   sendJson(res, 200, aggregate(kept, op === 'chat'));
 }
 
-/** Runs a one-answer op (embed, show) and returns its one response object. */
-async function single(op: 'embed' | 'show', body: Json, ctx: NativeContext): Promise<Json> {
+/**
+ * Runs a one-answer op (embed, the legacy embeddings, show) on a node that has the model and
+ * returns its one response object, as the node's Ollama gave it.
+ * @throws HttpError 400/404 (no model / no online node has it), the mesh's CutterError otherwise.
+ */
+export async function single(op: 'embed' | 'embeddings' | 'show', body: Json, ctx: NativeContext): Promise<Json> {
   const model = modelOf(body);
   if (!ctx.mesh.hasModel(model)) throw notFound(model);
   const request = taskRequest(body);
@@ -204,6 +209,17 @@ export async function handleNative(req: IncomingMessage, res: ServerResponse, pa
       return true;
     case 'POST /api/embed':
       sendJson(res, 200, await single('embed', await readJson(req), ctx));
+      return true;
+    // The legacy endpoint (docs/api.md "Generate Embedding": `{model, prompt}` → `{embedding}`),
+    // run as such on the node: ollama-js `embeddings()` and older clients call it.
+    case 'POST /api/embeddings':
+      sendJson(res, 200, await single('embeddings', await readJson(req), ctx));
+      return true;
+    case 'DELETE /api/delete':
+      await deleteModel(req, res, ctx.mesh, ctx.signal);
+      return true;
+    case 'POST /api/copy':
+      await copyModel(req, res, ctx.mesh, ctx.signal);
       return true;
     case 'POST /api/show':
       sendJson(res, 200, await single('show', await readJson(req), ctx));

@@ -1,7 +1,8 @@
 /**
  * The OpenAI-compatible endpoints Ollama itself serves (ollama/ollama `openai/openai.go`,
- * `docs/openai.md`): `POST /v1/chat/completions` and `GET /v1/models`, translated to and from
- * ollama chat tasks on the mesh.
+ * `docs/openai.md`, docs.ollama.com/api/openai-compatibility): `POST /v1/chat/completions`,
+ * `POST /v1/completions` (openai-completions.ts), `POST /v1/embeddings` (openai-embeddings.ts),
+ * `GET /v1/models` and `GET /v1/models/{model}`, translated to and from ollama tasks on the mesh.
  *
  * Shapes as Ollama's translation layer makes them: `chat.completion` objects with
  * `system_fingerprint: "fp_ollama"` and `usage` from `prompt_eval_count`/`eval_count`; streamed as
@@ -19,14 +20,13 @@ import { HttpError, LineStream, readJson, sendJson, statusOf } from './http.js';
 import type { MeshGateway } from './mesh.js';
 import { relay } from './relay.js';
 import { aggregate, meshTags, modelOf, notFound } from './native.js';
+import { completions } from './openai-completions.js';
+import { embeddings } from './openai-embeddings.js';
+import { openaiError, unixOf, usageOf } from './openai-shapes.js';
+
+export { openaiError } from './openai-shapes.js';
 
 type Json = Record<string, unknown>;
-
-/** OpenAI's error body for an HTTP status (openai.go `NewError`). */
-export function openaiError(status: number, message: string): Json {
-  const type = status === 400 ? 'invalid_request_error' : status === 404 ? 'not_found_error' : 'api_error';
-  return { error: { message, type, param: null, code: null } };
-}
 
 /** `library/llama3:8b` → `library`; names without a namespace are library models. */
 function ownedBy(name: string): string {
@@ -111,16 +111,6 @@ function toolCallsOf(message: Json): Json[] {
   });
 }
 
-const usageOf = (c: Json) => {
-  const prompt = Number(c.prompt_eval_count ?? 0);
-  const completion = Number(c.eval_count ?? 0);
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-};
-const unix = (c: Json) => {
-  const t = Date.parse(String(c.created_at ?? ''));
-  return Math.floor((Number.isFinite(t) ? t : Date.now()) / 1000);
-};
-
 /** POST /v1/chat/completions. */
 async function chatCompletions(body: Json, res: ServerResponse, mesh: MeshGateway, signal: AbortSignal): Promise<void> {
   const model = modelOf(body);
@@ -168,7 +158,7 @@ async function chatCompletions(body: Json, res: ServerResponse, mesh: MeshGatewa
   sendJson(res, 200, {
     id,
     object: 'chat.completion',
-    created: unix(last),
+    created: unixOf(last),
     model: last.model ?? model,
     system_fingerprint: 'fp_ollama',
     choices: [
@@ -188,7 +178,8 @@ async function chatCompletions(body: Json, res: ServerResponse, mesh: MeshGatewa
 }
 
 /**
- * Handles `/v1/chat/completions` and `/v1/models[/{model}]`, or returns false for other paths.
+ * Handles `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and `/v1/models[/{model}]`,
+ * or returns false for other paths.
  * Errors are written in OpenAI's shape here (not Ollama's).
  */
 export async function handleOpenAi(
@@ -204,11 +195,19 @@ export async function handleOpenAi(
       await chatCompletions(await readJson(req), res, mesh, signal);
       return true;
     }
+    if (req.method === 'POST' && path === '/v1/completions') {
+      await completions(await readJson(req), res, mesh, signal);
+      return true;
+    }
+    if (req.method === 'POST' && path === '/v1/embeddings') {
+      await embeddings(await readJson(req), res, mesh, signal);
+      return true;
+    }
     if (req.method === 'GET' && path === '/v1/models') {
       const data = meshTags(mesh.onlineNodes()).map((m) => ({
         id: m.name,
         object: 'model',
-        created: unix({ created_at: m.modified_at }),
+        created: unixOf({ created_at: m.modified_at }),
         owned_by: ownedBy(String(m.name)),
       }));
       sendJson(res, 200, { object: 'list', data });
@@ -218,7 +217,7 @@ export async function handleOpenAi(
       const name = decodeURIComponent(path.slice('/v1/models/'.length));
       const m = meshTags(mesh.onlineNodes()).find((t) => t.name === name || t.name === `${name}:latest`);
       if (!m) throw notFound(name);
-      sendJson(res, 200, { id: name, object: 'model', created: unix({ created_at: m.modified_at }), owned_by: ownedBy(name) });
+      sendJson(res, 200, { id: name, object: 'model', created: unixOf({ created_at: m.modified_at }), owned_by: ownedBy(name) });
       return true;
     }
   } catch (err) {

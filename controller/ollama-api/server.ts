@@ -4,6 +4,9 @@
  * generation, chat, embedding, pull and show runs as an ollama task (visible in `cutter tasks`);
  * when the HTTP client disconnects, the task is cancelled on its node.
  *
+ * Browser pages may call it from Ollama's default origins (loopback, app://, file:// …) and the
+ * ones `--ollama-origins` adds; any other Origin is refused with 403, as Ollama does (cors.ts).
+ *
  * On loopback (the default) it is open, like Ollama. Bound beyond loopback it needs a cutter token
  * as `Authorization: Bearer ROLE:NAME:PASSWORD` (the API key Ollama and OpenAI clients send),
  * unless the server runs with `--insecure` (controller/extensions/http-auth.ts).
@@ -15,6 +18,7 @@ import type { CliConfig } from '../../shared/config.js';
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { HttpAuth, type VerifyToken } from '../extensions/http-auth.js';
+import { CorsPolicy } from './cors.js';
 import { sendJson, statusOf } from './http.js';
 import { MeshGateway } from './mesh.js';
 import { handleNative } from './native.js';
@@ -33,6 +37,11 @@ export interface OllamaApiOptions {
   verifyToken?: VerifyToken;
   /** `--insecure`: no token needed beyond loopback. */
   insecure?: boolean;
+  /**
+   * Browser origins allowed beside Ollama's loopback defaults, comma-separated as OLLAMA_ORIGINS
+   * (`--ollama-origins`; `*` = every origin); see cors.ts.
+   */
+  origins?: string;
 }
 
 export class OllamaApi {
@@ -68,7 +77,10 @@ export class OllamaApi {
       log: this.log,
       surface: 'Ollama API',
     });
+    const cors = new CorsPolicy(this.opts.origins ?? '');
     this.server = createServer({ noDelay: true }, (req, res) => {
+      // CORS first: a browser's preflight carries no token.
+      if (cors.handle(req, res)) return;
       if (!auth.allow(req, res)) return;
       const abort = new AbortController();
       // The client went away before the answer was complete: cancel the task on its node.

@@ -63,6 +63,11 @@ export function modelTier(
   if (!info?.available) return { rejection: { code: 'no-ollama', ...(info?.error ? { detail: info.error } : {}) } };
   const absent: ModelTier = pullingHere(n, req.model) ? 2 : 3;
   if (req.op === 'pull') return { tier: info.models.some((m) => sameModel(m.name, req.model)) ? 1 : absent };
+  // Deleting or copying a model never loads it: the node needs it on disk, not the memory to load it.
+  if (req.op === 'delete' || req.op === 'copy')
+    return info.models.some((m) => sameModel(m.name, req.model))
+      ? { tier: 1 }
+      : { rejection: { code: 'model-missing', model: canonicalModel(req.model) } };
   if (info.loaded.some((m) => sameModel(m.name, req.model))) return { tier: 0 };
   const own = info.models.find((m) => sameModel(m.name, req.model));
   const need = own?.size ?? size;

@@ -81,6 +81,12 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   ollamaHost: z.string().default('127.0.0.1'),
   /** Port of the Ollama-compatible API (Ollama's own default). */
   ollamaPort: Int(0, 65535).default(11434),
+  /**
+   * Browser origins allowed to call the Ollama-compatible API beside Ollama's loopback defaults,
+   * comma-separated like Ollama's OLLAMA_ORIGINS (`*` = any origin; one `*` in an origin is a
+   * wildcard); see controller/ollama-api/cors.ts.
+   */
+  ollamaOrigins: z.string().max(10_000).optional(),
   /** YAML or JSON file of model placement rules (see shared/ollama.ts). */
   ollamaPlacement: z.string().min(1).optional(),
   /** After a restart, how long nodes have to report back before their tasks count as disconnected, ms. */

@@ -54,14 +54,16 @@ export const ExecSpecSchema = z.object({
 
 /**
  * A request to the node's Ollama server (Ollama docs/api.md): `generate` (POST /api/generate),
- * `chat` (POST /api/chat), `embed` (POST /api/embed), `pull` (POST /api/pull) or `show`
- * (POST /api/show). `request` is that endpoint's JSON body as the caller gave it (prompt,
+ * `chat` (POST /api/chat), `embed` (POST /api/embed), `embeddings` (the legacy POST
+ * /api/embeddings: `prompt` → `embedding`), `pull` (POST /api/pull), `show` (POST /api/show),
+ * `delete` (DELETE /api/delete) or `copy` (POST /api/copy: `model` is the source, `request.destination`
+ * the new name). `request` is that endpoint's JSON body as the caller gave it (prompt,
  * messages, options, format, keep_alive …); the agent sets `model` and `stream` itself and streams
  * Ollama's response objects back verbatim as `chunks` events.
  */
 export const OllamaSpecSchema = z.object({
   kind: z.literal('ollama'),
-  op: z.enum(['generate', 'chat', 'embed', 'pull', 'show']),
+  op: z.enum(['generate', 'chat', 'embed', 'embeddings', 'pull', 'show', 'delete', 'copy']),
   model: z.string().min(1).max(256),
   request: z.record(z.string(), z.unknown()).default({}),
   /**

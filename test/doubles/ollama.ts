@@ -13,6 +13,9 @@
  *     with `done:true, done_reason, total_duration, load_duration, prompt_eval_count,
  *     prompt_eval_duration, eval_count, eval_duration` (+ `context` for generate), durations in ns
  *   - POST /api/embed → `{model, embeddings:[[…]], total_duration, load_duration, prompt_eval_count}`
+ *   - POST /api/embeddings (legacy, docs/api.md "Generate Embedding") `{model, prompt}` → `{embedding:[…]}`
+ *   - DELETE /api/delete `{model}` (or `name`) and POST /api/copy `{source, destination}` (docs/api.md
+ *     "Delete a Model", "Copy a Model"): 200 with no body, 404 `{"error"}` when the model is not here
  *   - POST /api/pull → `pulling manifest`, `pulling <digest>` with `total`/`completed`, `verifying sha256 digest`,
  *     `writing manifest`, `success`; an unknown model gets `{"error":"pull model manifest: file does not exist"}`
  *     inside the 200 stream, as Ollama's server does once it has started streaming
@@ -143,7 +146,7 @@ export class OllamaDouble {
     };
     let raw = '';
     for await (const chunk of req) raw += chunk;
-    if (req.method === 'POST') {
+    if (req.method === 'POST' || req.method === 'DELETE') {
       try {
         rec.body = raw ? (JSON.parse(raw) as Record<string, unknown>) : {};
       } catch (err) {
@@ -206,11 +209,32 @@ export class OllamaDouble {
         this.loaded.set(model, Date.now());
         return json(200, {
           model,
-          embeddings: inputs.map((s) => [s.length / 100, (s.charCodeAt(0) || 0) / 1000, 0.5]),
+          embeddings: inputs.map((s) => this.vector(s)),
           total_duration: 14_143_917,
           load_duration: 1_019_500,
           prompt_eval_count: inputs.reduce((n, s) => n + s.split(/\s+/).filter(Boolean).length, 0),
         });
+      }
+      case 'POST /api/embeddings': {
+        if (!model) return json(400, { error: 'model is required' });
+        if (!this.models.has(model)) return json(404, { error: `model '${model}' not found` });
+        this.loaded.set(model, Date.now());
+        return json(200, { embedding: this.vector(String(body.prompt ?? '')) });
+      }
+      case 'DELETE /api/delete': {
+        if (!model) return json(400, { error: 'model is required' });
+        if (!this.models.delete(model)) return json(404, { error: `model '${model}' not found` });
+        this.loaded.delete(model);
+        res.writeHead(200, { 'content-length': 0 });
+        return void res.end();
+      }
+      case 'POST /api/copy': {
+        const source = this.models.get(canonical(String(body.source ?? '')));
+        if (!source) return json(404, { error: `model '${String(body.source ?? '')}' not found` });
+        const destination = canonical(String(body.destination ?? ''));
+        this.models.set(destination, { ...source, name: destination });
+        res.writeHead(200, { 'content-length': 0 });
+        return void res.end();
       }
       case 'POST /api/pull':
         return this.pull(model, body, res, json);
@@ -218,6 +242,11 @@ export class OllamaDouble {
         res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
         return void res.end('404 page not found');
     }
+  }
+
+  /** The double's deterministic embedding of a text (three numbers a test can compute). */
+  vector(text: string): number[] {
+    return [text.length / 100, (text.charCodeAt(0) || 0) / 1000, 0.5];
   }
 
   private async generate(
