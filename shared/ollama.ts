@@ -84,3 +84,11 @@ export function loadPlacementFile(path: string): PlacementFile {
   }
   return parsed.data;
 }
+
+/**
+ * Response header on every answer of cutter's Ollama-compatible API (its value: the server's
+ * version). An agent whose `--ollama-url` leads to it (the default 127.0.0.1:11434 on the server's
+ * own machine) would take the mesh for its node's Ollama and send requests back into the mesh;
+ * the header lets it tell the two apart.
+ */
+export const MESH_API_HEADER = 'x-cutter-mesh';

@@ -15,7 +15,7 @@
  */
 import { Ollama } from 'ollama';
 import { CutterError, errorMessage } from '../../shared/errors.js';
-import { sameModel } from '../../shared/ollama.js';
+import { MESH_API_HEADER, sameModel } from '../../shared/ollama.js';
 import type { OllamaInfo, OllamaSpec } from '../../shared/schemas/index.js';
 import type { Executor, ExecutorContext, Fingerprint, Outcome, TaskHandle } from './executor.js';
 
@@ -69,6 +69,14 @@ export class OllamaExecutor implements Executor<OllamaSpec> {
   async inventory(): Promise<OllamaInfo> {
     const client = this.client(new AbortController().signal, PROBE_TIMEOUT_MS);
     try {
+      const mesh = await this.meshAt();
+      if (mesh)
+        return {
+          available: false,
+          error: `${this.url} is a cutter server's Ollama-compatible API (cutter ${mesh}), not this node's Ollama: requests would go back into the mesh. Give --ollama-url this node's own Ollama, or --ollama-url off`,
+          models: [],
+          loaded: [],
+        };
       const [{ version }, tags, ps] = await Promise.all([client.version(), client.list(), client.ps()]);
       return {
         available: true,
@@ -93,6 +101,17 @@ export class OllamaExecutor implements Executor<OllamaSpec> {
     } catch (err) {
       return { available: false, error: toCutterError(err, this.url).message.slice(0, 500), models: [], loaded: [] };
     }
+  }
+
+  /**
+   * The cutter version when the URL answers with the mesh's own API header (shared/ollama.ts
+   * MESH_API_HEADER), else null (an Ollama, or nothing there yet).
+   * @throws the fetch's error when nothing answers (the caller reports it).
+   */
+  private async meshAt(): Promise<string | null> {
+    const res = await fetch(new URL('/api/version', this.url), { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+    await res.body?.cancel();
+    return res.headers.get(MESH_API_HEADER);
   }
 
   /** The inventory as `capacity.ollama`; available when the server answers. Never throws. */

@@ -17,6 +17,8 @@ import type { Duplex } from 'node:stream';
 import type { CliConfig } from '../../shared/config.js';
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
+import { MESH_API_HEADER } from '../../shared/ollama.js';
+import { VERSION } from '../../shared/version.js';
 import { HttpAuth, type VerifyToken } from '../extensions/http-auth.js';
 import { CorsPolicy } from './cors.js';
 import { sendJson, statusOf } from './http.js';
@@ -79,6 +81,8 @@ export class OllamaApi {
     });
     const cors = new CorsPolicy(this.opts.origins ?? '');
     this.server = createServer({ noDelay: true }, (req, res) => {
+      // Says "this is the mesh, not an Ollama" to an agent probing this address (shared/ollama.ts).
+      res.setHeader(MESH_API_HEADER, VERSION);
       // CORS first: a browser's preflight carries no token.
       if (cors.handle(req, res)) return;
       if (!auth.allow(req, res)) return;
