@@ -1,0 +1,168 @@
+/**
+ * Exec task containment without a mesh: reading cgroup mounts and a process's cgroups (files as
+ * hosts write them), the exec flags of `cutter run … exec`, `-u` lookups, and the refusal of a
+ * limit the node cannot enforce (a real ExecExecutor told the node has no cgroups: nothing runs).
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseExecArgs } from '../../cli/exec-args.js';
+import { cgroupDir, parseCgroupMounts, parseOwnCgroups } from '../../agent/executors/cgroup-find.js';
+import { ExecExecutor } from '../../agent/executors/exec.js';
+import { cpuQuotaUs, oomKillCount, unenforceable } from '../../agent/executors/exec-limits.js';
+import { resolveExecUser } from '../../agent/executors/exec-user.js';
+import type { ExecutorContext } from '../../agent/executors/executor.js';
+import type { CutterError } from '../../shared/errors.js';
+import { tempDir } from '../harness.js';
+
+/** A hybrid host (cgroup v1 controllers, cgroup2 with only hugetlb), as /proc/self/mountinfo shows it. */
+const HYBRID = [
+  '30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755',
+  '31 30 0:28 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu',
+  '32 30 0:29 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct',
+  '34 30 0:31 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory',
+  '39 30 0:36 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd',
+  '40 30 0:37 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw',
+].join('\n');
+
+describe('cgroup mounts and paths', () => {
+  it('reads v1 controllers and the v2 mount from mountinfo', () => {
+    const mounts = parseCgroupMounts(HYBRID);
+    expect(mounts.map((m) => [m.version, m.mountPoint])).toEqual([
+      [1, '/sys/fs/cgroup/cpu'],
+      [1, '/sys/fs/cgroup/cpuacct'],
+      [1, '/sys/fs/cgroup/memory'],
+      [1, '/sys/fs/cgroup/systemd'],
+      [2, '/sys/fs/cgroup/unified'],
+    ]);
+    expect(mounts[0].controllers).toContain('cpu');
+    expect(mounts[0].controllers).not.toContain('cpuacct');
+    // A combined mount, as most distributions have it, and an escaped space in a mount point.
+    const [combined] = parseCgroupMounts('25 20 0:22 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct');
+    expect(combined.controllers).toEqual(expect.arrayContaining(['cpu', 'cpuacct']));
+    expect(parseCgroupMounts('1 0 0:1 / /my\\040cg rw - cgroup2 cgroup2 rw')[0].mountPoint).toBe('/my cg');
+  });
+
+  it("reads a process's cgroup per controller and finds its directory inside a mount", () => {
+    const own = parseOwnCgroups('9:name=systemd:/\n4:memory:/process_api/ad9d\n1:cpu,cpuacct:/a/b\n0::/user.slice\n');
+    expect(own.get('memory')).toBe('/process_api/ad9d');
+    expect(own.get('cpuacct')).toBe('/a/b');
+    expect(own.get('')).toBe('/user.slice');
+    const memory = parseCgroupMounts(HYBRID).find((m) => m.controllers.includes('memory'))!;
+    expect(cgroupDir(memory, '/process_api/ad9d')).toBe('/sys/fs/cgroup/memory/process_api/ad9d');
+    // A container that mounts only its own subtree sees its cgroup at the mount point.
+    const inContainer = { version: 1 as const, mountPoint: '/sys/fs/cgroup/memory', root: '/docker/abc', controllers: ['memory'] };
+    expect(cgroupDir(inContainer, '/docker/abc/x')).toBe('/sys/fs/cgroup/memory/x');
+  });
+
+  it('counts OOM kills in memory.events and memory.oom_control; CPU quotas in µs per 100 ms', () => {
+    expect(oomKillCount('oom_kill_disable 0\nunder_oom 0\noom_kill 2\n')).toBe(2);
+    expect(oomKillCount('low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\noom_group_kill 0\n')).toBe(1);
+    expect(oomKillCount('oom_kill_disable 0\nunder_oom 0\n')).toBe(0);
+    expect(cpuQuotaUs(0.5)).toBe(50_000);
+    expect(cpuQuotaUs(2)).toBe(200_000);
+    expect(cpuQuotaUs(0.001)).toBe(1_000);
+  });
+});
+
+describe('a limit the node cannot enforce', () => {
+  const none = { memory: false, cpus: false, via: null, why: 'no cgroup v1 memory hierarchy is mounted' };
+
+  it('is named with what to do', () => {
+    expect(unenforceable(none, {}, 'n')).toBeUndefined();
+    expect(unenforceable({ ...none, memory: true }, { memory: 1 << 30 }, 'n')).toBeUndefined();
+    const why = unenforceable({ ...none, memory: true }, { memory: 1 << 30, cpus: 1 }, 'n1');
+    expect(why).toContain('node n1 cannot enforce --cpus for exec tasks (no cgroup v1 memory hierarchy is mounted)');
+    expect(why).toContain('run it without --cpus');
+  });
+
+  it('refuses the task and runs nothing', async () => {
+    const marker = join(tempDir(), 'ran');
+    const ctx: ExecutorContext = {
+      taskId: 't',
+      attempt: 1,
+      node: 'n1',
+      memory: 0,
+      output: () => undefined,
+      progress: () => undefined,
+      started: () => undefined,
+    };
+    const exec = new ExecExecutor({ enabled: true, allowlist: [], limitSupport: none });
+    const err: CutterError = await exec.start({ kind: 'exec', argv: ['touch', marker], env: {}, memoryLimit: 64 << 20 }, ctx).done.then(
+      () => {
+        throw new Error('it ran');
+      },
+      (e) => e,
+    );
+    expect(err.code).toBe('EXECUTOR_UNAVAILABLE');
+    expect(err.message).toContain('node n1 cannot enforce --memory for exec tasks');
+    expect(existsSync(marker)).toBe(false);
+    // Without a limit the same node runs it.
+    await exec.start({ kind: 'exec', argv: ['touch', marker], env: {} }, ctx).done;
+    expect(existsSync(marker)).toBe(true);
+  });
+});
+
+describe('cutter run … exec flags', () => {
+  it('reads -e, -w, -u, -m and --cpus up to -- or the command', () => {
+    expect(
+      parseExecArgs([
+        '-e',
+        'A=1',
+        '-eB=2',
+        '--env=C=x=y',
+        '-w',
+        '/tmp',
+        '-u',
+        'nobody:nogroup',
+        '-m',
+        '64m',
+        '--cpus',
+        '0.5',
+        '--',
+        'sh',
+        '-c',
+        'x',
+      ]),
+    ).toEqual({
+      kind: 'exec',
+      argv: ['sh', '-c', 'x'],
+      env: { A: '1', B: '2', C: 'x=y' },
+      cwd: '/tmp',
+      user: 'nobody:nogroup',
+      memoryLimit: 64 << 20,
+      cpus: 0.5,
+    });
+    // Flags end at the command: its own flags are its own.
+    expect(parseExecArgs(['ls', '-l', '--', '-e'])).toEqual({ kind: 'exec', argv: ['ls', '-l', '--', '-e'], env: {} });
+    expect(parseExecArgs(['--', '-weird'])).toMatchObject({ argv: ['-weird'] });
+  });
+
+  it('refuses what it does not know, and a missing command or value', () => {
+    expect(() => parseExecArgs(['-x', 'ls'])).toThrow(/exec -x: not an exec flag .*put the command after --/);
+    expect(() => parseExecArgs(['-e', 'A=1'])).toThrow(/exec needs a command/);
+    expect(() => parseExecArgs(['-w'])).toThrow(/exec -w needs a value/);
+    expect(() => parseExecArgs(['--cpus', '0', 'x'])).toThrow(/positive number of CPUs/);
+    expect(() => parseExecArgs(['-m', 'lots', 'x'])).toThrow(/exec -m lots/);
+  });
+});
+
+describe('-u lookups', () => {
+  const dir = tempDir();
+  const files = { passwd: join(dir, 'passwd'), group: join(dir, 'group') };
+  writeFileSync(files.passwd, 'root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1001:Alice:/home/alice:/bin/sh\n');
+  writeFileSync(files.group, 'root:x:0:\nstaff:x:50:alice\n');
+  const asRoot = process.getuid?.() === 0;
+
+  it.skipIf(!asRoot)('takes a name, a uid, a group by name or number, like docker run -u', () => {
+    expect(resolveExecUser('alice', files)).toEqual({ uid: 1000, gid: 1001, name: 'alice', home: '/home/alice' });
+    expect(resolveExecUser('1000', files)).toMatchObject({ uid: 1000, gid: 1001, name: 'alice' });
+    expect(resolveExecUser('alice:staff', files)).toMatchObject({ uid: 1000, gid: 50 });
+    expect(resolveExecUser('4242:7', files)).toEqual({ uid: 4242, gid: 7 });
+  });
+
+  it('says which user or group this node does not have', () => {
+    expect(() => resolveExecUser('bob', files)).toThrow('-u bob: no user "bob" on this node (/etc/passwd)');
+    expect(() => resolveExecUser('alice:wheel', files)).toThrow('no group "wheel" on this node');
+  });
+});
