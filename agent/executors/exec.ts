@@ -70,11 +70,13 @@ export class ExecExecutor implements Executor<ExecSpec> {
     return this.support;
   }
 
-  /** Available when enabled; adds nothing to the node's capacity. */
+  /** Available when enabled; adds the limits it can enforce to the node's capacity (`exec`), so tasks asking for others go elsewhere. */
   async fingerprint(): Promise<Fingerprint> {
     if (!this.options.enabled)
       return { available: false, disabled: true, error: 'this node does not run exec tasks (start its agent with --allow-exec)' };
-    return { available: true };
+    const s = this.limits();
+    const exec = { limits: { memory: s.memory, cpus: s.cpus }, ...(s.via ? { via: s.via } : {}), ...(s.why ? { why: s.why } : {}) };
+    return { available: true, capacity: { exec } };
   }
 
   /** Refuses a command outside the allowlist (POLICY_DENIED). */

@@ -12,8 +12,12 @@ import { ExecExecutor } from '../../agent/executors/exec.js';
 import { cpuQuotaUs, oomKillCount, unenforceable } from '../../agent/executors/exec-limits.js';
 import { resolveExecUser } from '../../agent/executors/exec-user.js';
 import type { ExecutorContext } from '../../agent/executors/executor.js';
+import { place } from '../../controller/scheduler/place.js';
+import type { NodeSnapshot } from '../../controller/scheduler/snapshot.js';
 import type { CutterError } from '../../shared/errors.js';
+import { formatRejection } from '../../shared/reasons.js';
 import { tempDir } from '../harness.js';
+import { cluster, expectPlaced, makeNode, reasonFor, req } from './scheduler-fixtures.js';
 
 /** A hybrid host (cgroup v1 controllers, cgroup2 with only hugetlb), as /proc/self/mountinfo shows it. */
 const HYBRID = [
@@ -164,5 +168,38 @@ describe('-u lookups', () => {
   it('says which user or group this node does not have', () => {
     expect(() => resolveExecUser('bob', files)).toThrow('-u bob: no user "bob" on this node (/etc/passwd)');
     expect(() => resolveExecUser('alice:wheel', files)).toThrow('no group "wheel" on this node');
+  });
+});
+
+describe('placing an exec task that asks for limits', () => {
+  /** An exec node that announces these limits (undefined: an older agent that announces none). */
+  const node = (name: string, limits?: { memory: boolean; cpus: boolean }, why?: string): NodeSnapshot => {
+    const n = makeNode(name, { executors: ['exec'] });
+    if (limits) n.status.capacity!.exec = { limits, ...(why ? { why } : {}) };
+    return n;
+  };
+  const limited = (memory: boolean, cpus: boolean) => ({
+    ...req(64 << 20, { kind: 'exec', cpus: cpus ? 1 : 0 }),
+    execLimits: { memory, cpus },
+  });
+
+  it('skips nodes that cannot enforce them, saying which limit and why', () => {
+    const why = reasonFor(node('v1-no-cpu', { memory: true, cpus: false }, 'no cgroup v1 cpu hierarchy is mounted'), limited(true, true));
+    expect(why).toEqual({ code: 'exec-limits', detail: 'CPU limit: no cgroup v1 cpu hierarchy is mounted' });
+    expect(formatRejection({ node: 'x', ...why })).toBe(
+      'cannot enforce the limits of exec tasks (CPU limit: no cgroup v1 cpu hierarchy is mounted)',
+    );
+    // An agent that does not announce limits enforced none: never trusted with one.
+    expect(reasonFor(node('old'), limited(true, false))).toMatchObject({
+      code: 'exec-limits',
+      detail: expect.stringContaining('older agent'),
+    });
+    const p = expectPlaced(place(limited(true, true), cluster([node('old'), node('contained', { memory: true, cpus: true })])));
+    expect(p.node).toBe('contained');
+  });
+
+  it('places a task without limits anywhere exec runs', () => {
+    expectPlaced(place(req(0, { kind: 'exec' }), cluster([node('old')])));
+    expectPlaced(place(limited(true, false), cluster([node('mem-only', { memory: true, cpus: false })])));
   });
 });
