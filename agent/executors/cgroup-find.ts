@@ -15,7 +15,7 @@
  *   such rule, and nesting keeps whatever limit the agent itself runs under).
  * Needs root (or a cgroup tree delegated to the agent's user); systemd-run is not used.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { errorMessage } from '../../shared/errors.js';
 
@@ -109,12 +109,20 @@ function read(path: string): string | null {
   }
 }
 
-/** Makes `dir` (and parents); throws an Error saying which directory and why. */
+/**
+ * Makes `dir` (and parents) unless it exists, and checks this process may make cgroups in it (an
+ * agent of another user may have made it). Throws an Error saying which directory and why.
+ */
 function makeDir(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true });
   } catch (err) {
     throw new Error(`cannot create ${dir}: ${errorMessage(err)}`);
+  }
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new Error(`cannot create cgroups in ${dir}: ${errorMessage(err)}`);
   }
 }
 
@@ -182,7 +190,9 @@ export function findLimitSupport(
   const cpu = tryV1(mounts, own, 'cpu', 'cpu.cfs_quota_us');
   const hasMemory = typeof memory !== 'string';
   const hasCpu = typeof cpu !== 'string';
-  if (!hasMemory && !hasCpu) return { memory: false, cpus: false, via: null, why: `${v2Why}; ${memory}; ${cpu}` };
+  const uid = process.getuid?.();
+  const notRoot = uid !== undefined && uid !== 0 ? `the agent runs as uid ${uid}, not root: ` : '';
+  if (!hasMemory && !hasCpu) return { memory: false, cpus: false, via: null, why: `${notRoot}${v2Why}; ${memory}; ${cpu}` };
   const why = [hasMemory ? '' : memory, hasCpu ? '' : cpu].filter(Boolean).join('; ');
   return {
     memory: hasMemory,

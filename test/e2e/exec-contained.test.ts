@@ -4,13 +4,15 @@
  * exit 137, OOM_KILLED in `tasks show`; the same task without it succeeds), `--cpus` is written
  * into the task's cgroup (read back from outside while it runs, not timed), a cancelled task
  * leaves no process behind (its group, and with a cgroup also what left the group with setsid),
- * and `-e`, `-w`, `-u` reach the process.
+ * and `-e`, `-w`, `-u` reach the process. A second agent running as `nobody` cannot make cgroups:
+ * a task asking for a limit is not placed there, with the reason.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chownSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cgroupDir, parseCgroupMounts, parseOwnCgroups } from '../../agent/executors/cgroup-find.js';
-import { cli, cliBackground, type Daemon, eventually, startAgent, startServer, tempDir } from '../harness.js';
+import { CUTTER, cli, cliBackground, Daemon, eventually, ISOLATED_ENV, startAgent, startServer, tempDir } from '../harness.js';
 import { needs } from '../services.js';
 
 const cgroups = needs('cgroupLimits');
@@ -138,5 +140,38 @@ describe('cancel', () => {
     await eventually(async () => (await show(id)).state === 'cancelled', 20_000);
     await eventually(() => started.every(gone), 10_000);
     expect(existsSync(pids)).toBe(true);
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('a node that cannot enforce limits', () => {
+  let plain: Daemon | undefined;
+  beforeAll(async () => {
+    const dirs = { XDG_CONFIG_HOME: tempDir(), XDG_DATA_HOME: tempDir(), HOME: tempDir() };
+    for (const d of Object.values(dirs)) chownSync(d, 65534, 65534);
+    const args = ['agent', '--broker', url, '--node-id', 'plain', '--heartbeat', '500', '--allow-exec'];
+    const child = spawn(process.execPath, [CUTTER, ...args], {
+      env: { ...ISOLATED_ENV, ...dirs },
+      uid: 65534,
+      gid: 65534,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    plain = new Daemon(child, 'agent plain (nobody)');
+    await plain.waitForMsg('agent started');
+  });
+  afterAll(async () => {
+    await plain?.stop();
+  });
+
+  it('is not chosen for a task with --memory, and says why', async () => {
+    const r = await run('--node', 'plain', '--no-queue', '--memory', '64m', 'exec', '--', 'true');
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain('plain: cannot enforce the limits of exec tasks (memory limit: ');
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    // It still runs exec tasks that ask for none.
+    expect((await cli(['run', '--node', 'plain', 'exec', '--', 'id', '-u'], { broker: url })).stdout).toBe('65534\n');
+    // Left to the scheduler, a limited task goes to the node that can hold it to its limit.
+    const auto = await cli(['run', '--memory', '64m', 'exec', '--', 'true'], { broker: url });
+    expect(auto.code).toBe(0);
+    expect(auto.stderr).toMatch(new RegExp(`placed on ${NODE}\\b`));
   });
 });

@@ -187,7 +187,7 @@ describe('placing an exec task that asks for limits', () => {
     const why = reasonFor(node('v1-no-cpu', { memory: true, cpus: false }, 'no cgroup v1 cpu hierarchy is mounted'), limited(true, true));
     expect(why).toEqual({ code: 'exec-limits', detail: 'CPU limit: no cgroup v1 cpu hierarchy is mounted' });
     expect(formatRejection({ node: 'x', ...why })).toBe(
-      'cannot enforce the limits of exec tasks (CPU limit: no cgroup v1 cpu hierarchy is mounted)',
+      'cannot enforce the limits of exec tasks (CPU limit: no cgroup v1 cpu hierarchy is mounted): run its agent as root with cgroups mounted, or drop --memory/--cpus',
     );
     // An agent that does not announce limits enforced none: never trusted with one.
     expect(reasonFor(node('old'), limited(true, false))).toMatchObject({
