@@ -91,15 +91,17 @@ export class ExecExecutor implements Executor<ExecSpec> {
    * refused), COMMAND_NOT_FOUND / COMMAND_NOT_INVOKABLE.
    */
   start(spec: ExecSpec, ctx: ExecutorContext): TaskHandle {
-    let prepared: { env: Record<string, string>; user?: ExecUser; cgroup?: TaskCgroup };
+    let prepared: { env: Record<string, string>; user?: ExecUser; cgroup?: TaskCgroup } | undefined;
     try {
       prepared = this.prepare(spec, ctx);
+      return run(spec, ctx, prepared);
     } catch (err) {
+      // prepare()'s refusals, or spawn() throwing on an argument it cannot pass (a NUL byte).
+      void prepared?.cgroup?.remove();
       const done = Promise.reject(err instanceof CutterError ? err : new CutterError('START_FAILED', errorMessage(err)));
       done.catch(() => undefined); // the agent awaits it a little later
       return { done, stop: async () => undefined };
     }
-    return run(spec, ctx, prepared);
   }
 
   /**

@@ -49,7 +49,7 @@ export interface ExecutorContext {
 /** How a run ended. Times are ms epoch. */
 export interface Outcome {
   exitCode: number;
-  /** The kernel's OOM killer ended it (Docker's State.OOMKilled); false for exec. */
+  /** The kernel's OOM killer killed it or one of its processes (Docker's State.OOMKilled; exec: its cgroup's `oom_kill` count). */
   oomKilled: boolean;
   /** It ended because stop() was called. */
   cancelled: boolean;

@@ -107,6 +107,22 @@ describe('a limit the node cannot enforce', () => {
   });
 });
 
+describe('start()', () => {
+  it('never throws: an argument spawn() cannot pass (a NUL byte) fails the task START_FAILED', async () => {
+    const ctx: ExecutorContext = {
+      taskId: 'nul',
+      attempt: 1,
+      node: 'n',
+      memory: 0,
+      output: () => undefined,
+      progress: () => undefined,
+      started: () => undefined,
+    };
+    const handle = new ExecExecutor().start({ kind: 'exec', argv: ['echo', 'a\0b'], env: {} }, ctx);
+    await expect(handle.done).rejects.toMatchObject({ code: 'START_FAILED' });
+  });
+});
+
 describe('cutter run … exec flags', () => {
   it('reads -e, -w, -u, -m and --cpus up to -- or the command', () => {
     expect(
