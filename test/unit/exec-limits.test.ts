@@ -3,13 +3,13 @@
  * hosts write them), the exec flags of `cutter run … exec`, `-u` lookups, and the refusal of a
  * limit the node cannot enforce (a real ExecExecutor told the node has no cgroups: nothing runs).
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseExecArgs } from '../../cli/exec-args.js';
-import { cgroupDir, parseCgroupMounts, parseOwnCgroups } from '../../agent/executors/cgroup-find.js';
+import { cgroupDir, findLimitSupport, parseCgroupMounts, parseOwnCgroups } from '../../agent/executors/cgroup-find.js';
 import { ExecExecutor } from '../../agent/executors/exec.js';
-import { cpuQuotaUs, oomKillCount, unenforceable } from '../../agent/executors/exec-limits.js';
+import { cpuQuotaUs, oomKillCount, TaskCgroup, unenforceable } from '../../agent/executors/exec-limits.js';
 import { resolveExecUser } from '../../agent/executors/exec-user.js';
 import type { ExecutorContext } from '../../agent/executors/executor.js';
 import { place } from '../../controller/scheduler/place.js';
@@ -66,6 +66,61 @@ describe('cgroup mounts and paths', () => {
     expect(cpuQuotaUs(0.5)).toBe(50_000);
     expect(cpuQuotaUs(2)).toBe(200_000);
     expect(cpuQuotaUs(0.001)).toBe(1_000);
+  });
+});
+
+describe('the files written, on a directory laid out like a cgroup2 mount', () => {
+  // This machine's memory and cpu controllers are in v1, so the v2 path is shown on plain files:
+  // which files get which values (the kernel's own checks are not exercised here).
+  it('enables memory and cpu for cutter/ and writes memory.max, cpu.max and the pid', () => {
+    const root = tempDir();
+    writeFileSync(join(root, 'cgroup.controllers'), 'cpuset cpu io memory pids\n');
+    writeFileSync(join(root, 'cgroup.subtree_control'), '');
+    const support = findLimitSupport(`40 30 0:37 / ${root} rw,relatime - cgroup2 cgroup2 rw`, '0::/\n');
+    expect(support).toMatchObject({ memory: true, cpus: true, via: 'cgroup v2', base: { version: 2, dir: join(root, 'cutter') } });
+    expect(readFileSync(join(root, 'cgroup.subtree_control'), 'utf8')).toBe('+memory +cpu');
+    expect(readFileSync(join(root, 'cutter', 'cgroup.subtree_control'), 'utf8')).toBe('+memory +cpu');
+
+    const cg = TaskCgroup.create(support, 't.1.99', { memory: 64 << 20, cpus: 0.5 });
+    const dir = join(root, 'cutter', 't.1.99');
+    expect(cg.dirs).toEqual([dir]);
+    expect(readFileSync(join(dir, 'memory.max'), 'utf8')).toBe(String(64 << 20));
+    expect(readFileSync(join(dir, 'cpu.max'), 'utf8')).toBe('50000 100000');
+    expect(existsSync(join(dir, 'memory.swap.max'))).toBe(false); // written only where the kernel has it
+    cg.join(4242);
+    expect(readFileSync(join(dir, 'cgroup.procs'), 'utf8')).toBe('4242');
+    writeFileSync(join(dir, 'memory.events'), 'low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n');
+    expect(cg.oomKills()).toBe(1);
+  });
+
+  it('says why when the hierarchy lacks a controller', () => {
+    const root = tempDir();
+    writeFileSync(join(root, 'cgroup.controllers'), 'hugetlb\n');
+    const support = findLimitSupport(`40 30 0:37 / ${root} rw - cgroup2 cgroup2 rw`, '0::/\n');
+    expect(support).toMatchObject({ memory: false, cpus: false, via: null });
+    expect(support.why).toContain(`cgroup v2 at ${root} has no memory or cpu controller`);
+    expect(support.why).toContain('no cgroup v1 memory hierarchy is mounted');
+  });
+
+  it('v1: a memory limit goes to the memory hierarchy, a CPU quota to the cpu one', () => {
+    const root = tempDir();
+    for (const c of ['memory', 'cpu']) mkdirSync(join(root, c, 'me', 'cutter'), { recursive: true });
+    writeFileSync(join(root, 'memory', 'me', 'cutter', 'memory.limit_in_bytes'), '9223372036854771712\n');
+    writeFileSync(join(root, 'cpu', 'me', 'cutter', 'cpu.cfs_quota_us'), '-1\n');
+    const mountinfo = [
+      `31 30 0:28 / ${root}/cpu rw - cgroup cgroup rw,cpu`,
+      `34 30 0:31 / ${root}/memory rw - cgroup cgroup rw,memory`,
+    ].join('\n');
+    const support = findLimitSupport(mountinfo, '4:memory:/me\n1:cpu:/me\n');
+    expect(support).toMatchObject({ memory: true, cpus: true, via: 'cgroup v1' });
+    const cg = TaskCgroup.create(support, 't.1.99', { memory: 64 << 20, cpus: 1.5 });
+    const [mem, cpu] = [join(root, 'memory', 'me', 'cutter', 't.1.99'), join(root, 'cpu', 'me', 'cutter', 't.1.99')];
+    expect(cg.dirs).toEqual([mem, cpu]);
+    expect(readFileSync(join(mem, 'memory.limit_in_bytes'), 'utf8')).toBe(String(64 << 20));
+    expect(readFileSync(join(cpu, 'cpu.cfs_quota_us'), 'utf8')).toBe('150000');
+    expect(readFileSync(join(cpu, 'cpu.cfs_period_us'), 'utf8')).toBe('100000');
+    writeFileSync(join(mem, 'memory.oom_control'), 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n');
+    expect(cg.oomKills()).toBe(2);
   });
 });
 
