@@ -33,7 +33,10 @@ const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR']
  */
 const HOLD_UNTIL_JOINED = 'read -r go <&3 || exit 125; exec "$@" 3<&-';
 
-/** How long output is still read after the task's first process exited, ms (what is in the pipes arrives at once). */
+/**
+ * How long output is still read after the task's first process exited when it has no cgroup, ms
+ * (what is in the pipes arrives at once; a setsid'd process may hold them open for ever).
+ */
 const STREAMS_AFTER_EXIT_MS = 2_000;
 
 /** What the node's owner allows (agent config `allowExec`, `execAllowlist`). */
@@ -147,8 +150,17 @@ function run(spec: ExecSpec, ctx: ExecutorContext, p: { env: Record<string, stri
   const child: ChildProcess = cgroup
     ? spawn('/bin/sh', ['-c', HOLD_UNTIL_JOINED, 'sh', ...spec.argv], { ...options, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] })
     : spawn(spec.argv[0], spec.argv.slice(1), { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (c: Buffer) => ctx.output('stdout', c));
-  child.stderr!.on('data', (c: Buffer) => ctx.output('stderr', c));
+  // When the mesh is behind, the pipes are not read: the task blocks on its own writes (agent/output-window.ts).
+  for (const [name, readable] of [
+    ['stdout', child.stdout!],
+    ['stderr', child.stderr!],
+  ] as const) {
+    readable.on('data', (c: Buffer) => {
+      if (ctx.output(name, c) || !ctx.drained || readable.isPaused()) return;
+      readable.pause();
+      void ctx.drained().then(() => readable.resume());
+    });
+  }
 
   const signalGroup = (signal: NodeJS.Signals) => {
     try {
@@ -189,14 +201,19 @@ function run(spec: ExecSpec, ctx: ExecutorContext, p: { env: Record<string, stri
       }
       ctx.started(String(child.pid));
     });
-    // The first process has exited: what it left running goes too, as with a container; and a
-    // process out of reach (setsid, no cgroup) that still holds stdout does not keep the task open.
-    child.once('exit', () => {
-      killAll();
+    // The first process has exited: what it left running goes too, as with a container; and
+    // without a cgroup, a process out of reach (setsid) that still holds stdout does not keep the
+    // task open: the pipes are closed once they are no longer paused for the mesh to catch up.
+    const closeStreamsSoon = (): void => {
       setTimeout(() => {
+        if (child.stdout?.isPaused() || child.stderr?.isPaused()) return closeStreamsSoon();
         child.stdout?.destroy();
         child.stderr?.destroy();
       }, STREAMS_AFTER_EXIT_MS).unref();
+    };
+    child.once('exit', () => {
+      killAll();
+      if (!cgroup) closeStreamsSoon();
     });
     child.once('close', (code, signal) => {
       clearTimeout(killTimer);

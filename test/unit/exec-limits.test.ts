@@ -16,7 +16,7 @@ import { place } from '../../controller/scheduler/place.js';
 import type { NodeSnapshot } from '../../controller/scheduler/snapshot.js';
 import type { CutterError } from '../../shared/errors.js';
 import { formatRejection } from '../../shared/reasons.js';
-import { tempDir } from '../harness.js';
+import { eventually, tempDir } from '../harness.js';
 import { cluster, expectPlaced, makeNode, reasonFor, req } from './scheduler-fixtures.js';
 
 /** A hybrid host (cgroup v1 controllers, cgroup2 with only hugetlb), as /proc/self/mountinfo shows it. */
@@ -175,6 +175,50 @@ describe('start()', () => {
     };
     const handle = new ExecExecutor().start({ kind: 'exec', argv: ['echo', 'a\0b'], env: {} }, ctx);
     await expect(handle.done).rejects.toMatchObject({ code: 'START_FAILED' });
+  });
+});
+
+describe('output while the mesh is behind', () => {
+  /** A context whose output window is closed until `open()`: output() says false, drained() waits. */
+  function behind() {
+    const got: Buffer[] = [];
+    let open!: () => void;
+    const drained = new Promise<void>((r) => (open = r));
+    let isOpen = false;
+    drained.then(() => (isOpen = true));
+    const ctx: ExecutorContext = {
+      taskId: 'bp',
+      attempt: 1,
+      node: 'n',
+      memory: 0,
+      output: (_s, c) => (got.push(c), isOpen),
+      drained: () => drained,
+      progress: () => undefined,
+      started: () => undefined,
+    };
+    return { ctx, got, open };
+  }
+  const noCgroups = { memory: false, cpus: false, via: null };
+
+  it.each([
+    ['in a cgroup', undefined],
+    ['without a cgroup', noCgroups],
+  ])('%s: the pipes are not read until the mesh catches up, then every byte arrives', async (_name, limitSupport) => {
+    const { ctx, got, open } = behind();
+    const exec = new ExecExecutor({ enabled: true, allowlist: [], ...(limitSupport ? { limitSupport } : {}) });
+    // 1 MB: far more than a pipe holds, so the task blocks on its own writes while nothing is read.
+    const handle = exec.start({ kind: 'exec', argv: ['sh', '-c', 'head -c 1000000 /dev/zero; echo done'], env: {} }, ctx);
+    let ended = false;
+    void handle.done.finally(() => (ended = true));
+    await eventually(() => got.length > 0);
+    await new Promise((r) => setTimeout(r, 300)); // room for more output to arrive, were the pipes read
+    expect(got.length).toBe(1);
+    expect(ended).toBe(false);
+    open();
+    expect((await handle.done).exitCode).toBe(0);
+    const all = Buffer.concat(got);
+    expect(all.length).toBe(1_000_005);
+    expect(all.subarray(-5).toString()).toBe('done\n');
   });
 });
 
