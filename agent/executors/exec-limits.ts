@@ -11,8 +11,7 @@
  * - v1: `memory.limit_in_bytes`, `memory.memsw.limit_in_bytes` (the same, when swap accounting is
  *   on), `cpu.cfs_period_us` / `cpu.cfs_quota_us` (µs), `memory.oom_control` `oom_kill N` (≥ 4.13).
  */
-import { readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CutterError, errorMessage } from '../../shared/errors.js';
@@ -74,6 +73,53 @@ function writeIfPresent(dir: string, file: string, value: string): void {
 export function oomKillCount(text: string): number {
   const m = /^oom_kill (\d+)$/m.exec(text);
   return m ? Number(m[1]) : 0;
+}
+
+/** The name of a task's cgroup: `<task>.<attempt>.<agent pid>` (the pid tells whose it is). */
+export function taskCgroupName(taskId: string, attempt: number, agentPid = process.pid): string {
+  return `${taskId}.${attempt}.${agentPid}`;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the empty task cgroups agents that are gone left behind (killed before they removed
+ * them). One still holding processes (a task that outlived its SIGKILLed agent) stays, as do those
+ * of agents still running. Never throws. @returns how many were removed.
+ */
+export function removeStaleCgroups(support: LimitSupport): number {
+  const base = support.base;
+  if (!base) return 0;
+  const dirs = base.version === 2 ? [base.dir] : [base.memory, base.cpu].filter((d): d is string => d !== undefined);
+  let removed = 0;
+  for (const dir of dirs) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const pid = Number(/\.\d+\.(\d+)$/.exec(name)?.[1]);
+      if (!pid || alive(pid)) continue;
+      try {
+        rmdirSync(join(dir, name));
+        removed++;
+      } catch {
+        // not empty: its task still runs
+      }
+    }
+  }
+  return removed;
 }
 
 /** An exec task's cgroup (one directory on v2, one per hierarchy on v1). */

@@ -18,7 +18,7 @@ import { CutterError, errorMessage } from '../../shared/errors.js';
 import type { ExecSpec } from '../../shared/schemas/index.js';
 import { execViolation } from '../policy.js';
 import { findLimitSupport, type LimitSupport } from './cgroup-find.js';
-import { type ExecLimits, TaskCgroup, unenforceable } from './exec-limits.js';
+import { type ExecLimits, removeStaleCgroups, TaskCgroup, taskCgroupName, unenforceable } from './exec-limits.js';
 import { type ExecUser, resolveExecUser } from './exec-user.js';
 import type { Admission, Executor, ExecutorContext, Fingerprint, Outcome, TaskHandle } from './executor.js';
 import { resolveCommand } from './resolve-command.js';
@@ -67,9 +67,15 @@ export class ExecExecutor implements Executor<ExecSpec> {
     this.support = options.limitSupport;
   }
 
-  /** What this node can enforce for exec tasks (found once: it also makes the `cutter` cgroup directories). */
+  /**
+   * What this node can enforce for exec tasks (found once: it also makes the `cutter` cgroup
+   * directories and removes the empty ones agents that are gone left there).
+   */
   limits(): LimitSupport {
-    this.support ??= findLimitSupport();
+    if (!this.support) {
+      this.support = findLimitSupport();
+      removeStaleCgroups(this.support);
+    }
     return this.support;
   }
 
@@ -131,7 +137,7 @@ export class ExecExecutor implements Executor<ExecSpec> {
     let cgroup: TaskCgroup | undefined;
     if (support.base) {
       try {
-        cgroup = TaskCgroup.create(support, `${ctx.taskId}.${ctx.attempt}.${process.pid}`, limits);
+        cgroup = TaskCgroup.create(support, taskCgroupName(ctx.taskId, ctx.attempt), limits);
       } catch (err) {
         if (limits.memory || limits.cpus) throw err;
       }

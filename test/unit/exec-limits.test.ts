@@ -3,13 +3,21 @@
  * hosts write them), the exec flags of `cutter run … exec`, `-u` lookups, and the refusal of a
  * limit the node cannot enforce (a real ExecExecutor told the node has no cgroups: nothing runs).
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseExecArgs } from '../../cli/exec-args.js';
 import { cgroupDir, findLimitSupport, parseCgroupMounts, parseOwnCgroups } from '../../agent/executors/cgroup-find.js';
 import { ExecExecutor } from '../../agent/executors/exec.js';
-import { cpuQuotaUs, oomKillCount, TaskCgroup, unenforceable } from '../../agent/executors/exec-limits.js';
+import {
+  cpuQuotaUs,
+  oomKillCount,
+  removeStaleCgroups,
+  TaskCgroup,
+  taskCgroupName,
+  unenforceable,
+} from '../../agent/executors/exec-limits.js';
 import { resolveExecUser } from '../../agent/executors/exec-user.js';
 import type { ExecutorContext } from '../../agent/executors/executor.js';
 import { place } from '../../controller/scheduler/place.js';
@@ -121,6 +129,21 @@ describe('the files written, on a directory laid out like a cgroup2 mount', () =
     expect(readFileSync(join(cpu, 'cpu.cfs_period_us'), 'utf8')).toBe('100000');
     writeFileSync(join(mem, 'memory.oom_control'), 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n');
     expect(cg.oomKills()).toBe(2);
+  });
+});
+
+describe('cgroups left behind', () => {
+  it('are removed when their agent is gone and they are empty; others stay', () => {
+    const base = tempDir();
+    const gonePid = spawnSync('true').pid!; // exited: no process has this pid now
+    const mk = (name: string) => (mkdirSync(join(base, name)), join(base, name));
+    const stale = mk(taskCgroupName('a', 1, gonePid));
+    const busy = mk(taskCgroupName('b', 1, gonePid));
+    writeFileSync(join(busy, 'cgroup.procs'), '4242\n'); // rmdir fails on it, as on a cgroup with processes
+    const mine = mk(taskCgroupName('c', 2));
+    const removed = removeStaleCgroups({ memory: true, cpus: false, via: 'cgroup v1', base: { version: 1, memory: base } });
+    expect(removed).toBe(1);
+    expect([existsSync(stale), existsSync(busy), existsSync(mine)]).toEqual([false, true, true]);
   });
 });
 
