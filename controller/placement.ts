@@ -9,6 +9,7 @@ import type { Rejection } from '../shared/schemas/index.js';
 import type { ControllerContext } from './context.js';
 import { transition } from './lifecycle.js';
 import { place } from './scheduler/place.js';
+import type { PlacementRequest } from './scheduler/snapshot.js';
 import type { TaskRecord } from './task-record.js';
 
 /** Why nothing fits a task now: a summary for the user and one rejection per node. */
@@ -74,7 +75,7 @@ export class Placement {
     const spec = record.spec;
     const ollama = spec.kind === 'ollama' ? { op: spec.op, model: spec.model, pull: spec.pull } : undefined;
     const placement = place(
-      { kind: s.kind, requirements: s.requirements, ollama },
+      { kind: s.kind, requirements: s.requirements, ollama, ...execLimitsOf(spec) },
       { ...ctx.registry.snapshot(now, ctx.opts.policy), modelRules: ctx.opts.modelRules },
     );
     if (!placement.ok) {
@@ -116,10 +117,16 @@ function requestKey(record: TaskRecord): string {
   if (key === undefined) {
     const spec = record.spec;
     const model = spec.kind === 'ollama' ? [spec.op, spec.model, spec.pull] : null;
-    key = JSON.stringify([record.state.kind, record.state.requirements, model]);
+    key = JSON.stringify([record.state.kind, record.state.requirements, model, execLimitsOf(spec).execLimits ?? null]);
     keys.set(record, key);
   }
   return key;
+}
+
+/** The limits an exec task asks for, as the scheduler checks them (none: `{}`). */
+function execLimitsOf(spec: TaskRecord['spec']): Pick<PlacementRequest, 'execLimits'> {
+  if (spec.kind !== 'exec' || (!spec.memoryLimit && !spec.cpus)) return {};
+  return { execLimits: { memory: Boolean(spec.memoryLimit), cpus: Boolean(spec.cpus) } };
 }
 
 /** Request keys by task record (a task's kind, requirements and model never change after submit). */

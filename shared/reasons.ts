@@ -35,6 +35,8 @@ export function formatRejection(r: Rejection): string {
     'no-docker': () => withDetail('no Docker engine', r.detail),
     'no-ollama': () => withDetail('no Ollama server', r.detail),
     'no-exec': () => 'does not run exec tasks (start its agent with --allow-exec)',
+    'exec-limits': () =>
+      `${withDetail('cannot enforce the limits of exec tasks', r.detail)}: run its agent as root with cgroups mounted, or drop --memory/--cpus`,
     'max-tasks': () => `busy: ${r.running} of at most ${r.max} tasks running`,
     cpus: () => `needs ${r.needed} CPUs, has ${r.free}`,
     memory: () =>
@@ -69,6 +71,7 @@ export function rejectionLabel(code: RejectionCode): string {
     'no-docker': 'executor',
     'no-ollama': 'model',
     'no-exec': 'executor',
+    'exec-limits': 'executor',
     'max-tasks': 'tasks',
     cpus: 'cpu',
     memory: 'memory',

@@ -16,7 +16,7 @@
  * No vitest import: vitest.config.ts uses this module too (the e2e-mosquitto pass needs mosquitto).
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 export type ServiceId =
@@ -28,7 +28,8 @@ export type ServiceId =
   | 'prometheusParser'
   | 'systemdAnalyze'
   | 'netns'
-  | 'curl';
+  | 'curl'
+  | 'cgroupLimits';
 
 interface ServiceSpec {
   /** Short name shown in the skip tag ("needs <label>"); no `]` and no ` — `. */
@@ -132,6 +133,33 @@ const SPECS: Record<ServiceId, ServiceSpec> = {
     },
   },
   curl: { label: 'curl', install: 'apt-get install curl', probe: () => commands('curl') },
+  cgroupLimits: {
+    label: 'cgroup memory and cpu limits',
+    install: 'run the tests as root on Linux with the memory and cpu cgroup controllers mounted (v2, or v1 memory and cpu)',
+    probe: () => {
+      if (process.platform !== 'linux') return 'not Linux';
+      if (process.getuid?.() !== 0) return 'not running as root';
+      let mountinfo = '';
+      try {
+        mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
+      } catch {
+        return 'no /proc/self/mountinfo';
+      }
+      const v1 = (c: string) => mountinfo.split('\n').some((l) => / - cgroup /.test(l) && l.split(' ').at(-1)?.split(',').includes(c));
+      if (v1('memory') && v1('cpu')) return null;
+      const v2 = mountinfo
+        .split('\n')
+        .find((l) => / - cgroup2 /.test(l))
+        ?.split(' ')[4];
+      let controllers = '';
+      try {
+        controllers = v2 ? readFileSync(`${v2}/cgroup.controllers`, 'utf8') : '';
+      } catch {
+        // none
+      }
+      return /\bmemory\b/.test(controllers) && /\bcpu\b/.test(controllers) ? null : 'no memory and cpu cgroup controllers mounted';
+    },
+  },
 };
 
 const probed = new Map<ServiceId, string | null>();

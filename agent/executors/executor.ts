@@ -49,7 +49,7 @@ export interface ExecutorContext {
 /** How a run ended. Times are ms epoch. */
 export interface Outcome {
   exitCode: number;
-  /** The kernel's OOM killer ended it (Docker's State.OOMKilled); false for exec. */
+  /** The kernel's OOM killer killed it or one of its processes (Docker's State.OOMKilled; exec: its cgroup's `oom_kill` count). */
   oomKilled: boolean;
   /** It ended because stop() was called. */
   cancelled: boolean;
@@ -92,9 +92,9 @@ export interface RecoveredTask {
 
 /**
  * What an executor adds to the node's announced capacity (NodeStatus `capacity`, shared/schemas/node.ts):
- * docker its engine (`docker`), ollama its server's models (`ollama`). Exec adds nothing.
+ * docker its engine (`docker`), ollama its server's models (`ollama`), exec the limits it can enforce (`exec`).
  */
-export type ExecutorCapacity = Partial<Pick<Capacity, 'docker' | 'ollama'>>;
+export type ExecutorCapacity = Partial<Pick<Capacity, 'docker' | 'ollama' | 'exec'>>;
 
 /** What an executor says it can do now (Nomad's `Fingerprint`: attributes plus health). */
 export interface Fingerprint {

@@ -1,6 +1,9 @@
 /**
  * `cutter run [--node N | --auto-select] [--memory SIZE] docker run [FLAGS] IMAGE [CMD…]`
- * `cutter run … exec -- CMD [ARGS…]`
+ * `cutter run … exec [-e K=V] [-w DIR] [-u USER] [-m SIZE] [--cpus N] -- CMD [ARGS…]`
+ *
+ * For an exec task `--memory` and `--cpus` are also its limits (the node enforces them with a
+ * cgroup or refuses the task), unless exec's own `-m` / `--cpus` say otherwise.
  *
  * Submits the task, streams its stdout and stderr to this terminal's stdout and stderr, and exits
  * with its exit code — like `docker run`. A task no node can take now waits in the queue
@@ -24,6 +27,7 @@ import {
 } from '../../shared/schemas/index.js';
 import { parseBytes } from '../../shared/units.js';
 import { parseDockerRun, parsePublish } from '../docker-args.js';
+import { parseExecArgs } from '../exec-args.js';
 import { beforeBrokenPipeExit, EXIT_NOT_RUN, signalExitCode, taskExitCode } from '../exit.js';
 import { watchForwards } from '../forwards.js';
 import { printJson } from '../output.js';
@@ -52,11 +56,7 @@ interface RunFlags extends GlobalFlags {
 
 function buildSpec(executor: string, args: string[]): { spec: TaskSpec; detach: boolean } {
   if (executor === 'docker') return parseDockerRun(args);
-  if (executor === 'exec') {
-    const argv = args[0] === '--' ? args.slice(1) : args;
-    if (argv.length === 0) throw new CutterError('INVALID_ARGUMENT', 'exec needs a command: cutter run exec -- CMD [ARGS…]');
-    return { spec: { kind: 'exec', argv, env: {} }, detach: false };
-  }
+  if (executor === 'exec') return { spec: parseExecArgs(args), detach: false };
   throw new CutterError('INVALID_ARGUMENT', `unknown executor "${executor}": use "docker run …" or "exec -- CMD"`);
 }
 
@@ -106,8 +106,8 @@ export function registerRun(program: Command): void {
       .argument('[args...]', 'the docker run command line, or the command to exec')
       .option('--node <node>', 'run on this node')
       .option('--auto-select', 'let the scheduler choose the node (the default without --node)')
-      .option('--memory <size>', "memory to reserve for placement (e.g. 24g); default: the container's -m")
-      .option('--cpus <n>', 'CPUs the node must have')
+      .option('--memory <size>', "memory to reserve for placement (e.g. 24g; an exec task's limit too); default: the task's -m")
+      .option('--cpus <n>', "CPUs the node must have (an exec task's limit too); default: the task's --cpus")
       .option('-d, --detach', 'print the task id and return at once')
       .option('--no-queue', 'fail at once when no node fits now, instead of waiting in the queue')
       .option('--timeout <duration>', 'bound waiting and running together, e.g. 30s, 2h')
@@ -134,13 +134,15 @@ export function registerRun(program: Command): void {
         }
         const options = buildOptions(flags);
         const detach = Boolean(flags.detach) || dockerDetach;
-        const cpus = flags.cpus === undefined ? (spec.kind === 'docker' ? (spec.cpus ?? 0) : 0) : Number(flags.cpus);
+        const cpus = flags.cpus === undefined ? (spec.kind !== 'ollama' ? (spec.cpus ?? 0) : 0) : Number(flags.cpus);
         if (!Number.isFinite(cpus) || cpus < 0) throw new CutterError('INVALID_ARGUMENT', `--cpus ${flags.cpus}: expected a number`);
-        const requirements: Requirements = {
-          ...(flags.node ? { node: flags.node } : {}),
-          memory: flags.memory !== undefined ? parseBytes(flags.memory) : spec.kind === 'docker' ? (spec.memoryLimit ?? 0) : 0,
-          cpus,
-        };
+        const memory = flags.memory !== undefined ? parseBytes(flags.memory) : spec.kind !== 'ollama' ? (spec.memoryLimit ?? 0) : 0;
+        // An exec task has no limits but these: what it reserves, it is held to.
+        if (spec.kind === 'exec') {
+          if (memory > 0) spec.memoryLimit ??= memory;
+          if (cpus > 0) spec.cpus ??= cpus;
+        }
+        const requirements: Requirements = { ...(flags.node ? { node: flags.node } : {}), memory, cpus };
         const taskId = newTaskId();
 
         if (detach) {

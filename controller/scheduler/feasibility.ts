@@ -48,6 +48,14 @@ export function rejectReason(n: NodeSnapshot, req: PlacementRequest, now: number
     if (req.kind === 'ollama') return { code: 'no-ollama', ...(s.capacity.ollama?.error ? { detail: s.capacity.ollama.error } : {}) };
     return { code: 'no-exec' };
   }
+  if (req.execLimits) {
+    const can = s.capacity.exec?.limits;
+    const missing = [req.execLimits.memory && !can?.memory ? 'memory' : '', req.execLimits.cpus && !can?.cpus ? 'CPU' : ''].filter(Boolean);
+    if (missing.length > 0) {
+      const why = can ? (s.capacity.exec?.why ?? 'no cgroup for them') : 'its agent does not say it can (an older agent)';
+      return { code: 'exec-limits', detail: `${missing.join(' and ')} limit: ${why}` };
+    }
+  }
   const busy = tasksHeld(n);
   if (busy >= s.offer.maxTasks) return { code: 'max-tasks', running: busy, max: s.offer.maxTasks };
 

@@ -53,6 +53,8 @@ export interface ClusterSnapshot {
 export interface PlacementRequest {
   kind: TaskKind;
   requirements: Requirements;
+  /** For exec tasks that ask for limits: which (the node must be able to enforce them). */
+  execLimits?: { memory: boolean; cpus: boolean };
   /** For ollama tasks: the operation, the model, and whether the node may pull it first. */
   ollama?: { op: OllamaOp; model: string; pull: boolean };
 }

@@ -71,6 +71,19 @@ export const OllamaInfoSchema = z.object({
   loaded: z.array(OllamaLoadedModelSchema).max(200).default([]),
 });
 
+/**
+ * What exec tasks can be held to on the node (agent/executors/cgroup-find.ts): a task asking for
+ * a limit the node cannot enforce is not placed there (and refused if it is). Absent from agents
+ * that do not run exec tasks and from older agents, which enforced no limit.
+ */
+export const ExecInfoSchema = z.object({
+  limits: z.object({ memory: z.boolean(), cpus: z.boolean() }),
+  /** How: `cgroup v2`, `cgroup v1`; absent when neither limit holds. */
+  via: z.string().max(50).optional(),
+  /** Why a limit cannot be enforced, one line for the node's owner. */
+  why: z.string().max(1_000).optional(),
+});
+
 /** Live capacity. `memory.available` is MemAvailable (not MemFree: it counts reclaimable cache). */
 export const CapacitySchema = z.object({
   cpu: z.object({
@@ -83,6 +96,8 @@ export const CapacitySchema = z.object({
   docker: DockerInfoSchema,
   /** Absent when the agent does not look for Ollama (older agents). */
   ollama: OllamaInfoSchema.optional(),
+  /** Absent when the node runs no exec tasks, or its agent is older. */
+  exec: ExecInfoSchema.optional(),
 });
 
 /** What the node's owner lets cutter use (a notebook is also someone's computer). */

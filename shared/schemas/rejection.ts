@@ -15,6 +15,7 @@ import { IdSchema } from '../topics.js';
  * - `stale-heartbeat`: no heartbeat for `silentMs`.
  * - `unannounced`: no capacity or offer announced yet.
  * - `no-docker` / `no-ollama` / `no-exec`: the executor the task needs is missing (`detail`: the probe's error).
+ * - `exec-limits`: the exec task asks for a memory or CPU limit the node cannot enforce (`detail`: which, and why).
  * - `max-tasks`: `running` of at most `max` tasks are running or placed there.
  * - `cpus`: `needed` CPUs, the node has `free` cores.
  * - `memory`: `needed` bytes, `free` bytes free (`offered`, `available` and `held` bytes besides).
@@ -33,6 +34,7 @@ export const RejectionCodeSchema = z.enum([
   'no-docker',
   'no-ollama',
   'no-exec',
+  'exec-limits',
   'max-tasks',
   'cpus',
   'memory',

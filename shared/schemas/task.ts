@@ -50,6 +50,12 @@ export const ExecSpecSchema = z.object({
   argv: z.array(z.string().max(32_768)).min(1).max(1_000),
   env: EnvSchema,
   cwd: z.string().max(4096).optional(),
+  /** Memory limit, bytes, enforced by a cgroup on the node (the task is refused where none can). */
+  memoryLimit: Bytes.optional(),
+  /** CPU limit in cores (a CFS quota), enforced like `memoryLimit`. */
+  cpus: z.number().positive().max(1024).optional(),
+  /** `name`, `uid`, `name:group` or `uid:gid` to run as (like `docker run -u`); the agent must run as root. */
+  user: z.string().max(256).optional(),
 });
 
 /**

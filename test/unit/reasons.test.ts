@@ -20,6 +20,10 @@ describe('formatRejection', () => {
       [{ code: 'no-docker' }, 'no Docker engine'],
       [{ code: 'no-ollama', detail: 'not reachable' }, 'no Ollama server (not reachable)'],
       [{ code: 'no-exec' }, 'does not run exec tasks (start its agent with --allow-exec)'],
+      [
+        { code: 'exec-limits', detail: 'memory limit: no cgroup v1 memory hierarchy is mounted' },
+        'cannot enforce the limits of exec tasks (memory limit: no cgroup v1 memory hierarchy is mounted): run its agent as root with cgroups mounted, or drop --memory/--cpus',
+      ],
       [{ code: 'max-tasks', running: 2, max: 2 }, 'busy: 2 of at most 2 tasks running'],
       [{ code: 'cpus', needed: 4.5, free: 4 }, 'needs 4.5 CPUs, has 4'],
       [
