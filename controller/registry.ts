@@ -114,7 +114,9 @@ export class NodeRegistry {
     entry.status = status;
     entry.lastSeenMs = now;
     if (status.offer) entry.lostAfterMs = status.offer.lostAfterMs;
-    if (status.capacity && status.offer && status.state !== 'offline') entry.announced = status;
+    // A clean stop's `offline` still carries capacity (a last will does not): after a server restart
+    // the retained one is all there is to go by.
+    if (status.capacity && status.offer) entry.announced = status;
     if (status.wake) entry.wake = status.wake;
     for (const t of status.running) entry.reservations.delete(t.taskId);
     if (status.state === 'offline') {

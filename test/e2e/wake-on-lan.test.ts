@@ -57,6 +57,8 @@ describe.skipIf(NO_NIC)(`Wake-on-LAN${NO_NIC ? SKIP_NO_NIC : ''}`, () => {
     daemons.push(agent);
     const wake = await announcedWake(url, 'sleeper');
     expect(wake.mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+    // The MAC of a real interface of this machine (the agent reaches the broker over loopback: the first non-internal one).
+    expect(externalIpv4().map((i) => i.mac.toLowerCase())).toContain(wake.mac);
 
     // Awake: nothing to wake.
     const awake = await cli(['nodes', 'wake', 'sleeper'], { broker: url });

@@ -140,6 +140,13 @@ describe('a sleeping node', () => {
     expect(r.sleepers()).toEqual([]);
   });
 
+  it("after a server restart, takes a clean stop's retained offline status (capacity, MAC) as a sleeper; a bare last will is none", () => {
+    const r = new NodeRegistry();
+    r.update(NodeStatusSchema.parse({ ...makeStatus('nb', { state: 'offline', reason: 'agent stopped' }), wake }), NOW);
+    r.update(makeStatus('pi', { state: 'offline', reason: 'connection lost', bare: true }), NOW);
+    expect(r.sleepers().map((s) => s.node)).toEqual(['nb']);
+  });
+
   it('is the placement for a task nothing awake fits only when considered awake with its last capacity', () => {
     const r = new NodeRegistry();
     r.update(makeStatus('pi', { total: 1 * GiB, available: 1 * GiB }), NOW);
