@@ -18,6 +18,7 @@ import type { MqttClient } from '../shared/mqtt.js';
 import type { Gpu, NodeState, NodeStatus } from '../shared/schemas/index.js';
 import { type Topics, topics } from '../shared/topics.js';
 import { VERSION } from '../shared/version.js';
+import { wakeInfoFor } from '../shared/wol.js';
 import { mergeCapacity } from './capacity.js';
 import type { ExecutorRegistry } from './executors/registry.js';
 import { type HostCapacity, probeGpus, probeHost } from './probe.js';
@@ -226,10 +227,21 @@ export class Heartbeat {
         lostAfterMs: config.lostAfterMs,
       },
       running: this.deps.running(),
+      ...this.wakeField(),
       ...(reason ? { reason } : {}),
       ...finishedField(this.deps.finished?.() ?? []),
     };
     await this.client!.publishAsync(this.topic, encode(status), { qos: 1, retain: true });
+  }
+
+  /**
+   * The `wake` field (Wake-on-LAN, shared/wol.ts): the MAC and broadcast address of the interface
+   * the MQTT socket leaves from; absent when unknown (no non-internal IPv4 interface).
+   */
+  private wakeField(): Pick<NodeStatus, 'wake'> {
+    const local = (this.client?.stream as { localAddress?: string } | undefined)?.localAddress;
+    const wake = wakeInfoFor(local);
+    return wake ? { wake } : {};
   }
 }
 

@@ -39,6 +39,7 @@ import { NodeRegistry } from './registry.js';
 import { Requests } from './requests.js';
 import { StateStore } from './state-store.js';
 import { TaskStore } from './task-store.js';
+import { type WakeOptions, Waker } from './wake.js';
 
 export interface ControllerOptions {
   brokerUrl: string;
@@ -76,6 +77,8 @@ export interface ControllerOptions {
   minFreeBytes?: number;
   /** Nodes offline longer than this, with no unfinished task, are forgotten by the sweep, ms; default 7 days, 0 = never. */
   forgetAfterMs?: number;
+  /** Wake-on-LAN (controller/wake.ts); default: no automatic wake, packets to the node's broadcast address, port 9. */
+  wake?: WakeOptions;
 }
 
 export class Controller {
@@ -88,6 +91,7 @@ export class Controller {
   private readonly placement: Placement;
   private readonly liveness: Liveness;
   private readonly requests: Requests;
+  private readonly waker: Waker;
   private sweepTimer?: NodeJS.Timeout;
   private sweeping = false;
 
@@ -101,7 +105,8 @@ export class Controller {
     this.ctx = new ControllerContext(opts, store, this.tasks, this.registry, this.events, this.audit, topics(opts.prefix), log, now, now());
     this.placement = new Placement(this.ctx);
     this.liveness = new Liveness(this.ctx);
-    this.requests = new Requests(this.ctx, this.placement);
+    this.waker = new Waker(this.ctx, opts.wake ?? { auto: false, cooldownMs: 60_000 });
+    this.requests = new Requests(this.ctx, this.placement, this.waker);
   }
 
   /** Connects (retrying until the broker answers), subscribes, republishes task state, announces itself. */
@@ -166,6 +171,7 @@ export class Controller {
       void ctx.serial('sweep', () => this.liveness.sweep()).finally(() => (this.sweeping = false));
     }, SWEEP_MS);
     ctx.requestSchedule();
+    this.waker.start();
     ctx.log.info(
       { broker: this.opts.brokerUrl, prefix: this.opts.prefix, dataDir: this.opts.dataDir, recoveredTasks },
       'controller started',
@@ -187,6 +193,7 @@ export class Controller {
   /** Announces `offline` (retained), disconnects and closes the store. */
   async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
+    this.waker.stop();
     if (this.ctx.client) {
       await this.publishStatus('offline').catch(() => undefined);
       await this.ctx.client.endAsync();

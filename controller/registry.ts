@@ -12,7 +12,7 @@
  * scheduler the ones the last heartbeat does not list and the per-model counts, so a burst of
  * requests between two heartbeats is spread by what is really in flight.
  */
-import type { NodeStatus, NodeView } from '../shared/schemas/index.js';
+import type { NodeStatus, NodeView, WakeInfo } from '../shared/schemas/index.js';
 import { compareIds } from '../shared/topics.js';
 import { canonicalModel } from '../shared/ollama.js';
 import type { ClusterSnapshot, ModelWork, NodeSnapshot } from './scheduler/snapshot.js';
@@ -38,6 +38,19 @@ interface Entry {
   lostAfterMs: number;
   /** The node as the scheduler last saw it; dropped on any change, rebuilt on the next snapshot. */
   snap?: NodeSnapshot;
+  /** The last status that announced capacity: kept while the node is offline (a last will has none), for Wake-on-LAN. */
+  announced?: NodeStatus;
+  /** The last MAC and broadcast address the node announced, kept while it is offline (controller/wake.ts). */
+  wake?: WakeInfo;
+}
+
+/** An offline node that could be woken: its last announced status (capacity, offer) and how to wake it. */
+export interface Sleeper {
+  node: string;
+  wake: WakeInfo;
+  announced: NodeStatus;
+  /** Drained with `cutter nodes drain`. */
+  drained: boolean;
 }
 
 /** Bytes held by a node's reservations. */
@@ -101,6 +114,10 @@ export class NodeRegistry {
     entry.status = status;
     entry.lastSeenMs = now;
     if (status.offer) entry.lostAfterMs = status.offer.lostAfterMs;
+    // A clean stop's `offline` still carries capacity (a last will does not): after a server restart
+    // the retained one is all there is to go by.
+    if (status.capacity && status.offer) entry.announced = status;
+    if (status.wake) entry.wake = status.wake;
     for (const t of status.running) entry.reservations.delete(t.taskId);
     if (status.state === 'offline') {
       const wentDown = !wasDown;
@@ -204,6 +221,19 @@ export class NodeRegistry {
     return this.nodes.get(node)?.status;
   }
 
+  /** The last MAC and broadcast address `node` announced (kept while it is offline), or undefined. */
+  wakeOf(node: string): WakeInfo | undefined {
+    return this.nodes.get(node)?.wake;
+  }
+
+  /** Nodes the controller considers down that announced a MAC and capacity before (Wake-on-LAN candidates), by id. */
+  sleepers(): Sleeper[] {
+    const out: Sleeper[] = [];
+    for (const [node, e] of this.nodes)
+      if (e.down && e.wake && e.announced) out.push({ node, wake: e.wake, announced: e.announced, drained: this.drained.has(node) });
+    return out.sort((a, b) => compareIds(a.node, b.node));
+  }
+
   /** Freezes the registry for the scheduler. A node that is down is passed as offline. */
   snapshot(now: number, policy: ClusterSnapshot['policy']): ClusterSnapshot {
     // A node's entry is rebuilt only after it changed (a heartbeat, a reservation, a drain): with
@@ -245,6 +275,7 @@ export class NodeRegistry {
           lastSeenAgoMs: Math.max(0, now - e.lastSeenMs),
           reservedMemory,
           status: e.status,
+          ...(e.wake ? { wake: e.wake } : {}),
         };
       });
   }

@@ -1,7 +1,7 @@
 /**
  * Requests from clients (`requests/{client}` → `replies/{client}`, shared/schemas/request.ts):
  * submit (rate-limited per identity, placed at once or queued), cancel, task and node listings,
- * task logs, tokens of the embedded broker, drain/resume and forget a node. Every reply says
+ * task logs, tokens of the embedded broker, drain/resume, forget and wake (controller/wake.ts) a node. Every reply says
  * `ok`, or an error with a stable code (NO_FIT carries the per-node rejections, as data).
  */
 import { randomBytes } from 'node:crypto';
@@ -15,6 +15,7 @@ import type { ControllerContext } from './context.js';
 import { transition } from './lifecycle.js';
 import type { Placement } from './placement.js';
 import type { TaskRecord } from './task-record.js';
+import type { Waker } from './wake.js';
 
 type Submit = Extract<Request, { op: 'submit' }>;
 
@@ -31,6 +32,7 @@ export class Requests {
   constructor(
     private readonly ctx: ControllerContext,
     private readonly placement: Placement,
+    private readonly waker: Waker,
   ) {
     this.submits = new RateLimiter(ctx.opts.submitsPerMinute ?? 120);
   }
@@ -138,6 +140,8 @@ export class Requests {
       }
       case 'node.forget':
         return { nodes: [this.forget(req.node, ctx.who(clientId))] };
+      case 'node.wake':
+        return this.waker.wakeNode(req.node, { address: req.address, port: req.port }, ctx.who(clientId));
       case 'node.drain':
         this.setDrained(req.node, req.drain, ctx.who(clientId));
         return { nodes: ctx.registry.views(ctx.now()).filter((n) => n.node === req.node) };

@@ -182,6 +182,7 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
       maxLogBytes: cfg.maxLogBytes,
       minFreeBytes: cfg.minFreeBytes,
       forgetAfterMs: cfg.forgetAfterMs,
+      wake: { auto: cfg.wakeOnLan, address: cfg.wakeAddress, port: cfg.wakePort, cooldownMs: cfg.wakeCooldownMs },
       startupGraceMs: cfg.startupGraceMs,
       username,
       password,

@@ -29,7 +29,8 @@ export type AuditAction =
   | 'file.get'
   | 'image.push'
   | 'port.forward'
-  | 'mcp.call';
+  | 'mcp.call'
+  | 'wake';
 
 export interface AuditRecord {
   who: string;

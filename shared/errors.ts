@@ -40,6 +40,8 @@ export type ErrorCode =
   /** The server's data dir is full, read-only or failing: new work is refused until it takes writes again. */
   | 'STORAGE_UNAVAILABLE'
   | 'INTERNAL'
+  /** A Wake-on-LAN magic packet could not be sent (no route, broadcast not allowed): the OS's reason is in the message. */
+  | 'WAKE_FAILED'
   /**
    * The node's Docker engine died or hung under the task and did not come back within the
    * agent's grace (or came back without the container): the result is unknown. A node fault.

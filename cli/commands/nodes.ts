@@ -1,6 +1,9 @@
-/** `cutter nodes list`: the mesh's nodes and their live capacity, as the controller sees them. */
+/**
+ * `cutter nodes …`: list (the mesh's nodes and their live capacity, as the controller sees them),
+ * status, forget, drain/resume, and wake (a Wake-on-LAN magic packet from the server, controller/wake.ts).
+ */
 import type { Command } from 'commander';
-import { NodeListResultSchema, type NodeView } from '../../shared/schemas/index.js';
+import { IPV4_PATTERN, NodeListResultSchema, type NodeView, WakeResultSchema } from '../../shared/schemas/index.js';
 import { CutterError } from '../../shared/errors.js';
 import { formatBytes } from '../../shared/units.js';
 import { ago, printJson, table } from '../output.js';
@@ -57,6 +60,7 @@ export function registerNodes(program: Command): void {
       return 0;
     }),
   );
+  registerWake(nodes);
   for (const [name, drain, what] of [
     ['drain', true, 'stop placing new tasks on a node; running tasks finish'],
     ['resume', false, 'place tasks on a drained node again'],
@@ -72,4 +76,50 @@ export function registerNodes(program: Command): void {
       }),
     );
   }
+}
+
+/** Flags of `cutter nodes wake`. */
+interface WakeFlags extends GlobalFlags {
+  address?: string;
+  port?: string;
+}
+
+/**
+ * `cutter nodes wake NODE [--address A] [--port P]`: the server sends a magic packet for a known,
+ * offline node whose MAC it knows (request op `node.wake`).
+ * @throws CutterError INVALID_ARGUMENT for an address that is not IPv4 or a port outside 1-65535 (before connecting).
+ */
+function registerWake(nodes: Command): void {
+  withClientOptions(
+    nodes
+      .command('wake')
+      .argument('<node>', 'node id')
+      .description("wake a sleeping node: the server sends a Wake-on-LAN magic packet to the node's last announced MAC")
+      .option(
+        '--address <ipv4>',
+        "send the packet to this address (default: the server's --wake-address, else the node's broadcast address)",
+      )
+      .option('--port <port>', "UDP port (default: the server's --wake-port, 9)"),
+  ).action((node: string, flags: WakeFlags) =>
+    withClient(flags, async (client) => {
+      if (flags.address !== undefined && !IPV4_PATTERN.test(flags.address))
+        throw new CutterError(
+          'INVALID_ARGUMENT',
+          `--address ${flags.address} is not an IPv4 address: give the broadcast address of the node's network, e.g. 192.168.1.255`,
+        );
+      const port = flags.port === undefined ? undefined : Number(flags.port);
+      if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65_535))
+        throw new CutterError('INVALID_ARGUMENT', `--port ${flags.port} is not a UDP port: give 1-65535 (Wake-on-LAN usually uses 9)`);
+      const sent = await client.request(
+        { op: 'node.wake', node, ...(flags.address ? { address: flags.address } : {}), ...(port ? { port } : {}) },
+        WakeResultSchema,
+      );
+      if (flags.json) printJson(sent);
+      else
+        process.stdout.write(
+          `magic packet for ${sent.node} (${sent.mac}) sent to ${sent.address}:${sent.port}; it joins when its agent starts (\`cutter nodes list\`)\n`,
+        );
+      return 0;
+    }),
+  );
 }

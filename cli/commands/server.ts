@@ -75,6 +75,13 @@ export function registerServer(program: Command): void {
       '--forward-trust-announced',
       'behind an external broker: forward to the address a node announces (the server cannot see where agents connect from)',
     )
+    .option('--wake-on-lan', 'wake a sleeping node (offline, MAC known) with a magic packet when queued work fits only it (off by default)')
+    .option('--wake-address <ipv4>', "send magic packets to this address instead of the node's broadcast address")
+    .option('--wake-port <port>', d('wakePort', 'UDP port of magic packets'))
+    .option(
+      '--wake-cooldown <duration>',
+      d('wakeCooldownMs', 'at most one automatic magic packet per node per this long', { format: 'duration' }),
+    )
     .option('--plain-listener', 'with --tls-cert: also open the plain TCP (and ws://) listener (tokens travel in the clear there)')
     .option('--redis <url>', 'cluster the embedded broker through this Redis (redis://host:6379): servers sharing it carry one mesh')
     .option('--broker-only', 'with --redis: run only the broker, no controller (one server of the cluster runs the controller)')
@@ -123,6 +130,10 @@ export function registerServer(program: Command): void {
             httpHost: flags.httpHost,
             forwardHost: flags.forwardHost,
             forwardTrustAnnounced: flags.forwardTrustAnnounced,
+            wakeOnLan: flags.wakeOnLan,
+            wakeAddress: flags.wakeAddress,
+            wakePort: flags.wakePort,
+            wakeCooldownMs: flags.wakeCooldown,
             plainListener: flags.plainListener,
             redis: flags.redis,
             brokerOnly: flags.brokerOnly,

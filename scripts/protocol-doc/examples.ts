@@ -67,6 +67,7 @@ export const exampleOnline = {
   },
   offer: { maxMemory: 20 * GiB, maxTasks: 4, executors: ['docker'], labels: { site: 'home' }, lostAfterMs: 600_000 },
   running: [{ taskId: TASK, attempt: 1, memory: 4 * GiB }],
+  wake: { mac: '02:fc:00:00:00:01', broadcast: '192.168.1.255' },
 } satisfies z.input<typeof NodeStatusSchema>;
 
 export const exampleWill = {
@@ -215,6 +216,7 @@ export const exampleRequests: Record<Request['op'], z.input<typeof RequestSchema
   'node.list': { v: 1, id: 'r6', op: 'node.list' },
   'node.drain': { v: 1, id: 'r7', op: 'node.drain', node: NODE, drain: true },
   'node.forget': { v: 1, id: 'r11', op: 'node.forget', node: NODE },
+  'node.wake': { v: 1, id: 'r12', op: 'node.wake', node: NODE },
   'token.create': { v: 1, id: 'r8', op: 'token.create', role: 'agent', name: NODE },
   'token.list': { v: 1, id: 'r9', op: 'token.list' },
   'token.revoke': { v: 1, id: 'r10', op: 'token.revoke', username: `agent:${NODE}` },

@@ -23,6 +23,8 @@ export const resultOf: Record<Request['op'], string> = {
     '[NodeListResult](#nodelistresult) with that one node, as it is after the change (`NOT_FOUND` for a node the controller has never heard from)',
   'node.forget':
     '[NodeListResult](#nodelistresult) with the node as it was (`NOT_FOUND` for an unknown node, `INVALID_REQUEST` for one that is online or draining, or still has unfinished tasks); its retained status is cleared',
+  'node.wake':
+    '`{"node", "mac", "address", "port", "bytes", "broadcast"}`: the Wake-on-LAN magic packet the server sent (6 × 0xFF, then the MAC 16 times: 102 bytes, UDP), to `address`/`port` when given, else the server\'s `wakeAddress`/`wakePort`, else the node\'s announced broadcast address (only when it is on one of the server\'s networks) on port 9. `NOT_FOUND` for an unknown node; `INVALID_REQUEST` for one that is online or draining, has no MAC known, or whose broadcast address is not on the server\'s networks; `WAKE_FAILED` when the datagram cannot be sent',
   'token.create':
     '`{"username", "password"}`: MQTT credentials for any client (`ROLE:NAME` and a random secret, shown once; the server keeps only its scrypt hash). `INVALID_REQUEST` when the server uses an external broker',
   'token.list': '`{"tokens": [{"username", "role", "name", "createdAt", "revokedAt"}]}` (never a secret)',
@@ -101,6 +103,8 @@ export const errorCodes: Record<ErrorCode, string> = {
   STORAGE_UNAVAILABLE:
     "reply (submit, token.create, token.revoke, node.drain, node.forget): the server's data dir is full, read-only or failing; the message names the dir, the free space and the error. Reads, logins and running tasks carry on; new work is accepted again once the data dir takes writes",
   INTERNAL: 'reply: an unexpected controller error; locally, a reply that does not validate',
+  WAKE_FAILED:
+    'reply to `node.wake`: the magic packet could not be sent (no route, a broadcast the server may not send); the message has the reason from the operating system',
   EXECUTOR_LOST:
     "`failed` event: the node's Docker engine died or hung under the running task and did not answer again within the agent's grace (`--docker-engine-grace`, default 30 s), or came back without the container; the result is unknown and the attempt counts as lost",
 };

@@ -1,5 +1,6 @@
 /** `cutter server`'s config: its keys and the checks that span several of them. */
 import { z } from 'zod';
+import { IPV4_PATTERN } from '../schemas/node.js';
 import { Bool, CommonConfigSchema, DurationSchema, Int, SizeSchema, defaultDataDir } from './common.js';
 
 /** Port of the TLS (`mqtts://`) listener when `tlsCert` is given without `tlsPort`. */
@@ -123,6 +124,17 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
    * refused. Still only ports the node's current attempt declared. Trusts agent tokens to name their own address.
    */
   forwardTrustAnnounced: Bool.default(false),
+  /**
+   * Wake-on-LAN: send a magic packet to a sleeping node (offline, its MAC known) when queued work
+   * fits it and nothing awake (controller/wake.ts). Off by default: the server sends broadcasts only when asked.
+   */
+  wakeOnLan: Bool.default(false),
+  /** Send every magic packet (automatic and `cutter nodes wake`) to this IPv4 address instead of the node's broadcast address. */
+  wakeAddress: z.string().regex(IPV4_PATTERN, 'an IPv4 address').optional(),
+  /** UDP port of magic packets (Wake-on-LAN's usual port is 9). */
+  wakePort: Int(1, 65535).default(9),
+  /** At most one automatic magic packet per node per this long. */
+  wakeCooldownMs: DurationSchema.default(60_000),
   /** With `tlsCert`, also open the plain TCP (and plain `ws://`) listener: off, so tokens never travel in the clear. */
   plainListener: Bool.default(false),
 }).superRefine((cfg, ctx) => {

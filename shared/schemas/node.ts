@@ -122,6 +122,22 @@ export const RunningTaskSchema = z.object({
   kind: z.enum(['docker', 'exec', 'ollama']).optional(),
 });
 
+/** A MAC as cutter writes it: six lower-case hex pairs joined by `:` (`02:fc:00:00:00:01`). */
+export const MAC_PATTERN = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+/** A dotted-quad IPv4 address (each part 0-255, no leading zeros). */
+export const IPV4_PATTERN = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/**
+ * How to wake the node when it sleeps (Wake-on-LAN, shared/wol.ts): the MAC of the interface the
+ * agent reaches the broker through and that interface's IPv4 directed broadcast address.
+ */
+export const WakeInfoSchema = z.object({
+  /** Lower-case, `:`-separated (`02:fc:00:00:00:01`). */
+  mac: z.string().regex(MAC_PATTERN, 'six lower-case hex pairs joined by :'),
+  /** Dotted-quad IPv4 (`192.168.1.255`). */
+  broadcast: z.string().regex(IPV4_PATTERN, 'an IPv4 address'),
+});
+
 export const NodeStateSchema = z.enum(['online', 'draining', 'offline']);
 
 /**
@@ -144,6 +160,8 @@ export const NodeStatusSchema = z.object({
   capacity: CapacitySchema.optional(),
   offer: OfferSchema.optional(),
   running: z.array(RunningTaskSchema).max(10_000).default([]),
+  /** Its MAC and broadcast address, for Wake-on-LAN; absent when unknown (and from older agents, and in the last will). */
+  wake: WakeInfoSchema.optional(),
   /** Why the node is offline (last will, shutdown). */
   reason: z.string().max(500).optional(),
   /**
@@ -164,5 +182,6 @@ export type OllamaInfo = z.infer<typeof OllamaInfoSchema>;
 export type Capacity = z.infer<typeof CapacitySchema>;
 export type Offer = z.infer<typeof OfferSchema>;
 export type RunningTask = z.infer<typeof RunningTaskSchema>;
+export type WakeInfo = z.infer<typeof WakeInfoSchema>;
 export type NodeState = z.infer<typeof NodeStateSchema>;
 export type NodeStatus = z.infer<typeof NodeStatusSchema>;

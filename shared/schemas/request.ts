@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { IdSchema } from '../topics.js';
 import { KeptOutputSchema } from './kept-output.js';
-import { NodeStatusSchema } from './node.js';
+import { IPV4_PATTERN, NodeStatusSchema, WakeInfoSchema } from './node.js';
 import { RejectionSchema } from './rejection.js';
 import { RequirementsSchema, TaskEventSchema, TaskOptionsSchema, TaskSpecSchema, TaskStateSchema, TaskStatusSchema } from './task.js';
 
@@ -37,6 +37,18 @@ export const RequestSchema = z.discriminatedUnion('op', [
    * retained status and its Home Assistant device. A node whose agent starts again joins anew.
    */
   z.object({ ...RequestBase, op: z.literal('node.forget'), node: IdSchema }),
+  /**
+   * Sends a Wake-on-LAN magic packet for a known, offline node with a MAC known (controller/wake.ts),
+   * from the server: to the node's announced broadcast address on UDP port 9 unless `address`/`port`
+   * (or the server's `wakeAddress`/`wakePort`) say otherwise.
+   */
+  z.object({
+    ...RequestBase,
+    op: z.literal('node.wake'),
+    node: IdSchema,
+    address: z.string().regex(IPV4_PATTERN, 'an IPv4 address').optional(),
+    port: z.number().int().min(1).max(65_535).optional(),
+  }),
   /** Creates a token (admin only, like every request): the reply carries the password, once. */
   z.object({ ...RequestBase, op: z.literal('token.create'), role: z.enum(['admin', 'agent', 'observer', 'mcp']), name: IdSchema }),
   z.object({ ...RequestBase, op: z.literal('token.list') }),
@@ -71,6 +83,8 @@ export const NodeViewSchema = z.object({
   /** Memory the scheduler holds for tasks placed there that the node has not yet reported, bytes. */
   reservedMemory: z.number().int().nonnegative(),
   status: NodeStatusSchema,
+  /** The last MAC and broadcast address the node announced, kept while it is offline (Wake-on-LAN); absent when unknown. */
+  wake: WakeInfoSchema.optional(),
 });
 
 export const ReplyErrorSchema = z.object({
@@ -88,6 +102,17 @@ export const ReplySchema = z.discriminatedUnion('ok', [
 export const SubmitResultSchema = TaskStateSchema;
 export const TaskListResultSchema = z.object({ tasks: z.array(TaskStateSchema) });
 export const NodeListResultSchema = z.object({ nodes: z.array(NodeViewSchema) });
+/** Result of node.wake: the packet that was sent, and where to. */
+export const WakeResultSchema = z.object({
+  node: IdSchema,
+  mac: z.string(),
+  address: z.string(),
+  port: z.number().int(),
+  /** Bytes sent (102: 6 × 0xFF, then the MAC 16 times). */
+  bytes: z.number().int(),
+  /** Whether it went out as a broadcast (SO_BROADCAST set). */
+  broadcast: z.boolean(),
+});
 /** A token as listed (never its secret); times in ms epoch. */
 export const TokenInfoSchema = z.object({
   username: z.string(),
@@ -123,4 +148,5 @@ export type RequestOp = Request['op'];
 export type NodeView = z.infer<typeof NodeViewSchema>;
 export type ReplyError = z.infer<typeof ReplyErrorSchema>;
 export type Reply = z.infer<typeof ReplySchema>;
+export type WakeResult = z.infer<typeof WakeResultSchema>;
 export type ControllerStatus = z.infer<typeof ControllerStatusSchema>;

@@ -130,6 +130,8 @@ describe('--help shows the schema defaults', () => {
       ['--http-port', 'httpPort', 'plain'],
       ['--http-host', 'httpHost', 'plain'],
       ['--forward-host', 'forwardHost', 'plain'],
+      ['--wake-port', 'wakePort', 'plain'],
+      ['--wake-cooldown', 'wakeCooldownMs', 'duration'],
     ];
     for (const [flag, key, format] of keys) {
       expect(shown.has(flag), `${flag} shows no default`).toBe(true);
