@@ -3,7 +3,7 @@
  * and labels, its output, its ports, stopping it, and waiting for its exit through outages of the
  * engine (./docker-engine.ts). Facts: see ./docker.ts.
  */
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { CutterError } from '../../shared/errors.js';
 import type { DockerSpec } from '../../shared/schemas/index.js';
@@ -38,6 +38,8 @@ export interface Run {
   graceMs: number;
   /** Ports to publish (`DockerSpec.ports`). */
   ports?: { container: number; server: number }[];
+  /** Attach the container's stdin (`DockerSpec.stdin`, `-i`). */
+  stdin?: boolean;
   /** Aborted by the handle's stop(): a task waiting for its engine stops waiting. */
   stopped: AbortController;
 }
@@ -61,7 +63,10 @@ export function createOptions(spec: DockerSpec, ctx: ExecutorContext): Docker.Co
     },
     ...(spec.ports?.length ? { ExposedPorts: Object.fromEntries(spec.ports.map((p) => [`${p.container}/tcp`, {}])) } : {}),
     Tty: false,
-    OpenStdin: false,
+    // -i, like `docker run -i`: stdin open, closed after the first attached client ends it (EOF).
+    OpenStdin: spec.stdin === true,
+    StdinOnce: spec.stdin === true,
+    AttachStdin: spec.stdin === true,
     AttachStdout: true,
     AttachStderr: true,
     HostConfig: {
@@ -150,6 +155,12 @@ export async function stopContainer(engine: EngineWatch, run: Run): Promise<void
 
 /**
  * Attaches to the container's output (new output only for one that runs) and streams it to `ctx`.
+ * With `stdin` (a fresh `-i` container, attached before its start) the attach also takes stdin:
+ * hijacked (`Upgrade: tcp`, docker-modem hands back the raw socket, whose `end()` is the
+ * half-close the engine turns into EOF; facts §2), and the socket goes to `ctx.stdin`. docker-modem
+ * writes the options' JSON as the request body with a Content-Length (that write also sends the
+ * headers: an attach without a body is never sent), so the engine reads it as the body, not as
+ * stdin; the query is given as `_query` so only the attach parameters go into it.
  * @returns once attached, with `ended`: resolves when the output ends.
  * @throws the engine's error, EngineDownError.
  */
@@ -158,8 +169,22 @@ export async function follow(
   docker: Docker,
   container: Docker.Container,
   ctx: ExecutorContext,
+  stdin = false,
 ): Promise<{ ended: Promise<void> }> {
-  const stream = await engine.guard((abortSignal) => container.attach({ stream: true, stdout: true, stderr: true, abortSignal }));
+  const stream = await engine.guard((abortSignal) =>
+    stdin
+      ? container.attach({
+          _query: { stream: true, stdin: true, stdout: true, stderr: true },
+          stream: true,
+          stdin: true,
+          stdout: true,
+          stderr: true,
+          hijack: true,
+          abortSignal,
+        } as Docker.ContainerAttachOptions)
+      : container.attach({ stream: true, stdout: true, stderr: true, abortSignal }),
+  );
+  if (stdin) ctx.stdin?.(stream as unknown as Writable);
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   stdout.on('data', (c: Buffer) => ctx.output('stdout', c));

@@ -159,7 +159,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
 
   start(spec: DockerSpec, ctx: ExecutorContext): TaskHandle {
     const abort = new AbortController();
-    const run: Run = { stopRequested: false, graceMs: 3_000, ports: spec.ports, stopped: abort };
+    const run: Run = { stopRequested: false, graceMs: 3_000, ports: spec.ports, stdin: spec.stdin, stopped: abort };
     const engine = this.engine;
 
     const go = async (): Promise<Outcome> => {
@@ -286,7 +286,8 @@ export class DockerExecutor implements Executor<DockerSpec> {
     try {
       let outputEnded: Promise<void> = Promise.resolve();
       try {
-        outputEnded = (await follow(engine, this.docker, container, ctx)).ended;
+        // A re-adopted container's stdin is not attached again: it closed with the previous agent's attach (StdinOnce).
+        outputEnded = (await follow(engine, this.docker, container, ctx, mode === 'start' && run.stdin === true)).ended;
       } catch (err) {
         // A re-adopted container may exit between listing and attaching: its result still counts.
         if (mode === 'start') throw err;

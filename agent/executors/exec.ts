@@ -3,9 +3,10 @@
  * cancel reaches every process it started. Only enabled on agents started with --allow-exec
  * (like Nomad's raw_exec driver, off unless its config says `enabled`).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { constants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
 import { CutterError } from '../../shared/errors.js';
 import type { ExecSpec } from '../../shared/schemas/index.js';
 import { execViolation } from '../policy.js';
@@ -67,7 +68,14 @@ export class ExecExecutor implements Executor<ExecSpec> {
     const startedAt = Date.now();
     let cancelled = false;
     let killTimer: NodeJS.Timeout | undefined;
-    const child = spawn(spec.argv[0], spec.argv.slice(1), { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(spec.argv[0], spec.argv.slice(1), {
+      cwd: spec.cwd,
+      env,
+      detached: true,
+      stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
+    // -i: the agent feeds the pipe from the submitter's frames (agent/stdin.ts), before `started`.
+    if (spec.stdin && child.stdin) ctx.stdin?.(child.stdin);
     child.stdout.on('data', (c: Buffer) => ctx.output('stdout', c));
     child.stderr.on('data', (c: Buffer) => ctx.output('stderr', c));
 

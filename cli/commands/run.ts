@@ -10,6 +10,8 @@
  * Like `docker run --sig-proxy`: SIGINT, SIGTERM and SIGHUP cancel the task (SIGTERM, then SIGKILL
  * after the grace) and the CLI exits with the task's code, or 128+signal when it reported none; a
  * second signal exits at once. A closed stdout (`| head -1`) cancels the task and exits 141.
+ * With `-i` (on `cutter run`, or `docker run -i`) this process's stdin, EOF included, is streamed to
+ * the task's stdin (../stdin-pump.ts); without it the task's stdin is empty and nothing here is read.
  */
 import type { Command } from 'commander';
 import { newTaskId, type RunRequest, runTask, type TaskRun, taskOptionsFor } from '../../shared/client/index.js';
@@ -27,6 +29,7 @@ import { parseDockerRun, parsePublish } from '../docker-args.js';
 import { beforeBrokenPipeExit, EXIT_NOT_RUN, signalExitCode, taskExitCode } from '../exit.js';
 import { watchForwards } from '../forwards.js';
 import { printJson } from '../output.js';
+import { StdinPump } from '../stdin-pump.js';
 import { type GlobalFlags, withClient, withClientOptions } from './common.js';
 import { printTask, unfinished } from './follow.js';
 
@@ -48,14 +51,19 @@ interface RunFlags extends GlobalFlags {
   lostAfter?: string;
   priority?: string;
   publish?: string[];
+  interactive?: boolean;
 }
 
-function buildSpec(executor: string, args: string[]): { spec: TaskSpec; detach: boolean } {
-  if (executor === 'docker') return parseDockerRun(args);
+function buildSpec(executor: string, args: string[], interactive: boolean): { spec: TaskSpec; detach: boolean } {
+  if (executor === 'docker') {
+    const parsed = parseDockerRun(args);
+    if (interactive) parsed.spec.stdin = true;
+    return parsed;
+  }
   if (executor === 'exec') {
     const argv = args[0] === '--' ? args.slice(1) : args;
     if (argv.length === 0) throw new CutterError('INVALID_ARGUMENT', 'exec needs a command: cutter run exec -- CMD [ARGS…]');
-    return { spec: { kind: 'exec', argv, env: {} }, detach: false };
+    return { spec: { kind: 'exec', argv, env: {}, ...(interactive ? { stdin: true } : {}) }, detach: false };
   }
   throw new CutterError('INVALID_ARGUMENT', `unknown executor "${executor}": use "docker run …" or "exec -- CMD"`);
 }
@@ -109,6 +117,7 @@ export function registerRun(program: Command): void {
       .option('--memory <size>', "memory to reserve for placement (e.g. 24g); default: the container's -m")
       .option('--cpus <n>', 'CPUs the node must have')
       .option('-d, --detach', 'print the task id and return at once')
+      .option('-i, --interactive', "stream this terminal's stdin to the task, EOF included (docker run -i does the same)")
       .option('--no-queue', 'fail at once when no node fits now, instead of waiting in the queue')
       .option('--timeout <duration>', 'bound waiting and running together, e.g. 30s, 2h')
       .option('--restart <policy>', `after an attempt ends: ${RestartPolicySchema.options.join(' | ')} (default on-lost)`)
@@ -127,13 +136,19 @@ export function registerRun(program: Command): void {
       flags,
       async (client) => {
         if (flags.node && flags.autoSelect) throw new CutterError('INVALID_ARGUMENT', '--node and --auto-select exclude each other');
-        const { spec, detach: dockerDetach } = buildSpec(executor, args);
+        const { spec, detach: dockerDetach } = buildSpec(executor, args, Boolean(flags.interactive));
         if (flags.publish?.length) {
           if (spec.kind !== 'docker') throw new CutterError('INVALID_ARGUMENT', '-p forwards container ports: it needs a docker task');
           spec.ports = [...(spec.ports ?? []), ...flags.publish.map((p) => parsePublish(p))];
         }
         const options = buildOptions(flags);
         const detach = Boolean(flags.detach) || dockerDetach;
+        const stdin = spec.kind !== 'ollama' && spec.stdin === true;
+        if (stdin && detach)
+          throw new CutterError(
+            'INVALID_ARGUMENT',
+            '-i with -d: nothing would feed the task its stdin once cutter returns; drop -d to stream stdin, or -i to run detached',
+          );
         const cpus = flags.cpus === undefined ? (spec.kind === 'docker' ? (spec.cpus ?? 0) : 0) : Number(flags.cpus);
         if (!Number.isFinite(cpus) || cpus < 0) throw new CutterError('INVALID_ARGUMENT', `--cpus ${flags.cpus}: expected a number`);
         const requirements: Requirements = {
@@ -169,6 +184,9 @@ export function registerRun(program: Command): void {
         for (const signal of PROXIED_SIGNALS) process.on(signal, onSignal);
         // Nobody reads the output any more (`| head -1`): the task is not left running for nobody.
         beforeBrokenPipeExit(cancelTask);
+        // Watches for the attempt's start before submitting; reads nothing until then.
+        const pump = stdin ? new StdinPump(client, taskId, process.stdin, (line) => process.stderr.write(`cutter: ${line}\n`)) : undefined;
+        await pump?.start();
         // Subscribes before submitting, so no event is missed (shared/client/run-task.ts).
         run = await runTask(client, { taskId, spec, requirements, options });
         // A signal during the submit may have found no task to cancel yet.
@@ -187,6 +205,7 @@ export function registerRun(program: Command): void {
           });
         }
         const outcome = await printTask(run, { json: Boolean(flags.json), narrate: true });
+        await pump?.stop();
         const why = unfinished(outcome);
         if (why || !outcome.state) {
           process.stderr.write(`cutter: ${why}\n`);

@@ -42,6 +42,11 @@ export const DockerSpecSchema = z.object({
     .array(z.object({ container: z.number().int().min(1).max(65535), server: z.number().int().min(1).max(65535) }))
     .max(16)
     .optional(),
+  /**
+   * Attach stdin (`cutter run -i`, `docker run -i`): the container is created with OpenStdin and
+   * StdinOnce and fed what the submitter streams on `nodes/N/stdin/T` (shared/schemas/stdin.ts).
+   */
+  stdin: z.boolean().optional(),
 });
 
 /** A command run without a shell on the node (only on agents started with --allow-exec). */
@@ -50,6 +55,8 @@ export const ExecSpecSchema = z.object({
   argv: z.array(z.string().max(32_768)).min(1).max(1_000),
   env: EnvSchema,
   cwd: z.string().max(4096).optional(),
+  /** Give the process a stdin pipe fed from `nodes/N/stdin/T` (`cutter run -i`; shared/schemas/stdin.ts); else /dev/null. */
+  stdin: z.boolean().optional(),
 });
 
 /**

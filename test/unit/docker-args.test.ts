@@ -68,10 +68,20 @@ describe('parseDockerRun: accepted forms', () => {
     expect(parseDockerRun(argv('run alpine')).detach).toBe(false);
   });
 
-  it('accepts and ignores --rm, -i, --interactive and --name', () => {
-    const r = parseDockerRun(argv('run --rm -i --interactive --name web alpine echo hi'));
+  it('accepts and ignores --rm and --name', () => {
+    const r = parseDockerRun(argv('run --rm --name web alpine echo hi'));
     expect(r.spec).toEqual({ kind: 'docker', image: 'alpine', cmd: ['echo', 'hi'], env: {}, labels: {} });
     expect(r.detach).toBe(false);
+  });
+
+  it('-i and --interactive attach stdin; short flags run together (-di) are split as docker does', () => {
+    expect(parseDockerRun(argv('run -i alpine cat')).spec.stdin).toBe(true);
+    expect(parseDockerRun(argv('run --interactive alpine cat')).spec.stdin).toBe(true);
+    expect(parseDockerRun(argv('run alpine cat')).spec.stdin).toBeUndefined();
+    const r = parseDockerRun(argv('run -di alpine cat -n'));
+    expect([r.detach, r.spec.stdin, r.spec.cmd]).toEqual([true, true, ['cat', '-n']]);
+    // A command's own flags after the image are left alone.
+    expect(parseDockerRun(argv('run alpine ls -la')).spec.cmd).toEqual(['ls', '-la']);
   });
 
   it('parses -w, -u, --entrypoint, -l and their long and = forms', () => {
@@ -168,10 +178,13 @@ describe('parseDockerRun: refused and invalid', () => {
     expect(err.message).toContain('supported: -m');
   });
 
-  it('rejects combined short flags like -it rather than guessing', () => {
-    const err = thrown(() => parseDockerRun(argv('run -it alpine sh')));
-    expect(err.code).toBe('INVALID_ARGUMENT');
-    expect(err.message).toContain('-it');
+  it('splits combined short flags only when each is known: -it names -t, -ix is refused whole', () => {
+    const it_ = thrown(() => parseDockerRun(argv('run -it alpine sh')));
+    expect(it_.code).toBe('INVALID_ARGUMENT');
+    expect(it_.message).toContain('docker run -t:');
+    const ix = thrown(() => parseDockerRun(argv('run -ix alpine sh')));
+    expect(ix.code).toBe('INVALID_ARGUMENT');
+    expect(ix.message).toContain('-ix');
   });
 
   it('requires an image', () => {
