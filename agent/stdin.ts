@@ -38,6 +38,8 @@ interface Sink {
   next: number;
   /** A resend was asked for since the last frame taken: do not ask again for every frame in flight. */
   asked: boolean;
+  /** A frame was dropped since the last ack: the next ack asks for a resend again (the first ask may have been answered with frames dropped too). */
+  dropped: boolean;
   /** EOF was taken (the stream is ending or ended). */
   eof: boolean;
   /** Bytes of `written` last acknowledged. */
@@ -77,7 +79,7 @@ export class StdinService implements AgentService {
    * the stream (EPIPE: the process closed its stdin) closes it for good.
    */
   taskStdin(taskId: string, attempt: number, stream: Writable): void {
-    const sink: Sink = { attempt, stream, written: 0, next: 0, asked: false, eof: false, acked: 0 };
+    const sink: Sink = { attempt, stream, written: 0, next: 0, asked: false, dropped: false, eof: false, acked: 0 };
     this.sinks.set(taskId, sink);
     stream.on('error', (err: NodeJS.ErrnoException) =>
       this.close(taskId, sink, 'closed-by-task', `the task closed its stdin (${err.code ?? err.message})`),
@@ -118,7 +120,8 @@ export class StdinService implements AgentService {
     }
     const queued = sink.next - sink.written;
     if (f.offset > sink.next || queued + data.length > STDIN_WINDOW + MAX_STDIN_CHUNK) {
-      if (!sink.asked) this.ack(taskId, sink, true);
+      sink.dropped = true;
+      if (!sink.asked) this.ack(taskId, sink);
       sink.asked = true;
       return;
     }
@@ -164,8 +167,10 @@ export class StdinService implements AgentService {
     if (this.told.size > MAX_TOLD) this.told.delete(this.told.values().next().value!);
   }
 
-  private ack(taskId: string, sink: Sink, resend = false): void {
+  private ack(taskId: string, sink: Sink): void {
     sink.acked = sink.written;
+    const resend = sink.dropped;
+    sink.dropped = false;
     this.publish(taskId, {
       v: 1,
       attempt: sink.attempt,

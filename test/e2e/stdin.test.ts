@@ -2,7 +2,8 @@
  * `cutter run -i` (issue 15): the CLI's stdin, EOF included, reaches the task byte for byte — a
  * directory's tar piped through a container's `tar x` gives the same files (sha256), 1 MiB of
  * random bytes comes back through `cat` exactly, `wc -c` counts what was sent and exits (so EOF
- * arrived). Without -i the task's stdin is empty. Only the task's submitter may write its stdin:
+ * arrived). A task that reads nothing yet holds back a fast producer: on the wire, never more than
+ * the window is sent beyond what the task took. Without -i the task's stdin is empty. Only the task's submitter may write its stdin:
  * another admin identity publishing a frame there is cut by the broker and the task never sees it.
  * Real server, real agent, the CLI as a process; docker cases are skipped without an engine.
  */
@@ -12,7 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeStdinFrame } from '../../shared/schemas/index.js';
+import { decodeStdinFrame, encodeStdinFrame, STDIN_WINDOW, type StdinAck } from '../../shared/schemas/index.js';
 import { topics } from '../../shared/topics.js';
 import {
   CUTTER,
@@ -104,6 +105,39 @@ describe('cutter run -i streams stdin to the task', () => {
     expect(r.stdout.toString().trim()).toBe('0');
   });
 
+  it('a fast producer waits for a task that does not read yet: never more than the window beyond what the task took', async () => {
+    const dir = tempDir('cutter-stdin-window-');
+    const go = join(dir, 'go');
+    // The task reads nothing until `go` exists; the test sees every frame and every ack on the wire.
+    const sniffer = await mqtt.connectAsync(url, { clientId: 'stdin-sniffer', reconnectPeriod: 0 });
+    const t = topics();
+    await sniffer.subscribeAsync([t.nodeStdin(NODE, '+'), t.nodeStdinAck(NODE, '+')], { qos: 1 });
+    let written = 0;
+    let sent = 0;
+    let worst = 0;
+    sniffer.on('message', (topic, payload) => {
+      const p = t.parse(topic);
+      if (p?.kind === 'nodeStdinAck') written = Math.max(written, (JSON.parse(payload.toString()) as StdinAck).written);
+      else if (p?.kind === 'nodeStdin') {
+        const f = decodeStdinFrame(payload)!;
+        sent = Math.max(sent, f.offset + f.data.length);
+        worst = Math.max(worst, sent - written);
+      }
+    });
+    const input = randomBytes(16 * 1024 * 1024);
+    const waiting = `while [ ! -e '${go}' ]; do sleep 0.05; done; wc -c`;
+    const running = run(`$CUTTER run -i --node ${NODE} exec -- sh -c "${waiting}"`, input);
+    // The window is full and the task has taken nothing beyond the pipe's buffer: the CLI waits.
+    await eventually(() => sent >= STDIN_WINDOW, 30_000);
+    writeFileSync(go, '');
+    const r = await running;
+    sniffer.end(true);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.toString().trim()).toBe(String(input.length));
+    expect(sent).toBe(input.length);
+    expect(worst).toBeLessThanOrEqual(STDIN_WINDOW);
+  });
+
   describe.skipIf(engine.skip)(`docker tasks${engine.tag}`, () => {
     it('tar c DIR | cutter run -i docker run -i IMG tar x: the same files arrive (sha256 of each)', async () => {
       const dir = tempDir('cutter-stdin-tar-');
@@ -167,7 +201,7 @@ describeEmbeddedBroker('only the submitter writes a task stdin', () => {
     owner.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const exited = new Promise<number | null>((r) => owner.once('close', r));
     // The FIFO's writer end: the CLI opens its stdin only once this opens too.
-    const writer = spawn('sh', ['-c', `sleep 0; cat > '${fifo}'`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const writer = spawn('sh', ['-c', `cat > '${fifo}'`], { stdio: ['pipe', 'ignore', 'ignore'] });
     const taskId = await eventually(() => /cutter: task (\S+) placed on/.exec(stderr)?.[1]);
     await eventually(async () => JSON.parse((await cli(['tasks', 'show', taskId, '--json'], { env: admin })).stdout).state === 'running');
 
