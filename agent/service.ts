@@ -16,7 +16,7 @@ export interface AgentService {
   /** A task's container ports were published on the node (docker tasks with `ports`). */
   taskPublished?(taskId: string, attempt: number, ports: { container: number; host: number; server: number }[]): void;
   /** A task attempt started with `stdin` (`-i`) has this stdin stream (agent/stdin.ts feeds it). */
-  taskStdin?(taskId: string, attempt: number, stream: Writable): void;
+  taskStdin?(taskId: string, attempt: number, stream: Writable, resize?: (rows: number, cols: number) => void): void;
   /** A task attempt ended here (any way). */
   taskEnded?(taskId: string, attempt: number): void;
 }

@@ -45,6 +45,8 @@ interface Sink {
   /** Bytes of `written` last acknowledged. */
   acked: number;
   closed?: { why: StdinClosed; message: string };
+  /** Sets the TTY's window size (`-t` tasks). */
+  resize?: (rows: number, cols: number) => void;
 }
 
 /** Feeds the stdin of this node's `-i` tasks from their clients' frames (see the file comment). */
@@ -78,8 +80,8 @@ export class StdinService implements AgentService {
    * ExecutorContext.stdin before it reports `started`, so no frame finds it missing). An error on
    * the stream (EPIPE: the process closed its stdin) closes it for good.
    */
-  taskStdin(taskId: string, attempt: number, stream: Writable): void {
-    const sink: Sink = { attempt, stream, written: 0, next: 0, asked: false, dropped: false, eof: false, acked: 0 };
+  taskStdin(taskId: string, attempt: number, stream: Writable, resize?: (rows: number, cols: number) => void): void {
+    const sink: Sink = { attempt, stream, written: 0, next: 0, asked: false, dropped: false, eof: false, acked: 0, resize };
     this.sinks.set(taskId, sink);
     stream.on('error', (err: NodeJS.ErrnoException) =>
       this.close(taskId, sink, 'closed-by-task', `the task closed its stdin (${err.code ?? err.message})`),
@@ -106,6 +108,7 @@ export class StdinService implements AgentService {
     }
     const sink = this.sinks.get(taskId);
     if (!sink || sink.attempt !== f.attempt) this.refuse(taskId, f.attempt);
+    else if (f.size) sink.resize?.(f.size.rows, f.size.cols);
     else if (sink.closed) this.ack(taskId, sink);
     else this.take(taskId, sink, f);
   }

@@ -38,16 +38,22 @@ export class StdinPump {
   /** Nothing more to do: EOF reached the task, or its stdin is closed. */
   private done = false;
   private readonly onMessage = (topic: string, payload: Buffer) => this.onAck(topic, payload);
+  private readonly onResize = () => this.sendSize();
+  private readonly restore = () => this.setRaw(false);
   private unwatch: () => Promise<void> = async () => undefined;
 
   /**
    * @param warn prints one line for the user (stderr).
+   * @param opts `terminal`: the task has a TTY (`-t`) shown on this stream: its size is sent at the
+   *   start and on every resize (SIGWINCH), and a terminal `input` is put in raw mode meanwhile
+   *   (restored by `stop()` and at exit).
    */
   constructor(
     private readonly client: MeshClient,
     private readonly taskId: string,
     private readonly input: Readable,
     private readonly warn: (line: string) => void,
+    private readonly opts: { terminal?: NodeJS.WriteStream } = {},
   ) {}
 
   /** Subscribes to the task's stdin acks and watches its events for the attempt to start. Resolves once subscribed. */
@@ -67,6 +73,8 @@ export class StdinPump {
   async stop(): Promise<void> {
     this.done = true;
     this.input.pause();
+    this.setRaw(false);
+    this.opts.terminal?.off('resize', this.onResize);
     this.client.mqtt.off('message', this.onMessage);
     await this.unwatch();
   }
@@ -92,6 +100,10 @@ export class StdinPump {
     }
     if (!this.reading) {
       this.reading = true;
+      if (this.opts.terminal) {
+        this.setRaw(true);
+        this.opts.terminal.on('resize', this.onResize);
+      }
       this.input.on('data', (chunk: Buffer | string) => this.onData(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
       this.input.on('end', () => {
         this.inputEnded = true;
@@ -103,7 +115,31 @@ export class StdinPump {
         this.pump();
       });
     }
+    this.sendSize();
     this.pump();
+  }
+
+  /** Raw mode on a terminal stdin (`-t`): every key goes to the task as typed. */
+  private setRaw(on: boolean): void {
+    const tty = this.input as Readable & { isTTY?: boolean; setRawMode?: (raw: boolean) => void };
+    if (!this.opts.terminal || !tty.isTTY || !tty.setRawMode) return;
+    tty.setRawMode(on);
+    if (on) process.once('exit', this.restore);
+    else process.off('exit', this.restore);
+  }
+
+  /** Sends the terminal's size (a window-size frame; it takes no place in the stream). */
+  private sendSize(): void {
+    const term = this.opts.terminal;
+    if (!term?.isTTY || !this.node || this.done) return;
+    const frame = encodeStdinFrame({
+      attempt: this.attempt,
+      offset: this.sent,
+      eof: false,
+      data: Buffer.alloc(0),
+      size: { rows: term.rows, cols: term.columns },
+    });
+    this.client.mqtt.publishAsync(this.client.topics.nodeStdin(this.node, this.taskId), frame, { qos: 1 }).catch(() => undefined);
   }
 
   private onData(chunk: Buffer): void {

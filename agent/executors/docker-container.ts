@@ -40,6 +40,8 @@ export interface Run {
   ports?: { container: number; server: number }[];
   /** Attach the container's stdin (`DockerSpec.stdin`, `-i`). */
   stdin?: boolean;
+  /** The container has a TTY (`DockerSpec.tty`, `-t`), and its size at submit. */
+  tty?: { rows: number; cols: number };
   /** Aborted by the handle's stop(): a task waiting for its engine stops waiting. */
   stopped: AbortController;
 }
@@ -62,7 +64,8 @@ export function createOptions(spec: DockerSpec, ctx: ExecutorContext): Docker.Co
       [LABEL_MEMORY]: String(ctx.memory),
     },
     ...(spec.ports?.length ? { ExposedPorts: Object.fromEntries(spec.ports.map((p) => [`${p.container}/tcp`, {}])) } : {}),
-    Tty: false,
+    // -t: one raw output stream (no multiplexing), stderr merged into stdout.
+    Tty: spec.tty !== undefined,
     // -i, like `docker run -i`: stdin open, closed after the first attached client ends it (EOF).
     OpenStdin: spec.stdin === true,
     StdinOnce: spec.stdin === true,
@@ -170,6 +173,7 @@ export async function follow(
   container: Docker.Container,
   ctx: ExecutorContext,
   stdin = false,
+  tty = false,
 ): Promise<{ ended: Promise<void> }> {
   const stream = await engine.guard((abortSignal) =>
     stdin
@@ -184,18 +188,33 @@ export async function follow(
         } as Docker.ContainerAttachOptions)
       : container.attach({ stream: true, stdout: true, stderr: true, abortSignal }),
   );
-  if (stdin) ctx.stdin?.(stream as unknown as Writable);
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  stdout.on('data', (c: Buffer) => ctx.output('stdout', c));
-  stderr.on('data', (c: Buffer) => ctx.output('stderr', c));
-  docker.modem.demuxStream(stream, stdout, stderr);
+  if (stdin) ctx.stdin?.(stream as unknown as Writable, (rows, cols) => void resizeTty(container, rows, cols));
+  if (tty) {
+    // A TTY's stream is raw bytes: no frame headers to take apart (a first byte 0-2 would fool demuxStream).
+    stream.on('data', (c: Buffer) => ctx.output('stdout', c));
+  } else {
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    stdout.on('data', (c: Buffer) => ctx.output('stdout', c));
+    stderr.on('data', (c: Buffer) => ctx.output('stderr', c));
+    docker.modem.demuxStream(stream, stdout, stderr);
+  }
   const ended = new Promise<void>((resolve) => {
     stream.once('end', resolve);
     stream.once('close', resolve);
     stream.once('error', () => resolve());
   });
   return { ended };
+}
+
+/**
+ * Sets a TTY container's window size (`POST /containers/{id}/resize?h=&w=`; dockerode
+ * `container.resize`). A size of 0 (unknown) and the engine's refusal (the container has exited)
+ * are ignored: the size is a nicety, never a reason to fail the task.
+ */
+export async function resizeTty(container: Docker.Container, rows: number, cols: number): Promise<void> {
+  if (rows <= 0 || cols <= 0) return;
+  await container.resize({ h: rows, w: cols }).catch(() => undefined);
 }
 
 /**
@@ -260,7 +279,7 @@ export async function outlast(
     if (!info.State.Running) return { StatusCode: info.State.ExitCode };
     ctx.output('stderr', Buffer.from(`cutter: ${where} answers again; container ${ref} still runs\n`));
     // Not awaited through: `ended` resolves only when the output ends.
-    const followed = await follow(deps.engine, deps.docker, container, ctx).catch(() => undefined);
+    const followed = await follow(deps.engine, deps.docker, container, ctx, false, run.tty !== undefined).catch(() => undefined);
     if (followed) onFollow(followed.ended);
     pending = deps.engine.guard((abortSignal) => container.wait({ condition: 'not-running', abortSignal }));
   }

@@ -37,9 +37,10 @@ export interface ExecutorContext {
   /**
    * A task whose spec asks for `stdin` hands over the workload's stdin (the container's attached
    * stream, the process's pipe) before it calls `started`: the agent writes what the submitter
-   * streams into it and ends it at EOF (agent/stdin.ts). Absent in contexts without stdin.
+   * streams into it and ends it at EOF (agent/stdin.ts); `resize` sets the TTY's window size (`-t`).
+   * Absent in contexts without stdin.
    */
-  stdin?(stream: Writable): void;
+  stdin?(stream: Writable, resize?: (rows: number, cols: number) => void): void;
   /** The workload is running now; `ref` is the container id or pid. */
   started(ref: string): void;
   /** Container ports published on the node (docker tasks with `ports`): node port per container port. */

@@ -12,6 +12,8 @@
  * second signal exits at once. A closed stdout (`| head -1`) cancels the task and exits 141.
  * With `-i` (on `cutter run`, or `docker run -i`) this process's stdin, EOF included, is streamed to
  * the task's stdin (../stdin-pump.ts); without it the task's stdin is empty and nothing here is read.
+ * With `-t` a docker task gets a TTY the size of this terminal; with `-i` too, a terminal stdin is
+ * put in raw mode (keys, Ctrl-C and Ctrl-D go to the task) and resizes follow the window.
  */
 import type { Command } from 'commander';
 import { newTaskId, type RunRequest, runTask, type TaskRun, taskOptionsFor } from '../../shared/client/index.js';
@@ -52,14 +54,21 @@ interface RunFlags extends GlobalFlags {
   priority?: string;
   publish?: string[];
   interactive?: boolean;
+  tty?: boolean;
 }
 
-function buildSpec(executor: string, args: string[], interactive: boolean): { spec: TaskSpec; detach: boolean } {
+function buildSpec(executor: string, args: string[], interactive: boolean, tty: boolean): { spec: TaskSpec; detach: boolean } {
   if (executor === 'docker') {
     const parsed = parseDockerRun(args);
     if (interactive) parsed.spec.stdin = true;
+    if (tty || parsed.spec.tty) parsed.spec.tty = { rows: process.stdout.rows ?? 0, cols: process.stdout.columns ?? 0 };
     return parsed;
   }
+  if (tty)
+    throw new CutterError(
+      'INVALID_ARGUMENT',
+      '-t: exec tasks get no TTY yet (that needs a pty library on the node); drop -t, or run the command in a container: docker run -it IMG CMD',
+    );
   if (executor === 'exec') {
     const argv = args[0] === '--' ? args.slice(1) : args;
     if (argv.length === 0) throw new CutterError('INVALID_ARGUMENT', 'exec needs a command: cutter run exec -- CMD [ARGS…]');
@@ -118,6 +127,7 @@ export function registerRun(program: Command): void {
       .option('--cpus <n>', 'CPUs the node must have')
       .option('-d, --detach', 'print the task id and return at once')
       .option('-i, --interactive', "stream this terminal's stdin to the task, EOF included (docker run -i does the same)")
+      .option('-t, --tty', 'give a docker task a TTY: with -i an interactive shell (raw mode, window size); docker run -t does the same')
       .option('--no-queue', 'fail at once when no node fits now, instead of waiting in the queue')
       .option('--timeout <duration>', 'bound waiting and running together, e.g. 30s, 2h')
       .option('--restart <policy>', `after an attempt ends: ${RestartPolicySchema.options.join(' | ')} (default on-lost)`)
@@ -136,7 +146,7 @@ export function registerRun(program: Command): void {
       flags,
       async (client) => {
         if (flags.node && flags.autoSelect) throw new CutterError('INVALID_ARGUMENT', '--node and --auto-select exclude each other');
-        const { spec, detach: dockerDetach } = buildSpec(executor, args, Boolean(flags.interactive));
+        const { spec, detach: dockerDetach } = buildSpec(executor, args, Boolean(flags.interactive), Boolean(flags.tty));
         if (flags.publish?.length) {
           if (spec.kind !== 'docker') throw new CutterError('INVALID_ARGUMENT', '-p forwards container ports: it needs a docker task');
           spec.ports = [...(spec.ports ?? []), ...flags.publish.map((p) => parsePublish(p))];
@@ -185,7 +195,11 @@ export function registerRun(program: Command): void {
         // Nobody reads the output any more (`| head -1`): the task is not left running for nobody.
         beforeBrokenPipeExit(cancelTask);
         // Watches for the attempt's start before submitting; reads nothing until then.
-        const pump = stdin ? new StdinPump(client, taskId, process.stdin, (line) => process.stderr.write(`cutter: ${line}\n`)) : undefined;
+        const pump = stdin
+          ? new StdinPump(client, taskId, process.stdin, (line) => process.stderr.write(`cutter: ${line}\r\n`), {
+              terminal: spec.kind === 'docker' && spec.tty !== undefined ? process.stdout : undefined,
+            })
+          : undefined;
         await pump?.start();
         // Subscribes before submitting, so no event is missed (shared/client/run-task.ts).
         run = await runTask(client, { taskId, spec, requirements, options });

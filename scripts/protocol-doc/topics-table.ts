@@ -142,7 +142,7 @@ export function topicRows(t: Topics): { rows: TopicRow[]; filters: FilterRow[]; 
       qos: 1,
       payload: 'binary stdin frame',
       notes:
-        "A task's stdin (`cutter run -i`): 1 byte version, 1 byte flags (bit 0 EOF), 4 bytes attempt, 8 bytes offset (big-endian), then at most 64 KiB of data; at most 1 MiB beyond the acknowledged offset in flight (see shared/schemas/stdin.ts). Only the task's submitter may publish (SECURITY.md).",
+        "A task's stdin (`cutter run -i`): 1 byte version, 1 byte flags (bit 0 EOF, bit 1 window size for `-t`), 4 bytes attempt, 8 bytes offset (big-endian), then at most 64 KiB of data; at most 1 MiB beyond the acknowledged offset in flight (see shared/schemas/stdin.ts). Only the task's submitter may publish (SECURITY.md).",
     },
     {
       topic: (used.add('nodeStdinAck'), t.nodeStdinAck('{node}', '{task}')),

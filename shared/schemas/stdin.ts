@@ -9,10 +9,12 @@
  * - `nodes/N/stdin/T/ack`  agent → client, JSON `StdinAck` (QoS 1).
  *
  * Frame (binary, not JSON): byte 0 = frame version 1; byte 1 = flags (bit 0: EOF after this
- * frame's data); bytes 2-5 = the attempt, unsigned 32-bit big-endian; bytes 6-13 = the offset of
+ * frame's data; bit 1: a window size, not stream data — see below); bytes 2-5 = the attempt, unsigned 32-bit big-endian; bytes 6-13 = the offset of
  * the frame's first byte in the stdin stream, unsigned 64-bit big-endian (the sequence number:
  * frames are taken strictly in order); the rest = at most `MAX_STDIN_CHUNK` bytes of data. An EOF
- * frame may carry no data; its offset is then the stream's length.
+ * frame may carry no data; its offset is then the stream's length. A window-size frame (`-t`, the
+ * terminal was resized) carries 4 bytes, rows then columns, each unsigned 16-bit big-endian; it
+ * takes no place in the stream (its offset is the stream offset it was sent at, and is not checked).
  *
  * Flow control: the client keeps at most `STDIN_WINDOW` bytes sent beyond the last `written` the
  * agent acknowledged, so the agent holds at most a window (plus one frame) per task however fast the
@@ -68,6 +70,8 @@ export interface StdinFrame {
   /** The stream ends after this frame's data. */
   eof: boolean;
   data: Buffer;
+  /** A window-size frame (`-t`): the terminal's size, not stream data (`data` is empty then). */
+  size?: { rows: number; cols: number };
 }
 
 /**
@@ -76,21 +80,31 @@ export interface StdinFrame {
  */
 export function encodeStdinFrame(f: StdinFrame): Buffer {
   if (f.data.length > MAX_STDIN_CHUNK) throw new RangeError(`stdin frame of ${f.data.length} bytes > ${MAX_STDIN_CHUNK}`);
-  const frame = Buffer.allocUnsafe(STDIN_HEADER_BYTES + f.data.length);
+  const data = f.size ? Buffer.alloc(4) : f.data;
+  if (f.size) {
+    data.writeUInt16BE(f.size.rows, 0);
+    data.writeUInt16BE(f.size.cols, 2);
+  }
+  const frame = Buffer.allocUnsafe(STDIN_HEADER_BYTES + data.length);
   frame[0] = 1;
-  frame[1] = f.eof ? 1 : 0;
+  frame[1] = f.size ? 2 : f.eof ? 1 : 0;
   frame.writeUInt32BE(f.attempt, 2);
   frame.writeBigUInt64BE(BigInt(f.offset), 6);
-  f.data.copy(frame, STDIN_HEADER_BYTES);
+  data.copy(frame, STDIN_HEADER_BYTES);
   return frame;
 }
 
 /** Parses a stdin frame. @returns null when it is not a valid version-1 frame (never throws). */
 export function decodeStdinFrame(frame: Buffer): StdinFrame | null {
-  if (frame.length < STDIN_HEADER_BYTES || frame[0] !== 1 || (frame[1] & ~1) !== 0) return null;
+  if (frame.length < STDIN_HEADER_BYTES || frame[0] !== 1 || frame[1] > 2) return null;
   if (frame.length - STDIN_HEADER_BYTES > MAX_STDIN_CHUNK) return null;
   const attempt = frame.readUInt32BE(2);
   const offset = frame.readBigUInt64BE(6);
   if (attempt < 1 || offset > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  if (frame[1] === 2) {
+    if (frame.length !== STDIN_HEADER_BYTES + 4) return null;
+    const size = { rows: frame.readUInt16BE(STDIN_HEADER_BYTES), cols: frame.readUInt16BE(STDIN_HEADER_BYTES + 2) };
+    return { attempt, offset: Number(offset), eof: false, data: Buffer.alloc(0), size };
+  }
   return { attempt, offset: Number(offset), eof: frame[1] === 1, data: frame.subarray(STDIN_HEADER_BYTES) };
 }

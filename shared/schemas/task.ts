@@ -47,6 +47,12 @@ export const DockerSpecSchema = z.object({
    * StdinOnce and fed what the submitter streams on `nodes/N/stdin/T` (shared/schemas/stdin.ts).
    */
   stdin: z.boolean().optional(),
+  /**
+   * Allocate a TTY (`-t`, Docker's `Tty`): output is one raw stream (stderr merged into stdout, CRLF
+   * line ends), the window size comes as stdin window-size frames; `rows`/`cols` are the size at
+   * submit (applied right after the start).
+   */
+  tty: z.object({ rows: z.number().int().min(0).max(65535), cols: z.number().int().min(0).max(65535) }).optional(),
 });
 
 /** A command run without a shell on the node (only on agents started with --allow-exec). */

@@ -161,6 +161,36 @@ describe('cutter run -i streams stdin to the task', () => {
       expect(r.stdout.toString().trim().split('\n')).toEqual(expected);
     });
 
+    it('-t through a pty: the container has a tty device and cutter exits with its code', async () => {
+      // `script` gives the CLI a pseudo-terminal (30 rows, 100 columns), as a user's terminal would.
+      const r = await run(
+        `script -qfec "stty rows 30 cols 100; $CUTTER run -it --node ${NODE} docker run -it ${TEST_IMAGE} sh -c 'tty; exit 3'" /dev/null`,
+      );
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stdout.toString()).toMatch(/\/dev\/pts\/\d+\r/);
+      expect(r.stdout.toString()).not.toContain('not a tty');
+    });
+
+    it("-it is an interactive shell: typed lines run, the window size is the terminal's, exit ends it", async () => {
+      const child = spawn(
+        'script',
+        ['-qfec', `stty rows 30 cols 100; $CUTTER run -it --node ${NODE} docker run -it ${TEST_IMAGE} sh`, '/dev/null'],
+        { env: { ...ISOLATED_ENV, CUTTER_BROKER: url, CUTTER: `${process.execPath} ${CUTTER}` } },
+      );
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      const exited = new Promise<number | null>((r) => child.once('exit', r));
+      // The shell's prompt (busybox ash may follow it with a cursor position query, ESC [6n).
+      await eventually(() => out.includes('/ # '), 30_000).catch((err) => {
+        child.kill('SIGKILL');
+        throw err;
+      });
+      child.stdin.write('echo $((6*7)); stty size\n');
+      await eventually(() => /42\r+\n30 100\r/.test(out), 15_000);
+      child.stdin.write('exit 4\n');
+      expect(await exited, out).toBe(4);
+    });
+
     it('EOF reaches the container: wc -c counts 100,000 bytes and exits', async () => {
       const r = await run(`$CUTTER run --node ${NODE} docker run -i ${TEST_IMAGE} wc -c`, randomBytes(100_000));
       expect(r.code, r.stderr).toBe(0);
@@ -202,8 +232,11 @@ describeEmbeddedBroker('only the submitter writes a task stdin', () => {
     const exited = new Promise<number | null>((r) => owner.once('close', r));
     // The FIFO's writer end: the CLI opens its stdin only once this opens too.
     const writer = spawn('sh', ['-c', `cat > '${fifo}'`], { stdio: ['pipe', 'ignore', 'ignore'] });
-    const taskId = await eventually(() => /cutter: task (\S+) placed on/.exec(stderr)?.[1]);
-    await eventually(async () => JSON.parse((await cli(['tasks', 'show', taskId, '--json'], { env: admin })).stdout).state === 'running');
+    const taskId = await eventually(() => /cutter: task (\S+) placed on/.exec(stderr)?.[1], 30_000);
+    await eventually(
+      async () => JSON.parse((await cli(['tasks', 'show', taskId, '--json'], { env: admin })).stdout).state === 'running',
+      30_000,
+    );
 
     const intruder = await mqtt.connectAsync(url, { ...other, clientId: 'mallory-1', reconnectPeriod: 0 });
     const closed = new Promise<void>((r) => intruder.once('close', () => r()));

@@ -153,8 +153,6 @@ describe('parseDockerRun: refused and invalid', () => {
     ['--network', ['--network=host']],
     ['--net', ['--net', 'host']],
     ['--pid', ['--pid=host']],
-    ['-t', ['-t']],
-    ['--tty', ['--tty']],
   ])('refuses %s (%j) with INVALID_ARGUMENT naming the flag', (flag, flags) => {
     const err = thrown(() => parseDockerRun(['run', ...flags, 'alpine']));
     expect(err.code).toBe('INVALID_ARGUMENT');
@@ -178,10 +176,11 @@ describe('parseDockerRun: refused and invalid', () => {
     expect(err.message).toContain('supported: -m');
   });
 
-  it('splits combined short flags only when each is known: -it names -t, -ix is refused whole', () => {
-    const it_ = thrown(() => parseDockerRun(argv('run -it alpine sh')));
-    expect(it_.code).toBe('INVALID_ARGUMENT');
-    expect(it_.message).toContain('docker run -t:');
+  it('splits combined short flags only when each is known: -it is -i -t, -vi names -v, -ix is refused whole', () => {
+    const it_ = parseDockerRun(argv('run -it alpine sh')).spec;
+    expect([it_.stdin, it_.tty, it_.cmd]).toEqual([true, { rows: 0, cols: 0 }, ['sh']]);
+    expect(parseDockerRun(argv('run --tty alpine sh')).spec.tty).toEqual({ rows: 0, cols: 0 });
+    expect(thrown(() => parseDockerRun(argv('run -vi alpine sh'))).message).toContain('docker run -v:');
     const ix = thrown(() => parseDockerRun(argv('run -ix alpine sh')));
     expect(ix.code).toBe('INVALID_ARGUMENT');
     expect(ix.message).toContain('-ix');
