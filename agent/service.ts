@@ -3,6 +3,7 @@
  * agent's MQTT client before the CONNACK (to route messages of a persistent session), and is
  * started after the agent's own subscriptions and stopped when the agent leaves.
  */
+import type { Writable } from 'node:stream';
 import type { MessageRouter, MqttClient } from '../shared/mqtt.js';
 
 export interface AgentService {
@@ -14,6 +15,8 @@ export interface AgentService {
   stop?(): Promise<void>;
   /** A task's container ports were published on the node (docker tasks with `ports`). */
   taskPublished?(taskId: string, attempt: number, ports: { container: number; host: number; server: number }[]): void;
+  /** A task attempt started with `stdin` (`-i`) has this stdin stream (agent/stdin.ts feeds it). */
+  taskStdin?(taskId: string, attempt: number, stream: Writable, resize?: (rows: number, cols: number) => void): void;
   /** A task attempt ended here (any way). */
   taskEnded?(taskId: string, attempt: number): void;
 }

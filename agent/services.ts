@@ -10,8 +10,9 @@ import { FileService } from './files/service.js';
 import { imageViolation } from './policy.js';
 import { PortAnnouncer } from './ports.js';
 import type { AgentService } from './service.js';
+import { StdinService } from './stdin.js';
 
-/** File transfer and image sync (the Docker client of the docker executor, when there is one). */
+/** Port announcements, file transfer and image sync (the Docker client of the docker executor, when there is one), task stdin. */
 export function defaultServices(config: AgentConfig, log: Logger, executors: Executor[]): AgentService[] {
   const docker = executors.find((e): e is DockerExecutor => e instanceof DockerExecutor)?.docker ?? new Docker();
   return [
@@ -31,5 +32,6 @@ export function defaultServices(config: AgentConfig, log: Logger, executors: Exe
       images: new DockerImageStore(docker),
       imagePolicy: (image) => imageViolation(image, config.allowedImages),
     }),
+    new StdinService({ node: config.nodeId, t: topics(config.prefix), log: log.child({ node: config.nodeId, component: 'stdin' }) }),
   ];
 }

@@ -204,6 +204,9 @@ export class TaskEvents {
       chunk: (obj) => chunks.push(obj),
       progress: (p) => quiet(this.publish(task, { type: 'progress', ...p })),
       started: (ref) => quiet(this.publish(task, { type: 'started', ref })),
+      stdin: (stream, resize) => {
+        for (const s of this.services) s.taskStdin?.(task.taskId, task.attempt, stream, resize);
+      },
       published: (ports) => {
         for (const s of this.services) s.taskPublished?.(task.taskId, task.attempt, ports);
       },

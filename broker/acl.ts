@@ -22,6 +22,11 @@
  *   `nodes/N/files/out/{client}[/data]` only. Observers reach none of it.
  * - port forwarding (shared/schemas/ports.ts): agent N publishes only `nodes/N/ports/{task}`,
  *   carrying `"node": "N"` (the port proxy re-checks the task, attempt and declared ports).
+ * - task stdin (`cutter run -i`, shared/schemas/stdin.ts): an admin publishes on
+ *   `nodes/{any}/stdin/{task}` only for a task its own identity submitted (stateful: the controller's
+ *   record of the submitter; without a controller here, any admin); agent N subscribes
+ *   `nodes/N/stdin/+` and publishes only `nodes/N/stdin/{task}/ack` (the agent writes a frame only
+ *   to an attempt it runs with -i, so another node's name in the topic reaches nothing).
  * - mcp (`cutter mcp`, an AI assistant's hands): publishes requests on its own `requests/{clientId}`
  *   whose `op` is one of MCP_OPS (submit, cancel, task.get, task.list, task.logs, node.list — no
  *   tokens, no drains, no file transfer); subscribes to its own replies, task events and state,
@@ -55,6 +60,8 @@ export interface AssignmentView {
   state: string;
   /** Ports the task declared (`cutter run -p`), empty when none. */
   ports: readonly { server: number; container: number }[];
+  /** The identity (`ROLE:NAME` username) that submitted it; undefined for tasks stored before it was kept. */
+  submitter?: string;
 }
 
 /** Context the rules need from the controller. */
@@ -147,6 +154,21 @@ export function quarantineOf(identity: Identity, topic: string, payload: Buffer,
   return null;
 }
 
+/**
+ * Why `identity` may not write task `task`'s stdin, or null: only the identity that submitted the
+ * task may (the controller's record, `AssignmentView.submitter`). A correct client writes only the
+ * stdin of a task it has just submitted, so a denial cuts the connection like the static rules.
+ * Without a controller next to this broker (`--broker-only`) nothing is known: allowed.
+ */
+export function stdinDenied(identity: Identity, task: string, ctx: AclContext): string | null {
+  if (!ctx.assignmentOf) return null;
+  const a = ctx.assignmentOf(task);
+  if (!a) return `task ${task} is unknown to the controller: only its submitter may write its stdin`;
+  if (a.submitter !== identity.username)
+    return `task ${task} was submitted by ${a.submitter ?? 'an unknown identity'}, not ${identity.username}: only its submitter may write its stdin`;
+  return null;
+}
+
 /** Why this publish is denied, or null when allowed. */
 export function denyPublish(identity: Identity, clientId: string, topic: string, payload: Buffer, ctx: AclContext): string | null {
   const { t } = ctx;
@@ -158,6 +180,7 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
       if (topic === t.nodeStatus(node)) return null;
       if (fileTopicOf(t, topic, 'out')?.node === node) return null;
       const p = t.parse(topic);
+      if (p?.kind === 'nodeStdinAck' && p.node === node) return null;
       // Denying a QoS 1 publish makes MQTT.js resend it on every reconnect, forever: deny (cut) only
       // what no correct agent sends — another node's name in the payload. Whether the task is this
       // node's now is the stateful tier (quarantineOf).
@@ -168,12 +191,15 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
         if (h.node !== node) return `${p.kind === 'nodePorts' ? 'port announcement' : 'event'} does not carry "node": "${node}"`;
         return null;
       }
-      return `agent ${node} may publish only its own status, events of its tasks, its port announcements and its file transfer replies`;
+      return `agent ${node} may publish only its own status, events of its tasks, its port announcements, its file transfer replies and its stdin acks`;
     }
-    case 'admin':
+    case 'admin': {
       if (topic === t.requests(clientId) || isHaPublish(topic, ctx, true)) return null;
       if (fileTopicOf(t, topic, 'in')?.client === clientId) return null;
-      return `admins publish only requests on ${t.requests(clientId)}, file transfers on ${t.filesIn('NODE', clientId)}[/data] and Home Assistant's status and drain commands`;
+      const p = t.parse(topic);
+      if (p?.kind === 'nodeStdin') return stdinDenied(identity, p.task, ctx);
+      return `admins publish only requests on ${t.requests(clientId)}, file transfers on ${t.filesIn('NODE', clientId)}[/data], stdin of their own tasks and Home Assistant's status and drain commands`;
+    }
     case 'observer':
       return isHaPublish(topic, ctx, false)
         ? null
@@ -207,9 +233,10 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
         t.nodeAck(identity.name),
         t.filesIn(identity.name, '+'),
         t.filesInData(identity.name, '+'),
+        t.nodeStdin(identity.name, '+'),
       ].includes(filter)
         ? null
-        : `agent ${identity.name} may subscribe only to its own assignments, cancels and file transfers`;
+        : `agent ${identity.name} may subscribe only to its own assignments, cancels, file transfers and task stdin`;
     case 'admin':
       return under(t.prefix) || under(ctx.haPrefix) ? null : `admins subscribe under ${t.prefix}/ and ${ctx.haPrefix}/ only`;
     case 'mcp': {
@@ -234,6 +261,8 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
         t.nodeAssign('x'),
         t.filesIn('x', 'y'),
         t.filesOutData('x', 'y'),
+        t.nodeStdin('x', 'y'),
+        t.nodeStdinAck('x', 'y'),
       ];
       const reaches = probes.filter((p) => topicMatches(filter, p));
       const ok =

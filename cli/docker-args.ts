@@ -32,13 +32,18 @@ const VALUE_FLAGS: Record<string, string> = {
   '-p': 'publish',
   '--publish': 'publish',
 };
-/** Flags without a value that are accepted. `--rm` is what cutter always does; `-i`/`-t` have no terminal to attach to. */
+/**
+ * Flags without a value that are accepted. `--rm` is what cutter always does; `-i` attaches stdin
+ * (the CLI's, streamed to the node); `-t` gives the container a TTY.
+ */
 const BOOL_FLAGS: Record<string, string> = {
   '--rm': 'rm',
   '-d': 'detach',
   '--detach': 'detach',
-  '-i': 'ignore',
-  '--interactive': 'ignore',
+  '-i': 'stdin',
+  '--interactive': 'stdin',
+  '-t': 'tty',
+  '--tty': 'tty',
 };
 const REFUSED: Record<string, string> = {
   '-v': "volumes (host mounts) are not supported: a node's files are not the server's",
@@ -48,8 +53,6 @@ const REFUSED: Record<string, string> = {
   '--network': 'choosing the network is not supported',
   '--net': 'choosing the network is not supported',
   '--pid': 'sharing the host PID namespace is not allowed',
-  '-t': 'no terminal is attached (-t): output is streamed as logs',
-  '--tty': 'no terminal is attached (-t): output is streamed as logs',
 };
 
 /**
@@ -75,7 +78,8 @@ export function parsePublish(value: string, flag = '-p'): { server: number; cont
  * @param args everything after `docker`, starting with `run`.
  * @throws CutterError INVALID_ARGUMENT naming the flag or value at fault.
  */
-export function parseDockerRun(args: string[]): ParsedDockerRun {
+export function parseDockerRun(argv: string[]): ParsedDockerRun {
+  const args = [...argv];
   if (args[0] !== 'run') throw new CutterError('INVALID_ARGUMENT', `expected "docker run …", got "docker ${args[0] ?? ''}"`);
   const env: Record<string, string> = {};
   const labels: Record<string, string> = {};
@@ -89,6 +93,12 @@ export function parseDockerRun(args: string[]): ParsedDockerRun {
       break;
     }
     if (!arg.startsWith('-') || arg === '-') break;
+    // Short flags run together, as docker takes them: -it, -di.
+    if (/^-[a-zA-Z]{2,}$/.test(arg) && [...arg.slice(1)].every((c) => BOOL_FLAGS[`-${c}`] || REFUSED[`-${c}`])) {
+      args.splice(i, 1, ...[...arg.slice(1)].map((c) => `-${c}`));
+      i--;
+      continue;
+    }
     // --flag=value and -mVALUE forms
     let flag = arg;
     let inline: string | undefined;
@@ -103,13 +113,16 @@ export function parseDockerRun(args: string[]): ParsedDockerRun {
     if (REFUSED[flag]) throw new CutterError('INVALID_ARGUMENT', `docker run ${flag}: ${REFUSED[flag]}`);
     if (BOOL_FLAGS[flag]) {
       if (BOOL_FLAGS[flag] === 'detach') detach = true;
+      if (BOOL_FLAGS[flag] === 'stdin') spec.stdin = true;
+      // The terminal's size is filled in by `cutter run` (cli/commands/run.ts).
+      if (BOOL_FLAGS[flag] === 'tty') spec.tty = { rows: 0, cols: 0 };
       continue;
     }
     const name = VALUE_FLAGS[flag];
     if (!name)
       throw new CutterError(
         'INVALID_ARGUMENT',
-        `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, -p, --rm, -d)`,
+        `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, -p, --rm, -d, -i, -t)`,
       );
     const value = inline ?? args[++i];
     if (value === undefined) throw new CutterError('INVALID_ARGUMENT', `docker run ${flag} needs a value`);

@@ -187,7 +187,13 @@ export class Controller {
     const record = this.tasks.get(taskId);
     if (!record) return undefined;
     const s = record.state;
-    return { node: s.node, attempt: s.attempt, state: s.state, ports: record.spec.kind === 'docker' ? (record.spec.ports ?? []) : [] };
+    return {
+      node: s.node,
+      attempt: s.attempt,
+      state: s.state,
+      ports: record.spec.kind === 'docker' ? (record.spec.ports ?? []) : [],
+      ...(record.submitter !== undefined ? { submitter: record.submitter } : {}),
+    };
   }
 
   /** Announces `offline` (retained), disconnects and closes the store. */

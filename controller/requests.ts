@@ -233,7 +233,15 @@ export class Requests {
     }
     let record: TaskRecord;
     try {
-      record = ctx.tasks.create({ taskId, spec: req.spec, requirements, options: req.options, submittedBy: clientId, now: ctx.now() });
+      record = ctx.tasks.create({
+        taskId,
+        spec: req.spec,
+        requirements,
+        options: req.options,
+        submittedBy: clientId,
+        submitter: ctx.who(clientId),
+        now: ctx.now(),
+      });
     } catch (err) {
       if (err instanceof CutterError) throw err;
       throw new CutterError('INVALID_REQUEST', `invalid request: spec cannot be stored (${errorMessage(err)})`);

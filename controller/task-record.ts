@@ -23,6 +23,11 @@ export interface TaskRecord {
   missing: number;
   /** Every node an attempt was placed on (agents may publish events only for tasks placed on them). */
   nodes?: string[];
+  /**
+   * The identity (`ROLE:NAME` username) that submitted it, or its client id when the broker knows
+   * no identity (an external broker, `--insecure`): only it may write the task's stdin (broker/acl.ts).
+   */
+  submitter?: string;
 }
 
 /**

@@ -53,9 +53,12 @@ export class TaskStore {
     requirements: Requirements;
     options: TaskOptions;
     submittedBy: string;
+    /** The submitter's identity (TaskRecord.submitter). */
+    submitter?: string;
     now: number;
   }): TaskRecord {
     const record: TaskRecord = {
+      ...(args.submitter !== undefined ? { submitter: args.submitter } : {}),
       spec: args.spec,
       accepted: false,
       cancelRequested: false,

@@ -35,7 +35,7 @@ const fromController: JsonLimits = { maxBytes: 256 * MiB, maxDepth: 32, maxArray
  * The limits per kind. Arrays follow the schemas' own caps (a status lists up to 10,000 running
  * tasks and 2,000 models; a chunks event up to 100,000 Ollama objects); a log batch is capped
  * below 1 MiB by the agent; an Ollama chat request carries images base64 (16 MiB body). Binary
- * file chunks (`filesInData`, `filesOutData`) are not JSON: only `maxBytes` applies to them.
+ * file chunks (`filesInData`, `filesOutData`) and stdin frames (`nodeStdin`) are not JSON: only `maxBytes` applies to them.
  * `default` (a payload decoded without naming its kind) keeps what `decode` accepted before.
  */
 export const LIMITS: Readonly<Record<LimitKind, JsonLimits>> = {
@@ -57,6 +57,9 @@ export const LIMITS: Readonly<Record<LimitKind, JsonLimits>> = {
   filesOut: files,
   filesInData: { ...files, maxBytes: 2 * MiB },
   filesOutData: { ...files, maxBytes: 2 * MiB },
+  // Binary stdin frames (shared/schemas/stdin.ts): a 14-byte header and at most 64 KiB of data.
+  nodeStdin: { ...files, maxBytes: 64 * KiB + 64 },
+  nodeStdinAck: { maxBytes: 2 * KiB, maxDepth: 2, maxArray: 1, maxString: 512, maxKeys: 16 },
   haCommand: { maxBytes: 16, maxDepth: 1, maxArray: 1, maxString: 16, maxKeys: 1 },
   ollamaHttp: { maxBytes: 16 * MiB, maxDepth: 32, maxArray: 10_000, maxString: 16 * MiB, maxKeys: 1_024 },
   default: { maxBytes: 2 * MiB, maxDepth: 64, maxArray: 100_000, maxString: 2 * MiB, maxKeys: 10_000 },

@@ -49,6 +49,14 @@ export interface Topics {
   filesOutData(node: string, client: string): string;
   /** Retained PortAnnouncement of one task's published ports on a node (agent → server); cleared when the task ends. */
   nodePorts(node: string, task: string): string;
+  /**
+   * Stdin of one task running on a node (`cutter run -i`), client → agent: binary frames
+   * (shared/schemas/stdin.ts). Only the task's submitter may publish (broker/acl.ts); agent N
+   * subscribes `nodeStdin(N, '+')`.
+   */
+  nodeStdin(node: string, task: string): string;
+  /** Acknowledgements of a task's stdin (bytes written, EOF, refusals), agent → client (StdinAck). */
+  nodeStdinAck(node: string, task: string): string;
   /** Wildcard over every node's port announcements. */
   allNodePorts(): string;
   /** Retained ForwardState of one task's forwards on the server (server → all); cleared when they close. */
@@ -76,7 +84,7 @@ export interface Topics {
 /** What a cutter topic names: the builder it came from (`kind`) and the ids in it. */
 export type ParsedTopic =
   | { kind: 'nodeStatus' | 'nodeAssign' | 'nodeCancel'; node: string }
-  | { kind: 'nodePorts'; node: string; task: string }
+  | { kind: 'nodePorts' | 'nodeStdin' | 'nodeStdinAck'; node: string; task: string }
   | { kind: 'filesIn' | 'filesInData' | 'filesOut' | 'filesOutData'; node: string; client: string }
   | { kind: 'taskEvents' | 'taskState'; task: string }
   | { kind: 'forwardState'; task: string }
@@ -100,6 +108,11 @@ function parseLevels(l: string[]): ParsedTopic | null {
       if (l.length === 3 && l[2] === 'cancel') return { kind: 'nodeCancel', node };
       if (l.length === 3 && l[2] === 'ack') return { kind: 'nodeAck', node };
       if (l.length === 4 && l[2] === 'ports' && id(l[3])) return { kind: 'nodePorts', node, task: l[3] };
+      if (l[2] === 'stdin' && id(l[3])) {
+        if (l.length === 4) return { kind: 'nodeStdin', node, task: l[3] };
+        if (l.length === 5 && l[4] === 'ack') return { kind: 'nodeStdinAck', node, task: l[3] };
+        return null;
+      }
       if (l[2] === 'files' && (l[3] === 'in' || l[3] === 'out') && id(l[4])) {
         const data = l.length === 6 && l[5] === 'data';
         if (l.length !== 5 && !data) return null;
@@ -152,6 +165,8 @@ export function topics(prefix = 'cutter'): Topics {
     controllerStatus: () => `${base}/controller/status`,
     nodePorts: (node, task) => `${base}/nodes/${node}/ports/${task}`,
     allNodePorts: () => `${base}/nodes/+/ports/+`,
+    nodeStdin: (node, task) => `${base}/nodes/${node}/stdin/${task}`,
+    nodeStdinAck: (node, task) => `${base}/nodes/${node}/stdin/${task}/ack`,
     forwardState: (task) => `${base}/forwards/${task}`,
     allForwardState: () => `${base}/forwards/+`,
     filesIn: (node, client) => `${base}/nodes/${node}/files/in/${client}`,

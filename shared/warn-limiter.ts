@@ -14,7 +14,8 @@ export type WarnKind =
   | 'handler-failed'
   | 'http-invalid-body'
   | 'http-unauthorized'
-  | 'controller-backlog';
+  | 'controller-backlog'
+  | 'stdin-refused';
 
 type Slot = { since: number; suppressed: number; log: Logger; last?: { fields: Record<string, unknown>; msg: string } };
 

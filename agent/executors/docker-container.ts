@@ -3,7 +3,7 @@
  * and labels, its output, its ports, stopping it, and waiting for its exit through outages of the
  * engine (./docker-engine.ts). Facts: see ./docker.ts.
  */
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { CutterError } from '../../shared/errors.js';
 import type { DockerSpec } from '../../shared/schemas/index.js';
@@ -38,6 +38,10 @@ export interface Run {
   graceMs: number;
   /** Ports to publish (`DockerSpec.ports`). */
   ports?: { container: number; server: number }[];
+  /** Attach the container's stdin (`DockerSpec.stdin`, `-i`). */
+  stdin?: boolean;
+  /** The container has a TTY (`DockerSpec.tty`, `-t`), and its size at submit. */
+  tty?: { rows: number; cols: number };
   /** Aborted by the handle's stop(): a task waiting for its engine stops waiting. */
   stopped: AbortController;
 }
@@ -60,8 +64,12 @@ export function createOptions(spec: DockerSpec, ctx: ExecutorContext): Docker.Co
       [LABEL_MEMORY]: String(ctx.memory),
     },
     ...(spec.ports?.length ? { ExposedPorts: Object.fromEntries(spec.ports.map((p) => [`${p.container}/tcp`, {}])) } : {}),
-    Tty: false,
-    OpenStdin: false,
+    // -t: one raw output stream (no multiplexing), stderr merged into stdout.
+    Tty: spec.tty !== undefined,
+    // -i, like `docker run -i`: stdin open, closed after the first attached client ends it (EOF).
+    OpenStdin: spec.stdin === true,
+    StdinOnce: spec.stdin === true,
+    AttachStdin: spec.stdin === true,
     AttachStdout: true,
     AttachStderr: true,
     HostConfig: {
@@ -150,6 +158,12 @@ export async function stopContainer(engine: EngineWatch, run: Run): Promise<void
 
 /**
  * Attaches to the container's output (new output only for one that runs) and streams it to `ctx`.
+ * With `stdin` (a fresh `-i` container, attached before its start) the attach also takes stdin:
+ * hijacked (`Upgrade: tcp`, docker-modem hands back the raw socket, whose `end()` is the
+ * half-close the engine turns into EOF; facts §2), and the socket goes to `ctx.stdin`. docker-modem
+ * writes the options' JSON as the request body with a Content-Length (that write also sends the
+ * headers: an attach without a body is never sent), so the engine reads it as the body, not as
+ * stdin; the query is given as `_query` so only the attach parameters go into it.
  * @returns once attached, with `ended`: resolves when the output ends.
  * @throws the engine's error, EngineDownError.
  */
@@ -158,19 +172,49 @@ export async function follow(
   docker: Docker,
   container: Docker.Container,
   ctx: ExecutorContext,
+  stdin = false,
+  tty = false,
 ): Promise<{ ended: Promise<void> }> {
-  const stream = await engine.guard((abortSignal) => container.attach({ stream: true, stdout: true, stderr: true, abortSignal }));
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  stdout.on('data', (c: Buffer) => ctx.output('stdout', c));
-  stderr.on('data', (c: Buffer) => ctx.output('stderr', c));
-  docker.modem.demuxStream(stream, stdout, stderr);
+  const stream = await engine.guard((abortSignal) =>
+    stdin
+      ? container.attach({
+          _query: { stream: true, stdin: true, stdout: true, stderr: true },
+          stream: true,
+          stdin: true,
+          stdout: true,
+          stderr: true,
+          hijack: true,
+          abortSignal,
+        } as Docker.ContainerAttachOptions)
+      : container.attach({ stream: true, stdout: true, stderr: true, abortSignal }),
+  );
+  if (stdin) ctx.stdin?.(stream as unknown as Writable, (rows, cols) => void resizeTty(container, rows, cols));
+  if (tty) {
+    // A TTY's stream is raw bytes: no frame headers to take apart (a first byte 0-2 would fool demuxStream).
+    stream.on('data', (c: Buffer) => ctx.output('stdout', c));
+  } else {
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    stdout.on('data', (c: Buffer) => ctx.output('stdout', c));
+    stderr.on('data', (c: Buffer) => ctx.output('stderr', c));
+    docker.modem.demuxStream(stream, stdout, stderr);
+  }
   const ended = new Promise<void>((resolve) => {
     stream.once('end', resolve);
     stream.once('close', resolve);
     stream.once('error', () => resolve());
   });
   return { ended };
+}
+
+/**
+ * Sets a TTY container's window size (`POST /containers/{id}/resize?h=&w=`; dockerode
+ * `container.resize`). A size of 0 (unknown) and the engine's refusal (the container has exited)
+ * are ignored: the size is a nicety, never a reason to fail the task.
+ */
+export async function resizeTty(container: Docker.Container, rows: number, cols: number): Promise<void> {
+  if (rows <= 0 || cols <= 0) return;
+  await container.resize({ h: rows, w: cols }).catch(() => undefined);
 }
 
 /**
@@ -235,7 +279,7 @@ export async function outlast(
     if (!info.State.Running) return { StatusCode: info.State.ExitCode };
     ctx.output('stderr', Buffer.from(`cutter: ${where} answers again; container ${ref} still runs\n`));
     // Not awaited through: `ended` resolves only when the output ends.
-    const followed = await follow(deps.engine, deps.docker, container, ctx).catch(() => undefined);
+    const followed = await follow(deps.engine, deps.docker, container, ctx, false, run.tty !== undefined).catch(() => undefined);
     if (followed) onFollow(followed.ended);
     pending = deps.engine.guard((abortSignal) => container.wait({ condition: 'not-running', abortSignal }));
   }

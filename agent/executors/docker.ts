@@ -38,6 +38,7 @@ import {
   LABEL_TASK,
   outlast,
   reportPorts,
+  resizeTty,
   type Run,
   startFailure,
   stopContainer,
@@ -159,7 +160,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
 
   start(spec: DockerSpec, ctx: ExecutorContext): TaskHandle {
     const abort = new AbortController();
-    const run: Run = { stopRequested: false, graceMs: 3_000, ports: spec.ports, stopped: abort };
+    const run: Run = { stopRequested: false, graceMs: 3_000, ports: spec.ports, stdin: spec.stdin, tty: spec.tty, stopped: abort };
     const engine = this.engine;
 
     const go = async (): Promise<Outcome> => {
@@ -286,7 +287,9 @@ export class DockerExecutor implements Executor<DockerSpec> {
     try {
       let outputEnded: Promise<void> = Promise.resolve();
       try {
-        outputEnded = (await follow(engine, this.docker, container, ctx)).ended;
+        // A re-adopted container's stdin is not attached again: it closed with the previous agent's attach (StdinOnce).
+        outputEnded = (await follow(engine, this.docker, container, ctx, mode === 'start' && run.stdin === true, run.tty !== undefined))
+          .ended;
       } catch (err) {
         // A re-adopted container may exit between listing and attaching: its result still counts.
         if (mode === 'start') throw err;
@@ -308,6 +311,8 @@ export class DockerExecutor implements Executor<DockerSpec> {
           throw await startFailure(engine, container, err);
         }
         startedAt = Date.now();
+        // The size the terminal had at submit (`-t`); later sizes come as stdin window-size frames.
+        if (run.tty) await resizeTty(container, run.tty.rows, run.tty.cols);
         ctx.started(container.id.slice(0, 12));
         if (run.ports?.length) await reportPorts(engine, container, run.ports, ctx);
         // A stop that came while the engine was starting it found nothing running (304): stop it now.

@@ -153,9 +153,12 @@ function run(spec: ExecSpec, ctx: ExecutorContext, p: { env: Record<string, stri
   let cancelled = false;
   let killTimer: NodeJS.Timeout | undefined;
   const options = { cwd: spec.cwd, env: p.env, detached: true, ...(p.user ? { uid: p.user.uid, gid: p.user.gid } : {}) };
+  // -i: a stdin pipe the agent feeds from the submitter's frames (agent/stdin.ts); else /dev/null.
+  const stdin = spec.stdin ? 'pipe' : 'ignore';
   const child: ChildProcess = cgroup
-    ? spawn('/bin/sh', ['-c', HOLD_UNTIL_JOINED, 'sh', ...spec.argv], { ...options, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] })
-    : spawn(spec.argv[0], spec.argv.slice(1), { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    ? spawn('/bin/sh', ['-c', HOLD_UNTIL_JOINED, 'sh', ...spec.argv], { ...options, stdio: [stdin, 'pipe', 'pipe', 'pipe'] })
+    : spawn(spec.argv[0], spec.argv.slice(1), { ...options, stdio: [stdin, 'pipe', 'pipe'] });
+  if (spec.stdin && child.stdin) ctx.stdin?.(child.stdin);
   // When the mesh is behind, the pipes are not read: the task blocks on its own writes (agent/output-window.ts).
   for (const [name, readable] of [
     ['stdout', child.stdout!],

@@ -11,6 +11,7 @@
  * - the optional `recover()` (RecoverTask) re-adopts what survived an agent restart.
  * The agent dispatches by `spec.kind` through agent/executors/registry.ts and has no per-kind code.
  */
+import type { Writable } from 'node:stream';
 import type { Capacity, TaskKind, TaskSpec } from '../../shared/schemas/index.js';
 
 /** Where an executor sends what happens while a task runs. */
@@ -40,6 +41,13 @@ export interface ExecutorContext {
    * batches them by time into `chunks` events. Absent in contexts that take only raw output.
    */
   chunk?(obj: Record<string, unknown>): void;
+  /**
+   * A task whose spec asks for `stdin` hands over the workload's stdin (the container's attached
+   * stream, the process's pipe) before it calls `started`: the agent writes what the submitter
+   * streams into it and ends it at EOF (agent/stdin.ts); `resize` sets the TTY's window size (`-t`).
+   * Absent in contexts without stdin.
+   */
+  stdin?(stream: Writable, resize?: (rows: number, cols: number) => void): void;
   /** The workload is running now; `ref` is the container id or pid. */
   started(ref: string): void;
   /** Container ports published on the node (docker tasks with `ports`): node port per container port. */

@@ -13,6 +13,10 @@
  * Like `docker run --sig-proxy`: SIGINT, SIGTERM and SIGHUP cancel the task (SIGTERM, then SIGKILL
  * after the grace) and the CLI exits with the task's code, or 128+signal when it reported none; a
  * second signal exits at once. A closed stdout (`| head -1`) cancels the task and exits 141.
+ * With `-i` (on `cutter run`, or `docker run -i`) this process's stdin, EOF included, is streamed to
+ * the task's stdin (../stdin-pump.ts); without it the task's stdin is empty and nothing here is read.
+ * With `-t` a docker task gets a TTY the size of this terminal; with `-i` too, a terminal stdin is
+ * put in raw mode (keys, Ctrl-C and Ctrl-D go to the task) and resizes follow the window.
  */
 import type { Command } from 'commander';
 import { newTaskId, type RunRequest, runTask, type TaskRun, taskOptionsFor } from '../../shared/client/index.js';
@@ -31,6 +35,7 @@ import { parseExecArgs } from '../exec-args.js';
 import { beforeBrokenPipeExit, EXIT_NOT_RUN, signalExitCode, taskExitCode } from '../exit.js';
 import { watchForwards } from '../forwards.js';
 import { printJson } from '../output.js';
+import { StdinPump } from '../stdin-pump.js';
 import { type GlobalFlags, withClient, withClientOptions } from './common.js';
 import { printTask, unfinished } from './follow.js';
 
@@ -52,11 +57,26 @@ interface RunFlags extends GlobalFlags {
   lostAfter?: string;
   priority?: string;
   publish?: string[];
+  interactive?: boolean;
+  tty?: boolean;
 }
 
-function buildSpec(executor: string, args: string[]): { spec: TaskSpec; detach: boolean } {
-  if (executor === 'docker') return parseDockerRun(args);
-  if (executor === 'exec') return { spec: parseExecArgs(args), detach: false };
+function buildSpec(executor: string, args: string[], interactive: boolean, tty: boolean): { spec: TaskSpec; detach: boolean } {
+  if (executor === 'docker') {
+    const parsed = parseDockerRun(args);
+    if (interactive) parsed.spec.stdin = true;
+    if (tty || parsed.spec.tty) parsed.spec.tty = { rows: process.stdout.rows ?? 0, cols: process.stdout.columns ?? 0 };
+    return parsed;
+  }
+  if (tty)
+    throw new CutterError(
+      'INVALID_ARGUMENT',
+      '-t: exec tasks get no TTY yet (that needs a pty library on the node); drop -t, or run the command in a container: docker run -it IMG CMD',
+    );
+  if (executor === 'exec') {
+    const spec = parseExecArgs(args);
+    return { spec: interactive ? { ...spec, stdin: true } : spec, detach: false };
+  }
   throw new CutterError('INVALID_ARGUMENT', `unknown executor "${executor}": use "docker run …" or "exec -- CMD"`);
 }
 
@@ -109,6 +129,8 @@ export function registerRun(program: Command): void {
       .option('--memory <size>', "memory to reserve for placement (e.g. 24g; an exec task's limit too); default: the task's -m")
       .option('--cpus <n>', "CPUs the node must have (an exec task's limit too); default: the task's --cpus")
       .option('-d, --detach', 'print the task id and return at once')
+      .option('-i, --interactive', "stream this terminal's stdin to the task, EOF included (docker run -i does the same)")
+      .option('-t, --tty', 'give a docker task a TTY: with -i an interactive shell (raw mode, window size); docker run -t does the same')
       .option('--no-queue', 'fail at once when no node fits now, instead of waiting in the queue')
       .option('--timeout <duration>', 'bound waiting and running together, e.g. 30s, 2h')
       .option('--restart <policy>', `after an attempt ends: ${RestartPolicySchema.options.join(' | ')} (default on-lost)`)
@@ -127,13 +149,19 @@ export function registerRun(program: Command): void {
       flags,
       async (client) => {
         if (flags.node && flags.autoSelect) throw new CutterError('INVALID_ARGUMENT', '--node and --auto-select exclude each other');
-        const { spec, detach: dockerDetach } = buildSpec(executor, args);
+        const { spec, detach: dockerDetach } = buildSpec(executor, args, Boolean(flags.interactive), Boolean(flags.tty));
         if (flags.publish?.length) {
           if (spec.kind !== 'docker') throw new CutterError('INVALID_ARGUMENT', '-p forwards container ports: it needs a docker task');
           spec.ports = [...(spec.ports ?? []), ...flags.publish.map((p) => parsePublish(p))];
         }
         const options = buildOptions(flags);
         const detach = Boolean(flags.detach) || dockerDetach;
+        const stdin = spec.kind !== 'ollama' && spec.stdin === true;
+        if (stdin && detach)
+          throw new CutterError(
+            'INVALID_ARGUMENT',
+            '-i with -d: nothing would feed the task its stdin once cutter returns; drop -d to stream stdin, or -i to run detached',
+          );
         const cpus = flags.cpus === undefined ? (spec.kind !== 'ollama' ? (spec.cpus ?? 0) : 0) : Number(flags.cpus);
         if (!Number.isFinite(cpus) || cpus < 0) throw new CutterError('INVALID_ARGUMENT', `--cpus ${flags.cpus}: expected a number`);
         const memory = flags.memory !== undefined ? parseBytes(flags.memory) : spec.kind !== 'ollama' ? (spec.memoryLimit ?? 0) : 0;
@@ -171,6 +199,13 @@ export function registerRun(program: Command): void {
         for (const signal of PROXIED_SIGNALS) process.on(signal, onSignal);
         // Nobody reads the output any more (`| head -1`): the task is not left running for nobody.
         beforeBrokenPipeExit(cancelTask);
+        // Watches for the attempt's start before submitting; reads nothing until then.
+        const pump = stdin
+          ? new StdinPump(client, taskId, process.stdin, (line) => process.stderr.write(`cutter: ${line}\r\n`), {
+              terminal: spec.kind === 'docker' && spec.tty !== undefined ? process.stdout : undefined,
+            })
+          : undefined;
+        await pump?.start();
         // Subscribes before submitting, so no event is missed (shared/client/run-task.ts).
         run = await runTask(client, { taskId, spec, requirements, options });
         // A signal during the submit may have found no task to cancel yet.
@@ -189,6 +224,7 @@ export function registerRun(program: Command): void {
           });
         }
         const outcome = await printTask(run, { json: Boolean(flags.json), narrate: true });
+        await pump?.stop();
         const why = unfinished(outcome);
         if (why || !outcome.state) {
           process.stderr.write(`cutter: ${why}\n`);

@@ -135,6 +135,25 @@ export function topicRows(t: Topics): { rows: TopicRow[]; filters: FilterRow[]; 
         "A docker task's container ports published on the node (`cutter run -p`), with the address the server dials (`--advertise-address`, null behind NAT). Cleared when the attempt ends.",
     },
     {
+      topic: (used.add('nodeStdin'), t.nodeStdin('{node}', '{task}')),
+      builder: 'nodeStdin(node, task)',
+      fromTo: 'client → agent',
+      retained: 'no',
+      qos: 1,
+      payload: 'binary stdin frame',
+      notes:
+        "A task's stdin (`cutter run -i`): 1 byte version, 1 byte flags (bit 0 EOF, bit 1 window size for `-t`), 4 bytes attempt, 8 bytes offset (big-endian), then at most 64 KiB of data; at most 1 MiB beyond the acknowledged offset in flight (see shared/schemas/stdin.ts). Only the task's submitter may publish (SECURITY.md).",
+    },
+    {
+      topic: (used.add('nodeStdinAck'), t.nodeStdinAck('{node}', '{task}')),
+      builder: 'nodeStdinAck(node, task)',
+      fromTo: 'agent → client',
+      retained: 'no',
+      qos: 1,
+      payload: '`StdinAck` (shared/schemas/stdin.ts)',
+      notes: 'Bytes of stdin written to the task, a request to send again from an offset, EOF delivered, or why its stdin is closed.',
+    },
+    {
       ...b('forwardState', 'task'),
       fromTo: 'server → all',
       retained: 'yes',

@@ -8,3 +8,4 @@ export * from './files.js';
 export * from './ports.js';
 export * from './pipeline.js';
 export * from './ha.js';
+export * from './stdin.js';

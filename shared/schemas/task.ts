@@ -42,6 +42,17 @@ export const DockerSpecSchema = z.object({
     .array(z.object({ container: z.number().int().min(1).max(65535), server: z.number().int().min(1).max(65535) }))
     .max(16)
     .optional(),
+  /**
+   * Attach stdin (`cutter run -i`, `docker run -i`): the container is created with OpenStdin and
+   * StdinOnce and fed what the submitter streams on `nodes/N/stdin/T` (shared/schemas/stdin.ts).
+   */
+  stdin: z.boolean().optional(),
+  /**
+   * Allocate a TTY (`-t`, Docker's `Tty`): output is one raw stream (stderr merged into stdout, CRLF
+   * line ends), the window size comes as stdin window-size frames; `rows`/`cols` are the size at
+   * submit (applied right after the start).
+   */
+  tty: z.object({ rows: z.number().int().min(0).max(65535), cols: z.number().int().min(0).max(65535) }).optional(),
 });
 
 /** A command run without a shell on the node (only on agents started with --allow-exec). */
@@ -56,6 +67,8 @@ export const ExecSpecSchema = z.object({
   cpus: z.number().positive().max(1024).optional(),
   /** `name`, `uid`, `name:group` or `uid:gid` to run as (like `docker run -u`); the agent must run as root. */
   user: z.string().max(256).optional(),
+  /** Give the process a stdin pipe fed from `nodes/N/stdin/T` (`cutter run -i`; shared/schemas/stdin.ts); else /dev/null. */
+  stdin: z.boolean().optional(),
 });
 
 /**

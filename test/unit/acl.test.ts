@@ -9,7 +9,7 @@ const ctx: AclContext = {
   haPrefix: 'homeassistant',
   assignmentOf: (task) =>
     task === 'abc'
-      ? { node: 'nb', attempt: 2, state: 'running', ports: [] }
+      ? { node: 'nb', attempt: 2, state: 'running', ports: [], submitter: 'admin:local' }
       : task === 'other'
         ? { node: 'x', attempt: 1, state: 'running', ports: [] }
         : undefined,
@@ -20,6 +20,27 @@ const observer: Identity = { username: 'observer:ha', role: 'observer', name: 'h
 const event = (node: string, attempt = 2) => Buffer.from(JSON.stringify({ v: 1, taskId: 'abc', node, attempt }));
 
 describe('ACL', () => {
+  it("lets only a task's submitter write its stdin; agents read their own node's stdin and ack it", () => {
+    const frame = Buffer.from([1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x41]);
+    expect(denyPublish(admin, 'cli-1', t.nodeStdin('nb', 'abc'), frame, ctx)).toBeNull();
+    const mallory: Identity = { username: 'admin:mallory', role: 'admin', name: 'mallory' };
+    expect(denyPublish(mallory, 'cli-2', t.nodeStdin('nb', 'abc'), frame, ctx)).toContain('only its submitter may write its stdin');
+    // A task stored before submitters were kept: nobody but the controller.
+    expect(denyPublish(admin, 'cli-1', t.nodeStdin('x', 'other'), frame, ctx)).toContain('an unknown identity');
+    expect(denyPublish(admin, 'cli-1', t.nodeStdin('nb', 'nope'), frame, ctx)).toContain('unknown to the controller');
+    expect(denyPublish(observer, 'o', t.nodeStdin('nb', 'abc'), frame, ctx)).not.toBeNull();
+    expect(denyPublish({ username: 'mcp:a', role: 'mcp', name: 'a' }, 'm', t.nodeStdin('nb', 'abc'), frame, ctx)).not.toBeNull();
+    expect(denyPublish(agent, 'cutter-agent-nb', t.nodeStdin('nb', 'abc'), frame, ctx)).not.toBeNull();
+    // Without a controller beside the broker (--broker-only) only the static rule applies.
+    expect(denyPublish(mallory, 'cli-2', t.nodeStdin('nb', 'abc'), frame, { t, haPrefix: 'homeassistant' })).toBeNull();
+    expect(denyPublish(agent, 'cutter-agent-nb', t.nodeStdinAck('nb', 'abc'), Buffer.from('{}'), ctx)).toBeNull();
+    expect(denyPublish(agent, 'cutter-agent-nb', t.nodeStdinAck('other', 'abc'), Buffer.from('{}'), ctx)).not.toBeNull();
+    expect(denySubscribe(agent, 'cutter-agent-nb', t.nodeStdin('nb', '+'), ctx)).toBeNull();
+    expect(denySubscribe(agent, 'cutter-agent-nb', t.nodeStdin('other', '+'), ctx)).not.toBeNull();
+    expect(denySubscribe(observer, 'o', t.nodeStdin('+', '+'), ctx)).not.toBeNull();
+    expect(denySubscribe(observer, 'o', 'cutter/v1/nodes/+/stdin/#', ctx)).not.toBeNull();
+  });
+
   it('binds agents to their client id and reserves agent and controller ids', () => {
     expect(checkClientId(agent, 'cutter-agent-nb')).toBeNull();
     expect(checkClientId(agent, 'cutter-agent-other')).toContain('must connect as client id cutter-agent-nb');

@@ -68,10 +68,20 @@ describe('parseDockerRun: accepted forms', () => {
     expect(parseDockerRun(argv('run alpine')).detach).toBe(false);
   });
 
-  it('accepts and ignores --rm, -i, --interactive and --name', () => {
-    const r = parseDockerRun(argv('run --rm -i --interactive --name web alpine echo hi'));
+  it('accepts and ignores --rm and --name', () => {
+    const r = parseDockerRun(argv('run --rm --name web alpine echo hi'));
     expect(r.spec).toEqual({ kind: 'docker', image: 'alpine', cmd: ['echo', 'hi'], env: {}, labels: {} });
     expect(r.detach).toBe(false);
+  });
+
+  it('-i and --interactive attach stdin; short flags run together (-di) are split as docker does', () => {
+    expect(parseDockerRun(argv('run -i alpine cat')).spec.stdin).toBe(true);
+    expect(parseDockerRun(argv('run --interactive alpine cat')).spec.stdin).toBe(true);
+    expect(parseDockerRun(argv('run alpine cat')).spec.stdin).toBeUndefined();
+    const r = parseDockerRun(argv('run -di alpine cat -n'));
+    expect([r.detach, r.spec.stdin, r.spec.cmd]).toEqual([true, true, ['cat', '-n']]);
+    // A command's own flags after the image are left alone.
+    expect(parseDockerRun(argv('run alpine ls -la')).spec.cmd).toEqual(['ls', '-la']);
   });
 
   it('parses -w, -u, --entrypoint, -l and their long and = forms', () => {
@@ -143,8 +153,6 @@ describe('parseDockerRun: refused and invalid', () => {
     ['--network', ['--network=host']],
     ['--net', ['--net', 'host']],
     ['--pid', ['--pid=host']],
-    ['-t', ['-t']],
-    ['--tty', ['--tty']],
   ])('refuses %s (%j) with INVALID_ARGUMENT naming the flag', (flag, flags) => {
     const err = thrown(() => parseDockerRun(['run', ...flags, 'alpine']));
     expect(err.code).toBe('INVALID_ARGUMENT');
@@ -168,10 +176,14 @@ describe('parseDockerRun: refused and invalid', () => {
     expect(err.message).toContain('supported: -m');
   });
 
-  it('rejects combined short flags like -it rather than guessing', () => {
-    const err = thrown(() => parseDockerRun(argv('run -it alpine sh')));
-    expect(err.code).toBe('INVALID_ARGUMENT');
-    expect(err.message).toContain('-it');
+  it('splits combined short flags only when each is known: -it is -i -t, -vi names -v, -ix is refused whole', () => {
+    const it_ = parseDockerRun(argv('run -it alpine sh')).spec;
+    expect([it_.stdin, it_.tty, it_.cmd]).toEqual([true, { rows: 0, cols: 0 }, ['sh']]);
+    expect(parseDockerRun(argv('run --tty alpine sh')).spec.tty).toEqual({ rows: 0, cols: 0 });
+    expect(thrown(() => parseDockerRun(argv('run -vi alpine sh'))).message).toContain('docker run -v:');
+    const ix = thrown(() => parseDockerRun(argv('run -ix alpine sh')));
+    expect(ix.code).toBe('INVALID_ARGUMENT');
+    expect(ix.message).toContain('-ix');
   });
 
   it('requires an image', () => {

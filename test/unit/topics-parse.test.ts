@@ -8,6 +8,8 @@ describe('topics().parse: every topic cutter builds parses back to what built it
     expect(t.parse(t.nodeAssign('n1'))).toEqual({ kind: 'nodeAssign', node: 'n1' });
     expect(t.parse(t.nodeCancel('n1'))).toEqual({ kind: 'nodeCancel', node: 'n1' });
     expect(t.parse(t.nodePorts('n1', 't-9'))).toEqual({ kind: 'nodePorts', node: 'n1', task: 't-9' });
+    expect(t.parse(t.nodeStdin('n1', 't-9'))).toEqual({ kind: 'nodeStdin', node: 'n1', task: 't-9' });
+    expect(t.parse(t.nodeStdinAck('n1', 't-9'))).toEqual({ kind: 'nodeStdinAck', node: 'n1', task: 't-9' });
     expect(t.parse(t.filesIn('n1', 'cli-1'))).toEqual({ kind: 'filesIn', node: 'n1', client: 'cli-1' });
     expect(t.parse(t.filesInData('n1', 'cli-1'))).toEqual({ kind: 'filesInData', node: 'n1', client: 'cli-1' });
     expect(t.parse(t.filesOut('n1', 'cli-1'))).toEqual({ kind: 'filesOut', node: 'n1', client: 'cli-1' });
@@ -30,6 +32,9 @@ describe('topics().parse: every topic cutter builds parses back to what built it
       'lab/v1/nodes/n1',
       'lab/v1/nodes/n1/files/in/c/data/more',
       'lab/v1/nodes/n1/files/sideways/c',
+      'lab/v1/nodes/n1/stdin',
+      'lab/v1/nodes/n1/stdin/t-9/nack',
+      'lab/v1/nodes/n1/stdin/t-9/ack/more',
       'lab/v1/tasks/t-1',
       'lab/v1/controller/status/x',
       'lab/v1',
