@@ -189,14 +189,21 @@ export async function follow(
       : container.attach({ stream: true, stdout: true, stderr: true, abortSignal }),
   );
   if (stdin) ctx.stdin?.(stream as unknown as Writable, (rows, cols) => void resizeTty(container, rows, cols));
+  // When the mesh is behind, the attach stream is not read: the engine stops reading the container's
+  // output and the container blocks on its own writes (agent/output-window.ts).
+  const emit = (name: 'stdout' | 'stderr', c: Buffer) => {
+    if (ctx.output(name, c) || !ctx.drained || stream.isPaused()) return;
+    stream.pause();
+    void ctx.drained().then(() => stream.resume());
+  };
   if (tty) {
     // A TTY's stream is raw bytes: no frame headers to take apart (a first byte 0-2 would fool demuxStream).
-    stream.on('data', (c: Buffer) => ctx.output('stdout', c));
+    stream.on('data', (c: Buffer) => emit('stdout', c));
   } else {
     const stdout = new PassThrough();
     const stderr = new PassThrough();
-    stdout.on('data', (c: Buffer) => ctx.output('stdout', c));
-    stderr.on('data', (c: Buffer) => ctx.output('stderr', c));
+    stdout.on('data', (c: Buffer) => emit('stdout', c));
+    stderr.on('data', (c: Buffer) => emit('stderr', c));
     docker.modem.demuxStream(stream, stdout, stderr);
   }
   const ended = new Promise<void>((resolve) => {
