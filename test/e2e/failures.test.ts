@@ -2,8 +2,10 @@
  * Nothing lost: real server and agents killed, frozen and restarted under running tasks, the
  * queue, timeouts and drain — each checked through the CLI as a user would.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cli, cliBackground, eventually, startAgent, startServer, type Daemon } from '../harness.js';
+import { cli, cliBackground, eventually, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
 
 type Task = {
   taskId: string;
@@ -96,20 +98,22 @@ describe('agent killed with SIGKILL mid-task', () => {
     const doomed = track(await startAgent(url, 'doomed', ['--allow-exec', '--max-memory', '4g']));
     track(await startAgent(url, 'spare', ['--allow-exec', '--max-memory', '4g']));
     await cli(['nodes', 'drain', 'spare'], { broker: url });
-    const id = await submit(url, ['--memory', '1g', 'exec', '--', 'sh', '-c', 'sleep 4; echo finished']);
+    // The first attempt cannot finish before the kill, however slow the machine: it waits for a
+    // gate file the test makes only once the task has moved (both nodes share this machine's disk).
+    const gate = join(tempDir(), 'gate');
+    const id = await submit(url, ['--memory', '1g', 'exec', '--', 'sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.1; done; echo finished`]);
     await eventually(async () => (await show(url, id)).state === 'running');
     expect((await show(url, id)).node).toBe('doomed');
     await cli(['nodes', 'resume', 'spare'], { broker: url });
 
-    const killedAt = Date.now();
     await doomed.stop('SIGKILL');
-    // Polling through the CLI is coarse on a loaded machine: the new attempt may already have finished when seen.
+    // How fast it moves is measured in bench/ (failover). Polling through the CLI is coarse on a loaded machine: the new attempt may already have finished when seen.
     const moved = await eventually(async () => {
       const t = await show(url, id);
       return t.node === 'spare' && (t.state === 'running' || t.state === 'succeeded') ? t : null;
-    }, 10_000);
+    }, 20_000);
     expect(moved.attempt).toBe(2);
-    expect(Date.now() - killedAt).toBeLessThan(8_000); // the timing itself is measured in bench/ (failover)
+    writeFileSync(gate, '');
     const done = await eventually(async () => {
       const t = await show(url, id);
       return t.state === 'succeeded' ? t : null;

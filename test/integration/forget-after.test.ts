@@ -63,11 +63,15 @@ describe('forgetting nodes offline past forgetAfterMs', () => {
     cleanups.push(() => client.endAsync());
     await client.publishAsync(t.nodeStatus('gone'), JSON.stringify(offline('gone')), { qos: 1, retain: true });
     await eventually(() => controller.registry.get('gone'));
-    return { controller, client, removed, advance: (ms: number) => (clock += ms) };
+    return { controller, client, removed, url: broker.url, advance: (ms: number) => (clock += ms) };
   }
 
   it('forgets a node offline longer than forgetAfterMs and clears its retained status', async () => {
-    const { controller, client, removed, advance } = await setup(7 * DAY);
+    const { controller, client, removed, url, advance } = await setup(7 * DAY);
+    // Watching the status topic from before: the clear (an empty retained message) reaches live subscribers too.
+    const seen: Buffer[] = [];
+    client.on('message', (topic, payload) => topic === t.nodeStatus('gone') && seen.push(payload));
+    await client.subscribeAsync(t.nodeStatus('gone'), { qos: 1 });
     advance(6 * DAY);
     await new Promise((r) => setTimeout(r, 600));
     expect(removed).toEqual([]);
@@ -75,9 +79,13 @@ describe('forgetting nodes offline past forgetAfterMs', () => {
     await eventually(() => removed.length > 0);
     expect(removed).toEqual(['gone']);
     expect(controller.registry.get('gone')).toBeUndefined();
+    await eventually(() => seen.some((p) => p.length === 0));
+    // And a new subscriber is handed no status for it.
+    const fresh = await mqtt.connectAsync(url, { clientId: 'forget-test-fresh' });
+    cleanups.push(() => fresh.endAsync());
     const retained: Buffer[] = [];
-    client.on('message', (_topic, payload) => retained.push(payload));
-    await client.subscribeAsync(t.nodeStatus('gone'), { qos: 1 });
+    fresh.on('message', (_topic, payload) => retained.push(payload));
+    await fresh.subscribeAsync(t.nodeStatus('gone'), { qos: 1 });
     await new Promise((r) => setTimeout(r, 300));
     expect(retained.filter((p) => p.length > 0)).toEqual([]);
   });
