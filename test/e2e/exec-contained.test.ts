@@ -66,9 +66,9 @@ describe('exec task flags', () => {
   });
 
   it.skipIf(process.getuid?.() !== 0)('-u runs it as that user, with its HOME', async () => {
-    // -w /tmp and /bin/sh: neither the agent's directory (this checkout) nor every directory on its
+    // -w /tmp and commands by their paths: neither the agent's directory (this checkout) nor every directory on its
     // PATH need be open to nobody (a fresh clone under a private directory is neither).
-    const r = await run('exec', '-u', 'nobody', '-w', '/tmp', '--', '/bin/sh', '-c', 'id -u; id -g; echo "$HOME"');
+    const r = await run('exec', '-u', 'nobody', '-w', '/tmp', '--', '/bin/sh', '-c', '/usr/bin/id -u; /usr/bin/id -g; echo "$HOME"');
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('65534\n65534\n/nonexistent\n');
   });
