@@ -1,3 +1,5 @@
+import type { ExecutorContext } from './executors/executor.js';
+
 /**
  * Flow control for a task's output: the bytes of log events published but not yet acknowledged by
  * the broker (QoS 1 PUBACK). Past `limit` the executor is told to stop reading the workload's
@@ -43,4 +45,20 @@ export class OutputWindow {
     if (this.inFlight <= this.limit / 2) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
   }
+}
+
+/**
+ * Hands one chunk of a workload's output to `ctx` and, when the mesh is behind (`output()` says
+ * false), stops reading `source` until `ctx.drained()` resolves: the executors' one way to honour
+ * the window (exec pauses the child's pipe, docker the container's attach stream).
+ */
+export function forwardOutput(
+  ctx: Pick<ExecutorContext, 'output' | 'drained'>,
+  source: { pause(): unknown; resume(): unknown; isPaused(): boolean },
+  stream: 'stdout' | 'stderr',
+  chunk: Buffer,
+): void {
+  if (ctx.output(stream, chunk) || !ctx.drained || source.isPaused()) return;
+  source.pause();
+  void ctx.drained().then(() => source.resume());
 }

@@ -20,14 +20,7 @@ import { encode } from '../shared/codec.js';
 import type { Logger } from '../shared/logger.js';
 import { MessageRouter, connectMqtt } from '../shared/mqtt.js';
 import type { PlacementRule } from '../shared/ollama.js';
-import {
-  NodeStatusSchema,
-  RequestSchema,
-  TaskEventSchema,
-  isTerminal,
-  type ControllerStatus,
-  type TaskEvent,
-} from '../shared/schemas/index.js';
+import { NodeStatusSchema, RequestSchema, TaskEventSchema, type ControllerStatus, type TaskEvent } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
 import { VERSION } from '../shared/version.js';
 import { ControllerContext } from './context.js';
@@ -116,7 +109,7 @@ export class Controller {
     const offline: ControllerStatus = { v: 1, state: 'offline', version: VERSION, ts: ctx.now() };
     // Counted from disk before connecting: a persistent session's queued results may end some of
     // them before the count below would run (an external broker kept them while we were down).
-    const recoveredTasks = [...this.tasks.all()].filter((r) => !isTerminal(r.state.state)).length;
+    const recoveredTasks = this.tasks.liveTasks().length;
     let router!: MessageRouter;
     const client = await connectMqtt({
       url: this.opts.brokerUrl,

@@ -134,7 +134,7 @@ export class Liveness {
         continue;
       this.run(record, { type: 'timeout' });
     }
-    if (ctx.tasks.queued().length > 0) ctx.requestSchedule();
+    if (ctx.tasks.hasQueued()) ctx.requestSchedule();
     this.forgetGone(now);
   }
 

@@ -147,6 +147,12 @@ export class TaskStore {
     return out;
   }
 
+  /** Whether any task is queued (without sorting them as `queued()` does). */
+  hasQueued(): boolean {
+    for (const r of this.live) if (r.state.state === 'queued') return true;
+    return false;
+  }
+
   /** Queued tasks in placement order: priority high to low, then oldest first. */
   queued(): TaskRecord[] {
     const out: TaskRecord[] = [];

@@ -10,6 +10,7 @@ import type { DockerSpec } from '../../shared/schemas/index.js';
 import { EngineDownError, type EngineWatch } from './docker-engine.js';
 import { engineMessage, statusCode } from './docker-image.js';
 import type { ExecutorContext } from './executor.js';
+import { forwardOutput } from '../output-window.js';
 
 /**
  * Deadline of the fingerprint's calls (version, list), ms. A task's calls have none: a busy engine
@@ -191,11 +192,7 @@ export async function follow(
   if (stdin) ctx.stdin?.(stream as unknown as Writable, (rows, cols) => void resizeTty(container, rows, cols));
   // When the mesh is behind, the attach stream is not read: the engine stops reading the container's
   // output and the container blocks on its own writes (agent/output-window.ts).
-  const emit = (name: 'stdout' | 'stderr', c: Buffer) => {
-    if (ctx.output(name, c) || !ctx.drained || stream.isPaused()) return;
-    stream.pause();
-    void ctx.drained().then(() => stream.resume());
-  };
+  const emit = (name: 'stdout' | 'stderr', c: Buffer) => forwardOutput(ctx, stream, name, c);
   if (tty) {
     // A TTY's stream is raw bytes: no frame headers to take apart (a first byte 0-2 would fool demuxStream).
     stream.on('data', (c: Buffer) => emit('stdout', c));

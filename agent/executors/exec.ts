@@ -16,6 +16,7 @@ import { constants } from 'node:os';
 import type { Writable } from 'node:stream';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import type { ExecSpec } from '../../shared/schemas/index.js';
+import { forwardOutput } from '../output-window.js';
 import { execViolation } from '../policy.js';
 import { findLimitSupport, type LimitSupport } from './cgroup-find.js';
 import { type ExecLimits, removeStaleCgroups, TaskCgroup, taskCgroupName, unenforceable } from './exec-limits.js';
@@ -164,11 +165,7 @@ function run(spec: ExecSpec, ctx: ExecutorContext, p: { env: Record<string, stri
     ['stdout', child.stdout!],
     ['stderr', child.stderr!],
   ] as const) {
-    readable.on('data', (c: Buffer) => {
-      if (ctx.output(name, c) || !ctx.drained || readable.isPaused()) return;
-      readable.pause();
-      void ctx.drained().then(() => readable.resume());
-    });
+    readable.on('data', (c: Buffer) => forwardOutput(ctx, readable, name, c));
   }
 
   const signalGroup = (signal: NodeJS.Signals) => {
