@@ -32,6 +32,17 @@ const COMMANDS: Record<string, () => Promise<Register[]>> = {
   ports: async () => [(await import('./commands/ports.js')).registerPorts],
   pipeline: async () => [(await import('./commands/pipeline.js')).registerPipeline],
   mcp: async () => [(await import('./commands/mcp.js')).registerMcp],
+  // Completion walks the whole tree, so it registers every other command first.
+  completion: async () => [
+    ...(
+      await Promise.all(
+        Object.keys(COMMANDS)
+          .filter((k) => k !== 'completion')
+          .map((k) => COMMANDS[k]()),
+      )
+    ).flat(),
+    (await import('./commands/completion.js')).registerCompletion,
+  ],
 };
 
 const program = new Command('cutter')

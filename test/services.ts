@@ -29,7 +29,9 @@ export type ServiceId =
   | 'systemdAnalyze'
   | 'netns'
   | 'curl'
-  | 'cgroupLimits';
+  | 'cgroupLimits'
+  | 'zsh'
+  | 'fish';
 
 interface ServiceSpec {
   /** Short name shown in the skip tag ("needs <label>"); no `]` and no ` — `. */
@@ -133,6 +135,8 @@ const SPECS: Record<ServiceId, ServiceSpec> = {
     },
   },
   curl: { label: 'curl', install: 'apt-get install curl', probe: () => commands('curl') },
+  zsh: { label: 'zsh', install: 'apt-get install zsh', probe: () => commands('zsh') },
+  fish: { label: 'fish', install: 'apt-get install fish', probe: () => commands('fish') },
   cgroupLimits: {
     label: 'cgroup memory and cpu limits',
     install: 'run the tests as root on Linux with the memory and cpu cgroup controllers mounted (v2, or v1 memory and cpu)',
