@@ -8,7 +8,7 @@
  * bounded ring (oldest dropped first, counted) and are written once space returns; the failure is
  * reported at most once a minute.
  */
-import { appendFile, mkdirSync } from 'node:fs';
+import { close as closeFd, mkdirSync, open, write } from 'node:fs';
 import { dirname } from 'node:path';
 
 export type AuditAction =
@@ -51,6 +51,12 @@ export const AUDIT_RING_BYTES = 4 * 1024 * 1024;
 const AUDIT_RETRY_MS = 2_000;
 /** At most one warning per this interval about failing writes, ms. */
 const AUDIT_WARN_MS = 60_000;
+/**
+ * The file stays open while records keep coming and is closed after this long without one, ms: a
+ * busy server does not open and close it for every record (that cost a few % of its CPU under a
+ * stream of requests), and a log moved away by logrotate is let go of within a second.
+ */
+export const AUDIT_IDLE_CLOSE_MS = 1_000;
 
 /** Where the audit log says that it cannot write (default: nowhere; the server passes its logger's warn). */
 export type AuditWarn = (fields: { err: unknown; path: string; waiting: number; dropped: number }, msg: string) => void;
@@ -66,6 +72,9 @@ export class AuditLog {
   private failingSince: number | null = null;
   private warnedAt = 0;
   private closed = false;
+  /** The open file while records keep coming, else null. */
+  private fd: number | null = null;
+  private idle?: NodeJS.Timeout;
 
   /**
    * Opens `path` for appending (mode 0600), creating its directory (a failure to create it is
@@ -104,7 +113,7 @@ export class AuditLog {
     this.pending = [];
     this.pendingBytes = 0;
     this.writing = new Promise<void>((resolve) =>
-      appendFile(this.path, lines.join(''), { mode: 0o600 }, (err) => {
+      this.append(Buffer.from(lines.join('')), (err) => {
         this.writing = undefined;
         if (err) {
           // Back in front of what came meanwhile, within the ring's bounds.
@@ -122,11 +131,53 @@ export class AuditLog {
             this.dropped = 0;
           }
           if (this.pending.length > 0) void this.flush();
+          else this.idleClose();
         }
         resolve();
       }),
     );
     return this.writing;
+  }
+
+  /** Appends all of `data` to the file, opening it (mode 0600) when not open; a failure closes it. */
+  private append(data: Buffer, done: (err: NodeJS.ErrnoException | null) => void): void {
+    const fail = (err: NodeJS.ErrnoException) => {
+      this.release();
+      done(err);
+    };
+    const writeFrom = (fd: number, offset: number): void =>
+      write(fd, data, offset, data.length - offset, null, (err, n) => {
+        if (err) return fail(err);
+        if (offset + n < data.length) return writeFrom(fd, offset + n);
+        done(null);
+      });
+    if (this.fd !== null) {
+      writeFrom(this.fd, 0);
+      return;
+    }
+    open(this.path, 'a', 0o600, (err, fd) => {
+      if (err) return done(err);
+      this.fd = fd;
+      writeFrom(fd, 0);
+    });
+  }
+
+  /** Closes the file after AUDIT_IDLE_CLOSE_MS without a record. */
+  private idleClose(): void {
+    clearTimeout(this.idle);
+    this.idle = setTimeout(() => {
+      if (!this.writing) this.release();
+    }, AUDIT_IDLE_CLOSE_MS);
+    this.idle.unref();
+  }
+
+  /** Closes the file now (the next write opens it again). */
+  private release(): void {
+    clearTimeout(this.idle);
+    if (this.fd === null) return;
+    const fd = this.fd;
+    this.fd = null;
+    closeFd(fd, () => undefined);
   }
 
   /** Drops the oldest lines beyond the ring's bounds. */
@@ -163,5 +214,6 @@ export class AuditLog {
     clearTimeout(this.retry);
     this.retry = undefined;
     await this.flush();
+    this.release();
   }
 }
