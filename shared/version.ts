@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 
-/** cutter's version, read once from package.json (one directory above dist/shared or shared/). */
+/** cutter's version, read once from package.json (one directory above dist/shared or shared/; npm name `cutter-mesh`). */
 export const VERSION: string = (() => {
   for (const rel of ['../../package.json', '../package.json']) {
     try {
       const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'cutter' && pkg.version) return pkg.version;
+      if ((pkg.name === 'cutter-mesh' || pkg.name === 'cutter') && pkg.version) return pkg.version;
     } catch {
       // try the next candidate
     }

@@ -35,7 +35,9 @@ describe.skipIf(needCompose.skip || !compose)(`docker-compose.yml${needCompose.t
   });
 
   it('has the server, the agent with the Docker socket, a data volume, healthchecks and settings from the environment', () => {
-    const r = run(['-f', 'docker-compose.yml', 'config'], { env: { CUTTER_NODE_ID: 'gpu-box', CUTTER_HA_BROKER: 'mqtt://ha.local:1883' } });
+    const r = run(['-f', 'docker-compose.yml', 'config'], {
+      env: { CUTTER_NODE_ID: 'gpu-box', CUTTER_HA_BROKER: 'mqtt://ha.local:1883', DOCKER_GID: '4242' },
+    });
     expect(r.status).toBe(0);
     const out = r.stdout;
     for (const want of [
@@ -49,6 +51,9 @@ describe.skipIf(needCompose.skip || !compose)(`docker-compose.yml${needCompose.t
       'gpu-box',
       'mqtt://ha.local:1883',
       '8088',
+      // The Ollama-compatible API, and the socket's group for the unprivileged agent.
+      '11434',
+      '4242',
     ]) {
       expect(out, want).toContain(want);
     }
@@ -103,6 +108,15 @@ describe('the compose healthchecks, run for real', () => {
     expect(spawnSync(process.execPath, ['-e', script]).status).toBe(0);
     const dead = checks[0][3].replace('127.0.0.1:8088', `127.0.0.1:1`);
     expect(spawnSync(process.execPath, ['-e', dead]).status).toBe(1);
+  });
+
+  it('the image runs as the unprivileged node user, with the server healthcheck compose uses', () => {
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/^USER node$/m);
+    const line = dockerfile.split('\n').find((l) => l.trim().startsWith('CMD ["node", "-e",'));
+    const check = JSON.parse(line!.trim().slice(4)) as string[];
+    expect(check[3]).toBe(checks[0][3]);
+    expect(spawnSync(process.execPath, ['-e', check[3].replace('127.0.0.1:8088', `127.0.0.1:${httpPort}`)]).status).toBe(0);
   });
 
   it('the agent is healthy while its heartbeats go out, unhealthy without the file', async () => {
