@@ -76,6 +76,11 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
    * ports; unset = this node is not reachable from the server (behind NAT) and forwards are refused.
    */
   advertiseAddress: z.string().min(1).max(255).optional(),
+  /**
+   * This machine's id for `cutter run --prefer-local` (env CUTTER_MACHINE_ID); default: a keyed hash
+   * of /etc/machine-id (shared/machine-id.ts). Set it to tell two agents on one machine apart.
+   */
+  machineId: z.string().min(1).max(128).optional(),
   /** File transfer and image sync: largest file sent or received, bytes (`4g`). */
   filesMaxSize: SizeSchema.default(4 * 1024 * 1024 * 1024),
 });
