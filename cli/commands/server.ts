@@ -27,7 +27,7 @@ export function registerServer(program: Command): void {
     )
     .option(
       '--local-headroom <pct|size>',
-      'with --prefer-local: what the local node must keep free, a share of its memory or a size (default 20%)',
+      'with --prefer-local: what the local node must keep free, a share of its memory or a size; 20% when not set',
     )
     .option('--insecure', 'let anonymous clients in with full rights (a warning at every start)')
     .option('--submits-per-minute <n>', d('submitsPerMinute', 'submissions per identity per minute'))
