@@ -5,6 +5,8 @@
  *   2. every candidate is checked (feasibility.ts); rejected ones keep their reason, as data (a Rejection);
  *   3. the feasible ones are ranked by the headroom they would have left: most for `spread`
  *      (default), least for `binpack`; ties go to the lexically first node id.
+ *      With prefer-local (prefer-local.ts) only the submitter's own node is ranked while it keeps
+ *      its headroom, else only the others (the local one when none other is feasible).
  * Ollama tasks (ollama.ts) first pass the placement file's rule for their model (unless a node is
  * named), then rank by where the model stands (loaded > on disk > loading > must pull), then by fewest
  * requests in flight (the heartbeat's or the controller's own count, whichever is more), then by headroom as above.

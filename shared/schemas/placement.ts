@@ -52,13 +52,13 @@ export const HeadroomSchema = z.union([z.object({ percent: z.number().min(0).max
  */
 export const NodePolicySchema = z.object({
   /** Image patterns (`*` wildcards); empty = any image. */
-  allowedImages: z.array(z.string().max(512)).max(256).optional(),
+  allowedImages: z.array(z.string().max(512)).max(128).optional(),
   /** Largest container memory limit accepted, bytes. */
   maxTaskMemory: Bytes.optional(),
   /** Memory limit given to containers that set none, bytes. */
   defaultTaskMemory: Bytes.optional(),
   /** Commands exec tasks may run (argv[0]); empty = any. Whether exec runs at all is `executors`. */
-  execAllowlist: z.array(z.string().max(4096)).max(256).optional(),
+  execAllowlist: z.array(z.string().max(1024)).max(128).optional(),
 });
 
 /** Free space where the node keeps its data (`fs.statfs` of the agent's data dir), bytes. */

@@ -70,10 +70,18 @@ describe('machine id and policy', () => {
     expect(machineId('lab-1')).toBe('lab-1');
   });
 
+  it('refuses labels the offer could not carry, naming the label', () => {
+    expect(AgentConfigSchema.parse({ labels: 'gpu=rtx4090,site=home' }).labels).toEqual({ gpu: 'rtx4090', site: 'home' });
+    expect(AgentConfigSchema.safeParse({ labels: 'a b=1' }).error?.issues[0]?.message).toBe(
+      'label key "a b" must be 1-64 characters without =, ! or spaces',
+    );
+    expect(AgentConfigSchema.safeParse({ labels: { k: 'v'.repeat(257) } }).success).toBe(false);
+  });
+
   it("announces the agent's policy rules, leaving out a list too long for the wire", () => {
     const cfg = AgentConfigSchema.parse({
       allowedImages: 'python:*',
-      execAllowlist: Array.from({ length: 300 }, (_, i) => `c${i}`),
+      execAllowlist: Array.from({ length: 200 }, (_, i) => `c${i}`),
       maxTaskMemory: '1g',
     });
     expect(policyOffer(cfg)).toEqual({ policy: { allowedImages: ['python:*'], maxTaskMemory: 1024 ** 3 }, omitted: ['execAllowlist'] });
