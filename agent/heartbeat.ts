@@ -21,6 +21,7 @@ import { VERSION } from '../shared/version.js';
 import { wakeInfoFor } from '../shared/wol.js';
 import { mergeCapacity } from './capacity.js';
 import type { ExecutorRegistry } from './executors/registry.js';
+import { PlacementFacts } from './placement-facts.js';
 import { type HostCapacity, probeGpus, probeHost } from './probe.js';
 
 /**
@@ -66,9 +67,12 @@ export class Heartbeat {
   private announceTimer?: NodeJS.Timeout;
   /** Stops the executors' watches (a dead Docker engine is announced at once, not at the next probe). */
   private unwatch?: () => void;
+  /** Platform, policy, machine id and free disk, for placement (./placement-facts.ts). */
+  private readonly placement: PlacementFacts;
 
   constructor(private readonly deps: HeartbeatDeps) {
     this.t = topics(deps.config.prefix);
+    this.placement = new PlacementFacts(deps.config, (msg) => deps.log.warn(msg));
   }
 
   /** The status topic of this node. */
@@ -105,6 +109,7 @@ export class Heartbeat {
   async probeAll(): Promise<void> {
     [this.gpus] = await Promise.all([probeGpus(), this.deps.executors.refresh()]);
     this.gpusProbedAt = Date.now();
+    await this.placement.refresh();
   }
 
   /** Gives the client statuses go out on (before it connects). */
@@ -188,6 +193,7 @@ export class Heartbeat {
       const regpu = Date.now() - this.gpusProbedAt > GPU_PROBE_MS && this.gpus.length > 0;
       const [host, , gpus] = await Promise.all([probeHost(), this.deps.executors.refresh(), regpu ? probeGpus() : undefined]);
       this.host = host;
+      await this.placement.refresh();
       if (gpus) {
         this.gpus = gpus;
         this.gpusProbedAt = Date.now();
@@ -231,6 +237,7 @@ export class Heartbeat {
       ...(reason ? { reason } : {}),
       ...finishedField(this.deps.finished?.() ?? []),
     };
+    this.placement.addTo(status);
     await this.client!.publishAsync(this.topic, encode(status), { qos: 1, retain: true });
   }
 

@@ -12,6 +12,8 @@ export interface ParsedDockerRun {
   spec: DockerSpec;
   /** `-d`/`--detach` was given. */
   detach: boolean;
+  /** `--platform os/arch[/variant]`, as given (a placement requirement, cli/placement-flags.ts). */
+  platform?: string;
 }
 
 /** Flags that take a value, by every spelling. */
@@ -31,6 +33,7 @@ const VALUE_FLAGS: Record<string, string> = {
   '--name': 'name',
   '-p': 'publish',
   '--publish': 'publish',
+  '--platform': 'platform',
 };
 /**
  * Flags without a value that are accepted. `--rm` is what cutter always does; `-i` attaches stdin
@@ -85,6 +88,7 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
   const labels: Record<string, string> = {};
   const spec: Partial<DockerSpec> = {};
   let detach = false;
+  let platform: string | undefined;
   let i = 1;
   for (; i < args.length; i++) {
     const arg = args[i];
@@ -169,12 +173,16 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
         break;
       case 'name':
         break; // containers are named cutter-<task>-<attempt> so an agent can find its own
+      case 'platform':
+        platform = value;
+        break;
     }
   }
   const image = args[i];
   if (!image) throw new CutterError('INVALID_ARGUMENT', 'docker run needs an IMAGE');
   return {
     detach,
+    ...(platform !== undefined ? { platform } : {}),
     spec: { kind: 'docker', image, cmd: args.slice(i + 1), env, labels, ...spec } as DockerSpec,
   };
 }

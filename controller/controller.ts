@@ -20,6 +20,7 @@ import { encode } from '../shared/codec.js';
 import type { Logger } from '../shared/logger.js';
 import { MessageRouter, connectMqtt } from '../shared/mqtt.js';
 import type { PlacementRule } from '../shared/ollama.js';
+import type { Headroom } from '../shared/schemas/index.js';
 import { NodeStatusSchema, RequestSchema, TaskEventSchema, type ControllerStatus, type TaskEvent } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
 import { VERSION } from '../shared/version.js';
@@ -42,6 +43,8 @@ export interface ControllerOptions {
   /** How long an agent has to accept an assignment, ms. */
   leaseMs: number;
   policy: 'spread' | 'binpack';
+  /** Prefer the submitting machine's node while it keeps this headroom (`--prefer-local`, `--local-headroom`); absent: off. */
+  local?: { prefer: boolean; headroom: Headroom };
   /** Rules of the Ollama placement file (`--ollama-placement`); none = any node may serve any model. */
   modelRules?: readonly PlacementRule[];
   keepFinished: number;

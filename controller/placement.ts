@@ -8,6 +8,7 @@ import { formatRejections } from '../shared/reasons.js';
 import type { Rejection } from '../shared/schemas/index.js';
 import type { ControllerContext } from './context.js';
 import { transition } from './lifecycle.js';
+import { admitOf } from './scheduler/node-fit.js';
 import { place } from './scheduler/place.js';
 import type { PlacementRequest } from './scheduler/snapshot.js';
 import type { TaskRecord } from './task-record.js';
@@ -75,8 +76,8 @@ export class Placement {
     const spec = record.spec;
     const ollama = spec.kind === 'ollama' ? { op: spec.op, model: spec.model, pull: spec.pull } : undefined;
     const placement = place(
-      { kind: s.kind, requirements: s.requirements, ollama, ...execLimitsOf(spec) },
-      { ...ctx.registry.snapshot(now, ctx.opts.policy), modelRules: ctx.opts.modelRules },
+      { kind: s.kind, requirements: s.requirements, ollama, ...execLimitsOf(spec), admit: admitOf(spec) },
+      { ...ctx.registry.snapshot(now, ctx.opts.policy), modelRules: ctx.opts.modelRules, local: ctx.opts.local },
     );
     if (!placement.ok) {
       const reason = `waiting: ${placement.message}${placement.rejections.length ? ` (${formatRejections(placement.rejections)})` : ''}`;
@@ -117,7 +118,13 @@ function requestKey(record: TaskRecord): string {
   if (key === undefined) {
     const spec = record.spec;
     const model = spec.kind === 'ollama' ? [spec.op, spec.model, spec.pull] : null;
-    key = JSON.stringify([record.state.kind, record.state.requirements, model, execLimitsOf(spec).execLimits ?? null]);
+    key = JSON.stringify([
+      record.state.kind,
+      record.state.requirements,
+      model,
+      execLimitsOf(spec).execLimits ?? null,
+      admitOf(spec) ?? null,
+    ]);
     keys.set(record, key);
   }
   return key;

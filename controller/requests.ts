@@ -9,6 +9,7 @@ import { encode } from '../shared/codec.js';
 import { LIMITS, scanJson } from '../shared/limits.js';
 import { CutterError, errorMessage } from '../shared/errors.js';
 import { RateLimiter } from '../shared/rate-limit.js';
+import { formatRejection } from '../shared/reasons.js';
 import { isTerminal, outputCut, type NodeView, type Rejection, type Reply, type Request, type TaskState } from '../shared/schemas/index.js';
 import { formatDuration } from '../shared/units.js';
 import type { ControllerContext } from './context.js';
@@ -254,6 +255,12 @@ export class Requests {
       ctx.tasks.discard(taskId);
       throw err;
     }
+    const never = noFit && requirements.node ? pinnedNever(noFit.rejections) : null;
+    if (never) {
+      // The one node named refuses by its own unchanging word (policy, platform, labels): waiting would be forever.
+      ctx.tasks.discard(taskId);
+      throw never;
+    }
     if (noFit && !req.options.queue) {
       ctx.tasks.discard(taskId);
       ctx.log.info({ taskId, rejections: noFit.rejections }, 'no node fits; not queued');
@@ -284,6 +291,19 @@ export class Requests {
     if (!wasQueued) ctx.log.info({ taskId, node: s.node }, 'cancel sent');
     return record.state;
   }
+}
+
+/**
+ * A task pinned with `--node` to a node whose refusal is no matter of time (its policy, its
+ * platform, its labels: they change only when its agent restarts with another config) is refused
+ * at once, as the agent would have refused it: POLICY_DENIED with the rule, else NO_FIT.
+ * @returns the error to throw, or null when the node may take the task later.
+ */
+function pinnedNever(rejections: Rejection[]): CutterError | null {
+  const r = rejections[0];
+  if (rejections.length !== 1 || !['policy', 'platform', 'constraint'].includes(r.code)) return null;
+  const message = r.code === 'policy' ? `refused by node ${r.node}'s policy: ${r.detail}` : `node ${r.node}: ${formatRejection(r)}`;
+  return new CutterError(r.code === 'policy' ? 'POLICY_DENIED' : 'NO_FIT', message, rejections);
 }
 
 /** The audit action of a refused write request. */

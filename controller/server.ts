@@ -177,6 +177,7 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
       prefix: cfg.prefix,
       leaseMs: cfg.leaseMs,
       policy: cfg.policy,
+      local: { prefer: cfg.preferLocal, headroom: cfg.localHeadroom },
       keepFinished: cfg.keepFinished,
       dataDir: cfg.dataDir,
       maxLogBytes: cfg.maxLogBytes,

@@ -21,6 +21,7 @@ import { formatDuration } from '../shared/units.js';
 import { isBroadcastAddress, sendMagicPacket, WOL_DEFAULT_PORT } from '../shared/wol.js';
 import type { ControllerContext } from './context.js';
 import type { Sleeper } from './registry.js';
+import { admitOf } from './scheduler/node-fit.js';
 import { place } from './scheduler/place.js';
 import type { ClusterSnapshot, NodeSnapshot, PlacementRequest } from './scheduler/snapshot.js';
 import type { TaskRecord } from './task-record.js';
@@ -58,6 +59,7 @@ function requestOf(record: TaskRecord): PlacementRequest {
     kind: s.kind,
     requirements: s.requirements,
     ollama: spec.kind === 'ollama' ? { op: spec.op, model: spec.model, pull: spec.pull } : undefined,
+    admit: admitOf(spec),
   };
 }
 

@@ -47,6 +47,12 @@ export function formatRejection(r: Rejection): string {
       `${r.onDisk ? 'has' : 'would pull'} model ${r.model} (${formatBytes(r.needed ?? 0)}) but has ${formatBytes(r.free ?? 0)} free memory` +
       `${r.gpuFree ? ` and ${formatBytes(r.gpuFree)} free on its GPU` : ''} to load it`,
     'placement-rule': () => `${r.rule ? describeRule(r.rule) : 'a placement rule'} sends ${r.model} elsewhere`,
+    constraint: () =>
+      `constraint ${r.wanted} not met: ${r.has === undefined ? 'the node has no such label' : `its label is ${r.wanted?.split(/!?=/)[0]}=${r.has}`} (cutter agent --label key=value)`,
+    platform: () => withDetail(`needs platform ${r.wanted}, the node is ${r.has ?? 'of an unknown platform'}`, r.detail),
+    disk: () =>
+      withDetail(`needs ${formatBytes(r.needed ?? 0)} free disk${r.free === undefined ? '' : `, has ${formatBytes(r.free)}`}`, r.detail),
+    policy: () => `its policy refuses the task: ${r.detail ?? 'a rule of the node'}`,
   };
   return words[r.code]();
 }
@@ -78,6 +84,10 @@ export function rejectionLabel(code: RejectionCode): string {
     'model-missing': 'model',
     'model-too-big': 'model',
     'placement-rule': 'model',
+    constraint: 'constraint',
+    platform: 'platform',
+    disk: 'disk',
+    policy: 'policy',
   };
   return labels[code];
 }

@@ -44,6 +44,7 @@ import {
   stopContainer,
 } from './docker-container.js';
 import { EngineDownError, EngineWatch, type EngineWatchOptions } from './docker-engine.js';
+import { EngineFacts } from './docker-platform.js';
 import { engineMessage, ensureImage, statusCode } from './docker-image.js';
 import { type DockerPolicy, dockerViolation, withDockerDefaults } from '../policy.js';
 import type { Admission, Executor, ExecutorContext, Fingerprint, Outcome, RecoveredTask, TaskHandle } from './executor.js';
@@ -66,6 +67,8 @@ export class DockerExecutor implements Executor<DockerSpec> {
   private readonly orphans = new Set<string>();
   /** The last answer of the engine to `probe()` (kept when a later probe only runs out of time). */
   private lastInfo?: DockerInfo;
+  /** The engine's platform and free disk (./docker-platform.ts). */
+  private readonly facts: EngineFacts;
 
   /**
    * @param docker a client; default honours DOCKER_HOST or the local socket.
@@ -80,6 +83,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
   ) {
     this.engine = new EngineWatch(docker, opts.watch);
     this.engineGraceMs = opts.engineGraceMs ?? ENGINE_GRACE_MS;
+    this.facts = new EngineFacts(docker);
   }
 
   /**
@@ -122,7 +126,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
         call((abortSignal) => (this.docker.version as (o: object) => Promise<Docker.DockerVersion>).call(this.docker, { abortSignal })),
         call((abortSignal) => this.docker.listContainers({ abortSignal })).catch(() => null),
       ]);
-      this.lastInfo = { available: true, version: v.Version, apiVersion: v.ApiVersion };
+      this.lastInfo = { available: true, version: v.Version, apiVersion: v.ApiVersion, ...(await this.facts.read(call)) };
       return { ...this.lastInfo, ...(running ? { containersRunning: running.length } : {}) };
     } catch (err) {
       if (err instanceof EngineDownError) return { available: false, error: err.reason };
@@ -147,6 +151,8 @@ export class DockerExecutor implements Executor<DockerSpec> {
       ...(info.apiVersion ? { apiVersion: info.apiVersion } : {}),
       ...(info.error ? { error: info.error.slice(0, 500) } : {}),
       ...(info.containersRunning !== undefined ? { containersRunning: info.containersRunning } : {}),
+      ...(info.platform ? { platform: info.platform } : {}),
+      ...(info.diskFree !== undefined ? { diskFree: info.diskFree } : {}),
     };
     return { available: info.available, ...(info.error ? { error: info.error } : {}), capacity: { docker } };
   }

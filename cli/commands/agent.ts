@@ -30,6 +30,13 @@ export function registerAgent(program: Command): void {
     .option('--max-task-memory <size>', 'policy: largest container memory limit accepted; containers must set one')
     .option('--default-task-memory <size>', 'policy: memory limit for containers that set none')
     .option('--labels <k=v,…>', 'labels for placement')
+    .option(
+      '--label <key=value>',
+      'a label for placement, matched by cutter run --constraint (repeatable; adds to --labels)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .option('--machine-id <id>', "this machine's id for cutter run --prefer-local (default: a hash of /etc/machine-id)")
     .option('--ollama-url <url>', d('ollamaUrl', 'this node\'s Ollama server, or "off"'))
     .option('--heartbeat <ms>', d('heartbeatMs', 'heartbeat interval, ms'))
     .option('--keepalive <s>', d('keepaliveSec', 'MQTT keepalive, seconds'))
@@ -65,7 +72,8 @@ export function registerAgent(program: Command): void {
             maxMemory: flags.maxMemory,
             maxTasks: flags.maxTasks,
             allowExec: flags.allowExec,
-            labels: flags.labels,
+            labels: joinLabels(flags.labels, flags.label),
+            machineId: flags.machineId,
             heartbeatMs: flags.heartbeat,
             keepaliveSec: flags.keepalive,
             lostAfterMs: flags.lostAfter,
@@ -104,4 +112,13 @@ export function registerAgent(program: Command): void {
         fatal(err);
       }
     });
+}
+
+/**
+ * `--labels a=1,b=2` and each `--label k=v` as one `k=v,…` string for the config (later ones win);
+ * undefined when neither is given, so the config file's or env's labels apply.
+ */
+export function joinLabels(labels: string | undefined, each: string[] | undefined): string | undefined {
+  const all = [labels, ...(each ?? [])].filter((v): v is string => Boolean(v));
+  return all.length ? all.join(',') : undefined;
 }

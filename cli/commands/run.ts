@@ -35,6 +35,7 @@ import { parseExecArgs } from '../exec-args.js';
 import { beforeBrokenPipeExit, EXIT_NOT_RUN, signalExitCode, taskExitCode } from '../exit.js';
 import { watchForwards } from '../forwards.js';
 import { printJson } from '../output.js';
+import { localImagePlatform, type PlacementFlags, placementRequirements, withPlacementOptions } from '../placement-flags.js';
 import { StdinPump } from '../stdin-pump.js';
 import { type GlobalFlags, withClient, withClientOptions } from './common.js';
 import { printTask, unfinished } from './follow.js';
@@ -44,7 +45,7 @@ export { EXIT_NOT_RUN } from '../exit.js';
 /** Signals that cancel the task, as `docker run --sig-proxy` passes them to the container. */
 const PROXIED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-interface RunFlags extends GlobalFlags {
+interface RunFlags extends GlobalFlags, PlacementFlags {
   node?: string;
   autoSelect?: boolean;
   memory?: string;
@@ -61,7 +62,12 @@ interface RunFlags extends GlobalFlags {
   tty?: boolean;
 }
 
-function buildSpec(executor: string, args: string[], interactive: boolean, tty: boolean): { spec: TaskSpec; detach: boolean } {
+function buildSpec(
+  executor: string,
+  args: string[],
+  interactive: boolean,
+  tty: boolean,
+): { spec: TaskSpec; detach: boolean; platform?: string } {
   if (executor === 'docker') {
     const parsed = parseDockerRun(args);
     if (interactive) parsed.spec.stdin = true;
@@ -119,8 +125,7 @@ function buildOptions(flags: RunFlags): NonNullable<RunRequest['options']> {
 
 export function registerRun(program: Command): void {
   withClientOptions(
-    program
-      .command('run')
+    withPlacementOptions(program.command('run'))
       .description('run a task on the node that fits: docker run … | exec -- CMD')
       .argument('<executor>', '"docker" (then: run [FLAGS] IMAGE [CMD…]) or "exec" (then: -- CMD [ARGS…])')
       .argument('[args...]', 'the docker run command line, or the command to exec')
@@ -147,9 +152,13 @@ export function registerRun(program: Command): void {
   ).action((executor: string, args: string[], flags: RunFlags) =>
     withClient(
       flags,
-      async (client) => {
+      async (client, cfg) => {
         if (flags.node && flags.autoSelect) throw new CutterError('INVALID_ARGUMENT', '--node and --auto-select exclude each other');
-        const { spec, detach: dockerDetach } = buildSpec(executor, args, Boolean(flags.interactive), Boolean(flags.tty));
+        const {
+          spec,
+          detach: dockerDetach,
+          platform: dockerPlatform,
+        } = buildSpec(executor, args, Boolean(flags.interactive), Boolean(flags.tty));
         if (flags.publish?.length) {
           if (spec.kind !== 'docker') throw new CutterError('INVALID_ARGUMENT', '-p forwards container ports: it needs a docker task');
           spec.ports = [...(spec.ports ?? []), ...flags.publish.map((p) => parsePublish(p))];
@@ -170,7 +179,15 @@ export function registerRun(program: Command): void {
           if (memory > 0) spec.memoryLimit ??= memory;
           if (cpus > 0) spec.cpus ??= cpus;
         }
-        const requirements: Requirements = { ...(flags.node ? { node: flags.node } : {}), memory, cpus };
+        // The platform asked for, else that of an image built on this machine (cli/placement-flags.ts).
+        const platform =
+          flags.platform ?? dockerPlatform ?? (spec.kind === 'docker' ? ((await localImagePlatform(spec.image)) ?? undefined) : undefined);
+        const requirements: Requirements = {
+          ...(flags.node ? { node: flags.node } : {}),
+          memory,
+          cpus,
+          ...placementRequirements(flags, platform, cfg.machineId),
+        };
         const taskId = newTaskId();
 
         if (detach) {

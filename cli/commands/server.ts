@@ -21,6 +21,14 @@ export function registerServer(program: Command): void {
     .option('--lease <ms>', d('leaseMs', 'ms an agent has to accept an assignment'))
     .option('--data-dir <dir>', d('dataDir', 'where the controller keeps tasks and logs'))
     .option('--policy <policy>', d('policy', 'spread (most headroom) or binpack'))
+    .option(
+      '--prefer-local',
+      "place a task on the submitting machine's own node while it keeps --local-headroom (cutter run --prefer-local per task)",
+    )
+    .option(
+      '--local-headroom <pct|size>',
+      'with --prefer-local: what the local node must keep free, a share of its memory or a size; 20% when not set',
+    )
     .option('--insecure', 'let anonymous clients in with full rights (a warning at every start)')
     .option('--submits-per-minute <n>', d('submitsPerMinute', 'submissions per identity per minute'))
     .option(
@@ -98,6 +106,8 @@ export function registerServer(program: Command): void {
             externalBroker: flags.broker,
             leaseMs: flags.lease,
             policy: flags.policy,
+            preferLocal: flags.preferLocal,
+            localHeadroom: flags.localHeadroom,
             prefix: flags.prefix,
             logLevel: flags.logLevel,
             dataDir: flags.dataDir,

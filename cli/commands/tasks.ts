@@ -56,6 +56,8 @@ export function describeTask(t: TaskState, output?: KeptOutput | null): string {
     ['OOM killed', t.oomKilled ? 'yes' : 'no'],
     ['Error', t.error ? `${t.error.code}: ${t.error.message}` : '-'],
   ];
+  // A queued task waits for something: say what (each node's reason when none fits).
+  if (t.state === 'queued' && t.reason) lines.push(['Waiting', t.reason]);
   if (output !== undefined) lines.push(['Output', outputLine(output)]);
   return lines.map(([k, v]) => `${`${k}:`.padEnd(12)}${v}`).join('\n');
 }

@@ -3,6 +3,7 @@
  * the node with a reason as data (shared/reasons.ts puts it into words). Pure functions of a NodeSnapshot.
  */
 import type { Rejection } from '../../shared/schemas/index.js';
+import { nodeFitReason } from './node-fit.js';
 import { STALE_AFTER_HEARTBEATS, type NodeSnapshot, type PlacementRequest } from './snapshot.js';
 
 /** Bytes committed to the tasks the node's heartbeat lists as running. */
@@ -56,6 +57,8 @@ export function rejectReason(n: NodeSnapshot, req: PlacementRequest, now: number
       return { code: 'exec-limits', detail: `${missing.join(' and ')} limit: ${why}` };
     }
   }
+  const unfit = nodeFitReason(n, req);
+  if (unfit) return unfit;
   const busy = tasksHeld(n);
   if (busy >= s.offer.maxTasks) return { code: 'max-tasks', running: busy, max: s.offer.maxTasks };
 

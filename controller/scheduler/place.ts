@@ -5,6 +5,8 @@
  *   2. every candidate is checked (feasibility.ts); rejected ones keep their reason, as data (a Rejection);
  *   3. the feasible ones are ranked by the headroom they would have left: most for `spread`
  *      (default), least for `binpack`; ties go to the lexically first node id.
+ *      With prefer-local (prefer-local.ts) only the submitter's own node is ranked while it keeps
+ *      its headroom, else only the others (the local one when none other is feasible).
  * Ollama tasks (ollama.ts) first pass the placement file's rule for their model (unless a node is
  * named), then rank by where the model stands (loaded > on disk > loading > must pull), then by fewest
  * requests in flight (the heartbeat's or the controller's own count, whichever is more), then by headroom as above.
@@ -14,6 +16,7 @@ import type { Rejection } from '../../shared/schemas/index.js';
 import { compareIds } from '../../shared/topics.js';
 import { formatBytes } from '../../shared/units.js';
 import { freeMemory, rejectReason } from './feasibility.js';
+import { preferLocal } from './prefer-local.js';
 import { inFlight, modelSize, modelTier, ruleData, ruleFor, TIER_NAMES, type ModelTier } from './ollama.js';
 import type { ClusterSnapshot, Placement, PlacementRequest } from './snapshot.js';
 
@@ -66,10 +69,12 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
   // of the scheduler's time with 1,000 nodes (all tied on headroom, so every comparison went on to the ids).
   const rank = (a: (typeof feasible)[number], b: (typeof feasible)[number]) =>
     a.tier - b.tier || a.inFlight - b.inFlight || sign * (a.freeAfter - b.freeAfter) || compareIds(a.node, b.node);
-  const best = feasible.reduce((b, f) => (rank(f, b) < 0 ? f : b));
+  const local = preferLocal(feasible, req, snapshot);
+  const best = local.pool.reduce((b, f) => (rank(f, b) < 0 ? f : b));
   let how = wanted
     ? 'requested with --node'
     : `${snapshot.policy === 'binpack' ? 'least' : 'most'} headroom of ${feasible.length} feasible node${feasible.length > 1 ? 's' : ''}, ${snapshot.policy}`;
+  if (local.note) how = `${local.note}; ${how}`;
   if (req.ollama && req.ollama.op !== 'pull') {
     const same = feasible.filter((f) => f.tier === best.tier).length;
     how = `model ${TIER_NAMES[best.tier]}${same > 1 ? ` (1 of ${same} such nodes, ${best.inFlight} request${best.inFlight === 1 ? '' : 's'} in flight)` : ''}${rule ? `, ${describeRule(ruleData(rule.rule, rule.index))}` : ''}; ${how}`;

@@ -3,7 +3,7 @@
  * consumed by `place()`; nothing in here talks to the network.
  */
 import type { PlacementRule } from '../../shared/ollama.js';
-import type { NodeStatus, OllamaOp, Rejection, Requirements, TaskKind } from '../../shared/schemas/index.js';
+import type { Headroom, NodeStatus, OllamaOp, Rejection, Requirements, TaskKind } from '../../shared/schemas/index.js';
 
 /** One node as the scheduler sees it. */
 export interface NodeSnapshot {
@@ -47,6 +47,8 @@ export interface ClusterSnapshot {
   policy: 'spread' | 'binpack';
   /** The Ollama placement file's rules (first match applies; an explicit node overrides them). */
   modelRules?: readonly PlacementRule[];
+  /** The server's `--prefer-local` default and `--local-headroom` (a task's own requirements win). Absent: off. */
+  local?: { prefer: boolean; headroom: Headroom };
 }
 
 /** What a task needs. */
@@ -57,6 +59,11 @@ export interface PlacementRequest {
   execLimits?: { memory: boolean; cpus: boolean };
   /** For ollama tasks: the operation, the model, and whether the node may pull it first. */
   ollama?: { op: OllamaOp; model: string; pull: boolean };
+  /**
+   * What the node's announced policy judges (controller/scheduler/node-fit.ts): a docker task's
+   * image and memory limit (bytes), an exec task's command (argv[0]). Absent: not judged.
+   */
+  admit?: { image?: string; memoryLimit?: number; command?: string };
 }
 
 /** The scheduler's answer. */

@@ -19,8 +19,7 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
   labels: z
     .union([z.record(z.string(), z.string()), z.string()])
     .transform((v, ctx) => {
-      if (typeof v !== 'string') return v;
-      const labels = parseLabels(v);
+      const labels = typeof v === 'string' ? parseLabels(v) : (labelBoundsError(v) ?? v);
       if (typeof labels === 'string') {
         ctx.addIssue({ code: 'custom', message: labels });
         return z.NEVER;
@@ -76,9 +75,26 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
    * ports; unset = this node is not reachable from the server (behind NAT) and forwards are refused.
    */
   advertiseAddress: z.string().min(1).max(255).optional(),
+  /**
+   * This machine's id for `cutter run --prefer-local` (env CUTTER_MACHINE_ID); default: a keyed hash
+   * of /etc/machine-id (shared/machine-id.ts). Set it to tell two agents on one machine apart.
+   */
+  machineId: z.string().min(1).max(128).optional(),
   /** File transfer and image sync: largest file sent or received, bytes (`4g`). */
   filesMaxSize: SizeSchema.default(4 * 1024 * 1024 * 1024),
 });
+
+/**
+ * Why labels do not fit the node's offer (NodeStatus `offer.labels`: keys 1-64 characters without
+ * `=`, `!` or spaces, so `--constraint` can name them; values up to 256), or null.
+ */
+function labelBoundsError(labels: Record<string, string>): string | null {
+  for (const [k, v] of Object.entries(labels)) {
+    if (!/^[^=!\s]{1,64}$/.test(k)) return `label key "${k}" must be 1-64 characters without =, ! or spaces`;
+    if (v.length > 256) return `label ${k}: values are at most 256 characters`;
+  }
+  return null;
+}
 
 /** Parses `k=v,k2=v2`; returns an error message instead of throwing, for zod to report with the key. */
 function parseLabels(v: string): Record<string, string> | string {
@@ -91,7 +107,7 @@ function parseLabels(v: string): Record<string, string> | string {
     if (eq <= 0) return `label "${part}" must be key=value`;
     out[part.slice(0, eq)] = part.slice(eq + 1);
   }
-  return out;
+  return labelBoundsError(out) ?? out;
 }
 
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;

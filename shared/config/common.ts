@@ -91,6 +91,8 @@ export function defaultNodeId(): string {
 export const CliConfigSchema = CommonConfigSchema.extend({
   /** How long to wait for the broker and the controller's reply, ms. */
   timeoutMs: Int(100, 600_000).default(5_000),
+  /** This machine's id, sent with `cutter run` for `--prefer-local` (env CUTTER_MACHINE_ID); default: shared/machine-id.ts. */
+  machineId: z.string().min(1).max(128).optional(),
 });
 
 export type CommonConfig = z.infer<typeof CommonConfigSchema>;

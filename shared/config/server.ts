@@ -1,5 +1,6 @@
 /** `cutter server`'s config: its keys and the checks that span several of them. */
 import { z } from 'zod';
+import { parseHeadroom } from '../headroom.js';
 import { IPV4_PATTERN } from '../schemas/node.js';
 import { Bool, CommonConfigSchema, DurationSchema, Int, SizeSchema, defaultDataDir } from './common.js';
 
@@ -66,6 +67,20 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   leaseMs: Int(100, 3_600_000).default(10_000),
   /** Placement policy among feasible nodes. */
   policy: z.enum(['spread', 'binpack']).default('spread'),
+  /** Place a task on the submitting machine's own node while it keeps `localHeadroom` (`cutter run --prefer-local` per task). */
+  preferLocal: Bool.default(false),
+  /** What the local node must keep free for `preferLocal`: a share of its memory (`20%`) or a size (`4g`). */
+  localHeadroom: z
+    .string()
+    .default('20%')
+    .transform((v, ctx) => {
+      try {
+        return parseHeadroom(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
   /** How many finished tasks the controller keeps (on disk, in memory and retained). */
   keepFinished: Int(1, 1_000_000).default(1_000),
   /** Where the controller keeps its state (tasks, logs, drained nodes). */

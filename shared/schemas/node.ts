@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { IdSchema } from '../topics.js';
+import { DiskSchema, NodePolicySchema, PlatformSchema } from './placement.js';
 
 const Bytes = z.number().int().nonnegative();
 
@@ -24,6 +25,10 @@ export const DockerInfoSchema = z.object({
   error: z.string().max(500).optional(),
   /** Containers running on the engine now, cutter's and others' (`GET /containers/json`); absent from older agents. */
   containersRunning: z.number().int().nonnegative().optional(),
+  /** The engine's platform (`GET /info` OSType and Architecture, mapped to Docker's names: x86_64 → amd64); absent from older agents. */
+  platform: PlatformSchema.optional(),
+  /** Free bytes of the filesystem of the engine's root dir (`GET /info` DockerRootDir), where images and containers go; absent when unknown. */
+  diskFree: Bytes.optional(),
 });
 
 /**
@@ -98,6 +103,8 @@ export const CapacitySchema = z.object({
   ollama: OllamaInfoSchema.optional(),
   /** Absent when the node runs no exec tasks, or its agent is older. */
   exec: ExecInfoSchema.optional(),
+  /** Free and total bytes of the filesystem of the agent's data dir (`fs.statfs`); absent from older agents. */
+  disk: DiskSchema.optional(),
 });
 
 /** What the node's owner lets cutter use (a notebook is also someone's computer). */
@@ -111,6 +118,12 @@ export const OfferSchema = z.object({
   labels: z.record(z.string().max(64), z.string().max(256)).default({}),
   /** How long this node may be disconnected before its tasks are lost and rescheduled, ms (0 = at once). */
   lostAfterMs: z.number().int().nonnegative().default(0),
+  /** The agent's own platform (`process.arch` in Docker's names), what exec tasks run on; absent from older agents. */
+  platform: PlatformSchema.optional(),
+  /** What the node's execution policy admits (shared/policy.ts); absent from older agents, which enforce it only at admit time. */
+  policy: NodePolicySchema.optional(),
+  /** The machine's stable id (shared/machine-id.ts: a keyed hash of /etc/machine-id), for `--prefer-local`; absent when unknown. */
+  machineId: z.string().max(128).optional(),
 });
 
 /** A task the node is running (or starting) now, with the memory committed to it in bytes. */

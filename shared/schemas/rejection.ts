@@ -23,6 +23,10 @@ import { IdSchema } from '../topics.js';
  * - `model-too-big`: `model` of `needed` bytes fits neither `free` bytes of memory nor `gpuFree` bytes on a GPU
  *   (`onDisk`: the node has it, else it would pull it).
  * - `placement-rule`: the Ollama placement file's `rule` sends `model` to other nodes.
+ * - `constraint`: the task's constraint `wanted` (`gpu=rtx4090`) fails on the node's label, which is `has` (absent: no such label).
+ * - `platform`: the task is for platform `wanted` (`linux/arm64`), the node is `has` (`detail`: when the node does not say).
+ * - `disk`: `needed` bytes of free disk, the node has `free` (`detail`: when the node does not say).
+ * - `policy`: the node's execution policy would refuse the task (`detail`: the rule, as the agent words it).
  */
 export const RejectionCodeSchema = z.enum([
   'unknown-node',
@@ -41,6 +45,10 @@ export const RejectionCodeSchema = z.enum([
   'model-missing',
   'model-too-big',
   'placement-rule',
+  'constraint',
+  'platform',
+  'disk',
+  'policy',
 ]);
 
 const bytes = z.number().int().nonnegative();
@@ -84,6 +92,10 @@ export const RejectionSchema = z.object({
   model: z.string().max(512).optional(),
   /** `placement-rule`: the rule that applies. */
   rule: RejectionRuleSchema.optional(),
+  /** `constraint`: the constraint (`gpu=rtx4090`, `site!=home`); `platform`: the task's platform (`linux/arm64`). */
+  wanted: z.string().max(600).optional(),
+  /** `constraint`: the node's value of the label (absent: it has none); `platform`: the node's platform. */
+  has: z.string().max(300).optional(),
 });
 
 export type RejectionCode = z.infer<typeof RejectionCodeSchema>;

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { IdSchema } from '../topics.js';
+import { ConstraintSchema, HeadroomSchema, PlatformSchema } from './placement.js';
 
 const Bytes = z.number().int().nonnegative();
 const EnvSchema = z
@@ -101,6 +102,18 @@ export const RequirementsSchema = z.object({
   node: IdSchema.optional(),
   memory: Bytes.default(0),
   cpus: z.number().nonnegative().max(1024).default(0),
+  /** Node labels the task needs (`--constraint key=value`, `key!=value`), all of them; absent = any node. */
+  constraints: z.array(ConstraintSchema).max(32).optional(),
+  /** The platform the task's image or command is built for (`--platform linux/arm64`); absent = any. */
+  platform: PlatformSchema.optional(),
+  /** Free disk the node must have for the task (`--disk 10g`, Nomad's ephemeral_disk), bytes. */
+  disk: z.number().int().nonnegative().optional(),
+  /** The submitting machine's id (shared/machine-id.ts), for `preferLocal`. */
+  machineId: z.string().max(128).optional(),
+  /** Prefer the submitting machine's node while it keeps `localHeadroom` (`--prefer-local`); absent = the server's default. */
+  preferLocal: z.boolean().optional(),
+  /** Memory the local node must keep free for `preferLocal`; absent = the server's default. */
+  localHeadroom: HeadroomSchema.optional(),
 });
 
 /**

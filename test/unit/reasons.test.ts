@@ -43,6 +43,16 @@ describe('formatRejection', () => {
         { code: 'placement-rule', model: 'gemma2:2b', rule: { index: 0, model: 'gemma2:*', nodes: ['server'] } },
         'placement rule 1 (model gemma2:* → server) sends gemma2:2b elsewhere',
       ],
+      [
+        { code: 'constraint', wanted: 'gpu=rtx4090', has: 'a100' },
+        'constraint gpu=rtx4090 not met: its label is gpu=a100 (cutter agent --label key=value)',
+      ],
+      [{ code: 'platform', wanted: 'linux/arm64', has: 'linux/amd64' }, 'needs platform linux/arm64, the node is linux/amd64'],
+      [{ code: 'disk', needed: 10 * GiB, free: 2 * GiB }, 'needs 10.0 GiB free disk, has 2.0 GiB'],
+      [
+        { code: 'policy', detail: 'image evil/miner is not allowed here (allowedImages: cutter-test/*)' },
+        'its policy refuses the task: image evil/miner is not allowed here (allowedImages: cutter-test/*)',
+      ],
     ];
     for (const [r, words] of cases) {
       const rejection = RejectionSchema.parse({ node: 'n1', ...r });
