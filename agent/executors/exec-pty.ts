@@ -6,8 +6,9 @@
  *   follows its resizes (stdin window-size frames → `resize`); `TERM` is the task's, else `xterm`
  *   (what Docker sets for a `Tty` container);
  * - output is one stream of raw bytes (stderr merged into stdout, the pty's own CRLF line ends),
- *   read as Buffers (node-pty `encoding: null`: no UTF-8 decoding that could split a character);
- *   it honours the output window (agent/output-window.ts) by pausing the pty's reads;
+ *   read as Buffers (node-pty `encoding: null`: no UTF-8 decoding that could split a character)
+ *   to its last byte (the agent holds the slave side open, see holdSlave); it honours the output
+ *   window (agent/output-window.ts) by pausing the pty's reads;
  * - stdin frames (`-i`) are written to the terminal with backpressure (the agent acknowledges only
  *   what the kernel took); EOF is the terminal's EOF character, ^D, as ssh -t sends it;
  * - the first process is the session leader: a cancel sends SIGTERM to every process of its
@@ -60,8 +61,8 @@ const STDIN_RETRY_MS = 10;
 /** The terminal's EOF character (VEOF, ^D), written at the end of stdin. */
 const EOF_CHAR = Buffer.from([0x04]);
 
-/** UnixTerminal's members the typings leave out: its master fd, and 'close' (the fd is closed then). */
-type UnixPty = NodePty.IPty & { readonly fd?: number; on?(event: 'close', listener: () => void): void };
+/** UnixTerminal's members the typings leave out: its master fd, its slave's path, and 'close' (the fd is closed then). */
+type UnixPty = NodePty.IPty & { readonly fd?: number; readonly ptsName?: string; on?(event: 'close', listener: () => void): void };
 
 let loaded: typeof NodePty | Error | undefined;
 
@@ -193,6 +194,7 @@ function supervise(spec: ExecSpec, ctx: ExecutorContext, p: PreparedExec, setpri
     throw new CutterError('START_FAILED', `cannot open a pseudo-terminal: ${errorMessage(err)}`);
   }
   const pid = term.pid;
+  const slave = holdSlave(term);
   let closed = false; // the master fd is closed: nothing more is written to it
   let exited = false;
   let cancelled = false;
@@ -239,6 +241,7 @@ function supervise(spec: ExecSpec, ctx: ExecutorContext, p: PreparedExec, setpri
       clearInterval(watch);
       killAll();
       hold?.close();
+      if (slave !== undefined) closeSync(slave);
       const code = signal ? 128 + signal : exitCode;
       const oomKilled = (cgroup?.oomKills() ?? 0) > 0;
       const finish = () => (failed ? reject(failed) : resolve({ exitCode: code, oomKilled, cancelled, startedAt, finishedAt: Date.now() }));
@@ -338,6 +341,23 @@ function fallbackInput(term: NodePty.IPty): Writable {
       cb();
     },
   });
+}
+
+/**
+ * Opens the terminal's slave side in the agent (never as its controlling terminal) until the task
+ * ends. Without it the last close of the slave (the task's exit) is a hang-up on the master, and
+ * libuv, reading a pty 4095 bytes at a time, takes the hang-up after a short read for the end of
+ * the output: the last kilobytes still in the kernel were lost (12 KiB of 25 MB in a test). Held
+ * open, the output is read to its end; node-pty closes its side 200 ms after the task's exit.
+ * @returns the fd, or undefined when the path is not known or cannot be opened (read as before).
+ */
+function holdSlave(term: UnixPty): number | undefined {
+  if (!term.ptsName) return undefined;
+  try {
+    return openSync(term.ptsName, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether `pid` still runs (a zombie does not). */

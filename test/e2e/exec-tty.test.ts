@@ -9,6 +9,7 @@
  * leaves nothing of the session behind. Real server, real agent (--allow-exec).
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as NodePty from 'node-pty';
@@ -198,6 +199,17 @@ describe('cutter run -t exec without -i', () => {
     expect(tty.code, tty.stderr).toBe(5);
     // No terminal on the client: the node's default size.
     expect(tty.stdout).toMatch(/^\/dev\/pts\/\d+\r\n24 80\r\n$/);
+  });
+
+  it('to the last byte: 25 MB of lines through -t give the sha256 a local `script` run gives', async () => {
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const remote = await bytesOf(process.execPath, [CUTTER, 'run', '-t', '--node', NODE, 'exec', '--', 'seq', '1', '3000000'], {
+      CUTTER_BROKER: url,
+    });
+    expect(remote.code, remote.stderr).toBe(0);
+    const local = spawnSync('script', ['-qec', 'seq 1 3000000', '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+    expect(local.stdout.length).toBe(25_888_896);
+    expect({ bytes: remote.stdout.length, sha256: sha(remote.stdout) }).toEqual({ bytes: local.stdout.length, sha256: sha(local.stdout) });
   });
 
   it('-it with a stdin that is no terminal exits 1, as docker run -it does; a missing command is 127', async () => {
