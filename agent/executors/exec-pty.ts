@@ -21,7 +21,7 @@
  *   without setpriv refuses `-t` with `-u` instead of running the task with root's groups.
  */
 import { execFile } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +33,7 @@ import { forwardOutput } from '../output-window.js';
 import type { TaskCgroup } from './exec-limits.js';
 import type { ExecUser } from './exec-user.js';
 import type { ExecutorContext, Outcome, TaskHandle } from './executor.js';
+import { running, signalSession } from './pty-session.js';
 import { resolveCommand } from './resolve-command.js';
 
 /** What exec.ts made ready before spawning (environment, user, cgroup). */
@@ -357,41 +358,5 @@ function holdSlave(term: UnixPty): number | undefined {
     return openSync(term.ptsName, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
   } catch {
     return undefined;
-  }
-}
-
-/** Whether `pid` still runs (a zombie does not). */
-function running(pid: number): boolean {
-  try {
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').at(-1)?.startsWith('Z');
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Sends `signal` to every process of session `sid` (proc(5) /proc/[pid]/stat field 6), its leader's
- * group first. Never throws.
- */
-export function signalSession(sid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-sid, signal);
-  } catch {
-    // the group is gone
-  }
-  let pids: string[] = [];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return;
-  }
-  for (const d of pids) {
-    try {
-      const fields = readFileSync(`/proc/${d}/stat`, 'utf8').split(') ').at(-1)!.split(' ');
-      // After the comm: state, ppid, pgrp, session.
-      if (Number(fields[3]) === sid) process.kill(Number(d), signal);
-    } catch {
-      // gone, or not ours to see
-    }
   }
 }

@@ -212,12 +212,14 @@ describe('cutter run -t exec without -i', () => {
     expect({ bytes: remote.stdout.length, sha256: sha(remote.stdout) }).toEqual({ bytes: local.stdout.length, sha256: sha(local.stdout) });
   });
 
-  it('-it with a stdin that is no terminal exits 1, as docker run -it does; a missing command is 127', async () => {
+  it('-it with a stdin that is no terminal exits 1, as docker run -it does; a missing command is 127, a signal 128+n', async () => {
     const r = await cli(['run', '-it', '--node', NODE, 'exec', '--', 'sh'], { broker: url });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('the input device is not a TTY');
     const missing = await cli(['run', '-t', '--node', NODE, 'exec', '--', 'no-such-command-here'], { broker: url });
     expect(missing.code, missing.stderr).toBe(127);
+    const signalled = await cli(['run', '-t', '--node', NODE, 'exec', '--', 'sh', '-c', 'kill -TERM $$'], { broker: url });
+    expect(signalled.code, signalled.stderr).toBe(128 + 15);
   });
 
   it.skipIf(!asRoot)('-e, -w and -u hold under a TTY (-u: the user and only its own groups)', async () => {
