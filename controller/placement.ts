@@ -75,7 +75,13 @@ export class Placement {
     const spec = record.spec;
     const ollama = spec.kind === 'ollama' ? { op: spec.op, model: spec.model, pull: spec.pull } : undefined;
     const placement = place(
-      { kind: s.kind, requirements: s.requirements, ollama, ...execLimitsOf(spec) },
+      {
+        kind: s.kind,
+        requirements: s.requirements,
+        ollama,
+        ...execLimitsOf(spec),
+        ...(spec.kind === 'exec' && spec.tty ? { execTty: true } : {}),
+      },
       { ...ctx.registry.snapshot(now, ctx.opts.policy), modelRules: ctx.opts.modelRules },
     );
     if (!placement.ok) {
@@ -118,6 +124,7 @@ function requestKey(record: TaskRecord): string {
     const spec = record.spec;
     const model = spec.kind === 'ollama' ? [spec.op, spec.model, spec.pull] : null;
     key = JSON.stringify([record.state.kind, record.state.requirements, model, execLimitsOf(spec).execLimits ?? null]);
+    if (spec.kind === 'exec' && spec.tty) key += ' tty';
     keys.set(record, key);
   }
   return key;

@@ -21,10 +21,10 @@
  *   without setpriv refuses `-t` with `-u` instead of running the task with root's groups.
  */
 import { execFile } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import type * as NodePty from 'node-pty';
 import { CutterError, errorMessage } from '../../shared/errors.js';
@@ -85,6 +85,25 @@ function nodePty(): typeof NodePty {
       `this node cannot give exec tasks a TTY (node-pty did not load: ${loaded.message}); drop -t, or run it as a docker task`,
     );
   return loaded;
+}
+
+let installed: boolean | undefined;
+
+/**
+ * Whether node-pty and its native module are installed with this agent (for its fingerprint:
+ * only looked up, not loaded; the paths its loader tries, node-pty lib/utils.js).
+ */
+export function ptyInstalled(): boolean {
+  if (installed === undefined) {
+    try {
+      const root = join(dirname(createRequire(import.meta.url).resolve('node-pty')), '..');
+      const dirs = ['build/Release', 'build/Debug', `prebuilds/${process.platform}-${process.arch}`];
+      installed = dirs.some((d) => existsSync(join(root, d, 'pty.node')));
+    } catch {
+      installed = false;
+    }
+  }
+  return installed;
 }
 
 /**

@@ -19,7 +19,7 @@ import type { ExecSpec } from '../../shared/schemas/index.js';
 import { forwardOutput } from '../output-window.js';
 import { execViolation } from '../policy.js';
 import { findLimitSupport, type LimitSupport } from './cgroup-find.js';
-import { checkPty, runInPty } from './exec-pty.js';
+import { checkPty, ptyInstalled, runInPty } from './exec-pty.js';
 import { type ExecLimits, removeStaleCgroups, TaskCgroup, taskCgroupName, unenforceable } from './exec-limits.js';
 import { type ExecUser, resolveExecUser } from './exec-user.js';
 import type { Admission, Executor, ExecutorContext, Fingerprint, Outcome, TaskHandle } from './executor.js';
@@ -86,7 +86,12 @@ export class ExecExecutor implements Executor<ExecSpec> {
     if (!this.options.enabled)
       return { available: false, disabled: true, error: 'this node does not run exec tasks (start its agent with --allow-exec)' };
     const s = this.limits();
-    const exec = { limits: { memory: s.memory, cpus: s.cpus }, ...(s.via ? { via: s.via } : {}), ...(s.why ? { why: s.why } : {}) };
+    const exec = {
+      limits: { memory: s.memory, cpus: s.cpus },
+      ...(s.via ? { via: s.via } : {}),
+      ...(s.why ? { why: s.why } : {}),
+      tty: ptyInstalled(),
+    };
     return { available: true, capacity: { exec } };
   }
 

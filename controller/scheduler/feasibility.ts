@@ -56,6 +56,11 @@ export function rejectReason(n: NodeSnapshot, req: PlacementRequest, now: number
       return { code: 'exec-limits', detail: `${missing.join(' and ')} limit: ${why}` };
     }
   }
+  if (req.execTty && !s.capacity.exec?.tty) {
+    const why =
+      s.capacity.exec?.tty === false ? 'node-pty is not installed with its agent' : 'its agent does not say it can (an older agent)';
+    return { code: 'exec-tty', detail: why };
+  }
   const busy = tasksHeld(n);
   if (busy >= s.offer.maxTasks) return { code: 'max-tasks', running: busy, max: s.offer.maxTasks };
 
