@@ -86,13 +86,9 @@ export class ExecExecutor implements Executor<ExecSpec> {
     if (!this.options.enabled)
       return { available: false, disabled: true, error: 'this node does not run exec tasks (start its agent with --allow-exec)' };
     const s = this.limits();
-    const exec = {
-      limits: { memory: s.memory, cpus: s.cpus },
-      ...(s.via ? { via: s.via } : {}),
-      ...(s.why ? { why: s.why } : {}),
-      tty: ptyInstalled(),
-    };
-    return { available: true, capacity: { exec } };
+    const exec = { limits: { memory: s.memory, cpus: s.cpus }, ...(s.via ? { via: s.via } : {}), ...(s.why ? { why: s.why } : {}) };
+    // `tty`: it can run `-t` tasks in a pseudo-terminal (node-pty looked up, not loaded).
+    return { available: true, capacity: { exec: { ...exec, tty: ptyInstalled() } } };
   }
 
   /** Refuses a command outside the allowlist (POLICY_DENIED). */
