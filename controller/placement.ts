@@ -76,7 +76,14 @@ export class Placement {
     const spec = record.spec;
     const ollama = spec.kind === 'ollama' ? { op: spec.op, model: spec.model, pull: spec.pull } : undefined;
     const placement = place(
-      { kind: s.kind, requirements: s.requirements, ollama, ...execLimitsOf(spec), admit: admitOf(spec) },
+      {
+        kind: s.kind,
+        requirements: s.requirements,
+        ollama,
+        ...execLimitsOf(spec),
+        admit: admitOf(spec),
+        ...(spec.kind === 'exec' && spec.tty ? { execTty: true } : {}),
+      },
       { ...ctx.registry.snapshot(now, ctx.opts.policy), modelRules: ctx.opts.modelRules, local: ctx.opts.local },
     );
     if (!placement.ok) {
@@ -125,6 +132,7 @@ function requestKey(record: TaskRecord): string {
       execLimitsOf(spec).execLimits ?? null,
       admitOf(spec) ?? null,
     ]);
+    if (spec.kind === 'exec' && spec.tty) key += ' tty';
     keys.set(record, key);
   }
   return key;

@@ -37,6 +37,7 @@ export function formatRejection(r: Rejection): string {
     'no-exec': () => 'does not run exec tasks (start its agent with --allow-exec)',
     'exec-limits': () =>
       `${withDetail('cannot enforce the limits of exec tasks', r.detail)}: run its agent as root with cgroups mounted, or drop --memory/--cpus`,
+    'exec-tty': () => `${withDetail('cannot give exec tasks a TTY', r.detail)}: drop -t, or run it on a node that can`,
     'max-tasks': () => `busy: ${r.running} of at most ${r.max} tasks running`,
     cpus: () => `needs ${r.needed} CPUs, has ${r.free}`,
     memory: () =>
@@ -78,6 +79,7 @@ export function rejectionLabel(code: RejectionCode): string {
     'no-ollama': 'model',
     'no-exec': 'executor',
     'exec-limits': 'executor',
+    'exec-tty': 'executor',
     'max-tasks': 'tasks',
     cpus: 'cpu',
     memory: 'memory',

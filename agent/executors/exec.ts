@@ -19,6 +19,7 @@ import type { ExecSpec } from '../../shared/schemas/index.js';
 import { forwardOutput } from '../output-window.js';
 import { execViolation } from '../policy.js';
 import { findLimitSupport, type LimitSupport } from './cgroup-find.js';
+import { checkPty, ptyInstalled, runInPty } from './exec-pty.js';
 import { type ExecLimits, removeStaleCgroups, TaskCgroup, taskCgroupName, unenforceable } from './exec-limits.js';
 import { type ExecUser, resolveExecUser } from './exec-user.js';
 import type { Admission, Executor, ExecutorContext, Fingerprint, Outcome, TaskHandle } from './executor.js';
@@ -86,7 +87,8 @@ export class ExecExecutor implements Executor<ExecSpec> {
       return { available: false, disabled: true, error: 'this node does not run exec tasks (start its agent with --allow-exec)' };
     const s = this.limits();
     const exec = { limits: { memory: s.memory, cpus: s.cpus }, ...(s.via ? { via: s.via } : {}), ...(s.why ? { why: s.why } : {}) };
-    return { available: true, capacity: { exec } };
+    // `tty`: it can run `-t` tasks in a pseudo-terminal (node-pty looked up, not loaded).
+    return { available: true, capacity: { exec: { ...exec, tty: ptyInstalled() } } };
   }
 
   /** Refuses a command outside the allowlist (POLICY_DENIED). */
@@ -98,12 +100,14 @@ export class ExecExecutor implements Executor<ExecSpec> {
   /**
    * Starts the task. `done` rejects (nothing ran) with EXECUTOR_UNAVAILABLE when the task asks
    * for a limit this node cannot enforce, START_FAILED (bad cwd or user, a cgroup the kernel
-   * refused), COMMAND_NOT_FOUND / COMMAND_NOT_INVOKABLE.
+   * refused), COMMAND_NOT_FOUND / COMMAND_NOT_INVOKABLE. With `tty` it runs in a pseudo-terminal
+   * (./exec-pty.ts; EXECUTOR_UNAVAILABLE where the node cannot give it one).
    */
   start(spec: ExecSpec, ctx: ExecutorContext): TaskHandle {
     let prepared: { env: Record<string, string>; user?: ExecUser; cgroup?: TaskCgroup } | undefined;
     try {
       prepared = this.prepare(spec, ctx);
+      if (spec.tty) return runInPty(spec, ctx, prepared, checkPty(spec, prepared.user));
       return run(spec, ctx, prepared);
     } catch (err) {
       // prepare()'s refusals, or spawn() throwing on an argument it cannot pass (a NUL byte).

@@ -15,8 +15,10 @@
  * second signal exits at once. A closed stdout (`| head -1`) cancels the task and exits 141.
  * With `-i` (on `cutter run`, or `docker run -i`) this process's stdin, EOF included, is streamed to
  * the task's stdin (../stdin-pump.ts); without it the task's stdin is empty and nothing here is read.
- * With `-t` a docker task gets a TTY the size of this terminal; with `-i` too, a terminal stdin is
- * put in raw mode (keys, Ctrl-C and Ctrl-D go to the task) and resizes follow the window.
+ * With `-t` the task gets a TTY the size of this terminal (a docker task its container's, an exec
+ * task a pty on the node); with `-i` too, a terminal stdin is put in raw mode (keys, Ctrl-C and
+ * Ctrl-D go to the task) and resizes follow the window; `-it` with a stdin that is no terminal
+ * exits 1 saying so, as `docker run -it` does (`-t` alone allocates the TTY anyway).
  */
 import type { Command } from 'commander';
 import { newTaskId, type RunRequest, runTask, type TaskRun, taskOptionsFor } from '../../shared/client/index.js';
@@ -74,14 +76,12 @@ function buildSpec(
     if (tty || parsed.spec.tty) parsed.spec.tty = { rows: process.stdout.rows ?? 0, cols: process.stdout.columns ?? 0 };
     return parsed;
   }
-  if (tty)
-    throw new CutterError(
-      'INVALID_ARGUMENT',
-      '-t: exec tasks get no TTY yet (that needs a pty library on the node); drop -t, or run the command in a container: docker run -it IMG CMD',
-    );
   if (executor === 'exec') {
     const spec = parseExecArgs(args);
-    return { spec: interactive ? { ...spec, stdin: true } : spec, detach: false };
+    if (interactive) spec.stdin = true;
+    // A pty on the node (agent/executors/exec-pty.ts), the size of this terminal (0: the node's default).
+    if (tty) spec.tty = { rows: process.stdout.rows ?? 0, cols: process.stdout.columns ?? 0 };
+    return { spec, detach: false };
   }
   throw new CutterError('INVALID_ARGUMENT', `unknown executor "${executor}": use "docker run …" or "exec -- CMD"`);
 }
@@ -135,7 +135,10 @@ export function registerRun(program: Command): void {
       .option('--cpus <n>', "CPUs the node must have (an exec task's limit too); default: the task's --cpus")
       .option('-d, --detach', 'print the task id and return at once')
       .option('-i, --interactive', "stream this terminal's stdin to the task, EOF included (docker run -i does the same)")
-      .option('-t, --tty', 'give a docker task a TTY: with -i an interactive shell (raw mode, window size); docker run -t does the same')
+      .option(
+        '-t, --tty',
+        'give the task a TTY (exec: a pty on the node): with -i an interactive shell (raw mode, window size); docker run -t does the same',
+      )
       .option('--no-queue', 'fail at once when no node fits now, instead of waiting in the queue')
       .option('--timeout <duration>', 'bound waiting and running together, e.g. 30s, 2h')
       .option('--restart <policy>', `after an attempt ends: ${RestartPolicySchema.options.join(' | ')} (default on-lost)`)
@@ -171,6 +174,11 @@ export function registerRun(program: Command): void {
             'INVALID_ARGUMENT',
             '-i with -d: nothing would feed the task its stdin once cutter returns; drop -d to stream stdin, or -i to run detached',
           );
+        // As `docker run -it` says (and exits 1) when its stdin is a pipe or a file: raw keys need a terminal.
+        if (stdin && spec.tty && !process.stdin.isTTY) {
+          process.stderr.write('cutter: the input device is not a TTY\n');
+          return 1;
+        }
         const cpus = flags.cpus === undefined ? (spec.kind !== 'ollama' ? (spec.cpus ?? 0) : 0) : Number(flags.cpus);
         if (!Number.isFinite(cpus) || cpus < 0) throw new CutterError('INVALID_ARGUMENT', `--cpus ${flags.cpus}: expected a number`);
         const memory = flags.memory !== undefined ? parseBytes(flags.memory) : spec.kind !== 'ollama' ? (spec.memoryLimit ?? 0) : 0;
@@ -219,7 +227,7 @@ export function registerRun(program: Command): void {
         // Watches for the attempt's start before submitting; reads nothing until then.
         const pump = stdin
           ? new StdinPump(client, taskId, process.stdin, (line) => process.stderr.write(`cutter: ${line}\r\n`), {
-              terminal: spec.kind === 'docker' && spec.tty !== undefined ? process.stdout : undefined,
+              terminal: spec.tty !== undefined ? process.stdout : undefined,
             })
           : undefined;
         await pump?.start();

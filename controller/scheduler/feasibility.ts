@@ -57,6 +57,11 @@ export function rejectReason(n: NodeSnapshot, req: PlacementRequest, now: number
       return { code: 'exec-limits', detail: `${missing.join(' and ')} limit: ${why}` };
     }
   }
+  if (req.execTty && !s.capacity.exec?.tty) {
+    const why =
+      s.capacity.exec?.tty === false ? 'node-pty is not installed with its agent' : 'its agent does not say it can (an older agent)';
+    return { code: 'exec-tty', detail: why };
+  }
   const unfit = nodeFitReason(n, req);
   if (unfit) return unfit;
   const busy = tasksHeld(n);

@@ -57,6 +57,8 @@ export interface PlacementRequest {
   requirements: Requirements;
   /** For exec tasks that ask for limits: which (the node must be able to enforce them). */
   execLimits?: { memory: boolean; cpus: boolean };
+  /** For exec tasks with `-t`: the node's agent must be able to give them a pseudo-terminal. */
+  execTty?: boolean;
   /** For ollama tasks: the operation, the model, and whether the node may pull it first. */
   ollama?: { op: OllamaOp; model: string; pull: boolean };
   /**

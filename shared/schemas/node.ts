@@ -87,6 +87,8 @@ export const ExecInfoSchema = z.object({
   via: z.string().max(50).optional(),
   /** Why a limit cannot be enforced, one line for the node's owner. */
   why: z.string().max(1_000).optional(),
+  /** It runs exec tasks in a pseudo-terminal (`-t`, agent/executors/exec-pty.ts); absent from older agents, which ran them without one. */
+  tty: z.boolean().optional(),
 });
 
 /** Live capacity. `memory.available` is MemAvailable (not MemFree: it counts reclaimable cache). */

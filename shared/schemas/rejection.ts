@@ -16,6 +16,7 @@ import { IdSchema } from '../topics.js';
  * - `unannounced`: no capacity or offer announced yet.
  * - `no-docker` / `no-ollama` / `no-exec`: the executor the task needs is missing (`detail`: the probe's error).
  * - `exec-limits`: the exec task asks for a memory or CPU limit the node cannot enforce (`detail`: which, and why).
+ * - `exec-tty`: the exec task asks for a TTY (`-t`) and the node's agent cannot give it one (`detail`: why).
  * - `max-tasks`: `running` of at most `max` tasks are running or placed there.
  * - `cpus`: `needed` CPUs, the node has `free` cores.
  * - `memory`: `needed` bytes, `free` bytes free (`offered`, `available` and `held` bytes besides).
@@ -49,6 +50,7 @@ export const RejectionCodeSchema = z.enum([
   'platform',
   'disk',
   'policy',
+  'exec-tty',
 ]);
 
 const bytes = z.number().int().nonnegative();

@@ -70,6 +70,12 @@ export const ExecSpecSchema = z.object({
   user: z.string().max(256).optional(),
   /** Give the process a stdin pipe fed from `nodes/N/stdin/T` (`cutter run -i`; shared/schemas/stdin.ts); else /dev/null. */
   stdin: z.boolean().optional(),
+  /**
+   * Run it in a pseudo-terminal (`cutter run -t`, agent/executors/exec-pty.ts): output is one raw
+   * stream (stderr merged into stdout, CRLF line ends), stdin (`stdin`) goes to the terminal, the
+   * window size comes as stdin window-size frames; `rows`/`cols` are the size at submit (0: 24x80).
+   */
+  tty: z.object({ rows: z.number().int().min(0).max(65535), cols: z.number().int().min(0).max(65535) }).optional(),
 });
 
 /**

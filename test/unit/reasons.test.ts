@@ -24,6 +24,10 @@ describe('formatRejection', () => {
         { code: 'exec-limits', detail: 'memory limit: no cgroup v1 memory hierarchy is mounted' },
         'cannot enforce the limits of exec tasks (memory limit: no cgroup v1 memory hierarchy is mounted): run its agent as root with cgroups mounted, or drop --memory/--cpus',
       ],
+      [
+        { code: 'exec-tty', detail: 'node-pty is not installed with its agent' },
+        'cannot give exec tasks a TTY (node-pty is not installed with its agent): drop -t, or run it on a node that can',
+      ],
       [{ code: 'max-tasks', running: 2, max: 2 }, 'busy: 2 of at most 2 tasks running'],
       [{ code: 'cpus', needed: 4.5, free: 4 }, 'needs 4.5 CPUs, has 4'],
       [
