@@ -5,13 +5,16 @@
  * rather than silently ignored. `-p SERVER:CONTAINER` forwards a port through the server.
  */
 import { CutterError } from '../shared/errors.js';
-import type { DockerSpec } from '../shared/schemas/index.js';
+import type { DockerSpec, GpuRequirement } from '../shared/schemas/index.js';
 import { parseBytes } from '../shared/units.js';
+import { parseGpus } from './gpu-args.js';
 
 export interface ParsedDockerRun {
   spec: DockerSpec;
   /** `-d`/`--detach` was given. */
   detach: boolean;
+  /** `--gpus` (./gpu-args.ts): GPUs the task needs; absent: none. */
+  gpus?: Omit<GpuRequirement, 'memory'>;
 }
 
 /** Flags that take a value, by every spelling. */
@@ -31,6 +34,7 @@ const VALUE_FLAGS: Record<string, string> = {
   '--name': 'name',
   '-p': 'publish',
   '--publish': 'publish',
+  '--gpus': 'gpus',
 };
 /**
  * Flags without a value that are accepted. `--rm` is what cutter always does; `-i` attaches stdin
@@ -85,6 +89,7 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
   const labels: Record<string, string> = {};
   const spec: Partial<DockerSpec> = {};
   let detach = false;
+  let gpus: ParsedDockerRun['gpus'];
   let i = 1;
   for (; i < args.length; i++) {
     const arg = args[i];
@@ -122,7 +127,7 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
     if (!name)
       throw new CutterError(
         'INVALID_ARGUMENT',
-        `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, -p, --rm, -d, -i, -t)`,
+        `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, -p, --gpus, --rm, -d, -i, -t)`,
       );
     const value = inline ?? args[++i];
     if (value === undefined) throw new CutterError('INVALID_ARGUMENT', `docker run ${flag} needs a value`);
@@ -167,6 +172,9 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
       case 'publish':
         (spec.ports ??= []).push(parsePublish(value, flag));
         break;
+      case 'gpus':
+        gpus = parseGpus(value, `docker run ${flag}`);
+        break;
       case 'name':
         break; // containers are named cutter-<task>-<attempt> so an agent can find its own
     }
@@ -176,5 +184,6 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
   return {
     detach,
     spec: { kind: 'docker', image, cmd: args.slice(i + 1), env, labels, ...spec } as DockerSpec,
+    ...(gpus ? { gpus } : {}),
   };
 }

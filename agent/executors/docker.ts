@@ -44,6 +44,7 @@ import {
   stopContainer,
 } from './docker-container.js';
 import { EngineDownError, EngineWatch, type EngineWatchOptions } from './docker-engine.js';
+import { GpuRuntime } from './docker-gpus.js';
 import { engineMessage, ensureImage, statusCode } from './docker-image.js';
 import { type DockerPolicy, dockerViolation, withDockerDefaults } from '../policy.js';
 import type { Admission, Executor, ExecutorContext, Fingerprint, Outcome, RecoveredTask, TaskHandle } from './executor.js';
@@ -66,6 +67,8 @@ export class DockerExecutor implements Executor<DockerSpec> {
   private readonly orphans = new Set<string>();
   /** The last answer of the engine to `probe()` (kept when a later probe only runs out of time). */
   private lastInfo?: DockerInfo;
+  /** Whether the engine can give containers GPUs (`docker.gpuError`), ./docker-gpus.ts. */
+  private readonly gpuRuntime = new GpuRuntime(() => this.fingerprint());
 
   /**
    * @param docker a client; default honours DOCKER_HOST or the local socket.
@@ -89,11 +92,13 @@ export class DockerExecutor implements Executor<DockerSpec> {
    * @returns a function that stops the watch.
    */
   watch(onChange: (fp: Fingerprint) => void): () => void {
+    this.gpuRuntime.notify = onChange;
     const off = this.engine.onChange((state) => {
       if (!state.up) {
         onChange(this.downFingerprint(state.reason));
         return;
       }
+      this.gpuRuntime.clear();
       for (const id of [...this.orphans]) void this.removeContainer(this.docker.getContainer(id));
       void this.fingerprint().then(onChange);
     });
@@ -147,6 +152,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
       ...(info.apiVersion ? { apiVersion: info.apiVersion } : {}),
       ...(info.error ? { error: info.error.slice(0, 500) } : {}),
       ...(info.containersRunning !== undefined ? { containersRunning: info.containersRunning } : {}),
+      ...(info.available ? this.gpuRuntime.field() : {}),
     };
     return { available: info.available, ...(info.error ? { error: info.error } : {}), capacity: { docker } };
   }
@@ -308,6 +314,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
           await engine.guard((abortSignal) => container.start({ abortSignal }));
         } catch (err) {
           if (err instanceof EngineDownError) throw err;
+          if (ctx.gpus?.length) this.gpuRuntime.check(ctx.node, engineMessage(err));
           throw await startFailure(engine, container, err);
         }
         startedAt = Date.now();

@@ -52,6 +52,11 @@ export interface ExecutorContext {
   started(ref: string): void;
   /** Container ports published on the node (docker tasks with `ports`): node port per container port. */
   published?(ports: { container: number; host: number; server: number }[]): void;
+  /**
+   * UUIDs of the GPUs the controller reserved for this attempt (the assignment's `gpus`); the
+   * executor gives the workload these and no others. Absent: none.
+   */
+  gpus?: readonly string[];
 }
 
 /** How a run ended. Times are ms epoch. */

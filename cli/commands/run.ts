@@ -32,6 +32,7 @@ import {
 import { parseBytes } from '../../shared/units.js';
 import { parseDockerRun, parsePublish } from '../docker-args.js';
 import { parseExecArgs } from '../exec-args.js';
+import { gpuRequirement } from '../gpu-args.js';
 import { beforeBrokenPipeExit, EXIT_NOT_RUN, signalExitCode, taskExitCode } from '../exit.js';
 import { watchForwards } from '../forwards.js';
 import { printJson } from '../output.js';
@@ -59,9 +60,16 @@ interface RunFlags extends GlobalFlags {
   publish?: string[];
   interactive?: boolean;
   tty?: boolean;
+  gpus?: string;
+  gpuMemory?: string;
 }
 
-function buildSpec(executor: string, args: string[], interactive: boolean, tty: boolean): { spec: TaskSpec; detach: boolean } {
+function buildSpec(
+  executor: string,
+  args: string[],
+  interactive: boolean,
+  tty: boolean,
+): { spec: TaskSpec; detach: boolean; gpus?: ReturnType<typeof parseDockerRun>['gpus'] } {
   if (executor === 'docker') {
     const parsed = parseDockerRun(args);
     if (interactive) parsed.spec.stdin = true;
@@ -128,6 +136,11 @@ export function registerRun(program: Command): void {
       .option('--auto-select', 'let the scheduler choose the node (the default without --node)')
       .option('--memory <size>', "memory to reserve for placement (e.g. 24g; an exec task's limit too); default: the task's -m")
       .option('--cpus <n>', "CPUs the node must have (an exec task's limit too); default: the task's --cpus")
+      .option(
+        '--gpus <n|all>',
+        'GPUs the task gets, reserved per device: a count, all, or \'"device=GPU-…,GPU-…"\' (same as docker run --gpus)',
+      )
+      .option('--gpu-memory <size>', 'free VRAM each of its GPUs must have, e.g. 20g (alone: one GPU)')
       .option('-d, --detach', 'print the task id and return at once')
       .option('-i, --interactive', "stream this terminal's stdin to the task, EOF included (docker run -i does the same)")
       .option('-t, --tty', 'give a docker task a TTY: with -i an interactive shell (raw mode, window size); docker run -t does the same')
@@ -149,7 +162,8 @@ export function registerRun(program: Command): void {
       flags,
       async (client) => {
         if (flags.node && flags.autoSelect) throw new CutterError('INVALID_ARGUMENT', '--node and --auto-select exclude each other');
-        const { spec, detach: dockerDetach } = buildSpec(executor, args, Boolean(flags.interactive), Boolean(flags.tty));
+        const { spec, detach: dockerDetach, gpus: dockerGpus } = buildSpec(executor, args, Boolean(flags.interactive), Boolean(flags.tty));
+        const gpus = gpuRequirement(flags, dockerGpus);
         if (flags.publish?.length) {
           if (spec.kind !== 'docker') throw new CutterError('INVALID_ARGUMENT', '-p forwards container ports: it needs a docker task');
           spec.ports = [...(spec.ports ?? []), ...flags.publish.map((p) => parsePublish(p))];
@@ -170,7 +184,7 @@ export function registerRun(program: Command): void {
           if (memory > 0) spec.memoryLimit ??= memory;
           if (cpus > 0) spec.cpus ??= cpus;
         }
-        const requirements: Requirements = { ...(flags.node ? { node: flags.node } : {}), memory, cpus };
+        const requirements: Requirements = { ...(flags.node ? { node: flags.node } : {}), memory, cpus, ...(gpus ? { gpus } : {}) };
         const taskId = newTaskId();
 
         if (detach) {

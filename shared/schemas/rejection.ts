@@ -23,6 +23,9 @@ import { IdSchema } from '../topics.js';
  * - `model-too-big`: `model` of `needed` bytes fits neither `free` bytes of memory nor `gpuFree` bytes on a GPU
  *   (`onDisk`: the node has it, else it would pull it).
  * - `placement-rule`: the Ollama placement file's `rule` sends `model` to other nodes.
+ * - `gpus`: `needed` GPUs (each with `gpuMemory` bytes of free VRAM when asked), the node has `free`
+ *   such GPUs of `gpuTotal` (`gpusHeld` held by cutter tasks, `gpuFree`: the most free VRAM of one
+ *   unheld GPU); `detail`: why it has none it can hand out (no driver, no GPU runtime for Docker).
  */
 export const RejectionCodeSchema = z.enum([
   'unknown-node',
@@ -41,6 +44,7 @@ export const RejectionCodeSchema = z.enum([
   'model-missing',
   'model-too-big',
   'placement-rule',
+  'gpus',
 ]);
 
 const bytes = z.number().int().nonnegative();
@@ -84,6 +88,12 @@ export const RejectionSchema = z.object({
   model: z.string().max(512).optional(),
   /** `placement-rule`: the rule that applies. */
   rule: RejectionRuleSchema.optional(),
+  /** `gpus`: GPUs the node can hand out (with a UUID). */
+  gpuTotal: z.number().int().nonnegative().optional(),
+  /** `gpus`: of those, held by tasks running or placed there. */
+  gpusHeld: z.number().int().nonnegative().optional(),
+  /** `gpus`: free VRAM each GPU must have, bytes. */
+  gpuMemory: bytes.optional(),
 });
 
 export type RejectionCode = z.infer<typeof RejectionCodeSchema>;

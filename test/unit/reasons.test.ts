@@ -43,6 +43,10 @@ describe('formatRejection', () => {
         { code: 'placement-rule', model: 'gemma2:2b', rule: { index: 0, model: 'gemma2:*', nodes: ['server'] } },
         'placement rule 1 (model gemma2:* → server) sends gemma2:2b elsewhere',
       ],
+      [
+        { code: 'gpus', needed: 1, free: 0, gpuTotal: 2, gpusHeld: 1, gpuMemory: 20 * GiB, gpuFree: 7 * GiB },
+        'needs 1 GPU with 20.0 GiB free VRAM, has 0 of 2 free (1 held by tasks, most free VRAM 7.0 GiB)',
+      ],
     ];
     for (const [r, words] of cases) {
       const rejection = RejectionSchema.parse({ node: 'n1', ...r });
