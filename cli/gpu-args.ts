@@ -73,11 +73,9 @@ export function parseGpus(value: string, flag = '--gpus'): Omit<GpuRequirement, 
     const eq = field.indexOf('=');
     const key = eq < 0 ? 'count' : field.slice(0, eq);
     const val = eq < 0 ? field : field.slice(eq + 1);
-    if (seen.has(key)) {
-      if (key === 'count' && devices)
-        throw bad(`device ids are comma-separated inside one quoted field: ${flag} '"device=${[...devices, val].join(',')}"'`);
-      throw bad(`${key} can be given only once`);
-    }
+    if (eq < 0 && devices)
+      throw bad(`device ids are comma-separated inside one quoted field: ${flag} '"device=${[...devices, val].join(',')}"'`);
+    if (seen.has(key)) throw bad(`${key} can be given only once`);
     seen.add(key);
     switch (key) {
       case 'count':
