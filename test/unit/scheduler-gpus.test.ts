@@ -125,3 +125,29 @@ describe('the agent checks the GPUs an assignment names', () => {
     expect(gpuConflict([A], [A, B], [holder])).toBeNull();
   });
 });
+
+describe('Ollama placement and GPUs reserved for tasks', () => {
+  it('a cold model load does not count on the free VRAM of a GPU a task holds', () => {
+    const n = makeNode('gpu', { executors: ['docker'] });
+    const base = {
+      ...n,
+      status: {
+        ...n.status,
+        offer: { ...n.status.offer!, executors: ['ollama' as const], maxMemory: 8 * GiB },
+        capacity: {
+          ...n.status.capacity!,
+          gpus: [gpu(A, 0, 22 * GiB)],
+          ollama: { available: true, models: [{ name: 'qwen:32b', size: 20 * GiB }], loaded: [] },
+        },
+      },
+    };
+    const ask: PlacementRequest = {
+      kind: 'ollama',
+      requirements: { memory: 0, cpus: 0 },
+      ollama: { op: 'generate', model: 'qwen:32b', pull: false },
+    };
+    expect(expectPlaced(place(ask, cluster([base]))).node).toBe('gpu');
+    const held = { ...base, gpusHeld: [A] };
+    expect(expectRejected(place(ask, cluster([held]))).rejections[0]).toMatchObject({ code: 'model-too-big', gpuFree: 0 });
+  });
+});
