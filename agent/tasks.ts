@@ -135,6 +135,7 @@ export class TaskRunner {
         const key = keyOf(r.taskId, r.attempt);
         const { task, batcher } = prepared.get(key) ?? { task: newAttempt(r.taskId, r.attempt, r.memory, true), batcher: { end() {} } };
         task.handle = r.handle;
+        if (r.gpus?.length) task.gpus = r.gpus;
         const newer = this.ledger.latest(r.taskId);
         this.ledger.remember(r.taskId, r.attempt);
         this.running.set(key, task);

@@ -69,3 +69,20 @@ export class GpuRuntime {
     throw new CutterError('START_FAILED', message);
   }
 }
+
+/** The label that keeps a container's GPUs (UUIDs, comma-separated), so a restarted agent lists them again. */
+export const LABEL_GPUS = 'io.cutter.gpus';
+
+/** `{ [LABEL_GPUS]: "GPU-a,GPU-b" }` for a container with GPUs, else `{}`. */
+export function gpusLabel(gpus: readonly string[] | undefined): Record<string, string> {
+  return gpus?.length ? { [LABEL_GPUS]: gpus.join(',') } : {};
+}
+
+/** The GPUs a re-adopted container's label names (malformed entries dropped, at most 64): `{ gpus }` or `{}`. */
+export function gpusFromLabel(labels: Record<string, string>): { gpus?: string[] } {
+  const gpus = (labels[LABEL_GPUS] ?? '')
+    .split(',')
+    .filter((g) => /^GPU-[0-9A-Za-z-]{1,120}$/.test(g))
+    .slice(0, 64);
+  return gpus.length ? { gpus } : {};
+}

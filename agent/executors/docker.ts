@@ -44,7 +44,7 @@ import {
   stopContainer,
 } from './docker-container.js';
 import { EngineDownError, EngineWatch, type EngineWatchOptions } from './docker-engine.js';
-import { GpuRuntime } from './docker-gpus.js';
+import { GpuRuntime, gpusFromLabel } from './docker-gpus.js';
 import { engineMessage, ensureImage, statusCode } from './docker-image.js';
 import { type DockerPolicy, dockerViolation, withDockerDefaults } from '../policy.js';
 import type { Admission, Executor, ExecutorContext, Fingerprint, Outcome, RecoveredTask, TaskHandle } from './executor.js';
@@ -248,7 +248,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
       }
       // Callers attach their handlers later; do not let an early rejection count as unhandled.
       done.catch(() => undefined);
-      out.push({ taskId, attempt, memory: ctx.memory, ref, handle: this.handle(run, done) });
+      out.push({ taskId, attempt, memory: ctx.memory, ref, handle: this.handle(run, done), ...gpusFromLabel(labels) });
     }
     return out;
   }

@@ -101,6 +101,8 @@ export interface RecoveredTask {
   handle: TaskHandle;
   /** The container id (12 hex digits) or pid, for logs. */
   ref: string;
+  /** UUIDs of the GPUs the workload was given (Docker: the `io.cutter.gpus` label); absent: none. */
+  gpus?: string[];
 }
 
 /**

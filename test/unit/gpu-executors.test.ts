@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createOptions } from '../../agent/executors/docker-container.js';
-import { GpuRuntime, isNoGpuRuntime } from '../../agent/executors/docker-gpus.js';
+import { GpuRuntime, gpusFromLabel, isNoGpuRuntime } from '../../agent/executors/docker-gpus.js';
 import { cudaEnv } from '../../agent/executors/exec.js';
 import type { ExecutorContext, Fingerprint } from '../../agent/executors/executor.js';
 import { CutterError } from '../../shared/errors.js';
@@ -35,6 +35,14 @@ describe('GPUs in the container create body', () => {
 
   it('asks for no device without GPUs (the body is as before)', () => {
     expect(createOptions(spec, ctx()).HostConfig).not.toHaveProperty('DeviceRequests');
+  });
+
+  it('labels the container with its GPUs, so a restarted agent lists them again for the re-adopted task', () => {
+    const labels = createOptions(spec, ctx([A, B])).Labels ?? {};
+    expect(labels['io.cutter.gpus']).toBe(`${A},${B}`);
+    expect(gpusFromLabel(labels)).toEqual({ gpus: [A, B] });
+    expect(gpusFromLabel(createOptions(spec, ctx()).Labels ?? {})).toEqual({});
+    expect(gpusFromLabel({ 'io.cutter.gpus': `0,${A},;rm -rf` })).toEqual({ gpus: [A] });
   });
 });
 
