@@ -30,6 +30,7 @@ import { topics } from '../shared/topics.js';
 import { defaultExecutors } from './executors/defaults.js';
 import type { Executor } from './executors/executor.js';
 import { ExecutorRegistry } from './executors/registry.js';
+import { GpuInventory } from './gpus.js';
 import { Heartbeat } from './heartbeat.js';
 import type { AgentService } from './service.js';
 import { defaultServices } from './services.js';
@@ -51,6 +52,8 @@ export class Agent {
   private readonly log: Logger;
   private readonly executors: ExecutorRegistry;
   private readonly heartbeat: Heartbeat;
+  /** The node's NVIDIA GPUs (nvidia-smi), announced and handed to tasks by UUID. */
+  private readonly nvidia = new GpuInventory();
   private readonly tasks: TaskRunner;
   private readonly events: TaskEvents;
   private client?: MqttClient;
@@ -83,6 +86,7 @@ export class Agent {
       executors: this.executors,
       running: () => this.tasks.list(),
       finished: () => this.events.finished(),
+      nvidia: this.nvidia,
     });
     this.tasks = new TaskRunner({
       config,
@@ -92,6 +96,7 @@ export class Agent {
       events: this.events,
       services,
       announce: () => this.heartbeat.announce(),
+      gpus: () => this.nvidia.uuids(),
     });
   }
 

@@ -22,6 +22,7 @@ import { wakeInfoFor } from '../shared/wol.js';
 import { mergeCapacity } from './capacity.js';
 import type { ExecutorRegistry } from './executors/registry.js';
 import { PlacementFacts } from './placement-facts.js';
+import type { GpuInventory } from './gpus.js';
 import { type HostCapacity, probeGpus, probeHost } from './probe.js';
 
 /**
@@ -45,6 +46,11 @@ export interface HeartbeatDeps {
   running: () => NodeStatus['running'];
   /** Attempts that ended here whose final event the controller has not acknowledged yet (agent/task-events.ts). */
   finished?: () => NonNullable<NodeStatus['finished']>;
+  /**
+   * The node's NVIDIA GPUs from nvidia-smi (agent/gpus.ts), refreshed in the background; when it
+   * finds some they are announced instead of systeminformation's list. Absent: systeminformation only.
+   */
+  nvidia?: GpuInventory;
 }
 
 /** Builds and publishes the node's status; see the file comment. */
@@ -107,7 +113,10 @@ export class Heartbeat {
 
   /** The first probe, before connecting: GPUs and every executor's fingerprint. Never throws. */
   async probeAll(): Promise<void> {
-    [this.gpus] = await Promise.all([probeGpus(), this.deps.executors.refresh()]);
+    const nvidia = this.deps.nvidia;
+    // systeminformation runs nvidia-smi too: only asked when nvidia-smi itself found nothing.
+    const gpus = async () => ((await nvidia?.refresh())?.gpus.length ? [] : probeGpus());
+    [this.gpus] = await Promise.all([gpus(), this.deps.executors.refresh()]);
     this.gpusProbedAt = Date.now();
     await this.placement.refresh();
   }
@@ -190,7 +199,8 @@ export class Heartbeat {
     if (this.probing) return;
     this.probing = true;
     try {
-      const regpu = Date.now() - this.gpusProbedAt > GPU_PROBE_MS && this.gpus.length > 0;
+      this.deps.nvidia?.refreshIfDue();
+      const regpu = Date.now() - this.gpusProbedAt > GPU_PROBE_MS && this.gpus.length > 0 && !this.deps.nvidia?.current.gpus.length;
       const [host, , gpus] = await Promise.all([probeHost(), this.deps.executors.refresh(), regpu ? probeGpus() : undefined]);
       this.host = host;
       await this.placement.refresh();
@@ -224,7 +234,7 @@ export class Heartbeat {
       heartbeatMs: config.heartbeatMs,
       hostname: hostname(),
       runId: this.deps.runId,
-      capacity: mergeCapacity(host, this.gpus, executors.fingerprints()),
+      capacity: { ...mergeCapacity(host, this.announcedGpus(), executors.fingerprints()), ...this.nvidiaField() },
       offer: {
         maxMemory: config.maxMemory === undefined ? null : Math.min(config.maxMemory, host.memoryTotal),
         maxTasks: config.maxTasks,
@@ -239,6 +249,18 @@ export class Heartbeat {
     };
     this.placement.addTo(status);
     await this.client!.publishAsync(this.topic, encode(status), { qos: 1, retain: true });
+  }
+
+  /** The GPUs to announce: nvidia-smi's when it found some (with UUIDs: assignable), else systeminformation's. */
+  private announcedGpus(): Gpu[] {
+    const nvidia = this.deps.nvidia?.current.gpus;
+    return nvidia?.length ? nvidia : this.gpus;
+  }
+
+  /** `capacity.nvidia`: how the NVIDIA probe went (absent without an inventory). */
+  private nvidiaField(): Pick<NonNullable<NodeStatus['capacity']>, 'nvidia'> {
+    const p = this.deps.nvidia?.current;
+    return p ? { nvidia: { state: p.state, ...(p.error ? { error: p.error.slice(0, 500) } : {}) } } : {};
   }
 
   /**

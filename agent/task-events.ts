@@ -45,6 +45,8 @@ export interface Attempt {
   shutdown: boolean;
   /** A stop (grace, ms) asked for before the workload started. */
   pendingStop?: number;
+  /** UUIDs of the GPUs assigned to it (listed in the node status until it ends). */
+  gpus?: string[];
   /** Resolves once the attempt has ended and left `running`. */
   ended: Promise<void>;
   markEnded: () => void;

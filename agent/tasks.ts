@@ -40,6 +40,21 @@ export function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   ]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Why an assignment's GPUs cannot be given here (the controller's picture was stale): a UUID this
+ * node did not find, or one a task running here holds. Null when they can.
+ */
+export function gpuConflict(wanted: readonly string[], known: readonly string[], running: readonly Attempt[]): string | null {
+  const unknown = wanted.filter((g) => !known.includes(g));
+  if (unknown.length) return `it has no GPU ${unknown.join(', ')}`;
+  for (const r of running) {
+    if (r.fenced) continue;
+    const taken = wanted.filter((g) => r.gpus?.includes(g));
+    if (taken.length) return `GPU ${taken.join(', ')} is held by task ${r.taskId}`;
+  }
+  return null;
+}
+
 /** What the task runner needs from the rest of the agent. */
 export interface TaskRunnerDeps {
   config: Pick<AgentConfig, 'nodeId' | 'maxTasks'>;
@@ -52,6 +67,8 @@ export interface TaskRunnerDeps {
   services: AgentService[];
   /** Publishes the node status now (a task came or went). */
   announce: () => void;
+  /** UUIDs of the GPUs this node found (agent/gpus.ts); absent: it hands out none. */
+  gpus?: () => string[];
 }
 
 /** Runs the tasks assigned to this node; see the file comment. */
@@ -75,6 +92,7 @@ export class TaskRunner {
       attempt: r.attempt,
       memory: r.memory,
       ...(r.kind ? { kind: r.kind } : {}),
+      ...(r.gpus?.length ? { gpus: r.gpus } : {}),
     }));
   }
 
@@ -117,6 +135,7 @@ export class TaskRunner {
         const key = keyOf(r.taskId, r.attempt);
         const { task, batcher } = prepared.get(key) ?? { task: newAttempt(r.taskId, r.attempt, r.memory, true), batcher: { end() {} } };
         task.handle = r.handle;
+        if (r.gpus?.length) task.gpus = r.gpus;
         const newer = this.ledger.latest(r.taskId);
         this.ledger.remember(r.taskId, r.attempt);
         this.running.set(key, task);
@@ -170,6 +189,9 @@ export class TaskRunner {
     const busy = [...this.running.values()].filter((r) => !r.fenced).length;
     if (busy >= this.deps.config.maxTasks)
       return refuse('NODE_BUSY', `node ${this.node} already runs ${busy} of at most ${this.deps.config.maxTasks} tasks`);
+    const gpuProblem = a.gpus?.length ? gpuConflict(a.gpus, this.deps.gpus?.() ?? [], [...this.running.values()]) : null;
+    if (gpuProblem) return refuse('GPU_UNAVAILABLE', `node ${this.node} cannot give the task its GPUs: ${gpuProblem}`);
+    if (a.gpus?.length) task.gpus = [...a.gpus];
 
     this.running.set(keyOf(a.taskId, a.attempt), task);
     // Not awaited: MQTT keeps one client's publishes in order, so `accepted` still precedes
@@ -181,6 +203,7 @@ export class TaskRunner {
     if (older.length > 0) await within(Promise.all(older.map((r) => r.ended)), FENCE_GRACE_MS + 5_000);
 
     const { ctx, batcher } = events.prepare(task);
+    if (task.gpus) ctx.gpus = task.gpus;
     if (task.pendingStop !== undefined || task.fenced) {
       // Cancelled, superseded or shut down while it was being accepted: nothing was started.
       const code = task.shutdown ? 'AGENT_SHUTDOWN' : 'CANCELLED';

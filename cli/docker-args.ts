@@ -5,8 +5,9 @@
  * rather than silently ignored. `-p SERVER:CONTAINER` forwards a port through the server.
  */
 import { CutterError } from '../shared/errors.js';
-import type { DockerSpec } from '../shared/schemas/index.js';
+import type { DockerSpec, GpuRequirement } from '../shared/schemas/index.js';
 import { parseBytes } from '../shared/units.js';
+import { parseGpus } from './gpu-args.js';
 
 export interface ParsedDockerRun {
   spec: DockerSpec;
@@ -14,6 +15,8 @@ export interface ParsedDockerRun {
   detach: boolean;
   /** `--platform os/arch[/variant]`, as given (a placement requirement, cli/placement-flags.ts). */
   platform?: string;
+  /** `--gpus` (./gpu-args.ts): GPUs the task needs; absent: none. */
+  gpus?: Omit<GpuRequirement, 'memory'>;
 }
 
 /** Flags that take a value, by every spelling. */
@@ -34,6 +37,7 @@ const VALUE_FLAGS: Record<string, string> = {
   '-p': 'publish',
   '--publish': 'publish',
   '--platform': 'platform',
+  '--gpus': 'gpus',
 };
 /**
  * Flags without a value that are accepted. `--rm` is what cutter always does; `-i` attaches stdin
@@ -89,6 +93,7 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
   const spec: Partial<DockerSpec> = {};
   let detach = false;
   let platform: string | undefined;
+  let gpus: ParsedDockerRun['gpus'];
   let i = 1;
   for (; i < args.length; i++) {
     const arg = args[i];
@@ -126,7 +131,7 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
     if (!name)
       throw new CutterError(
         'INVALID_ARGUMENT',
-        `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, -p, --rm, -d, -i, -t)`,
+        `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, -p, --gpus, --rm, -d, -i, -t)`,
       );
     const value = inline ?? args[++i];
     if (value === undefined) throw new CutterError('INVALID_ARGUMENT', `docker run ${flag} needs a value`);
@@ -171,6 +176,9 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
       case 'publish':
         (spec.ports ??= []).push(parsePublish(value, flag));
         break;
+      case 'gpus':
+        gpus = parseGpus(value, `docker run ${flag}`);
+        break;
       case 'name':
         break; // containers are named cutter-<task>-<attempt> so an agent can find its own
       case 'platform':
@@ -184,5 +192,6 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
     detach,
     ...(platform !== undefined ? { platform } : {}),
     spec: { kind: 'docker', image, cmd: args.slice(i + 1), env, labels, ...spec } as DockerSpec,
+    ...(gpus ? { gpus } : {}),
   };
 }

@@ -167,6 +167,7 @@ export class ControllerContext {
             spec: record.spec,
             requirements: record.state.requirements,
             nodeRunId: this.registry.get(e.node)?.runId ?? null,
+            ...(record.gpus ? { gpus: record.gpus } : {}),
           };
           this.publish(this.t.nodeAssign(e.node), encode(assignment), { qos: 1 });
           break;

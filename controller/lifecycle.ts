@@ -29,7 +29,7 @@ export const STOP_GRACE_MS = 3_000;
 /** What can happen to a task. Times are ms epoch on the controller's clock; durations ms. */
 export type LifecycleEvent =
   /** The scheduler chose `node`; the agent has `leaseMs` to accept. `placement` says why (for the user). */
-  | { type: 'placed'; node: string; placement: string; leaseMs: number }
+  | { type: 'placed'; node: string; placement: string; leaseMs: number; gpus?: string[] }
   /** Nothing fits now; `reason` is the waiting reason in words. `publish: false` only stores it (a submit answers with it). */
   | { type: 'waiting'; reason: string; publish: boolean }
   /** An event an agent published for the task (accepted, started, result, failed, log, progress). */
@@ -115,7 +115,7 @@ export function transition(record: TaskRecord, event: LifecycleEvent, now: numbe
             exitCode: null,
             oomKilled: false,
           },
-          extra: { accepted: false, leaseExpiresAt, lostAt: null, missing: 0, nodes },
+          extra: { accepted: false, leaseExpiresAt, lostAt: null, missing: 0, nodes, ...(event.gpus ? { gpus: event.gpus } : {}) },
           publish: true,
         },
         { type: 'assign', node: event.node, attempt, leaseExpiresAt },

@@ -91,7 +91,11 @@ export class Placement {
       this.wait(record, placement, reason, publishWaiting, now);
       return { ...placement, reason };
     }
-    const step = transition(record, { type: 'placed', node: placement.node, placement: placement.reason, leaseMs: ctx.opts.leaseMs }, now);
+    const step = transition(
+      record,
+      { type: 'placed', node: placement.node, placement: placement.reason, leaseMs: ctx.opts.leaseMs, ...gpusOf(placement) },
+      now,
+    );
     const attempt = s.attempt + 1;
     ctx.log.info({ taskId: s.taskId, attempt, node: placement.node, kind: s.kind, placement: placement.reason }, 'task placed');
     ctx.events.emit('placed', { taskId: s.taskId, node: placement.node, kind: s.kind, attempt });
@@ -106,6 +110,8 @@ export class Placement {
     ctx.apply(record, step);
     // In flight on the node from now until the attempt ends, with its model (registry.ts).
     if (ollama) ctx.registry.describe(placement.node, s.taskId, { model: ollama.model, pulls: ollama.op === 'pull' || ollama.pull });
+    // Its GPUs are held until the attempt ends, so the next placement picks other devices.
+    if (placement.gpus) ctx.registry.holdGpus(placement.node, s.taskId, placement.gpus);
     return null;
   }
 
@@ -142,6 +148,11 @@ function requestKey(record: TaskRecord): string {
 function execLimitsOf(spec: TaskRecord['spec']): Pick<PlacementRequest, 'execLimits'> {
   if (spec.kind !== 'exec' || (!spec.memoryLimit && !spec.cpus)) return {};
   return { execLimits: { memory: Boolean(spec.memoryLimit), cpus: Boolean(spec.cpus) } };
+}
+
+/** The GPUs a placement chose, as the `placed` event carries them (none: `{}`). */
+function gpusOf(p: { gpus?: string[] }): { gpus?: string[] } {
+  return p.gpus ? { gpus: p.gpus } : {};
 }
 
 /** Request keys by task record (a task's kind, requirements and model never change after submit). */

@@ -23,6 +23,8 @@ export interface ActiveWork {
   model?: string;
   /** It may pull the model first (op `pull`, or `pull: true`). */
   pulls?: boolean;
+  /** UUIDs of the GPUs handed to it (held until it ends). */
+  gpus?: string[];
 }
 
 interface Entry {
@@ -74,6 +76,13 @@ function inFlightOf(e: Entry): Pick<NodeSnapshot, 'unlisted' | 'models'> {
     if (w.pulls) m.pulling++;
   }
   return { unlisted, models };
+}
+
+/** The NodeSnapshot `gpusHeld` of an entry: GPUs of every attempt in flight there. */
+function gpusHeldOf(e: Entry): Pick<NodeSnapshot, 'gpusHeld'> {
+  const held: string[] = [];
+  for (const w of e.active.values()) if (w.gpus) held.push(...w.gpus);
+  return held.length > 0 ? { gpusHeld: held } : {};
 }
 
 /** What an incoming status changed. */
@@ -203,6 +212,15 @@ export class NodeRegistry {
     entry.snap = undefined;
   }
 
+  /** Holds `gpus` (UUIDs) on `node` for a task in flight there (reserved, not yet released) until release(). */
+  holdGpus(node: string, taskId: string, gpus: string[]): void {
+    const entry = this.nodes.get(node);
+    const work = entry?.active.get(taskId);
+    if (!entry || !work) return;
+    entry.active.set(taskId, { ...work, gpus });
+    entry.snap = undefined;
+  }
+
   /** Drops a task's reservation and its place in flight (attempt ended or lost). */
   release(node: string, taskId: string): void {
     const entry = this.nodes.get(node);
@@ -252,6 +270,7 @@ export class NodeRegistry {
           reservedTasks: e.reservations.size,
           drained: this.drained.has(node),
           ...inFlightOf(e),
+          ...gpusHeldOf(e),
         };
       }
       nodes.push(e.snap);

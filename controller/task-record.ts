@@ -28,6 +28,8 @@ export interface TaskRecord {
    * no identity (an external broker, `--insecure`): only it may write the task's stdin (broker/acl.ts).
    */
   submitter?: string;
+  /** The GPUs (UUIDs) the current attempt was given (its assignment's `gpus`); absent: none. */
+  gpus?: string[];
 }
 
 /**
@@ -41,6 +43,7 @@ export const NODE_FAULT_CODES: readonly string[] = [
   'NODE_BUSY',
   'NODE_RESTARTED',
   'EXECUTOR_LOST',
+  'GPU_UNAVAILABLE',
 ];
 
 /**

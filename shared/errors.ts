@@ -46,7 +46,12 @@ export type ErrorCode =
    * The node's Docker engine died or hung under the task and did not come back within the
    * agent's grace (or came back without the container): the result is unknown. A node fault.
    */
-  | 'EXECUTOR_LOST';
+  | 'EXECUTOR_LOST'
+  /**
+   * The GPUs an assignment names cannot be given on its node (not found there, or held by another
+   * task): the controller's picture was stale. A node fault (placed again).
+   */
+  | 'GPU_UNAVAILABLE';
 
 /**
  * The exit code a shell (and `docker run`) gives for a command that could not be run, by error

@@ -54,6 +54,7 @@ export function formatRejection(r: Rejection): string {
     disk: () =>
       withDetail(`needs ${formatBytes(r.needed ?? 0)} free disk${r.free === undefined ? '' : `, has ${formatBytes(r.free)}`}`, r.detail),
     policy: () => `its policy refuses the task: ${r.detail ?? 'a rule of the node'}`,
+    gpus: () => formatGpuRejection(r),
   };
   return words[r.code]();
 }
@@ -90,6 +91,24 @@ export function rejectionLabel(code: RejectionCode): string {
     platform: 'platform',
     disk: 'disk',
     policy: 'policy',
+    gpus: 'gpu',
   };
   return labels[code];
+}
+
+/**
+ * A `gpus` rejection in words, e.g. `needs 1 GPU with 20.0 GiB free VRAM, has 0 of 2 free (1 held
+ * by tasks, most free VRAM 7.0 GiB)`, or the node's reason for having none (`detail`).
+ */
+function formatGpuRejection(r: Rejection): string {
+  const n = r.needed ?? 0;
+  const each = r.gpuMemory ? ` with ${formatBytes(r.gpuMemory)} free VRAM${n > 1 ? ' each' : ''}` : '';
+  const want = `needs ${n === 0 ? 'all its GPUs' : `${n} GPU${n === 1 ? '' : 's'}`}${each}`;
+  if (!r.gpuTotal) return `${want}, has no GPU cutter can assign${r.detail ? ` (${r.detail})` : ' (no NVIDIA GPU found by nvidia-smi)'}`;
+  if (r.detail) return `${want}: ${r.detail}`;
+  const extra = [
+    r.gpusHeld ? `${r.gpusHeld} held by tasks` : '',
+    r.gpuMemory && r.gpuFree !== undefined ? `most free VRAM ${formatBytes(r.gpuFree)}` : '',
+  ].filter(Boolean);
+  return `${want}, has ${r.free ?? 0} of ${r.gpuTotal} free${extra.length ? ` (${extra.join(', ')})` : ''}`;
 }

@@ -8,6 +8,7 @@ import type Docker from 'dockerode';
 import { CutterError } from '../../shared/errors.js';
 import type { DockerSpec } from '../../shared/schemas/index.js';
 import { EngineDownError, type EngineWatch } from './docker-engine.js';
+import { deviceRequests, gpusLabel } from './docker-gpus.js';
 import { engineMessage, statusCode } from './docker-image.js';
 import type { ExecutorContext } from './executor.js';
 import { forwardOutput } from '../output-window.js';
@@ -63,6 +64,7 @@ export function createOptions(spec: DockerSpec, ctx: ExecutorContext): Docker.Co
       [LABEL_ATTEMPT]: String(ctx.attempt),
       [LABEL_NODE]: ctx.node,
       [LABEL_MEMORY]: String(ctx.memory),
+      ...gpusLabel(ctx.gpus),
     },
     ...(spec.ports?.length ? { ExposedPorts: Object.fromEntries(spec.ports.map((p) => [`${p.container}/tcp`, {}])) } : {}),
     // -t: one raw output stream (no multiplexing), stderr merged into stdout.
@@ -77,6 +79,8 @@ export function createOptions(spec: DockerSpec, ctx: ExecutorContext): Docker.Co
       AutoRemove: false,
       Memory: spec.memoryLimit,
       NanoCpus: spec.cpus ? Math.round(spec.cpus * 1e9) : undefined,
+      // The GPUs reserved for the attempt, by UUID (./docker-gpus.ts).
+      ...(ctx.gpus?.length ? { DeviceRequests: deviceRequests(ctx.gpus) } : {}),
       // Each port on a free port of the node (HostPort ""), reported after the start.
       ...(spec.ports?.length
         ? { PortBindings: Object.fromEntries(spec.ports.map((p) => [`${p.container}/tcp`, [{ HostPort: '' }]])) }

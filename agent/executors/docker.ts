@@ -9,12 +9,9 @@
  * - With Tty off the attach stream is multiplexed; `modem.demuxStream` splits stdout/stderr.
  * - Images are pulled in ./docker-image.ts.
  * - `stop()` on a stopped container answers 304 and on a removed one 404: both mean "stopped".
- * - Re-adoption (`recover()`): containers carry the cutter labels below, so a restarted agent finds
- *   its own with `listContainers({all: true})`. A running one is attached again without `logs`
- *   (only new output: what it printed while no agent watched is not replayed) and waited on with
- *   `condition: 'not-running'` (which, unlike `next-exit`, returns at once when it has exited in
- *   between); one that exited while the agent was down is inspected (ExitCode, OOMKilled,
- *   StartedAt/FinishedAt) and removed.
+ * - Re-adoption (`recover()`, which says how each state is handled): containers carry the cutter
+ *   labels, found with `listContainers({all: true})`; a running one is attached without `logs` and
+ *   waited on with `condition: 'not-running'` (returns at once when it exited in between).
  * - The engine may die or hang under a running task (./docker-engine.ts): every engine call is
  *   raced against the engine-down signal and given an abortSignal. A task whose engine went down
  *   waits up to `engineGraceMs` for it: back in time, its container is inspected (running: followed
@@ -45,6 +42,7 @@ import {
 } from './docker-container.js';
 import { EngineDownError, EngineWatch, type EngineWatchOptions } from './docker-engine.js';
 import { EngineFacts } from './docker-platform.js';
+import { GpuRuntime, gpusFromLabel } from './docker-gpus.js';
 import { engineMessage, ensureImage, statusCode } from './docker-image.js';
 import { type DockerPolicy, dockerViolation, withDockerDefaults } from '../policy.js';
 import type { Admission, Executor, ExecutorContext, Fingerprint, Outcome, RecoveredTask, TaskHandle } from './executor.js';
@@ -69,6 +67,8 @@ export class DockerExecutor implements Executor<DockerSpec> {
   private lastInfo?: DockerInfo;
   /** The engine's platform and free disk (./docker-platform.ts). */
   private readonly facts: EngineFacts;
+  /** Whether the engine can give containers GPUs (`docker.gpuError`), ./docker-gpus.ts. */
+  private readonly gpuRuntime = new GpuRuntime(() => this.fingerprint());
 
   /**
    * @param docker a client; default honours DOCKER_HOST or the local socket.
@@ -93,11 +93,13 @@ export class DockerExecutor implements Executor<DockerSpec> {
    * @returns a function that stops the watch.
    */
   watch(onChange: (fp: Fingerprint) => void): () => void {
+    this.gpuRuntime.notify = onChange;
     const off = this.engine.onChange((state) => {
       if (!state.up) {
         onChange(this.downFingerprint(state.reason));
         return;
       }
+      this.gpuRuntime.clear();
       for (const id of [...this.orphans]) void this.removeContainer(this.docker.getContainer(id));
       void this.fingerprint().then(onChange);
     });
@@ -153,6 +155,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
       ...(info.containersRunning !== undefined ? { containersRunning: info.containersRunning } : {}),
       ...(info.platform ? { platform: info.platform } : {}),
       ...(info.diskFree !== undefined ? { diskFree: info.diskFree } : {}),
+      ...(info.available ? this.gpuRuntime.field() : {}),
     };
     return { available: info.available, ...(info.error ? { error: info.error } : {}), capacity: { docker } };
   }
@@ -248,7 +251,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
       }
       // Callers attach their handlers later; do not let an early rejection count as unhandled.
       done.catch(() => undefined);
-      out.push({ taskId, attempt, memory: ctx.memory, ref, handle: this.handle(run, done) });
+      out.push({ taskId, attempt, memory: ctx.memory, ref, handle: this.handle(run, done), ...gpusFromLabel(labels) });
     }
     return out;
   }
@@ -314,6 +317,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
           await engine.guard((abortSignal) => container.start({ abortSignal }));
         } catch (err) {
           if (err instanceof EngineDownError) throw err;
+          if (ctx.gpus?.length) this.gpuRuntime.check(ctx.node, engineMessage(err));
           throw await startFailure(engine, container, err);
         }
         startedAt = Date.now();

@@ -133,6 +133,7 @@ export class ExecExecutor implements Executor<ExecSpec> {
     if (user?.name) env.USER = user.name;
     if (user?.home) env.HOME = user.home;
     Object.assign(env, spec.env);
+    Object.assign(env, cudaEnv(ctx.gpus));
     // Told apart before spawning: spawn's ENOENT also means a missing cwd, and a command that
     // cannot run is the user's to fix (126/127), not cutter's (125).
     const unrunnable = cannotRun(spec, env.PATH);
@@ -149,6 +150,17 @@ export class ExecExecutor implements Executor<ExecSpec> {
     }
     return { env, ...(user ? { user } : {}), ...(cgroup ? { cgroup } : {}) };
   }
+}
+
+/**
+ * The environment that gives a job exactly its GPUs (NVIDIA CUDA docs, "Environment Variables"):
+ * `CUDA_VISIBLE_DEVICES` lists their UUIDs (UUIDs, unlike indices, mean the same GPU whatever the
+ * enumeration order), `CUDA_DEVICE_ORDER=PCI_BUS_ID` makes any index the job uses match
+ * nvidia-smi's. Set after the task's own env: the reservation wins. Nothing for a job without GPUs.
+ */
+export function cudaEnv(gpus: readonly string[] | undefined): Record<string, string> {
+  if (!gpus?.length) return {};
+  return { CUDA_VISIBLE_DEVICES: gpus.join(','), CUDA_DEVICE_ORDER: 'PCI_BUS_ID' };
 }
 
 /** Spawns the prepared task and supervises it to its end. */

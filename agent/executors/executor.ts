@@ -52,6 +52,11 @@ export interface ExecutorContext {
   started(ref: string): void;
   /** Container ports published on the node (docker tasks with `ports`): node port per container port. */
   published?(ports: { container: number; host: number; server: number }[]): void;
+  /**
+   * UUIDs of the GPUs the controller reserved for this attempt (the assignment's `gpus`); the
+   * executor gives the workload these and no others. Absent: none.
+   */
+  gpus?: readonly string[];
 }
 
 /** How a run ended. Times are ms epoch. */
@@ -96,6 +101,8 @@ export interface RecoveredTask {
   handle: TaskHandle;
   /** The container id (12 hex digits) or pid, for logs. */
   ref: string;
+  /** UUIDs of the GPUs the workload was given (Docker: the `io.cutter.gpus` label); absent: none. */
+  gpus?: string[];
 }
 
 /**

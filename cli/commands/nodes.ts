@@ -9,6 +9,7 @@ import { formatBytes } from '../../shared/units.js';
 import { ago, printJson, table } from '../output.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
 import { registerNodesStatus } from './nodes-status.js';
+import { gpuSummary, registerNodesShow } from './nodes-show.js';
 
 function row(n: NodeView): string[] {
   const cap = n.status.capacity;
@@ -26,7 +27,7 @@ function row(n: NodeView): string[] {
     tasks,
     offer ? offer.executors.join(',') || '-' : '-',
     ago(n.lastSeenAgoMs),
-    n.offlineReason ?? (n.drained ? 'drained' : ''),
+    [n.offlineReason ?? (n.drained ? 'drained' : ''), gpuSummary(n)].filter(Boolean).join('; '),
   ];
 }
 
@@ -47,6 +48,7 @@ export function registerNodes(program: Command): void {
     }),
   );
   registerNodesStatus(nodes);
+  registerNodesShow(nodes);
   withClientOptions(
     nodes
       .command('forget')

@@ -34,6 +34,7 @@ import {
 import { parseBytes } from '../../shared/units.js';
 import { parseDockerRun, parsePublish } from '../docker-args.js';
 import { parseExecArgs } from '../exec-args.js';
+import { gpuRequirement } from '../gpu-args.js';
 import { beforeBrokenPipeExit, EXIT_NOT_RUN, signalExitCode, taskExitCode } from '../exit.js';
 import { watchForwards } from '../forwards.js';
 import { printJson } from '../output.js';
@@ -62,6 +63,8 @@ interface RunFlags extends GlobalFlags, PlacementFlags {
   publish?: string[];
   interactive?: boolean;
   tty?: boolean;
+  gpus?: string;
+  gpuMemory?: string;
 }
 
 function buildSpec(
@@ -69,7 +72,7 @@ function buildSpec(
   args: string[],
   interactive: boolean,
   tty: boolean,
-): { spec: TaskSpec; detach: boolean; platform?: string } {
+): { spec: TaskSpec; detach: boolean; platform?: string; gpus?: ReturnType<typeof parseDockerRun>['gpus'] } {
   if (executor === 'docker') {
     const parsed = parseDockerRun(args);
     if (interactive) parsed.spec.stdin = true;
@@ -133,6 +136,11 @@ export function registerRun(program: Command): void {
       .option('--auto-select', 'let the scheduler choose the node (the default without --node)')
       .option('--memory <size>', "memory to reserve for placement (e.g. 24g; an exec task's limit too); default: the task's -m")
       .option('--cpus <n>', "CPUs the node must have (an exec task's limit too); default: the task's --cpus")
+      .option(
+        '--gpus <n|all>',
+        'GPUs the task gets, reserved per device: a count, all, or \'"device=GPU-…,GPU-…"\' (same as docker run --gpus)',
+      )
+      .option('--gpu-memory <size>', 'free VRAM each of its GPUs must have, e.g. 20g (alone: one GPU)')
       .option('-d, --detach', 'print the task id and return at once')
       .option('-i, --interactive', "stream this terminal's stdin to the task, EOF included (docker run -i does the same)")
       .option(
@@ -161,7 +169,9 @@ export function registerRun(program: Command): void {
           spec,
           detach: dockerDetach,
           platform: dockerPlatform,
+          gpus: dockerGpus,
         } = buildSpec(executor, args, Boolean(flags.interactive), Boolean(flags.tty));
+        const gpus = gpuRequirement(flags, dockerGpus);
         if (flags.publish?.length) {
           if (spec.kind !== 'docker') throw new CutterError('INVALID_ARGUMENT', '-p forwards container ports: it needs a docker task');
           spec.ports = [...(spec.ports ?? []), ...flags.publish.map((p) => parsePublish(p))];
@@ -194,6 +204,7 @@ export function registerRun(program: Command): void {
           ...(flags.node ? { node: flags.node } : {}),
           memory,
           cpus,
+          ...(gpus ? { gpus } : {}),
           ...placementRequirements(flags, platform, cfg.machineId),
         };
         const taskId = newTaskId();

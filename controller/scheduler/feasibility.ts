@@ -5,6 +5,7 @@
 import type { Rejection } from '../../shared/schemas/index.js';
 import { nodeFitReason } from './node-fit.js';
 import { STALE_AFTER_HEARTBEATS, type NodeSnapshot, type PlacementRequest } from './snapshot.js';
+import { gpuRejection } from './gpus.js';
 
 /** Bytes committed to the tasks the node's heartbeat lists as running. */
 function committedMemory(n: NodeSnapshot): number {
@@ -82,5 +83,7 @@ export function rejectReason(n: NodeSnapshot, req: PlacementRequest, now: number
       held: committedMemory(n) + n.reservedMemory,
     };
   }
+  const gpus = gpuRejection(n, req);
+  if (gpus) return gpus;
   return null;
 }

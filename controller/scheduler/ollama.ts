@@ -12,6 +12,7 @@
 import { canonicalModel, ruleMatches, sameModel, type PlacementRule } from '../../shared/ollama.js';
 import type { Rejection } from '../../shared/schemas/index.js';
 import { freeMemory, type NodeRejection } from './feasibility.js';
+import { heldGpus } from './gpus.js';
 import type { NodeSnapshot, PlacementRequest } from './snapshot.js';
 
 /** 0 = loaded, 1 = on disk, 2 = loading (pulled there for a request in flight), 3 = must pull (lower ranks first). */
@@ -45,9 +46,13 @@ function pullingHere(n: NodeSnapshot, model: string): boolean {
   return (n.models?.[canonicalModel(model)]?.pulling ?? 0) > 0;
 }
 
-/** Most free memory of one GPU of the node, bytes (0 without a GPU that reports it). */
+/**
+ * Most free memory of one GPU of the node, bytes (0 without a GPU that reports it). A GPU reserved
+ * for a task (`--gpus`, ./gpus.ts) does not count: that task may fill it any moment.
+ */
 function gpuFree(n: NodeSnapshot): number {
-  return Math.max(0, ...(n.status.capacity?.gpus ?? []).map((g) => g.memoryFree ?? 0));
+  const held = heldGpus(n);
+  return Math.max(0, ...(n.status.capacity?.gpus ?? []).map((g) => (g.uuid && held.has(g.uuid) ? 0 : (g.memoryFree ?? 0))));
 }
 
 /**

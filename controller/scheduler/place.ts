@@ -17,6 +17,7 @@ import { compareIds } from '../../shared/topics.js';
 import { formatBytes } from '../../shared/units.js';
 import { freeMemory, rejectReason } from './feasibility.js';
 import { preferLocal } from './prefer-local.js';
+import { fitGpus } from './gpus.js';
 import { inFlight, modelSize, modelTier, ruleData, ruleFor, TIER_NAMES, type ModelTier } from './ollama.js';
 import type { ClusterSnapshot, Placement, PlacementRequest } from './snapshot.js';
 
@@ -79,10 +80,13 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
     const same = feasible.filter((f) => f.tier === best.tier).length;
     how = `model ${TIER_NAMES[best.tier]}${same > 1 ? ` (1 of ${same} such nodes, ${best.inFlight} request${best.inFlight === 1 ? '' : 's'} in flight)` : ''}${rule ? `, ${describeRule(ruleData(rule.rule, rule.index))}` : ''}; ${how}`;
   }
+  const fit = req.requirements.gpus ? fitGpus(candidates.find((n) => n.node === best.node)!, req) : undefined;
+  const gpus = fit && 'devices' in fit ? fit.devices : undefined;
   return {
     ok: true,
     node: best.node,
     freeAfter: best.freeAfter,
-    reason: `${best.node}: ${formatBytes(best.freeAfter)} left for tasks after placement (${how})${rejections.length ? `; rejected ${formatRejections(rejections)}` : ''}`,
+    reason: `${best.node}: ${formatBytes(best.freeAfter)} left for tasks after placement (${how})${gpus ? `; GPUs ${gpus.join(', ')}` : ''}${rejections.length ? `; rejected ${formatRejections(rejections)}` : ''}`,
+    ...(gpus ? { gpus } : {}),
   };
 }

@@ -29,6 +29,11 @@ export interface NodeSnapshot {
    * canonical model name (`name:tag`): how many, and how many of them may pull the model first.
    */
   models?: Readonly<Record<string, ModelWork>>;
+  /**
+   * UUIDs of the node's GPUs the controller handed to attempts placed here that have not ended (by
+   * its own records, placement → end), whatever the heartbeat says. Absent: none.
+   */
+  gpusHeld?: readonly string[];
 }
 
 /** Ollama work in flight on one node for one model (counts). */
@@ -77,6 +82,8 @@ export type Placement =
       reason: string;
       /** Bytes the node has left for tasks after this one. */
       freeAfter: number;
+      /** The GPUs (UUIDs) chosen for the task on that node; absent when it asks for none. */
+      gpus?: string[];
     }
   | {
       ok: false;

@@ -107,6 +107,8 @@ export const errorCodes: Record<ErrorCode, string> = {
     'reply to `node.wake`: the magic packet could not be sent (no route, a broadcast the server may not send); the message has the reason from the operating system',
   EXECUTOR_LOST:
     "`failed` event: the node's Docker engine died or hung under the running task and did not answer again within the agent's grace (`--docker-engine-grace`, default 30 s), or came back without the container; the result is unknown and the attempt counts as lost",
+  GPU_UNAVAILABLE:
+    "`failed` event: the GPUs the assignment names are not on the node or are held by another task there (the controller's picture was stale); the attempt counts as lost and is placed again",
 };
 
 /** Which attempt ends each restart policy retries after, read from the controller's own rule. */

@@ -15,6 +15,33 @@ export const GpuSchema = z.object({
   model: z.string().max(200),
   memoryTotal: Bytes.nullable(),
   memoryFree: Bytes.nullable(),
+  /** NVIDIA's `GPU-…` UUID (nvidia-smi `uuid`): how cutter reserves and hands out a GPU. Absent: not assignable (other vendors, older agents). */
+  uuid: z
+    .string()
+    .regex(/^GPU-[0-9A-Za-z-]{1,120}$/)
+    .optional(),
+  /** nvidia-smi `index` (may change at each boot: shown, never used to assign). */
+  index: z.number().int().nonnegative().max(1_000).optional(),
+  /** nvidia-smi `pci.bus_id`, e.g. `00000000:01:00.0`. */
+  pciBusId: z.string().max(64).optional(),
+  /** nvidia-smi `driver_version`. */
+  driverVersion: z.string().max(64).optional(),
+  /** Memory in use, bytes (by any program); null when the driver does not say. */
+  memoryUsed: Bytes.nullable().optional(),
+  /** nvidia-smi `utilization.gpu`, 0-100 (%); null when the driver does not say (often under WSL2). */
+  utilizationPercent: z.number().min(0).max(100).nullable().optional(),
+  /** nvidia-smi `temperature.gpu`, °C; null when the driver does not say. */
+  temperatureC: z.number().min(-100).max(300).nullable().optional(),
+});
+
+/**
+ * How the agent's NVIDIA probe went (agent/gpus.ts): `ok`, or why it found no GPU it can hand out
+ * (`not-installed`, `no-driver` exit 9, `no-nvml` exit 12, `reboot-needed` exit 18, `failed`).
+ */
+export const NvidiaProbeSchema = z.object({
+  state: z.enum(['ok', 'not-installed', 'no-driver', 'no-nvml', 'reboot-needed', 'failed']),
+  /** What is wrong and what to do, one line for the node's owner. */
+  error: z.string().max(500).optional(),
 });
 
 /** Docker engine reachability on the node. */
@@ -29,6 +56,11 @@ export const DockerInfoSchema = z.object({
   platform: PlatformSchema.optional(),
   /** Free bytes of the filesystem of the engine's root dir (`GET /info` DockerRootDir), where images and containers go; absent when unknown. */
   diskFree: Bytes.optional(),
+  /**
+   * Why this engine cannot give containers GPUs (it refused a GPU device request: no NVIDIA
+   * runtime); the node offers no GPU to docker tasks while it is set. Absent: not known to fail.
+   */
+  gpuError: z.string().max(500).optional(),
 });
 
 /**
@@ -107,6 +139,8 @@ export const CapacitySchema = z.object({
   exec: ExecInfoSchema.optional(),
   /** Free and total bytes of the filesystem of the agent's data dir (`fs.statfs`); absent from older agents. */
   disk: DiskSchema.optional(),
+  /** How the NVIDIA probe went (absent from older agents). */
+  nvidia: NvidiaProbeSchema.optional(),
 });
 
 /** What the node's owner lets cutter use (a notebook is also someone's computer). */
@@ -135,6 +169,8 @@ export const RunningTaskSchema = z.object({
   memory: Bytes,
   /** The task's kind (the scheduler balances ollama requests by how many each node has in flight). */
   kind: z.enum(['docker', 'exec', 'ollama']).optional(),
+  /** UUIDs of the GPUs assigned to it (Assignment `gpus`); absent when none. */
+  gpus: z.array(z.string().max(128)).max(64).optional(),
 });
 
 /** A MAC as cutter writes it: six lower-case hex pairs joined by `:` (`02:fc:00:00:00:01`). */
@@ -190,6 +226,7 @@ export const NodeStatusSchema = z.object({
 });
 
 export type Gpu = z.infer<typeof GpuSchema>;
+export type NvidiaProbeInfo = z.infer<typeof NvidiaProbeSchema>;
 export type DockerInfo = z.infer<typeof DockerInfoSchema>;
 export type OllamaModel = z.infer<typeof OllamaModelSchema>;
 export type OllamaLoadedModel = z.infer<typeof OllamaLoadedModelSchema>;

@@ -28,6 +28,9 @@ import { IdSchema } from '../topics.js';
  * - `platform`: the task is for platform `wanted` (`linux/arm64`), the node is `has` (`detail`: when the node does not say).
  * - `disk`: `needed` bytes of free disk, the node has `free` (`detail`: when the node does not say).
  * - `policy`: the node's execution policy would refuse the task (`detail`: the rule, as the agent words it).
+ * - `gpus`: `needed` GPUs (each with `gpuMemory` bytes of free VRAM when asked), the node has `free`
+ *   such GPUs of `gpuTotal` (`gpusHeld` held by cutter tasks, `gpuFree`: the most free VRAM of one
+ *   unheld GPU); `detail`: why it has none it can hand out (no driver, no GPU runtime for Docker).
  */
 export const RejectionCodeSchema = z.enum([
   'unknown-node',
@@ -51,6 +54,7 @@ export const RejectionCodeSchema = z.enum([
   'disk',
   'policy',
   'exec-tty',
+  'gpus',
 ]);
 
 const bytes = z.number().int().nonnegative();
@@ -98,6 +102,12 @@ export const RejectionSchema = z.object({
   wanted: z.string().max(600).optional(),
   /** `constraint`: the node's value of the label (absent: it has none); `platform`: the node's platform. */
   has: z.string().max(300).optional(),
+  /** `gpus`: GPUs the node can hand out (with a UUID). */
+  gpuTotal: z.number().int().nonnegative().optional(),
+  /** `gpus`: of those, held by tasks running or placed there. */
+  gpusHeld: z.number().int().nonnegative().optional(),
+  /** `gpus`: free VRAM each GPU must have, bytes. */
+  gpuMemory: bytes.optional(),
 });
 
 export type RejectionCode = z.infer<typeof RejectionCodeSchema>;

@@ -103,6 +103,23 @@ export const TaskSpecSchema = z.discriminatedUnion('kind', [DockerSpecSchema, Ex
 export const TaskKindSchema = z.enum(['docker', 'exec', 'ollama']);
 export const OllamaOpSchema = OllamaSpecSchema.shape.op;
 
+/** An NVIDIA GPU's UUID as nvidia-smi prints it (`GPU-` then hex groups). */
+export const GpuUuidSchema = z.string().regex(/^GPU-[0-9A-Za-z-]{1,120}$/, 'a GPU UUID (GPU-…)');
+
+/**
+ * GPUs a task needs (`cutter run --gpus N|all --gpu-memory SIZE`, `docker run --gpus`): `count`
+ * GPUs (`all`: every GPU of the node, at least one) each with at least `memory` bytes of free
+ * VRAM; or exactly the GPUs `devices` names (UUIDs). The controller reserves them per device
+ * and names them in the assignment (`gpus`).
+ */
+export const GpuRequirementSchema = z.object({
+  count: z.union([z.number().int().min(1).max(64), z.literal('all')]),
+  /** Only these GPUs (then `count` is their number). */
+  devices: z.array(GpuUuidSchema).min(1).max(64).optional(),
+  /** Free VRAM each GPU must have, bytes. */
+  memory: Bytes.optional(),
+});
+
 /** What the scheduler needs: explicit node (wins), memory to reserve (bytes), CPU cores. */
 export const RequirementsSchema = z.object({
   node: IdSchema.optional(),
@@ -120,6 +137,8 @@ export const RequirementsSchema = z.object({
   preferLocal: z.boolean().optional(),
   /** Memory the local node must keep free for `preferLocal`; absent = the server's default. */
   localHeadroom: HeadroomSchema.optional(),
+  /** GPUs to reserve; absent: none. */
+  gpus: GpuRequirementSchema.optional(),
 });
 
 /**
@@ -175,6 +194,11 @@ export const AssignmentSchema = z.object({
    * session redelivers what was queued for the previous run) refuses it with NODE_RESTARTED.
    */
   nodeRunId: z.string().max(64).nullable().default(null),
+  /**
+   * The GPUs the controller reserved for this attempt (UUIDs, `requirements.gpus`): docker gets them
+   * as `HostConfig.DeviceRequests` DeviceIDs, exec as `CUDA_VISIBLE_DEVICES`. Absent: none.
+   */
+  gpus: z.array(GpuUuidSchema).max(64).optional(),
 });
 
 /** Cancellation published by the controller on `nodes/{node}/cancel`. */
@@ -314,6 +338,7 @@ export type OllamaOp = z.infer<typeof OllamaOpSchema>;
 export type TaskSpec = z.infer<typeof TaskSpecSchema>;
 export type TaskKind = z.infer<typeof TaskKindSchema>;
 export type Requirements = z.infer<typeof RequirementsSchema>;
+export type GpuRequirement = z.infer<typeof GpuRequirementSchema>;
 export type RestartPolicy = z.infer<typeof RestartPolicySchema>;
 export type TaskOptions = z.infer<typeof TaskOptionsSchema>;
 export type Assignment = z.infer<typeof AssignmentSchema>;
