@@ -52,10 +52,7 @@ export { LABEL_ATTEMPT, LABEL_MEMORY, LABEL_NODE, LABEL_TASK } from './docker-co
 /** How long a task waits for its engine to answer again before it ends EXECUTOR_LOST, ms. */
 export const ENGINE_GRACE_MS = 30_000;
 
-/**
- * Runs docker tasks as labelled containers (AutoRemove off: waited on, inspected, removed) and
- * re-adopts the ones a previous agent process of the node left behind (`recover()`).
- */
+/** Runs docker tasks as labelled containers; re-adopts those a previous agent left (`recover()`). */
 export class DockerExecutor implements Executor<DockerSpec> {
   readonly kind = 'docker' as const;
   /** Whether the engine answers (./docker-engine.ts); started by `watch()`. */
@@ -73,8 +70,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
   /**
    * @param docker a client; default honours DOCKER_HOST or the local socket.
    * @param policy the node owner's rules for containers; default: any image, no memory cap.
-   * @param opts `engineGraceMs`: how long a task waits for its engine to come back, ms (default 30 s);
-   *   `watch`: the engine watch's timings.
+   * @param opts `engineGraceMs`: how long a task waits for its engine to return, ms (default 30 s); `watch`: its timings.
    */
   constructor(
     readonly docker: Docker = new Docker(),
