@@ -19,6 +19,10 @@
  *   - POST /api/pull → `pulling manifest`, `pulling <digest>` with `total`/`completed`, `verifying sha256 digest`,
  *     `writing manifest`, `success`; an unknown model gets `{"error":"pull model manifest: file does not exist"}`
  *     inside the 200 stream, as Ollama's server does once it has started streaming
+ *   - tools in /api/chat (docs/api.md "Chat request (with tools)"): when the request carries `tools`
+ *     and the test's `toolCall` option names a call, the answer's message is `{role: "assistant",
+ *     content: "", tool_calls: [{id, function: {name, arguments}}]}` (one chunk, then the final one);
+ *     `images` of chat messages are recorded as sent (base64 strings)
  *   - an unknown model on generate/chat/embed: 404 `{"error":"model 'x' not found"}`; no model: 400
  *     `{"error":"model is required"}`; bad JSON: 400 `{"error":…}`
  * The reply text is deterministic (`reply(prompt)`), so tests can assert what a client receives.
@@ -57,6 +61,17 @@ export interface OllamaDoubleOptions {
    * chunk's latency. Not an Ollama field; clients pass unknown fields through.
    */
   stamp?: boolean;
+  /**
+   * The tool call a chat request with `tools` gets (given the request body), or undefined to answer
+   * with text. Without this option the double never calls tools.
+   */
+  /**
+   * `options.num_predict` as Ollama treats it: a limit — the answer stops there with
+   * `done_reason: "length"` (api/types.go `DoneReason`), shorter answers end on their own with
+   * `stop`. Default (false): the answer is exactly num_predict tokens long, for benchmarks.
+   */
+  predictAsLimit?: boolean;
+  toolCall?: (body: Record<string, unknown>) => { name: string; arguments: Record<string, unknown> } | undefined;
 }
 
 /** One request the double served. */
@@ -266,10 +281,16 @@ export class OllamaDouble {
     const prompt = chat ? String(messages.at(-1)?.content ?? '') : String(body.prompt ?? '');
     let tokens = (this.opts.reply ?? ((p: string) => `echo: ${p}`.split(/(?= )/)))(prompt, model);
     const numPredict = (body.options as { num_predict?: unknown } | undefined)?.num_predict;
-    if (typeof numPredict === 'number' && numPredict > 0)
+    const truncated = this.opts.predictAsLimit === true && typeof numPredict === 'number' && numPredict > 0 && tokens.length > numPredict;
+    if (truncated) tokens = tokens.slice(0, numPredict as number);
+    else if (!this.opts.predictAsLimit && typeof numPredict === 'number' && numPredict > 0)
       tokens = Array.from({ length: numPredict }, (_, i) => tokens[i % tokens.length] ?? 'x');
     const created = () => new Date().toISOString();
-    const piece = (text: string) => (chat ? { message: { role: 'assistant', content: text } } : { response: text });
+    const call = chat && Array.isArray(body.tools) ? this.opts.toolCall?.(body) : undefined;
+    if (call) tokens = [''];
+    const calls = call ? { tool_calls: [{ id: `call_${digestOf(call.name).slice(0, 8)}`, function: call }] } : {};
+    const piece = (text: string, withCalls = false) =>
+      chat ? { message: { role: 'assistant', content: text, ...(withCalls ? calls : {}) } } : { response: text };
     const final = () => {
       const total = Number(process.hrtime.bigint() - t0);
       return {
@@ -277,7 +298,7 @@ export class OllamaDouble {
         created_at: created(),
         ...piece(''),
         done: true,
-        done_reason: 'stop',
+        done_reason: truncated ? 'length' : 'stop',
         ...(chat ? {} : { context: [1, 2, 3] }),
         total_duration: total,
         load_duration: wasLoaded ? 1_000_000 : 250_000_000,
@@ -289,14 +310,14 @@ export class OllamaDouble {
     };
     if (body.stream === false) {
       for (const _ of tokens) if (this.opts.tokenDelayMs) await sleep(this.opts.tokenDelayMs);
-      return json(200, { ...final(), ...piece(tokens.join('')) });
+      return json(200, { ...final(), ...piece(tokens.join(''), true) });
     }
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     for (const tok of tokens) {
       if (this.opts.tokenDelayMs) await sleep(this.opts.tokenDelayMs);
       if (res.destroyed) return;
       const stamp = this.opts.stamp ? { sent_at_ms: performance.timeOrigin + performance.now() } : {};
-      if (!res.write(`${JSON.stringify({ model, created_at: created(), ...piece(tok), done: false, ...stamp })}\n`)) {
+      if (!res.write(`${JSON.stringify({ model, created_at: created(), ...piece(tok, true), done: false, ...stamp })}\n`)) {
         await new Promise((r) => res.once('drain', r));
       }
     }
