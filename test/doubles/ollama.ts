@@ -16,6 +16,10 @@
  *   - POST /api/embeddings (legacy, docs/api.md "Generate Embedding") `{model, prompt}` → `{embedding:[…]}`
  *   - DELETE /api/delete `{model}` (or `name`) and POST /api/copy `{source, destination}` (docs/api.md
  *     "Delete a Model", "Copy a Model"): 200 with no body, 404 `{"error"}` when the model is not here
+ *   - POST /api/create from an existing model (`{model, from, system, template, parameters}`) and POST
+ *     /api/push (`{model}`) (docs/api.md "Create a Model", "Push a Model"): NDJSON status records ending
+ *     in `{"status":"success"}` (create: `reading model metadata`, `using already created layer …`,
+ *     `writing manifest`; push: `retrieving manifest`, `starting upload`, `pushing manifest`)
  *   - POST /api/pull → `pulling manifest`, `pulling <digest>` with `total`/`completed`, `verifying sha256 digest`,
  *     `writing manifest`, `success`; an unknown model gets `{"error":"pull model manifest: file does not exist"}`
  *     inside the 200 stream, as Ollama's server does once it has started streaming
@@ -253,6 +257,9 @@ export class OllamaDouble {
       }
       case 'POST /api/pull':
         return this.pull(model, body, res, json);
+      case 'POST /api/create':
+      case 'POST /api/push':
+        return this.createOrPush(rec.path === '/api/create', model, body, res, json);
       default:
         res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
         return void res.end('404 page not found');
@@ -322,6 +329,43 @@ export class OllamaDouble {
       }
     }
     if (!res.destroyed) res.end(`${JSON.stringify(final())}\n`);
+  }
+
+  /**
+   * docs/api.md "Create a Model" (from an existing model: `{model, from, system, template,
+   * parameters}`) and "Push a Model" (`{model}`): status records ending in `success`, streamed or
+   * one `{"status": "success"}`; 404 `{"error"}` when `from` (create) or the model (push) is not here.
+   */
+  private async createOrPush(
+    create: boolean,
+    model: string,
+    body: Record<string, unknown>,
+    res: ServerResponse,
+    json: (s: number, b: unknown) => void,
+  ) {
+    if (!model) return json(400, { error: 'model is required' });
+    const source = this.models.get(canonical(create ? String(body.from ?? '') : model));
+    if (!source) return json(404, { error: `model '${create ? String(body.from ?? '') : model}' not found` });
+    const digest = `sha256:${digestOf(source.name)}`;
+    const lines: Record<string, unknown>[] = create
+      ? [
+          { status: 'reading model metadata' },
+          ...(typeof body.system === 'string' ? [{ status: 'creating system layer' }] : []),
+          { status: `using already created layer ${digest}` },
+          { status: 'writing manifest' },
+          { status: 'success' },
+        ]
+      : [
+          { status: 'retrieving manifest' },
+          { status: 'starting upload', digest, total: source.size },
+          { status: 'pushing manifest' },
+          { status: 'success' },
+        ];
+    if (create) this.models.set(canonical(model), { ...source, name: canonical(model) });
+    if (body.stream === false) return json(200, { status: 'success' });
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    for (const line of lines) res.write(`${JSON.stringify(line)}\n`);
+    res.end();
   }
 
   private async pull(model: string, body: Record<string, unknown>, res: ServerResponse, json: (s: number, b: unknown) => void) {
