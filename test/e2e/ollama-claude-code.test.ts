@@ -5,7 +5,7 @@
  * node (an Ollama double: test/doubles/ollama.ts).
  *
  * Claude Code is not a dependency of cutter. This test runs only where its binary is found: the
- * `claude` executable named by CUTTER_CLAUDE_BIN, e.g. unpacked from the npm registry with
+ * `claude` executable named by CUTTER_CLAUDE_BIN or on the PATH, e.g. unpacked from the npm registry with
  * `npm pack @anthropic-ai/claude-code-linux-x64` (the package `@anthropic-ai/claude-code` installs
  * that platform package's `claude` binary). Without it the test is skipped, saying why.
  */
@@ -14,9 +14,13 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OllamaDouble } from '../doubles/ollama.js';
 import { eventually, freePort, ISOLATED_ENV, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
+import { onPath } from '../services.js';
 
-const CLAUDE = process.env.CUTTER_CLAUDE_BIN ?? '';
+const CLAUDE = process.env.CUTTER_CLAUDE_BIN || onPath('claude') || '';
 const missing = !CLAUDE || !existsSync(CLAUDE);
+/** Not a service CI installs (test/services.ts): an optional client, so never required, only skipped. */
+const SKIP_TAG =
+  '[skipped: needs Claude Code — npm pack @anthropic-ai/claude-code-linux-x64 outside the project, unpack it and put its claude on the PATH or in CUTTER_CLAUDE_BIN]';
 
 /** Runs `claude` to its end; resolves with its exit code and output. */
 function runClaude(
@@ -41,55 +45,50 @@ function runClaude(
   });
 }
 
-describe.skipIf(missing)(
-  missing
-    ? 'Claude Code through the mesh [skipped: set CUTTER_CLAUDE_BIN to a claude binary from @anthropic-ai/claude-code]'
-    : 'Claude Code through the mesh',
-  () => {
-    let server: Daemon;
-    let agent: Daemon;
-    let api: string;
-    const ollama = new OllamaDouble({
-      models: [{ name: 'qwen3-coder:latest', size: 1_900_000_000, family: 'qwen3' }],
-      predictAsLimit: true,
-      reply: () => ['hi', ' from', ' the', ' mesh'],
-    });
+describe.skipIf(missing)(missing ? `Claude Code through the mesh ${SKIP_TAG}` : 'Claude Code through the mesh', () => {
+  let server: Daemon;
+  let agent: Daemon;
+  let api: string;
+  const ollama = new OllamaDouble({
+    models: [{ name: 'qwen3-coder:latest', size: 1_900_000_000, family: 'qwen3' }],
+    predictAsLimit: true,
+    reply: () => ['hi', ' from', ' the', ' mesh'],
+  });
 
-    beforeAll(async () => {
-      const [ollamaUrl, port] = await Promise.all([ollama.start(), freePort()]);
-      let url: string;
-      ({ daemon: server, url } = await startServer(['--ollama-port', String(port)]));
-      await server.waitForMsg('Ollama-compatible API listening');
-      api = `http://127.0.0.1:${port}`;
-      agent = await startAgent(url, 'coder', ['--max-memory', '8g', '--ollama-url', ollamaUrl]);
-      await eventually(async () => ((await (await fetch(`${api}/api/tags`)).json()) as { models: unknown[] }).models.length === 1);
-    }, 60_000);
+  beforeAll(async () => {
+    const [ollamaUrl, port] = await Promise.all([ollama.start(), freePort()]);
+    let url: string;
+    ({ daemon: server, url } = await startServer(['--ollama-port', String(port)]));
+    await server.waitForMsg('Ollama-compatible API listening');
+    api = `http://127.0.0.1:${port}`;
+    agent = await startAgent(url, 'coder', ['--max-memory', '8g', '--ollama-url', ollamaUrl]);
+    await eventually(async () => ((await (await fetch(`${api}/api/tags`)).json()) as { models: unknown[] }).models.length === 1);
+  }, 60_000);
 
-    afterAll(async () => {
-      await agent?.stop('SIGKILL');
-      await server?.stop();
-      await ollama.stop();
-    });
+  afterAll(async () => {
+    await agent?.stop('SIGKILL');
+    await server?.stop();
+    await ollama.stop();
+  });
 
-    it('answers `claude -p "say hi"` with the model on the node', async () => {
-      const home = tempDir('cutter-claude-home-');
-      const r = await runClaude(
-        ['-p', 'say hi', '--model', 'qwen3-coder'],
-        {
-          ...Object.fromEntries(Object.entries(ISOLATED_ENV).filter(([k]) => !/^(ANTHROPIC|CLAUDE)_/.test(k))),
-          HOME: home,
-          ANTHROPIC_BASE_URL: api,
-          ANTHROPIC_API_KEY: 'ollama',
-          // Nothing but the mesh: no telemetry, update checks or error reports to the internet.
-          CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-          DISABLE_AUTOUPDATER: '1',
-          DISABLE_TELEMETRY: '1',
-        },
-        120_000,
-      );
-      expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-      expect(r.stdout).toContain('hi from the mesh');
-      expect(ollama.requests.some((q) => q.path === '/api/chat')).toBe(true);
-    }, 150_000);
-  },
-);
+  it('answers `claude -p "say hi"` with the model on the node', async () => {
+    const home = tempDir('cutter-claude-home-');
+    const r = await runClaude(
+      ['-p', 'say hi', '--model', 'qwen3-coder'],
+      {
+        ...Object.fromEntries(Object.entries(ISOLATED_ENV).filter(([k]) => !/^(ANTHROPIC|CLAUDE)_/.test(k))),
+        HOME: home,
+        ANTHROPIC_BASE_URL: api,
+        ANTHROPIC_API_KEY: 'ollama',
+        // Nothing but the mesh: no telemetry, update checks or error reports to the internet.
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+        DISABLE_AUTOUPDATER: '1',
+        DISABLE_TELEMETRY: '1',
+      },
+      120_000,
+    );
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toContain('hi from the mesh');
+    expect(ollama.requests.some((q) => q.path === '/api/chat')).toBe(true);
+  }, 150_000);
+});
