@@ -220,6 +220,20 @@ describe('Anthropic Messages API across the mesh', () => {
     expect(messages[2]).toEqual({ role: 'tool', content: '18 C and sunny', tool_call_id: use.id, tool_name: 'get_weather' });
   });
 
+  it('cancels the task on its node when the client stops reading a stream', async () => {
+    const before = chats(nbOllama).length;
+    const long = Array.from({ length: 3_000 }, (_, i) => `w${i}`).join(' ');
+    const stream = client().messages.stream({ model: 'qwen3-coder', max_tokens: 5_000, messages: [{ role: 'user', content: long }] });
+    let deltas = 0;
+    for await (const ev of stream) if (ev.type === 'content_block_delta' && ++deltas === 3) break; // leaving the loop aborts the request
+    await eventually(() => chats(nbOllama).length === before + 1 && chats(nbOllama).at(-1)!.aborted, 15_000);
+    await eventually(async () => {
+      const r = await cli(['tasks', 'list', '--json'], { broker: url });
+      const tasks = JSON.parse(r.stdout) as { summary: string; state: string }[];
+      return tasks.filter((t) => t.summary === 'chat qwen3-coder').some((t) => t.state === 'cancelled');
+    }, 15_000);
+  });
+
   it("answers errors in Anthropic's shape: an unknown model 404, a missing max_tokens 400", async () => {
     const err = await client()
       .messages.create({ model: 'claude-3-5-sonnet', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] })
