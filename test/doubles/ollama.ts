@@ -11,7 +11,8 @@
  *   - POST /api/generate, /api/chat: NDJSON (`application/x-ndjson`) by default, one JSON object with
  *     `"stream": false`; chunks `{model, created_at, response|message, done:false}`, then a final chunk
  *     with `done:true, done_reason, total_duration, load_duration, prompt_eval_count,
- *     prompt_eval_duration, eval_count, eval_duration` (+ `context` for generate), durations in ns
+ *     prompt_eval_duration, eval_count, eval_duration` (+ `context` for generate), durations in ns;
+ *     with `predictAsLimit`, `options.num_predict` cuts the answer with `done_reason: "length"`
  *   - POST /api/embed → `{model, embeddings:[[…]], total_duration, load_duration, prompt_eval_count}`
  *   - POST /api/embeddings (legacy, docs/api.md "Generate Embedding") `{model, prompt}` → `{embedding:[…]}`
  *   - DELETE /api/delete `{model}` (or `name`) and POST /api/copy `{source, destination}` (docs/api.md
