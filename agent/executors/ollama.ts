@@ -176,6 +176,20 @@ export class OllamaExecutor implements Executor<OllamaSpec> {
       case 'copy':
         chunk(await client.copy({ source: spec.model, destination: String(spec.request.destination ?? '') }));
         break;
+      // docs/api.md "Create a Model" from an existing one (`from`) and "Push a Model": each streams
+      // status records ({"status": "reading model metadata"} … {"status": "success"}), relayed as chunks.
+      case 'create':
+        for await (const part of await client.create({
+          ...(spec.request as object),
+          model: String(spec.request.model ?? ''),
+          from: spec.model,
+          stream: true,
+        } as never))
+          chunk(part);
+        break;
+      case 'push':
+        for await (const part of await client.push({ ...(spec.request as object), model: spec.model, stream: true } as never)) chunk(part);
+        break;
     }
     return { exitCode: 0, oomKilled: false, cancelled: false, startedAt, finishedAt: Date.now() };
   }

@@ -14,6 +14,7 @@ import { CutterError } from '../../shared/errors.js';
 import { sameModel } from '../../shared/ollama.js';
 import type { NodeStatus, OllamaModel, OllamaOp } from '../../shared/schemas/index.js';
 import { HttpError, LineStream, readJson, sendJson } from './http.js';
+import { createModel, pushModel } from './create-push.js';
 import { copyModel, deleteModel } from './manage.js';
 import type { MeshGateway } from './mesh.js';
 import { relay } from './relay.js';
@@ -220,6 +221,12 @@ export async function handleNative(req: IncomingMessage, res: ServerResponse, pa
       return true;
     case 'POST /api/copy':
       await copyModel(req, res, ctx.mesh, ctx.signal);
+      return true;
+    case 'POST /api/create':
+      await createModel(req, res, ctx.mesh, ctx.signal);
+      return true;
+    case 'POST /api/push':
+      await pushModel(req, res, ctx.mesh, ctx.signal);
       return true;
     case 'POST /api/show':
       sendJson(res, 200, await single('show', await readJson(req), ctx));

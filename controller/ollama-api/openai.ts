@@ -2,6 +2,7 @@
  * The OpenAI-compatible endpoints Ollama itself serves (ollama/ollama `openai/openai.go`,
  * `docs/openai.md`, docs.ollama.com/api/openai-compatibility): `POST /v1/chat/completions`,
  * `POST /v1/completions` (openai-completions.ts), `POST /v1/embeddings` (openai-embeddings.ts),
+ * `POST /v1/responses` (stateless, openai-responses.ts),
  * `GET /v1/models` and `GET /v1/models/{model}`, translated to and from ollama tasks on the mesh.
  *
  * Shapes as Ollama's translation layer makes them: `chat.completion` objects with
@@ -22,6 +23,7 @@ import { relay } from './relay.js';
 import { aggregate, meshTags, modelOf, notFound } from './native.js';
 import { completions } from './openai-completions.js';
 import { embeddings } from './openai-embeddings.js';
+import { responses } from './openai-responses.js';
 import { openaiError, unixOf, usageOf } from './openai-shapes.js';
 
 export { openaiError } from './openai-shapes.js';
@@ -178,7 +180,7 @@ async function chatCompletions(body: Json, res: ServerResponse, mesh: MeshGatewa
 }
 
 /**
- * Handles `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and `/v1/models[/{model}]`,
+ * Handles `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/responses` and `/v1/models[/{model}]`,
  * or returns false for other paths.
  * Errors are written in OpenAI's shape here (not Ollama's).
  */
@@ -201,6 +203,10 @@ export async function handleOpenAi(
     }
     if (req.method === 'POST' && path === '/v1/embeddings') {
       await embeddings(await readJson(req), res, mesh, signal);
+      return true;
+    }
+    if (req.method === 'POST' && path === '/v1/responses') {
+      await responses(await readJson(req), res, mesh, signal);
       return true;
     }
     if (req.method === 'GET' && path === '/v1/models') {

@@ -16,6 +16,8 @@ export interface RelayOptions {
   line(chunk: Json): string;
   /** The last text of a stream that failed after it began (Ollama: an `{"error"}` line). */
   errorLine(message: string): string;
+  /** Run it on this node only (a named node), else where the scheduler picks. */
+  node?: string;
 }
 
 /**
@@ -49,6 +51,7 @@ export async function relay(
         },
       },
       signal,
+      opts.node,
     );
   } catch (err) {
     if (signal.aborted) return null;

@@ -8,8 +8,14 @@
  * ones `--ollama-origins` adds; any other Origin is refused with 403, as Ollama does (cors.ts).
  *
  * On loopback (the default) it is open, like Ollama. Bound beyond loopback it needs a cutter token
- * as `Authorization: Bearer ROLE:NAME:PASSWORD` (the API key Ollama and OpenAI clients send),
- * unless the server runs with `--insecure` (controller/extensions/http-auth.ts).
+ * as `Authorization: Bearer ROLE:NAME:PASSWORD` (the API key Ollama and OpenAI clients send) or as
+ * `x-api-key: ROLE:NAME:PASSWORD` (the Anthropic SDKs' and Claude Code's), unless the server runs
+ * with `--insecure` (controller/extensions/http-auth.ts, api-key.ts).
+ *
+ * Bound to loopback, a request whose Host header is not a local name or address is refused (403),
+ * as Ollama refuses it against DNS rebinding (host-check.ts).
+ *
+ * Anthropic Messages API (anthropic.ts): `/v1/messages`, `/v1/messages/count_tokens`.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,7 +25,10 @@ import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { MESH_API_HEADER } from '../../shared/ollama.js';
 import { VERSION } from '../../shared/version.js';
-import { HttpAuth, type VerifyToken } from '../extensions/http-auth.js';
+import { HttpAuth, isLoopback, type VerifyToken } from '../extensions/http-auth.js';
+import { handleAnthropic } from './anthropic.js';
+import { allowed } from './api-key.js';
+import { refuseForeignHost } from './host-check.js';
 import { CorsPolicy } from './cors.js';
 import { sendJson, statusOf } from './http.js';
 import { MeshGateway } from './mesh.js';
@@ -80,12 +89,15 @@ export class OllamaApi {
       surface: 'Ollama API',
     });
     const cors = new CorsPolicy(this.opts.origins ?? '');
+    // On loopback, Ollama's guard against DNS rebinding: only local Host names (host-check.ts).
+    const checkHost = isLoopback(this.opts.host);
     this.server = createServer({ noDelay: true }, (req, res) => {
       // Says "this is the mesh, not an Ollama" to an agent probing this address (shared/ollama.ts).
       res.setHeader(MESH_API_HEADER, VERSION);
+      if (checkHost && refuseForeignHost(req, res)) return;
       // CORS first: a browser's preflight carries no token.
       if (cors.handle(req, res)) return;
-      if (!auth.allow(req, res)) return;
+      if (!allowed(auth, req, res, this.log)) return;
       const abort = new AbortController();
       // The client went away before the answer was complete: cancel the task on its node.
       res.on('close', () => {
@@ -95,6 +107,7 @@ export class OllamaApi {
       const t0 = performance.now();
       void (async () => {
         try {
+          if (await handleAnthropic(req, res, path, mesh, abort.signal)) return;
           if (await handleOpenAi(req, res, path, mesh, abort.signal)) return;
           if (await handleNative(req, res, path, { mesh, signal: abort.signal })) return;
           res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });

@@ -69,6 +69,11 @@ export function modelTier(
   const absent: ModelTier = pullingHere(n, req.model) ? 2 : 3;
   if (req.op === 'pull') return { tier: info.models.some((m) => sameModel(m.name, req.model)) ? 1 : absent };
   // Deleting or copying a model never loads it: the node needs it on disk, not the memory to load it.
+  // Nor does creating a model from it or pushing it (POST /api/create with `from`, /api/push).
+  if (req.op === 'create' || req.op === 'push')
+    return info.models.some((m) => sameModel(m.name, req.model))
+      ? { tier: 1 }
+      : { rejection: { code: 'model-missing', model: canonicalModel(req.model) } };
   if (req.op === 'delete' || req.op === 'copy')
     return info.models.some((m) => sameModel(m.name, req.model))
       ? { tier: 1 }

@@ -83,13 +83,15 @@ export const ExecSpecSchema = z.object({
  * `chat` (POST /api/chat), `embed` (POST /api/embed), `embeddings` (the legacy POST
  * /api/embeddings: `prompt` → `embedding`), `pull` (POST /api/pull), `show` (POST /api/show),
  * `delete` (DELETE /api/delete) or `copy` (POST /api/copy: `model` is the source, `request.destination`
- * the new name). `request` is that endpoint's JSON body as the caller gave it (prompt,
+ * the new name), `create` (POST /api/create from an existing model: `model` is the `from` model,
+ * `request.model` the new name, with `system`, `template`, `parameters` …) or `push` (POST /api/push
+ * of `model`). `request` is that endpoint's JSON body as the caller gave it (prompt,
  * messages, options, format, keep_alive …); the agent sets `model` and `stream` itself and streams
  * Ollama's response objects back verbatim as `chunks` events.
  */
 export const OllamaSpecSchema = z.object({
   kind: z.literal('ollama'),
-  op: z.enum(['generate', 'chat', 'embed', 'embeddings', 'pull', 'show', 'delete', 'copy']),
+  op: z.enum(['generate', 'chat', 'embed', 'embeddings', 'pull', 'show', 'delete', 'copy', 'create', 'push']),
   model: z.string().min(1).max(256),
   request: z.record(z.string(), z.unknown()).default({}),
   /**

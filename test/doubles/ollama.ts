@@ -11,14 +11,23 @@
  *   - POST /api/generate, /api/chat: NDJSON (`application/x-ndjson`) by default, one JSON object with
  *     `"stream": false`; chunks `{model, created_at, response|message, done:false}`, then a final chunk
  *     with `done:true, done_reason, total_duration, load_duration, prompt_eval_count,
- *     prompt_eval_duration, eval_count, eval_duration` (+ `context` for generate), durations in ns
+ *     prompt_eval_duration, eval_count, eval_duration` (+ `context` for generate), durations in ns;
+ *     with `predictAsLimit`, `options.num_predict` cuts the answer with `done_reason: "length"`
  *   - POST /api/embed → `{model, embeddings:[[…]], total_duration, load_duration, prompt_eval_count}`
  *   - POST /api/embeddings (legacy, docs/api.md "Generate Embedding") `{model, prompt}` → `{embedding:[…]}`
  *   - DELETE /api/delete `{model}` (or `name`) and POST /api/copy `{source, destination}` (docs/api.md
  *     "Delete a Model", "Copy a Model"): 200 with no body, 404 `{"error"}` when the model is not here
+ *   - POST /api/create from an existing model (`{model, from, system, template, parameters}`) and POST
+ *     /api/push (`{model}`) (docs/api.md "Create a Model", "Push a Model"): NDJSON status records ending
+ *     in `{"status":"success"}` (create: `reading model metadata`, `using already created layer …`,
+ *     `writing manifest`; push: `retrieving manifest`, `starting upload`, `pushing manifest`)
  *   - POST /api/pull → `pulling manifest`, `pulling <digest>` with `total`/`completed`, `verifying sha256 digest`,
  *     `writing manifest`, `success`; an unknown model gets `{"error":"pull model manifest: file does not exist"}`
  *     inside the 200 stream, as Ollama's server does once it has started streaming
+ *   - tools in /api/chat (docs/api.md "Chat request (with tools)"): when the request carries `tools`
+ *     and the test's `toolCall` option names a call, the answer's message is `{role: "assistant",
+ *     content: "", tool_calls: [{id, function: {name, arguments}}]}` (one chunk, then the final one);
+ *     `images` of chat messages are recorded as sent (base64 strings)
  *   - an unknown model on generate/chat/embed: 404 `{"error":"model 'x' not found"}`; no model: 400
  *     `{"error":"model is required"}`; bad JSON: 400 `{"error":…}`
  * The reply text is deterministic (`reply(prompt)`), so tests can assert what a client receives.
@@ -57,6 +66,17 @@ export interface OllamaDoubleOptions {
    * chunk's latency. Not an Ollama field; clients pass unknown fields through.
    */
   stamp?: boolean;
+  /**
+   * The tool call a chat request with `tools` gets (given the request body), or undefined to answer
+   * with text. Without this option the double never calls tools.
+   */
+  /**
+   * `options.num_predict` as Ollama treats it: a limit — the answer stops there with
+   * `done_reason: "length"` (api/types.go `DoneReason`), shorter answers end on their own with
+   * `stop`. Default (false): the answer is exactly num_predict tokens long, for benchmarks.
+   */
+  predictAsLimit?: boolean;
+  toolCall?: (body: Record<string, unknown>) => { name: string; arguments: Record<string, unknown> } | undefined;
 }
 
 /** One request the double served. */
@@ -238,6 +258,9 @@ export class OllamaDouble {
       }
       case 'POST /api/pull':
         return this.pull(model, body, res, json);
+      case 'POST /api/create':
+      case 'POST /api/push':
+        return this.createOrPush(rec.path === '/api/create', model, body, res, json);
       default:
         res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
         return void res.end('404 page not found');
@@ -266,10 +289,16 @@ export class OllamaDouble {
     const prompt = chat ? String(messages.at(-1)?.content ?? '') : String(body.prompt ?? '');
     let tokens = (this.opts.reply ?? ((p: string) => `echo: ${p}`.split(/(?= )/)))(prompt, model);
     const numPredict = (body.options as { num_predict?: unknown } | undefined)?.num_predict;
-    if (typeof numPredict === 'number' && numPredict > 0)
+    const truncated = this.opts.predictAsLimit === true && typeof numPredict === 'number' && numPredict > 0 && tokens.length > numPredict;
+    if (truncated) tokens = tokens.slice(0, numPredict as number);
+    else if (!this.opts.predictAsLimit && typeof numPredict === 'number' && numPredict > 0)
       tokens = Array.from({ length: numPredict }, (_, i) => tokens[i % tokens.length] ?? 'x');
     const created = () => new Date().toISOString();
-    const piece = (text: string) => (chat ? { message: { role: 'assistant', content: text } } : { response: text });
+    const call = chat && Array.isArray(body.tools) ? this.opts.toolCall?.(body) : undefined;
+    if (call) tokens = [''];
+    const calls = call ? { tool_calls: [{ id: `call_${digestOf(call.name).slice(0, 8)}`, function: call }] } : {};
+    const piece = (text: string, withCalls = false) =>
+      chat ? { message: { role: 'assistant', content: text, ...(withCalls ? calls : {}) } } : { response: text };
     const final = () => {
       const total = Number(process.hrtime.bigint() - t0);
       return {
@@ -277,7 +306,7 @@ export class OllamaDouble {
         created_at: created(),
         ...piece(''),
         done: true,
-        done_reason: 'stop',
+        done_reason: truncated ? 'length' : 'stop',
         ...(chat ? {} : { context: [1, 2, 3] }),
         total_duration: total,
         load_duration: wasLoaded ? 1_000_000 : 250_000_000,
@@ -289,18 +318,55 @@ export class OllamaDouble {
     };
     if (body.stream === false) {
       for (const _ of tokens) if (this.opts.tokenDelayMs) await sleep(this.opts.tokenDelayMs);
-      return json(200, { ...final(), ...piece(tokens.join('')) });
+      return json(200, { ...final(), ...piece(tokens.join(''), true) });
     }
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     for (const tok of tokens) {
       if (this.opts.tokenDelayMs) await sleep(this.opts.tokenDelayMs);
       if (res.destroyed) return;
       const stamp = this.opts.stamp ? { sent_at_ms: performance.timeOrigin + performance.now() } : {};
-      if (!res.write(`${JSON.stringify({ model, created_at: created(), ...piece(tok), done: false, ...stamp })}\n`)) {
+      if (!res.write(`${JSON.stringify({ model, created_at: created(), ...piece(tok, true), done: false, ...stamp })}\n`)) {
         await new Promise((r) => res.once('drain', r));
       }
     }
     if (!res.destroyed) res.end(`${JSON.stringify(final())}\n`);
+  }
+
+  /**
+   * docs/api.md "Create a Model" (from an existing model: `{model, from, system, template,
+   * parameters}`) and "Push a Model" (`{model}`): status records ending in `success`, streamed or
+   * one `{"status": "success"}`; 404 `{"error"}` when `from` (create) or the model (push) is not here.
+   */
+  private async createOrPush(
+    create: boolean,
+    model: string,
+    body: Record<string, unknown>,
+    res: ServerResponse,
+    json: (s: number, b: unknown) => void,
+  ) {
+    if (!model) return json(400, { error: 'model is required' });
+    const source = this.models.get(canonical(create ? String(body.from ?? '') : model));
+    if (!source) return json(404, { error: `model '${create ? String(body.from ?? '') : model}' not found` });
+    const digest = `sha256:${digestOf(source.name)}`;
+    const lines: Record<string, unknown>[] = create
+      ? [
+          { status: 'reading model metadata' },
+          ...(typeof body.system === 'string' ? [{ status: 'creating system layer' }] : []),
+          { status: `using already created layer ${digest}` },
+          { status: 'writing manifest' },
+          { status: 'success' },
+        ]
+      : [
+          { status: 'retrieving manifest' },
+          { status: 'starting upload', digest, total: source.size },
+          { status: 'pushing manifest' },
+          { status: 'success' },
+        ];
+    if (create) this.models.set(canonical(model), { ...source, name: canonical(model) });
+    if (body.stream === false) return json(200, { status: 'success' });
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    for (const line of lines) res.write(`${JSON.stringify(line)}\n`);
+    res.end();
   }
 
   private async pull(model: string, body: Record<string, unknown>, res: ServerResponse, json: (s: number, b: unknown) => void) {
