@@ -5,6 +5,8 @@
 # containers needs the host's Docker socket group too (docker-compose.yml: group_add).
 FROM node:20-bookworm-slim AS build
 WORKDIR /opt/cutter
+# node-pty (exec -t) ships no Linux binary: npm builds it, as it does better-sqlite3 where no prebuilt fits.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./

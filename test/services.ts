@@ -31,6 +31,7 @@ export type ServiceId =
   | 'curl'
   | 'cgroupLimits'
   | 'zsh'
+  | 'npmRegistry'
   | 'fish';
 
 interface ServiceSpec {
@@ -135,6 +136,11 @@ const SPECS: Record<ServiceId, ServiceSpec> = {
     },
   },
   curl: { label: 'curl', install: 'apt-get install curl', probe: () => commands('curl') },
+  npmRegistry: {
+    label: 'the npm registry',
+    install: 'a network path to the npm registry (npm ping must answer)',
+    probe: () => commands('npm') ?? (succeeds('npm', ['ping']) ? null : '`npm ping` gets no answer'),
+  },
   zsh: { label: 'zsh', install: 'apt-get install zsh', probe: () => commands('zsh') },
   fish: { label: 'fish', install: 'apt-get install fish', probe: () => commands('fish') },
   cgroupLimits: {
