@@ -3,16 +3,17 @@
  * and a token file (the password stays in the file, never in the unit, which is world-readable in
  * /etc/systemd/system). Prints the commands that enable it; runs nothing itself.
  */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { defaultNodeId, DurationSchema, SizeSchema } from '../../shared/config.js';
+import { AgentConfigSchema, defaultNodeId, DurationSchema, loadConfig, SizeSchema } from '../../shared/config.js';
 import { CutterError } from '../../shared/errors.js';
 import { ID_RE } from '../../shared/topics.js';
 import { printError, printJson } from '../output.js';
 import { renderUnit } from '../systemd-unit.js';
+import { agentConfigInput } from './agent.js';
 
 interface InstallFlags {
   user?: boolean;
@@ -31,6 +32,10 @@ interface InstallFlags {
   caFile?: string;
   runAs?: string;
   json?: boolean;
+  /** The agent's own flags given to install (every other `cutter agent` flag), in unit order. */
+  passThrough?: string[];
+  /** All flag values, for the agent's own config check. */
+  all?: Record<string, unknown>;
 }
 
 const bad = (message: string) => new CutterError('INVALID_CONFIG', message);
@@ -68,6 +73,8 @@ function plan(flags: InstallFlags) {
     if (v !== undefined && !DurationSchema.safeParse(v).success) throw bad(`${flag} "${v}" is not a duration (e.g. 10m)`);
   }
   if (flags.runAs && scope !== 'system') throw bad('--run-as is for --system units (a user unit runs as its user)');
+  // Every agent flag is checked as the agent will check it (no env, no config file: the unit has neither).
+  if (flags.all) loadConfig(AgentConfigSchema, 'agent', agentConfigInput({ ...flags.all, tokenFile: undefined, config: undefined }), {});
   const drainMs = flags.drainTimeout !== undefined ? (DurationSchema.parse(flags.drainTimeout) as number) : 300_000;
 
   const main = fileURLToPath(new URL('../main.js', import.meta.url));
@@ -79,6 +86,7 @@ function plan(flags: InstallFlags) {
   if (flags.lostAfter !== undefined) args.push('--lost-after', flags.lostAfter);
   if (flags.drainTimeout !== undefined) args.push('--drain-timeout', flags.drainTimeout);
   if (flags.caFile !== undefined) args.push('--ca-file', resolve(flags.caFile));
+  args.push(...(flags.passThrough ?? []));
 
   const dir = flags.unitDir
     ? resolve(flags.unitDir)
@@ -105,12 +113,51 @@ function plan(flags: InstallFlags) {
   return { scope, path, unit, commands, tokenFile, nodeId, tokenReadableByOthers: mode !== 0 };
 }
 
+/** Option values that name files or directories: made absolute, as a unit does not run in this directory. */
+const PATH_VALUE = /<(path|file|dir|dirs)>/;
+
+/**
+ * Copies onto `install` every option of `agent` it does not define itself, so `cutter agent install`
+ * accepts every agent flag (new ones included) and passes each one given on to the unit.
+ * @returns a function giving the copied flags that were given, as unit arguments.
+ */
+function copyAgentOptions(agent: Command, install: Command): () => string[] {
+  const copied: Option[] = [];
+  for (const o of agent.options as readonly Option[]) {
+    if (!o.long || install.options.some((i) => i.long === o.long)) continue;
+    const copy = new Option(o.flags, o.description);
+    if (o.parseArg) copy.argParser(o.parseArg as (value: string, previous: unknown) => unknown);
+    if (Array.isArray(o.defaultValue)) copy.default([]);
+    install.addOption(copy);
+    copied.push(copy);
+  }
+  return () => {
+    const out: string[] = [];
+    for (const o of copied) {
+      const key = o.attributeName();
+      if (install.getOptionValueSource(key) !== 'cli') continue;
+      const value = install.opts()[key] as unknown;
+      const abs = (v: string) =>
+        PATH_VALUE.test(o.flags)
+          ? v
+              .split(',')
+              .map((p) => resolve(p))
+              .join(',')
+          : v;
+      if (value === true) out.push(o.long!);
+      else if (Array.isArray(value)) for (const v of value) out.push(o.long!, abs(String(v)));
+      else if (value !== undefined && value !== false) out.push(o.long!, abs(String(value)));
+    }
+    return out;
+  };
+}
+
 /** Adds `install` to the `agent` command. */
 export function registerAgentInstall(program: Command): void {
   const agent = program.commands.find((c) => c.name() === 'agent');
   if (!agent) throw new Error('the agent command must be registered first');
   agent.enablePositionalOptions();
-  agent
+  const install = agent
     .command('install')
     .description('write a systemd unit that runs this agent at boot (user unit by default)')
     .option('--user', 'a user unit in ~/.config/systemd/user (default)')
@@ -128,22 +175,23 @@ export function registerAgentInstall(program: Command): void {
     .option('--drain-timeout <duration>', 'on stop, how long running tasks may finish (default 5m)')
     .option('--ca-file <path>', 'PEM CA for mqtts://')
     .option('--run-as <user>', 'system units: run as this user (must reach the Docker socket)')
-    .option('--json', 'print JSON for scripts')
-    .action((flags: InstallFlags) => {
-      try {
-        const p = plan(flags);
-        mkdirSync(resolve(p.path, '..'), { recursive: true });
-        const replaced = existsSync(p.path);
-        writeFileSync(p.path, p.unit, { mode: 0o644 });
-        if (flags.json) printJson({ path: p.path, scope: p.scope, nodeId: p.nodeId, replaced, commands: p.commands, unit: p.unit });
-        else {
-          process.stdout.write(`${replaced ? 'replaced' : 'wrote'} ${p.path}\nthen run:\n${p.commands.map((c) => `  ${c}`).join('\n')}\n`);
-          if (p.tokenReadableByOthers) process.stderr.write(`warning: ${p.tokenFile} is readable by other users: chmod 600 it\n`);
-        }
-        process.exitCode = 0;
-      } catch (err) {
-        printError(err, Boolean(flags.json));
-        process.exitCode = 1;
+    .option('--json', 'print JSON for scripts');
+  const given = copyAgentOptions(agent, install);
+  install.action((flags: InstallFlags) => {
+    try {
+      const p = plan({ ...flags, passThrough: given(), all: flags as unknown as Record<string, unknown> });
+      mkdirSync(resolve(p.path, '..'), { recursive: true });
+      const replaced = existsSync(p.path);
+      writeFileSync(p.path, p.unit, { mode: 0o644 });
+      if (flags.json) printJson({ path: p.path, scope: p.scope, nodeId: p.nodeId, replaced, commands: p.commands, unit: p.unit });
+      else {
+        process.stdout.write(`${replaced ? 'replaced' : 'wrote'} ${p.path}\nthen run:\n${p.commands.map((c) => `  ${c}`).join('\n')}\n`);
+        if (p.tokenReadableByOthers) process.stderr.write(`warning: ${p.tokenFile} is readable by other users: chmod 600 it\n`);
       }
-    });
+      process.exitCode = 0;
+    } catch (err) {
+      printError(err, Boolean(flags.json));
+      process.exitCode = 1;
+    }
+  });
 }

@@ -63,40 +63,7 @@ export function registerAgent(program: Command): void {
     .action(async (flags) => {
       let cfg: AgentConfig;
       try {
-        cfg = loadConfig(
-          AgentConfigSchema,
-          'agent',
-          {
-            broker: flags.broker,
-            nodeId: flags.nodeId,
-            maxMemory: flags.maxMemory,
-            maxTasks: flags.maxTasks,
-            allowExec: flags.allowExec,
-            labels: joinLabels(flags.labels, flags.label),
-            machineId: flags.machineId,
-            heartbeatMs: flags.heartbeat,
-            keepaliveSec: flags.keepalive,
-            lostAfterMs: flags.lostAfter,
-            drainTimeoutMs: flags.drainTimeout,
-            dockerEngineGraceMs: flags.dockerEngineGrace,
-            tokenFile: flags.tokenFile,
-            allowedImages: flags.allowedImages,
-            maxTaskMemory: flags.maxTaskMemory,
-            defaultTaskMemory: flags.defaultTaskMemory,
-            execAllowlist: flags.execAllowlist,
-            ollamaUrl: flags.ollamaUrl,
-            filesAllow: flags.filesAllow,
-            filesDeny: flags.filesDeny,
-            filesMaxSize: flags.filesMaxSize,
-            advertiseAddress: flags.advertiseAddress,
-            healthFile: flags.healthFile,
-            prefix: flags.prefix,
-            logLevel: flags.logLevel,
-            ...clientTlsFlags(flags),
-          },
-          process.env,
-          flags.config,
-        );
+        cfg = loadConfig(AgentConfigSchema, 'agent', agentConfigInput(flags), process.env, flags.config);
       } catch (err) {
         fatal(err);
       }
@@ -121,4 +88,39 @@ export function registerAgent(program: Command): void {
 export function joinLabels(labels: string | undefined, each: string[] | undefined): string | undefined {
   const all = [labels, ...(each ?? [])].filter((v): v is string => Boolean(v));
   return all.length ? all.join(',') : undefined;
+}
+
+/**
+ * The agent's flags (commander's camel-cased values) as config keys, for `loadConfig`
+ * (shared/config/agent.ts); `cutter agent install` checks its flags with the same mapping.
+ */
+export function agentConfigInput(flags: Record<string, unknown>): Record<string, unknown> {
+  return {
+    broker: flags.broker,
+    nodeId: flags.nodeId,
+    maxMemory: flags.maxMemory,
+    maxTasks: flags.maxTasks,
+    allowExec: flags.allowExec,
+    labels: joinLabels(flags.labels as string | undefined, flags.label as string[] | undefined),
+    machineId: flags.machineId,
+    heartbeatMs: flags.heartbeat,
+    keepaliveSec: flags.keepalive,
+    lostAfterMs: flags.lostAfter,
+    drainTimeoutMs: flags.drainTimeout,
+    dockerEngineGraceMs: flags.dockerEngineGrace,
+    tokenFile: flags.tokenFile,
+    allowedImages: flags.allowedImages,
+    maxTaskMemory: flags.maxTaskMemory,
+    defaultTaskMemory: flags.defaultTaskMemory,
+    execAllowlist: flags.execAllowlist,
+    ollamaUrl: flags.ollamaUrl,
+    filesAllow: flags.filesAllow,
+    filesDeny: flags.filesDeny,
+    filesMaxSize: flags.filesMaxSize,
+    advertiseAddress: flags.advertiseAddress,
+    healthFile: flags.healthFile,
+    prefix: flags.prefix,
+    logLevel: flags.logLevel,
+    ...clientTlsFlags(flags),
+  };
 }

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { splitExecStart } from '../../cli/systemd-unit.js';
 import { CUTTER, Daemon, EMBEDDED_BROKER_ONLY, ISOLATED_ENV, ON_MOSQUITTO, cli, eventually, startServer, tempDir } from '../harness.js';
@@ -121,6 +121,28 @@ describe('cutter agent install', () => {
     },
   );
 
+  it('passes every other agent flag on, paths made absolute, checked as the agent checks them', async () => {
+    const dir = tempDir();
+    const token = join(dir, 't.json');
+    writeFileSync(token, '{"username":"agent:nb","password":"p"}', { mode: 0o600 });
+    const base = ['agent', 'install', '--unit-dir', dir, '--broker', 'mqtt://s:1883', '--token-file', token];
+    const r = await cli([...base, '--label', 'gpu=rtx', '--label', 'zone=attic', '--files-allow', 'data,/srv', '--heartbeat', '2000']);
+    expect(r.stderr).toBe('');
+    expect(execStart(readFileSync(join(dir, 'cutter-agent.service'), 'utf8')).slice(9)).toEqual([
+      '--label',
+      'gpu=rtx',
+      '--label',
+      'zone=attic',
+      '--heartbeat',
+      '2000',
+      '--files-allow',
+      `${resolve('data')},/srv`,
+    ]);
+    const bad = await cli([...base, '--heartbeat', 'often']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^error: invalid config: heartbeatMs = "often"/);
+  });
+
   it('refuses what would not run, with the flag that is wrong', async () => {
     const dir = tempDir();
     const missing = await cli(['agent', 'install', '--unit-dir', dir, '--broker', 'mqtt://s:1883', '--token-file', join(dir, 'nope.json')]);
@@ -152,7 +174,24 @@ describe('cutter agent install', () => {
       const dir = tempDir();
       const token = join(dir, 'installed.json');
       writeFileSync(token, created.stdout, { mode: 0o600 });
-      expect((await cli(['agent', 'install', '--unit-dir', dir, '--broker', url, '--token-file', token, '--max-tasks', '2'])).code).toBe(0);
+      expect(
+        (
+          await cli([
+            'agent',
+            'install',
+            '--unit-dir',
+            dir,
+            '--broker',
+            url,
+            '--token-file',
+            token,
+            '--max-tasks',
+            '2',
+            '--label',
+            'zone=attic',
+          ])
+        ).code,
+      ).toBe(0);
       const argv = execStart(readFileSync(join(dir, 'cutter-agent.service'), 'utf8'));
       const agent = new Daemon(spawn(argv[0], argv.slice(1), { env: ISOLATED_ENV, stdio: ['ignore', 'pipe', 'pipe'] }), 'installed agent');
       cleanup.push(() => agent.stop());
@@ -164,6 +203,7 @@ describe('cutter agent install', () => {
         );
       });
       expect(node.status.offer?.maxTasks).toBe(2);
+      expect(JSON.stringify(node.status)).toContain('attic');
     },
   );
 });
