@@ -17,6 +17,8 @@
  * the task's stdin (../stdin-pump.ts); without it the task's stdin is empty and nothing here is read.
  * With `-t` a docker task gets a TTY the size of this terminal; with `-i` too, a terminal stdin is
  * put in raw mode (keys, Ctrl-C and Ctrl-D go to the task) and resizes follow the window.
+ * Attached (not -d), the task's output is credit-gated (../output-credit.ts): a slow reader of this
+ * process's stdout slows the task instead of the output piling up here.
  */
 import type { Command } from 'commander';
 import { newTaskId, type RunRequest, runTask, type TaskRun, taskOptionsFor } from '../../shared/client/index.js';
@@ -34,6 +36,7 @@ import { parseDockerRun, parsePublish } from '../docker-args.js';
 import { parseExecArgs } from '../exec-args.js';
 import { beforeBrokenPipeExit, EXIT_NOT_RUN, signalExitCode, taskExitCode } from '../exit.js';
 import { watchForwards } from '../forwards.js';
+import { OutputCredit } from '../output-credit.js';
 import { printJson } from '../output.js';
 import { StdinPump } from '../stdin-pump.js';
 import { type GlobalFlags, withClient, withClientOptions } from './common.js';
@@ -206,6 +209,9 @@ export function registerRun(program: Command): void {
             })
           : undefined;
         await pump?.start();
+        // Attached: the task's output is held to what this process has written (../output-credit.ts).
+        if (spec.kind !== 'ollama') spec.credit = true;
+        const credit = new OutputCredit(client, taskId);
         // Subscribes before submitting, so no event is missed (shared/client/run-task.ts).
         run = await runTask(client, { taskId, spec, requirements, options });
         // A signal during the submit may have found no task to cancel yet.
@@ -223,7 +229,8 @@ export function registerRun(program: Command): void {
             }
           });
         }
-        const outcome = await printTask(run, { json: Boolean(flags.json), narrate: true });
+        const outcome = await printTask(run, { json: Boolean(flags.json), narrate: true, credit });
+        await credit.stop(outcome.end !== 'terminal');
         await pump?.stop();
         const why = unfinished(outcome);
         if (why || !outcome.state) {

@@ -53,6 +53,8 @@ export const DockerSpecSchema = z.object({
    * submit (applied right after the start).
    */
   tty: z.object({ rows: z.number().int().min(0).max(65535), cols: z.number().int().min(0).max(65535) }).optional(),
+  /** The submitter credits what it has read of the output (`cutter run` attached; shared/schemas/output-credit.ts). */
+  credit: z.boolean().optional(),
 });
 
 /** A command run without a shell on the node (only on agents started with --allow-exec). */
@@ -69,6 +71,8 @@ export const ExecSpecSchema = z.object({
   user: z.string().max(256).optional(),
   /** Give the process a stdin pipe fed from `nodes/N/stdin/T` (`cutter run -i`; shared/schemas/stdin.ts); else /dev/null. */
   stdin: z.boolean().optional(),
+  /** The submitter credits what it has read of the output (`cutter run` attached; shared/schemas/output-credit.ts). */
+  credit: z.boolean().optional(),
 });
 
 /**
@@ -211,7 +215,13 @@ export const TaskEventSchema = z.discriminatedUnion('type', [
     current: Bytes.optional(),
     total: Bytes.optional(),
   }),
-  z.object({ ...EventBase, type: z.literal('started'), ref: z.string().max(200).optional() }),
+  z.object({
+    ...EventBase,
+    type: z.literal('started'),
+    ref: z.string().max(200).optional(),
+    /** The agent holds this attempt's output to the submitter's credit (shared/schemas/output-credit.ts). */
+    credit: z.boolean().optional(),
+  }),
   z.object({
     ...EventBase,
     type: z.literal('log'),
