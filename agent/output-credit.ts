@@ -20,9 +20,12 @@ import type { Topics } from '../shared/topics.js';
 import { warnLimiter } from '../shared/warn-limiter.js';
 import type { AgentService } from './service.js';
 
+/** How long after a stopped attempt's grace its output is let go, ms (the workload has been SIGKILLed by then). */
+export const STOP_RELEASE_MS = 1_000;
+
 /**
  * Why a gate stopped gating: no credit while held (`timeout`), the reader said so (`released`), the
- * attempt is being stopped (`stopped`: a cancelled task's last output must not keep it alive) or
+ * attempt was stopped and its grace is over (`stopped`: a reader that is gone must not hold up its end) or
  * has ended (`ended`).
  */
 export type ReleaseReason = 'timeout' | 'released' | 'stopped' | 'ended';
@@ -39,6 +42,7 @@ export class CreditGate {
   private credited = 0;
   private waiters: (() => void)[] = [];
   private timer?: NodeJS.Timeout;
+  private stopTimer?: NodeJS.Timeout;
   private releasedFor?: ReleaseReason;
 
   /**
@@ -110,8 +114,21 @@ export class CreditGate {
     const outstanding = this.outstanding;
     this.entries = [];
     clearTimeout(this.timer);
+    clearTimeout(this.stopTimer);
     if (why === 'timeout' || why === 'released') this.onRelease(why, outstanding);
     this.wake();
+  }
+
+  /**
+   * The attempt is being stopped (cancel, fence, shutdown): its output stays paced through the
+   * grace, so a process that ignores SIGTERM does not flood the mesh meanwhile, and is let go
+   * STOP_RELEASE_MS after it, once the workload has been killed, so a reader that is gone (the CLI
+   * that closed its stdout and cancelled) does not hold up the attempt's end.
+   */
+  stopping(graceMs: number): void {
+    if (this.releasedFor !== undefined || this.stopTimer) return;
+    this.stopTimer = setTimeout(() => this.release('stopped'), graceMs + STOP_RELEASE_MS);
+    this.stopTimer.unref();
   }
 
   /** Resolves once the output may be read again (see the class comment); starts the no-credit timer. */

@@ -242,7 +242,7 @@ export class TaskRunner {
 
   /** Stops a task now, or as soon as it has a handle (a stop can arrive while it is being accepted). */
   private async stopTask(task: Attempt, graceMs: number): Promise<void> {
-    task.gate?.release('stopped'); // its reader must not keep a stopped task alive
+    task.gate?.stopping(graceMs); // a reader that is gone must not keep a stopped task alive
     if (task.handle) await task.handle.stop(graceMs);
     else task.pendingStop = Math.min(task.pendingStop ?? graceMs, graceMs);
   }

@@ -5,7 +5,7 @@
  * its topic parses back, and only the task's submitter may publish there.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CreditGate } from '../../agent/output-credit.js';
+import { CreditGate, STOP_RELEASE_MS } from '../../agent/output-credit.js';
 import { type AclContext, denyPublish, denySubscribe } from '../../broker/acl.js';
 import type { Identity } from '../../broker/identities.js';
 import { topics } from '../../shared/topics.js';
@@ -85,6 +85,21 @@ describe('CreditGate', () => {
     other.release('ended');
     await waiting;
     expect(released).toEqual(['released']);
+  });
+
+  it('a stopped attempt stays paced through its grace and is let go after it, without a report', async () => {
+    vi.useFakeTimers();
+    const released: string[] = [];
+    const gate = new CreditGate((why) => released.push(why), { window: 10 * KiB, timeoutMs: 60_000 });
+    gate.add(1, 20 * KiB);
+    const drained = gate.drained();
+    gate.stopping(3_000);
+    vi.advanceTimersByTime(3_000);
+    expect(gate.released).toBeUndefined();
+    vi.advanceTimersByTime(STOP_RELEASE_MS);
+    await drained;
+    expect(gate.released).toBe('stopped');
+    expect(released).toEqual([]);
   });
 
   it('keeps a bounded record when the bound is not honoured (merged past twice the events)', () => {
