@@ -201,7 +201,9 @@ export function registerRun(program: Command): void {
         };
         for (const signal of PROXIED_SIGNALS) process.on(signal, onSignal);
         // Nobody reads the output any more (`| head -1`): the task is not left running for nobody.
-        beforeBrokenPipeExit(cancelTask);
+        // Its output is no longer held for this process either: what the task writes while it stops goes to the kept logs.
+        const credit = new OutputCredit(client, taskId);
+        beforeBrokenPipeExit(() => Promise.all([credit.stop(true), cancelTask()]));
         // Watches for the attempt's start before submitting; reads nothing until then.
         const pump = stdin
           ? new StdinPump(client, taskId, process.stdin, (line) => process.stderr.write(`cutter: ${line}\r\n`), {
@@ -211,7 +213,6 @@ export function registerRun(program: Command): void {
         await pump?.start();
         // Attached: the task's output is held to what this process has written (../output-credit.ts).
         if (spec.kind !== 'ollama') spec.credit = true;
-        const credit = new OutputCredit(client, taskId);
         // Subscribes before submitting, so no event is missed (shared/client/run-task.ts).
         run = await runTask(client, { taskId, spec, requirements, options });
         // A signal during the submit may have found no task to cancel yet.
