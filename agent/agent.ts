@@ -79,6 +79,13 @@ export class Agent {
     this.events = new TaskEvents(config.nodeId, topics(config.prefix), services);
     this.events.onGiveUp = (taskId, attempt) =>
       this.log.warn({ taskId, attempt }, 'too many results wait for the controller: the oldest is no longer sent again');
+    this.events.onCreditRelease = (taskId, attempt, why, outstanding) =>
+      this.log.info(
+        { taskId, attempt, why, outstanding },
+        why === 'timeout'
+          ? 'output reader sent no credit while the output was held: the output goes on to the kept logs'
+          : 'output reader stopped following: the output goes on to the kept logs',
+      );
     this.heartbeat = new Heartbeat({
       config,
       runId: this.runId,

@@ -5,6 +5,7 @@
  */
 import type { Writable } from 'node:stream';
 import type { MessageRouter, MqttClient } from '../shared/mqtt.js';
+import type { CreditGate } from './output-credit.js';
 
 export interface AgentService {
   /** Registers routes and message listeners; called once, before the client connects. */
@@ -17,6 +18,8 @@ export interface AgentService {
   taskPublished?(taskId: string, attempt: number, ports: { container: number; host: number; server: number }[]): void;
   /** A task attempt started with `stdin` (`-i`) has this stdin stream (agent/stdin.ts feeds it). */
   taskStdin?(taskId: string, attempt: number, stream: Writable, resize?: (rows: number, cols: number) => void): void;
+  /** A task attempt started with `credit` holds its output to this gate (agent/output-credit.ts feeds it). */
+  taskCredit?(taskId: string, attempt: number, gate: CreditGate): void;
   /** A task attempt ended here (any way). */
   taskEnded?(taskId: string, attempt: number): void;
 }

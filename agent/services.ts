@@ -7,12 +7,13 @@ import { DockerExecutor } from './executors/docker.js';
 import type { Executor } from './executors/executor.js';
 import { DockerImageStore } from './files/images.js';
 import { FileService } from './files/service.js';
+import { OutputCreditService } from './output-credit.js';
 import { imageViolation } from './policy.js';
 import { PortAnnouncer } from './ports.js';
 import type { AgentService } from './service.js';
 import { StdinService } from './stdin.js';
 
-/** Port announcements, file transfer and image sync (the Docker client of the docker executor, when there is one), task stdin. */
+/** Port announcements, file transfer and image sync (the Docker client of the docker executor, when there is one), task stdin, reader credit. */
 export function defaultServices(config: AgentConfig, log: Logger, executors: Executor[]): AgentService[] {
   const docker = executors.find((e): e is DockerExecutor => e instanceof DockerExecutor)?.docker ?? new Docker();
   return [
@@ -33,5 +34,10 @@ export function defaultServices(config: AgentConfig, log: Logger, executors: Exe
       imagePolicy: (image) => imageViolation(image, config.allowedImages),
     }),
     new StdinService({ node: config.nodeId, t: topics(config.prefix), log: log.child({ node: config.nodeId, component: 'stdin' }) }),
+    new OutputCreditService({
+      node: config.nodeId,
+      t: topics(config.prefix),
+      log: log.child({ node: config.nodeId, component: 'credit' }),
+    }),
   ];
 }

@@ -17,6 +17,7 @@ import type { Topics } from '../shared/topics.js';
 import { ChunkBatcher } from './chunk-batcher.js';
 import type { ExecutorContext, TaskHandle } from './executors/executor.js';
 import { OutputBatcher } from './output-batcher.js';
+import { CreditGate, type ReleaseReason } from './output-credit.js';
 import { OutputWindow } from './output-window.js';
 
 /**
@@ -43,6 +44,10 @@ export interface Attempt {
   fenced: boolean;
   /** The agent's shutdown stopped it: reported `failed` AGENT_SHUTDOWN instead of its result. */
   shutdown: boolean;
+  /** Its submitter credits what it read of the output (spec `credit`): the output is held to it (agent/output-credit.ts). */
+  credit?: boolean;
+  /** The gate its output is held to, when `credit` (released when the attempt is stopped). */
+  gate?: CreditGate;
   /** A stop (grace, ms) asked for before the workload started. */
   pendingStop?: number;
   /** UUIDs of the GPUs assigned to it (listed in the node status until it ends). */
@@ -176,12 +181,28 @@ export class TaskEvents {
     clearInterval(this.resendTimer);
   }
 
+  /**
+   * The credit gate of a credit-gated attempt (agent/output-credit.ts), handed to the services that
+   * feed it; its release by a silent reader is logged through `onCreditRelease`.
+   */
+  private creditGate(task: Attempt): CreditGate {
+    const gate = new CreditGate((why, outstanding) => this.onCreditRelease(task.taskId, task.attempt, why, outstanding));
+    for (const s of this.services) s.taskCredit?.(task.taskId, task.attempt, gate);
+    return gate;
+  }
+
+  /** Told when a credit-gated attempt's reader is gone and its output is no longer held (for the agent's log). */
+  onCreditRelease: (taskId: string, attempt: number, why: ReleaseReason, outstanding: number) => void = () => undefined;
+
   /** The context a task's executor streams into, and the batcher behind its output. */
   prepare(task: Attempt): { ctx: ExecutorContext; batcher: Batcher } {
     const quiet = (p: Promise<void>) => void p.catch(() => undefined);
     const window = new OutputWindow(OUTPUT_WINDOW_BYTES);
+    const gate = task.credit ? this.creditGate(task) : undefined;
+    task.gate = gate;
     const output = new OutputBatcher((stream, bytes) => {
       window.add(bytes.length);
+      if (!task.fenced) gate?.add(task.seq, bytes.length);
       this.publish(task, { type: 'log', stream, ...logFields(bytes) })
         .catch(() => undefined)
         .finally(() => window.settle(bytes.length));
@@ -200,12 +221,12 @@ export class TaskEvents {
       memory: task.memory,
       output: (stream, chunk) => {
         output.write(stream, chunk);
-        return window.open;
+        return window.open && (gate?.open ?? true);
       },
-      drained: () => window.drained(),
+      drained: () => window.drained().then(() => gate?.drained()),
       chunk: (obj) => chunks.push(obj),
       progress: (p) => quiet(this.publish(task, { type: 'progress', ...p })),
-      started: (ref) => quiet(this.publish(task, { type: 'started', ref })),
+      started: (ref) => quiet(this.publish(task, { type: 'started', ref, ...(gate ? { credit: true } : {}) })),
       stdin: (stream, resize) => {
         for (const s of this.services) s.taskStdin?.(task.taskId, task.attempt, stream, resize);
       },

@@ -170,6 +170,7 @@ export class TaskRunner {
 
     const task = newAttempt(a.taskId, a.attempt, a.requirements.memory, false);
     task.kind = a.spec.kind;
+    task.credit = a.spec.kind !== 'ollama' && a.spec.credit === true;
     const refuse = (code: string, message: string) => {
       log.warn({ ...ids, code, message }, 'refused assignment');
       return events
@@ -264,6 +265,7 @@ export class TaskRunner {
 
   /** Stops a task now, or as soon as it has a handle (a stop can arrive while it is being accepted). */
   private async stopTask(task: Attempt, graceMs: number): Promise<void> {
+    task.gate?.stopping(graceMs); // a reader that is gone must not keep a stopped task alive
     if (task.handle) await task.handle.stop(graceMs);
     else task.pendingStop = Math.min(task.pendingStop ?? graceMs, graceMs);
   }

@@ -27,6 +27,9 @@
  *   record of the submitter; without a controller here, any admin); agent N subscribes
  *   `nodes/N/stdin/+` and publishes only `nodes/N/stdin/{task}/ack` (the agent writes a frame only
  *   to an attempt it runs with -i, so another node's name in the topic reaches nothing).
+ * - reader credit (`cutter run` attached, shared/schemas/output-credit.ts): an admin or mcp client
+ *   publishes on `nodes/{any}/credit/{task}` only for a task its own identity submitted (the same
+ *   stateful rule as stdin); agent N subscribes `nodes/N/credit/+` and publishes nothing there.
  * - mcp (`cutter mcp`, an AI assistant's hands): publishes requests on its own `requests/{clientId}`
  *   whose `op` is one of MCP_OPS (submit, cancel, task.get, task.list, task.logs, node.list — no
  *   tokens, no drains, no file transfer); subscribes to its own replies, task events and state,
@@ -169,6 +172,20 @@ export function stdinDenied(identity: Identity, task: string, ctx: AclContext): 
   return null;
 }
 
+/**
+ * Why `identity` may not credit task `task`'s output (shared/schemas/output-credit.ts), or null:
+ * like stdin, only the identity that submitted the task may (without a controller next to this
+ * broker, anyone who may publish there). Credit only holds or releases that task's own output.
+ */
+export function creditDenied(identity: Identity, task: string, ctx: AclContext): string | null {
+  if (!ctx.assignmentOf) return null;
+  const a = ctx.assignmentOf(task);
+  if (!a) return `task ${task} is unknown to the controller: only its submitter may credit its output`;
+  if (a.submitter !== identity.username)
+    return `task ${task} was submitted by ${a.submitter ?? 'an unknown identity'}, not ${identity.username}: only its submitter may credit its output`;
+  return null;
+}
+
 /** Why this publish is denied, or null when allowed. */
 export function denyPublish(identity: Identity, clientId: string, topic: string, payload: Buffer, ctx: AclContext): string | null {
   const { t } = ctx;
@@ -198,6 +215,7 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
       if (fileTopicOf(t, topic, 'in')?.client === clientId) return null;
       const p = t.parse(topic);
       if (p?.kind === 'nodeStdin') return stdinDenied(identity, p.task, ctx);
+      if (p?.kind === 'nodeCredit') return creditDenied(identity, p.task, ctx);
       return `admins publish only requests on ${t.requests(clientId)}, file transfers on ${t.filesIn('NODE', clientId)}[/data], stdin of their own tasks and Home Assistant's status and drain commands`;
     }
     case 'observer':
@@ -205,6 +223,8 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
         ? null
         : "observers publish only Home Assistant's status (its drain switch needs an admin token)";
     case 'mcp': {
+      const credit = t.parse(topic);
+      if (credit?.kind === 'nodeCredit') return creditDenied(identity, credit.task, ctx);
       if (topic !== t.requests(clientId)) return `mcp clients publish only requests on ${t.requests(clientId)}`;
       let op: unknown;
       try {
@@ -234,6 +254,7 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
         t.filesIn(identity.name, '+'),
         t.filesInData(identity.name, '+'),
         t.nodeStdin(identity.name, '+'),
+        t.nodeCredit(identity.name, '+'),
       ].includes(filter)
         ? null
         : `agent ${identity.name} may subscribe only to its own assignments, cancels, file transfers and task stdin`;
@@ -263,6 +284,7 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
         t.filesOutData('x', 'y'),
         t.nodeStdin('x', 'y'),
         t.nodeStdinAck('x', 'y'),
+        t.nodeCredit('x', 'y'),
       ];
       const reaches = probes.filter((p) => topicMatches(filter, p));
       const ok =

@@ -60,6 +60,8 @@ export const LIMITS: Readonly<Record<LimitKind, JsonLimits>> = {
   // Binary stdin frames (shared/schemas/stdin.ts): a 14-byte header and at most 64 KiB of data.
   nodeStdin: { ...files, maxBytes: 64 * KiB + 64 },
   nodeStdinAck: { maxBytes: 2 * KiB, maxDepth: 2, maxArray: 1, maxString: 512, maxKeys: 16 },
+  // Reader credit (shared/schemas/output-credit.ts): a version, an attempt, a seq, a flag.
+  nodeCredit: { maxBytes: 256, maxDepth: 1, maxArray: 1, maxString: 16, maxKeys: 8 },
   haCommand: { maxBytes: 16, maxDepth: 1, maxArray: 1, maxString: 16, maxKeys: 1 },
   ollamaHttp: { maxBytes: 16 * MiB, maxDepth: 32, maxArray: 10_000, maxString: 16 * MiB, maxKeys: 1_024 },
   default: { maxBytes: 2 * MiB, maxDepth: 64, maxArray: 100_000, maxString: 2 * MiB, maxKeys: 10_000 },

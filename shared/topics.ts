@@ -57,6 +57,12 @@ export interface Topics {
   nodeStdin(node: string, task: string): string;
   /** Acknowledgements of a task's stdin (bytes written, EOF, refusals), agent → client (StdinAck). */
   nodeStdinAck(node: string, task: string): string;
+  /**
+   * Reader credit for one task's output on a node (`cutter run` attached), client → agent: JSON
+   * OutputCredit (shared/schemas/output-credit.ts). Only the task's submitter may publish
+   * (broker/acl.ts); agent N subscribes `nodeCredit(N, '+')`.
+   */
+  nodeCredit(node: string, task: string): string;
   /** Wildcard over every node's port announcements. */
   allNodePorts(): string;
   /** Retained ForwardState of one task's forwards on the server (server → all); cleared when they close. */
@@ -91,7 +97,8 @@ export type ParsedTopic =
   | { kind: 'requests' | 'replies'; client: string }
   | { kind: 'controllerStatus' }
   | { kind: 'quarantine'; node: string; what: QuarantineKind; task: string }
-  | { kind: 'nodeAck'; node: string };
+  | { kind: 'nodeAck'; node: string }
+  | { kind: 'nodeCredit'; node: string; task: string };
 
 /** What a quarantined message was: a task event or a port announcement. */
 export type QuarantineKind = 'events' | 'ports';
@@ -113,6 +120,7 @@ function parseLevels(l: string[]): ParsedTopic | null {
         if (l.length === 5 && l[4] === 'ack') return { kind: 'nodeStdinAck', node, task: l[3] };
         return null;
       }
+      if (l.length === 4 && l[2] === 'credit' && id(l[3])) return { kind: 'nodeCredit', node, task: l[3] };
       if (l[2] === 'files' && (l[3] === 'in' || l[3] === 'out') && id(l[4])) {
         const data = l.length === 6 && l[5] === 'data';
         if (l.length !== 5 && !data) return null;
@@ -167,6 +175,7 @@ export function topics(prefix = 'cutter'): Topics {
     allNodePorts: () => `${base}/nodes/+/ports/+`,
     nodeStdin: (node, task) => `${base}/nodes/${node}/stdin/${task}`,
     nodeStdinAck: (node, task) => `${base}/nodes/${node}/stdin/${task}/ack`,
+    nodeCredit: (node, task) => `${base}/nodes/${node}/credit/${task}`,
     forwardState: (task) => `${base}/forwards/${task}`,
     allForwardState: () => `${base}/forwards/+`,
     filesIn: (node, client) => `${base}/nodes/${node}/files/in/${client}`,

@@ -7,6 +7,7 @@ import type { TaskOutcome, TaskRun } from '../../shared/client/index.js';
 import { logBytes } from '../../shared/log-data.js';
 import { isTerminal, type TaskEvent, type TaskState } from '../../shared/schemas/index.js';
 import { formatBytes } from '../../shared/units.js';
+import type { OutputCredit } from '../output-credit.js';
 
 export interface PrintOptions {
   json: boolean;
@@ -14,6 +15,11 @@ export interface PrintOptions {
   narrate: boolean;
   /** Told of every event after it is printed (e.g. to count the bytes shown). */
   onPrinted?: (e: TaskEvent) => void;
+  /**
+   * `cutter run` attached: the output of a credit-gated attempt is written one event at a time,
+   * each credited once the OS took it (../output-credit.ts).
+   */
+  credit?: OutputCredit;
 }
 
 /**
@@ -21,17 +27,19 @@ export interface PrintOptions {
  * (log output as the task's raw bytes, exactly as written), or each event as one JSON line with
  * `json` (log `data` then stays base64, as sent).
  */
-export function eventPrinter(json: boolean): (e: TaskEvent) => void {
+export function eventPrinter(json: boolean): (e: TaskEvent, written?: () => void) => void {
   let lastProgress = '';
-  return (e) => {
-    if (json) process.stdout.write(`${JSON.stringify(e)}\n`);
-    else if (e.type === 'log') (e.stream === 'stdout' ? process.stdout : process.stderr).write(logBytes(e));
+  // `written` is the write's callback (called once the OS took the bytes, or on its error), or called at once when nothing is written.
+  return (e, written = () => undefined) => {
+    if (json) process.stdout.write(`${JSON.stringify(e)}\n`, () => written());
+    else if (e.type === 'log') (e.stream === 'stdout' ? process.stdout : process.stderr).write(logBytes(e), () => written());
     else if (e.type === 'progress' && e.phase === 'pull') {
       const pct = e.total ? ` ${formatBytes(e.current ?? 0)} / ${formatBytes(e.total)}` : '';
       const line = `pull: ${e.message}${pct}`;
       if (line !== lastProgress) process.stderr.write(`cutter: ${line}\n`);
       lastProgress = line;
-    }
+      written();
+    } else written();
   };
 }
 
@@ -57,7 +65,11 @@ export async function printTask(run: TaskRun, opts: PrintOptions): Promise<TaskO
   };
   for await (const u of run.events) {
     if (u.type === 'event') {
-      onEvent(u.event);
+      if (opts.credit?.gated(u.event)) {
+        const e = u.event;
+        await new Promise<void>((r) => onEvent(e, r));
+        opts.credit.written(e);
+      } else onEvent(u.event);
       opts.onPrinted?.(u.event);
     } else if (u.type === 'state') onState(u.state);
     else if (!opts.json)

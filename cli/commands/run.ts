@@ -19,6 +19,8 @@
  * task a pty on the node); with `-i` too, a terminal stdin is put in raw mode (keys, Ctrl-C and
  * Ctrl-D go to the task) and resizes follow the window; `-it` with a stdin that is no terminal
  * exits 1 saying so, as `docker run -it` does (`-t` alone allocates the TTY anyway).
+ * Attached (not -d), the task's output is credit-gated (../output-credit.ts): a slow reader of this
+ * process's stdout slows the task instead of the output piling up here.
  */
 import type { Command } from 'commander';
 import { newTaskId, type RunRequest, runTask, type TaskRun, taskOptionsFor } from '../../shared/client/index.js';
@@ -37,6 +39,7 @@ import { parseExecArgs } from '../exec-args.js';
 import { gpuRequirement } from '../gpu-args.js';
 import { beforeBrokenPipeExit, EXIT_NOT_RUN, signalExitCode, taskExitCode } from '../exit.js';
 import { watchForwards } from '../forwards.js';
+import { OutputCredit } from '../output-credit.js';
 import { printJson } from '../output.js';
 import { localImagePlatform, type PlacementFlags, placementRequirements, withPlacementOptions } from '../placement-flags.js';
 import { StdinPump } from '../stdin-pump.js';
@@ -234,7 +237,9 @@ export function registerRun(program: Command): void {
         };
         for (const signal of PROXIED_SIGNALS) process.on(signal, onSignal);
         // Nobody reads the output any more (`| head -1`): the task is not left running for nobody.
-        beforeBrokenPipeExit(cancelTask);
+        // Its output is no longer held for this process either: what the task writes while it stops goes to the kept logs.
+        const credit = new OutputCredit(client, taskId);
+        beforeBrokenPipeExit(() => Promise.all([credit.stop(true), cancelTask()]));
         // Watches for the attempt's start before submitting; reads nothing until then.
         const pump = stdin
           ? new StdinPump(client, taskId, process.stdin, (line) => process.stderr.write(`cutter: ${line}\r\n`), {
@@ -242,6 +247,8 @@ export function registerRun(program: Command): void {
             })
           : undefined;
         await pump?.start();
+        // Attached: the task's output is held to what this process has written (../output-credit.ts).
+        if (spec.kind !== 'ollama') spec.credit = true;
         // Subscribes before submitting, so no event is missed (shared/client/run-task.ts).
         run = await runTask(client, { taskId, spec, requirements, options });
         // A signal during the submit may have found no task to cancel yet.
@@ -259,7 +266,8 @@ export function registerRun(program: Command): void {
             }
           });
         }
-        const outcome = await printTask(run, { json: Boolean(flags.json), narrate: true });
+        const outcome = await printTask(run, { json: Boolean(flags.json), narrate: true, credit });
+        await credit.stop(outcome.end !== 'terminal');
         await pump?.stop();
         const why = unfinished(outcome);
         if (why || !outcome.state) {

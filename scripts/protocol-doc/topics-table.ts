@@ -154,6 +154,16 @@ export function topicRows(t: Topics): { rows: TopicRow[]; filters: FilterRow[]; 
       notes: 'Bytes of stdin written to the task, a request to send again from an offset, EOF delivered, or why its stdin is closed.',
     },
     {
+      topic: (used.add('nodeCredit'), t.nodeCredit('{node}', '{task}')),
+      builder: 'nodeCredit(node, task)',
+      fromTo: 'client → agent',
+      retained: 'no',
+      qos: 1,
+      payload: '`OutputCredit` (shared/schemas/output-credit.ts)',
+      notes:
+        "Reader credit for a task's output (`cutter run` attached, a spec with `credit: true`, an agent whose `started` event says `credit: true`): the last event seq the reader wrote out. The agent holds the output while more than 8 MiB (or 4,096 log events) are beyond it; sent at least every second; no credit for 10 s while held, or `release`, and the output is no longer held. Only the task's submitter may publish (SECURITY.md).",
+    },
+    {
       ...b('forwardState', 'task'),
       fromTo: 'server → all',
       retained: 'yes',

@@ -10,3 +10,4 @@ export * from './pipeline.js';
 export * from './ha.js';
 export * from './stdin.js';
 export * from './placement.js';
+export * from './output-credit.js';

@@ -54,6 +54,8 @@ export const DockerSpecSchema = z.object({
    * submit (applied right after the start).
    */
   tty: z.object({ rows: z.number().int().min(0).max(65535), cols: z.number().int().min(0).max(65535) }).optional(),
+  /** The submitter credits what it has read of the output (`cutter run` attached; shared/schemas/output-credit.ts). */
+  credit: z.boolean().optional(),
 });
 
 /** A command run without a shell on the node (only on agents started with --allow-exec). */
@@ -76,6 +78,8 @@ export const ExecSpecSchema = z.object({
    * window size comes as stdin window-size frames; `rows`/`cols` are the size at submit (0: 24x80).
    */
   tty: z.object({ rows: z.number().int().min(0).max(65535), cols: z.number().int().min(0).max(65535) }).optional(),
+  /** The submitter credits what it has read of the output (`cutter run` attached; shared/schemas/output-credit.ts). */
+  credit: z.boolean().optional(),
 });
 
 /**
@@ -256,7 +260,13 @@ export const TaskEventSchema = z.discriminatedUnion('type', [
     current: Bytes.optional(),
     total: Bytes.optional(),
   }),
-  z.object({ ...EventBase, type: z.literal('started'), ref: z.string().max(200).optional() }),
+  z.object({
+    ...EventBase,
+    type: z.literal('started'),
+    ref: z.string().max(200).optional(),
+    /** The agent holds this attempt's output to the submitter's credit (shared/schemas/output-credit.ts). */
+    credit: z.boolean().optional(),
+  }),
   z.object({
     ...EventBase,
     type: z.literal('log'),
