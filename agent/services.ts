@@ -11,6 +11,7 @@ import { imageViolation } from './policy.js';
 import { PortAnnouncer } from './ports.js';
 import type { AgentService } from './service.js';
 import { StdinService } from './stdin.js';
+import { volumesOf } from './volumes/config.js';
 
 /** Port announcements, file transfer and image sync (the Docker client of the docker executor, when there is one), task stdin. */
 export function defaultServices(config: AgentConfig, log: Logger, executors: Executor[]): AgentService[] {
@@ -31,6 +32,7 @@ export function defaultServices(config: AgentConfig, log: Logger, executors: Exe
       maxBytes: config.filesMaxSize,
       images: new DockerImageStore(docker),
       imagePolicy: (image) => imageViolation(image, config.allowedImages),
+      volumes: volumesOf(config),
     }),
     new StdinService({ node: config.nodeId, t: topics(config.prefix), log: log.child({ node: config.nodeId, component: 'stdin' }) }),
   ];

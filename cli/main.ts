@@ -32,6 +32,7 @@ const COMMANDS: Record<string, () => Promise<Register[]>> = {
   ports: async () => [(await import('./commands/ports.js')).registerPorts],
   pipeline: async () => [(await import('./commands/pipeline.js')).registerPipeline],
   mcp: async () => [(await import('./commands/mcp.js')).registerMcp],
+  volume: async () => [(await import('./commands/volume.js')).registerVolume],
 };
 
 const program = new Command('cutter')

@@ -75,7 +75,7 @@ export class Placement {
     const spec = record.spec;
     const ollama = spec.kind === 'ollama' ? { op: spec.op, model: spec.model, pull: spec.pull } : undefined;
     const placement = place(
-      { kind: s.kind, requirements: s.requirements, ollama, ...execLimitsOf(spec) },
+      { kind: s.kind, requirements: s.requirements, ollama, ...execLimitsOf(spec), ...storageOf(spec) },
       { ...ctx.registry.snapshot(now, ctx.opts.policy), modelRules: ctx.opts.modelRules },
     );
     if (!placement.ok) {
@@ -117,7 +117,7 @@ function requestKey(record: TaskRecord): string {
   if (key === undefined) {
     const spec = record.spec;
     const model = spec.kind === 'ollama' ? [spec.op, spec.model, spec.pull] : null;
-    key = JSON.stringify([record.state.kind, record.state.requirements, model, execLimitsOf(spec).execLimits ?? null]);
+    key = JSON.stringify([record.state.kind, record.state.requirements, model, execLimitsOf(spec).execLimits ?? null, storageOf(spec)]);
     keys.set(record, key);
   }
   return key;
@@ -131,3 +131,15 @@ function execLimitsOf(spec: TaskRecord['spec']): Pick<PlacementRequest, 'execLim
 
 /** Request keys by task record (a task's kind, requirements and model never change after submit). */
 const keys = new WeakMap<TaskRecord, string>();
+
+/** The volumes and host paths a task mounts, as the scheduler checks them (none: `{}`). */
+function storageOf(spec: TaskRecord['spec']): Pick<PlacementRequest, 'volumes' | 'hostPaths'> {
+  const volumes =
+    spec.kind === 'docker'
+      ? (spec.mounts ?? []).filter((m) => m.type === 'volume').map((m) => m.source)
+      : spec.kind === 'exec'
+        ? (spec.volumes ?? []).map((v) => v.name)
+        : [];
+  const hostPaths = spec.kind === 'docker' ? (spec.mounts ?? []).filter((m) => m.type === 'bind').map((m) => m.source) : [];
+  return { ...(volumes.length ? { volumes } : {}), ...(hostPaths.length ? { hostPaths } : {}) };
+}

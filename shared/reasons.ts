@@ -47,6 +47,7 @@ export function formatRejection(r: Rejection): string {
       `${r.onDisk ? 'has' : 'would pull'} model ${r.model} (${formatBytes(r.needed ?? 0)}) but has ${formatBytes(r.free ?? 0)} free memory` +
       `${r.gpuFree ? ` and ${formatBytes(r.gpuFree)} free on its GPU` : ''} to load it`,
     'placement-rule': () => `${r.rule ? describeRule(r.rule) : 'a placement rule'} sends ${r.model} elsewhere`,
+    volume: () => withDetail('lacks what the task mounts', r.detail),
   };
   return words[r.code]();
 }
@@ -78,6 +79,7 @@ export function rejectionLabel(code: RejectionCode): string {
     'model-missing': 'model',
     'model-too-big': 'model',
     'placement-rule': 'model',
+    volume: 'volume',
   };
   return labels[code];
 }

@@ -27,6 +27,8 @@ import { publishChunk } from '../../shared/transfer/publish-chunk.js';
 import type { AgentService } from '../service.js';
 import type { ImageStore } from './images.js';
 import { PathPolicy } from './paths.js';
+import { answerVolumeRequest, isVolumeRequest, requireVolumes } from '../volumes/requests.js';
+import type { VolumeStore } from '../volumes/store.js';
 
 /** Chunk size and window of the agent's sends (`get`), bytes. */
 export const CHUNK_BYTES = 512 * 1024;
@@ -51,6 +53,8 @@ export interface FileServiceOptions {
   imagePolicy?(image: string): string | null;
   /** Where image tarballs are received (default: `$TMPDIR/cutter-images-<node>`). */
   spoolDir?: string;
+  /** The node's volumes (`vol.*` requests, `put`/`get` with `volume`); absent = volumes off. */
+  volumes?: VolumeStore;
 }
 
 interface PutSession {
@@ -171,6 +175,7 @@ export class FileService implements AgentService {
     if (existing && existing.client !== from)
       return fail(new CutterError('INVALID_ARGUMENT', `transfer ${msg.xfer} belongs to another client`));
     try {
+      if (isVolumeRequest(msg)) return await this.reply(from, await answerVolumeRequest(this.opts.volumes, msg, this.log, from));
       switch (msg.type) {
         case 'put':
         case 'image.put':
@@ -245,6 +250,8 @@ export class FileService implements AgentService {
       const spool = this.opts.spoolDir ?? join(tmpdir(), `cutter-images-${this.opts.node}`);
       mkdirSync(spool, { recursive: true, mode: 0o700 });
       dest = join(spool, `${msg.sha256}.tar`);
+    } else if (msg.volume !== undefined) {
+      dest = await requireVolumes(this.opts.volumes).forWrite(msg.volume, msg.path);
     } else {
       dest = await this.policy.forWrite(msg.path);
       if ((await stat(dest).catch(() => null))?.isDirectory())
@@ -362,7 +369,10 @@ export class FileService implements AgentService {
     }
     if (this.sessions.size >= MAX_SESSIONS)
       throw new CutterError('NODE_BUSY', `node ${this.opts.node} has ${this.sessions.size} transfers open: try again later`);
-    const path = await this.policy.forRead(msg.path);
+    const path =
+      msg.volume !== undefined
+        ? await requireVolumes(this.opts.volumes).forRead(msg.volume, msg.path)
+        : await this.policy.forRead(msg.path);
     const st = await stat(path);
     if (!st.isFile()) throw new CutterError('INVALID_ARGUMENT', `${msg.path} is not a regular file`);
     if (st.size > this.opts.maxBytes)

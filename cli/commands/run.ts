@@ -36,6 +36,7 @@ import { beforeBrokenPipeExit, EXIT_NOT_RUN, signalExitCode, taskExitCode } from
 import { watchForwards } from '../forwards.js';
 import { printJson } from '../output.js';
 import { StdinPump } from '../stdin-pump.js';
+import { applyVolumeFlags } from '../volume-args.js';
 import { type GlobalFlags, withClient, withClientOptions } from './common.js';
 import { printTask, unfinished } from './follow.js';
 
@@ -59,9 +60,16 @@ interface RunFlags extends GlobalFlags {
   publish?: string[];
   interactive?: boolean;
   tty?: boolean;
+  volume?: string[];
+  mount?: string[];
 }
 
-function buildSpec(executor: string, args: string[], interactive: boolean, tty: boolean): { spec: TaskSpec; detach: boolean } {
+function buildSpec(
+  executor: string,
+  args: string[],
+  interactive: boolean,
+  tty: boolean,
+): { spec: TaskSpec; detach: boolean; node?: string } {
   if (executor === 'docker') {
     const parsed = parseDockerRun(args);
     if (interactive) parsed.spec.stdin = true;
@@ -143,13 +151,28 @@ export function registerRun(program: Command): void {
         (v: string, all: string[]) => [...all, v],
         [] as string[],
       )
+      .option(
+        '-v, --volume <volume>',
+        "mount a volume of the node: VOLUME:/data[:ro] (docker), VOLUME (exec: its path is in $CUTTER_VOLUME_<NAME>, and -w VOLUME:SUBDIR works inside it); NODE:VOLUME… runs on that node; /host/path:/data only where the node's policy allows it (repeatable)",
+        (v: string, all: string[]) => [...all, v],
+        [] as string[],
+      )
+      .option(
+        '--mount <spec>',
+        'docker: type=volume,src=VOLUME,dst=/data[,readonly] (or type=bind,src=/host/path,…; repeatable)',
+        (v: string, all: string[]) => [...all, v],
+        [] as string[],
+      )
       .passThroughOptions(),
   ).action((executor: string, args: string[], flags: RunFlags) =>
     withClient(
       flags,
       async (client) => {
         if (flags.node && flags.autoSelect) throw new CutterError('INVALID_ARGUMENT', '--node and --auto-select exclude each other');
-        const { spec, detach: dockerDetach } = buildSpec(executor, args, Boolean(flags.interactive), Boolean(flags.tty));
+        const { spec, detach: dockerDetach, node: dockerNode } = buildSpec(executor, args, Boolean(flags.interactive), Boolean(flags.tty));
+        const node = applyVolumeFlags(spec, flags.volume ?? [], flags.mount ?? [], flags.node ?? dockerNode);
+        if (flags.node && dockerNode && flags.node !== dockerNode)
+          throw new CutterError('INVALID_ARGUMENT', `docker run -v names node ${dockerNode}, but --node is ${flags.node}`);
         if (flags.publish?.length) {
           if (spec.kind !== 'docker') throw new CutterError('INVALID_ARGUMENT', '-p forwards container ports: it needs a docker task');
           spec.ports = [...(spec.ports ?? []), ...flags.publish.map((p) => parsePublish(p))];
@@ -170,7 +193,7 @@ export function registerRun(program: Command): void {
           if (memory > 0) spec.memoryLimit ??= memory;
           if (cpus > 0) spec.cpus ??= cpus;
         }
-        const requirements: Requirements = { ...(flags.node ? { node: flags.node } : {}), memory, cpus };
+        const requirements: Requirements = { ...(node ? { node } : {}), memory, cpus };
         const taskId = newTaskId();
 
         if (detach) {

@@ -55,6 +55,10 @@ export interface PlacementRequest {
   requirements: Requirements;
   /** For exec tasks that ask for limits: which (the node must be able to enforce them). */
   execLimits?: { memory: boolean; cpus: boolean };
+  /** Volumes the task mounts (docker `mounts` of type volume, exec `volumes`): only nodes that announce them all fit. */
+  volumes?: string[];
+  /** Host paths a docker task bind-mounts: only nodes whose policy (`hostPaths`) allows each fit. */
+  hostPaths?: string[];
   /** For ollama tasks: the operation, the model, and whether the node may pull it first. */
   ollama?: { op: OllamaOp; model: string; pull: boolean };
 }

@@ -9,3 +9,4 @@ export * from './ports.js';
 export * from './pipeline.js';
 export * from './ha.js';
 export * from './stdin.js';
+export * from './volumes.js';

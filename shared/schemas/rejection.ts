@@ -23,6 +23,7 @@ import { IdSchema } from '../topics.js';
  * - `model-too-big`: `model` of `needed` bytes fits neither `free` bytes of memory nor `gpuFree` bytes on a GPU
  *   (`onDisk`: the node has it, else it would pull it).
  * - `placement-rule`: the Ollama placement file's `rule` sends `model` to other nodes.
+ * - `volume`: the task mounts a volume the node does not have, or a host path its policy does not allow (`detail`: which).
  */
 export const RejectionCodeSchema = z.enum([
   'unknown-node',
@@ -41,6 +42,7 @@ export const RejectionCodeSchema = z.enum([
   'model-missing',
   'model-too-big',
   'placement-rule',
+  'volume',
 ]);
 
 const bytes = z.number().int().nonnegative();

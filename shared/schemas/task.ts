@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { IdSchema } from '../topics.js';
+import { VolumeNameSchema } from '../volumes.js';
 
 const Bytes = z.number().int().nonnegative();
 const EnvSchema = z
@@ -17,6 +18,14 @@ const EnvSchema = z
     z.string().max(32_768),
   )
   .default({});
+
+/** One mount of a container (DockerSpec.mounts): `target` is absolute in the container. */
+export const MountSchema = z.object({
+  type: z.enum(['volume', 'bind']),
+  source: z.string().min(1).max(4096),
+  target: z.string().min(1).max(4096).startsWith('/'),
+  readOnly: z.boolean().optional(),
+});
 
 /** A Docker container to run; mirrors the `docker run` flags cutter accepts. */
 export const DockerSpecSchema = z.object({
@@ -53,6 +62,13 @@ export const DockerSpecSchema = z.object({
    * submit (applied right after the start).
    */
   tty: z.object({ rows: z.number().int().min(0).max(65535), cols: z.number().int().min(0).max(65535) }).optional(),
+  /**
+   * Directories of the node mounted into the container (`cutter run -v NAME:/data[:ro]`, `docker run
+   * -v`/`--mount`): `volume` = the node's volume named `source` (placed only on nodes that have it),
+   * `bind` = the host path `source`, refused unless the node's policy lists it (`--allow-host-path`).
+   * The agent mounts either as HostConfig.Mounts type `bind` (a missing source fails, never created).
+   */
+  mounts: z.array(MountSchema).max(16).optional(),
 });
 
 /** A command run without a shell on the node (only on agents started with --allow-exec). */
@@ -69,6 +85,15 @@ export const ExecSpecSchema = z.object({
   user: z.string().max(256).optional(),
   /** Give the process a stdin pipe fed from `nodes/N/stdin/T` (`cutter run -i`; shared/schemas/stdin.ts); else /dev/null. */
   stdin: z.boolean().optional(),
+  /**
+   * The node's volumes the command works on (`cutter run -v NAME exec …`): each one's absolute path
+   * is in `$CUTTER_VOLUME_<NAME>`, and `cwd` may be `NAME:SUBDIR` (inside the volume). Placed only
+   * on nodes that have them.
+   */
+  volumes: z
+    .array(z.object({ name: VolumeNameSchema }))
+    .max(16)
+    .optional(),
 });
 
 /**
@@ -290,6 +315,7 @@ export const TaskStateSchema = z.object({
 
 export type DockerSpec = z.infer<typeof DockerSpecSchema>;
 export type ExecSpec = z.infer<typeof ExecSpecSchema>;
+export type Mount = z.infer<typeof MountSchema>;
 export type OllamaSpec = z.infer<typeof OllamaSpecSchema>;
 export type OllamaOp = z.infer<typeof OllamaOpSchema>;
 export type TaskSpec = z.infer<typeof TaskSpecSchema>;
