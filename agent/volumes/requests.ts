@@ -5,7 +5,7 @@
 import { CutterError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { FileIn, FileOut } from '../../shared/schemas/files.js';
-import { MANIFEST_PAGE } from '../../shared/schemas/volumes.js';
+import { MANIFEST_PAGE, MANIFEST_PAGE_BYTES } from '../../shared/schemas/volumes.js';
 import type { VolumeStore } from './store.js';
 
 type VolumeRequest = Extract<FileIn, { type: `vol.${string}` }>;
@@ -50,7 +50,7 @@ export async function answerVolumeRequest(store: VolumeStore | undefined, msg: V
       return { type: 'vol.need', xfer: msg.xfer, need, haveBytes };
     }
     case 'vol.manifest': {
-      const { files, total } = await store.manifest(msg.volume, msg.path, msg.offset, MANIFEST_PAGE);
+      const { files, total } = await store.manifest(msg.volume, msg.path, msg.offset, MANIFEST_PAGE, MANIFEST_PAGE_BYTES);
       const end = msg.offset + files.length;
       return { type: 'vol.files', xfer: msg.xfer, files, total, next: end < total ? end : null };
     }

@@ -207,15 +207,27 @@ export class VolumeStore {
     return { need, haveBytes };
   }
 
-  /** One page (`limit` files from `offset`) of the files under `path`, paths relative to `path`. */
-  async manifest(name: string, path: string, offset: number, limit: number): Promise<{ files: ManifestEntry[]; total: number }> {
+  /** One page (at most `limit` files and `maxBytes` of JSON, from `offset`) of the files under `path`, paths relative to `path`. */
+  async manifest(
+    name: string,
+    path: string,
+    offset: number,
+    limit: number,
+    maxBytes = Number.MAX_SAFE_INTEGER,
+  ): Promise<{ files: ManifestEntry[]; total: number }> {
     const { abs } = await this.confine(name, path);
     const st = await stat(abs).catch(() => null);
     if (!st?.isDirectory()) throw new CutterError('NOT_FOUND', `no directory "${path}" in volume ${name} on node ${this.node}`);
     const all = await this.walk(abs, '');
     const page = all.slice(offset, offset + limit);
     const files: ManifestEntry[] = [];
-    for (const f of page) files.push({ path: f.path, size: f.size, sha256: await this.hashOf(f.abs, f.size) });
+    let bytes = 0;
+    for (const f of page) {
+      const entry = { path: f.path, size: f.size, sha256: await this.hashOf(f.abs, f.size) };
+      bytes += JSON.stringify(entry).length + 1;
+      if (bytes > maxBytes && files.length > 0) break;
+      files.push(entry);
+    }
     return { files, total: all.length };
   }
 }

@@ -10,7 +10,7 @@ import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CutterError } from '../../shared/errors.js';
 import type { FileOut } from '../../shared/schemas/files.js';
-import { MANIFEST_PAGE, type ManifestEntry } from '../../shared/schemas/volumes.js';
+import { MANIFEST_PAGE, MANIFEST_PAGE_BYTES, type ManifestEntry } from '../../shared/schemas/volumes.js';
 import { sha256File } from '../../shared/transfer/hash.js';
 import { PART_SUFFIX } from '../../shared/transfer/part-file.js';
 import { normaliseVolumePath } from '../../shared/volumes.js';
@@ -65,6 +65,18 @@ export function splitVolumePath(spec: string): { volume: string; path: string } 
   return { volume, path };
 }
 
+/** Entries from `from` while the page stays within MANIFEST_PAGE files and MANIFEST_PAGE_BYTES of JSON (at least one). */
+export function page(entries: ManifestEntry[], from: number): ManifestEntry[] {
+  let bytes = 0;
+  let end = from;
+  while (end < entries.length && end - from < MANIFEST_PAGE) {
+    bytes += JSON.stringify(entries[end]).length + 1;
+    if (bytes > MANIFEST_PAGE_BYTES && end > from) break;
+    end++;
+  }
+  return entries.slice(from, end);
+}
+
 const under = (base: string, rel: string) => (base ? `${base}/${rel}` : rel);
 
 /** Asks and waits for the reply of type `type` (an `error` reply is thrown). */
@@ -111,10 +123,11 @@ export async function putTree(
   const manifest: ManifestEntry[] = [];
   for (const f of files) manifest.push({ path: under(path, f.path), size: f.size, sha256: await sha256File(f.abs, f.size) });
   const need: number[] = [];
-  for (let i = 0; i < manifest.length; i += MANIFEST_PAGE) {
-    const batch = manifest.slice(i, i + MANIFEST_PAGE);
+  for (let i = 0; i < manifest.length; ) {
+    const batch = page(manifest, i);
     const r = await ask(link, { type: 'vol.diff', xfer: newXfer(), volume, files: batch }, 'vol.need');
     for (const k of r.need) if (k < batch.length) need.push(i + k);
+    i += batch.length;
   }
   const bytesSent = need.reduce((n, k) => n + files[k].size, 0);
   const bar = progress(opts, bytesSent);

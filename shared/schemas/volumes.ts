@@ -20,6 +20,8 @@ const Count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 /** Most files in one `vol.diff` or `vol.files` (a page stays well under the broker's packet limit: ≤ 1,000 × ~1.1 KB). */
 export const MANIFEST_PAGE = 1_000;
+/** Most bytes of one manifest page's JSON (under the 256 KiB the file topics take: shared/limits.ts). */
+export const MANIFEST_PAGE_BYTES = 192 * 1024;
 /** Most volumes one node announces and lists. */
 export const MAX_VOLUMES = 256;
 
