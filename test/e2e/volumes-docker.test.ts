@@ -97,8 +97,8 @@ describe.skipIf(engine.skip)(`volumes with docker tasks${engine.tag}`, () => {
       'mkdir -p /data/out && cd /data/dataset && find . -type f | sort | xargs sha256sum > /data/out/sums',
     ]);
     expect(job.code, job.stderr).toBe(0);
-    // --json prints the task's events, one a line, then its final state.
-    expect(JSON.parse(job.stdout.trim().split('\n').at(-1)!)).toMatchObject({ state: 'succeeded', node: 'vholder' });
+    // --json prints the task's events, one a line, then its final state (indented).
+    expect(JSON.parse(job.stdout.slice(job.stdout.lastIndexOf('\n{\n') + 1))).toMatchObject({ state: 'succeeded', node: 'vholder' });
 
     const results = join(local, 'results');
     const down = await run(['cp', '-r', 'vholder:data/out', results, '--json']);
