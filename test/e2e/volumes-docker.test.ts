@@ -39,6 +39,8 @@ describe.skipIf(engine.skip)(`volumes with docker tasks${engine.tag}`, () => {
   const volumes = tempDir('cutter-vol-holder-');
   const local = tempDir('cutter-vol-local-');
   const dataset = join(local, 'dataset');
+  /** A host directory only vholder's policy lists (--allow-host-path). */
+  const shared = tempDir('cutter-vol-hostpath-');
   const run = (args: string[], timeoutMs = 120_000) => cli(args, { broker: url, timeoutMs });
   /** `file received` lines the holder's agent logged since `from` (its own count of files that came in). */
   const received = (from: number) => holder.lines.slice(from).filter((l) => l.msg === 'file received');
@@ -47,7 +49,7 @@ describe.skipIf(engine.skip)(`volumes with docker tasks${engine.tag}`, () => {
     ensureTestImage();
     ({ daemon: server, url } = await startServer());
     [holder, other] = await Promise.all([
-      startAgent(url, 'vholder', ['--volumes-dir', volumes]),
+      startAgent(url, 'vholder', ['--volumes-dir', volumes, '--allow-host-path', shared]),
       startAgent(url, 'vother', ['--volumes-dir', tempDir('cutter-vol-other-')]),
     ]);
     mkdirSync(join(dataset, 'train'), { recursive: true });
@@ -56,7 +58,7 @@ describe.skipIf(engine.skip)(`volumes with docker tasks${engine.tag}`, () => {
   afterAll(async () => {
     await Promise.all([holder?.stop(), other?.stop()]);
     await server?.stop();
-    for (const d of [volumes, local]) rmSync(d, { recursive: true, force: true });
+    for (const d of [volumes, local, shared]) rmSync(d, { recursive: true, force: true });
   });
 
   it('fills a volume with 100 files (50 MB), runs a container on the node that has it, and brings its result back', async () => {
@@ -160,5 +162,13 @@ describe.skipIf(engine.skip)(`volumes with docker tasks${engine.tag}`, () => {
     const r = await run(['run', '--node', 'vholder', '-v', 'data:/data:ro', 'docker', 'run', TEST_IMAGE, 'sh', '-c', 'touch /data/x']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/Read-only file system/i);
+  }, 120_000);
+
+  it("mounts a host path where the node's policy lists it, on that node", async () => {
+    writeFileSync(join(shared, 'note.txt'), 'from the host\n');
+    const r = await run(['run', '--json', 'docker', 'run', '-v', `${shared}:/h:ro`, TEST_IMAGE, 'cat', '/h/note.txt']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(Buffer.from('from the host\n').toString('base64'));
+    expect(JSON.parse(r.stdout.slice(r.stdout.lastIndexOf('\n{\n') + 1))).toMatchObject({ state: 'succeeded', node: 'vholder' });
   }, 120_000);
 });
