@@ -43,6 +43,10 @@ describe('formatRejection', () => {
         { code: 'placement-rule', model: 'gemma2:2b', rule: { index: 0, model: 'gemma2:*', nodes: ['server'] } },
         'placement rule 1 (model gemma2:* → server) sends gemma2:2b elsewhere',
       ],
+      [
+        { code: 'volume', detail: 'no volume data: cutter volume create NODE:data' },
+        'lacks what the task mounts (no volume data: cutter volume create NODE:data)',
+      ],
     ];
     for (const [r, words] of cases) {
       const rejection = RejectionSchema.parse({ node: 'n1', ...r });
