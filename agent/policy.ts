@@ -4,7 +4,8 @@
  * command allowlist); a refused task fails with the rule that refused it (code POLICY_DENIED).
  *
  * What no policy can allow, because cutter's task spec has no way to ask for it: privileged
- * containers, host network or PID namespaces, host mounts, added capabilities.
+ * containers, host network or PID namespaces, added capabilities. Host mounts only of the
+ * directories `allowHostPath` lists (agent/volumes/resolve.ts).
  */
 import { basename } from 'node:path';
 import { globToRegExp } from '../shared/glob.js';
