@@ -27,8 +27,7 @@ import { publishChunk } from '../../shared/transfer/publish-chunk.js';
 import type { AgentService } from '../service.js';
 import type { ImageStore } from './images.js';
 import { PathPolicy } from './paths.js';
-import { answerVolumeRequest, isVolumeRequest, requireVolumes } from '../volumes/requests.js';
-import type { VolumeStore } from '../volumes/store.js';
+import { answerVolumeRequest, filePath, isVolumeRequest, type VolumeStore } from '../volumes/requests.js';
 
 /** Chunk size and window of the agent's sends (`get`), bytes. */
 export const CHUNK_BYTES = 512 * 1024;
@@ -250,18 +249,19 @@ export class FileService implements AgentService {
       const spool = this.opts.spoolDir ?? join(tmpdir(), `cutter-images-${this.opts.node}`);
       mkdirSync(spool, { recursive: true, mode: 0o700 });
       dest = join(spool, `${msg.sha256}.tar`);
-    } else if (msg.volume !== undefined) {
-      dest = await requireVolumes(this.opts.volumes).forWrite(msg.volume, msg.path);
     } else {
-      dest = await this.policy.forWrite(msg.path);
+      dest = await filePath('write', msg, this.opts.volumes, this.policy);
       if ((await stat(dest).catch(() => null))?.isDirectory())
         throw new CutterError('INVALID_ARGUMENT', `${msg.path} is a directory on this node: end the path with / to copy into it`);
     }
     if (this.sessions.size >= MAX_SESSIONS)
       throw new CutterError('NODE_BUSY', `node ${this.opts.node} has ${this.sessions.size} transfers open: try again later`);
-    for (const s of this.sessions.values()) {
-      if (s.kind === 'put' && s.part.dest === dest)
+    // The same content again (a copy run again after its CLI died) takes over the part file; other content is refused.
+    for (const [other, s] of this.sessions) {
+      if (s.kind !== 'put' || s.part.dest !== dest) continue;
+      if (s.finishing || s.part.size !== msg.size || s.part.sha256 !== msg.sha256)
         throw new CutterError('INVALID_ARGUMENT', `${dest} is being received by another transfer`);
+      await this.close(other, s);
     }
     const part = await PartFile.open(dest, msg.size, msg.sha256, msg.type === 'put' ? msg.mode : 0o600);
     const session: PutSession = {
@@ -369,10 +369,7 @@ export class FileService implements AgentService {
     }
     if (this.sessions.size >= MAX_SESSIONS)
       throw new CutterError('NODE_BUSY', `node ${this.opts.node} has ${this.sessions.size} transfers open: try again later`);
-    const path =
-      msg.volume !== undefined
-        ? await requireVolumes(this.opts.volumes).forRead(msg.volume, msg.path)
-        : await this.policy.forRead(msg.path);
+    const path = await filePath('read', msg, this.opts.volumes, this.policy);
     const st = await stat(path);
     if (!st.isFile()) throw new CutterError('INVALID_ARGUMENT', `${msg.path} is not a regular file`);
     if (st.size > this.opts.maxBytes)

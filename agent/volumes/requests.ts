@@ -6,7 +6,10 @@ import { CutterError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { FileIn, FileOut } from '../../shared/schemas/files.js';
 import { MANIFEST_PAGE, MANIFEST_PAGE_BYTES } from '../../shared/schemas/volumes.js';
+import type { PathPolicy } from '../files/paths.js';
 import type { VolumeStore } from './store.js';
+
+export type { VolumeStore } from './store.js';
 
 type VolumeRequest = Extract<FileIn, { type: `vol.${string}` }>;
 type Reply = FileOut extends infer O ? (O extends FileOut ? Omit<O, 'v'> : never) : never;
@@ -20,6 +23,22 @@ export function isVolumeRequest(msg: FileIn): msg is VolumeRequest {
 export function requireVolumes(store: VolumeStore | undefined): VolumeStore {
   if (!store) throw new CutterError('EXECUTOR_DISABLED', 'volumes are off on this node (its agent was started with --volumes-dir off)');
   return store;
+}
+
+/**
+ * Where a `put` (write) or `get` (read) path is on the node: inside its volume when `volume` is set
+ * (agent/volumes/store.ts), else through the `--files-allow` policy.
+ * @throws CutterError POLICY_DENIED, NOT_FOUND, EXECUTOR_DISABLED (volumes or file transfer off).
+ */
+export function filePath(
+  kind: 'read' | 'write',
+  msg: { path: string; volume?: string },
+  store: VolumeStore | undefined,
+  policy: PathPolicy,
+): Promise<string> {
+  if (msg.volume === undefined) return kind === 'read' ? policy.forRead(msg.path) : policy.forWrite(msg.path);
+  const volumes = requireVolumes(store);
+  return kind === 'read' ? volumes.forRead(msg.volume, msg.path) : volumes.forWrite(msg.volume, msg.path);
 }
 
 /**

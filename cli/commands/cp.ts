@@ -52,7 +52,8 @@ function describeTree(r: TreeResult): string {
     r.direction === 'put' ? `${r.localDir} → ${r.node}:${r.volume}/${r.path}` : `${r.node}:${r.volume}/${r.path} → ${r.localDir}`;
   return (
     `${where}: ${r.filesSent} of ${r.files} files sent (${formatBytes(r.bytesSent)}), ` +
-    `${r.filesSkipped} already there with the same SHA-256 (${formatBytes(r.bytesSkipped)} skipped), in ${formatDuration(r.ms)}`
+    `${r.filesSkipped} already there with the same SHA-256 (${formatBytes(r.bytesSkipped)} skipped)` +
+    `${r.bytesResumed ? `, ${formatBytes(r.bytesResumed)} kept from an interrupted copy` : ''}, in ${formatDuration(r.ms)}`
   );
 }
 

@@ -39,6 +39,8 @@ export interface TreeResult {
   bytesSent: number;
   bytesSkipped: number;
   wireBytes: number;
+  /** Bytes of sent files that a partial file from an interrupted earlier copy already held (not sent again). */
+  bytesResumed: number;
   ms: number;
   /** Paths (relative to the directory) of the files that moved, at most 1,000. */
   sentPaths: string[];
@@ -132,9 +134,11 @@ export async function putTree(
   const bytesSent = need.reduce((n, k) => n + files[k].size, 0);
   const bar = progress(opts, bytesSent);
   let wireBytes = 0;
+  let bytesResumed = 0;
   for (const k of need) {
     const r = await putFile(link, files[k].abs, { kind: 'put', remotePath: manifest[k].path }, { ...bar.file(), volume });
     wireBytes += r.wireBytes;
+    bytesResumed += r.startOffset;
     bar.done(files[k].size);
   }
   const bytes = files.reduce((n, f) => n + f.size, 0);
@@ -151,6 +155,7 @@ export async function putTree(
     bytesSent,
     bytesSkipped: bytes - bytesSent,
     wireBytes,
+    bytesResumed,
     ms: Date.now() - started,
     sentPaths: need.slice(0, MAX_LISTED).map((k) => files[k].path),
   };
@@ -198,12 +203,14 @@ export async function getTree(
   const bytesSent = need.reduce((n, k) => n + remote[k].size, 0);
   const bar = progress(opts, bytesSent);
   let wireBytes = 0;
+  let bytesResumed = 0;
   for (const k of need) {
     const f = remote[k];
     const local = join(localDir, f.path);
     await mkdir(join(local, '..'), { recursive: true });
     const r = await getFile(link, under(path, f.path), local, { ...bar.file(), volume });
     wireBytes += r.wireBytes;
+    bytesResumed += r.startOffset;
     bar.done(f.size);
   }
   const bytes = remote.reduce((n, f) => n + f.size, 0);
@@ -220,6 +227,7 @@ export async function getTree(
     bytesSent,
     bytesSkipped: bytes - bytesSent,
     wireBytes,
+    bytesResumed,
     ms: Date.now() - started,
     sentPaths: need.slice(0, MAX_LISTED).map((k) => remote[k].path),
   };

@@ -2,12 +2,15 @@
  * Volumes with exec tasks, over real processes (no Docker needed): the task finds its volume in
  * `$CUTTER_VOLUME_<NAME>` and may work inside it with `-w VOLUME:SUBDIR`; it is placed on the node
  * that has the volume, `-v NODE:VOLUME` pins it there (and is refused where the volume is
- * missing); a symbolic link inside a volume that points out of it is refused both ways by `cp -r`.
+ * missing); a symbolic link inside a volume that points out of it is refused both ways by `cp -r`;
+ * a `cp -r` killed mid-copy, run again, skips the files that arrived and resumes the one it was in.
  */
-import { mkdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
+import { CUTTER, Daemon, ISOLATED_ENV, cli, eventually, startAgent, startServer, tempDir } from '../harness.js';
 
 /** The final state `cutter run --json` prints after the task's events (indented JSON). */
 const finalState = (stdout: string) => JSON.parse(stdout.slice(stdout.lastIndexOf('\n{\n') + 1)) as { state: string; node: string };
@@ -82,4 +85,37 @@ describe('volumes with exec tasks', () => {
     expect(into.code).not.toBe(0);
     expect(into.stderr).toContain('leaves volume work through a symbolic link');
   }, 60_000);
+
+  it('resumes a cp -r killed mid-copy: files that arrived are skipped, the partial one continues', async () => {
+    const big = join(local, 'big');
+    mkdirSync(big);
+    const MB = 1_000_000;
+    for (let i = 0; i < 4; i++) writeFileSync(join(big, `f${i}.bin`), randomBytes(20 * MB));
+    const cp = new Daemon(
+      spawn(process.execPath, [CUTTER, 'cp', '-r', big, 'xa:work/big', '--chunk-size', '65536'], {
+        env: { ...ISOLATED_ENV, CUTTER_BROKER: url },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+      'cli cp -r',
+    );
+    const part = join(dirA, 'work', 'big', 'f2.bin.cutter-part');
+    await eventually(() => existsSync(part) && statSync(part).size > 2 * MB, 60_000, 10);
+    cp.child.kill('SIGKILL');
+    await cp.exited;
+    const again = await run(['cp', '-r', big, 'xa:work/big', '--json'], 120_000);
+    expect(again.code, again.stderr).toBe(0);
+    const r = JSON.parse(again.stdout) as {
+      filesSkipped: number;
+      filesSent: number;
+      bytesResumed: number;
+      wireBytes: number;
+      bytesSent: number;
+    };
+    expect(r.filesSkipped).toBeGreaterThanOrEqual(2);
+    expect(r.filesSent).toBe(4 - r.filesSkipped);
+    expect(r.bytesResumed).toBeGreaterThan(2 * MB);
+    expect(r.wireBytes).toBeLessThan(r.bytesSent);
+    for (let i = 0; i < 4; i++)
+      expect(readFileSync(join(dirA, 'work', 'big', `f${i}.bin`)).equals(readFileSync(join(big, `f${i}.bin`)))).toBe(true);
+  }, 180_000);
 });
