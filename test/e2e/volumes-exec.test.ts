@@ -18,6 +18,7 @@ const finalState = (stdout: string) => JSON.parse(stdout.slice(stdout.lastIndexO
 describe('volumes with exec tasks', () => {
   let server: Daemon;
   let url: string;
+  let dataDir: string;
   let agents: Daemon[] = [];
   const dirA = tempDir('cutter-volx-a-');
   const dirB = tempDir('cutter-volx-b-');
@@ -25,7 +26,7 @@ describe('volumes with exec tasks', () => {
   const run = (args: string[], timeoutMs = 60_000) => cli(args, { broker: url, timeoutMs });
 
   beforeAll(async () => {
-    ({ daemon: server, url } = await startServer());
+    ({ daemon: server, url, dataDir } = await startServer());
     agents = await Promise.all([
       startAgent(url, 'xa', ['--allow-exec', '--volumes-dir', dirA]),
       startAgent(url, 'xb', ['--allow-exec', '--volumes-dir', dirB]),
@@ -42,6 +43,12 @@ describe('volumes with exec tasks', () => {
 
   it('gives the task its volume path in $CUTTER_VOLUME_WORK, runs it inside with -w work:sub, on the node that has it', async () => {
     expect((await run(['volume', 'create', 'xa:work'])).code).toBe(0);
+    // The server's audit log says who created it.
+    await eventually(() =>
+      readFileSync(join(dataDir, 'audit.jsonl'), 'utf8').includes(
+        '"action":"volume.create","outcome":"requested","node":"xa","detail":"work"',
+      ),
+    );
     const up = await run(['cp', '-r', join(local, 'in'), 'xa:work', '--json']);
     expect(up.code, up.stderr).toBe(0);
     const job = await run([
