@@ -167,3 +167,24 @@ export function applyVolumeFlags(spec: TaskSpec, volumes: string[], mounts: stri
   }
   return node;
 }
+
+/**
+ * Refuses at once a docker task that bind-mounts a host path no node's policy allows (nodes
+ * announce theirs as `hostPaths`), rather than leaving it queued for a node that may never come.
+ * @param hostPaths what each node announces, by node id.
+ * @throws CutterError POLICY_DENIED naming the path and the agent flag that would allow it.
+ */
+export function refuseUnallowedHostPaths(spec: TaskSpec, hostPaths: Map<string, string[]>, node?: string): void {
+  if (spec.kind !== 'docker') return;
+  const within = (p: string, dir: string) => p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+  for (const m of spec.mounts ?? []) {
+    if (m.type !== 'bind') continue;
+    const allowing = [...hostPaths].filter(([n, dirs]) => (!node || n === node) && dirs.some((d) => within(m.source, d)));
+    if (allowing.length === 0)
+      throw new CutterError(
+        'POLICY_DENIED',
+        `-v ${m.source}:${m.target}: host path ${m.source} is not allowed by ${node ? `node ${node}'s` : "any node's"} policy ` +
+          `(its owner can start the agent with --allow-host-path ${m.source}); or copy the data into a volume: cutter cp -r DIR NODE:VOLUME/, then -v VOLUME:${m.target}`,
+      );
+  }
+}

@@ -28,6 +28,7 @@ import {
   SubmitResultSchema,
   TaskOptionsSchema,
   type TaskSpec,
+  NodeListResultSchema,
 } from '../../shared/schemas/index.js';
 import { parseBytes } from '../../shared/units.js';
 import { parseDockerRun, parsePublish } from '../docker-args.js';
@@ -36,7 +37,7 @@ import { beforeBrokenPipeExit, EXIT_NOT_RUN, signalExitCode, taskExitCode } from
 import { watchForwards } from '../forwards.js';
 import { printJson } from '../output.js';
 import { StdinPump } from '../stdin-pump.js';
-import { applyVolumeFlags } from '../volume-args.js';
+import { applyVolumeFlags, refuseUnallowedHostPaths } from '../volume-args.js';
 import { type GlobalFlags, withClient, withClientOptions } from './common.js';
 import { printTask, unfinished } from './follow.js';
 
@@ -173,6 +174,10 @@ export function registerRun(program: Command): void {
         const node = applyVolumeFlags(spec, flags.volume ?? [], flags.mount ?? [], flags.node ?? dockerNode);
         if (flags.node && dockerNode && flags.node !== dockerNode)
           throw new CutterError('INVALID_ARGUMENT', `docker run -v names node ${dockerNode}, but --node is ${flags.node}`);
+        if (spec.kind === 'docker' && spec.mounts?.some((m) => m.type === 'bind')) {
+          const { nodes } = await client.request({ op: 'node.list' }, NodeListResultSchema);
+          refuseUnallowedHostPaths(spec, new Map(nodes.map((n) => [n.node, n.status.hostPaths ?? []])), node);
+        }
         if (flags.publish?.length) {
           if (spec.kind !== 'docker') throw new CutterError('INVALID_ARGUMENT', '-p forwards container ports: it needs a docker task');
           spec.ports = [...(spec.ports ?? []), ...flags.publish.map((p) => parsePublish(p))];

@@ -154,7 +154,7 @@ describe.skipIf(engine.skip)(`volumes with docker tasks${engine.tag}`, () => {
 
     const host = await run(['run', '--no-queue', '-v', '/srv/x:/data', 'docker', 'run', TEST_IMAGE, 'true']);
     expect(host.code).toBe(125);
-    expect(host.stderr).toContain('does not allow host path /srv/x');
+    expect(host.stderr).toContain("host path /srv/x is not allowed by any node's policy");
     expect(host.stderr).toContain('--allow-host-path');
   }, 120_000);
 
