@@ -19,6 +19,7 @@ import type { Gpu, NodeState, NodeStatus } from '../shared/schemas/index.js';
 import { type Topics, topics } from '../shared/topics.js';
 import { VERSION } from '../shared/version.js';
 import { wakeInfoFor } from '../shared/wol.js';
+import { storageFields } from './volumes/announce.js';
 import { mergeCapacity } from './capacity.js';
 import type { ExecutorRegistry } from './executors/registry.js';
 import { PlacementFacts } from './placement-facts.js';
@@ -246,6 +247,7 @@ export class Heartbeat {
       ...this.wakeField(),
       ...(reason ? { reason } : {}),
       ...finishedField(this.deps.finished?.() ?? []),
+      ...storageFields(config),
     };
     this.placement.addTo(status);
     await this.client!.publishAsync(this.topic, encode(status), { qos: 1, retain: true });

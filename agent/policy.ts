@@ -6,6 +6,7 @@
  * node announces); this module re-exports them so the agent's imports stay as they were.
  *
  * What no policy can allow, because cutter's task spec has no way to ask for it: privileged
- * containers, host network or PID namespaces, host mounts, added capabilities.
+ * containers, host network or PID namespaces, added capabilities. Host mounts only of the
+ * directories `allowHostPath` lists (agent/volumes/resolve.ts).
  */
 export { type DockerPolicy, dockerViolation, execViolation, imageViolation, withDockerDefaults } from '../shared/policy.js';

@@ -12,6 +12,7 @@ import { imageViolation } from './policy.js';
 import { PortAnnouncer } from './ports.js';
 import type { AgentService } from './service.js';
 import { StdinService } from './stdin.js';
+import { volumesOf } from './volumes/config.js';
 
 /** Port announcements, file transfer and image sync (the Docker client of the docker executor, when there is one), task stdin, reader credit. */
 export function defaultServices(config: AgentConfig, log: Logger, executors: Executor[]): AgentService[] {
@@ -32,6 +33,7 @@ export function defaultServices(config: AgentConfig, log: Logger, executors: Exe
       maxBytes: config.filesMaxSize,
       images: new DockerImageStore(docker),
       imagePolicy: (image) => imageViolation(image, config.allowedImages),
+      volumes: volumesOf(config),
     }),
     new StdinService({ node: config.nodeId, t: topics(config.prefix), log: log.child({ node: config.nodeId, component: 'stdin' }) }),
     new OutputCreditService({

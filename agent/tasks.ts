@@ -22,6 +22,7 @@ import type { Outcome, RecoveredTask } from './executors/executor.js';
 import type { ExecutorRegistry } from './executors/registry.js';
 import type { AgentService } from './service.js';
 import { type Attempt, type Batcher, newAttempt, type TaskEvents } from './task-events.js';
+import { resolveStorage } from './volumes/resolve.js';
 
 /** Grace before SIGKILL when a stale attempt is fenced, ms. */
 const FENCE_GRACE_MS = 3_000;
@@ -187,6 +188,8 @@ export class TaskRunner {
     const { executor } = dispatch;
     const admission = executor.admit ? executor.admit(a.spec) : { spec: a.spec };
     if ('denied' in admission) return refuse('POLICY_DENIED', `refused by node ${this.node}'s policy: ${admission.denied}`);
+    const storage = resolveStorage(admission.spec, this.deps.config);
+    if ('code' in storage) return refuse(storage.code, storage.message);
     const busy = [...this.running.values()].filter((r) => !r.fenced).length;
     if (busy >= this.deps.config.maxTasks)
       return refuse('NODE_BUSY', `node ${this.node} already runs ${busy} of at most ${this.deps.config.maxTasks} tasks`);
@@ -214,7 +217,7 @@ export class TaskRunner {
       this.release(task);
       return;
     }
-    task.handle = executor.start(admission.spec, ctx);
+    task.handle = executor.start(storage.spec, ctx);
     // The status naming the task goes out once the workload is on its way, not before it
     // (unless the executor says otherwise: see `announceOnStart`).
     if (executor.announceOnStart !== false) this.deps.announce();

@@ -1,13 +1,15 @@
 /**
  * Parses the `docker run …` part of `cutter run … docker run [FLAGS] IMAGE [CMD…]` into a
  * DockerSpec, accepting the docker flags a user types for the work cutter does. Flags that would
- * change the node itself (volumes, host network, privileged) are refused with a clear message
- * rather than silently ignored. `-p SERVER:CONTAINER` forwards a port through the server.
+ * change the node itself (host network, privileged) are refused with a clear message
+ * rather than silently ignored. `-p SERVER:CONTAINER` forwards a port through the server; `-v`
+ * and `--mount` name the node's volumes (or host paths its policy allows: cli/volume-args.ts).
  */
 import { CutterError } from '../shared/errors.js';
 import type { DockerSpec, GpuRequirement } from '../shared/schemas/index.js';
 import { parseBytes } from '../shared/units.js';
 import { parseGpus } from './gpu-args.js';
+import { parseDockerMount, parseDockerVolume } from './volume-args.js';
 
 export interface ParsedDockerRun {
   spec: DockerSpec;
@@ -17,6 +19,8 @@ export interface ParsedDockerRun {
   platform?: string;
   /** `--gpus` (./gpu-args.ts): GPUs the task needs; absent: none. */
   gpus?: Omit<GpuRequirement, 'memory'>;
+  /** The node a `-v NODE:VOLUME:/data` names (the task must run there). */
+  node?: string;
 }
 
 /** Flags that take a value, by every spelling. */
@@ -38,6 +42,9 @@ const VALUE_FLAGS: Record<string, string> = {
   '--publish': 'publish',
   '--platform': 'platform',
   '--gpus': 'gpus',
+  '-v': 'volume',
+  '--volume': 'volume',
+  '--mount': 'mount',
 };
 /**
  * Flags without a value that are accepted. `--rm` is what cutter always does; `-i` attaches stdin
@@ -53,9 +60,6 @@ const BOOL_FLAGS: Record<string, string> = {
   '--tty': 'tty',
 };
 const REFUSED: Record<string, string> = {
-  '-v': "volumes (host mounts) are not supported: a node's files are not the server's",
-  '--volume': "volumes (host mounts) are not supported: a node's files are not the server's",
-  '--mount': 'mounts are not supported',
   '--privileged': 'privileged containers are not allowed',
   '--network': 'choosing the network is not supported',
   '--net': 'choosing the network is not supported',
@@ -94,6 +98,7 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
   let detach = false;
   let platform: string | undefined;
   let gpus: ParsedDockerRun['gpus'];
+  let node: string | undefined;
   let i = 1;
   for (; i < args.length; i++) {
     const arg = args[i];
@@ -131,7 +136,7 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
     if (!name)
       throw new CutterError(
         'INVALID_ARGUMENT',
-        `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, -p, --gpus, --rm, -d, -i, -t)`,
+        `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, -p, --gpus, -v, --mount, --rm, -d, -i, -t)`,
       );
     const value = inline ?? args[++i];
     if (value === undefined) throw new CutterError('INVALID_ARGUMENT', `docker run ${flag} needs a value`);
@@ -179,6 +184,15 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
       case 'gpus':
         gpus = parseGpus(value, `docker run ${flag}`);
         break;
+      case 'volume':
+      case 'mount': {
+        const m = name === 'volume' ? parseDockerVolume(value, `docker run ${flag}`) : parseDockerMount(value, `docker run ${flag}`);
+        (spec.mounts ??= []).push(m.mount);
+        if (m.node && node && m.node !== node)
+          throw new CutterError('INVALID_ARGUMENT', `${flag} ${value}: names node ${m.node}, another -v names ${node}`);
+        node ??= m.node;
+        break;
+      }
       case 'name':
         break; // containers are named cutter-<task>-<attempt> so an agent can find its own
       case 'platform':
@@ -191,6 +205,7 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
   return {
     detach,
     ...(platform !== undefined ? { platform } : {}),
+    ...(node ? { node } : {}),
     spec: { kind: 'docker', image, cmd: args.slice(i + 1), env, labels, ...spec } as DockerSpec,
     ...(gpus ? { gpus } : {}),
   };

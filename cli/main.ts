@@ -43,6 +43,7 @@ const COMMANDS: Record<string, () => Promise<Register[]>> = {
     ).flat(),
     (await import('./commands/completion.js')).registerCompletion,
   ],
+  volume: async () => [(await import('./commands/volume.js')).registerVolume],
 };
 
 const program = new Command('cutter')

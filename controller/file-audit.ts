@@ -5,7 +5,7 @@
  * never the chunk topics) and writes one audit record per transfer request and one per outcome:
  * `{who, action: file.put|file.get|image.push, outcome: requested|ok|failed|denied, node, detail}`.
  */
-import type { AuditLog } from '../shared/audit.js';
+import type { AuditAction, AuditLog } from '../shared/audit.js';
 import type { Logger } from '../shared/logger.js';
 import { FileInSchema, FileOutSchema } from '../shared/schemas/files.js';
 import { topics } from '../shared/topics.js';
@@ -26,9 +26,18 @@ export async function startFileAudit(opts: FileAuditOptions): Promise<() => Prom
   const t = topics(opts.prefix);
   const log = opts.log.child({ component: 'file-audit' });
   /** Transfers seen, by id: requested once, finished once (requests are re-sent on a resume). */
-  const seen = new Map<string, { who: string; action: 'file.put' | 'file.get' | 'image.push'; detail: string; ended: boolean }>();
+  const seen = new Map<string, { who: string; action: AuditAction; detail: string; ended: boolean }>();
   const client = await connectServerClient('audit', opts, log, (router) => {
     router.route(t.filesIn('+', '+'), FileInSchema, (m, topic) => {
+      // Volume changes (shared/schemas/volumes.ts): one record per request id, who asked for what.
+      const vol = t.parse(topic);
+      if ((m.type === 'vol.create' || m.type === 'vol.rm') && vol?.kind === 'filesIn' && !seen.has(m.xfer)) {
+        const who = opts.whoIs(vol.client) ?? vol.client;
+        const action = m.type === 'vol.create' ? 'volume.create' : 'volume.rm';
+        seen.set(m.xfer, { who, action, detail: m.volume, ended: true });
+        opts.audit.record({ who, action, outcome: 'requested', node: vol.node, detail: m.volume });
+        return;
+      }
       if (m.type !== 'put' && m.type !== 'get' && m.type !== 'image.put') return;
       if (seen.has(m.xfer)) return;
       const parsed = t.parse(topic);

@@ -82,6 +82,7 @@ export class Placement {
         ollama,
         ...execLimitsOf(spec),
         admit: admitOf(spec),
+        ...storageOf(spec),
         ...(spec.kind === 'exec' && spec.tty ? { execTty: true } : {}),
       },
       { ...ctx.registry.snapshot(now, ctx.opts.policy), modelRules: ctx.opts.modelRules, local: ctx.opts.local },
@@ -137,6 +138,7 @@ function requestKey(record: TaskRecord): string {
       model,
       execLimitsOf(spec).execLimits ?? null,
       admitOf(spec) ?? null,
+      storageOf(spec),
     ]);
     if (spec.kind === 'exec' && spec.tty) key += ' tty';
     keys.set(record, key);
@@ -157,3 +159,15 @@ function gpusOf(p: { gpus?: string[] }): { gpus?: string[] } {
 
 /** Request keys by task record (a task's kind, requirements and model never change after submit). */
 const keys = new WeakMap<TaskRecord, string>();
+
+/** The volumes and host paths a task mounts, as the scheduler checks them (none: `{}`). */
+function storageOf(spec: TaskRecord['spec']): Pick<PlacementRequest, 'volumes' | 'hostPaths'> {
+  const volumes =
+    spec.kind === 'docker'
+      ? (spec.mounts ?? []).filter((m) => m.type === 'volume').map((m) => m.source)
+      : spec.kind === 'exec'
+        ? (spec.volumes ?? []).map((v) => v.name)
+        : [];
+  const hostPaths = spec.kind === 'docker' ? (spec.mounts ?? []).filter((m) => m.type === 'bind').map((m) => m.source) : [];
+  return { ...(volumes.length ? { volumes } : {}), ...(hostPaths.length ? { hostPaths } : {}) };
+}

@@ -28,6 +28,8 @@ export type AuditAction =
   | 'file.put'
   | 'file.get'
   | 'image.push'
+  | 'volume.create'
+  | 'volume.rm'
   | 'port.forward'
   | 'mcp.call'
   | 'wake';

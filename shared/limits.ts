@@ -28,6 +28,8 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const bulk: JsonLimits = { maxBytes: 2 * MiB, maxDepth: 32, maxArray: 10_000, maxString: 1 * MiB, maxKeys: 1_024 };
 const files: JsonLimits = { maxBytes: 16 * KiB, maxDepth: 4, maxArray: 64, maxString: 4_096, maxKeys: 32 };
+/** File transfer control with volume manifests (shared/schemas/volumes.ts): pages of up to 1,000 files, at most 256 KiB. */
+const manifests: JsonLimits = { ...files, maxBytes: 256 * KiB, maxArray: 1_000 };
 /** What the controller itself sends (states, replies): only depth is tight, sizes are the broker's. */
 const fromController: JsonLimits = { maxBytes: 256 * MiB, maxDepth: 32, maxArray: 1_000_000, maxString: 64 * MiB, maxKeys: 10_000 };
 
@@ -53,8 +55,8 @@ export const LIMITS: Readonly<Record<LimitKind, JsonLimits>> = {
   nodeCancel: bulk,
   nodePorts: { maxBytes: 4 * KiB, maxDepth: 4, maxArray: 16, maxString: 255, maxKeys: 16 },
   forwardState: { maxBytes: 16 * KiB, maxDepth: 4, maxArray: 64, maxString: 1_024, maxKeys: 32 },
-  filesIn: files,
-  filesOut: files,
+  filesIn: manifests,
+  filesOut: manifests,
   filesInData: { ...files, maxBytes: 2 * MiB },
   filesOutData: { ...files, maxBytes: 2 * MiB },
   // Binary stdin frames (shared/schemas/stdin.ts): a 14-byte header and at most 64 KiB of data.

@@ -55,6 +55,7 @@ export function formatRejection(r: Rejection): string {
       withDetail(`needs ${formatBytes(r.needed ?? 0)} free disk${r.free === undefined ? '' : `, has ${formatBytes(r.free)}`}`, r.detail),
     policy: () => `its policy refuses the task: ${r.detail ?? 'a rule of the node'}`,
     gpus: () => formatGpuRejection(r),
+    volume: () => withDetail('lacks what the task mounts', r.detail),
   };
   return words[r.code]();
 }
@@ -92,6 +93,7 @@ export function rejectionLabel(code: RejectionCode): string {
     disk: 'disk',
     policy: 'policy',
     gpus: 'gpu',
+    volume: 'volume',
   };
   return labels[code];
 }

@@ -81,6 +81,10 @@ export function createOptions(spec: DockerSpec, ctx: ExecutorContext): Docker.Co
       NanoCpus: spec.cpus ? Math.round(spec.cpus * 1e9) : undefined,
       // The GPUs reserved for the attempt, by UUID (./docker-gpus.ts).
       ...(ctx.gpus?.length ? { DeviceRequests: deviceRequests(ctx.gpus) } : {}),
+      // Volumes and allowed host paths, resolved to absolute directories by agent/volumes/resolve.ts.
+      ...(spec.mounts?.length
+        ? { Mounts: spec.mounts.map((m) => ({ Type: 'bind' as const, Source: m.source, Target: m.target, ReadOnly: m.readOnly === true })) }
+        : {}),
       // Each port on a free port of the node (HostPort ""), reported after the start.
       ...(spec.ports?.length
         ? { PortBindings: Object.fromEntries(spec.ports.map((p) => [`${p.container}/tcp`, [{ HostPort: '' }]])) }

@@ -27,6 +27,7 @@ import { publishChunk } from '../../shared/transfer/publish-chunk.js';
 import type { AgentService } from '../service.js';
 import type { ImageStore } from './images.js';
 import { PathPolicy } from './paths.js';
+import { answerVolumeRequest, filePath, isVolumeRequest, type VolumeStore } from '../volumes/requests.js';
 
 /** Chunk size and window of the agent's sends (`get`), bytes. */
 export const CHUNK_BYTES = 512 * 1024;
@@ -51,6 +52,8 @@ export interface FileServiceOptions {
   imagePolicy?(image: string): string | null;
   /** Where image tarballs are received (default: `$TMPDIR/cutter-images-<node>`). */
   spoolDir?: string;
+  /** The node's volumes (`vol.*` requests, `put`/`get` with `volume`); absent = volumes off. */
+  volumes?: VolumeStore;
 }
 
 interface PutSession {
@@ -171,6 +174,7 @@ export class FileService implements AgentService {
     if (existing && existing.client !== from)
       return fail(new CutterError('INVALID_ARGUMENT', `transfer ${msg.xfer} belongs to another client`));
     try {
+      if (isVolumeRequest(msg)) return await this.reply(from, await answerVolumeRequest(this.opts.volumes, msg, this.log, from));
       switch (msg.type) {
         case 'put':
         case 'image.put':
@@ -246,15 +250,18 @@ export class FileService implements AgentService {
       mkdirSync(spool, { recursive: true, mode: 0o700 });
       dest = join(spool, `${msg.sha256}.tar`);
     } else {
-      dest = await this.policy.forWrite(msg.path);
+      dest = await filePath('write', msg, this.opts.volumes, this.policy);
       if ((await stat(dest).catch(() => null))?.isDirectory())
         throw new CutterError('INVALID_ARGUMENT', `${msg.path} is a directory on this node: end the path with / to copy into it`);
     }
     if (this.sessions.size >= MAX_SESSIONS)
       throw new CutterError('NODE_BUSY', `node ${this.opts.node} has ${this.sessions.size} transfers open: try again later`);
-    for (const s of this.sessions.values()) {
-      if (s.kind === 'put' && s.part.dest === dest)
+    // The same content again (a copy run again after its CLI died) takes over the part file; other content is refused.
+    for (const [other, s] of this.sessions) {
+      if (s.kind !== 'put' || s.part.dest !== dest) continue;
+      if (s.finishing || s.part.size !== msg.size || s.part.sha256 !== msg.sha256)
         throw new CutterError('INVALID_ARGUMENT', `${dest} is being received by another transfer`);
+      await this.close(other, s);
     }
     const part = await PartFile.open(dest, msg.size, msg.sha256, msg.type === 'put' ? msg.mode : 0o600);
     const session: PutSession = {
@@ -362,7 +369,7 @@ export class FileService implements AgentService {
     }
     if (this.sessions.size >= MAX_SESSIONS)
       throw new CutterError('NODE_BUSY', `node ${this.opts.node} has ${this.sessions.size} transfers open: try again later`);
-    const path = await this.policy.forRead(msg.path);
+    const path = await filePath('read', msg, this.opts.volumes, this.policy);
     const st = await stat(path);
     if (!st.isFile()) throw new CutterError('INVALID_ARGUMENT', `${msg.path} is not a regular file`);
     if (st.size > this.opts.maxBytes)

@@ -59,6 +59,11 @@ export function registerAgent(program: Command): void {
       'port forwarding: address the server can reach this node at (unset: forwards to this node are refused)',
     )
     .option('--files-max-size <size>', d('filesMaxSize', 'file transfer and image sync: largest file, e.g. 10g', { format: 'size' }))
+    .option('--volumes-dir <dir>', 'volumes: directory of this node\'s volumes (default <data dir>/volumes/<node id>; "off": none)')
+    .option(
+      '--allow-host-path <dirs>',
+      'policy: host directories tasks may mount (docker run -v /srv/data:/data), comma separated (default none)',
+    )
     .option('--health-file <path>', 'rewrite this file after every heartbeat (for container healthchecks)')
     .action(async (flags) => {
       let cfg: AgentConfig;
@@ -119,6 +124,8 @@ export function agentConfigInput(flags: Record<string, unknown>): Record<string,
     filesMaxSize: flags.filesMaxSize,
     advertiseAddress: flags.advertiseAddress,
     healthFile: flags.healthFile,
+    volumesDir: flags.volumesDir,
+    allowHostPath: flags.allowHostPath,
     prefix: flags.prefix,
     logLevel: flags.logLevel,
     ...clientTlsFlags(flags),

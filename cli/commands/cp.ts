@@ -12,6 +12,7 @@ import { getFile } from '../files/get.js';
 import { FileLink } from '../files/link.js';
 import { putFile } from '../files/put.js';
 import type { TransferResult } from '../files/transfer.js';
+import { getTree, putTree, splitVolumePath, type TreeResult } from '../files/tree.js';
 import { printJson } from '../output.js';
 import { ProgressBar } from '../progress.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
@@ -45,6 +46,17 @@ function describe(r: TransferResult): string {
   return `${where}: ${formatBytes(r.bytes)} in ${formatDuration(r.ms)} (${formatBytes(rate)}/s${resumed}${kept}), SHA-256 ${r.sha256} verified by the ${r.direction === 'put' ? 'node' : 'CLI'}`;
 }
 
+/** Human summary of a finished `cp -r`. */
+function describeTree(r: TreeResult): string {
+  const where =
+    r.direction === 'put' ? `${r.localDir} → ${r.node}:${r.volume}/${r.path}` : `${r.node}:${r.volume}/${r.path} → ${r.localDir}`;
+  return (
+    `${where}: ${r.filesSent} of ${r.files} files sent (${formatBytes(r.bytesSent)}), ` +
+    `${r.filesSkipped} already there with the same SHA-256 (${formatBytes(r.bytesSkipped)} skipped)` +
+    `${r.bytesResumed ? `, ${formatBytes(r.bytesResumed)} kept from an interrupted copy` : ''}, in ${formatDuration(r.ms)}`
+  );
+}
+
 export function registerCp(program: Command): void {
   withClientOptions(
     program
@@ -53,6 +65,10 @@ export function registerCp(program: Command): void {
       .argument('<destination>', 'NODE:PATH or LOCAL')
       .description("copy a file to or from a node (inside the node's --files-allow directories)"),
   )
+    .option(
+      '-r, --recursive',
+      "copy a directory to or from a node's volume (NODE:VOLUME[/DIR]): a SHA-256 manifest per file, only missing or changed files move",
+    )
     .option('--chunk-size <bytes>', 'bytes per chunk (default 524288, at most 1048576)')
     .option('--window <chunks>', 'chunks in flight before an ack (default 8)')
     .option('--stall <ms>', 'silence after which the transfer is resumed, ms (default 3000)')
@@ -61,7 +77,7 @@ export function registerCp(program: Command): void {
       (
         source: string,
         destination: string,
-        flags: GlobalFlags & { chunkSize?: string; window?: string; stall?: string; timeout?: string },
+        flags: GlobalFlags & { chunkSize?: string; window?: string; stall?: string; timeout?: string; recursive?: boolean },
       ) =>
         withClient(flags, async (client) => {
           const from = parseRemote(source);
@@ -93,6 +109,25 @@ export function registerCp(program: Command): void {
             if (flags.json) return;
             (bar ??= new ProgressBar(from ? `${remote.node}:${basename(remote.path)}` : basename(source), total)).update(done);
           };
+          if (flags.recursive) {
+            const { volume, path } = splitVolumePath(remote.path);
+            let tree: TreeResult;
+            const label = `${remote.node}:${remote.path}`;
+            const onTreeProgress = (done: number, total: number) => {
+              if (!flags.json) (bar ??= new ProgressBar(label, total)).update(done);
+            };
+            try {
+              tree = to
+                ? await putTree(link, source, volume, path, { ...opts, onProgress: onTreeProgress })
+                : await getTree(link, volume, path, destination, { ...opts, onProgress: onTreeProgress });
+            } finally {
+              bar?.end();
+              await link.close();
+            }
+            if (flags.json) printJson(tree);
+            else process.stdout.write(`${describeTree(tree)}\n`);
+            return 0;
+          }
           let result: TransferResult;
           try {
             if (to) {

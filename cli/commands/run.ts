@@ -32,6 +32,7 @@ import {
   SubmitResultSchema,
   TaskOptionsSchema,
   type TaskSpec,
+  NodeListResultSchema,
 } from '../../shared/schemas/index.js';
 import { parseBytes } from '../../shared/units.js';
 import { parseDockerRun, parsePublish } from '../docker-args.js';
@@ -43,6 +44,7 @@ import { OutputCredit } from '../output-credit.js';
 import { printJson } from '../output.js';
 import { localImagePlatform, type PlacementFlags, placementRequirements, withPlacementOptions } from '../placement-flags.js';
 import { StdinPump } from '../stdin-pump.js';
+import { applyVolumeFlags, refuseUnallowedHostPaths } from '../volume-args.js';
 import { type GlobalFlags, withClient, withClientOptions } from './common.js';
 import { printTask, unfinished } from './follow.js';
 
@@ -68,6 +70,8 @@ interface RunFlags extends GlobalFlags, PlacementFlags {
   tty?: boolean;
   gpus?: string;
   gpuMemory?: string;
+  volume?: string[];
+  mount?: string[];
 }
 
 function buildSpec(
@@ -75,7 +79,7 @@ function buildSpec(
   args: string[],
   interactive: boolean,
   tty: boolean,
-): { spec: TaskSpec; detach: boolean; platform?: string; gpus?: ReturnType<typeof parseDockerRun>['gpus'] } {
+): { spec: TaskSpec; detach: boolean; platform?: string; gpus?: ReturnType<typeof parseDockerRun>['gpus']; node?: string } {
   if (executor === 'docker') {
     const parsed = parseDockerRun(args);
     if (interactive) parsed.spec.stdin = true;
@@ -162,6 +166,18 @@ export function registerRun(program: Command): void {
         (v: string, all: string[]) => [...all, v],
         [] as string[],
       )
+      .option(
+        '-v, --volume <volume>',
+        "mount a volume of the node: VOLUME:/data[:ro] (docker), VOLUME (exec: its path is in $CUTTER_VOLUME_<NAME>, and -w VOLUME:SUBDIR works inside it); NODE:VOLUME… runs on that node; /host/path:/data only where the node's policy allows it (repeatable)",
+        (v: string, all: string[]) => [...all, v],
+        [] as string[],
+      )
+      .option(
+        '--mount <spec>',
+        'docker: type=volume,src=VOLUME,dst=/data[,readonly] (or type=bind,src=/host/path,…; repeatable)',
+        (v: string, all: string[]) => [...all, v],
+        [] as string[],
+      )
       .passThroughOptions(),
   ).action((executor: string, args: string[], flags: RunFlags) =>
     withClient(
@@ -173,8 +189,16 @@ export function registerRun(program: Command): void {
           detach: dockerDetach,
           platform: dockerPlatform,
           gpus: dockerGpus,
+          node: dockerNode,
         } = buildSpec(executor, args, Boolean(flags.interactive), Boolean(flags.tty));
         const gpus = gpuRequirement(flags, dockerGpus);
+        const node = applyVolumeFlags(spec, flags.volume ?? [], flags.mount ?? [], flags.node ?? dockerNode);
+        if (flags.node && dockerNode && flags.node !== dockerNode)
+          throw new CutterError('INVALID_ARGUMENT', `docker run -v names node ${dockerNode}, but --node is ${flags.node}`);
+        if (spec.kind === 'docker' && spec.mounts?.some((m) => m.type === 'bind')) {
+          const { nodes } = await client.request({ op: 'node.list' }, NodeListResultSchema);
+          refuseUnallowedHostPaths(spec, new Map(nodes.map((n) => [n.node, n.status.hostPaths ?? []])), node);
+        }
         if (flags.publish?.length) {
           if (spec.kind !== 'docker') throw new CutterError('INVALID_ARGUMENT', '-p forwards container ports: it needs a docker task');
           spec.ports = [...(spec.ports ?? []), ...flags.publish.map((p) => parsePublish(p))];
@@ -204,7 +228,7 @@ export function registerRun(program: Command): void {
         const platform =
           flags.platform ?? dockerPlatform ?? (spec.kind === 'docker' ? ((await localImagePlatform(spec.image)) ?? undefined) : undefined);
         const requirements: Requirements = {
-          ...(flags.node ? { node: flags.node } : {}),
+          ...(node ? { node } : {}),
           memory,
           cpus,
           ...(gpus ? { gpus } : {}),

@@ -43,7 +43,14 @@ export async function getFile(link: FileLink, remotePath: string, localPath: str
     lastAsk = Date.now();
     const at = part?.offset ?? offset;
     void link
-      .send({ type: 'get', xfer, path: remotePath, offset: at, ...(meta ? { ifSha256: meta.sha256 } : ifSha256 ? { ifSha256 } : {}) })
+      .send({
+        type: 'get',
+        xfer,
+        path: remotePath,
+        offset: at,
+        ...(meta ? { ifSha256: meta.sha256 } : ifSha256 ? { ifSha256 } : {}),
+        ...(opts.volume !== undefined ? { volume: opts.volume } : {}),
+      })
       .catch(() => undefined);
   };
   try {

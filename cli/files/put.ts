@@ -36,7 +36,15 @@ export async function putFile(
   const started = Date.now();
   const request =
     target.kind === 'put'
-      ? ({ type: 'put', xfer, path: target.remotePath, size, sha256, ...(target.mode !== undefined ? { mode: target.mode } : {}) } as const)
+      ? ({
+          type: 'put',
+          xfer,
+          path: target.remotePath,
+          size,
+          sha256,
+          ...(target.mode !== undefined ? { mode: target.mode } : {}),
+          ...(opts.volume !== undefined ? { volume: opts.volume } : {}),
+        } as const)
       : ({ type: 'image.put', xfer, image: target.image, size, sha256 } as const);
   const pump = new ChunkPump({
     path: localPath,

@@ -13,6 +13,8 @@ export interface TransferOptions {
   timeoutMs?: number;
   /** Called with the bytes the receiver has written. */
   onProgress?: (bytes: number, total: number) => void;
+  /** The node's volume the remote path is inside (`cutter cp -r`, cli/files/tree.ts). */
+  volume?: string;
 }
 
 /** What a finished transfer reports (`cutter cp --json`). */

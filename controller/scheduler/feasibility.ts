@@ -65,6 +65,8 @@ export function rejectReason(n: NodeSnapshot, req: PlacementRequest, now: number
   }
   const unfit = nodeFitReason(n, req);
   if (unfit) return unfit;
+  const storage = storageRejection(s, req);
+  if (storage) return storage;
   const busy = tasksHeld(n);
   if (busy >= s.offer.maxTasks) return { code: 'max-tasks', running: busy, max: s.offer.maxTasks };
 
@@ -85,5 +87,23 @@ export function rejectReason(n: NodeSnapshot, req: PlacementRequest, now: number
   }
   const gpus = gpuRejection(n, req);
   if (gpus) return gpus;
+  return null;
+}
+
+/**
+ * `volume` when the task mounts a volume the node does not announce (NodeStatus `volumes`) or a
+ * host path outside every directory of its `hostPaths` policy; null otherwise.
+ */
+export function storageRejection(s: NodeSnapshot['status'], req: PlacementRequest): NodeRejection | null {
+  if (req.volumes?.length) {
+    if (!s.volumes)
+      return { code: 'volume', detail: `no volumes announced (volumes off, or an older agent); the task needs ${req.volumes.join(', ')}` };
+    const missing = req.volumes.filter((v) => !s.volumes!.includes(v));
+    if (missing.length) return { code: 'volume', detail: `no volume ${missing.join(', ')}: cutter volume create NODE:${missing[0]}` };
+  }
+  const within = (p: string, dir: string) => p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+  const refused = (req.hostPaths ?? []).filter((p) => !(s.hostPaths ?? []).some((d) => within(p, d)));
+  if (refused.length)
+    return { code: 'volume', detail: `its policy does not allow host path ${refused.join(', ')} (agent --allow-host-path)` };
   return null;
 }

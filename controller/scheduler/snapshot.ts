@@ -64,6 +64,10 @@ export interface PlacementRequest {
   execLimits?: { memory: boolean; cpus: boolean };
   /** For exec tasks with `-t`: the node's agent must be able to give them a pseudo-terminal. */
   execTty?: boolean;
+  /** Volumes the task mounts (docker `mounts` of type volume, exec `volumes`): only nodes that announce them all fit. */
+  volumes?: string[];
+  /** Host paths a docker task bind-mounts: only nodes whose policy (`hostPaths`) allows each fit. */
+  hostPaths?: string[];
   /** For ollama tasks: the operation, the model, and whether the node may pull it first. */
   ollama?: { op: OllamaOp; model: string; pull: boolean };
   /**

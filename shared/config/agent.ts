@@ -82,6 +82,13 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
   machineId: z.string().min(1).max(128).optional(),
   /** File transfer and image sync: largest file sent or received, bytes (`4g`). */
   filesMaxSize: SizeSchema.default(4 * 1024 * 1024 * 1024),
+  /**
+   * Volumes (`cutter volume`, `cutter run -v`): the directory holding one subdirectory per volume;
+   * unset = `<data dir>/volumes/<node id>`; `off` = no volumes on this node.
+   */
+  volumesDir: z.string().min(1).max(4096).optional(),
+  /** Execution policy: host directories containers may bind-mount (`-v /srv/data:/data`) and exec tasks be pointed at; empty = none. */
+  allowHostPath: ListSchema(),
 });
 
 /**

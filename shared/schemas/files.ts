@@ -22,6 +22,8 @@
  * When all bytes are written the receiver checks the SHA-256 of the whole file and answers `done`.
  */
 import { z } from 'zod';
+import { VolumeNameSchema } from '../volumes.js';
+import { VolumeInSchemas, VolumeOutSchemas } from './volumes.js';
 
 /** Transfer id: 32 lowercase hex characters (16 random bytes). */
 export const XferIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hex characters');
@@ -50,6 +52,8 @@ export const FileInSchema = z.discriminatedUnion('type', [
     size: Offset,
     sha256: Sha256Schema,
     mode: z.number().int().min(0).max(0o7777).optional(),
+    /** Into this volume of the node: `path` is then relative to the volume (no `..`), parent directories are created. */
+    volume: VolumeNameSchema.optional(),
   }),
   /** Start or resume reading a file from the node from `offset` (kept only when `ifSha256` still matches); answered `meta` or `error`. */
   z.object({
@@ -59,6 +63,8 @@ export const FileInSchema = z.discriminatedUnion('type', [
     path: PathSchema,
     offset: Offset,
     ifSha256: Sha256Schema.optional(),
+    /** From this volume of the node: `path` is then relative to the volume. */
+    volume: VolumeNameSchema.optional(),
   }),
   /** Receiver's contiguous written offset (for `get`, the client is the receiver). */
   z.object({ v: z.literal(1), type: z.literal('ack'), xfer: XferIdSchema, offset: Offset }),
@@ -77,6 +83,7 @@ export const FileInSchema = z.discriminatedUnion('type', [
     size: Offset,
     sha256: Sha256Schema,
   }),
+  ...VolumeInSchemas,
 ]);
 export type FileIn = z.infer<typeof FileInSchema>;
 
@@ -118,6 +125,7 @@ export const FileOutSchema = z.discriminatedUnion('type', [
   }),
   /** Refused or failed: `code` FILES_DISABLED, PATH_DENIED, NOT_FOUND, TOO_LARGE, BAD_REQUEST, IO_ERROR, CHECKSUM_MISMATCH, DOCKER_ERROR. */
   z.object({ v: z.literal(1), type: z.literal('error'), xfer: XferIdSchema, code: z.string().max(64), message: z.string().max(2000) }),
+  ...VolumeOutSchemas,
 ]);
 export type FileOut = z.infer<typeof FileOutSchema>;
 

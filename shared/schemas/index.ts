@@ -11,3 +11,4 @@ export * from './ha.js';
 export * from './stdin.js';
 export * from './placement.js';
 export * from './output-credit.js';
+export * from './volumes.js';

@@ -6,6 +6,8 @@
 import { z } from 'zod';
 import { IdSchema } from '../topics.js';
 import { DiskSchema, NodePolicySchema, PlatformSchema } from './placement.js';
+import { VolumeNameSchema } from '../volumes.js';
+import { MAX_VOLUMES } from './volumes.js';
 
 const Bytes = z.number().int().nonnegative();
 
@@ -223,6 +225,10 @@ export const NodeStatusSchema = z.object({
     .array(z.object({ taskId: IdSchema, attempt: z.number().int().positive() }))
     .max(1_000)
     .optional(),
+  /** The node's volumes by name (`cutter volume`), for placing tasks that mount one; absent from older agents and with volumes off. */
+  volumes: z.array(VolumeNameSchema).max(MAX_VOLUMES).optional(),
+  /** Host directories its policy lets tasks mount (`--allow-host-path`); absent = none. */
+  hostPaths: z.array(z.string().max(4096)).max(32).optional(),
 });
 
 export type Gpu = z.infer<typeof GpuSchema>;

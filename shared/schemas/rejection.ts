@@ -31,6 +31,7 @@ import { IdSchema } from '../topics.js';
  * - `gpus`: `needed` GPUs (each with `gpuMemory` bytes of free VRAM when asked), the node has `free`
  *   such GPUs of `gpuTotal` (`gpusHeld` held by cutter tasks, `gpuFree`: the most free VRAM of one
  *   unheld GPU); `detail`: why it has none it can hand out (no driver, no GPU runtime for Docker).
+ * - `volume`: the task mounts a volume the node does not have, or a host path its policy does not allow (`detail`: which).
  */
 export const RejectionCodeSchema = z.enum([
   'unknown-node',
@@ -55,6 +56,7 @@ export const RejectionCodeSchema = z.enum([
   'policy',
   'exec-tty',
   'gpus',
+  'volume',
 ]);
 
 const bytes = z.number().int().nonnegative();

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { IdSchema } from '../topics.js';
 import { ConstraintSchema, HeadroomSchema, PlatformSchema } from './placement.js';
+import { VolumeNameSchema } from '../volumes.js';
 
 const Bytes = z.number().int().nonnegative();
 const EnvSchema = z
@@ -18,6 +19,14 @@ const EnvSchema = z
     z.string().max(32_768),
   )
   .default({});
+
+/** One mount of a container (DockerSpec.mounts): `target` is absolute in the container. */
+export const MountSchema = z.object({
+  type: z.enum(['volume', 'bind']),
+  source: z.string().min(1).max(4096),
+  target: z.string().min(1).max(4096).startsWith('/'),
+  readOnly: z.boolean().optional(),
+});
 
 /** A Docker container to run; mirrors the `docker run` flags cutter accepts. */
 export const DockerSpecSchema = z.object({
@@ -56,6 +65,13 @@ export const DockerSpecSchema = z.object({
   tty: z.object({ rows: z.number().int().min(0).max(65535), cols: z.number().int().min(0).max(65535) }).optional(),
   /** The submitter credits what it has read of the output (`cutter run` attached; shared/schemas/output-credit.ts). */
   credit: z.boolean().optional(),
+  /**
+   * Directories of the node mounted into the container (`cutter run -v NAME:/data[:ro]`, `docker run
+   * -v`/`--mount`): `volume` = the node's volume named `source` (placed only on nodes that have it),
+   * `bind` = the host path `source`, refused unless the node's policy lists it (`--allow-host-path`).
+   * The agent mounts either as HostConfig.Mounts type `bind` (a missing source fails, never created).
+   */
+  mounts: z.array(MountSchema).max(16).optional(),
 });
 
 /** A command run without a shell on the node (only on agents started with --allow-exec). */
@@ -80,6 +96,15 @@ export const ExecSpecSchema = z.object({
   tty: z.object({ rows: z.number().int().min(0).max(65535), cols: z.number().int().min(0).max(65535) }).optional(),
   /** The submitter credits what it has read of the output (`cutter run` attached; shared/schemas/output-credit.ts). */
   credit: z.boolean().optional(),
+  /**
+   * The node's volumes the command works on (`cutter run -v NAME exec …`): each one's absolute path
+   * is in `$CUTTER_VOLUME_<NAME>`, and `cwd` may be `NAME:SUBDIR` (inside the volume). Placed only
+   * on nodes that have them.
+   */
+  volumes: z
+    .array(z.object({ name: VolumeNameSchema }))
+    .max(16)
+    .optional(),
 });
 
 /**
@@ -345,6 +370,7 @@ export const TaskStateSchema = z.object({
 
 export type DockerSpec = z.infer<typeof DockerSpecSchema>;
 export type ExecSpec = z.infer<typeof ExecSpecSchema>;
+export type Mount = z.infer<typeof MountSchema>;
 export type OllamaSpec = z.infer<typeof OllamaSpecSchema>;
 export type OllamaOp = z.infer<typeof OllamaOpSchema>;
 export type TaskSpec = z.infer<typeof TaskSpecSchema>;

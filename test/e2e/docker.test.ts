@@ -127,6 +127,7 @@ describe.skipIf(engine.skip)(`docker tasks${engine.tag}`, () => {
   it('rejects docker flags that would touch the node itself', async () => {
     const r = await cli(['run', 'docker', 'run', '-v', '/:/host', TEST_IMAGE, 'true'], { broker: url });
     expect(r.code).toBe(125);
-    expect(r.stderr).toContain('docker run -v: volumes (host mounts) are not supported');
+    // Issue 16: a host path is refused unless a node's policy allows it (--allow-host-path).
+    expect(r.stderr).toContain("host path / is not allowed by any node's policy");
   });
 });

@@ -61,6 +61,10 @@ describe('formatRejection', () => {
         { code: 'gpus', needed: 1, free: 0, gpuTotal: 2, gpusHeld: 1, gpuMemory: 20 * GiB, gpuFree: 7 * GiB },
         'needs 1 GPU with 20.0 GiB free VRAM, has 0 of 2 free (1 held by tasks, most free VRAM 7.0 GiB)',
       ],
+      [
+        { code: 'volume', detail: 'no volume data: cutter volume create NODE:data' },
+        'lacks what the task mounts (no volume data: cutter volume create NODE:data)',
+      ],
     ];
     for (const [r, words] of cases) {
       const rejection = RejectionSchema.parse({ node: 'n1', ...r });
