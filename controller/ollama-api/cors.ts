@@ -30,7 +30,12 @@ export const DEFAULT_ORIGINS: readonly string[] = [
   'vscode-file://*',
 ];
 
-/** Ollama's AllowHeaders (server/routes.go `GenerateRoutes`), the OpenAI SDKs' among them. */
+/**
+ * Ollama's AllowHeaders (server/routes.go `GenerateRoutes`), the OpenAI SDKs' among them, plus the
+ * headers the Anthropic SDK sends from a browser (`x-api-key`, `anthropic-version`,
+ * `anthropic-beta`, `anthropic-dangerous-direct-browser-access`: its client code), so a front-end
+ * may call the mesh's Messages API (./anthropic.ts) as it calls the OpenAI one.
+ */
 const ALLOW_HEADERS = [
   'Authorization',
   'Content-Type',
@@ -50,6 +55,10 @@ const ALLOW_HEADERS = [
   'x-stainless-runtime',
   'x-stainless-runtime-version',
   'x-stainless-timeout',
+  'x-api-key',
+  'anthropic-version',
+  'anthropic-beta',
+  'anthropic-dangerous-direct-browser-access',
 ].join(',');
 
 /** gin-contrib/cors DefaultConfig's AllowMethods. */

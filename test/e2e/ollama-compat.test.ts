@@ -261,6 +261,8 @@ describe('Ollama compatibility: legacy embeddings, OpenAI embeddings/completions
     expect(String(pre.headers['access-control-allow-methods']).split(',')).toContain('POST');
     const allowed = String(pre.headers['access-control-allow-headers']).toLowerCase().split(',');
     for (const h of ['content-type', 'authorization', 'x-stainless-os']) expect(allowed).toContain(h);
+    // The Anthropic SDK's headers, for the Messages API from a browser.
+    for (const h of ['x-api-key', 'anthropic-version']) expect(allowed).toContain(h);
 
     // The request itself, from the configured origin and from the wildcard one.
     const post = await raw(
