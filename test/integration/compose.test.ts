@@ -115,8 +115,9 @@ describe('the compose healthchecks, run for real', () => {
     expect(dockerfile).toMatch(/^USER node$/m);
     const line = dockerfile.split('\n').find((l) => l.trim().startsWith('CMD ["node", "-e",'));
     const check = JSON.parse(line!.trim().slice(4)) as string[];
-    expect(check[3]).toBe(checks[0][3]);
-    expect(spawnSync(process.execPath, ['-e', check[3].replace('127.0.0.1:8088', `127.0.0.1:${httpPort}`)]).status).toBe(0);
+    // The Dockerfile's CMD array is ["node", "-e", SCRIPT]; compose's test is ["CMD", "node", "-e", SCRIPT].
+    expect(check[2]).toBe(checks[0][3]);
+    expect(spawnSync(process.execPath, ['-e', check[2].replace('127.0.0.1:8088', `127.0.0.1:${httpPort}`)]).status).toBe(0);
   });
 
   it('the agent is healthy while its heartbeats go out, unhealthy without the file', async () => {
