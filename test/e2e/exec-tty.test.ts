@@ -223,7 +223,9 @@ describe('cutter run -t exec without -i', () => {
   });
 
   it.skipIf(!asRoot)('-e, -w and -u hold under a TTY (-u: the user and only its own groups)', async () => {
-    const script = 'echo "$GREETING"; pwd; id -u; id -G';
+    // id by its path: the PATH the agent passes on may start with a directory only root can enter
+    // (the fresh-machine test's does), and nobody then finds no `id` (127).
+    const script = 'echo "$GREETING"; pwd; /usr/bin/id -u; /usr/bin/id -G';
     const r = await cli(
       ['run', '-t', '--node', NODE, 'exec', '-e', 'GREETING=hello', '-w', '/tmp', '-u', 'nobody', '--', '/bin/sh', '-c', script],
       { broker: url },
