@@ -164,12 +164,7 @@ export function quarantineOf(identity: Identity, topic: string, payload: Buffer,
  * Without a controller next to this broker (`--broker-only`) nothing is known: allowed.
  */
 export function stdinDenied(identity: Identity, task: string, ctx: AclContext): string | null {
-  if (!ctx.assignmentOf) return null;
-  const a = ctx.assignmentOf(task);
-  if (!a) return `task ${task} is unknown to the controller: only its submitter may write its stdin`;
-  if (a.submitter !== identity.username)
-    return `task ${task} was submitted by ${a.submitter ?? 'an unknown identity'}, not ${identity.username}: only its submitter may write its stdin`;
-  return null;
+  return submitterOnly(identity, task, ctx, 'write its stdin');
 }
 
 /**
@@ -178,11 +173,19 @@ export function stdinDenied(identity: Identity, task: string, ctx: AclContext): 
  * broker, anyone who may publish there). Credit only holds or releases that task's own output.
  */
 export function creditDenied(identity: Identity, task: string, ctx: AclContext): string | null {
+  return submitterOnly(identity, task, ctx, 'credit its output');
+}
+
+/**
+ * The rule stdin and credit share: only the identity that submitted `task` may `act` on it (the
+ * controller's record); without a controller next to this broker nothing is known: allowed.
+ */
+function submitterOnly(identity: Identity, task: string, ctx: AclContext, act: string): string | null {
   if (!ctx.assignmentOf) return null;
   const a = ctx.assignmentOf(task);
-  if (!a) return `task ${task} is unknown to the controller: only its submitter may credit its output`;
+  if (!a) return `task ${task} is unknown to the controller: only its submitter may ${act}`;
   if (a.submitter !== identity.username)
-    return `task ${task} was submitted by ${a.submitter ?? 'an unknown identity'}, not ${identity.username}: only its submitter may credit its output`;
+    return `task ${task} was submitted by ${a.submitter ?? 'an unknown identity'}, not ${identity.username}: only its submitter may ${act}`;
   return null;
 }
 
