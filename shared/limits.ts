@@ -133,7 +133,18 @@ export function scanJson(bytes: Uint8Array | string, limits: JsonLimits): ScanRe
   let depth = 0;
   let inString = false;
   let strStart = 0;
+  // Inside a string only a backslash or a quote matters: jump to the next one with the native
+  // byte search (memchr) instead of a JS loop over every byte. A log event is one long base64 string.
+  const view = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.length);
+  let nextBackslash = -2; // -2: not searched yet; -1: none left
   for (let i = 0; i < buf.length; i++) {
+    if (inString) {
+      if (nextBackslash !== -1 && nextBackslash < i) nextBackslash = view.indexOf(BACKSLASH, i);
+      const q = view.indexOf(QUOTE, i);
+      const stop = q === -1 ? (nextBackslash === -1 ? buf.length : nextBackslash) : nextBackslash === -1 ? q : Math.min(q, nextBackslash);
+      if (stop >= buf.length) break;
+      i = stop;
+    }
     const c = buf[i];
     if (inString) {
       if (c === BACKSLASH) i++;
