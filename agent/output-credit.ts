@@ -14,11 +14,12 @@
 import { decode } from '../shared/codec.js';
 import { LIMITS } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
-import { guardListener, type MqttClient } from '../shared/mqtt.js';
+import type { MqttClient } from '../shared/mqtt.js';
 import { OUTPUT_CREDIT_EVENTS, OUTPUT_CREDIT_TIMEOUT_MS, OUTPUT_CREDIT_WINDOW, OutputCreditSchema } from '../shared/schemas/index.js';
 import type { Topics } from '../shared/topics.js';
 import { warnLimiter } from '../shared/warn-limiter.js';
 import type { AgentService } from './service.js';
+import { NodeTaskTopic } from './task-topic.js';
 
 /** How long after a stopped attempt's grace its output is let go, ms (the workload has been SIGKILLed by then). */
 export const STOP_RELEASE_MS = 1_000;
@@ -157,27 +158,21 @@ export class CreditGate {
 
 /** Takes reader credit for this node's credit-gated attempts (see the file comment). */
 export class OutputCreditService implements AgentService {
-  private client?: MqttClient;
+  private readonly topic: NodeTaskTopic;
   /** By task id: one attempt of a task runs here at a time (agent/tasks.ts fences older ones). */
   private readonly gates = new Map<string, { attempt: number; gate: CreditGate }>();
 
-  constructor(private readonly opts: { node: string; t: Topics; log: Logger }) {}
+  constructor(private readonly opts: { node: string; t: Topics; log: Logger }) {
+    this.topic = new NodeTaskTopic(opts, 'nodeCredit', (task, payload) => this.onCredit(task, payload));
+  }
 
   attach(client: MqttClient): void {
-    this.client = client;
-    const { node, t, log } = this.opts;
-    client.on(
-      'message',
-      guardListener(log, (topic: string, payload: Buffer) => {
-        const p = t.parse(topic);
-        if (p?.kind === 'nodeCredit' && p.node === node) this.onCredit(p.task, payload);
-      }),
-    );
+    this.topic.attach(client);
   }
 
   /** Subscribes (QoS 1, like stdin). */
-  async start(): Promise<void> {
-    await this.client!.subscribeAsync(this.opts.t.nodeCredit(this.opts.node, '+'), { qos: 1 });
+  start(): Promise<void> {
+    return this.topic.subscribe();
   }
 
   /** A credit-gated attempt starts: its gate takes the credit published for it from now on. */

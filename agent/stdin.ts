@@ -12,7 +12,7 @@
 import type { Writable } from 'node:stream';
 import { encode } from '../shared/codec.js';
 import type { Logger } from '../shared/logger.js';
-import { guardListener, type MqttClient } from '../shared/mqtt.js';
+import type { MqttClient } from '../shared/mqtt.js';
 import {
   decodeStdinFrame,
   MAX_STDIN_CHUNK,
@@ -24,6 +24,7 @@ import {
 import type { Topics } from '../shared/topics.js';
 import { warnLimiter } from '../shared/warn-limiter.js';
 import type { AgentService } from './service.js';
+import { NodeTaskTopic } from './task-topic.js';
 
 /** Attempts refused or ended here, remembered so each gets one refusal at most; oldest forgotten first. */
 const MAX_TOLD = 1_024;
@@ -52,27 +53,23 @@ interface Sink {
 /** Feeds the stdin of this node's `-i` tasks from their clients' frames (see the file comment). */
 export class StdinService implements AgentService {
   private client?: MqttClient;
+  private readonly topic: NodeTaskTopic;
   /** By task id: one attempt of a task runs here at a time (agent/tasks.ts fences older ones). */
   private readonly sinks = new Map<string, Sink>();
   private readonly told = new Set<string>();
 
-  constructor(private readonly opts: { node: string; t: Topics; log: Logger }) {}
+  constructor(private readonly opts: { node: string; t: Topics; log: Logger }) {
+    this.topic = new NodeTaskTopic(opts, 'nodeStdin', (task, payload) => this.onFrame(task, payload));
+  }
 
   attach(client: MqttClient): void {
     this.client = client;
-    const { node, t, log } = this.opts;
-    client.on(
-      'message',
-      guardListener(log, (topic: string, payload: Buffer) => {
-        const p = t.parse(topic);
-        if (p?.kind === 'nodeStdin' && p.node === node) this.onFrame(p.task, payload);
-      }),
-    );
+    this.topic.attach(client);
   }
 
   /** Subscribes (QoS 1: the persistent session keeps frames sent while the link was down). */
-  async start(): Promise<void> {
-    await this.client!.subscribeAsync(this.opts.t.nodeStdin(this.opts.node, '+'), { qos: 1 });
+  start(): Promise<void> {
+    return this.topic.subscribe();
   }
 
   /**
