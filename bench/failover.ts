@@ -8,11 +8,8 @@
  * interval and keepalive.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { CUTTER, freePort, startDaemon } from '../scripts/procs.js';
+import { CUTTER, startBenchServer, startDaemon } from '../scripts/procs.js';
 import { topics } from '../shared/topics.js';
 
 export interface FailoverResult {
@@ -114,28 +111,7 @@ async function trial(
 export async function measureFailover(trials: number): Promise<FailoverResult[]> {
   const children: ChildProcess[] = [];
   try {
-    const port = await freePort();
-    const broker = `mqtt://127.0.0.1:${port}`;
-    const dataDir = mkdtempSync(join(tmpdir(), 'cutter-bench-'));
-    children.push(
-      await startDaemon(
-        [
-          'server',
-          '--insecure',
-          '--submits-per-minute',
-          '1000000',
-          '--broker-requests-per-minute',
-          '100000000',
-          '--host',
-          '127.0.0.1',
-          '--port',
-          String(port),
-          '--data-dir',
-          dataDir,
-        ],
-        'broker listening',
-      ),
-    );
+    const { broker } = await startBenchServer({ children });
     // The backup node that takes the rescheduled tasks (sleep 60 ×, so give it room).
     children.push(
       await startDaemon(

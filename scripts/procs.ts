@@ -3,7 +3,10 @@
  * started from dist/ that resolves once it logs a given pino message.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The project root (this file runs from dist/scripts/). */
@@ -45,4 +48,37 @@ export function startDaemon(args: string[], ready: string, env: NodeJS.ProcessEn
     child.stdout!.on('data', onData);
     child.once('exit', onExit);
   });
+}
+
+/**
+ * Starts an insecure bench server (embedded broker) on a free loopback port with a fresh data dir
+ * and the submission and broker rate limits lifted, and resolves once `ready` is logged.
+ * @returns the child (also pushed to `children` when given), its broker URL and data dir.
+ * @throws as startDaemon.
+ */
+export async function startBenchServer(
+  opts: { ready?: string; children?: ChildProcess[]; extraArgs?: string[] } = {},
+): Promise<{ child: ChildProcess; port: number; broker: string; dataDir: string }> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'cutter-bench-'));
+  const child = await startDaemon(
+    [
+      'server',
+      '--insecure',
+      '--submits-per-minute',
+      '1000000',
+      '--broker-requests-per-minute',
+      '100000000',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--data-dir',
+      dataDir,
+      ...(opts.extraArgs ?? []),
+    ],
+    opts.ready ?? 'broker listening',
+  );
+  opts.children?.push(child);
+  return { child, port, broker: `mqtt://127.0.0.1:${port}`, dataDir };
 }

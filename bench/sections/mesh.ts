@@ -5,11 +5,8 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { CUTTER, freePort, startDaemon } from '../../scripts/procs.js';
+import { CUTTER, startBenchServer, startDaemon } from '../../scripts/procs.js';
 import { encode } from '../../shared/codec.js';
 import { topics } from '../../shared/topics.js';
 import { fmtMiB, fmtMs, fmtPct, median, quantile, sampleUsage } from '../proc-stats.js';
@@ -27,28 +24,7 @@ function timeCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = proce
 
 /** A server and an exec agent `bench` (max 64 tasks) for the dispatch and latency sections. */
 export async function mesh(children: ChildProcess[]): Promise<string> {
-  const port = await freePort();
-  const broker = `mqtt://127.0.0.1:${port}`;
-  const dataDir = mkdtempSync(join(tmpdir(), 'cutter-bench-'));
-  children.push(
-    await startDaemon(
-      [
-        'server',
-        '--insecure',
-        '--submits-per-minute',
-        '1000000',
-        '--broker-requests-per-minute',
-        '100000000',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(port),
-        '--data-dir',
-        dataDir,
-      ],
-      'broker listening',
-    ),
-  );
+  const { broker } = await startBenchServer({ children });
   children.push(
     await startDaemon(
       ['agent', '--broker', broker, '--node-id', 'bench', '--allow-exec', '--max-tasks', '64', '--log-level', 'info'],
