@@ -132,7 +132,9 @@ export class TaskEvents {
       ...body,
     } as TaskEvent;
     if (event.type === 'result' || event.type === 'failed') this.keep(event);
-    await this.client!.publishAsync(this.t.taskEvents(task.taskId), encode(event), { qos: 1 });
+    // A Buffer, not the JSON string: while in flight (until its PUBACK) MQTT.js keeps the packet, and a
+    // string would sit on the JS heap (promoted, then collected late), a Buffer only off-heap.
+    await this.client!.publishAsync(this.t.taskEvents(task.taskId), Buffer.from(encode(event)), { qos: 1 });
   }
 
   /** Keeps a final event until its ack (bounded: the oldest is given up past MAX_UNACKED). */
@@ -201,11 +203,13 @@ export class TaskEvents {
     const gate = task.credit ? this.creditGate(task) : undefined;
     task.gate = gate;
     const output = new OutputBatcher((stream, bytes) => {
-      window.add(bytes.length);
-      if (!task.fenced) gate?.add(task.seq, bytes.length);
+      // Only the count outlives this call: the raw bytes are not kept until the PUBACK.
+      const n = bytes.length;
+      window.add(n);
+      if (!task.fenced) gate?.add(task.seq, n);
       this.publish(task, { type: 'log', stream, ...logFields(bytes) })
         .catch(() => undefined)
-        .finally(() => window.settle(bytes.length));
+        .finally(() => window.settle(n));
     });
     const chunks = new ChunkBatcher((list) => this.publish(task, { type: 'chunks', chunks: list }).catch(() => undefined));
     const batcher: Batcher = {
