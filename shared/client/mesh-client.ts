@@ -8,12 +8,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { pino } from 'pino';
 import type { z } from 'zod';
 import { decode, encode } from '../codec.js';
 import type { CliConfig } from '../config.js';
 import { CutterError } from '../errors.js';
 import { LIMITS } from '../limits.js';
+import type { Logger } from '../logger.js';
 import { connectMqtt, guardListener, MessageRouter, type MqttClient } from '../mqtt.js';
 import {
   type ControllerStatus,
@@ -27,6 +27,23 @@ import {
   type TaskState,
 } from '../schemas/index.js';
 import { type Topics, topics } from '../topics.js';
+
+/**
+ * The client's logger unless CUTTER_CLI_DEBUG is set: it drops every line, and pino (20 modules,
+ * about 8 MiB) is then never loaded by a CLI command.
+ */
+const SILENT_LOG = {
+  level: 'silent',
+  trace() {},
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  fatal() {},
+  child() {
+    return SILENT_LOG;
+  },
+} as unknown as Logger;
 
 /** A request without the envelope (the client adds `v` and `id`). */
 export type RequestBody = Request extends infer R ? (R extends Request ? Omit<R, 'v' | 'id'> : never) : never;
@@ -98,7 +115,7 @@ export class MeshClient {
       reconnectPeriodMs: 500,
     });
     const self = new MeshClient(client, t, cfg, id);
-    const log = pino({ level: process.env.CUTTER_CLI_DEBUG ? 'debug' : 'silent' }, process.stderr);
+    const log = process.env.CUTTER_CLI_DEBUG ? (await import('pino')).pino({ level: 'debug' }, process.stderr) : SILENT_LOG;
     self.router = new MessageRouter(client, log);
     // A throw in a watcher (an Ollama API relay writing a chunk) must not become an uncaught exception.
     client.on(
