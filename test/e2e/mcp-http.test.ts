@@ -177,14 +177,14 @@ describeEmbeddedBroker('cutter mcp --http', () => {
     expect(down.isError, down.content[0].text).toBeFalsy();
     expect(readFileSync(join(filesDir, 'out', 'n.txt'), 'utf8')).toBe('hello <mesh>\n');
 
-    const escape = await call('copy_file', {
+    const leaving = await call('copy_file', {
       direction: 'to_node',
       node: 'worker',
       path: join(allowed, 'x'),
       localPath: '../../etc/passwd',
     });
-    expect(escape.isError).toBe(true);
-    expect(escape.content[0].text).toMatch(/outside --files-dir|does not exist/);
+    expect(leaving.isError).toBe(true);
+    expect(leaving.content[0].text).toMatch(/outside --files-dir|does not exist/);
     const outside = await call('copy_file', { direction: 'to_node', node: 'worker', path: '/etc/cutter-mcp-test', content: 'x' });
     expect(outside.isError).toBe(true);
     expect(outside.content[0].text).toMatch(/POLICY_DENIED/);
