@@ -12,6 +12,7 @@ import { logText } from '../../../shared/log-data.js';
 import type { NodeView, TaskState } from '../../../shared/schemas/index.js';
 import { isTerminal } from '../../../shared/schemas/index.js';
 import type { Extension, ExtensionContext } from '../extension.js';
+import { type OllamaGroup, ollamaGroups } from './ollama-groups.js';
 
 /** A browser gets at most this many snapshots a second, whatever the mesh's churn. */
 const SNAPSHOT_EVERY_MS = 300;
@@ -29,6 +30,8 @@ export interface DashboardSnapshot {
   tasks: TaskState[];
   /** taskId → last TAIL_CHARS characters of output. */
   tails: Record<string, string>;
+  /** Ollama calls grouped by model and node (ollama-groups.ts); the page shows these instead of one task row per call. */
+  ollama: OllamaGroup[];
 }
 
 export class Dashboard implements Extension {
@@ -84,7 +87,8 @@ export class Dashboard implements Extension {
   /** The whole picture: every node, live tasks and the most recent finished ones (newest first). */
   snapshot(): DashboardSnapshot {
     const now = Date.now();
-    const all = [...this.ctx.controller.tasks.all()].map((r) => r.state);
+    const records = [...this.ctx.controller.tasks.all()];
+    const all = records.map((r) => r.state);
     const live = all.filter((s) => !isTerminal(s.state));
     const done = all.filter((s) => isTerminal(s.state)).sort((a, b) => b.updatedAt - a.updatedAt);
     const tasks = [...live.sort((a, b) => b.createdAt - a.createdAt), ...done].slice(0, MAX_TASKS);
@@ -93,7 +97,7 @@ export class Dashboard implements Extension {
       const tail = this.tails.get(t.taskId);
       if (tail) tails[t.taskId] = tail;
     }
-    return { now, nodes: this.ctx.controller.registry.views(now), tasks, tails };
+    return { now, nodes: this.ctx.controller.registry.views(now), tasks, tails, ollama: ollamaGroups(records, now) };
   }
 
   /** `GET /events`: an SSE stream starting with a snapshot. */
