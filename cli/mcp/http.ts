@@ -8,7 +8,8 @@
  * broker itself: the first request with a token opens a MeshClient with it (a refused CONNACK is a
  * 401), and every tool call of that caller runs over that link, under the broker's ACL for its own
  * identity (broker/acl.ts) and audited under its name. At start a made-up token is tried: a broker
- * that accepts it checks no tokens, so `--http` refuses to start there (unless `--insecure`, which
+ * that accepts it checks no tokens (e.g. a Mosquitto without a password file; cutter's own broker checks
+ * given credentials even with `--insecure`), so `--http` refuses to start there (unless `--insecure`, which
  * serves without a token over the process's own credentials).
  *
  * Why not `/mcp` on the server's own HTTP listener (controller/extensions/http-server.ts): that
@@ -90,7 +91,7 @@ export class McpHttpServer {
         await probe.close();
         throw new CutterError(
           'INVALID_CONFIG',
-          `the broker at ${opts.cfg.broker} accepts any token (a server without tokens), so --http could not tell callers apart: use a server with tokens, or pass --insecure to serve without them`,
+          `the broker at ${opts.cfg.broker} accepts any username and password (e.g. a Mosquitto without a password file), so --http could not check callers' tokens: use a broker that checks them (cutter server does), or pass --insecure to serve without a token`,
         );
       }
     }

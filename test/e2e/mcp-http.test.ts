@@ -5,7 +5,7 @@
  * with an admin or a wrong one), 413 for an oversized body, and the operations tools: copy_file
  * both ways (inline, and by path inside --files-dir only), pull_model through a node beside an
  * Ollama double, run_pipeline, drain_node (the node drained as `cutter nodes list` shows it);
- * an image push stays an admin's act.
+ * an image push stays an admin's act; against a broker without tokens it refuses to start.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -13,8 +13,10 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OllamaDouble } from '../doubles/ollama.js';
+import { topics } from '../../shared/topics.js';
 import {
   CUTTER,
   Daemon,
@@ -27,6 +29,7 @@ import {
   startServer,
   tempDir,
 } from '../harness.js';
+import { bareBroker } from './recovery-helpers.js';
 
 type Creds = { username: string; password: string };
 type ToolResult = { content: { type: string; text: string }[]; isError?: boolean; structuredContent?: Record<string, unknown> };
@@ -230,6 +233,20 @@ describeEmbeddedBroker('cutter mcp --http', () => {
     expect(await list()).toBe(false);
   }, 30_000);
 
+  it('leaves image pushes to admins: an mcp token sending image.put is cut off', async () => {
+    const raw = await mqtt.connectAsync(url, { ...mcpCreds, clientId: 'mcp-raw-1', reconnectPeriod: 0 });
+    const closed = new Promise((resolve) => raw.once('close', resolve));
+    const t = topics();
+    raw.publish(
+      t.filesIn('worker', 'mcp-raw-1'),
+      JSON.stringify({ v: 1, type: 'image.put', xfer: 'a'.repeat(32), image: 'x:1', size: 1, sha256: 'b'.repeat(64) }),
+      { qos: 1 },
+    );
+    await server.waitForLog((l) => l.msg === 'publish denied' && String(l.why).includes('may not push images'));
+    await closed;
+    raw.end(true);
+  }, 30_000);
+
   it('audits every call under the token that made it', () => {
     const lines = readFileSync(auditPath, 'utf8')
       .trim()
@@ -240,4 +257,20 @@ describeEmbeddedBroker('cutter mcp --http', () => {
       expect.arrayContaining(['copy_file', 'pull_model', 'run_pipeline', 'drain_node']),
     );
   });
+});
+
+describe('cutter mcp --http against a broker that checks no tokens', () => {
+  it('refuses to start, saying why and what to do', async () => {
+    // A bare MQTT broker that lets any username and password in (as a Mosquitto without a password file).
+    const broker = await bareBroker();
+    try {
+      const r = await cli(['mcp', '--http', '127.0.0.1:0'], { broker: broker.url });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('accepts any username and password');
+      expect(r.stderr).toContain('--insecure');
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      await broker.close();
+    }
+  }, 60_000);
 });
