@@ -20,6 +20,8 @@ const SNAPSHOT_EVERY_MS = 300;
 const TAIL_CHARS = 4_000;
 /** Tasks in a snapshot: every live one plus the most recent finished ones, up to this many. */
 const MAX_TASKS = 200;
+/** Ollama tasks among those MAX_TASKS, at most (the rest are only counted in the snapshot's `ollama` groups). */
+const MAX_OLLAMA_TASKS = 50;
 /** An SSE comment this often keeps proxies from closing an idle stream, ms. */
 const KEEPALIVE_MS = 15_000;
 
@@ -91,7 +93,12 @@ export class Dashboard implements Extension {
     const all = records.map((r) => r.state);
     const live = all.filter((s) => !isTerminal(s.state));
     const done = all.filter((s) => isTerminal(s.state)).sort((a, b) => b.updatedAt - a.updatedAt);
-    const tasks = [...live.sort((a, b) => b.createdAt - a.createdAt), ...done].slice(0, MAX_TASKS);
+    // Ollama calls are summed up in `ollama`: at most MAX_OLLAMA_TASKS of them take places in the
+    // list, so a busy Ollama front-end does not push every other task out of it.
+    let ollamaKept = 0;
+    const tasks = [...live.sort((a, b) => b.createdAt - a.createdAt), ...done]
+      .filter((s) => s.kind !== 'ollama' || ollamaKept++ < MAX_OLLAMA_TASKS)
+      .slice(0, MAX_TASKS);
     const tails: Record<string, string> = {};
     for (const t of tasks) {
       const tail = this.tails.get(t.taskId);
