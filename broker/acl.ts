@@ -31,9 +31,11 @@
  *   publishes on `nodes/{any}/credit/{task}` only for a task its own identity submitted (the same
  *   stateful rule as stdin); agent N subscribes `nodes/N/credit/+` and publishes nothing there.
  * - mcp (`cutter mcp`, an AI assistant's hands): publishes requests on its own `requests/{clientId}`
- *   whose `op` is one of MCP_OPS (submit, cancel, task.get, task.list, task.logs, node.list — no
- *   tokens, no drains, no file transfer); subscribes to its own replies, task events and state,
- *   node status and controller status.
+ *   whose `op` is one of MCP_OPS (submit, cancel, task.get, task.list, task.logs, node.list,
+ *   node.drain — no tokens, no forgets, no wakes); subscribes to its own replies, task events and
+ *   state, node status and controller status. Issue 19 gave it file transfer like an admin's, under
+ *   its own client id only (`cutter cp` through the MCP tool copy_file), but never an image push
+ *   (an `image.put` control message: `docker load` on a node is an admin's act).
  * - Home Assistant (an observer or admin token): also reads cutter's HA state topics
  *   (`{prefix}/v1/ha/#`) and publishes its birth/last will (`<haPrefix>/status`); the drain switch's
  *   commands (`{prefix}/v1/ha/nodes/N/drain/set`) need an admin token: a read-only token changes nothing.
@@ -99,7 +101,25 @@ export function fileTopicOf(t: Topics, topic: string, dir: 'in' | 'out'): { node
 }
 
 /** The request ops an `mcp` identity may send. */
-export const MCP_OPS: readonly string[] = ['submit', 'cancel', 'task.get', 'task.list', 'task.logs', 'node.list'];
+export const MCP_OPS: readonly string[] = ['submit', 'cancel', 'task.get', 'task.list', 'task.logs', 'node.list', 'node.drain'];
+
+/**
+ * Why an mcp client's file transfer publish is denied, or null: only under its own client id, and
+ * never an `image.put` (shared/schemas/files.ts) — the chunk frames of `…/data` carry no type.
+ */
+function mcpFileDenied(topic: string, clientId: string, payload: Buffer, ctx: AclContext): string | null | undefined {
+  const f = fileTopicOf(ctx.t, topic, 'in');
+  if (!f) return undefined;
+  if (f.client !== clientId) return `mcp clients transfer files only under their own client id (${ctx.t.filesIn('NODE', clientId)})`;
+  if (topic !== ctx.t.filesIn(f.node, clientId)) return null;
+  let type: unknown;
+  try {
+    type = (parseJson(payload, LIMITS.requests) as { type?: unknown })?.type;
+  } catch {
+    return 'file control messages are JSON within the request size limit'; // cutter's own clients send nothing else
+  }
+  return type === 'image.put' ? 'mcp clients may not push images (cutter image push needs an admin token)' : null;
+}
 
 /** Why a client id is not allowed for an identity, or null. */
 export function checkClientId(identity: Identity, clientId: string): string | null {
@@ -228,6 +248,8 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
     case 'mcp': {
       const credit = t.parse(topic);
       if (credit?.kind === 'nodeCredit') return creditDenied(identity, credit.task, ctx);
+      const file = mcpFileDenied(topic, clientId, payload, ctx);
+      if (file !== undefined) return file;
       if (topic !== t.requests(clientId)) return `mcp clients publish only requests on ${t.requests(clientId)}`;
       let op: unknown;
       try {
@@ -265,6 +287,8 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
       return under(t.prefix) || under(ctx.haPrefix) ? null : `admins subscribe under ${t.prefix}/ and ${ctx.haPrefix}/ only`;
     case 'mcp': {
       if (filter === t.replies(clientId) || filter === t.controllerStatus() || filter === t.allNodeStatus()) return null;
+      // Its own file transfer replies (cli/files/link.ts subscribes to one node's, exact topics).
+      if (fileTopicOf(t, filter, 'out')?.client === clientId && !/[+#]/.test(filter)) return null;
       const task = t.idFrom(filter, 'tasks');
       if (task && (filter === t.taskEvents(task) || filter === t.taskState(task))) return null;
       return 'mcp clients may read their replies, task events and state, node status and controller status only';

@@ -32,7 +32,8 @@ export type ServiceId =
   | 'cgroupLimits'
   | 'zsh'
   | 'npmRegistry'
-  | 'fish';
+  | 'fish'
+  | 'promtool';
 
 interface ServiceSpec {
   /** Short name shown in the skip tag ("needs <label>"); no `]` and no ` — `. */
@@ -143,6 +144,7 @@ const SPECS: Record<ServiceId, ServiceSpec> = {
   },
   zsh: { label: 'zsh', install: 'apt-get install zsh', probe: () => commands('zsh') },
   fish: { label: 'fish', install: 'apt-get install fish', probe: () => commands('fish') },
+  promtool: { label: 'promtool', install: 'apt-get install prometheus', probe: () => commands('promtool') },
   cgroupLimits: {
     label: 'cgroup memory and cpu limits',
     install: 'run the tests as root on Linux with the memory and cpu cgroup controllers mounted (v2, or v1 memory and cpu)',

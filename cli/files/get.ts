@@ -110,6 +110,13 @@ export async function getFile(link: FileLink, remotePath: string, localPath: str
           .then(async () => {
             lastMove = Date.now();
             if (!part) {
+              if (opts.maxBytes !== undefined && m.size > opts.maxBytes)
+                return fail(
+                  new CutterError(
+                    'INVALID_SIZE',
+                    `${m.path} on node ${link.node} is ${m.size} bytes, over the ${opts.maxBytes} allowed here`,
+                  ),
+                );
               meta = m;
               part = await PartFile.open(localPath, m.size, m.sha256);
               if (startOffset < 0) startOffset = m.offset;

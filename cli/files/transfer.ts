@@ -15,6 +15,8 @@ export interface TransferOptions {
   onProgress?: (bytes: number, total: number) => void;
   /** The node's volume the remote path is inside (`cutter cp -r`, cli/files/tree.ts). */
   volume?: string;
+  /** getFile only: refuse (INVALID_SIZE, nothing written) a file larger than this many bytes (the MCP tool copy_file). */
+  maxBytes?: number;
 }
 
 /** What a finished transfer reports (`cutter cp --json`). */

@@ -2,7 +2,8 @@
  * The MCP server behind `cutter mcp`: Model Context Protocol tools over the mesh, for desktop AI
  * assistants, built on the official TypeScript SDK (`McpServer.registerTool`, zod input schemas).
  *
- * Tools: list_nodes, run_task, task_logs, cancel_task, ask_model. Each call is appended to an audit
+ * Tools: list_nodes, run_task, task_logs, cancel_task, ask_model, and (issue 19, cli/mcp/ops-tools.ts)
+ * copy_file, pull_model, run_pipeline, drain_node. Each call is appended to an audit
  * log (shared/audit.ts, action `mcp.call`: who = the token's username, tool, arguments summary,
  * outcome) on the machine running `cutter mcp`; the controller audits the submits and cancels
  * themselves under the same identity. Tool errors are returned as `isError` results with the
@@ -10,91 +11,24 @@
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import type { AuditLog } from '../../shared/audit.js';
-import { CutterError, errorMessage } from '../../shared/errors.js';
-import { type MeshClient, newTaskId, outcomeError, runTask, type TaskOutcome, taskOptionsFor } from '../../shared/client/index.js';
+import { CutterError } from '../../shared/errors.js';
+import { newTaskId, taskOptionsFor } from '../../shared/client/index.js';
 import { type LogEvent, logsText } from '../../shared/log-data.js';
-import { formatRejection } from '../../shared/reasons.js';
-import type { Rejection } from '../../shared/schemas/index.js';
-import {
-  NodeListResultSchema,
-  type Requirements,
-  SubmitResultSchema,
-  TaskStateSchema,
-  type TaskSpec,
-  type TaskState,
-} from '../../shared/schemas/index.js';
+import { NodeListResultSchema, SubmitResultSchema, TaskStateSchema, type TaskSpec } from '../../shared/schemas/index.js';
 import { formatBytes, parseBytes } from '../../shared/units.js';
 import { VERSION } from '../../shared/version.js';
 import { outputOf } from '../pipeline-runner.js';
 import { cutNotice, keptLogs } from '../kept-output.js';
+import { registerOpsTools } from './ops-tools.js';
+import { auditedFor, clipOut, describeTask as describe, type McpOptions, submitAndWait, text } from './tool-kit.js';
 
-/** Most output returned in one tool result, characters (the rest is cut, with a note). */
-const MAX_OUTPUT = 64 * 1024;
-
-type ToolResult = { content: { type: 'text'; text: string }[]; isError?: boolean; structuredContent?: Record<string, unknown> };
-
-const text = (t: string, structured?: Record<string, unknown>): ToolResult => ({
-  content: [{ type: 'text', text: t }],
-  ...(structured ? { structuredContent: structured } : {}),
-});
-const clipOut = (s: string) =>
-  s.length > MAX_OUTPUT ? `${s.slice(0, MAX_OUTPUT)}\n… (${s.length - MAX_OUTPUT} more characters: use task_logs)` : s;
-
-export interface McpOptions {
-  client: MeshClient;
-  /** Who the calls run as (the token's username), for the audit log. */
-  who: string;
-  audit: AuditLog;
-  /** Allow `run_task` with kind exec (shell jobs). */
-  allowExec: boolean;
-}
-
-/**
- * Submits a task and waits for its end, at most `ms` (shared/client/run-task.ts; the task options
- * are the defaults of its kind, shared/client/task-options.ts, plus `queue` when given).
- * @returns the outcome: `end` is `terminal`, or `timeout` with the last state seen.
- * @throws CutterError from the submit (NO_FIT …), or NO_CONTROLLER when the connection was gone.
- */
-async function submitAndWait(client: MeshClient, spec: TaskSpec, requirements: Partial<Requirements>, ms: number): Promise<TaskOutcome> {
-  const run = await runTask(client, { spec, requirements }, { followTimeoutMs: ms, buffer: false });
-  const o = await run.result;
-  if (o.end === 'disconnected' || o.end === 'stopped') throw outcomeError(o);
-  return o;
-}
-
-function describe(s: TaskState): string {
-  const exit = s.exitCode === null ? '' : ` (exit code ${s.exitCode})`;
-  const err = s.error && s.error.code !== 'EXIT_CODE' ? `: ${s.error.code}: ${s.error.message}` : '';
-  return `task ${s.taskId} ${s.state}${s.node ? ` on node ${s.node}` : ''}${exit}${err}`;
-}
+export type { McpOptions } from './tool-kit.js';
 
 /** Builds the server with its tools (connect it to a transport to serve). */
 export function createMcpServer(opts: McpOptions): McpServer {
   const { client } = opts;
   const server = new McpServer({ name: 'cutter', version: VERSION });
-  const audited =
-    <A>(tool: string, summary: (a: A) => string, fn: (a: A) => Promise<ToolResult>) =>
-    async (args: A): Promise<ToolResult> => {
-      let result: ToolResult;
-      try {
-        result = await fn(args);
-      } catch (err) {
-        const code = err instanceof CutterError ? err.code : 'INTERNAL';
-        const rejections =
-          err instanceof CutterError && Array.isArray(err.details)
-            ? `\n${(err.details as Rejection[]).map((r) => `  ${r.node}: ${formatRejection(r)}`).join('\n')}`
-            : '';
-        result = { content: [{ type: 'text', text: `${code}: ${errorMessage(err)}${rejections}` }], isError: true };
-      }
-      opts.audit.record({
-        who: opts.who,
-        action: 'mcp.call',
-        outcome: result.isError ? 'failed' : 'ok',
-        detail: `${tool} ${summary(args)}`.slice(0, 500),
-      });
-      return result;
-    };
+  const audited = auditedFor(opts);
 
   server.registerTool(
     'list_nodes',
@@ -285,5 +219,6 @@ export function createMcpServer(opts: McpOptions): McpServer {
       },
     ),
   );
+  registerOpsTools(server, opts, audited);
   return server;
 }

@@ -68,7 +68,17 @@ describe('cutter mcp', () => {
 
   it('lists its tools', async () => {
     const { tools } = await client.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual(['ask_model', 'cancel_task', 'list_nodes', 'run_task', 'task_logs']);
+    expect(tools.map((t) => t.name).sort()).toEqual([
+      'ask_model',
+      'cancel_task',
+      'copy_file',
+      'drain_node',
+      'list_nodes',
+      'pull_model',
+      'run_pipeline',
+      'run_task',
+      'task_logs',
+    ]);
     const run = tools.find((t) => t.name === 'run_task')!;
     expect(Object.keys(run.inputSchema.properties ?? {})).toEqual(expect.arrayContaining(['kind', 'image', 'command', 'node']));
   });

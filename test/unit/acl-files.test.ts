@@ -67,15 +67,28 @@ describe('ACL for file transfer', () => {
   it('keeps an mcp identity to task requests and reads', () => {
     const mcp: Identity = { username: 'mcp:desk', role: 'mcp', name: 'desk' };
     const req = (op: string) => Buffer.from(JSON.stringify({ v: 1, id: '1', op }));
-    for (const op of ['submit', 'cancel', 'task.get', 'task.list', 'task.logs', 'node.list'])
+    for (const op of ['submit', 'cancel', 'task.get', 'task.list', 'task.logs', 'node.list', 'node.drain'])
       expect(denyPublish(mcp, 'm-1', t.requests('m-1'), req(op), ctx), op).toBeNull();
-    for (const op of ['token.create', 'token.revoke', 'token.list', 'node.drain'])
+    for (const op of ['token.create', 'token.revoke', 'token.list', 'node.forget', 'node.wake'])
       expect(denyPublish(mcp, 'm-1', t.requests('m-1'), req(op), ctx), op).toContain('mcp clients may send only');
     expect(denyPublish(mcp, 'm-1', t.requests('m-2'), req('submit'), ctx)).not.toBeNull();
-    expect(denyPublish(mcp, 'm-1', t.filesIn('nb', 'm-1'), any, ctx)).not.toBeNull();
     for (const ok of [t.replies('m-1'), t.taskEvents('abc'), t.taskState('abc'), t.allNodeStatus(), t.controllerStatus()])
       expect(denySubscribe(mcp, 'm-1', ok, ctx), ok).toBeNull();
-    for (const bad of [t.replies('m-2'), t.allTaskEvents(), 'cutter/#', t.filesOut('nb', 'm-1'), t.allRequests()])
+    for (const bad of [t.replies('m-2'), t.allTaskEvents(), 'cutter/#', t.filesOut('nb', 'm-2'), t.filesOut('+', 'm-1'), t.allRequests()])
       expect(denySubscribe(mcp, 'm-1', bad, ctx), bad).not.toBeNull();
+  });
+
+  it('lets an mcp identity transfer files under its own client id, but never push an image (issue 19)', () => {
+    const mcp: Identity = { username: 'mcp:desk', role: 'mcp', name: 'desk' };
+    const msg = (type: string) => Buffer.from(JSON.stringify({ v: 1, type, xfer: 'a'.repeat(32) }));
+    expect(denyPublish(mcp, 'm-1', t.filesIn('nb', 'm-1'), msg('put'), ctx)).toBeNull();
+    expect(denyPublish(mcp, 'm-1', t.filesIn('nb', 'm-1'), msg('get'), ctx)).toBeNull();
+    expect(denyPublish(mcp, 'm-1', t.filesInData('nb', 'm-1'), Buffer.from([1, 2, 3]), ctx)).toBeNull();
+    expect(denyPublish(mcp, 'm-1', t.filesIn('nb', 'm-1'), msg('image.put'), ctx)).toContain('may not push images');
+    expect(denyPublish(mcp, 'm-1', t.filesIn('nb', 'm-1'), Buffer.from('not json'), ctx)).not.toBeNull();
+    expect(denyPublish(mcp, 'm-1', t.filesIn('nb', 'm-2'), msg('put'), ctx)).toContain('own client id');
+    expect(denyPublish(mcp, 'm-1', t.filesOut('nb', 'm-1'), msg('meta'), ctx)).not.toBeNull();
+    expect(denySubscribe(mcp, 'm-1', t.filesOut('nb', 'm-1'), ctx)).toBeNull();
+    expect(denySubscribe(mcp, 'm-1', t.filesOutData('nb', 'm-1'), ctx)).toBeNull();
   });
 });

@@ -12,6 +12,7 @@ import { logText } from '../../../shared/log-data.js';
 import type { NodeView, TaskState } from '../../../shared/schemas/index.js';
 import { isTerminal } from '../../../shared/schemas/index.js';
 import type { Extension, ExtensionContext } from '../extension.js';
+import { type OllamaGroup, ollamaGroups } from './ollama-groups.js';
 
 /** A browser gets at most this many snapshots a second, whatever the mesh's churn. */
 const SNAPSHOT_EVERY_MS = 300;
@@ -19,6 +20,8 @@ const SNAPSHOT_EVERY_MS = 300;
 const TAIL_CHARS = 4_000;
 /** Tasks in a snapshot: every live one plus the most recent finished ones, up to this many. */
 const MAX_TASKS = 200;
+/** Ollama tasks among those MAX_TASKS, at most (the rest are only counted in the snapshot's `ollama` groups). */
+const MAX_OLLAMA_TASKS = 50;
 /** An SSE comment this often keeps proxies from closing an idle stream, ms. */
 const KEEPALIVE_MS = 15_000;
 
@@ -29,6 +32,8 @@ export interface DashboardSnapshot {
   tasks: TaskState[];
   /** taskId → last TAIL_CHARS characters of output. */
   tails: Record<string, string>;
+  /** Ollama calls grouped by model and node (ollama-groups.ts); the page shows these instead of one task row per call. */
+  ollama: OllamaGroup[];
 }
 
 export class Dashboard implements Extension {
@@ -84,16 +89,22 @@ export class Dashboard implements Extension {
   /** The whole picture: every node, live tasks and the most recent finished ones (newest first). */
   snapshot(): DashboardSnapshot {
     const now = Date.now();
-    const all = [...this.ctx.controller.tasks.all()].map((r) => r.state);
+    const records = [...this.ctx.controller.tasks.all()];
+    const all = records.map((r) => r.state);
     const live = all.filter((s) => !isTerminal(s.state));
     const done = all.filter((s) => isTerminal(s.state)).sort((a, b) => b.updatedAt - a.updatedAt);
-    const tasks = [...live.sort((a, b) => b.createdAt - a.createdAt), ...done].slice(0, MAX_TASKS);
+    // Ollama calls are summed up in `ollama`: at most MAX_OLLAMA_TASKS of them take places in the
+    // list, so a busy Ollama front-end does not push every other task out of it.
+    let ollamaKept = 0;
+    const tasks = [...live.sort((a, b) => b.createdAt - a.createdAt), ...done]
+      .filter((s) => s.kind !== 'ollama' || ollamaKept++ < MAX_OLLAMA_TASKS)
+      .slice(0, MAX_TASKS);
     const tails: Record<string, string> = {};
     for (const t of tasks) {
       const tail = this.tails.get(t.taskId);
       if (tail) tails[t.taskId] = tail;
     }
-    return { now, nodes: this.ctx.controller.registry.views(now), tasks, tails };
+    return { now, nodes: this.ctx.controller.registry.views(now), tasks, tails, ollama: ollamaGroups(records, now) };
   }
 
   /** `GET /events`: an SSE stream starting with a snapshot. */

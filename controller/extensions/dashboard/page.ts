@@ -4,6 +4,12 @@
  * EventSource reconnects by itself after a server restart. Every value from the mesh is put in
  * with `textContent`, never as HTML (task output and names are untrusted). Readable on a phone:
  * node cards wrap, the task table scrolls sideways.
+ *
+ * Issue 19: each node card shows the memory the node offers cutter (`--max-memory`, else the
+ * host's total) beside the host's; each task row has its newest log lines in an expandable block
+ * (newest line in the summary, up to LOG_LINES lines and 4000 characters inside; open when the
+ * page first sees the task live, closed when it first sees it finished, then as the user leaves it); Ollama calls are one row per model and node
+ * (snapshot.ollama, ollama-groups.ts) instead of one task row per call.
  */
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
@@ -33,6 +39,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   td.mono, pre { font-family: ui-monospace, monospace; font-size: 12px; }
   pre { margin: 4px 0 0; max-height: 10em; overflow: auto; white-space: pre-wrap; word-break: break-all; background: #8881; padding: 4px; }
   .empty { color: var(--muted); }
+  details > summary { cursor: pointer; font-family: ui-monospace, monospace; font-size: 12px; color: var(--muted); white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 60ch; }
   /* A phone: each task is a block of lines instead of a wide row. */
   @media (max-width: 600px) {
     table { min-width: 0; }
@@ -53,10 +60,18 @@ export const DASHBOARD_HTML = `<!doctype html>
   <thead><tr><th>task</th><th>state</th><th>kind</th><th>node</th><th>duration</th><th>what</th></tr></thead>
   <tbody id="tasks"><tr><td colspan="6" class="empty">no tasks</td></tr></tbody>
 </table></div>
+<h2>Ollama requests</h2>
+<div class="table"><table>
+  <thead><tr><th>model</th><th>node</th><th>requests</th><th>live</th><th>failed</th><th>latest</th></tr></thead>
+  <tbody id="ollama"><tr><td colspan="6" class="empty">no Ollama requests</td></tr></tbody>
+</table></div>
 <script>
 "use strict";
 let snap = null, receivedAt = 0;
 const tails = {};
+/** taskId → true/false once the user opened or closed its log; else open while the task is live. */
+const logOpen = {};
+const LOG_LINES = 40;
 const GiB = 1024 ** 3;
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -91,6 +106,11 @@ function drawNodes() {
       const used = cap.memory.total - cap.memory.available;
       card.append(el("div", { class: "row" }, el("span", {}, "memory"), el("span", {}, bytes(cap.memory.available) + " free of " + bytes(cap.memory.total))));
       card.append(bar(used / cap.memory.total, "memory in use"));
+      if (offer) {
+        const offered = offer.maxMemory != null ? offer.maxMemory : cap.memory.total;
+        card.append(el("div", { class: "row" }, el("span", {}, "offered to cutter"), el("span", { "data-field": "memory-offered" }, bytes(offered) + " of " + bytes(cap.memory.total) + " host")));
+        card.append(bar(offered / cap.memory.total, "memory offered to cutter"));
+      }
       card.append(el("div", { class: "row" }, el("span", {}, "CPU (" + cap.cpu.cores + " cores)"), el("span", {}, cap.cpu.loadPercent.toFixed(0) + " %")));
       card.append(bar(cap.cpu.loadPercent / 100, "CPU load"));
       cap.gpus.forEach((g, i) => {
@@ -112,16 +132,17 @@ function drawNodes() {
 function drawTasks() {
   const body = document.getElementById("tasks");
   body.replaceChildren();
-  if (!snap.tasks.length) { body.append(el("tr", {}, el("td", { colspan: "6", class: "empty" }, "no tasks"))); return; }
+  const shown = snap.tasks.filter((t) => t.kind !== "ollama");
+  if (!shown.length) { body.append(el("tr", {}, el("td", { colspan: "6", class: "empty" }, "no tasks"))); return; }
   const now = snap.now + skew();
-  for (const t of snap.tasks) {
+  for (const t of shown) {
     const start = t.startedAt != null ? t.startedAt : null;
     const end = t.finishedAt != null ? t.finishedAt : now;
     const what = el("td", {}, t.summary);
     if (t.error) what.append(el("div", { class: "row" }, t.error.code + ": " + t.error.message));
     else if (t.reason) what.append(el("div", { class: "row" }, t.reason));
     const tail = tails[t.taskId];
-    if (tail) what.append(el("pre", { "data-field": "log" }, tail.split("\\n").slice(-12).join("\\n")));
+    if (tail) what.append(logBlock(t, tail));
     body.append(el("tr", { "data-task": t.taskId },
       el("td", { class: "mono" }, t.taskId),
       el("td", {}, el("span", { class: "badge " + t.state, "data-field": "state" }, t.state)),
@@ -131,7 +152,37 @@ function drawTasks() {
       what));
   }
 }
-function draw() { if (snap) { drawNodes(); drawTasks(); } }
+function logBlock(t, tail) {
+  const lines = tail.replace(/\\n$/, "").split("\\n").slice(-LOG_LINES);
+  const live = !["succeeded", "failed", "cancelled", "lost"].includes(t.state);
+  const d = el("details", { "data-field": "log-block" },
+    el("summary", { "data-field": "log-newest", title: "newest log lines" }, lines[lines.length - 1] || "(empty line)"),
+    el("pre", { "data-field": "log" }, lines.join("\\n")));
+  // First seen live: open; first seen finished: closed; after that, as the user left it.
+  if (logOpen[t.taskId] == null) logOpen[t.taskId] = live;
+  d.open = logOpen[t.taskId];
+  d.addEventListener("toggle", () => { logOpen[t.taskId] = d.open; });
+  return d;
+}
+function ago(ms) { return dur(Math.max(0, ms)) + " ago"; }
+function drawOllama() {
+  const body = document.getElementById("ollama");
+  body.replaceChildren();
+  const groups = snap.ollama || [];
+  if (!groups.length) { body.append(el("tr", {}, el("td", { colspan: "6", class: "empty" }, "no Ollama requests"))); return; }
+  const now = snap.now + skew();
+  for (const g of groups) {
+    const l = g.latest;
+    body.append(el("tr", { "data-ollama": g.model + "@" + (g.node || "-") },
+      el("td", { class: "mono", "data-field": "model" }, g.model),
+      el("td", { "data-field": "node" }, g.node || "-"),
+      el("td", { "data-field": "count" }, String(g.count)),
+      el("td", { "data-field": "live" }, String(g.live)),
+      el("td", { "data-field": "failed" }, String(g.failed)),
+      el("td", { "data-field": "latest" }, el("span", { class: "badge " + l.state }, l.state), " " + l.op + " " + ago(now - l.updatedAt) + (l.durationMs != null ? ", ran " + dur(l.durationMs) : ""))));
+  }
+}
+function draw() { if (snap) { drawNodes(); drawTasks(); drawOllama(); } }
 const es = new EventSource("events");
 es.addEventListener("open", () => { document.getElementById("conn").textContent = "live"; });
 es.addEventListener("error", () => { document.getElementById("conn").textContent = "reconnecting…"; });
