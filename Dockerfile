@@ -19,7 +19,7 @@ COPY scripts scripts
 COPY bench bench
 # bench/ollama.ts measures the Ollama API against the documented-API double the tests use.
 COPY test/doubles test/doubles
-RUN npx tsc -p . && npm prune --omit=dev
+RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /opt/cutter

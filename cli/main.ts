@@ -7,7 +7,7 @@
  * Exit codes and the process-wide guards (EPIPE, uncaught errors): ./exit.ts.
  */
 import { Command } from 'commander';
-import { usePacketNumberCache } from '../shared/mqtt.js';
+import { usePacketNumberCache } from '../shared/mqtt-settings.js';
 import { VERSION } from '../shared/version.js';
 import { installProcessGuards } from './exit.js';
 
@@ -52,7 +52,13 @@ const program = new Command('cutter')
   .enablePositionalOptions()
   .showHelpAfterError();
 
-const name = process.argv.slice(2).find((a) => !a.startsWith('-'));
+const argv = process.argv.slice(2);
+// `cutter --version` needs no command: answer before any command module is loaded.
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+  process.stdout.write(`${VERSION}\n`);
+  process.exit(0);
+}
+const name = argv.find((a) => !a.startsWith('-'));
 // No stack traces for users (exit 125), a quiet exit 141 on a closed pipe; daemons keep the stack in their log.
 installProcessGuards({ withStack: name === 'server' || name === 'agent' });
 // Only the server writes enough packets for mqtt-packet's number cache to pay for itself (shared/mqtt.ts).

@@ -19,6 +19,7 @@ import { decode } from './codec.js';
 import { limitsForTopic } from './limits.js';
 import { CutterError, errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
+import { packetNumberCache } from './mqtt-settings.js';
 import { topicMatches } from './topics.js';
 import { warnLimiter } from './warn-limiter.js';
 
@@ -108,19 +109,7 @@ export function tlsOptions(files: TlsFiles): Pick<IClientOptions, 'ca' | 'cert' 
 /** Node's codes for a server certificate that fails verification. */
 const CERT_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)_/;
 
-/** Whether clients of this process use mqtt-packet's number cache (see `usePacketNumberCache`). */
-let numberCache = true;
-
-/**
- * Chooses, for the whole process, whether MQTT.js writes packet ids and lengths from mqtt-packet's
- * cache: 65,536 small Buffers made on the first packet written (~125 ms of CPU and the garbage
- * after it), which pays off only in a process that writes many packets (the server, whose
- * embedded broker shares the setting: it is mqtt-packet's module-wide `cacheNumbers`). The CLI
- * and the agent turn it off. Call before the first connect; MQTT.js never turns it back on.
- */
-export function usePacketNumberCache(on: boolean): void {
-  numberCache = on;
-}
+export { usePacketNumberCache } from './mqtt-settings.js';
 
 /**
  * Connects and resolves once the first CONNACK arrives.
@@ -148,7 +137,7 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
     password: opts.password,
     will: opts.will,
     resubscribe: true,
-    writeCache: numberCache,
+    writeCache: packetNumberCache(),
     ...(v5 && !opts.clean ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
   };
   const client = opts.streamBuilder ? new mqtt.MqttClient(opts.streamBuilder as never, options) : mqtt.connect(opts.url, options);

@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 
-/** cutter's version, read once from package.json (one directory above dist/shared or shared/; npm name `cutter-mesh`). */
+/**
+ * cutter's version, read once from package.json: two directories above dist/shared/ (or the bundled
+ * CLI's dist/cli/main.js), one above shared/, three above the bundle's dist/cli/chunks/. npm name `cutter-mesh`.
+ */
 export const VERSION: string = (() => {
-  for (const rel of ['../../package.json', '../package.json']) {
+  for (const rel of ['../../package.json', '../package.json', '../../../package.json']) {
     try {
       const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
       if ((pkg.name === 'cutter-mesh' || pkg.name === 'cutter') && pkg.version) return pkg.version;

@@ -4,10 +4,9 @@
  * /etc/systemd/system). Prints the commands that enable it; runs nothing itself.
  */
 import { type Command, Option } from 'commander';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AgentConfigSchema, defaultNodeId, DurationSchema, loadConfig, SizeSchema } from '../../shared/config.js';
 import { CutterError } from '../../shared/errors.js';
 import { ID_RE } from '../../shared/topics.js';
@@ -77,7 +76,8 @@ function plan(flags: InstallFlags) {
   if (flags.all) loadConfig(AgentConfigSchema, 'agent', agentConfigInput({ ...flags.all, tokenFile: undefined, config: undefined }), {});
   const drainMs = flags.drainTimeout !== undefined ? (DurationSchema.parse(flags.drainTimeout) as number) : 300_000;
 
-  const main = fileURLToPath(new URL('../main.js', import.meta.url));
+  // The CLI that runs this command (dist/cli/main.js, through any npm bin symlink): the unit runs the same cutter.
+  const main = realpathSync(process.argv[1]);
   const args = [main, 'agent', '--broker', flags.broker, '--node-id', nodeId, '--token-file', tokenFile];
   if (flags.maxMemory !== undefined) args.push('--max-memory', flags.maxMemory);
   if (flags.maxTasks !== undefined) args.push('--max-tasks', flags.maxTasks);
