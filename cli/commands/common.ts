@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { CliConfigSchema, loadConfig, type CliConfig } from '../../shared/config.js';
+import { durationFlag } from '../../shared/duration.js';
 import { setDefaultTls } from '../../shared/mqtt.js';
 import { MeshClient as CliClient } from '../../shared/client/index.js';
 import { printError } from '../output.js';
@@ -27,7 +28,7 @@ export function withClientOptions(cmd: Command): Command {
     .option('--json', 'print JSON for scripts')
     .option('--config <path>', 'config file (env CUTTER_CONFIG)')
     .option('--prefix <prefix>', 'topic prefix (default cutter)')
-    .option('--connect-timeout <ms>', 'how long to wait for the broker and the controller, ms (default 5000)')
+    .option('--connect-timeout <duration>', 'how long to wait for the broker and the controller, e.g. 10s (default 5s)')
     .option('--token-file <path>', 'credentials {"username", "password"} (default: the admin token a local server wrote)')
     .option('--ca-file <path>', "PEM CA that signed the broker's certificate, for mqtts:// and wss:// (env CUTTER_CA_FILE)")
     .option('--cert-file <path>', 'PEM client certificate, for a broker that requires one (env CUTTER_CERT_FILE)')
@@ -42,7 +43,10 @@ export function cliConfig(flags: GlobalFlags): CliConfig {
     {
       broker: flags.broker,
       prefix: flags.prefix,
-      timeoutMs: flags.connectTimeout,
+      timeoutMs:
+        flags.connectTimeout === undefined
+          ? undefined
+          : durationFlag('--connect-timeout', flags.connectTimeout, { min: 100, max: 600_000 }),
       tokenFile: flags.tokenFile,
       caFile: flags.caFile,
       certFile: flags.certFile,
@@ -50,6 +54,7 @@ export function cliConfig(flags: GlobalFlags): CliConfig {
     },
     process.env,
     flags.config,
+    { timeoutMs: '--connect-timeout' },
   );
   setDefaultTls(cfg);
   return cfg;

@@ -5,6 +5,7 @@
 import { type Command, Option } from 'commander';
 import { CutterError } from '../../shared/errors.js';
 import { DEFAULT_TLS_PORT, loadConfig, type ServerConfig, ServerConfigSchema, withDefault } from '../../shared/config.js';
+import { durationFlag } from '../../shared/duration.js';
 import { createLogger } from '../../shared/logger.js';
 import { clientTlsFlags, fatal, onShutdown, withDaemonOptions } from './daemon-common.js';
 
@@ -18,7 +19,7 @@ export function registerServer(program: Command): void {
     .option('--port <port>', d('port', 'broker TCP port'))
     .option('--host <host>', d('host', 'broker listen address'))
     .option('--broker <url>', 'use this external broker instead of the embedded one')
-    .option('--lease <ms>', d('leaseMs', 'ms an agent has to accept an assignment'))
+    .option('--lease <duration>', d('leaseMs', 'how long an agent has to accept an assignment, e.g. 10s', { format: 'duration' }))
     .option('--data-dir <dir>', d('dataDir', 'where the controller keeps tasks and logs'))
     .option('--policy <policy>', d('policy', 'spread (most headroom) or binpack'))
     .option(
@@ -104,7 +105,7 @@ export function registerServer(program: Command): void {
             port: flags.port,
             host: flags.host,
             externalBroker: flags.broker,
-            leaseMs: flags.lease,
+            leaseMs: flags.lease === undefined ? undefined : durationFlag('--lease', flags.lease),
             policy: flags.policy,
             preferLocal: flags.preferLocal,
             localHeadroom: flags.localHeadroom,
@@ -151,6 +152,7 @@ export function registerServer(program: Command): void {
           },
           process.env,
           flags.config,
+          { externalBroker: '--broker' },
         );
       } catch (err) {
         fatal(err);

@@ -6,6 +6,17 @@ import type { z } from 'zod';
 import { CutterError } from '../errors.js';
 import { defaultDataDir } from './common.js';
 
+/**
+ * The flag a config key is set with: the key in kebab case without its unit suffix
+ * (`heartbeatMs` → `--heartbeat`, `keepaliveSec` → `--keepalive`), unless `names` says otherwise.
+ */
+export const toFlagName = (key: string, names: Record<string, string> = {}) =>
+  names[key] ??
+  `--${key
+    .replace(/(?<=[a-z])(Ms|Sec)$/, '')
+    .replace(/([A-Z])/g, '-$1')
+    .toLowerCase()}`;
+
 const toEnvName = (key: string) => `CUTTER_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
 
 /** Path of the config file in effect, or null. */
@@ -21,6 +32,7 @@ export function configFilePath(explicit: string | undefined, env: NodeJS.Process
  * @param schema one of the `*ConfigSchema` objects above.
  * @param section config-file section for this command (`server`, `agent`, `cli`).
  * @param flags values given on the command line (undefined = not given).
+ * @param flagNames the flag of a key whose flag is not {@link toFlagName}'s (`{ externalBroker: '--broker' }`), for messages.
  * @throws CutterError `INVALID_CONFIG` naming the key, the bad value and its source.
  */
 export function loadConfig<S extends z.ZodObject>(
@@ -29,6 +41,7 @@ export function loadConfig<S extends z.ZodObject>(
   flags: Record<string, unknown>,
   env: NodeJS.ProcessEnv = process.env,
   configPath?: string,
+  flagNames: Record<string, string> = {},
 ): z.infer<S> {
   const merged: Record<string, unknown> = {};
   const source: Record<string, string> = {};
@@ -71,7 +84,7 @@ export function loadConfig<S extends z.ZodObject>(
   for (const key of keys) {
     if (flags[key] !== undefined) {
       merged[key] = flags[key];
-      source[key] = `flag --${key.replace(/([A-Z])/g, '-$1').toLowerCase()}`;
+      source[key] = `flag ${toFlagName(key, flagNames)}`;
     }
   }
   let parsed: ReturnType<S['safeParse']>;
