@@ -81,7 +81,7 @@ export function unknownKeys(schema: z.ZodType, value: unknown, path = '', extra:
         else if (!valid.includes(k)) out.push({ path: cp, key: k, suggestion: nearestKey(k, valid), valid });
       }
     } else if (def.type === 'array' && Array.isArray(v)) {
-      v.forEach((item, i) => walk(def.element, item, `${p}[${i}]`, `${pattern}[]`));
+      for (const [i, item] of v.entries()) walk(def.element, item, `${p}[${i}]`, `${pattern}[]`);
     } else if ((def.type === 'union' || def.type === 'intersection') && isPlainObject(v)) {
       const options = (def.options ?? [def.left, def.right]) as unknown[];
       const disc = def.discriminator as string | undefined;
