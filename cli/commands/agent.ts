@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { type AgentConfig, AgentConfigSchema, loadConfig, withDefault } from '../../shared/config.js';
 import { durationFlag } from '../../shared/duration.js';
 import { CutterError } from '../../shared/errors.js';
-import { createLogger } from '../../shared/logger.js';
+import { createLogger, type Logger, logFormat } from '../../shared/logger.js';
 import { setDefaultTls } from '../../shared/mqtt.js';
 import { clientTlsFlags, fatal, onShutdown, withDaemonOptions } from './daemon-common.js';
 
@@ -78,7 +78,12 @@ export function registerAgent(program: Command): void {
         fatal(err);
       }
       setDefaultTls(cfg);
-      const log = createLogger(cfg.logLevel);
+      let log: Logger;
+      try {
+        log = createLogger(cfg.logLevel, 1, logFormat(1, flags.logFormat));
+      } catch (err) {
+        fatal(err);
+      }
       const { Agent } = await import('../../agent/agent.js');
       const agent = new Agent(cfg, log);
       onShutdown(log, () => agent.stop('agent stopped'));

@@ -3,7 +3,8 @@
  * message (or JSON) and an exit code.
  */
 import type { Command } from 'commander';
-import { CliConfigSchema, loadConfig, type CliConfig } from '../../shared/config.js';
+import { CliConfigSchema, findAdminToken, loadConfig, type CliConfig } from '../../shared/config.js';
+import { CutterError } from '../../shared/errors.js';
 import { durationFlag } from '../../shared/duration.js';
 import { setDefaultTls } from '../../shared/mqtt.js';
 import { MeshClient as CliClient } from '../../shared/client/index.js';
@@ -71,17 +72,33 @@ export async function withClient(
 ): Promise<never> {
   let client: CliClient | undefined;
   let code: number;
+  let cfg: CliConfig | undefined;
   try {
-    const cfg = cliConfig(flags);
+    cfg = cliConfig(flags);
     client = await CliClient.connect(cfg);
     code = await body(client, cfg);
   } catch (err) {
-    printError(err, Boolean(flags.json));
+    printError(cfg && !cfg.username ? withTokenSearch(err) : err, Boolean(flags.json));
     code = errorExitCode;
   }
   await client?.close().catch(() => undefined);
   await flushed();
   process.exit(code);
+}
+
+/**
+ * A broker's "not authorized" to a CLI that had no credentials, with where it looked for the admin
+ * token (shared/config/admin-token.ts) and what to do; other errors as they are.
+ */
+export function withTokenSearch(err: unknown): unknown {
+  const connack = err instanceof CutterError ? (err.details as { connackCode?: number } | undefined)?.connackCode : undefined;
+  if (connack !== 4 && connack !== 5 && connack !== 134 && connack !== 135) return err;
+  const { looked } = findAdminToken(process.env);
+  return new CutterError(
+    (err as CutterError).code,
+    `${(err as Error).message}: no admin token found, looked in ${looked.join(', ')}. On the server's machine set CUTTER_DATA_DIR to its --data-dir; elsewhere give --token-file (cutter token create --role admin --name NAME --json > admin.json)`,
+    (err as CutterError).details,
+  );
 }
 
 /** Resolves once everything written to stdout and stderr is handed to the OS (a pipe may be full). */

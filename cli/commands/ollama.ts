@@ -11,6 +11,8 @@ import { type MeshClient, outcomeError, runTask } from '../../shared/client/inde
 import { NodeListResultSchema, type OllamaSpec, type TaskEvent, type TaskState } from '../../shared/schemas/index.js';
 import { formatBytes } from '../../shared/units.js';
 import { printJson, table } from '../output.js';
+import { ProgressBar } from '../progress.js';
+import { isTerminal } from '../tty.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
 
 type Json = Record<string, unknown>;
@@ -110,14 +112,6 @@ async function interactive(client: MeshClient, model: string, flags: OllamaFlags
   }
 }
 
-/** A one-line progress bar for a pull: `pulling 3f9a1c2b7d4e  42% ▕████      ▏ 1.2 GiB / 2.9 GiB`. */
-function bar(status: string, completed: number, total: number): string {
-  const pct = total > 0 ? Math.min(1, completed / total) : 0;
-  const width = 20;
-  const full = Math.round(pct * width);
-  return `${status.padEnd(24).slice(0, 24)} ${String(Math.round(pct * 100)).padStart(3)}% ▕${'█'.repeat(full)}${' '.repeat(width - full)}▏ ${formatBytes(completed)} / ${formatBytes(total)}`;
-}
-
 export function registerOllama(program: Command): void {
   const ollama = program.command('ollama').description('Ollama models across the mesh');
 
@@ -151,22 +145,23 @@ export function registerOllama(program: Command): void {
       .description('pull a model onto a node, with progress'),
   ).action((model: string, flags: OllamaFlags) =>
     withClient(flags, async (client) => {
-      const tty = process.stderr.isTTY && !flags.json;
+      const tty = isTerminal(process.stderr) && !flags.json;
+      const bar = new ProgressBar(model, 0, tty);
       let last = '';
       const s = await runOllama(client, { kind: 'ollama', op: 'pull', model, request: {}, pull: true }, flags.node, (c) => {
         if (flags.json) return void process.stdout.write(`${JSON.stringify(c)}\n`);
         if (typeof c.error === 'string') return;
         const status = String(c.status ?? '');
         if (typeof c.total === 'number' && c.total > 0) {
-          const line = bar(status, typeof c.completed === 'number' ? c.completed : 0, c.total);
-          if (tty) process.stderr.write(`\r${line}`);
+          if (tty) bar.update(typeof c.completed === 'number' ? c.completed : 0, c.total, status);
           else if (status !== last) process.stderr.write(`${status}\n`);
         } else {
-          if (tty && last?.startsWith('pulling ')) process.stderr.write('\n');
+          bar.end();
           process.stderr.write(`${status}\n`);
         }
         last = status;
       });
+      bar.end();
       if (!flags.json) process.stdout.write(`${model} pulled on ${s.node}\n`);
       return 0;
     }),

@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { CutterError } from '../errors.js';
-import { defaultDataDir } from './common.js';
+import { findAdminToken } from './admin-token.js';
 
 /**
  * The flag a config key is set with: the key in kebab case without its unit suffix
@@ -104,20 +104,20 @@ export function loadConfig<S extends z.ZodObject>(
       `invalid config: ${key}${shown}${source[key] ? ` (from ${source[key]})` : ''}: ${issue.message}`,
     );
   }
-  return withCredentials(parsed.data as z.infer<S>, source, section);
+  return withCredentials(parsed.data as z.infer<S>, source, section, env);
 }
 
 /**
  * Fills `username`/`password` from `tokenFile` when given, else — for commands on the server's
  * machine — from the admin credentials the server wrote on its first start
- * (`<data dir>/admin.json`), unless they are set already.
+ * (`<data dir>/admin.json`, found as ./admin-token.ts says), unless they are set already.
  * @throws CutterError INVALID_CONFIG when the token file cannot be read.
  */
-function withCredentials<T>(cfg: T, source: Record<string, string>, section: string): T {
+function withCredentials<T>(cfg: T, source: Record<string, string>, section: string, env: NodeJS.ProcessEnv): T {
   const c = cfg as T & { username?: string; password?: string; tokenFile?: string };
   if (c.username) return cfg;
-  const file = c.tokenFile ?? join(defaultDataDir(), 'admin.json');
-  if (!c.tokenFile && (section !== 'cli' || !existsSync(file))) return cfg;
+  const file = c.tokenFile ?? (section === 'cli' ? findAdminToken(env).file : undefined);
+  if (!file) return cfg;
   try {
     const creds = JSON.parse(readFileSync(file, 'utf8')) as { username?: unknown; password?: unknown };
     if (typeof creds.username !== 'string' || typeof creds.password !== 'string') throw new Error('expected {"username", "password"}');
