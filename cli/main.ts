@@ -44,6 +44,8 @@ const COMMANDS: Record<string, () => Promise<Register[]>> = {
     (await import('./commands/completion.js')).registerCompletion,
   ],
   volume: async () => [(await import('./commands/volume.js')).registerVolume],
+  // The seed scripts' names (cutter.sh, Trapdoor): `sync` is image push; `offload` is rewritten to `run --auto-select` below.
+  sync: async () => [(await import('./commands/seed.js')).registerSync],
 };
 
 const program = new Command('cutter')
@@ -52,6 +54,9 @@ const program = new Command('cutter')
   .enablePositionalOptions()
   .showHelpAfterError();
 
+// `cutter offload …` is `cutter run --auto-select …` (cli/commands/seed.ts).
+if (process.argv.slice(2).includes('offload'))
+  process.argv.splice(2, Infinity, ...(await import('./commands/seed.js')).rewriteOffload(process.argv.slice(2)));
 const name = process.argv.slice(2).find((a) => !a.startsWith('-'));
 // No stack traces for users (exit 125), a quiet exit 141 on a closed pipe; daemons keep the stack in their log.
 installProcessGuards({ withStack: name === 'server' || name === 'agent' });

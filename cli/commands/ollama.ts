@@ -14,6 +14,7 @@ import { printJson, table } from '../output.js';
 import { ProgressBar } from '../progress.js';
 import { isTerminal } from '../tty.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
+import { registerOllamaModels } from './ollama-models.js';
 
 type Json = Record<string, unknown>;
 
@@ -114,6 +115,7 @@ async function interactive(client: MeshClient, model: string, flags: OllamaFlags
 
 export function registerOllama(program: Command): void {
   const ollama = program.command('ollama').description('Ollama models across the mesh');
+  registerOllamaModels(ollama);
 
   withClientOptions(
     ollama
