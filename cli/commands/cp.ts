@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { durationFlag } from '../../shared/duration.js';
+import { requireOnlineNode } from '../node-check.js';
 import { CutterError } from '../../shared/errors.js';
 import { ID_RE } from '../../shared/topics.js';
 import { formatBytes, formatDuration } from '../../shared/units.js';
@@ -103,6 +104,7 @@ export function registerCp(program: Command): void {
             timeoutMs: flags.timeout === undefined ? undefined : durationFlag('--timeout', flags.timeout, { min: 1000, max: 86_400_000 }),
           };
           const remote = (from ?? to)!;
+          await requireOnlineNode(client, remote.node, `${remote.node}:`);
           const link = new FileLink(client.mqtt, client.topics, remote.node, client.clientId);
           await link.open();
           let bar: ProgressBar | undefined;

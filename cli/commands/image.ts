@@ -17,6 +17,7 @@ import { formatBytes, formatDuration } from '../../shared/units.js';
 import { FileLink } from '../files/link.js';
 import { putFile } from '../files/put.js';
 import { imagesInTar } from '../image-tar.js';
+import { requireOnlineNode } from '../node-check.js';
 import { printJson } from '../output.js';
 import { ProgressBar } from '../progress.js';
 import type { MeshClient } from '../../shared/client/index.js';
@@ -46,6 +47,7 @@ export type ImagePushFlags = GlobalFlags & { node: string; input?: string; force
  */
 export async function pushImage(client: MeshClient, name: string, flags: ImagePushFlags): Promise<number> {
   if (!IdSchema.safeParse(flags.node).success) throw new CutterError('INVALID_ARGUMENT', `--node ${flags.node} is not a node id`);
+  await requireOnlineNode(client, flags.node, '--node');
   const link = new FileLink(client.mqtt, client.topics, flags.node, client.clientId);
   await link.open();
   const tmp = flags.input ? undefined : mkdtempSync(join(tmpdir(), 'cutter-image-'));

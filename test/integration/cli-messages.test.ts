@@ -108,6 +108,8 @@ describe('with a server', () => {
       [['cp', 'a', 'b'], 'exactly one of source and destination must be NODE:PATH'],
       [['cp', './x', 'msg-node:/tmp/x', '--stall', '1'], 'error: --stall "1": must be at least 100ms'],
       [['run', '--timeout', 'x', 'exec', '--', 'true'], 'error: --timeout x: "x" is not a duration'],
+      [['cp', 'nope:/x', './y'], 'error: no node nope (known: msg-node); cutter nodes list shows them'],
+      [['sync', 'busybox:latest', 'nope'], 'error: no node nope (known: msg-node)'],
     ];
     for (const [args, text] of cases) {
       const r = await cli(args, { broker: url });
