@@ -3,7 +3,8 @@
  * The format: pretty lines (pino-pretty: time, level, message, fields) when the destination is a
  * terminal, JSON lines otherwise (a pipe, a file, journald, a test harness reading them);
  * `CUTTER_LOG_FORMAT=json|pretty` (or `--log-format`) forces either. Pretty output has colour
- * only where cli/tty.ts allows it (`NO_COLOR`, a terminal). The CLI does not log through pino;
+ * only where cli/tty.ts allows it (`NO_COLOR`, a terminal), and errors without their stack below
+ * debug level (users never see a stack; the JSON log keeps it for whoever debugs). The CLI does not log through pino;
  * it prints for people (cli/output.ts).
  */
 import { createRequire } from 'node:module';
@@ -39,7 +40,20 @@ export function createLogger(level: LevelWithSilent = 'info', destination = 1, f
     // Loaded only when used: a daemon writing JSON (the usual service) does not pay for it.
     const pretty = createRequire(import.meta.url)('pino-pretty') as (o: Record<string, unknown>) => NodeJS.WritableStream;
     const noColor = (process.env.NO_COLOR ?? '') !== '' || process.env.TERM === 'dumb' || !isatty(destination);
-    return pino(opts, pretty({ destination, colorize: !noColor, sync: false, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
+    // A terminal is read by people: an error's type, message and code, its stack only at debug level.
+    const verbose = level === 'debug' || level === 'trace';
+    const err = (e: unknown) =>
+      verbose || !(e instanceof Error)
+        ? pino.stdSerializers.err(e as Error)
+        : {
+            type: e.name,
+            message: e.message,
+            ...((e as { code?: unknown }).code !== undefined ? { code: (e as { code?: unknown }).code } : {}),
+          };
+    return pino(
+      { ...opts, serializers: { err } },
+      pretty({ destination, colorize: !noColor, sync: false, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }),
+    );
   }
   return pino(opts, pino.destination({ fd: destination, sync: false }));
 }

@@ -152,4 +152,13 @@ describe('on a terminal', () => {
     const json = await run(['--log-format', 'json']);
     expect(json).toContain('"msg":"broker listening"');
   });
+
+  it('a daemon that cannot start shows the reason on a terminal, without a stack', async () => {
+    const port = new URL(url).port;
+    const t = inTerminal(['server', '--host', '127.0.0.1', '--port', port, '--data-dir', tempDir(), '--insecure']);
+    expect(await t.exited).toBe(1);
+    expect(t.out).toMatch(/FATAL.*server failed to start/);
+    expect(t.out).toContain(`error: broker cannot listen on 127.0.0.1:${port}`);
+    expect(t.out).not.toMatch(/^\s+at .+:\d+:\d+\)?\s*$/m);
+  });
 });
