@@ -14,6 +14,7 @@ import { printJson, table } from '../output.js';
 import { ProgressBar } from '../progress.js';
 import { isTerminal } from '../tty.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
+import { pullProgress } from './follow.js';
 import { registerOllamaModels } from './ollama-models.js';
 
 type Json = Record<string, unknown>;
@@ -58,26 +59,24 @@ async function runOllama(
 /** Streams one answer to stdout (text, or Ollama's NDJSON objects with --json). @returns the whole text. */
 async function answer(client: MeshClient, spec: OllamaSpec, flags: OllamaFlags): Promise<string> {
   let text = '';
-  let progress = '';
+  const pull = pullProgress(`pulling ${spec.model}`);
   await runOllama(
     client,
     spec,
     flags.node,
     (c) => {
       if (flags.json) return void process.stdout.write(`${JSON.stringify(c)}\n`);
+      pull.end();
       const piece = spec.op === 'chat' ? String((c.message as Json | undefined)?.content ?? '') : String(c.response ?? '');
       text += piece;
       process.stdout.write(piece);
     },
     (e) => {
       if (flags.json) return;
-      if (e.type === 'progress' && e.phase === 'pull') {
-        const line = `pulling ${spec.model}: ${e.message}${e.total ? ` ${formatBytes(e.current ?? 0)} / ${formatBytes(e.total)}` : ''}`;
-        if (line !== progress) process.stderr.write(`${line}\n`);
-        progress = line;
-      }
+      if (e.type === 'progress' && e.phase === 'pull') pull.show(e.message, e.current ?? 0, e.total ?? 0);
     },
   );
+  pull.end();
   if (!flags.json && !text.endsWith('\n')) process.stdout.write('\n');
   return text;
 }
