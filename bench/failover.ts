@@ -47,7 +47,7 @@ async function trial(
     '--heartbeat',
     String(HEARTBEAT_MS),
     '--keepalive',
-    String(KEEPALIVE_S),
+    `${KEEPALIVE_S}s`,
     '--log-level',
     'warn',
   ];

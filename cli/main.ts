@@ -44,6 +44,8 @@ const COMMANDS: Record<string, () => Promise<Register[]>> = {
     (await import('./commands/completion.js')).registerCompletion,
   ],
   volume: async () => [(await import('./commands/volume.js')).registerVolume],
+  // The seed scripts' names (cutter.sh, Trapdoor): `sync` is image push; `offload` is rewritten to `run --auto-select` below.
+  sync: async () => [(await import('./commands/seed.js')).registerSync],
 };
 
 const program = new Command('cutter')
@@ -52,13 +54,15 @@ const program = new Command('cutter')
   .enablePositionalOptions()
   .showHelpAfterError();
 
-const argv = process.argv.slice(2);
 // `cutter --version` needs no command: answer before any command module is loaded.
-if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+if (process.argv.length === 3 && (process.argv[2] === '--version' || process.argv[2] === '-V')) {
   process.stdout.write(`${VERSION}\n`);
   process.exit(0);
 }
-const name = argv.find((a) => !a.startsWith('-'));
+// `cutter offload …` is `cutter run --auto-select …` (cli/commands/seed.ts).
+if (process.argv.slice(2).find((a) => !a.startsWith('-')) === 'offload')
+  process.argv.splice(2, Infinity, ...(await import('./commands/seed.js')).rewriteOffload(process.argv.slice(2)));
+const name = process.argv.slice(2).find((a) => !a.startsWith('-'));
 // No stack traces for users (exit 125), a quiet exit 141 on a closed pipe; daemons keep the stack in their log.
 installProcessGuards({ withStack: name === 'server' || name === 'agent' });
 // Only the server writes enough packets for mqtt-packet's number cache to pay for itself (shared/mqtt.ts).

@@ -26,6 +26,7 @@ export function printJson(value: unknown): void {
  * `--json` `{"error": {"code", "message", "rejections"?}}` on stdout.
  */
 export function printError(err: unknown, json: boolean): void {
+  if (isZodError(err)) err = new CutterError('INVALID_ARGUMENT', zodText(err));
   const code = err instanceof CutterError ? err.code : 'INTERNAL';
   const rejections = err instanceof CutterError && Array.isArray(err.details) ? (err.details as Rejection[]) : undefined;
   if (json) {
@@ -34,6 +35,18 @@ export function printError(err: unknown, json: boolean): void {
   }
   process.stderr.write(`error: ${errorMessage(err)}\n`);
   for (const r of rejections ?? []) process.stderr.write(`  ${r.node}: ${formatRejection(r)}\n`);
+}
+
+/** A zod validation error (its message is a JSON dump of every issue: not for people). */
+function isZodError(err: unknown): err is { issues: { path: PropertyKey[]; message: string }[] } {
+  return err instanceof Error && err.name === 'ZodError' && Array.isArray((err as { issues?: unknown }).issues);
+}
+
+/** The first issue of a zod error as `path: message`. */
+function zodText(err: { issues: { path: PropertyKey[]; message: string }[] }): string {
+  const i = err.issues[0];
+  const path = i?.path.map(String).join('.') ?? '';
+  return `${path ? `${path}: ` : ''}${i?.message ?? 'invalid value'}`;
 }
 
 /** "3.2 s ago"-style age from ms. */

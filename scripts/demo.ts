@@ -7,21 +7,30 @@
  * With a Docker engine the task is a real container (the busybox image is built locally when
  * missing, since no registry may be reachable); without one it says so and routes an `exec` task
  * the same way. Exits 0 when the task succeeded.
+ *
+ * Every port is a free one (broker, dashboard, Ollama API: a real Ollama or another server keeps its
+ * own), and nothing is left behind: the data dir with the admin and agent tokens is removed at the
+ * end, and the daemons get their own XDG_DATA_HOME inside it (no hint file in the user's home).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DockerExecutor } from '../agent/executors/docker.js';
+import { bold, cyan } from '../cli/tty.js';
 import { CUTTER, ROOT, freePort, startDaemon } from './procs.js';
 const IMAGE = 'cutter-test/busybox:latest';
 const children: ChildProcess[] = [];
 
-const say = (text: string) => process.stdout.write(`\n\x1b[1m${text}\x1b[0m\n`);
+const say = (text: string) => process.stdout.write(`\n${bold(text)}\n`);
+/** The demo's temporary data dir (tokens included), removed at the end. */
+let dataDir = '';
+/** Environment of every child: its own XDG_DATA_HOME inside the data dir. */
+const childEnv = (): NodeJS.ProcessEnv => ({ ...process.env, XDG_DATA_HOME: join(dataDir, 'xdg') });
 
 /** Starts a daemon for the demo and remembers it for the clean-up. */
 async function daemon(args: string[], ready: string): Promise<ChildProcess> {
-  const child = await startDaemon(args, ready);
+  const child = await startDaemon(args, ready, childEnv());
   children.push(child);
   return child;
 }
@@ -31,11 +40,10 @@ async function daemon(args: string[], ready: string): Promise<ChildProcess> {
 let adminTokenFile = '';
 
 function cutter(args: string[], broker: string, stdout: 'inherit' | 'pipe' = 'inherit'): Promise<number> {
-  if (stdout === 'inherit')
-    process.stdout.write(`\x1b[36m$ cutter ${args.map((a) => (/[\s$'"]/.test(a) ? `'${a}'` : a)).join(' ')}\x1b[0m\n`);
+  if (stdout === 'inherit') process.stdout.write(`${cyan(`$ cutter ${args.map((a) => (/[\s$'"]/.test(a) ? `'${a}'` : a)).join(' ')}`)}\n`);
   const child = spawn(process.execPath, [CUTTER, ...args], {
     stdio: ['ignore', stdout, 'inherit'],
-    env: { ...process.env, CUTTER_BROKER: broker, CUTTER_TOKEN_FILE: adminTokenFile },
+    env: { ...childEnv(), CUTTER_BROKER: broker, CUTTER_TOKEN_FILE: adminTokenFile },
   });
   return new Promise((resolve) => child.once('exit', (code) => resolve(code ?? 1)));
 }
@@ -45,7 +53,7 @@ async function agentToken(broker: string, node: string, dir: string): Promise<st
   const file = join(dir, `${node}.token.json`);
   const child = spawn(process.execPath, [CUTTER, 'token', 'create', '--role', 'agent', '--node', node, '--json'], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, CUTTER_BROKER: broker, CUTTER_TOKEN_FILE: adminTokenFile },
+    env: { ...childEnv(), CUTTER_BROKER: broker, CUTTER_TOKEN_FILE: adminTokenFile },
   });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
@@ -75,8 +83,27 @@ async function main(): Promise<number> {
   const port = await freePort();
   const broker = `mqtt://127.0.0.1:${port}`;
   say(`Starting cutter server (embedded MQTT broker on ${broker} + controller) and two agents`);
-  const dataDir = mkdtempSync(join(tmpdir(), 'cutter-demo-'));
-  await daemon(['server', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], 'broker listening');
+  dataDir = mkdtempSync(join(tmpdir(), 'cutter-demo-'));
+  const [httpPort, ollamaPort] = [await freePort(), await freePort()];
+  await daemon(
+    [
+      'server',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--data-dir',
+      dataDir,
+      '--http-port',
+      String(httpPort),
+      '--ollama-port',
+      String(ollamaPort),
+      '--log-format',
+      'json',
+    ],
+    'broker listening',
+  );
+  process.stdout.write(`dashboard: http://127.0.0.1:${httpPort}/  Ollama-compatible API: http://127.0.0.1:${ollamaPort}\n`);
   adminTokenFile = join(dataDir, 'admin.json');
   process.stdout.write(`server up; anonymous clients are refused: it wrote its first admin token to ${adminTokenFile} (mode 0600)\n`);
   const [piToken, nbToken] = await Promise.all([agentToken(broker, 'pi', dataDir), agentToken(broker, 'notebook', dataDir)]);
@@ -153,17 +180,28 @@ async function main(): Promise<number> {
   return code;
 }
 
-const stopAll = () => {
-  for (const c of children.reverse()) if (c.exitCode === null) c.kill('SIGTERM');
+/** Stops the daemons, then removes the data dir (the tokens) once they are gone. */
+const stopAll = async () => {
+  const exits = children
+    .reverse()
+    .map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : null));
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 5000))]);
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 };
 main()
-  .then((code) => {
-    stopAll();
+  .then(async (code) => {
+    await stopAll();
     say(code === 0 ? 'Demo finished: the task ran on the node that had room.' : `Demo failed: the task exited with ${code}.`);
-    setTimeout(() => process.exit(code), 500);
+    process.stdout.write('(the demo removed its data dir and tokens)\n');
+    process.exit(code);
   })
-  .catch((err) => {
+  .catch(async (err) => {
     process.stderr.write(`demo failed: ${(err as Error).message}\n`);
-    stopAll();
-    setTimeout(() => process.exit(1), 500);
+    await stopAll();
+    process.exit(1);
+  });
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => {
+    void stopAll().then(() => process.exit(130));
   });

@@ -8,6 +8,7 @@
  * (`server`, `agent`, `cli`) overrides them. Keys are camelCase; env names are `CUTTER_` + the key
  * in UPPER_SNAKE (`maxMemory` → `CUTTER_MAX_MEMORY`).
  */
+export * from './config/admin-token.js';
 export * from './config/agent.js';
 export * from './config/common.js';
 export * from './config/help.js';

@@ -5,7 +5,9 @@
  */
 import type { Command } from 'commander';
 import { type AgentConfig, AgentConfigSchema, loadConfig, withDefault } from '../../shared/config.js';
-import { createLogger } from '../../shared/logger.js';
+import { durationFlag } from '../../shared/duration.js';
+import { CutterError } from '../../shared/errors.js';
+import { createLogger, type Logger, logFormat } from '../../shared/logger.js';
 import { setDefaultTls } from '../../shared/mqtt.js';
 import { clientTlsFlags, fatal, onShutdown, withDaemonOptions } from './daemon-common.js';
 
@@ -38,8 +40,11 @@ export function registerAgent(program: Command): void {
     )
     .option('--machine-id <id>', "this machine's id for cutter run --prefer-local (default: a hash of /etc/machine-id)")
     .option('--ollama-url <url>', d('ollamaUrl', 'this node\'s Ollama server, or "off"'))
-    .option('--heartbeat <ms>', d('heartbeatMs', 'heartbeat interval, ms'))
-    .option('--keepalive <s>', d('keepaliveSec', 'MQTT keepalive, seconds'))
+    .option('--heartbeat <duration>', d('heartbeatMs', 'heartbeat interval, e.g. 500ms, 2s', { format: 'duration' }))
+    .option(
+      '--keepalive <duration>',
+      `MQTT keepalive, whole seconds, e.g. 10s (default ${AgentConfigSchema.shape.keepaliveSec.parse(undefined)}s)`,
+    )
     .option(
       '--lost-after <duration>',
       d('lostAfterMs', 'how long this node may be disconnected before its tasks are rescheduled, e.g. 10m', { format: 'duration' }),
@@ -73,7 +78,12 @@ export function registerAgent(program: Command): void {
         fatal(err);
       }
       setDefaultTls(cfg);
-      const log = createLogger(cfg.logLevel);
+      let log: Logger;
+      try {
+        log = createLogger(cfg.logLevel, 1, logFormat(1, flags.logFormat));
+      } catch (err) {
+        fatal(err);
+      }
       const { Agent } = await import('../../agent/agent.js');
       const agent = new Agent(cfg, log);
       onShutdown(log, () => agent.stop('agent stopped'));
@@ -84,6 +94,21 @@ export function registerAgent(program: Command): void {
         fatal(err);
       }
     });
+}
+
+/**
+ * `--keepalive` in whole seconds (MQTT's keepalive unit, the config key `keepaliveSec`), read as a duration.
+ * @throws CutterError INVALID_ARGUMENT naming the flag when it is not a duration of whole seconds.
+ */
+export function keepaliveFlag(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = durationFlag('--keepalive', text);
+  if (ms % 1000 !== 0)
+    throw new CutterError(
+      'INVALID_ARGUMENT',
+      `--keepalive ${JSON.stringify(text)}: MQTT keepalive is whole seconds, write e.g. 10s (a bare number is milliseconds)`,
+    );
+  return ms / 1000;
 }
 
 /**
@@ -108,8 +133,8 @@ export function agentConfigInput(flags: Record<string, unknown>): Record<string,
     allowExec: flags.allowExec,
     labels: joinLabels(flags.labels as string | undefined, flags.label as string[] | undefined),
     machineId: flags.machineId,
-    heartbeatMs: flags.heartbeat,
-    keepaliveSec: flags.keepalive,
+    heartbeatMs: flags.heartbeat === undefined ? undefined : durationFlag('--heartbeat', String(flags.heartbeat)),
+    keepaliveSec: keepaliveFlag(flags.keepalive as string | undefined),
     lostAfterMs: flags.lostAfter,
     drainTimeoutMs: flags.drainTimeout,
     dockerEngineGraceMs: flags.dockerEngineGrace,

@@ -3,7 +3,9 @@
  * message (or JSON) and an exit code.
  */
 import type { Command } from 'commander';
-import { CliConfigSchema, loadConfig, type CliConfig } from '../../shared/config.js';
+import { CliConfigSchema, findAdminToken, loadConfig, type CliConfig } from '../../shared/config.js';
+import { CutterError } from '../../shared/errors.js';
+import { durationFlag } from '../../shared/duration.js';
 import { setDefaultTls } from '../../shared/mqtt.js';
 import { MeshClient as CliClient } from '../../shared/client/index.js';
 import { printError } from '../output.js';
@@ -27,7 +29,7 @@ export function withClientOptions(cmd: Command): Command {
     .option('--json', 'print JSON for scripts')
     .option('--config <path>', 'config file (env CUTTER_CONFIG)')
     .option('--prefix <prefix>', 'topic prefix (default cutter)')
-    .option('--connect-timeout <ms>', 'how long to wait for the broker and the controller, ms (default 5000)')
+    .option('--connect-timeout <duration>', 'how long to wait for the broker and the controller, e.g. 10s (default 5s)')
     .option('--token-file <path>', 'credentials {"username", "password"} (default: the admin token a local server wrote)')
     .option('--ca-file <path>', "PEM CA that signed the broker's certificate, for mqtts:// and wss:// (env CUTTER_CA_FILE)")
     .option('--cert-file <path>', 'PEM client certificate, for a broker that requires one (env CUTTER_CERT_FILE)')
@@ -42,7 +44,10 @@ export function cliConfig(flags: GlobalFlags): CliConfig {
     {
       broker: flags.broker,
       prefix: flags.prefix,
-      timeoutMs: flags.connectTimeout,
+      timeoutMs:
+        flags.connectTimeout === undefined
+          ? undefined
+          : durationFlag('--connect-timeout', flags.connectTimeout, { min: 100, max: 600_000 }),
       tokenFile: flags.tokenFile,
       caFile: flags.caFile,
       certFile: flags.certFile,
@@ -50,6 +55,7 @@ export function cliConfig(flags: GlobalFlags): CliConfig {
     },
     process.env,
     flags.config,
+    { timeoutMs: '--connect-timeout' },
   );
   setDefaultTls(cfg);
   return cfg;
@@ -66,17 +72,33 @@ export async function withClient(
 ): Promise<never> {
   let client: CliClient | undefined;
   let code: number;
+  let cfg: CliConfig | undefined;
   try {
-    const cfg = cliConfig(flags);
+    cfg = cliConfig(flags);
     client = await CliClient.connect(cfg);
     code = await body(client, cfg);
   } catch (err) {
-    printError(err, Boolean(flags.json));
+    printError(cfg && !cfg.username ? withTokenSearch(err) : err, Boolean(flags.json));
     code = errorExitCode;
   }
   await client?.close().catch(() => undefined);
   await flushed();
   process.exit(code);
+}
+
+/**
+ * A broker's "not authorized" to a CLI that had no credentials, with where it looked for the admin
+ * token (shared/config/admin-token.ts) and what to do; other errors as they are.
+ */
+export function withTokenSearch(err: unknown): unknown {
+  const connack = err instanceof CutterError ? (err.details as { connackCode?: number } | undefined)?.connackCode : undefined;
+  if (connack !== 4 && connack !== 5 && connack !== 134 && connack !== 135) return err;
+  const { looked } = findAdminToken(process.env);
+  return new CutterError(
+    (err as CutterError).code,
+    `${(err as Error).message}: no admin token found, looked in ${looked.join(', ')}. On the server's machine set CUTTER_DATA_DIR to its --data-dir; elsewhere give --token-file (cutter token create --role admin --name NAME --json > admin.json)`,
+    (err as CutterError).details,
+  );
 }
 
 /** Resolves once everything written to stdout and stderr is handed to the OS (a pipe may be full). */

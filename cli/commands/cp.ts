@@ -5,6 +5,8 @@
 import type { Command } from 'commander';
 import { statSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { durationFlag } from '../../shared/duration.js';
+import { requireOnlineNode } from '../node-check.js';
 import { CutterError } from '../../shared/errors.js';
 import { ID_RE } from '../../shared/topics.js';
 import { formatBytes, formatDuration } from '../../shared/units.js';
@@ -71,8 +73,8 @@ export function registerCp(program: Command): void {
     )
     .option('--chunk-size <bytes>', 'bytes per chunk (default 524288, at most 1048576)')
     .option('--window <chunks>', 'chunks in flight before an ack (default 8)')
-    .option('--stall <ms>', 'silence after which the transfer is resumed, ms (default 3000)')
-    .option('--timeout <ms>', 'silence after which the transfer fails, ms (default 120000)')
+    .option('--stall <duration>', 'silence after which the transfer is resumed, e.g. 3s (default 3s)')
+    .option('--timeout <duration>', 'silence after which the transfer fails, e.g. 2m (default 2m)')
     .action(
       (
         source: string,
@@ -98,10 +100,11 @@ export function registerCp(program: Command): void {
           const opts = {
             chunkBytes,
             windowBytes: (num(flags.window, 'window', 1, 64) ?? 8) * chunkBytes,
-            stallMs: num(flags.stall, 'stall', 100, 600_000),
-            timeoutMs: num(flags.timeout, 'timeout', 1000, 86_400_000),
+            stallMs: flags.stall === undefined ? undefined : durationFlag('--stall', flags.stall, { min: 100, max: 600_000 }),
+            timeoutMs: flags.timeout === undefined ? undefined : durationFlag('--timeout', flags.timeout, { min: 1000, max: 86_400_000 }),
           };
           const remote = (from ?? to)!;
+          await requireOnlineNode(client, remote.node, `${remote.node}:`);
           const link = new FileLink(client.mqtt, client.topics, remote.node, client.clientId);
           await link.open();
           let bar: ProgressBar | undefined;

@@ -33,6 +33,7 @@ export function withDaemonOptions(cmd: Command): Command {
   return cmd
     .option('--prefix <prefix>', withDefault(CommonConfigSchema, 'prefix', 'topic prefix'))
     .option('--log-level <level>', withDefault(CommonConfigSchema, 'logLevel', 'fatal|error|warn|info|debug|trace'))
+    .option('--log-format <format>', 'json | pretty (env CUTTER_LOG_FORMAT; default: pretty on a terminal, JSON otherwise)')
     .option('--config <path>', 'config file (env CUTTER_CONFIG)')
     .option('--ca-file <path>', "PEM CA that signed the broker's certificate, for mqtts:// and wss:// (env CUTTER_CA_FILE)")
     .option('--cert-file <path>', 'PEM client certificate, for a broker that requires one (env CUTTER_CERT_FILE)')

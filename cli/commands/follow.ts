@@ -6,7 +6,8 @@
 import type { TaskOutcome, TaskRun } from '../../shared/client/index.js';
 import { logBytes } from '../../shared/log-data.js';
 import { isTerminal, type TaskEvent, type TaskState } from '../../shared/schemas/index.js';
-import { formatBytes } from '../../shared/units.js';
+import { ProgressBar } from '../progress.js';
+import { isTerminal as isTty, StatusLine } from '../tty.js';
 import type { OutputCredit } from '../output-credit.js';
 
 export interface PrintOptions {
@@ -28,18 +29,38 @@ export interface PrintOptions {
  * `json` (log `data` then stays base64, as sent).
  */
 export function eventPrinter(json: boolean): (e: TaskEvent, written?: () => void) => void {
-  let lastProgress = '';
+  const pull = pullProgress();
   // `written` is the write's callback (called once the OS took the bytes, or on its error), or called at once when nothing is written.
   return (e, written = () => undefined) => {
     if (json) process.stdout.write(`${JSON.stringify(e)}\n`, () => written());
-    else if (e.type === 'log') (e.stream === 'stdout' ? process.stdout : process.stderr).write(logBytes(e), () => written());
-    else if (e.type === 'progress' && e.phase === 'pull') {
-      const pct = e.total ? ` ${formatBytes(e.current ?? 0)} / ${formatBytes(e.total)}` : '';
-      const line = `pull: ${e.message}${pct}`;
-      if (line !== lastProgress) process.stderr.write(`cutter: ${line}\n`);
-      lastProgress = line;
+    else if (e.type === 'log') {
+      pull.end();
+      (e.stream === 'stdout' ? process.stdout : process.stderr).write(logBytes(e), () => written());
+    } else if (e.type === 'progress' && e.phase === 'pull') {
+      pull.show(e.message, e.current ?? 0, e.total ?? 0);
       written();
     } else written();
+  };
+}
+
+/**
+ * How an image or model pull shows: the progress bar (../progress.ts) on a terminal; elsewhere one
+ * `cutter: pull: <status>` line per status (not one per byte count).
+ */
+export function pullProgress(prefix = 'pull'): { show(message: string, done: number, total: number): void; end(): void } {
+  const bar = new ProgressBar(prefix, 0);
+  const tty = isTty(process.stderr);
+  let last = '';
+  return {
+    show(message, done, total) {
+      if (tty && total > 0) bar.update(done, total, `${prefix}: ${message}`);
+      else if (message !== last) {
+        bar.end();
+        process.stderr.write(`cutter: ${prefix}: ${message}\n`);
+      }
+      last = message;
+    },
+    end: () => bar.end(),
   };
 }
 
@@ -51,10 +72,13 @@ export function eventPrinter(json: boolean): (e: TaskEvent, written?: () => void
 export async function printTask(run: TaskRun, opts: PrintOptions): Promise<TaskOutcome> {
   let lastState: string | undefined;
   const onEvent = eventPrinter(opts.json);
+  // The queued line is redrawn in place on a terminal, printed once elsewhere (../tty.ts StatusLine).
+  const queued = new StatusLine(process.stderr);
   const onState = (s: TaskState) => {
     const shown = `${s.state}/${s.attempt}/${s.node}/${s.reason}`;
+    if (s.state !== 'queued') queued.end();
     if (opts.narrate && !opts.json && shown !== lastState && !isTerminal(s.state)) {
-      if (s.state === 'queued' && s.reason) process.stderr.write(`cutter: task ${s.taskId} queued: ${s.reason}\n`);
+      if (s.state === 'queued' && s.reason) queued.show(`cutter: task ${s.taskId} queued: ${s.reason}`);
       else if (s.state === 'assigned')
         process.stderr.write(
           `cutter: task ${s.taskId} placed on ${s.placement ?? s.node}${s.attempt > 1 ? ` (attempt ${s.attempt})` : ''}\n`,
@@ -75,6 +99,7 @@ export async function printTask(run: TaskRun, opts: PrintOptions): Promise<TaskO
     else if (!opts.json)
       process.stderr.write(`cutter: ${u.items} events not shown (this terminal fell behind): cutter logs ${run.taskId}\n`);
   }
+  queued.end();
   return run.result;
 }
 

@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { followTask } from '../../shared/client/index.js';
 import { type LogEvent, logBytes, logSize } from '../../shared/log-data.js';
-import { isTerminal, KEPT_STREAMS, type KeptStream, type TaskEvent, TaskStateSchema } from '../../shared/schemas/index.js';
+import { isTerminal, KEPT_STREAMS, type KeptStream, type TaskEvent, type TaskState, TaskStateSchema } from '../../shared/schemas/index.js';
 import { cutNotice, type KeptLogs, keptLogs, keptSummary, printCutNotice } from '../kept-output.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
 import { eventPrinter, printTask, unfinished } from './follow.js';
@@ -38,6 +38,20 @@ function printKeptLine(taskId: string, kept: Omit<KeptLogs, 'events'>): void {
   process.stdout.write(`${JSON.stringify({ type: 'kept', taskId, truncated: kept.truncated, output: kept.output })}\n`);
 }
 
+/**
+ * Why a task has no output of a run to show, or null when it ran: it failed, was lost or
+ * cancelled before it started (the error the agent or controller recorded), or it is still waiting.
+ */
+export function whyNoRun(s: TaskState): string | null {
+  const why = s.error ? `${s.error.message} (${s.error.code})` : s.reason;
+  if (s.state === 'queued' || s.state === 'assigned')
+    return `task ${s.taskId} has not started yet: ${s.state}${s.reason ? `: ${s.reason}` : ''}`;
+  if (s.startedAt === null && (s.state === 'failed' || s.state === 'lost' || s.state === 'cancelled'))
+    return `task ${s.taskId} ${s.state} before it started${s.node ? ` on ${s.node}` : ''}: ${why ?? 'no reason was recorded'}`;
+  if (s.state === 'failed' && s.error) return `task ${s.taskId} failed: ${why}`;
+  return null;
+}
+
 export function registerLogs(program: Command): void {
   withClientOptions(
     program
@@ -57,7 +71,11 @@ export function registerLogs(program: Command): void {
           const print = eventPrinter(json);
           for (const e of kept.events) print(e);
           if (json) printKeptLine(taskId, kept);
-          else printNotice(cutNotice(taskId, kept.truncated, kept.output), lastOutput(kept.events));
+          else {
+            printNotice(cutNotice(taskId, kept.truncated, kept.output), lastOutput(kept.events));
+            const why = whyNoRun(state);
+            if (why) process.stderr.write(`cutter: ${why}\n`);
+          }
           return 0;
         }
         // Following: the kept part first, then live. Say what was cut only if this terminal missed some of it.

@@ -9,6 +9,7 @@ import { formatBytes } from '../../shared/units.js';
 import { ago, printJson, table } from '../output.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
 import { registerNodesStatus } from './nodes-status.js';
+import { registerNodesAdd } from './seed.js';
 import { gpuSummary, registerNodesShow } from './nodes-show.js';
 
 function row(n: NodeView): string[] {
@@ -48,6 +49,7 @@ export function registerNodes(program: Command): void {
     }),
   );
   registerNodesStatus(nodes);
+  registerNodesAdd(nodes);
   registerNodesShow(nodes);
   withClientOptions(
     nodes

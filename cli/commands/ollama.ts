@@ -11,7 +11,11 @@ import { type MeshClient, outcomeError, runTask } from '../../shared/client/inde
 import { NodeListResultSchema, type OllamaSpec, type TaskEvent, type TaskState } from '../../shared/schemas/index.js';
 import { formatBytes } from '../../shared/units.js';
 import { printJson, table } from '../output.js';
+import { ProgressBar } from '../progress.js';
+import { isTerminal } from '../tty.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
+import { pullProgress } from './follow.js';
+import { registerOllamaModels } from './ollama-models.js';
 
 type Json = Record<string, unknown>;
 
@@ -55,26 +59,24 @@ async function runOllama(
 /** Streams one answer to stdout (text, or Ollama's NDJSON objects with --json). @returns the whole text. */
 async function answer(client: MeshClient, spec: OllamaSpec, flags: OllamaFlags): Promise<string> {
   let text = '';
-  let progress = '';
+  const pull = pullProgress(`pulling ${spec.model}`);
   await runOllama(
     client,
     spec,
     flags.node,
     (c) => {
       if (flags.json) return void process.stdout.write(`${JSON.stringify(c)}\n`);
+      pull.end();
       const piece = spec.op === 'chat' ? String((c.message as Json | undefined)?.content ?? '') : String(c.response ?? '');
       text += piece;
       process.stdout.write(piece);
     },
     (e) => {
       if (flags.json) return;
-      if (e.type === 'progress' && e.phase === 'pull') {
-        const line = `pulling ${spec.model}: ${e.message}${e.total ? ` ${formatBytes(e.current ?? 0)} / ${formatBytes(e.total)}` : ''}`;
-        if (line !== progress) process.stderr.write(`${line}\n`);
-        progress = line;
-      }
+      if (e.type === 'progress' && e.phase === 'pull') pull.show(e.message, e.current ?? 0, e.total ?? 0);
     },
   );
+  pull.end();
   if (!flags.json && !text.endsWith('\n')) process.stdout.write('\n');
   return text;
 }
@@ -110,16 +112,9 @@ async function interactive(client: MeshClient, model: string, flags: OllamaFlags
   }
 }
 
-/** A one-line progress bar for a pull: `pulling 3f9a1c2b7d4e  42% ▕████      ▏ 1.2 GiB / 2.9 GiB`. */
-function bar(status: string, completed: number, total: number): string {
-  const pct = total > 0 ? Math.min(1, completed / total) : 0;
-  const width = 20;
-  const full = Math.round(pct * width);
-  return `${status.padEnd(24).slice(0, 24)} ${String(Math.round(pct * 100)).padStart(3)}% ▕${'█'.repeat(full)}${' '.repeat(width - full)}▏ ${formatBytes(completed)} / ${formatBytes(total)}`;
-}
-
 export function registerOllama(program: Command): void {
   const ollama = program.command('ollama').description('Ollama models across the mesh');
+  registerOllamaModels(ollama);
 
   withClientOptions(
     ollama
@@ -151,22 +146,23 @@ export function registerOllama(program: Command): void {
       .description('pull a model onto a node, with progress'),
   ).action((model: string, flags: OllamaFlags) =>
     withClient(flags, async (client) => {
-      const tty = process.stderr.isTTY && !flags.json;
+      const tty = isTerminal(process.stderr) && !flags.json;
+      const bar = new ProgressBar(model, 0, tty);
       let last = '';
       const s = await runOllama(client, { kind: 'ollama', op: 'pull', model, request: {}, pull: true }, flags.node, (c) => {
         if (flags.json) return void process.stdout.write(`${JSON.stringify(c)}\n`);
         if (typeof c.error === 'string') return;
         const status = String(c.status ?? '');
         if (typeof c.total === 'number' && c.total > 0) {
-          const line = bar(status, typeof c.completed === 'number' ? c.completed : 0, c.total);
-          if (tty) process.stderr.write(`\r${line}`);
+          if (tty) bar.update(typeof c.completed === 'number' ? c.completed : 0, c.total, status);
           else if (status !== last) process.stderr.write(`${status}\n`);
         } else {
-          if (tty && last?.startsWith('pulling ')) process.stderr.write('\n');
+          bar.end();
           process.stderr.write(`${status}\n`);
         }
         last = status;
       });
+      bar.end();
       if (!flags.json) process.stdout.write(`${model} pulled on ${s.node}\n`);
       return 0;
     }),

@@ -3,16 +3,18 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { CutterError, errorMessage } from '../../shared/errors.js';
-import { PipelineSchema, type Pipeline } from '../../shared/schemas/index.js';
-import { printJson, table } from '../output.js';
+import type { Pipeline } from '../../shared/schemas/index.js';
+import { parsePipeline } from '../pipeline-file.js';
+import { printError, printJson, table } from '../output.js';
 import { runPipeline } from '../pipeline-runner.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
 
 /**
- * Reads and validates a pipeline file (JSON when it parses as JSON, else YAML).
- * @throws CutterError INVALID_ARGUMENT naming the file and the first bad field.
+ * Reads and validates a pipeline file (JSON for `.json`, else YAML) strictly (../pipeline-file.ts);
+ * deprecation notes go to stderr unless `quiet`.
+ * @throws CutterError INVALID_ARGUMENT naming the file and the first bad field (an unknown key with the nearest valid one).
  */
-export function loadPipeline(path: string): Pipeline {
+export function loadPipeline(path: string, quiet = false): Pipeline {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -28,12 +30,9 @@ export function loadPipeline(path: string): Pipeline {
       `pipeline ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${errorMessage(err)}`,
     );
   }
-  const parsed = PipelineSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new CutterError('INVALID_ARGUMENT', `pipeline ${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
-  return parsed.data;
+  const { pipeline, notes } = parsePipeline(raw, `pipeline ${path}`);
+  if (!quiet) for (const n of notes) process.stderr.write(`cutter: pipeline ${path}: ${n}\n`);
+  return pipeline;
 }
 
 export function registerPipeline(program: Command): void {
@@ -44,20 +43,27 @@ export function registerPipeline(program: Command): void {
       .description('run a pipeline of tasks, each step fed the output of the steps it needs'),
   )
     .option('--check', 'validate the file and print the steps, run nothing')
-    .action((file: string, flags: GlobalFlags & { check?: boolean }) =>
-      withClient(flags, async (client) => {
-        const pipeline = loadPipeline(file);
-        if (flags.check) {
-          if (flags.json) printJson(pipeline);
-          else
-            process.stdout.write(
-              `${table(
-                ['STEP', 'NEEDS', 'KIND', 'NODE'],
-                pipeline.steps.map((s) => [s.id, s.needs.join(',') || '-', s.task.kind, s.node ?? '(scheduler)']),
-              )}\n`,
-            );
-          return 0;
-        }
+    .action((file: string, flags: GlobalFlags & { check?: boolean }) => {
+      // The file is checked before any connection: --check needs no server, and a typo costs no round trip.
+      let pipeline: Pipeline;
+      try {
+        pipeline = loadPipeline(file, flags.json);
+      } catch (err) {
+        printError(err, Boolean(flags.json));
+        process.exit(1);
+      }
+      if (flags.check) {
+        if (flags.json) printJson(pipeline);
+        else
+          process.stdout.write(
+            `${table(
+              ['STEP', 'NEEDS', 'KIND', 'NODE'],
+              pipeline.steps.map((s) => [s.id, s.needs.join(',') || '-', s.task.kind, s.node ?? '(scheduler)']),
+            )}\n`,
+          );
+        return;
+      }
+      return withClient(flags, async (client) => {
         const { runId, steps } = await runPipeline(client, pipeline, (r) => {
           if (flags.json) return;
           const where = r.node ? ` on ${r.node}` : '';
@@ -80,6 +86,6 @@ export function registerPipeline(program: Command): void {
             process.stdout.write(`\n--- output of ${last.id} ---\n${last.output}${last.output.endsWith('\n') ? '' : '\n'}`);
         }
         return ok ? 0 : 1;
-      }),
-    );
+      });
+    });
 }

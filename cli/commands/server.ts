@@ -4,8 +4,17 @@
  */
 import { type Command, Option } from 'commander';
 import { CutterError } from '../../shared/errors.js';
-import { DEFAULT_TLS_PORT, loadConfig, type ServerConfig, ServerConfigSchema, withDefault } from '../../shared/config.js';
-import { createLogger } from '../../shared/logger.js';
+import {
+  DEFAULT_TLS_PORT,
+  loadConfig,
+  removeDataDirHint,
+  writeDataDirHint,
+  type ServerConfig,
+  ServerConfigSchema,
+  withDefault,
+} from '../../shared/config.js';
+import { durationFlag } from '../../shared/duration.js';
+import { createLogger, type Logger, logFormat } from '../../shared/logger.js';
 import { clientTlsFlags, fatal, onShutdown, withDaemonOptions } from './daemon-common.js';
 
 /** `withDefault` for the server's keys. */
@@ -18,7 +27,7 @@ export function registerServer(program: Command): void {
     .option('--port <port>', d('port', 'broker TCP port'))
     .option('--host <host>', d('host', 'broker listen address'))
     .option('--broker <url>', 'use this external broker instead of the embedded one')
-    .option('--lease <ms>', d('leaseMs', 'ms an agent has to accept an assignment'))
+    .option('--lease <duration>', d('leaseMs', 'how long an agent has to accept an assignment, e.g. 10s', { format: 'duration' }))
     .option('--data-dir <dir>', d('dataDir', 'where the controller keeps tasks and logs'))
     .option('--policy <policy>', d('policy', 'spread (most headroom) or binpack'))
     .option(
@@ -104,7 +113,7 @@ export function registerServer(program: Command): void {
             port: flags.port,
             host: flags.host,
             externalBroker: flags.broker,
-            leaseMs: flags.lease,
+            leaseMs: flags.lease === undefined ? undefined : durationFlag('--lease', flags.lease),
             policy: flags.policy,
             preferLocal: flags.preferLocal,
             localHeadroom: flags.localHeadroom,
@@ -151,16 +160,39 @@ export function registerServer(program: Command): void {
           },
           process.env,
           flags.config,
+          { externalBroker: '--broker' },
         );
       } catch (err) {
         fatal(err);
       }
-      const log = createLogger(cfg.logLevel);
+      let log: Logger;
+      try {
+        log = createLogger(cfg.logLevel, 1, logFormat(1, flags.logFormat));
+      } catch (err) {
+        fatal(err);
+      }
       // Loaded here, not at the top: `cutter server --help` should not pay for Aedes and SQLite.
       const { startServer } = await import('../../controller/server.js');
       try {
         const server = await startServer(cfg, { log });
-        onShutdown(log, () => server.stop());
+        // The CLI on this machine finds this server's admin token through the hint (shared/config/admin-token.ts).
+        const hinted = !cfg.externalBroker && !cfg.brokerOnly;
+        if (hinted) {
+          try {
+            const hint = writeDataDirHint(cfg.dataDir);
+            if (hint)
+              log.info(
+                { path: hint, dataDir: cfg.dataDir },
+                'wrote the data dir hint; the cutter CLI on this machine finds the admin token through it',
+              );
+          } catch (err) {
+            log.warn({ err }, 'could not write the data dir hint; the CLI needs CUTTER_DATA_DIR or --token-file');
+          }
+        }
+        onShutdown(log, async () => {
+          await server.stop();
+          if (hinted) removeDataDirHint(cfg.dataDir);
+        });
       } catch (err) {
         log.fatal({ err }, 'server failed to start');
         fatal(err);

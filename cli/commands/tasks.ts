@@ -1,5 +1,6 @@
 /** `cutter tasks list|show` and `cutter cancel`. */
 import type { Command } from 'commander';
+import { durationFlag } from '../../shared/duration.js';
 import { CutterError } from '../../shared/errors.js';
 import {
   isTerminal,
@@ -10,6 +11,7 @@ import {
   TaskStateSchema,
   TaskStatusSchema,
   type TaskState,
+  type TaskStatus,
 } from '../../shared/schemas/index.js';
 import { formatBytes, formatDuration } from '../../shared/units.js';
 import { keptSummary } from '../kept-output.js';
@@ -62,6 +64,16 @@ export function describeTask(t: TaskState, output?: KeptOutput | null): string {
   return lines.map(([k, v]) => `${`${k}:`.padEnd(12)}${v}`).join('\n');
 }
 
+/**
+ * One value of `--state`.
+ * @throws CutterError INVALID_ARGUMENT naming the flag and the states there are.
+ */
+function stateFlag(text: string): TaskStatus {
+  const r = TaskStatusSchema.safeParse(text);
+  if (!r.success) throw new CutterError('INVALID_ARGUMENT', `--state ${JSON.stringify(text)}: use ${TaskStatusSchema.options.join(', ')}`);
+  return r.data;
+}
+
 export function registerTasks(program: Command): void {
   const tasks = program.command('tasks').description('tasks of the mesh');
   withClientOptions(tasks.command('list').alias('ls').description('list tasks, newest first'))
@@ -69,7 +81,7 @@ export function registerTasks(program: Command): void {
     .option('-n, --limit <n>', 'at most this many', '100')
     .action((flags: GlobalFlags & { state?: string; limit: string }) =>
       withClient(flags, async (client) => {
-        const states = flags.state ? flags.state.split(',').map((s) => TaskStatusSchema.parse(s.trim())) : undefined;
+        const states = flags.state ? flags.state.split(',').map((s) => stateFlag(s.trim())) : undefined;
         const limit = Number(flags.limit);
         if (!Number.isInteger(limit) || limit < 1)
           throw new CutterError('INVALID_ARGUMENT', `--limit ${flags.limit}: expected a positive whole number`);
@@ -113,12 +125,11 @@ export function registerTasks(program: Command): void {
   withClientOptions(
     program.command('cancel').argument('<task>', 'task id').description('stop a task: SIGTERM, then SIGKILL after the grace period'),
   )
-    .option('--grace <ms>', 'ms between SIGTERM and SIGKILL', '3000')
+    .option('--grace <duration>', 'time between SIGTERM and SIGKILL, e.g. 10s (a bare number is ms)', '3s')
     .option('--no-wait', 'return once the cancel is sent')
     .action((taskId: string, flags: GlobalFlags & { grace: string; wait: boolean }) =>
       withClient(flags, async (client, cfg) => {
-        const graceMs = Number(flags.grace);
-        if (!Number.isInteger(graceMs) || graceMs < 0) throw new CutterError('INVALID_ARGUMENT', `--grace ${flags.grace}: expected ms`);
+        const graceMs = durationFlag('--grace', flags.grace, { max: 3_600_000 });
         let final: TaskState | undefined;
         const done = new Promise<void>((resolve) => {
           void client.follow(

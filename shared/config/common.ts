@@ -2,6 +2,7 @@
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { parseDuration } from '../duration.js';
 import { parseBytes } from '../units.js';
 
 /** A size in bytes given as a number or text like `12g` (Docker's units). */
@@ -62,15 +63,15 @@ export const CommonConfigSchema = z.object({
   keyFile: z.string().min(1).optional(),
 });
 
-/** A duration in ms given as a number or text like `500ms`, `30s`, `10m`, `2h`. */
+/** A duration in ms given as a number (ms) or text like `500ms`, `30s`, `10m`, `2h`, `1h30m` (shared/duration.ts). */
 export const DurationSchema = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
   if (typeof v === 'number') return v;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
-  if (!m) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration: use a number with ms, s, m or h (e.g. 30s, 10m)` });
+  try {
+    return parseDuration(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
     return z.NEVER;
   }
-  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 'ms']!);
 });
 
 /** The default data directory: `$XDG_DATA_HOME/cutter` or `~/.local/share/cutter`. */

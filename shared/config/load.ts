@@ -4,7 +4,18 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { CutterError } from '../errors.js';
-import { defaultDataDir } from './common.js';
+import { findAdminToken } from './admin-token.js';
+
+/**
+ * The flag a config key is set with: the key in kebab case without its unit suffix
+ * (`heartbeatMs` → `--heartbeat`, `keepaliveSec` → `--keepalive`), unless `names` says otherwise.
+ */
+export const toFlagName = (key: string, names: Record<string, string> = {}) =>
+  names[key] ??
+  `--${key
+    .replace(/(?<=[a-z])(Ms|Sec)$/, '')
+    .replace(/([A-Z])/g, '-$1')
+    .toLowerCase()}`;
 
 const toEnvName = (key: string) => `CUTTER_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
 
@@ -21,6 +32,7 @@ export function configFilePath(explicit: string | undefined, env: NodeJS.Process
  * @param schema one of the `*ConfigSchema` objects above.
  * @param section config-file section for this command (`server`, `agent`, `cli`).
  * @param flags values given on the command line (undefined = not given).
+ * @param flagNames the flag of a key whose flag is not {@link toFlagName}'s (`{ externalBroker: '--broker' }`), for messages.
  * @throws CutterError `INVALID_CONFIG` naming the key, the bad value and its source.
  */
 export function loadConfig<S extends z.ZodObject>(
@@ -29,6 +41,7 @@ export function loadConfig<S extends z.ZodObject>(
   flags: Record<string, unknown>,
   env: NodeJS.ProcessEnv = process.env,
   configPath?: string,
+  flagNames: Record<string, string> = {},
 ): z.infer<S> {
   const merged: Record<string, unknown> = {};
   const source: Record<string, string> = {};
@@ -71,7 +84,7 @@ export function loadConfig<S extends z.ZodObject>(
   for (const key of keys) {
     if (flags[key] !== undefined) {
       merged[key] = flags[key];
-      source[key] = `flag --${key.replace(/([A-Z])/g, '-$1').toLowerCase()}`;
+      source[key] = `flag ${toFlagName(key, flagNames)}`;
     }
   }
   let parsed: ReturnType<S['safeParse']>;
@@ -91,20 +104,20 @@ export function loadConfig<S extends z.ZodObject>(
       `invalid config: ${key}${shown}${source[key] ? ` (from ${source[key]})` : ''}: ${issue.message}`,
     );
   }
-  return withCredentials(parsed.data as z.infer<S>, source, section);
+  return withCredentials(parsed.data as z.infer<S>, source, section, env);
 }
 
 /**
  * Fills `username`/`password` from `tokenFile` when given, else — for commands on the server's
  * machine — from the admin credentials the server wrote on its first start
- * (`<data dir>/admin.json`), unless they are set already.
+ * (`<data dir>/admin.json`, found as ./admin-token.ts says), unless they are set already.
  * @throws CutterError INVALID_CONFIG when the token file cannot be read.
  */
-function withCredentials<T>(cfg: T, source: Record<string, string>, section: string): T {
+function withCredentials<T>(cfg: T, source: Record<string, string>, section: string, env: NodeJS.ProcessEnv): T {
   const c = cfg as T & { username?: string; password?: string; tokenFile?: string };
   if (c.username) return cfg;
-  const file = c.tokenFile ?? join(defaultDataDir(), 'admin.json');
-  if (!c.tokenFile && (section !== 'cli' || !existsSync(file))) return cfg;
+  const file = c.tokenFile ?? (section === 'cli' ? findAdminToken(env).file : undefined);
+  if (!file) return cfg;
   try {
     const creds = JSON.parse(readFileSync(file, 'utf8')) as { username?: unknown; password?: unknown };
     if (typeof creds.username !== 'string' || typeof creds.password !== 'string') throw new Error('expected {"username", "password"}');

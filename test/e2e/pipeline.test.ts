@@ -113,7 +113,7 @@ describe('cutter pipeline', () => {
     writeFileSync(bad, 'steps:\n  - { id: a, task: { kind: podman, image: x } }\n');
     const r2 = await cli(['pipeline', bad], { broker: url });
     expect(r2.code).toBe(1);
-    expect(r2.stderr).toMatch(/steps\.0\.task/);
+    expect(r2.stderr).toMatch(/steps\[0\]\.task/);
     const ollama = join(dir, 'ollama.yaml');
     writeFileSync(
       ollama,

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { topics } from '../../shared/topics.js';
-import { cli, eventually, startAgent, startServer, type Daemon, describeEmbeddedBroker } from '../harness.js';
+import { cli, eventually, startAgent, startServer, type Daemon, describeEmbeddedBroker, tempDir } from '../harness.js';
 
 const t = topics();
 type Creds = { username: string; password: string };
@@ -52,7 +52,8 @@ describeEmbeddedBroker('authentication and authorization', () => {
   it('refuses a client without credentials, and one with a wrong password', async () => {
     expect(await refusal({ clientId: 'anon' })).toBe(5);
     expect(await refusal({ clientId: 'guess', username: credsA.username, password: 'wrong' })).toBe(4);
-    const r = await cli(['nodes', 'list', '--connect-timeout', '2000'], { broker: url });
+    // A CLI without credentials: another user's data home (on this one it finds the server's admin token through the data-dir hint).
+    const r = await cli(['nodes', 'list', '--connect-timeout', '2000'], { broker: url, env: { XDG_DATA_HOME: tempDir() } });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('refused the connection');
     await server.waitForMsg('connection refused: bad credentials');

@@ -103,6 +103,7 @@ const asTyped = {
   plain: (text: string) => (text.startsWith('~/') ? homedir() + text.slice(1) : text),
   size: (text: string) => SizeSchema.parse(text),
   duration: (text: string) => DurationSchema.parse(text),
+  seconds: (text: string) => (DurationSchema.parse(text) as number) / 1000,
 };
 
 /** Schema default, as a flag value would compare with it (numbers from text). */
@@ -117,7 +118,7 @@ describe('--help shows the schema defaults', () => {
       ['--log-level', 'logLevel', 'plain'],
       ['--port', 'port', 'plain'],
       ['--host', 'host', 'plain'],
-      ['--lease', 'leaseMs', 'plain'],
+      ['--lease', 'leaseMs', 'duration'],
       ['--data-dir', 'dataDir', 'plain'],
       ['--policy', 'policy', 'plain'],
       ['--submits-per-minute', 'submitsPerMinute', 'plain'],
@@ -150,8 +151,8 @@ describe('--help shows the schema defaults', () => {
       ['--broker', 'broker', 'plain'],
       ['--max-tasks', 'maxTasks', 'plain'],
       ['--ollama-url', 'ollamaUrl', 'plain'],
-      ['--heartbeat', 'heartbeatMs', 'plain'],
-      ['--keepalive', 'keepaliveSec', 'plain'],
+      ['--heartbeat', 'heartbeatMs', 'duration'],
+      ['--keepalive', 'keepaliveSec', 'seconds'],
       ['--lost-after', 'lostAfterMs', 'duration'],
       ['--drain-timeout', 'drainTimeoutMs', 'duration'],
       ['--files-max-size', 'filesMaxSize', 'size'],

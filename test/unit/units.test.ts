@@ -116,7 +116,7 @@ describe('DurationSchema', () => {
   ] as const)('reads %j as %d ms', (text, ms) => {
     expect(DurationSchema.parse(text)).toBe(ms);
   });
-  it.each(['soon', '10 minutes', '-5s', '5d'])('rejects %j naming the value', (text) => {
+  it.each(['soon', '10 minutes', '-5s', '5w'])('rejects %j naming the value', (text) => {
     const r = DurationSchema.safeParse(text);
     expect(r.success).toBe(false);
     expect(r.error?.issues[0]?.message).toContain(`"${text}" is not a duration`);

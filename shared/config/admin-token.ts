@@ -1,0 +1,67 @@
+/**
+ * Where the CLI finds the admin token a server on this machine wrote (`<data dir>/admin.json`,
+ * mode 0600, on its first start), in this order:
+ * 1. `$CUTTER_DATA_DIR/admin.json` (the same variable `cutter server` reads its data dir from);
+ * 2. the default data dir's `admin.json` (`$XDG_DATA_HOME/cutter`, `~/.local/share/cutter`);
+ * 3. the data dir named by the hint file `<default data dir>/server-data-dir`, which `cutter
+ *    server --data-dir DIR` writes when DIR is not the default (and removes when it stops).
+ * When none exists, the CLI's refusal says each path it looked at.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { defaultDataDir } from './common.js';
+
+/** Name of the hint file in the default data dir. */
+export const DATA_DIR_HINT = 'server-data-dir';
+
+/** The path of the hint file for this user. */
+export function dataDirHintPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(defaultDataDir(env), DATA_DIR_HINT);
+}
+
+/** Every place looked at, in order, with the one found (undefined when none exists). */
+export function findAdminToken(env: NodeJS.ProcessEnv = process.env): { file?: string; looked: string[] } {
+  const looked: string[] = [];
+  const candidates: string[] = [];
+  if (env.CUTTER_DATA_DIR) candidates.push(join(env.CUTTER_DATA_DIR, 'admin.json'));
+  candidates.push(join(defaultDataDir(env), 'admin.json'));
+  for (const file of candidates) {
+    looked.push(file);
+    if (existsSync(file)) return { file, looked };
+  }
+  const hint = dataDirHintPath(env);
+  let named: string | undefined;
+  try {
+    named = readFileSync(hint, 'utf8').trim() || undefined;
+  } catch {
+    // no server with --data-dir wrote one
+  }
+  if (named) {
+    const file = join(named, 'admin.json');
+    looked.push(`${file} (named by ${hint})`);
+    if (existsSync(file)) return { file, looked };
+  } else looked.push(`${hint} (absent: no cutter server --data-dir running)`);
+  return { looked };
+}
+
+/**
+ * Writes the hint file naming `dataDir` (see the module comment); a no-op for the default data dir.
+ * @returns the hint's path when written. Errors are the caller's to log (the server runs without the hint).
+ */
+export function writeDataDirHint(dataDir: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (resolve(dataDir) === resolve(defaultDataDir(env))) return undefined;
+  const path = dataDirHintPath(env);
+  mkdirSync(defaultDataDir(env), { recursive: true, mode: 0o700 });
+  writeFileSync(path, `${resolve(dataDir)}\n`, { mode: 0o600 });
+  return path;
+}
+
+/** Removes the hint file if it still names `dataDir` (another server may have written it since). */
+export function removeDataDirHint(dataDir: string, env: NodeJS.ProcessEnv = process.env): void {
+  const path = dataDirHintPath(env);
+  try {
+    if (readFileSync(path, 'utf8').trim() === resolve(dataDir)) rmSync(path, { force: true });
+  } catch {
+    // already gone
+  }
+}
