@@ -14,7 +14,11 @@ import type { Msg } from './recovery-helpers.js';
 export function burners(n = cpus().length): { stop: () => void } {
   const children: ChildProcess[] = [];
   for (let i = 0; i < n; i++) children.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
-  return { stop: () => children.forEach((c) => c.kill('SIGKILL')) };
+  return {
+    stop: () => {
+      for (const c of children) c.kill('SIGKILL');
+    },
+  };
 }
 
 /** The state letter of a process (`S`, `R`, `T` stopped), or undefined when it is gone. */
