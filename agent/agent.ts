@@ -187,7 +187,7 @@ export class Agent {
     this.events.startResending(RESEND_AFTER_MS);
     await this.heartbeat.start();
     if (this.heartbeat.isClosed) return;
-    this.lender.start();
+    await this.lender.start();
     this.log.info(
       {
         broker: this.config.broker,

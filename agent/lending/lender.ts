@@ -73,8 +73,23 @@ export class Lender {
     this.policy = deps.policy;
   }
 
-  /** Samples now and then every `sampleMs` (only while a policy is in force). */
-  start(): void {
+  /**
+   * Samples now and then every `sampleMs` (only while a policy is in force). Containers re-adopted
+   * from an agent that died while it had them paused are unpaused first: nothing here remembers
+   * pausing them, and the first sample pauses them again if the node is still not lending.
+   */
+  async start(): Promise<void> {
+    const docker = this.deps.docker?.();
+    const readopted = this.deps.tasks().filter((t) => t.kind === 'docker' && t.ref);
+    if (docker)
+      await Promise.all(
+        readopted.map((t) =>
+          docker
+            .getContainer(t.ref!)
+            .unpause()
+            .catch(() => undefined),
+        ),
+      );
     this.schedule();
   }
 
