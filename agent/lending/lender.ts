@@ -19,6 +19,7 @@ import type Docker from 'dockerode';
 import { describeLending, type LendingPolicy, lendingVerdict, type OwnerSample, patchPolicy } from '../../shared/lending.js';
 import type { Logger } from '../../shared/logger.js';
 import type { LendingSet, LendingState, LendingStatus, TaskKind } from '../../shared/schemas/index.js';
+import { within } from '../tasks.js';
 import { processGroupCpuMs, readCpuTicks, readFreeMemory, readIdle, readOnBattery } from './sources.js';
 
 /** A task running here as the lender sees it: `ref` is the container id or the exec task's pid. */
@@ -81,15 +82,13 @@ export class Lender {
   async start(): Promise<void> {
     const docker = this.deps.docker?.();
     const readopted = this.deps.tasks().filter((t) => t.kind === 'docker' && t.ref);
-    if (docker)
-      await Promise.all(
-        readopted.map((t) =>
-          docker
-            .getContainer(t.ref!)
-            .unpause()
-            .catch(() => undefined),
-        ),
-      );
+    // Bounded: a hung engine must not hold up the agent's start.
+    const unpause = (t: LendableTask) =>
+      docker!
+        .getContainer(t.ref!)
+        .unpause()
+        .catch(() => undefined);
+    if (docker) await within(Promise.all(readopted.map(unpause)), 5_000);
     this.schedule();
   }
 
