@@ -25,13 +25,16 @@ import type { AgentConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { CutterError } from '../shared/errors.js';
 import { connectMqtt, MessageRouter, type MqttClient } from '../shared/mqtt.js';
-import { AckSchema, AssignmentSchema, CancelSchema } from '../shared/schemas/index.js';
+import { AckSchema, AssignmentSchema, CancelSchema, LendingSetSchema } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
 import { defaultExecutors } from './executors/defaults.js';
 import type { Executor } from './executors/executor.js';
 import { ExecutorRegistry } from './executors/registry.js';
 import { GpuInventory } from './gpus.js';
 import { Heartbeat } from './heartbeat.js';
+import type { DockerExecutor } from './executors/docker.js';
+import { lendingFromConfig } from './lending/config.js';
+import { Lender } from './lending/lender.js';
 import type { AgentService } from './service.js';
 import { defaultServices } from './services.js';
 import { RESEND_AFTER_MS, TaskEvents } from './task-events.js';
@@ -56,6 +59,8 @@ export class Agent {
   private readonly nvidia = new GpuInventory();
   private readonly tasks: TaskRunner;
   private readonly events: TaskEvents;
+  /** The lending policy at work (agent/lending): suspends, resumes and preempts tasks as the owner's state changes. */
+  private readonly lender: Lender;
   private client?: MqttClient;
   /** Resolves when re-adoption is done; assignment and cancel handling waits for it. */
   private ready: Promise<void> = Promise.resolve();
@@ -94,6 +99,18 @@ export class Agent {
       running: () => this.tasks.list(),
       finished: () => this.events.finished(),
       nvidia: this.nvidia,
+      lending: () => this.lender.status(),
+    });
+    const lending = lendingFromConfig(config);
+    this.lender = new Lender({
+      policy: lending.policy,
+      sampleMs: lending.sampleMs,
+      powerSupplyDir: config.powerSupplyDir,
+      log: this.log.child({ component: 'lending' }),
+      tasks: () => this.tasks.lendable(),
+      preempt: (key, why) => this.tasks.preempt(key, why),
+      docker: () => (executors.find((e) => e.kind === 'docker') as DockerExecutor | undefined)?.docker,
+      announce: () => this.heartbeat.announce(),
     });
     this.tasks = new TaskRunner({
       config,
@@ -104,6 +121,7 @@ export class Agent {
       services,
       announce: () => this.heartbeat.announce(),
       gpus: () => this.nvidia.uuids(),
+      lending: this.lender,
     });
   }
 
@@ -148,6 +166,7 @@ export class Agent {
             await this.tasks.onCancel(c);
           });
           router.route(t.nodeAck(this.config.nodeId), AckSchema, (a) => this.events.onAck(a));
+          router.route(t.nodeLendingSet(this.config.nodeId), LendingSetSchema, (s) => this.lender.apply(s));
           for (const s of this.services) s.attach(client, router);
         },
       }),
@@ -168,6 +187,7 @@ export class Agent {
     this.events.startResending(RESEND_AFTER_MS);
     await this.heartbeat.start();
     if (this.heartbeat.isClosed) return;
+    await this.lender.start();
     this.log.info(
       {
         broker: this.config.broker,
@@ -225,6 +245,7 @@ export class Agent {
   private async shutdown(reason: string, graceMs: number): Promise<void> {
     this.tasks.refuseNew();
     this.heartbeat.drain();
+    await this.lender.stop(); // paused tasks resume: they may finish while the agent drains
     const client = this.client;
     if (!client) {
       this.heartbeat.close();

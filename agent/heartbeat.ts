@@ -52,6 +52,8 @@ export interface HeartbeatDeps {
    * finds some they are announced instead of systeminformation's list. Absent: systeminformation only.
    */
   nvidia?: GpuInventory;
+  /** The lending state (agent/lending/lender.ts); undefined while no lending policy is in force. */
+  lending?: () => NodeStatus['lending'];
 }
 
 /** Builds and publishes the node's status; see the file comment. */
@@ -248,6 +250,7 @@ export class Heartbeat {
       ...(reason ? { reason } : {}),
       ...finishedField(this.deps.finished?.() ?? []),
       ...storageFields(config),
+      ...lendingField(this.deps.lending?.()),
     };
     this.placement.addTo(status);
     await this.client!.publishAsync(this.topic, encode(status), { qos: 1, retain: true });
@@ -274,6 +277,11 @@ export class Heartbeat {
     const wake = wakeInfoFor(local);
     return wake ? { wake } : {};
   }
+}
+
+/** The `lending` field of a status: absent without a lending policy (older controllers see the status as before). */
+function lendingField(lending: NodeStatus['lending']): Pick<NodeStatus, 'lending'> {
+  return lending ? { lending } : {};
 }
 
 /** The `finished` field of a status: absent when empty (older controllers and tests see the status as before). */

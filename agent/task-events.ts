@@ -52,6 +52,10 @@ export interface Attempt {
   pendingStop?: number;
   /** UUIDs of the GPUs assigned to it (listed in the node status until it ends). */
   gpus?: string[];
+  /** The container id or pid its executor started (`started` event), for suspending it (agent/lending). */
+  ref?: string;
+  /** Stopped because its node stopped lending (agent/lending): reported `failed` PREEMPTED with this reason. */
+  preempted?: string;
   /** Resolves once the attempt has ended and left `running`. */
   ended: Promise<void>;
   markEnded: () => void;
@@ -230,7 +234,10 @@ export class TaskEvents {
       drained: () => window.drained().then(() => gate?.drained()),
       chunk: (obj) => chunks.push(obj),
       progress: (p) => quiet(this.publish(task, { type: 'progress', ...p })),
-      started: (ref) => quiet(this.publish(task, { type: 'started', ref, ...(gate ? { credit: true } : {}) })),
+      started: (ref) => {
+        task.ref = ref;
+        return quiet(this.publish(task, { type: 'started', ref, ...(gate ? { credit: true } : {}) }));
+      },
       stdin: (stream, resize) => {
         for (const s of this.services) s.taskStdin?.(task.taskId, task.attempt, stream, resize);
       },

@@ -70,7 +70,12 @@ export interface TaskRunnerDeps {
   announce: () => void;
   /** UUIDs of the GPUs this node found (agent/gpus.ts); absent: it hands out none. */
   gpus?: () => string[];
+  /** The lending policy's verdict (agent/lending): why new tasks are refused now, and resuming a task before it is stopped. */
+  lending?: { refusal(): string | undefined; release(key: string): Promise<void> };
 }
+
+/** Grace before SIGKILL when a task is preempted (its node stopped lending), ms. */
+const PREEMPT_GRACE_MS = 10_000;
 
 /** Runs the tasks assigned to this node; see the file comment. */
 export class TaskRunner {
@@ -136,6 +141,8 @@ export class TaskRunner {
         const key = keyOf(r.taskId, r.attempt);
         const { task, batcher } = prepared.get(key) ?? { task: newAttempt(r.taskId, r.attempt, r.memory, true), batcher: { end() {} } };
         task.handle = r.handle;
+        task.kind ??= executor.kind;
+        task.ref = r.ref;
         if (r.gpus?.length) task.gpus = r.gpus;
         const newer = this.ledger.latest(r.taskId);
         this.ledger.remember(r.taskId, r.attempt);
@@ -183,6 +190,8 @@ export class TaskRunner {
       return refuse('NODE_RESTARTED', `attempt ${a.attempt} was placed on an earlier run of agent ${this.node}, which has restarted since`);
     }
     if (this.stopping) return refuse('AGENT_SHUTDOWN', `node ${this.node} is shutting down`);
+    const closed = this.deps.lending?.refusal();
+    if (closed) return refuse('PREEMPTED', `node ${this.node} is not lending now (${closed})`);
     const dispatch = this.deps.executors.dispatch(a.spec.kind, this.node);
     if (!('executor' in dispatch)) return refuse(dispatch.code, dispatch.message);
     const { executor } = dispatch;
@@ -236,6 +245,21 @@ export class TaskRunner {
     await this.stopTask(task, c.graceMs);
   }
 
+  /** The attempts running here for the lender (agent/lending): key, kind and container id or pid. */
+  lendable(): { key: string; kind?: Attempt['kind']; ref?: string }[] {
+    return [...this.running.entries()]
+      .filter(([, r]) => !r.fenced && !r.shutdown && r.preempted === undefined)
+      .map(([key, r]) => ({ key, kind: r.kind, ref: r.ref }));
+  }
+
+  /** Stops an attempt because the node stopped lending; it is reported `failed` PREEMPTED (placed again by its restart policy). */
+  preempt(key: string, why: string): void {
+    const task = this.running.get(key);
+    if (!task || task.fenced || task.preempted !== undefined) return;
+    task.preempted = why;
+    void this.stopTask(task, PREEMPT_GRACE_MS).catch((err) => this.deps.log.warn({ key, err }, 'preempting a task failed'));
+  }
+
   /** From now on new assignments are refused AGENT_SHUTDOWN (the agent is shutting down). */
   refuseNew(): void {
     this.stopping = true;
@@ -269,6 +293,7 @@ export class TaskRunner {
   /** Stops a task now, or as soon as it has a handle (a stop can arrive while it is being accepted). */
   private async stopTask(task: Attempt, graceMs: number): Promise<void> {
     task.gate?.stopping(graceMs); // a reader that is gone must not keep a stopped task alive
+    await this.deps.lending?.release(keyOf(task.taskId, task.attempt)); // a paused task is resumed to be stopped
     if (task.handle) await task.handle.stop(graceMs);
     else task.pendingStop = Math.min(task.pendingStop ?? graceMs, graceMs);
   }
@@ -305,6 +330,9 @@ export class TaskRunner {
       if (task.shutdown && (code === 'CANCELLED' || code === 'IMAGE_PULL_FAILED')) {
         code = 'AGENT_SHUTDOWN';
         message = `agent ${this.node} shut down before the task started`;
+      } else if (task.preempted !== undefined && code === 'CANCELLED') {
+        code = 'PREEMPTED';
+        message = `node ${this.node} stopped lending before the task started (${task.preempted})`;
       }
       log.warn({ ...ids, code, err }, 'task failed to run');
       // A command that could not be run ends with the exit code a shell would give (126, 127).
@@ -334,6 +362,9 @@ export class TaskRunner {
       if (task.shutdown && outcome.cancelled) {
         const message = `stopped because agent ${this.node} shut down (exit code ${outcome.exitCode})`;
         await events.publish(task, { type: 'failed', code: 'AGENT_SHUTDOWN', message });
+      } else if (task.preempted !== undefined && outcome.cancelled) {
+        const message = `preempted on node ${this.node}, which stopped lending: ${task.preempted}; placed again by its restart policy`;
+        await events.publish(task, { type: 'failed', code: 'PREEMPTED', message });
       } else {
         await events.publish(task, { type: 'result', ...outcome });
       }

@@ -39,6 +39,9 @@
  * - Home Assistant (an observer or admin token): also reads cutter's HA state topics
  *   (`{prefix}/v1/ha/#`) and publishes its birth/last will (`<haPrefix>/status`); the drain switch's
  *   commands (`{prefix}/v1/ha/nodes/N/drain/set`) need an admin token: a read-only token changes nothing.
+ * - lending policy (`cutter nodes policy`, issue 17): an admin publishes `nodes/{any}/lending/set`,
+ *   as do Home Assistant's lending switch and mode select (`{prefix}/v1/ha/nodes/N/{lending|mode}/set`,
+ *   admin tokens only, relayed by the server); agent N subscribes only `nodes/N/lending/set`.
  * Only the controller publishes assignments, cancels, task state and replies.
  */
 import { parseJson } from '../shared/codec.js';
@@ -53,7 +56,7 @@ import type { Identity } from './identities.js';
  */
 function isHaPublish(topic: string, ctx: AclContext, drain: boolean): boolean {
   const ha = haTopics(ctx.t.prefix, ctx.haPrefix);
-  return topic === ha.haStatus() || (drain && topicMatches(ha.allDrainCommands(), topic));
+  return topic === ha.haStatus() || (drain && (topicMatches(ha.allDrainCommands(), topic) || ha.lendingCommandOf(topic) !== null));
 }
 
 /** A task's current attempt as the controller knows it (controller/controller.ts `assignmentOf`). */
@@ -239,6 +242,7 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
       const p = t.parse(topic);
       if (p?.kind === 'nodeStdin') return stdinDenied(identity, p.task, ctx);
       if (p?.kind === 'nodeCredit') return creditDenied(identity, p.task, ctx);
+      if (p?.kind === 'nodeLendingSet') return null; // lending policy changes: admins only (issue 17)
       return `admins publish only requests on ${t.requests(clientId)}, file transfers on ${t.filesIn('NODE', clientId)}[/data], stdin of their own tasks and Home Assistant's status and drain commands`;
     }
     case 'observer':
@@ -280,6 +284,7 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
         t.filesInData(identity.name, '+'),
         t.nodeStdin(identity.name, '+'),
         t.nodeCredit(identity.name, '+'),
+        t.nodeLendingSet(identity.name),
       ].includes(filter)
         ? null
         : `agent ${identity.name} may subscribe only to its own assignments, cancels, file transfers and task stdin`;
@@ -312,6 +317,7 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
         t.nodeStdin('x', 'y'),
         t.nodeStdinAck('x', 'y'),
         t.nodeCredit('x', 'y'),
+        t.nodeLendingSet('x'),
       ];
       const reaches = probes.filter((p) => topicMatches(filter, p));
       const ok =

@@ -12,7 +12,10 @@
  *   placement.ts  placement passes over the queue with the pure scheduler (scheduler/place.ts).
  * This file connects to the broker, routes messages to them and hands agents' task events to the lifecycle.
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { CutterError } from '../shared/errors.js';
+import type { LendingPatch } from '../shared/lending.js';
 import type { IdentityStore } from '../broker/identities.js';
 import type { AssignmentView } from '../broker/acl.js';
 import { AuditLog } from '../shared/audit.js';
@@ -212,6 +215,22 @@ export class Controller {
    */
   setDrained(node: string, drain: boolean, who: string): void {
     this.requests.setDrained(node, drain, who);
+  }
+
+  /**
+   * Sends node `node`'s agent a change of its lending policy (issue 17: LendingSet on
+   * `nodes/{node}/lending/set`, QoS 1), e.g. from Home Assistant's lending switch; audited.
+   * @param who identity for the audit log.
+   * @throws CutterError NOT_FOUND for a node the controller has never heard of, NO_CONTROLLER while not connected.
+   */
+  async setLending(node: string, patch: LendingPatch, who: string): Promise<void> {
+    if (!this.registry.get(node)) throw new CutterError('NOT_FOUND', `no node ${node}`);
+    const client = this.ctx.client;
+    if (!client) throw new CutterError('NO_CONTROLLER', 'the controller is not connected to its broker yet');
+    const set = { v: 1, id: randomBytes(8).toString('hex'), patch };
+    await client.publishAsync(this.ctx.t.nodeLendingSet(node), encode(set), { qos: 1 });
+    this.opts.log.info({ node, patch, by: who }, 'lending policy change sent');
+    this.audit.record({ who, action: 'lending.set', outcome: 'ok', node, detail: JSON.stringify(patch).slice(0, 500) });
   }
 
   /** Runs `fn` in the controller's queue (after the work before it), for extensions that change state. */

@@ -44,6 +44,7 @@ export const NODE_FAULT_CODES: readonly string[] = [
   'NODE_RESTARTED',
   'EXECUTOR_LOST',
   'GPU_UNAVAILABLE',
+  'PREEMPTED',
 ];
 
 /**

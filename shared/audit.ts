@@ -32,7 +32,9 @@ export type AuditAction =
   | 'volume.rm'
   | 'port.forward'
   | 'mcp.call'
-  | 'wake';
+  | 'wake'
+  /** A lending policy change sent to a node by the server (Home Assistant's lending switch or mode select; issue 17). */
+  | 'lending.set';
 
 export interface AuditRecord {
   who: string;

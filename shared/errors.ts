@@ -51,7 +51,13 @@ export type ErrorCode =
    * The GPUs an assignment names cannot be given on its node (not found there, or held by another
    * task): the controller's picture was stale. A node fault (placed again).
    */
-  | 'GPU_UNAVAILABLE';
+  | 'GPU_UNAVAILABLE'
+  /**
+   * The node stopped lending (its owner came back, went on battery, left its time window: issue 17)
+   * and the task, suspended past the node's preempt time, was stopped; or the node refused a new
+   * task because it is not lending now. A node fault (placed again by the restart policy).
+   */
+  | 'PREEMPTED';
 
 /**
  * The exit code a shell (and `docker run`) gives for a command that could not be run, by error

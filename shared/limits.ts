@@ -64,6 +64,8 @@ export const LIMITS: Readonly<Record<LimitKind, JsonLimits>> = {
   nodeStdinAck: { maxBytes: 2 * KiB, maxDepth: 2, maxArray: 1, maxString: 512, maxKeys: 16 },
   // Reader credit (shared/schemas/output-credit.ts): a version, an attempt, a seq, a flag.
   nodeCredit: { maxBytes: 256, maxDepth: 1, maxArray: 1, maxString: 16, maxKeys: 8 },
+  /** A lending policy change (shared/schemas/lending.ts): a patch of a few fields and up to 16 short windows. */
+  nodeLendingSet: { maxBytes: 4 * KiB, maxDepth: 4, maxArray: 16, maxString: 100, maxKeys: 16 },
   haCommand: { maxBytes: 16, maxDepth: 1, maxArray: 1, maxString: 16, maxKeys: 1 },
   ollamaHttp: { maxBytes: 16 * MiB, maxDepth: 32, maxArray: 10_000, maxString: 16 * MiB, maxKeys: 1_024 },
   default: { maxBytes: 2 * MiB, maxDepth: 64, maxArray: 100_000, maxString: 2 * MiB, maxKeys: 10_000 },

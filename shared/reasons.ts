@@ -56,6 +56,7 @@ export function formatRejection(r: Rejection): string {
     policy: () => `its policy refuses the task: ${r.detail ?? 'a rule of the node'}`,
     gpus: () => formatGpuRejection(r),
     volume: () => withDetail('lacks what the task mounts', r.detail),
+    lending: () => `not lending now: ${r.detail ?? 'closed by its lending policy'} (cutter nodes policy NODE to change it)`,
   };
   return words[r.code]();
 }
@@ -94,6 +95,7 @@ export function rejectionLabel(code: RejectionCode): string {
     policy: 'policy',
     gpus: 'gpu',
     volume: 'volume',
+    lending: 'lending',
   };
   return labels[code];
 }

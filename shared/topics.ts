@@ -63,6 +63,12 @@ export interface Topics {
    * (broker/acl.ts); agent N subscribes `nodeCredit(N, '+')`.
    */
   nodeCredit(node: string, task: string): string;
+  /**
+   * Lending policy changes for one node (`cutter nodes policy`, Home Assistant), admin or server →
+   * agent: JSON LendingSet (shared/schemas/lending.ts), QoS 1, not retained. Only admins and the
+   * server publish; agent N subscribes only its own (broker/acl.ts).
+   */
+  nodeLendingSet(node: string): string;
   /** Wildcard over every node's port announcements. */
   allNodePorts(): string;
   /** Retained ForwardState of one task's forwards on the server (server → all); cleared when they close. */
@@ -98,7 +104,8 @@ export type ParsedTopic =
   | { kind: 'controllerStatus' }
   | { kind: 'quarantine'; node: string; what: QuarantineKind; task: string }
   | { kind: 'nodeAck'; node: string }
-  | { kind: 'nodeCredit'; node: string; task: string };
+  | { kind: 'nodeCredit'; node: string; task: string }
+  | { kind: 'nodeLendingSet'; node: string };
 
 /** What a quarantined message was: a task event or a port announcement. */
 export type QuarantineKind = 'events' | 'ports';
@@ -121,6 +128,7 @@ function parseLevels(l: string[]): ParsedTopic | null {
         return null;
       }
       if (l.length === 4 && l[2] === 'credit' && id(l[3])) return { kind: 'nodeCredit', node, task: l[3] };
+      if (l.length === 4 && l[2] === 'lending' && l[3] === 'set') return { kind: 'nodeLendingSet', node };
       if (l[2] === 'files' && (l[3] === 'in' || l[3] === 'out') && id(l[4])) {
         const data = l.length === 6 && l[5] === 'data';
         if (l.length !== 5 && !data) return null;
@@ -176,6 +184,7 @@ export function topics(prefix = 'cutter'): Topics {
     nodeStdin: (node, task) => `${base}/nodes/${node}/stdin/${task}`,
     nodeStdinAck: (node, task) => `${base}/nodes/${node}/stdin/${task}/ack`,
     nodeCredit: (node, task) => `${base}/nodes/${node}/credit/${task}`,
+    nodeLendingSet: (node) => `${base}/nodes/${node}/lending/set`,
     forwardState: (task) => `${base}/forwards/${task}`,
     allForwardState: () => `${base}/forwards/+`,
     filesIn: (node, client) => `${base}/nodes/${node}/files/in/${client}`,
@@ -239,6 +248,12 @@ export interface HaTopics {
   allDrainCommands(): string;
   /** The node of a drain command topic, or null when `topic` is not one. */
   drainCommandNode(topic: string): string | null;
+  /** Lending switch (`ON`/`OFF`) and mode select (`auto`/`always`) commands from HA (issue 17). */
+  lendingCommand(node: string, what: 'lending' | 'mode'): string;
+  /** Wildcard over every node's lending switch or mode commands. */
+  allLendingCommands(what: 'lending' | 'mode'): string;
+  /** The node and control of a lending command topic, or null when `topic` is not one. */
+  lendingCommandOf(topic: string): { node: string; what: 'lending' | 'mode' } | null;
 }
 
 /** Builds the Home Assistant topic set for a cutter prefix and an HA discovery prefix. */
@@ -257,6 +272,15 @@ export function haTopics(prefix = 'cutter', haPrefix = 'homeassistant'): HaTopic
       if (!topic.startsWith(head) || !topic.endsWith('/drain/set')) return null;
       const node = topic.slice(head.length, -'/drain/set'.length);
       return ID_RE.test(node) ? node : null;
+    },
+    lendingCommand: (node, what) => `${base}/nodes/${node}/${what}/set`,
+    allLendingCommands: (what) => `${base}/nodes/+/${what}/set`,
+    lendingCommandOf(topic) {
+      const head = `${base}/nodes/`;
+      if (!topic.startsWith(head)) return null;
+      const [node, what, set, ...rest] = topic.slice(head.length).split('/');
+      if (rest.length || set !== 'set' || (what !== 'lending' && what !== 'mode') || !ID_RE.test(node)) return null;
+      return { node, what };
     },
   };
 }

@@ -9,6 +9,7 @@ import { durationFlag } from '../../shared/duration.js';
 import { CutterError } from '../../shared/errors.js';
 import { createLogger, type Logger, logFormat } from '../../shared/logger.js';
 import { setDefaultTls } from '../../shared/mqtt.js';
+import { lendingFromConfig } from '../../agent/lending/config.js';
 import { clientTlsFlags, fatal, onShutdown, withDaemonOptions } from './daemon-common.js';
 
 /** `withDefault` for the agent's keys. */
@@ -70,10 +71,23 @@ export function registerAgent(program: Command): void {
       'policy: host directories tasks may mount (docker run -v /srv/data:/data), comma separated (default none)',
     )
     .option('--health-file <path>', 'rewrite this file after every heartbeat (for container healthchecks)')
+    .option('--lend-policy <file>', 'lending: policy file, YAML or JSON (README "Lending a notebook"); the --lend-* flags override it')
+    .option('--lend-ac-only', 'lending: take work only on mains power')
+    .option('--lend-idle-minutes <n>', 'lending: only when the owner has been idle N minutes (logind)')
+    .option('--lend-max-owner-cpu <pct>', "lending: only while the owner's CPU use (minus cutter's tasks) is at most PCT %")
+    .option('--lend-min-free-memory <size>', 'lending: only while this much memory is available, e.g. 2g')
+    .option('--lend-window <spec>', 'lending: a time window, e.g. "mon-fri 22:00-07:00" or "sat,sun *" (repeatable)', collectWindow)
+    .option('--lend-preempt-after <duration>', 'lending: stop a task suspended this long and place it elsewhere (default 10m)')
+    .option('--lend-sample <duration>', "lending: how often the owner's state is sampled (default 5s)")
+    .option(
+      '--power-supply-dir <dir>',
+      'lending: where power supplies are read (default /sys/class/power_supply; env CUTTER_POWER_SUPPLY_DIR)',
+    )
     .action(async (flags) => {
       let cfg: AgentConfig;
       try {
         cfg = loadConfig(AgentConfigSchema, 'agent', agentConfigInput(flags), process.env, flags.config);
+        lendingFromConfig(cfg); // a wrong policy file is said here, not as a stack trace from the agent
       } catch (err) {
         fatal(err);
       }
@@ -94,6 +108,11 @@ export function registerAgent(program: Command): void {
         fatal(err);
       }
     });
+}
+
+/** Commander's collector for the repeatable `--lend-window`. */
+function collectWindow(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 /**
@@ -151,6 +170,15 @@ export function agentConfigInput(flags: Record<string, unknown>): Record<string,
     healthFile: flags.healthFile,
     volumesDir: flags.volumesDir,
     allowHostPath: flags.allowHostPath,
+    lendPolicy: flags.lendPolicy,
+    lendAcOnly: flags.lendAcOnly,
+    lendIdleMinutes: flags.lendIdleMinutes,
+    lendMaxOwnerCpu: flags.lendMaxOwnerCpu,
+    lendMinFreeMemory: flags.lendMinFreeMemory,
+    lendWindows: (flags.lendWindow as string[] | undefined)?.join(';'),
+    lendPreemptAfterMs: flags.lendPreemptAfter,
+    lendSampleMs: flags.lendSample,
+    powerSupplyDir: flags.powerSupplyDir,
     prefix: flags.prefix,
     logLevel: flags.logLevel,
     ...clientTlsFlags(flags),

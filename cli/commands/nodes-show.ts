@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { CutterError } from '../../shared/errors.js';
 import { NodeListResultSchema, type NodeView } from '../../shared/schemas/index.js';
 import { formatBytes } from '../../shared/units.js';
+import { describeLending } from '../../shared/lending.js';
 import { ago, printJson, table } from '../output.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
 
@@ -59,6 +60,7 @@ function describe(n: NodeView): string {
     }`,
     `tasks:      ${s.running.length}${s.offer ? ` of at most ${s.offer.maxTasks}` : ''}${s.running.length ? `: ${s.running.map((t) => t.taskId).join(', ')}` : ''}`,
   ];
+  if (s.lending) lines.push(`lending:    ${describeLending(s.lending)} (cutter nodes policy ${n.node})`);
   if (cap?.docker.gpuError) lines.push(`docker gpu: ${cap.docker.gpuError}`);
   const gpus = cap?.gpus ?? [];
   if (gpus.length === 0) lines.push(`gpus:       none${cap?.nvidia?.error ? ` (${cap.nvidia.error})` : ''}`);

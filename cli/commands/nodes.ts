@@ -11,6 +11,8 @@ import { withClient, withClientOptions, type GlobalFlags } from './common.js';
 import { registerNodesStatus } from './nodes-status.js';
 import { registerNodesAdd } from './seed.js';
 import { gpuSummary, registerNodesShow } from './nodes-show.js';
+import { registerNodesPolicy } from './nodes-policy.js';
+import { describeLending } from '../../shared/lending.js';
 
 function row(n: NodeView): string[] {
   const cap = n.status.capacity;
@@ -28,7 +30,9 @@ function row(n: NodeView): string[] {
     tasks,
     offer ? offer.executors.join(',') || '-' : '-',
     ago(n.lastSeenAgoMs),
-    [n.offlineReason ?? (n.drained ? 'drained' : ''), gpuSummary(n)].filter(Boolean).join('; '),
+    [n.offlineReason ?? (n.drained ? 'drained' : ''), n.status.lending ? describeLending(n.status.lending) : '', gpuSummary(n)]
+      .filter(Boolean)
+      .join('; '),
   ];
 }
 
@@ -65,6 +69,7 @@ export function registerNodes(program: Command): void {
     }),
   );
   registerWake(nodes);
+  registerNodesPolicy(nodes);
   for (const [name, drain, what] of [
     ['drain', true, 'stop placing new tasks on a node; running tasks finish'],
     ['resume', false, 'place tasks on a drained node again'],

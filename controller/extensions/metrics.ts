@@ -105,6 +105,19 @@ export class MetricsExtension implements Extension {
       (v) => v.status.capacity?.ollama?.loaded.length,
     );
     perNode('cutter_node_heartbeat_age_seconds', 'Seconds since the controller last heard from the node', (v) => v.lastSeenAgoMs / 1000);
+    new Gauge({
+      name: 'cutter_node_lending',
+      help: 'Lending state of each node with a lending policy (issue 17): 1 for its state (lending, suspended, closed), 0 for the others',
+      labelNames: ['node', 'state'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const v of views()) {
+          const l = v.status.lending;
+          if (l) for (const state of ['lending', 'suspended', 'closed']) this.set({ node: v.node, state }, l.state === state ? 1 : 0);
+        }
+      },
+    });
     new Counter({
       name: 'cutter_input_rejected_total',
       help: 'Network input this process dropped or refused, by kind (shared/warn-limiter.ts; logged at most once per 10 s per kind)',

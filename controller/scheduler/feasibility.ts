@@ -6,6 +6,7 @@ import type { Rejection } from '../../shared/schemas/index.js';
 import { nodeFitReason } from './node-fit.js';
 import { STALE_AFTER_HEARTBEATS, type NodeSnapshot, type PlacementRequest } from './snapshot.js';
 import { gpuRejection } from './gpus.js';
+import { describeLending } from '../../shared/lending.js';
 
 /** Bytes committed to the tasks the node's heartbeat lists as running. */
 function committedMemory(n: NodeSnapshot): number {
@@ -44,6 +45,8 @@ export function rejectReason(n: NodeSnapshot, req: PlacementRequest, now: number
   const silentFor = now - n.lastSeenMs;
   if (silentFor > s.heartbeatMs * STALE_AFTER_HEARTBEATS) return { code: 'stale-heartbeat', silentMs: Math.round(silentFor) };
   if (!s.capacity || !s.offer) return { code: 'unannounced' };
+  // Issue 17: a node whose lending policy closes it (owner back, on battery, outside its windows) takes nothing new.
+  if (s.lending && s.lending.state !== 'lending') return { code: 'lending', detail: describeLending(s.lending) };
 
   if (!s.offer.executors.includes(req.kind)) {
     if (req.kind === 'docker') return { code: 'no-docker', ...(s.capacity.docker.error ? { detail: s.capacity.docker.error } : {}) };

@@ -109,6 +109,8 @@ export const errorCodes: Record<ErrorCode, string> = {
     "`failed` event: the node's Docker engine died or hung under the running task and did not answer again within the agent's grace (`--docker-engine-grace`, default 30 s), or came back without the container; the result is unknown and the attempt counts as lost",
   GPU_UNAVAILABLE:
     "`failed` event: the GPUs the assignment names are not on the node or are held by another task there (the controller's picture was stale); the attempt counts as lost and is placed again",
+  PREEMPTED:
+    "`failed` event: the node stopped lending (issue 17: its owner came back, it went on battery, it left its time window) and stopped the task after it stayed suspended past the node's preempt time, or refused a new one while not lending; the attempt counts as lost and is placed again",
 };
 
 /** Which attempt ends each restart policy retries after, read from the controller's own rule. */

@@ -8,6 +8,7 @@ import {
   AssignmentSchema,
   CancelSchema,
   AckSchema,
+  LendingSetSchema,
   ControllerStatusSchema,
   NodeListResultSchema,
   NodeStatusSchema,
@@ -107,6 +108,14 @@ export function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: Sch
         `On ${code(t.nodeAck('{node}'))}, not retained. The controller acknowledges a node's final events (\`result\`, \`failed\`) of (\`taskId\`, \`attempt\`) only after it has committed what they changed, so a result the agent has given up is never lost: with the server's data dir full the ack waits, the agent keeps the event and sends it again at every heartbeat and reconnect, and a controller restarted in between applies it then. Results are applied once per (task, attempt); duplicates and results of tasks the controller does not know are acknowledged too.`,
       ],
       examples: [{ title: 'one result acknowledged', value: { v: 1, acks: [{ taskId: TASK, attempt: 1 }] } }],
+    }),
+    schemaDoc({
+      name: 'LendingSet',
+      schema: LendingSetSchema,
+      about: [
+        `On ${code(t.nodeLendingSet('{node}'))}, not retained (issue 17). A change of the node's lending policy: \`patch\` holds the fields that change (\`null\` removes a condition), \`reset\` first goes back to the agent's own flags and file. The agent applies it at once, samples, and echoes \`id\` in its NodeStatus \`lending.applied\`. Only admins and the server publish it; an agent reads only its own.`,
+      ],
+      examples: [{ title: 'lending off', value: { v: 1, id: '5f2c9e01a7b3d4e6', patch: { enabled: false } } }],
     }),
     schemaDoc({
       name: 'TaskEvent',

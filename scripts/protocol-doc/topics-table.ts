@@ -164,6 +164,16 @@ export function topicRows(t: Topics): { rows: TopicRow[]; filters: FilterRow[]; 
         "Reader credit for a task's output (`cutter run` attached, a spec with `credit: true`, an agent whose `started` event says `credit: true`): the last event seq the reader wrote out. The agent holds the output while more than 8 MiB (or 4,096 log events) are beyond it; sent at least every second; no credit for 10 s while held, or `release`, and the output is no longer held. Only the task's submitter may publish (SECURITY.md).",
     },
     {
+      topic: (used.add('nodeLendingSet'), t.nodeLendingSet('{node}')),
+      builder: 'nodeLendingSet(node)',
+      fromTo: 'admin or server → agent',
+      retained: 'no',
+      qos: 1,
+      payload: '`LendingSet` (shared/schemas/lending.ts)',
+      notes:
+        "A change of the node's lending policy (issue 17; `cutter nodes policy`, Home Assistant's lending switch and mode select through the server): a patch of the policy's fields (`null` removes a condition), `reset` back to the agent's own flags and file first; the agent echoes its `id` as NodeStatus `lending.applied`. Only admins and the server publish; agent N subscribes only its own (SECURITY.md). Kept for an offline agent by its persistent session, not across agent restarts.",
+    },
+    {
       ...b('forwardState', 'task'),
       fromTo: 'server → all',
       retained: 'yes',

@@ -89,6 +89,24 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
   volumesDir: z.string().min(1).max(4096).optional(),
   /** Execution policy: host directories containers may bind-mount (`-v /srv/data:/data`) and exec tasks be pointed at; empty = none. */
   allowHostPath: ListSchema(),
+  /** Lending (issue 17, shared/lending.ts): a policy file, YAML or JSON; the `lend*` keys below override its fields. */
+  lendPolicy: z.string().min(1).max(4096).optional(),
+  /** Lending: take work only on mains power. */
+  lendAcOnly: Bool.optional(),
+  /** Lending: only when the owner has been idle this many minutes. */
+  lendIdleMinutes: Int(0, 10_080).optional(),
+  /** Lending: only while the owner's CPU use (minus cutter's tasks) is at most this, %. */
+  lendMaxOwnerCpu: Int(0, 100).optional(),
+  /** Lending: only while this much memory is available (`2g`). */
+  lendMinFreeMemory: SizeSchema.optional(),
+  /** Lending: time windows, `;` between them (`mon-fri 22:00-07:00; sat,sun *`). */
+  lendWindows: z.string().max(2_000).optional(),
+  /** Lending: how long a task stays suspended before it is preempted and placed elsewhere (`10m`). */
+  lendPreemptAfterMs: DurationSchema.optional(),
+  /** Lending: how often the owner's state is sampled (`5s`). */
+  lendSampleMs: DurationSchema.optional(),
+  /** Lending: the directory of power supplies (a test double of /sys/class/power_supply). */
+  powerSupplyDir: z.string().min(1).max(4096).default('/sys/class/power_supply'),
 });
 
 /**

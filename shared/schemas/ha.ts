@@ -25,7 +25,7 @@ export const HaAvailabilitySchema = z.object({
 /** One entity ("component") of a device discovery payload. */
 export const HaComponentSchema = z.object({
   /** Platform: `sensor`, `binary_sensor`, `switch`, … */
-  p: z.enum(['sensor', 'binary_sensor', 'switch', 'button']),
+  p: z.enum(['sensor', 'binary_sensor', 'switch', 'button', 'select']),
   uniq_id: HaId,
   name: z.string().min(1).max(100),
   /** The suggested entity id with its domain, e.g. `sensor.cutter_gpu_box_memory_available` (replaced `object_id` in HA 2025.10, core PR #151775). */
@@ -45,6 +45,8 @@ export const HaComponentSchema = z.object({
   avty_mode: z.enum(['all', 'any', 'latest']).optional(),
   json_attr_t: z.string().optional(),
   json_attr_tpl: z.string().optional(),
+  /** A `select`'s choices (HA MQTT select: `options`, required there). */
+  options: z.array(z.string().max(64)).max(16).optional(),
 });
 
 /** The device discovery payload cutter publishes for one node. */
@@ -80,6 +82,12 @@ export const HaNodeStateSchema = z.object({
   agent_version: z.string(),
   /** When the controller last heard from the node (ISO 8601, the controller's clock). */
   last_heartbeat: z.string(),
+  /** Lending (issue 17): `lending`, `suspended: on battery`, `closed: outside 22:00-07:00`; absent for nodes without a lending policy. */
+  lending: z.string().max(400).optional(),
+  /** The lending switch: the policy is on. */
+  lending_enabled: z.boolean().optional(),
+  /** The lending mode select: `auto` or `always`. */
+  lending_mode: z.string().max(16).optional(),
 });
 
 export type HaComponent = z.infer<typeof HaComponentSchema>;

@@ -8,6 +8,7 @@ import { IdSchema } from '../topics.js';
 import { DiskSchema, NodePolicySchema, PlatformSchema } from './placement.js';
 import { VolumeNameSchema } from '../volumes.js';
 import { MAX_VOLUMES } from './volumes.js';
+import { LendingStatusSchema } from './lending.js';
 
 const Bytes = z.number().int().nonnegative();
 
@@ -229,6 +230,8 @@ export const NodeStatusSchema = z.object({
   volumes: z.array(VolumeNameSchema).max(MAX_VOLUMES).optional(),
   /** Host directories its policy lets tasks mount (`--allow-host-path`); absent = none. */
   hostPaths: z.array(z.string().max(4096)).max(32).optional(),
+  /** Its lending state (issue 17, shared/schemas/lending.ts): absent when it has no lending policy, and from older agents. */
+  lending: LendingStatusSchema.optional(),
 });
 
 export type Gpu = z.infer<typeof GpuSchema>;

@@ -32,6 +32,7 @@ import { IdSchema } from '../topics.js';
  *   such GPUs of `gpuTotal` (`gpusHeld` held by cutter tasks, `gpuFree`: the most free VRAM of one
  *   unheld GPU); `detail`: why it has none it can hand out (no driver, no GPU runtime for Docker).
  * - `volume`: the task mounts a volume the node does not have, or a host path its policy does not allow (`detail`: which).
+ * - `lending`: the node's lending policy closes it now (issue 17; `detail`: its state, `suspended: on battery`, `closed: outside 22:00-07:00`).
  */
 export const RejectionCodeSchema = z.enum([
   'unknown-node',
@@ -57,6 +58,7 @@ export const RejectionCodeSchema = z.enum([
   'exec-tty',
   'gpus',
   'volume',
+  'lending',
 ]);
 
 const bytes = z.number().int().nonnegative();

@@ -65,6 +65,10 @@ describe('formatRejection', () => {
         { code: 'volume', detail: 'no volume data: cutter volume create NODE:data' },
         'lacks what the task mounts (no volume data: cutter volume create NODE:data)',
       ],
+      [
+        { code: 'lending', detail: 'closed: outside mon-fri 22:00-07:00' },
+        'not lending now: closed: outside mon-fri 22:00-07:00 (cutter nodes policy NODE to change it)',
+      ],
     ];
     for (const [r, words] of cases) {
       const rejection = RejectionSchema.parse({ node: 'n1', ...r });

@@ -126,6 +126,8 @@ function drawNodes() {
     const tasks = offer ? n.status.running.length + " / " + offer.maxTasks : String(n.status.running.length);
     card.append(el("div", { class: "row" }, el("span", {}, "tasks " + tasks), el("span", { "data-field": "heartbeat", "data-seen": String(n.lastSeenAgoMs) }, "heartbeat " + dur(n.lastSeenAgoMs + skew()) + " ago")));
     if (n.offlineReason) card.append(el("div", { class: "row" }, n.offlineReason));
+    const l = n.status.lending;
+    if (l) card.append(el("div", { class: "row", "data-field": "lending" }, el("span", {}, "lending"), el("span", { class: "badge " + (l.state === "lending" ? "online" : l.state === "suspended" ? "draining" : "offline") }, l.state !== "lending" && l.reason ? l.state + ": " + l.reason : l.state)));
     box.append(card);
   }
 }

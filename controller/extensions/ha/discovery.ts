@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import type { HaComponent, HaDeviceConfig, HaNodeState, NodeView } from '../../../shared/schemas/index.js';
 import type { HaTopics } from '../../../shared/topics.js';
+import { describeLending } from '../../../shared/lending.js';
 
 const GIB = 1024 ** 3;
 
@@ -60,6 +61,13 @@ export function haNodeState(view: NodeView, now: number): HaNodeState {
     ollama_loaded: loaded.map((m) => m.name),
     agent_version: view.status.version,
     last_heartbeat: new Date(now - view.lastSeenAgoMs).toISOString(),
+    ...(view.status.lending
+      ? {
+          lending: describeLending(view.status.lending),
+          lending_enabled: view.status.lending.policy.enabled,
+          lending_mode: view.status.lending.policy.mode,
+        }
+      : {}),
   };
 }
 
@@ -168,6 +176,32 @@ export function haDeviceConfig(view: NodeView, ctx: DiscoveryContext): { topic: 
     ent_cat: 'config',
     ic: 'mdi:pause-circle-outline',
   });
+  if (view.status.lending) {
+    // Issue 17: the lending state, a switch (lending on/off) and a select (mode), after HA's MQTT
+    // sensor, switch and select docs (select: `command_topic`, `options`, `value_template`).
+    add('lending', { p: 'sensor', name: 'Lending', stat_t: state, ic: 'mdi:hand-heart', val_tpl: '{{ value_json.lending }}' });
+    add('lending_enabled', {
+      p: 'switch',
+      name: 'Lending enabled',
+      stat_t: state,
+      command_topic: t.lendingCommand(view.node, 'lending'),
+      val_tpl: "{{ 'ON' if value_json.lending_enabled else 'OFF' }}",
+      pl_on: 'ON',
+      pl_off: 'OFF',
+      ent_cat: 'config',
+      ic: 'mdi:hand-heart-outline',
+    });
+    add('lending_mode', {
+      p: 'select',
+      name: 'Lending mode',
+      stat_t: state,
+      command_topic: t.lendingCommand(view.node, 'mode'),
+      val_tpl: '{{ value_json.lending_mode }}',
+      options: ['auto', 'always'],
+      ent_cat: 'config',
+      ic: 'mdi:tune',
+    });
+  }
   const payload: HaDeviceConfig = {
     dev: {
       ids: [haId],

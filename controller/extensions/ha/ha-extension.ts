@@ -127,7 +127,10 @@ export class HomeAssistantExtension implements Extension {
       .then(
         (c) =>
           c
-            .subscribeAsync([this.t.haStatus(), this.t.allDrainCommands()], { qos: 1 })
+            .subscribeAsync(
+              [this.t.haStatus(), this.t.allDrainCommands(), this.t.allLendingCommands('lending'), this.t.allLendingCommands('mode')],
+              { qos: 1 },
+            )
             .then(() => this.log.info({ broker: url }, 'home assistant broker connected')),
         (err: unknown) => this.log.error({ broker: url, err }, 'home assistant broker refused the connection: discovery is not published'),
       )
@@ -166,6 +169,11 @@ export class HomeAssistantExtension implements Extension {
       this.birthTimer = setTimeout(() => this.safeResync('home assistant online'), randomInt(100, 1_000));
       return;
     }
+    const lending = this.t.lendingCommandOf(topic);
+    if (lending) {
+      this.onLendingCommand(lending.node, lending.what, text, retained);
+      return;
+    }
     if (topicMatches(this.t.allDrainCommands(), topic)) {
       // A retained command would drain the node again after every reconnect: commands are events.
       if (retained) {
@@ -186,6 +194,33 @@ export class HomeAssistantExtension implements Extension {
         }
       });
     }
+  }
+
+  /** The lending switch (`ON`/`OFF`) or mode select (`auto`/`always`) of a node: relayed to its agent (issue 17). */
+  private onLendingCommand(node: string, what: 'lending' | 'mode', text: string, retained: boolean): void {
+    if (retained) {
+      this.log.warn({ node, what }, 'ignored a retained lending command (publish it without retain)');
+      return;
+    }
+    const v = what === 'lending' ? text.toUpperCase() : text.toLowerCase();
+    const patch =
+      what === 'lending'
+        ? v === 'ON' || v === 'OFF'
+          ? { enabled: v === 'ON' }
+          : null
+        : v === 'auto' || v === 'always'
+          ? { mode: v as 'auto' | 'always' }
+          : null;
+    if (!patch) {
+      this.log.warn(
+        { node, what, payload: text.slice(0, 100) },
+        `dropped invalid lending command: payload must be ${what === 'lending' ? 'ON or OFF' : 'auto or always'}`,
+      );
+      return;
+    }
+    this.ctx.controller
+      .setLending(node, patch, 'homeassistant')
+      .catch((err: unknown) => this.log.warn({ node, err }, 'lending command refused'));
   }
 
   private safeResync(why: string): void {
@@ -246,7 +281,7 @@ export class HomeAssistantExtension implements Extension {
     // The state after the config: HA subscribes to the state topics once it has the config.
     // What goes out at once when it changes; memory and CPU wait for STATE_MIN_INTERVAL_MS.
     const cap = view.status.capacity;
-    const stateKey = `${view.state}|${view.drained}|${view.status.running.length}|${(cap?.ollama?.loaded ?? []).map((m) => m.name).join(',')}|${cap?.gpus.length ?? -1}|${Boolean(cap)}`;
+    const stateKey = `${view.state}|${view.drained}|${view.status.running.length}|${(cap?.ollama?.loaded ?? []).map((m) => m.name).join(',')}|${cap?.gpus.length ?? -1}|${Boolean(cap)}|${lendingKey(view)}`;
     if (force || stateKey !== p.stateKey || now - p.stateAt >= STATE_MIN_INTERVAL_MS) {
       const json = JSON.stringify(haNodeState(view, now));
       if (force || json !== p.state) this.publish(this.t.state(view.node), json);
@@ -277,6 +312,12 @@ export class HomeAssistantExtension implements Extension {
 }
 
 /** Everything haDeviceConfig reads from a view: the agent's version, which GPUs report free memory, whether it has Ollama. */
+/** What of a node's lending goes out to HA at once when it changes (state, reason, switch, mode). */
+function lendingKey(view: NodeView): string {
+  const l = view.status.lending;
+  return l ? `${l.state}:${l.reason ?? ''}:${l.policy.enabled}:${l.policy.mode}` : '';
+}
+
 function configKey(view: NodeView): string {
   const cap = view.status.capacity;
   return JSON.stringify([
@@ -284,5 +325,6 @@ function configKey(view: NodeView): string {
     view.status.version,
     (cap?.gpus ?? []).map((g) => g.memoryFree !== null),
     Boolean(cap?.ollama || view.status.offer?.executors.includes('ollama')),
+    Boolean(view.status.lending),
   ]);
 }
