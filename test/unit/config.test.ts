@@ -203,7 +203,8 @@ describe('loadConfig', () => {
       const err = thrown(() => loadConfig(AgentConfigSchema, 'agent', { heartbeatMs: 5 }, env()));
       expect(err.code).toBe('INVALID_CONFIG');
       expect(err.message).toContain('heartbeatMs = 5');
-      expect(err.message).toContain('flag --heartbeat-ms');
+      // The flag as the user types it (--heartbeat 5), not the config key's spelling (--heartbeat-ms).
+      expect(err.message).toContain('(from flag --heartbeat)');
     });
 
     it('flag with a bad node id', () => {
