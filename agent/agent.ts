@@ -36,6 +36,7 @@ import type { AgentService } from './service.js';
 import { defaultServices } from './services.js';
 import { RESEND_AFTER_MS, TaskEvents } from './task-events.js';
 import { TaskRunner, within } from './tasks.js';
+import { ioOf } from './io/requests.js';
 
 /** First and longest wait before connecting again while another agent serves this node id, ms. */
 const IN_USE_RETRY_MS = 5_000;
@@ -104,6 +105,7 @@ export class Agent {
       services,
       announce: () => this.heartbeat.announce(),
       gpus: () => this.nvidia.uuids(),
+      io: ioOf(config),
     });
   }
 

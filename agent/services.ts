@@ -13,6 +13,7 @@ import { PortAnnouncer } from './ports.js';
 import type { AgentService } from './service.js';
 import { StdinService } from './stdin.js';
 import { volumesOf } from './volumes/config.js';
+import { ioOf } from './io/requests.js';
 
 /** Port announcements, file transfer and image sync (the Docker client of the docker executor, when there is one), task stdin, reader credit. */
 export function defaultServices(config: AgentConfig, log: Logger, executors: Executor[]): AgentService[] {
@@ -34,6 +35,7 @@ export function defaultServices(config: AgentConfig, log: Logger, executors: Exe
       images: new DockerImageStore(docker),
       imagePolicy: (image) => imageViolation(image, config.allowedImages),
       volumes: volumesOf(config),
+      io: ioOf(config),
     }),
     new StdinService({ node: config.nodeId, t: topics(config.prefix), log: log.child({ node: config.nodeId, component: 'stdin' }) }),
     new OutputCreditService({

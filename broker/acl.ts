@@ -19,7 +19,8 @@
  *   status and Home Assistant discovery; publishes nothing.
  * - file transfer (shared/schemas/files.ts): an admin publishes on `nodes/{any}/files/in/{its own
  *   client id}[/data]`; agent N subscribes to `nodes/N/files/in/+[/data]` and publishes on
- *   `nodes/N/files/out/{client}[/data]` only. Observers reach none of it.
+ *   `nodes/N/files/out/{client}[/data]` only. Observers reach none of it. A control message naming
+ *   a `task` (its inputs and outputs, shared/schemas/io.ts) only from that task's submitter (`ioDenied`).
  * - port forwarding (shared/schemas/ports.ts): agent N publishes only `nodes/N/ports/{task}`,
  *   carrying `"node": "N"` (the port proxy re-checks the task, attempt and declared ports).
  * - task stdin (`cutter run -i`, shared/schemas/stdin.ts): an admin publishes on
@@ -189,6 +190,23 @@ function submitterOnly(identity: Identity, task: string, ctx: AclContext, act: s
   return null;
 }
 
+/**
+ * Why `identity` may not send this file transfer control message (its own `nodes/N/files/in/C`), or
+ * null: one that names a `task` (a task's inputs and outputs, shared/schemas/io.ts) passes only for
+ * the identity that submitted that task (the same rule as stdin); chunk frames (`…/data`) pass, as
+ * the agent takes them only for a transfer this client opened with a checked control message.
+ */
+export function ioDenied(identity: Identity, topic: string, payload: Buffer, ctx: AclContext): string | null {
+  if (ctx.t.parse(topic)?.kind !== 'filesIn') return null;
+  let task: unknown;
+  try {
+    task = (parseJson(payload, LIMITS.filesIn) as { task?: unknown } | null)?.task;
+  } catch {
+    return null; // not JSON, or over the bounds: the agent drops it
+  }
+  return typeof task === 'string' ? submitterOnly(identity, task, ctx, 'send its inputs or fetch its outputs') : null;
+}
+
 /** Why this publish is denied, or null when allowed. */
 export function denyPublish(identity: Identity, clientId: string, topic: string, payload: Buffer, ctx: AclContext): string | null {
   const { t } = ctx;
@@ -215,7 +233,7 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
     }
     case 'admin': {
       if (topic === t.requests(clientId) || isHaPublish(topic, ctx, true)) return null;
-      if (fileTopicOf(t, topic, 'in')?.client === clientId) return null;
+      if (fileTopicOf(t, topic, 'in')?.client === clientId) return ioDenied(identity, topic, payload, ctx);
       const p = t.parse(topic);
       if (p?.kind === 'nodeStdin') return stdinDenied(identity, p.task, ctx);
       if (p?.kind === 'nodeCredit') return creditDenied(identity, p.task, ctx);

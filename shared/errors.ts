@@ -51,7 +51,11 @@ export type ErrorCode =
    * The GPUs an assignment names cannot be given on its node (not found there, or held by another
    * task): the controller's picture was stale. A node fault (placed again).
    */
-  | 'GPU_UNAVAILABLE';
+  | 'GPU_UNAVAILABLE'
+  /** A task's inputs (`cutter run --input`) could not be staged on its node: the task was not started (exit 125). */
+  | 'STAGING_FAILED'
+  /** A task's outputs (`cutter run --output`) could not be collected from its node: the reason says why. */
+  | 'COLLECT_FAILED';
 
 /**
  * The exit code a shell (and `docker run`) gives for a command that could not be run, by error

@@ -15,6 +15,8 @@ export interface TransferOptions {
   onProgress?: (bytes: number, total: number) => void;
   /** The node's volume the remote path is inside (`cutter cp -r`, cli/files/tree.ts). */
   volume?: string;
+  /** A task's input content (put: into the node's cache) or output file (get, from output `output`); cli/io/. */
+  task?: { id: string; attempt: number; output?: number };
 }
 
 /** What a finished transfer reports (`cutter cp --json`). */

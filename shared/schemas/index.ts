@@ -12,3 +12,4 @@ export * from './stdin.js';
 export * from './placement.js';
 export * from './output-credit.js';
 export * from './volumes.js';
+export * from './io.js';

@@ -44,7 +44,14 @@ export type VolumeInfo = z.infer<typeof VolumeInfoSchema>;
 export const VolumeInSchemas = [
   z.object({ v: z.literal(1), type: z.literal('vol.create'), xfer: XferId, volume: VolumeNameSchema }),
   z.object({ v: z.literal(1), type: z.literal('vol.inspect'), xfer: XferId, volume: VolumeNameSchema }),
-  z.object({ v: z.literal(1), type: z.literal('vol.rm'), xfer: XferId, volume: VolumeNameSchema }),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('vol.rm'),
+    xfer: XferId,
+    volume: VolumeNameSchema,
+    /** Remove it even while a task running on the node mounts it (`cutter volume rm --force`). */
+    force: z.boolean().optional(),
+  }),
   z.object({ v: z.literal(1), type: z.literal('vol.ls'), xfer: XferId }),
   z.object({
     v: z.literal(1),
