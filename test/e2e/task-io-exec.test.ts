@@ -32,6 +32,8 @@ describe('task inputs and outputs with exec tasks', () => {
   let server: Daemon;
   let url: string;
   let agent: Daemon;
+  /** Takes no file over 50 KB: staging the 100 KB files there fails. */
+  let small: Daemon;
   const local = tempDir('cutter-io-exec-');
   const dataset = join(local, 'dataset');
   const results = join(local, 'results');
@@ -39,6 +41,8 @@ describe('task inputs and outputs with exec tasks', () => {
   /** Reads every input file, writes their sums and a marker into the output (and a link pointing out of it). */
   const job = [
     'run',
+    '--node',
+    'ioexec',
     '--input',
     `${dataset}:in`,
     '--output',
@@ -53,12 +57,15 @@ describe('task inputs and outputs with exec tasks', () => {
 
   beforeAll(async () => {
     ({ daemon: server, url } = await startServer());
-    agent = await startAgent(url, 'ioexec', ['--allow-exec']);
+    [agent, small] = await Promise.all([
+      startAgent(url, 'ioexec', ['--allow-exec']),
+      startAgent(url, 'iosmall', ['--allow-exec', '--files-max-size', '50k']),
+    ]);
     mkdirSync(join(dataset, 'deep', 'er'), { recursive: true });
     for (let i = 0; i < FILES; i++) writeFileSync(join(dataset, i % 2 ? 'deep/er' : '', name(i)), randomBytes(FILE_BYTES));
   }, 60_000);
   afterAll(async () => {
-    await agent?.stop();
+    await Promise.all([agent?.stop(), small?.stop()]);
     await server?.stop();
     rmSync(local, { recursive: true, force: true });
   });
@@ -116,5 +123,15 @@ describe('task inputs and outputs with exec tasks', () => {
     expect(r.stderr).toMatch(/inputs staged on ioexec in .*: 0 of 20 files sent \(0 B\), 20 already there with the same SHA-256/);
     expect(r.stderr).toMatch(/outputs collected from ioexec .*: 0 of 2 files received/);
     expect(r.stderr).toMatch(/moved 0 B up \(inputs\), 0 B down \(outputs\)/);
+  }, 180_000);
+
+  it('fails the task STAGING_FAILED with exit 125 when the node refuses the inputs, and never runs the command', async () => {
+    const marker = join(local, 'ran');
+    const r = await run(['run', '--node', 'iosmall', '--input', `${dataset}:in`, 'exec', '--', 'sh', '-c', `touch ${marker}`]);
+    expect(r.code, r.stderr).toBe(125);
+    expect(r.stderr).toMatch(
+      /failed: staging the inputs failed: could not send the inputs to node iosmall: .*over node iosmall's limit of 51200 bytes/,
+    );
+    expect(existsSync(marker)).toBe(false);
   }, 180_000);
 });
