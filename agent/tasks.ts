@@ -23,6 +23,8 @@ import type { ExecutorRegistry } from './executors/registry.js';
 import type { AgentService } from './service.js';
 import { type Attempt, type Batcher, newAttempt, type TaskEvents } from './task-events.js';
 import { resolveStorage } from './volumes/resolve.js';
+import { volumesOf } from './volumes/config.js';
+import { mountedVolumes } from '../shared/volumes.js';
 import type { IoStore } from './io/store.js';
 import { ioCounts, ioProblem, OUTPUT_KEEP_MS, stageSpec } from './io/stage.js';
 
@@ -207,6 +209,7 @@ export class TaskRunner {
     if (ioRefusal) return refuse('INVALID_ARGUMENT', ioRefusal);
 
     this.running.set(keyOf(a.taskId, a.attempt), task);
+    volumesOf(this.deps.config)?.use(keyOf(a.taskId, a.attempt), mountedVolumes(a.spec));
     // Registered before `accepted` goes out: the submitter starts sending its inputs when it sees it.
     if (hasIo) this.deps.io!.expect(a.taskId, a.attempt, io.inputs, io.outputs, storage.spec.kind === 'exec');
     // Not awaited: MQTT keeps one client's publishes in order, so `accepted` still precedes
@@ -318,6 +321,7 @@ export class TaskRunner {
   private release(task: Attempt): void {
     const key = keyOf(task.taskId, task.attempt);
     if (this.running.get(key) === task) this.running.delete(key);
+    volumesOf(this.deps.config)?.release(key);
     for (const s of this.deps.services) s.taskEnded?.(task.taskId, task.attempt);
     task.markEnded();
     this.deps.announce();

@@ -57,10 +57,18 @@ export async function answerVolumeRequest(store: VolumeStore | undefined, msg: V
     }
     case 'vol.inspect':
       return { type: 'vol.info', xfer: msg.xfer, volume: await store.info(msg.volume) };
-    case 'vol.rm':
+    case 'vol.rm': {
+      const users = store.usersOf(msg.volume);
+      if (users.length && !msg.force)
+        throw new CutterError(
+          'POLICY_DENIED',
+          `volume ${msg.volume} is mounted by task ${users.map((u) => u.replace(/:\d+$/, '')).join(', ')} running here: ` +
+            'wait for it to end or cancel it (cutter cancel TASK), or remove the volume anyway with cutter volume rm --force',
+        );
       await store.remove(msg.volume);
-      log.info({ volume: msg.volume, client }, 'volume removed');
+      log.info({ volume: msg.volume, client, ...(users.length ? { forced: users } : {}) }, 'volume removed');
       return { type: 'vol.info', xfer: msg.xfer, volume: null };
+    }
     case 'vol.ls':
       return { type: 'vol.list', xfer: msg.xfer, volumes: await store.list() };
     case 'vol.diff': {

@@ -23,6 +23,8 @@ const isPart = (name: string) => name.endsWith(PART_SUFFIX) || name.endsWith(`${
 /** The volumes of one node. */
 export class VolumeStore {
   private readonly hashes = new Map<string, { size: number; mtimeMs: number; sha256: string }>();
+  /** The volumes each task attempt here mounts, by `taskId:attempt` (agent/tasks.ts), so `vol.rm` can refuse one in use. */
+  private readonly users = new Map<string, string[]>();
 
   /** @param dir the volumes directory (created on first use, mode 0700). */
   constructor(
@@ -83,6 +85,21 @@ export class VolumeStore {
       if (err.code !== 'EEXIST') throw err;
     });
     return this.info(name);
+  }
+
+  /** Records that task attempt `key` mounts `names` (until `release(key)`). */
+  use(key: string, names: string[]): void {
+    if (names.length) this.users.set(key, names);
+  }
+
+  /** The attempt `key` ended: its volumes are no longer in use by it. */
+  release(key: string): void {
+    this.users.delete(key);
+  }
+
+  /** The task attempts (`taskId:attempt`) accepted or running here that mount volume `name`. */
+  usersOf(name: string): string[] {
+    return [...this.users].filter(([, names]) => names.includes(name)).map(([key]) => key);
   }
 
   /** Deletes the volume and everything in it. @throws CutterError NOT_FOUND. */

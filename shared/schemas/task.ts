@@ -378,6 +378,8 @@ export const TaskStateSchema = z.object({
   oomKilled: z.boolean(),
   error: z.object({ code: z.string().max(64), message: z.string().max(4_000) }).nullable(),
   submittedBy: z.string().max(128),
+  /** The node volumes the task mounts (`-v VOLUME…`), so `cutter volume rm` can refuse one in use; absent: none (or stored before it was kept). */
+  volumes: z.array(VolumeNameSchema).max(32).optional(),
 });
 
 export type DockerSpec = z.infer<typeof DockerSpecSchema>;
