@@ -251,7 +251,7 @@ export class FileService implements AgentService {
       mkdirSync(spool, { recursive: true, mode: 0o700 });
       dest = join(spool, `${msg.sha256}.tar`);
     } else {
-      dest = await pathOf('write', msg, this.opts, this.policy);
+      dest = await pathOf('write', msg, this.opts, this.policy, from);
       if ((await stat(dest).catch(() => null))?.isDirectory())
         throw new CutterError('INVALID_ARGUMENT', `${msg.path} is a directory on this node: end the path with / to copy into it`);
     }
@@ -371,7 +371,7 @@ export class FileService implements AgentService {
     }
     if (this.sessions.size >= MAX_SESSIONS)
       throw new CutterError('NODE_BUSY', `node ${this.opts.node} has ${this.sessions.size} transfers open: try again later`);
-    const path = await pathOf('read', msg, this.opts, this.policy);
+    const path = await pathOf('read', msg, this.opts, this.policy, from);
     const st = await stat(path);
     if (!st.isFile()) throw new CutterError('INVALID_ARGUMENT', `${msg.path} is not a regular file`);
     if (st.size > this.opts.maxBytes)

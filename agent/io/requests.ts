@@ -12,7 +12,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { FileIn, FileOut } from '../../shared/schemas/files.js';
 import { MANIFEST_PAGE, MANIFEST_PAGE_BYTES } from '../../shared/schemas/volumes.js';
 import type { PathPolicy } from '../files/paths.js';
-import { answerVolumeRequest, filePath, isVolumeRequest, type VolumeStore } from '../volumes/requests.js';
+import { answerVolumeRequest, filePath, isVolumeRequest, peerOf, type VolumeStore } from '../volumes/requests.js';
 import { IoStore } from './store.js';
 
 export { IoStore } from './store.js';
@@ -52,15 +52,24 @@ type FileMsg = Extract<FileIn, { type: 'put' | 'get' }>;
 /**
  * Where a `put` (write) or `get` (read) goes on the node: for one that names a task, an input
  * content's cache file or an output file (ioFilePath); else a volume's file or a path the
- * `--files-allow` policy allows (agent/volumes/requests.ts `filePath`).
+ * `--files-allow` policy allows (agent/volumes/requests.ts `filePath`). Another node's agent (`from`
+ * `cutter-agent-…`) may only read a volume file it holds a grant for (`vol.grant`).
  * @throws CutterError: the refusals of either.
  */
-export function pathOf(
+export async function pathOf(
   kind: 'read' | 'write',
   msg: FileMsg,
   opts: { io?: IoStore; volumes?: VolumeStore },
   policy: PathPolicy,
+  from: string,
 ): Promise<string> {
+  // Another node's agent (a node-to-node copy) reads only inside what it was granted.
+  const peer = peerOf(from);
+  if (
+    peer !== null &&
+    !(kind === 'read' && msg.volume !== undefined && msg.task === undefined && opts.volumes?.granted(peer, msg.volume, msg.path))
+  )
+    throw new CutterError('POLICY_DENIED', `agent ${peer} holds no grant to ${kind} ${msg.volume ?? ''}/${msg.path} here`);
   return msg.task !== undefined ? ioFilePath(requireIo(opts.io), msg) : filePath(kind, msg, opts.volumes, policy);
 }
 

@@ -1,6 +1,6 @@
 /** The ACL rule for a task's inputs and outputs (shared/schemas/io.ts): only the task's submitter may send its `io.*`/`put`/`get`. */
 import { describe, expect, it } from 'vitest';
-import { type AclContext, type AssignmentView, denyPublish } from '../../broker/acl.js';
+import { type AclContext, type AssignmentView, denyPublish, denySubscribe } from '../../broker/acl.js';
 import type { Identity } from '../../broker/identities.js';
 import { topics } from '../../shared/topics.js';
 
@@ -33,5 +33,25 @@ describe('ACL for task inputs and outputs', () => {
     expect(denyPublish(alice, 'cli-a', t.filesIn('nb', 'cli-b'), diff, ctx)).not.toBeNull();
     // Without a controller next to the broker nothing is known: allowed.
     expect(denyPublish(bob, 'cli-b', t.filesIn('nb', 'cli-b'), diff, { t, haPrefix: 'homeassistant' })).toBeNull();
+  });
+
+  it("lets an agent only read another node's files (node-to-node copies), never write, load or send chunks there", () => {
+    const nb: Identity = { username: 'agent:nb', role: 'agent', name: 'nb' };
+    const to = t.filesIn('other', 'cutter-agent-nb');
+    expect(denyPublish(nb, 'cutter-agent-nb', to, msg({ type: 'vol.manifest', volume: 'd', path: '', offset: 0 }), ctx)).toBeNull();
+    expect(denyPublish(nb, 'cutter-agent-nb', to, msg({ type: 'get', volume: 'd', path: 'x', offset: 0 }), ctx)).toBeNull();
+    expect(denyPublish(nb, 'cutter-agent-nb', to, msg({ type: 'put', path: 'x', size: 1, sha256: 'b'.repeat(64) }), ctx)).toMatch(
+      /only vol.manifest/,
+    );
+    expect(
+      denyPublish(nb, 'cutter-agent-nb', to, msg({ type: 'image.put', image: 'x', size: 1, sha256: 'b'.repeat(64) }), ctx),
+    ).not.toBeNull();
+    expect(denyPublish(nb, 'cutter-agent-nb', to, msg({ type: 'vol.rm', volume: 'd' }), ctx)).not.toBeNull();
+    expect(denyPublish(nb, 'cutter-agent-nb', t.filesInData('other', 'cutter-agent-nb'), Buffer.from([1]), ctx)).not.toBeNull();
+    // Only as its own client id, and it reads only the answers to that client id.
+    expect(denyPublish(nb, 'cutter-agent-nb', t.filesIn('other', 'cli-1'), msg({ type: 'get', path: 'x', offset: 0 }), ctx)).not.toBeNull();
+    expect(denySubscribe(nb, 'cutter-agent-nb', t.filesOut('other', 'cutter-agent-nb'), ctx)).toBeNull();
+    expect(denySubscribe(nb, 'cutter-agent-nb', t.filesOutData('other', 'cutter-agent-nb'), ctx)).toBeNull();
+    expect(denySubscribe(nb, 'cutter-agent-nb', t.filesOut('other', 'cli-1'), ctx)).not.toBeNull();
   });
 });

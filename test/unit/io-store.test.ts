@@ -85,3 +85,17 @@ describe('IoStore', () => {
     await expect(store.outputManifest('out', 1, 0, 0, 100, 1 << 20)).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 });
+
+describe('volume grants (node-to-node copies)', () => {
+  it('cover only the granted directory of the granted volume, for the granted agent', async () => {
+    const { VolumeStore } = await import('../../agent/volumes/store.js');
+    const v = new VolumeStore(tempDir('cutter-grants-'), 'na');
+    v.grant('nb', 'data', 'set', 60_000);
+    expect(v.granted('nb', 'data', 'set/a/b')).toBe(true);
+    expect(v.granted('nb', 'data', 'set')).toBe(true);
+    expect(v.granted('nb', 'data', 'settings')).toBe(false);
+    expect(v.granted('nb', 'data', 'set/../secret')).toBe(false);
+    expect(v.granted('nb', 'other', 'set/a')).toBe(false);
+    expect(v.granted('nc', 'data', 'set/a')).toBe(false);
+  });
+});
