@@ -38,6 +38,20 @@ export const MAX_IO_FILES = 100_000;
 export const IoTargetSchema = z.object({ target: z.string().min(1).max(1024) });
 export type IoTarget = z.infer<typeof IoTargetSchema>;
 
+/** The task spec fields (docker and exec; shared/schemas/task.ts). */
+export const IoSpecFields = {
+  /**
+   * Directories the submitter uploads before the start (`cutter run --input ./data:/in`): docker
+   * mounts each read-only at `target` (absolute); exec finds each in `$CUTTER_INPUT_<NAME>`. Absent: none.
+   */
+  inputs: z.array(IoTargetSchema).max(MAX_IO_DIRS).optional(),
+  /**
+   * Empty directories the task writes, collected to the submitter after the exit (`--output
+   * /out:./results`): docker mounts each writable at `target`; exec finds each in `$CUTTER_OUTPUT_<NAME>`.
+   */
+  outputs: z.array(IoTargetSchema).max(MAX_IO_DIRS).optional(),
+};
+
 /** Client → agent requests (members of FileInSchema). */
 export const IoInSchemas = [
   z.object({

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { IdSchema } from '../topics.js';
 import { ConstraintSchema, HeadroomSchema, PlatformSchema } from './placement.js';
 import { VolumeNameSchema } from '../volumes.js';
-import { IoTargetSchema, MAX_IO_DIRS } from './io.js';
+import { IoSpecFields } from './io.js';
 
 const Bytes = z.number().int().nonnegative();
 const EnvSchema = z
@@ -73,13 +73,7 @@ export const DockerSpecSchema = z.object({
    * The agent mounts either as HostConfig.Mounts type `bind` (a missing source fails, never created).
    */
   mounts: z.array(MountSchema).max(16).optional(),
-  /**
-   * Directories the submitter uploads before the start (`cutter run --input ./data:/in`,
-   * shared/schemas/io.ts): each is mounted read-only at `target` (absolute). Absent: none.
-   */
-  inputs: z.array(IoTargetSchema).max(MAX_IO_DIRS).optional(),
-  /** Empty directories mounted writable at `target`, collected to the submitter after the exit (`--output /out:./results`). */
-  outputs: z.array(IoTargetSchema).max(MAX_IO_DIRS).optional(),
+  ...IoSpecFields, // --input / --output (shared/schemas/io.ts): read-only and writable bind mounts at `target`
 });
 
 /** A command run without a shell on the node (only on agents started with --allow-exec). */
@@ -113,10 +107,7 @@ export const ExecSpecSchema = z.object({
     .array(z.object({ name: VolumeNameSchema }))
     .max(16)
     .optional(),
-  /** Uploaded input directories (shared/schemas/io.ts): each one's path is in `$CUTTER_INPUT_<NAME>` (NAME from `target`). */
-  inputs: z.array(IoTargetSchema).max(MAX_IO_DIRS).optional(),
-  /** Scratch directories collected after the exit: each one's path is in `$CUTTER_OUTPUT_<NAME>`. */
-  outputs: z.array(IoTargetSchema).max(MAX_IO_DIRS).optional(),
+  ...IoSpecFields, // --input / --output (shared/schemas/io.ts): `$CUTTER_INPUT_<NAME>`, `$CUTTER_OUTPUT_<NAME>`
 });
 
 /**
