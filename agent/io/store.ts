@@ -46,6 +46,8 @@ interface Staging {
   touched: number;
   /** Set once the inputs are built. */
   built?: { dirs: IoDirs; files: number; bytes: number };
+  /** `io.done` came before the task runner let go of the attempt: its directories go at `ended`. */
+  collected?: boolean;
   /** Why building failed (the task then fails), when it did. */
   failed?: Error;
   /** The task runner's wait (`wait`). */
@@ -337,10 +339,11 @@ export class IoStore {
 
   /** Forgets the attempt; deletes its directories unless outputs wait to be collected (then `sweep` deletes them later). */
   async ended(task: string, attempt: number, keep: boolean): Promise<void> {
-    this.staging.get(`${task}~${attempt}`)?.waiter?.resolve({ inputs: [], outputs: [] });
+    const s = this.staging.get(`${task}~${attempt}`);
+    s?.waiter?.resolve({ inputs: [], outputs: [] });
     this.staging.delete(`${task}~${attempt}`);
     const dir = this.taskDir(task, attempt);
-    if (!keep) await rm(dir, { recursive: true, force: true });
+    if (!keep || s?.collected) await rm(dir, { recursive: true, force: true });
     else await utimes(dir, new Date(), new Date()).catch(() => undefined);
   }
 
@@ -354,7 +357,10 @@ export class IoStore {
 
   /** `io.done`: the outputs were collected; deletes the attempt's directories. */
   async done(task: string, attempt: number): Promise<void> {
-    if (this.staging.has(`${task}~${attempt}`)) return; // still running: nothing to delete yet
+    const s = this.staging.get(`${task}~${attempt}`);
+    // The task runner has not let go of the attempt yet (its result is just out): deleted at `ended`.
+    if (s) s.collected = true;
+    if (s) return;
     await rm(this.taskDir(task, attempt), { recursive: true, force: true });
   }
 

@@ -5,7 +5,7 @@
  * links are never listed — and only contents a manifest named enter the cache.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IoStore } from '../../agent/io/store.js';
@@ -83,6 +83,18 @@ describe('IoStore', () => {
     await expect(store.outputPath('out', 1, 0, '../../../../etc/passwd')).rejects.toMatchObject({ code: 'POLICY_DENIED' });
     await store.done('out', 1);
     await expect(store.outputManifest('out', 1, 0, 0, 100, 1 << 20)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
+
+describe('IoStore cleanup', () => {
+  it('deletes an attempt collected before the runner let go of it once it does', async () => {
+    const store = new IoStore(tempDir('cutter-io-clean-'), 'nb', 1024);
+    store.expect('early', 1, 0, 1, false);
+    const dirs = (await store.wait('early', 1, never, 60_000))!;
+    await store.done('early', 1);
+    expect(existsSync(dirs.outputs[0])).toBe(true);
+    await store.ended('early', 1, true);
+    expect(existsSync(dirs.outputs[0])).toBe(false);
   });
 });
 
