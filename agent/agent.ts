@@ -39,6 +39,7 @@ import type { AgentService } from './service.js';
 import { defaultServices } from './services.js';
 import { RESEND_AFTER_MS, TaskEvents } from './task-events.js';
 import { TaskRunner, within } from './tasks.js';
+import { ioOf } from './io/requests.js';
 
 /** First and longest wait before connecting again while another agent serves this node id, ms. */
 const IN_USE_RETRY_MS = 5_000;
@@ -122,6 +123,7 @@ export class Agent {
       announce: () => this.heartbeat.announce(),
       gpus: () => this.nvidia.uuids(),
       lending: this.lender,
+      io: ioOf(config),
     });
   }
 

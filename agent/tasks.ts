@@ -23,6 +23,10 @@ import type { ExecutorRegistry } from './executors/registry.js';
 import type { AgentService } from './service.js';
 import { type Attempt, type Batcher, newAttempt, type TaskEvents } from './task-events.js';
 import { resolveStorage } from './volumes/resolve.js';
+import { volumesOf } from './volumes/config.js';
+import { mountedVolumes } from '../shared/volumes.js';
+import type { IoStore } from './io/store.js';
+import { ioCounts, ioProblem, OUTPUT_KEEP_MS, stageSpec } from './io/stage.js';
 
 /** Grace before SIGKILL when a stale attempt is fenced, ms. */
 const FENCE_GRACE_MS = 3_000;
@@ -72,6 +76,8 @@ export interface TaskRunnerDeps {
   gpus?: () => string[];
   /** The lending policy's verdict (agent/lending): why new tasks are refused now, and resuming a task before it is stopped. */
   lending?: { refusal(): string | undefined; release(key: string): Promise<void> };
+  /** Task inputs and outputs (agent/io/); absent: tasks that have them are refused. */
+  io?: IoStore;
 }
 
 /** Grace before SIGKILL when a task is preempted (its node stopped lending), ms. */
@@ -205,8 +211,16 @@ export class TaskRunner {
     const gpuProblem = a.gpus?.length ? gpuConflict(a.gpus, this.deps.gpus?.() ?? [], [...this.running.values()]) : null;
     if (gpuProblem) return refuse('GPU_UNAVAILABLE', `node ${this.node} cannot give the task its GPUs: ${gpuProblem}`);
     if (a.gpus?.length) task.gpus = [...a.gpus];
+    const io = ioCounts(storage.spec);
+    const hasIo = io.inputs + io.outputs > 0;
+    if (hasIo && !this.deps.io) return refuse('EXECUTOR_DISABLED', `node ${this.node} takes no task inputs or outputs`);
+    const ioRefusal = hasIo ? ioProblem(storage.spec) : null;
+    if (ioRefusal) return refuse('INVALID_ARGUMENT', ioRefusal);
 
     this.running.set(keyOf(a.taskId, a.attempt), task);
+    volumesOf(this.deps.config)?.use(keyOf(a.taskId, a.attempt), mountedVolumes(a.spec));
+    // Registered before `accepted` goes out: the submitter starts sending its inputs when it sees it.
+    if (hasIo) this.deps.io!.expect(a.taskId, a.attempt, io.inputs, io.outputs, storage.spec.kind === 'exec');
     // Not awaited: MQTT keeps one client's publishes in order, so `accepted` still precedes
     // whatever the task reports next, and the workload need not wait a broker round trip to start.
     events.publish(task, { type: 'accepted' }).catch((err) => log.warn({ ...ids, err }, 'could not report acceptance'));
@@ -215,6 +229,24 @@ export class TaskRunner {
     // The new attempt starts once the stale ones have stopped (bounded by their grace), so the two never run together.
     if (older.length > 0) await within(Promise.all(older.map((r) => r.ended)), FENCE_GRACE_MS + 5_000);
 
+    let spec = storage.spec;
+    if (hasIo) {
+      const ioStore = this.deps.io!;
+      try {
+        // Outputs nobody collected within OUTPUT_KEEP_MS go now.
+        void ioStore.sweep(OUTPUT_KEEP_MS).catch(() => undefined);
+        spec =
+          (await stageSpec(ioStore, a.taskId, a.attempt, spec, () => task.pendingStop !== undefined || task.fenced || task.shutdown)) ??
+          spec;
+      } catch (err) {
+        const message = errorMessage(err);
+        log.warn({ ...ids, err }, 'staging the task inputs failed');
+        await events.publish(task, { type: 'failed', code: 'STAGING_FAILED', message }).catch(() => undefined);
+        await ioStore.ended(a.taskId, a.attempt, false).catch(() => undefined);
+        this.release(task);
+        return;
+      }
+    }
     const { ctx, batcher } = events.prepare(task);
     if (task.gpus) ctx.gpus = task.gpus;
     if (task.pendingStop !== undefined || task.fenced) {
@@ -223,14 +255,17 @@ export class TaskRunner {
       const message = task.shutdown ? `agent ${this.node} shut down before the task started` : 'cancelled before it started';
       await events.publish(task, { type: 'failed', code, message }).catch(() => undefined);
       log.info({ ...ids, code }, 'task stopped before it started');
+      if (hasIo) await this.deps.io!.ended(a.taskId, a.attempt, false).catch(() => undefined);
       this.release(task);
       return;
     }
-    task.handle = executor.start(storage.spec, ctx);
+    task.handle = executor.start(spec, ctx);
     // The status naming the task goes out once the workload is on its way, not before it
     // (unless the executor says otherwise: see `announceOnStart`).
     if (executor.announceOnStart !== false) this.deps.announce();
     await this.supervise(task, batcher);
+    // Outputs wait for their submitter (`io.done`), at most OUTPUT_KEEP_MS; inputs go at once.
+    if (hasIo) await this.deps.io!.ended(a.taskId, a.attempt, io.outputs > 0).catch(() => undefined);
   }
 
   /** Stops the attempt a cancel names, or remembers the cancel when its assignment has not come yet. */
@@ -311,6 +346,7 @@ export class TaskRunner {
   private release(task: Attempt): void {
     const key = keyOf(task.taskId, task.attempt);
     if (this.running.get(key) === task) this.running.delete(key);
+    volumesOf(this.deps.config)?.release(key);
     for (const s of this.deps.services) s.taskEnded?.(task.taskId, task.attempt);
     task.markEnded();
     this.deps.announce();

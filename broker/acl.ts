@@ -19,7 +19,11 @@
  *   status and Home Assistant discovery; publishes nothing.
  * - file transfer (shared/schemas/files.ts): an admin publishes on `nodes/{any}/files/in/{its own
  *   client id}[/data]`; agent N subscribes to `nodes/N/files/in/+[/data]` and publishes on
- *   `nodes/N/files/out/{client}[/data]` only. Observers reach none of it.
+ *   `nodes/N/files/out/{client}[/data]` only. Observers reach none of it. A control message naming
+ *   a `task` (its inputs and outputs, shared/schemas/io.ts) only from that task's submitter (`ioDenied`).
+ *   Node to node (`vol.pull`): agent N may also read another node's files as client `cutter-agent-N`
+ *   (`nodes/M/files/in/cutter-agent-N`, read requests only: `peerDenied`; and subscribe to the
+ *   answers `nodes/M/files/out/cutter-agent-N[/data]`); agent M serves only what was granted.
  * - port forwarding (shared/schemas/ports.ts): agent N publishes only `nodes/N/ports/{task}`,
  *   carrying `"node": "N"` (the port proxy re-checks the task, attempt and declared ports).
  * - task stdin (`cutter run -i`, shared/schemas/stdin.ts): an admin publishes on
@@ -212,6 +216,43 @@ function submitterOnly(identity: Identity, task: string, ctx: AclContext, act: s
   return null;
 }
 
+/**
+ * Why `identity` may not send this file transfer control message (its own `nodes/N/files/in/C`), or
+ * null: one that names a `task` (a task's inputs and outputs, shared/schemas/io.ts) passes only for
+ * the identity that submitted that task (the same rule as stdin); chunk frames (`…/data`) pass, as
+ * the agent takes them only for a transfer this client opened with a checked control message.
+ */
+export function ioDenied(identity: Identity, topic: string, payload: Buffer, ctx: AclContext): string | null {
+  if (ctx.t.parse(topic)?.kind !== 'filesIn') return null;
+  let task: unknown;
+  try {
+    task = (parseJson(payload, LIMITS.filesIn) as { task?: unknown } | null)?.task;
+  } catch {
+    return null; // not JSON, or over the bounds: the agent drops it
+  }
+  return typeof task === 'string' ? submitterOnly(identity, task, ctx, 'send its inputs or fetch its outputs') : null;
+}
+
+/** What an agent may ask of another node's agent (a node-to-node copy): read a granted directory, nothing else. */
+const PEER_TYPES: readonly string[] = ['vol.manifest', 'get', 'ack', 'done', 'abort'];
+
+/**
+ * Why agent N may not send this message to another node's file service as client `cutter-agent-N`
+ * (a node-to-node copy, shared/schemas/volumes.ts `vol.pull`), or null: only control messages that
+ * read (PEER_TYPES); never chunk frames (it sends no file) nor anything that writes or loads. The
+ * other agent still serves only what the submitter granted (`vol.grant`).
+ */
+export function peerDenied(topic: string, payload: Buffer, ctx: AclContext): string | null {
+  const deny = `agents send other nodes only ${PEER_TYPES.join(', ')} requests (node-to-node copies)`;
+  if (ctx.t.parse(topic)?.kind !== 'filesIn') return deny;
+  try {
+    const type = (parseJson(payload, LIMITS.filesIn) as { type?: unknown } | null)?.type;
+    return typeof type === 'string' && PEER_TYPES.includes(type) ? null : deny;
+  } catch {
+    return deny;
+  }
+}
+
 /** Why this publish is denied, or null when allowed. */
 export function denyPublish(identity: Identity, clientId: string, topic: string, payload: Buffer, ctx: AclContext): string | null {
   const { t } = ctx;
@@ -222,6 +263,7 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
       const node = identity.name;
       if (topic === t.nodeStatus(node)) return null;
       if (fileTopicOf(t, topic, 'out')?.node === node) return null;
+      if (fileTopicOf(t, topic, 'in')?.client === clientId) return peerDenied(topic, payload, ctx);
       const p = t.parse(topic);
       if (p?.kind === 'nodeStdinAck' && p.node === node) return null;
       // Denying a QoS 1 publish makes MQTT.js resend it on every reconnect, forever: deny (cut) only
@@ -238,7 +280,7 @@ export function denyPublish(identity: Identity, clientId: string, topic: string,
     }
     case 'admin': {
       if (topic === t.requests(clientId) || isHaPublish(topic, ctx, true)) return null;
-      if (fileTopicOf(t, topic, 'in')?.client === clientId) return null;
+      if (fileTopicOf(t, topic, 'in')?.client === clientId) return ioDenied(identity, topic, payload, ctx);
       const p = t.parse(topic);
       if (p?.kind === 'nodeStdin') return stdinDenied(identity, p.task, ctx);
       if (p?.kind === 'nodeCredit') return creditDenied(identity, p.task, ctx);
@@ -285,7 +327,7 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
         t.nodeStdin(identity.name, '+'),
         t.nodeCredit(identity.name, '+'),
         t.nodeLendingSet(identity.name),
-      ].includes(filter)
+      ].includes(filter) || fileTopicOf(t, filter, 'out')?.client === clientId
         ? null
         : `agent ${identity.name} may subscribe only to its own assignments, cancels, file transfers and task stdin`;
     case 'admin':

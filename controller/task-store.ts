@@ -8,6 +8,7 @@ import { isTerminal } from '../shared/schemas/index.js';
 import { compareIds } from '../shared/topics.js';
 import type { StateStore } from './state-store.js';
 import { summarize, type TaskRecord } from './task-record.js';
+import { mountedVolumes } from '../shared/volumes.js';
 
 export class TaskStore {
   private readonly tasks = new Map<string, TaskRecord>();
@@ -88,6 +89,7 @@ export class TaskStore {
         oomKilled: false,
         error: null,
         submittedBy: args.submittedBy,
+        ...(mountedVolumes(args.spec).length ? { volumes: mountedVolumes(args.spec).slice(0, 32) } : {}),
       },
     };
     // Serialised and stored first: a spec that cannot be stored leaves no record behind.

@@ -57,7 +57,11 @@ export type ErrorCode =
    * and the task, suspended past the node's preempt time, was stopped; or the node refused a new
    * task because it is not lending now. A node fault (placed again by the restart policy).
    */
-  | 'PREEMPTED';
+  | 'PREEMPTED'
+  /** A task's inputs (`cutter run --input`) could not be staged on its node: the task was not started (exit 125). */
+  | 'STAGING_FAILED'
+  /** A task's outputs (`cutter run --output`) could not be collected from its node: the reason says why. */
+  | 'COLLECT_FAILED';
 
 /**
  * The exit code a shell (and `docker run`) gives for a command that could not be run, by error

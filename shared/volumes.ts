@@ -46,3 +46,14 @@ export const VolumePathSchema = z
 export function volumeEnvName(name: string): string {
   return `CUTTER_VOLUME_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
 }
+
+/** The names of the node volumes a task spec mounts (docker `mounts` of type `volume`, exec `volumes`), each once. */
+export function mountedVolumes(spec: {
+  kind: string;
+  mounts?: { type: string; source: string }[];
+  volumes?: { name: string }[];
+}): string[] {
+  const names = spec.kind === 'docker' ? (spec.mounts ?? []).filter((m) => m.type === 'volume').map((m) => m.source) : [];
+  if (spec.kind === 'exec') names.push(...(spec.volumes ?? []).map((v) => v.name));
+  return [...new Set(names)];
+}

@@ -27,7 +27,7 @@ import { publishChunk } from '../../shared/transfer/publish-chunk.js';
 import type { AgentService } from '../service.js';
 import type { ImageStore } from './images.js';
 import { PathPolicy } from './paths.js';
-import { answerVolumeRequest, filePath, isVolumeRequest, type VolumeStore } from '../volumes/requests.js';
+import { answerStoreRequest, type IoStore, isStoreRequest, pathOf, type VolumeStore } from '../io/requests.js';
 
 /** Chunk size and window of the agent's sends (`get`), bytes. */
 export const CHUNK_BYTES = 512 * 1024;
@@ -54,6 +54,7 @@ export interface FileServiceOptions {
   spoolDir?: string;
   /** The node's volumes (`vol.*` requests, `put`/`get` with `volume`); absent = volumes off. */
   volumes?: VolumeStore;
+  io?: IoStore; // task inputs and outputs (`io.*` requests, `put`/`get` with `task`; agent/io/); absent = refused
 }
 
 interface PutSession {
@@ -174,7 +175,7 @@ export class FileService implements AgentService {
     if (existing && existing.client !== from)
       return fail(new CutterError('INVALID_ARGUMENT', `transfer ${msg.xfer} belongs to another client`));
     try {
-      if (isVolumeRequest(msg)) return await this.reply(from, await answerVolumeRequest(this.opts.volumes, msg, this.log, from));
+      if (isStoreRequest(msg)) return await this.reply(from, await answerStoreRequest(this.opts, msg, this.log, from));
       switch (msg.type) {
         case 'put':
         case 'image.put':
@@ -250,7 +251,7 @@ export class FileService implements AgentService {
       mkdirSync(spool, { recursive: true, mode: 0o700 });
       dest = join(spool, `${msg.sha256}.tar`);
     } else {
-      dest = await filePath('write', msg, this.opts.volumes, this.policy);
+      dest = await pathOf('write', msg, this.opts, this.policy, from);
       if ((await stat(dest).catch(() => null))?.isDirectory())
         throw new CutterError('INVALID_ARGUMENT', `${msg.path} is a directory on this node: end the path with / to copy into it`);
     }
@@ -292,6 +293,7 @@ export class FileService implements AgentService {
     const s = this.sessions.get(frame.xfer);
     if (s?.kind !== 'put' || s.client !== from || s.finishing) return;
     s.touched = Date.now();
+    this.opts.io?.received(s.part.dest);
     const offset = await s.part.write(frame.offset, frame.data);
     if (offset === null) return;
     void this.reply(from, { type: 'ack', xfer: frame.xfer, offset }, 0);
@@ -369,7 +371,7 @@ export class FileService implements AgentService {
     }
     if (this.sessions.size >= MAX_SESSIONS)
       throw new CutterError('NODE_BUSY', `node ${this.opts.node} has ${this.sessions.size} transfers open: try again later`);
-    const path = await filePath('read', msg, this.opts.volumes, this.policy);
+    const path = await pathOf('read', msg, this.opts, this.policy, from);
     const st = await stat(path);
     if (!st.isFile()) throw new CutterError('INVALID_ARGUMENT', `${msg.path} is not a regular file`);
     if (st.size > this.opts.maxBytes)

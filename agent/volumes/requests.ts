@@ -12,6 +12,16 @@ import type { VolumeStore } from './store.js';
 export type { VolumeStore } from './store.js';
 
 type VolumeRequest = Extract<FileIn, { type: `vol.${string}` }>;
+
+/** How long a `vol.grant` lets the other node read, ms. */
+const GRANT_MS = 10 * 60_000;
+/** The client id prefix of agents (broker/acl.ts: only agent N may use `cutter-agent-N`). */
+const AGENT_PREFIX = 'cutter-agent-';
+
+/** The node whose agent `client` is (a node-to-node copy), or null for any other client. */
+export function peerOf(client: string): string | null {
+  return client.startsWith(AGENT_PREFIX) ? client.slice(AGENT_PREFIX.length) : null;
+}
 type Reply = FileOut extends infer O ? (O extends FileOut ? Omit<O, 'v'> : never) : never;
 
 /** True for the `vol.*` requests. */
@@ -49,7 +59,21 @@ export function filePath(
  */
 export async function answerVolumeRequest(store: VolumeStore | undefined, msg: VolumeRequest, log: Logger, client: string): Promise<Reply> {
   store = requireVolumes(store);
+  // Another node's agent (a node-to-node copy) may only list what it was granted.
+  const peer = peerOf(client);
+  if (peer !== null && !(msg.type === 'vol.manifest' && store.granted(peer, msg.volume, msg.path)))
+    throw new CutterError(
+      'POLICY_DENIED',
+      `agent ${peer} holds no grant for ${msg.type} here (cutter cp NODE:VOL/DIR ${peer}:VOL/DIR asks for one)`,
+    );
   switch (msg.type) {
+    case 'vol.grant':
+      store.grant(msg.to, msg.volume, msg.path, GRANT_MS);
+      log.info({ volume: msg.volume, path: msg.path, to: msg.to, client }, 'volume read granted to another node');
+      return { type: 'vol.granted', xfer: msg.xfer };
+    case 'vol.pull':
+      if (!store.puller) throw new CutterError('EXECUTOR_DISABLED', 'this node cannot copy from other nodes');
+      return store.puller.pull(msg, client);
     case 'vol.create': {
       const volume = await store.create(msg.volume);
       log.info({ volume: msg.volume, path: volume.path, client }, 'volume created');
@@ -57,10 +81,18 @@ export async function answerVolumeRequest(store: VolumeStore | undefined, msg: V
     }
     case 'vol.inspect':
       return { type: 'vol.info', xfer: msg.xfer, volume: await store.info(msg.volume) };
-    case 'vol.rm':
+    case 'vol.rm': {
+      const users = store.usersOf(msg.volume);
+      if (users.length && !msg.force)
+        throw new CutterError(
+          'POLICY_DENIED',
+          `volume ${msg.volume} is mounted by task ${users.map((u) => u.replace(/:\d+$/, '')).join(', ')} running here: ` +
+            'wait for it to end or cancel it (cutter cancel TASK), or remove the volume anyway with cutter volume rm --force',
+        );
       await store.remove(msg.volume);
-      log.info({ volume: msg.volume, client }, 'volume removed');
+      log.info({ volume: msg.volume, client, ...(users.length ? { forced: users } : {}) }, 'volume removed');
       return { type: 'vol.info', xfer: msg.xfer, volume: null };
+    }
     case 'vol.ls':
       return { type: 'vol.list', xfer: msg.xfer, volumes: await store.list() };
     case 'vol.diff': {

@@ -9,6 +9,7 @@ import { lstat, mkdir, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { CutterError } from '../../shared/errors.js';
 import { MAX_VOLUMES, type ManifestEntry, type VolumeInfo } from '../../shared/schemas/volumes.js';
+import type { FileIn, FileOut } from '../../shared/schemas/files.js';
 import { sha256File } from '../../shared/transfer/hash.js';
 import { PART_SUFFIX } from '../../shared/transfer/part-file.js';
 import { normaliseVolumePath, volumeNameProblem } from '../../shared/volumes.js';
@@ -23,6 +24,8 @@ const isPart = (name: string) => name.endsWith(PART_SUFFIX) || name.endsWith(`${
 /** The volumes of one node. */
 export class VolumeStore {
   private readonly hashes = new Map<string, { size: number; mtimeMs: number; sha256: string }>();
+  /** The volumes each task attempt here mounts, by `taskId:attempt` (agent/tasks.ts), so `vol.rm` can refuse one in use. */
+  private readonly users = new Map<string, string[]>();
 
   /** @param dir the volumes directory (created on first use, mode 0700). */
   constructor(
@@ -83,6 +86,43 @@ export class VolumeStore {
       if (err.code !== 'EEXIST') throw err;
     });
     return this.info(name);
+  }
+
+  /** Other nodes' agents allowed to read a directory of a volume (`vol.grant`), until `until` (ms epoch). */
+  private readonly grants: { peer: string; volume: string; path: string; until: number }[] = [];
+  /** Runs node-to-node copies into this node's volumes (agent/volumes/pull.ts); absent: `vol.pull` is refused. */
+  puller?: { pull(msg: Extract<FileIn, { type: 'vol.pull' }>, client: string): Omit<Extract<FileOut, { type: 'vol.pulled' }>, 'v'> };
+
+  /** Lets agent `peer` read `volume`/`path` and below for `ms` (at most 64 grants are kept). */
+  grant(peer: string, volume: string, path: string, ms: number): void {
+    this.check(volume);
+    this.grants.push({ peer, volume, path, until: Date.now() + ms });
+    while (this.grants.length > 64 || (this.grants[0] && this.grants[0].until < Date.now())) this.grants.shift();
+  }
+
+  /** Whether agent `peer` holds a live grant covering `volume`/`path` (normalised first). */
+  granted(peer: string, volume: string, path: string): boolean {
+    const rel = normaliseVolumePath(path);
+    if (rel === null) return false;
+    return this.grants.some(
+      (g) =>
+        g.peer === peer && g.volume === volume && g.until > Date.now() && (g.path === '' || rel === g.path || rel.startsWith(`${g.path}/`)),
+    );
+  }
+
+  /** Records that task attempt `key` mounts `names` (until `release(key)`). */
+  use(key: string, names: string[]): void {
+    if (names.length) this.users.set(key, names);
+  }
+
+  /** The attempt `key` ended: its volumes are no longer in use by it. */
+  release(key: string): void {
+    this.users.delete(key);
+  }
+
+  /** The task attempts (`taskId:attempt`) accepted or running here that mount volume `name`. */
+  usersOf(name: string): string[] {
+    return [...this.users].filter(([, names]) => names.includes(name)).map(([key]) => key);
   }
 
   /** Deletes the volume and everything in it. @throws CutterError NOT_FOUND. */

@@ -1,6 +1,7 @@
 /**
  * `cutter cp LOCAL NODE:PATH` and `cutter cp NODE:PATH LOCAL`: file transfer straight between
  * this CLI and the node's agent over MQTT (cli/files/), with a progress bar on a terminal.
+ * `cutter cp -r A:VOL/DIR B:VOL/DIR`: node to node, agent to agent (cli/files/relay.ts).
  */
 import type { Command } from 'commander';
 import { statSync } from 'node:fs';
@@ -17,6 +18,7 @@ import type { TransferResult } from '../files/transfer.js';
 import { getTree, putTree, splitVolumePath, type TreeResult } from '../files/tree.js';
 import { printJson } from '../output.js';
 import { ProgressBar } from '../progress.js';
+import { copyBetweenNodes } from '../files/relay.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
 
 /** `NODE:PATH` → its parts; null for a local path (one with a `/` before the first `:`, or no `:`). */
@@ -84,6 +86,22 @@ export function registerCp(program: Command): void {
         withClient(flags, async (client) => {
           const from = parseRemote(source);
           const to = parseRemote(destination);
+          // Node to node (cli/files/relay.ts): the agents move the files, this machine none.
+          if (from && to) {
+            if (!flags.recursive)
+              throw new CutterError(
+                'INVALID_ARGUMENT',
+                'a node-to-node copy copies a volume directory: cutter cp -r A:VOLUME/DIR B:VOLUME/DIR',
+              );
+            const r = await copyBetweenNodes(client, from, to);
+            if (flags.json) printJson(r);
+            else
+              process.stdout.write(
+                `${source} → ${destination}: ${r.filesSent} of ${r.files} files sent node to node (${formatBytes(r.bytesSent)}), ` +
+                  `${r.filesSkipped} already there with the same SHA-256, in ${formatDuration(r.ms)}; none passed through this machine\n`,
+              );
+            return 0;
+          }
           if (Boolean(from) === Boolean(to))
             throw new CutterError(
               'INVALID_ARGUMENT',

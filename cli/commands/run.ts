@@ -45,6 +45,8 @@ import { printJson } from '../output.js';
 import { localImagePlatform, type PlacementFlags, placementRequirements, withPlacementOptions } from '../placement-flags.js';
 import { StdinPump } from '../stdin-pump.js';
 import { applyVolumeFlags, refuseUnallowedHostPaths } from '../volume-args.js';
+import { applyIoFlags } from '../io/args.js';
+import { TaskIo } from '../io/session.js';
 import { type GlobalFlags, withClient, withClientOptions } from './common.js';
 import { printTask, unfinished } from './follow.js';
 
@@ -72,6 +74,8 @@ interface RunFlags extends GlobalFlags, PlacementFlags {
   gpuMemory?: string;
   volume?: string[];
   mount?: string[];
+  input?: string[];
+  output?: string[];
 }
 
 function buildSpec(
@@ -178,6 +182,18 @@ export function registerRun(program: Command): void {
         (v: string, all: string[]) => [...all, v],
         [] as string[],
       )
+      .option(
+        '--input <local:path>',
+        "upload a local directory before the start, seen read-only at PATH (docker) or in $CUTTER_INPUT_<NAME> (exec); only files the node's cache lacks are sent (repeatable)",
+        (v: string, all: string[]) => [...all, v],
+        [] as string[],
+      )
+      .option(
+        '--output <path:local>',
+        'collect the directory the task writes at PATH (docker; exec: $CUTTER_OUTPUT_<NAME>) into a local directory after it exits, SHA-256 checked (repeatable)',
+        (v: string, all: string[]) => [...all, v],
+        [] as string[],
+      )
       .passThroughOptions(),
   ).action((executor: string, args: string[], flags: RunFlags) =>
     withClient(
@@ -203,8 +219,14 @@ export function registerRun(program: Command): void {
           if (spec.kind !== 'docker') throw new CutterError('INVALID_ARGUMENT', '-p forwards container ports: it needs a docker task');
           spec.ports = [...(spec.ports ?? []), ...flags.publish.map((p) => parsePublish(p))];
         }
+        const io = applyIoFlags(spec, flags.input ?? [], flags.output ?? []);
         const options = buildOptions(flags);
         const detach = Boolean(flags.detach) || dockerDetach;
+        if (detach && (io.inputs.length || io.outputs.length))
+          throw new CutterError(
+            'INVALID_ARGUMENT',
+            '--input/--output with -d: cutter run sends the inputs and collects the outputs while it follows the task; drop -d',
+          );
         const stdin = spec.kind !== 'ollama' && spec.stdin === true;
         if (stdin && detach)
           throw new CutterError(
@@ -273,6 +295,9 @@ export function registerRun(program: Command): void {
         await pump?.start();
         // Attached: the task's output is held to what this process has written (../output-credit.ts).
         if (spec.kind !== 'ollama') spec.credit = true;
+        // Inputs go to the node that accepts the task; outputs come back after it (../io/session.ts).
+        const taskIo = new TaskIo(client, taskId, io.inputs, io.outputs, Boolean(flags.json));
+        await taskIo.watch();
         // Subscribes before submitting, so no event is missed (shared/client/run-task.ts).
         run = await runTask(client, { taskId, spec, requirements, options });
         // A signal during the submit may have found no task to cancel yet.
@@ -304,9 +329,15 @@ export function registerRun(program: Command): void {
           else process.stderr.write(`cutter: port forward refused, task ${taskId} cancelled: ${refused}\n`);
           return EXIT_NOT_RUN;
         }
-        if (flags.json) printJson(f);
+        const collectFailed = taskIo.active ? await taskIo.finish() : null;
+        if (flags.json) printJson(taskIo.active ? { ...f, io: taskIo.report } : f);
         else if (f.state !== 'succeeded' && f.error && f.error.code !== 'EXIT_CODE')
           process.stderr.write(`cutter: task ${taskId} ${f.state}: ${f.error.message}\n`);
+        if (taskIo.active && !flags.json) process.stderr.write(`cutter: ${taskIo.summary()}\n`);
+        if (collectFailed) {
+          if (!flags.json) process.stderr.write(`cutter: ${collectFailed}\n`);
+          return EXIT_NOT_RUN;
+        }
         return taskExitCode(f, signalled);
       },
       EXIT_NOT_RUN,

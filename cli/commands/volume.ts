@@ -18,6 +18,7 @@ import { newXfer } from '../files/transfer.js';
 import { printJson, table } from '../output.js';
 import type { MeshClient as CliClient } from '../../shared/client/index.js';
 import { type GlobalFlags, withClient, withClientOptions } from './common.js';
+import { registerVolumeRm } from './volume-rm.js';
 
 /** `NODE:NAME` → its parts. @throws CutterError INVALID_ARGUMENT saying what is wrong. */
 export function parseVolumeRef(arg: string): { node: string; name: string } {
@@ -74,7 +75,7 @@ export function registerVolume(program: Command): void {
   one('inspect', "a volume's path on the node, files and bytes", 'vol.inspect', (v, ref) =>
     v ? `${ref}: ${v.files} files, ${formatBytes(v.bytes)}, at ${v.path}` : ref,
   );
-  one('rm', 'delete a volume and everything in it', 'vol.rm', (_v, ref) => `removed ${ref}`);
+  registerVolumeRm(volume);
   withClientOptions(
     volume
       .command('ls')

@@ -50,6 +50,7 @@ export async function getFile(link: FileLink, remotePath: string, localPath: str
         offset: at,
         ...(meta ? { ifSha256: meta.sha256 } : ifSha256 ? { ifSha256 } : {}),
         ...(opts.volume !== undefined ? { volume: opts.volume } : {}),
+        ...(opts.task ? { task: opts.task.id, attempt: opts.task.attempt, output: opts.task.output } : {}),
       })
       .catch(() => undefined);
   };

@@ -44,6 +44,7 @@ export async function putFile(
           sha256,
           ...(target.mode !== undefined ? { mode: target.mode } : {}),
           ...(opts.volume !== undefined ? { volume: opts.volume } : {}),
+          ...(opts.task ? { task: opts.task.id, attempt: opts.task.attempt } : {}),
         } as const)
       : ({ type: 'image.put', xfer, image: target.image, size, sha256 } as const);
   const pump = new ChunkPump({

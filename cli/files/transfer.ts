@@ -17,6 +17,8 @@ export interface TransferOptions {
   volume?: string;
   /** getFile only: refuse (INVALID_SIZE, nothing written) a file larger than this many bytes (the MCP tool copy_file). */
   maxBytes?: number;
+  /** A task's input content (put: into the node's cache) or output file (get, from output `output`); cli/io/. */
+  task?: { id: string; attempt: number; output?: number };
 }
 
 /** What a finished transfer reports (`cutter cp --json`). */

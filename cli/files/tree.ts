@@ -47,7 +47,7 @@ export interface TreeResult {
 }
 
 /** Regular files under `dir`, relative paths with `/` (symlinks and unfinished transfers skipped). */
-async function walk(dir: string, rel = '', out: { path: string; abs: string; size: number }[] = []) {
+export async function walk(dir: string, rel = '', out: { path: string; abs: string; size: number }[] = []) {
   for (const e of (await readdir(join(dir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const r = rel ? `${rel}/${e.name}` : e.name;
     if (e.isDirectory()) await walk(dir, r, out);

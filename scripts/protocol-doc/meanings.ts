@@ -111,6 +111,10 @@ export const errorCodes: Record<ErrorCode, string> = {
     "`failed` event: the GPUs the assignment names are not on the node or are held by another task there (the controller's picture was stale); the attempt counts as lost and is placed again",
   PREEMPTED:
     "`failed` event: the node stopped lending (issue 17: its owner came back, it went on battery, it left its time window) and stopped the task after it stayed suspended past the node's preempt time, or refused a new one while not lending; the attempt counts as lost and is placed again",
+  STAGING_FAILED:
+    "`failed` event: the task's inputs (`cutter run --input`) could not be staged on its node (refused, never sent, disk full); the task was not started, `cutter run` exits 125",
+  COLLECT_FAILED:
+    "the task's outputs (`cutter run --output`) could not be collected from its node; `cutter run` says why and exits non-zero",
 };
 
 /** Which attempt ends each restart policy retries after, read from the controller's own rule. */

@@ -24,6 +24,7 @@
 import { z } from 'zod';
 import { VolumeNameSchema } from '../volumes.js';
 import { VolumeInSchemas, VolumeOutSchemas } from './volumes.js';
+import { IoFileFields, IoInSchemas, IoOutSchemas } from './io.js';
 
 /** Transfer id: 32 lowercase hex characters (16 random bytes). */
 export const XferIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hex characters');
@@ -54,6 +55,8 @@ export const FileInSchema = z.discriminatedUnion('type', [
     mode: z.number().int().min(0).max(0o7777).optional(),
     /** Into this volume of the node: `path` is then relative to the volume (no `..`), parent directories are created. */
     volume: VolumeNameSchema.optional(),
+    /** A task's input content (shared/schemas/io.ts): into the node's cache under `sha256`; `path` is then ignored. */
+    ...IoFileFields,
   }),
   /** Start or resume reading a file from the node from `offset` (kept only when `ifSha256` still matches); answered `meta` or `error`. */
   z.object({
@@ -65,6 +68,8 @@ export const FileInSchema = z.discriminatedUnion('type', [
     ifSha256: Sha256Schema.optional(),
     /** From this volume of the node: `path` is then relative to the volume. */
     volume: VolumeNameSchema.optional(),
+    /** A task's output file (shared/schemas/io.ts): `path` is then inside output `output` of that attempt. */
+    ...IoFileFields,
   }),
   /** Receiver's contiguous written offset (for `get`, the client is the receiver). */
   z.object({ v: z.literal(1), type: z.literal('ack'), xfer: XferIdSchema, offset: Offset }),
@@ -84,6 +89,7 @@ export const FileInSchema = z.discriminatedUnion('type', [
     sha256: Sha256Schema,
   }),
   ...VolumeInSchemas,
+  ...IoInSchemas,
 ]);
 export type FileIn = z.infer<typeof FileInSchema>;
 
@@ -126,6 +132,7 @@ export const FileOutSchema = z.discriminatedUnion('type', [
   /** Refused or failed: `code` FILES_DISABLED, PATH_DENIED, NOT_FOUND, TOO_LARGE, BAD_REQUEST, IO_ERROR, CHECKSUM_MISMATCH, DOCKER_ERROR. */
   z.object({ v: z.literal(1), type: z.literal('error'), xfer: XferIdSchema, code: z.string().max(64), message: z.string().max(2000) }),
   ...VolumeOutSchemas,
+  ...IoOutSchemas,
 ]);
 export type FileOut = z.infer<typeof FileOutSchema>;
 

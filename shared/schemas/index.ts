@@ -13,3 +13,4 @@ export * from './placement.js';
 export * from './output-credit.js';
 export * from './volumes.js';
 export * from './lending.js';
+export * from './io.js';

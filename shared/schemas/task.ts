@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { IdSchema } from '../topics.js';
 import { ConstraintSchema, HeadroomSchema, PlatformSchema } from './placement.js';
 import { VolumeNameSchema } from '../volumes.js';
+import { IoSpecFields } from './io.js';
 
 const Bytes = z.number().int().nonnegative();
 const EnvSchema = z
@@ -72,6 +73,7 @@ export const DockerSpecSchema = z.object({
    * The agent mounts either as HostConfig.Mounts type `bind` (a missing source fails, never created).
    */
   mounts: z.array(MountSchema).max(16).optional(),
+  ...IoSpecFields, // --input / --output (shared/schemas/io.ts): read-only and writable bind mounts at `target`
 });
 
 /** A command run without a shell on the node (only on agents started with --allow-exec). */
@@ -105,6 +107,7 @@ export const ExecSpecSchema = z.object({
     .array(z.object({ name: VolumeNameSchema }))
     .max(16)
     .optional(),
+  ...IoSpecFields, // --input / --output (shared/schemas/io.ts): `$CUTTER_INPUT_<NAME>`, `$CUTTER_OUTPUT_<NAME>`
 });
 
 /**
@@ -366,6 +369,8 @@ export const TaskStateSchema = z.object({
   oomKilled: z.boolean(),
   error: z.object({ code: z.string().max(64), message: z.string().max(4_000) }).nullable(),
   submittedBy: z.string().max(128),
+  /** The node volumes the task mounts (`-v VOLUME…`), so `cutter volume rm` can refuse one in use; absent: none (or stored before it was kept). */
+  volumes: z.array(VolumeNameSchema).max(32).optional(),
 });
 
 export type DockerSpec = z.infer<typeof DockerSpecSchema>;

@@ -12,6 +12,7 @@
  * Files themselves move with `put`/`get` and their `volume` field (paths then inside it).
  */
 import { z } from 'zod';
+import { IdSchema } from '../topics.js';
 import { VolumeNameSchema, VolumePathSchema } from '../volumes.js';
 
 const XferId = z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hex characters');
@@ -44,7 +45,14 @@ export type VolumeInfo = z.infer<typeof VolumeInfoSchema>;
 export const VolumeInSchemas = [
   z.object({ v: z.literal(1), type: z.literal('vol.create'), xfer: XferId, volume: VolumeNameSchema }),
   z.object({ v: z.literal(1), type: z.literal('vol.inspect'), xfer: XferId, volume: VolumeNameSchema }),
-  z.object({ v: z.literal(1), type: z.literal('vol.rm'), xfer: XferId, volume: VolumeNameSchema }),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('vol.rm'),
+    xfer: XferId,
+    volume: VolumeNameSchema,
+    /** Remove it even while a task running on the node mounts it (`cutter volume rm --force`). */
+    force: z.boolean().optional(),
+  }),
   z.object({ v: z.literal(1), type: z.literal('vol.ls'), xfer: XferId }),
   z.object({
     v: z.literal(1),
@@ -60,6 +68,26 @@ export const VolumeInSchemas = [
     volume: VolumeNameSchema,
     path: VolumePathSchema,
     offset: Count,
+  }),
+  /**
+   * Node to node (`cutter cp -r A:VOL/DIR B:VOL/DIR`): lets agent `to` read `volume`/`path` (and
+   * below) of this node for 10 minutes (answered `vol.granted`); only such a grant lets another
+   * agent's `vol.manifest` and `get` in.
+   */
+  z.object({ v: z.literal(1), type: z.literal('vol.grant'), xfer: XferId, volume: VolumeNameSchema, path: VolumePathSchema, to: IdSchema }),
+  /**
+   * Node to node: this node fetches `from.volume`/`from.path` of node `from.node` (which granted it)
+   * into its own `volume`/`path`, only the files it lacks or has different, straight from that
+   * node's agent: no byte passes through the client. Answered `vol.pulled` (`done: false` at once,
+   * `done: true` with the figures at the end; asked again, the same answer).
+   */
+  z.object({
+    v: z.literal(1),
+    type: z.literal('vol.pull'),
+    xfer: XferId,
+    volume: VolumeNameSchema,
+    path: VolumePathSchema,
+    from: z.object({ node: IdSchema, volume: VolumeNameSchema, path: VolumePathSchema }),
   }),
 ] as const;
 
@@ -83,5 +111,19 @@ export const VolumeOutSchemas = [
     files: z.array(ManifestEntrySchema).max(MANIFEST_PAGE),
     total: Count,
     next: Count.nullable(),
+  }),
+  z.object({ v: z.literal(1), type: z.literal('vol.granted'), xfer: XferId }),
+  /** A node-to-node copy: running (`done: false`) or finished, with what moved (bytes are file bytes). */
+  z.object({
+    v: z.literal(1),
+    type: z.literal('vol.pulled'),
+    xfer: XferId,
+    done: z.boolean(),
+    files: Count.optional(),
+    filesSent: Count.optional(),
+    bytes: Count.optional(),
+    bytesSent: Count.optional(),
+    wireBytes: Count.optional(),
+    ms: Count.optional(),
   }),
 ] as const;
