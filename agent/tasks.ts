@@ -33,32 +33,9 @@ const FENCE_GRACE_MS = 3_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Resolves true when `p` settles within `ms`, false otherwise (never rejects). */
-export function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.then(
-      () => true,
-      () => true,
-    ),
-    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
-  ]).finally(() => clearTimeout(timer));
-}
+import { gpuConflict, within } from './attempt-checks.js';
 
-/**
- * Why an assignment's GPUs cannot be given here (the controller's picture was stale): a UUID this
- * node did not find, or one a task running here holds. Null when they can.
- */
-export function gpuConflict(wanted: readonly string[], known: readonly string[], running: readonly Attempt[]): string | null {
-  const unknown = wanted.filter((g) => !known.includes(g));
-  if (unknown.length) return `it has no GPU ${unknown.join(', ')}`;
-  for (const r of running) {
-    if (r.fenced) continue;
-    const taken = wanted.filter((g) => r.gpus?.includes(g));
-    if (taken.length) return `GPU ${taken.join(', ')} is held by task ${r.taskId}`;
-  }
-  return null;
-}
+export { gpuConflict, within };
 
 /** What the task runner needs from the rest of the agent. */
 export interface TaskRunnerDeps {
