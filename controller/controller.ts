@@ -195,11 +195,23 @@ export class Controller {
     };
   }
 
+  /**
+   * Says nothing more, at once: the sweep stops and the MQTT connection is cut without a goodbye
+   * (another server leads now and owns the controller's retained status). `stop()` still closes the rest.
+   */
+  silence(): void {
+    this.silenced = true;
+    clearInterval(this.sweepTimer);
+    this.ctx.client?.end(true);
+  }
+
+  private silenced = false;
+
   /** Announces `offline` (retained), disconnects and closes the store. */
   async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
     this.waker.stop();
-    if (this.ctx.client) {
+    if (this.ctx.client && !this.silenced) {
       await this.publishStatus('offline').catch(() => undefined);
       await this.ctx.client.endAsync();
     }

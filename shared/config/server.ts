@@ -63,6 +63,18 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
     .optional(),
   /** Run only the (Redis-clustered) broker, no controller: one controller serves the whole cluster. */
   brokerOnly: Bool.default(false),
+  /**
+   * Where the controller's state lives: `sqlite` (the default: a database under `dataDir`) or a
+   * PostgreSQL URL (`postgres://user@host/db`, password from PGPASSWORD or ~/.pgpass): several
+   * servers may then share it, one leading under a lease and the others standing by (controller/leadership.ts).
+   */
+  state: z
+    .string()
+    .max(2_000)
+    .regex(/^(sqlite$|postgres(ql)?:\/\/)/, 'must be sqlite or a postgres:// URL')
+    .default('sqlite'),
+  /** With PostgreSQL state: the leader's lease, ms (renewed every third of it); a leader that cannot renew stops assigning within it. */
+  leaderLeaseMs: DurationSchema.default(3_000),
   /** How long an agent has to accept an assignment, ms. */
   leaseMs: Int(100, 3_600_000).default(10_000),
   /** Placement policy among feasible nodes. */
