@@ -204,10 +204,12 @@ export function refusePasswordsOnArgv(flags: { haPassword?: string; broker?: str
   ] as const) {
     if (url === undefined) continue;
     let password = '';
-    try {
-      password = new URL(url).password;
-    } catch {
-      continue; // not a URL: the config check names it
+    for (const one of url.split(',')) {
+      try {
+        password ||= new URL(one.trim()).password;
+      } catch {
+        // not a URL: the config check names it
+      }
     }
     if (password)
       throw new CutterError(

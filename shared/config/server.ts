@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { parseHeadroom } from '../headroom.js';
 import { IPV4_PATTERN } from '../schemas/node.js';
+import { BrokerUrlsSchema } from '../broker-urls.js';
 import { Bool, CommonConfigSchema, DurationSchema, Int, SizeSchema, defaultDataDir } from './common.js';
 
 /** Port of the TLS (`mqtts://`) listener when `tlsCert` is given without `tlsPort`. */
@@ -52,7 +53,7 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   /** Let anonymous clients in with full rights (prints a warning at every start). */
   insecure: Bool.default(false),
   /** Use this external broker instead of embedding one (scale-out path). */
-  externalBroker: z.string().url().optional(),
+  externalBroker: BrokerUrlsSchema.optional(),
   /**
    * Cluster the embedded Aedes through this Redis (`redis://host:6379/0`): every server sharing it
    * carries one mesh (retained state, sessions, wills and messages in Redis; see broker/cluster.ts).

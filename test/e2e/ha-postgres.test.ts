@@ -133,12 +133,18 @@ describe.skipIf(svc.skip)(`servers sharing PostgreSQL, one leading${svc.tag}`, (
     const proxy = await tcpProxy(pg.port);
     const url = mosquitto.url;
     const viaProxy = state.replace(`:${pg.port}/`, `:${proxy.port}/`);
-    const a = haServer(url, viaProxy, 'server a (through the proxy)');
+    const [httpA, httpB] = [await freePort(), await freePort()];
+    const a = haServer(url, viaProxy, 'server a (through the proxy)', { CUTTER_HTTP_PORT: String(httpA) });
     daemons.push(a);
     await a.waitForMsg('controller started', 60_000);
-    const b = haServer(url, state, 'server b');
+    const b = haServer(url, state, 'server b', { CUTTER_HTTP_PORT: String(httpB) });
     daemons.push(b);
     await b.waitForMsg('standing by for the leadership', 60_000);
+    // The standby's HTTP port points at the leader.
+    const standby = await fetch(`http://127.0.0.1:${httpB}/metrics`);
+    expect(standby.status).toBe(503);
+    expect(standby.headers.get('location')).toBe(`http://127.0.0.1:${httpA}/metrics`);
+    expect(((await standby.json()) as { error: string }).error).toContain(`the leader serves at http://127.0.0.1:${httpA}`);
     daemons.push(await startAgent(url, 'cut1', ['--allow-exec', '--max-tasks', '8', '--heartbeat', '2000']));
     const mesh = await watchMesh(url);
     const req = await Requester.connect(url);
