@@ -18,18 +18,26 @@ export function haServer(url: string, state: string, name: string, env: NodeJS.P
   );
 }
 
-/** A TCP proxy to `target` on loopback; `blackhole()` stops moving bytes both ways (sockets stay open, as on a cut network). */
-export async function tcpProxy(target: number): Promise<{ port: number; blackhole: () => void; close: () => Promise<void> }> {
+/**
+ * A TCP proxy to `target` on loopback; `blackhole()` stops moving bytes both ways (sockets stay
+ * open, as on a cut network); `heal()` forwards new connections again (the cut ones stay dead).
+ */
+export async function tcpProxy(
+  target: number,
+): Promise<{ port: number; blackhole: () => void; heal: () => void; close: () => Promise<void> }> {
   const sockets = new Set<Socket>();
   let cut = false;
+  let generation = 0;
   const server: Server = createServer((inbound) => {
     if (cut) return; // accepted and never answered
+    const mine = generation;
+    const dead = () => cut || mine !== generation;
     const outbound = connect(target, '127.0.0.1');
     sockets.add(inbound).add(outbound);
-    inbound.on('data', (d) => !cut && outbound.write(d));
-    outbound.on('data', (d) => !cut && inbound.write(d));
+    inbound.on('data', (d) => !dead() && outbound.write(d));
+    outbound.on('data', (d) => !dead() && inbound.write(d));
     const end = () => {
-      if (cut) return;
+      if (dead()) return;
       inbound.destroy();
       outbound.destroy();
     };
@@ -41,6 +49,10 @@ export async function tcpProxy(target: number): Promise<{ port: number; blackhol
     port: (server.address() as { port: number }).port,
     blackhole: () => {
       cut = true;
+    },
+    heal: () => {
+      generation++;
+      cut = false;
     },
     close: async () => {
       for (const s of sockets) s.destroy();

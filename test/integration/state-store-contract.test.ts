@@ -4,7 +4,8 @@
  * (scripts/postgres.ts). What the controller relies on: nothing waits on afterCommit past its
  * commit and nothing runs before it; what was committed is there after a reopen (tasks, events,
  * output accounts, drained nodes); output is kept head and tail within its limit the same way;
- * forgotten tasks are gone. PostgreSQL alone: a store whose term was taken over writes nothing more.
+ * forgotten tasks are gone. PostgreSQL alone: a store whose term was taken over writes nothing more,
+ * and a store cut from its database keeps its writes (and what waits on them) until it answers again.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ import { TaskStore } from '../../controller/task-store.js';
 import { type TaskEvent, TaskOptionsSchema } from '../../shared/schemas/index.js';
 import { type RunningPostgres, startPostgres } from '../../scripts/postgres.js';
 import { needs } from '../services.js';
+import { tcpProxy } from '../e2e/ha-helpers-pg.js';
 
 const pgService = needs('postgres');
 let pg: RunningPostgres | undefined;
@@ -170,4 +172,38 @@ describe.skipIf(pgService.skip)(`PostgreSQL state store fencing${pgService.tag}`
     expect(next.loadTasks().map((r) => r.state.taskId)).toEqual(['before']);
     await Promise.all([store.close(), next.close(), second.stop()]);
   });
+});
+
+describe.skipIf(pgService.skip)(`PostgreSQL state store while the database is unreachable${pgService.tag}`, () => {
+  it('keeps every write and what waits on it, refuses new work, and commits it all once the database answers again', async () => {
+    const url = await pg!.createDatabase('outage');
+    const proxy = await tcpProxy(pg!.port);
+    const viaProxy = url.replace(`:${pg!.port}/`, `:${proxy.port}/`);
+    const lease = new LeaderLease({ url, holder: 'outage', leaseMs: 600_000 });
+    const term = (await lease.tryAcquire())!;
+    const store = await PgStateStore.open(viaProxy, { term });
+    const tasks = new TaskStore(store, 100);
+    create(tasks, 'one');
+    await committed(store);
+
+    proxy.blackhole();
+    const two = create(tasks, 'two');
+    tasks.update(two, { state: 'succeeded', exitCode: 0, finishedAt: 5 }, {}, 5);
+    const said: string[] = [];
+    store.afterCommit(() => said.push('two stored'));
+    // The commit hangs on the cut link until its query times out (PG_QUERY_TIMEOUT_MS), then is retried.
+    for (let i = 0; i < 100 && !store.failing; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(store.failing).toBe(true);
+    expect(said).toEqual([]);
+    expect(store.guard.refusal()?.message).toContain('cannot be written');
+
+    proxy.heal();
+    for (let i = 0; i < 150 && said.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(said).toEqual(['two stored']);
+    expect(store.guard.ok).toBe(true);
+    await store.close();
+    const again = await PgStateStore.open(url, { term });
+    expect(new TaskStore(again, 100).get('two')?.state).toMatchObject({ state: 'succeeded', exitCode: 0 });
+    await Promise.all([again.close(), lease.stop(), proxy.close()]);
+  }, 60_000);
 });
