@@ -14,7 +14,15 @@ export function haServer(url: string, state: string, name: string, env: NodeJS.P
   return spawnCutterDaemon(
     ['server', '--broker', url, '--state', state, '--data-dir', tempDir('cutter-ha-data-'), '--leader-lease', '3s'],
     name,
-    { env: { CUTTER_STARTUP_GRACE_MS: '3000', CUTTER_KEEP_FINISHED: '5000', ...env } },
+    {
+      env: {
+        CUTTER_STARTUP_GRACE_MS: '3000',
+        CUTTER_KEEP_FINISHED: '5000',
+        CUTTER_SUBMITS_PER_MINUTE: '100000',
+        CUTTER_LEASE_MS: '30000',
+        ...env,
+      },
+    },
   );
 }
 
