@@ -14,11 +14,12 @@
  *  5. agent idle footprint — one real `cutter agent` over a minute (target < 80 MB RSS, < 1% core);
  *  6. the broker — embedded Aedes versus Mosquitto on the heartbeat pattern (bench/broker-compare.ts);
  *  7. failure detection and rescheduling (bench/failover.ts; target: within 3 s);
+ *  7b. leader takeover with PostgreSQL state (bench/takeover.ts; target: a standby leads within 5 s);
  *  8. output streaming — 100 MB of a container's stdout, `cutter run` vs `docker run`, with the
  *     server's and agent's peak RSS (bench/sections/stream.ts; target ≤ 1.2× docker run).
  *
  * Environment: BENCH_QUICK=1 runs everything small (a smoke run of a minute or two);
- * BENCH_ONLY=dispatch,stream,latency,scheduler,throughput,throughput-mosquitto,heartbeat,idle,broker,failover,ollama,files
+ * BENCH_ONLY=dispatch,stream,latency,scheduler,throughput,throughput-mosquitto,heartbeat,idle,broker,failover,takeover,ollama,files
  * picks sections;
  * BENCH_NOTE adds a line to results.md (e.g. that other work shared the machine);
  * BENCH_OUT=DIR writes the results there instead of bench/ (the smoke test uses it).
@@ -37,6 +38,7 @@ import { brokers, heartbeat, scheduler, throughput, throughputOnMosquitto } from
 import { dispatch, idle, mesh, submitLatency } from './sections/mesh.js';
 import { ollamaApi } from './sections/ollama.js';
 import { stream } from './sections/stream.js';
+import { takeover } from './sections/takeover.js';
 import { OUT, QUICK, want } from './settings.js';
 
 // Servers and agents started here bind no Ollama API or HTTP port and look for no Ollama unless a
@@ -87,6 +89,7 @@ async function main(): Promise<void> {
   await step('heartbeat', () => heartbeat(results));
   await step('broker', () => brokers(results));
   await step('failover', () => failover(results));
+  await step('takeover', () => takeover(results));
   await step('ollama', () => ollamaApi(results));
   await step('files', () => fileTransfer(results));
 

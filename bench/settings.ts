@@ -32,6 +32,8 @@ export const HEARTBEAT_WINDOW_MS = num('BENCH_HEARTBEAT_WINDOW_MS', 20_000, 4_00
 export const IDLE_MS = num('BENCH_IDLE_MS', 60_000, 8_000);
 /** Trials of each failover mode. */
 export const FAILOVER_TRIALS = num('BENCH_FAILOVER_TRIALS', 5, 1);
+/** Leader kills of the takeover section (PostgreSQL state). */
+export const TAKEOVER_TRIALS = num('BENCH_TAKEOVER_TRIALS', 10, 2);
 /** Longest a throughput run may take, ms. */
 export const THROUGHPUT_TIMEOUT_MS = Number(process.env.BENCH_THROUGHPUT_TIMEOUT_MS ?? 600_000);
 /** Where results.md and results.json are written. */

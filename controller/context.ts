@@ -14,7 +14,7 @@ import type { ControllerOptions } from './controller.js';
 import type { ControllerEvents } from './events.js';
 import { FENCE_REPEAT_MS, STOP_GRACE_MS, type Step } from './lifecycle.js';
 import type { NodeRegistry } from './registry.js';
-import type { StateStore } from './state-store.js';
+import type { StateStoreContract } from './state-contract.js';
 import type { TaskRecord } from './task-record.js';
 import type { TaskStore } from './task-store.js';
 import { warnLimiter } from '../shared/warn-limiter.js';
@@ -34,7 +34,7 @@ export class ControllerContext {
 
   constructor(
     readonly opts: ControllerOptions,
-    readonly store: StateStore,
+    readonly store: StateStoreContract,
     readonly tasks: TaskStore,
     readonly registry: NodeRegistry,
     readonly events: ControllerEvents,

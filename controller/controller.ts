@@ -34,6 +34,7 @@ import { Liveness, SWEEP_MS } from './liveness.js';
 import { Placement } from './placement.js';
 import { NodeRegistry } from './registry.js';
 import { Requests } from './requests.js';
+import type { StateStoreContract } from './state-contract.js';
 import { StateStore } from './state-store.js';
 import { TaskStore } from './task-store.js';
 import { type WakeOptions, Waker } from './wake.js';
@@ -51,8 +52,10 @@ export interface ControllerOptions {
   /** Rules of the Ollama placement file (`--ollama-placement`); none = any node may serve any model. */
   modelRules?: readonly PlacementRule[];
   keepFinished: number;
-  /** Directory of the state database. */
+  /** Directory of the state database (SQLite) and the audit log. */
   dataDir: string;
+  /** The durable state to use instead of SQLite under `dataDir` (controller/pg-state-store.ts), already open. */
+  store?: StateStoreContract;
   /** Log bytes kept per task. */
   maxLogBytes: number;
   /** After start, how long nodes have to report back before their tasks count as disconnected, ms. */
@@ -97,7 +100,7 @@ export class Controller {
   constructor(private readonly opts: ControllerOptions) {
     const log = opts.log.child({ component: 'controller' });
     const now = opts.now ?? Date.now;
-    const store = new StateStore(opts.dataDir, { log, minFreeBytes: opts.minFreeBytes });
+    const store = opts.store ?? new StateStore(opts.dataDir, { log, minFreeBytes: opts.minFreeBytes });
     this.registry = new NodeRegistry(store.drainedNodes());
     this.tasks = new TaskStore(store, opts.keepFinished);
     this.audit = opts.audit ?? new AuditLog(join(opts.dataDir, 'audit.jsonl'), (fields, msg) => log.warn(fields, msg));
@@ -195,15 +198,27 @@ export class Controller {
     };
   }
 
+  /**
+   * Says nothing more, at once: the sweep stops and the MQTT connection is cut without a goodbye
+   * (another server leads now and owns the controller's retained status). `stop()` still closes the rest.
+   */
+  silence(): void {
+    this.silenced = true;
+    clearInterval(this.sweepTimer);
+    this.ctx.client?.end(true);
+  }
+
+  private silenced = false;
+
   /** Announces `offline` (retained), disconnects and closes the store. */
   async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
     this.waker.stop();
-    if (this.ctx.client) {
+    if (this.ctx.client && !this.silenced) {
       await this.publishStatus('offline').catch(() => undefined);
       await this.ctx.client.endAsync();
     }
-    this.ctx.store.close();
+    await this.ctx.store.close();
     await this.audit.close();
   }
 

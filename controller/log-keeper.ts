@@ -21,7 +21,7 @@ import { KEPT_STREAMS, type KeptOutput, type KeptStream, outputCut, type TaskEve
 import { admit, type CutState, evict, keptOutput, lose, newCut, parseCut, takeInOrder } from './log-cut.js';
 
 /** The stream an output event counts in and its size, bytes (decoded log bytes; JSON of chunks). */
-function measure(event: Extract<TaskEvent, { type: 'log' | 'chunks' }>): { stream: KeptStream; bytes: number } {
+export function measure(event: Extract<TaskEvent, { type: 'log' | 'chunks' }>): { stream: KeptStream; bytes: number } {
   return event.type === 'log'
     ? { stream: event.stream, bytes: logSize(event) }
     : { stream: 'chunks', bytes: JSON.stringify(event.chunks).length };

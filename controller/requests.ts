@@ -118,7 +118,7 @@ export class Requests {
       case 'task.logs': {
         this.getTask(req.taskId);
         const output = ctx.store.output(req.taskId, ctx.opts.maxLogBytes);
-        const page = req.summaryOnly ? { events: [], more: false } : ctx.store.events(req.taskId, req.after);
+        const page = req.summaryOnly ? { events: [], more: false } : await ctx.store.events(req.taskId, req.after);
         return { events: page.events, more: page.more, truncated: outputCut(output), output };
       }
       case 'node.list':

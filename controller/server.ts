@@ -15,6 +15,7 @@ import { DEFAULT_TLS_PORT, type ServerConfig } from '../shared/config.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { setDefaultTls } from '../shared/mqtt.js';
 import { loadPlacementFile } from '../shared/ollama.js';
+import { isPostgresUrl } from './pg-schema.js';
 import type { Controller } from './controller.js';
 import type { Extension, ExtensionContext } from './extensions/extension.js';
 import type { ExtensionRunner } from './extensions/index.js';
@@ -30,6 +31,11 @@ export interface StartServerOptions {
    * context every extension gets.
    */
   extensions?: (ctx: ExtensionContext) => Extension[];
+  /**
+   * With PostgreSQL state: called once this server's leadership is lost (after the server stopped);
+   * the CLI exits so its supervisor starts a standby. Default: nothing more.
+   */
+  onLeadershipLost?: (why: string) => void;
 }
 
 /** A running server. */
@@ -45,6 +51,8 @@ export interface RunningServer {
   /** The extensions (which ones run: `extensions.names`); absent with `brokerOnly`. */
   extensions?: ExtensionRunner;
   log: Logger;
+  /** With PostgreSQL state: the leadership this server won (controller/leadership.ts). */
+  leadership?: import('./leadership.js').Leadership;
   /** Stops the extensions (reverse order), the controller and the broker. Never throws; a failing part is logged. */
   stop(): Promise<void>;
 }
@@ -161,6 +169,11 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
       }
     }
 
+    // With PostgreSQL state, stand by here until this server leads (controller/leadership.ts).
+    const leadership = isPostgresUrl(cfg.state)
+      ? await (await import('./leadership.js')).lead({ ...cfg, state: cfg.state }, log, { stopped: false })
+      : null;
+    if (leadership) stops.push({ name: 'leadership', stop: () => leadership.stop() });
     const exempt = new Set<string>([INTERNAL_USER]);
     // The controller and the extensions dial the embedded broker in process: no socket on their path.
     const embedded = broker;
@@ -180,6 +193,7 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
       local: { prefer: cfg.preferLocal, headroom: cfg.localHeadroom },
       keepFinished: cfg.keepFinished,
       dataDir: cfg.dataDir,
+      ...(leadership ? { store: leadership.store } : {}),
       maxLogBytes: cfg.maxLogBytes,
       minFreeBytes: cfg.minFreeBytes,
       forgetAfterMs: cfg.forgetAfterMs,
@@ -214,7 +228,21 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
     await extensions.start({ afterListen: false });
     await broker?.listen();
     await extensions.start({ afterListen: true });
-    return { broker, controller, brokerUrl: url, ports: { ...broker?.ports }, extensions, log, stop: stopAll };
+    // Not the leader any more: say nothing more at once, then stop everything (controller/leadership.ts).
+    leadership?.onLost((why) => {
+      controller.silence();
+      void stopAll().finally(() => opts.onLeadershipLost?.(why));
+    });
+    return {
+      broker,
+      controller,
+      brokerUrl: url,
+      ports: { ...broker?.ports },
+      extensions,
+      log,
+      stop: stopAll,
+      ...(leadership ? { leadership } : {}),
+    };
   } catch (err) {
     await stopAll();
     throw err;

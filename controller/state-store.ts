@@ -15,6 +15,7 @@ import { logSize } from '../shared/log-data.js';
 import type { Logger } from '../shared/logger.js';
 import type { KeptOutput, KeptStream, TaskEvent } from '../shared/schemas/index.js';
 import { isOutput, keptPart, LogKeeper } from './log-keeper.js';
+import type { StateStoreContract } from './state-contract.js';
 import { StorageGuard } from './storage.js';
 import type { TaskRecord } from './task-record.js';
 
@@ -43,7 +44,8 @@ const emptyJournal = (): Journal => ({
   drains: new Map(),
 });
 
-export class StateStore {
+/** The SQLite implementation of the state-store contract (controller/state-contract.ts). */
+export class StateStore implements StateStoreContract {
   private readonly db: Database.Database;
   private readonly stmts;
   private readonly logs: LogKeeper;

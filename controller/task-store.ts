@@ -6,7 +6,7 @@
 import type { Requirements, TaskOptions, TaskSpec, TaskState, TaskStatus } from '../shared/schemas/index.js';
 import { isTerminal } from '../shared/schemas/index.js';
 import { compareIds } from '../shared/topics.js';
-import type { StateStore } from './state-store.js';
+import type { StateStoreContract } from './state-contract.js';
 import { summarize, type TaskRecord } from './task-record.js';
 import { mountedVolumes } from '../shared/volumes.js';
 
@@ -21,7 +21,7 @@ export class TaskStore {
   private readonly live = new Set<TaskRecord>();
 
   constructor(
-    private readonly store: StateStore,
+    private readonly store: StateStoreContract,
     private readonly keepFinished: number,
   ) {
     const finished: TaskRecord[] = [];

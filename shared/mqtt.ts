@@ -17,6 +17,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { z } from 'zod';
 import { decode } from './codec.js';
 import { limitsForTopic } from './limits.js';
+import { brokerUrls, serversOption } from './broker-urls.js';
 import { CutterError, errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
 import { packetNumberCache } from './mqtt-settings.js';
@@ -26,7 +27,7 @@ import { warnLimiter } from './warn-limiter.js';
 export type { MqttClient };
 
 export interface ConnectOptions {
-  /** Broker URL: mqtt://host:port, mqtts://, ws://, wss://. */
+  /** Broker URL: mqtt://host:port, mqtts://, ws://, wss://; or several, comma-separated (tried in turn, shared/broker-urls.ts). */
   url: string;
   clientId: string;
   /** false = persistent session (queued QoS 1 messages survive a disconnect). */
@@ -140,7 +141,13 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
     writeCache: packetNumberCache(),
     ...(v5 && !opts.clean ? { properties: { sessionExpiryInterval: 7 * 24 * 3600 } } : {}),
   };
-  const client = opts.streamBuilder ? new mqtt.MqttClient(opts.streamBuilder as never, options) : mqtt.connect(opts.url, options);
+  // Several URLs: MQTT.js dials the next one at each reconnect (shared/broker-urls.ts).
+  const urls = brokerUrls(opts.url);
+  const client = opts.streamBuilder
+    ? new mqtt.MqttClient(opts.streamBuilder as never, options)
+    : urls.length > 1
+      ? mqtt.connect({ ...options, ...serversOption(urls) })
+      : mqtt.connect(opts.url, options);
   opts.onClient?.(client);
   // Small messages must not wait for Nagle's algorithm (each request/reply would cost ~40 ms).
   client.on('connect', () => (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true));

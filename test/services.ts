@@ -18,6 +18,7 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { postgresBinDir } from '../scripts/postgres.js';
 
 export type ServiceId =
   | 'docker'
@@ -33,7 +34,8 @@ export type ServiceId =
   | 'zsh'
   | 'npmRegistry'
   | 'fish'
-  | 'promtool';
+  | 'promtool'
+  | 'postgres';
 
 interface ServiceSpec {
   /** Short name shown in the skip tag ("needs <label>"); no `]` and no ` — `. */
@@ -145,6 +147,11 @@ const SPECS: Record<ServiceId, ServiceSpec> = {
   zsh: { label: 'zsh', install: 'apt-get install zsh', probe: () => commands('zsh') },
   fish: { label: 'fish', install: 'apt-get install fish', probe: () => commands('fish') },
   promtool: { label: 'promtool', install: 'apt-get install prometheus', probe: () => commands('promtool') },
+  postgres: {
+    label: 'postgresql',
+    install: 'apt-get install -y postgresql',
+    probe: () => (postgresBinDir() ? null : 'no initdb and pg_ctl under /usr/lib/postgresql/*/bin or on the PATH'),
+  },
   cgroupLimits: {
     label: 'cgroup memory and cpu limits',
     install: 'run the tests as root on Linux with the memory and cpu cgroup controllers mounted (v2, or v1 memory and cpu)',

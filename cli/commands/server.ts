@@ -102,10 +102,16 @@ export function registerServer(program: Command): void {
     .option('--plain-listener', 'with --tls-cert: also open the plain TCP (and ws://) listener (tokens travel in the clear there)')
     .option('--redis <url>', 'cluster the embedded broker through this Redis (redis://host:6379): servers sharing it carry one mesh')
     .option('--broker-only', 'with --redis: run only the broker, no controller (one server of the cluster runs the controller)')
+    .option(
+      '--state <url>',
+      d('state', 'where the controller keeps its state: sqlite (under --data-dir) or postgres://user@host/db (several servers, one leads)'),
+    )
+    .option('--leader-lease <duration>', d('leaderLeaseMs', 'with postgres state: lease of the leading server', { format: 'duration' }))
     .action(async (flags) => {
       let cfg: ServerConfig;
       try {
         refusePasswordsOnArgv(flags);
+        refuseStatePassword(flags.state);
         cfg = loadConfig(
           ServerConfigSchema,
           'server',
@@ -156,6 +162,8 @@ export function registerServer(program: Command): void {
             plainListener: flags.plainListener,
             redis: flags.redis,
             brokerOnly: flags.brokerOnly,
+            state: flags.state,
+            leaderLeaseMs: flags.leaderLease,
             ...clientTlsFlags(flags),
           },
           process.env,
@@ -174,7 +182,14 @@ export function registerServer(program: Command): void {
       // Loaded here, not at the top: `cutter server --help` should not pay for Aedes and SQLite.
       const { startServer } = await import('../../controller/server.js');
       try {
-        const server = await startServer(cfg, { log });
+        const server = await startServer(cfg, {
+          log,
+          // The leadership is lost for good: exit so the supervisor starts a standby (controller/leadership.ts).
+          onLeadershipLost: (why) => {
+            log.error({ why }, 'stopped: this server no longer leads; start it again to stand by');
+            process.exit(1);
+          },
+        });
         // The CLI on this machine finds this server's admin token through the hint (shared/config/admin-token.ts).
         const hinted = !cfg.externalBroker && !cfg.brokerOnly;
         if (hinted) {
@@ -221,10 +236,12 @@ export function refusePasswordsOnArgv(flags: { haPassword?: string; broker?: str
   ] as const) {
     if (url === undefined) continue;
     let password = '';
-    try {
-      password = new URL(url).password;
-    } catch {
-      continue; // not a URL: the config check names it
+    for (const one of url.split(',')) {
+      try {
+        password ||= new URL(one.trim()).password;
+      } catch {
+        // not a URL: the config check names it
+      }
     }
     if (password)
       throw new CutterError(
@@ -232,4 +249,23 @@ export function refusePasswordsOnArgv(flags: { haPassword?: string; broker?: str
         `${flag} must not carry a password (user:password@ in the URL is visible to every user in \`ps\`): give the URL without it and put the credentials in ${where}`,
       );
   }
+}
+
+/**
+ * A PostgreSQL password never on argv (`ps` shows it to every user).
+ * @throws CutterError INVALID_ARGUMENT for a `--state` URL with `user:password@`.
+ */
+function refuseStatePassword(state: string | undefined): void {
+  if (!state || !/^postgres(ql)?:\/\//.test(state)) return;
+  let password = '';
+  try {
+    password = new URL(state).password;
+  } catch {
+    return; // not a URL: the config check names it
+  }
+  if (password)
+    throw new CutterError(
+      'INVALID_ARGUMENT',
+      '--state must not carry a password (user:password@ in the URL is visible to every user in `ps`): give the URL without it and put the password in the environment variable PGPASSWORD or in ~/.pgpass, or give the whole URL in CUTTER_STATE',
+    );
 }

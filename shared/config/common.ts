@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { parseDuration } from '../duration.js';
 import { parseBytes } from '../units.js';
+import { BrokerUrlsSchema } from '../broker-urls.js';
 
 /** A size in bytes given as a number or text like `12g` (Docker's units). */
 export const SizeSchema = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
@@ -38,8 +39,8 @@ export const ListSchema = () =>
 
 /** Keys every command shares. */
 export const CommonConfigSchema = z.object({
-  /** Broker URL the agent and CLI dial, and the controller uses with `--broker`. */
-  broker: z.string().url().default('mqtt://127.0.0.1:1883'),
+  /** Broker URL the agent and CLI dial, and the controller uses with `--broker`; several, comma-separated, are tried in turn. */
+  broker: BrokerUrlsSchema.default('mqtt://127.0.0.1:1883'),
   /** Topic prefix (`{prefix}/v1/…`). */
   prefix: z
     .string()

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { parseHeadroom } from '../headroom.js';
 import { IPV4_PATTERN } from '../schemas/node.js';
+import { BrokerUrlsSchema } from '../broker-urls.js';
 import { Bool, CommonConfigSchema, DurationSchema, Int, SizeSchema, defaultDataDir } from './common.js';
 
 /** Port of the TLS (`mqtts://`) listener when `tlsCert` is given without `tlsPort`. */
@@ -52,7 +53,7 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   /** Let anonymous clients in with full rights (prints a warning at every start). */
   insecure: Bool.default(false),
   /** Use this external broker instead of embedding one (scale-out path). */
-  externalBroker: z.string().url().optional(),
+  externalBroker: BrokerUrlsSchema.optional(),
   /**
    * Cluster the embedded Aedes through this Redis (`redis://host:6379/0`): every server sharing it
    * carries one mesh (retained state, sessions, wills and messages in Redis; see broker/cluster.ts).
@@ -63,6 +64,18 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
     .optional(),
   /** Run only the (Redis-clustered) broker, no controller: one controller serves the whole cluster. */
   brokerOnly: Bool.default(false),
+  /**
+   * Where the controller's state lives: `sqlite` (the default: a database under `dataDir`) or a
+   * PostgreSQL URL (`postgres://user@host/db`, password from PGPASSWORD or ~/.pgpass): several
+   * servers may then share it, one leading under a lease and the others standing by (controller/leadership.ts).
+   */
+  state: z
+    .string()
+    .max(2_000)
+    .regex(/^(sqlite$|postgres(ql)?:\/\/)/, 'must be sqlite or a postgres:// URL')
+    .default('sqlite'),
+  /** With PostgreSQL state: the leader's lease, ms (renewed every third of it); a leader that cannot renew stops assigning within it. */
+  leaderLeaseMs: DurationSchema.default(3_000),
   /** How long an agent has to accept an assignment, ms. */
   leaseMs: Int(100, 3_600_000).default(10_000),
   /** Placement policy among feasible nodes. */

@@ -133,6 +133,8 @@ describe('--help shows the schema defaults', () => {
       ['--forward-host', 'forwardHost', 'plain'],
       ['--wake-port', 'wakePort', 'plain'],
       ['--wake-cooldown', 'wakeCooldownMs', 'duration'],
+      ['--state', 'state', 'plain'],
+      ['--leader-lease', 'leaderLeaseMs', 'duration'],
     ];
     for (const [flag, key, format] of keys) {
       expect(shown.has(flag), `${flag} shows no default`).toBe(true);
