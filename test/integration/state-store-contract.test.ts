@@ -112,7 +112,7 @@ for (const backend of backends) {
       create(tasks, 't');
       create(tasks, 'gone');
       // 10 log events of 100 bytes each against a 400-byte limit: 200 bytes of head, 200 of tail.
-      const line = 'x'.repeat(99) + '\n';
+      const line = `${'x'.repeat(99)}\n`;
       expect(store.appendEvent(ev('t', 0, { type: 'accepted' }), 400)).toBe(true);
       for (let i = 1; i <= 10; i++) store.appendEvent(ev('t', i, { type: 'log', stream: 'stdout', data: line }), 400);
       expect(store.appendEvent(ev('t', 5, { type: 'log', stream: 'stdout', data: line }), 400)).toBe(false); // a redelivery
