@@ -20,7 +20,8 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { CutterError, errorMessage } from '../../shared/errors.js';
-import { NodeListResultSchema, PipelineSchema, type Pipeline, type TaskSpec } from '../../shared/schemas/index.js';
+import { NodeListResultSchema, type Pipeline, type TaskSpec } from '../../shared/schemas/index.js';
+import { parsePipeline as parsePipelineDocument } from '../pipeline-file.js';
 import { formatBytes } from '../../shared/units.js';
 import { getFile } from '../files/get.js';
 import { FileLink } from '../files/link.js';
@@ -58,7 +59,11 @@ async function confined(dir: string | undefined, rel: string, forWrite: boolean)
   return real;
 }
 
-/** A pipeline from inline YAML/JSON text. @throws CutterError INVALID_ARGUMENT naming the first bad field. */
+/**
+ * A pipeline from inline YAML/JSON text, checked as `cutter pipeline run` checks a file (strict keys
+ * with the nearest valid one, `command` as the command field: cli/pipeline-file.ts).
+ * @throws CutterError INVALID_ARGUMENT naming the first bad field.
+ */
 function parsePipeline(source: string, textIn: string): Pipeline {
   let raw: unknown;
   try {
@@ -66,12 +71,7 @@ function parsePipeline(source: string, textIn: string): Pipeline {
   } catch (err) {
     throw new CutterError('INVALID_ARGUMENT', `${source} is not valid YAML or JSON: ${errorMessage(err)}`);
   }
-  const parsed = PipelineSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new CutterError('INVALID_ARGUMENT', `${source}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
-  return parsed.data;
+  return parsePipelineDocument(raw, source).pipeline;
 }
 
 /** Registers copy_file, pull_model, run_pipeline and drain_node on `server`. */

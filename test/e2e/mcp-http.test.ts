@@ -207,7 +207,7 @@ describeEmbeddedBroker('cutter mcp --http', () => {
     const spec = JSON.stringify({
       name: 'greet',
       steps: [
-        { id: 'a', node: 'worker', task: { kind: 'exec', argv: ['echo', 'mesh'] } },
+        { id: 'a', node: 'worker', task: { kind: 'exec', command: ['echo', 'mesh'] } },
         { id: 'b', needs: ['a'], node: 'worker', task: { kind: 'exec', argv: ['sh', '-c', 'echo "hello $CUTTER_INPUT"'] } },
       ],
     });
@@ -218,6 +218,10 @@ describeEmbeddedBroker('cutter mcp --http', () => {
     const bad = await call('run_pipeline', { spec: 'steps: []' });
     expect(bad.isError).toBe(true);
     expect(bad.content[0].text).toContain('INVALID_ARGUMENT: the pipeline: steps');
+    // Checked as `cutter pipeline` checks a file: a misspelled key is named with the nearest valid one.
+    const typo = await call('run_pipeline', { spec: 'steps:\n  - id: a\n    task: { kind: exec, comand: [true] }\n' });
+    expect(typo.isError).toBe(true);
+    expect(typo.content[0].text).toContain('steps[0].task.comand: unknown key "comand" (did you mean "command"?)');
   }, 60_000);
 
   it('drains and undrains a node, as cutter nodes list shows', async () => {
