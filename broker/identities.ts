@@ -6,11 +6,12 @@
  * N=16384, r=8, p=1, 32-byte key, 16-byte salt), in `<dataDir>/tokens.json` (mode 0600).
  */
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CutterError } from '../shared/errors.js';
 import { ID_RE } from '../shared/topics.js';
+import { makeDirSync } from '../shared/make-dir.js';
 
 /** `mcp`: a scoped identity for `cutter mcp` (see broker/acl.ts: a few request ops, task and node reads). */
 export const RoleSchema = z.enum(['admin', 'agent', 'observer', 'mcp']);
@@ -47,7 +48,7 @@ export class IdentityStore {
 
   /** @throws CutterError INVALID_CONFIG when tokens.json exists but cannot be read. */
   constructor(dataDir: string) {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    makeDirSync(dataDir, 0o700);
     this.file = join(dataDir, 'tokens.json');
     if (existsSync(this.file)) this.load();
   }

@@ -8,7 +8,6 @@
  * binding for Node. Version 12 because 13 needs Node 22. WAL with synchronous=NORMAL survives a
  * killed process (the OS has the pages); only a power cut can lose the last transactions.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { logSize } from '../shared/log-data.js';
@@ -18,6 +17,7 @@ import { isOutput, keptPart, LogKeeper } from './log-keeper.js';
 import type { StateStoreContract } from './state-contract.js';
 import { StorageGuard } from './storage.js';
 import type { TaskRecord } from './task-record.js';
+import { makeDirSync } from '../shared/make-dir.js';
 
 /** How often a failed commit is tried again, ms. */
 export const COMMIT_RETRY_MS = 2_000;
@@ -81,7 +81,7 @@ export class StateStore implements StateStoreContract {
       },
       opts.statfs,
     );
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    makeDirSync(dataDir, 0o700);
     this.db = new Database(join(dataDir, 'controller.db'));
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');

@@ -8,8 +8,9 @@
  * bounded ring (oldest dropped first, counted) and are written once space returns; the failure is
  * reported at most once a minute.
  */
-import { close as closeFd, mkdirSync, open, write } from 'node:fs';
+import { close as closeFd, open, write } from 'node:fs';
 import { dirname } from 'node:path';
+import { makeDirSync } from './make-dir.js';
 
 export type AuditAction =
   | 'submit'
@@ -90,7 +91,7 @@ export class AuditLog {
     private readonly warn: AuditWarn = () => undefined,
   ) {
     try {
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      makeDirSync(dirname(path), 0o700);
     } catch (err) {
       this.failed(err);
     }

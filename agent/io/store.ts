@@ -21,6 +21,7 @@ import type { ManifestEntry } from '../../shared/schemas/volumes.js';
 import { sha256File } from '../../shared/transfer/hash.js';
 import { PART_SUFFIX } from '../../shared/transfer/part-file.js';
 import { normaliseVolumePath } from '../../shared/volumes.js';
+import { makeDir } from '../../shared/make-dir.js';
 
 /** Free disk the node keeps when it takes inputs, bytes. */
 const DISK_MARGIN = 512 * 1024 * 1024;
@@ -170,7 +171,7 @@ export class IoStore {
         needBytes += f.size;
       }
     }
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await makeDir(this.dir, 0o700);
     const fs = await statfs(this.dir).catch(() => null);
     const free = fs ? fs.bavail * fs.bsize : Number.MAX_SAFE_INTEGER;
     if (needBytes + DISK_MARGIN > free)

@@ -4,7 +4,7 @@
  * through here: names are checked (shared/volumes.ts), paths inside a volume are normalised
  * (no `..`) and, after symlinks are resolved, must stay inside the volume's directory.
  */
-import { mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { lstat, mkdir, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { CutterError } from '../../shared/errors.js';
@@ -13,6 +13,7 @@ import type { FileIn, FileOut } from '../../shared/schemas/files.js';
 import { sha256File } from '../../shared/transfer/hash.js';
 import { PART_SUFFIX } from '../../shared/transfer/part-file.js';
 import { normaliseVolumePath, volumeNameProblem } from '../../shared/volumes.js';
+import { makeDirSync } from '../../shared/make-dir.js';
 
 /** Most files one volume's manifest lists (a larger tree is refused, not truncated). */
 export const MAX_MANIFEST_FILES = 100_000;
@@ -79,7 +80,7 @@ export class VolumeStore {
   /** Creates the volume (an existing one is kept as it is). @returns its info. */
   async create(name: string): Promise<VolumeInfo> {
     this.check(name);
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    makeDirSync(this.dir, 0o700);
     if (!this.pathOf(name) && this.names().length >= MAX_VOLUMES)
       throw new CutterError('INVALID_ARGUMENT', `node ${this.node} has ${MAX_VOLUMES} volumes, the most it keeps: remove one first`);
     await mkdir(join(this.dir, name), { mode: 0o755 }).catch((err: NodeJS.ErrnoException) => {

@@ -18,6 +18,7 @@ import { getFile } from './get.js';
 import type { FileLink } from './link.js';
 import { putFile } from './put.js';
 import { newXfer, type TransferOptions } from './transfer.js';
+import { makeDir } from '../../shared/make-dir.js';
 
 /** Most files one `cp -r` moves. */
 export const MAX_TREE_FILES = 100_000;
@@ -197,7 +198,7 @@ export async function getTree(
       throw new CutterError('INVALID_ARGUMENT', `more than ${MAX_TREE_FILES} files under ${volume}/${path}`);
     offset = page.next !== null && page.next > offset && page.files.length > 0 ? page.next : null;
   }
-  await mkdir(localDir, { recursive: true });
+  await makeDir(localDir);
   const need: number[] = [];
   for (const [i, f] of remote.entries()) if ((await localSha(join(localDir, f.path), f.size)) !== f.sha256) need.push(i);
   const bytesSent = need.reduce((n, k) => n + remote[k].size, 0);

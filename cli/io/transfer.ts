@@ -19,6 +19,7 @@ import { putFile } from '../files/put.js';
 import { newXfer, type TransferOptions } from '../files/transfer.js';
 import { page, walk } from '../files/tree.js';
 import type { IoDir } from './args.js';
+import { makeDir } from '../../shared/make-dir.js';
 
 /** What one direction moved (`cutter run --json`, `io.inputs` / `io.outputs`). Bytes are file bytes; `wireBytes` chunk bytes moved. */
 export interface IoSummary {
@@ -163,7 +164,7 @@ export async function collectOutputs(link: FileLink, task: IoAttempt, outputs: I
         throw new CutterError('INVALID_ARGUMENT', `output ${output.target} has more than ${MAX_IO_FILES} files`);
       offset = p.next !== null && p.next > offset && p.files.length > 0 ? p.next : null;
     }
-    await mkdir(output.local, { recursive: true });
+    await makeDir(output.local);
     for (const f of remote) {
       const local = join(output.local, f.path);
       s.files++;

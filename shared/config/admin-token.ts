@@ -7,9 +7,10 @@
  *    server --data-dir DIR` writes when DIR is not the default (and removes when it stops).
  * When none exists, the CLI's refusal says each path it looked at.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defaultDataDir } from './common.js';
+import { makeDirSync } from '../make-dir.js';
 
 /** Name of the hint file in the default data dir. */
 export const DATA_DIR_HINT = 'server-data-dir';
@@ -51,7 +52,7 @@ export function findAdminToken(env: NodeJS.ProcessEnv = process.env): { file?: s
 export function writeDataDirHint(dataDir: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (resolve(dataDir) === resolve(defaultDataDir(env))) return undefined;
   const path = dataDirHintPath(env);
-  mkdirSync(defaultDataDir(env), { recursive: true, mode: 0o700 });
+  makeDirSync(defaultDataDir(env), 0o700);
   writeFileSync(path, `${resolve(dataDir)}\n`, { mode: 0o600 });
   return path;
 }
