@@ -194,7 +194,10 @@ export function registerServer(program: Command): void {
         const hinted = !cfg.externalBroker && !cfg.brokerOnly;
         if (hinted) {
           try {
-            const hint = writeDataDirHint(cfg.dataDir);
+            const hint = writeDataDirHint(
+              cfg.dataDir,
+              Object.values(server.ports).filter((p): p is number => typeof p === 'number'),
+            );
             if (hint)
               log.info(
                 { path: hint, dataDir: cfg.dataDir },

@@ -114,9 +114,9 @@ export function loadConfig<S extends z.ZodObject>(
  * @throws CutterError INVALID_CONFIG when the token file cannot be read.
  */
 function withCredentials<T>(cfg: T, source: Record<string, string>, section: string, env: NodeJS.ProcessEnv): T {
-  const c = cfg as T & { username?: string; password?: string; tokenFile?: string };
+  const c = cfg as T & { username?: string; password?: string; tokenFile?: string; broker?: string };
   if (c.username) return cfg;
-  const file = c.tokenFile ?? (section === 'cli' ? findAdminToken(env).file : undefined);
+  const file = c.tokenFile ?? (section === 'cli' ? findAdminToken(env, c.broker).file : undefined);
   if (!file) return cfg;
   try {
     const creds = JSON.parse(readFileSync(file, 'utf8')) as { username?: unknown; password?: unknown };

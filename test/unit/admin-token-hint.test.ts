@@ -1,0 +1,32 @@
+/**
+ * shared/config/admin-token.ts: the admin token a `cutter server --data-dir` hints at is used only
+ * for a broker URL on this machine with that server's port, never sent to another broker.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { findAdminToken, removeDataDirHint, writeDataDirHint } from '../../shared/config/admin-token.js';
+
+describe('the --data-dir hint', () => {
+  const env = { XDG_DATA_HOME: mkdtempSync(join(tmpdir(), 'cutter-hint-home-')) };
+  const dataDir = mkdtempSync(join(tmpdir(), 'cutter-hint-data-'));
+  writeFileSync(join(dataDir, 'admin.json'), '{"username":"admin:local","password":"x"}');
+
+  it('gives the hinted token for that server only', () => {
+    expect(writeDataDirHint(dataDir, [18830, 18831], env)).toBeDefined();
+    const file = join(dataDir, 'admin.json');
+    expect(findAdminToken(env, 'mqtt://127.0.0.1:18830').file).toBe(file);
+    expect(findAdminToken(env, 'mqtt://localhost:18831').file).toBe(file);
+    expect(findAdminToken(env, 'mqtt://10.0.0.9:1883,mqtt://127.0.0.1:18830').file).toBe(file);
+    const elsewhere = findAdminToken(env, 'mqtt://192.168.1.20:18830');
+    expect(elsewhere.file).toBeUndefined();
+    expect(elsewhere.looked.at(-1)).toContain('for the server on port 18830, 18831 of this machine, not mqtt://192.168.1.20:18830');
+    expect(findAdminToken(env, 'mqtt://127.0.0.1:1883').file).toBeUndefined();
+  });
+
+  it('is removed when its server stops, and then nothing is found', () => {
+    removeDataDirHint(dataDir, env);
+    expect(findAdminToken(env, 'mqtt://127.0.0.1:18830').file).toBeUndefined();
+  });
+});
