@@ -63,8 +63,9 @@ export function findAdminToken(env: NodeJS.ProcessEnv = process.env, broker?: st
   if (named) {
     const file = join(named, 'admin.json');
     const ports = (lines[1] ?? '').trim().split(/\s+/).filter(Boolean).map(Number);
-    if (broker && ports.length > 0 && !onThisServer(broker, ports)) {
-      looked.push(`${file} (named by ${hint}, for the server on port ${ports.join(', ')} of this machine, not ${broker})`);
+    // A hint names its server's ports; one that names none is not trusted for any broker.
+    if (ports.length === 0 || (broker && !onThisServer(broker, ports))) {
+      looked.push(`${file} (named by ${hint}, for the server on port ${ports.join(', ') || '(none named)'} of this machine, not ${broker})`);
       return { looked };
     }
     looked.push(`${file} (named by ${hint})`);

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { ROOT, freePort, startServer, type Daemon } from '../harness.js';
+import { EMBEDDED_BROKER_ONLY, ON_MOSQUITTO, ROOT, freePort, startServer, type Daemon } from '../harness.js';
 import { exportedNames, promqlMetricNames } from '../promql-names.js';
 import { needs } from '../services.js';
 
@@ -83,31 +83,36 @@ describe('Grafana dashboard and Prometheus alert rules', () => {
     }
   });
 
-  it('every expression names only metrics that /metrics exports', () => {
-    const exported = exportedNames(exposition);
-    expect(exported.has('cutter_queue_length')).toBe(true);
-    const used = new Set<string>();
-    const unknown: string[] = [];
-    for (const { where, expr } of expressions) {
-      const names = promqlMetricNames(expr);
-      expect(names.length, `${where}: ${expr}`).toBeGreaterThan(0);
-      for (const n of names) {
-        used.add(n);
-        if (!exported.has(n)) unknown.push(`${where}: ${n}`);
+  // On Mosquitto the broker's own metrics (clients, messages) are Mosquitto's, not on cutter's /metrics:
+  // the shipped dashboard and rules describe the embedded broker.
+  it.skipIf(ON_MOSQUITTO)(
+    `every expression names only metrics that /metrics exports${ON_MOSQUITTO ? ` [${EMBEDDED_BROKER_ONLY}]` : ''}`,
+    () => {
+      const exported = exportedNames(exposition);
+      expect(exported.has('cutter_queue_length')).toBe(true);
+      const used = new Set<string>();
+      const unknown: string[] = [];
+      for (const { where, expr } of expressions) {
+        const names = promqlMetricNames(expr);
+        expect(names.length, `${where}: ${expr}`).toBeGreaterThan(0);
+        for (const n of names) {
+          used.add(n);
+          if (!exported.has(n)) unknown.push(`${where}: ${n}`);
+        }
       }
-    }
-    expect(unknown).toEqual([]);
-    // The metrics the issue names are all charted or alerted on.
-    for (const n of [
-      'cutter_node_up',
-      'cutter_node_memory_offered_bytes',
-      'cutter_node_memory_total_bytes',
-      'cutter_queue_length',
-      'cutter_task_run_seconds_count',
-      'cutter_broker_clients',
-    ])
-      expect(used.has(n), n).toBe(true);
-  });
+      expect(unknown).toEqual([]);
+      // The metrics the issue names are all charted or alerted on.
+      for (const n of [
+        'cutter_node_up',
+        'cutter_node_memory_offered_bytes',
+        'cutter_node_memory_total_bytes',
+        'cutter_queue_length',
+        'cutter_task_run_seconds_count',
+        'cutter_broker_clients',
+      ])
+        expect(used.has(n), n).toBe(true);
+    },
+  );
 
   const promtool = needs('promtool');
   it.skipIf(promtool.skip)(`promtool accepts the rules${promtool.tag}`, () => {
