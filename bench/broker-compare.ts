@@ -1,3 +1,12 @@
+/**
+ * The broker itself: embedded Aedes (a real `cutter server`, with its packet guard and hooks)
+ * versus Mosquitto (Debian's), on the same message pattern — the heartbeat fan-in: `publishers`
+ * clients each publish `perPublisher` retained QoS 1 NodeStatus-sized messages on their own
+ * status topic, as fast as the PUBACKs come back (`window` in flight per client), and one
+ * subscriber receives them all on a `+` filter. The topic prefix is `benchbroker`, not `cutter`,
+ * so cutter's controller (which shares the embedded broker's process) does not handle them.
+ * Measured: messages/s delivered, publish→delivery latency p50/p99, the broker process's CPU.
+ */
 import mqtt from 'mqtt';
 import { haveMosquitto, startMosquitto } from '../scripts/mosquitto.js';
 import { freePort, startBenchServer } from '../scripts/procs.js';
