@@ -7,12 +7,9 @@
  * so cutter's controller (which shares the embedded broker's process) does not handle them.
  * Measured: messages/s delivered, publish→delivery latency p50/p99, the broker process's CPU.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { haveMosquitto, startMosquitto } from '../scripts/mosquitto.js';
-import { freePort, startDaemon } from '../scripts/procs.js';
+import { freePort, startBenchServer } from '../scripts/procs.js';
 import { quantile, sampleUsage, type Usage } from './proc-stats.js';
 
 export interface BrokerRun {
@@ -85,34 +82,11 @@ export async function compareBrokers(opts: {
   perPublisher: number;
   window: number;
 }): Promise<{ aedes: BrokerRun; mosquitto: BrokerRun | null }> {
-  const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'cutter-bench-'));
-  const server = await startDaemon(
-    [
-      'server',
-      '--insecure',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--data-dir',
-      dataDir,
-      '--broker-requests-per-minute',
-      '100000000',
-    ],
-    'controller started',
-  );
+  const { child: server, broker } = await startBenchServer({ ready: 'controller started' });
   let aedes: BrokerRun;
   try {
     await new Promise((r) => setTimeout(r, 300));
-    aedes = await pattern(
-      `mqtt://127.0.0.1:${port}`,
-      server.pid!,
-      'aedes (cutter server)',
-      opts.publishers,
-      opts.perPublisher,
-      opts.window,
-    );
+    aedes = await pattern(broker, server.pid!, 'aedes (cutter server)', opts.publishers, opts.perPublisher, opts.window);
   } finally {
     server.kill('SIGTERM');
   }
