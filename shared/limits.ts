@@ -134,16 +134,18 @@ export function scanJson(bytes: Uint8Array | string, limits: JsonLimits): ScanRe
   let inString = false;
   let strStart = 0;
   // Inside a string only a backslash or a quote matters: jump to the next one with the native
-  // byte search (memchr) instead of a JS loop over every byte. A log event is one long base64 string.
+  // byte search (memchr) instead of a JS loop over every byte (a log event is one long base64
+  // string). Each search result is kept until the scan passes it, so every byte is searched at
+  // most once per character: linear, however many escapes a string holds.
   const view = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.length);
-  let nextBackslash = -2; // -2: not searched yet; -1: none left
+  let nextBackslash = -1; // position of the next backslash at or after the last search; buf.length: none
+  let nextQuote = -1;
   for (let i = 0; i < buf.length; i++) {
     if (inString) {
-      if (nextBackslash !== -1 && nextBackslash < i) nextBackslash = view.indexOf(BACKSLASH, i);
-      const q = view.indexOf(QUOTE, i);
-      const stop = q === -1 ? (nextBackslash === -1 ? buf.length : nextBackslash) : nextBackslash === -1 ? q : Math.min(q, nextBackslash);
-      if (stop >= buf.length) break;
-      i = stop;
+      if (nextBackslash < i) nextBackslash = indexOrEnd(view, BACKSLASH, i);
+      if (nextQuote < i) nextQuote = indexOrEnd(view, QUOTE, i);
+      i = Math.min(nextBackslash, nextQuote);
+      if (i >= buf.length) break;
     }
     const c = buf[i];
     if (inString) {
@@ -183,6 +185,12 @@ export function scanJson(bytes: Uint8Array | string, limits: JsonLimits): ScanRe
     return fail(`string of ${buf.length - strStart} bytes > ${limits.maxString}`, depth, buf.length);
   scanned = new Uint8Array(0);
   return { ok: true };
+}
+
+/** The offset of the next `byte` in `view` at or after `from`, or `view.length` when there is none. */
+function indexOrEnd(view: Buffer, byte: number, from: number): number {
+  const at = view.indexOf(byte, from);
+  return at === -1 ? view.length : at;
 }
 
 /** The payload being scanned (for key names in errors). */

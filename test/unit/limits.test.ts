@@ -87,6 +87,11 @@ describe('scanJson', () => {
     for (let i = 0; i < 3; i++) time(big, loose); // warm up the JIT
     const small = time(big.subarray(0, big.length / 10), loose);
     expect(time(big, loose)).toBeLessThan(Math.max(50, small * 30));
+    // A string of escapes: each backslash must not restart a search for the closing quote.
+    const escaped = Buffer.from(JSON.stringify({ d: '\n'.repeat(400_000) }));
+    for (let i = 0; i < 3; i++) time(escaped, loose);
+    const fewer = time(escaped.subarray(0, escaped.length / 10), loose);
+    expect(time(escaped, loose)).toBeLessThan(Math.max(50, fewer * 30));
   });
 
   it('maps topics of any prefix to their kind, and decode uses the limits it is given', () => {
