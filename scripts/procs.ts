@@ -53,14 +53,13 @@ export function startDaemon(args: string[], ready: string, env: NodeJS.ProcessEn
 /**
  * Starts an insecure bench server (embedded broker) on a free loopback port with a fresh data dir
  * and the submission and broker rate limits lifted, and resolves once `ready` is logged.
- * @returns the child (also pushed to `children` when given), its broker URL and data dir.
+ * @returns the child (also pushed to `children` when given) and its broker URL.
  * @throws as startDaemon.
  */
 export async function startBenchServer(
-  opts: { ready?: string; children?: ChildProcess[]; extraArgs?: string[] } = {},
-): Promise<{ child: ChildProcess; port: number; broker: string; dataDir: string }> {
+  opts: { ready?: string; children?: ChildProcess[] } = {},
+): Promise<{ child: ChildProcess; broker: string }> {
   const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'cutter-bench-'));
   const child = await startDaemon(
     [
       'server',
@@ -74,11 +73,10 @@ export async function startBenchServer(
       '--port',
       String(port),
       '--data-dir',
-      dataDir,
-      ...(opts.extraArgs ?? []),
+      mkdtempSync(join(tmpdir(), 'cutter-bench-')),
     ],
     opts.ready ?? 'broker listening',
   );
   opts.children?.push(child);
-  return { child, port, broker: `mqtt://127.0.0.1:${port}`, dataDir };
+  return { child, broker: `mqtt://127.0.0.1:${port}` };
 }
