@@ -65,7 +65,9 @@ export function findAdminToken(env: NodeJS.ProcessEnv = process.env, broker?: st
     const ports = (lines[1] ?? '').trim().split(/\s+/).filter(Boolean).map(Number);
     // A hint names its server's ports; one that names none is not trusted for any broker.
     if (ports.length === 0 || (broker && !onThisServer(broker, ports))) {
-      looked.push(`${file} (named by ${hint}, for the server on port ${ports.join(', ') || '(none named)'} of this machine, not ${broker})`);
+      looked.push(
+        `${file} (named by ${hint}, for the server on port ${ports.join(', ') || '(none named)'} of this machine, not ${broker})`,
+      );
       return { looked };
     }
     looked.push(`${file} (named by ${hint})`);
