@@ -13,6 +13,7 @@ import { needs, skipTag } from './test/services.js';
  * Stress tests (STRESS below) run in each pass after the other files, one at a time: they judge the
  * system under a load they make themselves (10 agents SIGKILLed and restarted under 2,000 tasks),
  * and on a 2-core machine another file's load beside them makes them measure that file instead.
+ * The CPU-burner lending tests (QUIET below) join them in the first pass, for the same reason.
  *
  * Tests that need a service the machine lacks are skipped with the reason in their name
  * (test/services.ts); test/skip-summary.ts ends the run with one line tallying them.
@@ -20,6 +21,11 @@ import { needs, skipTag } from './test/services.js';
 const mosquitto = needs('mosquitto');
 /** Run alone, after the rest of their pass (see above). */
 const STRESS = ['test/e2e/flood.test.ts'];
+/**
+ * Run alone too, in the first pass only: CPU burners outside cutter can be told from the machine's
+ * other load only on a quiet machine, and the broker plays no part in what they test.
+ */
+const QUIET = ['test/e2e/lending-burner.test.ts'];
 
 export default defineConfig({
   test: {
@@ -38,11 +44,11 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'default', include: ['test/**/*.test.ts'], exclude: STRESS, sequence: { groupOrder: 0 } },
+        test: { name: 'default', include: ['test/**/*.test.ts'], exclude: [...STRESS, ...QUIET], sequence: { groupOrder: 0 } },
       },
       {
         extends: true,
-        test: { name: 'stress', include: STRESS, sequence: { groupOrder: 1 } },
+        test: { name: 'stress', include: [...STRESS, ...QUIET], maxWorkers: 1, sequence: { groupOrder: 1 } },
       },
       ...(mosquitto.skip
         ? []
@@ -53,7 +59,7 @@ export default defineConfig({
                 name: 'e2e-mosquitto',
                 include: ['test/e2e/**/*.test.ts'],
                 // Already a Mosquitto test, run in the first pass.
-                exclude: ['test/e2e/mosquitto.test.ts', ...STRESS],
+                exclude: ['test/e2e/mosquitto.test.ts', ...STRESS, ...QUIET],
                 env: { CUTTER_TEST_BROKER: 'mosquitto' },
                 sequence: { groupOrder: 2 },
               },
@@ -63,6 +69,7 @@ export default defineConfig({
               test: {
                 name: 'stress-mosquitto',
                 include: STRESS,
+                maxWorkers: 1,
                 env: { CUTTER_TEST_BROKER: 'mosquitto' },
                 sequence: { groupOrder: 3 },
               },
