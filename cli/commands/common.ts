@@ -78,7 +78,7 @@ export async function withClient(
     client = await CliClient.connect(cfg);
     code = await body(client, cfg);
   } catch (err) {
-    printError(cfg && !cfg.username ? withTokenSearch(err) : err, Boolean(flags.json));
+    printError(cfg && !cfg.username ? withTokenSearch(err, cfg.broker) : err, Boolean(flags.json));
     code = errorExitCode;
   }
   await client?.close().catch(() => undefined);
@@ -89,11 +89,12 @@ export async function withClient(
 /**
  * A broker's "not authorized" to a CLI that had no credentials, with where it looked for the admin
  * token (shared/config/admin-token.ts) and what to do; other errors as they are.
+ * @param broker the broker URL(s) the CLI dialled (the hints are looked up by their ports).
  */
-export function withTokenSearch(err: unknown): unknown {
+export function withTokenSearch(err: unknown, broker?: string): unknown {
   const connack = err instanceof CutterError ? (err.details as { connackCode?: number } | undefined)?.connackCode : undefined;
   if (connack !== 4 && connack !== 5 && connack !== 134 && connack !== 135) return err;
-  const { looked } = findAdminToken(process.env);
+  const { looked } = findAdminToken(process.env, broker);
   return new CutterError(
     (err as CutterError).code,
     `${(err as Error).message}: no admin token found, looked in ${looked.join(', ')}. On the server's machine set CUTTER_DATA_DIR to its --data-dir; elsewhere give --token-file (cutter token create --role admin --name NAME --json > admin.json)`,

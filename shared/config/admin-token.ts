@@ -3,47 +3,57 @@
  * mode 0600, on its first start), in this order:
  * 1. `$CUTTER_DATA_DIR/admin.json` (the same variable `cutter server` reads its data dir from);
  * 2. the default data dir's `admin.json` (`$XDG_DATA_HOME/cutter`, `~/.local/share/cutter`);
- * 3. the data dir named by the hint file `<default data dir>/server-data-dir`, which `cutter
- *    server --data-dir DIR` writes when DIR is not the default (and removes when it stops). The
- *    hint also names the ports that server listens on, and its token is used only for a broker URL
- *    on this machine (a loopback host) with one of those ports: the admin password of the server
- *    started last is never sent to another broker.
+ * 3. the data dir named by the hint of the server on the broker URL's port: `cutter server
+ *    --data-dir DIR` (DIR not the default) writes `<default data dir>/servers/port-N` holding DIR
+ *    for each port N it listens on, and removes them when it stops. Hints are looked up only for a
+ *    broker URL on this machine (a loopback host), by its port, so the admin password of one
+ *    server is never sent to another broker, and servers started side by side (tests, a staging
+ *    server beside the real one) each keep their own hint.
  * When none exists, the CLI's refusal says each path it looked at.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defaultDataDir } from './common.js';
 import { makeDirSync } from '../make-dir.js';
 
-/** Name of the hint file in the default data dir. */
-export const DATA_DIR_HINT = 'server-data-dir';
+/** Name of the hint directory in the default data dir. */
+export const DATA_DIR_HINTS = 'servers';
 
-/** The path of the hint file for this user. */
-export function dataDirHintPath(env: NodeJS.ProcessEnv = process.env): string {
-  return join(defaultDataDir(env), DATA_DIR_HINT);
+/** The directory of this user's hints (one file per server port). */
+export function dataDirHintDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(defaultDataDir(env), DATA_DIR_HINTS);
 }
 
-/** Whether `broker` (a URL, or a comma-separated list of them) names a loopback host with one of `ports`. */
-function onThisServer(broker: string, ports: number[]): boolean {
-  return broker.split(',').some((u) => {
+/** The hint file of the server listening on `port` of this machine. */
+export function dataDirHintPath(port: number, env: NodeJS.ProcessEnv = process.env): string {
+  return join(dataDirHintDir(env), `port-${port}`);
+}
+
+/** The ports of the loopback URLs among `broker` (a URL, or a comma-separated list of them), in order. */
+function loopbackPorts(broker: string): number[] {
+  const ports: number[] = [];
+  for (const u of broker.split(',')) {
     try {
       const url = new URL(u.trim());
       const host = url.hostname.replace(/^\[|\]$/g, '');
-      const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
-      const port = Number(url.port || (url.protocol === 'mqtts:' ? 8883 : 1883));
-      return loopback && ports.includes(port);
+      if (host === 'localhost' || host === '::1' || /^127\./.test(host))
+        ports.push(Number(url.port || (url.protocol === 'mqtts:' ? 8883 : 1883)));
     } catch {
-      return false;
+      // not a URL: no hint for it
     }
-  });
+  }
+  return ports;
 }
 
 /**
  * Every place looked at, in order, with the one found (undefined when none exists).
- * @param broker the broker URL(s) the CLI will connect to: a hinted server's token is taken only
- *   for that server (see the module comment); without it, for any.
+ * @param broker the broker URL(s) the CLI will connect to (default `mqtt://localhost:1883`): a
+ *   hint is looked up by the port of each loopback URL among them (see the module comment).
  */
-export function findAdminToken(env: NodeJS.ProcessEnv = process.env, broker?: string): { file?: string; looked: string[] } {
+export function findAdminToken(
+  env: NodeJS.ProcessEnv = process.env,
+  broker = 'mqtt://localhost:1883',
+): { file?: string; looked: string[] } {
   const looked: string[] = [];
   const candidates: string[] = [];
   if (env.CUTTER_DATA_DIR) candidates.push(join(env.CUTTER_DATA_DIR, 'admin.json'));
@@ -52,49 +62,53 @@ export function findAdminToken(env: NodeJS.ProcessEnv = process.env, broker?: st
     looked.push(file);
     if (existsSync(file)) return { file, looked };
   }
-  const hint = dataDirHintPath(env);
-  let lines: string[] = [];
-  try {
-    lines = readFileSync(hint, 'utf8').split('\n', 2);
-  } catch {
-    // no server with --data-dir wrote one
-  }
-  const named = lines[0]?.trim() || undefined;
-  if (named) {
-    const file = join(named, 'admin.json');
-    const ports = (lines[1] ?? '').trim().split(/\s+/).filter(Boolean).map(Number);
-    // A hint names its server's ports; one that names none is not trusted for any broker.
-    if (ports.length === 0 || (broker && !onThisServer(broker, ports))) {
-      looked.push(
-        `${file} (named by ${hint}, for the server on port ${ports.join(', ') || '(none named)'} of this machine, not ${broker})`,
-      );
-      return { looked };
+  const ports = loopbackPorts(broker);
+  if (ports.length === 0) looked.push(`${dataDirHintDir(env)} (its hints are for servers on this machine; ${broker} is not on it)`);
+  for (const port of ports) {
+    const hint = dataDirHintPath(port, env);
+    let named: string | undefined;
+    try {
+      named = readFileSync(hint, 'utf8').split('\n', 1)[0].trim() || undefined;
+    } catch {
+      // no cutter server --data-dir on this port
     }
+    if (!named) {
+      looked.push(`${hint} (absent: no cutter server --data-dir on port ${port})`);
+      continue;
+    }
+    const file = join(named, 'admin.json');
     looked.push(`${file} (named by ${hint})`);
     if (existsSync(file)) return { file, looked };
-  } else looked.push(`${hint} (absent: no cutter server --data-dir running)`);
+  }
   return { looked };
 }
 
 /**
- * Writes the hint file naming `dataDir` and the ports the server listens on (see the module
- * comment); a no-op for the default data dir.
- * @returns the hint's path when written. Errors are the caller's to log (the server runs without the hint).
+ * Writes the hints naming `dataDir`, one per port the server listens on (see the module comment);
+ * a no-op for the default data dir.
+ * @returns the hint directory when written. Errors are the caller's to log (the server runs without hints).
  */
 export function writeDataDirHint(dataDir: string, ports: number[], env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (resolve(dataDir) === resolve(defaultDataDir(env))) return undefined;
-  const path = dataDirHintPath(env);
-  makeDirSync(defaultDataDir(env), 0o700);
-  writeFileSync(path, `${resolve(dataDir)}\n${ports.join(' ')}\n`, { mode: 0o600 });
-  return path;
+  if (resolve(dataDir) === resolve(defaultDataDir(env)) || ports.length === 0) return undefined;
+  makeDirSync(dataDirHintDir(env), 0o700);
+  for (const port of ports) writeFileSync(dataDirHintPath(port, env), `${resolve(dataDir)}\n`, { mode: 0o600 });
+  return dataDirHintDir(env);
 }
 
-/** Removes the hint file if it still names `dataDir` (another server may have written it since). */
+/** Removes the hints that still name `dataDir` (another server may have taken a port since). */
 export function removeDataDirHint(dataDir: string, env: NodeJS.ProcessEnv = process.env): void {
-  const path = dataDirHintPath(env);
+  let names: string[] = [];
   try {
-    if (readFileSync(path, 'utf8').split('\n', 1)[0].trim() === resolve(dataDir)) rmSync(path, { force: true });
+    names = readdirSync(dataDirHintDir(env)).filter((n) => n.startsWith('port-'));
   } catch {
-    // already gone
+    return; // no hints
+  }
+  for (const name of names) {
+    const path = join(dataDirHintDir(env), name);
+    try {
+      if (readFileSync(path, 'utf8').split('\n', 1)[0].trim() === resolve(dataDir)) rmSync(path, { force: true });
+    } catch {
+      // already gone
+    }
   }
 }

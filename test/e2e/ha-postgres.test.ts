@@ -2,7 +2,7 @@
  * Several servers, one leader (issue 20): two `cutter server --state postgres://…` share a
  * throwaway PostgreSQL cluster and one Mosquitto; agents and clients use the broker only.
  *
- * - SIGKILL the leader during a flood of 200 exec tasks (some `sleep 2`, still running at the
+ * - SIGKILL the leader during a flood of 500 exec tasks (some `sleep 2`, still running at the
  *   kill) with a `cutter run` follower in flight: the standby leads within 5 s, every accepted
  *   task reaches exactly one terminal state (succeeded), none runs twice to success, the follower
  *   finishes with the task's exit code.
@@ -19,7 +19,7 @@ import { type RunningMosquitto, startMosquitto } from '../../scripts/mosquitto.j
 import { haServer, loggedAt, tcpProxy, TERMINAL, terminalStates, watchMesh } from './ha-helpers-pg.js';
 
 const svc = needs('postgres', 'mosquitto');
-const TASKS = 200;
+const TASKS = 500;
 const LONG = 20;
 const WINDOW = 20;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -81,7 +81,7 @@ describe.skipIf(svc.skip)(`servers sharing PostgreSQL, one leading${svc.tag}`, (
             .catch(() => null);
           if (r?.ok) accepted.add(taskId);
         }
-        if (i === 60) {
+        if (i === 150) {
           killedAt = Date.now();
           await a.stop('SIGKILL');
         }

@@ -41,7 +41,8 @@ describe('a secure server started with --data-dir', () => {
   });
 
   it('the CLI on the same machine finds its admin token through the hint file', async () => {
-    await eventually(() => readFileSync(join(ISOLATED_ENV.XDG_DATA_HOME!, 'cutter', 'server-data-dir'), 'utf8').trim() === dataDir);
+    const port = new URL(url).port;
+    await eventually(() => readFileSync(join(ISOLATED_ENV.XDG_DATA_HOME!, 'cutter', 'servers', `port-${port}`), 'utf8').trim() === dataDir);
     const r = await cli(['nodes', 'list'], { broker: url });
     expect(r.code, r.stderr).toBe(0);
   });
@@ -53,7 +54,7 @@ describe('a secure server started with --data-dir', () => {
     const r = await cli(['nodes', 'list'], { broker: url, env: { XDG_DATA_HOME: elsewhere } });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(
-      `no admin token found, looked in ${join(elsewhere, 'cutter', 'admin.json')}, ${join(elsewhere, 'cutter', 'server-data-dir')}`,
+      `no admin token found, looked in ${join(elsewhere, 'cutter', 'admin.json')}, ${join(elsewhere, 'cutter', 'servers', `port-${new URL(url).port}`)}`,
     );
     expect(r.stderr).toContain('set CUTTER_DATA_DIR to its --data-dir; elsewhere give --token-file');
   });

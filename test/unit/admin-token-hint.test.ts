@@ -21,8 +21,21 @@ describe('the --data-dir hint', () => {
     expect(findAdminToken(env, 'mqtt://10.0.0.9:1883,mqtt://127.0.0.1:18830').file).toBe(file);
     const elsewhere = findAdminToken(env, 'mqtt://192.168.1.20:18830');
     expect(elsewhere.file).toBeUndefined();
-    expect(elsewhere.looked.at(-1)).toContain('for the server on port 18830, 18831 of this machine, not mqtt://192.168.1.20:18830');
-    expect(findAdminToken(env, 'mqtt://127.0.0.1:1883').file).toBeUndefined();
+    expect(elsewhere.looked.at(-1)).toContain('its hints are for servers on this machine; mqtt://192.168.1.20:18830 is not on it');
+    const otherPort = findAdminToken(env, 'mqtt://127.0.0.1:1883');
+    expect(otherPort.file).toBeUndefined();
+    expect(otherPort.looked.at(-1)).toContain('port-1883 (absent: no cutter server --data-dir on port 1883)');
+  });
+
+  it('keeps one hint per server, so servers started side by side each find their own token', () => {
+    const second = mkdtempSync(join(tmpdir(), 'cutter-hint-data-'));
+    writeFileSync(join(second, 'admin.json'), '{"username":"admin:local","password":"y"}');
+    writeDataDirHint(second, [18840], env);
+    expect(findAdminToken(env, 'mqtt://127.0.0.1:18830').file).toBe(join(dataDir, 'admin.json'));
+    expect(findAdminToken(env, 'mqtt://127.0.0.1:18840').file).toBe(join(second, 'admin.json'));
+    removeDataDirHint(second, env);
+    expect(findAdminToken(env, 'mqtt://127.0.0.1:18840').file).toBeUndefined();
+    expect(findAdminToken(env, 'mqtt://127.0.0.1:18830').file).toBe(join(dataDir, 'admin.json'));
   });
 
   it('is removed when its server stops, and then nothing is found', () => {
