@@ -55,8 +55,10 @@ describe('lending: the owner burns CPU outside cutter', () => {
       const id = r.stdout.trim();
       const started = await until(() => events.messages.find((e) => e.taskId === id && e.type === 'started'));
       const pid = Number(started.ref);
+      const burnedAt = Date.now();
       burn.push(burners());
       await until(() => procState(pid) === 'T', 20_000, 100);
+      console.log(`exec task stopped ${Date.now() - burnedAt} ms after the burners started (1 s samples)`);
       expect(lendingOf(statuses.messages, 'workstation')?.reason).toMatch(new RegExp(`^owner CPU \\d+% > ${BURNER_THRESHOLD}%$`));
       burn.pop()?.stop();
       await until(() => procState(pid) !== 'T', 30_000, 100);
