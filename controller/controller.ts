@@ -39,6 +39,12 @@ import { StateStore } from './state-store.js';
 import { TaskStore } from './task-store.js';
 import { type WakeOptions, Waker } from './wake.js';
 
+/**
+ * Longest an attempt's end waits for its commit before it is acknowledged anyway, ms: the inbound
+ * stream waits with it (shared/mqtt.ts `ackWhenHandled`), and the keepalive (10 s) must not lapse.
+ */
+const ACK_WAIT_MS = 3_000;
+
 export interface ControllerOptions {
   brokerUrl: string;
   /** Dial the embedded broker in process (no socket) instead of `brokerUrl`. */
@@ -120,6 +126,11 @@ export class Controller {
     // them before the count below would run (an external broker kept them while we were down).
     const recoveredTasks = this.tasks.liveTasks().length;
     let router!: MessageRouter;
+    // With an external broker the controller's persistent session outlives this process: an
+    // attempt's end it received but had not stored when it died (a SIGKILLed leader) is delivered
+    // again to the next controller, instead of that attempt counting as lost and running twice.
+    // The embedded broker dies with the controller, so there a later PUBACK would buy nothing.
+    const ackEnds = !this.opts.streamBuilder;
     const client = await connectMqtt({
       url: this.opts.brokerUrl,
       streamBuilder: this.opts.streamBuilder,
@@ -139,14 +150,21 @@ export class Controller {
           if (s.state !== 'offline' && t.idFrom(topic, 'nodes') === s.node) ctx.registry.heard(s.node, ctx.now());
           return ctx.serial('node status', () => this.liveness.onNodeStatus(s, topic));
         });
-        router.route(t.allTaskEvents(), TaskEventSchema, (e, topic) => {
-          // Any word from a node is a sign of life: a node streaming output fast has its heartbeat
-          // queued behind that output on its one connection, and must not be taken for dead (and
-          // its task run again) because of it. The broker's ACL lets an agent publish events only
-          // for its own node's current attempts (others go to quarantine, below).
-          ctx.registry.heard(e.node, ctx.now());
-          return ctx.serial('task event', () => this.onTaskEvent(e, topic));
-        });
+        router.route(
+          t.allTaskEvents(),
+          TaskEventSchema,
+          (e, topic) => {
+            // Any word from a node is a sign of life: a node streaming output fast has its heartbeat
+            // queued behind that output on its one connection, and must not be taken for dead (and
+            // its task run again) because of it. The broker's ACL lets an agent publish events only
+            // for its own node's current attempts (others go to quarantine, below).
+            ctx.registry.heard(e.node, ctx.now());
+            const handled = ctx.serial('task event', () => this.onTaskEvent(e, topic));
+            // An attempt's end is acknowledged to an external broker only once stored (see ackEnds).
+            if (ackEnds && (e.type === 'result' || e.type === 'failed')) return handled.then(() => ctx.committed(ACK_WAIT_MS));
+          },
+          { ackWhenHandled: ackEnds },
+        );
         // The broker re-routes an agent's event for a task that is not its node's current attempt
         // (broker/acl.ts quarantineOf): handled as before — ignored, the stale attempt fenced.
         router.route(t.allQuarantine('events'), TaskEventSchema, (e, topic) => {

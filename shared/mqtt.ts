@@ -209,11 +209,24 @@ export function guardListener<A extends unknown[]>(log: Logger | undefined, fn: 
   };
 }
 
-type Route = { filter: string; handle: (topic: string, payload: Buffer, retained: boolean) => void | Promise<void> };
+type Route = {
+  filter: string;
+  handle: (topic: string, payload: Buffer, retained: boolean) => void | Promise<void>;
+  ackWhenHandled: boolean;
+};
 
 type RouteOptions = {
   onEmpty?: (topic: string) => void;
   onInvalid?: (topic: string, payload: Buffer, error: string) => void | Promise<void>;
+  /**
+   * Acknowledge a QoS 1 message on this route (PUBACK) only once the handler's promise settles,
+   * so a message whose effect was not yet made durable is delivered again, to the next holder of a
+   * persistent session, if this process dies first. MQTT.js sends the PUBACK from `handleMessage`'s
+   * callback and reads the next packet only after it (MQTT.js README, "handleMessage"), so such a
+   * handler holds the whole inbound stream: it must settle quickly, and only await what has to
+   * precede the acknowledgement.
+   */
+  ackWhenHandled?: boolean;
 };
 
 /**
@@ -221,6 +234,8 @@ type RouteOptions = {
  */
 export class MessageRouter {
   private readonly routes: Route[] = [];
+  /** Messages whose PUBACK waits for their handlers (routes with `ackWhenHandled`). */
+  private readonly held = new WeakMap<object, Promise<unknown>>();
 
   constructor(
     private readonly client: MqttClient,
@@ -229,14 +244,25 @@ export class MessageRouter {
     client.on(
       'message',
       guardListener(log, (topic, payload, packet) => {
+        const holding: Promise<unknown>[] = [];
         for (const route of this.routes) {
           if (!topicMatches(route.filter, topic)) continue;
-          Promise.resolve()
+          const run = Promise.resolve()
             .then(() => route.handle(topic, payload, packet.retain))
             .catch((err: unknown) => this.log.error({ topic, err }, 'message handler failed'));
+          if (route.ackWhenHandled) holding.push(run);
         }
+        if (holding.length > 0) this.held.set(packet, Promise.all(holding));
       }),
     );
+    // MQTT.js calls handleMessage right after emitting 'message', and sends the PUBACK when its callback runs.
+    const handleMessage = client.handleMessage.bind(client);
+    client.handleMessage = (packet, callback) => {
+      const held = this.held.get(packet);
+      if (!held) return handleMessage(packet, callback);
+      this.held.delete(packet);
+      void held.then(() => handleMessage(packet, callback));
+    };
   }
 
   /**
@@ -277,6 +303,7 @@ export class MessageRouter {
   ): void {
     this.routes.push({
       filter,
+      ackWhenHandled: opts.ackWhenHandled === true,
       handle: (topic, payload, retained) => {
         if (payload.length === 0) {
           opts.onEmpty?.(topic);
