@@ -80,6 +80,18 @@ export class ControllerContext {
     });
   }
 
+  /** Resolves when `work` settles or after `maxMs`, whichever comes first (never rejects). */
+  within(maxMs: number, work: Promise<unknown>): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, maxMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      work.then(done, done);
+    });
+  }
+
   /**
    * Runs controller work one piece at a time, in arrival order: message handlers, timers and
    * placement passes never interleave, so no decision is taken on a picture another handler is

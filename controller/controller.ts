@@ -40,8 +40,9 @@ import { TaskStore } from './task-store.js';
 import { type WakeOptions, Waker } from './wake.js';
 
 /**
- * Longest an attempt's end waits for its commit before it is acknowledged anyway, ms: the inbound
- * stream waits with it (shared/mqtt.ts `ackWhenHandled`), and the keepalive (10 s) must not lapse.
+ * Longest an attempt's end waits for its handling and commit before it is acknowledged anyway, ms:
+ * the inbound stream waits with it (shared/mqtt.ts `ackWhenHandled`), and the keepalive (10 s)
+ * must not lapse.
  */
 const ACK_WAIT_MS = 3_000;
 
@@ -62,6 +63,16 @@ export interface ControllerOptions {
   dataDir: string;
   /** The durable state to use instead of SQLite under `dataDir` (controller/pg-state-store.ts), already open. */
   store?: StateStoreContract;
+  /**
+   * Acknowledge an attempt's end (result, failed) to the broker only once it is committed (at most
+   * ACK_WAIT_MS): the controller's persistent session outlives this process, so an end it received
+   * but had not stored when it died (a SIGKILLed leader) is delivered again to the next controller,
+   * instead of that attempt counting as lost and running twice. The inbound stream waits with it,
+   * behind the controller's queue, so it is for stores whose commits are a round trip away
+   * (PostgreSQL: the server sets it with `--state postgres://`); SQLite commits within the event
+   * loop turn. Ignored with the embedded broker, which dies with the controller.
+   */
+  ackEndsAfterCommit?: boolean;
   /** Log bytes kept per task. */
   maxLogBytes: number;
   /** After start, how long nodes have to report back before their tasks count as disconnected, ms. */
@@ -126,11 +137,7 @@ export class Controller {
     // them before the count below would run (an external broker kept them while we were down).
     const recoveredTasks = this.tasks.liveTasks().length;
     let router!: MessageRouter;
-    // With an external broker the controller's persistent session outlives this process: an
-    // attempt's end it received but had not stored when it died (a SIGKILLed leader) is delivered
-    // again to the next controller, instead of that attempt counting as lost and running twice.
-    // The embedded broker dies with the controller, so there a later PUBACK would buy nothing.
-    const ackEnds = !this.opts.streamBuilder;
+    const ackEnds = this.opts.ackEndsAfterCommit === true && !this.opts.streamBuilder;
     const client = await connectMqtt({
       url: this.opts.brokerUrl,
       streamBuilder: this.opts.streamBuilder,
@@ -161,7 +168,11 @@ export class Controller {
             ctx.registry.heard(e.node, ctx.now());
             const handled = ctx.serial('task event', () => this.onTaskEvent(e, topic));
             // An attempt's end is acknowledged to an external broker only once stored (see ackEnds).
-            if (ackEnds && (e.type === 'result' || e.type === 'failed')) return handled.then(() => ctx.committed(ACK_WAIT_MS));
+            if (ackEnds && (e.type === 'result' || e.type === 'failed'))
+              return ctx.within(
+                ACK_WAIT_MS,
+                handled.then(() => ctx.committed(ACK_WAIT_MS)),
+              );
           },
           { ackWhenHandled: ackEnds },
         );

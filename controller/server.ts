@@ -193,7 +193,7 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
       local: { prefer: cfg.preferLocal, headroom: cfg.localHeadroom },
       keepFinished: cfg.keepFinished,
       dataDir: cfg.dataDir,
-      ...(leadership ? { store: leadership.store } : {}),
+      ...(leadership ? { store: leadership.store, ackEndsAfterCommit: true } : {}),
       maxLogBytes: cfg.maxLogBytes,
       minFreeBytes: cfg.minFreeBytes,
       forgetAfterMs: cfg.forgetAfterMs,
