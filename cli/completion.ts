@@ -142,8 +142,19 @@ function fish(root: CompletionNode): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * `cutter offload` is `cutter run --auto-select` rewritten before commander sees it (cli/main.ts),
+ * so it is not in the tree: it completes as `run` does.
+ */
+function withOffload(root: CompletionNode): CompletionNode {
+  const run = root.children.find((c) => c.names[0] === 'run');
+  if (!run || root.children.some((c) => c.names[0] === 'offload')) return root;
+  const offload = { ...run, path: ['offload'], names: ['offload'], description: 'cutter run --auto-select: run where it fits best' };
+  return { ...root, children: [...root.children, offload] };
+}
+
 /** The completion script of `program` for `shell`. */
 export function completionScript(program: Command, shell: Shell): string {
-  const root = completionTree(program);
+  const root = withOffload(completionTree(program));
   return shell === 'bash' ? bash(root) : shell === 'zsh' ? zsh(root) : fish(root);
 }

@@ -51,6 +51,9 @@ describe('cutter completion', () => {
     expect(offered('bash', f, ['cutter', 'run', '--node', 'nb', '--me'])).toEqual(['--memory']);
     // The completion command itself is listed.
     expect(offered('bash', f, ['cutter', 'compl'])).toEqual(['completion']);
+    // offload (run --auto-select, a seed command) completes as run does.
+    expect(offered('bash', f, ['cutter', 'offl'])).toEqual(['offload']);
+    expect(offered('bash', f, ['cutter', 'offload', '--me'])).toEqual(['--memory']);
     // Nothing invented: no option of another command leaks in.
     expect(offered('bash', f, ['cutter', 'cp', '--gr'])).toEqual([]);
   });
