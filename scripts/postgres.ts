@@ -9,10 +9,10 @@
  * keeps them off the PATH, see postgresql-common's pg_wrapper).
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, chownSync, constants, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, constants, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 
 /** The directory holding initdb and pg_ctl, or null when PostgreSQL is not installed. */
 export function postgresBinDir(): string | null {
@@ -27,9 +27,12 @@ export function postgresBinDir(): string | null {
   }
   for (const dir of dirs) {
     try {
-      accessSync(join(dir, 'initdb'), constants.X_OK);
-      accessSync(join(dir, 'pg_ctl'), constants.X_OK);
-      return dir;
+      // The installed directory, not a link farm on the PATH: as root the binaries run as the
+      // postgres user, who may not be allowed into the directory holding the links.
+      const real = dirname(realpathSync(join(dir, 'initdb')));
+      accessSync(join(real, 'initdb'), constants.X_OK);
+      accessSync(join(real, 'pg_ctl'), constants.X_OK);
+      return real;
     } catch {
       // not here
     }
