@@ -59,6 +59,8 @@ describe('lending: the owner burns CPU outside cutter', () => {
       burn.push(burners());
       await until(() => procState(pid) === 'T', 20_000, 100);
       console.log(`exec task stopped ${Date.now() - burnedAt} ms after the burners started (1 s samples)`);
+      // The agent stops the task first, then announces why: wait for the announcement.
+      await until(() => lendingOf(statuses.messages, 'workstation')?.state === 'suspended', 10_000);
       expect(lendingOf(statuses.messages, 'workstation')?.reason).toMatch(new RegExp(`^owner CPU \\d+% > ${BURNER_THRESHOLD}%$`));
       burn.pop()?.stop();
       await until(() => procState(pid) !== 'T', 30_000, 100);
@@ -87,8 +89,12 @@ describe('lending: the owner burns CPU outside cutter', () => {
         const id = r.stdout.trim();
         const started = await until(() => events.messages.find((e) => e.taskId === id && e.type === 'started'), 60_000);
         const ref = String(started.ref);
+        const burnedAt = Date.now();
         burn.push(burners());
         await until(() => paused(ref), 20_000, 200);
+        console.log(`container paused ${Date.now() - burnedAt} ms after the burners started (1 s samples)`);
+        // The agent stops the task first, then announces why: wait for the announcement.
+        await until(() => lendingOf(statuses.messages, 'dworkstation')?.state === 'suspended', 10_000);
         expect(lendingOf(statuses.messages, 'dworkstation')?.reason).toMatch(new RegExp(`^owner CPU \\d+% > ${BURNER_THRESHOLD}%$`));
         burn.pop()?.stop();
         await until(() => !paused(ref), 30_000, 200);

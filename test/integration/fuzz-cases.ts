@@ -75,8 +75,18 @@ export function toCase(target: Target, g: Gen): Case {
 }
 
 /** Never valid on requests/assign (a submit would create tasks, an assignment would run), never the agent's own status. */
+/**
+ * The server's default --max-packet (4 MiB, shared/config/server.ts). A bigger packet is not a
+ * payload to drop but a connection the broker cuts (its own test: broker limits), and the raw
+ * client here does not reconnect: a filler of `"` or `\` characters doubles when serialised, so a
+ * 3 MiB huge case can come out over it.
+ */
+const MAX_PACKET_BYTES = 4 * 1024 * 1024;
+
 export function allowed(c: Case): boolean {
   if (c.payload.length === 0) return false;
+  // The PUBLISH packet: payload, topic, its 2-byte length, packet id and a fixed header of at most 5.
+  if (c.payload.length + Buffer.byteLength(c.target.topic) + 9 > MAX_PACKET_BYTES) return false;
   if (!c.valid) return true;
   if (!c.target.validAllowed) return false;
   if (c.target.key === 'status') return c.value!.node !== AGENT;
