@@ -1,20 +1,7 @@
 /**
- * Small checks of the task runner (agent/tasks.ts): waiting on a promise with a bound, and whether
- * an assignment's GPUs can be given here.
+ * A small check of the task runner (agent/tasks.ts): whether an assignment's GPUs can be given here.
  */
 import type { Attempt } from './task-events.js';
-
-/** Resolves true when `p` settles within `ms`, false otherwise (never rejects). */
-export function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.then(
-      () => true,
-      () => true,
-    ),
-    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
-  ]).finally(() => clearTimeout(timer));
-}
 
 /**
  * Why an assignment's GPUs cannot be given here (the controller's picture was stale): a UUID this

@@ -33,7 +33,8 @@ const FENCE_GRACE_MS = 3_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-import { gpuConflict, within } from './attempt-checks.js';
+import { within } from '../shared/within.js';
+import { gpuConflict } from './attempt-checks.js';
 
 export { gpuConflict, within };
 

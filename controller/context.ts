@@ -67,32 +67,6 @@ export class ControllerContext {
   }
 
   /**
-   * Resolves once every write made so far is committed, or after `maxMs` (a store that cannot
-   * commit, e.g. a full disk, must not hold the caller forever).
-   */
-  committed(maxMs: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, maxMs);
-      this.store.afterCommit(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  /** Resolves when `work` settles or after `maxMs`, whichever comes first (never rejects). */
-  within(maxMs: number, work: Promise<unknown>): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, maxMs);
-      const done = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      work.then(done, done);
-    });
-  }
-
-  /**
    * Runs controller work one piece at a time, in arrival order: message handlers, timers and
    * placement passes never interleave, so no decision is taken on a picture another handler is
    * changing halfway. A failure is logged with its stack and does not stop the chain.

@@ -38,6 +38,7 @@ import type { StateStoreContract } from './state-contract.js';
 import { StateStore } from './state-store.js';
 import { TaskStore } from './task-store.js';
 import { type WakeOptions, Waker } from './wake.js';
+import { within } from '../shared/within.js';
 
 /**
  * Longest an attempt's end waits for its handling and commit before it is acknowledged anyway, ms:
@@ -169,10 +170,10 @@ export class Controller {
             const handled = ctx.serial('task event', () => this.onTaskEvent(e, topic));
             // An attempt's end is acknowledged to an external broker only once stored (see ackEnds).
             if (ackEnds && (e.type === 'result' || e.type === 'failed'))
-              return ctx.within(
+              return within(
+                handled.then(() => new Promise<void>((committed) => ctx.store.afterCommit(committed))),
                 ACK_WAIT_MS,
-                handled.then(() => ctx.committed(ACK_WAIT_MS)),
-              );
+              ).then(() => undefined);
           },
           { ackWhenHandled: ackEnds },
         );
