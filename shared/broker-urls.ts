@@ -39,6 +39,11 @@ export const BrokerUrlsSchema = z
 /** Default ports of the URL schemes (MQTT: 1883, MQTT over TLS: 8883; WebSocket: 80/443). */
 const PORTS: Record<string, number> = { mqtt: 1883, tcp: 1883, mqtts: 8883, ssl: 8883, tls: 8883, ws: 80, wss: 443 };
 
+/** The port a broker URL dials: its own, else its scheme's default (1883 for an unknown scheme). */
+export function brokerPort(url: URL): number {
+  return url.port ? Number(url.port) : (PORTS[url.protocol.replace(/:$/, '')] ?? 1883);
+}
+
 /**
  * MQTT.js's `servers` option for a list of URLs (host, port, protocol per URL; a WebSocket path is
  * the first URL's for all). @throws TypeError for a URL that does not parse (the config check catches it first).
@@ -51,7 +56,7 @@ export function serversOption(urls: string[]): {
   const servers = urls.map((u) => {
     const p = new URL(u);
     const protocol = p.protocol.replace(/:$/, '') as 'mqtt' | 'mqtts' | 'ws' | 'wss';
-    return { host: p.hostname, port: p.port ? Number(p.port) : (PORTS[protocol] ?? 1883), protocol };
+    return { host: p.hostname, port: brokerPort(p), protocol };
   });
   const first = new URL(urls[0]!);
   return { servers, protocol: servers[0]!.protocol, ...(first.pathname && first.pathname !== '/' ? { path: first.pathname } : {}) };

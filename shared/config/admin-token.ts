@@ -14,6 +14,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defaultDataDir } from './common.js';
+import { brokerPort, brokerUrls } from '../broker-urls.js';
 import { makeDirSync } from '../make-dir.js';
 
 /** Name of the hint directory in the default data dir. */
@@ -32,17 +33,25 @@ export function dataDirHintPath(port: number, env: NodeJS.ProcessEnv = process.e
 /** The ports of the loopback URLs among `broker` (a URL, or a comma-separated list of them), in order. */
 function loopbackPorts(broker: string): number[] {
   const ports: number[] = [];
-  for (const u of broker.split(',')) {
+  for (const u of brokerUrls(broker)) {
     try {
-      const url = new URL(u.trim());
+      const url = new URL(u);
       const host = url.hostname.replace(/^\[|\]$/g, '');
-      if (host === 'localhost' || host === '::1' || /^127\./.test(host))
-        ports.push(Number(url.port || (url.protocol === 'mqtts:' ? 8883 : 1883)));
+      if (host === 'localhost' || host === '::1' || /^127\./.test(host)) ports.push(brokerPort(url));
     } catch {
       // not a URL: no hint for it
     }
   }
   return ports;
+}
+
+/** The data dir a hint file names, or undefined when it is absent or empty. */
+function hintedDir(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').split('\n', 1)[0].trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -66,12 +75,7 @@ export function findAdminToken(
   if (ports.length === 0) looked.push(`${dataDirHintDir(env)} (its hints are for servers on this machine; ${broker} is not on it)`);
   for (const port of ports) {
     const hint = dataDirHintPath(port, env);
-    let named: string | undefined;
-    try {
-      named = readFileSync(hint, 'utf8').split('\n', 1)[0].trim() || undefined;
-    } catch {
-      // no cutter server --data-dir on this port
-    }
+    const named = hintedDir(hint);
     if (!named) {
       looked.push(`${hint} (absent: no cutter server --data-dir on port ${port})`);
       continue;
@@ -106,9 +110,9 @@ export function removeDataDirHint(dataDir: string, env: NodeJS.ProcessEnv = proc
   for (const name of names) {
     const path = join(dataDirHintDir(env), name);
     try {
-      if (readFileSync(path, 'utf8').split('\n', 1)[0].trim() === resolve(dataDir)) rmSync(path, { force: true });
+      if (hintedDir(path) === resolve(dataDir)) rmSync(path, { force: true });
     } catch {
-      // already gone
+      // not ours to remove (permissions): the next server on that port overwrites it
     }
   }
 }
