@@ -236,6 +236,7 @@ export class MessageRouter {
   private readonly routes: Route[] = [];
   /** Messages whose PUBACK waits for their handlers (routes with `ackWhenHandled`). */
   private readonly held = new WeakMap<object, Promise<unknown>>();
+  private acksHeld = false;
 
   constructor(
     private readonly client: MqttClient,
@@ -244,20 +245,29 @@ export class MessageRouter {
     client.on(
       'message',
       guardListener(log, (topic, payload, packet) => {
-        const holding: Promise<unknown>[] = [];
+        let holding: Promise<unknown>[] | undefined;
         for (const route of this.routes) {
           if (!topicMatches(route.filter, topic)) continue;
           const run = Promise.resolve()
             .then(() => route.handle(topic, payload, packet.retain))
             .catch((err: unknown) => this.log.error({ topic, err }, 'message handler failed'));
-          if (route.ackWhenHandled) holding.push(run);
+          if (route.ackWhenHandled) (holding ??= []).push(run);
         }
-        if (holding.length > 0) this.held.set(packet, Promise.all(holding));
+        if (holding) this.held.set(packet, Promise.all(holding));
       }),
     );
-    // MQTT.js calls handleMessage right after emitting 'message', and sends the PUBACK when its callback runs.
-    const handleMessage = client.handleMessage.bind(client);
-    client.handleMessage = (packet, callback) => {
+  }
+
+  /**
+   * Makes the client's PUBACK of a held message wait for its handlers: MQTT.js calls
+   * handleMessage right after emitting 'message', and sends the PUBACK when its callback runs.
+   * Installed with the first `ackWhenHandled` route, so other clients keep MQTT.js's own.
+   */
+  private holdAcks(): void {
+    if (this.acksHeld) return;
+    this.acksHeld = true;
+    const handleMessage = this.client.handleMessage.bind(this.client);
+    this.client.handleMessage = (packet, callback) => {
       const held = this.held.get(packet);
       if (!held) return handleMessage(packet, callback);
       this.held.delete(packet);
@@ -301,6 +311,7 @@ export class MessageRouter {
     handler: (value: z.infer<S>, topic: string, retained: boolean) => void | Promise<void>,
     opts: RouteOptions = {},
   ): void {
+    if (opts.ackWhenHandled) this.holdAcks();
     this.routes.push({
       filter,
       ackWhenHandled: opts.ackWhenHandled === true,
