@@ -7,7 +7,7 @@
  * another admin identity publishing a frame there is cut by the broker and the task never sees it.
  * Real server, real agent, the CLI as a process; docker cases are skipped without an engine.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -220,8 +220,10 @@ describeEmbeddedBroker('only the submitter writes a task stdin', () => {
   it("another admin identity publishing on the task's stdin topic is cut and its bytes never reach the task", async () => {
     const other = JSON.parse((await cli(['token', 'create', '--role', 'admin', '--name', 'mallory', '--json'], { env: admin })).stdout);
     // The submitter's stdin: a FIFO held open by the shell, written only after the intruder tried.
+    // Made before either shell starts: a writer that won the race would create a regular file.
     const fifo = join(tempDir('cutter-stdin-acl-'), 'in');
-    const owner = spawn('sh', ['-c', `mkfifo '${fifo}' && $CUTTER run -i --node ${NODE} exec -- cat < '${fifo}'`], {
+    execFileSync('mkfifo', [fifo]);
+    const owner = spawn('sh', ['-c', `$CUTTER run -i --node ${NODE} exec -- cat < '${fifo}'`], {
       env: { ...ISOLATED_ENV, ...admin, CUTTER: `${process.execPath} ${CUTTER}` },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
