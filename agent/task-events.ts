@@ -11,6 +11,7 @@
 import { encode } from '../shared/codec.js';
 import type { MqttClient } from '../shared/mqtt.js';
 import { logFields } from '../shared/log-data.js';
+import { encodeLogFrame } from '../shared/log-frame.js';
 import { keyOf } from './attempts.js';
 import type { Ack, NodeStatus, TaskEvent, TaskKind } from '../shared/schemas/index.js';
 import type { Topics } from '../shared/topics.js';
@@ -46,6 +47,8 @@ export interface Attempt {
   shutdown: boolean;
   /** Its submitter credits what it read of the output (spec `credit`): the output is held to it (agent/output-credit.ts). */
   credit?: boolean;
+  /** Its output goes out as binary frames (the assignment's `outputFrames`; shared/log-frame.ts), not base64 JSON. */
+  frames?: boolean;
   /** The gate its output is held to, when `credit` (released when the attempt is stopped). */
   gate?: CreditGate;
   /** A stop (grace, ms) asked for before the workload started. */
@@ -141,6 +144,16 @@ export class TaskEvents {
     await this.client!.publishAsync(this.t.taskEvents(task.taskId), Buffer.from(encode(event)), { qos: 1 });
   }
 
+  /**
+   * Publishes one batch of the attempt's output as a binary frame (QoS 1); nothing for a fenced attempt.
+   * @throws the client's error when the broker does not take it.
+   */
+  async publishFrame(task: Attempt, stream: 'stdout' | 'stderr', bytes: Uint8Array): Promise<void> {
+    if (task.fenced) return;
+    const header = { v: 1, taskId: task.taskId, attempt: task.attempt, node: this.node, seq: task.seq++, ts: Date.now() } as const;
+    await this.client!.publishAsync(this.t.taskEvents(task.taskId), encodeLogFrame({ ...header, type: 'log', stream }, bytes), { qos: 1 });
+  }
+
   /** Keeps a final event until its ack (bounded: the oldest is given up past MAX_UNACKED). */
   private keep(event: TaskEvent): void {
     const key = keyOf(event.taskId, event.attempt);
@@ -211,7 +224,7 @@ export class TaskEvents {
       const n = bytes.length;
       window.add(n);
       if (!task.fenced) gate?.add(task.seq, n);
-      this.publish(task, { type: 'log', stream, ...logFields(bytes) })
+      (task.frames ? this.publishFrame(task, stream, bytes) : this.publish(task, { type: 'log', stream, ...logFields(bytes) }))
         .catch(() => undefined)
         .finally(() => window.settle(n));
     });

@@ -163,6 +163,7 @@ export class TaskRunner {
     const task = newAttempt(a.taskId, a.attempt, a.requirements.memory, false);
     task.kind = a.spec.kind;
     task.credit = a.spec.kind !== 'ollama' && a.spec.credit === true;
+    task.frames = a.outputFrames === true;
     const refuse = (code: string, message: string) => {
       log.warn({ ...ids, code, message }, 'refused assignment');
       return events

@@ -50,6 +50,7 @@
  */
 import { parseJson } from '../shared/codec.js';
 import { LIMITS } from '../shared/limits.js';
+import { decodeLogFrame, isLogFrame } from '../shared/log-frame.js';
 import { haTopics, type QuarantineKind, type Topics, topicMatches } from '../shared/topics.js';
 import type { Identity } from './identities.js';
 
@@ -144,6 +145,10 @@ export function checkClientId(identity: Identity, clientId: string): string | nu
  * bounds of an agent's largest payload, shared/limits.ts: checked on the bytes before parsing).
  */
 function header(payload: Buffer): { node?: unknown; attempt?: unknown } | undefined {
+  if (isLogFrame(payload)) {
+    const d = decodeLogFrame(payload);
+    return d.ok ? { node: d.value.node, attempt: d.value.attempt } : undefined;
+  }
   try {
     const v = parseJson(payload, LIMITS.taskEvents) as unknown;
     return v && typeof v === 'object' ? (v as { node?: unknown; attempt?: unknown }) : undefined;

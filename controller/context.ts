@@ -168,6 +168,7 @@ export class ControllerContext {
             requirements: record.state.requirements,
             nodeRunId: this.registry.get(e.node)?.runId ?? null,
             ...(record.gpus ? { gpus: record.gpus } : {}),
+            outputFrames: true,
           };
           this.publish(this.t.nodeAssign(e.node), encode(assignment), { qos: 1 });
           break;

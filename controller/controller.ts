@@ -24,6 +24,7 @@ import type { Logger } from '../shared/logger.js';
 import { MessageRouter, connectMqtt } from '../shared/mqtt.js';
 import type { PlacementRule } from '../shared/ollama.js';
 import type { Headroom } from '../shared/schemas/index.js';
+import { decodeTaskEvent } from '../shared/log-frame.js';
 import { NodeStatusSchema, RequestSchema, TaskEventSchema, type ControllerStatus, type TaskEvent } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
 import { VERSION } from '../shared/version.js';
@@ -175,15 +176,20 @@ export class Controller {
                 ACK_WAIT_MS,
               ).then(() => undefined);
           },
-          { ackWhenHandled: ackEnds },
+          { ackWhenHandled: ackEnds, decoder: decodeTaskEvent },
         );
         // The broker re-routes an agent's event for a task that is not its node's current attempt
         // (broker/acl.ts quarantineOf): handled as before — ignored, the stale attempt fenced.
-        router.route(t.allQuarantine('events'), TaskEventSchema, (e, topic) => {
-          const q = t.parse(topic);
-          if (q?.kind === 'quarantine' && q.node === e.node && q.task === e.taskId)
-            void ctx.serial('quarantined task event', () => this.onTaskEvent(e, t.taskEvents(q.task)));
-        });
+        router.route(
+          t.allQuarantine('events'),
+          TaskEventSchema,
+          (e, topic) => {
+            const q = t.parse(topic);
+            if (q?.kind === 'quarantine' && q.node === e.node && q.task === e.taskId)
+              void ctx.serial('quarantined task event', () => this.onTaskEvent(e, t.taskEvents(q.task)));
+          },
+          { decoder: decodeTaskEvent },
+        );
         router.route(t.allRequests(), RequestSchema, (r, topic) => ctx.serial('request', () => this.requests.onRequest(r, topic)), {
           onEmpty: (topic) => ctx.log.warn({ topic }, 'dropped empty request'),
           onInvalid: (topic, payload, error) =>

@@ -2,7 +2,8 @@
  * A task's output kept within its limit, in the state store's SQLite database: the head and the
  * tail (controller/log-cut.ts), the middle dropped and counted per stream.
  *
- * Tables: `events` holds every kept event, output or not, whole as it came (base64 `data`);
+ * Tables: `events` holds every kept event, output or not, whole as it came (JSON, or a log event's
+ * binary frame as a BLOB: shared/log-frame.ts `storedForm`);
  * `log_tail` lists the output events in the tail with how many of their tail bytes are still kept
  * (`bytes`; the event that filled the head also holds `prefix` head bytes before them);
  * `log_usage` holds each task's account (log-cut's CutState as JSON in `cut`, plus the kept total
@@ -16,7 +17,8 @@
  * uncounted) read as an account of their kept events, `uncounted` when they were truncated.
  */
 import type Database from 'better-sqlite3';
-import { logBytes, logFields, logSize } from '../shared/log-data.js';
+import { logBytes, logSize } from '../shared/log-data.js';
+import { frameEvent, fromStoredForm, headerOf } from '../shared/log-frame.js';
 import { KEPT_STREAMS, type KeptOutput, type KeptStream, outputCut, type TaskEvent } from '../shared/schemas/index.js';
 import { admit, type CutState, evict, keptOutput, lose, newCut, parseCut, takeInOrder } from './log-cut.js';
 
@@ -86,11 +88,11 @@ export class LogKeeper {
    * Stores one event (call inside a transaction). Output events go to the head while it has room,
    * then to the tail, whose oldest bytes are dropped past the limit; a redelivered output event
    * (at or before the last one taken) is ignored. Other events are always stored.
-   * @param body the event's JSON (already serialised by the caller).
+   * @param body the event as stored (shared/log-frame.ts `storedForm`: its JSON, or a log frame).
    * @param limit the task's output limit, bytes (maxLogBytes).
    * @returns whether some of the event is kept now (false: a redelivery, or dropped at once).
    */
-  store(event: TaskEvent, body: string, limit: number): boolean {
+  store(event: TaskEvent, body: string | Buffer, limit: number): boolean {
     if (!isOutput(event)) {
       this.stmts.insertEvent.run(event.taskId, event.attempt, event.seq, body);
       return true;
@@ -155,8 +157,8 @@ export class LogKeeper {
     if (!row) return newCut();
     if (row.cut !== null) return parseCut(row.cut);
     const st = newCut();
-    for (const { body } of this.stmts.allEvents.iterate(taskId) as IterableIterator<{ body: string }>) {
-      const event = JSON.parse(body) as TaskEvent;
+    for (const { body } of this.stmts.allEvents.iterate(taskId) as IterableIterator<{ body: string | Buffer }>) {
+      const event = fromStoredForm(body);
       if (!isOutput(event)) continue;
       const { stream, bytes } = measure(event);
       st.streams[stream].written += bytes;
@@ -178,5 +180,5 @@ export function keptPart(event: TaskEvent, tail: { prefix: number; bytes: number
   if (!tail || event.type !== 'log' || tail.prefix + tail.bytes >= logSize(event)) return event;
   const data = logBytes(event);
   const kept = Buffer.concat([data.subarray(0, tail.prefix), data.subarray(data.length - tail.bytes)]);
-  return { ...event, ...logFields(kept) };
+  return frameEvent(headerOf(event), kept);
 }

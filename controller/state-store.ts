@@ -11,6 +11,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { logSize } from '../shared/log-data.js';
+import { fromStoredForm, storedForm } from '../shared/log-frame.js';
 import type { Logger } from '../shared/logger.js';
 import type { KeptOutput, KeptStream, TaskEvent } from '../shared/schemas/index.js';
 import { isOutput, keptPart, LogKeeper } from './log-keeper.js';
@@ -298,7 +299,7 @@ export class StateStore implements StateStoreContract {
    * @returns false when the event was dropped at once (a limit, or a redelivery).
    */
   appendEvent(event: TaskEvent, maxLogBytes: number): boolean {
-    const body = JSON.stringify(event); // throws (a bug, e.g. too deep) before anything is kept
+    const body = storedForm(event); // throws (a bug, e.g. too deep) before anything is kept
     const output = isOutput(event);
     if (output && this.journal.eventBytes + body.length > PENDING_OUTPUT_BYTES) {
       const stream: KeptStream = event.type === 'log' ? event.stream : 'chunks';
@@ -321,7 +322,7 @@ export class StateStore implements StateStoreContract {
   }
 
   /** Stores one event in its own savepoint (all or nothing). @returns what LogKeeper.store says. */
-  private storeEvent(event: TaskEvent, maxLogBytes: number, body = JSON.stringify(event)): boolean {
+  private storeEvent(event: TaskEvent, maxLogBytes: number, body: Buffer | string = storedForm(event)): boolean {
     return this.db.transaction(() => this.logs.store(event, body, maxLogBytes))();
   }
 
@@ -344,7 +345,7 @@ export class StateStore implements StateStoreContract {
     const events: TaskEvent[] = [];
     let bytes = 0;
     let more = false;
-    type Row = { body: string; prefix: number | null; bytes: number | null };
+    type Row = { body: string | Buffer; prefix: number | null; bytes: number | null };
     for (const row of this.stmts.events.iterate(taskId, after.attempt, after.attempt, after.seq) as IterableIterator<Row>) {
       if (events.length > 0 && bytes + row.body.length > maxBytes) {
         more = true;
@@ -352,7 +353,7 @@ export class StateStore implements StateStoreContract {
       }
       bytes += row.body.length;
       const tail = row.prefix === null || row.bytes === null ? null : { prefix: row.prefix, bytes: row.bytes };
-      events.push(keptPart(JSON.parse(row.body) as TaskEvent, tail));
+      events.push(keptPart(fromStoredForm(row.body), tail));
     }
     const usage = this.stmts.truncated.get(taskId) as { truncated: number } | undefined;
     return { events, truncated: Boolean(usage?.truncated), more };

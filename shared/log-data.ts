@@ -3,8 +3,10 @@
  * with `encoding: 'base64'`; events without `encoding` (older agents) carry UTF-8 text. Every reader
  * of log output goes through here: byte consumers (the CLI's stdout and stderr, the controller's
  * per-task byte accounting) take `logBytes`, display surfaces (dashboard, MCP, pipeline outputs)
- * decode to text only at the edge with `logText` or `logsText`.
+ * decode to text only at the edge with `logText` or `logsText`. An event decoded from a binary
+ * frame (shared/log-frame.ts) holds its bytes as they came: these read them without base64.
  */
+import { frameBytes } from './log-frame.js';
 import type { TaskEvent } from './schemas/index.js';
 
 /** A `log` task event. */
@@ -27,6 +29,8 @@ export function logFields(bytes: Uint8Array): { encoding: 'base64'; data: string
 
 /** The output bytes of a log event, exactly as the task wrote them (UTF-8 of the text for a legacy event). */
 export function logBytes(e: LogEvent): Buffer {
+  const raw = frameBytes(e);
+  if (raw) return raw;
   return e.encoding === 'base64' ? Buffer.from(e.data, 'base64') : Buffer.from(e.data, 'utf8');
 }
 
@@ -35,6 +39,8 @@ export function logBytes(e: LogEvent): Buffer {
  * length of its base64 without decoding it.
  */
 export function logSize(e: LogEvent): number {
+  const raw = frameBytes(e);
+  if (raw) return raw.length;
   if (e.encoding !== 'base64') return Buffer.byteLength(e.data, 'utf8');
   return Buffer.byteLength(e.data, 'base64');
 }

@@ -15,8 +15,8 @@ import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { z } from 'zod';
-import { decode } from './codec.js';
-import { limitsForTopic } from './limits.js';
+import { type Decoded, decode } from './codec.js';
+import { type JsonLimits, limitsForTopic } from './limits.js';
 import { brokerUrls, serversOption } from './broker-urls.js';
 import { CutterError, errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
@@ -216,6 +216,11 @@ type Route = {
 };
 
 type RouteOptions = {
+  /**
+   * Decodes a payload instead of `decode(schema, …)` (shared/codec.ts), for topics that also carry
+   * binary frames (shared/log-frame.ts `decodeTaskEvent`); it must bound what it reads as `decode` does.
+   */
+  decoder?: (payload: Buffer, limits: JsonLimits) => Decoded<unknown>;
   onEmpty?: (topic: string) => void;
   onInvalid?: (topic: string, payload: Buffer, error: string) => void | Promise<void>;
   /**
@@ -320,14 +325,14 @@ export class MessageRouter {
           opts.onEmpty?.(topic);
           return;
         }
-        const decoded = decode(schema, payload, limitsForTopic(topic));
+        const decoded = opts.decoder ? opts.decoder(payload, limitsForTopic(topic)) : decode(schema, payload, limitsForTopic(topic));
         if (!decoded.ok) {
           // Every drop at debug; at warn, one line per 10 s with a count (a flood must not flood the log).
           this.log.debug({ topic, bytes: payload.length, error: decoded.error }, 'dropped invalid message');
           warnLimiter(this.log).warn('invalid-message', { topic, bytes: payload.length, error: decoded.error }, 'dropped invalid input');
           return opts.onInvalid?.(topic, payload, decoded.error);
         }
-        return handler(decoded.value, topic, retained);
+        return handler(decoded.value as z.infer<S>, topic, retained);
       },
     });
   }

@@ -13,6 +13,7 @@ import { decode, encode } from '../codec.js';
 import type { CliConfig } from '../config.js';
 import { CutterError } from '../errors.js';
 import { LIMITS } from '../limits.js';
+import { decodeTaskEvent } from '../log-frame.js';
 import type { Logger } from '../logger.js';
 import { connectMqtt, guardListener, MessageRouter, type MqttClient } from '../mqtt.js';
 import {
@@ -20,7 +21,6 @@ import {
   ControllerStatusSchema,
   ReplySchema,
   type Request,
-  TaskEventSchema,
   type TaskEvent,
   TaskLogsResultSchema,
   TaskStateSchema,
@@ -148,7 +148,7 @@ export class MeshClient {
     const set = this.watchers.get(p.task);
     if (!set || payload.length === 0) return; // an empty retained state: the task was evicted or refused
     if (p.kind === 'taskEvents') {
-      const d = decode(TaskEventSchema, payload, LIMITS.taskEvents);
+      const d = decodeTaskEvent(payload, LIMITS.taskEvents);
       if (d.ok) for (const w of set) w.onEvent(d.value, payload.length);
     } else {
       const d = decode(TaskStateSchema, payload, LIMITS.taskState);

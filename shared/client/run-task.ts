@@ -33,6 +33,7 @@
  * **Buffering.** `events` holds what the consumer has not read yet, bounded (event-queue.ts):
  * output events beyond the bound are dropped and replaced by one `dropped` marker per gap.
  */
+import { logSize } from '../log-data.js';
 import { CutterError } from '../errors.js';
 import { isTerminal, type Requirements, type TaskEvent, type TaskSpec, type TaskState, TaskStateSchema } from '../schemas/index.js';
 import { formatDuration } from '../units.js';
@@ -102,9 +103,8 @@ export interface RunRequest {
 }
 
 const OUTPUT_TYPES = new Set(['log', 'chunks', 'progress']);
-/** Memory an event holds in the queue, approximately (a log event's base64 string, not its decoded bytes). */
-const approxBytes = (e: TaskEvent): number =>
-  e.type === 'log' ? e.data.length : e.type === 'chunks' ? JSON.stringify(e.chunks).length : 200;
+/** Memory an event holds in the queue, approximately (a log event's output bytes). */
+const approxBytes = (e: TaskEvent): number => (e.type === 'log' ? logSize(e) : e.type === 'chunks' ? JSON.stringify(e.chunks).length : 200);
 
 class Follow implements TaskWatcher, TaskRun {
   readonly events: EventQueue<TaskUpdate>;

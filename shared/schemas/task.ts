@@ -233,6 +233,11 @@ export const AssignmentSchema = z.object({
    * as `HostConfig.DeviceRequests` DeviceIDs, exec as `CUDA_VISIBLE_DEVICES`. Absent: none.
    */
   gpus: z.array(GpuUuidSchema).max(64).optional(),
+  /**
+   * The controller reads output as binary frames (shared/log-frame.ts): the agent sends the
+   * attempt's `log` events so. Absent (an older controller): JSON events with base64 `data`.
+   */
+  outputFrames: z.boolean().optional(),
 });
 
 /** Cancellation published by the controller on `nodes/{node}/cancel`. */
@@ -276,6 +281,21 @@ const EventBase = {
   ts: z.number().int().nonnegative(),
 };
 
+/** Output of a task (`log` event); also sent as a binary frame (shared/log-frame.ts). */
+export const LogEventSchema = z.object({
+  ...EventBase,
+  type: z.literal('log'),
+  stream: z.enum(['stdout', 'stderr']),
+  /**
+   * How `data` holds the output: `base64` = the stream's raw bytes, base64-encoded (what agents
+   * send: binary output stays exact); absent = UTF-8 text (agents before it; still accepted).
+   * Read it with `logBytes` / `logText` of shared/log-data.ts, never `data` directly.
+   */
+  encoding: z.literal('base64').optional(),
+  /** A batch of one stream's output in order, not necessarily whole lines (≤ 768 KiB of raw bytes). */
+  data: z.string().max(1_048_576),
+});
+
 /** Events an agent streams on `tasks/{task}/events`. */
 export const TaskEventSchema = z.discriminatedUnion('type', [
   z.object({ ...EventBase, type: z.literal('accepted') }),
@@ -295,19 +315,7 @@ export const TaskEventSchema = z.discriminatedUnion('type', [
     /** The agent holds this attempt's output to the submitter's credit (shared/schemas/output-credit.ts). */
     credit: z.boolean().optional(),
   }),
-  z.object({
-    ...EventBase,
-    type: z.literal('log'),
-    stream: z.enum(['stdout', 'stderr']),
-    /**
-     * How `data` holds the output: `base64` = the stream's raw bytes, base64-encoded (what agents
-     * send: binary output stays exact); absent = UTF-8 text (agents before it; still accepted).
-     * Read it with `logBytes` / `logText` of shared/log-data.ts, never `data` directly.
-     */
-    encoding: z.literal('base64').optional(),
-    /** A batch of one stream's output in order, not necessarily whole lines (≤ 768 KiB of raw bytes). */
-    data: z.string().max(1_048_576),
-  }),
+  LogEventSchema,
   z.object({
     ...EventBase,
     type: z.literal('chunks'),

@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { logSize } from '../../shared/log-data.js';
-import type { TaskEvent } from '../../shared/schemas/index.js';
+import { decodeTaskEvent } from '../../shared/log-frame.js';
 import { topics } from '../../shared/topics.js';
 import { CUTTER, ISOLATED_ENV } from '../harness.js';
 
@@ -125,8 +125,8 @@ export async function logSniffer(url: string): Promise<{ published: () => number
   const client = await mqtt.connectAsync(url, { clientId: `credit-sniffer-${process.pid}`, reconnectPeriod: 0 });
   let bytes = 0;
   client.on('message', (_topic, payload) => {
-    const e = JSON.parse(payload.toString()) as TaskEvent;
-    if (e.type === 'log') bytes += logSize(e);
+    const d = decodeTaskEvent(payload); // output comes as binary frames (shared/log-frame.ts)
+    if (d.ok && d.value.type === 'log') bytes += logSize(d.value);
   });
   await client.subscribeAsync(t.allTaskEvents(), { qos: 0 });
   return { published: () => bytes, close: () => client.endAsync() };

@@ -39,6 +39,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CUTTER, startServer, tempDir, type Daemon } from '../harness.js';
 import { ISOLATED_ENV, Requester, spawnCutterDaemon } from '../netns.js';
+import { decodeTaskEvent } from '../../shared/log-frame.js';
 import { type Incarnation, type Result, type TaskState, type Watched, TERMINAL, tallyFlood } from './flood-check.js';
 
 const AGENTS = 10;
@@ -135,8 +136,8 @@ describe('flood: 2,000 tasks on 10 agents while agents are SIGKILLed and restart
     await req.client.subscribeAsync(req.t.allTaskEvents(), { qos: 1 });
     req.client.on('message', (topic, payload) => {
       if (!topic.endsWith('/events') || payload.length === 0) return;
-      const e = JSON.parse(payload.toString('utf8')) as Result & { type: string };
-      if (e.type === 'result') results.push(e);
+      const d = decodeTaskEvent(payload); // output comes as binary frames (shared/log-frame.ts)
+      if (d.ok && d.value.type === 'result') results.push(d.value);
     });
 
     if (process.env.FLOOD_DEBUG_DIR) {
