@@ -4,7 +4,7 @@
  * VmRSS in kB). Linux only; elsewhere the samplers return null.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { formatBytes } from '../shared/units.js';
 
@@ -40,6 +40,32 @@ export function cpuSeconds(pid: number): number | null {
 export function rssBytes(pid: number): number | null {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Starts a new peak-RSS window for a process: writing 5 to `/proc/PID/clear_refs` resets its
+ * VmHWM to the current RSS (proc(5), Linux 4.0+). @returns false when it cannot (not Linux, not ours).
+ */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The highest RSS of a process since it started or since `resetPeakRss` (VmHWM in
+ * `/proc/PID/status`), bytes: a true peak, unlike sampling, which misses short spikes. Null when unreadable.
+ */
+export function peakRssBytes(pid: number): number | null {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : null;
   } catch {
     return null;

@@ -22,6 +22,10 @@ import { makeDirSync } from '../shared/make-dir.js';
 
 /** How often a failed commit is tried again, ms. */
 export const COMMIT_RETRY_MS = 2_000;
+/** Longest a write of output (log, chunks events) waits for its commit when nothing else is written, ms (see `write`). */
+export const OUTPUT_COMMIT_MS = 200;
+/** Output written since the last commit (bytes as stored) past which it commits at the end of the turn. */
+export const OUTPUT_COMMIT_BYTES = 4 * 1024 * 1024;
 /** Output events (log, chunks) kept in memory while commits fail, bytes of JSON; past it they are dropped and counted as lost. */
 export const PENDING_OUTPUT_BYTES = 16 * 1024 * 1024;
 
@@ -133,12 +137,36 @@ export class StateStore implements StateStoreContract {
    * the journal and what waited on it keeps waiting: nothing is said that the disk does not have.
    * From then on writes only add to the journal, and the whole journal is tried again every
    * COMMIT_RETRY_MS until it commits.
+   *
+   * Output (`lazy`: log and chunks events, which nobody waits on) may wait up to OUTPUT_COMMIT_MS
+   * or OUTPUT_COMMIT_BYTES for its commit, sharing it with the next write that cannot wait: a task
+   * streaming fast then has most of the events that pass through the tail of its kept output
+   * inserted and deleted within one transaction, and SQLite writes none of their pages (bench/profile.md).
    */
-  private write(): void {
-    if (this.open || this.failingSince !== null) return;
-    this.db.exec('BEGIN');
-    this.open = true;
+  private write(lazy = false): void {
+    if (this.failingSince !== null) return;
+    if (!this.open) {
+      this.db.exec('BEGIN');
+      this.open = true;
+    }
+    if (lazy) this.commitLater();
+    else this.commitSoon();
+  }
+
+  /** A commit at the end of this turn of the event loop is scheduled. */
+  private soon = false;
+  /** A commit for output that can wait is scheduled. */
+  private laterTimer?: NodeJS.Timeout;
+
+  private commitSoon(): void {
+    if (this.soon) return;
+    this.soon = true;
     setImmediate(() => this.commit());
+  }
+
+  private commitLater(): void {
+    if (this.soon || this.laterTimer) return;
+    this.laterTimer = setTimeout(() => this.commit(), OUTPUT_COMMIT_MS);
   }
 
   /** Whether commits fail now (writes wait in memory; see `write`). */
@@ -163,6 +191,9 @@ export class StateStore implements StateStoreContract {
 
   /** Commits the open transaction (if any), then runs what waited for it, in order. */
   commit(): void {
+    this.soon = false;
+    clearTimeout(this.laterTimer);
+    this.laterTimer = undefined;
     if (!this.open) return;
     this.open = false;
     const failed = this.turnFailed;
@@ -245,8 +276,10 @@ export class StateStore implements StateStoreContract {
 
   /** Runs `fn` once every write made so far is committed: now when none is pending. */
   afterCommit(fn: () => void): void {
-    if (this.open || this.failingSince !== null) this.waiting.push(fn);
-    else fn();
+    if (this.open || this.failingSince !== null) {
+      this.waiting.push(fn);
+      if (this.open) this.commitSoon(); // a lazy commit of output is not kept waiting for
+    } else fn();
   }
 
   /** Every stored task. */
@@ -311,9 +344,10 @@ export class StateStore implements StateStoreContract {
       this.run(() => this.logs.lost(event.taskId, { [stream]: bytes }));
       return false;
     }
-    this.write();
+    this.write(output);
     this.journal.events.push({ event, maxLogBytes, bytes: output ? body.length : 0 });
     if (output) this.journal.eventBytes += body.length;
+    if (this.journal.eventBytes >= OUTPUT_COMMIT_BYTES) this.commitSoon();
     let kept = true;
     this.run(() => {
       kept = this.storeEvent(event, maxLogBytes, body);

@@ -3,12 +3,14 @@
  * itself, paired in one run (issue 15: goal ≤ 1.2× docker run's time), with the peak RSS of the
  * server and the agent while cutter streams. Both commands write to /dev/null and read the same
  * source (`head -c N /dev/urandom` in the test image), so the difference is what cutter adds:
- * the agent reading the container's log stream, log events over MQTT (base64 in JSON), the
- * controller keeping its bounded copy, the CLI writing the bytes out.
+ * the agent reading the container's log stream, output over MQTT (binary frames,
+ * shared/log-frame.ts), the controller keeping its bounded copy, the CLI writing the bytes out.
+ * Peak RSS is the kernel's high-water mark (VmHWM), reset before each run; the agent's idle RSS is
+ * read before the first stream (design target: peak ≤ idle + 64 MiB).
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { CUTTER } from '../../scripts/procs.js';
-import { fmtMiB, fmtMs, median, sampleUsage } from '../proc-stats.js';
+import { fmtMiB, fmtMs, median, peakRssBytes, resetPeakRss, rssBytes } from '../proc-stats.js';
 import { type Results, verdict } from '../results.js';
 import { IMAGE, num } from '../settings.js';
 
@@ -18,10 +20,13 @@ const STREAM_BYTES = num('BENCH_STREAM_BYTES', 100_000_000, 10_000_000);
 const STREAM_RUNS = num('BENCH_STREAM_RUNS', 5, 2);
 
 /** Runs a command with stdout to /dev/null. @returns wall time, ms. @throws Error on a non-zero exit. */
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): number {
+async function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env, maxBuffer: 1024 * 1024 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.slice(0, 6).join(' ')} … exited with ${r.status}: ${String(r.stderr).slice(0, 300)}`);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-300)));
+  const code = await new Promise<number | null>((r) => child.once('close', r));
+  if (code !== 0) throw new Error(`${cmd} ${args.slice(0, 6).join(' ')} … exited with ${code}: ${stderr}`);
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
@@ -39,19 +44,20 @@ export async function stream(results: Results, broker: string, children: ChildPr
   const cmd = ['head', '-c', String(STREAM_BYTES), '/dev/urandom'];
   const viaDocker = () => timed('docker', ['run', '--rm', IMAGE, ...cmd], env);
   const viaCutter = () => timed(process.execPath, [CUTTER, 'run', '--node', 'bench', 'docker', 'run', IMAGE, ...cmd], env);
-  viaDocker();
-  viaCutter();
+  const agentIdle = rssBytes(agent.pid!) ?? 0;
+  await viaDocker();
+  await viaCutter();
   const base: number[] = [];
   const via: number[] = [];
   let serverPeak = 0;
   let agentPeak = 0;
   for (let i = 0; i < STREAM_RUNS; i++) {
-    base.push(viaDocker());
-    const s = sampleUsage([server.pid!], 100);
-    const a = sampleUsage([agent.pid!], 100);
-    via.push(viaCutter());
-    serverPeak = Math.max(serverPeak, s.stop().rssPeakBytes);
-    agentPeak = Math.max(agentPeak, a.stop().rssPeakBytes);
+    base.push(await viaDocker());
+    resetPeakRss(server.pid!);
+    resetPeakRss(agent.pid!);
+    via.push(await viaCutter());
+    serverPeak = Math.max(serverPeak, peakRssBytes(server.pid!) ?? 0);
+    agentPeak = Math.max(agentPeak, peakRssBytes(agent.pid!) ?? 0);
   }
   const ratio = median(via) / median(base);
   const mb = STREAM_BYTES / 1e6;
@@ -61,14 +67,24 @@ export async function stream(results: Results, broker: string, children: ChildPr
     cutterRunMs: via,
     serverRssPeak: serverPeak,
     agentRssPeak: agentPeak,
+    agentRssIdle: agentIdle,
     ratio,
   };
   results.rows.push({
     name: `stdout: ${mb} MB of random bytes from a container, \`cutter run --node n docker run IMG head -c …\` vs \`docker run --rm IMG head -c …\` (median of ${STREAM_RUNS} pairs, to /dev/null)`,
     baseline: `${fmtMs(median(base))} ms (${(((STREAM_BYTES / median(base)) * 1e3) / 1e6).toFixed(0)} MB/s)`,
-    measured: `${fmtMs(median(via))} ms (${(((STREAM_BYTES / median(via)) * 1e3) / 1e6).toFixed(0)} MB/s); peak RSS server ${fmtMiB(serverPeak)}, agent ${fmtMiB(agentPeak)}`,
+    measured: `${fmtMs(median(via))} ms (${(((STREAM_BYTES / median(via)) * 1e3) / 1e6).toFixed(0)} MB/s); peak RSS server ${fmtMiB(serverPeak)}, agent ${fmtMiB(agentPeak)} (idle before: ${fmtMiB(agentIdle)}, +${fmtMiB(agentPeak - agentIdle)})`,
     ratio: `${ratio.toFixed(2)}×`,
     target: '≤ 1.2×',
     met: verdict(ratio <= 1.2),
+  });
+  const growth = agentPeak - agentIdle;
+  results.rows.push({
+    name: `agent memory while ${mb} MB stream through it: peak RSS (VmHWM) against its idle RSS before the first stream`,
+    baseline: `idle ${fmtMiB(agentIdle)}`,
+    measured: `peak ${fmtMiB(agentPeak)} (+${fmtMiB(growth)})`,
+    ratio: `+${fmtMiB(growth)}`,
+    target: '≤ idle + 64 MiB',
+    met: verdict(growth <= 64 * 1024 * 1024),
   });
 }
