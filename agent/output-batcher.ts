@@ -2,7 +2,9 @@
  * Batches a task's output into log events: by time (every `intervalMs`) and by size (at
  * `maxBytes`), per stream. Output is bytes and stays bytes: nothing is decoded, so binary output,
  * invalid UTF-8 and characters split between writes or batches reach the reader exactly as written
- * (each stream's bytes in order; the reader joins the batches).
+ * (each stream's bytes in order; the reader joins the batches). A batch is handed on as the list of
+ * the chunks it is made of (views, never copies), so its one copy is the one its sender makes into
+ * the message (agent/task-events.ts: a log frame).
  */
 import { MAX_LOG_EVENT_BYTES } from '../shared/log-data.js';
 
@@ -15,14 +17,14 @@ export class OutputBatcher {
   private timer?: NodeJS.Timeout;
 
   /**
-   * @param emit receives each batch: 1 to `maxBytes` bytes of one stream, in the order written.
-   *   It may keep the Buffer (it is not reused).
+   * @param emit receives each batch: 1 to `maxBytes` bytes of one stream, in the order written, as
+   *   the chunks (or parts of chunks) it is made of, and their total length. It may keep them (they are not reused).
    * @param intervalMs longest time output waits before it is sent, ms.
    * @param maxBytes batch size that triggers an immediate send, bytes (1 to MAX_LOG_EVENT_BYTES,
    *   clamped to that range).
    */
   constructor(
-    private readonly emit: (stream: Stream, data: Buffer) => void,
+    private readonly emit: (stream: Stream, parts: Buffer[], bytes: number) => void,
     private readonly intervalMs = 50,
     maxBytes = 64 * 1024,
   ) {
@@ -51,16 +53,27 @@ export class OutputBatcher {
     this.flushStream('stderr');
   }
 
-  /** Emits everything pending on one stream, in batches of at most maxBytes. */
+  /** Emits everything pending on one stream, in batches of at most maxBytes (a chunk split between two batches is split as views). */
   private flushStream(stream: Stream): void {
     if (this.pendingBytes[stream] === 0) return;
-    const parts = this.pending[stream];
-    let buf = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    const chunks = this.pending[stream];
     this.pending[stream] = [];
     this.pendingBytes[stream] = 0;
-    while (buf.length > 0) {
-      this.emit(stream, buf.subarray(0, this.maxBytes));
-      buf = buf.subarray(this.maxBytes);
+    let batch: Buffer[] = [];
+    let size = 0;
+    for (let chunk of chunks) {
+      while (chunk.length > 0) {
+        const take = Math.min(chunk.length, this.maxBytes - size);
+        batch.push(take === chunk.length ? chunk : chunk.subarray(0, take));
+        size += take;
+        chunk = chunk.subarray(take);
+        if (size === this.maxBytes) {
+          this.emit(stream, batch, size);
+          batch = [];
+          size = 0;
+        }
+      }
     }
+    if (size > 0) this.emit(stream, batch, size);
   }
 }

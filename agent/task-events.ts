@@ -148,7 +148,7 @@ export class TaskEvents {
    * Publishes one batch of the attempt's output as a binary frame (QoS 1); nothing for a fenced attempt.
    * @throws the client's error when the broker does not take it.
    */
-  async publishFrame(task: Attempt, stream: 'stdout' | 'stderr', bytes: Uint8Array): Promise<void> {
+  async publishFrame(task: Attempt, stream: 'stdout' | 'stderr', bytes: Uint8Array | readonly Uint8Array[]): Promise<void> {
     if (task.fenced) return;
     const header = { v: 1, taskId: task.taskId, attempt: task.attempt, node: this.node, seq: task.seq++, ts: Date.now() } as const;
     await this.client!.publishAsync(this.t.taskEvents(task.taskId), encodeLogFrame({ ...header, type: 'log', stream }, bytes), { qos: 1 });
@@ -219,12 +219,14 @@ export class TaskEvents {
     const window = new OutputWindow(OUTPUT_WINDOW_BYTES);
     const gate = task.credit ? this.creditGate(task) : undefined;
     task.gate = gate;
-    const output = new OutputBatcher((stream, bytes) => {
-      // Only the count outlives this call: the raw bytes are not kept until the PUBACK.
-      const n = bytes.length;
+    const output = new OutputBatcher((stream, parts, n) => {
+      // Only the count outlives this call: the chunks are not kept until the PUBACK (the message is a copy).
       window.add(n);
       if (!task.fenced) gate?.add(task.seq, n);
-      (task.frames ? this.publishFrame(task, stream, bytes) : this.publish(task, { type: 'log', stream, ...logFields(bytes) }))
+      (task.frames
+        ? this.publishFrame(task, stream, parts)
+        : this.publish(task, { type: 'log', stream, ...logFields(Buffer.concat(parts, n)) })
+      )
         .catch(() => undefined)
         .finally(() => window.settle(n));
     });

@@ -19,8 +19,20 @@ export interface NoFit {
   rejections: Rejection[];
 }
 
+/**
+ * Longest a queued task's stored and published waiting reason lags behind what the scheduler says
+ * now, ms. The reason names every node's state (busy counts, offline, held GPUs), so under churn
+ * it changes on nearly every placement pass: rewriting and republishing a thousand queued tasks'
+ * states on every pass took the whole controller and broker thread, heartbeats went unread, live
+ * nodes were declared offline and the churn fed itself (the flood test stalled for minutes). The
+ * first reason of a queued attempt goes out at once; later changes at most this often.
+ */
+export const WAITING_REFRESH_MS = 5_000;
+
 export class Placement {
   private pending = false;
+  /** When each queued task's waiting reason was last written, and for which attempt count (a requeue starts afresh). */
+  private readonly waitedAt = new WeakMap<TaskRecord, { at: number; attempt: number }>();
 
   constructor(private readonly ctx: ControllerContext) {
     ctx.requestSchedule = () => this.requestSchedule();
@@ -118,8 +130,11 @@ export class Placement {
 
   /** Records why a queued task waits (`reason`, the formatted `noFit`), when that changed. */
   private wait(record: TaskRecord, noFit: NoFit, reason: string, publish: boolean, now: number): void {
+    const last = this.waitedAt.get(record);
+    if (last && last.attempt === record.state.attempt && now - last.at < WAITING_REFRESH_MS) return;
     const step = transition(record, { type: 'waiting', reason, publish }, now);
     if (!step.ok) return;
+    this.waitedAt.set(record, { at: now, attempt: record.state.attempt });
     // Once per change of the answer, not once per placement pass (a queued task is retried often).
     this.ctx.events.emit('rejected', { taskId: record.state.taskId, kind: record.state.kind, rejections: noFit.rejections });
     this.ctx.apply(record, step);

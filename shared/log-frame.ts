@@ -59,19 +59,26 @@ export function frameEvent(header: LogHeader, bytes: Buffer, frame?: Buffer): Lo
 }
 
 /**
- * Builds the frame of one batch of output.
- * @throws RangeError when `bytes` exceeds MAX_LOG_EVENT_BYTES or the header LOG_FRAME_MAX_HEADER.
+ * Builds the frame of one batch of output: `bytes`, or the parts it is made of, joined (the frame's
+ * one copy of them).
+ * @throws RangeError when the output exceeds MAX_LOG_EVENT_BYTES or the header LOG_FRAME_MAX_HEADER.
  */
-export function encodeLogFrame(header: LogHeader, bytes: Uint8Array): Buffer {
-  if (bytes.length > MAX_FRAME_DATA) throw new RangeError(`log frame of ${bytes.length} bytes > ${MAX_FRAME_DATA}`);
+export function encodeLogFrame(header: LogHeader, bytes: Uint8Array | readonly Uint8Array[]): Buffer {
+  const parts = bytes instanceof Uint8Array ? [bytes] : bytes;
+  const size = parts.reduce((n, p) => n + p.length, 0);
+  if (size > MAX_FRAME_DATA) throw new RangeError(`log frame of ${size} bytes > ${MAX_FRAME_DATA}`);
   const head = Buffer.from(JSON.stringify(header));
   if (head.length > LOG_FRAME_MAX_HEADER) throw new RangeError(`log frame header of ${head.length} bytes > ${LOG_FRAME_MAX_HEADER}`);
-  const frame = Buffer.allocUnsafe(PREFIX + head.length + bytes.length);
+  const frame = Buffer.allocUnsafe(PREFIX + head.length + size);
   frame[0] = 0;
   frame[1] = 1;
   frame.writeUInt16BE(head.length, 2);
   head.copy(frame, PREFIX);
-  frame.set(bytes, PREFIX + head.length);
+  let at = PREFIX + head.length;
+  for (const p of parts) {
+    frame.set(p, at);
+    at += p.length;
+  }
   return frame;
 }
 

@@ -3,11 +3,12 @@
  * and labels, its output, its ports, stopping it, and waiting for its exit through outages of the
  * engine (./docker-engine.ts). Facts: see ./docker.ts.
  */
-import { PassThrough, type Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import { CutterError } from '../../shared/errors.js';
 import type { DockerSpec } from '../../shared/schemas/index.js';
 import { EngineDownError, type EngineWatch } from './docker-engine.js';
+import { DockerDemux } from './docker-demux.js';
 import { deviceRequests, gpusLabel } from './docker-gpus.js';
 import { engineMessage, statusCode } from './docker-image.js';
 import type { ExecutorContext } from './executor.js';
@@ -178,7 +179,6 @@ export async function stopContainer(engine: EngineWatch, run: Run): Promise<void
  */
 export async function follow(
   engine: EngineWatch,
-  docker: Docker,
   container: Docker.Container,
   ctx: ExecutorContext,
   stdin = false,
@@ -205,11 +205,8 @@ export async function follow(
     // A TTY's stream is raw bytes: no frame headers to take apart (a first byte 0-2 would fool demuxStream).
     stream.on('data', (c: Buffer) => emit('stdout', c));
   } else {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    stdout.on('data', (c: Buffer) => emit('stdout', c));
-    stderr.on('data', (c: Buffer) => emit('stderr', c));
-    docker.modem.demuxStream(stream, stdout, stderr);
+    const demux = new DockerDemux(emit);
+    stream.on('data', (c: Buffer) => demux.write(c));
   }
   const ended = new Promise<void>((resolve) => {
     stream.once('end', resolve);
@@ -291,7 +288,7 @@ export async function outlast(
     if (!info.State.Running) return { StatusCode: info.State.ExitCode };
     ctx.output('stderr', Buffer.from(`cutter: ${where} answers again; container ${ref} still runs\n`));
     // Not awaited through: `ended` resolves only when the output ends.
-    const followed = await follow(deps.engine, deps.docker, container, ctx, false, run.tty !== undefined).catch(() => undefined);
+    const followed = await follow(deps.engine, container, ctx, false, run.tty !== undefined).catch(() => undefined);
     if (followed) onFollow(followed.ended);
     pending = deps.engine.guard((abortSignal) => container.wait({ condition: 'not-running', abortSignal }));
   }

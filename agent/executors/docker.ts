@@ -293,8 +293,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
       let outputEnded: Promise<void> = Promise.resolve();
       try {
         // A re-adopted container's stdin is not attached again: it closed with the previous agent's attach (StdinOnce).
-        outputEnded = (await follow(engine, this.docker, container, ctx, mode === 'start' && run.stdin === true, run.tty !== undefined))
-          .ended;
+        outputEnded = (await follow(engine, container, ctx, mode === 'start' && run.stdin === true, run.tty !== undefined)).ended;
       } catch (err) {
         // A re-adopted container may exit between listing and attaching: its result still counts.
         if (mode === 'start') throw err;

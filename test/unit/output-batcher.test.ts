@@ -10,7 +10,8 @@ function setup(intervalMs = 50, maxBytes = 64 * 1024) {
   const batches: Batch[] = [];
   const raw: [Stream, Buffer][] = [];
   const batcher = new OutputBatcher(
-    (stream, data) => {
+    (stream, parts) => {
+      const data = Buffer.concat(parts);
       raw.push([stream, Buffer.from(data)]);
       batches.push([stream, data.toString('latin1')]);
     },
@@ -83,7 +84,7 @@ describe('OutputBatcher: time', () => {
 
   it('uses 50 ms by default', () => {
     const batches: Batch[] = [];
-    const batcher = new OutputBatcher((s, d) => batches.push([s, d.toString('latin1')]));
+    const batcher = new OutputBatcher((s, d) => batches.push([s, Buffer.concat(d).toString('latin1')]));
     batcher.write('stderr', b('x'));
     vi.advanceTimersByTime(49);
     expect(batches).toEqual([]);
