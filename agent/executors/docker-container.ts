@@ -202,7 +202,7 @@ export async function follow(
   // output and the container blocks on its own writes (agent/output-window.ts).
   const emit = (name: 'stdout' | 'stderr', c: Buffer) => forwardOutput(ctx, stream, name, c);
   if (tty) {
-    // A TTY's stream is raw bytes: no frame headers to take apart (a first byte 0-2 would fool demuxStream).
+    // A TTY's stream is raw bytes: no frame headers to take apart (a first byte 0-2 would fool the demuxer).
     stream.on('data', (c: Buffer) => emit('stdout', c));
   } else {
     const demux = new DockerDemux(emit);

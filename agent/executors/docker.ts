@@ -6,7 +6,7 @@
  *   inspected, then removed.
  * - `wait({condition: 'next-exit'})` is registered before `start()` so a fast exit is not missed,
  *   and the output is attached before start so no early line is lost.
- * - With Tty off the attach stream is multiplexed; `modem.demuxStream` splits stdout/stderr.
+ * - With Tty off the attach stream is multiplexed; agent/executors/docker-demux.ts splits stdout/stderr.
  * - Images are pulled in ./docker-image.ts.
  * - `stop()` on a stopped container answers 304 and on a removed one 404: both mean "stopped".
  * - Re-adoption (`recover()`, which says how each state is handled): containers carry the cutter
