@@ -3,6 +3,7 @@
  * on a shared Mosquitto, a loopback TCP proxy that can black-hole a server's path to PostgreSQL,
  * and a watcher of the task state and assignment topics.
  */
+import { isLogFrame } from '../../shared/log-frame.js';
 import { createServer, type Server, type Socket, connect } from 'node:net';
 import mqtt from 'mqtt';
 import type { Daemon } from '../harness.js';
@@ -83,7 +84,7 @@ export async function watchMesh(url: string): Promise<{
   const successes = new Map<string, Set<string>>();
   const client = await mqtt.connectAsync(url, { clientId: `ha-watch-${process.pid}-${Date.now()}`, reconnectPeriod: 500 });
   client.on('message', (topic, payload) => {
-    if (payload.length === 0) return;
+    if (payload.length === 0 || isLogFrame(payload)) return; // output (binary log frames) is not watched here
     const m = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
     if (topic.endsWith('/state')) {
       const s = m as unknown as StateMsg;

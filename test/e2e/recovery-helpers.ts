@@ -3,6 +3,7 @@
  * commands a test releases, a raw MQTT watcher, Docker and CLI look-ups, and a bare in-process
  * broker for the agent alone.
  */
+import { decodeLogFrame, isLogFrame } from '../../shared/log-frame.js';
 import { spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { Aedes } from 'aedes';
@@ -34,7 +35,9 @@ export async function watch(url: string, filter: string): Promise<{ messages: Ms
   client.on('message', (_topic, payload) => {
     if (payload.length === 0) return;
     try {
-      messages.push(JSON.parse(payload.toString('utf8')) as Msg);
+      // Output comes as binary log frames (shared/log-frame.ts), everything else as JSON.
+      const frame = isLogFrame(payload) ? decodeLogFrame(payload) : null;
+      messages.push(frame ? (frame.ok ? (frame.value as unknown as Msg) : ({} as Msg)) : (JSON.parse(payload.toString('utf8')) as Msg));
     } catch {
       // not ours
     }
