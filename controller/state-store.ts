@@ -19,6 +19,7 @@ import type { StateStoreContract } from './state-contract.js';
 import { StorageGuard } from './storage.js';
 import type { TaskRecord } from './task-record.js';
 import { makeDirSync } from '../shared/make-dir.js';
+import { emptyJournal } from './state-journal.js';
 
 /** How often a failed commit is tried again, ms. */
 export const COMMIT_RETRY_MS = 2_000;
@@ -28,26 +29,6 @@ export const OUTPUT_COMMIT_MS = 200;
 export const OUTPUT_COMMIT_BYTES = 4 * 1024 * 1024;
 /** Output events (log, chunks) kept in memory while commits fail, bytes of JSON; past it they are dropped and counted as lost. */
 export const PENDING_OUTPUT_BYTES = 16 * 1024 * 1024;
-
-/** What is written but not committed yet, replayed at each try (task records re-serialised then). */
-interface Journal {
-  tasks: Map<string, { record: TaskRecord; terminal: boolean }>;
-  deleted: Set<string>;
-  events: { event: TaskEvent; maxLogBytes: number; bytes: number }[];
-  eventBytes: number;
-  /** Output dropped past PENDING_OUTPUT_BYTES, bytes per task and stream (counted as lost). */
-  lost: Map<string, Partial<Record<KeptStream, number>>>;
-  drains: Map<string, boolean>;
-}
-
-const emptyJournal = (): Journal => ({
-  tasks: new Map(),
-  deleted: new Set(),
-  events: [],
-  eventBytes: 0,
-  lost: new Map(),
-  drains: new Map(),
-});
 
 /** The SQLite implementation of the state-store contract (controller/state-contract.ts). */
 export class StateStore implements StateStoreContract {

@@ -1,6 +1,7 @@
 /** The wire protocol's payload schemas: one import for every process. */
 export * from './node.js';
 export * from './task.js';
+export * from './assignment.js';
 export * from './request.js';
 export * from './kept-output.js';
 export * from './rejection.js';
