@@ -129,15 +129,7 @@ export class TaskEvents {
    */
   async publish(task: Attempt, body: EventBody): Promise<void> {
     if (task.fenced) return;
-    const event = {
-      v: 1,
-      taskId: task.taskId,
-      attempt: task.attempt,
-      node: this.node,
-      seq: task.seq++,
-      ts: Date.now(),
-      ...body,
-    } as TaskEvent;
+    const event = { ...this.envelope(task), ...body } as TaskEvent;
     if (event.type === 'result' || event.type === 'failed') this.keep(event);
     // A Buffer, not the JSON string: while in flight (until its PUBACK) MQTT.js keeps the packet, and a
     // string would sit on the JS heap (promoted, then collected late), a Buffer only off-heap.
@@ -150,8 +142,13 @@ export class TaskEvents {
    */
   async publishFrame(task: Attempt, stream: 'stdout' | 'stderr', bytes: Uint8Array | readonly Uint8Array[]): Promise<void> {
     if (task.fenced) return;
-    const header = { v: 1, taskId: task.taskId, attempt: task.attempt, node: this.node, seq: task.seq++, ts: Date.now() } as const;
-    await this.client!.publishAsync(this.t.taskEvents(task.taskId), encodeLogFrame({ ...header, type: 'log', stream }, bytes), { qos: 1 });
+    const header = { ...this.envelope(task), type: 'log', stream } as const;
+    await this.client!.publishAsync(this.t.taskEvents(task.taskId), encodeLogFrame(header, bytes), { qos: 1 });
+  }
+
+  /** The envelope of the attempt's next event: v, ids, node, the next seq (taken now) and ts. */
+  private envelope(task: Attempt): { v: 1; taskId: string; attempt: number; node: string; seq: number; ts: number } {
+    return { v: 1, taskId: task.taskId, attempt: task.attempt, node: this.node, seq: task.seq++, ts: Date.now() };
   }
 
   /** Keeps a final event until its ack (bounded: the oldest is given up past MAX_UNACKED). */

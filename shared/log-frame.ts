@@ -17,7 +17,7 @@
  * they came, without encoding them.
  */
 import { type Decoded, decode } from './codec.js';
-import type { LogEvent } from './log-data.js';
+import { type LogEvent, MAX_LOG_EVENT_BYTES } from './log-data.js';
 import { type JsonLimits, LIMITS } from './limits.js';
 import { LogEventSchema, type TaskEvent, TaskEventSchema } from './schemas/index.js';
 
@@ -25,8 +25,6 @@ import { LogEventSchema, type TaskEvent, TaskEventSchema } from './schemas/index
 export const LOG_FRAME_MAX_HEADER = 1_024;
 /** Bytes of a frame before its header. */
 const PREFIX = 4;
-/** Most output bytes in one frame (as a JSON event's base64 `data` holds, shared/log-data.ts MAX_LOG_EVENT_BYTES). */
-const MAX_FRAME_DATA = 768 * 1024;
 const HEADER_LIMITS: JsonLimits = { maxBytes: LOG_FRAME_MAX_HEADER, maxDepth: 2, maxArray: 0, maxString: 256, maxKeys: 16 };
 
 /** A frame's header: the log event without its output. */
@@ -66,7 +64,7 @@ export function frameEvent(header: LogHeader, bytes: Buffer, frame?: Buffer): Lo
 export function encodeLogFrame(header: LogHeader, bytes: Uint8Array | readonly Uint8Array[]): Buffer {
   const parts = bytes instanceof Uint8Array ? [bytes] : bytes;
   const size = parts.reduce((n, p) => n + p.length, 0);
-  if (size > MAX_FRAME_DATA) throw new RangeError(`log frame of ${size} bytes > ${MAX_FRAME_DATA}`);
+  if (size > MAX_LOG_EVENT_BYTES) throw new RangeError(`log frame of ${size} bytes > ${MAX_LOG_EVENT_BYTES}`);
   const head = Buffer.from(JSON.stringify(header));
   if (head.length > LOG_FRAME_MAX_HEADER) throw new RangeError(`log frame header of ${head.length} bytes > ${LOG_FRAME_MAX_HEADER}`);
   const frame = Buffer.allocUnsafe(PREFIX + head.length + size);
@@ -99,7 +97,7 @@ export function decodeLogFrame(frame: Buffer): Decoded<LogEvent> {
   if (h > LOG_FRAME_MAX_HEADER || PREFIX + h > frame.length)
     return { ok: false, error: `log frame header of ${h} bytes (frame of ${frame.length})` };
   const data = frame.subarray(PREFIX + h);
-  if (data.length > MAX_FRAME_DATA) return { ok: false, error: `log frame of ${data.length} bytes > ${MAX_FRAME_DATA}` };
+  if (data.length > MAX_LOG_EVENT_BYTES) return { ok: false, error: `log frame of ${data.length} bytes > ${MAX_LOG_EVENT_BYTES}` };
   const d = decode(LogHeaderSchema, frame.subarray(PREFIX, PREFIX + h), HEADER_LIMITS);
   if (!d.ok) return { ok: false, error: `log frame header: ${d.error}` };
   return { ok: true, value: frameEvent(d.value as LogHeader, data, frame) };
