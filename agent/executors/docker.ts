@@ -4,8 +4,9 @@
  * Facts it relies on (../shared/reference/protocol-facts.md §3, Engine API swagger):
  * - `AutoRemove` hides OOMKilled, so containers are created with AutoRemove off, waited on,
  *   inspected, then removed.
- * - `wait({condition: 'next-exit'})` is registered before `start()` so a fast exit is not missed,
- *   and the output is attached before start so no early line is lost.
+ * - `wait({condition: 'next-exit'})` is registered before `start()` (the engine's response headers
+ *   say it is: ./docker-wait.ts) so a fast exit is not missed, and the output is attached before
+ *   start so no early line is lost.
  * - With Tty off the attach stream is multiplexed; agent/executors/docker-demux.ts splits stdout/stderr.
  * - Images are pulled in ./docker-image.ts.
  * - `stop()` on a stopped container answers 304 and on a removed one 404: both mean "stopped".
@@ -44,6 +45,7 @@ import { EngineDownError, EngineWatch, type EngineWatchOptions } from './docker-
 import { EngineFacts } from './docker-platform.js';
 import { GpuRuntime, gpusFromLabel } from './docker-gpus.js';
 import { engineMessage, ensureImage, statusCode } from './docker-image.js';
+import { registerWait } from './docker-wait.js';
 import { type DockerPolicy, dockerViolation, withDockerDefaults } from '../policy.js';
 import type { Admission, Executor, ExecutorContext, Fingerprint, Outcome, RecoveredTask, TaskHandle } from './executor.js';
 
@@ -298,9 +300,9 @@ export class DockerExecutor implements Executor<DockerSpec> {
         // A re-adopted container may exit between listing and attaching: its result still counts.
         if (mode === 'start') throw err;
       }
-      const exited = engine.guard((abortSignal) =>
-        container.wait({ condition: mode === 'start' ? 'next-exit' : 'not-running', abortSignal }),
-      ) as Promise<{ StatusCode: number }>;
+      // A fresh container starts only once the engine holds its wait, or a fast exit is missed (./docker-wait.ts).
+      const waiting = registerWait(engine, container, mode === 'start' ? 'next-exit' : 'not-running');
+      const exited = mode === 'start' ? (await waiting).exited : waiting.then((w) => w.exited);
       // A failed wait is reported through `outlast()` below; do not let it go unhandled meanwhile.
       exited.catch(() => undefined);
 
