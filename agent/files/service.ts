@@ -5,8 +5,9 @@
  *   the SHA-256 and renames onto the destination; a `put` sent again with the same transfer id
  *   (after a dropped connection) is answered with the offset reached, and a new transfer id with
  *   the same destination, size and SHA-256 resumes from the kept part file.
- * - `get`: hashes the file (cached by path, size and mtime), answers `meta`, and sends chunks with
- *   a window (ChunkPump); a `get` sent again rewinds to the client's offset.
+ * - `get`: hashes the file (./hash-cache.ts: cached by path, size and mtime, and filled by a `put`),
+ *   answers `meta`, and sends chunks with a window (ChunkPump); a `get` sent again rewinds to the
+ *   client's offset.
  * - `image.inspect` / `image.put`: see agent/files/images.ts.
  * Paths go through PathPolicy (allow/deny, realpath); files larger than `maxBytes` are refused.
  */
@@ -20,8 +21,8 @@ import type { Logger } from '../../shared/logger.js';
 import type { MessageRouter, MqttClient } from '../../shared/mqtt.js';
 import { FileInSchema, decodeFrame, encodeFrame, type FileIn, type FileOut } from '../../shared/schemas/files.js';
 import type { Topics } from '../../shared/topics.js';
-import { sha256File } from '../../shared/transfer/hash.js';
 import { PartFile } from '../../shared/transfer/part-file.js';
+import { HashCache } from './hash-cache.js';
 import { ChunkPump } from '../../shared/transfer/pump.js';
 import { publishChunk } from '../../shared/transfer/publish-chunk.js';
 import type { AgentService } from '../service.js';
@@ -99,7 +100,7 @@ export class FileService implements AgentService {
   private readonly sessions = new Map<string, PutSession | GetSession>();
   /** Final `done` of recent puts, by transfer id: a `put` sent again after its `done` was lost gets it again. */
   private readonly finished = new Map<string, OutBody>();
-  private readonly hashes = new Map<string, { size: number; mtimeMs: number; sha256: string }>();
+  private readonly hashes = new HashCache();
   /** Control messages are handled one at a time (they are few; chunks bypass this queue). */
   private queue: Promise<unknown> = Promise.resolve();
   private timer?: NodeJS.Timeout;
@@ -324,6 +325,7 @@ export class FileService implements AgentService {
         await this.opts.images!.discard(s.part.dest);
       } else {
         body = { type: 'done', xfer, ok: true, sha256, path: s.part.dest };
+        await this.hashes.remember(s.part.dest, sha256);
       }
     } catch (err) {
       body = { type: 'done', xfer, ok: false, message: `cannot finish ${s.part.dest}: ${errorMessage(err)}` };
@@ -348,21 +350,10 @@ export class FileService implements AgentService {
     await this.reply(s.client, body);
   }
 
-  private async hashOf(path: string): Promise<{ size: number; sha256: string }> {
-    const st = await stat(path);
-    const cached = this.hashes.get(path);
-    if (cached && cached.size === st.size && cached.mtimeMs === st.mtimeMs) return cached;
-    const sha256 = await sha256File(path, st.size);
-    const entry = { size: st.size, mtimeMs: st.mtimeMs, sha256 };
-    this.hashes.set(path, entry);
-    if (this.hashes.size > 100) this.hashes.delete(this.hashes.keys().next().value!);
-    return entry;
-  }
-
   private async onGet(msg: Extract<FileIn, { type: 'get' }>, from: string, existing: PutSession | GetSession | undefined): Promise<void> {
     if (existing?.kind === 'get') {
       existing.touched = Date.now();
-      const { sha256 } = await this.hashOf(existing.path);
+      const { sha256 } = await this.hashes.of(existing.path);
       const offset = msg.ifSha256 === sha256 && msg.offset <= existing.size ? msg.offset : 0;
       await this.reply(from, { type: 'meta', xfer: msg.xfer, size: existing.size, sha256, offset, path: existing.path });
       this.log.info({ xfer: msg.xfer, path: existing.path, offset }, 'file send resumed');
@@ -379,7 +370,7 @@ export class FileService implements AgentService {
         'INVALID_ARGUMENT',
         `${msg.path} is ${st.size} bytes, over this node's limit of ${this.opts.maxBytes} bytes (--files-max-size)`,
       );
-    const { size, sha256 } = await this.hashOf(path);
+    const { size, sha256 } = await this.hashes.of(path);
     const offset = msg.ifSha256 === sha256 && msg.offset <= size ? msg.offset : 0;
     const client = this.client!;
     const topic = this.opts.t.filesOutData(this.opts.node, from);

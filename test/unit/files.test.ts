@@ -1,6 +1,7 @@
 /** Pure parts of file transfer, image sync and pipelines: frames, path confinement, part files, tar manifests, pipeline validation and templating. */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PathPolicy } from '../../agent/files/paths.js';
@@ -92,6 +93,30 @@ describe('PartFile', () => {
     await wrong.write(0, Buffer.from('abcd'));
     expect((await wrong.finish()).ok).toBe(false);
     expect(readFileSync(dest)).toEqual(readFileSync(src));
+  });
+
+  it('hashes what a resumed part keeps on disk: a kept byte changed between runs fails the check', async () => {
+    const dir = tempDir('cutter-part-');
+    const content = Buffer.from('abcdefghij'.repeat(100));
+    const sha = createHash('sha256').update(content).digest('hex');
+    const dest = join(dir, 'dest');
+    const first = await PartFile.open(dest, content.length, sha);
+    expect(await first.write(0, content.subarray(0, 600))).toBe(600);
+    await first.close();
+    const onDisk = readFileSync(first.partPath);
+    onDisk[123] ^= 0xff;
+    writeFileSync(first.partPath, onDisk);
+    const resumed = await PartFile.open(dest, content.length, sha);
+    expect(resumed.offset).toBe(600);
+    expect(await resumed.write(600, content.subarray(600))).toBe(content.length);
+    const result = await resumed.finish();
+    expect(result.ok).toBe(false);
+    expect(result.sha256).toBe(
+      createHash('sha256')
+        .update(Buffer.concat([onDisk, content.subarray(600)]))
+        .digest('hex'),
+    );
+    expect(existsSync(dest)).toBe(false);
   });
 });
 
