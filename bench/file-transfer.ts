@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { CUTTER, ROOT, freePort, startDaemon } from '../scripts/procs.js';
+import { TRANSFER_CHUNK_BYTES, TRANSFER_WINDOW_BYTES } from '../shared/transfer/pump.js';
 
 const MB = 1_000_000;
 const SIZE = Number(process.env.BENCH_FILE_MB ?? 200) * MB;
@@ -109,8 +110,8 @@ export async function runFileTransferBench(): Promise<string> {
       machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version },
       fileBytes: SIZE,
       runs: RUNS,
-      chunkBytes: 512 * 1024,
-      windowChunks: 8,
+      chunkBytes: TRANSFER_CHUNK_BYTES,
+      windowChunks: TRANSFER_WINDOW_BYTES / TRANSFER_CHUNK_BYTES,
       tcp: { medianMs: median(tcp), MBps: tcpRate },
       put: {
         medianMs: median(put),

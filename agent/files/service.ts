@@ -23,16 +23,13 @@ import { FileInSchema, decodeFrame, encodeFrame, type FileIn, type FileOut } fro
 import type { Topics } from '../../shared/topics.js';
 import { PartFile } from '../../shared/transfer/part-file.js';
 import { HashCache } from './hash-cache.js';
-import { ChunkPump } from '../../shared/transfer/pump.js';
+import { ChunkPump, TRANSFER_CHUNK_BYTES, TRANSFER_WINDOW_BYTES } from '../../shared/transfer/pump.js';
 import { publishChunk } from '../../shared/transfer/publish-chunk.js';
 import type { AgentService } from '../service.js';
 import type { ImageStore } from './images.js';
 import { PathPolicy } from './paths.js';
 import { answerStoreRequest, type IoStore, isStoreRequest, pathOf, type VolumeStore } from '../io/requests.js';
 
-/** Chunk size and window of the agent's sends (`get`), bytes. */
-export const CHUNK_BYTES = 512 * 1024;
-export const WINDOW_BYTES = 8 * CHUNK_BYTES;
 /** A transfer nobody touched for this long is closed (a `put`'s part file stays for a resume), ms. */
 const IDLE_MS = 5 * 60_000;
 const DONE_KEEP = 1000;
@@ -377,8 +374,8 @@ export class FileService implements AgentService {
     const pump = new ChunkPump({
       path,
       size,
-      chunkBytes: CHUNK_BYTES,
-      windowBytes: WINDOW_BYTES,
+      chunkBytes: TRANSFER_CHUNK_BYTES,
+      windowBytes: TRANSFER_WINDOW_BYTES,
       // While disconnected nothing is sent (MQTT.js would queue QoS 0 chunks and replay stale ones).
       send: (off, data) => publishChunk(client, topic, encodeFrame(msg.xfer, off, data)),
     });

@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { CutterError } from '../../shared/errors.js';
 import { sha256File } from '../../shared/transfer/hash.js';
-import { ChunkPump } from '../../shared/transfer/pump.js';
+import { ChunkPump, TRANSFER_CHUNK_BYTES, TRANSFER_WINDOW_BYTES } from '../../shared/transfer/pump.js';
 import { type FileLink, errorCode } from './link.js';
 import { newXfer, type TransferOptions, type TransferResult } from './transfer.js';
 
@@ -22,8 +22,8 @@ export async function putFile(
   target: { kind: 'put'; remotePath: string; mode?: number } | { kind: 'image.put'; image: string },
   opts: TransferOptions = {},
 ): Promise<TransferResult> {
-  const chunkBytes = opts.chunkBytes ?? 512 * 1024;
-  const windowBytes = opts.windowBytes ?? 8 * chunkBytes;
+  const chunkBytes = opts.chunkBytes ?? TRANSFER_CHUNK_BYTES;
+  const windowBytes = opts.windowBytes ?? TRANSFER_WINDOW_BYTES;
   const stallMs = opts.stallMs ?? 3000;
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const st = await stat(localPath).catch(() => {

@@ -5,6 +5,14 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 
+/** Bytes per chunk of a file transfer, both directions (≤ MAX_CHUNK_BYTES, shared/schemas/files.ts). */
+export const TRANSFER_CHUNK_BYTES = 512 * 1024;
+/**
+ * Most unacknowledged bytes of one transfer, both directions. It bounds what a transfer holds in
+ * memory on the sender, the broker and the receiver, and what a slow receiver keeps in flight.
+ */
+export const TRANSFER_WINDOW_BYTES = 8 * TRANSFER_CHUNK_BYTES;
+
 export interface PumpOptions {
   path: string;
   /** File size, bytes (the pump stops there even if the file grew). */
