@@ -3,6 +3,8 @@
  * `dir` (default `<data dir>/io/<node>`, mode 0700):
  * - `cas/<2 hex>/<sha256>`: every input content received, once, named by its SHA-256 (checked on
  *   arrival by the transfer's PartFile), so a second run with the same files sends nothing new;
+ *   least recently used contents go when the disk is short, and unused ones after a week
+ *   (./cache-evict.ts);
  * - `tasks/<task>~<attempt>/in/<k>/…`: input k, built from the cache when the submitter says
  *   `io.ready` (hard links for docker, whose mount is read-only; copies for exec, which could
  *   otherwise write through into the cache);
@@ -22,6 +24,7 @@ import { sha256File } from '../../shared/transfer/hash.js';
 import { PART_SUFFIX } from '../../shared/transfer/part-file.js';
 import { normaliseVolumePath } from '../../shared/volumes.js';
 import { makeDir } from '../../shared/make-dir.js';
+import { CACHE_MAX_AGE_MS, evictForSpace, evictUnused, touchContent } from './cache-evict.js';
 
 /** Free disk the node keeps when it takes inputs, bytes. */
 const DISK_MARGIN = 512 * 1024 * 1024;
@@ -73,6 +76,17 @@ export class IoStore {
 
   private taskDir(task: string, attempt: number): string {
     return join(this.dir, 'tasks', `${task}~${attempt}`);
+  }
+
+  private get casDir(): string {
+    return join(this.dir, 'cas');
+  }
+
+  /** Contents some waiting or running attempt's manifest named: never evicted. */
+  private wantedNow(): Set<string> {
+    const all = new Set<string>();
+    for (const s of this.staging.values()) for (const sha of s.wanted) all.add(sha);
+    return all;
   }
 
   /** The cache file of a content. */
@@ -165,15 +179,19 @@ export class IoStore {
         );
       s.wanted.add(f.sha256);
       const st = await lstat(this.casPath(f.sha256)).catch(() => null);
-      if (st?.isFile() && st.size === f.size) haveBytes += f.size;
-      else {
+      if (st?.isFile() && st.size === f.size) {
+        haveBytes += f.size;
+        await touchContent(this.casPath(f.sha256));
+      } else {
         need.push(i);
         needBytes += f.size;
       }
     }
     await makeDir(this.dir, 0o700);
     const fs = await statfs(this.dir).catch(() => null);
-    const free = fs ? fs.bavail * fs.bsize : Number.MAX_SAFE_INTEGER;
+    let free = fs ? fs.bavail * fs.bsize : Number.MAX_SAFE_INTEGER;
+    // Short of disk: the cache's least recently used contents make room first (./cache-evict.ts).
+    if (needBytes + DISK_MARGIN > free) free += await evictForSpace(this.casDir, needBytes + DISK_MARGIN - free, this.wantedNow());
     if (needBytes + DISK_MARGIN > free)
       throw new CutterError(
         'INVALID_ARGUMENT',
@@ -365,8 +383,12 @@ export class IoStore {
     await rm(this.taskDir(task, attempt), { recursive: true, force: true });
   }
 
-  /** Deletes the directories of attempts that ended more than `maxAgeMs` ago (uncollected outputs). */
+  /**
+   * Deletes the directories of attempts that ended more than `maxAgeMs` ago (uncollected outputs),
+   * and cached contents unused for CACHE_MAX_AGE_MS.
+   */
   async sweep(maxAgeMs: number): Promise<void> {
+    await evictUnused(this.casDir, CACHE_MAX_AGE_MS, this.wantedNow());
     const root = join(this.dir, 'tasks');
     for (const name of await readdir(root).catch(() => [] as string[])) {
       const [task, attempt] = name.split('~');
