@@ -339,7 +339,7 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
       return under(t.prefix) || under(ctx.haPrefix) ? null : `admins subscribe under ${t.prefix}/ and ${ctx.haPrefix}/ only`;
     case 'mcp': {
       if (filter === t.replies(clientId) || filter === t.controllerStatus() || filter === t.allNodeStatus()) return null;
-      // Its own file transfer replies (cli/files/link.ts subscribes to one node's, exact topics).
+      // Its own file transfer replies (shared/transfer/link.ts subscribes to one node's, exact topics).
       if (fileTopicOf(t, filter, 'out')?.client === clientId && !/[+#]/.test(filter)) return null;
       const task = t.idFrom(filter, 'tasks');
       if (task && (filter === t.taskEvents(task) || filter === t.taskState(task))) return null;

@@ -3,7 +3,7 @@
  * this node's agent fetches a directory of another node's volume straight from that node's agent,
  * as a client of its file service (client id `cutter-agent-<this node>`, which the broker lets only
  * this agent use), with the same manifest, windowed and SHA-256 checked transfer `cutter cp -r`
- * uses (cli/files/). The other node serves only what the submitter granted (`vol.grant`). Only
+ * uses (shared/transfer/). The other node serves only what the submitter granted (`vol.grant`). Only
  * files this node lacks or has different move; each lands through VolumeStore.forWrite (confined
  * to the volume). The client's machine carries no file byte: it only asks and waits for the answer.
  */
@@ -15,9 +15,9 @@ import type { FileIn, FileOut } from '../../shared/schemas/files.js';
 import type { ManifestEntry } from '../../shared/schemas/volumes.js';
 import type { Topics } from '../../shared/topics.js';
 import { normaliseVolumePath } from '../../shared/volumes.js';
-import { getFile } from '../../cli/files/get.js';
-import { FileLink } from '../../cli/files/link.js';
-import { newXfer } from '../../cli/files/transfer.js';
+import { getFile } from '../../shared/transfer/get.js';
+import { FileLink } from '../../shared/transfer/link.js';
+import { newXfer } from '../../shared/transfer/transfer.js';
 import type { AgentService } from '../service.js';
 import type { VolumeStore } from './store.js';
 

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import { IdSchema } from '../../shared/topics.js';
 import { formatBytes, formatDuration } from '../../shared/units.js';
-import { FileLink } from '../files/link.js';
+import { FileLink } from '../../shared/transfer/link.js';
 import { putFile } from '../files/put.js';
 import { imagesInTar } from '../image-tar.js';
 import { requireOnlineNode } from '../node-check.js';

@@ -7,8 +7,8 @@ import { stat } from 'node:fs/promises';
 import { CutterError } from '../../shared/errors.js';
 import { sha256File } from '../../shared/transfer/hash.js';
 import { ChunkPump, TRANSFER_CHUNK_BYTES, TRANSFER_WINDOW_BYTES } from '../../shared/transfer/pump.js';
-import { type FileLink, errorCode } from './link.js';
-import { newXfer, type TransferOptions, type TransferResult } from './transfer.js';
+import { type FileLink, errorCode } from '../../shared/transfer/link.js';
+import { newXfer, type TransferOptions, type TransferResult } from '../../shared/transfer/transfer.js';
 
 /**
  * Sends `localPath` to the node: as a file at `remotePath` (`kind: 'put'`), or as an image

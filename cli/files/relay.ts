@@ -7,9 +7,9 @@
 import { CutterError } from '../../shared/errors.js';
 import type { MeshClient } from '../../shared/client/index.js';
 import type { FileOut } from '../../shared/schemas/files.js';
-import { FileLink } from './link.js';
+import { FileLink } from '../../shared/transfer/link.js';
 import { splitVolumePath } from './tree.js';
-import { newXfer } from './transfer.js';
+import { newXfer } from '../../shared/transfer/transfer.js';
 
 /** What `cutter cp` prints for a node-to-node copy (`--json`); bytes are file bytes. */
 export interface RelayResult {

@@ -14,10 +14,10 @@ import { MANIFEST_PAGE, MANIFEST_PAGE_BYTES, type ManifestEntry } from '../../sh
 import { sha256File } from '../../shared/transfer/hash.js';
 import { PART_SUFFIX } from '../../shared/transfer/part-file.js';
 import { normaliseVolumePath } from '../../shared/volumes.js';
-import { getFile } from './get.js';
-import type { FileLink } from './link.js';
+import { getFile } from '../../shared/transfer/get.js';
+import type { FileLink } from '../../shared/transfer/link.js';
 import { putFile } from './put.js';
-import { newXfer, type TransferOptions } from './transfer.js';
+import { newXfer, type TransferOptions } from '../../shared/transfer/transfer.js';
 import { makeDir } from '../../shared/make-dir.js';
 
 /** Most files one `cp -r` moves. */

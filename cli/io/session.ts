@@ -10,7 +10,7 @@ import type { MeshClient } from '../../shared/client/index.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import type { TaskEvent } from '../../shared/schemas/index.js';
 import { formatBytes, formatDuration } from '../../shared/units.js';
-import { FileLink } from '../files/link.js';
+import { FileLink } from '../../shared/transfer/link.js';
 import { ProgressBar } from '../progress.js';
 import type { IoDir } from './args.js';
 import { abortStaging, collectOutputs, type IoSummary, stageInputs } from './transfer.js';

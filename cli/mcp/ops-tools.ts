@@ -23,10 +23,10 @@ import { CutterError, errorMessage } from '../../shared/errors.js';
 import { NodeListResultSchema, type Pipeline, type TaskSpec } from '../../shared/schemas/index.js';
 import { parsePipeline as parsePipelineDocument } from '../pipeline-file.js';
 import { formatBytes } from '../../shared/units.js';
-import { getFile } from '../files/get.js';
-import { FileLink } from '../files/link.js';
+import { getFile } from '../../shared/transfer/get.js';
+import { FileLink } from '../../shared/transfer/link.js';
 import { putFile } from '../files/put.js';
-import type { TransferResult } from '../files/transfer.js';
+import type { TransferResult } from '../../shared/transfer/transfer.js';
 import { runPipeline } from '../pipeline-runner.js';
 import { type Audited, clipOut, describeTask, type McpOptions, submitAndWait, text } from './tool-kit.js';
 

@@ -1,12 +1,13 @@
 /**
- * `getFile`: the CLI fetches a file from a node. When chunks stop for `stallMs` it sends its `get`
+ * `getFile`: a client fetches a file from a node's agent (the CLI's `cutter cp`, and an agent
+ * pulling another node's volume, agent/volumes/pull.ts). When chunks stop for `stallMs` it sends its `get`
  * again from the offset its part file has reached, so the transfer resumes instead of restarting;
  * a part file left by an earlier run is resumed too when the node's SHA-256 still matches.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { CutterError } from '../../shared/errors.js';
-import { decodeFrame, type FileOut } from '../../shared/schemas/files.js';
-import { PART_SUFFIX, PartFile } from '../../shared/transfer/part-file.js';
+import { CutterError } from '../errors.js';
+import { decodeFrame, type FileOut } from '../schemas/files.js';
+import { PART_SUFFIX, PartFile } from './part-file.js';
 import { type FileLink, errorCode } from './link.js';
 import { newXfer, type TransferOptions, type TransferResult } from './transfer.js';
 

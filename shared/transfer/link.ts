@@ -1,14 +1,14 @@
 /**
- * The CLI's side of the file transfer topics for one node (protocol: shared/schemas/files.ts):
- * control messages and chunk frames to the agent, its replies and chunks back, and the mapping of
- * the agent's error codes onto the CLI's.
+ * A client's side of the file transfer topics for one node (protocol: shared/schemas/files.ts), used
+ * by the CLI and by an agent pulling from another node: control messages and chunk frames to the
+ * agent, its replies and chunks back, and the mapping of the agent's error codes onto the client's.
  */
-import { decode, encode } from '../../shared/codec.js';
-import { CutterError } from '../../shared/errors.js';
-import type { MqttClient } from '../../shared/mqtt.js';
-import { FileOutSchema, encodeFrame, type FileIn, type FileOut } from '../../shared/schemas/files.js';
-import type { Topics } from '../../shared/topics.js';
-import { publishChunk } from '../../shared/transfer/publish-chunk.js';
+import { decode, encode } from '../codec.js';
+import { CutterError } from '../errors.js';
+import type { MqttClient } from '../mqtt.js';
+import { FileOutSchema, encodeFrame, type FileIn, type FileOut } from '../schemas/files.js';
+import type { Topics } from '../topics.js';
+import { publishChunk } from './publish-chunk.js';
 
 /** The client's side of the topics for one node. */
 export class FileLink {

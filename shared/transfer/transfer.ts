@@ -1,4 +1,4 @@
-/** What the CLI's file transfers take and report (cli/files/put.ts, cli/files/get.ts). */
+/** What a file transfer takes and reports (cli/files/put.ts, ./get.ts). */
 import { randomBytes } from 'node:crypto';
 
 /** Tunables of one transfer. */
