@@ -25,9 +25,10 @@ import type { AgentConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { CutterError } from '../shared/errors.js';
 import { connectMqtt, MessageRouter, type MqttClient } from '../shared/mqtt.js';
-import { AckSchema, AssignmentSchema, CancelSchema, LendingSetSchema } from '../shared/schemas/index.js';
+import { AckSchema, AssignmentSchema, CancelSchema, LendingSetSchema, WakeCommandSchema } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
 import { defaultExecutors } from './executors/defaults.js';
+import { WakeRelay } from './wake-relay.js';
 import type { Executor } from './executors/executor.js';
 import { ExecutorRegistry } from './executors/registry.js';
 import { GpuInventory } from './gpus.js';
@@ -62,6 +63,7 @@ export class Agent {
   private readonly events: TaskEvents;
   /** The lending policy at work (agent/lending): suspends, resumes and preempts tasks as the owner's state changes. */
   private readonly lender: Lender;
+  private readonly wakeRelay: WakeRelay;
   private client?: MqttClient;
   /** Resolves when re-adoption is done; assignment and cancel handling waits for it. */
   private ready: Promise<void> = Promise.resolve();
@@ -125,6 +127,11 @@ export class Agent {
       lending: this.lender,
       io: ioOf(config),
     });
+    this.wakeRelay = new WakeRelay({
+      address: config.wakeAddress,
+      port: config.wakePort,
+      log: this.log.child({ component: 'wake' }),
+    });
   }
 
   /** The node id this agent announces and takes assignments for. */
@@ -169,6 +176,7 @@ export class Agent {
           });
           router.route(t.nodeAck(this.config.nodeId), AckSchema, (a) => this.events.onAck(a));
           router.route(t.nodeLendingSet(this.config.nodeId), LendingSetSchema, (s) => this.lender.apply(s));
+          router.route(t.nodeWake(this.config.nodeId), WakeCommandSchema, (w) => this.wakeRelay.handle(w));
           for (const s of this.services) s.attach(client, router);
         },
       }),

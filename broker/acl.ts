@@ -332,6 +332,7 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
         t.nodeStdin(identity.name, '+'),
         t.nodeCredit(identity.name, '+'),
         t.nodeLendingSet(identity.name),
+        t.nodeWake(identity.name),
       ].includes(filter) || fileTopicOf(t, filter, 'out')?.client === clientId
         ? null
         : `agent ${identity.name} may subscribe only to its own assignments, cancels, file transfers and task stdin`;
@@ -365,6 +366,7 @@ export function denySubscribe(identity: Identity, clientId: string, filter: stri
         t.nodeStdinAck('x', 'y'),
         t.nodeCredit('x', 'y'),
         t.nodeLendingSet('x'),
+        t.nodeWake('x'),
       ];
       const reaches = probes.filter((p) => topicMatches(filter, p));
       const ok =

@@ -197,7 +197,7 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
       maxLogBytes: cfg.maxLogBytes,
       minFreeBytes: cfg.minFreeBytes,
       forgetAfterMs: cfg.forgetAfterMs,
-      wake: { auto: cfg.wakeOnLan, address: cfg.wakeAddress, port: cfg.wakePort, cooldownMs: cfg.wakeCooldownMs },
+      wake: { auto: cfg.wakeOnLan, address: cfg.wakeAddress, port: cfg.wakePort, cooldownMs: cfg.wakeCooldownMs, via: cfg.wakeVia },
       startupGraceMs: cfg.startupGraceMs,
       username,
       password,

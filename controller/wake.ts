@@ -11,14 +11,18 @@
  *
  * Where the packet goes (shared/wol.ts has the packet facts): the node's announced broadcast
  * address on UDP port 9, unless the request (`--address`/`--port`) or the server config
- * (`wakeAddress`/`wakePort`) say otherwise. An announced address is used only when it is the
- * broadcast address of one of the server's own networks (or 255.255.255.255): an agent token
- * cannot make the server send datagrams to an arbitrary host (SECURITY.md).
+ * (`wakeAddress`/`wakePort`) say otherwise. The server sends to an announced address only when it
+ * is the broadcast address of one of the server's own networks (or 255.255.255.255): an agent token
+ * cannot make the server send datagrams to an arbitrary host (SECURITY.md). Otherwise (and always
+ * with `via: 'agent'`) an online node that announced the same broadcast address, so is on the same
+ * LAN, is asked to send it (WakeCommand on `nodes/{relay}/wake`, shared/schemas/wake.ts); its agent
+ * too sends only to a broadcast address of its own networks.
  */
+import { encode } from '../shared/codec.js';
 import { CutterError, errorMessage } from '../shared/errors.js';
-import type { WakeInfo } from '../shared/schemas/index.js';
+import type { WakeCommand, WakeInfo } from '../shared/schemas/index.js';
 import { formatDuration } from '../shared/units.js';
-import { isBroadcastAddress, sendMagicPacket, WOL_DEFAULT_PORT } from '../shared/wol.js';
+import { isBroadcastAddress, MAGIC_PACKET_BYTES, sendMagicPacket, WOL_DEFAULT_PORT } from '../shared/wol.js';
 import type { ControllerContext } from './context.js';
 import type { Sleeper } from './registry.js';
 import { admitOf } from './scheduler/node-fit.js';
@@ -36,6 +40,8 @@ export interface WakeOptions {
   port?: number;
   /** At most one automatic packet per node per this many ms. */
   cooldownMs: number;
+  /** `auto` (default): the server sends on its own networks, an awake agent on the node's LAN otherwise; `agent`: always such an agent. */
+  via?: 'auto' | 'agent';
 }
 
 /** What `node.wake` answers (shared/schemas/request.ts WakeResultSchema). */
@@ -46,6 +52,8 @@ export interface WakeSent {
   port: number;
   bytes: number;
   broadcast: boolean;
+  /** The awake node whose agent was asked to send it; absent when the server sent it. */
+  via?: string;
 }
 
 /** How often queued work is checked against sleeping nodes while `auto` is on, ms (also after every change of a task's waiting reason). */
@@ -110,8 +118,8 @@ export class Waker {
    * @param override `address` (IPv4) and `port` (1-65535) instead of the server's or the node's.
    * @param who identity for the audit log.
    * @throws CutterError NOT_FOUND for an unknown node; INVALID_REQUEST for a node that is online,
-   *   one with no MAC known, or whose broadcast address is not on this server's networks;
-   *   WAKE_FAILED when the datagram cannot be sent.
+   *   one with no MAC known, or one on a LAN that neither this server nor an online node is on;
+   *   WAKE_FAILED when the datagram cannot be sent; NO_CONTROLLER when a relay cannot be asked.
    */
   async wakeNode(node: string, override: { address?: string; port?: number }, who: string): Promise<WakeSent> {
     const { ctx } = this;
@@ -132,7 +140,7 @@ export class Waker {
         action: 'wake',
         outcome: 'ok',
         node,
-        detail: `magic packet for ${sent.mac} to ${sent.address}:${sent.port}`,
+        detail: `magic packet for ${sent.mac} to ${sent.address}:${sent.port}${sent.via ? ` by node ${sent.via}` : ''}`,
       });
       return sent;
     } catch (err) {
@@ -197,7 +205,7 @@ export class Waker {
         outcome: 'ok',
         node,
         taskId,
-        detail: `magic packet for ${sent.mac} to ${sent.address}:${sent.port}; next at most in ${formatDuration(this.opts.cooldownMs)}`,
+        detail: `magic packet for ${sent.mac} to ${sent.address}:${sent.port}${sent.via ? ` by node ${sent.via}` : ''}; next at most in ${formatDuration(this.opts.cooldownMs)}`,
       });
     } catch (err) {
       ctx.log.warn({ node, taskId, err: errorMessage(err) }, 'Wake-on-LAN: cannot wake a sleeping node for queued work');
@@ -207,21 +215,49 @@ export class Waker {
 
   /**
    * Sends the packet for `wake.mac` to the override, else the server's `wakeAddress`, else the
-   * node's broadcast address (only when it is one of this server's networks'), and notes the time.
+   * node's broadcast address when it is one of this server's networks' (and `via` allows), else
+   * asks an awake node on that LAN (`relay`); notes the time.
    */
   private async send(node: string, wake: WakeInfo, override: { address?: string; port?: number }): Promise<WakeSent> {
     const address = override.address ?? this.opts.address ?? wake.broadcast;
     const port = override.port ?? this.opts.port ?? WOL_DEFAULT_PORT;
     const broadcast = isBroadcastAddress(address);
     const fromNode = override.address === undefined && this.opts.address === undefined;
-    if (fromNode && !broadcast)
-      throw new CutterError(
-        'INVALID_REQUEST',
-        `node ${node}'s broadcast address ${address} is not on any network of this server, so a packet sent there would not reach it (routers drop directed broadcasts from other subnets): pass --address with an address that reaches its network, or wake it from a machine on its LAN`,
-      );
+    if (fromNode && (!broadcast || this.opts.via === 'agent')) return this.relay(node, wake, port);
     const packet = await sendMagicPacket(wake.mac, { address, port, broadcast });
     this.sentAt.set(node, this.ctx.now());
     this.ctx.log.info({ node, mac: wake.mac, address, port }, 'Wake-on-LAN: magic packet sent');
     return { node, mac: wake.mac, address, port, bytes: packet.length, broadcast };
+  }
+
+  /**
+   * Asks an online node that announced `wake.broadcast` (so is on the sleeping node's LAN) to send
+   * the packet (WakeCommand on `nodes/{relay}/wake`, QoS 1); the first such node by name.
+   * @throws CutterError INVALID_REQUEST when no online node is on that LAN, NO_CONTROLLER when not connected.
+   */
+  private async relay(node: string, wake: WakeInfo, port: number): Promise<WakeSent> {
+    const { ctx } = this;
+    const relay = ctx.registry
+      .views(ctx.now())
+      .filter((v) => v.state === 'online' && v.node !== node && v.wake?.broadcast === wake.broadcast)
+      .map((v) => v.node)
+      .sort()[0];
+    if (!relay)
+      throw new CutterError(
+        'INVALID_REQUEST',
+        this.opts.via === 'agent'
+          ? `no online node announced node ${node}'s broadcast address ${wake.broadcast}, so none is on its LAN to send the packet, and this server sends none itself (--wake-via agent): start an agent on that LAN, or pass --address with an address that reaches its network`
+          : `node ${node}'s broadcast address ${wake.broadcast} is not on any network of this server (routers drop directed broadcasts from other subnets) and no online node announced it, so none is on its LAN to send the packet: start an agent on that LAN, or pass --address with an address that reaches its network`,
+      );
+    const client = ctx.client;
+    if (!client) throw new CutterError('NO_CONTROLLER', 'the controller is not connected to its broker yet');
+    const command: WakeCommand = { v: 1, node, mac: wake.mac, broadcast: wake.broadcast, port };
+    await client.publishAsync(ctx.t.nodeWake(relay), encode(command), { qos: 1 });
+    this.sentAt.set(node, ctx.now());
+    ctx.log.info(
+      { node, mac: wake.mac, via: relay, broadcast: wake.broadcast, port },
+      'Wake-on-LAN: asked a node on its LAN to send the magic packet',
+    );
+    return { node, mac: wake.mac, address: wake.broadcast, port, bytes: MAGIC_PACKET_BYTES, broadcast: true, via: relay };
   }
 }

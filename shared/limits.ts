@@ -66,6 +66,8 @@ export const LIMITS: Readonly<Record<LimitKind, JsonLimits>> = {
   nodeCredit: { maxBytes: 256, maxDepth: 1, maxArray: 1, maxString: 16, maxKeys: 8 },
   /** A lending policy change (shared/schemas/lending.ts): a patch of a few fields and up to 16 short windows. */
   nodeLendingSet: { maxBytes: 4 * KiB, maxDepth: 4, maxArray: 16, maxString: 100, maxKeys: 16 },
+  /** A relayed Wake-on-LAN request (shared/schemas/wake.ts): a node id, a MAC, an address, a port. */
+  nodeWake: { maxBytes: 1 * KiB, maxDepth: 1, maxArray: 1, maxString: 128, maxKeys: 8 },
   haCommand: { maxBytes: 16, maxDepth: 1, maxArray: 1, maxString: 16, maxKeys: 1 },
   ollamaHttp: { maxBytes: 16 * MiB, maxDepth: 32, maxArray: 10_000, maxString: 16 * MiB, maxKeys: 1_024 },
   default: { maxBytes: 2 * MiB, maxDepth: 64, maxArray: 100_000, maxString: 2 * MiB, maxKeys: 10_000 },

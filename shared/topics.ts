@@ -69,6 +69,12 @@ export interface Topics {
    * server publish; agent N subscribes only its own (broker/acl.ts).
    */
   nodeLendingSet(node: string): string;
+  /**
+   * Wake-on-LAN relayed through an awake node (controller/wake.ts), server → agent: JSON
+   * WakeCommand (shared/schemas/wake.ts), QoS 1, not retained: "send the magic packet for this MAC
+   * on your LAN". Only the server publishes; agent N subscribes only its own (broker/acl.ts).
+   */
+  nodeWake(node: string): string;
   /** Wildcard over every node's port announcements. */
   allNodePorts(): string;
   /** Retained ForwardState of one task's forwards on the server (server → all); cleared when they close. */
@@ -105,7 +111,8 @@ export type ParsedTopic =
   | { kind: 'quarantine'; node: string; what: QuarantineKind; task: string }
   | { kind: 'nodeAck'; node: string }
   | { kind: 'nodeCredit'; node: string; task: string }
-  | { kind: 'nodeLendingSet'; node: string };
+  | { kind: 'nodeLendingSet'; node: string }
+  | { kind: 'nodeWake'; node: string };
 
 /** What a quarantined message was: a task event or a port announcement. */
 export type QuarantineKind = 'events' | 'ports';
@@ -129,6 +136,7 @@ function parseLevels(l: string[]): ParsedTopic | null {
       }
       if (l.length === 4 && l[2] === 'credit' && id(l[3])) return { kind: 'nodeCredit', node, task: l[3] };
       if (l.length === 4 && l[2] === 'lending' && l[3] === 'set') return { kind: 'nodeLendingSet', node };
+      if (l.length === 3 && l[2] === 'wake') return { kind: 'nodeWake', node };
       if (l[2] === 'files' && (l[3] === 'in' || l[3] === 'out') && id(l[4])) {
         const data = l.length === 6 && l[5] === 'data';
         if (l.length !== 5 && !data) return null;
@@ -185,6 +193,7 @@ export function topics(prefix = 'cutter'): Topics {
     nodeStdinAck: (node, task) => `${base}/nodes/${node}/stdin/${task}/ack`,
     nodeCredit: (node, task) => `${base}/nodes/${node}/credit/${task}`,
     nodeLendingSet: (node) => `${base}/nodes/${node}/lending/set`,
+    nodeWake: (node) => `${base}/nodes/${node}/wake`,
     forwardState: (task) => `${base}/forwards/${task}`,
     allForwardState: () => `${base}/forwards/+`,
     filesIn: (node, client) => `${base}/nodes/${node}/files/in/${client}`,

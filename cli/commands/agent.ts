@@ -64,6 +64,11 @@ export function registerAgent(program: Command): void {
       '--advertise-address <addr>',
       'port forwarding: address the server can reach this node at (unset: forwards to this node are refused)',
     )
+    .option(
+      '--wake-address <ipv4>',
+      "Wake-on-LAN for another node on this LAN (the server asks): send to this address instead of the LAN's broadcast address",
+    )
+    .option('--wake-port <port>', 'Wake-on-LAN for another node: this UDP port instead of the one the server names')
     .option('--files-max-size <size>', d('filesMaxSize', 'file transfer and image sync: largest file, e.g. 10g', { format: 'size' }))
     .option('--volumes-dir <dir>', 'volumes: directory of this node\'s volumes (default <data dir>/volumes/<node id>; "off": none)')
     .option(
@@ -167,6 +172,8 @@ export function agentConfigInput(flags: Record<string, unknown>): Record<string,
     filesDeny: flags.filesDeny,
     filesMaxSize: flags.filesMaxSize,
     advertiseAddress: flags.advertiseAddress,
+    wakeAddress: flags.wakeAddress,
+    wakePort: flags.wakePort,
     healthFile: flags.healthFile,
     volumesDir: flags.volumesDir,
     allowHostPath: flags.allowHostPath,

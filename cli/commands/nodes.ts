@@ -126,7 +126,7 @@ function registerWake(nodes: Command): void {
       if (flags.json) printJson(sent);
       else
         process.stdout.write(
-          `magic packet for ${sent.node} (${sent.mac}) sent to ${sent.address}:${sent.port}; it joins when its agent starts (\`cutter nodes list\`)\n`,
+          `magic packet for ${sent.node} (${sent.mac}) ${sent.via ? `handed to node ${sent.via}, on its LAN, to send to` : 'sent to'} ${sent.address}:${sent.port}; it joins when its agent starts (\`cutter nodes list\`)\n`,
         );
       return 0;
     }),

@@ -96,6 +96,10 @@ export function registerServer(program: Command): void {
     .option('--wake-address <ipv4>', "send magic packets to this address instead of the node's broadcast address")
     .option('--wake-port <port>', d('wakePort', 'UDP port of magic packets'))
     .option(
+      '--wake-via <who>',
+      d('wakeVia', "who sends magic packets: auto (the server on its own networks, else an awake agent on the node's LAN) or agent"),
+    )
+    .option(
       '--wake-cooldown <duration>',
       d('wakeCooldownMs', 'at most one automatic magic packet per node per this long', { format: 'duration' }),
     )
@@ -159,6 +163,7 @@ export function registerServer(program: Command): void {
             wakeAddress: flags.wakeAddress,
             wakePort: flags.wakePort,
             wakeCooldownMs: flags.wakeCooldown,
+            wakeVia: flags.wakeVia,
             plainListener: flags.plainListener,
             redis: flags.redis,
             brokerOnly: flags.brokerOnly,

@@ -9,6 +9,7 @@ import {
   CancelSchema,
   AckSchema,
   LendingSetSchema,
+  WakeCommandSchema,
   ControllerStatusSchema,
   NodeListResultSchema,
   NodeStatusSchema,
@@ -116,6 +117,16 @@ export function buildSchemaDocs(t: Topics): { payloads: SchemaDoc[]; shared: Sch
         `On ${code(t.nodeLendingSet('{node}'))}, not retained (issue 17). A change of the node's lending policy: \`patch\` holds the fields that change (\`null\` removes a condition), \`reset\` first goes back to the agent's own flags and file. The agent applies it at once, samples, and echoes \`id\` in its NodeStatus \`lending.applied\`. Only admins and the server publish it; an agent reads only its own.`,
       ],
       examples: [{ title: 'lending off', value: { v: 1, id: '5f2c9e01a7b3d4e6', patch: { enabled: false } } }],
+    }),
+    schemaDoc({
+      name: 'WakeCommand',
+      schema: WakeCommandSchema,
+      about: [
+        `On ${code(t.nodeWake('{node}'))}, not retained (issue 17). The server asks this awake node, which announced the same broadcast address as the sleeping node \`node\` (so is on its LAN), to send the magic packet for \`mac\` to \`broadcast\`:\`port\`. The agent sends it only when \`broadcast\` is the broadcast address of one of its own networks (or to its own \`--wake-address\`/\`--wake-port\`), and logs what it did; nothing is answered (the node's agent coming online is the answer). Only the server publishes it.`,
+      ],
+      examples: [
+        { title: 'wake the GPU box', value: { v: 1, node: 'gpu-box', mac: '02:fc:00:00:00:01', broadcast: '192.168.1.255', port: 9 } },
+      ],
     }),
     schemaDoc({
       name: 'TaskEvent',

@@ -174,6 +174,16 @@ export function topicRows(t: Topics): { rows: TopicRow[]; filters: FilterRow[]; 
         "A change of the node's lending policy (issue 17; `cutter nodes policy`, Home Assistant's lending switch and mode select through the server): a patch of the policy's fields (`null` removes a condition), `reset` back to the agent's own flags and file first; the agent echoes its `id` as NodeStatus `lending.applied`. Only admins and the server publish; agent N subscribes only its own (SECURITY.md). Kept for an offline agent by its persistent session, not across agent restarts.",
     },
     {
+      topic: (used.add('nodeWake'), t.nodeWake('{node}')),
+      builder: 'nodeWake(node)',
+      fromTo: 'server → agent',
+      retained: 'no',
+      qos: 1,
+      payload: '`WakeCommand` (shared/schemas/wake.ts)',
+      notes:
+        "Wake-on-LAN through an awake node (issue 17): the server asks an online node that announced the sleeping node's broadcast address (so is on its LAN) to send the magic packet, when that LAN is not one of the server's networks or the server runs with `--wake-via agent`. The agent sends only to a broadcast address of its own networks (or to its `--wake-address`). Only the server publishes; agent N subscribes only its own (SECURITY.md).",
+    },
+    {
       ...b('forwardState', 'task'),
       fromTo: 'server → all',
       retained: 'yes',

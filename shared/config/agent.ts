@@ -1,5 +1,6 @@
 /** `cutter agent`'s config. */
 import { z } from 'zod';
+import { IPV4_PATTERN } from '../schemas/node.js';
 import { ID_RE } from '../topics.js';
 import { Bool, CommonConfigSchema, DurationSchema, Int, ListSchema, SizeSchema, defaultNodeId } from './common.js';
 
@@ -75,6 +76,13 @@ export const AgentConfigSchema = CommonConfigSchema.extend({
    * ports; unset = this node is not reachable from the server (behind NAT) and forwards are refused.
    */
   advertiseAddress: z.string().min(1).max(255).optional(),
+  /**
+   * Wake-on-LAN relayed for a sleeping node on this LAN (the server asks, shared/schemas/wake.ts):
+   * send those packets to this IPv4 address instead of the LAN's broadcast address.
+   */
+  wakeAddress: z.string().regex(IPV4_PATTERN, 'an IPv4 address').optional(),
+  /** Wake-on-LAN relayed for another node: this UDP port instead of the one the server names. */
+  wakePort: Int(1, 65535).optional(),
   /**
    * This machine's id for `cutter run --prefer-local` (env CUTTER_MACHINE_ID); default: a keyed hash
    * of /etc/machine-id (shared/machine-id.ts). Set it to tell two agents on one machine apart.

@@ -163,6 +163,12 @@ export const ServerConfigSchema = CommonConfigSchema.extend({
   wakePort: Int(1, 65535).default(9),
   /** At most one automatic magic packet per node per this long. */
   wakeCooldownMs: DurationSchema.default(60_000),
+  /**
+   * Who sends a magic packet: `auto` the server when the node's LAN is one of its own networks,
+   * else an online agent on that LAN; `agent` always such an agent (a server in a container, whose
+   * bridge network reaches no LAN). `wakeAddress` makes the server send it itself either way.
+   */
+  wakeVia: z.enum(['auto', 'agent']).default('auto'),
   /** With `tlsCert`, also open the plain TCP (and plain `ws://`) listener: off, so tokens never travel in the clear. */
   plainListener: Bool.default(false),
 }).superRefine((cfg, ctx) => {

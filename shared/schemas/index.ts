@@ -15,3 +15,4 @@ export * from './output-credit.js';
 export * from './volumes.js';
 export * from './lending.js';
 export * from './io.js';
+export * from './wake.js';

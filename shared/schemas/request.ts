@@ -112,6 +112,8 @@ export const WakeResultSchema = z.object({
   bytes: z.number().int(),
   /** Whether it went out as a broadcast (SO_BROADCAST set). */
   broadcast: z.boolean(),
+  /** The awake node whose agent was asked to send it on the sleeping node's LAN (shared/schemas/wake.ts); absent: the server sent it. */
+  via: IdSchema.optional(),
 });
 /** A token as listed (never its secret); times in ms epoch. */
 export const TokenInfoSchema = z.object({

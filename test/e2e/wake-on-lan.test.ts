@@ -168,6 +168,60 @@ describe.skipIf(NO_NIC)(`Wake-on-LAN${NO_NIC ? SKIP_NO_NIC : ''}`, () => {
     expect(logs.stdout).toBe('woken\n');
   });
 
+  it("with --wake-via agent an awake agent on the sleeping node's LAN sends the packet, and with none awake the refusal says what to do", async () => {
+    const sink = await udpSink();
+    sockets.push(sink.socket);
+    // The server sends no packet itself; the relaying agent's --wake-address aims its packets at this test's socket.
+    const { daemon: server, url, dataDir } = await startServer(['--wake-via', 'agent']);
+    daemons.push(server);
+    const sleeper = await startAgent(url, 'sleeper');
+    daemons.push(sleeper);
+    const relay = await startAgent(url, 'relay', ['--wake-address', '127.0.0.1', '--wake-port', String(sink.port)]);
+    daemons.push(relay);
+    const wake = await announcedWake(url, 'sleeper');
+    // Same machine, same LAN: the relay announced the same broadcast address.
+    expect((await announcedWake(url, 'relay')).broadcast).toBe(wake.broadcast);
+    await sleeper.stop('SIGKILL');
+    await offline(url, 'sleeper');
+
+    const r = await cli(['nodes', 'wake', 'sleeper', '--json'], { broker: url });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      node: 'sleeper',
+      mac: wake.mac,
+      address: wake.broadcast,
+      port: 9,
+      bytes: 102,
+      broadcast: true,
+      via: 'relay',
+    });
+    await until(() => sink.got.length === 1);
+    expect(sink.got[0]!.equals(expectedPacket(wake.mac))).toBe(true);
+    const sent = await relay.waitForMsg('Wake-on-LAN: sent a magic packet for a node on this LAN');
+    expect(sent).toMatchObject({ for: 'sleeper', mac: wake.mac, address: '127.0.0.1', port: sink.port });
+    const human = await cli(['nodes', 'wake', 'sleeper'], { broker: url });
+    expect(human.stdout).toBe(
+      `magic packet for sleeper (${wake.mac}) handed to node relay, on its LAN, to send to ${wake.broadcast}:9; it joins when its agent starts (\`cutter nodes list\`)\n`,
+    );
+    await until(() => sink.got.length === 2);
+
+    // No node awake on that LAN: refused, naming what to do; nothing is sent.
+    await relay.stop('SIGKILL');
+    await offline(url, 'relay');
+    const none = await cli(['nodes', 'wake', 'sleeper'], { broker: url });
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/no online node announced node sleeper's broadcast address .* start an agent on that LAN/);
+    const wakes = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((a) => a.action === 'wake');
+    expect(wakes.map((a) => a.outcome)).toEqual(['ok', 'ok', 'failed']);
+    expect(wakes[0]!.detail).toBe(`magic packet for ${wake.mac} to ${wake.broadcast}:9 by node relay`);
+    expect(sink.got.length).toBe(2);
+  });
+
   it('without --wake-on-lan sends nothing for queued work a sleeping node would fit', async () => {
     const sink = await udpSink();
     const marker = await udpSink();

@@ -133,6 +133,7 @@ describe('--help shows the schema defaults', () => {
       ['--forward-host', 'forwardHost', 'plain'],
       ['--wake-port', 'wakePort', 'plain'],
       ['--wake-cooldown', 'wakeCooldownMs', 'duration'],
+      ['--wake-via', 'wakeVia', 'plain'],
       ['--state', 'state', 'plain'],
       ['--leader-lease', 'leaderLeaseMs', 'duration'],
     ];
