@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, cli, ensureTestImage, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
 import { needs } from '../services.js';
-import { BURNER_THRESHOLD, BUSY_BASELINE, burners, hostBusyPercent, lendingOf, procState } from './lending-helpers.js';
+import { BURNER_THRESHOLD, BUSY_BASELINE, burners, hostBusyPercent, lendingOf, NOT_STOPPED, procState } from './lending-helpers.js';
 import { docker, showTask, t, until, watch } from './recovery-helpers.js';
 
 const engine = needs('docker');
@@ -64,7 +64,7 @@ describe('lending: the owner burns CPU outside cutter', () => {
       expect(lendingOf(statuses.messages, 'workstation')?.reason).toMatch(new RegExp(`^owner CPU \\d+% > ${BURNER_THRESHOLD}%$`));
       burn.pop()?.stop();
       await until(() => procState(pid) !== 'T', 30_000, 100);
-      expect(procState(pid)).toMatch(/^[SR]$/);
+      expect(procState(pid)).toMatch(NOT_STOPPED);
       writeFileSync(gate, '');
       await until(async () => (await showTask(url, id)).state === 'succeeded', 30_000);
     } finally {

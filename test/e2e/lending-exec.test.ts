@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
-import { lendingOf, powerDouble, procState } from './lending-helpers.js';
+import { lendingOf, NOT_STOPPED, powerDouble, procState } from './lending-helpers.js';
 import { showTask, t, until, watch } from './recovery-helpers.js';
 
 describe('lending: an exec task on a notebook', () => {
@@ -44,7 +44,7 @@ describe('lending: an exec task on a notebook', () => {
       const started = await until(() => events.messages.find((e) => e.taskId === id && e.type === 'started' && e.attempt === 1));
       expect(started.node).toBe('notebook');
       const pid = Number(started.ref);
-      expect(procState(pid)).toMatch(/^[SR]$/);
+      expect(procState(pid)).toMatch(NOT_STOPPED);
 
       power.set(false);
       await until(() => procState(pid) === 'T', 20_000, 100);
@@ -58,7 +58,7 @@ describe('lending: an exec task on a notebook', () => {
 
       power.set(true);
       await until(() => procState(pid) !== 'T', 20_000, 100);
-      expect(procState(pid)).toMatch(/^[SR]$/);
+      expect(procState(pid)).toMatch(NOT_STOPPED);
       await until(() => lendingOf(statuses.messages, 'notebook')?.state === 'lending', 10_000);
 
       // Another node joins; the owner shortens the preempt time at runtime; the notebook goes on battery for longer than that.

@@ -22,6 +22,12 @@ export function burners(n = cpus().length): { stop: () => void } {
 }
 
 /** The state letter of a process (`S`, `R`, `T` stopped), or undefined when it is gone. */
+/**
+ * The states of a process that is not stopped (proc(5) /proc/PID/stat): R running, S sleeping (the
+ * task's `sleep`), D waiting on the disk (its loop stats a file; seen under CI's disk load).
+ */
+export const NOT_STOPPED = /^[RSD]$/;
+
 export function procState(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
