@@ -5,7 +5,8 @@
  * (keep storage and keep duration):
  * - under disk pressure, the least recently used contents go first until the inputs of the
  *   attempt asking fit (`evictForSpace`);
- * - contents unused for `CACHE_MAX_AGE_MS` go on each sweep (`evictUnused`).
+ * - contents unused for `CACHE_MAX_AGE_MS` go, checked at most every `CACHE_SWEEP_EVERY_MS`
+ *   (`AgeSweep`, `evictUnused`).
  * Contents a waiting attempt's manifest named are never removed. Inputs already built into a task's
  * directory are hard links or copies, so removing the cache file does not touch a running task.
  */
@@ -85,4 +86,19 @@ export async function evictUnused(
     bytes += e.size;
   }
   return { contents, bytes };
+}
+
+/** How often the age rule is checked, ms (1 h): it reads every cache entry, and sweeps run at each task start. */
+export const CACHE_SWEEP_EVERY_MS = 3_600_000;
+
+/** The age rule, run at most once per CACHE_SWEEP_EVERY_MS however often it is asked for. */
+export class AgeSweep {
+  private last = Number.NEGATIVE_INFINITY;
+
+  /** Runs `evictUnused(casDir, CACHE_MAX_AGE_MS, keep())` unless it ran less than CACHE_SWEEP_EVERY_MS before `now`. */
+  async run(casDir: string, keep: () => ReadonlySet<string>, now = Date.now()): Promise<void> {
+    if (now - this.last < CACHE_SWEEP_EVERY_MS) return;
+    this.last = now;
+    await evictUnused(casDir, CACHE_MAX_AGE_MS, keep(), now);
+  }
 }

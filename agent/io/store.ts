@@ -24,7 +24,7 @@ import { sha256File } from '../../shared/transfer/hash.js';
 import { PART_SUFFIX } from '../../shared/transfer/part-file.js';
 import { normaliseVolumePath } from '../../shared/volumes.js';
 import { makeDir } from '../../shared/make-dir.js';
-import { CACHE_MAX_AGE_MS, evictForSpace, evictUnused, touchContent } from './cache-evict.js';
+import { AgeSweep, evictForSpace, touchContent } from './cache-evict.js';
 
 /** Free disk the node keeps when it takes inputs, bytes. */
 const DISK_MARGIN = 512 * 1024 * 1024;
@@ -61,6 +61,7 @@ interface Staging {
 /** The inputs cache and the attempts' directories of one node. */
 export class IoStore {
   private readonly staging = new Map<string, Staging>();
+  private readonly ageSweep = new AgeSweep();
   /** When the last chunk of an input content arrived (any task's), ms epoch. */
   private lastChunk = 0;
 
@@ -91,7 +92,7 @@ export class IoStore {
 
   /** The cache file of a content. */
   casPath(sha256: string): string {
-    return join(this.dir, 'cas', sha256.slice(0, 2), sha256);
+    return join(this.casDir, sha256.slice(0, 2), sha256);
   }
 
   private waiting(task: string, attempt: number): Staging {
@@ -178,10 +179,11 @@ export class IoStore {
           `${f.path} is ${f.size} bytes, over node ${this.node}'s limit of ${this.maxFileBytes} bytes (--files-max-size)`,
         );
       s.wanted.add(f.sha256);
-      const st = await lstat(this.casPath(f.sha256)).catch(() => null);
+      const cached = this.casPath(f.sha256);
+      const st = await lstat(cached).catch(() => null);
       if (st?.isFile() && st.size === f.size) {
         haveBytes += f.size;
-        await touchContent(this.casPath(f.sha256));
+        await touchContent(cached);
       } else {
         need.push(i);
         needBytes += f.size;
@@ -383,12 +385,9 @@ export class IoStore {
     await rm(this.taskDir(task, attempt), { recursive: true, force: true });
   }
 
-  /**
-   * Deletes the directories of attempts that ended more than `maxAgeMs` ago (uncollected outputs),
-   * and cached contents unused for CACHE_MAX_AGE_MS.
-   */
+  /** Deletes the directories of attempts that ended more than `maxAgeMs` ago (uncollected outputs), and stale cache contents. */
   async sweep(maxAgeMs: number): Promise<void> {
-    await evictUnused(this.casDir, CACHE_MAX_AGE_MS, this.wantedNow());
+    await this.ageSweep.run(this.casDir, () => this.wantedNow());
     const root = join(this.dir, 'tasks');
     for (const name of await readdir(root).catch(() => [] as string[])) {
       const [task, attempt] = name.split('~');

@@ -7,7 +7,15 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CACHE_MAX_AGE_MS, cacheEntries, evictForSpace, evictUnused, touchContent } from '../../agent/io/cache-evict.js';
+import {
+  AgeSweep,
+  CACHE_MAX_AGE_MS,
+  CACHE_SWEEP_EVERY_MS,
+  cacheEntries,
+  evictForSpace,
+  evictUnused,
+  touchContent,
+} from '../../agent/io/cache-evict.js';
 import { tempDir } from '../harness.js';
 
 const DAY = 24 * 3_600_000;
@@ -73,5 +81,20 @@ describe('input cache eviction', () => {
     expect(existsSync(stale.path)).toBe(false);
     expect(existsSync(staleNeeded.path)).toBe(true);
     expect(existsSync(fresh.path)).toBe(true);
+  });
+
+  it('checks the age rule at most once per CACHE_SWEEP_EVERY_MS, however often sweeps run', async () => {
+    const cas = join(tempDir('cutter-cas-'), 'cas');
+    const now = Date.now();
+    const sweep = new AgeSweep();
+    const first = put(cas, 'x', 100, now, CACHE_MAX_AGE_MS + DAY);
+    await sweep.run(cas, () => new Set(), now);
+    expect(existsSync(first.path)).toBe(false);
+    // A content past the age within the hour stays until the next check.
+    const second = put(cas, 'y', 100, now, CACHE_MAX_AGE_MS + DAY);
+    await sweep.run(cas, () => new Set(), now + CACHE_SWEEP_EVERY_MS - 1);
+    expect(existsSync(second.path)).toBe(true);
+    await sweep.run(cas, () => new Set(), now + CACHE_SWEEP_EVERY_MS);
+    expect(existsSync(second.path)).toBe(false);
   });
 });
