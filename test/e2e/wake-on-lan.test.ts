@@ -38,6 +38,15 @@ async function announcedWake(url: string, node: string): Promise<{ mac: string; 
   return until(async () => ((await nodeView(url, node)) as { wake?: { mac: string; broadcast: string } } | undefined)?.wake);
 }
 
+/** The server's audit log entries for Wake-on-LAN (`"action": "wake"`), oldest first. */
+function wakeAudit(dataDir: string): Record<string, unknown>[] {
+  return readFileSync(join(dataDir, 'audit.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((a) => a.action === 'wake');
+}
+
 const offline = (url: string, node: string) => until(async () => (await nodeView(url, node))?.state === 'offline');
 
 const daemons: Daemon[] = [];
@@ -115,11 +124,7 @@ describe.skipIf(NO_NIC)(`Wake-on-LAN${NO_NIC ? SKIP_NO_NIC : ''}`, () => {
 
     // Nothing else reached the first socket, and the two sends are audited.
     expect(sink.got.length).toBe(1);
-    const wakes = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((a) => a.action === 'wake');
+    const wakes = wakeAudit(dataDir);
     expect(wakes.map((a) => [a.outcome, a.node, a.detail])).toEqual([
       ['ok', 'sleeper', `magic packet for ${wake.mac} to 127.0.0.1:${sink.port}`],
       ['ok', 'sleeper', `magic packet for ${wake.mac} to 127.0.0.1:${other.port}`],
@@ -150,11 +155,9 @@ describe.skipIf(NO_NIC)(`Wake-on-LAN${NO_NIC ? SKIP_NO_NIC : ''}`, () => {
     await until(() => sink.got.length >= 1);
     expect(sink.got[0]!.equals(expectedPacket(wake.mac))).toBe(true);
     expect((await showTask(url, id)).state).toBe('queued');
-    const audit = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(audit).toContainEqual(expect.objectContaining({ who: 'controller', action: 'wake', outcome: 'ok', node: 'big', taskId: id }));
+    expect(wakeAudit(dataDir)).toContainEqual(
+      expect.objectContaining({ who: 'controller', action: 'wake', outcome: 'ok', node: 'big', taskId: id }),
+    );
 
     // The node "wakes": its agent starts again with the same node id and gets the work.
     big = await startAgent(url, 'big', ['--allow-exec']);
@@ -212,11 +215,7 @@ describe.skipIf(NO_NIC)(`Wake-on-LAN${NO_NIC ? SKIP_NO_NIC : ''}`, () => {
     const none = await cli(['nodes', 'wake', 'sleeper'], { broker: url });
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/no online node announced node sleeper's broadcast address .* start an agent on that LAN/);
-    const wakes = readFileSync(join(dataDir, 'audit.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((a) => a.action === 'wake');
+    const wakes = wakeAudit(dataDir);
     expect(wakes.map((a) => a.outcome)).toEqual(['ok', 'ok', 'failed']);
     expect(wakes[0]!.detail).toBe(`magic packet for ${wake.mac} to ${wake.broadcast}:9 by node relay`);
     expect(sink.got.length).toBe(2);
