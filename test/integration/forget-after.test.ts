@@ -4,17 +4,13 @@
  * Assistant removes the device on it); a node with an unfinished task, or with forgetting off (0),
  * is kept. A real Controller over a bare in-process Aedes, with a clock the test moves.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Controller } from '../../controller/controller.js';
 import type { NodeStatus } from '../../shared/schemas/index.js';
 import { topics } from '../../shared/topics.js';
 import { eventually } from '../harness.js';
 import { bareBroker } from '../e2e/recovery-helpers.js';
+import { startClockedController } from './clocked-controller.js';
 
 const t = topics('cutter');
 const DAY = 24 * 3_600_000;
@@ -41,24 +37,10 @@ describe('forgetting nodes offline past forgetAfterMs', () => {
     const broker = await bareBroker();
     cleanups.push(broker.close);
     let clock = 1_000_000;
-    const controller = new Controller({
-      brokerUrl: broker.url,
-      prefix: 'cutter',
-      leaseMs: 10_000,
-      policy: 'spread',
-      keepFinished: 100,
-      dataDir: mkdtempSync(join(tmpdir(), 'cutter-forget-')),
-      maxLogBytes: 1024 ** 2,
-      startupGraceMs: 0,
-      log: pino({ level: 'silent' }),
-      now: () => clock,
-      minFreeBytes: 0,
-      forgetAfterMs,
-    });
+    const controller = await startClockedController(broker.url, () => clock, { forgetAfterMs });
+    cleanups.push(() => controller.stop());
     const removed: string[] = [];
     controller.events.on('nodeRemoved', (node) => removed.push(node));
-    await controller.start();
-    cleanups.push(() => controller.stop());
     const client = await mqtt.connectAsync(broker.url, { clientId: 'forget-test' });
     cleanups.push(() => client.endAsync());
     await client.publishAsync(t.nodeStatus('gone'), JSON.stringify(offline('gone')), { qos: 1, retain: true });

@@ -2,21 +2,18 @@
  * A queued task's waiting reason ("needs 8 GiB memory, has 4 GiB free…") is published when it first
  * waits, then at most every WAITING_REFRESH_MS however often the nodes' figures change (stop 28:
  * with ~1,300 queued tasks, rewriting every reason on every placement pass saturated the server's
- * thread and delayed heartbeats and assignments by minutes). A real Controller over a bare in-process Aedes, with a clock the test moves; the node is a
- * retained status published by the test, the task a submit on the request topic, as a CLI sends it.
+ * thread and delayed heartbeats and assignments by minutes). A real Controller over a bare
+ * in-process Aedes, with a clock the test moves (./clocked-controller.ts); the node is a retained
+ * status published by the test, the task a submit on the request topic, as a CLI sends it.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Controller } from '../../controller/controller.js';
 import { WAITING_REFRESH_MS } from '../../controller/placement.js';
 import type { NodeStatus } from '../../shared/schemas/index.js';
 import { topics } from '../../shared/topics.js';
 import { eventually } from '../harness.js';
 import { bareBroker } from '../e2e/recovery-helpers.js';
+import { startClockedController } from './clocked-controller.js';
 
 const t = topics('cutter');
 const GiB = 1024 ** 3;
@@ -32,20 +29,7 @@ describe('a queued task’s waiting reason is refreshed at most every WAITING_RE
     const broker = await bareBroker();
     cleanups.push(broker.close);
     let clock = 5_000_000;
-    const controller = new Controller({
-      brokerUrl: broker.url,
-      prefix: 'cutter',
-      leaseMs: 10_000,
-      policy: 'spread',
-      keepFinished: 100,
-      dataDir: mkdtempSync(join(tmpdir(), 'cutter-waiting-')),
-      maxLogBytes: 1024 ** 2,
-      startupGraceMs: 0,
-      log: pino({ level: 'silent' }),
-      now: () => clock,
-      minFreeBytes: 0,
-    });
-    await controller.start();
+    const controller = await startClockedController(broker.url, () => clock);
     cleanups.push(() => controller.stop());
     const client = await mqtt.connectAsync(broker.url, { clientId: 'waiting-test' });
     cleanups.push(() => client.endAsync());
