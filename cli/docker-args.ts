@@ -9,6 +9,7 @@ import { CutterError } from '../shared/errors.js';
 import type { DockerSpec, GpuRequirement } from '../shared/schemas/index.js';
 import { parseBytes } from '../shared/units.js';
 import { parseGpus } from './gpu-args.js';
+import { checkLogging, parseLogFlag } from './log-args.js';
 import { parseDockerMount, parseDockerVolume } from './volume-args.js';
 
 export interface ParsedDockerRun {
@@ -45,6 +46,8 @@ const VALUE_FLAGS: Record<string, string> = {
   '-v': 'volume',
   '--volume': 'volume',
   '--mount': 'mount',
+  '--log-driver': 'logDriver',
+  '--log-opt': 'logOpt',
 };
 /**
  * Flags without a value that are accepted. `--rm` is what cutter always does; `-i` attaches stdin
@@ -136,7 +139,7 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
     if (!name)
       throw new CutterError(
         'INVALID_ARGUMENT',
-        `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, -p, --gpus, -v, --mount, --rm, -d, -i, -t)`,
+        `docker run flag ${flag} is not supported by cutter (supported: -m, --cpus, -e, -w, -u, --entrypoint, -l, --name, -p, --gpus, -v, --mount, --log-driver, --log-opt, --rm, -d, -i, -t)`,
       );
     const value = inline ?? args[++i];
     if (value === undefined) throw new CutterError('INVALID_ARGUMENT', `docker run ${flag} needs a value`);
@@ -198,8 +201,13 @@ export function parseDockerRun(argv: string[]): ParsedDockerRun {
       case 'platform':
         platform = value;
         break;
+      case 'logDriver':
+      case 'logOpt':
+        spec.logging = parseLogFlag(spec.logging, name, value, flag);
+        break;
     }
   }
+  if (spec.logging) checkLogging(spec.logging);
   const image = args[i];
   if (!image) throw new CutterError('INVALID_ARGUMENT', 'docker run needs an IMAGE');
   return {

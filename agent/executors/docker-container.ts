@@ -10,6 +10,7 @@ import type { DockerSpec } from '../../shared/schemas/index.js';
 import { EngineDownError, type EngineWatch } from './docker-engine.js';
 import { DockerDemux } from './docker-demux.js';
 import { deviceRequests, gpusLabel } from './docker-gpus.js';
+import { logConfig } from './docker-logging.js';
 import { engineMessage, statusCode } from './docker-image.js';
 import type { ExecutorContext } from './executor.js';
 import { forwardOutput } from '../output-window.js';
@@ -49,8 +50,17 @@ export interface Run {
   stopped: AbortController;
 }
 
-/** The Engine API's create body for a task's container (labelled, AutoRemove off, ports on free node ports). */
-export function createOptions(spec: DockerSpec, ctx: ExecutorContext): Docker.ContainerCreateOptions {
+/**
+ * The Engine API's create body for a task's container (labelled, AutoRemove off, ports on free node
+ * ports, the log driver of ./docker-logging.ts).
+ * @param engineLogDriver the engine's default log driver (`GET /info`), null when not known.
+ */
+export function createOptions(
+  spec: DockerSpec,
+  ctx: ExecutorContext,
+  engineLogDriver: string | null = null,
+): Docker.ContainerCreateOptions {
+  const logging = logConfig(spec, engineLogDriver);
   return {
     name: `cutter-${ctx.taskId}-${ctx.attempt}`,
     Image: spec.image,
@@ -78,6 +88,7 @@ export function createOptions(spec: DockerSpec, ctx: ExecutorContext): Docker.Co
     AttachStderr: true,
     HostConfig: {
       AutoRemove: false,
+      ...(logging ? { LogConfig: logging } : {}),
       Memory: spec.memoryLimit,
       NanoCpus: spec.cpus ? Math.round(spec.cpus * 1e9) : undefined,
       // The GPUs reserved for the attempt, by UUID (./docker-gpus.ts).

@@ -2,7 +2,8 @@
  * What the Docker engine adds to placement (issue 16): its platform and the free disk where it
  * keeps images and containers. From `GET /info` (Docker Engine API, SystemInfo): `OSType`
  * (`linux`), `Architecture` (uname-style, `x86_64`/`aarch64`: mapped to Docker's platform names
- * by shared/platform.ts) and `DockerRootDir` (`/var/lib/docker`). Asked once (none of them changes
+ * by shared/platform.ts), `DockerRootDir` (`/var/lib/docker`) and `LoggingDriver` (the default log
+ * driver, ./docker-logging.ts). Asked once (none of them changes
  * while the engine runs; a failed ask is repeated at the next probe); the free disk is measured
  * at every probe with `fs.statfs`, and only when the engine is on this machine (a unix socket):
  * the root dir of a remote engine or of one in a VM (Docker Desktop) is not a path here.
@@ -16,6 +17,8 @@ import { diskOf } from '../placement-facts.js';
 interface Known {
   platform: Platform | null;
   rootDir: string | null;
+  /** The default log driver (`LoggingDriver`, e.g. `json-file`). */
+  loggingDriver: string | null;
 }
 
 /** The engine's platform and free disk, for `capacity.docker` (see the file comment). */
@@ -23,6 +26,11 @@ export class EngineFacts {
   private known?: Known;
 
   constructor(private readonly docker: Docker) {}
+
+  /** The engine's default log driver (`GET /info` `LoggingDriver`), or null until read. */
+  get loggingDriver(): string | null {
+    return this.known?.loggingDriver ?? null;
+  }
 
   /**
    * @param call runs one engine call under the executor's deadline (EngineWatch.guard).
@@ -37,6 +45,7 @@ export class EngineFacts {
         this.known = {
           platform: platformOfEngine(info.OSType, info.Architecture),
           rootDir: typeof info.DockerRootDir === 'string' && info.DockerRootDir ? info.DockerRootDir : null,
+          loggingDriver: typeof info.LoggingDriver === 'string' ? info.LoggingDriver : null,
         };
       }
     }

@@ -7,8 +7,7 @@
  * - `wait({condition: 'next-exit'})` is registered before `start()` (the engine's response headers
  *   say it is: ./docker-wait.ts) so a fast exit is not missed, and the output is attached before
  *   start so no early line is lost.
- * - With Tty off the attach stream is multiplexed; agent/executors/docker-demux.ts splits stdout/stderr.
- * - Images are pulled in ./docker-image.ts.
+ * - With Tty off the attach stream is multiplexed; ./docker-demux.ts splits it. Images: ./docker-image.ts.
  * - `stop()` on a stopped container answers 304 and on a removed one 404: both mean "stopped".
  * - Re-adoption (`recover()`, which says how each state is handled): containers carry the cutter
  *   labels, found with `listContainers({all: true})`; a running one is attached without `logs` and
@@ -64,7 +63,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
   private readonly orphans = new Set<string>();
   /** The last answer of the engine to `probe()` (kept when a later probe only runs out of time). */
   private lastInfo?: DockerInfo;
-  /** The engine's platform and free disk (./docker-platform.ts). */
+  /** The engine's platform, free disk and default log driver (./docker-platform.ts). */
   private readonly facts: EngineFacts;
   /** Whether the engine can give containers GPUs (`docker.gpuError`), ./docker-gpus.ts. */
   private readonly gpuRuntime = new GpuRuntime(() => this.fingerprint());
@@ -175,8 +174,9 @@ export class DockerExecutor implements Executor<DockerSpec> {
       if (run.stopRequested) throw new CutterError('CANCELLED', 'cancelled before the container started');
 
       ctx.progress({ phase: 'create', message: `creating container from ${spec.image}` });
+      const body = createOptions(spec, ctx, this.facts.loggingDriver);
       try {
-        run.container = await engine.guard((abortSignal) => this.docker.createContainer({ ...createOptions(spec, ctx), abortSignal }));
+        run.container = await engine.guard((abortSignal) => this.docker.createContainer({ ...body, abortSignal }));
       } catch (err) {
         if (err instanceof EngineDownError) throw err;
         throw new CutterError('START_FAILED', `cannot create the container: ${engineMessage(err)}`);

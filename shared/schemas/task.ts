@@ -29,6 +29,15 @@ export const MountSchema = z.object({
   readOnly: z.boolean().optional(),
 });
 
+/**
+ * Log drivers a task may choose (`docker run --log-driver`): only those that write on the node
+ * itself. A network driver (syslog, gelf, fluentd, splunk…) would make the node's engine dial an
+ * address the task names. Names from Docker's "Configure logging drivers" page.
+ */
+export const LOG_DRIVERS = ['json-file', 'local', 'journald', 'none'] as const;
+/** `--log-opt` keys a task may set: the json-file and local drivers' rotation options. */
+export const LOG_OPTIONS = ['max-size', 'max-file', 'compress'] as const;
+
 /** A Docker container to run; mirrors the `docker run` flags cutter accepts. */
 export const DockerSpecSchema = z.object({
   kind: z.literal('docker'),
@@ -73,6 +82,14 @@ export const DockerSpecSchema = z.object({
    * The agent mounts either as HostConfig.Mounts type `bind` (a missing source fails, never created).
    */
   mounts: z.array(MountSchema).max(16).optional(),
+  /**
+   * The engine's log driver (`docker run --log-driver`, `--log-opt`: HostConfig.LogConfig). Absent:
+   * the engine keeps no copy of the output if its default is json-file, since cutter keeps the
+   * output itself; otherwise the node's own default (agent/executors/docker-logging.ts).
+   */
+  logging: z
+    .object({ driver: z.enum(LOG_DRIVERS), options: z.partialRecord(z.enum(LOG_OPTIONS), z.string().min(1).max(64)).optional() })
+    .optional(),
   ...IoSpecFields, // --input / --output (shared/schemas/io.ts): read-only and writable bind mounts at `target`
 });
 

@@ -130,4 +130,55 @@ describe.skipIf(engine.skip)(`docker tasks${engine.tag}`, () => {
     // Issue 16: a host path is refused unless a node's policy allows it (--allow-host-path).
     expect(r.stderr).toContain("host path / is not allowed by any node's policy");
   });
+
+  it('keeps no engine-side log copy of the output (the engine default here is json-file), unless the task asks with --log-driver', async () => {
+    expect(docker('info', '--format', '{{.LoggingDriver}}')).toBe('json-file');
+    const script = 'echo kept by cutter; sleep 60';
+    const plain = (
+      await cli(['run', '-d', '--node', 'dbig', 'docker', 'run', TEST_IMAGE, 'sh', '-c', script], { broker: url })
+    ).stdout.trim();
+    const asked = await cli(
+      [
+        'run',
+        '-d',
+        '--node',
+        'dbig',
+        'docker',
+        'run',
+        '--log-driver',
+        'json-file',
+        '--log-opt',
+        'max-size=1m',
+        TEST_IMAGE,
+        'sh',
+        '-c',
+        script,
+      ],
+      { broker: url },
+    );
+    expect(asked.code, asked.stderr).toBe(0);
+    const inspect = async (id: string) => {
+      const cid = await eventually(() => docker('ps', '--filter', `label=io.cutter.task=${id}`, '--format', '{{.ID}}'));
+      return { cid, config: JSON.parse(docker('inspect', cid))[0].HostConfig.LogConfig };
+    };
+    const a = await inspect(plain);
+    const b = await inspect(asked.stdout.trim());
+    expect(a.config).toEqual({ Type: 'none', Config: {} });
+    expect(b.config).toEqual({ Type: 'json-file', Config: { 'max-size': '1m' } });
+    // cutter's own copy is there either way; the engine's only where the task asked for it.
+    await eventually(async () => (await cli(['logs', plain], { broker: url })).stdout === 'kept by cutter\n');
+    expect(spawnSync('docker', ['logs', a.cid], { encoding: 'utf8' }).stderr).toMatch(/does not support reading/);
+    await eventually(() => docker('logs', b.cid) === 'kept by cutter');
+    await Promise.all([cli(['cancel', plain], { broker: url }), cli(['cancel', asked.stdout.trim()], { broker: url })]);
+
+    const refused = await cli(
+      ['run', 'docker', 'run', '--log-driver', 'syslog', '--log-opt', 'syslog-address=udp://10.0.0.1:514', TEST_IMAGE, 'true'],
+      {
+        broker: url,
+      },
+    );
+    expect(refused.code).toBe(125);
+    expect(refused.stderr).toContain('docker run --log-driver syslog: not allowed (allowed: json-file, local, journald, none)');
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
+  });
 });
