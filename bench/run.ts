@@ -5,13 +5,14 @@
  *
  *  1. dispatch — `cutter run --node n docker run IMG true` versus `docker run --rm IMG true` and
  *     versus `ssh localhost docker run --rm IMG true` (bench/ssh.ts), whole processes, interleaved,
- *     median of N runs each (target: within 1.15× of docker run);
+ *     median of N runs each (target: within 1.10× of docker run); then the CLI's own start,
+ *     `cutter --version` and `cutter nodes list` against `node -e 0` (target: within 1.5×);
  *  2. submit→assigned and submit→result of no-op exec tasks, one after another, p50/p99
  *     (target: submit→assigned under 5 ms p50);
  *  3. placement throughput — simulated agents (bench/sim-agents.ts) and no-op tasks
  *     (bench/throughput.ts; target 10,000 placements/s with 1,000 agents; HashiCorp's C2M ~1,500/s);
  *  4. heartbeat load — 1,000 nodes at a 2 s interval: the server's CPU and RSS, against it idle;
- *  5. agent idle footprint — one real `cutter agent` over a minute (target < 80 MB RSS, < 1% core);
+ *  5. agent idle footprint — one real `cutter agent` over a minute (target ≤ 60 MiB RSS, ≤ 0.5% core);
  *  6. the broker — embedded Aedes versus Mosquitto on the heartbeat pattern (bench/broker-compare.ts);
  *  7. failure detection and rescheduling (bench/failover.ts; target: within 3 s);
  *  7b. leader takeover with PostgreSQL state (bench/takeover.ts; target: a standby leads within 5 s);
@@ -19,7 +20,7 @@
  *     server's and agent's peak RSS (bench/sections/stream.ts; target ≤ 1.2× docker run).
  *
  * Environment: BENCH_QUICK=1 runs everything small (a smoke run of a minute or two);
- * BENCH_ONLY=dispatch,stream,latency,scheduler,throughput,throughput-mosquitto,heartbeat,idle,broker,failover,takeover,ollama,files
+ * BENCH_ONLY=dispatch,cli,stream,latency,scheduler,throughput,throughput-mosquitto,heartbeat,idle,broker,failover,takeover,ollama,files
  * picks sections;
  * BENCH_NOTE adds a line to results.md (e.g. that other work shared the machine);
  * BENCH_OUT=DIR writes the results there instead of bench/ (the smoke test uses it).
@@ -35,7 +36,7 @@ import { type Results, resultsMarkdown, writeResults } from './results.js';
 import { failover } from './sections/failover.js';
 import { fileTransfer } from './sections/files.js';
 import { brokers, heartbeat, scheduler, throughput, throughputOnMosquitto } from './sections/load.js';
-import { dispatch, idle, mesh, submitLatency } from './sections/mesh.js';
+import { cliStart, dispatch, idle, mesh, submitLatency } from './sections/mesh.js';
 import { ollamaApi } from './sections/ollama.js';
 import { stream } from './sections/stream.js';
 import { takeover } from './sections/takeover.js';
@@ -77,8 +78,9 @@ async function main(): Promise<void> {
     process.stderr.write(`bench: ${name} done in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
   };
   let broker = '';
-  if (want('dispatch') || want('latency') || want('idle') || want('stream')) broker = await mesh(children);
+  if (want('dispatch') || want('cli') || want('latency') || want('idle') || want('stream')) broker = await mesh(children);
   await step('dispatch', () => dispatch(results, broker));
+  await step('cli', () => cliStart(results, broker));
   await step('stream', () => stream(results, broker, children));
   await step('latency', () => submitLatency(results, broker));
   await step('idle', () => idle(results, broker, children));

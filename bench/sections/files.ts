@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../../scripts/procs.js';
 import { runFileTransferBench } from '../file-transfer.js';
-import type { Results } from '../results.js';
+import { type Results, verdict } from '../results.js';
 
 /** Runs bench/file-transfer.ts (which writes bench/file-transfer-results.*) and reports `cutter cp` against a plain TCP copy. */
 export async function fileTransfer(results: Results): Promise<void> {
@@ -20,7 +20,7 @@ export async function fileTransfer(results: Results): Promise<void> {
     baseline: `plain TCP copy: ${r.tcp.MBps.toFixed(0)} MB/s`,
     measured: `to the node ${r.put.MBps.toFixed(0)} MB/s, from the node ${r.get.MBps.toFixed(0)} MB/s`,
     ratio: `${r.put.ratioToTcp.toFixed(2)}×, ${r.get.ratioToTcp.toFixed(2)}× of TCP`,
-    target: '-',
-    met: '-',
+    target: '≥ 0.95× both ways',
+    met: verdict(r.put.ratioToTcp >= 0.95 && r.get.ratioToTcp >= 0.95),
   });
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { ROOT, tempDir } from '../harness.js';
 
-it('runs the latency, throughput, heartbeat and Ollama API benchmarks in quick mode and writes the report', () => {
+it('runs the CLI start, latency, throughput, heartbeat and Ollama API benchmarks in quick mode and writes the report', () => {
   const out = tempDir('cutter-bench-smoke-');
   const r = spawnSync(process.execPath, [`${ROOT}dist/bench/run.js`], {
     encoding: 'utf8',
@@ -18,7 +18,7 @@ it('runs the latency, throughput, heartbeat and Ollama API benchmarks in quick m
     env: {
       ...process.env,
       BENCH_QUICK: '1',
-      BENCH_ONLY: 'latency,throughput,heartbeat,ollama',
+      BENCH_ONLY: 'cli,latency,throughput,heartbeat,ollama',
       BENCH_SUBMITS: '10',
       BENCH_AGENTS: '5',
       BENCH_TASKS: '200',
@@ -31,6 +31,7 @@ it('runs the latency, throughput, heartbeat and Ollama API benchmarks in quick m
   expect(md).toContain('placement throughput: 5 simulated agents');
   expect(md).toContain('heartbeat load: 5 nodes');
   expect(md).toContain('submit→assigned');
+  expect(md).toMatch(/CLI start: `cutter nodes list`.* \| [0-9.]+× \| ≤ 1.5× \|/);
   expect(md).toContain('Ollama-compatible API: time to first token');
   expect(md).not.toContain('FAILED');
   const json = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
