@@ -9,6 +9,7 @@
 import type { Command } from 'commander';
 import type Docker from 'dockerode';
 import { CutterError } from '../shared/errors.js';
+import { engineAddress, inspectImage } from './local-engine.js';
 import { parseHeadroom } from '../shared/headroom.js';
 import { machineId } from '../shared/machine-id.js';
 import { parsePlatform } from '../shared/platform.js';
@@ -109,26 +110,35 @@ const INSPECT_MS = 1_500;
  * `RepoDigests`: it came from no registry, so it exists for this one platform and a node must
  * run that platform, e.g. after `cutter image push`). An image pulled from a registry may be a
  * multi-platform index of which only this machine's platform is here: its tag runs elsewhere
- * too, so nothing is said. `docker image inspect` → `Os`, `Architecture`, `Variant`.
+ * too, so nothing is said. `docker image inspect` → `Os`, `Architecture`, `Variant`, asked over the
+ * engine's socket without dockerode (./local-engine.ts) unless only dockerode can reach it.
  * @returns null when there is no engine, no such image, or it came from a registry. Never throws.
  */
 export async function localImagePlatform(image: string, docker?: Docker): Promise<Platform | null> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    // Loaded only here: most commands never talk to Docker.
-    const engine = docker ?? new (await import('dockerode')).default();
-    const late = new Promise<null>((resolve) => {
-      timer = setTimeout(() => resolve(null), INSPECT_MS);
-    });
-    const info = (await Promise.race([engine.getImage(image).inspect(), late])) as {
-      Os?: string;
-      Architecture?: string;
-      Variant?: string;
-      RepoDigests?: string[];
-    } | null;
+    const address = docker ? null : engineAddress();
+    let info: Record<string, unknown> | null;
+    if (address) info = await inspectImage(address, image, INSPECT_MS);
+    else {
+      // A TLS or SSH engine (or a given client): dockerode, loaded only here.
+      const engine = docker ?? new (await import('dockerode')).default();
+      const late = new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), INSPECT_MS);
+      });
+      info = (await Promise.race([engine.getImage(image).inspect(), late])) as Record<string, unknown> | null;
+    }
     if (!info) return null;
-    if (info.RepoDigests?.length || !info.Os || !info.Architecture) return null;
-    return { os: info.Os, architecture: info.Architecture, ...(info.Variant ? { variant: info.Variant } : {}) };
+    const { Os: os, Architecture: architecture, Variant: variant, RepoDigests: digests } = info;
+    if (
+      (Array.isArray(digests) && digests.length > 0) ||
+      typeof os !== 'string' ||
+      !os ||
+      typeof architecture !== 'string' ||
+      !architecture
+    )
+      return null;
+    return { os, architecture, ...(typeof variant === 'string' && variant ? { variant } : {}) };
   } catch {
     return null;
   } finally {

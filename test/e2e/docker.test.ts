@@ -181,4 +181,16 @@ describe.skipIf(engine.skip)(`docker tasks${engine.tag}`, () => {
     expect(refused.stderr).toContain('docker run --log-driver syslog: not allowed (allowed: json-file, local, journald, none)');
     expect(refused.stderr).not.toMatch(/\n\s+at /);
   });
+
+  it('asks for the platform of an image built on the submitting machine, read from its own engine; no engine, no requirement', async () => {
+    // The test image came from `docker import`: no registry digest, so it exists for this platform only.
+    const arch = docker('image', 'inspect', '--format', '{{.Architecture}}', TEST_IMAGE);
+    const submit = async (env: Record<string, string>) => {
+      const r = await cli(['run', '-d', '--json', '--node', 'dbig', 'docker', 'run', TEST_IMAGE, 'true'], { broker: url, env });
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout).requirements as { platform?: { os: string; architecture: string } };
+    };
+    expect((await submit({})).platform).toEqual({ os: 'linux', architecture: arch });
+    expect((await submit({ DOCKER_HOST: 'unix:///nonexistent/docker.sock' })).platform).toBeUndefined();
+  });
 });
