@@ -8,8 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { createOptions } from '../../agent/executors/docker-container.js';
 import type { ExecutorContext } from '../../agent/executors/executor.js';
 import { parseDockerRun } from '../../cli/docker-args.js';
-import { CutterError } from '../../shared/errors.js';
 import { DockerSpecSchema } from '../../shared/schemas/index.js';
+import { thrown } from './units-helpers.js';
 
 const ctx: ExecutorContext = {
   taskId: 't1',
@@ -23,16 +23,11 @@ const ctx: ExecutorContext = {
 
 const parse = (...flags: string[]) => parseDockerRun(['run', ...flags, 'img', 'true']).spec;
 
-/** The message of the CutterError `fn` throws. */
+/** The message of the INVALID_ARGUMENT CutterError `fn` throws. */
 function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CutterError);
-    expect((err as CutterError).code).toBe('INVALID_ARGUMENT');
-    return (err as Error).message;
-  }
-  throw new Error('expected a refusal');
+  const err = thrown(fn);
+  expect(err.code).toBe('INVALID_ARGUMENT');
+  return err.message;
 }
 
 describe('docker run --log-driver / --log-opt', () => {
