@@ -56,6 +56,11 @@ export interface WakeSent {
   via?: string;
 }
 
+/** The audit log's words for a packet sent (or handed to a relay node). */
+function sentDetail(sent: WakeSent): string {
+  return `magic packet for ${sent.mac} to ${sent.address}:${sent.port}${sent.via ? ` by node ${sent.via}` : ''}`;
+}
+
 /** How often queued work is checked against sleeping nodes while `auto` is on, ms (also after every change of a task's waiting reason). */
 const CHECK_EVERY_MS = 5_000;
 
@@ -140,7 +145,7 @@ export class Waker {
         action: 'wake',
         outcome: 'ok',
         node,
-        detail: `magic packet for ${sent.mac} to ${sent.address}:${sent.port}${sent.via ? ` by node ${sent.via}` : ''}`,
+        detail: sentDetail(sent),
       });
       return sent;
     } catch (err) {
@@ -205,7 +210,7 @@ export class Waker {
         outcome: 'ok',
         node,
         taskId,
-        detail: `magic packet for ${sent.mac} to ${sent.address}:${sent.port}${sent.via ? ` by node ${sent.via}` : ''}; next at most in ${formatDuration(this.opts.cooldownMs)}`,
+        detail: `${sentDetail(sent)}; next at most in ${formatDuration(this.opts.cooldownMs)}`,
       });
     } catch (err) {
       ctx.log.warn({ node, taskId, err: errorMessage(err) }, 'Wake-on-LAN: cannot wake a sleeping node for queued work');

@@ -47,6 +47,13 @@ function wakeAudit(dataDir: string): Record<string, unknown>[] {
     .filter((a) => a.action === 'wake');
 }
 
+/** `cutter nodes wake NODE --json` that succeeds with nothing on stderr: its JSON. */
+async function wakeJson(url: string, node: string): Promise<unknown> {
+  const r = await cli(['nodes', 'wake', node, '--json'], { broker: url });
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  return JSON.parse(r.stdout);
+}
 const offline = (url: string, node: string) => until(async () => (await nodeView(url, node))?.state === 'offline');
 
 const daemons: Daemon[] = [];
@@ -76,10 +83,7 @@ describe.skipIf(NO_NIC)(`Wake-on-LAN${NO_NIC ? SKIP_NO_NIC : ''}`, () => {
 
     await agent.stop('SIGKILL');
     await offline(url, 'sleeper');
-    const r = await cli(['nodes', 'wake', 'sleeper', '--json'], { broker: url });
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({
+    expect(await wakeJson(url, 'sleeper')).toEqual({
       node: 'sleeper',
       mac: wake.mac,
       address: '127.0.0.1',
@@ -187,10 +191,7 @@ describe.skipIf(NO_NIC)(`Wake-on-LAN${NO_NIC ? SKIP_NO_NIC : ''}`, () => {
     await sleeper.stop('SIGKILL');
     await offline(url, 'sleeper');
 
-    const r = await cli(['nodes', 'wake', 'sleeper', '--json'], { broker: url });
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({
+    expect(await wakeJson(url, 'sleeper')).toEqual({
       node: 'sleeper',
       mac: wake.mac,
       address: wake.broadcast,
