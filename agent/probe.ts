@@ -1,15 +1,19 @@
 /**
- * The capacity probe, with systeminformation: memory as MemAvailable (`mem().available`, not
- * `free`, which leaves out reclaimable cache — protocol-facts §4.2) and GPUs (`graphics()`, probed
+ * The capacity probe: memory as MemAvailable (systeminformation's `mem().available`, not `free`,
+ * which leaves out reclaimable cache — protocol-facts §4.2; read from /proc/meminfo itself on
+ * Linux, where systeminformation is then only loaded for the GPU probe) and GPUs (`graphics()`, probed
  * once: it spawns lspci and nvidia-smi — §4.3). CPU cores and current load come from Node's
  * `os.cpus()` times, sampled between calls — what systeminformation's `currentLoad()` computes
  * (§4.1), without the `cat /proc/stat | grep cpu` shell pipeline it runs with execSync on Linux
  * on every call: three processes per heartbeat, and the agent's event loop blocked until they
  * end, which on a loaded machine delayed the heartbeat it was probing for.
  */
+import { readFileSync } from 'node:fs';
 import { type CpuInfo, cpus } from 'node:os';
-import si from 'systeminformation';
 import type { Gpu } from '../shared/schemas/index.js';
+
+/** systeminformation, imported on first use (on Linux, the first GPU probe). */
+const systeminformation = async () => (await import('systeminformation')).default;
 
 export interface HostCapacity {
   cores: number;
@@ -21,9 +25,12 @@ export interface HostCapacity {
   memoryAvailable: number;
 }
 
-/** Reads memory and CPU now. ~1 ms once warm; spawns nothing. */
+/**
+ * Reads memory and CPU now. ~1 ms once warm; spawns nothing. On Linux memory comes from
+ * /proc/meminfo directly (`linuxMemory`), elsewhere from systeminformation, imported on first use.
+ */
 export async function probeHost(): Promise<HostCapacity> {
-  const mem = await si.mem();
+  const mem = (process.platform === 'linux' && linuxMemory()) || (await (await systeminformation()).mem());
   const now = cpus();
   const loadPercent = cpuLoadPercent(lastCpus, now);
   lastCpus = now;
@@ -58,10 +65,39 @@ export function cpuLoadPercent(before: readonly CpuInfo[], after: readonly CpuIn
   return Math.round(Math.min(100, Math.max(0, pct)) * 10) / 10;
 }
 
+/**
+ * MemTotal and MemAvailable of /proc/meminfo (kB there), in bytes — what systeminformation's
+ * `mem()` reads on Linux (lib/memory.js: `available` is MemAvailable, or MemFree + Buffers + Cached
+ * on kernels before 3.14 that lack it). Undefined when the file cannot be read or parsed. Read
+ * synchronously: a procfs file is generated in memory, and one read costs less than the four
+ * thread-pool round trips of `fs.promises.readFile` (open, fstat, read, close) at every heartbeat.
+ */
+export function linuxMemory(): { total: number; available: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync('/proc/meminfo', 'latin1');
+  } catch {
+    return undefined;
+  }
+  return parseMeminfo(text);
+}
+
+/** The `{ total, available }` bytes of a /proc/meminfo text (see `linuxMemory`); undefined without MemTotal. */
+export function parseMeminfo(text: string): { total: number; available: number } | undefined {
+  const kB = (key: string): number | undefined => {
+    const m = new RegExp(`^${key}:\\s+(\\d+) kB$`, 'm').exec(text);
+    return m ? Number(m[1]) * 1024 : undefined;
+  };
+  const total = kB('MemTotal');
+  if (!total) return undefined;
+  const available = kB('MemAvailable') ?? (kB('MemFree') ?? 0) + (kB('Buffers') ?? 0) + (kB('Cached') ?? 0);
+  return { total, available };
+}
+
 /** Lists GPUs with memory in bytes where the driver reports it (systeminformation gives MiB). */
 export async function probeGpus(): Promise<Gpu[]> {
   try {
-    const g = await si.graphics();
+    const g = await (await systeminformation()).graphics();
     const mib = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v * 1024 * 1024) : null);
     return g.controllers
       .filter((c) => c.vendor || c.model)

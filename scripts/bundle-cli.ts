@@ -10,23 +10,31 @@
  * chunk and a command still loads only what it uses.
  *
  * What stays outside the bundle, loaded from node_modules as before: native addons and what loads
- * them (better-sqlite3, node-pty, dockerode → ssh2 → cpu-features), pino and pino-pretty (pino
- * resolves its transports and worker files by path), pg's optional native binding, and the
- * optional native helpers of ws. Only the CLI is bundled: tests and scripts that import dist/
- * modules directly keep using tsc's files.
+ * them (better-sqlite3, node-pty, ssh2 → cpu-features), pino and pino-pretty (pino resolves its
+ * transports and worker files by path), pg's optional native binding, and the optional native
+ * helpers of ws. Only the CLI is bundled: tests and scripts that import dist/ modules directly keep
+ * using tsc's files.
  *
- * Usage: `node dist/scripts/bundle-cli.js` (from the project root). Exits 1 with esbuild's message on an error.
+ * dockerode is bundled, but two of its files load only when first called (`LAZY`): docker-modem's
+ * SSH transport (ssh2, only for DOCKER_HOST=ssh://) and dockerode's BuildKit session (gRPC and
+ * protobufjs, only for `buildImage` with BuildKit). docker-modem and dockerode require both at
+ * load, so every process that touched the Engine API held them: an idle agent 80.0 MiB RSS with
+ * them, 71.4 MiB without (bench/profile.md, "Agent idle footprint").
+ *
+ * Usage: `node dist/scripts/bundle-cli.js [DIR]` (from the project root, after tsc). With DIR the
+ * bundle goes to DIR/cli/ instead, and tsc's dist/cli/ is left as it is (test/integration/bundle.test.ts;
+ * DIR must sit directly in the project, where node_modules and package.json are found from it).
+ * Exits 1 with esbuild's message on an error.
  */
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { build } from 'esbuild';
+import { join, resolve } from 'node:path';
+import { build, type Plugin } from 'esbuild';
 import { ROOT } from './procs.js';
 
 /** Packages loaded from node_modules at run time instead of being bundled (see the file comment). */
 export const EXTERNAL = [
   'better-sqlite3',
   'node-pty',
-  'dockerode',
   'ssh2',
   'cpu-features',
   'pino',
@@ -36,11 +44,49 @@ export const EXTERNAL = [
   'utf-8-validate',
 ];
 
-const outdir = join(ROOT, 'dist', 'cli');
+/**
+ * Files of bundled packages loaded from node_modules instead: `[package, request in its code, the
+ * file as a package subpath, how]`. `call`: the file exports one function and is required at the
+ * package's load but called rarely; in the bundle it becomes a wrapper that requires the real file
+ * on its first call. `as-is`: the package already requires it only when used, but the file finds
+ * its data next to itself (`__dirname`, which an ES module bundle does not have).
+ */
+export const LAZY: ReadonlyArray<readonly [pkg: string, request: string, subpath: string, how: 'call' | 'as-is']> = [
+  ['docker-modem', './ssh', 'docker-modem/lib/ssh.js', 'call'],
+  ['dockerode', './session', 'dockerode/lib/session.js', 'call'],
+  ['dockerode', './buildkit', 'dockerode/lib/buildkit.js', 'as-is'],
+];
+
+/** The esbuild plugin that loads each `LAZY` file from node_modules (on first call for `call`). */
+const lazyFiles: Plugin = {
+  name: 'lazy-files',
+  setup(b) {
+    for (const [pkg, request, subpath, how] of LAZY) {
+      const escaped = request.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+      b.onResolve({ filter: new RegExp(`^${escaped}$`) }, (args) =>
+        args.importer.includes(`/node_modules/${pkg}/`) ? { path: subpath, namespace: `lazy-${how}` } : undefined,
+      );
+    }
+    for (const ns of ['lazy-call', 'lazy-as-is']) {
+      b.onResolve({ filter: /.*/, namespace: ns }, (args) => ({ path: args.path, external: true }));
+    }
+    b.onLoad({ filter: /.*/, namespace: 'lazy-call' }, (args) => ({
+      contents: `let real; module.exports = function () { real ??= require(${JSON.stringify(args.path)}); return real.apply(this, arguments); };`,
+      loader: 'js',
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-as-is' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
+const entry = join(ROOT, 'dist', 'cli', 'main.js');
+const outdir = process.argv[2] ? join(resolve(process.argv[2]), 'cli') : join(ROOT, 'dist', 'cli');
 rmSync(join(outdir, 'chunks'), { recursive: true, force: true });
 try {
   const result = await build({
-    entryPoints: [join(outdir, 'main.js')],
+    entryPoints: [entry],
     outdir,
     allowOverwrite: true,
     bundle: true,
@@ -50,10 +96,15 @@ try {
     target: 'node20',
     chunkNames: 'chunks/[name]-[hash]',
     external: EXTERNAL,
+    plugins: [lazyFiles],
     // Bundled CommonJS packages call require(): give the ES module bundle one.
     banner: { js: "import { createRequire as __cutterRequire } from 'node:module'; const require = __cutterRequire(import.meta.url);" },
     logLevel: 'warning',
     legalComments: 'none',
+    // Whitespace and comments out, names kept (stack traces still name functions): V8 keeps every
+    // loaded file's source in the heap, twice over for a file with one non-ASCII character in a
+    // comment (a two-byte string). An idle agent: 72-75 MiB RSS mean before, 66 after (profile.md).
+    minifyWhitespace: true,
   });
   if (result.errors.length > 0) process.exit(1);
 } catch (err) {

@@ -1,6 +1,7 @@
 /**
- * What the Docker engine adds to placement (issue 16): its platform and the free disk where it
- * keeps images and containers. From `GET /info` (Docker Engine API, SystemInfo): `OSType`
+ * What the node announces of its Docker engine (`capacity.docker`): whether it answers, its
+ * version and running containers (`probe()`), and what it adds to placement (issue 16): its
+ * platform and the free disk where it keeps images and containers. From `GET /info` (Docker Engine API, SystemInfo): `OSType`
  * (`linux`), `Architecture` (uname-style, `x86_64`/`aarch64`: mapped to Docker's platform names
  * by shared/platform.ts), `DockerRootDir` (`/var/lib/docker`) and `LoggingDriver` (the default log
  * driver, ./docker-logging.ts). Asked once (none of them changes
@@ -9,9 +10,16 @@
  * the root dir of a remote engine or of one in a VM (Docker Desktop) is not a path here.
  */
 import type Docker from 'dockerode';
+import { errorMessage } from '../../shared/errors.js';
 import { platformOfEngine } from '../../shared/platform.js';
 import type { DockerInfo, Platform } from '../../shared/schemas/index.js';
 import { diskOf } from '../placement-facts.js';
+import { CALL_MS } from './docker-container.js';
+import { EngineDownError, type EngineWatch } from './docker-engine.js';
+import { statusCode } from './docker-image.js';
+
+/** How long `probe()` reuses the engine's version between engine restarts, ms. */
+export const VERSION_MAX_AGE_MS = 60_000;
 
 /** The engine's `/info` figures cutter keeps. */
 interface Known {
@@ -21,11 +29,60 @@ interface Known {
   loggingDriver: string | null;
 }
 
-/** The engine's platform and free disk, for `capacity.docker` (see the file comment). */
+/** The engine's version, platform and free disk, for `capacity.docker` (see the file comment). */
 export class EngineFacts {
   private known?: Known;
+  /** The last answer of the engine to `probe()` (kept when a later probe only runs out of time). */
+  private lastInfo?: DockerInfo;
+  /** When `probe()` last asked the engine's version (Date.now(), ms); 0 after the engine came back. */
+  private versionAt = 0;
 
-  constructor(private readonly docker: Docker) {}
+  /** @param engine the executor's watch: its state says whether the engine answers, its guard bounds each call. */
+  constructor(
+    private readonly docker: Docker,
+    private readonly engine: EngineWatch,
+  ) {}
+
+  /** The engine answers again after it was down: the next probe asks its version (it may have been upgraded). */
+  engineBack(): void {
+    this.versionAt = 0;
+  }
+
+  /**
+   * Asks the engine how many containers run (`GET /containers/json`) and, once per engine start or
+   * `VERSION_MAX_AGE_MS`, its version (`GET /version`), each within a deadline: an idle node probes
+   * at every heartbeat, and each call through dockerode costs about 1 ms of CPU. Whether the engine
+   * is available is the watch's word (it answers pings): a probe that only runs out of time on a
+   * busy engine keeps the last answer. Never throws: an unreachable engine gives `{available: false, error}`.
+   */
+  async probe(): Promise<DockerInfo> {
+    // Marked down by a failed call while nothing watches it: look again (the watch does otherwise).
+    if (!this.engine.state.up && !this.engine.watching) await this.engine.confirm();
+    const state = this.engine.state;
+    if (!state.up) return { available: false, error: state.reason };
+    const call = <T>(fn: (abortSignal: AbortSignal) => Promise<T>) => this.engine.guard(fn, CALL_MS);
+    const askVersion = !this.lastInfo || Date.now() - this.versionAt > VERSION_MAX_AGE_MS;
+    try {
+      // listContainers() lists running containers only (the API's `all` defaults to false).
+      const [v, running] = await Promise.all([
+        askVersion
+          ? call((abortSignal) => (this.docker.version as (o: object) => Promise<Docker.DockerVersion>).call(this.docker, { abortSignal }))
+          : { Version: this.lastInfo!.version, ApiVersion: this.lastInfo!.apiVersion },
+        // Without a version call, this one says whether the engine answers.
+        askVersion
+          ? call((abortSignal) => this.docker.listContainers({ abortSignal })).catch(() => null)
+          : call((abortSignal) => this.docker.listContainers({ abortSignal })),
+      ]);
+      if (askVersion) this.versionAt = Date.now();
+      this.lastInfo = { available: true, version: v.Version, apiVersion: v.ApiVersion, ...(await this.read(call)) };
+      return { ...this.lastInfo, ...(running ? { containersRunning: running.length } : {}) };
+    } catch (err) {
+      if (err instanceof EngineDownError) return { available: false, error: err.reason };
+      // Slow, not gone: it answered the watch's pings (guard() checked).
+      if (this.lastInfo && !statusCode(err)) return this.lastInfo;
+      return { available: false, error: `Docker engine not reachable: ${errorMessage(err)}` };
+    }
+  }
 
   /** The engine's default log driver (`GET /info` `LoggingDriver`), or null until read. */
   get loggingDriver(): string | null {

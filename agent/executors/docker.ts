@@ -21,11 +21,10 @@
  *   node offers no docker and refuses docker assignments.
  */
 import Docker from 'dockerode';
-import { CutterError, errorMessage } from '../../shared/errors.js';
+import { CutterError } from '../../shared/errors.js';
 import type { DockerInfo, DockerSpec } from '../../shared/schemas/index.js';
 import { ID_RE } from '../../shared/topics.js';
 import {
-  CALL_MS,
   createOptions,
   dockerTime,
   follow,
@@ -61,9 +60,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
   private readonly engineGraceMs: number;
   /** Containers of tasks that ended while the engine was down: removed when it answers again. */
   private readonly orphans = new Set<string>();
-  /** The last answer of the engine to `probe()` (kept when a later probe only runs out of time). */
-  private lastInfo?: DockerInfo;
-  /** The engine's platform, free disk and default log driver (./docker-platform.ts). */
+  /** The engine's version, platform, free disk and default log driver (./docker-platform.ts). */
   private readonly facts: EngineFacts;
   /** Whether the engine can give containers GPUs (`docker.gpuError`), ./docker-gpus.ts. */
   private readonly gpuRuntime = new GpuRuntime(() => this.fingerprint());
@@ -80,7 +77,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
   ) {
     this.engine = new EngineWatch(docker, opts.watch);
     this.engineGraceMs = opts.engineGraceMs ?? ENGINE_GRACE_MS;
-    this.facts = new EngineFacts(docker);
+    this.facts = new EngineFacts(docker, this.engine);
   }
 
   /**
@@ -97,6 +94,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
         return;
       }
       this.gpuRuntime.clear();
+      this.facts.engineBack();
       for (const id of [...this.orphans]) void this.removeContainer(this.docker.getContainer(id));
       void this.fingerprint().then(onChange);
     });
@@ -107,32 +105,9 @@ export class DockerExecutor implements Executor<DockerSpec> {
     };
   }
 
-  /**
-   * Asks the engine its version (`GET /version`) and how many containers run (`GET /containers/json`),
-   * each within a deadline. Whether the engine is available is the watch's word (it answers pings):
-   * a probe that only runs out of time on a busy engine keeps the last answer. Never throws: an
-   * unreachable engine gives `{available: false, error}`.
-   */
-  async probe(): Promise<DockerInfo> {
-    // Marked down by a failed call while nothing watches it: look again (the watch does otherwise).
-    if (!this.engine.state.up && !this.engine.watching) await this.engine.confirm();
-    const state = this.engine.state;
-    if (!state.up) return { available: false, error: state.reason };
-    const call = <T>(fn: (abortSignal: AbortSignal) => Promise<T>) => this.engine.guard(fn, CALL_MS);
-    try {
-      // listContainers() lists running containers only (the API's `all` defaults to false).
-      const [v, running] = await Promise.all([
-        call((abortSignal) => (this.docker.version as (o: object) => Promise<Docker.DockerVersion>).call(this.docker, { abortSignal })),
-        call((abortSignal) => this.docker.listContainers({ abortSignal })).catch(() => null),
-      ]);
-      this.lastInfo = { available: true, version: v.Version, apiVersion: v.ApiVersion, ...(await this.facts.read(call)) };
-      return { ...this.lastInfo, ...(running ? { containersRunning: running.length } : {}) };
-    } catch (err) {
-      if (err instanceof EngineDownError) return { available: false, error: err.reason };
-      // Slow, not gone: it answered the watch's pings (guard() checked).
-      if (this.lastInfo && !statusCode(err)) return this.lastInfo;
-      return { available: false, error: `Docker engine not reachable: ${errorMessage(err)}` };
-    }
+  /** The engine's answers for `capacity.docker` (./docker-platform.ts `EngineFacts.probe`); never throws. */
+  probe(): Promise<DockerInfo> {
+    return this.facts.probe();
   }
 
   /** The fingerprint of an engine that is down. */

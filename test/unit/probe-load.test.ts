@@ -1,7 +1,8 @@
 /** The CPU load the heartbeat announces (agent/probe.ts cpuLoadPercent), from os.cpus() time deltas. */
 import type { CpuInfo } from 'node:os';
+import si from 'systeminformation';
 import { describe, expect, it } from 'vitest';
-import { cpuLoadPercent, probeHost } from '../../agent/probe.js';
+import { cpuLoadPercent, linuxMemory, parseMeminfo, probeHost } from '../../agent/probe.js';
 
 const cpu = (user: number, sys: number, idle: number): CpuInfo => ({ model: 'x', speed: 1, times: { user, nice: 0, sys, idle, irq: 0 } });
 
@@ -27,5 +28,29 @@ describe('probeHost', () => {
     expect(h.loadPercent).toBeLessThanOrEqual(100);
     expect(h.memoryAvailable).toBeGreaterThan(0);
     expect(h.memoryAvailable).toBeLessThanOrEqual(h.memoryTotal);
+  });
+});
+
+describe('parseMeminfo (/proc/meminfo, kB there, bytes here)', () => {
+  it('takes MemTotal and MemAvailable', () => {
+    const text = 'MemTotal:       24576000 kB\nMemFree:         1000000 kB\nMemAvailable:   20000000 kB\nBuffers:          100 kB\n';
+    expect(parseMeminfo(text)).toEqual({ total: 24_576_000 * 1024, available: 20_000_000 * 1024 });
+  });
+
+  it('counts free, buffers and page cache as available on a kernel without MemAvailable (before 3.14)', () => {
+    const text = 'MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 20 kB\nCached: 300 kB\nSwapCached: 7 kB\n';
+    expect(parseMeminfo(text)).toEqual({ total: 1000 * 1024, available: 420 * 1024 });
+  });
+
+  it('gives nothing for a text without MemTotal', () => {
+    expect(parseMeminfo('')).toBeUndefined();
+    expect(parseMeminfo('MemFree: 5 kB\n')).toBeUndefined();
+  });
+
+  it.runIf(process.platform === 'linux')('agrees with systeminformation on this machine', async () => {
+    const [mine, theirs] = [linuxMemory()!, await si.mem()];
+    expect(mine.total).toBe(theirs.total);
+    // Both read the live figure, a moment apart: within 64 MiB of each other.
+    expect(Math.abs(mine.available - theirs.available)).toBeLessThan(64 * 1024 ** 2);
   });
 });

@@ -1,0 +1,79 @@
+/**
+ * The CLI as it ships: `npm run build` bundles tsc's output with esbuild (scripts/bundle-cli.ts),
+ * and that bundle is what `cutter` runs for a user, while the rest of the suite runs tsc's files.
+ * Here the bundle is built beside the project and run as processes: `--version`, an agent that
+ * takes a task from a real server, and the parts of dockerode the bundle loads only on first use
+ * (docker-modem's SSH transport), which must stay out of an idle agent and still work when asked.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Daemon, eventually, ISOLATED_ENV, ROOT, startServer } from '../harness.js';
+
+/** Where the bundle is built: directly in the project, so node_modules and package.json are found. */
+const DIR = join(ROOT, `.bundle-test-${process.pid}`);
+const MAIN = join(DIR, 'cli', 'main.js');
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+/** Runs the bundled `cutter` to completion. */
+function bundled(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...ISOLATED_ENV, ...env } });
+}
+
+describe('the bundled CLI', () => {
+  let server: Daemon;
+  let url: string;
+  let agent: ChildProcess;
+  let agentOut = '';
+  let agentErr = '';
+
+  beforeAll(async () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'scripts', 'bundle-cli.js'), DIR], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    ({ daemon: server, url } = await startServer());
+    // NODE_DEBUG=module: Node names every CommonJS file it loads on stderr.
+    agent = spawnChild(process.execPath, [MAIN, 'agent', '--broker', url, '--node-id', 'bundled', '--allow-exec', '--heartbeat', '500'], {
+      env: { ...ISOLATED_ENV, NODE_DEBUG: 'module' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    agent.stdout!.on('data', (c: Buffer) => (agentOut += c.toString()));
+    agent.stderr!.on('data', (c: Buffer) => (agentErr += c.toString()));
+    await eventually(() => agentOut.includes('agent started'), 30_000);
+  }, 180_000);
+  afterAll(async () => {
+    agent?.kill('SIGTERM');
+    await server?.stop();
+    rmSync(DIR, { recursive: true, force: true });
+  });
+
+  it('prints its version', () => {
+    const r = bundled(['--version']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(VERSION);
+  });
+
+  it('runs an agent that takes a task, without loading SSH or gRPC while it waits', () => {
+    const run = bundled(['run', '--node', 'bundled', 'exec', '--', 'echo', 'from the bundle'], { CUTTER_BROKER: url });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toBe('from the bundle\n');
+    const loaded = [...agentErr.matchAll(/^MODULE \d+: load "([^"]+)"/gm)].map((m) => m[1]);
+    expect(loaded.some((f) => f.includes('/node_modules/pino/'))).toBe(true);
+    expect(loaded.filter((f) => /\/node_modules\/(ssh2|@grpc|protobufjs)\//.test(f))).toEqual([]);
+  });
+
+  it('loads the SSH transport when DOCKER_HOST asks for it', () => {
+    // `image push` reads the image from the local engine first. Nothing listens on port 1: the
+    // refusal comes from ssh2's connect, so the SSH transport was loaded and called.
+    const r = bundled(['image', 'push', 'cutter-test/busybox:latest', '--node', 'bundled'], {
+      CUTTER_BROKER: url,
+      DOCKER_HOST: 'ssh://nobody@127.0.0.1:1',
+      NODE_NO_WARNINGS: '1',
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe(
+      'error: image cutter-test/busybox:latest is not on the local Docker engine (connect ECONNREFUSED 127.0.0.1:1); pull or build it first, or give --input TAR',
+    );
+  });
+});
