@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { exampleBlock, jsonBlock } from './format.js';
+import { JsonObjectSchema } from '../../shared/schemas/task.js';
 
 /** One example payload of a schema section, with its title. */
 export interface Example {
@@ -54,7 +55,17 @@ export function checkExamples(docs: SchemaDoc[]): void {
 export function jsonSchemas(docs: SchemaDoc[]): Record<string, unknown> {
   const registry = z.registry<{ id: string }>();
   for (const d of docs) registry.add(d.schema, { id: d.name });
-  const { schemas } = z.toJSONSchema(registry, { io: 'input', uri: (id) => `${id}.json` });
+  const { schemas } = z.toJSONSchema(registry, {
+    io: 'input',
+    uri: (id) => `${id}.json`,
+    // The one custom schema, checked in code (shared/schemas/task.ts): any other stays an error.
+    unrepresentable: 'any',
+    override: (ctx) => {
+      if (ctx.zodSchema === JsonObjectSchema) ctx.jsonSchema.type = 'object';
+      else if (ctx.zodSchema._zod.def.type === 'custom')
+        throw new Error('protocol doc: a custom zod schema cannot be represented in JSON Schema');
+    },
+  });
   return schemas;
 }
 

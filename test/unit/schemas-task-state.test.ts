@@ -19,6 +19,18 @@ describe('TaskEventSchema', () => {
     expect(parsed.type).toBe(type);
   });
 
+  it('a chunks event carries JSON objects as they came, and nothing else', () => {
+    const chunk = { model: 'm', response: 'hi', done: false, context: [1, 2], nested: { deep: { x: null } } };
+    const parsed = TaskEventSchema.parse({ ...eventBase, type: 'chunks', chunks: [chunk, {}] });
+    expect(parsed).toMatchObject({ type: 'chunks', chunks: [chunk, {}] });
+    for (const bad of [[1], 'text', null, 3]) {
+      const r = TaskEventSchema.safeParse({ ...eventBase, type: 'chunks', chunks: [chunk, bad] });
+      expect(r.success, JSON.stringify(bad)).toBe(false);
+      expect(r.error!.issues[0]).toMatchObject({ path: ['chunks', 1], message: 'must be a JSON object' });
+    }
+    expect(TaskEventSchema.safeParse({ ...eventBase, type: 'chunks', chunks: [] }).success).toBe(false);
+  });
+
   it('accepts a negative exit code (killed by signal on some platforms) and a progress event without byte counts', () => {
     accepts(TaskEventSchema, { ...events.result, exitCode: -1 });
     accepts(TaskEventSchema, { ...eventBase, type: 'progress', phase: 'create', message: 'creating' });
