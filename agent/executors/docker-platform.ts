@@ -20,6 +20,8 @@ import { statusCode } from './docker-image.js';
 
 /** How long `probe()` reuses the engine's version between engine restarts, ms. */
 export const VERSION_MAX_AGE_MS = 60_000;
+/** How long `probe()` reuses the count of running containers while no task of this node starts or ends, ms. */
+export const RUNNING_MAX_AGE_MS = 5_000;
 
 /** The engine's `/info` figures cutter keeps. */
 interface Known {
@@ -36,6 +38,9 @@ export class EngineFacts {
   private lastInfo?: DockerInfo;
   /** When `probe()` last asked the engine's version (Date.now(), ms); 0 after the engine came back. */
   private versionAt = 0;
+  /** The running containers at the last `GET /containers/json`, and when (Date.now(), ms; 0: ask at the next probe). */
+  private running?: number;
+  private listedAt = 0;
 
   /** @param engine the executor's watch: its state says whether the engine answers, its guard bounds each call. */
   constructor(
@@ -46,14 +51,22 @@ export class EngineFacts {
   /** The engine answers again after it was down: the next probe asks its version (it may have been upgraded). */
   engineBack(): void {
     this.versionAt = 0;
+    this.listedAt = 0;
+  }
+
+  /** A container of this node started or went: the next probe counts the running ones again. */
+  containersChanged(): void {
+    this.listedAt = 0;
   }
 
   /**
-   * Asks the engine how many containers run (`GET /containers/json`) and, once per engine start or
-   * `VERSION_MAX_AGE_MS`, its version (`GET /version`), each within a deadline: an idle node probes
-   * at every heartbeat, and each call through dockerode costs about 1 ms of CPU. Whether the engine
-   * is available is the watch's word (it answers pings): a probe that only runs out of time on a
-   * busy engine keeps the last answer. Never throws: an unreachable engine gives `{available: false, error}`.
+   * Asks the engine how many containers run (`GET /containers/json`) once per `RUNNING_MAX_AGE_MS`
+   * or after one of this node's containers started or went, and its version (`GET /version`) once
+   * per engine start or `VERSION_MAX_AGE_MS`, each within a deadline: an idle node probes at every
+   * heartbeat (1 s by default), and each call through dockerode costs about 1 ms of CPU. Whether the
+   * engine is available is the watch's word (it pings every 5 s and follows the event stream): a
+   * probe between two counts, or one that only runs out of time on a busy engine, keeps the last
+   * answer. Never throws: an unreachable engine gives `{available: false, error}`.
    */
   async probe(): Promise<DockerInfo> {
     // Marked down by a failed call while nothing watches it: look again (the watch does otherwise).
@@ -61,6 +74,9 @@ export class EngineFacts {
     const state = this.engine.state;
     if (!state.up) return { available: false, error: state.reason };
     const call = <T>(fn: (abortSignal: AbortSignal) => Promise<T>) => this.engine.guard(fn, CALL_MS);
+    if (this.lastInfo && this.running !== undefined && Date.now() - this.listedAt < RUNNING_MAX_AGE_MS) {
+      return { ...this.lastInfo, ...(await this.read(call)), containersRunning: this.running };
+    }
     const askVersion = !this.lastInfo || Date.now() - this.versionAt > VERSION_MAX_AGE_MS;
     try {
       // listContainers() lists running containers only (the API's `all` defaults to false).
@@ -74,6 +90,8 @@ export class EngineFacts {
           : call((abortSignal) => this.docker.listContainers({ abortSignal })),
       ]);
       if (askVersion) this.versionAt = Date.now();
+      this.running = running?.length;
+      this.listedAt = Date.now();
       this.lastInfo = { available: true, version: v.Version, apiVersion: v.ApiVersion, ...(await this.read(call)) };
       return { ...this.lastInfo, ...(running ? { containersRunning: running.length } : {}) };
     } catch (err) {

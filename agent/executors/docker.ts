@@ -248,6 +248,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
   private async removeContainer(container: Docker.Container): Promise<void> {
     try {
       await this.engine.guard((abortSignal) => container.remove({ force: true, v: true, abortSignal }));
+      this.facts.containersChanged();
       this.orphans.delete(container.id);
     } catch (err) {
       if (statusCode(err) === 404) this.orphans.delete(container.id);
@@ -287,6 +288,7 @@ export class DockerExecutor implements Executor<DockerSpec> {
         ctx.progress({ phase: 'start', message: `starting container ${container.id.slice(0, 12)}` });
         try {
           await engine.guard((abortSignal) => container.start({ abortSignal }));
+          this.facts.containersChanged();
         } catch (err) {
           if (err instanceof EngineDownError) throw err;
           if (ctx.gpus?.length) this.gpuRuntime.check(ctx.node, engineMessage(err));

@@ -1,7 +1,7 @@
 /**
- * What an idle node asks its Docker engine at every heartbeat (agent/executors/docker-platform.ts
- * `EngineFacts.probe`): the running containers each time, the version once per engine start (or
- * a minute), `/info` once. Real dockerode against a node:http server on a unix socket that answers
+ * What an idle node asks its Docker engine at its heartbeats (agent/executors/docker-platform.ts
+ * `EngineFacts.probe`): the running containers every 5 s or when one of its containers started or
+ * went, the version once per engine start (or a minute), `/info` once. Real dockerode against a node:http server on a unix socket that answers
  * as the Engine API documents these calls (the real engine: test/e2e/docker-engine-fault.test.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,9 +9,9 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EngineWatch } from '../../agent/executors/docker-engine.js';
-import { EngineFacts } from '../../agent/executors/docker-platform.js';
+import { EngineFacts, RUNNING_MAX_AGE_MS } from '../../agent/executors/docker-platform.js';
 
 describe('EngineFacts.probe', () => {
   let dir: string;
@@ -46,13 +46,17 @@ describe('EngineFacts.probe', () => {
     await new Promise((resolve) => server.close(resolve));
     rmSync(dir, { recursive: true, force: true });
   });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
   beforeEach(() => {
     asked = {};
     version = '27.5.1';
     listStatus = 200;
   });
 
-  it('asks the running containers at every probe, the version and /info once', async () => {
+  it('counts the running containers every 5 s or after a change, asks the version and /info once', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
     const facts = new EngineFacts(docker, new EngineWatch(docker));
     for (let i = 0; i < 3; i++) {
       expect(await facts.probe()).toEqual({
@@ -63,14 +67,21 @@ describe('EngineFacts.probe', () => {
         containersRunning: 2,
       });
     }
-    expect(asked).toEqual({ '/version': 1, '/containers/json': 3, '/info': 1 });
+    expect(asked).toEqual({ '/version': 1, '/containers/json': 1, '/info': 1 });
     expect(facts.loggingDriver).toBe('json-file');
+    facts.containersChanged();
+    await facts.probe();
+    vi.setSystemTime(Date.now() + RUNNING_MAX_AGE_MS + 1);
+    await facts.probe();
+    await facts.probe();
+    expect(asked).toEqual({ '/version': 1, '/containers/json': 3, '/info': 1 });
   });
 
   it('asks the version again once the engine is back (an upgrade restarts it)', async () => {
     const facts = new EngineFacts(docker, new EngineWatch(docker));
     await facts.probe();
     version = '28.0.0';
+    facts.containersChanged();
     expect((await facts.probe()).version).toBe('27.5.1');
     facts.engineBack();
     expect((await facts.probe()).version).toBe('28.0.0');
@@ -81,6 +92,7 @@ describe('EngineFacts.probe', () => {
     const facts = new EngineFacts(docker, new EngineWatch(docker));
     await facts.probe();
     listStatus = 500;
+    facts.containersChanged();
     const info = await facts.probe();
     expect(info.available).toBe(false);
     expect(info.error).toContain('engine broke');
