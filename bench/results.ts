@@ -20,6 +20,8 @@ export interface Results {
   rows: Row[];
   notes: string[];
   json: Record<string, unknown>;
+  /** Markdown blocks a section adds after the notes, each with its own `##` heading (the scale section's model). */
+  blocks?: string[];
 }
 
 /** `met` or `not met`, for the last column. */
@@ -47,6 +49,7 @@ export function resultsMarkdown(results: Results, run: { started: string; machin
     '- What limits placement throughput, what was fixed and what is left: [profile.md](profile.md).',
     ...notes.map((n) => `- Note: ${n}`),
     '',
+    ...(results.blocks ?? []).flatMap((b) => [b.trimEnd(), '']),
   ].join('\n');
 }
 

@@ -17,17 +17,20 @@
  *  7. failure detection and rescheduling (bench/failover.ts; target: within 3 s);
  *  7b. leader takeover with PostgreSQL state (bench/takeover.ts; target: a standby leads within 5 s);
  *  8. output streaming — 100 MB of a container's stdout, `cutter run` vs `docker run`, with the
- *     server's and agent's peak RSS (bench/sections/stream.ts; target ≤ 1.2× docker run).
+ *     server's and agent's peak RSS (bench/sections/stream.ts; target ≤ 1.2× docker run);
+ *  9. how far one server goes — steps of simulated agents up to 10,000 at the agent's default
+ *     heartbeat: the server's CPU and RSS per 1,000 nodes, heartbeat bytes per node per second, the
+ *     same on Mosquitto, and a model of where one server stops (bench/sections/scale.ts).
  *
  * Environment: BENCH_QUICK=1 runs everything small (a smoke run of a minute or two);
- * BENCH_ONLY=dispatch,cli,stream,latency,scheduler,throughput,throughput-mosquitto,heartbeat,idle,broker,failover,takeover,ollama,files
+ * BENCH_ONLY=dispatch,cli,stream,latency,scheduler,throughput,throughput-mosquitto,heartbeat,idle,broker,failover,takeover,ollama,files,scale
  * picks sections;
  * BENCH_NOTE adds a line to results.md (e.g. that other work shared the machine);
  * BENCH_OUT=DIR writes the results there instead of bench/ (the smoke test uses it).
  * Sections that cannot run here (no Docker engine, no sshd, no Mosquitto) are noted, not failed.
  *
  * This file runs the sections in order; each lives in bench/sections/ (mesh: 1, 2, 5; load: 3, 4, 6;
- * failover, ollama, files), the sizes in bench/settings.ts, the table in bench/results.ts.
+ * failover, ollama, files, scale), the sizes in bench/settings.ts, the table in bench/results.ts.
  */
 import type { ChildProcess } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
@@ -38,6 +41,7 @@ import { fileTransfer } from './sections/files.js';
 import { brokers, heartbeat, scheduler, throughput, throughputOnMosquitto } from './sections/load.js';
 import { cliStart, dispatch, idle, mesh, submitLatency } from './sections/mesh.js';
 import { ollamaApi } from './sections/ollama.js';
+import { scale } from './sections/scale.js';
 import { stream } from './sections/stream.js';
 import { takeover } from './sections/takeover.js';
 import { OUT, QUICK, want } from './settings.js';
@@ -94,6 +98,7 @@ async function main(): Promise<void> {
   await step('takeover', () => takeover(results));
   await step('ollama', () => ollamaApi(results));
   await step('files', () => fileTransfer(results));
+  await step('scale', () => scale(results));
 
   const md = resultsMarkdown(results, { started, machine, quick: QUICK, note: process.env.BENCH_NOTE || undefined });
   writeResults(OUT, started, md, results);

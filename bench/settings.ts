@@ -2,9 +2,11 @@
  * What a benchmark run measures and how big, from the environment (see bench/run.ts):
  * BENCH_QUICK=1 picks the small sizes, BENCH_ONLY the sections, BENCH_OUT where results go, and
  * BENCH_RUNS, BENCH_SUBMITS, BENCH_AGENTS, BENCH_TASKS, BENCH_HEARTBEAT_WINDOW_MS, BENCH_IDLE_MS,
- * BENCH_FAILOVER_TRIALS, BENCH_THROUGHPUT_TIMEOUT_MS override one size each.
+ * BENCH_FAILOVER_TRIALS, BENCH_THROUGHPUT_TIMEOUT_MS, BENCH_SCALE_STEPS, BENCH_SCALE_WINDOW_MS,
+ * BENCH_SCALE_SETTLE_MS, BENCH_SCALE_HEARTBEAT_MS override one size each.
  */
 import { ROOT } from '../scripts/procs.js';
+import { AgentConfigSchema } from '../shared/config/agent.js';
 
 /** BENCH_QUICK=1: every size small, a smoke run of a minute or two (not the published figures). */
 export const QUICK = process.env.BENCH_QUICK === '1';
@@ -28,6 +30,17 @@ export const AGENTS = num('BENCH_AGENTS', 1000, 100);
 export const TASKS = num('BENCH_TASKS', 100_000, 3_000);
 /** How long the heartbeat load is measured, ms. */
 export const HEARTBEAT_WINDOW_MS = num('BENCH_HEARTBEAT_WINDOW_MS', 20_000, 4_000);
+/** Connected simulated agents at each step of the scale section (BENCH_SCALE_STEPS=1000,2500,…). */
+export const SCALE_STEPS = (process.env.BENCH_SCALE_STEPS ?? (QUICK ? '100,300' : '1000,2500,5000,10000'))
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
+/** How long each step of the scale section (and the idle server before) is measured, ms. */
+export const SCALE_WINDOW_MS = num('BENCH_SCALE_WINDOW_MS', 20_000, 3_000);
+/** How long the scale section waits after a step has connected before it measures, ms (at least one heartbeat). */
+export const SCALE_SETTLE_MS = num('BENCH_SCALE_SETTLE_MS', 5_000, 1_500);
+/** Heartbeat interval of the scale section's agents, ms: the agent's default (shared/config/agent.ts). */
+export const SCALE_HEARTBEAT_MS = Number(process.env.BENCH_SCALE_HEARTBEAT_MS ?? AgentConfigSchema.shape.heartbeatMs.parse(undefined));
 /** How long the idle agent is measured, ms. */
 export const IDLE_MS = num('BENCH_IDLE_MS', 60_000, 8_000);
 /** Trials of each failover mode. */
