@@ -14,6 +14,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
+import aedesPersistence from 'aedes-persistence';
 import { type BrokerOptions, MAX_TOPIC_LEVELS, type RunningBroker } from './broker-types.js';
 import { denyPublish, denySubscribe, checkClientId, quarantineOf } from './acl.js';
 import { RateLimiter } from '../shared/rate-limit.js';
@@ -21,6 +22,7 @@ import type { Identity } from './identities.js';
 import { tlsListener, wsListener, type Listener } from './listeners.js';
 import { duplexPair } from './in-process.js';
 import { guardSocket } from './packet-guard.js';
+import { indexRetained, type RetainedPersistence } from './retained-index.js';
 import { BrokerLogLimiter } from './log-limiter.js';
 import { AgentSessions, remoteAddressOf } from './sessions.js';
 
@@ -37,6 +39,12 @@ const AUTH_BAN_MS = 60_000;
 
 export type { BrokerOptions, BrokerStats, RunningBroker } from './broker-types.js';
 export { MAX_TOPIC_LEVELS } from './broker-types.js';
+
+/**
+ * Aedes' default in-memory persistence (aedes-persistence 11: a CommonJS function; its types
+ * declare an ES default export, which Node gives as the function itself).
+ */
+const memoryPersistence = aedesPersistence as unknown as () => RetainedPersistence;
 
 /** MQTT 3.1.1 CONNACK return codes (§3.2.2.3). */
 const CONNACK = { identifierRejected: 2, badCredentials: 4, notAuthorized: 5 } as const;
@@ -63,7 +71,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     heartbeatInterval: 60_000,
     maxTopicLevels: MAX_TOPIC_LEVELS,
     connectTimeout: 10_000,
-    ...(opts.cluster ? { mq: opts.cluster.mq, persistence: opts.cluster.persistence } : {}),
+    // One instance: Aedes' own in-memory persistence, its retained messages indexed by topic (./retained-index.ts).
+    ...(opts.cluster
+      ? { mq: opts.cluster.mq, persistence: opts.cluster.persistence }
+      : { persistence: indexRetained(memoryPersistence()) }),
   });
   const limits = {
     maxPacketBytes: opts.maxPacketBytes,
