@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { isJsonObject } from '../shared/codec.js';
 
 /** How to reach the engine with node:http: a unix socket or a plain TCP host and port. */
 export type EngineAddress = { socketPath: string } | { host: string; port: number };
@@ -72,7 +73,7 @@ export function inspectImage(address: EngineAddress, image: string, timeoutMs: n
       res.on('end', () => {
         try {
           const body: unknown = JSON.parse(Buffer.concat(parts).toString('utf8'));
-          resolve(body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : null);
+          resolve(isJsonObject(body) ? body : null);
         } catch {
           resolve(null);
         }

@@ -11,6 +11,7 @@ import { CutterError } from '../shared/errors.js';
 import { type Pipeline, PipelineSchema } from '../shared/schemas/index.js';
 import { describeUnknownKey, nearestKey, unknownKeys } from '../shared/strict-keys.js';
 import { DockerSpecSchema, ExecSpecSchema } from '../shared/schemas/task.js';
+import { isJsonObject } from '../shared/codec.js';
 
 /** Keys of a docker or exec task, for a step key that belongs inside `task`. */
 const TASK_KEYS = [...new Set(['command', ...Object.keys(DockerSpecSchema.shape), ...Object.keys(ExecSpecSchema.shape)])].filter(
@@ -28,8 +29,6 @@ export function pathText(path: readonly PropertyKey[]): string {
   return path.reduce<string>((s, k) => (typeof k === 'number' ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)), '');
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /**
  * Moves each docker/exec step's `command` to the wire name (`cmd` / `argv`) and notes the old names.
  * @returns the notes, and for each step the wire name that `command` became (to name errors by `command`).
@@ -38,9 +37,9 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 function mapCommandNames(raw: unknown, where: string): { notes: string[]; renamed: Map<number, string> } {
   const notes: string[] = [];
   const renamed = new Map<number, string>();
-  if (!isObject(raw) || !Array.isArray(raw.steps)) return { notes, renamed };
+  if (!isJsonObject(raw) || !Array.isArray(raw.steps)) return { notes, renamed };
   raw.steps.forEach((step: unknown, i) => {
-    if (!isObject(step) || !isObject(step.task)) return;
+    if (!isJsonObject(step) || !isJsonObject(step.task)) return;
     const task = step.task;
     const wire = task.kind === 'exec' ? 'argv' : task.kind === 'docker' ? 'cmd' : undefined;
     const at = `steps[${i}].task`;

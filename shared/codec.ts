@@ -9,6 +9,9 @@ import { type JsonLimits, LIMITS, scanJson } from './limits.js';
 /** Largest payload any cutter topic accepts, bytes (log batches are capped well below). */
 export const MAX_PAYLOAD_BYTES = 2 * 1024 * 1024;
 
+/** A parsed JSON value that is an object (not null, not an array): `{…}`. */
+export const isJsonObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
 
 /**

@@ -7,6 +7,7 @@
  * discriminator (`kind`).
  */
 import type { z } from 'zod';
+import { isJsonObject } from './codec.js';
 
 /** One unknown key: where it is and what was probably meant. */
 export interface UnknownKey {
@@ -58,8 +59,6 @@ function unwrap(schema: unknown): Def | undefined {
   return def;
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /**
  * Every key of `value` that `schema` has no place for.
  * @param path the path of `value` itself ('' for the document).
@@ -71,7 +70,7 @@ export function unknownKeys(schema: z.ZodType, value: unknown, path = '', extra:
   const walk = (s: unknown, v: unknown, p: string, pattern: string) => {
     const def = unwrap(s);
     if (!def) return;
-    if (def.type === 'object' && isPlainObject(v)) {
+    if (def.type === 'object' && isJsonObject(v)) {
       const shape = (def.shape ?? {}) as Record<string, unknown>;
       const valid = [...Object.keys(shape), ...(extra[pattern] ?? [])];
       for (const [k, child] of Object.entries(v)) {
@@ -82,7 +81,7 @@ export function unknownKeys(schema: z.ZodType, value: unknown, path = '', extra:
       }
     } else if (def.type === 'array' && Array.isArray(v)) {
       for (const [i, item] of v.entries()) walk(def.element, item, `${p}[${i}]`, `${pattern}[]`);
-    } else if ((def.type === 'union' || def.type === 'intersection') && isPlainObject(v)) {
+    } else if ((def.type === 'union' || def.type === 'intersection') && isJsonObject(v)) {
       const options = (def.options ?? [def.left, def.right]) as unknown[];
       const disc = def.discriminator as string | undefined;
       const objects = options.map((o) => [o, unwrap(o)] as const).filter(([, d]) => d?.type === 'object');

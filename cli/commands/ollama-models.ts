@@ -21,6 +21,7 @@ import { PlacementFileSchema, type PlacementRule } from '../../shared/ollama.js'
 import { NodeListResultSchema } from '../../shared/schemas/index.js';
 import { printError, printJson } from '../output.js';
 import { withClient, withClientOptions, type GlobalFlags } from './common.js';
+import { isJsonObject } from '../../shared/codec.js';
 
 /** What an import produced: the rules, and what the user must know (mapping notes, what was left out). */
 export interface ModelsImport {
@@ -28,16 +29,14 @@ export interface ModelsImport {
   notes: string[];
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /** The model names of one seed list (strings, or objects with `model`/`name`); unmappable fields go to `notes`. */
 function names(list: unknown, key: string, notes: string[]): string[] {
   if (list === undefined || list === null) return [];
-  const items = Array.isArray(list) ? list : isObject(list) ? Object.keys(list) : [list];
+  const items = Array.isArray(list) ? list : isJsonObject(list) ? Object.keys(list) : [list];
   const out: string[] = [];
   items.forEach((item, i) => {
     if (typeof item === 'string' && item.trim()) out.push(item.trim());
-    else if (isObject(item) && typeof (item.model ?? item.name) === 'string') {
+    else if (isJsonObject(item) && typeof (item.model ?? item.name) === 'string') {
       out.push(String(item.model ?? item.name));
       const extra = Object.keys(item).filter((k) => k !== 'model' && k !== 'name');
       if (extra.length)
@@ -54,7 +53,7 @@ function names(list: unknown, key: string, notes: string[]): string[] {
  * @throws CutterError INVALID_ARGUMENT when the document is not a seed model list, or remote nodes are needed and none is known.
  */
 export function importSeedModels(raw: unknown, localNode: string, remoteNodes: string[]): ModelsImport {
-  if (!isObject(raw)) throw new CutterError('INVALID_ARGUMENT', 'expected a mapping with local: and prefer_remote: lists of models');
+  if (!isJsonObject(raw)) throw new CutterError('INVALID_ARGUMENT', 'expected a mapping with local: and prefer_remote: lists of models');
   if ('rules' in raw && !('local' in raw) && !('prefer_remote' in raw))
     throw new CutterError(
       'INVALID_ARGUMENT',
@@ -127,7 +126,7 @@ export function registerOllamaModels(ollama: Command): void {
         }
         return 0;
       };
-      const wantsRemote = isObject(raw) && (raw.prefer_remote ?? raw.preferRemote) !== undefined;
+      const wantsRemote = isJsonObject(raw) && (raw.prefer_remote ?? raw.preferRemote) !== undefined;
       if (flags.remoteNodes !== undefined || !wantsRemote) {
         try {
           process.exit(

@@ -17,6 +17,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { HttpError } from './http.js';
+import { isJsonObject } from '../../shared/codec.js';
 
 type Json = Record<string, unknown>;
 
@@ -49,22 +50,21 @@ export function anthropicError(status: number, message: string): Json {
   return { type: 'error', error: { type, message }, request_id: anthropicId('req') };
 }
 
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /** A message's content as blocks: a plain string is one text block (Anthropic's shorthand). */
 function blocksOf(content: unknown, where: string): Json[] {
   if (typeof content === 'string') return [{ type: 'text', text: content }];
   if (!Array.isArray(content)) throw new HttpError(400, `${where}.content: expected a string or an array of content blocks`);
   if (content.length > MAX_ITEMS) throw new HttpError(400, `${where}.content: more than ${MAX_ITEMS} blocks`);
   return content.map((b, i) => {
-    if (!isObj(b) || typeof b.type !== 'string') throw new HttpError(400, `${where}.content.${i}: expected a content block with a type`);
+    if (!isJsonObject(b) || typeof b.type !== 'string')
+      throw new HttpError(400, `${where}.content.${i}: expected a content block with a type`);
     return b;
   });
 }
 
 /** The base64 data of an image block. @throws HttpError 400 for URL sources and bad base64 (as Ollama). */
 function imageOf(block: Json, where: string): string {
-  const source = isObj(block.source) ? block.source : undefined;
+  const source = isJsonObject(block.source) ? block.source : undefined;
   if (!source) throw new HttpError(400, `${where}: invalid image source`);
   if (source.type !== 'base64')
     throw new HttpError(400, `${where}: invalid image source type: ${String(source.type)}. Only base64 images are supported.`);
@@ -82,7 +82,7 @@ function toolResultOf(content: unknown, where: string): { text: string; images: 
   let text = '';
   const images: string[] = [];
   for (const b of content) {
-    if (!isObj(b)) continue;
+    if (!isJsonObject(b)) continue;
     if (b.type === 'text' && typeof b.text === 'string') text += b.text;
     else if (b.type === 'image') images.push(imageOf(b, where));
   }
@@ -93,7 +93,7 @@ function toolResultOf(content: unknown, where: string): { text: string; images: 
 function systemOf(system: unknown): string {
   if (typeof system === 'string') return system;
   if (!Array.isArray(system)) return '';
-  return system.map((b) => (isObj(b) && b.type === 'text' && typeof b.text === 'string' ? b.text : '')).join('');
+  return system.map((b) => (isJsonObject(b) && b.type === 'text' && typeof b.text === 'string' ? b.text : '')).join('');
 }
 
 /**
@@ -113,7 +113,7 @@ export function toOllamaChat(body: Json): Json {
   (body.messages as unknown[]).forEach((m, i) => {
     const where = `messages.${i}`;
     // Any role passes through lower-cased, as Ollama's convertMessage does (Claude Code sends more than user/assistant).
-    if (!isObj(m) || typeof m.role !== 'string' || !m.role || m.role.length > 64)
+    if (!isJsonObject(m) || typeof m.role !== 'string' || !m.role || m.role.length > 64)
       throw new HttpError(400, `${where}.role: expected "user" or "assistant"`);
     const role = m.role.toLowerCase();
     let text = '';
@@ -134,7 +134,7 @@ export function toOllamaChat(body: Json): Json {
           if (typeof b.id !== 'string' || !b.id) throw new HttpError(400, `${at}: tool_use block missing required 'id' field`);
           if (typeof b.name !== 'string' || !b.name) throw new HttpError(400, `${at}: tool_use block missing required 'name' field`);
           toolNames.set(b.id, b.name);
-          toolCalls.push({ id: b.id, function: { name: b.name, arguments: isObj(b.input) ? b.input : {} } });
+          toolCalls.push({ id: b.id, function: { name: b.name, arguments: isJsonObject(b.input) ? b.input : {} } });
           break;
         }
         case 'tool_result': {
@@ -179,16 +179,16 @@ export function toOllamaChat(body: Json): Json {
   if (Array.isArray(body.tools) && body.tools.length) {
     if (body.tools.length > MAX_ITEMS) throw new HttpError(400, `more than ${MAX_ITEMS} tools`);
     out.tools = body.tools.map((t, i) => {
-      if (!isObj(t) || typeof t.name !== 'string' || !t.name) throw new HttpError(400, `tools.${i}.name: required`);
+      if (!isJsonObject(t) || typeof t.name !== 'string' || !t.name) throw new HttpError(400, `tools.${i}.name: required`);
       const parameters = t.input_schema === undefined ? { type: 'object', properties: {} } : t.input_schema;
-      if (!isObj(parameters)) throw new HttpError(400, `invalid input_schema for tool "${t.name}"`);
+      if (!isJsonObject(parameters)) throw new HttpError(400, `invalid input_schema for tool "${t.name}"`);
       return {
         type: 'function',
         function: { name: t.name, ...(typeof t.description === 'string' ? { description: t.description } : {}), parameters },
       };
     });
   }
-  const thinkingCfg = isObj(body.thinking) ? body.thinking.type : undefined;
+  const thinkingCfg = isJsonObject(body.thinking) ? body.thinking.type : undefined;
   if (thinkingCfg === 'enabled') out.think = true;
   else if (thinkingCfg === 'disabled') out.think = false;
   return out;
@@ -214,12 +214,12 @@ export function usageOf(c: Json): { input_tokens: number; output_tokens: number 
 
 /** A `tool_use` content block for one of Ollama's tool calls (an id is made when the model gave none). */
 export function toolUseOf(call: Json): Json {
-  const fn = isObj(call.function) ? call.function : {};
+  const fn = isJsonObject(call.function) ? call.function : {};
   return {
     type: 'tool_use',
     id: typeof call.id === 'string' && call.id ? call.id : anthropicId('toolu'),
     name: typeof fn.name === 'string' ? fn.name : '',
-    input: isObj(fn.arguments) ? fn.arguments : {},
+    input: isJsonObject(fn.arguments) ? fn.arguments : {},
   };
 }
 
@@ -228,7 +228,7 @@ export function toolUseOf(call: Json): Json {
  * `ToMessagesResponse`): content blocks thinking, text, then one `tool_use` per call.
  */
 export function toMessage(id: string, model: string, last: Json): Json {
-  const message = isObj(last.message) ? last.message : {};
+  const message = isJsonObject(last.message) ? last.message : {};
   const content: Json[] = [];
   if (typeof message.thinking === 'string' && message.thinking)
     content.push({ type: 'thinking', thinking: message.thinking, signature: '' });
@@ -257,12 +257,12 @@ export function estimateTokens(body: Json): number {
   let chars = systemOf(body.system).length;
   const messages = Array.isArray(body.messages) ? body.messages : [];
   for (const m of messages) {
-    if (!isObj(m)) continue;
+    if (!isJsonObject(m)) continue;
     chars += typeof m.role === 'string' ? m.role.length : 0;
     if (typeof m.content === 'string') chars += m.content.length;
     else if (Array.isArray(m.content)) {
       for (const b of m.content) {
-        if (!isObj(b)) continue;
+        if (!isJsonObject(b)) continue;
         if (typeof b.text === 'string') chars += b.text.length;
         if (typeof b.thinking === 'string') chars += b.thinking.length;
         if (b.type === 'tool_use' || b.type === 'tool_result') chars += JSON.stringify(b).length;
@@ -270,7 +270,7 @@ export function estimateTokens(body: Json): number {
     }
   }
   for (const t of Array.isArray(body.tools) ? body.tools : []) {
-    if (!isObj(t)) continue;
+    if (!isJsonObject(t)) continue;
     chars += String(t.name ?? '').length + String(t.description ?? '').length + JSON.stringify(t.input_schema ?? '').length;
   }
   const tokens = Math.floor(chars / 4);

@@ -16,11 +16,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { HttpError } from './http.js';
+import { isJsonObject } from '../../shared/codec.js';
 
 type Json = Record<string, unknown>;
 
 const MAX_ITEMS = 10_000;
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A fresh id with an OpenAI prefix (`resp_…`, `msg_…`, `fc_…`, `call_…`). */
 export function responsesId(prefix: string): string {
@@ -35,7 +35,7 @@ function contentOf(content: unknown, where: string): { text: string; images: str
   let text = '';
   const images: string[] = [];
   content.forEach((p, i) => {
-    if (!isObj(p)) throw new HttpError(400, `${where}.content[${i}]: expected an object`);
+    if (!isJsonObject(p)) throw new HttpError(400, `${where}.content[${i}]: expected an object`);
     if ((p.type === 'input_text' || p.type === 'output_text') && typeof p.text === 'string') text += p.text;
     else if (p.type === 'input_image') {
       if (typeof p.image_url !== 'string' || !p.image_url) return; // file_id: not supported, skipped as Ollama does
@@ -73,7 +73,7 @@ export function toOllamaChat(body: Json): Json {
     let thinking = '';
     body.input.forEach((item, i) => {
       const where = `input[${i}]`;
-      if (!isObj(item)) throw new HttpError(400, `${where}: expected an object`);
+      if (!isJsonObject(item)) throw new HttpError(400, `${where}: expected an object`);
       const type = typeof item.type === 'string' && item.type ? item.type : typeof item.role === 'string' ? 'message' : '';
       const last = messages.at(-1);
       if (type === 'reasoning') {
@@ -118,16 +118,16 @@ export function toOllamaChat(body: Json): Json {
   if (Array.isArray(body.tools) && body.tools.length) {
     if (body.tools.length > MAX_ITEMS) throw new HttpError(400, `more than ${MAX_ITEMS} tools`);
     out.tools = body.tools.map((t, i) => {
-      if (!isObj(t) || typeof t.name !== 'string') throw new HttpError(400, `tools[${i}]: a function tool needs a name`);
+      if (!isJsonObject(t) || typeof t.name !== 'string') throw new HttpError(400, `tools[${i}]: a function tool needs a name`);
       return {
         type: typeof t.type === 'string' ? t.type : 'function',
         function: { name: t.name, description: typeof t.description === 'string' ? t.description : '', parameters: t.parameters ?? {} },
       };
     });
   }
-  const format = isObj(body.text) && isObj(body.text.format) ? body.text.format : undefined;
+  const format = isJsonObject(body.text) && isJsonObject(body.text.format) ? body.text.format : undefined;
   if (format?.type === 'json_schema' && format.schema !== undefined) out.format = format.schema;
-  const effort = isObj(body.reasoning) ? body.reasoning.effort : undefined;
+  const effort = isJsonObject(body.reasoning) ? body.reasoning.effort : undefined;
   if (typeof effort === 'string' && effort) {
     if (effort === 'none') out.think = false;
     else if (['low', 'medium', 'high', 'max'].includes(effort)) out.think = effort;
@@ -138,7 +138,7 @@ export function toOllamaChat(body: Json): Json {
 
 /** A `function_call` output item for one of Ollama's tool calls (arguments as a JSON string). */
 export function functionCallItem(call: Json, id: string, status: 'in_progress' | 'completed'): Json {
-  const fn = isObj(call.function) ? call.function : {};
+  const fn = isJsonObject(call.function) ? call.function : {};
   return {
     id,
     type: 'function_call',
@@ -178,8 +178,10 @@ export function responsesUsage(c: Json): Json {
  * settings echoed, `store: false` (nothing is kept), the given status, output and usage.
  */
 export function responseObject(id: string, model: string, body: Json, status: string, output: Json[], usage: Json | null): Json {
-  const format = isObj(body.text) && isObj(body.text.format) ? body.text.format : { type: 'text' };
-  const reasoning = isObj(body.reasoning) ? { effort: body.reasoning.effort ?? null, summary: body.reasoning.summary ?? null } : null;
+  const format = isJsonObject(body.text) && isJsonObject(body.text.format) ? body.text.format : { type: 'text' };
+  const reasoning = isJsonObject(body.reasoning)
+    ? { effort: body.reasoning.effort ?? null, summary: body.reasoning.summary ?? null }
+    : null;
   return {
     id,
     object: 'response',
