@@ -80,20 +80,19 @@ export class EngineFacts {
     const askVersion = !this.lastInfo || Date.now() - this.versionAt > VERSION_MAX_AGE_MS;
     try {
       // listContainers() lists running containers only (the API's `all` defaults to false).
+      const list = call((abortSignal) => this.docker.listContainers({ abortSignal }));
       const [v, running] = await Promise.all([
         askVersion
           ? call((abortSignal) => (this.docker.version as (o: object) => Promise<Docker.DockerVersion>).call(this.docker, { abortSignal }))
           : { Version: this.lastInfo!.version, ApiVersion: this.lastInfo!.apiVersion },
-        // Without a version call, this one says whether the engine answers.
-        askVersion
-          ? call((abortSignal) => this.docker.listContainers({ abortSignal })).catch(() => null)
-          : call((abortSignal) => this.docker.listContainers({ abortSignal })),
+        // The version call, when made, says whether the engine answers; else this one does.
+        askVersion ? list.catch(() => null) : list,
       ]);
       if (askVersion) this.versionAt = Date.now();
       this.running = running?.length;
       this.listedAt = Date.now();
       this.lastInfo = { available: true, version: v.Version, apiVersion: v.ApiVersion, ...(await this.read(call)) };
-      return { ...this.lastInfo, ...(running ? { containersRunning: running.length } : {}) };
+      return { ...this.lastInfo, ...(this.running !== undefined ? { containersRunning: this.running } : {}) };
     } catch (err) {
       if (err instanceof EngineDownError) return { available: false, error: err.reason };
       // Slow, not gone: it answered the watch's pings (guard() checked).
