@@ -126,33 +126,38 @@ async function startCountingServer(externalBroker?: string): Promise<CountingSer
   };
 }
 
-/** Asks the controller how many nodes it lists online. */
-async function onlineNodes(url: string): Promise<number> {
+/**
+ * How many nodes the controller lists online (`node.list`), or null without an answer within
+ * `timeoutMs` (a saturated server, or one that cannot be reached).
+ */
+export async function onlineNodes(url: string, timeoutMs = 15_000): Promise<number | null> {
   const t = topics();
   const clientId = `bench-nodes-${randomBytes(3).toString('hex')}`;
-  const c = await mqtt.connectAsync(url, { clientId });
+  const c = mqtt.connect(url, { clientId, reconnectPeriod: 0 });
+  c.on('error', () => undefined);
+  const reply = new Promise<number>((resolve) => {
+    c.on('message', (_topic, payload) => {
+      const nodes = (JSON.parse(payload.toString()) as { result?: { nodes: { state: string }[] } }).result?.nodes ?? [];
+      resolve(nodes.filter((n) => n.state === 'online').length);
+    });
+    c.once('connect', async () => {
+      await c.subscribeAsync(t.replies(clientId), { qos: 1 }).catch(() => undefined);
+      c.publish(t.requests(clientId), encode({ v: 1, id: 'n', op: 'node.list' }), { qos: 1 });
+    });
+  });
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await c.subscribeAsync(t.replies(clientId), { qos: 1 });
-    const reply = new Promise<number>((resolve) =>
-      c.on('message', (_topic, payload) =>
-        resolve(
-          ((JSON.parse(payload.toString()) as { result?: { nodes: { state: string }[] } }).result?.nodes ?? []).filter(
-            (n) => n.state === 'online',
-          ).length,
-        ),
-      ),
-    );
-    await c.publishAsync(t.requests(clientId), encode({ v: 1, id: 'n', op: 'node.list' }), { qos: 1 });
-    return await reply;
+    return await Promise.race([reply, new Promise<null>((r) => (timer = setTimeout(() => r(null), timeoutMs)))]);
   } finally {
-    await c.endAsync();
+    clearTimeout(timer);
+    c.end(true);
   }
 }
 
 async function waitForNodes(url: string, n: number, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const online = await onlineNodes(url);
+    const online = (await onlineNodes(url)) ?? 0;
     if (online >= n) return;
     if (Date.now() > deadline) throw new Error(`only ${online} of ${n} simulated nodes online after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 500));

@@ -16,16 +16,15 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import mqtt from 'mqtt';
 import { haveMosquitto, startMosquitto } from '../../scripts/mosquitto.js';
 import { freePort, startDaemon } from '../../scripts/procs.js';
-import { encode } from '../../shared/codec.js';
-import { topics } from '../../shared/topics.js';
 import { formatBytes, formatDuration } from '../../shared/units.js';
 import { fmtMiB, fmtPct, sampleUsage, type Usage } from '../proc-stats.js';
 import type { Results } from '../results.js';
 import { QUICK, SCALE_HEARTBEAT_MS, SCALE_SETTLE_MS, SCALE_STEPS, SCALE_WINDOW_MS, sleep } from '../settings.js';
 import { type SimAgents, startSimAgents } from '../sim-agents.js';
+import { onlineNodes } from '../throughput.js';
+import { STALE_AFTER_HEARTBEATS } from '../../controller/scheduler/snapshot.js';
 
 /** One measured step. Usage: CPU in cores (1 = one core) and RSS in bytes over the window (bench/proc-stats.ts). */
 export interface ScaleStep {
@@ -114,29 +113,6 @@ async function withServer<T>(maxConns: number, broker: string | undefined, fn: (
     await exited;
     clearTimeout(t);
     rmSync(dataDir, { recursive: true, force: true });
-  }
-}
-
-/** How many nodes the controller lists online (`node.list`), or null without an answer in `timeoutMs`. */
-async function onlineNodes(url: string, timeoutMs = 15_000): Promise<number | null> {
-  const t = topics();
-  const clientId = `bench-scale-${process.pid}-${Date.now().toString(36)}`;
-  const c = mqtt.connect(url, { clientId, reconnectPeriod: 0 });
-  c.on('error', () => undefined);
-  const reply = new Promise<number>((resolve) => {
-    c.on('message', (_topic, payload) => {
-      const nodes = (JSON.parse(payload.toString()) as { result?: { nodes: { state: string }[] } }).result?.nodes ?? [];
-      resolve(nodes.filter((n) => n.state === 'online').length);
-    });
-    c.once('connect', async () => {
-      await c.subscribeAsync(t.replies(clientId), { qos: 1 }).catch(() => undefined);
-      c.publish(t.requests(clientId), encode({ v: 1, id: 'n', op: 'node.list' }), { qos: 1 });
-    });
-  });
-  try {
-    return await Promise.race([reply, sleep(timeoutMs).then(() => null)]);
-  } finally {
-    c.end(true);
   }
 }
 
@@ -263,11 +239,11 @@ export function scaleModel(
     '',
     `The server (embedded Aedes + controller: one Node process, its JavaScript on one thread) used ${fmtPct(idle.cores)} of a core and ${fmtMiB(idle.rssMeanBytes)} RSS idle, and **${pct1k(slope)} of a core and ${fmtMiB(rss.b * 1000)} RSS per 1,000 nodes** heartbeating every ${H} s (the agent's default): least squares over the idle server and ${good.length > 0 ? `the steps it kept up with (${good.map((s) => k(s.nodes)).join(', ')} nodes)` : 'all steps (it kept up with none: a lower bound)'}. Each node sent ${b.payloadBytesPerNodeSec.toFixed(0)} B/s of heartbeat payload, ${b.packetBytesPerNodeSec.toFixed(0)} B/s as MQTT packets (simulated nodes: 8 cores, no GPUs, no Docker, nothing running; a real agent's status is larger).`,
     '',
-    `- **Heartbeats alone would take one core at about ${k(stopsAt)} nodes** at ${H} s (${k(stopsAt / H)} heartbeats/s, ${fmtMiB(stopsAt * b.packetBytesPerNodeSec)}/s), the CPU extrapolated in a straight line; the RSS there, about ${fmtMiB(rssAt)} of ${formatBytes(totalmem())}, is not what stops it. Past it the event loop falls behind and heartbeats queue in memory; a node silent for 2.5 intervals (${+(2.5 * H).toFixed(1)} s) is marked offline, so an overloaded mesh flaps rather than slows. Tasks, submits and log streams share the thread: at 70% of a core, ~${k(stopsAt * 0.7)} nodes.`,
+    `- **Heartbeats alone would take one core at about ${k(stopsAt)} nodes** at ${H} s (${k(stopsAt / H)} heartbeats/s, ${fmtMiB(stopsAt * b.packetBytesPerNodeSec)}/s), the CPU extrapolated in a straight line; the RSS there, about ${fmtMiB(rssAt)} of ${formatBytes(totalmem())}, is not what stops it. Past it the event loop falls behind and heartbeats queue in memory; a node silent for ${STALE_AFTER_HEARTBEATS} intervals (${+(STALE_AFTER_HEARTBEATS * H).toFixed(1)} s) is marked offline, so an overloaded mesh flaps rather than slows. Tasks, submits and log streams share the thread: at 70% of a core, ~${k(stopsAt * 0.7)} nodes.`,
     `- **In this run it ${over ? `kept up with ${best ? `${k(best.nodes)} nodes` : 'no step'} and stopped at ${k(over.target)}**: ${why(over)}` : `kept up with every step, up to ${k(last.nodes)} nodes**`}.`,
     `- **Connecting slows as nodes grow:** ${ladder.map((s) => `${k(rate(s))}/s up to ${k(s.nodes)}`).join(', ')} (each subscription makes the embedded Aedes compare every retained message: a status per node, and three more per node with Home Assistant discovery on). With the wall time per agent fitted as ${(connect.a * 1000).toFixed(2)} ms + ${(Math.max(connect.b, 0) * 1e6).toFixed(2)} ms per 1,000 nodes already there (100 connecting at once), all agents reconnecting after a server restart would take about ${formatDuration(reconnectS(b.nodes) * 1000)} at ${k(b.nodes)} nodes${top > b.nodes ? ` and ${formatDuration(reconnectS(top) * 1000)} at ${k(top)}` : ''}.`,
     '- Past it:',
-    `  1. **A longer heartbeat interval** (\`cutter agent --heartbeat 5s\`, or \`heartbeatMs\` in its config) — ${split && keptUp(split) ? `from the two intervals measured, ${pct1k(perNode)} of a core per 1,000 nodes whatever the interval plus ${fmtPct(perBeat * 1000)} per 1,000 heartbeats/s` : 'assuming all the cost is per heartbeat (no second interval was measured)'}: heartbeats take one core at about ${k(nodesAt(5))} nodes at 5 s, ${k(nodesAt(10))} at 10 s, ${k(nodesAt(30))} at 30 s (connecting them is not made faster), and failure detection takes 2.5 intervals (12.5 s, 25 s, 75 s).`,
+    `  1. **A longer heartbeat interval** (\`cutter agent --heartbeat 5s\`, or \`heartbeatMs\` in its config) — ${split && keptUp(split) ? `from the two intervals measured, ${pct1k(perNode)} of a core per 1,000 nodes whatever the interval plus ${fmtPct(perBeat * 1000)} per 1,000 heartbeats/s` : 'assuming all the cost is per heartbeat (no second interval was measured)'}: heartbeats take one core at about ${k(nodesAt(5))} nodes at 5 s, ${k(nodesAt(10))} at 10 s, ${k(nodesAt(30))} at 30 s (connecting them is not made faster), and failure detection takes ${STALE_AFTER_HEARTBEATS} intervals (${[5, 10, 30].map((i) => `${+(STALE_AFTER_HEARTBEATS * i).toFixed(1)} s`).join(', ')}).`,
     mq && mqStep && ctrlStopsAt !== null
       ? `  2. **An MQTT backbone of its own**, \`cutter server --broker mqtt://HOST:1883\`: the server is then the controller alone. Measured with Mosquitto, ${k(mqStep.nodes)} of ${k(mqStep.target)} nodes connected at ${k(rate(mqStep))}/s and heartbeating every ${sec(mqStep.heartbeatMs)}: controller ${fmtPct(mqStep.server.cores)} of a core, RSS ${fmtMiB(mqStep.server.rssMeanBytes)}; Mosquitto ${fmtPct(mqStep.broker?.cores ?? 0)}, RSS ${fmtMiB(mqStep.broker?.rssMeanBytes ?? 0)}; ${k(mqStep.ackedPerSec)} heartbeats/s acknowledged of ${k(mqStep.duePerSec)} due${genShort(mqStep) ? ` (the simulated agents sent only ${k(mqStep.publishedPerSec)}/s: their process, ${fmtPct(mqStep.generator.cores)} of a core at load average ${mqStep.load1.toFixed(2)}, fell behind, not the backbone)` : ''}. Per heartbeat acknowledged, in a straight line, the controller alone takes one core at about **${k(ctrlStopsAt)} nodes** at ${H} s, Mosquitto (one thread too) at about ${k(brokerStopsAt ?? 0)}. Past Mosquitto, an **EMQX cluster** spreads connections and fan-in over several machines; the controller stays one process, so its count (more at longer intervals) is then the mesh's ceiling.`
       : "  2. **An MQTT backbone of its own**, `cutter server --broker mqtt://HOST:1883` with Mosquitto or an EMQX cluster, takes the broker's share off the server (not measured in this run: mosquitto is not installed); the controller alone then sets the limit.",
