@@ -167,7 +167,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       if (until !== undefined) bannedUntil.delete(address);
       done(null, true);
     };
-    const authenticate = (
+    const authenticate = async (
       client: Parameters<NonNullable<typeof aedes.authenticate>>[0],
       username: string | undefined,
       password: Buffer | undefined,
@@ -183,7 +183,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         audit?.record({ who: client.id, action: 'connect.refused', outcome: 'denied', detail: 'no credentials' });
         return done(refusal('credentials required', CONNACK.notAuthorized) as never, false);
       }
-      const identity = store.verify(username, password?.toString('utf8') ?? '');
+      const identity = await store.verifyAsync(username, password?.toString('utf8') ?? '');
       if (!identity) {
         log.warn({ clientId: client.id, username }, 'connection refused: bad credentials');
         failed(client);
@@ -221,13 +221,12 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       done(null, true);
     };
     // Aedes calls this from a setImmediate without a catch: a throw here would end the server.
+    // Aedes ignores the answer for a client that closed meanwhile (lib/handlers/connect.js).
     aedes.authenticate = (client, username, password, done) => {
-      try {
-        authenticate(client, username, password, done);
-      } catch (err) {
+      authenticate(client, username, password, done).catch((err) => {
         log.error({ clientId: client.id, err }, 'authentication failed');
         done(refusal('authentication failed', CONNACK.notAuthorized) as never, false);
-      }
+      });
     };
 
     aedes.authorizePublish = (client, packet, done) => {

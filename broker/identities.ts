@@ -5,7 +5,7 @@
  * and a random password, shown once. Only an scrypt hash is kept (node:crypto's scrypt — OpenSSL's,
  * N=16384, r=8, p=1, 32-byte key, 16-byte salt), in `<dataDir>/tokens.json` (mode 0600).
  */
-import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -38,7 +38,13 @@ type Token = z.infer<typeof TokenSchema>;
 /** A token as `cutter token list` shows it (never the secret). */
 export type TokenInfo = Omit<Token, 'salt' | 'hash'>;
 
-const hash = (password: string, salt: Buffer) => scryptSync(password, salt, 32, { N: 16384, r: 8, p: 1 });
+const SCRYPT = { N: 16384, r: 8, p: 1 } as const;
+const hash = (password: string, salt: Buffer) => scryptSync(password, salt, 32, SCRYPT);
+/** scrypt on libuv's thread pool: ~40 ms of CPU (this machine) that the event loop does not wait on. */
+const hashAsync = (password: string, salt: Buffer) =>
+  new Promise<Buffer>((resolve, reject) => scrypt(password, salt, 32, SCRYPT, (err, key) => (err ? reject(err) : resolve(key))));
+const sha256 = (password: string) => createHash('sha256').update(password).digest();
+const identityOf = (t: Token): Identity => ({ username: t.username, role: t.role, name: t.name });
 
 export class IdentityStore {
   private tokens: Token[] = [];
@@ -131,21 +137,70 @@ export class IdentityStore {
     return password;
   }
 
-  /** Checks credentials. @returns the identity, or null (unknown, revoked, wrong password). */
-  verify(username: string, password: string): Identity | null {
+  /**
+   * Passwords scrypt has accepted, by username: the token's `hash` they matched and the SHA-256 of
+   * the password. A token's password is 24 random bytes, so its SHA-256 is as hard to reverse as
+   * its scrypt hash; scrypt guards tokens.json on disk, and this map only spares a second scrypt
+   * (~40 ms of CPU) for each later connection of the same client (every `cutter` command connects
+   * anew). An entry counts only while its token is live and unchanged: a revoked or re-created
+   * token falls back to scrypt. Wrong passwords are never kept; at most one entry per username.
+   */
+  private readonly verified = new Map<string, { hash: string; digest: Buffer }>();
+
+  /**
+   * The answer when it needs no scrypt (an ephemeral identity, no live token, a password checked
+   * before), else the live token to check the password against.
+   */
+  private precheck(username: string, password: string): { identity: Identity | null } | { token: Token } {
     const e = this.ephemeral.get(username);
     if (e) {
       // Compare bytes, not characters: timingSafeEqual throws on buffers of different lengths.
       const expected = Buffer.from(e.password);
       const given = Buffer.from(password);
-      return expected.length === given.length && timingSafeEqual(expected, given) ? e.identity : null;
+      return { identity: expected.length === given.length && timingSafeEqual(expected, given) ? e.identity : null };
     }
     this.refresh();
     const t = this.tokens.find((x) => x.username === username && x.revokedAt === null);
-    if (!t) return null;
-    const expected = Buffer.from(t.hash, 'base64');
-    const actual = hash(password, Buffer.from(t.salt, 'base64'));
-    return timingSafeEqual(expected, actual) ? { username, role: t.role, name: t.name } : null;
+    if (!t) {
+      this.verified.delete(username);
+      return { identity: null };
+    }
+    const known = this.verified.get(username);
+    if (known?.hash === t.hash) return { identity: timingSafeEqual(known.digest, sha256(password)) ? identityOf(t) : null };
+    return { token: t };
+  }
+
+  /** Compares scrypt's key with the token's hash; a match is remembered in `verified`. */
+  private settle(t: Token, password: string, key: Buffer): Identity | null {
+    if (!timingSafeEqual(Buffer.from(t.hash, 'base64'), key)) return null;
+    this.verified.set(t.username, { hash: t.hash, digest: sha256(password) });
+    return identityOf(t);
+  }
+
+  /**
+   * Checks credentials, blocking the thread for scrypt when the password was not checked before
+   * (the HTTP surfaces, which keep their own 60 s cache).
+   * @returns the identity, or null (unknown, revoked, wrong password).
+   */
+  verify(username: string, password: string): Identity | null {
+    const r = this.precheck(username, password);
+    if ('identity' in r) return r.identity;
+    return this.settle(r.token, password, hash(password, Buffer.from(r.token.salt, 'base64')));
+  }
+
+  /**
+   * As `verify`, with scrypt on the thread pool, so a broker that admits a burst of connections
+   * keeps routing meanwhile. A token revoked or replaced while scrypt ran is refused.
+   * @returns the identity, or null (unknown, revoked, wrong password).
+   */
+  async verifyAsync(username: string, password: string): Promise<Identity | null> {
+    const r = this.precheck(username, password);
+    if ('identity' in r) return r.identity;
+    const t = r.token;
+    const key = await hashAsync(password, Buffer.from(t.salt, 'base64'));
+    this.refresh();
+    if (!this.tokens.some((x) => x.username === t.username && x.hash === t.hash && x.revokedAt === null)) return null;
+    return this.settle(t, password, key);
   }
 
   private save(): void {

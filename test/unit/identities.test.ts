@@ -30,6 +30,48 @@ describe('IdentityStore', () => {
     expect(ids.verify('controller:internal', secret)).toMatchObject({ role: 'controller' });
   });
 
+  /** Which settles first: the check, or a setImmediate queued right after it (scrypt on the thread pool takes ms). */
+  const race = async (check: Promise<unknown>) => {
+    const order: string[] = [];
+    await Promise.all([
+      check.then((r) => order.push(r === null ? 'refused' : 'accepted')),
+      new Promise<void>((resolve) => setImmediate(() => resolve(void order.push('immediate')))),
+    ]);
+    return order;
+  };
+
+  it('verifyAsync runs scrypt off the event loop once, then answers a known password at once', async () => {
+    const { ids } = store();
+    const { username, password } = ids.create('admin', 'local');
+    expect(await race(ids.verifyAsync(username, password))).toEqual(['immediate', 'accepted']);
+    expect(await race(ids.verifyAsync(username, password))).toEqual(['accepted', 'immediate']);
+    // A wrong password is refused without scrypt once the right one is known, and never remembered.
+    expect(await race(ids.verifyAsync(username, `${password}x`))).toEqual(['refused', 'immediate']);
+    expect(ids.verify(username, password)).toEqual({ username, role: 'admin', name: 'local' });
+  });
+
+  it('forgets a checked password when its token is revoked or re-created, here or by another process', async () => {
+    const { dir, ids } = store();
+    const first = ids.create('agent', 'nb');
+    expect(await ids.verifyAsync(first.username, first.password)).not.toBeNull();
+    const other = new IdentityStore(dir);
+    other.revoke(first.username);
+    expect(await ids.verifyAsync(first.username, first.password)).toBeNull();
+    const second = other.create('agent', 'nb');
+    expect(await ids.verifyAsync(first.username, first.password)).toBeNull();
+    expect(await race(ids.verifyAsync(second.username, second.password))).toEqual(['immediate', 'accepted']);
+    ids.revoke(second.username);
+    expect(ids.verify(second.username, second.password)).toBeNull();
+  });
+
+  it('refuses a token revoked while its scrypt ran', async () => {
+    const { ids } = store();
+    const { username, password } = ids.create('agent', 'nb');
+    const check = ids.verifyAsync(username, password);
+    ids.revoke(username);
+    expect(await check).toBeNull();
+  });
+
   it('creates the first admin token once, written 0600 for the local CLI', () => {
     const { dir, ids } = store();
     const path = ensureAdmin(ids, dir)!;
