@@ -48,30 +48,49 @@ export const EXTERNAL = [
  * Files of bundled packages loaded from node_modules instead: `[package, request in its code, the
  * file as a package subpath, how]`. `call`: the file exports one function and is required at the
  * package's load but called rarely; in the bundle it becomes a wrapper that requires the real file
- * on its first call. `as-is`: the package already requires it only when used, but the file finds
- * its data next to itself (`__dirname`, which an ES module bundle does not have).
+ * on its first call. A list of names: the same for a file whose exports are those functions
+ * (`exports.NAME = …`). `as-is`: the package already requires it only when used, but the file
+ * finds its data next to itself (`__dirname`, which an ES module bundle does not have).
+ *
+ * MQTT.js requires its WebSocket transport (with the ws package) and its TCP transport's SOCKS
+ * proxy support (the socks package) on the first connect, whatever the URL: a `cutter` command
+ * over mqtt:// or mqtts:// needs neither (`cutter nodes list`: ~12 ms of its ~230, bench/profile.md).
  */
-export const LAZY: ReadonlyArray<readonly [pkg: string, request: string, subpath: string, how: 'call' | 'as-is']> = [
+export const LAZY: ReadonlyArray<readonly [pkg: string, request: string, subpath: string, how: 'call' | 'as-is' | readonly string[]]> = [
   ['docker-modem', './ssh', 'docker-modem/lib/ssh.js', 'call'],
   ['dockerode', './session', 'dockerode/lib/session.js', 'call'],
   ['dockerode', './buildkit', 'dockerode/lib/buildkit.js', 'as-is'],
+  ['mqtt', './ws', 'mqtt/lib/connect/ws', ['streamBuilder', 'browserStreamBuilder']],
+  ['mqtt', './socks', 'mqtt/lib/connect/socks', ['default']],
 ];
 
-/** The esbuild plugin that loads each `LAZY` file from node_modules (on first call for `call`). */
+/** The esbuild plugin that loads each `LAZY` file from node_modules (on first call unless `as-is`). */
 const lazyFiles: Plugin = {
   name: 'lazy-files',
   setup(b) {
+    const names = new Map<string, readonly string[]>();
     for (const [pkg, request, subpath, how] of LAZY) {
       const escaped = request.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+      const namespace = typeof how === 'string' ? `lazy-${how}` : 'lazy-exports';
+      if (typeof how !== 'string') names.set(subpath, how);
       b.onResolve({ filter: new RegExp(`^${escaped}$`) }, (args) =>
-        args.importer.includes(`/node_modules/${pkg}/`) ? { path: subpath, namespace: `lazy-${how}` } : undefined,
+        args.importer.includes(`/node_modules/${pkg}/`) ? { path: subpath, namespace } : undefined,
       );
     }
-    for (const ns of ['lazy-call', 'lazy-as-is']) {
+    for (const ns of ['lazy-call', 'lazy-as-is', 'lazy-exports']) {
       b.onResolve({ filter: /.*/, namespace: ns }, (args) => ({ path: args.path, external: true }));
     }
+    const load = (path: string) => `let real; const load = () => (real ??= require(${JSON.stringify(path)}));`;
     b.onLoad({ filter: /.*/, namespace: 'lazy-call' }, (args) => ({
-      contents: `let real; module.exports = function () { real ??= require(${JSON.stringify(args.path)}); return real.apply(this, arguments); };`,
+      contents: `${load(args.path)} module.exports = function () { return load().apply(this, arguments); };`,
+      loader: 'js',
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-exports' }, (args) => ({
+      contents: [
+        load(args.path),
+        "Object.defineProperty(exports, '__esModule', { value: true });",
+        ...names.get(args.path)!.map((n) => `exports.${n} = function () { return load().${n}.apply(this, arguments); };`),
+      ].join('\n'),
       loader: 'js',
     }));
     b.onLoad({ filter: /.*/, namespace: 'lazy-as-is' }, (args) => ({

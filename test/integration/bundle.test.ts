@@ -2,15 +2,16 @@
  * The CLI as it ships: `npm run build` bundles tsc's output with esbuild (scripts/bundle-cli.ts),
  * and that bundle is what `cutter` runs for a user, while the rest of the suite runs tsc's files.
  * Here the bundle is built beside the project and run as processes: `--version`, an agent that
- * takes a task from a real server, and the parts of dockerode the bundle loads only on first use
- * (docker-modem's SSH transport), which must stay out of an idle agent and still work when asked.
+ * takes a task from a real server, and the parts of dockerode and MQTT.js the bundle loads only on
+ * first use (docker-modem's SSH transport, MQTT.js's WebSocket and SOCKS transports), which must
+ * stay out of an idle agent and still work when asked.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Daemon, eventually, ISOLATED_ENV, ROOT, startServer } from '../harness.js';
+import { type Daemon, eventually, freePort, ISOLATED_ENV, ROOT, startServer } from '../harness.js';
 
 /** Where the bundle is built: directly in the project, so node_modules and package.json are found. */
 const DIR = join(ROOT, `.bundle-test-${process.pid}`);
@@ -25,6 +26,7 @@ function bundled(args: string[], env: NodeJS.ProcessEnv = {}) {
 describe('the bundled CLI', () => {
   let server: Daemon;
   let url: string;
+  let wsPort: number;
   let agent: ChildProcess;
   let agentOut = '';
   let agentErr = '';
@@ -32,7 +34,8 @@ describe('the bundled CLI', () => {
   beforeAll(async () => {
     const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'scripts', 'bundle-cli.js'), DIR], { encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stderr).toBe(0);
-    ({ daemon: server, url } = await startServer());
+    wsPort = await freePort();
+    ({ daemon: server, url } = await startServer(['--ws-port', String(wsPort)]));
     // NODE_DEBUG=module: Node names every CommonJS file it loads on stderr.
     agent = spawnChild(process.execPath, [MAIN, 'agent', '--broker', url, '--node-id', 'bundled', '--allow-exec', '--heartbeat', '500'], {
       env: { ...ISOLATED_ENV, NODE_DEBUG: 'module' },
@@ -54,13 +57,22 @@ describe('the bundled CLI', () => {
     expect(r.stdout.trim()).toBe(VERSION);
   });
 
-  it('runs an agent that takes a task, without loading SSH or gRPC while it waits', () => {
+  it('runs an agent that takes a task, without loading SSH, gRPC, WebSocket or SOCKS code while it waits', () => {
     const run = bundled(['run', '--node', 'bundled', 'exec', '--', 'echo', 'from the bundle'], { CUTTER_BROKER: url });
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toBe('from the bundle\n');
     const loaded = [...agentErr.matchAll(/^MODULE \d+: load "([^"]+)"/gm)].map((m) => m[1]);
     expect(loaded.some((f) => f.includes('/node_modules/pino/'))).toBe(true);
     expect(loaded.filter((f) => /\/node_modules\/(ssh2|@grpc|protobufjs)\//.test(f))).toEqual([]);
+    expect(loaded.filter((f) => /\/node_modules\/(ws|socks)\/|\/mqtt\/build\/lib\/connect\//.test(f))).toEqual([]);
+  });
+
+  it("loads MQTT.js's WebSocket transport for a ws:// broker", () => {
+    const r = bundled(['nodes', 'list', '--json'], { CUTTER_BROKER: `ws://127.0.0.1:${wsPort}/mqtt`, NODE_DEBUG: 'module' });
+    expect(r.status, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { node: string }[]).map((n) => n.node)).toContain('bundled');
+    const loaded = [...r.stderr.matchAll(/^MODULE \d+: load "([^"]+)"/gm)].map((m) => m[1]);
+    expect(loaded.some((f) => f.endsWith('/node_modules/mqtt/build/lib/connect/ws.js'))).toBe(true);
   });
 
   it('loads the SSH transport when DOCKER_HOST asks for it', () => {
