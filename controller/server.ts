@@ -220,7 +220,7 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
       exemptFromRateLimit: (clientId) => exempt.add(clientId),
       prefix: cfg.prefix,
       log,
-      verifyToken: identities ? (u, p) => identities.verify(u, p) : undefined,
+      verifyToken: identities ? (u, p) => identities.verifyAsync(u, p).catch(() => null) : undefined,
       insecure: cfg.insecure,
     };
     const extensions = new ExtensionRunner(opts.extensions ? opts.extensions(ctx) : buildExtensions(ctx, cfg), log);

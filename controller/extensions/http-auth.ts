@@ -5,9 +5,9 @@
  * token: `Authorization: Bearer ROLE:NAME:PASSWORD` (Ollama and OpenAI clients send their API key
  * so, https://platform.openai.com/docs/api-reference/authentication) or `Basic` (browsers; user
  * `ROLE:NAME`, the token's password). Agent tokens are refused: an agent's token is worth one node.
- * Verifications (scrypt, tens of ms) are cached for 60 s by the SHA-256 of the secret.
+ * Each request is checked by the token store (broker/identities.ts `verifyAsync`): scrypt runs once
+ * per token, on the thread pool, and a revoked token is refused from the next request on.
  */
-import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../shared/logger.js';
 import { warnLimiter } from '../../shared/warn-limiter.js';
@@ -18,8 +18,8 @@ export interface HttpIdentity {
   role: string;
 }
 
-/** Checks a username and password (broker/identities.ts `IdentityStore.verify`). */
-export type VerifyToken = (username: string, password: string) => HttpIdentity | null;
+/** Checks a username and password (broker/identities.ts `IdentityStore.verifyAsync`); never rejects. */
+export type VerifyToken = (username: string, password: string) => Promise<HttpIdentity | null>;
 
 export interface HttpAuthOptions {
   /** The address the surface binds. */
@@ -33,16 +33,12 @@ export interface HttpAuthOptions {
   surface: string;
 }
 
-const CACHE_MS = 60_000;
-const CACHE_MAX = 1_000;
-
 /** True for 127.0.0.0/8, ::1, ::ffff:127.x and `localhost`. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export class HttpAuth {
-  private readonly cache = new Map<string, { identity: HttpIdentity; until: number }>();
   /** True when requests need a token (bound beyond loopback, not `--insecure`). */
   readonly required: boolean;
 
@@ -51,12 +47,13 @@ export class HttpAuth {
   }
 
   /**
-   * Lets the request through (true) or answers it with 401 and a JSON `{"error"}` (false).
+   * Lets the request through (true) or answers it with 401 and a JSON `{"error"}` (false). Callers
+   * skip it when `required` is false (it would answer true).
    * Failures are logged rate-limited (one line per 10 s with a count).
    */
-  allow(req: IncomingMessage, res: ServerResponse, now = Date.now()): boolean {
+  async allow(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     if (!this.required) return true;
-    const why = this.check(req.headers.authorization, now);
+    const why = await this.check(req.headers.authorization);
     if (why === null) return true;
     warnLimiter(this.opts.log).warn(
       'http-unauthorized',
@@ -66,6 +63,7 @@ export class HttpAuth {
     const body = JSON.stringify({
       error: `unauthorized: ${why}. The ${this.opts.surface} listens on ${this.opts.host} (beyond loopback), so it needs a cutter token: send "Authorization: Bearer ROLE:NAME:PASSWORD" (cutter token create --role observer --name me), or bind it to 127.0.0.1, or start the server with --insecure`,
     });
+    if (res.destroyed) return false;
     res.writeHead(401, {
       'content-type': 'application/json; charset=utf-8',
       'www-authenticate': 'Basic realm="cutter", charset="UTF-8"',
@@ -76,21 +74,16 @@ export class HttpAuth {
   }
 
   /** @returns null when the header carries a valid non-agent token, else why not. */
-  check(header: string | undefined, now = Date.now()): string | null {
+  async check(header: string | undefined): Promise<string | null> {
     if (!header) return 'no Authorization header';
     const m = /^(Bearer|Basic)\s+(\S{1,1024})$/i.exec(header.trim());
     if (!m) return 'Authorization is not "Bearer <token>" or "Basic <credentials>"';
     const secret = m[1].toLowerCase() === 'basic' ? Buffer.from(m[2], 'base64').toString('utf8') : m[2];
-    const key = createHash('sha256').update(secret).digest('base64');
-    const hit = this.cache.get(key);
-    if (hit && hit.until > now) return hit.identity.role === 'agent' ? 'agent tokens are not accepted here' : null;
     if (!this.opts.verify) return 'this server has no token store (external broker)';
     const at = secret.lastIndexOf(':');
     if (at <= 0) return 'the token is not ROLE:NAME:PASSWORD';
-    const identity = this.opts.verify(secret.slice(0, at), secret.slice(at + 1));
+    const identity = await this.opts.verify(secret.slice(0, at), secret.slice(at + 1));
     if (!identity) return 'unknown, revoked or wrong token';
-    if (this.cache.size >= CACHE_MAX) this.cache.clear();
-    this.cache.set(key, { identity, until: now + CACHE_MS });
     return identity.role === 'agent' ? 'agent tokens are not accepted here' : null;
   }
 }

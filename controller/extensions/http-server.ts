@@ -54,12 +54,16 @@ export class HttpServer implements Extension {
       surface: 'dashboard and /metrics',
     });
     const server = createServer((req, res) => {
+      const go = () =>
+        this.route(req, res).catch((err: unknown) => {
+          log.warn({ url: req.url, err }, 'http request failed');
+          if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end('internal error\n');
+        });
       // /healthz stays open (Docker healthchecks); everything else needs a token beyond loopback.
-      if (new URL(req.url ?? '/', 'http://x').pathname !== '/healthz' && !auth.allow(req, res)) return;
-      this.route(req, res).catch((err: unknown) => {
-        log.warn({ url: req.url, err }, 'http request failed');
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end('internal error\n');
+      if (!auth.required || new URL(req.url ?? '/', 'http://x').pathname === '/healthz') return void go();
+      void auth.allow(req, res).then((ok) => {
+        if (ok && !res.destroyed) go();
       });
     });
     server.keepAliveTimeout = 5_000;

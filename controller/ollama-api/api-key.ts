@@ -25,15 +25,16 @@ export function isAnthropicRequest(req: IncomingMessage): boolean {
 }
 
 /**
- * Lets the request through (true) or answers it with 401 (false).
+ * Lets the request through (true) or answers it with 401 (false). Callers skip it when
+ * `auth.required` is false (it would answer true).
  * @param log where a refusal is logged (rate-limited, counted on /metrics as `http-unauthorized`).
  */
-export function allowed(auth: HttpAuth, req: IncomingMessage, res: ServerResponse, log: Logger): boolean {
+export async function allowed(auth: HttpAuth, req: IncomingMessage, res: ServerResponse, log: Logger): Promise<boolean> {
   const key = req.headers['x-api-key'];
   if (!req.headers.authorization && typeof key === 'string' && key) req.headers.authorization = `Bearer ${key}`;
   if (!isAnthropicRequest(req)) return auth.allow(req, res);
   if (!auth.required) return true;
-  const why = auth.check(req.headers.authorization);
+  const why = await auth.check(req.headers.authorization);
   if (why === null) return true;
   warnLimiter(log).warn(
     'http-unauthorized',
@@ -41,6 +42,6 @@ export function allowed(auth: HttpAuth, req: IncomingMessage, res: ServerRespons
     'http request refused: no valid token',
   );
   const message = `unauthorized: ${why.replace('no Authorization header', 'no x-api-key or Authorization header')}. This API listens beyond loopback, so the API key must be a cutter token ROLE:NAME:PASSWORD (cutter token create --role observer --name me), sent as x-api-key or "Authorization: Bearer"`;
-  sendJson(res, 401, anthropicError(401, message));
+  if (!res.destroyed) sendJson(res, 401, anthropicError(401, message));
   return false;
 }

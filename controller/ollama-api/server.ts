@@ -17,7 +17,7 @@
  *
  * Anthropic Messages API (anthropic.ts): `/v1/messages`, `/v1/messages/count_tokens`.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { CliConfig } from '../../shared/config.js';
@@ -97,33 +97,11 @@ export class OllamaApi {
       if (checkHost && refuseForeignHost(req, res)) return;
       // CORS first: a browser's preflight carries no token.
       if (cors.handle(req, res)) return;
-      if (!allowed(auth, req, res, this.log)) return;
-      const abort = new AbortController();
-      // The client went away before the answer was complete: cancel the task on its node.
-      res.on('close', () => {
-        if (!res.writableFinished) abort.abort();
+      if (!auth.required) return this.answer(req, res, mesh);
+      // The token is checked on the thread pool (scrypt, once per token): the request waits for it.
+      void allowed(auth, req, res, this.log).then((ok) => {
+        if (ok && !res.destroyed) this.answer(req, res, mesh);
       });
-      const path = (req.url ?? '/').split('?')[0];
-      const t0 = performance.now();
-      void (async () => {
-        try {
-          if (await handleAnthropic(req, res, path, mesh, abort.signal)) return;
-          if (await handleOpenAi(req, res, path, mesh, abort.signal)) return;
-          if (await handleNative(req, res, path, { mesh, signal: abort.signal })) return;
-          res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
-          res.end('404 page not found');
-        } catch (err) {
-          const status = statusOf(err);
-          if (status >= 500) this.log.warn({ path, err: errorMessage(err) }, 'request failed');
-          if (!res.headersSent && !res.destroyed) sendJson(res, status, { error: errorMessage(err) });
-          else if (!res.destroyed) res.end();
-        } finally {
-          this.log.debug(
-            { method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - t0), aborted: abort.signal.aborted },
-            'request',
-          );
-        }
-      })();
     });
     this.server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve, reject) => {
@@ -134,6 +112,36 @@ export class OllamaApi {
       });
     });
     this.log.info({ host: this.opts.host, port: this.port }, 'Ollama-compatible API listening');
+  }
+
+  /** Answers one request that passed the host, CORS and token checks: Anthropic, OpenAI, then Ollama's native routes, else 404. */
+  private answer(req: IncomingMessage, res: ServerResponse, mesh: MeshGateway): void {
+    const abort = new AbortController();
+    // The client went away before the answer was complete: cancel the task on its node.
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    const path = (req.url ?? '/').split('?')[0];
+    const t0 = performance.now();
+    void (async () => {
+      try {
+        if (await handleAnthropic(req, res, path, mesh, abort.signal)) return;
+        if (await handleOpenAi(req, res, path, mesh, abort.signal)) return;
+        if (await handleNative(req, res, path, { mesh, signal: abort.signal })) return;
+        res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end('404 page not found');
+      } catch (err) {
+        const status = statusOf(err);
+        if (status >= 500) this.log.warn({ path, err: errorMessage(err) }, 'request failed');
+        if (!res.headersSent && !res.destroyed) sendJson(res, status, { error: errorMessage(err) });
+        else if (!res.destroyed) res.end();
+      } finally {
+        this.log.debug(
+          { method: req.method, path, status: res.statusCode, ms: Math.round(performance.now() - t0), aborted: abort.signal.aborted },
+          'request',
+        );
+      }
+    })();
   }
 
   async stop(): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * HTTP surfaces bound beyond loopback need a cutter token (plan-14 §8): the dashboard's /metrics
  * and /api/state and the Ollama API answer 401 with a JSON error without one, 200 with
- * `Authorization: Bearer ROLE:NAME:PASSWORD` (or Basic); /healthz stays open; agent tokens are refused.
+ * `Authorization: Bearer ROLE:NAME:PASSWORD` (or Basic); /healthz stays open; agent tokens are refused;
+ * a revoked token is refused from the next request on.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +15,8 @@ describeEmbeddedBroker('HTTP beyond loopback needs a token', () => {
   let api: string;
   let admin: string;
   let agentToken: string;
+  let url: string;
+  let env: NodeJS.ProcessEnv;
 
   beforeAll(async () => {
     const [httpPort, ollamaPort] = await Promise.all([freePort(), freePort()]);
@@ -27,7 +30,8 @@ describeEmbeddedBroker('HTTP beyond loopback needs a token', () => {
     api = `http://127.0.0.1:${ollamaPort}`;
     const a = JSON.parse(readFileSync(join(s.dataDir, 'admin.json'), 'utf8')) as { username: string; password: string };
     admin = `${a.username}:${a.password}`;
-    const env = { CUTTER_TOKEN_FILE: join(s.dataDir, 'admin.json') };
+    url = s.url;
+    env = { CUTTER_TOKEN_FILE: join(s.dataDir, 'admin.json') };
     const r = await cli(['token', 'create', '--role', 'agent', '--node', 'n1', '--json'], { broker: s.url, env });
     expect(r.code, r.stderr).toBe(0);
     const t = JSON.parse(r.stdout) as { username: string; password: string };
@@ -63,5 +67,21 @@ describeEmbeddedBroker('HTTP beyond loopback needs a token', () => {
     expect((await fetch(`${api}/api/tags`, { headers: bearer })).status).toBe(200);
     const basic = { authorization: `Basic ${Buffer.from(admin).toString('base64')}` };
     expect((await fetch(`${http}/api/state`, { headers: basic })).status).toBe(200);
+  });
+
+  it('refuses a token from the request after its revocation on', async () => {
+    const created = await cli(['token', 'create', '--role', 'observer', '--name', 'dash', '--json'], { broker: url, env });
+    expect(created.code, created.stderr).toBe(0);
+    const t = JSON.parse(created.stdout) as { username: string; password: string };
+    const bearer = { authorization: `Bearer ${t.username}:${t.password}` };
+    expect((await fetch(`${http}/metrics`, { headers: bearer })).status).toBe(200);
+    expect((await fetch(`${api}/api/tags`, { headers: bearer })).status).toBe(200);
+    const revoked = await cli(['token', 'revoke', t.username], { broker: url, env });
+    expect(revoked.code, revoked.stderr).toBe(0);
+    for (const u of [`${http}/metrics`, `${api}/api/tags`]) {
+      const res = await fetch(u, { headers: bearer });
+      expect(res.status, u).toBe(401);
+      expect(((await res.json()) as { error: string }).error).toMatch(/unknown, revoked or wrong token/);
+    }
   });
 });
