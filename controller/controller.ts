@@ -154,11 +154,22 @@ export class Controller {
         // Routes before the CONNACK: a persistent session's queued events arrive right after it.
         ctx.client = c;
         router = new MessageRouter(c, ctx.log);
-        router.route(t.allNodeStatus(), NodeStatusSchema, (s, topic) => {
-          // Heard now, applied in turn: a backlog in the queue does not count as the node's silence.
-          if (s.state !== 'offline' && t.idFrom(topic, 'nodes') === s.node) ctx.registry.heard(s.node, ctx.now());
-          return ctx.serial('node status', () => this.liveness.onNodeStatus(s, topic));
-        });
+        // On the embedded broker (an in-process link that cannot drop a message) statuses come at
+        // QoS 0: each is a whole snapshot, and at QoS 1 the broker kept an in-flight copy of every
+        // heartbeat in this persistent session's store until its PUBACK (bench/profile.md, "Node
+        // statuses at QoS 0"). Over a network to an external broker they stay QoS 1: the broker
+        // replays what came while this client was away, so a short break does not add up to a
+        // heartbeat interval to every node's silence (liveness.ts).
+        router.route(
+          t.allNodeStatus(),
+          NodeStatusSchema,
+          (s, topic) => {
+            // Heard now, applied in turn: a backlog in the queue does not count as the node's silence.
+            if (s.state !== 'offline' && t.idFrom(topic, 'nodes') === s.node) ctx.registry.heard(s.node, ctx.now());
+            return ctx.serial('node status', () => this.liveness.onNodeStatus(s, topic));
+          },
+          { qos: this.opts.streamBuilder ? 0 : 1 },
+        );
         router.route(
           t.allTaskEvents(),
           TaskEventSchema,

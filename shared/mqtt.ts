@@ -213,6 +213,7 @@ type Route = {
   filter: string;
   handle: (topic: string, payload: Buffer, retained: boolean) => void | Promise<void>;
   ackWhenHandled: boolean;
+  qos: 0 | 1;
 };
 
 type RouteOptions = {
@@ -232,6 +233,12 @@ type RouteOptions = {
    * precede the acknowledgement.
    */
   ackWhenHandled?: boolean;
+  /**
+   * The subscription's QoS (default 1). 0 for a stream where each message replaces the one before
+   * and a lost one is made up by the next (node heartbeats): the broker then keeps no in-flight
+   * copy and waits for no PUBACK of it.
+   */
+  qos?: 0 | 1;
 };
 
 /**
@@ -281,8 +288,8 @@ export class MessageRouter {
   }
 
   /**
-   * Subscribes to `filter` (QoS 1) and calls `handler` with each payload that passes `schema`
-   * (`route()` then a SUBSCRIBE).
+   * Subscribes to `filter` (QoS 1 unless `opts.qos`) and calls `handler` with each payload that
+   * passes `schema` (`route()` then a SUBSCRIBE).
    */
   async on<S extends z.ZodType>(
     filter: string,
@@ -291,15 +298,12 @@ export class MessageRouter {
     opts: RouteOptions = {},
   ): Promise<void> {
     this.route(filter, schema, handler, opts);
-    await this.client.subscribeAsync(filter, { qos: 1 });
+    await this.client.subscribeAsync(filter, { qos: opts.qos ?? 1 });
   }
 
-  /** Subscribes (QoS 1) to every routed filter: for routes added with `route()` before connecting. */
+  /** Subscribes to every routed filter, each at its route's QoS: for routes added with `route()` before connecting. */
   async subscribeAll(): Promise<void> {
-    await this.client.subscribeAsync(
-      this.routes.map((r) => r.filter),
-      { qos: 1 },
-    );
+    await this.client.subscribeAsync(Object.fromEntries(this.routes.map((r) => [r.filter, { qos: r.qos }])));
   }
 
   /**
@@ -320,6 +324,7 @@ export class MessageRouter {
     this.routes.push({
       filter,
       ackWhenHandled: opts.ackWhenHandled === true,
+      qos: opts.qos ?? 1,
       handle: (topic, payload, retained) => {
         if (payload.length === 0) {
           opts.onEmpty?.(topic);

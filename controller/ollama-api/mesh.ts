@@ -51,7 +51,9 @@ export class MeshGateway {
     );
     const self = new MeshGateway(client, log);
     client.mqtt.on('message', (topic, payload) => self.onNodeStatus(topic, payload));
-    await client.mqtt.subscribeAsync(self.t.allNodeStatus(), { qos: 1 });
+    // Statuses at QoS 0: each is a whole snapshot, the next comes within a heartbeat, and the
+    // broker then keeps no in-flight copy of every node's every heartbeat for this client.
+    await client.mqtt.subscribeAsync(self.t.allNodeStatus(), { qos: 0 });
     return self;
   }
 
