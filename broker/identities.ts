@@ -148,59 +148,34 @@ export class IdentityStore {
   private readonly verified = new Map<string, { hash: string; digest: Buffer }>();
 
   /**
-   * The answer when it needs no scrypt (an ephemeral identity, no live token, a password checked
-   * before), else the live token to check the password against.
+   * Checks credentials (the broker at CONNECT, the HTTP surfaces at each request). scrypt runs on
+   * the thread pool, so a broker that admits a burst of connections keeps routing meanwhile, and
+   * only for a password not accepted before (`verified`). A token revoked or replaced while scrypt
+   * ran is refused.
+   * @returns the identity, or null (unknown, revoked, wrong password).
    */
-  private precheck(username: string, password: string): { identity: Identity | null } | { token: Token } {
+  async verifyAsync(username: string, password: string): Promise<Identity | null> {
     const e = this.ephemeral.get(username);
     if (e) {
       // Compare bytes, not characters: timingSafeEqual throws on buffers of different lengths.
       const expected = Buffer.from(e.password);
       const given = Buffer.from(password);
-      return { identity: expected.length === given.length && timingSafeEqual(expected, given) ? e.identity : null };
+      return expected.length === given.length && timingSafeEqual(expected, given) ? e.identity : null;
     }
     this.refresh();
     const t = this.tokens.find((x) => x.username === username && x.revokedAt === null);
     if (!t) {
       this.verified.delete(username);
-      return { identity: null };
+      return null;
     }
     const known = this.verified.get(username);
-    if (known?.hash === t.hash) return { identity: timingSafeEqual(known.digest, sha256(password)) ? identityOf(t) : null };
-    return { token: t };
-  }
-
-  /** Compares scrypt's key with the token's hash; a match is remembered in `verified`. */
-  private settle(t: Token, password: string, key: Buffer): Identity | null {
-    if (!timingSafeEqual(Buffer.from(t.hash, 'base64'), key)) return null;
-    this.verified.set(t.username, { hash: t.hash, digest: sha256(password) });
-    return identityOf(t);
-  }
-
-  /**
-   * Checks credentials, blocking the thread for scrypt when the password was not checked before
-   * (the HTTP surfaces, which keep their own 60 s cache).
-   * @returns the identity, or null (unknown, revoked, wrong password).
-   */
-  verify(username: string, password: string): Identity | null {
-    const r = this.precheck(username, password);
-    if ('identity' in r) return r.identity;
-    return this.settle(r.token, password, hash(password, Buffer.from(r.token.salt, 'base64')));
-  }
-
-  /**
-   * As `verify`, with scrypt on the thread pool, so a broker that admits a burst of connections
-   * keeps routing meanwhile. A token revoked or replaced while scrypt ran is refused.
-   * @returns the identity, or null (unknown, revoked, wrong password).
-   */
-  async verifyAsync(username: string, password: string): Promise<Identity | null> {
-    const r = this.precheck(username, password);
-    if ('identity' in r) return r.identity;
-    const t = r.token;
+    if (known?.hash === t.hash) return timingSafeEqual(known.digest, sha256(password)) ? identityOf(t) : null;
     const key = await hashAsync(password, Buffer.from(t.salt, 'base64'));
     this.refresh();
     if (!this.tokens.some((x) => x.username === t.username && x.hash === t.hash && x.revokedAt === null)) return null;
-    return this.settle(t, password, key);
+    if (!timingSafeEqual(Buffer.from(t.hash, 'base64'), key)) return null;
+    this.verified.set(t.username, { hash: t.hash, digest: sha256(password) });
+    return identityOf(t);
   }
 
   private save(): void {

@@ -69,7 +69,7 @@ installProcessGuards({ withStack: name === 'server' || name === 'agent' });
 usePacketNumberCache(name === 'server');
 // zod compiles each object schema into a function (`new Function`) the first time it parses: worth
 // it for a daemon that parses the same messages for days, not for a command that parses a handful
-// and exits. `cutter nodes list`: 248 -> 233 ms (bench/profile.md, "CLI start").
+// and exits. `cutter nodes list`: 248 -> 233 ms (bench/profile.md, "A command's connect, and what is left of its start").
 if (name !== 'server' && name !== 'agent') (await import('zod')).config({ jitless: true });
 const wanted = name !== undefined && name in COMMANDS ? [name] : Object.keys(COMMANDS);
 const registered = new Set<Register>();

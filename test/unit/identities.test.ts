@@ -10,24 +10,24 @@ const store = () => {
 };
 
 describe('IdentityStore', () => {
-  it('verifies a created token, refuses a wrong or revoked one, and keeps only hashes (mode 0600)', () => {
+  it('verifies a created token, refuses a wrong or revoked one, and keeps only hashes (mode 0600)', async () => {
     const { dir, ids } = store();
     const { username, password } = ids.create('agent', 'nb');
     expect(username).toBe('agent:nb');
-    expect(ids.verify(username, password)).toEqual({ username, role: 'agent', name: 'nb' });
-    expect(ids.verify(username, `${password}x`)).toBeNull();
+    expect(await ids.verifyAsync(username, password)).toEqual({ username, role: 'agent', name: 'nb' });
+    expect(await ids.verifyAsync(username, `${password}x`)).toBeNull();
     expect(statSync(join(dir, 'tokens.json')).mode & 0o777).toBe(0o600);
     expect(JSON.stringify(ids.list())).not.toContain(password);
     ids.revoke(username);
-    expect(ids.verify(username, password)).toBeNull();
-    expect(new IdentityStore(dir).verify(username, password)).toBeNull();
+    expect(await ids.verifyAsync(username, password)).toBeNull();
+    expect(await new IdentityStore(dir).verifyAsync(username, password)).toBeNull();
   });
 
-  it('does not throw on a password of the right length in characters but not in bytes', () => {
+  it('does not throw on a password of the right length in characters but not in bytes', async () => {
     const { ids } = store();
     const secret = ids.addEphemeral({ username: 'controller:internal', role: 'controller', name: 'internal' });
-    expect(ids.verify('controller:internal', '\uFFFD'.repeat(secret.length))).toBeNull();
-    expect(ids.verify('controller:internal', secret)).toMatchObject({ role: 'controller' });
+    expect(await ids.verifyAsync('controller:internal', '\uFFFD'.repeat(secret.length))).toBeNull();
+    expect(await ids.verifyAsync('controller:internal', secret)).toMatchObject({ role: 'controller' });
   });
 
   /** Which settles first: the check, or a setImmediate queued right after it (scrypt on the thread pool takes ms). */
@@ -47,7 +47,7 @@ describe('IdentityStore', () => {
     expect(await race(ids.verifyAsync(username, password))).toEqual(['accepted', 'immediate']);
     // A wrong password is refused without scrypt once the right one is known, and never remembered.
     expect(await race(ids.verifyAsync(username, `${password}x`))).toEqual(['refused', 'immediate']);
-    expect(ids.verify(username, password)).toEqual({ username, role: 'admin', name: 'local' });
+    expect(await ids.verifyAsync(username, password)).toEqual({ username, role: 'admin', name: 'local' });
   });
 
   it('forgets a checked password when its token is revoked or re-created, here or by another process', async () => {
@@ -61,7 +61,7 @@ describe('IdentityStore', () => {
     expect(await ids.verifyAsync(first.username, first.password)).toBeNull();
     expect(await race(ids.verifyAsync(second.username, second.password))).toEqual(['immediate', 'accepted']);
     ids.revoke(second.username);
-    expect(ids.verify(second.username, second.password)).toBeNull();
+    expect(await ids.verifyAsync(second.username, second.password)).toBeNull();
   });
 
   it('refuses a token revoked while its scrypt ran', async () => {
