@@ -15,6 +15,7 @@
 import type { NodeStatus, NodeView, WakeInfo } from '../shared/schemas/index.js';
 import { compareIds } from '../shared/topics.js';
 import { canonicalModel } from '../shared/ollama.js';
+import { headroomIndex, headroomOrder } from './scheduler/headroom.js';
 import type { ClusterSnapshot, ModelWork, NodeSnapshot } from './scheduler/snapshot.js';
 
 /** What an attempt in flight on a node does, as far as placement cares. */
@@ -28,6 +29,7 @@ export interface ActiveWork {
 }
 
 interface Entry {
+  node: string;
   status: NodeStatus;
   lastSeenMs: number;
   /** Set while the controller considers the node down: since when (ms epoch) and why. */
@@ -100,6 +102,13 @@ const HEARD_REFRESH_MS = 50;
 
 export class NodeRegistry {
   private readonly nodes = new Map<string, Entry>();
+  /**
+   * The last snapshot's arrays: every node in insertion order (`at`: node → index there) and in
+   * headroom order. Replaced, never changed, when entries change; null after a node came or went.
+   */
+  private view: { nodes: NodeSnapshot[]; ranked: NodeSnapshot[]; at: Map<string, number> } | null = null;
+  /** Entries changed since the last snapshot (their `snap` is dropped). */
+  private readonly stale = new Set<Entry>();
 
   constructor(private readonly drained: Set<string> = new Set()) {}
 
@@ -109,6 +118,7 @@ export class NodeRegistry {
     const isNew = !entry;
     if (!entry) {
       entry = {
+        node: status.node,
         status,
         lastSeenMs: now,
         down: null,
@@ -117,9 +127,10 @@ export class NodeRegistry {
         lostAfterMs: status.offer?.lostAfterMs ?? 0,
       };
       this.nodes.set(status.node, entry);
+      this.view = null;
     }
     const wasDown = !isNew && entry.down !== null;
-    entry.snap = undefined;
+    this.invalidate(entry);
     entry.status = status;
     entry.lastSeenMs = now;
     if (status.offer) entry.lostAfterMs = status.offer.lostAfterMs;
@@ -144,7 +155,7 @@ export class NodeRegistry {
   markDown(node: string, reason: string, now: number): boolean {
     const entry = this.nodes.get(node);
     if (!entry || entry.down) return false;
-    entry.snap = undefined;
+    this.invalidate(entry);
     entry.down = { since: now, reason };
     return true;
   }
@@ -161,7 +172,7 @@ export class NodeRegistry {
       e.lastSeenMs = now;
       // The scheduler's picture of the node carries lastSeenMs too (stale-heartbeat check): rebuilt
       // when it is behind by more than a fraction of any heartbeat interval, not on every message.
-      if (e.snap && now - e.snap.lastSeenMs > HEARD_REFRESH_MS) e.snap = undefined;
+      if (e.snap && now - e.snap.lastSeenMs > HEARD_REFRESH_MS) this.invalidate(e);
     }
   }
 
@@ -189,7 +200,7 @@ export class NodeRegistry {
     if (drained) this.drained.add(node);
     else this.drained.delete(node);
     const entry = this.nodes.get(node);
-    if (entry) entry.snap = undefined;
+    if (entry) this.invalidate(entry);
   }
 
   /**
@@ -201,7 +212,7 @@ export class NodeRegistry {
     if (!entry) return;
     entry.reservations.set(taskId, memory);
     if (!entry.active.has(taskId)) entry.active.set(taskId, {});
-    entry.snap = undefined;
+    this.invalidate(entry);
   }
 
   /** Says what a task in flight on `node` (reserved, not yet released) does; ignored for any other task. */
@@ -209,7 +220,7 @@ export class NodeRegistry {
     const entry = this.nodes.get(node);
     if (!entry?.active.has(taskId)) return;
     entry.active.set(taskId, work);
-    entry.snap = undefined;
+    this.invalidate(entry);
   }
 
   /** Holds `gpus` (UUIDs) on `node` for a task in flight there (reserved, not yet released) until release(). */
@@ -218,7 +229,7 @@ export class NodeRegistry {
     const work = entry?.active.get(taskId);
     if (!entry || !work) return;
     entry.active.set(taskId, { ...work, gpus });
-    entry.snap = undefined;
+    this.invalidate(entry);
   }
 
   /** Drops a task's reservation and its place in flight (attempt ended or lost). */
@@ -226,12 +237,16 @@ export class NodeRegistry {
     const entry = this.nodes.get(node);
     if (!entry) return;
     const reserved = entry.reservations.delete(taskId);
-    if (entry.active.delete(taskId) || reserved) entry.snap = undefined;
+    if (entry.active.delete(taskId) || reserved) this.invalidate(entry);
   }
 
   /** Drops a node entirely (`cutter nodes forget`). @returns whether it was known. */
   remove(node: string): boolean {
     this.drained.delete(node);
+    const entry = this.nodes.get(node);
+    if (!entry) return false;
+    this.stale.delete(entry);
+    this.view = null;
     return this.nodes.delete(node);
   }
 
@@ -252,30 +267,63 @@ export class NodeRegistry {
     return out.sort((a, b) => compareIds(a.node, b.node));
   }
 
-  /** Freezes the registry for the scheduler. A node that is down is passed as offline. */
+  /** Drops the scheduler's picture of a node: rebuilt, and moved in headroom order, at the next snapshot. */
+  private invalidate(e: Entry): void {
+    e.snap = undefined;
+    this.stale.add(e);
+  }
+
+  /** The node as the scheduler sees it, rebuilt if it changed. A node that is down is passed as offline. */
+  private snapOf(e: Entry): NodeSnapshot {
+    if (e.snap) return e.snap;
+    const status = e.down && e.status.state !== 'offline' ? { ...e.status, state: 'offline' as const, reason: e.down.reason } : e.status;
+    e.snap = {
+      node: e.node,
+      status,
+      lastSeenMs: e.lastSeenMs,
+      reservedMemory: reservedBytes(e),
+      reservedTasks: e.reservations.size,
+      drained: this.drained.has(e.node),
+      ...inFlightOf(e),
+      ...gpusHeldOf(e),
+    };
+    return e.snap;
+  }
+
+  /**
+   * Freezes the registry for the scheduler: every node, and the same nodes in headroom order
+   * (scheduler/headroom.ts). O(changed nodes × log nodes) plus two array copies: with 1,000
+   * nodes, building every node's picture for every placement was most of the scheduler's garbage,
+   * and sorting them all each time would cost more than the scan it saves. The arrays of an
+   * earlier snapshot are never changed, so it stays as it was.
+   */
   snapshot(now: number, policy: ClusterSnapshot['policy']): ClusterSnapshot {
-    // A node's entry is rebuilt only after it changed (a heartbeat, a reservation, a drain): with
-    // 1,000 nodes, building every one for every placement was most of the scheduler's garbage.
-    // Entries are replaced, never changed, so an earlier snapshot stays as it was.
-    const nodes: NodeSnapshot[] = [];
-    for (const [node, e] of this.nodes) {
-      if (!e.snap) {
-        const status =
-          e.down && e.status.state !== 'offline' ? { ...e.status, state: 'offline' as const, reason: e.down.reason } : e.status;
-        e.snap = {
-          node,
-          status,
-          lastSeenMs: e.lastSeenMs,
-          reservedMemory: reservedBytes(e),
-          reservedTasks: e.reservations.size,
-          drained: this.drained.has(node),
-          ...inFlightOf(e),
-          ...gpusHeldOf(e),
-        };
+    if (!this.view) {
+      const nodes: NodeSnapshot[] = [];
+      const at = new Map<string, number>();
+      for (const e of this.nodes.values()) {
+        at.set(e.node, nodes.length);
+        nodes.push(this.snapOf(e));
       }
-      nodes.push(e.snap);
+      this.view = { nodes, ranked: headroomOrder(nodes), at };
+    } else if (this.stale.size > 0) {
+      const { at } = this.view;
+      const nodes = this.view.nodes.slice();
+      const ranked = this.view.ranked.slice();
+      for (const e of this.stale) {
+        const i = at.get(e.node)!;
+        const old = nodes[i];
+        const fresh = this.snapOf(e);
+        nodes[i] = fresh;
+        let j = headroomIndex(ranked, old);
+        if (ranked[j] !== old) j = ranked.indexOf(old);
+        ranked.splice(j, 1);
+        ranked.splice(headroomIndex(ranked, fresh), 0, fresh);
+      }
+      this.view = { nodes, ranked, at };
     }
-    return { now, nodes, policy };
+    this.stale.clear();
+    return { now, nodes: this.view.nodes, ranked: this.view.ranked, policy };
   }
 
   /** Nodes for `cutter nodes list`, sorted by id. */

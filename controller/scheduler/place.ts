@@ -5,6 +5,9 @@
  *   2. every candidate is checked (feasibility.ts); rejected ones keep their reason, as data (a Rejection);
  *   3. the feasible ones are ranked by the headroom they would have left: most for `spread`
  *      (default), least for `binpack`; ties go to the lexically first node id.
+ *      For a task that names no node, asks for no model and has no local preference, steps 2 and 3
+ *      are one walk in headroom order (headroom.ts) that stops at the first node that can take it:
+ *      the same node, with only the nodes ranked above it checked (and named as passed over).
  *      With prefer-local (prefer-local.ts) only the submitter's own node is ranked while it keeps
  *      its headroom, else only the others (the local one when none other is feasible).
  * Ollama tasks (ollama.ts) first pass the placement file's rule for their model (unless a node is
@@ -16,7 +19,8 @@ import type { Rejection } from '../../shared/schemas/index.js';
 import { compareIds } from '../../shared/topics.js';
 import { formatBytes } from '../../shared/units.js';
 import { freeMemory, rejectReason } from './feasibility.js';
-import { preferLocal } from './prefer-local.js';
+import { headroomOrder, headroomWalk } from './headroom.js';
+import { preferLocal, preferLocalApplies } from './prefer-local.js';
 import { fitGpus } from './gpus.js';
 import { inFlight, modelSize, modelTier, ruleData, ruleFor, TIER_NAMES, type ModelTier } from './ollama.js';
 import type { ClusterSnapshot, Placement, PlacementRequest } from './snapshot.js';
@@ -34,6 +38,14 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
   }
   if (candidates.length === 0) {
     return { ok: false, rejections: [], message: 'no nodes have joined the mesh: start `cutter agent` on a machine' };
+  }
+
+  // The common case — any node, no model, no local preference — walks the nodes from the best
+  // headroom and stops at the first that can take the task: with 1,000 nodes, checking every one
+  // for every task was the controller's largest cost. When none can, the full scan below says why.
+  if (!wanted && !req.ollama && !preferLocalApplies(req, snapshot)) {
+    const first = firstFit(req, snapshot);
+    if (first) return first;
   }
 
   const rejections: Rejection[] = [];
@@ -89,4 +101,39 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
     reason: `${best.node}: ${formatBytes(best.freeAfter)} left for tasks after placement (${how})${gpus ? `; GPUs ${gpus.join(', ')}` : ''}${rejections.length ? `; rejected ${formatRejections(rejections)}` : ''}`,
     ...(gpus ? { gpus } : {}),
   };
+}
+
+/** Most passed-over nodes a placement reason names; the rest are counted. */
+const PASSED_SHOWN = 8;
+
+/**
+ * The best node by headroom that can take the task, met walking the nodes in headroom order
+ * (headroom.ts): the same node a full scan ranks first, found after checking only the nodes that
+ * rank above it. Its reason names those nodes as passed over, with why. Null when no node can.
+ */
+function firstFit(req: PlacementRequest, snapshot: ClusterSnapshot): Placement | null {
+  const ranked = snapshot.ranked ?? headroomOrder(snapshot.nodes);
+  const need = req.requirements.memory;
+  const passed: Rejection[] = [];
+  for (const n of headroomWalk(ranked, snapshot.policy, need)) {
+    const why = rejectReason(n, req, snapshot.now);
+    if (why) {
+      passed.push({ node: n.node, ...why });
+      continue;
+    }
+    const freeAfter = freeMemory(n) - need;
+    const fit = req.requirements.gpus ? fitGpus(n, req) : undefined;
+    const gpus = fit && 'devices' in fit ? fit.devices : undefined;
+    const how = `${snapshot.policy === 'binpack' ? 'least' : 'most'} headroom, ${snapshot.policy}`;
+    const more = passed.length > PASSED_SHOWN ? `; and ${passed.length - PASSED_SHOWN} more` : '';
+    const over = passed.length ? `; passed over ${formatRejections(passed.slice(0, PASSED_SHOWN))}${more}` : '';
+    return {
+      ok: true,
+      node: n.node,
+      freeAfter,
+      reason: `${n.node}: ${formatBytes(freeAfter)} left for tasks after placement (${how})${gpus ? `; GPUs ${gpus.join(', ')}` : ''}${over}`,
+      ...(gpus ? { gpus } : {}),
+    };
+  }
+  return null;
 }

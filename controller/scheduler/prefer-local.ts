@@ -24,6 +24,12 @@ function describeHeadroom(headroom: Headroom, bytes: number): string {
   return 'percent' in headroom ? `${headroom.percent}% of memory (${formatBytes(bytes)})` : formatBytes(bytes);
 }
 
+/** Whether prefer-local has a say for this task: asked for (by the task or the server), a submitting machine known, no node named. */
+export function preferLocalApplies(req: PlacementRequest, snapshot: ClusterSnapshot): boolean {
+  const r = req.requirements;
+  return (r.preferLocal ?? snapshot.local?.prefer ?? false) && !!r.machineId && !r.node;
+}
+
 /**
  * Narrows the feasible nodes to where prefer-local sends the task.
  * @param feasible the nodes that can take the task, with the bytes each would have left (`freeAfter`).
@@ -35,8 +41,7 @@ export function preferLocal<T extends { node: string; freeAfter: number }>(
   snapshot: ClusterSnapshot,
 ): { pool: T[]; note?: string } {
   const r = req.requirements;
-  const prefer = r.preferLocal ?? snapshot.local?.prefer ?? false;
-  if (!prefer || !r.machineId || r.node) return { pool: feasible };
+  if (!preferLocalApplies(req, snapshot)) return { pool: feasible };
   const headroom = r.localHeadroom ?? snapshot.local?.headroom ?? DEFAULT_LOCAL_HEADROOM;
   const byId = new Map(snapshot.nodes.map((n) => [n.node, n]));
   const isLocal = (f: T) => byId.get(f.node)?.status.offer?.machineId === r.machineId;

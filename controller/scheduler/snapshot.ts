@@ -48,6 +48,11 @@ export interface ClusterSnapshot {
   /** ms epoch, controller clock. */
   now: number;
   nodes: readonly NodeSnapshot[];
+  /**
+   * The same nodes in headroom order (scheduler/headroom.ts: most free memory first, ties by id),
+   * as the registry keeps it. Absent: place() sorts them itself.
+   */
+  ranked?: readonly NodeSnapshot[];
   /** spread = most headroom left (default); binpack = least headroom left. */
   policy: 'spread' | 'binpack';
   /** The Ollama placement file's rules (first match applies; an explicit node overrides them). */
