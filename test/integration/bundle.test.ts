@@ -4,7 +4,7 @@
  * Here the bundle is built beside the project and run as processes: `--version`, an agent that
  * takes a task from a real server, and the parts of dockerode and MQTT.js the bundle loads only on
  * first use (docker-modem's SSH transport, MQTT.js's WebSocket and SOCKS transports), which must
- * stay out of an idle agent and still work when asked.
+ * stay out of an idle agent and still work when asked; and the `debug` package, off unless DEBUG is set.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
@@ -65,6 +65,18 @@ describe('the bundled CLI', () => {
     expect(loaded.some((f) => f.includes('/node_modules/pino/'))).toBe(true);
     expect(loaded.filter((f) => /\/node_modules\/(ssh2|@grpc|protobufjs)\//.test(f))).toEqual([]);
     expect(loaded.filter((f) => /\/node_modules\/(ws|socks)\/|\/mqtt\/build\/lib\/connect\//.test(f))).toEqual([]);
+  });
+
+  it("keeps the debug package's loggers off unless DEBUG is set, and honours DEBUG when it is", () => {
+    // The agent above ran without DEBUG: the bundle's stand-in served MQTT.js, and the real package was never loaded.
+    const agentLoaded = [...agentErr.matchAll(/^MODULE \d+: load "([^"]+)"/gm)].map((m) => m[1]);
+    expect(agentLoaded.filter((f) => f.includes('/node_modules/debug/'))).toEqual([]);
+    const r = bundled(['nodes', 'list', '--json'], { CUTTER_BROKER: url, DEBUG: 'mqttjs:client' });
+    expect(r.status, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { node: string }[]).map((n) => n.node)).toContain('bundled');
+    expect(r.stderr).toMatch(/mqttjs:client connect :: sending queued packets/);
+    const quiet = bundled(['nodes', 'list', '--json'], { CUTTER_BROKER: url });
+    expect(quiet.stderr).not.toContain('mqttjs');
   });
 
   it("loads MQTT.js's WebSocket transport for a ws:// broker", () => {
