@@ -5,9 +5,10 @@
  *   2. every candidate is checked (feasibility.ts); rejected ones keep their reason, as data (a Rejection);
  *   3. the feasible ones are ranked by the headroom they would have left: most for `spread`
  *      (default), least for `binpack`; ties go to the lexically first node id.
- *      For a task that names no node, asks for no model and has no local preference, steps 2 and 3
- *      are one walk in headroom order (headroom.ts) that stops at the first node that can take it:
- *      the same node, with only the nodes ranked above it checked (and named as passed over).
+ *      On a mesh of WALK_FROM_NODES nodes or more, for a task that names no node, asks for no
+ *      model and has no local preference, steps 2 and 3 are one walk in headroom order
+ *      (headroom.ts) that stops at the first node that can take it: the same node, with only the
+ *      nodes ranked above it checked (and named as passed over).
  *      With prefer-local (prefer-local.ts) only the submitter's own node is ranked while it keeps
  *      its headroom, else only the others (the local one when none other is feasible).
  * Ollama tasks (ollama.ts) first pass the placement file's rule for their model (unless a node is
@@ -40,10 +41,11 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
     return { ok: false, rejections: [], message: 'no nodes have joined the mesh: start `cutter agent` on a machine' };
   }
 
-  // The common case — any node, no model, no local preference — walks the nodes from the best
-  // headroom and stops at the first that can take the task: with 1,000 nodes, checking every one
-  // for every task was the controller's largest cost. When none can, the full scan below says why.
-  if (!wanted && !req.ollama && !preferLocalApplies(req, snapshot)) {
+  // The common case on a large mesh — any node, no model, no local preference — walks the nodes
+  // from the best headroom and stops at the first that can take the task: with 1,000 nodes,
+  // checking every one for every task was the controller's largest cost. When none can, the full
+  // scan below says why. A smaller mesh is scanned whole, so the reason names every rejected node.
+  if (!wanted && !req.ollama && snapshot.nodes.length >= WALK_FROM_NODES && !preferLocalApplies(req, snapshot)) {
     const first = firstFit(req, snapshot);
     if (first) return first;
   }
@@ -102,6 +104,13 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
     ...(gpus ? { gpus } : {}),
   };
 }
+
+/**
+ * From this many nodes on, a task that names no node, model or local preference is placed by the
+ * walk in headroom order (`firstFit`); below it every node is checked (a few µs), and the reason
+ * names every rejected node and counts the feasible ones.
+ */
+export const WALK_FROM_NODES = 64;
 
 /** Most passed-over nodes a placement reason names; the rest are counted. */
 const PASSED_SHOWN = 8;

@@ -107,7 +107,7 @@ export const exampleTaskState = {
   attempt: 1,
   requirements: exampleRequirements,
   options: exampleOptions,
-  placement: 'notebook: 16.0 GiB left for tasks after placement (most headroom, spread)',
+  placement: 'notebook: 16.0 GiB left for tasks after placement (most headroom of 2 feasible nodes, spread)',
   reason: null,
   createdAt: TS,
   updatedAt: TS + 9_650,

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { NodeRegistry } from '../../controller/registry.js';
 import { freeMemory, rejectReason } from '../../controller/scheduler/feasibility.js';
 import { headroomOrder } from '../../controller/scheduler/headroom.js';
-import { place } from '../../controller/scheduler/place.js';
+import { place, WALK_FROM_NODES } from '../../controller/scheduler/place.js';
 import type { ClusterSnapshot } from '../../controller/scheduler/snapshot.js';
 import { cluster, GiB, makeNode, makeStatus, NOW, req } from './scheduler-fixtures.js';
 
@@ -33,7 +33,8 @@ function bestByScan(s: ClusterSnapshot, memory: number): string | null {
 }
 
 function randomCluster(r: () => number, policy: ClusterSnapshot['policy']): ClusterSnapshot {
-  const count = 1 + Math.floor(r() * 40);
+  // up to twice WALK_FROM_NODES: both the full scan and the walk are checked
+  const count = 1 + Math.floor(r() * 2 * WALK_FROM_NODES);
   const nodes = Array.from({ length: count }, (_, i) => {
     const pick = r();
     // few distinct sizes, so that ties on headroom are common

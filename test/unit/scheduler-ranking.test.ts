@@ -1,6 +1,6 @@
 /** The scheduler's ranking (spread, binpack, ties, an explicit node) and its determinism. */
 import { describe, expect, it } from 'vitest';
-import { place } from '../../controller/scheduler/place.js';
+import { place, WALK_FROM_NODES } from '../../controller/scheduler/place.js';
 import { cluster, deepFreeze, expectPlaced, expectRejected, GiB, makeNode, req } from './scheduler-fixtures.js';
 
 describe('place(): ranking', () => {
@@ -15,42 +15,54 @@ describe('place(): ranking', () => {
     const p = expectPlaced(place(req(1 * GiB), cluster(nodes(), 'spread')));
     expect(p.node).toBe('b');
     expect(p.freeAfter).toBe(9 * GiB);
-    expect(p.reason).toBe('b: 9.0 GiB left for tasks after placement (most headroom, spread)');
+    expect(p.reason).toBe('b: 9.0 GiB left for tasks after placement (most headroom of 3 feasible nodes, spread)');
   });
 
   it('binpack picks the node with the least headroom left', () => {
     const p = expectPlaced(place(req(1 * GiB), cluster(nodes(), 'binpack')));
     expect(p.node).toBe('a');
     expect(p.freeAfter).toBe(3 * GiB);
-    expect(p.reason).toBe('a: 3.0 GiB left for tasks after placement (least headroom, binpack)');
+    expect(p.reason).toContain('least headroom of 3 feasible nodes, binpack');
   });
 
-  it('binpack skips nodes the task does not fit', () => {
+  it('binpack skips nodes the task does not fit and lists them as rejected', () => {
     const p = expectPlaced(place(req(5 * GiB), cluster(nodes(), 'binpack')));
     expect(p.node).toBe('c');
     expect(p.freeAfter).toBe(2 * GiB);
-    expect(p.reason).toBe('c: 2.0 GiB left for tasks after placement (least headroom, binpack)');
+    expect(p.reason).toContain('of 2 feasible nodes');
+    expect(p.reason).toContain('; rejected a: needs 5.0 GiB memory');
   });
 
-  it('names the nodes with more headroom that could not take the task as passed over, with why', () => {
+  it('says "1 feasible node" in the singular', () => {
+    const p = expectPlaced(place(req(8 * GiB), cluster(nodes(), 'spread')));
+    expect(p.node).toBe('b');
+    expect(p.reason).toContain('of 1 feasible node, spread');
+  });
+
+  it(`from ${WALK_FROM_NODES} nodes on, names the nodes with more headroom that could not take the task as passed over`, () => {
     const s = cluster([
       makeNode('a', { available: 4 * GiB }),
       makeNode('b', { available: 10 * GiB, state: 'draining' }),
       makeNode('c', { available: 7 * GiB, maxTasks: 1, running: [0] }),
+      ...Array.from({ length: WALK_FROM_NODES }, (_, i) => makeNode(`small${i}`, { available: 1 * GiB })),
     ]);
     const p = expectPlaced(place(req(1 * GiB), s));
     expect(p.node).toBe('a');
     expect(p.reason).toBe(
       'a: 3.0 GiB left for tasks after placement (most headroom, spread); passed over b: draining: takes no new tasks; c: busy: 1 of at most 1 tasks running',
     );
+    const q = expectPlaced(place(req(2 * GiB), { ...s, policy: 'binpack' }));
+    expect(q.reason).toBe('a: 2.0 GiB left for tasks after placement (least headroom, binpack)');
   });
 
   it('names at most 8 passed-over nodes and counts the rest', () => {
-    const busy = Array.from({ length: 11 }, (_, i) => makeNode(`busy${String(i).padStart(2, '0')}`, { maxTasks: 1, running: [0] }));
+    const busy = Array.from({ length: WALK_FROM_NODES }, (_, i) =>
+      makeNode(`busy${String(i).padStart(2, '0')}`, { maxTasks: 1, running: [0] }),
+    );
     const p = expectPlaced(place(req(1 * GiB), cluster([...busy, makeNode('free', { available: 2 * GiB })])));
     expect(p.node).toBe('free');
     expect(p.reason).toContain('passed over busy00: busy: 1 of at most 1 tasks running;');
-    expect(p.reason).toContain('busy07: busy: 1 of at most 1 tasks running; and 3 more');
+    expect(p.reason).toContain(`busy07: busy: 1 of at most 1 tasks running; and ${WALK_FROM_NODES - 8} more`);
     expect(p.reason).not.toContain('busy08');
   });
 
