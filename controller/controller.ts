@@ -21,7 +21,7 @@ import type { AssignmentView } from '../broker/acl.js';
 import { AuditLog } from '../shared/audit.js';
 import { encode } from '../shared/codec.js';
 import type { Logger } from '../shared/logger.js';
-import { MessageRouter, connectMqtt } from '../shared/mqtt.js';
+import { MessageRouter, connectMqtt, type InProcessDial } from '../shared/mqtt.js';
 import type { PlacementRule } from '../shared/ollama.js';
 import type { Headroom } from '../shared/schemas/index.js';
 import { decodeTaskEvent } from '../shared/log-frame.js';
@@ -51,7 +51,7 @@ const ACK_WAIT_MS = 3_000;
 export interface ControllerOptions {
   brokerUrl: string;
   /** Dial the embedded broker in process (no socket) instead of `brokerUrl`. */
-  streamBuilder?: () => import('node:stream').Duplex;
+  inProcess?: InProcessDial;
   prefix: string;
   /** How long an agent has to accept an assignment, ms. */
   leaseMs: number;
@@ -139,10 +139,10 @@ export class Controller {
     // them before the count below would run (an external broker kept them while we were down).
     const recoveredTasks = this.tasks.liveTasks().length;
     let router!: MessageRouter;
-    const ackEnds = this.opts.ackEndsAfterCommit === true && !this.opts.streamBuilder;
+    const ackEnds = this.opts.ackEndsAfterCommit === true && !this.opts.inProcess;
     const client = await connectMqtt({
       url: this.opts.brokerUrl,
-      streamBuilder: this.opts.streamBuilder,
+      inProcess: this.opts.inProcess,
       clientId: `cutter-controller-${this.opts.prefix}`,
       clean: false,
       keepaliveSec: 10,
@@ -168,7 +168,7 @@ export class Controller {
             if (s.state !== 'offline' && t.idFrom(topic, 'nodes') === s.node) ctx.registry.heard(s.node, ctx.now());
             return ctx.serial('node status', () => this.liveness.onNodeStatus(s, topic));
           },
-          { qos: this.opts.streamBuilder ? 0 : 1 },
+          { qos: this.opts.inProcess ? 0 : 1 },
         );
         router.route(
           t.allTaskEvents(),

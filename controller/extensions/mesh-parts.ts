@@ -13,7 +13,7 @@ const connection = (ctx: ExtensionContext) => ({
   url: ctx.brokerUrl,
   username: ctx.username,
   password: ctx.password,
-  streamBuilder: ctx.streamBuilder,
+  inProcess: ctx.inProcess,
 });
 
 /** Audits direct client ↔ agent traffic (file transfer, image push): one record per request and per outcome. */

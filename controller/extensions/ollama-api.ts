@@ -57,7 +57,7 @@ export class OllamaApiExtension implements Extension {
       port,
       origins,
       log: this.log,
-      streamBuilder: this.ctx.streamBuilder,
+      inProcess: this.ctx.inProcess,
       verifyToken: this.ctx.verifyToken,
       insecure: this.ctx.insecure ?? false,
       mqtt: {

@@ -7,7 +7,6 @@
  * shared/client/run-task.ts.
  */
 import { randomBytes } from 'node:crypto';
-import type { Duplex } from 'node:stream';
 import type { z } from 'zod';
 import { decode, encode } from '../codec.js';
 import type { CliConfig } from '../config.js';
@@ -15,7 +14,7 @@ import { CutterError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { decodeTaskEvent } from '../log-frame.js';
 import type { Logger } from '../logger.js';
-import { connectMqtt, guardListener, MessageRouter, type MqttClient } from '../mqtt.js';
+import { connectMqtt, guardListener, MessageRouter, type MqttClient, type InProcessDial } from '../mqtt.js';
 import {
   type ControllerStatus,
   ControllerStatusSchema,
@@ -61,7 +60,7 @@ export interface MeshClientOptions {
   /** The MQTT client id is this plus random hex (default `cutter-cli`, so `cutter-cli-…`). */
   clientIdPrefix?: string;
   /** Dial through this stream (the embedded broker's in-process link) instead of `cfg.broker`. */
-  streamBuilder?: () => Duplex;
+  inProcess?: InProcessDial;
   /**
    * Subscribe once to every task's events and state (`tasks/+/events`, `tasks/+/state`) instead
    * of per watched task: a follow then costs no SUBSCRIBE round trip (the Ollama API, which runs
@@ -106,7 +105,7 @@ export class MeshClient {
     const id = `${opts.clientIdPrefix ?? 'cutter-cli'}-${randomBytes(5).toString('hex')}`;
     const client = await connectMqtt({
       url: cfg.broker,
-      streamBuilder: opts.streamBuilder,
+      inProcess: opts.inProcess,
       clientId: id,
       clean: true,
       timeoutMs: cfg.timeoutMs,
