@@ -21,6 +21,7 @@
  * A live message arrives with `retain` false, a replayed retained one with `retain` true (MQTT
  * 3.1.1 §3.3.1.3). One message matching several of the client's filters arrives once.
  */
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 
@@ -34,9 +35,11 @@ export interface LocalPacket {
   dup: boolean;
 }
 
-/** The part of an Aedes broker a local client uses (aedes 1.2 `publish`, `subscribe`, `unsubscribe`, `persistence`). */
+/** The part of an Aedes broker a local client uses (aedes 1.2 `publish`, `subscribe`, `unsubscribe`, `persistence`, `mq`). */
 export interface LocalBrokerApi {
-  publish(packet: LocalPacket, done: (err?: Error | null) => void): void;
+  publish(packet: LocalPacket & { brokerId: string; brokerCounter: number }, done: (err?: Error | null) => void): void;
+  /** Aedes's MQEmitter: every message routed, by anyone, passes its `emit`. */
+  mq: { emit(packet: { brokerId?: string | null; brokerCounter?: number }, cb?: () => void): unknown };
   subscribe(topic: string, deliver: (packet: LocalPacket, cb: () => void) => void, done: () => void): void;
   unsubscribe(topic: string, deliver: (packet: LocalPacket, cb: () => void) => void, done: () => void): void;
   persistence: { createRetainedStreamCombi(patterns: string[]): Readable };
@@ -53,6 +56,25 @@ export interface LocalClientHooks {
 }
 
 type Callback = (err?: Error | null, ...rest: unknown[]) => void;
+
+/** Per broker: what each local client (by its brokerId) does when one of its messages is routed. */
+const routedHooks = new WeakMap<LocalBrokerApi, Map<string, (counter: number) => void>>();
+
+/** The hooks of `broker`, wrapping its MQEmitter's `emit` the first time. */
+function routed(broker: LocalBrokerApi): Map<string, (counter: number) => void> {
+  let hooks = routedHooks.get(broker);
+  if (hooks) return hooks;
+  const known = new Map<string, (counter: number) => void>();
+  const emit = broker.mq.emit.bind(broker.mq);
+  broker.mq.emit = (packet, cb) => {
+    const result = emit(packet, cb);
+    if (packet.brokerId && packet.brokerCounter !== undefined) known.get(packet.brokerId)?.(packet.brokerCounter);
+    return result;
+  };
+  routedHooks.set(broker, known);
+  hooks = known;
+  return hooks;
+}
 type Filters = string | string[] | Record<string, { qos: number }>;
 
 /** Topic filters of a subscribe or unsubscribe, in MQTT.js's three shapes. */
@@ -74,6 +96,22 @@ export class LocalClient extends EventEmitter {
   /** The last live message handed to this client: MQEmitter hands one message to each matching filter in turn. */
   private last: LocalPacket | null = null;
   private ended = false;
+  /**
+   * Publishes wait here and go to the broker one at a time, each once the one before is routed.
+   * Aedes stamps every message with its broker id and a counter, and a subscriber's connection
+   * drops any message whose counter is not above the last it was handed from that id (aedes
+   * lib/client.js `dedupe`, meant for overlapping subscriptions); a retained message takes more
+   * promise steps to reach routing than one that is not (storeRetained), so publishes issued
+   * together were routed out of order and some were dropped for subscribers of both kinds. Aedes
+   * handles one packet of a connection at a time; this keeps that order without waiting for the
+   * deliveries as it does. Each client stamps its own id and counter.
+   */
+  private readonly outbox: { packet: LocalPacket & { brokerId: string; brokerCounter: number }; cb?: Callback }[] = [];
+  private outboxHead = 0;
+  /** Counter of the message at the broker, not yet routed; null when none is. */
+  private sending: number | null = null;
+  private counter = 0;
+  private readonly brokerId: string;
 
   constructor(
     private readonly broker: LocalBrokerApi,
@@ -82,6 +120,10 @@ export class LocalClient extends EventEmitter {
   ) {
     super();
     this.options = { clientId };
+    this.brokerId = `local:${clientId}:${randomBytes(4).toString('hex')}`;
+    routed(broker).set(this.brokerId, (counter) => {
+      if (counter === this.sending) queueMicrotask(() => this.sendNext(counter));
+    });
     // Connected on the next turn, so that listeners added after creation hear it, as with MQTT.js.
     setImmediate(() => {
       if (this.ended) return;
@@ -97,17 +139,40 @@ export class LocalClient extends EventEmitter {
       cb?.(new Error('client disconnecting'));
       return this;
     }
-    const packet: LocalPacket = {
-      cmd: 'publish',
+    const packet = {
+      cmd: 'publish' as const,
       topic,
       payload: typeof message === 'string' ? Buffer.from(message) : message,
       qos: opts?.qos ?? 0,
       retain: opts?.retain ?? false,
       dup: false,
+      brokerId: this.brokerId,
+      brokerCounter: ++this.counter,
     };
     this.hooks.published?.(packet);
-    this.broker.publish(packet, (err) => cb?.(err ?? undefined));
+    this.outbox.push({ packet, cb });
+    if (this.sending === null) this.sendNext(null);
     return this;
+  }
+
+  /** Hands the next waiting publish to the broker, once the one with counter `after` is routed (or failed). */
+  private sendNext(after: number | null): void {
+    if (this.sending !== after) return;
+    const next = this.outbox[this.outboxHead];
+    if (!next) {
+      this.outbox.length = 0;
+      this.outboxHead = 0;
+      this.sending = null;
+      return;
+    }
+    this.outbox[this.outboxHead++] = undefined as never;
+    const counter = next.packet.brokerCounter;
+    this.sending = counter;
+    this.broker.publish(next.packet, (err) => {
+      // Not routed (a refused topic, a failed retained store): the next one goes all the same.
+      if (this.sending === counter) this.sendNext(counter);
+      next.cb?.(err ?? undefined);
+    });
   }
 
   publishAsync(topic: string, message: string | Buffer, opts?: { qos?: 0 | 1 | 2; retain?: boolean }): Promise<void> {
@@ -183,6 +248,7 @@ export class LocalClient extends EventEmitter {
     this.queue = [];
     this.head = 0;
     this.hooks.ended?.(this);
+    routed(this.broker).delete(this.brokerId);
     queueMicrotask(() => {
       this.emit('close');
       this.emit('end');

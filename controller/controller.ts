@@ -154,12 +154,10 @@ export class Controller {
         // Routes before the CONNACK: a persistent session's queued events arrive right after it.
         ctx.client = c;
         router = new MessageRouter(c, ctx.log);
-        // On the embedded broker (an in-process link that cannot drop a message) statuses come at
-        // QoS 0: each is a whole snapshot, and at QoS 1 the broker kept an in-flight copy of every
-        // heartbeat in this persistent session's store until its PUBACK (bench/profile.md, "Node
-        // statuses at QoS 0"). Over a network to an external broker they stay QoS 1: the broker
-        // replays what came while this client was away, so a short break does not add up to a
-        // heartbeat interval to every node's silence (liveness.ts).
+        // Over a network to an external broker statuses come at QoS 1: the broker replays what came
+        // while this client was away, so a short break does not add up to a heartbeat interval to
+        // every node's silence (liveness.ts). On the embedded broker the client is in process
+        // (broker/local-client.ts: no packets, no acknowledgements) and the QoS asked is moot.
         router.route(
           t.allNodeStatus(),
           NodeStatusSchema,

@@ -119,6 +119,24 @@ describe('LocalClient', () => {
     expect(got.map((g) => Number(g.text))).toEqual([...Array(1_000).keys()]);
   });
 
+  it('routes its publishes in order, retained or not, so a network subscriber of both gets every one', async () => {
+    // Aedes drops a message whose counter is below the last one a connection was handed (its
+    // dedupe of overlapping subscriptions); a retained publish reaches routing later than a plain one.
+    const r = await remote();
+    const got: string[] = [];
+    r.on('message', (_t, p) => got.push(p.toString()));
+    await r.subscribeAsync({ 't/mix/state': { qos: 1 }, 't/mix/events': { qos: 1 } });
+    const c = local('lc-mix');
+    const sent: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const retained = i % 3 === 0;
+      sent.push(String(i));
+      c.publish(retained ? 't/mix/state' : 't/mix/events', String(i), { qos: i % 2 === 0 ? 1 : 0, retain: retained });
+    }
+    await expect.poll(() => got.length).toBe(200);
+    expect(got).toEqual(sent);
+  });
+
   it('stops delivering after unsubscribe, and after end, which says close', async () => {
     const c = local('lc-stop');
     const got = collect(c);
