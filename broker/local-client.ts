@@ -166,6 +166,11 @@ export class LocalClient extends EventEmitter {
       return;
     }
     this.outbox[this.outboxHead++] = undefined as never;
+    // Under steady load the outbox may never empty: drop the sent part now and then.
+    if (this.outboxHead >= 1024 && this.outboxHead * 2 >= this.outbox.length) {
+      this.outbox.splice(0, this.outboxHead);
+      this.outboxHead = 0;
+    }
     const counter = next.packet.brokerCounter;
     this.sending = counter;
     this.broker.publish(next.packet, (err) => {

@@ -128,12 +128,12 @@ describe('LocalClient', () => {
     await r.subscribeAsync({ 't/mix/state': { qos: 1 }, 't/mix/events': { qos: 1 } });
     const c = local('lc-mix');
     const sent: string[] = [];
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 3_000; i++) {
       const retained = i % 3 === 0;
       sent.push(String(i));
       c.publish(retained ? 't/mix/state' : 't/mix/events', String(i), { qos: i % 2 === 0 ? 1 : 0, retain: retained });
     }
-    await expect.poll(() => got.length).toBe(200);
+    await expect.poll(() => got.length).toBe(3_000);
     expect(got).toEqual(sent);
   });
 
