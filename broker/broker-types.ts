@@ -2,7 +2,7 @@
  * The embedded broker's options, its running handle and its counters (broker/broker.ts builds
  * them): the shapes the server and the extensions hold it by.
  */
-import type { MqttClient } from 'mqtt';
+import type { Duplex } from 'node:stream';
 import type { Aedes } from 'aedes';
 import type { AuditLog } from '../shared/audit.js';
 import type { Logger } from '../shared/logger.js';
@@ -65,12 +65,10 @@ export interface RunningBroker {
   addressOf(clientId: string): string | undefined;
   aedes: Aedes;
   /**
-   * A new in-process client of the broker that speaks to Aedes's API, not MQTT packets over a
-   * stream (broker/local-client.ts): what the controller and the extensions of the server's own
-   * process use. It counts in `stats()` and answers `identityOf` with `username`, as a client
-   * that authenticated as it would.
+   * A new in-process connection to the broker (no socket): the stream an MQTT.js client in this
+   * process dials through (`connectMqtt({ streamBuilder })`). Authenticated like any client.
    */
-  localClient(clientId: string, username?: string): MqttClient;
+  connectInProcess(): Duplex;
   /** Port of the loopback-only listener the controller uses before the public one opens. */
   internalPort: number;
   /** Ports bound by `listen()`, by scheme (`mqtt`, and `mqtts`/`ws`/`wss` when configured). */

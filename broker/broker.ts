@@ -14,14 +14,13 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
-import type { MqttClient } from 'mqtt';
 import aedesPersistence from 'aedes-persistence';
 import { type BrokerOptions, MAX_TOPIC_LEVELS, type RunningBroker } from './broker-types.js';
 import { denyPublish, denySubscribe, checkClientId, quarantineOf } from './acl.js';
 import { RateLimiter } from '../shared/rate-limit.js';
 import type { Identity } from './identities.js';
 import { tlsListener, wsListener, type Listener } from './listeners.js';
-import { type LocalBrokerApi, LocalClient } from './local-client.js';
+import { duplexPair } from './in-process.js';
 import { guardSocket } from './packet-guard.js';
 import { indexRetained, type RetainedPersistence } from './retained-index.js';
 import { BrokerLogLimiter } from './log-limiter.js';
@@ -129,15 +128,11 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   for (const l of listeners) l.server.maxConnections = opts.maxConnections;
   const ports: RunningBroker['ports'] = {};
 
-  /** The in-process clients (local-client.ts) by client id, with the username they act as. */
-  const locals = new Map<string, { client: LocalClient; username: string | undefined }>();
   let identityOf: RunningBroker['identityOf'] = () => undefined;
   if (opts.auth) {
     const { store, acl, insecure } = opts.auth;
     const who = new WeakMap<object, Identity>();
     identityOf = (clientId) => {
-      const local = locals.get(clientId);
-      if (local) return local.username;
       const client = (aedes as unknown as { clients: Record<string, object> }).clients[clientId];
       const id = client && who.get(client);
       return id && id.username !== 'anonymous' ? id.username : undefined;
@@ -311,32 +306,20 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   aedes.on('connectionError', (client, err) => log.debug({ clientId: client?.id, err }, 'connection error'));
 
   const internalPort = await listenOn(internal, '127.0.0.1', 0);
-  const localClient = (clientId: string, username?: string) => {
-    const client = new LocalClient(aedes as unknown as LocalBrokerApi, clientId, {
-      published: (packet) => {
-        counters.messagesIn++;
-        counters.bytesIn += packet.payload.length;
-      },
-      delivered: () => counters.messagesOut++,
-      ended: (c) => {
-        if (locals.get(clientId)?.client === c) locals.delete(clientId);
-      },
-    });
-    locals.get(clientId)?.client.end(true);
-    locals.set(clientId, { client, username: username === 'anonymous' ? undefined : username });
-    return client as unknown as MqttClient;
+  const connectInProcess = () => {
+    const [client, server] = duplexPair();
+    Object.assign(server, { remoteAddress: 'in-process', remotePort: 0 });
+    aedes.handle(server as unknown as Socket);
+    return client;
   };
   return {
     aedes,
     internalPort,
-    localClient,
+    connectInProcess,
     ports,
     identityOf: (clientId) => identityOf(clientId),
-    addressOf: (clientId) =>
-      locals.has(clientId)
-        ? 'in-process'
-        : remoteAddressOf((aedes as unknown as { clients: Record<string, { conn?: unknown }> }).clients[clientId]),
-    stats: () => ({ clients: aedes.connectedClients + locals.size, ...counters }),
+    addressOf: (clientId) => remoteAddressOf((aedes as unknown as { clients: Record<string, { conn?: unknown }> }).clients[clientId]),
+    stats: () => ({ clients: aedes.connectedClients, ...counters }),
     async listen() {
       const bound = await Promise.all(listeners.map((l) => listenOn(l.server, opts.host, l.port)));
       // Logged once every listener is bound: whoever waits for the first line can dial any of them.
@@ -347,7 +330,6 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       return bound[0] ?? 0;
     },
     async close() {
-      for (const { client } of [...locals.values()]) client.end(true);
       await new Promise<void>((resolve) => {
         let open = listeners.length + 1;
         const done = () => --open === 0 && resolve();

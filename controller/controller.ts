@@ -21,7 +21,7 @@ import type { AssignmentView } from '../broker/acl.js';
 import { AuditLog } from '../shared/audit.js';
 import { encode } from '../shared/codec.js';
 import type { Logger } from '../shared/logger.js';
-import { MessageRouter, connectMqtt, type InProcessDial } from '../shared/mqtt.js';
+import { MessageRouter, connectMqtt } from '../shared/mqtt.js';
 import type { PlacementRule } from '../shared/ollama.js';
 import type { Headroom } from '../shared/schemas/index.js';
 import { decodeTaskEvent } from '../shared/log-frame.js';
@@ -51,7 +51,7 @@ const ACK_WAIT_MS = 3_000;
 export interface ControllerOptions {
   brokerUrl: string;
   /** Dial the embedded broker in process (no socket) instead of `brokerUrl`. */
-  inProcess?: InProcessDial;
+  streamBuilder?: () => import('node:stream').Duplex;
   prefix: string;
   /** How long an agent has to accept an assignment, ms. */
   leaseMs: number;
@@ -139,10 +139,10 @@ export class Controller {
     // them before the count below would run (an external broker kept them while we were down).
     const recoveredTasks = this.tasks.liveTasks().length;
     let router!: MessageRouter;
-    const ackEnds = this.opts.ackEndsAfterCommit === true && !this.opts.inProcess;
+    const ackEnds = this.opts.ackEndsAfterCommit === true && !this.opts.streamBuilder;
     const client = await connectMqtt({
       url: this.opts.brokerUrl,
-      inProcess: this.opts.inProcess,
+      streamBuilder: this.opts.streamBuilder,
       clientId: `cutter-controller-${this.opts.prefix}`,
       clean: false,
       keepaliveSec: 10,
@@ -154,10 +154,12 @@ export class Controller {
         // Routes before the CONNACK: a persistent session's queued events arrive right after it.
         ctx.client = c;
         router = new MessageRouter(c, ctx.log);
-        // Over a network to an external broker statuses come at QoS 1: the broker replays what came
-        // while this client was away, so a short break does not add up to a heartbeat interval to
-        // every node's silence (liveness.ts). On the embedded broker the client is in process
-        // (broker/local-client.ts: no packets, no acknowledgements) and the QoS asked is moot.
+        // On the embedded broker (an in-process link that cannot drop a message) statuses come at
+        // QoS 0: each is a whole snapshot, and at QoS 1 the broker kept an in-flight copy of every
+        // heartbeat in this persistent session's store until its PUBACK (bench/profile.md, "Node
+        // statuses at QoS 0"). Over a network to an external broker they stay QoS 1: the broker
+        // replays what came while this client was away, so a short break does not add up to a
+        // heartbeat interval to every node's silence (liveness.ts).
         router.route(
           t.allNodeStatus(),
           NodeStatusSchema,
@@ -166,7 +168,7 @@ export class Controller {
             if (s.state !== 'offline' && t.idFrom(topic, 'nodes') === s.node) ctx.registry.heard(s.node, ctx.now());
             return ctx.serial('node status', () => this.liveness.onNodeStatus(s, topic));
           },
-          { qos: this.opts.inProcess ? 0 : 1 },
+          { qos: this.opts.streamBuilder ? 0 : 1 },
         );
         router.route(
           t.allTaskEvents(),

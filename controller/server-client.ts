@@ -4,8 +4,9 @@
  * broker — its in-process link instead of a loopback socket.
  */
 import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/logger.js';
-import { MessageRouter, connectMqtt, type MqttClient, type InProcessDial } from '../shared/mqtt.js';
+import { MessageRouter, connectMqtt, type MqttClient } from '../shared/mqtt.js';
 
 /** How a server part reaches the mesh's broker. */
 export interface ServerConnection {
@@ -13,7 +14,7 @@ export interface ServerConnection {
   username?: string;
   password?: string;
   /** The embedded broker's in-process link (absent with an external broker). */
-  inProcess?: InProcessDial;
+  streamBuilder?: () => Duplex;
 }
 
 /**
@@ -30,7 +31,7 @@ export async function connectServerClient(
   let router!: MessageRouter;
   const client = await connectMqtt({
     url: conn.url,
-    inProcess: conn.inProcess,
+    streamBuilder: conn.streamBuilder,
     clientId: `cutter-controller-${name}-${randomBytes(4).toString('hex')}`,
     clean: true,
     username: conn.username,

@@ -177,9 +177,9 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
     const exempt = new Set<string>([INTERNAL_USER]);
     // The controller and the extensions dial the embedded broker in process: no socket on their path.
     const embedded = broker;
-    const inProcess = embedded ? (clientId: string) => embedded.localClient(clientId, username) : undefined;
+    const streamBuilder = embedded ? () => embedded.connectInProcess() : undefined;
     const controller = new Controller({
-      inProcess,
+      streamBuilder,
       modelRules,
       exemptFromRateLimit: (who) => exempt.has(who),
       identities,
@@ -214,7 +214,7 @@ export async function startServer(cfg: ServerConfig, opts: StartServerOptions = 
       brokerUrl: url,
       username,
       password,
-      inProcess,
+      streamBuilder,
       audit,
       whoIs: (clientId) => embedded?.identityOf(clientId),
       exemptFromRateLimit: (clientId) => exempt.add(clientId),

@@ -12,6 +12,7 @@
  *   `setDefaultTls()` (what the CLI and the daemons do after loading their config).
  */
 import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { z } from 'zod';
 import { type Decoded, decode } from './codec.js';
@@ -24,12 +25,6 @@ import { topicMatches } from './topics.js';
 import { warnLimiter } from './warn-limiter.js';
 
 export type { MqttClient };
-
-/**
- * Makes a client of the broker running in this process, with no socket and no MQTT packets
- * (broker/local-client.ts): `RunningBroker.localClient` with the server's credentials.
- */
-export type InProcessDial = (clientId: string) => MqttClient;
 
 export interface ConnectOptions {
   /** Broker URL: mqtt://host:port, mqtts://, ws://, wss://; or several, comma-separated (tried in turn, shared/broker-urls.ts). */
@@ -55,11 +50,11 @@ export interface ConnectOptions {
   /** Delay between reconnect attempts, ms. */
   reconnectPeriodMs?: number;
   /**
-   * A client of the embedded broker in this process instead of a connection to `url`
-   * (broker/local-client.ts, `RunningBroker.localClient`): for the controller and the server's
-   * extensions. `url` then only names the broker in messages.
+   * Dial through this stream instead of `url` (called again at every reconnect): the embedded
+   * broker's in-process link for clients in the server's own process. `url` then only names the
+   * broker in messages.
    */
-  inProcess?: InProcessDial;
+  streamBuilder?: () => Duplex;
   log?: Logger;
   /** TLS files for `mqtts://` and `wss://`; absent = the process default (`setDefaultTls`). */
   tls?: TlsFiles;
@@ -148,14 +143,14 @@ export function connectMqtt(opts: ConnectOptions): Promise<MqttClient> {
   };
   // Several URLs: MQTT.js dials the next one at each reconnect (shared/broker-urls.ts).
   const urls = brokerUrls(opts.url);
-  const client = opts.inProcess
-    ? opts.inProcess(opts.clientId)
+  const client = opts.streamBuilder
+    ? new mqtt.MqttClient(opts.streamBuilder as never, options)
     : urls.length > 1
       ? mqtt.connect({ ...options, ...serversOption(urls) })
       : mqtt.connect(opts.url, options);
   opts.onClient?.(client);
   // Small messages must not wait for Nagle's algorithm (each request/reply would cost ~40 ms).
-  client.on('connect', () => (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true));
+  client.on('connect', () => (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true));
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     let lastError = '';

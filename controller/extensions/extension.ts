@@ -6,7 +6,7 @@
  * client; the controller knows nothing of them. controller/server.ts builds the list from the
  * config (controller/extensions/index.ts) and starts and stops them in order.
  */
-import type { InProcessDial } from '../../shared/mqtt.js';
+import type { Duplex } from 'node:stream';
 import type { RunningBroker } from '../../broker/broker.js';
 import type { AuditLog } from '../../shared/audit.js';
 import type { VerifyToken } from './http-auth.js';
@@ -41,7 +41,7 @@ export interface ExtensionContext {
   username?: string;
   password?: string;
   /** The embedded broker's in-process link (no socket on the path); absent with an external broker. */
-  inProcess?: InProcessDial;
+  streamBuilder?: () => Duplex;
   /** The audit log (embedded broker only: with an external broker the server does not see connections). */
   audit?: AuditLog;
   /** The identity a client id authenticated as on the embedded broker, or undefined. */

@@ -13,7 +13,7 @@ const connection = (ctx: ExtensionContext) => ({
   url: ctx.brokerUrl,
   username: ctx.username,
   password: ctx.password,
-  inProcess: ctx.inProcess,
+  streamBuilder: ctx.streamBuilder,
 });
 
 /** Audits direct client ↔ agent traffic (file transfer, image push): one record per request and per outcome. */

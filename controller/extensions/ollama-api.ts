@@ -57,7 +57,7 @@ export class OllamaApiExtension implements Extension {
       port,
       origins,
       log: this.log,
-      inProcess: this.ctx.inProcess,
+      streamBuilder: this.ctx.streamBuilder,
       verifyToken: this.ctx.verifyToken,
       insecure: this.ctx.insecure ?? false,
       mqtt: {

@@ -6,7 +6,7 @@
  * subscriptions made once, so a request costs no SUBSCRIBE round trip; only topics of tasks in
  * flight here are decoded.
  */
-import type { InProcessDial } from '../../shared/mqtt.js';
+import type { Duplex } from 'node:stream';
 import { MeshClient, outcomeError, runTask, type TaskRun } from '../../shared/client/index.js';
 import { decode } from '../../shared/codec.js';
 import type { CliConfig } from '../../shared/config.js';
@@ -42,12 +42,12 @@ export class MeshGateway {
    * Connects and subscribes (node statuses, task events and states).
    * @throws CutterError BROKER_UNREACHABLE.
    */
-  static async connect(cfg: CliConfig, log: Logger, inProcess?: InProcessDial): Promise<MeshGateway> {
+  static async connect(cfg: CliConfig, log: Logger, streamBuilder?: () => Duplex): Promise<MeshGateway> {
     // Task events at QoS 0: the API sits beside the broker on loopback, and a stream whose client
     // connection breaks is lost anyway; it saves a PUBACK per chunk batch. States stay QoS 1.
     const client = await MeshClient.connect(
       { ...cfg, timeoutMs: Math.max(cfg.timeoutMs, 10_000) },
-      { clientIdPrefix: 'cutter-ollama-api', inProcess, watchAllTasks: { eventsQos: 0 } },
+      { clientIdPrefix: 'cutter-ollama-api', streamBuilder, watchAllTasks: { eventsQos: 0 } },
     );
     const self = new MeshGateway(client, log);
     client.mqtt.on('message', (topic, payload) => self.onNodeStatus(topic, payload));

@@ -17,9 +17,9 @@
  *
  * Anthropic Messages API (anthropic.ts): `/v1/messages`, `/v1/messages/count_tokens`.
  */
-import type { InProcessDial } from '../../shared/mqtt.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { CliConfig } from '../../shared/config.js';
 import { errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
@@ -42,7 +42,7 @@ export interface OllamaApiOptions {
   /** How the API's MQTT client reaches the broker (URL, credentials, prefix). */
   mqtt: CliConfig;
   /** Dial the embedded broker in process instead of `mqtt.broker`. */
-  inProcess?: InProcessDial;
+  streamBuilder?: () => Duplex;
   log: Logger;
   /** Token check for binds beyond loopback (controller/extensions/http-auth.ts); absent = no token store. */
   verifyToken?: VerifyToken;
@@ -79,7 +79,7 @@ export class OllamaApi {
    * @throws Error EADDRINUSE when the port is taken (often by a local Ollama: use --ollama-port).
    */
   async start(): Promise<void> {
-    this.mesh = await MeshGateway.connect(this.opts.mqtt, this.log, this.opts.inProcess);
+    this.mesh = await MeshGateway.connect(this.opts.mqtt, this.log, this.opts.streamBuilder);
     const mesh = this.mesh;
     const auth = new HttpAuth({
       host: this.opts.host,

@@ -7,6 +7,7 @@
  * shared/client/run-task.ts.
  */
 import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { z } from 'zod';
 import { decode, encode } from '../codec.js';
 import type { CliConfig } from '../config.js';
@@ -14,7 +15,7 @@ import { CutterError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { decodeTaskEvent } from '../log-frame.js';
 import type { Logger } from '../logger.js';
-import { connectMqtt, guardListener, MessageRouter, type MqttClient, type InProcessDial } from '../mqtt.js';
+import { connectMqtt, guardListener, MessageRouter, type MqttClient } from '../mqtt.js';
 import {
   type ControllerStatus,
   ControllerStatusSchema,
@@ -60,7 +61,7 @@ export interface MeshClientOptions {
   /** The MQTT client id is this plus random hex (default `cutter-cli`, so `cutter-cli-…`). */
   clientIdPrefix?: string;
   /** Dial through this stream (the embedded broker's in-process link) instead of `cfg.broker`. */
-  inProcess?: InProcessDial;
+  streamBuilder?: () => Duplex;
   /**
    * Subscribe once to every task's events and state (`tasks/+/events`, `tasks/+/state`) instead
    * of per watched task: a follow then costs no SUBSCRIBE round trip (the Ollama API, which runs
@@ -105,7 +106,7 @@ export class MeshClient {
     const id = `${opts.clientIdPrefix ?? 'cutter-cli'}-${randomBytes(5).toString('hex')}`;
     const client = await connectMqtt({
       url: cfg.broker,
-      inProcess: opts.inProcess,
+      streamBuilder: opts.streamBuilder,
       clientId: id,
       clean: true,
       timeoutMs: cfg.timeoutMs,
