@@ -24,7 +24,7 @@ import { headroomOrder, headroomWalk } from './headroom.js';
 import { preferLocal, preferLocalApplies } from './prefer-local.js';
 import { fitGpus } from './gpus.js';
 import { inFlight, modelSize, modelTier, ruleData, ruleFor, TIER_NAMES, type ModelTier } from './ollama.js';
-import type { ClusterSnapshot, Placement, PlacementRequest } from './snapshot.js';
+import type { ClusterSnapshot, NodeSnapshot, Placement, PlacementRequest } from './snapshot.js';
 
 export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placement {
   const wanted = req.requirements.node;
@@ -94,13 +94,22 @@ export function place(req: PlacementRequest, snapshot: ClusterSnapshot): Placeme
     const same = feasible.filter((f) => f.tier === best.tier).length;
     how = `model ${TIER_NAMES[best.tier]}${same > 1 ? ` (1 of ${same} such nodes, ${best.inFlight} request${best.inFlight === 1 ? '' : 's'} in flight)` : ''}${rule ? `, ${describeRule(ruleData(rule.rule, rule.index))}` : ''}; ${how}`;
   }
-  const fit = req.requirements.gpus ? fitGpus(candidates.find((n) => n.node === best.node)!, req) : undefined;
+  const chosen = candidates.find((n) => n.node === best.node)!;
+  return placed(chosen, req, best.freeAfter, how, rejections.length ? `; rejected ${formatRejections(rejections)}` : '');
+}
+
+/**
+ * The scheduler's yes: node `n` for `req`, with `freeAfter` bytes left, the GPUs chosen for it
+ * there when it asks for some, and a reason made of why (`how`), those GPUs and `tail`.
+ */
+function placed(n: NodeSnapshot, req: PlacementRequest, freeAfter: number, how: string, tail: string): Placement {
+  const fit = req.requirements.gpus ? fitGpus(n, req) : undefined;
   const gpus = fit && 'devices' in fit ? fit.devices : undefined;
   return {
     ok: true,
-    node: best.node,
-    freeAfter: best.freeAfter,
-    reason: `${best.node}: ${formatBytes(best.freeAfter)} left for tasks after placement (${how})${gpus ? `; GPUs ${gpus.join(', ')}` : ''}${rejections.length ? `; rejected ${formatRejections(rejections)}` : ''}`,
+    node: n.node,
+    freeAfter,
+    reason: `${n.node}: ${formatBytes(freeAfter)} left for tasks after placement (${how})${gpus ? `; GPUs ${gpus.join(', ')}` : ''}${tail}`,
     ...(gpus ? { gpus } : {}),
   };
 }
@@ -130,19 +139,10 @@ function firstFit(req: PlacementRequest, snapshot: ClusterSnapshot): Placement |
       passed.push({ node: n.node, ...why });
       continue;
     }
-    const freeAfter = freeMemory(n) - need;
-    const fit = req.requirements.gpus ? fitGpus(n, req) : undefined;
-    const gpus = fit && 'devices' in fit ? fit.devices : undefined;
     const how = `${snapshot.policy === 'binpack' ? 'least' : 'most'} headroom, ${snapshot.policy}`;
     const more = passed.length > PASSED_SHOWN ? `; and ${passed.length - PASSED_SHOWN} more` : '';
     const over = passed.length ? `; passed over ${formatRejections(passed.slice(0, PASSED_SHOWN))}${more}` : '';
-    return {
-      ok: true,
-      node: n.node,
-      freeAfter,
-      reason: `${n.node}: ${formatBytes(freeAfter)} left for tasks after placement (${how})${gpus ? `; GPUs ${gpus.join(', ')}` : ''}${over}`,
-      ...(gpus ? { gpus } : {}),
-    };
+    return placed(n, req, freeMemory(n) - need, how, over);
   }
   return null;
 }
