@@ -22,7 +22,7 @@ export interface JsonLimits {
 }
 
 /** Kinds of input limited here: the MQTT topic kinds plus HTTP bodies and the HA extension's topics. */
-export type LimitKind = ParsedTopic['kind'] | 'ollamaHttp' | 'haCommand' | 'default';
+export type LimitKind = ParsedTopic['kind'] | 'ollamaHttp' | 'ollamaInventory' | 'haCommand' | 'default';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -70,6 +70,8 @@ export const LIMITS: Readonly<Record<LimitKind, JsonLimits>> = {
   nodeWake: { maxBytes: 1 * KiB, maxDepth: 1, maxArray: 1, maxString: 128, maxKeys: 8 },
   haCommand: { maxBytes: 16, maxDepth: 1, maxArray: 1, maxString: 16, maxKeys: 1 },
   ollamaHttp: { maxBytes: 16 * MiB, maxDepth: 32, maxArray: 10_000, maxString: 16 * MiB, maxKeys: 1_024 },
+  /** The node's Ollama answering the agent's inventory GETs (version, tags, ps): a status lists at most 2,000 models. */
+  ollamaInventory: { maxBytes: 8 * MiB, maxDepth: 16, maxArray: 10_000, maxString: 64 * KiB, maxKeys: 256 },
   default: { maxBytes: 2 * MiB, maxDepth: 64, maxArray: 100_000, maxString: 2 * MiB, maxKeys: 10_000 },
 };
 

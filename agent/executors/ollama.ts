@@ -12,17 +12,26 @@
  *   line inside a stream throws a plain Error;
  * - non-streaming calls take no abort signal, so each task gets its own client whose `fetch`
  *   carries the task's AbortSignal: a cancel aborts any request, streamed or not.
+ * The inventory of every heartbeat does not go through ollama-js: see ./ollama-inventory.ts.
  */
 import { Ollama } from 'ollama';
+import { isJsonObject } from '../../shared/codec.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import { MESH_API_HEADER, sameModel } from '../../shared/ollama.js';
 import type { OllamaInfo, OllamaSpec } from '../../shared/schemas/index.js';
 import type { Executor, ExecutorContext, Fingerprint, Outcome, TaskHandle } from './executor.js';
+import { getJson, InventoryConnectError } from './ollama-inventory.js';
 
 /** Longest wait for the small inventory calls (version, tags, ps), ms. */
 const PROBE_TIMEOUT_MS = 2_000;
 
 type Json = Record<string, unknown>;
+
+/** The `models` list of a tags or ps answer, objects only; anything else is an empty list. */
+function listed(body: unknown): Json[] {
+  const models = isJsonObject(body) ? body.models : undefined;
+  return Array.isArray(models) ? models.filter(isJsonObject) : [];
+}
 
 /** A CutterError for what the Ollama client threw (ResponseError carries the HTTP status). */
 function toCutterError(err: unknown, url: string): CutterError {
@@ -31,6 +40,8 @@ function toCutterError(err: unknown, url: string): CutterError {
   if (e?.name === 'ResponseError' && e.status_code === 404) return new CutterError('MODEL_NOT_FOUND', e.error ?? errorMessage(err));
   if (e?.name === 'ResponseError')
     return new CutterError('OLLAMA_ERROR', `Ollama answered ${e.status_code}: ${e.error ?? errorMessage(err)}`);
+  if (err instanceof InventoryConnectError)
+    return new CutterError('EXECUTOR_UNAVAILABLE', `Ollama at ${url} is not reachable (${err.code})`);
   if (e?.cause?.code === 'ECONNREFUSED' || /fetch failed/.test(errorMessage(err))) {
     return new CutterError('EXECUTOR_UNAVAILABLE', `Ollama at ${url} is not reachable (${e?.cause?.code ?? errorMessage(err)})`);
   }
@@ -64,54 +75,55 @@ export class OllamaExecutor implements Executor<OllamaSpec> {
 
   /**
    * What the node's Ollama has: version, pulled models (`/api/tags`) and loaded ones (`/api/ps`),
-   * sizes in bytes. Never throws: an unreachable server gives `{available: false, error}`.
+   * sizes in bytes, asked with node:http (agent/executors/ollama-inventory.ts), not ollama-js.
+   * Never throws: an unreachable server gives `{available: false, error}`.
    */
   async inventory(): Promise<OllamaInfo> {
-    const client = this.client(new AbortController().signal, PROBE_TIMEOUT_MS);
     try {
-      const mesh = await this.meshAt();
+      const first = await getJson(this.url, '/api/version', PROBE_TIMEOUT_MS);
+      const mesh = first.headers[MESH_API_HEADER.toLowerCase()];
       if (mesh)
         return {
           available: false,
-          error: `${this.url} is a cutter server's Ollama-compatible API (cutter ${mesh}), not this node's Ollama: requests would go back into the mesh. Give --ollama-url this node's own Ollama, or --ollama-url off`,
+          error: `${this.url} is a cutter server's Ollama-compatible API (cutter ${String(mesh).slice(0, 50)}), not this node's Ollama: requests would go back into the mesh. Give --ollama-url this node's own Ollama, or --ollama-url off`,
           models: [],
           loaded: [],
         };
-      const [{ version }, tags, ps] = await Promise.all([client.version(), client.list(), client.ps()]);
+      const [tags, ps] = await Promise.all([
+        getJson(this.url, '/api/tags', PROBE_TIMEOUT_MS),
+        getJson(this.url, '/api/ps', PROBE_TIMEOUT_MS),
+      ]);
+      const version = isJsonObject(first.body) ? first.body.version : undefined;
       return {
         available: true,
-        version: String(version).slice(0, 50),
-        models: tags.models.slice(0, 2_000).map((m) => ({
-          name: String(m.name).slice(0, 256),
-          size: Math.max(0, Math.round(Number(m.size) || 0)),
-          ...(m.digest ? { digest: String(m.digest).slice(0, 128) } : {}),
-          ...(m.details?.family ? { family: String(m.details.family).slice(0, 64) } : {}),
-          ...(m.details?.parameter_size ? { parameterSize: String(m.details.parameter_size).slice(0, 32) } : {}),
-          ...(m.details?.quantization_level ? { quantization: String(m.details.quantization_level).slice(0, 32) } : {}),
-          ...(m.modified_at ? { modifiedAt: String(m.modified_at).slice(0, 64) } : {}),
-          ...(m.details?.format ? { format: String(m.details.format).slice(0, 32) } : {}),
-        })),
-        loaded: ps.models.slice(0, 200).map((m) => ({
-          name: String(m.name).slice(0, 256),
-          size: Math.max(0, Math.round(Number(m.size) || 0)),
-          sizeVram: Math.max(0, Math.round(Number(m.size_vram) || 0)),
-          ...(m.expires_at ? { expiresAt: String(m.expires_at).slice(0, 64) } : {}),
-        })),
+        version: String(version ?? '').slice(0, 50),
+        models: listed(tags.body)
+          .slice(0, 2_000)
+          .map((m) => {
+            const d = isJsonObject(m.details) ? m.details : {};
+            return {
+              name: String(m.name ?? '').slice(0, 256),
+              size: Math.max(0, Math.round(Number(m.size) || 0)),
+              ...(m.digest ? { digest: String(m.digest).slice(0, 128) } : {}),
+              ...(d.family ? { family: String(d.family).slice(0, 64) } : {}),
+              ...(d.parameter_size ? { parameterSize: String(d.parameter_size).slice(0, 32) } : {}),
+              ...(d.quantization_level ? { quantization: String(d.quantization_level).slice(0, 32) } : {}),
+              ...(m.modified_at ? { modifiedAt: String(m.modified_at).slice(0, 64) } : {}),
+              ...(d.format ? { format: String(d.format).slice(0, 32) } : {}),
+            };
+          }),
+        loaded: listed(ps.body)
+          .slice(0, 200)
+          .map((m) => ({
+            name: String(m.name ?? '').slice(0, 256),
+            size: Math.max(0, Math.round(Number(m.size) || 0)),
+            sizeVram: Math.max(0, Math.round(Number(m.size_vram) || 0)),
+            ...(m.expires_at ? { expiresAt: String(m.expires_at).slice(0, 64) } : {}),
+          })),
       };
     } catch (err) {
       return { available: false, error: toCutterError(err, this.url).message.slice(0, 500), models: [], loaded: [] };
     }
-  }
-
-  /**
-   * The cutter version when the URL answers with the mesh's own API header (shared/ollama.ts
-   * MESH_API_HEADER), else null (an Ollama, or nothing there yet).
-   * @throws the fetch's error when nothing answers (the caller reports it).
-   */
-  private async meshAt(): Promise<string | null> {
-    const res = await fetch(new URL('/api/version', this.url), { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
-    await res.body?.cancel();
-    return res.headers.get(MESH_API_HEADER);
   }
 
   /** The inventory as `capacity.ollama`; available when the server answers. Never throws. */
