@@ -14,7 +14,7 @@ import { AuditLog } from '../shared/audit.js';
 import { DEFAULT_TLS_PORT, type ServerConfig } from '../shared/config.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { setDefaultTls } from '../shared/mqtt.js';
-import { loadPlacementFile } from '../shared/ollama.js';
+import { loadPlacementFile } from './ollama-placement-file.js';
 import { isPostgresUrl } from './pg-schema.js';
 import type { Controller } from './controller.js';
 import type { Extension, ExtensionContext } from './extensions/extension.js';

@@ -13,13 +13,12 @@
  *   - minSize: 12g           # models of 12 GiB and more (size as the mesh's /api/tags reports it)
  *     nodes: [notebook, gpu-box]
  * ```
- * The first rule that matches a model applies; a model no rule matches may go to any node.
+ * The first rule that matches a model applies; a model no rule matches may go to any node. The
+ * server reads the file with controller/ollama-placement-file.ts (the agent, which imports this
+ * file, never loads the YAML parser).
  */
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SizeSchema } from './config.js';
-import { CutterError } from './errors.js';
 import { globToRegExp } from './glob.js';
 import { IdSchema } from './topics.js';
 
@@ -64,25 +63,6 @@ export function ruleMatches(rule: PlacementRule, model: string, size: number | n
   if (rule.minSize !== undefined && (size === null || size < rule.minSize)) return false;
   if (rule.maxSize !== undefined && (size === null || size > rule.maxSize)) return false;
   return true;
-}
-
-/**
- * Reads and validates a placement file (`.json` is JSON, anything else YAML, a superset of JSON).
- * @throws CutterError INVALID_CONFIG naming the file and the first problem (with its rule index).
- */
-export function loadPlacementFile(path: string): PlacementFile {
-  let raw: unknown;
-  try {
-    raw = parseYaml(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new CutterError('INVALID_CONFIG', `cannot read placement file ${path}: ${(err as Error).message}`);
-  }
-  const parsed = PlacementFileSchema.safeParse(raw ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new CutterError('INVALID_CONFIG', `placement file ${path}: ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
-  }
-  return parsed.data;
 }
 
 /**

@@ -4,10 +4,17 @@
  * No file and no flag: no policy (the node lends as before and announces no `lending`).
  */
 import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
+import { createRequire } from 'node:module';
 import type { AgentConfig } from '../../shared/config.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import { type LendingFile, LendingFileSchema, type LendingPolicy, policyFromFile } from '../../shared/lending.js';
+
+/**
+ * The YAML parser, loaded only for a policy file: most agents have none, and the parser is the
+ * largest module an idle agent would otherwise hold for nothing (bench/profile.md, "Agent idle
+ * footprint"). Synchronous (`require`), as the agent reads its policy in its constructor.
+ */
+const parseYaml = (text: string): unknown => (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text);
 
 /** Default sampling interval, ms. */
 export const DEFAULT_SAMPLE_MS = 5_000;
@@ -20,7 +27,7 @@ export function lendingFromConfig(c: AgentConfig): { policy?: LendingPolicy; sam
   let file: Record<string, unknown> = {};
   if (c.lendPolicy) {
     try {
-      const v = parse(readFileSync(c.lendPolicy, 'utf8')) as unknown;
+      const v = parseYaml(readFileSync(c.lendPolicy, 'utf8'));
       if (v !== null && (typeof v !== 'object' || Array.isArray(v))) throw new Error('it is not a mapping of policy fields');
       file = (v ?? {}) as Record<string, unknown>;
     } catch (err) {

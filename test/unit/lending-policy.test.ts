@@ -3,7 +3,10 @@
  * midnight), the verdict over an owner sample, policy patches and files, and the scheduler's
  * refusal of a node that is not lending, with its reason in "no node fits".
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { lendingFromConfig } from '../../agent/lending/config.js';
 import { place } from '../../controller/scheduler/place.js';
 import {
   describeLending,
@@ -19,6 +22,8 @@ import {
 } from '../../shared/lending.js';
 import { formatRejections } from '../../shared/reasons.js';
 import { NodeStatusSchema } from '../../shared/schemas/index.js';
+import type { AgentConfig } from '../../shared/config.js';
+import { tempDir } from '../harness.js';
 import { cluster, makeNode, makeStatus, req } from './scheduler-fixtures.js';
 
 /** Local time on a known weekday: 2026-12-07 is a Monday. */
@@ -120,6 +125,40 @@ describe('policy files and patches', () => {
     });
     expect(LendingFileSchema.safeParse({ acOnly: true, idle: 3 }).success).toBe(false);
     expect(LendingFileSchema.safeParse({ windows: ['mon-fri 22-07'] }).success).toBe(false);
+  });
+
+  it('reads a policy file in YAML or JSON, with flags over it, and names the file and field of a wrong one', () => {
+    const dir = tempDir();
+    const file = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text);
+      return join(dir, name);
+    };
+    const yaml = file('lend.yaml', 'acOnly: true\nminFreeMemory: 2g\nwindows:\n  - "mon-fri 22:00-07:00"\nsample: 1s\n');
+    expect(lendingFromConfig({ lendPolicy: yaml, lendIdleMinutes: 10 } as AgentConfig)).toEqual({
+      policy: {
+        enabled: true,
+        mode: 'auto',
+        acOnly: true,
+        idleMinutes: 10,
+        minFreeMemory: 2 * 1024 ** 3,
+        windows: ['mon-fri 22:00-07:00'],
+        preemptAfterMs: 600_000,
+      },
+      sampleMs: 1_000,
+    });
+    expect(lendingFromConfig({ lendPolicy: file('lend.json', '{"mode":"always"}') } as AgentConfig).policy).toMatchObject({
+      mode: 'always',
+    });
+    expect(() => lendingFromConfig({ lendPolicy: file('typo.yaml', 'acOnyl: true\n') } as AgentConfig)).toThrow(
+      /lending policy .*typo\.yaml: .*acOnyl/,
+    );
+    expect(() => lendingFromConfig({ lendPolicy: file('list.yaml', '- a\n') } as AgentConfig)).toThrow(
+      /cannot read lending policy .*list\.yaml: it is not a mapping of policy fields/,
+    );
+    expect(() => lendingFromConfig({ lendPolicy: file('broken.yaml', 'a: [\n') } as AgentConfig)).toThrow(
+      /cannot read lending policy .*broken\.yaml/,
+    );
+    expect(lendingFromConfig({} as AgentConfig)).toEqual({ sampleMs: 5_000 });
   });
 
   it('patches only what is given; null removes a condition', () => {

@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { ChunkBatcher } from '../../agent/chunk-batcher.js';
 import { place } from '../../controller/scheduler/place.js';
 import type { ClusterSnapshot, NodeSnapshot, PlacementRequest } from '../../controller/scheduler/snapshot.js';
-import { canonicalModel, loadPlacementFile, ruleMatches, sameModel } from '../../shared/ollama.js';
+import { loadPlacementFile } from '../../controller/ollama-placement-file.js';
+import { canonicalModel, ruleMatches, sameModel } from '../../shared/ollama.js';
 import { NodeStatusSchema, type NodeStatus } from '../../shared/schemas/index.js';
 
 const GiB = 1024 ** 3;
