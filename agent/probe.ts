@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { type CpuInfo, cpus } from 'node:os';
 import type { Gpu } from '../shared/schemas/index.js';
+import { resolveCommand } from './executors/resolve-command.js';
 
 /** systeminformation, imported on first use (on Linux, the first GPU probe). */
 const systeminformation = async () => (await import('systeminformation')).default;
@@ -94,8 +95,23 @@ export function parseMeminfo(text: string): { total: number; available: number }
   return { total, available };
 }
 
-/** Lists GPUs with memory in bytes where the driver reports it (systeminformation gives MiB). */
+/**
+ * Whether systeminformation's `graphics()` can find a GPU controller on this Linux machine. It
+ * lists controllers only from `lspci -vvv` or, on a Raspberry Pi, from `vcgencmd get_mem gpu`
+ * (systeminformation 5.33 lib/graphics.js, the `_linux` branch: clinfo and nvidia-smi only add to
+ * what lspci listed). With neither command on PATH its answer is no controller, so the agent
+ * need not load the library (~2 MiB of an idle agent's RSS, bench/profile.md) to hear it.
+ */
+export function linuxGpuListable(path = process.env.PATH): boolean {
+  return resolveCommand('lspci', path).ok || resolveCommand('vcgencmd', path).ok;
+}
+
+/**
+ * Lists GPUs with memory in bytes where the driver reports it (systeminformation gives MiB). On
+ * Linux without lspci or vcgencmd, none, without loading systeminformation (`linuxGpuListable`).
+ */
 export async function probeGpus(): Promise<Gpu[]> {
+  if (process.platform === 'linux' && !linuxGpuListable()) return [];
   try {
     const g = await (await systeminformation()).graphics();
     const mib = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v * 1024 * 1024) : null);

@@ -50,7 +50,8 @@ export const EXTERNAL = [
  * package's load but called rarely; in the bundle it becomes a wrapper that requires the real file
  * on its first call. A list of names: the same for a file whose exports are those functions
  * (`exports.NAME = …`). `as-is`: the package already requires it only when used, but the file
- * finds its data next to itself (`__dirname`, which an ES module bundle does not have).
+ * finds its data next to itself (`__dirname`, which an ES module bundle does not have). A
+ * request of a built-in module (dockerode's `zlib`) works as a list of names too.
  *
  * MQTT.js requires its WebSocket transport (with the ws package) and its TCP transport's SOCKS
  * proxy support (the socks package) on the first connect, whatever the URL: a `cutter` command
@@ -62,6 +63,8 @@ export const LAZY: ReadonlyArray<readonly [pkg: string, request: string, subpath
   ['dockerode', './buildkit', 'dockerode/lib/buildkit.js', 'as-is'],
   ['mqtt', './ws', 'mqtt/lib/connect/ws', ['streamBuilder', 'browserStreamBuilder']],
   ['mqtt', './socks', 'mqtt/lib/connect/socks', ['default']],
+  // dockerode gzips a build context with zlib, which it requires at load: an idle agent never builds.
+  ['dockerode', 'zlib', 'zlib', ['createGzip']],
 ];
 
 /** The esbuild plugin that loads each `LAZY` file from node_modules (on first call unless `as-is`). */

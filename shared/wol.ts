@@ -11,7 +11,6 @@
  * drop directed broadcasts from other subnets by default) or to 255.255.255.255 (one interface).
  * Node's `dgram`: `setBroadcast(true)` only after bind (before, it throws EBADF; verified there).
  */
-import { createSocket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import { CutterError } from './errors.js';
 import { IPV4_PATTERN } from './schemas/node.js';
@@ -134,6 +133,8 @@ export async function sendMagicPacket(mac: string, target: WakeTarget): Promise<
   if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65_535)
     throw new CutterError('INVALID_REQUEST', `${target.port} is not a UDP port (1-65535; Wake-on-LAN usually uses 9)`);
   const broadcast = target.broadcast ?? isBroadcastAddress(target.address);
+  // dgram loads here, on the first wake: every agent imports this file for its heartbeat's wake info.
+  const { createSocket } = await import('node:dgram');
   const socket = createSocket('udp4');
   try {
     await new Promise<void>((resolve, reject) => {

@@ -1,8 +1,16 @@
-/** The CPU load the heartbeat announces (agent/probe.ts cpuLoadPercent), from os.cpus() time deltas. */
+/**
+ * The host probe (agent/probe.ts): the CPU load the heartbeat announces (cpuLoadPercent, from
+ * os.cpus() time deltas), memory from /proc/meminfo, and when the GPU probe loads systeminformation.
+ */
+import { execFile } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
 import type { CpuInfo } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import si from 'systeminformation';
 import { describe, expect, it } from 'vitest';
-import { cpuLoadPercent, linuxMemory, parseMeminfo, probeHost } from '../../agent/probe.js';
+import { cpuLoadPercent, linuxGpuListable, linuxMemory, parseMeminfo, probeHost } from '../../agent/probe.js';
+import { ROOT, tempDir } from '../harness.js';
 
 const cpu = (user: number, sys: number, idle: number): CpuInfo => ({ model: 'x', speed: 1, times: { user, nice: 0, sys, idle, irq: 0 } });
 
@@ -53,4 +61,45 @@ describe('parseMeminfo (/proc/meminfo, kB there, bytes here)', () => {
     // Both read the live figure, a moment apart: within 64 MiB of each other.
     expect(Math.abs(mine.available - theirs.available)).toBeLessThan(64 * 1024 ** 2);
   });
+});
+
+describe('probeGpus on Linux', () => {
+  /** A PATH of one fresh directory holding an executable `lspci` that lists no device (or none when `withLspci` is false). */
+  const pathWith = (withLspci: boolean) => {
+    const dir = tempDir();
+    if (withLspci) {
+      writeFileSync(join(dir, 'lspci'), '#!/bin/sh\nexit 0\n');
+      chmodSync(join(dir, 'lspci'), 0o755);
+    }
+    return dir;
+  };
+
+  it('can list controllers only where lspci or vcgencmd is on PATH, as systeminformation reads them', () => {
+    expect(linuxGpuListable(pathWith(false))).toBe(false);
+    expect(linuxGpuListable(pathWith(true))).toBe(true);
+  });
+
+  it.runIf(process.platform === 'linux')(
+    'does not load systeminformation where it could list nothing, and asks it where it could',
+    async () => {
+      // Fresh processes: this one has systeminformation loaded already (imported above).
+      const run = async (path: string) => {
+        const script = `
+        const { probeGpus } = await import(${JSON.stringify(`${ROOT}dist/agent/probe.js`)});
+        const gpus = await probeGpus();
+        const { createRequire } = await import('node:module');
+        const loaded = Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('/systeminformation/'));
+        console.log(JSON.stringify({ gpus, loaded }));`;
+        const r = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+          encoding: 'utf8',
+          env: { ...process.env, PATH: path },
+          timeout: 30_000,
+        });
+        return JSON.parse(r.stdout) as { gpus: unknown[]; loaded: boolean };
+      };
+      expect(await run(pathWith(false))).toEqual({ gpus: [], loaded: false });
+      // The stand-in lspci lists nothing: systeminformation is asked, and finds no controller either.
+      expect(await run(`${pathWith(true)}:/usr/bin:/bin`)).toEqual({ gpus: [], loaded: true });
+    },
+  );
 });
