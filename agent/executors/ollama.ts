@@ -27,10 +27,14 @@ const PROBE_TIMEOUT_MS = 2_000;
 
 type Json = Record<string, unknown>;
 
-/** The `models` list of a tags or ps answer, objects only; anything else is an empty list. */
+/**
+ * The `models` list of a tags or ps answer: objects with a name only (a nameless entry would make
+ * the whole heartbeat invalid: OllamaModelSchema's name is at least 1 character); anything else is
+ * an empty list.
+ */
 function listed(body: unknown): Json[] {
   const models = isJsonObject(body) ? body.models : undefined;
-  return Array.isArray(models) ? models.filter(isJsonObject) : [];
+  return Array.isArray(models) ? models.filter((m): m is Json => isJsonObject(m) && typeof m.name === 'string' && m.name !== '') : [];
 }
 
 /** A CutterError for what the Ollama client threw (ResponseError carries the HTTP status). */
@@ -102,7 +106,7 @@ export class OllamaExecutor implements Executor<OllamaSpec> {
           .map((m) => {
             const d = isJsonObject(m.details) ? m.details : {};
             return {
-              name: String(m.name ?? '').slice(0, 256),
+              name: String(m.name).slice(0, 256),
               size: Math.max(0, Math.round(Number(m.size) || 0)),
               ...(m.digest ? { digest: String(m.digest).slice(0, 128) } : {}),
               ...(d.family ? { family: String(d.family).slice(0, 64) } : {}),
@@ -115,7 +119,7 @@ export class OllamaExecutor implements Executor<OllamaSpec> {
         loaded: listed(ps.body)
           .slice(0, 200)
           .map((m) => ({
-            name: String(m.name ?? '').slice(0, 256),
+            name: String(m.name).slice(0, 256),
             size: Math.max(0, Math.round(Number(m.size) || 0)),
             sizeVram: Math.max(0, Math.round(Number(m.size_vram) || 0)),
             ...(m.expires_at ? { expiresAt: String(m.expires_at).slice(0, 64) } : {}),

@@ -103,7 +103,7 @@ describe("the ollama executor's inventory", () => {
       error: expect.stringMatching(/\/api\/version answered something that is not JSON/),
     });
     const { url: odd, server: s2 } = await serve((req, res) =>
-      res.end(req.url === '/api/version' ? '{"version":7}' : '{"models":[3,null,{"name":"m:1","size":"12"}]}'),
+      res.end(req.url === '/api/version' ? '{"version":7}' : '{"models":[3,null,{"size":5},{"name":""},{"name":"m:1","size":"12"}]}'),
     );
     servers.push(s2);
     const inv = await new OllamaExecutor(odd).inventory();
