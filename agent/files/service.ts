@@ -19,7 +19,7 @@ import { encode } from '../../shared/codec.js';
 import { CutterError, errorMessage } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { MessageRouter, MqttClient } from '../../shared/mqtt.js';
-import { FileInSchema, decodeFrame, encodeFrame, type FileIn, type FileOut } from '../../shared/schemas/files.js';
+import { FileInSchema, FRAME_HEADER_BYTES, decodeFrame, frameInPlace, type FileIn, type FileOut } from '../../shared/schemas/files.js';
 import type { Topics } from '../../shared/topics.js';
 import { PartFile } from '../../shared/transfer/part-file.js';
 import { HashCache } from './hash-cache.js';
@@ -376,8 +376,9 @@ export class FileService implements AgentService {
       size,
       chunkBytes: TRANSFER_CHUNK_BYTES,
       windowBytes: TRANSFER_WINDOW_BYTES,
+      headroom: FRAME_HEADER_BYTES,
       // While disconnected nothing is sent (MQTT.js would queue QoS 0 chunks and replay stale ones).
-      send: (off, data) => publishChunk(client, topic, encodeFrame(msg.xfer, off, data)),
+      send: (off, chunk) => publishChunk(client, topic, frameInPlace(msg.xfer, off, chunk)),
     });
     this.sessions.set(msg.xfer, { kind: 'get', client: from, pump, size, path, touched: Date.now() });
     this.log.info({ xfer: msg.xfer, path, size, offset, client: from }, offset > 0 ? 'file send resumed' : 'file send started');

@@ -5,6 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { CutterError } from '../../shared/errors.js';
+import { FRAME_HEADER_BYTES } from '../../shared/schemas/files.js';
 import { sha256File } from '../../shared/transfer/hash.js';
 import { ChunkPump, TRANSFER_CHUNK_BYTES, TRANSFER_WINDOW_BYTES } from '../../shared/transfer/pump.js';
 import { type FileLink, errorCode } from '../../shared/transfer/link.js';
@@ -52,7 +53,8 @@ export async function putFile(
     size,
     chunkBytes,
     windowBytes,
-    send: (offset, data) => link.sendChunk(xfer, offset, data),
+    headroom: FRAME_HEADER_BYTES,
+    send: (offset, chunk) => link.sendChunk(xfer, offset, chunk),
   });
   const resumedFrom: number[] = [];
   let startOffset = -1;

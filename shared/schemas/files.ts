@@ -136,13 +136,23 @@ export const FileOutSchema = z.discriminatedUnion('type', [
 ]);
 export type FileOut = z.infer<typeof FileOutSchema>;
 
-/** Builds a chunk frame (see the file comment). */
+/** Builds a chunk frame (see the file comment), copying `data` after the header. */
 export function encodeFrame(xfer: string, offset: number, data: Buffer): Buffer {
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + data.length);
+  data.copy(frame, FRAME_HEADER_BYTES);
+  return frameInPlace(xfer, offset, frame);
+}
+
+/**
+ * Makes a chunk frame of `frame` without copying its data: writes the header into its first
+ * FRAME_HEADER_BYTES bytes, which the caller left free (ChunkPump's `headroom`), the data
+ * already following them.
+ * @returns `frame` itself.
+ */
+export function frameInPlace(xfer: string, offset: number, frame: Buffer): Buffer {
   frame[0] = 1;
   frame.write(xfer, 1, 16, 'hex');
   frame.writeBigUInt64BE(BigInt(offset), 17);
-  data.copy(frame, FRAME_HEADER_BYTES);
   return frame;
 }
 

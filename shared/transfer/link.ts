@@ -6,7 +6,7 @@
 import { decode, encode } from '../codec.js';
 import { CutterError } from '../errors.js';
 import type { MqttClient } from '../mqtt.js';
-import { FileOutSchema, encodeFrame, type FileIn, type FileOut } from '../schemas/files.js';
+import { FileOutSchema, frameInPlace, type FileIn, type FileOut } from '../schemas/files.js';
 import type { Topics } from '../topics.js';
 import { publishChunk } from './publish-chunk.js';
 
@@ -53,9 +53,12 @@ export class FileLink {
     });
   }
 
-  /** Sends a chunk frame (QoS 0). @returns false while disconnected (nothing sent). */
-  sendChunk(xfer: string, offset: number, data: Buffer): Promise<boolean> {
-    return publishChunk(this.mqtt, this.t.filesInData(this.node, this.clientId), encodeFrame(xfer, offset, data));
+  /**
+   * Sends a chunk frame (QoS 0) made in place of `chunk`: FRAME_HEADER_BYTES free bytes then the
+   * data (ChunkPump with `headroom: FRAME_HEADER_BYTES`). @returns false while disconnected (nothing sent).
+   */
+  sendChunk(xfer: string, offset: number, chunk: Buffer): Promise<boolean> {
+    return publishChunk(this.mqtt, this.t.filesInData(this.node, this.clientId), frameInPlace(xfer, offset, chunk));
   }
 
   /** Calls `h` with every valid control reply of the node to this client. @returns the unsubscribe function. */

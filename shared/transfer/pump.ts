@@ -22,10 +22,17 @@ export interface PumpOptions {
   /** Most unacknowledged bytes in flight. */
   windowBytes: number;
   /**
-   * Sends one chunk; the promise resolves when it is handed to the socket (backpressure).
+   * Bytes left free before each chunk's data for the sender's own header (default 0): a chunk
+   * frame's header (shared/schemas/files.ts `frameInPlace`) is then written in place, and the
+   * data, read from the file once, is never copied on its way to the socket.
+   */
+  headroom?: number;
+  /**
+   * Sends one chunk: `chunk` is `headroom` free bytes followed by the data (a buffer of its own,
+   * not reused). The promise resolves when it is handed to the socket (backpressure).
    * Return false to say the link is down: the pump waits for `kick()` (e.g. on reconnect).
    */
-  send(offset: number, data: Buffer): Promise<boolean>;
+  send(offset: number, chunk: Buffer): Promise<boolean>;
 }
 
 /** Windowed sender. `start()` once, then `ack()` as acks arrive and `rewind()` on a resume. */
@@ -82,7 +89,7 @@ export class ChunkPump {
 
   private async loop(): Promise<void> {
     const { size, chunkBytes, windowBytes } = this.opts;
-    const buf = Buffer.allocUnsafe(chunkBytes);
+    const headroom = this.opts.headroom ?? 0;
     while (!this.closed) {
       if (this.next >= size || this.next - this.acked >= windowBytes) {
         await new Promise<void>((r) => (this.wake = r));
@@ -90,10 +97,12 @@ export class ChunkPump {
       }
       const offset = this.next;
       const length = Math.min(chunkBytes, size - offset);
-      const { bytesRead } = await this.fh!.read(buf, 0, length, offset);
+      // A buffer per chunk, read into after the headroom: the send may still hold the last one
+      // (in MQTT.js's outgoing queue) when this read fills it, and nothing copies it again.
+      const chunk = Buffer.allocUnsafe(headroom + length);
+      const { bytesRead } = await this.fh!.read(chunk, headroom, length, offset);
       if (bytesRead === 0) throw new Error(`${this.opts.path} shrank below ${offset} bytes while being sent`);
-      // A copy: the send may still hold the buffer when the next read fills it.
-      const ok = await this.opts.send(offset, Buffer.from(buf.subarray(0, bytesRead)));
+      const ok = await this.opts.send(offset, bytesRead === length ? chunk : chunk.subarray(0, headroom + bytesRead));
       if (!ok) {
         await new Promise<void>((r) => (this.wake = r));
         continue;
