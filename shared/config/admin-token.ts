@@ -2,13 +2,17 @@
  * Where the CLI finds the admin token a server on this machine wrote (`<data dir>/admin.json`,
  * mode 0600, on its first start), in this order:
  * 1. `$CUTTER_DATA_DIR/admin.json` (the same variable `cutter server` reads its data dir from);
- * 2. the default data dir's `admin.json` (`$XDG_DATA_HOME/cutter`, `~/.local/share/cutter`);
- * 3. the data dir named by the hint of the server on the broker URL's port: `cutter server
+ * 2. the data dir named by the hint of the server on the broker URL's port: `cutter server
  *    --data-dir DIR` (DIR not the default) writes `<default data dir>/servers/port-N` holding DIR
  *    for each port N it listens on, and removes them when it stops. Hints are looked up only for a
  *    broker URL on this machine (a loopback host), by its port, so the admin password of one
  *    server is never sent to another broker, and servers started side by side (tests, a staging
- *    server beside the real one) each keep their own hint.
+ *    server beside the real one) each keep their own hint. A hint says which server holds that
+ *    port, so it decides: its data dir's `admin.json`, or no token when that dir has none (an
+ *    `--insecure` server), never another server's;
+ * 3. the default data dir's `admin.json` (`$XDG_DATA_HOME/cutter`, `~/.local/share/cutter`). A
+ *    server on the default data dir removes the hints of its ports when it starts: they name a
+ *    server that held the port before and did not stop cleanly.
  * When none exists, the CLI's refusal says each path it looked at.
  */
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -64,10 +68,8 @@ export function findAdminToken(
   broker = 'mqtt://localhost:1883',
 ): { file?: string; looked: string[] } {
   const looked: string[] = [];
-  const candidates: string[] = [];
-  if (env.CUTTER_DATA_DIR) candidates.push(join(env.CUTTER_DATA_DIR, 'admin.json'));
-  candidates.push(join(defaultDataDir(env), 'admin.json'));
-  for (const file of candidates) {
+  if (env.CUTTER_DATA_DIR) {
+    const file = join(env.CUTTER_DATA_DIR, 'admin.json');
     looked.push(file);
     if (existsSync(file)) return { file, looked };
   }
@@ -81,19 +83,30 @@ export function findAdminToken(
       continue;
     }
     const file = join(named, 'admin.json');
-    looked.push(`${file} (named by ${hint})`);
-    if (existsSync(file)) return { file, looked };
+    if (existsSync(file)) {
+      looked.push(`${file} (named by ${hint})`);
+      return { file, looked };
+    }
+    // The server on that port keeps no admin token (--insecure): none, not another server's.
+    looked.push(`${file} (named by ${hint}; absent: the server on port ${port} keeps no admin token)`);
+    return { looked };
   }
-  return { looked };
+  const file = join(defaultDataDir(env), 'admin.json');
+  looked.push(file);
+  return existsSync(file) ? { file, looked } : { looked };
 }
 
 /**
- * Writes the hints naming `dataDir`, one per port the server listens on (see the module comment);
- * a no-op for the default data dir.
+ * Writes the hints naming `dataDir`, one per port the server listens on (see the module comment).
+ * For the default data dir it writes none and removes those of its ports: they are stale.
  * @returns the hint directory when written. Errors are the caller's to log (the server runs without hints).
  */
 export function writeDataDirHint(dataDir: string, ports: number[], env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (resolve(dataDir) === resolve(defaultDataDir(env)) || ports.length === 0) return undefined;
+  if (resolve(dataDir) === resolve(defaultDataDir(env))) {
+    for (const port of ports) rmSync(dataDirHintPath(port, env), { force: true });
+    return undefined;
+  }
+  if (ports.length === 0) return undefined;
   makeDirSync(dataDirHintDir(env), 0o700);
   for (const port of ports) writeFileSync(dataDirHintPath(port, env), `${resolve(dataDir)}\n`, { mode: 0o600 });
   return dataDirHintDir(env);

@@ -53,8 +53,9 @@ describe('a secure server started with --data-dir', () => {
     expect(viaEnv.code, viaEnv.stderr).toBe(0);
     const r = await cli(['nodes', 'list'], { broker: url, env: { XDG_DATA_HOME: elsewhere } });
     expect(r.code).toBe(1);
+    const port = new URL(url).port;
     expect(r.stderr).toContain(
-      `no admin token found, looked in ${join(elsewhere, 'cutter', 'admin.json')}, ${join(elsewhere, 'cutter', 'servers', `port-${new URL(url).port}`)}`,
+      `no admin token found, looked in ${join(elsewhere, 'cutter', 'servers', `port-${port}`)} (absent: no cutter server --data-dir on port ${port}), ${join(elsewhere, 'cutter', 'admin.json')}`,
     );
     expect(r.stderr).toContain('set CUTTER_DATA_DIR to its --data-dir; elsewhere give --token-file');
   });
