@@ -7,7 +7,6 @@
  * Exit codes and the process-wide guards (EPIPE, uncaught errors): ./exit.ts.
  */
 import { Command } from 'commander';
-import { holdYoungGeneration } from '../agent/young-generation.js';
 import { usePacketNumberCache } from '../shared/mqtt-settings.js';
 import { VERSION } from '../shared/version.js';
 import { installProcessGuards } from './exit.js';
@@ -66,7 +65,7 @@ if (process.argv.slice(2).find((a) => !a.startsWith('-')) === 'offload')
 const name = process.argv.slice(2).find((a) => !a.startsWith('-'));
 // An agent's start allocates a burst that would grow V8's young generation for its first seconds
 // (agent/young-generation.ts); cli/commands/agent.ts lets it grow again once the agent has started.
-if (name === 'agent') holdYoungGeneration();
+if (name === 'agent') (await import('../agent/young-generation.js')).holdYoungGeneration();
 // No stack traces for users (exit 125), a quiet exit 141 on a closed pipe; daemons keep the stack in their log.
 installProcessGuards({ withStack: name === 'server' || name === 'agent' });
 // Only the server writes enough packets for mqtt-packet's number cache to pay for itself (shared/mqtt.ts).
