@@ -43,6 +43,7 @@ import { EngineDownError, EngineWatch, type EngineWatchOptions } from './docker-
 import { EngineFacts } from './docker-platform.js';
 import { GpuRuntime, gpusFromLabel } from './docker-gpus.js';
 import { engineMessage, ensureImage, statusCode } from './docker-image.js';
+import { settleOomKilled } from './docker-oom.js';
 import { registerWait } from './docker-wait.js';
 import { type DockerPolicy, dockerViolation, withDockerDefaults } from '../policy.js';
 import type { Admission, Executor, ExecutorContext, Fingerprint, Outcome, RecoveredTask, TaskHandle } from './executor.js';
@@ -324,12 +325,14 @@ export class DockerExecutor implements Executor<DockerSpec> {
       // The attach stream ends right after the exit; bound the wait in case the engine keeps it open.
       await Promise.race([outputEnded, new Promise((r) => setTimeout(r, 2_000))]);
       // An engine that goes down now still gave the exit code: the rest is told from it.
-      const info = await engine
-        .guard((abortSignal) => container.inspect({ abortSignal }))
-        .catch((err) => {
-          if (err instanceof EngineDownError) return undefined;
-          throw err;
-        });
+      const inspect = () =>
+        engine
+          .guard((abortSignal) => container.inspect({ abortSignal }))
+          .catch((err) => {
+            if (err instanceof EngineDownError) return undefined;
+            throw err;
+          });
+      const info = await settleOomKilled(await inspect(), inspect, run.stopRequested);
       const finishedAt = Date.now();
       const outcome: Outcome = {
         exitCode: info?.State.ExitCode ?? waited.StatusCode,
