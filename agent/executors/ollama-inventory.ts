@@ -15,8 +15,8 @@
  */
 import http from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
-import { isJsonObject } from '../../shared/codec.js';
-import { LIMITS, scanJson } from '../../shared/limits.js';
+import { isJsonObject, parseJson } from '../../shared/codec.js';
+import { LIMITS } from '../../shared/limits.js';
 
 /** One answer: HTTP status, headers, and the body parsed as JSON (undefined when empty). */
 export interface JsonAnswer {
@@ -65,11 +65,13 @@ async function transport(url: URL): Promise<{ request: typeof http.request; agen
 
 /**
  * GETs `path` from the Ollama at `base` and parses its JSON body, bounded by
- * `LIMITS.ollamaInventory` (size first, then depth, width and strings before JSON.parse).
+ * `LIMITS.ollamaInventory` (size while reading, then depth, width and strings before JSON.parse:
+ * shared/codec.ts `parseJson`).
  * @param base the node's Ollama URL, e.g. `http://127.0.0.1:11434`.
  * @param timeoutMs longest wait for the whole answer, ms.
  * @throws InventoryConnectError when nothing answers (its `code`: ECONNREFUSED, ETIMEDOUT, …);
- *   InventoryResponseError for a non-2xx status; Error for a body over the limits or not JSON.
+ *   InventoryResponseError for a non-2xx status (its body's `error`, or its text when that is no
+ *   JSON within the limits); Error for a 2xx body over the limits or not JSON.
  */
 export async function getJson(base: string, path: string, timeoutMs: number): Promise<JsonAnswer> {
   const url = new URL(path, base);
@@ -90,19 +92,16 @@ export async function getJson(base: string, path: string, timeoutMs: number): Pr
       res.on('end', () => {
         clearTimeout(timer);
         const raw = Buffer.concat(parts);
-        let body: unknown;
-        if (raw.length > 0) {
-          const scan = scanJson(raw, limits);
-          if (!scan.ok) return reject(new Error(`${url.pathname} answered JSON past its limits: ${scan.error}`));
-          try {
-            body = JSON.parse(raw.toString('utf8'));
-          } catch {
-            // A non-2xx answer may be plain text; a 2xx one must be JSON.
-            if ((res.statusCode ?? 0) < 300) return reject(new Error(`${url.pathname} answered something that is not JSON`));
-          }
-        }
         const status = res.statusCode ?? 0;
-        if (status < 200 || status >= 300) {
+        const ok = status >= 200 && status < 300;
+        let body: unknown;
+        try {
+          body = raw.length > 0 ? parseJson(raw, limits) : undefined;
+        } catch (err) {
+          // A 2xx answer must be JSON within the limits; a non-2xx one may be plain text, quoted below.
+          if (ok) return reject(new Error(`${url.pathname} answered no JSON within its limits: ${(err as Error).message}`));
+        }
+        if (!ok) {
           const message = isJsonObject(body) && typeof body.error === 'string' ? body.error : raw.toString('utf8').slice(0, 200);
           return reject(new InventoryResponseError(status, message.slice(0, 500)));
         }

@@ -89,7 +89,9 @@ describe("the ollama executor's inventory", () => {
     servers.push(server);
     const inv = await new OllamaExecutor(url).inventory();
     expect(inv.available).toBe(false);
-    expect(inv.error).toMatch(/\/api\/(tags answered more than 8388608 bytes|ps answered JSON past its limits: nesting depth 17 > 16)/);
+    expect(inv.error).toMatch(
+      /\/api\/(tags answered more than 8388608 bytes|ps answered no JSON within its limits: nesting depth 17 > 16)/,
+    );
   });
 
   it('takes a non-JSON 2xx answer and odd shapes as what they are', async () => {
@@ -100,7 +102,7 @@ describe("the ollama executor's inventory", () => {
     servers.push(server);
     expect(await new OllamaExecutor(url).inventory()).toMatchObject({
       available: false,
-      error: expect.stringMatching(/\/api\/version answered something that is not JSON/),
+      error: expect.stringMatching(/\/api\/version answered no JSON within its limits: Unexpected token/),
     });
     const { url: odd, server: s2 } = await serve((req, res) =>
       res.end(req.url === '/api/version' ? '{"version":7}' : '{"models":[3,null,{"size":5},{"name":""},{"name":"m:1","size":"12"}]}'),
