@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, cli, ensureTestImage, startAgent, startServer, tempDir, type Daemon } from '../harness.js';
 import { needs } from '../services.js';
 import { BURNER_THRESHOLD, BUSY_BASELINE, burners, hostBusyPercent, lendingOf, NOT_STOPPED, procState } from './lending-helpers.js';
-import { docker, showTask, t, until, watch } from './recovery-helpers.js';
+import { docker, dockerExec, showTask, t, until, watch } from './recovery-helpers.js';
 
 const engine = needs('docker');
 const baseline = await hostBusyPercent();
@@ -98,7 +98,7 @@ describe('lending: the owner burns CPU outside cutter', () => {
         expect(lendingOf(statuses.messages, 'dworkstation')?.reason).toMatch(new RegExp(`^owner CPU \\d+% > ${BURNER_THRESHOLD}%$`));
         burn.pop()?.stop();
         await until(() => !paused(ref), 30_000, 200);
-        docker('exec', ref, 'touch', '/tmp/go');
+        dockerExec(ref, 'touch', '/tmp/go');
         await until(async () => (await showTask(url, id)).state === 'succeeded', 30_000);
         const logs = await cli(['logs', id], { broker: url });
         expect(logs.stdout).toBe('finished\n');

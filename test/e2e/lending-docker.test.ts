@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, cli, ensureTestImage, startAgent, startServer, type Daemon } from '../harness.js';
 import { needs } from '../services.js';
 import { lendingOf, powerDouble } from './lending-helpers.js';
-import { docker, showTask, t, until, watch } from './recovery-helpers.js';
+import { docker, dockerExec, showTask, t, until, watch } from './recovery-helpers.js';
 
 const engine = needs('docker');
 /** Runs until /tmp/go exists in the container, then says so and exits 0. */
@@ -76,7 +76,7 @@ describe.skipIf(engine.skip)(`lending: a docker task on a notebook${engine.tag}`
       // The first attempt's container is stopped (and removed by its agent).
       await until(() => docker('ps', '-q', '--filter', `id=${ref}`) === '', 30_000, 300);
 
-      docker('exec', String(second.ref), 'touch', '/tmp/go');
+      dockerExec(String(second.ref), 'touch', '/tmp/go');
       const done = await until(async () => {
         const s = await showTask(url, id);
         return s.state === 'succeeded' ? s : null;

@@ -46,11 +46,35 @@ export async function watch(url: string, filter: string): Promise<{ messages: Ms
   return { messages, close: () => client.endAsync() };
 }
 
-/** Runs the docker CLI; its trimmed stdout. @throws with its stderr when it fails. */
+/**
+ * Runs the docker CLI; its trimmed stdout. @throws when it fails, with its exit status (or signal)
+ * and both streams: `docker exec` writes a runtime's failure to start the command ("OCI runtime
+ * exec failed: …", exit 126) on stdout, not stderr (moby's postContainerExecStart).
+ */
 export function docker(...args: string[]): string {
   const r = spawnSync('docker', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
+  if (r.status !== 0) {
+    const how = r.error ? String(r.error) : r.signal ? `killed by ${r.signal}` : `exit ${r.status}`;
+    throw new Error(`docker ${args.join(' ')}: ${how}: ${[r.stderr, r.stdout].filter((s) => s?.trim()).join(' | ') || 'no output'}`);
+  }
   return r.stdout.trim();
+}
+
+/**
+ * `docker exec REF ARGV…`, the tests' hook into a running container (never cutter's own path).
+ * An exec the runtime could not start (exit 126, "OCI runtime exec failed") is tried again, at
+ * most 4 more times 250 ms apart: runc's setns can fail on a loaded machine, which says nothing of
+ * cutter. Any other failure, the command's own exit included, is thrown at once.
+ */
+export function dockerExec(ref: string, ...argv: string[]): string {
+  for (let tries = 1; ; tries++) {
+    try {
+      return docker('exec', ref, ...argv);
+    } catch (err) {
+      if (tries >= 5 || !/exit 126: .*OCI runtime exec failed/s.test(String((err as Error).message))) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250);
+    }
+  }
 }
 
 /** Containers (any state) of one task: `id state` per line. */
@@ -58,7 +82,7 @@ export const containersOf = (taskId: string) =>
   docker('ps', '-a', '--filter', `label=io.cutter.task=${taskId}`, '--format', '{{.ID}} {{.State}}');
 
 /** Lets a GATED container of the task finish. */
-export const release = (taskId: string) => docker('exec', containersOf(taskId).split(' ')[0], 'touch', '/tmp/go');
+export const release = (taskId: string) => dockerExec(containersOf(taskId).split(' ')[0], 'touch', '/tmp/go');
 
 /** `cutter tasks show ID --json`, parsed. */
 export async function showTask(url: string, id: string): Promise<Msg & { exitCode?: number | null; error?: { code: string } | null }> {
