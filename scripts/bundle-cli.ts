@@ -65,7 +65,27 @@ export const LAZY: ReadonlyArray<readonly [pkg: string, request: string, subpath
   ['mqtt', './socks', 'mqtt/lib/connect/socks', ['default']],
   // dockerode gzips a build context with zlib, which it requires at load: an idle agent never builds.
   ['dockerode', 'zlib', 'zlib', ['createGzip']],
+  // dockerode packs a build context with tar-fs (tar-stream, readable-stream 3), required at load.
+  ['dockerode', 'tar-fs', 'tar-fs', ['pack']],
+  // docker-modem's duplex for `openStdin` without `hijack` (cutter attaches with `hijack`); a constructor,
+  // which the `call` wrapper serves too: HttpDuplex returns `new HttpDuplex()` when not called with it.
+  ['docker-modem', './http_duplex', 'docker-modem/lib/http_duplex.js', 'call'],
+  // MQTT.js's timers in a Web Worker, for browsers only (its get-timer.js picks setInterval in Node).
+  ['mqtt', 'worker-timers', 'worker-timers', ['setInterval', 'clearInterval']],
+  // MQTT.js requires its TLS transport (node:tls) on the first connect, whatever the URL; only mqtts:// uses it.
+  ['mqtt', './tls', 'mqtt/lib/connect/tls', ['default']],
+  // docker-modem requires node:https at load, for an engine at https:// only (DOCKER_HOST=tcp:// with TLS).
+  ['docker-modem', 'https', 'https', ['request', 'get']],
 ];
+
+/**
+ * Packages whose `readable-stream` (4.x) is Node's own `node:stream` in the bundle. readable-stream
+ * 4 is Node 18's stream code republished for browsers, and MQTT.js and bl (mqtt-packet's buffer list)
+ * each pulled in their own copy: two copies of ~120 KB of source each, compiled and held by every
+ * process that speaks MQTT. readable-stream's own `READABLE_STREAM=disable` switch exports the same
+ * names from `node:stream` (its lib/ours/index.js); the bundle does it at build time instead.
+ */
+export const NODE_STREAMS = ['mqtt', 'bl'];
 
 /** The esbuild plugin that loads each `LAZY` file from node_modules (on first call unless `as-is`). */
 const lazyFiles: Plugin = {
@@ -137,6 +157,27 @@ const quietDebug: Plugin = {
   },
 };
 
+/** `readable-stream` as `node:stream` for the packages in `NODE_STREAMS` (see there). */
+const nodeStreams: Plugin = {
+  name: 'node-streams',
+  setup(b) {
+    b.onResolve({ filter: /^readable-stream$/ }, (args) =>
+      NODE_STREAMS.some((pkg) => args.importer.includes(`/node_modules/${pkg}/`))
+        ? { path: 'readable-stream', namespace: 'node-streams' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'node-streams' }, () => ({
+      // The names readable-stream 4's lib/ours/index.js exports under READABLE_STREAM=disable.
+      contents: `const S = require('node:stream');
+        for (const name of ['_uint8ArrayToBuffer', '_isUint8Array', 'isDisturbed', 'isErrored', 'isReadable', 'Readable', 'Writable',
+          'Duplex', 'Transform', 'PassThrough', 'addAbortSignal', 'finished', 'destroy', 'pipeline', 'compose', 'Stream', 'promises'])
+          exports[name] = S[name];
+        exports.default = exports;`,
+      loader: 'js',
+    }));
+  },
+};
+
 const entry = join(ROOT, 'dist', 'cli', 'main.js');
 const outdir = process.argv[2] ? join(resolve(process.argv[2]), 'cli') : join(ROOT, 'dist', 'cli');
 rmSync(join(outdir, 'chunks'), { recursive: true, force: true });
@@ -152,7 +193,7 @@ try {
     target: 'node20',
     chunkNames: 'chunks/[name]-[hash]',
     external: EXTERNAL,
-    plugins: [lazyFiles, quietDebug],
+    plugins: [lazyFiles, nodeStreams, quietDebug],
     // Bundled CommonJS packages call require(): give the ES module bundle one.
     banner: { js: "import { createRequire as __cutterRequire } from 'node:module'; const require = __cutterRequire(import.meta.url);" },
     logLevel: 'warning',

@@ -3,11 +3,13 @@
  * and that bundle is what `cutter` runs for a user, while the rest of the suite runs tsc's files.
  * Here the bundle is built beside the project and run as processes: `--version`, an agent that
  * takes a task from a real server, and the parts of dockerode and MQTT.js the bundle loads only on
- * first use (docker-modem's SSH transport, MQTT.js's WebSocket and SOCKS transports), which must
- * stay out of an idle agent and still work when asked; and the `debug` package, off unless DEBUG is set.
+ * first use (docker-modem's SSH and HTTPS transports, MQTT.js's WebSocket, SOCKS and TLS
+ * transports), which must stay out of an idle agent and still work when asked; `readable-stream`
+ * served by `node:stream`; and the `debug` package, off unless DEBUG is set.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,10 +19,35 @@ import { type Daemon, eventually, freePort, ISOLATED_ENV, ROOT, startServer } fr
 const DIR = join(ROOT, `.bundle-test-${process.pid}`);
 const MAIN = join(DIR, 'cli', 'main.js');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+/** Preloaded into the agent: on SIGUSR2 it writes the built-in modules it has loaded (`process.moduleLoadList`) to argv's file. */
+const LIST_BUILTINS = join(DIR, 'list-builtins.cjs');
+const BUILTINS_OUT = join(DIR, 'builtins.txt');
+
+/**
+ * A TCP listener that keeps the first bytes each connection sends, then closes it: a TLS client
+ * opens with a handshake record (content type 22, 0x16; RFC 8446 §5.1), so a first byte of 0x16
+ * says the client spoke TLS to it.
+ */
+async function firstBytes(): Promise<{ port: number; got: Buffer[]; server: Server }> {
+  const got: Buffer[] = [];
+  const server = createServer((c) => c.once('data', (b: Buffer) => (got.push(b), c.destroy())).on('error', () => undefined));
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return { port, got, server };
+}
 
 /** Runs the bundled `cutter` to completion. */
 function bundled(args: string[], env: NodeJS.ProcessEnv = {}) {
   return spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...ISOLATED_ENV, ...env } });
+}
+
+/** `bundled()` without blocking this process, for a listener of this process to answer it meanwhile. */
+function bundledAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stderr: string }> {
+  const child = spawnChild(process.execPath, [MAIN, ...args], { env: { ...ISOLATED_ENV, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return new Promise((r) => child.on('close', (status) => (clearTimeout(timer), r({ status, stderr }))));
 }
 
 describe('the bundled CLI', () => {
@@ -36,8 +63,13 @@ describe('the bundled CLI', () => {
     expect(r.status, r.stderr).toBe(0);
     wsPort = await freePort();
     ({ daemon: server, url } = await startServer(['--ws-port', String(wsPort)]));
+    writeFileSync(
+      LIST_BUILTINS,
+      `process.on('SIGUSR2', () => require('node:fs').writeFileSync(${JSON.stringify(BUILTINS_OUT)}, process.moduleLoadList.join('\\n')));`,
+    );
     // NODE_DEBUG=module: Node names every CommonJS file it loads on stderr.
-    agent = spawnChild(process.execPath, [MAIN, 'agent', '--broker', url, '--node-id', 'bundled', '--allow-exec', '--heartbeat', '500'], {
+    const args = ['--require', LIST_BUILTINS, MAIN, 'agent', '--broker', url, '--node-id', 'bundled', '--allow-exec', '--heartbeat', '500'];
+    agent = spawnChild(process.execPath, args, {
       env: { ...ISOLATED_ENV, NODE_DEBUG: 'module' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -65,6 +97,44 @@ describe('the bundled CLI', () => {
     expect(loaded.some((f) => f.includes('/node_modules/pino/'))).toBe(true);
     expect(loaded.filter((f) => /\/node_modules\/(ssh2|@grpc|protobufjs)\//.test(f))).toEqual([]);
     expect(loaded.filter((f) => /\/node_modules\/(ws|socks)\/|\/mqtt\/build\/lib\/connect\//.test(f))).toEqual([]);
+  });
+
+  it('leaves TLS, HTTPS and every readable-stream copy out of an idle agent', async () => {
+    agent.kill('SIGUSR2');
+    await eventually(() => existsSync(BUILTINS_OUT), 10_000);
+    const builtins = readFileSync(BUILTINS_OUT, 'utf8').split('\n');
+    expect(builtins).toContain('NativeModule http');
+    expect(builtins.filter((m) => /^NativeModule (tls|https|_tls_wrap)$/.test(m))).toEqual([]);
+    // Bundled, readable-stream would be a __commonJS wrapper named after its path in the bundle's chunks.
+    const chunks = spawnSync('grep', ['-rl', 'node_modules/[a-z/_-]*readable-stream/', join(DIR, 'cli')], { encoding: 'utf8' });
+    expect(chunks.stdout).toBe('');
+  });
+
+  it("loads MQTT.js's TLS transport for an mqtts:// broker", async () => {
+    const hello = await firstBytes();
+    try {
+      const r = await bundledAsync(['nodes', 'list', '--json'], { CUTTER_BROKER: `mqtts://127.0.0.1:${hello.port}` });
+      expect(r.status).not.toBe(0);
+      expect(hello.got[0]?.[0]).toBe(0x16);
+    } finally {
+      hello.server.close();
+    }
+  });
+
+  it('loads node:https for an engine at DOCKER_HOST with DOCKER_TLS_VERIFY=1', async () => {
+    const hello = await firstBytes();
+    try {
+      const r = await bundledAsync(['image', 'push', 'cutter-test/busybox:latest', '--node', 'bundled'], {
+        CUTTER_BROKER: url,
+        DOCKER_HOST: `tcp://127.0.0.1:${hello.port}`,
+        DOCKER_TLS_VERIFY: '1',
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/^error: image cutter-test\/busybox:latest is not on the local Docker engine/);
+      expect(hello.got[0]?.[0]).toBe(0x16);
+    } finally {
+      hello.server.close();
+    }
   });
 
   it("keeps the debug package's loggers off unless DEBUG is set, and honours DEBUG when it is", () => {
