@@ -27,6 +27,22 @@ export interface RetainedPersistence {
   createRetainedStream(pattern: string): Readable;
 }
 
+/**
+ * `payload` in memory of its own: a copy when it is a view into a larger ArrayBuffer, else itself.
+ * A retained message lives until its topic is cleared, and a small payload is usually a view of
+ * more: Node's 8 KiB pool slab (`Buffer.from` of a short string: every payload the controller
+ * publishes over the in-process link) or the socket read it was parsed from. Kept as it came, each
+ * of the up to `keepFinished` (default 1,000) retained task states held a whole slab, 8 KiB for
+ * ~300 bytes: 4 MB more after 2,000 tasks in a soak (heap snapshots, bench/profile.md).
+ * `Buffer.allocUnsafeSlow` takes no slab of the pool.
+ */
+export function ownBytes(payload: Buffer): Buffer {
+  if (payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength) return payload;
+  const own = Buffer.allocUnsafeSlow(payload.length);
+  payload.copy(own);
+  return own;
+}
+
 /** True for an MQTT topic filter without wildcards: it matches one topic, itself (MQTT 3.1.1 §4.7.1). */
 export function isExactFilter(filter: string): boolean {
   return !filter.includes('+') && !filter.includes('#');
@@ -35,16 +51,21 @@ export function isExactFilter(filter: string): boolean {
 /**
  * Makes `persistence` answer exact filters from an index of its retained messages (see the file
  * comment). The index follows every `storeRetained` (an empty payload deletes, as in Aedes) with a
- * shallow copy of the packet, as the in-memory persistence keeps one.
+ * shallow copy of the packet, as the in-memory persistence keeps one; both keep the payload's
+ * bytes in a buffer of their own ({@link ownBytes}).
  * @returns the same object, changed in place.
  */
 export function indexRetained<P extends RetainedPersistence>(persistence: P): P {
   const retained = new Map<string, RetainedPacket>();
   const store = persistence.storeRetained.bind(persistence);
   persistence.storeRetained = (packet, cb) => {
-    if (packet.payload.length === 0) retained.delete(packet.topic);
-    else retained.set(packet.topic, { ...packet });
-    return store(packet, cb);
+    if (packet.payload.length === 0) {
+      retained.delete(packet.topic);
+      return store(packet, cb);
+    }
+    const kept = { ...packet, payload: ownBytes(packet.payload) };
+    retained.set(packet.topic, kept);
+    return store(kept, cb);
   };
   async function* answer(patterns: string[]): AsyncGenerator<RetainedPacket> {
     for (const pattern of patterns) {

@@ -1,14 +1,16 @@
 /**
  * broker/retained-index.ts: a SUBSCRIBE gets the same retained messages, in the same order, from
  * Aedes with the index as from Aedes' own in-memory persistence, and an exact filter no longer
- * scans every retained message. Real Aedes brokers on loopback sockets, real MQTT.js clients.
+ * scans every retained message; and each retained payload is kept in memory of its own, not as a
+ * view of the larger buffer it was parsed from. Real Aedes brokers on loopback sockets, real
+ * MQTT.js clients.
  */
 import { createServer, type Server } from 'node:net';
 import { Aedes } from 'aedes';
 import aedesPersistence from 'aedes-persistence';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { indexRetained, isExactFilter, type RetainedPersistence } from '../../broker/retained-index.js';
+import { indexRetained, isExactFilter, ownBytes, type RetainedPersistence } from '../../broker/retained-index.js';
 
 const memory = aedesPersistence as unknown as () => RetainedPersistence;
 
@@ -87,6 +89,34 @@ describe('indexRetained', () => {
       expect(await retainedFor(indexed.url, filters), filters.join(' ')).toEqual(want);
     }
     expect(await retainedFor(indexed.url, ['mesh/nodes/n7/status', 'mesh/nodes/n9/status'])).toEqual(['mesh/nodes/n7/status=s7-again']);
+  });
+
+  it('keeps each retained payload in a buffer of its own, in the index and in the persistence', async () => {
+    const read = async (stream: AsyncIterable<{ topic: string; payload: Buffer }>) => {
+      const out: { topic: string; payload: Buffer }[] = [];
+      for await (const p of stream) out.push(p);
+      return out;
+    };
+    const p = indexed.persistence;
+    const all = await read(p.createRetainedStream('mesh/#') as AsyncIterable<{ topic: string; payload: Buffer }>);
+    const exact = await read(
+      p.createRetainedStreamCombi(['mesh/tasks/t1/state', 'mesh/nodes/n3/status']) as AsyncIterable<{ topic: string; payload: Buffer }>,
+    );
+    expect(all).toHaveLength(50);
+    expect(exact.map((k) => `${k.topic}=${k.payload.toString()}`)).toEqual(['mesh/tasks/t1/state=running', 'mesh/nodes/n3/status=s3']);
+    // Parsed from a socket read, each payload was a view of that read (the whole PUBLISH, and more).
+    for (const k of [...all, ...exact]) expect([k.topic, k.payload.buffer.byteLength]).toEqual([k.topic, k.payload.length]);
+  });
+
+  it('ownBytes copies a view of a larger buffer, and gives back a buffer that owns its memory', () => {
+    const slab = Buffer.from('x'.repeat(64) + 'payload' + 'y'.repeat(64));
+    const view = slab.subarray(64, 71);
+    const own = ownBytes(view);
+    expect(own.toString()).toBe('payload');
+    expect(own.buffer.byteLength).toBe(7);
+    slab.fill(0);
+    expect(own.toString()).toBe('payload');
+    expect(ownBytes(own)).toBe(own);
   });
 
   it('answers an exact filter without the persistence scanning its retained messages', async () => {
