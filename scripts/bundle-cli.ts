@@ -78,15 +78,6 @@ export const LAZY: ReadonlyArray<readonly [pkg: string, request: string, subpath
   ['docker-modem', 'https', 'https', ['request', 'get']],
 ];
 
-/**
- * Packages whose `readable-stream` (4.x) is Node's own `node:stream` in the bundle. readable-stream
- * 4 is Node 18's stream code republished for browsers, and MQTT.js and bl (mqtt-packet's buffer list)
- * each pulled in their own copy: two copies of ~120 KB of source each, compiled and held by every
- * process that speaks MQTT. readable-stream's own `READABLE_STREAM=disable` switch exports the same
- * names from `node:stream` (its lib/ours/index.js); the bundle does it at build time instead.
- */
-export const NODE_STREAMS = ['mqtt', 'bl'];
-
 /** The esbuild plugin that loads each `LAZY` file from node_modules (on first call unless `as-is`). */
 const lazyFiles: Plugin = {
   name: 'lazy-files',
@@ -157,27 +148,6 @@ const quietDebug: Plugin = {
   },
 };
 
-/** `readable-stream` as `node:stream` for the packages in `NODE_STREAMS` (see there). */
-const nodeStreams: Plugin = {
-  name: 'node-streams',
-  setup(b) {
-    b.onResolve({ filter: /^readable-stream$/ }, (args) =>
-      NODE_STREAMS.some((pkg) => args.importer.includes(`/node_modules/${pkg}/`))
-        ? { path: 'readable-stream', namespace: 'node-streams' }
-        : undefined,
-    );
-    b.onLoad({ filter: /.*/, namespace: 'node-streams' }, () => ({
-      // The names readable-stream 4's lib/ours/index.js exports under READABLE_STREAM=disable.
-      contents: `const S = require('node:stream');
-        for (const name of ['_uint8ArrayToBuffer', '_isUint8Array', 'isDisturbed', 'isErrored', 'isReadable', 'Readable', 'Writable',
-          'Duplex', 'Transform', 'PassThrough', 'addAbortSignal', 'finished', 'destroy', 'pipeline', 'compose', 'Stream', 'promises'])
-          exports[name] = S[name];
-        exports.default = exports;`,
-      loader: 'js',
-    }));
-  },
-};
-
 const entry = join(ROOT, 'dist', 'cli', 'main.js');
 const outdir = process.argv[2] ? join(resolve(process.argv[2]), 'cli') : join(ROOT, 'dist', 'cli');
 rmSync(join(outdir, 'chunks'), { recursive: true, force: true });
@@ -193,7 +163,7 @@ try {
     target: 'node20',
     chunkNames: 'chunks/[name]-[hash]',
     external: EXTERNAL,
-    plugins: [lazyFiles, nodeStreams, quietDebug],
+    plugins: [lazyFiles, quietDebug],
     // Bundled CommonJS packages call require(): give the ES module bundle one.
     banner: { js: "import { createRequire as __cutterRequire } from 'node:module'; const require = __cutterRequire(import.meta.url);" },
     logLevel: 'warning',
