@@ -228,10 +228,16 @@ export interface CliResult {
   ms: number;
 }
 
-/** Runs one `cutter …` command to completion, as a user would. */
-export function cli(args: string[], opts: { broker?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+/**
+ * Runs one `cutter …` command to completion, as a user would. `main`: the CLI entry to run
+ * instead of tsc's dist/cli/main.js (the bundle, test/integration/bundle.test.ts).
+ */
+export function cli(
+  args: string[],
+  opts: { broker?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; main?: string } = {},
+): Promise<CliResult> {
   const started = Date.now();
-  const child = spawn(process.execPath, [CUTTER, ...args], {
+  const child = spawn(process.execPath, [opts.main ?? CUTTER, ...args], {
     env: { ...ISOLATED_ENV, ...(opts.broker ? { CUTTER_BROKER: opts.broker } : {}), ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -13,7 +13,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Daemon, eventually, freePort, ISOLATED_ENV, ROOT, startServer } from '../harness.js';
+import { cli, type Daemon, eventually, freePort, ISOLATED_ENV, ROOT, startServer } from '../harness.js';
 
 /** Where the bundle is built: directly in the project, so node_modules and package.json are found. */
 const DIR = join(ROOT, `.bundle-test-${process.pid}`);
@@ -39,15 +39,6 @@ async function firstBytes(): Promise<{ port: number; got: Buffer[]; server: Serv
 /** Runs the bundled `cutter` to completion. */
 function bundled(args: string[], env: NodeJS.ProcessEnv = {}) {
   return spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...ISOLATED_ENV, ...env } });
-}
-
-/** `bundled()` without blocking this process, for a listener of this process to answer it meanwhile. */
-function bundledAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stderr: string }> {
-  const child = spawnChild(process.execPath, [MAIN, ...args], { env: { ...ISOLATED_ENV, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((r) => child.on('close', (status) => (clearTimeout(timer), r({ status, stderr }))));
 }
 
 describe('the bundled CLI', () => {
@@ -110,8 +101,9 @@ describe('the bundled CLI', () => {
   it("loads MQTT.js's TLS transport for an mqtts:// broker", async () => {
     const hello = await firstBytes();
     try {
-      const r = await bundledAsync(['nodes', 'list', '--json'], { CUTTER_BROKER: `mqtts://127.0.0.1:${hello.port}` });
-      expect(r.status).not.toBe(0);
+      // Not `bundled()`: a synchronous spawn would keep this process's listener from reading.
+      const r = await cli(['nodes', 'list', '--json'], { main: MAIN, broker: `mqtts://127.0.0.1:${hello.port}`, timeoutMs: 60_000 });
+      expect(r.code).not.toBe(0);
       expect(hello.got[0]?.[0]).toBe(0x16);
     } finally {
       hello.server.close();
@@ -121,12 +113,13 @@ describe('the bundled CLI', () => {
   it('loads node:https for an engine at DOCKER_HOST with DOCKER_TLS_VERIFY=1', async () => {
     const hello = await firstBytes();
     try {
-      const r = await bundledAsync(['image', 'push', 'cutter-test/busybox:latest', '--node', 'bundled'], {
-        CUTTER_BROKER: url,
-        DOCKER_HOST: `tcp://127.0.0.1:${hello.port}`,
-        DOCKER_TLS_VERIFY: '1',
+      const r = await cli(['image', 'push', 'cutter-test/busybox:latest', '--node', 'bundled'], {
+        main: MAIN,
+        broker: url,
+        timeoutMs: 60_000,
+        env: { DOCKER_HOST: `tcp://127.0.0.1:${hello.port}`, DOCKER_TLS_VERIFY: '1' },
       });
-      expect(r.status).toBe(1);
+      expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/^error: image cutter-test\/busybox:latest is not on the local Docker engine/);
       expect(hello.got[0]?.[0]).toBe(0x16);
     } finally {
