@@ -18,7 +18,7 @@ import type { MqttClient } from '../shared/mqtt.js';
 import type { Gpu, NodeState, NodeStatus } from '../shared/schemas/index.js';
 import { type Topics, topics } from '../shared/topics.js';
 import { VERSION } from '../shared/version.js';
-import { wakeInfoFor } from '../shared/wol.js';
+import { WakeInfoCache } from '../shared/wol.js';
 import { storageFields } from './volumes/announce.js';
 import { mergeCapacity } from './capacity.js';
 import type { ExecutorRegistry } from './executors/registry.js';
@@ -78,6 +78,8 @@ export class Heartbeat {
   private unwatch?: () => void;
   /** Platform, policy, machine id and free disk, for placement (./placement-facts.ts). */
   private readonly placement: PlacementFacts;
+  /** The `wake` field, listed from the interfaces once a minute or when the socket's local address changes. */
+  private readonly wakeInfo = new WakeInfoCache();
 
   constructor(private readonly deps: HeartbeatDeps) {
     this.t = topics(deps.config.prefix);
@@ -274,7 +276,7 @@ export class Heartbeat {
    */
   private wakeField(): Pick<NodeStatus, 'wake'> {
     const local = (this.client?.stream as { localAddress?: string } | undefined)?.localAddress;
-    const wake = wakeInfoFor(local);
+    const wake = this.wakeInfo.get(local);
     return wake ? { wake } : {};
   }
 }

@@ -182,3 +182,43 @@ export function wakeInfoFor(
     return undefined; // a MAC parseMac refuses (multicast): nothing a magic packet could wake
   }
 }
+
+/** How long `WakeInfoCache` keeps an answer for one local address, ms. */
+export const WAKE_INFO_TTL_MS = 60_000;
+
+/**
+ * `wakeInfoFor()` of the heartbeat, remembered per local address for `ttlMs`.
+ *
+ * Each call lists the interfaces (`os.networkInterfaces()`: getifaddrs(3) and an object per
+ * address) and parses a MAC: about 0.1-1 ms at one beat a second, where the code stays cold, and
+ * a good part of an idle agent's CPU (bench/profile.md, "An idle agent's CPU"). The interface
+ * facing the broker changes with the socket's local address (a reconnect after the network
+ * changed), which is the key; a new MAC or netmask on the same address shows within `ttlMs`.
+ */
+export class WakeInfoCache {
+  private key: string | undefined = undefined;
+  private value: ReturnType<typeof wakeInfoFor> = undefined;
+  private at = -Infinity;
+
+  /**
+   * @param ttlMs longest age of an answer, ms.
+   * @param now clock, ms (tests pass their own).
+   * @param list the interfaces (tests pass their own).
+   */
+  constructor(
+    private readonly ttlMs = WAKE_INFO_TTL_MS,
+    private readonly now: () => number = () => performance.now(),
+    private readonly list: () => ReturnType<typeof networkInterfaces> = networkInterfaces,
+  ) {}
+
+  /** `wakeInfoFor(localAddress)`, from the last answer when it is for the same address and younger than the TTL. */
+  get(localAddress: string | undefined): ReturnType<typeof wakeInfoFor> {
+    const t = this.now();
+    if (localAddress !== this.key || t - this.at >= this.ttlMs) {
+      this.value = wakeInfoFor(localAddress, this.list());
+      this.key = localAddress;
+      this.at = t;
+    }
+    return this.value;
+  }
+}

@@ -25,6 +25,14 @@ import { getJson, InventoryConnectError } from './ollama-inventory.js';
 /** Longest wait for the small inventory calls (version, tags, ps), ms. */
 const PROBE_TIMEOUT_MS = 2_000;
 
+/**
+ * How long a fingerprint that found no Ollama listening (the connection refused or unroutable) is
+ * kept before the next beat asks again, ms. Most nodes run no Ollama; a refused connection at
+ * every beat (a socket, an error, its message) was ~0.15 % of a core of an idle agent here
+ * (bench/profile.md, "An idle agent's CPU"). An Ollama started later shows within this time.
+ */
+export const OLLAMA_ABSENT_RECHECK_MS = 5_000;
+
 type Json = Record<string, unknown>;
 
 /**
@@ -70,8 +78,17 @@ export class OllamaExecutor implements Executor<OllamaSpec> {
    */
   readonly announceOnStart = false;
 
-  /** @param url base URL of the node's Ollama server, e.g. `http://127.0.0.1:11434`. */
-  constructor(readonly url: string) {}
+  /** The last fingerprint while nothing listens at the URL, and until when it stands (performance.now(), ms). */
+  private absent?: { fingerprint: Fingerprint; until: number };
+
+  /**
+   * @param url base URL of the node's Ollama server, e.g. `http://127.0.0.1:11434`.
+   * @param absentRecheckMs how long a refused connection's fingerprint is kept, ms (OLLAMA_ABSENT_RECHECK_MS).
+   */
+  constructor(
+    readonly url: string,
+    private readonly absentRecheckMs = OLLAMA_ABSENT_RECHECK_MS,
+  ) {}
 
   private client(signal: AbortSignal, timeoutMs?: number): Ollama {
     return new Ollama({ host: this.url, fetch: fetchWith(signal, timeoutMs) });
@@ -83,57 +100,75 @@ export class OllamaExecutor implements Executor<OllamaSpec> {
    * Never throws: an unreachable server gives `{available: false, error}`.
    */
   async inventory(): Promise<OllamaInfo> {
+    return (await this.ask()).info;
+  }
+
+  /** `inventory()`, and whether it failed to connect at all (nothing listening, no route). */
+  private async ask(): Promise<{ info: OllamaInfo; unreachable: boolean }> {
     try {
-      const first = await getJson(this.url, '/api/version', PROBE_TIMEOUT_MS);
-      const mesh = first.headers[MESH_API_HEADER.toLowerCase()];
-      if (mesh)
-        return {
-          available: false,
-          error: `${this.url} is a cutter server's Ollama-compatible API (cutter ${String(mesh).slice(0, 50)}), not this node's Ollama: requests would go back into the mesh. Give --ollama-url this node's own Ollama, or --ollama-url off`,
-          models: [],
-          loaded: [],
-        };
-      const [tags, ps] = await Promise.all([
-        getJson(this.url, '/api/tags', PROBE_TIMEOUT_MS),
-        getJson(this.url, '/api/ps', PROBE_TIMEOUT_MS),
-      ]);
-      const version = isJsonObject(first.body) ? first.body.version : undefined;
-      return {
-        available: true,
-        version: String(version ?? '').slice(0, 50),
-        models: listed(tags.body)
-          .slice(0, 2_000)
-          .map((m) => {
-            const d = isJsonObject(m.details) ? m.details : {};
-            return {
-              name: String(m.name).slice(0, 256),
-              size: Math.max(0, Math.round(Number(m.size) || 0)),
-              ...(m.digest ? { digest: String(m.digest).slice(0, 128) } : {}),
-              ...(d.family ? { family: String(d.family).slice(0, 64) } : {}),
-              ...(d.parameter_size ? { parameterSize: String(d.parameter_size).slice(0, 32) } : {}),
-              ...(d.quantization_level ? { quantization: String(d.quantization_level).slice(0, 32) } : {}),
-              ...(m.modified_at ? { modifiedAt: String(m.modified_at).slice(0, 64) } : {}),
-              ...(d.format ? { format: String(d.format).slice(0, 32) } : {}),
-            };
-          }),
-        loaded: listed(ps.body)
-          .slice(0, 200)
-          .map((m) => ({
-            name: String(m.name).slice(0, 256),
-            size: Math.max(0, Math.round(Number(m.size) || 0)),
-            sizeVram: Math.max(0, Math.round(Number(m.size_vram) || 0)),
-            ...(m.expires_at ? { expiresAt: String(m.expires_at).slice(0, 64) } : {}),
-          })),
-      };
+      return { info: await this.askOnce(), unreachable: false };
     } catch (err) {
-      return { available: false, error: toCutterError(err, this.url).message.slice(0, 500), models: [], loaded: [] };
+      const info = { available: false, error: toCutterError(err, this.url).message.slice(0, 500), models: [], loaded: [] };
+      return { info, unreachable: err instanceof InventoryConnectError };
     }
   }
 
-  /** The inventory as `capacity.ollama`; available when the server answers. Never throws. */
+  /** One round of the three GETs. @throws InventoryConnectError, InventoryResponseError, a timeout. */
+  private async askOnce(): Promise<OllamaInfo> {
+    const first = await getJson(this.url, '/api/version', PROBE_TIMEOUT_MS);
+    const mesh = first.headers[MESH_API_HEADER.toLowerCase()];
+    if (mesh)
+      return {
+        available: false,
+        error: `${this.url} is a cutter server's Ollama-compatible API (cutter ${String(mesh).slice(0, 50)}), not this node's Ollama: requests would go back into the mesh. Give --ollama-url this node's own Ollama, or --ollama-url off`,
+        models: [],
+        loaded: [],
+      };
+    const [tags, ps] = await Promise.all([
+      getJson(this.url, '/api/tags', PROBE_TIMEOUT_MS),
+      getJson(this.url, '/api/ps', PROBE_TIMEOUT_MS),
+    ]);
+    const version = isJsonObject(first.body) ? first.body.version : undefined;
+    return {
+      available: true,
+      version: String(version ?? '').slice(0, 50),
+      models: listed(tags.body)
+        .slice(0, 2_000)
+        .map((m) => {
+          const d = isJsonObject(m.details) ? m.details : {};
+          return {
+            name: String(m.name).slice(0, 256),
+            size: Math.max(0, Math.round(Number(m.size) || 0)),
+            ...(m.digest ? { digest: String(m.digest).slice(0, 128) } : {}),
+            ...(d.family ? { family: String(d.family).slice(0, 64) } : {}),
+            ...(d.parameter_size ? { parameterSize: String(d.parameter_size).slice(0, 32) } : {}),
+            ...(d.quantization_level ? { quantization: String(d.quantization_level).slice(0, 32) } : {}),
+            ...(m.modified_at ? { modifiedAt: String(m.modified_at).slice(0, 64) } : {}),
+            ...(d.format ? { format: String(d.format).slice(0, 32) } : {}),
+          };
+        }),
+      loaded: listed(ps.body)
+        .slice(0, 200)
+        .map((m) => ({
+          name: String(m.name).slice(0, 256),
+          size: Math.max(0, Math.round(Number(m.size) || 0)),
+          sizeVram: Math.max(0, Math.round(Number(m.size_vram) || 0)),
+          ...(m.expires_at ? { expiresAt: String(m.expires_at).slice(0, 64) } : {}),
+        })),
+    };
+  }
+
+  /**
+   * The inventory as `capacity.ollama`; available when the server answers. Never throws. After a
+   * refused connection the same answer is given for `absentRecheckMs` without asking again.
+   */
   async fingerprint(): Promise<Fingerprint> {
-    const ollama = await this.inventory();
-    return { available: ollama.available, ...(ollama.error ? { error: ollama.error } : {}), capacity: { ollama } };
+    if (this.absent && performance.now() < this.absent.until) return this.absent.fingerprint;
+    this.absent = undefined;
+    const { info: ollama, unreachable } = await this.ask();
+    const fingerprint = { available: ollama.available, ...(ollama.error ? { error: ollama.error } : {}), capacity: { ollama } };
+    if (unreachable) this.absent = { fingerprint, until: performance.now() + this.absentRecheckMs };
+    return fingerprint;
   }
 
   start(spec: OllamaSpec, ctx: ExecutorContext): TaskHandle {

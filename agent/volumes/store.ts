@@ -42,6 +42,9 @@ export class VolumeStore {
 
   /** The volumes' names, sorted (at most MAX_VOLUMES); [] when the directory does not exist yet. Synchronous: the heartbeat reads it. */
   names(): string[] {
+    // Asked at every beat: without volumes the directory is absent, and readdir's ENOENT costs an
+    // exception with a stack each time; a stat that does not throw answers that case.
+    if (!statSync(this.dir, { throwIfNoEntry: false })?.isDirectory()) return [];
     try {
       return readdirSync(this.dir, { withFileTypes: true })
         .filter((d) => d.isDirectory() && volumeNameProblem(d.name) === null)

@@ -126,6 +126,37 @@ describe("the ollama executor's inventory", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
   });
 
+  it('asks a node without Ollama again only after the recheck time, and then finds the one started meanwhile', async () => {
+    const port = await freePort();
+    const late = new OllamaDouble({ version: '0.12.7', models: [{ name: 'qwen2:0.5b', size: 352_000_000 }] });
+    const executor = new OllamaExecutor(`http://127.0.0.1:${port}`, 1_500);
+    try {
+      const first = await executor.fingerprint();
+      expect(first.available).toBe(false);
+      expect(first.error).toMatch(/not reachable \(ECONNREFUSED\)/);
+      const startedAt = performance.now();
+      await late.start(port);
+      // Within the recheck time the refusal stands and the new server is not asked.
+      expect((await executor.fingerprint()).available).toBe(false);
+      expect(late.requests).toHaveLength(0);
+      let fp = await executor.fingerprint();
+      while (!fp.available && performance.now() - startedAt < 5_000) {
+        await new Promise((r) => setTimeout(r, 100));
+        fp = await executor.fingerprint();
+      }
+      expect(fp.available).toBe(true);
+      expect(fp.capacity).toMatchObject({ ollama: { version: '0.12.7', models: [{ name: 'qwen2:0.5b' }] } });
+      // The first ask after the refusal came no sooner than the recheck time (less the start's own ms).
+      expect(performance.now() - startedAt).toBeGreaterThanOrEqual(1_000);
+      // Once it answers, every fingerprint asks it again (nothing cached while it is up).
+      const asked = late.requests.length;
+      await executor.fingerprint();
+      expect(late.requests.length).toBe(asked + 3);
+    } finally {
+      await late.stop();
+    }
+  });
+
   it("never loads Node's fetch (undici) to take an inventory", async () => {
     // A fresh process (the test runner itself may have loaded undici), run asynchronously: the
     // double answers from this one.

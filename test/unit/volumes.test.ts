@@ -74,6 +74,8 @@ describe('the node side', () => {
   mkdirSync(join(root, 'allowed', 'in'), { recursive: true });
 
   it('creates, lists, writes into, compares and removes a volume', async () => {
+    // Before the first volume the directory does not exist: none, without an error.
+    expect(store.names()).toEqual([]);
     const info = await store.create('data');
     expect(info).toMatchObject({ name: 'data', files: 0, bytes: 0, path: join(realpathSync(root), 'volumes', 'data') });
     const dest = await store.forWrite('data', 'deep/er/file.bin');

@@ -20,6 +20,7 @@ import {
   magicPacket,
   parseMac,
   sendMagicPacket,
+  WakeInfoCache,
   wakeInfoFor,
 } from '../../shared/wol.js';
 import { GiB, NOW, makeStatus, req } from './scheduler-fixtures.js';
@@ -91,6 +92,30 @@ describe('addresses', () => {
     expect(wakeInfoFor('127.0.0.1', IFACES)).toEqual({ mac: 'aa:bb:cc:00:11:22', broadcast: '192.168.1.255' });
     expect(wakeInfoFor(undefined, IFACES)).toEqual({ mac: 'aa:bb:cc:00:11:22', broadcast: '192.168.1.255' });
     expect(wakeInfoFor('127.0.0.1', { lo: IFACES.lo } as ReturnType<typeof networkInterfaces>)).toBeUndefined();
+  });
+
+  it("lists the interfaces for the heartbeat's wake field once a minute, or when the broker socket's address changes", () => {
+    let now = 0;
+    let listed = 0;
+    let ifaces = IFACES;
+    const cache = new WakeInfoCache(
+      60_000,
+      () => now,
+      () => (listed++, ifaces),
+    );
+    expect(cache.get('10.4.0.7')).toEqual({ mac: '02:fc:00:00:00:09', broadcast: '10.4.3.255' });
+    now = 59_000;
+    ifaces = { lo: IFACES.lo } as ReturnType<typeof networkInterfaces>; // the interfaces went away
+    expect(cache.get('10.4.0.7')).toEqual({ mac: '02:fc:00:00:00:09', broadcast: '10.4.3.255' });
+    expect(listed).toBe(1);
+    // A reconnect from another address asks at once; so does the same address after the TTL.
+    ifaces = IFACES;
+    expect(cache.get('192.168.1.20')).toEqual({ mac: 'aa:bb:cc:00:11:22', broadcast: '192.168.1.255' });
+    expect(listed).toBe(2);
+    ifaces = { lo: IFACES.lo } as ReturnType<typeof networkInterfaces>;
+    now = 119_000;
+    expect(cache.get('192.168.1.20')).toBeUndefined();
+    expect(listed).toBe(3);
   });
 
   it("takes only the limited broadcast and its own subnets' broadcasts for broadcast addresses", () => {
