@@ -25,7 +25,11 @@ import type { AgentConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { CutterError } from '../shared/errors.js';
 import { connectMqtt, MessageRouter, type MqttClient } from '../shared/mqtt.js';
-import { AckSchema, AssignmentSchema, CancelSchema, LendingSetSchema, WakeCommandSchema } from '../shared/schemas/index.js';
+// The schemas from their own files, not the index: an agent builds none of the server's and the CLI's (bench/profile.md).
+import { AssignmentSchema, CancelSchema } from '../shared/schemas/assignment.js';
+import { LendingSetSchema } from '../shared/schemas/lending.js';
+import { AckSchema } from '../shared/schemas/task.js';
+import { WakeCommandSchema } from '../shared/schemas/wake.js';
 import { topics } from '../shared/topics.js';
 import { defaultExecutors } from './executors/defaults.js';
 import { WakeRelay } from './wake-relay.js';

@@ -15,7 +15,12 @@ import { decode } from '../shared/codec.js';
 import { LIMITS } from '../shared/limits.js';
 import type { Logger } from '../shared/logger.js';
 import type { MqttClient } from '../shared/mqtt.js';
-import { OUTPUT_CREDIT_EVENTS, OUTPUT_CREDIT_TIMEOUT_MS, OUTPUT_CREDIT_WINDOW, OutputCreditSchema } from '../shared/schemas/index.js';
+import {
+  OUTPUT_CREDIT_EVENTS,
+  OUTPUT_CREDIT_TIMEOUT_MS,
+  OUTPUT_CREDIT_WINDOW,
+  OutputCreditSchema,
+} from '../shared/schemas/output-credit.js';
 import type { Topics } from '../shared/topics.js';
 import { warnLimiter } from '../shared/warn-limiter.js';
 import type { AgentService } from './service.js';

@@ -10,7 +10,8 @@ import type { AgentConfig } from '../shared/config.js';
 import { defaultDataDir } from '../shared/config/common.js';
 import { machineId } from '../shared/machine-id.js';
 import { platformOfProcess } from '../shared/platform.js';
-import { type Disk, type NodePolicy, NodePolicySchema, type NodeStatus, type Offer } from '../shared/schemas/index.js';
+import type { NodeStatus, Offer } from '../shared/schemas/node.js';
+import { type Disk, type NodePolicy, NodePolicySchema } from '../shared/schemas/placement.js';
 
 /**
  * Free and total bytes of the filesystem holding `dir` (or its nearest existing parent: the data

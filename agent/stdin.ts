@@ -20,7 +20,7 @@ import {
   type StdinAck,
   type StdinClosed,
   type StdinFrame,
-} from '../shared/schemas/index.js';
+} from '../shared/schemas/stdin.js';
 import type { Topics } from '../shared/topics.js';
 import { warnLimiter } from '../shared/warn-limiter.js';
 import type { AgentService } from './service.js';

@@ -19,7 +19,7 @@
 import { type Decoded, decode } from './codec.js';
 import { type LogEvent, MAX_LOG_EVENT_BYTES } from './log-data.js';
 import { type JsonLimits, LIMITS } from './limits.js';
-import { LogEventSchema, type TaskEvent, TaskEventSchema } from './schemas/index.js';
+import { LogEventSchema, type TaskEvent, TaskEventSchema } from './schemas/task.js';
 
 /** Most bytes of a frame's JSON header. */
 export const LOG_FRAME_MAX_HEADER = 1_024;
