@@ -42,6 +42,7 @@ import { lendingFromConfig } from './lending/config.js';
 import { Lender } from './lending/lender.js';
 import type { AgentService } from './service.js';
 import { defaultServices } from './services.js';
+import { releaseOptimisingCompiler } from './start-compiler.js';
 import { RESEND_AFTER_MS, TaskEvents } from './task-events.js';
 import { TaskRunner, within } from './tasks.js';
 import { ioOf } from './io/requests.js';
@@ -166,6 +167,9 @@ export class Agent {
         will: { topic: this.heartbeat.topic, payload: encode(this.heartbeat.lastWill()), qos: 1, retain: true },
         log: this.log,
         onClient: (client) => {
+          // The first message is the first work (an assignment, a transfer, a port, an ack of a
+          // re-adopted task's events …): from then on V8 optimises what runs hot (./start-compiler.ts).
+          client.once('message', releaseOptimisingCompiler);
           this.heartbeat.attach(client);
           this.events.attach(client);
           // Routes before the CONNACK: the persistent session's queued assignments arrive right after it.
@@ -197,6 +201,7 @@ export class Agent {
     } finally {
       markReady();
     }
+    if (this.tasks.counts().readopted > 0) releaseOptimisingCompiler();
     if (this.heartbeat.isClosed) return;
     this.events.startResending(RESEND_AFTER_MS);
     await this.heartbeat.start();

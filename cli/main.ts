@@ -65,7 +65,11 @@ if (process.argv.slice(2).find((a) => !a.startsWith('-')) === 'offload')
 const name = process.argv.slice(2).find((a) => !a.startsWith('-'));
 // An agent's start allocates a burst that would grow V8's young generation for its first seconds
 // (agent/young-generation.ts); cli/commands/agent.ts lets it grow again once the agent has started.
-if (name === 'agent') (await import('../agent/young-generation.js')).holdYoungGeneration();
+// The same for V8's optimising compiler, which would optimise the start's one-off code (agent/start-compiler.ts).
+if (name === 'agent') {
+  (await import('../agent/young-generation.js')).holdYoungGeneration();
+  (await import('../agent/start-compiler.js')).holdOptimisingCompiler();
+}
 // No stack traces for users (exit 125), a quiet exit 141 on a closed pipe; daemons keep the stack in their log.
 installProcessGuards({ withStack: name === 'server' || name === 'agent' });
 // Only the server writes enough packets for mqtt-packet's number cache to pay for itself (shared/mqtt.ts).

@@ -114,6 +114,7 @@ export function registerAgent(program: Command): void {
         fatal(err);
       }
       // Started: tasks may come, and get the young generation V8 would give them (agent/young-generation.ts).
+      // The optimising compiler waits for the agent's first work (agent/start-compiler.ts).
       releaseYoungGeneration();
     });
 }

@@ -59,7 +59,21 @@ describe('the bundled CLI', () => {
       `process.on('SIGUSR2', () => require('node:fs').writeFileSync(${JSON.stringify(BUILTINS_OUT)}, process.moduleLoadList.join('\\n')));`,
     );
     // NODE_DEBUG=module: Node names every CommonJS file it loads on stderr.
-    const args = ['--require', LIST_BUILTINS, MAIN, 'agent', '--broker', url, '--node-id', 'bundled', '--allow-exec', '--heartbeat', '500'];
+    // --trace-opt: V8 prints a line for each function it optimises (agent/start-compiler.ts).
+    const args = [
+      '--require',
+      LIST_BUILTINS,
+      '--trace-opt',
+      MAIN,
+      'agent',
+      '--broker',
+      url,
+      '--node-id',
+      'bundled',
+      '--allow-exec',
+      '--heartbeat',
+      '500',
+    ];
     agent = spawnChild(process.execPath, args, {
       env: { ...ISOLATED_ENV, NODE_DEBUG: 'module' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -78,6 +92,22 @@ describe('the bundled CLI', () => {
     const r = bundled(['--version']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(VERSION);
+  });
+
+  // First of the agent's tests: it must not have had work yet.
+  it('optimises no code while the agent is idle, and optimises its hot paths once a task streams output', async () => {
+    await new Promise((r) => setTimeout(r, 3_000)); // six heartbeats
+    expect(agentOut).toContain('agent started');
+    expect(agentOut).not.toMatch(/completed optimizing/);
+    const run = spawnSync(process.execPath, [MAIN, 'run', '--node', 'bundled', 'exec', '--', 'head', '-c', '20000000', '/dev/zero'], {
+      encoding: 'latin1',
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: 60_000,
+      env: { ...ISOLATED_ENV, CUTTER_BROKER: url },
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout.length).toBe(20_000_000);
+    await eventually(() => /completed optimizing/.test(agentOut), 10_000);
   });
 
   it('runs an agent that takes a task, without loading SSH, gRPC, WebSocket or SOCKS code while it waits', () => {
