@@ -10,6 +10,7 @@ import { CutterError } from '../../shared/errors.js';
 import { createLogger, type Logger, logFormat } from '../../shared/logger.js';
 import { setDefaultTls } from '../../shared/mqtt.js';
 import { lendingFromConfig } from '../../agent/lending/config.js';
+import { compactAfterStart } from '../../agent/start-compaction.js';
 import { releaseYoungGeneration } from '../../agent/young-generation.js';
 import { clientTlsFlags, fatal, onShutdown, withDaemonOptions } from './daemon-common.js';
 
@@ -113,8 +114,10 @@ export function registerAgent(program: Command): void {
         log.fatal({ err }, 'agent failed to start');
         fatal(err);
       }
-      // Started: tasks may come, and get the young generation V8 would give them (agent/young-generation.ts).
-      // The optimising compiler waits for the agent's first work (agent/start-compiler.ts).
+      // Started: the start's garbage goes now (agent/start-compaction.ts), and tasks may come, and
+      // get the young generation V8 would give them (agent/young-generation.ts). The optimising
+      // compiler waits for the agent's first work (agent/start-compiler.ts).
+      compactAfterStart();
       releaseYoungGeneration();
     });
 }
