@@ -144,6 +144,11 @@ export class Agent {
     return this.config.nodeId;
   }
 
+  /** Tasks running on this node now (re-adopted ones included). */
+  get runningTasks(): number {
+    return this.tasks.counts().running;
+  }
+
   /**
    * Probes, connects (retrying until the broker answers), subscribes, re-adopts what a previous
    * agent process of this node left running, and starts the heartbeat. Assignments and cancels
