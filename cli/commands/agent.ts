@@ -10,7 +10,7 @@ import { CutterError } from '../../shared/errors.js';
 import { createLogger, type Logger, logFormat } from '../../shared/logger.js';
 import { setDefaultTls } from '../../shared/mqtt.js';
 import { lendingFromConfig } from '../../agent/lending/config.js';
-import { compactHeap, compactWhileIdle } from '../../agent/heap-compaction.js';
+import { collectWhileIdle } from '../../agent/idle-gc.js';
 import { releaseYoungGeneration } from '../../agent/young-generation.js';
 import { clientTlsFlags, fatal, onShutdown, withDaemonOptions } from './daemon-common.js';
 
@@ -114,12 +114,11 @@ export function registerAgent(program: Command): void {
         log.fatal({ err }, 'agent failed to start');
         fatal(err);
       }
-      // Started: the start's garbage goes now, and the beats' every 2 minutes while no task runs
-      // (agent/heap-compaction.ts); tasks may come, and get the young generation V8 would give them
+      // Started: tasks may come, and get the young generation V8 would give them
       // (agent/young-generation.ts). The optimising compiler waits for the agent's first work
-      // (agent/start-compiler.ts).
-      compactHeap();
-      compactWhileIdle(() => agent.runningTasks === 0);
+      // (agent/start-compiler.ts); the beats' garbage goes every 2 minutes while no task runs
+      // (agent/idle-gc.ts).
+      collectWhileIdle(() => agent.runningTasks === 0);
       releaseYoungGeneration();
     });
 }
