@@ -7,9 +7,14 @@
  * Exit codes and the process-wide guards (EPIPE, uncaught errors): ./exit.ts.
  */
 import { Command } from 'commander';
+import { holdOptimisingCompiler } from '../agent/start-compiler.js';
 import { usePacketNumberCache } from '../shared/mqtt-settings.js';
 import { VERSION } from '../shared/version.js';
 import { installProcessGuards } from './exit.js';
+
+// An agent holds V8's optimising compiler from its first statement, before the commands' modules
+// load (agent/start-compiler.ts): the loader's path functions run hot while they do.
+if (process.argv.slice(2).find((a) => !a.startsWith('-')) === 'agent') holdOptimisingCompiler();
 
 type Register = (program: Command) => void;
 
@@ -66,10 +71,7 @@ const name = process.argv.slice(2).find((a) => !a.startsWith('-'));
 // An agent's start allocates a burst that would grow V8's young generation for its first seconds
 // (agent/young-generation.ts); cli/commands/agent.ts lets it grow again once the agent has started.
 // The same for V8's optimising compiler, which would optimise the start's one-off code (agent/start-compiler.ts).
-if (name === 'agent') {
-  (await import('../agent/young-generation.js')).holdYoungGeneration();
-  (await import('../agent/start-compiler.js')).holdOptimisingCompiler();
-}
+if (name === 'agent') (await import('../agent/young-generation.js')).holdYoungGeneration();
 // No stack traces for users (exit 125), a quiet exit 141 on a closed pipe; daemons keep the stack in their log.
 installProcessGuards({ withStack: name === 'server' || name === 'agent' });
 // Only the server writes enough packets for mqtt-packet's number cache to pay for itself (shared/mqtt.ts).

@@ -96,9 +96,12 @@ describe('the bundled CLI', () => {
 
   // First of the agent's tests: it must not have had work yet.
   it('optimises no code while the agent is idle, and optimises its hot paths once a task streams output', async () => {
+    // From the start on, nothing is marked for optimisation (--trace-opt's "marking … for
+    // optimization"; the entry's own static imports load before the hold can be set, and are not judged).
+    const startedAt = agentOut.indexOf('agent started');
+    expect(startedAt).toBeGreaterThan(0);
     await new Promise((r) => setTimeout(r, 3_000)); // six heartbeats
-    expect(agentOut).toContain('agent started');
-    expect(agentOut).not.toMatch(/completed optimizing/);
+    expect(agentOut.slice(startedAt)).not.toMatch(/marking [^\n]* for optimization/);
     const run = spawnSync(process.execPath, [MAIN, 'run', '--node', 'bundled', 'exec', '--', 'head', '-c', '20000000', '/dev/zero'], {
       encoding: 'latin1',
       maxBuffer: 64 * 1024 * 1024,
@@ -107,7 +110,7 @@ describe('the bundled CLI', () => {
     });
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout.length).toBe(20_000_000);
-    await eventually(() => /completed optimizing/.test(agentOut), 10_000);
+    await eventually(() => /completed optimizing/.test(agentOut.slice(startedAt)), 10_000);
   });
 
   it('runs an agent that takes a task, without loading SSH, gRPC, WebSocket or SOCKS code while it waits', () => {
