@@ -7,7 +7,7 @@
  * (`node --trace-opt`). Idle, an agent then runs its heartbeat once a second, and V8 optimised a
  * dozen functions of it (Buffer, events, os) within ~15 s. Each is a few hundred microseconds of
  * compiling, but TurboFan's first use costs the process its compiler's code pages and zone
- * memory: ~4 MiB of an idle agent's ~60 MiB RSS (bench/profile.md, "An idle agent's peak").
+ * memory: ~4 MiB of an idle agent's ~60 MiB RSS (bench/profile.md, "An idle agent's CPU and peak").
  *
  * So `cutter agent` turns TurboFan off before it loads the agent, and agent/agent.ts turns it on
  * at the first message the agent receives (an assignment, a file transfer, a port, stdin …) or

@@ -191,7 +191,7 @@ export const WAKE_INFO_TTL_MS = 60_000;
  *
  * Each call lists the interfaces (`os.networkInterfaces()`: getifaddrs(3) and an object per
  * address) and parses a MAC: about 0.1-1 ms at one beat a second, where the code stays cold, and
- * a good part of an idle agent's CPU (bench/profile.md, "An idle agent's CPU"). The interface
+ * a good part of an idle agent's CPU (bench/profile.md, "An idle agent's CPU and peak"). The interface
  * facing the broker changes with the socket's local address (a reconnect after the network
  * changed), which is the key; a new MAC or netmask on the same address shows within `ttlMs`.
  */

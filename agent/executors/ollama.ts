@@ -29,7 +29,7 @@ const PROBE_TIMEOUT_MS = 2_000;
  * How long a fingerprint that found no Ollama listening (the connection refused or unroutable) is
  * kept before the next beat asks again, ms. Most nodes run no Ollama; a refused connection at
  * every beat (a socket, an error, its message) was ~0.15 % of a core of an idle agent here
- * (bench/profile.md, "An idle agent's CPU"). An Ollama started later shows within this time.
+ * (bench/profile.md, "An idle agent's CPU and peak"). An Ollama started later shows within this time.
  */
 export const OLLAMA_ABSENT_RECHECK_MS = 5_000;
 
